@@ -1,0 +1,9 @@
+import type { Command } from 'commander';
+import { tokenCommand } from './token.ts';
+import { verifyLocalCommand } from './verify-local.ts';
+
+/** Every `verdict` subcommand, in the order `--help` lists them. */
+export const commands: Array<() => Command> = [
+  verifyLocalCommand,
+  tokenCommand,
+];

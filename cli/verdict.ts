@@ -1,0 +1,28 @@
+#!/usr/bin/env node
+import { Command, CommanderError } from 'commander';
+import { commands } from './commands/index.ts';
+import { ExitCode, UsageError } from './exit-codes.ts';
+
+const program = new Command('verdict')
+  .description('Deployment-verification harness: may this release of the license API be promoted?')
+  .showHelpAfterError('(run with --help for usage)')
+  .exitOverride()
+  .addHelpText('after', `
+Exit codes: 0 PASS, 1 FAIL, 2 INCONCLUSIVE, 3 ERROR, 64 bad usage, 69 not available here.
+Anything but 0 means "do not promote".`);
+for (const make of commands) program.addCommand(make().exitOverride());
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    // --help and --version end through here with exit code 0.
+    process.exitCode = err.exitCode === 0 ? 0 : ExitCode.USAGE;
+  } else if (err instanceof UsageError) {
+    process.stderr.write(`verdict: ${err.message}\n`);
+    process.exitCode = ExitCode.USAGE;
+  } else {
+    process.stderr.write(`verdict: ${(err as Error)?.stack ?? err}\n`);
+    process.exitCode = ExitCode.ERROR;
+  }
+}

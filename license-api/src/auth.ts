@@ -1,0 +1,55 @@
+import type { NextFunction, Request, Response } from 'express';
+import { createRemoteJWKSet, errors, jwtVerify, type JWTVerifyGetKey, type JWTVerifyOptions } from 'jose';
+import { ApiError, DependencyError } from './errors.ts';
+
+export interface AuthOptions {
+  secret?: string;
+  jwksUrl?: string;
+  issuer?: string;
+  audience?: string;
+}
+
+export interface Principal { subject: string }
+
+/**
+ * Bearer JWT authentication. The accepted algorithms are pinned by key type (HS256 for a shared
+ * secret, asymmetric ones for a JWKS), so a token cannot choose its own algorithm ("none",
+ * or HS256 signed with a public key).
+ */
+export function bearerAuth(opts: AuthOptions) {
+  const verifyOpts: JWTVerifyOptions = { issuer: opts.issuer, audience: opts.audience, clockTolerance: 5 };
+  let key: Uint8Array | JWTVerifyGetKey;
+  if (opts.secret) {
+    key = new TextEncoder().encode(opts.secret);
+    verifyOpts.algorithms = ['HS256'];
+  } else if (opts.jwksUrl) {
+    key = createRemoteJWKSet(new URL(opts.jwksUrl), { timeoutDuration: 2000, cooldownDuration: 30_000 });
+    verifyOpts.algorithms = ['RS256', 'PS256', 'ES256', 'EdDSA'];
+  } else {
+    throw new Error('bearerAuth needs a secret or a JWKS URL');
+  }
+  return async (req: Request, res: Response, next: NextFunction) => {
+    const header = req.get('authorization');
+    const match = header ? /^Bearer ([A-Za-z0-9_.-]{1,8192})$/.exec(header) : null;
+    if (!match) {
+      res.set('WWW-Authenticate', 'Bearer');
+      throw new ApiError(401, 'UNAUTHENTICATED', 'missing or malformed Authorization: Bearer <token> header');
+    }
+    try {
+      const { payload } = typeof key === 'function'
+        ? await jwtVerify(match[1], key, verifyOpts)
+        : await jwtVerify(match[1], key, verifyOpts);
+      if (typeof payload.sub !== 'string' || payload.sub.length === 0 || payload.sub.length > 256) {
+        throw new ApiError(401, 'INVALID_TOKEN', 'token has no usable subject (sub) claim');
+      }
+      res.locals.principal = { subject: payload.sub } satisfies Principal;
+      next();
+    } catch (err) {
+      if (err instanceof ApiError) throw err;
+      if (err instanceof errors.JWKSTimeout || !(err instanceof errors.JOSEError)) throw new DependencyError('the JWKS endpoint', err);
+      res.set('WWW-Authenticate', 'Bearer error="invalid_token"');
+      const expired = err instanceof errors.JWTExpired;
+      throw new ApiError(401, expired ? 'TOKEN_EXPIRED' : 'INVALID_TOKEN', expired ? 'token has expired' : 'token is not valid');
+    }
+  };
+}

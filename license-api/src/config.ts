@@ -1,0 +1,88 @@
+import { hostname } from 'node:os';
+import { z } from 'zod';
+
+const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+/**
+ * Every setting of the license API, read from the environment. A bad value stops start-up
+ * with a message that names the variable (see `loadConfig`).
+ */
+export const configSchema = z.object({
+  PORT: int(0, 65535).default(8000),
+  /** Listen address. In Kubernetes it comes from the downward API (`status.podIP`). */
+  HOST: z.string().min(1).default('0.0.0.0'),
+  DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL'),
+  REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL'),
+  JWT_SECRET: z.string().min(32, 'must be at least 32 characters (HS256 key)').optional(),
+  JWT_JWKS_URL: z.url().optional(),
+  JWT_ISSUER: z.string().min(1).optional(),
+  JWT_AUDIENCE: z.string().min(1).optional(),
+  POD_NAME: z.string().min(1).default(hostname()),
+  APP_VERSION: z.string().min(1).default('dev'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** Sessions that miss heartbeats for this long expire and free their seat. */
+  SESSION_TTL_SECONDS: int(2, 86_400).default(180),
+  HEARTBEAT_INTERVAL_SECONDS: int(1, 3600).default(60),
+  /** `graceful`: delay, then Connection: close, then drain. `naive`: close at once (for experiments). */
+  SHUTDOWN_MODE: z.enum(['graceful', 'naive']).default('graceful'),
+  /** Time the server keeps serving after SIGTERM while endpoint removal propagates. */
+  SHUTDOWN_DELAY_MS: int(0, 300_000).default(3000),
+  /** Hard deadline after SIGTERM; must be shorter than the pod's terminationGracePeriodSeconds. */
+  SHUTDOWN_TIMEOUT_MS: int(100, 600_000).default(15_000),
+  /** Keep above the load balancer's idle timeout, or the balancer reuses sockets we close (502s). */
+  KEEPALIVE_TIMEOUT_MS: int(1000, 3_600_000).default(65_000),
+  /** Per-check timeout of /health/ready; keep below the readiness probe's timeoutSeconds. */
+  DEPENDENCY_TIMEOUT_MS: int(50, 30_000).default(1000),
+  DB_POOL_MAX: int(1, 200).default(10),
+  /** How long a request may queue for a pooled Postgres connection before it is answered 503. */
+  DB_POOL_WAIT_MS: int(10, 60_000).default(5000),
+  /** Any single statement that runs longer than this fails (a stalled database must not hang requests). */
+  DB_STATEMENT_TIMEOUT_MS: int(10, 60_000).default(5000),
+  BODY_LIMIT_BYTES: int(64, 1_048_576).default(16_384),
+  /** Acquire attempts per license key per minute; 0 disables the limit. */
+  RATE_LIMIT_PER_MINUTE: int(0, 1_000_000).default(0),
+  MIGRATE_ON_START: bool.default(true),
+  /** Licenses to create at start-up if missing: `KEY=SEATS,KEY2=SEATS`. */
+  LICENSE_SEED: z.string().regex(/^$|^[A-Za-z0-9._-]{1,128}=\d{1,6}(,[A-Za-z0-9._-]{1,128}=\d{1,6})*$/, 'must look like KEY=SEATS,KEY2=SEATS').default(''),
+}).superRefine((c, ctx) => {
+  if (!c.JWT_SECRET && !c.JWT_JWKS_URL) {
+    ctx.addIssue({ code: 'custom', path: ['JWT_SECRET'], message: 'set JWT_SECRET (HS256) or JWT_JWKS_URL' });
+  }
+  if (c.JWT_SECRET && c.JWT_JWKS_URL) {
+    ctx.addIssue({ code: 'custom', path: ['JWT_JWKS_URL'], message: 'set only one of JWT_SECRET and JWT_JWKS_URL' });
+  }
+  if (c.SHUTDOWN_DELAY_MS >= c.SHUTDOWN_TIMEOUT_MS) {
+    ctx.addIssue({ code: 'custom', path: ['SHUTDOWN_DELAY_MS'], message: 'must be shorter than SHUTDOWN_TIMEOUT_MS' });
+  }
+  if (c.HEARTBEAT_INTERVAL_SECONDS >= c.SESSION_TTL_SECONDS) {
+    ctx.addIssue({ code: 'custom', path: ['HEARTBEAT_INTERVAL_SECONDS'], message: 'must be shorter than SESSION_TTL_SECONDS' });
+  }
+});
+
+export type Config = z.infer<typeof configSchema>;
+
+export class ConfigError extends Error {}
+
+/** Validates `env`; throws a ConfigError naming each bad variable and what it must be. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const known = Object.fromEntries(Object.keys(configSchema.shape).map((k) => [k, env[k] === '' && k !== 'LICENSE_SEED' ? undefined : env[k]]));
+  const parsed = configSchema.safeParse(known);
+  if (parsed.success) return parsed.data;
+  const lines = parsed.error.issues.map((i) => {
+    const name = i.path.join('.') || '(config)';
+    const raw = known[String(i.path[0])];
+    if (i.code === 'invalid_type' && raw === undefined) return `  ${name}: is required but not set`;
+    if (i.code === 'invalid_type') return `  ${name}: ${JSON.stringify(raw)} is not a valid ${i.expected}`;
+    return `  ${name}: ${i.message}${raw === undefined ? '' : ` (got ${JSON.stringify(raw)})`}`;
+  });
+  throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
+}
+
+export function parseLicenseSeed(seed: string): Array<{ key: string; seats: number }> {
+  if (!seed) return [];
+  return seed.split(',').map((pair) => {
+    const [key, seats] = pair.split('=');
+    return { key, seats: Number(seats) };
+  });
+}

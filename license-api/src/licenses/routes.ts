@@ -1,0 +1,76 @@
+import { Router, type Request } from 'express';
+import { z } from 'zod';
+import type { Principal } from '../auth.ts';
+import { ApiError } from '../errors.ts';
+import type { Metrics } from '../metrics.ts';
+import type { RateLimiter } from './rate-limit.ts';
+import type { EndState, LicenseStore } from './store.ts';
+
+const printable = /^[\x21-\x7e]+$/;
+const acquireBody = z.strictObject({
+  license_key: z.string().min(1).max(128).regex(printable, 'printable ASCII without spaces'),
+  hardware_id: z.string().min(1).max(256).regex(printable, 'printable ASCII without spaces'),
+});
+const sessionBody = z.strictObject({ session_id: z.string().min(1).max(128) });
+
+function parse<T>(schema: z.ZodType<T>, req: Request): T {
+  if (!req.is('application/json')) {
+    throw new ApiError(415, 'UNSUPPORTED_MEDIA_TYPE', 'send the body as Content-Type: application/json');
+  }
+  const r = schema.safeParse(req.body);
+  if (!r.success) {
+    const detail = r.error.issues.slice(0, 5).map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ');
+    throw new ApiError(400, 'INVALID_REQUEST', detail);
+  }
+  return r.data;
+}
+
+function ended(state: Extract<EndState, { ok: false }>): ApiError {
+  switch (state.reason) {
+    case 'not_found': return new ApiError(404, 'SESSION_NOT_FOUND', 'no such session');
+    case 'released': return new ApiError(410, 'SESSION_RELEASED', 'this session was released; acquire a new one');
+    case 'expired': return new ApiError(410, 'SESSION_EXPIRED', 'this session missed its heartbeats and expired; acquire a new one');
+  }
+}
+
+/** Routes carry their full paths (`prefix` included) so metrics and logs see the whole template. */
+export function licenseRoutes(prefix: string, store: LicenseStore, limiter: RateLimiter, metrics: Metrics, heartbeatIntervalSeconds: number): Router {
+  const r = Router();
+  const who = (res: { locals: Record<string, unknown> }) => (res.locals.principal as Principal).subject;
+
+  r.post(`${prefix}/acquire`, async (req, res) => {
+    const body = parse(acquireBody, req);
+    try {
+      await limiter.check(body.license_key);
+      const grant = await store.acquire(body.license_key, body.hardware_id, who(res));
+      metrics.acquires.inc({ result: grant.created ? 'granted' : 'reused' });
+      res.status(grant.created ? 201 : 200).json({
+        session_id: grant.sessionId,
+        expires_at: grant.expiresAt.toISOString(),
+        heartbeat_interval_seconds: heartbeatIntervalSeconds,
+      });
+    } catch (err) {
+      metrics.acquires.inc({ result: err instanceof ApiError ? err.code.toLowerCase() : 'error' });
+      throw err;
+    }
+  });
+
+  r.post(`${prefix}/heartbeat`, async (req, res) => {
+    const body = parse(sessionBody, req);
+    const state = await store.heartbeat(body.session_id, who(res));
+    metrics.heartbeats.inc({ result: state.ok ? 'ok' : state.reason });
+    if (!state.ok) throw ended(state);
+    res.json({ success: true, expires_at: state.expiresAt.toISOString() });
+  });
+
+  r.post(`${prefix}/release`, async (req, res) => {
+    const body = parse(sessionBody, req);
+    const state = await store.release(body.session_id, who(res));
+    metrics.releases.inc({ result: state.ok ? 'ok' : state.reason });
+    if (!state.ok && state.reason !== 'released') throw ended(state);
+    // Releasing twice is not an error: a client that retried its release must not be told it failed.
+    res.json({ success: true });
+  });
+
+  return r;
+}

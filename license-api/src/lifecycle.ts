@@ -1,0 +1,10 @@
+/**
+ * Where the process is in its life. `draining` is the endpoint-propagation window after SIGTERM:
+ * readiness already answers 503 but requests are still served normally; `closing` adds
+ * `Connection: close` to every response while in-flight requests finish.
+ */
+export type Phase = 'starting' | 'serving' | 'draining' | 'closing';
+
+export class Lifecycle {
+  phase: Phase = 'starting';
+}

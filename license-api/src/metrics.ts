@@ -1,0 +1,54 @@
+import type { NextFunction, Request, Response } from 'express';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** The service's Prometheus metrics, on a registry of its own (so tests can run several apps). */
+export class Metrics {
+  readonly registry = new Registry();
+  readonly httpRequests: Counter<'method' | 'route' | 'status'>;
+  readonly httpDuration: Histogram<'method' | 'route' | 'status'>;
+  readonly acquires: Counter<'result'>;
+  readonly heartbeats: Counter<'result'>;
+  readonly releases: Counter<'result'>;
+  readonly activeSessions: Gauge;
+
+  constructor(labels: Record<string, string>, countActiveSessions: () => Promise<number>) {
+    this.registry.setDefaultLabels(labels);
+    collectDefaultMetrics({ register: this.registry });
+    const registers = [this.registry];
+    this.httpRequests = new Counter({ name: 'http_requests_total', help: 'HTTP requests by method, route template and status', labelNames: ['method', 'route', 'status'], registers });
+    this.httpDuration = new Histogram({
+      name: 'http_request_duration_seconds', help: 'HTTP request duration by method, route template and status',
+      labelNames: ['method', 'route', 'status'], registers,
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    });
+    this.acquires = new Counter({ name: 'license_acquire_total', help: 'Seat acquisitions by result', labelNames: ['result'], registers });
+    this.heartbeats = new Counter({ name: 'license_heartbeat_total', help: 'Heartbeats by result', labelNames: ['result'], registers });
+    this.releases = new Counter({ name: 'license_release_total', help: 'Releases by result', labelNames: ['result'], registers });
+    this.activeSessions = new Gauge({
+      name: 'license_active_sessions', help: 'Open, unexpired sessions (all licenses), read from Postgres at scrape time', registers,
+      async collect() {
+        try { this.set(await countActiveSessions()); } catch { /* keep the last value; the scrape must not fail */ }
+      },
+    });
+  }
+
+  /** Express middleware: counts every response under its route template (never the raw URL). */
+  middleware() {
+    return (req: Request, res: Response, next: NextFunction) => {
+      const start = process.hrtime.bigint();
+      res.once('finish', () => {
+        const route = routeTemplate(req);
+        const labels = { method: req.method, route, status: String(res.statusCode) };
+        this.httpRequests.inc(labels);
+        this.httpDuration.observe(labels, Number(process.hrtime.bigint() - start) / 1e9);
+      });
+      next();
+    };
+  }
+}
+
+function routeTemplate(req: Request): string {
+  // Routers are mounted at the root with full paths, so the matched template is complete.
+  const path = req.route?.path;
+  return typeof path === 'string' ? path : 'unmatched';
+}

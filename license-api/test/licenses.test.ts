@@ -1,0 +1,116 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mintToken, startTestApi, type TestApi } from './harness.ts';
+
+let api: TestApi;
+beforeAll(async () => { api = await startTestApi({ SESSION_TTL_SECONDS: '2', HEARTBEAT_INTERVAL_SECONDS: '1', LICENSE_SEED: 'TEST-KEY=3,ONE-SEAT=1,EXPIRY=1' }); });
+afterAll(async () => { await api?.[Symbol.asyncDispose](); });
+
+describe('session lifecycle', () => {
+  it('acquires, heartbeats and releases a seat', async () => {
+    const a = await api.post('/api/v1/licenses/acquire', { license_key: 'TEST-KEY', hardware_id: 'hw-life' });
+    expect(a.status).toBe(201);
+    expect(a.body.session_id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(a.body.heartbeat_interval_seconds).toBe(1);
+    expect(Date.parse(a.body.expires_at)).toBeGreaterThan(Date.now());
+    expect(a.headers.get('x-served-by')).toBe('test-pod');
+    expect(a.headers.get('x-app-version')).toBe('test');
+
+    const h = await api.post('/api/v1/licenses/heartbeat', { session_id: a.body.session_id });
+    expect(h.status).toBe(200);
+    expect(h.body).toMatchObject({ success: true });
+    expect(Date.parse(h.body.expires_at)).toBeGreaterThanOrEqual(Date.parse(a.body.expires_at));
+
+    const r = await api.post('/api/v1/licenses/release', { session_id: a.body.session_id });
+    expect(r.status).toBe(200);
+    expect(r.body).toEqual({ success: true });
+    // Releasing twice is idempotent; a heartbeat on a released session says so.
+    expect((await api.post('/api/v1/licenses/release', { session_id: a.body.session_id })).status).toBe(200);
+    const h2 = await api.post('/api/v1/licenses/heartbeat', { session_id: a.body.session_id });
+    expect(h2.status).toBe(410);
+    expect(h2.body.error.code).toBe('SESSION_RELEASED');
+  });
+
+  it('re-acquiring with the same hardware id returns the same session', async () => {
+    const a = await api.post('/api/v1/licenses/acquire', { license_key: 'ONE-SEAT', hardware_id: 'hw-same' });
+    const b = await api.post('/api/v1/licenses/acquire', { license_key: 'ONE-SEAT', hardware_id: 'hw-same' });
+    expect(a.status).toBe(201);
+    expect(b.status).toBe(200);
+    expect(b.body.session_id).toBe(a.body.session_id);
+    const c = await api.post('/api/v1/licenses/acquire', { license_key: 'ONE-SEAT', hardware_id: 'hw-other' });
+    expect(c.status).toBe(409);
+    expect(c.body.error.code).toBe('NO_SEAT_AVAILABLE');
+    await api.post('/api/v1/licenses/release', { session_id: a.body.session_id });
+    expect((await api.post('/api/v1/licenses/acquire', { license_key: 'ONE-SEAT', hardware_id: 'hw-other' })).status).toBe(201);
+  });
+
+  it('expires sessions that miss heartbeats and gives their seat back', async () => {
+    const a = await api.post('/api/v1/licenses/acquire', { license_key: 'EXPIRY', hardware_id: 'hw-exp-1' });
+    expect(a.status).toBe(201);
+    expect((await api.post('/api/v1/licenses/acquire', { license_key: 'EXPIRY', hardware_id: 'hw-exp-2' })).status).toBe(409);
+    await new Promise((r) => setTimeout(r, 2300));
+    const h = await api.post('/api/v1/licenses/heartbeat', { session_id: a.body.session_id });
+    expect(h.status).toBe(410);
+    expect(h.body.error.code).toBe('SESSION_EXPIRED');
+    expect((await api.post('/api/v1/licenses/acquire', { license_key: 'EXPIRY', hardware_id: 'hw-exp-2' })).status).toBe(201);
+  });
+
+  it('answers unknown sessions and licenses with 404 and an error code', async () => {
+    const h = await api.post('/api/v1/licenses/heartbeat', { session_id: 'test-session-id' });
+    expect(h.status).toBe(404);
+    expect(h.body.error.code).toBe('SESSION_NOT_FOUND');
+    const u = await api.post('/api/v1/licenses/heartbeat', { session_id: '00000000-0000-4000-8000-000000000000' });
+    expect(u.status).toBe(404);
+    const l = await api.post('/api/v1/licenses/acquire', { license_key: 'NO-SUCH-KEY', hardware_id: 'hw' });
+    expect(l.status).toBe(404);
+    expect(l.body.error.code).toBe('LICENSE_NOT_FOUND');
+  });
+
+  it("does not let one subject touch another subject's session", async () => {
+    const a = await api.post('/api/v1/licenses/acquire', { license_key: 'TEST-KEY', hardware_id: 'hw-owner' });
+    const other = await mintToken('someone-else');
+    expect((await api.post('/api/v1/licenses/heartbeat', { session_id: a.body.session_id }, other)).status).toBe(404);
+    expect((await api.post('/api/v1/licenses/release', { session_id: a.body.session_id }, other)).status).toBe(404);
+    expect((await api.post('/api/v1/licenses/heartbeat', { session_id: a.body.session_id })).status).toBe(200);
+  });
+});
+
+describe('metrics', () => {
+  it('counts requests under route templates and exposes license metrics', async () => {
+    await api.post('/api/v1/licenses/heartbeat', { session_id: 'x' });
+    await fetch(`${api.url}/no/such/path/123`);
+    const text = await (await fetch(`${api.url}/metrics`)).text();
+    expect(text).toMatch(/http_requests_total\{[^}]*method="POST"[^}]*route="\/api\/v1\/licenses\/heartbeat"[^}]*status="404"/);
+    expect(text).toMatch(/http_requests_total\{[^}]*route="unmatched"/);
+    expect(text).not.toContain('/no/such/path/123');
+    expect(text).toMatch(/http_request_duration_seconds_bucket\{/);
+    expect(text).toMatch(/license_acquire_total\{[^}]*result="granted"/);
+    expect(text).toMatch(/license_active_sessions\{[^}]*\} \d+/);
+    expect(text).toMatch(/process_cpu_user_seconds_total/);
+  });
+});
+
+describe('seat limits under concurrency', () => {
+  it('never grants more seats than a license has (500 concurrent acquires on 10 seats, 3 rounds)', async () => {
+    for (let round = 0; round < 3; round++) {
+      const key = `RACE-${round}`;
+      // eslint-disable-next-line no-await-in-loop
+      await api.service.app.store.ensureLicenses([{ key, seats: 10 }]);
+      const results = await Promise.all(Array.from({ length: 500 }, (_, i) =>
+        api.post('/api/v1/licenses/acquire', { license_key: key, hardware_id: `hw-${round}-${i % 250}` })));
+      const granted = results.filter((r) => r.status === 201 || r.status === 200);
+      const refused = results.filter((r) => r.status === 409);
+      expect(results.filter((r) => r.status >= 500)).toEqual([]);
+      expect(granted.length + refused.length).toBe(500);
+      const distinct = new Set(granted.map((r) => r.body.session_id));
+      expect(distinct.size).toBe(10);
+      expect(await openSessions(key)).toBe(10);
+    }
+  });
+});
+
+async function openSessions(key: string): Promise<number> {
+  const { rows } = await api.service.app.store['pool'].query(
+    `SELECT count(*)::int AS n FROM sessions s JOIN licenses l ON l.id = s.license_id
+     WHERE l.license_key = $1 AND s.ended_at IS NULL AND s.expires_at > now()`, [key]);
+  return rows[0].n;
+}

