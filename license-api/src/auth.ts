@@ -31,25 +31,26 @@ export function bearerAuth(opts: AuthOptions) {
   return async (req: Request, res: Response, next: NextFunction) => {
     const header = req.get('authorization');
     const match = header ? /^Bearer ([A-Za-z0-9_.-]{1,8192})$/.exec(header) : null;
-    if (!match) {
-      res.set('WWW-Authenticate', 'Bearer');
-      throw new ApiError(401, 'UNAUTHENTICATED', 'missing or malformed Authorization: Bearer <token> header');
-    }
+    if (!match) throw unauthorized('UNAUTHENTICATED', 'missing or malformed Authorization: Bearer <token> header');
     try {
       const { payload } = typeof key === 'function'
         ? await jwtVerify(match[1], key, verifyOpts)
         : await jwtVerify(match[1], key, verifyOpts);
       if (typeof payload.sub !== 'string' || payload.sub.length === 0 || payload.sub.length > 256) {
-        throw new ApiError(401, 'INVALID_TOKEN', 'token has no usable subject (sub) claim');
+        throw unauthorized('INVALID_TOKEN', 'token has no usable subject (sub) claim');
       }
       res.locals.principal = { subject: payload.sub } satisfies Principal;
       next();
     } catch (err) {
       if (err instanceof ApiError) throw err;
       if (err instanceof errors.JWKSTimeout || !(err instanceof errors.JOSEError)) throw new DependencyError('the JWKS endpoint', err);
-      res.set('WWW-Authenticate', 'Bearer error="invalid_token"');
       const expired = err instanceof errors.JWTExpired;
-      throw new ApiError(401, expired ? 'TOKEN_EXPIRED' : 'INVALID_TOKEN', expired ? 'token has expired' : 'token is not valid');
+      throw unauthorized(expired ? 'TOKEN_EXPIRED' : 'INVALID_TOKEN', expired ? 'token has expired' : 'token is not valid');
     }
   };
+}
+
+function unauthorized(code: string, message: string): ApiError {
+  const challenge = code === 'UNAUTHENTICATED' ? 'Bearer' : 'Bearer error="invalid_token"';
+  return new ApiError(401, code, message, { 'WWW-Authenticate': challenge });
 }

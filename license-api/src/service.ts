@@ -1,5 +1,5 @@
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import { Server as NetServer, type AddressInfo, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createApp, type App } from './app.ts';
 import { parseLicenseSeed, type Config } from './config.ts';
@@ -21,6 +21,10 @@ export interface Service {
    */
   shutdown(reason: string): Promise<void>;
 }
+
+/** net.Server#close: stops accepting without http.Server's immediate close of idle sockets. */
+const netClose = NetServer.prototype.close;
+const CLOSE_LINGER_MS = 250;
 
 const CLIENT_ERROR_BODY = (status: number, code: string, message: string) => {
   const body = JSON.stringify({ error: { code, message } });
@@ -92,10 +96,17 @@ export async function startService(config: Config): Promise<Service> {
       lifecycle.phase = 'draining';
       await sleep(config.SHUTDOWN_DELAY_MS);
       lifecycle.phase = 'closing';
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      // Node >= 19 closes idle keep-alive sockets in close(); busy ones end after their response,
-      // which carries Connection: close.
+      const closed = new Promise<void>((resolve) => server.once('close', () => resolve()));
+      // Stop accepting, but do not yet close "idle" sockets as http.Server#close() would: a socket
+      // accepted a moment ago may carry a request that is still on its way. Give those a moment to
+      // arrive (they are answered with Connection: close), then close idle sockets until none is left.
+      // Busy sockets end by themselves after their response.
+      netClose.call(server);
+      await sleep(CLOSE_LINGER_MS);
+      server.closeIdleConnections();
+      const sweep = setInterval(() => server.closeIdleConnections(), 100);
       await closed;
+      clearInterval(sweep);
       await closeDeps();
       log.info('shutdown complete');
     })();

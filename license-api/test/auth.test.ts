@@ -1,0 +1,77 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { SignJWT, UnsecuredJWT, exportJWK, generateKeyPair } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mintToken, startTestApi, TEST_SECRET, type TestApi } from './harness.ts';
+
+const body = { license_key: 'TEST-KEY', hardware_id: 'hw-auth' };
+
+describe('HS256 bearer tokens', () => {
+  let api: TestApi;
+  beforeAll(async () => { api = await startTestApi(); });
+  afterAll(async () => { await api?.[Symbol.asyncDispose](); });
+
+  const call = async (authorization?: string) => {
+    const res = await fetch(`${api.url}/api/v1/licenses/acquire`, {
+      method: 'POST', body: JSON.stringify(body),
+      headers: { 'content-type': 'application/json', ...(authorization === undefined ? {} : { authorization }) },
+    });
+    return { status: res.status, body: await res.json() as any, www: res.headers.get('www-authenticate') };
+  };
+
+  it('accepts a valid token', async () => {
+    expect((await call(`Bearer ${await mintToken()}`)).status).toBe(201);
+  });
+
+  it('refuses missing, malformed, forged, expired and unsigned tokens with 401', async () => {
+    const cases: Array<[string, string | undefined, string]> = [
+      ['no header', undefined, 'UNAUTHENTICATED'],
+      ['empty bearer', 'Bearer ', 'UNAUTHENTICATED'],
+      ['basic scheme', 'Basic dXNlcjpwYXNz', 'UNAUTHENTICATED'],
+      ['garbage', 'Bearer not-a-jwt', 'INVALID_TOKEN'],
+      ['wrong secret', `Bearer ${await mintToken('u', { secret: 'another-secret-another-secret-another-1' })}`, 'INVALID_TOKEN'],
+      ['expired', `Bearer ${await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('u').setExpirationTime(Math.floor(Date.now() / 1000) - 60).sign(new TextEncoder().encode(TEST_SECRET))}`, 'TOKEN_EXPIRED'],
+      ['alg none', `Bearer ${new UnsecuredJWT({ sub: 'u' }).setExpirationTime('5m').encode()}`, 'INVALID_TOKEN'],
+      ['HS512 with the right secret', `Bearer ${await mintToken('u', { alg: 'HS512' })}`, 'INVALID_TOKEN'],
+      ['no subject', `Bearer ${await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('5m').sign(new TextEncoder().encode(TEST_SECRET))}`, 'INVALID_TOKEN'],
+    ];
+    for (const [name, header, code] of cases) {
+      const r = await call(header);
+      expect([name, r.status, r.body?.error?.code]).toEqual([name, 401, code]);
+      expect(r.www).toMatch(/^Bearer/);
+    }
+  });
+});
+
+describe('JWKS (asymmetric) tokens', () => {
+  let api: TestApi;
+  let jwks: Server;
+  let keys: Awaited<ReturnType<typeof generateKeyPair>>;
+  beforeAll(async () => {
+    keys = await generateKeyPair('RS256');
+    const jwk = { ...(await exportJWK(keys.publicKey)), alg: 'RS256', kid: 'k1', use: 'sig' };
+    jwks = createServer((_req, res) => { res.setHeader('content-type', 'application/json'); res.end(JSON.stringify({ keys: [jwk] })); });
+    await new Promise<void>((r) => jwks.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(jwks.address() as AddressInfo).port}/jwks.json`;
+    api = await startTestApi({ JWT_SECRET: '', JWT_JWKS_URL: url, JWT_ISSUER: 'https://issuer.test', JWT_AUDIENCE: 'license-api' });
+  });
+  afterAll(async () => { await api?.[Symbol.asyncDispose](); jwks?.close(); });
+
+  it('accepts an RS256 token from the JWKS and refuses algorithm confusion', async () => {
+    const good = await new SignJWT({}).setProtectedHeader({ alg: 'RS256', kid: 'k1' }).setSubject('u').setIssuer('https://issuer.test')
+      .setAudience('license-api').setExpirationTime('5m').sign(keys.privateKey);
+    expect((await api.post('/api/v1/licenses/acquire', body, good)).status).toBe(201);
+
+    const wrongAudience = await new SignJWT({}).setProtectedHeader({ alg: 'RS256', kid: 'k1' }).setSubject('u').setIssuer('https://issuer.test')
+      .setAudience('someone-else').setExpirationTime('5m').sign(keys.privateKey);
+    expect((await api.post('/api/v1/licenses/acquire', body, wrongAudience)).status).toBe(401);
+
+    // The classic confusion: HS256 "signed" with the public key's bytes must not verify.
+    const spki = new TextEncoder().encode(JSON.stringify(await exportJWK(keys.publicKey)));
+    const confused = await new SignJWT({}).setProtectedHeader({ alg: 'HS256', kid: 'k1' }).setSubject('u').setIssuer('https://issuer.test')
+      .setAudience('license-api').setExpirationTime('5m').sign(spki);
+    const r = await api.post('/api/v1/licenses/acquire', body, confused);
+    expect(r.status).toBe(401);
+    expect(r.body.error.code).toBe('INVALID_TOKEN');
+  });
+});
