@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { runner } from 'node-pg-migrate';
 import pg from 'pg';
@@ -5,7 +6,9 @@ import type { Logger } from 'pino';
 
 /** Where the SQL migrations live: beside this file in the source tree, beside the bundle in an image. */
 export function migrationsDir(): string {
-  return process.env.MIGRATIONS_DIR ?? fileURLToPath(new URL('../migrations', import.meta.url));
+  if (process.env.MIGRATIONS_DIR) return process.env.MIGRATIONS_DIR;
+  const bundled = fileURLToPath(new URL('./migrations', import.meta.url));
+  return existsSync(bundled) ? bundled : fileURLToPath(new URL('../migrations', import.meta.url));
 }
 
 /**

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SignJWT } from 'jose';
 import { inject } from 'vitest';
@@ -51,15 +52,15 @@ export interface ApiProcess extends AsyncDisposable {
   exit: Promise<{ code: number | null; signal: string | null; at: number }>;
 }
 
-/** The license API as its own OS process (`node license-api/src/main.ts`), as a container would run it. */
-export async function spawnApi(env: Record<string, string>): Promise<ApiProcess> {
+/** The license API as its own OS process (`node license-api/src/main.ts`, or a bundle's entry), as a container would run it. */
+export async function spawnApi(env: Record<string, string>, entry?: string): Promise<ApiProcess> {
   const port = await freePort();
-  const main = fileURLToPath(new URL('../src/main.ts', import.meta.url));
+  const main = entry ?? fileURLToPath(new URL('../src/main.ts', import.meta.url));
   const child = spawn(process.execPath, [main], {
     env: { PATH: process.env.PATH ?? '', PORT: String(port), HOST: '127.0.0.1', DATABASE_URL: await freshDatabase('proc'),
       REDIS_URL: inject('redisUrl'), JWT_SECRET: TEST_SECRET, LOG_LEVEL: 'info', POD_NAME: 'proc-pod', APP_VERSION: 'test',
       LICENSE_SEED: 'TEST-KEY=1000', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: ['ignore', 'pipe', 'pipe'], cwd: entry ? dirname(entry) : undefined,
   });
   let out = '';
   child.stdout!.on('data', (d) => { out += d; });
