@@ -23,18 +23,18 @@ import (
 
 // pki holds the paths of every credential kept in the state directory.
 type pki struct {
-	dir           string
-	caCert        string
-	caKey         string
-	servingCert   string
-	servingKey    string
-	adminCert     string
-	adminKey      string
-	saKey         string // private key: signs service-account tokens
-	saPub         string // public key: verifies them
-	kubeconfig    string
-	ca            *x509.Certificate
-	caSigner      crypto.Signer
+	dir         string
+	caCert      string
+	caKey       string
+	servingCert string
+	servingKey  string
+	adminCert   string
+	adminKey    string
+	saKey       string // private key: signs service-account tokens
+	saPub       string // public key: verifies them
+	kubeconfig  string
+	ca          *x509.Certificate
+	caSigner    crypto.Signer
 }
 
 func newPKI(stateDir string) *pki {

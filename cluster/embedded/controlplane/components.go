@@ -32,7 +32,9 @@ func parseInto(name string, sets cliflag.NamedFlagSets, args []string) error {
 	return nil
 }
 
-type apiServer struct{ opts *apiserveroptions.ServerRunOptions }
+type apiServer struct {
+	opts *apiserveroptions.ServerRunOptions
+}
 
 func newAPIServer(args []string) (*apiServer, error) {
 	s := apiserveroptions.NewServerRunOptions()
@@ -54,7 +56,9 @@ func (a *apiServer) run(ctx context.Context) error {
 	return apiserverapp.Run(ctx, completed)
 }
 
-type controllerManager struct{ opts *kcmoptions.KubeControllerManagerOptions }
+type controllerManager struct {
+	opts *kcmoptions.KubeControllerManagerOptions
+}
 
 func newControllerManager(args []string) (*controllerManager, error) {
 	s, err := kcmoptions.NewKubeControllerManagerOptions()

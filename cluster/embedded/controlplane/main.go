@@ -325,7 +325,7 @@ wait:
 			select {
 			case s := <-sigCh:
 				klog.InfoS("signal received, stopping", "signal", s)
-				case r := <-done:
+			case r := <-done:
 				failure = fmt.Errorf("%s exited unexpectedly: %v", r.name, r.err)
 			}
 			break wait

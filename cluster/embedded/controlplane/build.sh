@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Builds kube-embedded into a content-addressed cache outside the repository and
+# prints the binary's path on the last line of stdout (progress goes to stderr).
+#
+#   ${VERDICT_CACHE:-$HOME/.cache/verdict}/controlplane/<hash>/kube-embedded
+#
+# <hash> covers the Go sources, go.mod, go.sum, this script and the Go version,
+# so an unchanged tree is a cache hit (no go invocation at all) and any change
+# gives a fresh path. The Go build cache (GOCACHE, default ~/.cache/go-build) is
+# left alone so that a rebuild after a small change is incremental.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cache_root="${VERDICT_CACHE:-$HOME/.cache/verdict}/controlplane"
+
+log() { printf 'build.sh: %s\n' "$*" >&2; }
+
+if ! command -v go >/dev/null 2>&1; then
+  log "go not found in PATH; install Go >= 1.26 (k8s.io/kubernetes v1.37 needs it)"
+  exit 1
+fi
+
+goversion="$(go env GOVERSION)"
+hash="$(
+  cd "$here"
+  {
+    printf 'go=%s goos=%s goarch=%s\n' "$goversion" "$(go env GOOS)" "$(go env GOARCH)"
+    # sorted list of inputs, each with its own content hash
+    find . -maxdepth 1 -type f \( -name '*.go' -o -name go.mod -o -name go.sum -o -name build.sh \) \
+      ! -name '*_test.go' -print | LC_ALL=C sort | xargs sha256sum
+  } | sha256sum | cut -c1-16
+)"
+out_dir="$cache_root/$hash"
+bin="$out_dir/kube-embedded"
+
+if [[ -x "$bin" ]]; then
+  log "cache hit: $bin"
+  echo "$bin"
+  exit 0
+fi
+
+mkdir -p "$out_dir"
+tmp="$out_dir/.kube-embedded.$$"
+trap 'rm -f "$tmp"' EXIT
+log "building kube-embedded ($goversion) -> $bin"
+log "a cold build compiles most of Kubernetes: expect 15-40 minutes on 2 cores; warm rebuilds take seconds to minutes"
+start=$(date +%s)
+(
+  cd "$here"
+  # -mod=readonly: go.sum must be complete; never rewrite go.mod/go.sum during a build.
+  nice -n "${BUILD_NICE:-10}" go build -mod=readonly -trimpath -ldflags='-s -w' -o "$tmp" . >&2
+)
+mv -f "$tmp" "$bin"
+log "built in $(( $(date +%s) - start ))s ($(du -h "$bin" | cut -f1))"
+echo "$bin"
