@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { ApiError, DependencyError } from '../errors.ts';
+import { HeartbeatBatcher } from './heartbeat-batcher.ts';
 
 export interface SessionGrant {
   sessionId: string;
@@ -23,9 +24,11 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export class LicenseStore {
   private readonly pool: pg.Pool;
   private readonly ttlSeconds: number;
+  private readonly heartbeats: HeartbeatBatcher;
   constructor(pool: pg.Pool, ttlSeconds: number) {
     this.pool = pool;
     this.ttlSeconds = ttlSeconds;
+    this.heartbeats = new HeartbeatBatcher(pool, ttlSeconds);
   }
 
   async ensureLicenses(licenses: Array<{ key: string; seats: number }>): Promise<void> {
@@ -76,32 +79,31 @@ export class LicenseStore {
 
   async heartbeat(sessionId: string, subject: string): Promise<EndState> {
     if (!UUID.test(sessionId)) return { ok: false, reason: 'not_found' };
-    const r = await this.query<{ expires_at: Date }>(
-      `UPDATE sessions SET expires_at = now() + make_interval(secs => $3), last_heartbeat_at = now()
-       WHERE id = $1 AND subject = $2 AND ended_at IS NULL AND expires_at > now() RETURNING expires_at`,
-      [sessionId, subject, this.ttlSeconds]);
-    if (r.rowCount) return { ok: true, expiresAt: r.rows[0].expires_at };
+    let expiresAt: Date | null;
+    try { expiresAt = await this.heartbeats.extend(sessionId.toLowerCase(), subject); } catch (err) { throw asApiError(err); }
+    if (expiresAt) return { ok: true, expiresAt };
     return await this.whyNotLive(sessionId, subject);
   }
 
   async release(sessionId: string, subject: string): Promise<EndState> {
     if (!UUID.test(sessionId)) return { ok: false, reason: 'not_found' };
-    const r = await this.query<{ ended_at: Date }>(
-      `UPDATE sessions SET ended_at = now(), end_reason = 'released'
-       WHERE id = $1 AND subject = $2 AND ended_at IS NULL AND expires_at > now() RETURNING ended_at`,
-      [sessionId, subject]);
+    const r = await this.query<{ ended_at: Date }>({
+      text: `UPDATE sessions SET ended_at = now(), end_reason = 'released'
+             WHERE id = $1 AND subject = $2 AND ended_at IS NULL AND expires_at > now() RETURNING ended_at`,
+      values: [sessionId, subject],
+    });
     if (r.rowCount) return { ok: true, expiresAt: r.rows[0].ended_at };
     return await this.whyNotLive(sessionId, subject);
   }
 
   async countActive(): Promise<number> {
-    const r = await this.query<{ n: number }>('SELECT count(*)::int AS n FROM sessions WHERE ended_at IS NULL AND expires_at > now()', []);
+    const r = await this.query<{ n: number }>({ text: 'SELECT count(*)::int AS n FROM sessions WHERE ended_at IS NULL AND expires_at > now()' });
     return r.rows[0].n;
   }
 
   private async whyNotLive(sessionId: string, subject: string): Promise<EndState> {
-    const r = await this.query<{ end_reason: string | null }>(
-      'SELECT end_reason FROM sessions WHERE id = $1 AND subject = $2', [sessionId, subject]);
+    const r = await this.query<{ end_reason: string | null }>({
+      text: 'SELECT end_reason FROM sessions WHERE id = $1 AND subject = $2', values: [sessionId, subject] });
     // Another subject's session is reported as unknown: its existence is not ours to reveal.
     if (!r.rowCount) return { ok: false, reason: 'not_found' };
     return { ok: false, reason: r.rows[0].end_reason === 'released' ? 'released' : 'expired' };
@@ -111,8 +113,8 @@ export class LicenseStore {
     try { return await this.pool.connect(); } catch (err) { throw new DependencyError('the database', err); }
   }
 
-  private async query<R extends pg.QueryResultRow>(sql: string, params: unknown[]): Promise<pg.QueryResult<R>> {
-    try { return await this.pool.query<R>(sql, params); } catch (err) { throw asApiError(err); }
+  private async query<R extends pg.QueryResultRow>(q: pg.QueryConfig): Promise<pg.QueryResult<R>> {
+    try { return await this.pool.query<R>(q); } catch (err) { throw asApiError(err); }
   }
 }
 
