@@ -1,0 +1,88 @@
+/**
+ * What went wrong with one request, as a small integer for the ledger. The classes are the ones an
+ * SRE reads a rollout failure in: the socket was refused, reset, closed under a request ("other side
+ * closed"), the request timed out, TLS failed, or the server answered with an error status.
+ */
+export const ErrorClass = {
+  none: 0,
+  /** ECONNREFUSED: nothing listens (pod gone, port closed). */
+  conn_refused: 1,
+  /** ECONNRESET / EPIPE: the peer reset the connection. */
+  conn_reset: 2,
+  /** The server closed a keep-alive socket while a request was on it (undici "other side closed"). */
+  other_side_closed: 3,
+  /** No complete response within the request timeout (counted from when the request was issued). */
+  timeout: 4,
+  /** The TCP connection could not be established within the connect timeout. */
+  connect_timeout: 5,
+  /** TLS handshake or certificate failure. */
+  tls: 6,
+  /** An unexpected 5xx answer. */
+  http_5xx: 7,
+  /** An unexpected 4xx answer. */
+  http_4xx: 8,
+  /** An unexpected status outside 4xx/5xx (e.g. 3xx when only 200 was expected). */
+  unexpected_status: 9,
+  /** The status was expected but the scenario's check of the response returned false or threw. */
+  check_failed: 10,
+  /** The run was aborted (by the caller, a threshold, or the graceful-stop deadline) while in flight. */
+  aborted: 11,
+  /** The target's name did not resolve. */
+  dns: 12,
+  /** Anything else (the error code is kept in the ledger's errorCode column). */
+  other: 13,
+} as const;
+export type ErrorClassName = keyof typeof ErrorClass;
+export type ErrorClassId = (typeof ErrorClass)[ErrorClassName];
+
+export const errorClassNames: readonly ErrorClassName[] = Object.keys(ErrorClass) as ErrorClassName[];
+
+export function errorClassName(id: number): ErrorClassName {
+  return errorClassNames[id] ?? 'other';
+}
+
+const TLS_CODES = new Set([
+  'EPROTO', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID', 'CERT_UNTRUSTED',
+  'CERT_SIGNATURE_FAILURE', 'HOSTNAME_MISMATCH',
+]);
+
+/** The error's code, walking `cause` (undici wraps some socket errors). */
+export function errorCode(err: unknown): string {
+  for (let e: any = err, depth = 0; e && depth < 4; e = e.cause, depth++) {
+    if (typeof e.code === 'string' && e.code) return e.code;
+  }
+  return (err as Error)?.name ?? 'Error';
+}
+
+/** Classifies an error raised by undici or the socket layer. */
+export function classifyError(err: unknown): ErrorClassId {
+  const e = err as { code?: string; message?: string; cause?: unknown } | undefined;
+  const codes: string[] = [];
+  for (let c: any = e, depth = 0; c && depth < 4; c = c.cause, depth++) if (typeof c.code === 'string') codes.push(c.code);
+  const message = String(e?.message ?? '');
+  for (const code of codes) {
+    switch (code) {
+      case 'ECONNREFUSED': return ErrorClass.conn_refused;
+      case 'ECONNRESET': case 'EPIPE': return ErrorClass.conn_reset;
+      case 'UND_ERR_CONNECT_TIMEOUT': return ErrorClass.connect_timeout;
+      case 'UND_ERR_HEADERS_TIMEOUT': case 'UND_ERR_BODY_TIMEOUT': case 'ETIMEDOUT': return ErrorClass.timeout;
+      case 'ENOTFOUND': case 'EAI_AGAIN': return ErrorClass.dns;
+      case 'UND_ERR_ABORTED': return ErrorClass.aborted;
+    }
+    if (code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_') || TLS_CODES.has(code)) return ErrorClass.tls;
+  }
+  if (codes.includes('UND_ERR_SOCKET')) {
+    if (/other side closed/i.test(message)) return ErrorClass.other_side_closed;
+    if (/ECONNRESET|reset/i.test(message)) return ErrorClass.conn_reset;
+  }
+  if (/other side closed/i.test(message)) return ErrorClass.other_side_closed;
+  return ErrorClass.other;
+}
+
+/** The class of an HTTP status the scenario did not expect. */
+export function classifyStatus(status: number): ErrorClassId {
+  if (status >= 500) return ErrorClass.http_5xx;
+  if (status >= 400) return ErrorClass.http_4xx;
+  return ErrorClass.unexpected_status;
+}

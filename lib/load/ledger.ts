@@ -1,0 +1,228 @@
+/**
+ * The per-request ledger: one row per scheduled request, stored column-wise in typed arrays so a
+ * million requests cost ~50 MB, not a million objects. Rows are appended in scheduling order and
+ * filled in as the request progresses. Times are milliseconds (fractional) since the run's origin;
+ * `origin.epochMs` turns them into wall-clock time for joins with a cluster timeline.
+ */
+import { errorClassName, type ErrorClassId, type ErrorClassName } from './error-class.ts';
+
+/** What became of a request. Invariant at the end of a run: scheduled = succeeded + failed + dropped. */
+export const Outcome = { pending: 0, succeeded: 1, failed: 2, dropped: 3 } as const;
+export type OutcomeId = (typeof Outcome)[keyof typeof Outcome];
+export type OutcomeName = keyof typeof Outcome;
+const outcomeNames: OutcomeName[] = ['pending', 'succeeded', 'failed', 'dropped'];
+
+const CHUNK_BITS = 14;
+const CHUNK = 1 << CHUNK_BITS;
+const MASK = CHUNK - 1;
+
+/** Bytes one row occupies across all columns (see {@link LedgerChunk}). */
+export const LEDGER_BYTES_PER_ROW = 8 * 4 + 2 + 1 + 1 + 2 + 2 + 2 + 2 + 4 + 2;
+
+/** One block of CHUNK rows; every column is a typed array of the same length. */
+class LedgerChunk {
+  /** When the request was due (arrival schedule, or when the virtual user was ready). */
+  readonly scheduledAt = new Float64Array(CHUNK);
+  /** When the engine acted on it (scheduledAt + the engine's own scheduling delay). */
+  readonly issuedAt = new Float64Array(CHUNK);
+  /** When it was handed to a connection (issuedAt + wait for a free connection). NaN if never. */
+  readonly startedAt = new Float64Array(CHUNK);
+  /** When the response ended or the request failed. NaN while pending and for dropped rows. */
+  readonly endedAt = new Float64Array(CHUNK);
+  /** HTTP status, 0 when there was no response. */
+  readonly status = new Uint16Array(CHUNK);
+  readonly outcome = new Uint8Array(CHUNK);
+  readonly errorClass = new Uint8Array(CHUNK);
+  /** Interned error code (ECONNRESET, UND_ERR_SOCKET, ...), 0 for none. */
+  readonly errorCode = new Uint16Array(CHUNK);
+  /** Interned request name (the scenario step). */
+  readonly name = new Uint16Array(CHUNK);
+  /** Interned X-Served-By response header, 0 when absent. */
+  readonly servedBy = new Uint16Array(CHUNK);
+  /** Interned X-App-Version response header, 0 when absent. */
+  readonly appVersion = new Uint16Array(CHUNK);
+  /** Iteration number: the steps of one flow share it. */
+  readonly iteration = new Uint32Array(CHUNK);
+  /** Index of the connection (undici client) that carried it; 0xffff when none. */
+  readonly connection = new Uint16Array(CHUNK);
+}
+
+/** Strings stored as small integers; id 0 means "absent". */
+export class Interner {
+  readonly #ids = new Map<string, number>();
+  readonly #values: string[] = [''];
+  readonly #max: number;
+  constructor(max = 0xffff) { this.#max = max; }
+  id(value: string | undefined | null): number {
+    if (value === undefined || value === null || value === '') return 0;
+    let id = this.#ids.get(value);
+    if (id === undefined) {
+      if (this.#values.length >= this.#max - 1) {
+        // Full: every further value shares one overflow id (the last slot) instead of growing.
+        const overflow = '(too many distinct values)';
+        id = this.#ids.get(overflow);
+        if (id === undefined) {
+          id = this.#values.length;
+          this.#values.push(overflow);
+          this.#ids.set(overflow, id);
+        }
+        return id;
+      }
+      id = this.#values.length;
+      this.#values.push(value);
+      this.#ids.set(value, id);
+    }
+    return id;
+  }
+  value(id: number): string | undefined { return id === 0 ? undefined : this.#values[id]; }
+  get size(): number { return this.#values.length - 1; }
+  values(): string[] { return this.#values.slice(1); }
+}
+
+/** A row as an object, for NDJSON, tests and reports (not used on the hot path). */
+export interface LedgerRow {
+  row: number;
+  iteration: number;
+  name: string;
+  outcome: OutcomeName;
+  scheduledAt: number;
+  issuedAt: number;
+  startedAt: number | null;
+  endedAt: number | null;
+  status: number;
+  error: ErrorClassName | null;
+  errorCode: string | null;
+  servedBy: string | null;
+  appVersion: string | null;
+  connection: number | null;
+}
+
+export class Ledger {
+  readonly #chunks: LedgerChunk[] = [];
+  #length = 0;
+  /** Wall-clock (epoch ms) and performance.now() of time zero; all ledger times are relative to it. */
+  readonly origin: { epochMs: number; perfMs: number };
+  readonly names = new Interner();
+  readonly servedBy = new Interner();
+  readonly appVersions = new Interner();
+  readonly errorCodes = new Interner();
+
+  constructor(originPerfMs = performance.now()) {
+    this.origin = { perfMs: originPerfMs, epochMs: performance.timeOrigin + originPerfMs };
+  }
+
+  get length(): number { return this.#length; }
+
+  /** Appends a pending row and returns its index. */
+  add(scheduledAt: number, issuedAt: number, nameId: number, iteration: number): number {
+    const row = this.#length++;
+    const ci = row >>> CHUNK_BITS;
+    if (ci === this.#chunks.length) this.#chunks.push(new LedgerChunk());
+    const c = this.#chunks[ci];
+    const i = row & MASK;
+    c.scheduledAt[i] = scheduledAt;
+    c.issuedAt[i] = issuedAt;
+    c.startedAt[i] = NaN;
+    c.endedAt[i] = NaN;
+    c.name[i] = nameId;
+    c.iteration[i] = iteration;
+    c.connection[i] = 0xffff;
+    return row;
+  }
+
+  /** Appends a row for a request that could not start on time. */
+  addDropped(scheduledAt: number, issuedAt: number, nameId: number, iteration: number): number {
+    const row = this.add(scheduledAt, issuedAt, nameId, iteration);
+    this.#chunks[row >>> CHUNK_BITS].outcome[row & MASK] = Outcome.dropped;
+    return row;
+  }
+
+  markStarted(row: number, t: number, connection: number): void {
+    const c = this.#chunks[row >>> CHUNK_BITS];
+    const i = row & MASK;
+    c.startedAt[i] = t;
+    c.connection[i] = connection;
+  }
+
+  finish(row: number, t: number, outcome: OutcomeId, status: number, errorClass: ErrorClassId, errorCodeId: number,
+    servedById: number, appVersionId: number): void {
+    const c = this.#chunks[row >>> CHUNK_BITS];
+    const i = row & MASK;
+    c.endedAt[i] = t;
+    c.outcome[i] = outcome;
+    c.status[i] = status;
+    c.errorClass[i] = errorClass;
+    c.errorCode[i] = errorCodeId;
+    c.servedBy[i] = servedById;
+    c.appVersion[i] = appVersionId;
+  }
+
+  // Column readers (row index → value).
+  scheduledAt(row: number): number { return this.#chunks[row >>> CHUNK_BITS].scheduledAt[row & MASK]; }
+  issuedAt(row: number): number { return this.#chunks[row >>> CHUNK_BITS].issuedAt[row & MASK]; }
+  startedAt(row: number): number { return this.#chunks[row >>> CHUNK_BITS].startedAt[row & MASK]; }
+  endedAt(row: number): number { return this.#chunks[row >>> CHUNK_BITS].endedAt[row & MASK]; }
+  status(row: number): number { return this.#chunks[row >>> CHUNK_BITS].status[row & MASK]; }
+  outcome(row: number): OutcomeId { return this.#chunks[row >>> CHUNK_BITS].outcome[row & MASK] as OutcomeId; }
+  errorClass(row: number): ErrorClassId { return this.#chunks[row >>> CHUNK_BITS].errorClass[row & MASK] as ErrorClassId; }
+  nameId(row: number): number { return this.#chunks[row >>> CHUNK_BITS].name[row & MASK]; }
+  servedById(row: number): number { return this.#chunks[row >>> CHUNK_BITS].servedBy[row & MASK]; }
+  appVersionId(row: number): number { return this.#chunks[row >>> CHUNK_BITS].appVersion[row & MASK]; }
+  iteration(row: number): number { return this.#chunks[row >>> CHUNK_BITS].iteration[row & MASK]; }
+  connection(row: number): number { return this.#chunks[row >>> CHUNK_BITS].connection[row & MASK]; }
+
+  /** The row as an object (times in ms since the origin). */
+  row(row: number): LedgerRow {
+    if (row < 0 || row >= this.#length) throw new RangeError(`row ${row} outside 0..${this.#length - 1}`);
+    const c = this.#chunks[row >>> CHUNK_BITS];
+    const i = row & MASK;
+    const started = c.startedAt[i];
+    const ended = c.endedAt[i];
+    const err = c.errorClass[i];
+    return {
+      row,
+      iteration: c.iteration[i],
+      name: this.names.value(c.name[i]) ?? '',
+      outcome: outcomeNames[c.outcome[i]],
+      scheduledAt: c.scheduledAt[i],
+      issuedAt: c.issuedAt[i],
+      startedAt: Number.isNaN(started) ? null : started,
+      endedAt: Number.isNaN(ended) ? null : ended,
+      status: c.status[i],
+      error: err === 0 ? null : errorClassName(err),
+      errorCode: this.errorCodes.value(c.errorCode[i]) ?? null,
+      servedBy: this.servedBy.value(c.servedBy[i]) ?? null,
+      appVersion: this.appVersions.value(c.appVersion[i]) ?? null,
+      connection: c.connection[i] === 0xffff ? null : c.connection[i],
+    };
+  }
+
+  *rows(): IterableIterator<LedgerRow> {
+    for (let r = 0; r < this.#length; r++) yield this.row(r);
+  }
+
+  /** Counts per outcome; at the end of a run pending must be 0. */
+  tally(): Record<OutcomeName, number> {
+    const t = { pending: 0, succeeded: 0, failed: 0, dropped: 0 };
+    for (let r = 0; r < this.#length; r++) t[outcomeNames[this.outcome(r)]]++;
+    return t;
+  }
+
+  /** Bytes held by the columns (allocated chunks), and per recorded request. */
+  memory(): { bytes: number; bytesPerRequest: number; bytesPerRow: number } {
+    const bytes = this.#chunks.length * CHUNK * LEDGER_BYTES_PER_ROW;
+    return { bytes, bytesPerRequest: this.#length ? bytes / this.#length : 0, bytesPerRow: LEDGER_BYTES_PER_ROW };
+  }
+
+  /** One NDJSON line for a row; times are wall-clock epoch milliseconds (µs precision). */
+  toNdjsonLine(row: number): string {
+    const r = this.row(row);
+    const at = (t: number | null) => (t === null ? null : Math.round((this.origin.epochMs + t) * 1000) / 1000);
+    return JSON.stringify({
+      row: r.row, iteration: r.iteration, name: r.name, outcome: r.outcome,
+      scheduled_at: at(r.scheduledAt), issued_at: at(r.issuedAt), started_at: at(r.startedAt), ended_at: at(r.endedAt),
+      status: r.status, error: r.error, error_code: r.errorCode, served_by: r.servedBy, app_version: r.appVersion,
+      connection: r.connection,
+    });
+  }
+}

@@ -1,0 +1,181 @@
+/**
+ * Scenarios: what one iteration does. A scenario is a weighted mix of flows; a flow is a sequence of
+ * steps (HTTP requests) that share per-iteration data and can carry values forward (the license flow
+ * acquire → heartbeat → release carries `session_id`). A scenario file is a TypeScript module whose
+ * default export is a {@link Scenario}; it needs only `import type` from here, so it bundles cleanly.
+ */
+import type { Dispatcher } from 'undici';
+import type { Interner } from './ledger.ts';
+
+export interface IterationContext<D = unknown> {
+  /** Iteration number, unique in the run (0, 1, 2, ...). */
+  readonly iteration: number;
+  /** The flow's per-iteration data (`flow.data(iteration)`), or undefined. */
+  readonly data: D;
+  /** Values captured by earlier steps of this iteration. */
+  readonly vars: Record<string, unknown>;
+}
+
+export interface StepResponse {
+  readonly status: number;
+  readonly headers: Readonly<Record<string, string | string[] | undefined>>;
+  /** The body as text (read only for steps with `check` or `capture`; capped at 1 MiB). */
+  text(): string;
+  json<T = any>(): T;
+}
+
+export type Dynamic<T, D> = T | ((ctx: IterationContext<D>) => T);
+
+export interface Step<D = any> {
+  /** Name in the ledger and in per-name statistics (k6's `name` tag). */
+  name: string;
+  method?: string;
+  /** Absolute path with query ("/api/v1/licenses/acquire"); the origin is the run's URL. */
+  path: Dynamic<string, D>;
+  headers?: Dynamic<Record<string, string>, D>;
+  /** A string or bytes are sent as is; any other object is sent as JSON. */
+  body?: Dynamic<string | Uint8Array | object | undefined, D>;
+  /** Statuses that count as success. Default: 200–399 (k6's expected_response). */
+  expectStatus?: readonly number[];
+  /** Extra verdict on the response; false (or a throw) fails the request as `check_failed`. */
+  check?: (res: StepResponse, ctx: IterationContext<D>) => boolean;
+  /** Reads values from the response into `ctx.vars` for later steps; a throw fails the request. */
+  capture?: (res: StepResponse, ctx: IterationContext<D>) => void;
+  /** Pause after this step before the next one (ms). */
+  thinkTimeMs?: number;
+}
+
+export interface Flow<D = any> {
+  name: string;
+  /** Relative share of iterations (default 1). */
+  weight?: number;
+  /** Per-iteration data, e.g. a unique hardware id per iteration. */
+  data?: (iteration: number) => D;
+  steps: Step<D>[];
+}
+
+export interface Scenario {
+  name?: string;
+  /** Headers sent with every request (e.g. Authorization). */
+  headers?: Record<string, string>;
+  flows: Flow[];
+}
+
+/** Identity function that gives a scenario file its types. */
+export function defineScenario(scenario: Scenario): Scenario {
+  return scenario;
+}
+
+/** A scenario of one request, repeated. */
+export function singleRequest(req: {
+  name?: string; method?: string; path?: string; headers?: Record<string, string>;
+  body?: string | object; expectStatus?: readonly number[];
+}): Scenario {
+  return {
+    name: req.name ?? 'request',
+    flows: [{
+      name: req.name ?? 'request',
+      steps: [{
+        name: req.name ?? `${req.method ?? 'GET'} ${req.path ?? '/'}`,
+        method: req.method ?? 'GET', path: req.path ?? '/', headers: req.headers, body: req.body, expectStatus: req.expectStatus,
+      }],
+    }],
+  };
+}
+
+/** Structural check of a scenario (a module's default export may be anything). */
+export function validateScenario(value: unknown, where = 'scenario'): Scenario {
+  const s = value as Scenario;
+  if (!s || typeof s !== 'object' || !Array.isArray(s.flows) || s.flows.length === 0) {
+    throw new TypeError(`${where}: expected an object with a non-empty "flows" array (export default defineScenario({...}))`);
+  }
+  for (const f of s.flows) {
+    if (!f || typeof f.name !== 'string' || !Array.isArray(f.steps) || f.steps.length === 0) {
+      throw new TypeError(`${where}: every flow needs a "name" and a non-empty "steps" array`);
+    }
+    if (f.weight !== undefined && !(f.weight > 0)) throw new TypeError(`${where}: flow "${f.name}" weight must be > 0`);
+    for (const st of f.steps) {
+      if (!st || typeof st.name !== 'string' || (typeof st.path !== 'string' && typeof st.path !== 'function')) {
+        throw new TypeError(`${where}: every step of flow "${f.name}" needs a "name" and a "path"`);
+      }
+      if (typeof st.path === 'string' && !st.path.startsWith('/')) {
+        throw new TypeError(`${where}: step "${st.name}" path must start with "/" (the origin comes from --url)`);
+      }
+    }
+  }
+  return s;
+}
+
+// ---- compiled form, used by the engine ----
+
+const JSON_TYPE = 'application/json';
+
+export interface CompiledStep {
+  readonly step: Step;
+  readonly nameId: number;
+  /** Dispatch options reused for every request when nothing in the step is dynamic. */
+  readonly staticOptions: Dispatcher.DispatchOptions | null;
+  readonly needsBody: boolean;
+  options(ctx: IterationContext<any>): Dispatcher.DispatchOptions;
+  expects(status: number): boolean;
+}
+
+export interface CompiledFlow {
+  readonly flow: Flow;
+  readonly steps: CompiledStep[];
+}
+
+function encodeBody(body: unknown): { body?: string | Uint8Array; json: boolean } {
+  if (body === undefined || body === null) return { json: false };
+  if (typeof body === 'string' || body instanceof Uint8Array) return { body, json: false };
+  return { body: JSON.stringify(body), json: true };
+}
+
+function compileStep(step: Step, scenario: Scenario, names: Interner, hostHeader: string | undefined): CompiledStep {
+  const method = (step.method ?? 'GET').toUpperCase();
+  const base: Record<string, string> = {};
+  if (hostHeader) base.host = hostHeader;
+  Object.assign(base, scenario.headers);
+  const expect = step.expectStatus ? new Set(step.expectStatus) : null;
+  const build = (ctx: IterationContext<any>): Dispatcher.DispatchOptions => {
+    const path = typeof step.path === 'function' ? step.path(ctx) : step.path;
+    const extra = typeof step.headers === 'function' ? step.headers(ctx) : step.headers;
+    const { body, json } = encodeBody(typeof step.body === 'function' ? (step.body as (c: IterationContext<any>) => unknown)(ctx) : step.body);
+    const headers: Record<string, string> = { ...base, ...extra };
+    if (json && !Object.keys(headers).some((h) => h.toLowerCase() === 'content-type')) headers['content-type'] = JSON_TYPE;
+    return { method, path, headers, body };
+  };
+  const isStatic = typeof step.path !== 'function' && typeof step.headers !== 'function' && typeof step.body !== 'function';
+  const staticOptions = isStatic ? build({ iteration: 0, data: undefined, vars: {} }) : null;
+  return {
+    step,
+    nameId: names.id(step.name),
+    staticOptions,
+    needsBody: Boolean(step.check || step.capture),
+    options: staticOptions ? () => staticOptions : build,
+    expects: expect ? (s) => expect.has(s) : (s) => s >= 200 && s < 400,
+  };
+}
+
+/** Turns a scenario into flows with prebuilt request options and a deterministic weighted picker. */
+export function compileScenario(scenario: Scenario, names: Interner, hostHeader?: string): { flows: CompiledFlow[]; pick(): CompiledFlow } {
+  validateScenario(scenario);
+  const flows = scenario.flows.map((flow) => ({ flow, steps: flow.steps.map((s) => compileStep(s, scenario, names, hostHeader)) }));
+  if (flows.length === 1) return { flows, pick: () => flows[0] };
+  // Smooth weighted round-robin (as nginx does): deterministic, and evenly interleaved.
+  const weights = flows.map((f) => f.flow.weight ?? 1);
+  const total = weights.reduce((a, b) => a + b, 0);
+  const current = weights.map(() => 0);
+  return {
+    flows,
+    pick() {
+      let best = 0;
+      for (let i = 0; i < flows.length; i++) {
+        current[i] += weights[i];
+        if (current[i] > current[best]) best = i;
+      }
+      current[best] -= total;
+      return flows[best];
+    },
+  };
+}
