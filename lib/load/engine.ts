@@ -212,7 +212,10 @@ class LoadEngine implements ExchangeOwner {
       ledger: this.ledger,
       plan,
       target,
-      progress: () => this.#snapshot(false),
+      progress: () => {
+        if (this.#phase !== 'done') this.#ingest();
+        return this.#snapshot(false);
+      },
       abort: (reason?: string) => this.abort(reason ?? 'aborted by caller'),
       result,
       [Symbol.asyncDispose]: async () => {
