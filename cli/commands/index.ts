@@ -1,4 +1,7 @@
 import type { Command } from 'commander';
+import { clusterCommand } from './cluster.ts';
+import { deployCommand } from './deploy.ts';
+import { imageCommand } from './image.ts';
 import { tokenCommand } from './token.ts';
 import { verifyLocalCommand } from './verify-local.ts';
 import { loadCommand } from './load.ts';
@@ -6,6 +9,9 @@ import { loadCommand } from './load.ts';
 /** Every `verdict` subcommand, in the order `--help` lists them. */
 export const commands: Array<() => Command> = [
   verifyLocalCommand,
+  clusterCommand,
+  imageCommand,
+  deployCommand,
   tokenCommand,
   loadCommand,
 ];

@@ -21,7 +21,7 @@ export interface PostgresOptions {
 export interface PostgresServer extends AsyncDisposable {
   readonly port: number;
   readonly dataDir: string;
-  /** Connection URL for database `db` (default `postgres`) over 127.0.0.1. */
+  /** Connection URL for database `db` (default `postgres`) on the first listen address. */
   url(db?: string): string;
   /** Creates a fresh database and returns its URL. */
   createDatabase(name: string): Promise<string>;
@@ -79,7 +79,7 @@ export async function startPostgres(opts: PostgresOptions = {}): Promise<Postgre
     'max_connections = 200', 'shared_buffers = 64MB',
   ].join('\n') + '\n');
   const proc = startProcess(join(bin, 'postgres'), ['-D', pgdata], { name: 'postgres', uid, gid });
-  const srv = makeServer(proc, port, dataDir);
+  const srv = makeServer(proc, (opts.listen ?? ['127.0.0.1'])[0], port, dataDir);
   try {
     await waitForPostgres(srv.url(), proc, 30_000);
   } catch (err) {
@@ -89,9 +89,9 @@ export async function startPostgres(opts: PostgresOptions = {}): Promise<Postgre
   return srv;
 }
 
-function makeServer(proc: OwnedProcess, port: number, dataDir: string): PostgresServer {
+function makeServer(proc: OwnedProcess, host: string, port: number, dataDir: string): PostgresServer {
   let stopped = false;
-  const url = (db = 'postgres') => `postgres://postgres@127.0.0.1:${port}/${db}`;
+  const url = (db = 'postgres') => `postgres://postgres@${host.includes(':') ? `[${host}]` : host}:${port}/${db}`;
   const stop = async () => {
     if (stopped) return;
     stopped = true;

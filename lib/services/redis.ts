@@ -51,5 +51,5 @@ export async function startRedis(opts: RedisOptions = {}): Promise<RedisServer> 
     if (!removed) { removed = true; await rm(dir, { recursive: true, force: true }); }
   };
   await start();
-  return { port, url: `redis://127.0.0.1:${port}`, start, pause, stop, [Symbol.asyncDispose]: stop };
+  return { port, url: `redis://${listen[0]}:${port}`, start, pause, stop, [Symbol.asyncDispose]: stop };
 }

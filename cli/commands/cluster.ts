@@ -1,0 +1,140 @@
+import { spawn } from 'node:child_process';
+import { mkdir, open } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { loadKubeConfig, k8s } from '../../lib/kube/client.ts';
+import { PodNetwork } from '../../cluster/embedded/network/pod-network.ts';
+import { alive, readClusterState, stateDirOf } from '../../cluster/embedded/state.ts';
+import { ExitCode, UsageError } from '../exit-codes.ts';
+
+const DAEMON = fileURLToPath(new URL('../../cluster/embedded/daemon.ts', import.meta.url));
+
+const positiveInt = (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 20) throw new InvalidArgumentError('must be a whole number from 1 to 20');
+  return n;
+};
+
+const providerOption = () => new Option('--provider <name>', 'embedded (no Docker, needs root) or kind (needs Docker)').choices(['embedded', 'kind']).default('embedded');
+
+/** `verdict cluster up|down|status`: the local cluster the harness runs against. */
+export function clusterCommand(): Command {
+  const cmd = new Command('cluster').description('bring a local cluster up or down, or show its state');
+  cmd.command('up')
+    .description('start a local cluster and print how to use it with kubectl')
+    .addOption(providerOption())
+    .option('--name <name>', 'cluster name', 'verdict')
+    .option('--nodes <n>', 'number of nodes', positiveInt, 3)
+    .option('--state-dir <dir>', 'where the embedded cluster keeps its state (default /var/lib/verdict/<name>)')
+    .option('--foreground', 'stay in the foreground until Ctrl-C, then tear down', false)
+    .addHelpText('after', `
+The embedded provider runs the real control plane (etcd, kube-apiserver, controller-manager,
+scheduler from k8s.io/kubernetes), a process node agent, network namespaces for pods and a
+NodePort proxy on 127.0.0.1. The first run builds the control plane (minutes); later runs reuse it.
+
+Examples:
+  verdict cluster up                  # detached; prints KUBECONFIG
+  verdict cluster up --foreground     # Ctrl-C tears it down
+  verdict cluster down`)
+    .action(async (o: { provider: string; name: string; nodes: number; stateDir?: string; foreground: boolean }) => {
+      if (o.provider === 'kind') throw new UsageError('the kind provider is not wired into `cluster up` yet: use `kind create cluster --config kind-config.yaml` (see README)');
+      const stateDir = stateDirOf(o.name, o.stateDir);
+      const existing = await readClusterState(stateDir);
+      if (existing && alive(existing.pid)) {
+        process.stdout.write(`cluster ${o.name} is already up (pid ${existing.pid})\nexport KUBECONFIG=${existing.kubeconfig}\n`);
+        return;
+      }
+      await mkdir(stateDir, { recursive: true });
+      const logPath = join(stateDir, 'daemon.log');
+      const log = await open(logPath, 'a');
+      const child = spawn(process.execPath, [DAEMON, '--name', o.name, '--nodes', String(o.nodes), '--state-dir', stateDir], {
+        detached: !o.foreground, stdio: ['ignore', 'pipe', log.fd],
+      });
+      const tty = process.stderr.isTTY;
+      let ready = false;
+      const interrupted = () => {
+        process.stderr.write('\ninterrupted: tearing the cluster down...\n');
+        child.kill('SIGTERM');
+      };
+      process.on('SIGINT', interrupted);
+      process.on('SIGTERM', interrupted);
+      const started = Date.now();
+      const result = await new Promise<{ ok: boolean; message?: string; kubeconfig?: string }>((resolve) => {
+        const rl = createInterface({ input: child.stdout! });
+        rl.on('line', (line) => {
+          let m: { progress?: string; ready?: boolean; error?: string; kubeconfig?: string; stopped?: boolean };
+          try { m = JSON.parse(line); } catch { return; }
+          const t = ((Date.now() - started) / 1000).toFixed(1).padStart(5);
+          if (m.progress) process.stderr.write(tty ? `\r\x1b[K[${t}s] ${m.progress}` : `[${t}s] ${m.progress}\n`);
+          if (m.ready === true) { ready = true; resolve({ ok: true, kubeconfig: m.kubeconfig }); }
+          if (m.ready === false) resolve({ ok: false, message: m.error });
+        });
+        child.once('exit', (code) => resolve({ ok: false, message: `the cluster process exited (${code}); see ${logPath}` }));
+      });
+      if (tty) process.stderr.write('\n');
+      if (!result.ok) {
+        process.stderr.write(`cluster up failed: ${result.message}\n`);
+        await new Promise((r) => (child.exitCode !== null ? r(null) : child.once('exit', r)));
+        process.exitCode = ExitCode.ERROR;
+        return;
+      }
+      process.stdout.write([
+        `cluster ${o.name} is up (${o.nodes} nodes, ${((Date.now() - started) / 1000).toFixed(1)} s)`,
+        `  export KUBECONFIG=${result.kubeconfig}`,
+        '  kubectl get nodes -o wide',
+        `  services: http://127.0.0.1:<nodePort>    logs: ${logPath}`,
+        o.foreground ? 'Ctrl-C tears it down.' : 'Stop it with: verdict cluster down',
+        '',
+      ].join('\n'));
+      if (o.foreground) {
+        await new Promise((r) => child.once('exit', r));
+      } else {
+        process.off('SIGINT', interrupted);
+        process.off('SIGTERM', interrupted);
+        child.stdout?.destroy();
+        child.unref();
+      }
+      void ready;
+    });
+
+  cmd.command('down')
+    .description('stop the local cluster and remove every process, namespace, bridge, route and listener it made')
+    .option('--name <name>', 'cluster name', 'verdict')
+    .option('--state-dir <dir>', 'the cluster\'s state directory')
+    .action(async (o: { name: string; stateDir?: string }) => {
+      const stateDir = stateDirOf(o.name, o.stateDir);
+      const state = await readClusterState(stateDir);
+      if (state && alive(state.pid)) {
+        process.stderr.write(`stopping cluster ${o.name} (pid ${state.pid})...\n`);
+        process.kill(state.pid, 'SIGTERM');
+        const deadline = Date.now() + 60_000;
+        while (alive(state.pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+        if (alive(state.pid)) process.kill(state.pid, 'SIGKILL');
+      }
+      const left = await PodNetwork.cleanupLeftovers({ stateDir });
+      process.stdout.write(`cluster ${o.name} is down${left.namespaces.length ? ` (removed ${left.namespaces.length} leftover namespaces)` : ''}\n`);
+    });
+
+  cmd.command('status')
+    .description('show whether the local cluster runs, and its nodes')
+    .option('--name <name>', 'cluster name', 'verdict')
+    .option('--state-dir <dir>', 'the cluster\'s state directory')
+    .action(async (o: { name: string; stateDir?: string }) => {
+      const state = await readClusterState(stateDirOf(o.name, o.stateDir));
+      if (!state || !alive(state.pid)) {
+        process.stdout.write(`cluster ${o.name} is not running (start it with: verdict cluster up)\n`);
+        process.exitCode = ExitCode.FAIL;
+        return;
+      }
+      const core = loadKubeConfig(state.kubeconfig).makeApiClient(k8s.CoreV1Api);
+      const nodes = await core.listNode();
+      process.stdout.write(`cluster ${o.name}: running since ${state.startedAt} (pid ${state.pid})\nexport KUBECONFIG=${state.kubeconfig}\n`);
+      for (const n of nodes.items) {
+        const ready = n.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True';
+        process.stdout.write(`  ${n.metadata!.name!.padEnd(24)} ${ready ? 'Ready' : 'NotReady'}${n.spec?.unschedulable ? ',SchedulingDisabled' : ''}\n`);
+      }
+    });
+  return cmd;
+}

@@ -1,0 +1,65 @@
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { startProcess, type OwnedProcess } from '../../lib/proc/child.ts';
+
+const BUILD_SCRIPT = fileURLToPath(new URL('./controlplane/build.sh', import.meta.url));
+
+/**
+ * Path of the kube-embedded binary, building it when the cache has none for the current Go
+ * sources (minutes on a cold machine; `onProgress` receives the build's progress lines).
+ */
+export async function controlPlaneBinary(onProgress: (line: string) => void = () => {}): Promise<string> {
+  return await new Promise((resolve, reject) => {
+    const child = spawn('bash', [BUILD_SCRIPT], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => { out += d; });
+    child.stderr.on('data', (d: Buffer) => {
+      err += d;
+      for (const line of d.toString().split('\n')) if (line.trim()) onProgress(line.trim());
+    });
+    child.once('error', (e) => reject(new Error(`cannot run ${BUILD_SCRIPT}: ${e.message}`)));
+    child.once('exit', (code) => {
+      const path = out.trim().split('\n').at(-1);
+      if (code === 0 && path) resolve(path);
+      else reject(new Error(`building the embedded control plane failed (exit ${code}):\n${err.split('\n').slice(-20).join('\n')}`));
+    });
+  });
+}
+
+export interface ControlPlane extends AsyncDisposable {
+  readonly kubeconfig: string;
+  readonly process: OwnedProcess;
+  stop(): Promise<void>;
+}
+
+export interface ControlPlaneOptions {
+  stateDir: string;
+  port?: number;
+  etcdPort?: number;
+  advertiseAddress?: string;
+  onProgress?: (line: string) => void;
+  timeoutMs?: number;
+}
+
+/** Starts etcd + apiserver + controller-manager + scheduler (one process) and waits for readiness. */
+export async function startControlPlane(opts: ControlPlaneOptions): Promise<ControlPlane> {
+  const bin = await controlPlaneBinary(opts.onProgress);
+  const args = ['--state-dir', opts.stateDir];
+  if (opts.port) args.push('--port', String(opts.port));
+  if (opts.etcdPort) args.push('--etcd-port', String(opts.etcdPort));
+  if (opts.advertiseAddress) args.push('--advertise-address', opts.advertiseAddress);
+  const proc = startProcess(bin, args, { name: 'kube-embedded', keepLines: 60 });
+  const kubeconfig = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`the control plane was not ready within ${(opts.timeoutMs ?? 90_000) / 1000} s:\n${proc.tail()}`)), opts.timeoutMs ?? 90_000);
+    let buf = '';
+    proc.child.stdout?.on('data', (d) => {
+      buf += d;
+      const m = /ready kubeconfig=(\S+)/.exec(buf);
+      if (m) { clearTimeout(timer); resolve(m[1]); }
+    });
+    void proc.exit.then((code) => { clearTimeout(timer); reject(new Error(`the control plane exited (${code}) during start-up:\n${proc.tail()}`)); });
+  }).catch(async (err) => { await proc.stop('SIGTERM', 5000); throw err; });
+  const stop = async () => { await proc.stop('SIGTERM', 15_000); };
+  return { kubeconfig, process: proc, stop, [Symbol.asyncDispose]: stop };
+}

@@ -1,0 +1,133 @@
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pino, type Logger } from 'pino';
+import { loadKubeConfig, k8s } from '../../lib/kube/client.ts';
+import { buildLicenseApi } from '../../license-api/build.ts';
+import type { Cluster, ClusterProvider, UpOptions } from '../provider.ts';
+import { NodeAgent } from './agent/node-agent.ts';
+import type { PodWorkerDeps } from './agent/pod-worker.ts';
+import { startControlPlane, type ControlPlane } from './control-plane.ts';
+import { startHostServices, type HostServices } from './host-services.ts';
+import { ImageStore } from './image-store.ts';
+import { commandInNamespace, PodNetwork } from './network/pod-network.ts';
+import { ServiceProxy } from './proxy/service-proxy.ts';
+
+export const DEFAULT_STATE_ROOT = '/var/lib/verdict';
+
+export interface EmbeddedCluster extends Cluster {
+  readonly stateDir: string;
+  readonly images: ImageStore;
+  readonly agent: NodeAgent;
+  readonly proxy: ServiceProxy;
+  readonly network: PodNetwork;
+  readonly hostServices: HostServices;
+  readonly kubeConfig: k8s.KubeConfig;
+}
+
+export interface EmbeddedUpOptions extends UpOptions {
+  /** Kubelet restart back-off base (10 s like the kubelet; tests may shorten it). */
+  backoffBaseMs?: number;
+  onLifecycle?: PodWorkerDeps['onLifecycle'];
+  log?: Logger;
+}
+
+/**
+ * The embedded cluster: the real control plane (one Go process built from k8s.io/kubernetes), our
+ * process node agent, network namespaces for pods and a NodePort proxy on 127.0.0.1. Needs root.
+ * Every part is torn down by `down()`, in reverse order, whatever failed.
+ */
+export async function upEmbedded(opts: EmbeddedUpOptions = {}): Promise<EmbeddedCluster> {
+  if (process.getuid?.() !== 0) {
+    throw new Error('the embedded cluster needs root (network namespaces for pods): run as root, or use --provider kind where Docker runs');
+  }
+  const name = opts.name ?? 'verdict';
+  const stateDir = opts.stateDir ?? join(DEFAULT_STATE_ROOT, name);
+  const report = opts.onProgress ?? (() => {});
+  // Every step starts by checking for cancellation (Ctrl-C during `up`): the catch below tears down what exists.
+  const progress = (m: string) => { opts.signal?.throwIfAborted(); report(m); };
+  const log = opts.log ?? pino({ level: process.env.VERDICT_LOG_LEVEL ?? 'warn' }, pino.destination(2));
+  const teardown: Array<[string, () => Promise<unknown>]> = [];
+  const down = async () => {
+    while (teardown.length) {
+      const [what, fn] = teardown.pop()!;
+      try { await fn(); } catch (err) { log.warn({ what, err: String(err) }, 'teardown step failed'); }
+    }
+  };
+  try {
+    progress('cleaning up leftovers of earlier runs');
+    await PodNetwork.cleanupLeftovers({ stateDir });
+    await rm(join(stateDir, 'controlplane'), { recursive: true, force: true });
+    await mkdir(stateDir, { recursive: true, mode: 0o755 });
+
+    progress('creating the pod network (bridge, blackhole route)');
+    const network = await PodNetwork.create({ stateDir });
+    teardown.push(['pod network', () => network.destroy()]);
+
+    progress(`starting Postgres and Redis on ${network.gateway}`);
+    const hostServices = await startHostServices(network.gateway, network.clusterCidr);
+    teardown.push(['host services', () => hostServices.stop()]);
+
+    progress('starting the control plane (building it first if needed)');
+    const cp: ControlPlane = await startControlPlane({ stateDir: join(stateDir, 'controlplane'), advertiseAddress: network.gateway, onProgress: (l) => progress(`control plane: ${l}`) });
+    teardown.push(['control plane', () => cp.stop()]);
+    const kubeConfig = loadKubeConfig(cp.kubeconfig);
+
+    const images = new ImageStore(stateDir);
+    const nodes = Array.from({ length: opts.nodes ?? 3 }, (_, i) => `${name}-node-${i + 1}`);
+    progress(`registering ${nodes.length} nodes`);
+    const agent = new NodeAgent({
+      kubeConfig, network: { attach: (k) => network.attach(k), detach: (k) => network.detach(k), commandInNamespace },
+      images, nodes, hostIP: network.gateway, stateDir, log,
+      backoff: opts.backoffBaseMs ? { baseMs: opts.backoffBaseMs, maxMs: opts.backoffBaseMs * 30, resetAfterMs: 600_000 } : undefined,
+      onLifecycle: opts.onLifecycle,
+    });
+    teardown.push(['node agent', () => agent.stop()]);
+    await agent.start();
+
+    progress('starting the service proxy on 127.0.0.1');
+    const proxy = await ServiceProxy.start({ kubeConfig, host: '127.0.0.1' });
+    teardown.push(['service proxy', () => proxy.stop()]);
+
+    progress('waiting for the nodes to be Ready');
+    await waitNodesReady(kubeConfig, nodes, 30_000);
+    opts.signal?.throwIfAborted();
+    await writeFile(join(stateDir, 'cluster.json'), JSON.stringify({ name, pid: process.pid, kubeconfig: cp.kubeconfig, startedAt: new Date().toISOString() }, null, 2));
+    teardown.push(['state file', () => rm(join(stateDir, 'cluster.json'), { force: true })]);
+
+    let isDown = false;
+    const cluster: EmbeddedCluster = {
+      provider: 'embedded', name, kubeconfig: cp.kubeconfig, stateDir, images, agent, proxy, network, hostServices, kubeConfig,
+      serviceUrl: (nodePort) => `http://127.0.0.1:${nodePort}`,
+      async loadLicenseApiImage(tag: string) {
+        await images.add(`license-api:${tag}`, ['node', 'server.mjs'], async (dir) => { await buildLicenseApi(dir, { version: tag }); });
+      },
+      async down() { if (isDown) return; isDown = true; await down(); },
+      async [Symbol.asyncDispose]() { await cluster.down(); },
+    };
+    return cluster;
+  } catch (err) {
+    await down();
+    throw err;
+  }
+}
+
+async function waitNodesReady(kc: k8s.KubeConfig, names: string[], timeoutMs: number): Promise<void> {
+  const core = kc.makeApiClient(k8s.CoreV1Api);
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const list = await core.listNode();
+    const ready = list.items.filter((n) => names.includes(n.metadata!.name!) && n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
+    if (ready.length === names.length) return;
+    if (Date.now() > deadline) throw new Error(`nodes not Ready within ${timeoutMs / 1000} s (${ready.length}/${names.length})`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+export const embeddedProvider: ClusterProvider = {
+  name: 'embedded',
+  async available() {
+    if (process.getuid?.() !== 0) return { ok: false, reason: 'the embedded cluster needs root (network namespaces)' };
+    return { ok: true };
+  },
+  up: (opts) => upEmbedded(opts),
+};

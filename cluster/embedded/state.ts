@@ -1,0 +1,18 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { DEFAULT_STATE_ROOT } from './embedded-cluster.ts';
+
+export interface ClusterStateFile { name: string; pid: number; kubeconfig: string; startedAt: string }
+
+export function stateDirOf(name: string, stateDir?: string): string {
+  return stateDir ?? join(DEFAULT_STATE_ROOT, name);
+}
+
+/** The running embedded cluster's state file, or undefined when none is recorded. */
+export async function readClusterState(stateDir: string): Promise<ClusterStateFile | undefined> {
+  try { return JSON.parse(await readFile(join(stateDir, 'cluster.json'), 'utf8')); } catch { return undefined; }
+}
+
+export function alive(pid: number): boolean {
+  try { process.kill(pid, 0); return true; } catch { return false; }
+}
