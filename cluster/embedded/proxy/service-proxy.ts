@@ -338,8 +338,8 @@ export class ServiceProxy {
     upstream.once('connect', () => {
       connected = true;
       record.backendConnectedAtPerf = performance.now();
-      client.pipe(upstream);
-      upstream.pipe(client);
+      forward(client, upstream);
+      forward(upstream, client);
       client.resume();
     });
     let open = 2;
@@ -375,6 +375,18 @@ export class ServiceProxy {
   #notifyWaiters(): void {
     for (const w of [...this.#waiters]) w();
   }
+}
+
+/**
+ * Copies `from` to `to` with back-pressure and passes the FIN on (half-close), like pipe() with
+ * less per-chunk machinery. Errors are handled by the caller.
+ */
+function forward(from: Socket, to: Socket): void {
+  from.on('data', (chunk: Buffer) => {
+    if (!to.write(chunk)) from.pause();
+  });
+  to.on('drain', () => from.resume());
+  from.once('end', () => { if (!to.destroyed) to.end(); });
 }
 
 /** Sends a TCP reset (RST) where possible, so the peer sees the failure as a failure. */
