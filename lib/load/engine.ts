@@ -19,6 +19,7 @@ import { RequestStatistics } from './statistics.ts';
 import { checkRemoteLoad, vetTarget, type TargetPolicy, type VettedTarget } from './target-guard.ts';
 import { evaluate, parseThresholds, tagFilter, type Threshold, type ThresholdConfig, type ThresholdResult } from './thresholds.ts';
 import { parseDuration } from './units.ts';
+import { warmUpHttpClient } from './warm-up.ts';
 import { buildSummary, type LoadSummary } from './summary.ts';
 import { assess, type Assessment } from './assessment.ts';
 import type { Writable } from 'node:stream';
@@ -117,6 +118,7 @@ export async function startLoad(options: LoadOptions): Promise<LoadRun> {
   const thresholds = parseThresholds(options.thresholds);
   const target = await vetTarget(options.url, options.target);
   checkRemoteLoad(target, plan.model === 'open' ? { model: 'open', peakRate: plan.peakRate } : { model: 'closed' }, options.target);
+  await warmUpHttpClient();
   const engine = new LoadEngine(options, plan, target, thresholds, timeoutMs);
   engine.start();
   return engine.handle;
