@@ -1,4 +1,5 @@
-import { Watch, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import { HttpMethod, RequestContext, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import { fetch } from 'undici';
 
 export interface ListWatchOptions<T extends KubernetesObject> {
   kubeConfig: KubeConfig;
@@ -21,8 +22,8 @@ class ResourceExpired extends Error {}
 /**
  * A reflector: lists a collection, then watches it from the list's resourceVersion with a bounded
  * `timeoutSeconds`, resuming from the last seen resourceVersion (bookmarks included) when the
- * server ends the watch. Any error (including 410 Gone and client-node's inactivity timeout)
- * leads to a fresh list after a back-off. Keeps the current objects by namespace/name.
+ * server ends the watch. Any error (410 Gone, HTTP errors, a watch silent for timeoutSeconds + 15 s)
+ * leads to a fresh list, after a back-off except for 410. Keeps the current objects by namespace/name.
  */
 export class ListWatch<T extends KubernetesObject> {
   readonly #o: ListWatchOptions<T>;
@@ -103,7 +104,7 @@ export class ListWatch<T extends KubernetesObject> {
         needList = true;
         const wait = err instanceof ResourceExpired ? 0 : backoff;
         this.#o.onError?.(err, wait);
-        backoff = Math.min(backoff * 2, this.#o.maxBackoffMs ?? 5_000);
+        if (!(err instanceof ResourceExpired)) backoff = Math.min(backoff * 2, this.#o.maxBackoffMs ?? 5_000);
         await new Promise<void>((resolve) => {
           const t = setTimeout(resolve, wait);
           this.#wake = () => { clearTimeout(t); resolve(); };
@@ -113,38 +114,72 @@ export class ListWatch<T extends KubernetesObject> {
     }
   }
 
-  /** One bounded watch request; resolves when the server ends it, rejects on any error. */
+  /**
+   * One bounded watch request; resolves when the server ends it, rejects on any error. Our own
+   * request (not client-node's Watch) so that stop() can abort it even before the response
+   * headers arrive, and so that a watch silent for longer than timeoutSeconds + 15 s is cut.
+   */
   async #watchOnce(): Promise<void> {
-    await new Promise<void>((resolve, reject) => {
-      let failure: unknown;
-      const watch = new Watch(this.#o.kubeConfig);
-      watch.watch(
-        this.#o.path,
-        { resourceVersion: this.#resourceVersion, allowWatchBookmarks: true, timeoutSeconds: this.#o.timeoutSeconds ?? 25 },
-        (phase: string, obj: T & { code?: number; message?: string }) => {
-          if (phase === 'ERROR') {
-            // A Status object: 410 means our resourceVersion is too old; anything else, relist too.
-            failure = obj.code === 410 ? new ResourceExpired(`watch ${this.#o.path}: ${obj.message ?? '410 Gone'}`) : new Error(`watch ${this.#o.path}: ${obj.message ?? JSON.stringify(obj)}`);
-            this.#abort?.abort();
-            return;
-          }
-          const rv = obj.metadata?.resourceVersion;
-          if (rv) this.#resourceVersion = rv;
-          if (phase === 'BOOKMARK') return;
-          if (phase === 'DELETED') this.#cache.delete(keyOf(obj));
-          else this.#cache.set(keyOf(obj), obj);
-          this.#o.onChange();
-        },
-        (err: unknown) => {
-          if (failure) reject(failure);
-          else if (err && !this.#stopped) reject(err);
-          else resolve();
-        },
-      ).then((ac) => {
-        this.#abort = ac;
-        if (this.#stopped) ac.abort();
-      }, reject);
-    });
+    const cluster = this.#o.kubeConfig.getCurrentCluster();
+    if (!cluster) throw new Error('kubeconfig has no current cluster');
+    const timeoutSeconds = this.#o.timeoutSeconds ?? 25;
+    const url = new URL(cluster.server + this.#o.path);
+    url.searchParams.set('watch', 'true');
+    url.searchParams.set('allowWatchBookmarks', 'true');
+    url.searchParams.set('timeoutSeconds', String(timeoutSeconds));
+    if (this.#resourceVersion) url.searchParams.set('resourceVersion', this.#resourceVersion);
+    const ctx = new RequestContext(url.toString(), HttpMethod.GET);
+    await this.#o.kubeConfig.applySecurityAuthentication(ctx);
+    const abort = new AbortController();
+    this.#abort = abort;
+    if (this.#stopped) return;
+    let timer: NodeJS.Timeout | undefined;
+    const armSilenceTimer = () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => abort.abort(new Error(`watch ${this.#o.path} silent for ${timeoutSeconds + 15} s`)), (timeoutSeconds + 15) * 1000);
+    };
+    armSilenceTimer();
+    try {
+      const res = await fetch(url, { headers: ctx.getHeaders(), dispatcher: ctx.getDispatcher(), signal: abort.signal });
+      if (res.status !== 200 || !res.body) {
+        const text = await res.text().catch(() => '');
+        throw new Error(`watch ${this.#o.path}: HTTP ${res.status} ${text.slice(0, 300)}`);
+      }
+      const decoder = new TextDecoder();
+      let buffered = '';
+      for await (const chunk of res.body) {
+        armSilenceTimer();
+        buffered += decoder.decode(chunk as Uint8Array, { stream: true });
+        let nl: number;
+        while ((nl = buffered.indexOf('\n')) >= 0) {
+          const line = buffered.slice(0, nl).trim();
+          buffered = buffered.slice(nl + 1);
+          if (line) this.#onWatchEvent(JSON.parse(line) as { type: string; object: T & { code?: number; message?: string } });
+        }
+      }
+    } catch (err) {
+      if (this.#stopped) return;
+      throw abort.signal.aborted && abort.signal.reason instanceof Error ? abort.signal.reason : err;
+    } finally {
+      clearTimeout(timer);
+      abort.abort(); // an ERROR event or a parse failure leaves the response open otherwise
+      if (this.#abort === abort) this.#abort = undefined;
+    }
+  }
+
+  #onWatchEvent(ev: { type: string; object: T & { code?: number; message?: string } }): void {
+    const obj = ev.object;
+    if (ev.type === 'ERROR') {
+      // A Status object: 410 means our resourceVersion is too old; anything else, re-list too.
+      const message = `watch ${this.#o.path}: ${obj.message ?? JSON.stringify(obj)}`;
+      throw obj.code === 410 ? new ResourceExpired(message) : new Error(message);
+    }
+    const rv = obj.metadata?.resourceVersion;
+    if (rv) this.#resourceVersion = rv;
+    if (ev.type === 'BOOKMARK') return;
+    if (ev.type === 'DELETED') this.#cache.delete(keyOf(obj));
+    else this.#cache.set(keyOf(obj), obj);
+    this.#o.onChange();
   }
 }
 
