@@ -102,6 +102,16 @@ describe('PodNetwork (real namespaces, as root)', () => {
     expect(readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8').trim()).toBe(ipForwardBefore);
   });
 
+  it('attaches many pods concurrently with distinct addresses, and detaches them', async () => {
+    const keys = Array.from({ length: 8 }, (_, i) => `test/many-${i}`);
+    const attached = await Promise.all(keys.map((k) => net().attach(k)));
+    expect(new Set(attached.map((a) => a.ip)).size).toBe(keys.length);
+    expect(new Set(attached.map((a) => a.netns)).size).toBe(keys.length);
+    await Promise.all(keys.map((k) => net().detach(k)));
+    const left = (await runCommand(['ip', 'netns', 'list'])).stdout;
+    for (const a of attached) expect(left).not.toContain(a.netns);
+  });
+
   it('blackholes the rest of the cluster CIDR on the host', async () => {
     const unused = net().subnet.replace(/\.0\/24$/, '.77').replace(/^(\d+\.\d+\.)(\d+)/, (_, p: string, o: string) => `${p}${Number(o) + 1}`);
     expect((await runCommand(['ip', 'route', 'show', 'exact', net().clusterCidr])).stdout).toMatch(/^blackhole /);

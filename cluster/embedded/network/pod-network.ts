@@ -136,12 +136,13 @@ export class PodNetwork {
       const existing = this.#attached.get(podKey);
       if (existing) return existing;
       const netns = this.namespaceFor(podKey);
-      const add = await runCommand(['ip', 'netns', 'add', netns]);
+      const add = await addNamespace(netns);
       if (add.code !== 0) {
         if (!/exists/i.test(add.stderr)) throw new Error(`cannot create network namespace ${netns} for ${podKey}: ${add.stderr.trim()}`);
         // Left over from a run that died: release its address and start again.
         await this.#release(netns);
-        await mustRun(['ip', 'netns', 'add', netns]);
+        const again = await addNamespace(netns);
+        if (again.code !== 0) throw new Error(`cannot create network namespace ${netns} for ${podKey}: ${again.stderr.trim()}`);
       }
       try {
         await mustRun(['ip', '-n', netns, 'link', 'set', 'dev', 'lo', 'up']);
@@ -273,6 +274,18 @@ function requireTools(): void {
       throw new Error(`CNI plugin ${CNI_PATH}/${plugin} not found: install Debian's containernetworking-plugins (scripts/setup-deps.sh does)`);
     }
   }
+}
+
+let namespaceAdds: Promise<unknown> = Promise.resolve();
+
+/**
+ * `ip netns add`, one at a time in this process: the first one also sets up the shared
+ * /run/netns mount, and concurrent first calls can race on it.
+ */
+function addNamespace(netns: string) {
+  const run = namespaceAdds.catch(() => {}).then(() => runCommand(['ip', 'netns', 'add', netns]));
+  namespaceAdds = run;
+  return run;
 }
 
 async function deleteNamespace(netns: string): Promise<void> {
