@@ -92,3 +92,23 @@ describe('error classes', () => {
     expect(classes(r)).toEqual({ check_failed: r.summary.counts.scheduled });
   });
 });
+
+describe('scenario mistakes', () => {
+  it('a step that throws, or builds an invalid request, fails its rows without stalling the run', async () => {
+    await using server = await startTestServer(ok());
+    const throwing = await runLoad({
+      url: server.url, executor: { executor: 'constant-vus', vus: 2, duration: '300ms' }, maxRequests: 1000,
+      scenario: { flows: [{ name: 'f', steps: [{ name: 'bad', path: () => { throw new Error('scenario bug'); } }] }] },
+    });
+    expect(throwing.summary.counts.failed).toBe(throwing.summary.counts.scheduled);
+    expect(throwing.ledger.row(0)).toMatchObject({ error: 'other', errorCode: 'SCENARIO_ERROR' });
+    expect(throwing.summary.run.elapsedMs).toBeLessThan(5000);
+    const invalid = await runLoad({
+      url: server.url, executor: { executor: 'constant-vus', vus: 2, duration: '300ms' }, maxRequests: 1000,
+      scenario: { flows: [{ name: 'f', steps: [{ name: 'bad', path: '/', headers: { 'x-bad': 'line\nbreak' } }] }] },
+    });
+    expect(invalid.summary.counts.failed).toBe(invalid.summary.counts.scheduled);
+    expect(invalid.ledger.row(0).errorCode).toBe('UND_ERR_INVALID_ARG');
+    expect(server.requests()).toBe(0);
+  });
+});

@@ -284,11 +284,12 @@ class LoadEngine implements ExchangeOwner {
       const due = this.#nextDue;
       const flow = this.#pick();
       const iteration = this.#iterationSeq++;
+      const t = issued === 1 ? now : this.now();
       if (this.#activeIterations >= plan.maxVUs) {
         this.#iterationsDropped++;
-        this.#recorded.push(this.ledger.addDropped(due, now, flow.steps[0].nameId, iteration));
+        this.#recorded.push(this.ledger.addDropped(due, t, flow.steps[0].nameId, iteration));
       } else {
-        this.#startIteration(flow, iteration, due, now, -1);
+        this.#startIteration(flow, iteration, due, t, -1);
       }
       this.#nextDue = plan.arrivals.timeOf(++this.#arrivalIndex);
     }
@@ -354,10 +355,12 @@ class LoadEngine implements ExchangeOwner {
       ex = new Exchange(this, row, step, it.ctx, now, it);
     } catch (err) {
       // The step's path/headers/body function threw: a scenario bug, recorded against this request.
+      // The iteration ends on the next turn of the event loop, so a VU that keeps hitting the bug
+      // cannot recurse or starve the timers that end the run.
       this.ledger.finish(row, now, Outcome.failed, 0, ErrorClass.other, this.ledger.errorCodes.id('SCENARIO_ERROR'), 0, 0);
       this.#recorded.push(row);
       this.#scenarioError(err);
-      this.#endIteration(it, false);
+      setImmediate(() => this.#endIteration(it, false));
       return;
     }
     this.#inFlight++;
@@ -426,8 +429,11 @@ class LoadEngine implements ExchangeOwner {
     if (this.#phase === 'stopping' && this.#activeIterations === 0) this.#finishSoon();
   }
 
+  #scenarioErrors = 0;
+
+  /** Warns once per run (the ledger counts every occurrence as SCENARIO_ERROR). */
   #scenarioError(err: unknown): void {
-    process.emitWarning(`load scenario: ${(err as Error)?.stack ?? String(err)}`);
+    if (this.#scenarioErrors++ === 0) process.emitWarning(`load scenario (reported once per run): ${(err as Error)?.stack ?? String(err)}`);
   }
 
   // ---------------------------------------------------------------- timeouts, ingest, progress

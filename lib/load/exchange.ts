@@ -49,6 +49,7 @@ export class Exchange implements PoolJob, Dispatcher.DispatchHandler {
   connection = -1;
   status = 0;
   #controller: Dispatcher.DispatchController | null = null;
+  #dispatching = false;
   #servedBy = 0;
   #appVersion = 0;
   #headers: Record<string, string | string[] | undefined> | null = null;
@@ -70,7 +71,12 @@ export class Exchange implements PoolJob, Dispatcher.DispatchHandler {
   begin(index: number, client: Dispatcher): void {
     this.connection = index;
     this.owner.ledger.markStarted(this.row, this.owner.now(), index);
-    client.dispatch(this.opts, this);
+    this.#dispatching = true;
+    try {
+      client.dispatch(this.opts, this);
+    } finally {
+      this.#dispatching = false;
+    }
   }
 
   // ---- undici handler ----
@@ -135,6 +141,16 @@ export class Exchange implements PoolJob, Dispatcher.DispatchHandler {
     // dispatching the next request to the same client breaks its invariants: free the client after.
     queueMicrotask(() => this.#settle());
     if (this.recorded) return;
+    if (this.#dispatching) {
+      // Refused synchronously (e.g. an invalid header from the scenario): record it on the next turn,
+      // so a VU that keeps making the same mistake cannot recurse through dispatch.
+      setImmediate(() => { if (!this.recorded) this.#fail(error); });
+      return;
+    }
+    this.#fail(error);
+  }
+
+  #fail(error: Error): void {
     this.#record(Outcome.failed, classifyError(error), this.owner.ledger.errorCodes.id(errorCode(error)));
   }
 
