@@ -47,8 +47,19 @@ log "a cold build compiles most of Kubernetes: expect 15-40 minutes on 2 cores; 
 start=$(date +%s)
 (
   cd "$here"
+  # Stamp the Kubernetes version the way upstream's hack/lib/version.sh does, so
+  # /version and the compatibility (emulation) version say v1.x.y, not v0.0.0-master.
+  kver="$(go list -mod=readonly -m -f '{{.Version}}' k8s.io/kubernetes)"
+  kdate="$(go list -mod=readonly -m -f '{{.Time.UTC.Format "2006-01-02T15:04:05Z"}}' k8s.io/kubernetes)"
+  major="${kver#v}"; major="${major%%.*}"
+  minor="${kver#v*.}"; minor="${minor%%.*}"
+  ldflags="-s -w"
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ldflags+=" -X $pkg.gitVersion=$kver -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor"
+    ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=$kdate -X $pkg.gitCommit="
+  done
   # -mod=readonly: go.sum must be complete; never rewrite go.mod/go.sum during a build.
-  nice -n "${BUILD_NICE:-10}" go build -mod=readonly -trimpath -ldflags='-s -w' -o "$tmp" . >&2
+  nice -n "${BUILD_NICE:-10}" go build -mod=readonly -trimpath -ldflags="$ldflags" -o "$tmp" . >&2
 )
 mv -f "$tmp" "$bin"
 log "built in $(( $(date +%s) - start ))s ($(du -h "$bin" | cut -f1))"

@@ -115,7 +115,7 @@ func (p *pki) ensureCA() error {
 		p.ca, p.caSigner = cert, key
 		return nil
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return err
 	}
@@ -129,11 +129,11 @@ func (p *pki) ensureCA() error {
 		BasicConstraintsValid: true,
 		IsCA:                  true,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, caKey.Public(), caKey)
 	if err != nil {
 		return err
 	}
-	if err := writeKey(p.caKey, key); err != nil {
+	if err := writeKey(p.caKey, caKey); err != nil {
 		return err
 	}
 	if err := writePEM(p.caCert, "CERTIFICATE", der, 0o644); err != nil {
@@ -144,7 +144,7 @@ func (p *pki) ensureCA() error {
 		_ = os.Remove(f)
 	}
 	p.ca, _ = x509.ParseCertificate(der)
-	p.caSigner = key
+	p.caSigner = caKey
 	return nil
 }
 

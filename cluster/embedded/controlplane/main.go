@@ -28,10 +28,9 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apiserver/pkg/util/compatibility"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
-	"k8s.io/component-base/compatibility"
-	"k8s.io/component-base/logs"
 	logsapi "k8s.io/component-base/logs/api/v1"
 	"k8s.io/klog/v2"
 )
@@ -94,7 +93,7 @@ func run() int {
 	fs.StringVar(&c.serviceCIDR, "service-cidr", "10.96.0.0/16", "Service ClusterIP range")
 	fs.StringVar(&c.clusterCIDR, "cluster-cidr", "10.244.0.0/16", "pod CIDR, informational for the controller manager (node CIDRs are not allocated)")
 	fs.StringVar(&c.controllers, "controllers", strings.Join(defaultControllers, ","), "kube-controller-manager --controllers value")
-	fs.StringVar(&c.logLevel, "log-level", "warning", "lowest klog severity written to stderr: info, warning or error")
+	fs.StringVar(&c.logLevel, "log-level", "error", "lowest severity written to stderr: info, warning or error (warning adds ~35 benign \"Skipping API ...\" lines per start)")
 	fs.IntVar(&c.verbosity, "v", 0, "klog verbosity (implies --log-level=info when > 0)")
 	fs.BoolVar(&c.etcdNoFsync, "etcd-unsafe-no-fsync", false, "disable fsync in etcd (faster; data may be lost on a machine crash)")
 	fs.DurationVar(&c.readyTimeout, "ready-timeout", 3*time.Minute, "give up if not ready within this time")
@@ -116,6 +115,9 @@ func run() int {
 		return 2
 	}
 	if err := runControlPlane(&c); err != nil {
+		if strings.Contains(err.Error(), "address already in use") {
+			err = fmt.Errorf("%w (another kube-embedded or etcd running? choose other --port/--etcd-port/--etcd-peer-port)", err)
+		}
 		klog.ErrorS(err, "kube-embedded failed")
 		klog.Flush()
 		return 1
@@ -125,14 +127,14 @@ func run() int {
 }
 
 func setupLogging(level string, v int) error {
-	// Every component would call logsapi.ValidateAndApply; we call it once and
-	// tell component-base to ignore identical re-applies.
+	// The real binaries call logsapi.ValidateAndApply from their cobra commands;
+	// none of those run here. Should any code path apply a logging configuration
+	// twice, ignore identical re-applies instead of failing with "logging
+	// configuration was already applied earlier".
 	logsapi.ReapplyHandling = logsapi.ReapplyHandlingIgnoreUnchanged
-	lo := logs.NewOptions()
-	lo.Verbosity = logsapi.VerbosityLevel(v)
-	if err := logsapi.ValidateAndApply(lo, nil); err != nil {
-		return err
-	}
+	// We do not install component-base's text logger (that is what
+	// ValidateAndApply would do): klog's own stderr output honours
+	// -stderrthreshold, which is what makes the default quiet.
 	threshold := map[string]string{"info": "INFO", "warning": "WARNING", "error": "ERROR"}[strings.ToLower(level)]
 	if threshold == "" {
 		return fmt.Errorf("--log-level must be info, warning or error, not %q", level)
@@ -351,6 +353,7 @@ wait:
 	waitTimeout(&ctlWG, 4*time.Second)
 	cancelAPI()
 	waitTimeout(&apiWG, 4*time.Second)
+	etcdStopping.Store(true)
 	etcd.Close()
 	select {
 	case <-etcd.Server.StopNotify():
