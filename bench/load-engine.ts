@@ -245,6 +245,11 @@ async function main(): Promise<void> {
       while (rate <= 256_000) {
         if (await trial(rate)) { good = rate; rate *= 2; } else { bad = rate; break; }
       }
+      // Not even the first rate: halve until one holds (or give up at 125/s).
+      while (!good && rate > 125) {
+        rate /= 2;
+        if (await trial(rate)) good = rate; else bad = rate;
+      }
       for (let i = 0; i < 3 && bad && good && bad - good > good * 0.1; i++) {
         const mid = Math.round((good + bad) / 2 / 100) * 100;
         if (await trial(mid)) good = mid; else bad = mid;

@@ -21,13 +21,19 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-function cli(args: string[], opts: { interruptAfterMs?: number } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function cli(args: string[], opts: { interruptOn?: RegExp } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((res, rej) => {
     const child = spawn(process.execPath, [verdict, 'load', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '', stderr = '';
+    let stdout = '', stderr = '', interrupted = false;
     child.stdout.on('data', (d) => { stdout += d; });
-    child.stderr.on('data', (d) => { stderr += d; });
-    if (opts.interruptAfterMs) setTimeout(() => child.kill('SIGINT'), opts.interruptAfterMs);
+    child.stderr.on('data', (d) => {
+      stderr += d;
+      // Interrupt once the run is visibly under way (not at a fixed time: start-up is slow on a busy machine).
+      if (opts.interruptOn && !interrupted && opts.interruptOn.test(stderr)) {
+        interrupted = true;
+        child.kill('SIGINT');
+      }
+    });
     child.on('error', rej);
     child.on('close', (code) => res({ code, stdout, stderr }));
   });
@@ -59,7 +65,7 @@ describe('verdict load', () => {
     const few = await cli(['--url', okServer.url, '--rate', '20/s', '--duration', '1s']);
     expect(few.code).toBe(2);
     expect(few.stdout).toMatch(/only 20 requests ended; at least 100/);
-    const interrupted = await cli(['--url', okServer.url, '--rate', '100/s', '--duration', '30s'], { interruptAfterMs: 2500 });
+    const interrupted = await cli(['--url', okServer.url, '--rate', '100/s', '--duration', '30s', '--progress-every', '500ms'], { interruptOn: /^load: .*ok [1-9]/m });
     expect(interrupted.code).toBe(2);
     expect(interrupted.stdout).toMatch(/run aborted before its end: interrupted by SIGINT/);
   }, 30_000);
