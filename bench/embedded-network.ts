@@ -21,6 +21,7 @@
  * load is bounded in time. Everything is removed at the end and on Ctrl-C.
  */
 import { spawn } from 'node:child_process';
+import { cpus, loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { CoreV1Api, CoordinationV1Api, DiscoveryV1Api, PatchStrategy, setHeaderOptions, type V1EndpointSlice } from '@kubernetes/client-node';
@@ -150,13 +151,15 @@ async function main() {
   process.stderr.write(`bench: throughput, ${CONNECTIONS} connections, ${DURATION} s per run (warm-up 2 s each)\n`);
   await autocannon(direct, 2);
   await autocannon(viaProxy, 2);
+  const loadBefore = loadavg().map((x) => x.toFixed(1)).join(' ');
   const runs: { kind: 'direct' | 'proxy'; r: Load }[] = [];
   for (let round = 0; round < ROUNDS; round++) {
     runs.push({ kind: 'direct', r: await autocannon(direct, DURATION) });
     runs.push({ kind: 'proxy', r: await autocannon(viaProxy, DURATION) });
   }
   const mean = (k: string) => { const xs = runs.filter((x) => x.kind === k).map((x) => x.r.rps); return xs.reduce((a, b) => a + b, 0) / xs.length; };
-  console.log(`\n${'run'.padEnd(22)} ${'req/s'.padStart(8)} ${'p50 ms'.padStart(7)} ${'p99 ms'.padStart(7)} ${'errors'.padStart(7)}`);
+  console.log(`\nload average before/after the throughput runs: ${loadBefore} / ${loadavg().map((x) => x.toFixed(1)).join(' ')} (${cpus().length} cores; other work on the machine skews the ratio)`);
+  console.log(`${'run'.padEnd(22)} ${'req/s'.padStart(8)} ${'p50 ms'.padStart(7)} ${'p99 ms'.padStart(7)} ${'errors'.padStart(7)}`);
   for (const { kind, r } of runs) console.log(`${`${kind} (${kind === 'direct' ? podA.ip : `127.0.0.1:${nodePort}`})`.padEnd(22)} ${r.rps.toFixed(0).padStart(8)} ${r.p50.toFixed(1).padStart(7)} ${r.p99.toFixed(1).padStart(7)} ${String(r.errors + r.non2xx).padStart(7)}`);
   const ratio = mean('proxy') / mean('direct');
   const perRound = Array.from({ length: ROUNDS }, (_, i) => (runs[2 * i + 1].r.rps / runs[2 * i].r.rps).toFixed(2));
