@@ -83,6 +83,14 @@ describe('error classes', () => {
     expect(r.ledger.row(0).errorCode).toMatch(/SSL|TLS|EPROTO/);
   });
 
+  it('a status the step did not expect', async () => {
+    await using s = await startTestServer(status(204));
+    const r = await runLoad({
+      url: s.url, ...closed(), scenario: { flows: [{ name: 'f', steps: [{ name: 'get', path: '/', expectStatus: [200] }] }] },
+    });
+    expect(classes(r)).toEqual({ unexpected_status: r.summary.counts.scheduled });
+  });
+
   it('a failing check', async () => {
     await using server = await startTestServer(ok());
     const r = await runLoad({

@@ -27,10 +27,9 @@ export const ErrorClass = {
   check_failed: 10,
   /** The run was aborted (by the caller, a threshold, or the graceful-stop deadline) while in flight. */
   aborted: 11,
-  /** The target's name did not resolve. */
-  dns: 12,
-  /** Anything else (the error code is kept in the ledger's errorCode column). */
-  other: 13,
+  /** Anything else (the error code is kept in the ledger's errorCode column). Names never fail here:
+   * the target guard resolves the name once before the run and connections dial the address. */
+  other: 12,
 } as const;
 export type ErrorClassName = keyof typeof ErrorClass;
 export type ErrorClassId = (typeof ErrorClass)[ErrorClassName];
@@ -67,7 +66,6 @@ export function classifyError(err: unknown): ErrorClassId {
       case 'ECONNRESET': case 'EPIPE': return ErrorClass.conn_reset;
       case 'UND_ERR_CONNECT_TIMEOUT': return ErrorClass.connect_timeout;
       case 'UND_ERR_HEADERS_TIMEOUT': case 'UND_ERR_BODY_TIMEOUT': case 'ETIMEDOUT': return ErrorClass.timeout;
-      case 'ENOTFOUND': case 'EAI_AGAIN': return ErrorClass.dns;
       case 'UND_ERR_ABORTED': return ErrorClass.aborted;
     }
     if (code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_') || TLS_CODES.has(code)) return ErrorClass.tls;
