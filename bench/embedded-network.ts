@@ -14,8 +14,6 @@
  *    b. Pod deletion: two Pods (status set by hand, as there is no node agent here) behind a
  *       Service with a selector; one is deleted with a grace period; time from the delete call until
  *       the proxy stops routing to it (the EndpointSlice controller marks it terminating).
- *    Without a kube-embedded binary, part 2 is reported as not measured and the throughput runs on
- *    a fixed route table.
  *
  * Traffic goes only to 127.0.0.1 and to pod addresses in namespaces this script creates; every
  * load is bounded in time. Everything is removed at the end and on Ctrl-C.
@@ -26,10 +24,8 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { CoreV1Api, CoordinationV1Api, DiscoveryV1Api, PatchStrategy, setHeaderOptions, type V1EndpointSlice } from '@kubernetes/client-node';
 import { createScratchNetwork, type ScratchNetwork } from '../cluster/embedded/network/scratch-network.ts';
-import type { EndpointSource } from '../cluster/embedded/proxy/endpoint-source.ts';
-import type { NodePortRoute } from '../cluster/embedded/proxy/node-port-routes.ts';
 import { ServiceProxy } from '../cluster/embedded/proxy/service-proxy.ts';
-import { startControlPlane, findControlPlaneBinary, type ControlPlaneProcess } from '../cluster/embedded/proxy/testing/control-plane-process.ts';
+import { startScratchControlPlane } from '../cluster/embedded/proxy/testing/scratch-control-plane.ts';
 import { startPodServer, type PodServer } from '../cluster/embedded/proxy/testing/pod-servers.ts';
 
 const arg = (name: string, dflt: number) => {
@@ -115,33 +111,19 @@ async function main() {
   cleanup.push(() => podA.stop(), () => podB.stop());
   process.stderr.write(`bench: pods bench-a ${podA.ip}, bench-b ${podB.ip} on ${network.bridge}\n`);
 
-  let cp: ControlPlaneProcess | undefined;
-  if (findControlPlaneBinary()) {
-    process.stderr.write('bench: starting kube-embedded\n');
-    const t0 = performance.now();
-    cp = await startControlPlane();
-    cleanup.push(() => cp!.stop());
-    process.stderr.write(`bench: control plane ready in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
-  } else {
-    process.stderr.write('bench: no kube-embedded binary (cluster/embedded/controlplane/build.sh): throughput only, on a fixed route table\n');
-  }
+  process.stderr.write('bench: starting kube-embedded (built by cluster/embedded/controlplane/build.sh if the cache has none)\n');
+  const t0 = performance.now();
+  const cp = await startScratchControlPlane({ onProgress: (l) => process.stderr.write(`bench: ${l}\n`) });
+  cleanup.push(() => cp.stop());
+  process.stderr.write(`bench: control plane ready in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
 
   const nodePort = await freeNodePort();
-  let proxy: ServiceProxy;
-  let core: CoreV1Api | undefined;
-  let discovery: DiscoveryV1Api | undefined;
-  if (cp) {
-    core = cp.kubeConfig.makeApiClient(CoreV1Api);
-    discovery = cp.kubeConfig.makeApiClient(DiscoveryV1Api);
-    await core.createNamespace({ body: { metadata: { name: NS } } });
-    await core.createNamespacedService({ namespace: NS, body: { metadata: { name: 'flip' }, spec: { type: 'NodePort', ports: [{ name: 'http', port: 80, targetPort: 8080, nodePort }] } } });
-    await discovery.createNamespacedEndpointSlice({ namespace: NS, body: slice('flip-1', 'flip', [podA], {}) });
-    proxy = await ServiceProxy.start({ kubeConfig: cp.kubeConfig });
-  } else {
-    const routes: NodePortRoute[] = [{ nodePort, service: `${NS}/flip`, portName: 'http', backends: [{ ip: podA.ip, port: 8080, podName: podA.name, ready: true, serving: true, terminating: false }] }];
-    const fixed: EndpointSource = { async start(on) { on(routes); }, async stop() {} };
-    proxy = await ServiceProxy.start({ endpointSource: fixed });
-  }
+  const core = cp.kubeConfig.makeApiClient(CoreV1Api);
+  const discovery = cp.kubeConfig.makeApiClient(DiscoveryV1Api);
+  await core.createNamespace({ body: { metadata: { name: NS } } });
+  await core.createNamespacedService({ namespace: NS, body: { metadata: { name: 'flip' }, spec: { type: 'NodePort', ports: [{ name: 'http', port: 80, targetPort: 8080, nodePort }] } } });
+  await discovery.createNamespacedEndpointSlice({ namespace: NS, body: slice('flip-1', 'flip', [podA], {}) });
+  const proxy = await ServiceProxy.start({ kubeConfig: cp.kubeConfig });
   cleanup.push(() => proxy.stop());
   await proxy.waitForRoute(nodePort, (r) => r.length === 1, 15_000);
 
@@ -169,11 +151,6 @@ async function main() {
   const forwarded = proxy.connections().filter((c) => c.backend?.podName === podA.name);
   console.log(`proxy recorded ${proxy.connections().length} connections (${forwarded.length} attributed to ${podA.name}), ${proxy.droppedConnectionRecords} dropped from the record`);
 
-  if (!cp || !core || !discovery) {
-    console.log('\nendpoint propagation: NOT measured (needs the kube-embedded binary; build it with cluster/embedded/controlplane/build.sh)');
-    return;
-  }
-
   // --- 2a. EndpointSlice flip ------------------------------------------------------------------
   await discovery.replaceNamespacedEndpointSlice({ name: 'flip-1', namespace: NS, body: slice('flip-1', 'flip', [podA, podB], {}) });
   await proxy.waitForRoute(nodePort, (r) => r.length === 2, 10_000);
@@ -199,7 +176,7 @@ async function main() {
   await core.createNode({ body: { metadata: { name: nodeName } } });
   const markNodeReady = async () => {
     const now = new Date();
-    await core!.patchNodeStatus({ name: nodeName, body: { status: { conditions: [{ type: 'Ready', status: 'True', reason: 'KubeletReady', lastHeartbeatTime: now, lastTransitionTime: now }] } } }, strategicMerge);
+    await core.patchNodeStatus({ name: nodeName, body: { status: { conditions: [{ type: 'Ready', status: 'True', reason: 'KubeletReady', lastHeartbeatTime: now, lastTransitionTime: now }] } } }, strategicMerge);
   };
   await markNodeReady();
   await coordination.createNamespacedLease({ namespace: 'kube-node-lease', body: { metadata: { name: nodeName }, spec: { holderIdentity: nodeName, leaseDurationSeconds: 40, renewTime: new Date() } } }).catch(() => {});
@@ -212,9 +189,9 @@ async function main() {
   const podNodePort = await freeNodePort();
   await core.createNamespacedService({ namespace: NS, body: { metadata: { name: 'sel' }, spec: { type: 'NodePort', selector: { app: 'bench-sel' }, ports: [{ name: 'http', port: 80, targetPort: 8080, nodePort: podNodePort }] } } });
   const createReadyPod = async (name: string, ip: string) => {
-    await core!.createNamespacedPod({ namespace: NS, body: { metadata: { name, labels: { app: 'bench-sel' } }, spec: { nodeName, containers: [{ name: 'app', image: 'license-api:bench' }] } } });
+    await core.createNamespacedPod({ namespace: NS, body: { metadata: { name, labels: { app: 'bench-sel' } }, spec: { nodeName, containers: [{ name: 'app', image: 'license-api:bench' }] } } });
     const now = new Date();
-    await core!.patchNamespacedPodStatus({ name, namespace: NS, body: { status: { phase: 'Running', podIP: ip, podIPs: [{ ip }], hostIP: '127.0.0.1', conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: now }, { type: 'ContainersReady', status: 'True', lastTransitionTime: now }] } } }, strategicMerge);
+    await core.patchNamespacedPodStatus({ name, namespace: NS, body: { status: { phase: 'Running', podIP: ip, podIPs: [{ ip }], hostIP: '127.0.0.1', conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: now }, { type: 'ContainersReady', status: 'True', lastTransitionTime: now }] } } }, strategicMerge);
   };
   await createReadyPod('sel-b', podB.ip);
   const deleteDelays: number[] = [];

@@ -6,16 +6,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createScratchNetwork, type ScratchNetwork } from '../network/scratch-network.ts';
 import { runCommand } from '../network/run-command.ts';
 import { ServiceProxy } from './service-proxy.ts';
-import { startControlPlane, type ControlPlaneProcess } from './testing/control-plane-process.ts';
+import { startScratchControlPlane, type ScratchControlPlane } from './testing/scratch-control-plane.ts';
 import { startPodServer, type PodServer } from './testing/pod-servers.ts';
 
 // The proxy against the real control plane (kube-embedded), with its endpoints in real pod network
-// namespaces (the apiserver rejects loopback endpoint addresses). Needs root and a built
-// kube-embedded: without either, beforeAll fails saying which.
+// namespaces (the apiserver rejects loopback endpoint addresses). Needs root; the control plane is
+// started through cluster/embedded/control-plane.ts (build.sh: a cache hit once `make` has built it).
 
 const NS = 'proxy-test';
 let scratch: ScratchNetwork | undefined;
-let cp: ControlPlaneProcess | undefined;
+let cp: ScratchControlPlane | undefined;
 let proxy: ServiceProxy | undefined;
 const pods: PodServer[] = [];
 let core: CoreV1Api;
@@ -30,7 +30,7 @@ beforeAll(async () => {
   pods.push(podA);
   podB = await startPodServer(scratch.network, 'pod-b');
   pods.push(podB);
-  cp = await startControlPlane();
+  cp = await startScratchControlPlane();
   core = cp.kubeConfig.makeApiClient(CoreV1Api);
   discovery = cp.kubeConfig.makeApiClient(DiscoveryV1Api);
   await core.createNamespace({ body: { metadata: { name: NS } } });
