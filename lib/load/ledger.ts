@@ -113,6 +113,9 @@ export class Ledger {
 
   get length(): number { return this.#length; }
 
+  /** Wall-clock epoch milliseconds of a ledger time (for joins with a cluster timeline). */
+  epochMs(t: number): number { return this.origin.epochMs + t; }
+
   /** Appends a pending row and returns its index. */
   add(scheduledAt: number, issuedAt: number, nameId: number, iteration: number): number {
     const row = this.#length++;
@@ -217,7 +220,7 @@ export class Ledger {
   /** One NDJSON line for a row; times are wall-clock epoch milliseconds (µs precision). */
   toNdjsonLine(row: number): string {
     const r = this.row(row);
-    const at = (t: number | null) => (t === null ? null : Math.round((this.origin.epochMs + t) * 1000) / 1000);
+    const at = (t: number | null) => (t === null ? null : Math.round(this.epochMs(t) * 1000) / 1000);
     return JSON.stringify({
       row: r.row, iteration: r.iteration, name: r.name, outcome: r.outcome,
       scheduled_at: at(r.scheduledAt), issued_at: at(r.issuedAt), started_at: at(r.startedAt), ended_at: at(r.endedAt),
