@@ -19,6 +19,7 @@
  * load is bounded in time. Everything is removed at the end and on Ctrl-C.
  */
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -60,6 +61,12 @@ async function autocannon(url: string, seconds: number): Promise<Load> {
   if (code !== 0) throw new Error(`autocannon exited ${code}: ${err.slice(-500)}`);
   const j = JSON.parse(out) as { requests: { average: number; total: number }; latency: { p50: number; p99: number }; errors: number; timeouts: number; non2xx: number };
   return { rps: j.requests.average, p50: j.latency.p50, p99: j.latency.p99, errors: j.errors + j.timeouts, non2xx: j.non2xx, requests: j.requests.total };
+}
+
+/** CPU time (user + system) a process has used so far, in µs, from /proc (clock ticks of 10 ms). */
+function processCpuUs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10_000;
 }
 
 /** One HTTP request on a fresh connection; resolves with the X-Served-By answer. */
@@ -135,9 +142,22 @@ async function main() {
   await autocannon(viaProxy, 2);
   const loadBefore = loadavg().map((x) => x.toFixed(1)).join(' ');
   const runs: { kind: 'direct' | 'proxy'; r: Load }[] = [];
+  let proxyCpuUs = 0;
+  let proxyRequests = 0;
+  let serverCpuUs = 0;
+  let serverRequests = 0;
   for (let round = 0; round < ROUNDS; round++) {
-    runs.push({ kind: 'direct', r: await autocannon(direct, DURATION) });
-    runs.push({ kind: 'proxy', r: await autocannon(viaProxy, DURATION) });
+    const s0 = processCpuUs(podA.process.pid!);
+    const d = await autocannon(direct, DURATION);
+    serverCpuUs += processCpuUs(podA.process.pid!) - s0;
+    serverRequests += d.requests;
+    runs.push({ kind: 'direct', r: d });
+    const c0 = process.cpuUsage();
+    const p = await autocannon(viaProxy, DURATION);
+    const c = process.cpuUsage(c0);
+    proxyCpuUs += c.user + c.system;
+    proxyRequests += p.requests;
+    runs.push({ kind: 'proxy', r: p });
   }
   const mean = (k: string) => { const xs = runs.filter((x) => x.kind === k).map((x) => x.r.rps); return xs.reduce((a, b) => a + b, 0) / xs.length; };
   console.log(`\nload average before/after the throughput runs: ${loadBefore} / ${loadavg().map((x) => x.toFixed(1)).join(' ')} (${cpus().length} cores; other work on the machine skews the ratio)`);
@@ -146,6 +166,7 @@ async function main() {
   const ratio = mean('proxy') / mean('direct');
   const perRound = Array.from({ length: ROUNDS }, (_, i) => (runs[2 * i + 1].r.rps / runs[2 * i].r.rps).toFixed(2));
   console.log(`proxy / direct throughput: ${ratio.toFixed(2)} (goal >= 0.7) ${ratio >= 0.7 ? 'met' : 'NOT met'}; per round ${perRound.join(', ')}`);
+  console.log(`CPU per request: proxy ${(proxyCpuUs / proxyRequests).toFixed(1)} µs (whole bench process), pod server ${(serverCpuUs / serverRequests).toFixed(1)} µs (direct runs)`);
   const errors = runs.reduce((n, x) => n + x.r.errors + x.r.non2xx, 0);
   if (errors > 0) console.log(`WARNING: ${errors} errors or non-2xx answers during the throughput runs`);
   const forwarded = proxy.connections().filter((c) => c.backend?.podName === podA.name);
