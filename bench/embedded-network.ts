@@ -40,10 +40,27 @@ const CONNECTIONS = 32;
 const NS = 'bench-net';
 const AUTOCANNON = fileURLToPath(new URL('../node_modules/autocannon/autocannon.js', import.meta.url));
 
+/** Releases, run last-in first-out by shutdown() (also those registered while it runs). */
 const cleanup: (() => Promise<unknown>)[] = [];
+
+/**
+ * Registers the release of a resource *before* it exists, so that a Ctrl-C while it is being
+ * created still releases it once creation settles.
+ */
+function own<T>(creating: Promise<T>, release: (v: T) => Promise<unknown>): Promise<T> {
+  if (shutdownDone) {
+    // Interrupted: release as soon as it exists, and go no further.
+    void creating.then(release, () => {}).catch(() => {});
+    return Promise.reject(new Error('interrupted'));
+  }
+  cleanup.push(async () => {
+    const v = await creating.catch(() => undefined);
+    if (v !== undefined) await release(v);
+  });
+  return creating;
+}
 const strategicMerge = setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch);
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
-let scratch: ScratchNetwork | undefined;
 
 interface Load { rps: number; p50: number; p99: number; errors: number; non2xx: number; requests: number }
 
@@ -111,17 +128,15 @@ function slice(name: string, service: string, pods: PodServer[], ready: Record<s
 
 async function main() {
   if (process.getuid?.() !== 0) throw new Error('the embedded cluster needs root for network namespaces: run as root, or use --provider kind');
-  scratch = await createScratchNetwork();
+  const scratch = await own(createScratchNetwork(), (n: ScratchNetwork) => n.dispose());
   const network = scratch.network;
-  const podA = await startPodServer(network, 'bench-a');
-  const podB = await startPodServer(network, 'bench-b');
-  cleanup.push(() => podA.stop(), () => podB.stop());
+  const podA = await own(startPodServer(network, 'bench-a'), (p) => p.stop());
+  const podB = await own(startPodServer(network, 'bench-b'), (p) => p.stop());
   process.stderr.write(`bench: pods bench-a ${podA.ip}, bench-b ${podB.ip} on ${network.bridge}\n`);
 
   process.stderr.write('bench: starting kube-embedded (built by cluster/embedded/controlplane/build.sh if the cache has none)\n');
   const t0 = performance.now();
-  const cp = await startScratchControlPlane({ onProgress: (l) => process.stderr.write(`bench: ${l}\n`) });
-  cleanup.push(() => cp.stop());
+  const cp = await own(startScratchControlPlane({ onProgress: (l) => process.stderr.write(`bench: ${l}\n`) }), (c) => c.stop());
   process.stderr.write(`bench: control plane ready in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
 
   const nodePort = await freeNodePort();
@@ -130,8 +145,7 @@ async function main() {
   await core.createNamespace({ body: { metadata: { name: NS } } });
   await core.createNamespacedService({ namespace: NS, body: { metadata: { name: 'flip' }, spec: { type: 'NodePort', ports: [{ name: 'http', port: 80, targetPort: 8080, nodePort }] } } });
   await discovery.createNamespacedEndpointSlice({ namespace: NS, body: slice('flip-1', 'flip', [podA], {}) });
-  const proxy = await ServiceProxy.start({ kubeConfig: cp.kubeConfig });
-  cleanup.push(() => proxy.stop());
+  const proxy = await own(ServiceProxy.start({ kubeConfig: cp.kubeConfig }), (p) => p.stop());
   await proxy.waitForRoute(nodePort, (r) => r.length === 1, 15_000);
 
   // --- 1. throughput ---------------------------------------------------------------------------
@@ -240,17 +254,24 @@ async function main() {
   console.log(`requests sent right after each change that still reached the removed endpoint: ${misrouted}`);
 }
 
-let shuttingDown = false;
-async function shutdown() {
-  if (shuttingDown) return;
-  shuttingDown = true;
-  for (const f of cleanup.reverse()) await f().catch((e: unknown) => process.stderr.write(`cleanup: ${String(e)}\n`));
-  await scratch?.dispose().catch((e: unknown) => process.stderr.write(`cleanup: ${String(e)}\n`));
+let shutdownDone: Promise<void> | undefined;
+/** Idempotent: a second caller (Ctrl-C during a failure, or the reverse) waits for the same cleanup. */
+function shutdown(): Promise<void> {
+  shutdownDone ??= (async () => {
+    for (let f = cleanup.pop(); f; f = cleanup.pop()) await f().catch((e: unknown) => process.stderr.write(`cleanup: ${String(e)}\n`));
+  })();
+  return shutdownDone;
 }
-process.once('SIGINT', () => { void shutdown().then(() => process.exit(130)); });
-process.once('SIGTERM', () => { void shutdown().then(() => process.exit(143)); });
+let interrupted = false;
+for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+  process.once(signal, () => {
+    interrupted = true;
+    process.stderr.write(`bench: ${signal}, cleaning up\n`);
+    void shutdown().then(() => process.exit(code));
+  });
+}
 main().then(async () => { await shutdown(); console.log(`(${new Date().toISOString()})`); }, async (err: unknown) => {
-  console.error(`bench failed: ${(err as Error)?.stack ?? String(err)}`);
+  if (!interrupted) console.error(`bench failed: ${(err as Error)?.stack ?? String(err)}`);
   await shutdown();
-  process.exit(1);
+  process.exit(interrupted ? 130 : 1);
 });
