@@ -29,6 +29,7 @@ export function loadCommand(): Command {
     .option('--timeout <duration>', 'per-request timeout (default 10s)')
     .option('--max-requests <n>', 'hard cap on requests (default 5,000,000)')
     .option('--min-requests <n>', 'fewer finished requests make the run INCONCLUSIVE (default 100)')
+    .option('--max-schedule-delay <duration>', 'engine lateness (p99) that makes the run INCONCLUSIVE (default 50ms)')
     .option('--threshold <expr>', 'k6-style threshold, repeatable: "http_req_duration: p(99)<250"', collect, [])
     .option('--config <file>', 'k6-shaped options file (.json/.yaml): scenarios, thresholds, verdict{url,...}')
     .option('--scenario <file.ts>', 'scenario module (default export: defineScenario({...}))')

@@ -17,7 +17,7 @@ import { ThresholdSyntaxError } from './thresholds.ts';
 const EXIT = { PASS: 0, FAIL: 1, INCONCLUSIVE: 2, ERROR: 3, USAGE: 64 } as const;
 
 const HELP = `usage: node load-agent.mjs --url URL (--rate 100/s | --vus N) --duration 30s [options]
-options: --max-vus N --connections N --timeout 10s --max-requests N --min-requests N
+options: --max-vus N --connections N --timeout 10s --max-requests N --min-requests N --max-schedule-delay 50ms
          --threshold "http_req_duration: p(99)<250" (repeatable) --config k6.json
          --ndjson FILE --allow-remote --remote-rate-cap N --harness-network CIDR (repeatable)
          --insecure --precision timer|spin --quiet`;
@@ -30,7 +30,7 @@ export async function runAgent(scenario?: Scenario, argv: string[] = process.arg
       options: {
         url: { type: 'string' }, rate: { type: 'string' }, vus: { type: 'string' }, duration: { type: 'string' },
         'max-vus': { type: 'string' }, connections: { type: 'string' }, timeout: { type: 'string' },
-        'max-requests': { type: 'string' }, 'min-requests': { type: 'string' }, threshold: { type: 'string', multiple: true },
+        'max-requests': { type: 'string' }, 'min-requests': { type: 'string' }, 'max-schedule-delay': { type: 'string' }, threshold: { type: 'string', multiple: true },
         config: { type: 'string' }, ndjson: { type: 'string' }, 'allow-remote': { type: 'boolean' },
         'remote-rate-cap': { type: 'string' }, 'harness-network': { type: 'string', multiple: true },
         insecure: { type: 'boolean' }, precision: { type: 'string' }, quiet: { type: 'boolean' }, help: { type: 'boolean' },
@@ -49,6 +49,7 @@ export async function runAgent(scenario?: Scenario, argv: string[] = process.arg
     url: values.url as string, rate: values.rate as string, vus: values.vus as string, duration: values.duration as string,
     maxVus: values['max-vus'] as string, connections: values.connections as string, timeout: values.timeout as string,
     maxRequests: values['max-requests'] as string, minRequests: values['min-requests'] as string,
+    maxScheduleDelay: values['max-schedule-delay'] as string,
     threshold: values.threshold as string[], config: values.config as string, allowRemote: values['allow-remote'] as boolean,
     remoteRateCap: values['remote-rate-cap'] as string, harnessNetwork: values['harness-network'] as string[],
     insecure: values.insecure as boolean, precision: values.precision as string,

@@ -16,10 +16,11 @@ export interface Assessment {
 
 /** Arrivals started must reach this share of the plan. */
 export const MIN_ACHIEVED_SHARE = 0.99;
-/** The engine's own p99 lateness above which its measurements are not trusted (ms). */
+/** Default for the engine's own p99 lateness above which its measurements are not trusted (ms). */
 export const MAX_SCHEDULE_DELAY_P99_MS = 50;
 
-export function assess(s: LoadSummary, thresholds: ThresholdResult[], opts: { minRequests: number; abortedByThreshold?: boolean }): Assessment {
+export function assess(s: LoadSummary, thresholds: ThresholdResult[],
+  opts: { minRequests: number; maxScheduleDelayMs?: number; abortedByThreshold?: boolean }): Assessment {
   const fail: string[] = [];
   const unsure: string[] = [];
   for (const t of thresholds) {
@@ -29,7 +30,7 @@ export function assess(s: LoadSummary, thresholds: ThresholdResult[], opts: { mi
   if (opts.abortedByThreshold && s.run.abortReason) fail.push(`run aborted on breach: ${s.run.abortReason}`);
   else if (s.run.abortReason) unsure.push(`run aborted before its end: ${s.run.abortReason}`);
   if (thresholds.length === 0) unsure.push('no thresholds were set, so nothing was judged');
-  const ended = s.counts.succeeded + s.counts.failed;
+  const ended = s.metrics.http_reqs.count;
   if (ended < opts.minRequests) unsure.push(`only ${ended} requests ended; at least ${opts.minRequests} are needed`);
   if (s.counts.pending > 0) unsure.push(`${s.counts.pending} requests never ended (engine bug)`);
   if (s.rates.planned !== null && !s.run.abortReason) {
@@ -41,7 +42,7 @@ export function assess(s: LoadSummary, thresholds: ThresholdResult[], opts: { mi
     }
   }
   const lag = s.metrics.schedule_delay?.['p(99)'];
-  if (lag !== undefined && lag > MAX_SCHEDULE_DELAY_P99_MS) {
+  if (lag !== undefined && lag > (opts.maxScheduleDelayMs ?? MAX_SCHEDULE_DELAY_P99_MS)) {
     unsure.push(`the load generator fell behind its schedule (p99 ${lag} ms late): its machine is overloaded`);
   }
   const verdict = fail.length ? 'FAIL' : unsure.length ? 'INCONCLUSIVE' : 'PASS';

@@ -55,6 +55,7 @@ const fileSchema = z.object({
     timeout: duration.optional(),
     maxRequests: z.number().int().positive().optional(),
     minRequests: z.number().int().nonnegative().optional(),
+    maxScheduleDelay: duration.optional(),
   }).strict().optional(),
 }).strict();
 
@@ -68,6 +69,7 @@ export interface LoadConfigFile {
   timeout?: string | number;
   maxRequests?: number;
   minRequests?: number;
+  maxScheduleDelay?: string | number;
   rejectUnauthorized?: boolean;
 }
 

@@ -141,7 +141,10 @@ describe('bounds and control', () => {
     expect(r.summary.run.abortReason).toBe('test is done');
     expect(r.summary.run.elapsedMs).toBeLessThan(3000);
     expect(r.summary.counts.pending).toBe(0);
-    expect(r.summary.errors.aborted).toBeGreaterThan(0); // the requests that were in flight
+    expect(r.summary.errors.aborted).toBeGreaterThan(0); // the requests that were in flight ...
+    expect(r.summary.counts.abortedByRun).toBe(r.summary.errors.aborted);
+    expect(r.summary.metrics.http_req_failed.fails).toBe(0); // ... are not held against the server
+    expect(r.thresholds[0].ok).toBe(true);
     expect(r.assessment.verdict).toBe('INCONCLUSIVE');
     expect(seen.length).toBeGreaterThanOrEqual(3);
     expect(seen.at(-1)!.phase).toBe('done');
@@ -156,10 +159,10 @@ describe('bounds and control', () => {
     const t0 = performance.now();
     {
       await using run = await startLoad({ url: server.url, executor: { executor: 'constant-vus', vus: 2, duration: '20s' } });
-      await new Promise((res) => setTimeout(res, 100));
+      while (run.progress().succeeded === 0 && performance.now() - t0 < 5000) await new Promise((res) => setTimeout(res, 20));
       expect(run.progress().succeeded).toBeGreaterThan(0);
     }
-    expect(performance.now() - t0).toBeLessThan(3000);
+    expect(performance.now() - t0).toBeLessThan(8000);
   });
 });
 

@@ -38,6 +38,11 @@ export interface LoadOptions {
   maxRequests?: number;
   /** Fewer finished requests than this makes the run INCONCLUSIVE. Default 100. */
   minRequests?: number;
+  /**
+   * The engine's own lateness (schedule_delay p99) above which the run is INCONCLUSIVE: its machine
+   * was too busy for its numbers to be trusted. Default 50ms.
+   */
+  maxScheduleDelay?: string | number;
   thresholds?: ThresholdConfig;
   target?: TargetPolicy;
   /** Verify TLS certificates (default true). */
@@ -116,6 +121,7 @@ export async function startLoad(options: LoadOptions): Promise<LoadRun> {
   if (!(timeoutMs > 0)) throw new RangeError('timeout must be > 0');
   const plan = planExecutor(options.executor, { timeoutMs });
   const thresholds = parseThresholds(options.thresholds);
+  if (options.maxScheduleDelay !== undefined) parseDuration(options.maxScheduleDelay);
   const target = await vetTarget(options.url, options.target);
   checkRemoteLoad(target, plan.model === 'open' ? { model: 'open', peakRate: plan.peakRate } : { model: 'closed' }, options.target);
   await warmUpHttpClient();
@@ -596,6 +602,7 @@ class LoadEngine implements ExchangeOwner {
     });
     const assessment = assess(summary, thresholdResults, {
       minRequests: this.#options.minRequests ?? 100, abortedByThreshold: this.#abortedByThreshold,
+      maxScheduleDelayMs: this.#options.maxScheduleDelay === undefined ? undefined : parseDuration(this.#options.maxScheduleDelay),
     });
     if (ndjsonError) assessment.reasons.push(`the NDJSON ledger could not be written: ${(ndjsonError as Error).message}`);
     this.#resolve({ ledger: this.ledger, summary, thresholds: thresholdResults, assessment });

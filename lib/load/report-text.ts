@@ -41,7 +41,8 @@ export function summaryTable(r: LoadResult): string {
   lines.push(`${s.run.executor} → ${s.run.url} (${s.run.target.kind} ${s.run.target.address}), ${s.run.connections} connections, ` +
     `ran ${formatDuration(s.run.elapsedMs)} (${s.run.stopReason})`);
   lines.push('');
-  lines.push(`  requests    scheduled ${int(s.counts.scheduled)}   succeeded ${int(s.counts.succeeded)}   failed ${int(s.counts.failed)}   dropped ${int(s.counts.dropped)}`);
+  const cut = s.counts.abortedByRun ? ` (${int(s.counts.abortedByRun)} cut short by the run, not judged)` : '';
+  lines.push(`  requests    scheduled ${int(s.counts.scheduled)}   succeeded ${int(s.counts.succeeded)}   failed ${int(s.counts.failed)}${cut}   dropped ${int(s.counts.dropped)}`);
   const rate = s.rates.target !== null
     ? `target ${s.rates.target.toFixed(1)}/s   achieved ${s.rates.achieved.toFixed(1)}/s   (${s.counts.iterations.started} of ${s.rates.planned} planned arrivals started)`
     : `achieved ${s.rates.achieved.toFixed(1)} req/s (closed model)`;

@@ -23,6 +23,7 @@ export interface LoadFlags {
   timeout?: string;
   maxRequests?: string;
   minRequests?: string;
+  maxScheduleDelay?: string;
   threshold?: string[];
   config?: string;
   scenario?: string;
@@ -144,6 +145,7 @@ export async function loadOptionsFromFlags(flags: LoadFlags, given: { scenario?:
     timeout: flags.timeout !== undefined ? usage('timeout', () => parseDuration(flags.timeout!)) : file.timeout,
     maxRequests: wholeNumber('max-requests', flags.maxRequests) ?? file.maxRequests,
     minRequests: wholeNumber('min-requests', flags.minRequests, 0) ?? file.minRequests,
+    maxScheduleDelay: flags.maxScheduleDelay !== undefined ? usage('max-schedule-delay', () => parseDuration(flags.maxScheduleDelay!)) : file.maxScheduleDelay,
     thresholds,
     rejectUnauthorized: flags.insecure ? false : file.rejectUnauthorized,
     precision,

@@ -3,6 +3,7 @@
  * the latency of those that ended, second by second. Exact percentiles (sorted), computed once after
  * the run.
  */
+import { ErrorClass } from './error-class.ts';
 import { Outcome, type Ledger } from './ledger.ts';
 
 export interface SecondOfRun {
@@ -13,7 +14,9 @@ export interface SecondOfRun {
   dropped: number;
   /** Requests that ended in this second (by end time). */
   succeeded: number;
+  /** Failed, not counting requests the run itself aborted (`aborted`). */
   failed: number;
+  aborted: number;
   /** http_req_duration of the requests that ended in this second (ms). */
   p50: number | null;
   p99: number | null;
@@ -35,7 +38,7 @@ export function perSecondSeries(ledger: Ledger): SecondOfRun[] {
   }
   const seconds = n === 0 ? 0 : Math.floor(last / 1000) + 1;
   const out: SecondOfRun[] = [];
-  for (let s = 0; s < seconds; s++) out.push({ second: s, scheduled: 0, dropped: 0, succeeded: 0, failed: 0, p50: null, p99: null, max: null });
+  for (let s = 0; s < seconds; s++) out.push({ second: s, scheduled: 0, dropped: 0, succeeded: 0, failed: 0, aborted: 0, p50: null, p99: null, max: null });
   const ended = new Uint32Array(seconds);
   for (let r = 0; r < n; r++) {
     const s = out[Math.floor(ledger.scheduledAt(r) / 1000)];
@@ -45,6 +48,7 @@ export function perSecondSeries(ledger: Ledger): SecondOfRun[] {
     const end = ledger.endedAt(r);
     if (Number.isNaN(end)) continue;
     const e = out[Math.floor(end / 1000)];
+    if (ledger.errorClass(r) === ErrorClass.aborted) { e.aborted++; continue; }
     if (o === Outcome.succeeded) e.succeeded++; else e.failed++;
     ended[e.second]++;
   }
@@ -55,7 +59,7 @@ export function perSecondSeries(ledger: Ledger): SecondOfRun[] {
   const durations = new Float64Array(offsets[seconds]);
   for (let r = 0; r < n; r++) {
     const end = ledger.endedAt(r);
-    if (Number.isNaN(end) || ledger.outcome(r) === Outcome.dropped) continue;
+    if (Number.isNaN(end) || ledger.outcome(r) === Outcome.dropped || ledger.errorClass(r) === ErrorClass.aborted) continue;
     durations[fill[Math.floor(end / 1000)]++] = end - ledger.scheduledAt(r);
   }
   for (let s = 0; s < seconds; s++) {

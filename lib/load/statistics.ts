@@ -62,6 +62,12 @@ export class RequestStatistics {
   succeeded = 0;
   failed = 0;
   dropped = 0;
+  /**
+   * Requests the run itself cut short (caller abort, abort-on-fail, graceful-stop deadline). They are
+   * failed in the ledger but not judged: whether they would have succeeded is unknown, so they count
+   * neither in http_req_failed nor in the timings.
+   */
+  aborted = 0;
   /** Scheduled start → end: the latency a user sees, stalls included (open model: wrk2's "corrected"). */
   readonly duration = newHistogram();
   /** Scheduled start → handed to a connection: the engine's delay plus the wait for a free connection. */
@@ -90,6 +96,11 @@ export class RequestStatistics {
     record(this.scheduleDelay, ledger.issuedAt(row) - scheduled);
     if (outcome === Outcome.dropped) {
       this.dropped++;
+      return;
+    }
+    if (ledger.errorClass(row) === ErrorClass.aborted) {
+      this.aborted++;
+      this.byError[ErrorClass.aborted]++;
       return;
     }
     this.requests++;
@@ -137,4 +148,3 @@ export class RequestStatistics {
   }
 }
 
-export { ErrorClass };

@@ -3,7 +3,7 @@
  * dropped_iterations, iterations) plus what an SRE needs to read a failure: counts per status, error
  * class, serving pod and app version, per request name, and per second. Plain JSON.
  */
-import { errorClassNames, type ErrorClassName } from './error-class.ts';
+import type { ErrorClassName } from './error-class.ts';
 import type { Plan } from './executors.ts';
 import type { Ledger } from './ledger.ts';
 import { perSecondSeries, type SecondOfRun } from './series.ts';
@@ -47,6 +47,8 @@ export interface LoadSummary {
     succeeded: number;
     failed: number;
     dropped: number;
+    /** Of the failed: cut short by the run itself (abort, graceful-stop deadline); not judged. */
+    abortedByRun: number;
     pending: number;
     iterations: IterationCounts;
   };
@@ -59,6 +61,7 @@ export interface LoadSummary {
     planned: number | null;
   };
   metrics: {
+    /** Ended requests, not counting those the run aborted. */
     http_reqs: { count: number; rate: number };
     http_req_failed: { rate: number | null; fails: number; passes: number };
     http_req_duration: Trend | null;
@@ -152,6 +155,7 @@ export function buildSummary(i: SummaryInput): LoadSummary {
       succeeded: tally.succeeded,
       failed: tally.failed,
       dropped: tally.dropped,
+      abortedByRun: stats.aborted,
       pending: tally.pending,
       iterations: i.iterations,
     },
@@ -180,4 +184,3 @@ export function buildSummary(i: SummaryInput): LoadSummary {
   };
 }
 
-export { errorClassNames };

@@ -12,7 +12,7 @@ describe('license flow scenario', () => {
       scenario: licenseFlow({ token: api.token, licenseKey: 'LOAD-KEY', heartbeats: 2, probeWeight: 1 }),
       executor: { executor: 'constant-arrival-rate', rate: 40, duration: '2s' },
       thresholds: { http_req_failed: ['rate<0.01'], 'http_req_duration{name:acquire}': ['p(99)<2000'] },
-      minRequests: 50,
+      minRequests: 50, maxScheduleDelay: '1s', // PASS here is about the flow, not about the machine's load
     });
     const n = r.summary.byName;
     expect(r.summary.errors).toEqual({});

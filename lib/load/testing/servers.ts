@@ -76,10 +76,15 @@ export function neverRespond(): Handler {
   return () => {};
 }
 
-/** Answers normally, except that between `fromMs` and `toMs` after `t0` every response waits until `toMs`. */
-export function stallBetween(t0: number, fromMs: number, toMs: number): Handler {
+/**
+ * Answers normally, except that between `fromMs` and `toMs` after the first request every response
+ * waits until `toMs` (the clock starts with the load, not with the server).
+ */
+export function stallBetween(fromMs: number, toMs: number): Handler {
   const answer = ok();
+  let t0: number | null = null;
   return (req, res, n) => {
+    t0 ??= performance.now();
     const at = performance.now() - t0;
     if (at >= fromMs && at < toMs) setTimeout(() => answer(req, res, n), toMs - at);
     else answer(req, res, n);
