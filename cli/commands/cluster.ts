@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { loadKubeConfig, k8s } from '../../lib/kube/client.ts';
 import { PodNetwork } from '../../cluster/embedded/network/pod-network.ts';
+import { killProcessesUsing } from '../../lib/proc/kill-by-path.ts';
 import { alive, readClusterState, stateDirOf } from '../../cluster/embedded/state.ts';
 import { ExitCode, UsageError } from '../exit-codes.ts';
 
@@ -113,7 +114,10 @@ Examples:
         while (alive(state.pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
         if (alive(state.pid)) process.kill(state.pid, 'SIGKILL');
       }
+      // Whatever a killed run left: pods, the control plane, Postgres and Redis all run from the state dir.
+      const killed = await killProcessesUsing(stateDir);
       const left = await PodNetwork.cleanupLeftovers({ stateDir });
+      if (killed.length) process.stderr.write(`stopped ${killed.length} leftover processes\n`);
       process.stdout.write(`cluster ${o.name} is down${left.namespaces.length ? ` (removed ${left.namespaces.length} leftover namespaces)` : ''}\n`);
     });
 

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { freePort } from '../../lib/net/free-port.ts';
 import { startProcess, type OwnedProcess } from '../../lib/proc/child.ts';
 
 const BUILD_SCRIPT = fileURLToPath(new URL('./controlplane/build.sh', import.meta.url));
@@ -45,9 +46,11 @@ export interface ControlPlaneOptions {
 /** Starts etcd + apiserver + controller-manager + scheduler (one process) and waits for readiness. */
 export async function startControlPlane(opts: ControlPlaneOptions): Promise<ControlPlane> {
   const bin = await controlPlaneBinary(opts.onProgress);
-  const args = ['--state-dir', opts.stateDir];
-  if (opts.port) args.push('--port', String(opts.port));
-  if (opts.etcdPort) args.push('--etcd-port', String(opts.etcdPort));
+  // Free ports unless told otherwise: a developer's machine may already run a cluster on 6443.
+  const args = ['--state-dir', opts.stateDir,
+    '--port', String(opts.port ?? await freePort()),
+    '--etcd-port', String(opts.etcdPort ?? await freePort()),
+    '--etcd-peer-port', String(await freePort())];
   if (opts.advertiseAddress) args.push('--advertise-address', opts.advertiseAddress);
   const proc = startProcess(bin, args, { name: 'kube-embedded', keepLines: 60 });
   const kubeconfig = await new Promise<string>((resolve, reject) => {

@@ -2,6 +2,7 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { loadKubeConfig, k8s } from '../../lib/kube/client.ts';
+import { killProcessesUsing } from '../../lib/proc/kill-by-path.ts';
 import { buildLicenseApi } from '../../license-api/build.ts';
 import type { Cluster, ClusterProvider, UpOptions } from '../provider.ts';
 import { NodeAgent } from './agent/node-agent.ts';
@@ -55,6 +56,7 @@ export async function upEmbedded(opts: EmbeddedUpOptions = {}): Promise<Embedded
   };
   try {
     progress('cleaning up leftovers of earlier runs');
+    await killProcessesUsing(stateDir);
     await PodNetwork.cleanupLeftovers({ stateDir });
     await rm(join(stateDir, 'controlplane'), { recursive: true, force: true });
     await mkdir(stateDir, { recursive: true, mode: 0o755 });
@@ -64,7 +66,7 @@ export async function upEmbedded(opts: EmbeddedUpOptions = {}): Promise<Embedded
     teardown.push(['pod network', () => network.destroy()]);
 
     progress(`starting Postgres and Redis on ${network.gateway}`);
-    const hostServices = await startHostServices(network.gateway, network.clusterCidr);
+    const hostServices = await startHostServices(network.gateway, network.clusterCidr, stateDir);
     teardown.push(['host services', () => hostServices.stop()]);
 
     progress('starting the control plane (building it first if needed)');

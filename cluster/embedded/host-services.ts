@@ -13,14 +13,14 @@ export interface HostServices extends AsyncDisposable {
   stop(): Promise<void>;
 }
 
-export async function startHostServices(gateway: string, clusterCidr: string, database = 'license'): Promise<HostServices> {
-  const postgres = await startPostgres({ listen: [gateway], port: 5432, allowCidrs: [clusterCidr] });
+export async function startHostServices(gateway: string, clusterCidr: string, stateDir: string, database = 'license'): Promise<HostServices> {
+  const postgres = await startPostgres({ listen: [gateway], port: 5432, allowCidrs: [clusterCidr], parentDir: stateDir });
   let redis: RedisServer;
   try {
     const c = new pg.Client({ connectionString: postgres.url() });
     await c.connect();
     try { await c.query(`CREATE DATABASE ${database}`); } finally { await c.end(); }
-    redis = await startRedis({ listen: [gateway], port: 6379 });
+    redis = await startRedis({ listen: [gateway], port: 6379, parentDir: stateDir });
   } catch (err) {
     await postgres.stop();
     throw err;

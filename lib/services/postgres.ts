@@ -16,6 +16,8 @@ export interface PostgresOptions {
   port?: number;
   /** Extra CIDRs allowed to connect (trust auth: these servers hold throw-away test data only). */
   allowCidrs?: string[];
+  /** Directory to create the data directory in (default the OS temp dir). */
+  parentDir?: string;
 }
 
 export interface PostgresServer extends AsyncDisposable {
@@ -49,7 +51,7 @@ export function postgresBinDir(): string {
 export async function startPostgres(opts: PostgresOptions = {}): Promise<PostgresServer> {
   const bin = postgresBinDir();
   const port = opts.port ?? await freePort();
-  const dataDir = await mkdtemp(join(tmpdir(), 'verdict-pg-'));
+  const dataDir = await mkdtemp(join(opts.parentDir ?? tmpdir(), 'verdict-pg-'));
   let uid: number | undefined;
   let gid: number | undefined;
   if (userInfo().uid === 0) {

@@ -8,6 +8,8 @@ import { startProcess, type OwnedProcess } from '../proc/child.ts';
 export interface RedisOptions {
   listen?: string[];
   port?: number;
+  /** Directory to create the working directory in (default the OS temp dir). */
+  parentDir?: string;
 }
 
 export interface RedisServer extends AsyncDisposable {
@@ -30,12 +32,13 @@ export function redisServerBin(): string {
 export async function startRedis(opts: RedisOptions = {}): Promise<RedisServer> {
   const bin = redisServerBin();
   const port = opts.port ?? await freePort();
-  const dir = await mkdtemp(join(tmpdir(), 'verdict-redis-'));
+  const dir = await mkdtemp(join(opts.parentDir ?? tmpdir(), 'verdict-redis-'));
   const listen = opts.listen ?? ['127.0.0.1'];
   let proc: OwnedProcess | undefined;
   let removed = false;
   const start = async () => {
     if (proc && !proc.exited()) return;
+    // Redis runs in `dir` (its cwd), which is how `cluster down` finds a leftover one (it rewrites its cmdline).
     proc = startProcess(bin, ['--port', String(port), '--bind', ...listen, '--save', '', '--appendonly', 'no',
       '--dir', dir, '--protected-mode', 'no', '--daemonize', 'no'], { name: 'redis' });
     try {

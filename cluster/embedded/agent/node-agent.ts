@@ -126,7 +126,8 @@ export class NodeAgent {
       const spec: k8s.V1LeaseSpec = { holderIdentity: name, leaseDurationSeconds: 40, renewTime: new k8s.V1MicroTime() };
       try {
         try {
-          await this.coordination.replaceNamespacedLease({ name, namespace: 'kube-node-lease', body: { metadata: { name, namespace: 'kube-node-lease' }, spec } });
+          // A merge patch needs no resourceVersion (a PUT of a Lease without one is refused).
+          await this.coordination.patchNamespacedLease({ name, namespace: 'kube-node-lease', body: { spec } }, mergePatch);
         } catch (err) {
           if (!isNotFound(err)) throw err;
           const node = await this.core.readNode({ name });

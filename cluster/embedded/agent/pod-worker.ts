@@ -254,7 +254,6 @@ export class PodWorker {
       hostIP: this.deps.hostIP, hostIPs: [{ ip: this.deps.hostIP }],
       podIP: this.podIP, podIPs: this.podIP ? [{ ip: this.podIP }] : undefined,
       startTime: this.startTime,
-      qosClass: 'Burstable',
       conditions: [...this.conditions.values()],
       containerStatuses: this.pod.spec!.containers.map((spec) => {
         const run = this.containers.find((c) => c.spec.name === spec.name);
