@@ -82,17 +82,32 @@ describe('verdict load', () => {
     expect(r.stdout).toMatch(/constant-vus/);
   }, 60_000);
 
+  it('runs a scenario module, and bundles it into a load agent', async () => {
+    const scenario = join(dir, 'scenario.ts');
+    await writeFile(scenario, `
+      import type { Scenario } from ${JSON.stringify(resolve(import.meta.dirname, '../../lib/load/index.ts'))};
+      export default { flows: [{ name: 'probe', steps: [{ name: 'ready', path: '/health/ready' }] }] } satisfies Scenario;
+    `);
+    const r = await cli(['--url', okServer.url, '--scenario', scenario, '--vus', '2', '--duration', '1s', '--max-schedule-delay', '1s']);
+    expect(r.code, r.stderr).toBe(0);
+    const agent = join(dir, 'agent.mjs');
+    const b = await cli(['--scenario', scenario, '--bundle', agent]);
+    expect(b.code, b.stderr).toBe(0);
+    expect(b.stderr).toMatch(/load agent written to .*agent\.mjs/);
+  }, 60_000);
+
   it('bad usage exits 64, and so does a target the guard refuses', async () => {
-    for (const args of [
-      ['--url', okServer.url, '--rate', 'fast', '--duration', '1s'],
-      ['--url', okServer.url, '--rate', '10/s'],
-      ['--url', okServer.url, '--rate', '10/s', '--duration', '1s', '--threshold', 'http_req_latency: p(99)<1'],
-      ['--url', 'http://192.0.2.1:8080/', '--rate', '10/s', '--duration', '1s'],
-      ['--url', 'http://192.0.2.1:8080/', '--rate', '50/s', '--duration', '1s', '--allow-remote'],
-    ]) {
-      const r = await cli(args);
+    // One case per way of failing (flag values, thresholds, scenario module, guard); the many ways each
+    // can go wrong are unit-tested in lib/load (run-options via config-file.test.ts, thresholds, guard).
+    for (const [args, message] of [
+      [['--url', okServer.url, '--rate', 'fast', '--duration', '1s'], /--rate: "fast" is not a rate/],
+      [['--url', okServer.url, '--rate', '10/s', '--duration', '1s', '--threshold', 'http_req_latency: p(99)<1'], /unknown metric "http_req_latency"/],
+      [['--url', okServer.url, '--scenario', join(dir, 'nope.ts'), '--rate', '5/s', '--duration', '1s'], /cannot load scenario/],
+      [['--url', 'http://192.0.2.1:8080/', '--rate', '10/s', '--duration', '1s'], /--allow-remote/],
+    ] as const) {
+      const r = await cli([...args]);
       expect(r.code, args.join(' ')).toBe(64);
-      expect(r.stderr).toMatch(/^verdict: /m);
+      expect(r.stderr).toMatch(message);
     }
   }, 60_000);
 });

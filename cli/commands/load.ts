@@ -1,10 +1,8 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Command } from 'commander';
-import { startLoad, TargetNotAllowedError, ThresholdSyntaxError, type LoadRun } from '../../lib/load/index.ts';
-import { bundleLoadAgent } from '../../lib/load/bundle.ts';
-import { progressLine, summaryTable } from '../../lib/load/report-text.ts';
-import { loadOptionsFromFlags, LoadUsageError, type LoadFlags } from '../../lib/load/run-options.ts';
+import type { LoadRun } from '../../lib/load/index.ts';
+import type { LoadFlags } from '../../lib/load/run-options.ts';
 import { ExitCode, UsageError } from '../exit-codes.ts';
 
 interface LoadCommandFlags extends LoadFlags {
@@ -52,7 +50,13 @@ Examples:
 Exit codes: 0 PASS, 1 FAIL (threshold breached), 2 INCONCLUSIVE (too little data, load below target,
 aborted), 3 ERROR, 64 bad usage (including a target the guard refuses).`)
     .action(async (flags: LoadCommandFlags) => {
+      // The engine (undici, esbuild, zod, ...) loads only when this command runs, not for `verdict --help`.
+      const { startLoad, TargetNotAllowedError, ThresholdSyntaxError } = await import('../../lib/load/index.ts');
+      const { progressLine, summaryTable } = await import('../../lib/load/report-text.ts');
+      const { loadOptionsFromFlags, LoadUsageError } = await import('../../lib/load/run-options.ts');
+      const { parseDuration } = await import('../../lib/load/units.ts');
       if (flags.bundle) {
+        const { bundleLoadAgent } = await import('../../lib/load/bundle.ts');
         const out = await bundleLoadAgent({ scenario: flags.scenario, outfile: flags.bundle });
         process.stderr.write(`load agent written to ${out.outfile} (${(out.bytes / 1024).toFixed(0)} KiB); run: node ${out.outfile} --url URL --rate 100/s --duration 30s\n`);
         return;
@@ -73,7 +77,7 @@ aborted), 3 ERROR, 64 bad usage (including a target the guard refuses).`)
       const tty = Boolean(process.stderr.isTTY);
       let plainEvery = 5000;
       if (flags.progressEvery) {
-        try { plainEvery = (await import('../../lib/load/units.ts')).parseDuration(flags.progressEvery); } catch (err) { throw new UsageError(`--progress-every: ${(err as Error).message}`); }
+        try { plainEvery = parseDuration(flags.progressEvery); } catch (err) { throw new UsageError(`--progress-every: ${(err as Error).message}`); }
       }
       let lastPlain = 0;
       let run: LoadRun;
