@@ -34,8 +34,9 @@ test: setup lint ## run every test (vitest, real Postgres and Redis); JSON repor
 verify-local: setup ## verify a release on a local cluster (embedded without Docker, kind with it)
 	node cli/verdict.ts verify-local
 
-bench: setup ## run the benchmarks in bench/ (not part of the tests)
-	node bench/heartbeat.ts
+bench: setup ## run the benchmarks in bench/ (not part of the tests; BENCH=heartbeat|load-engine|embedded-network)
+	@scripts/setup-deps.sh --bench
+	@for b in $(or $(BENCH),heartbeat load-engine embedded-network); do echo "== bench/$$b.ts"; node bench/$$b.ts || exit 1; done
 
 clean: ## remove build output and reports
 	rm -rf dist $(REPORTS)

@@ -9,8 +9,6 @@ export const ExitCode = {
   ERROR: 3,
   /** Bad flags or bad configuration (sysexits EX_USAGE). */
   USAGE: 64,
-  /** The command exists but cannot run here yet (sysexits EX_UNAVAILABLE). */
-  UNAVAILABLE: 69,
 } as const;
 
 /** A mistake the user can fix (bad flag value, bad config): printed without a stack, exit 64. */

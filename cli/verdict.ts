@@ -8,7 +8,7 @@ const program = new Command('verdict')
   .showHelpAfterError('(run with --help for usage)')
   .exitOverride()
   .addHelpText('after', `
-Exit codes: 0 PASS, 1 FAIL, 2 INCONCLUSIVE, 3 ERROR, 64 bad usage, 69 not available here.
+Exit codes: 0 PASS, 1 FAIL, 2 INCONCLUSIVE, 3 ERROR, 64 bad usage.
 Anything but 0 means "do not promote".`);
 for (const make of commands) program.addCommand(make().exitOverride());
 

@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests and the embedded cluster need, when missing:
-# PostgreSQL (server binaries), Redis, iproute2, CNI plugins. Idempotent and quiet when all is there.
+# PostgreSQL (server binaries), Redis, iproute2, CNI plugins (and with --bench: nginx, wrk).
+# Idempotent and quiet when all is there.
 set -euo pipefail
 need=()
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 [[ -x /usr/lib/cni/bridge ]] || need+=(containernetworking-plugins)
+command -v setpriv >/dev/null 2>&1 || need+=(util-linux)
+# The benchmarks' reference tools (make bench): nginx and wrk.
+if [[ "${1:-}" == "--bench" ]]; then
+  command -v nginx >/dev/null 2>&1 || need+=(nginx-light)
+  command -v wrk >/dev/null 2>&1 || need+=(wrk)
+fi
 [[ ${#need[@]} -eq 0 ]] && exit 0
 if [[ $(id -u) -ne 0 ]]; then
   echo "setup-deps: missing Debian packages: ${need[*]}; run as root or: sudo apt-get install -y ${need[*]}" >&2
@@ -17,6 +24,6 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq >&2
 apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
 # Debian starts these services on install where an init system runs; the harness starts its own.
-for svc in postgresql redis-server; do
+for svc in postgresql redis-server nginx; do
   command -v service >/dev/null 2>&1 && service "$svc" stop >/dev/null 2>&1 || true
 done

@@ -67,9 +67,17 @@ export function createApp({ config, pool, probePool, redis, log, lifecycle }: Ap
     if (lifecycle.phase === 'starting') throw new ApiError(503, 'NOT_STARTED', 'the service is starting; retry shortly', { 'Retry-After': '1' });
     next();
   };
+  const injectedFault = (_req: Request, _res: Response, next: NextFunction) => {
+    const since = lifecycle.servingSince;
+    if (config.FAULT_ERRORS_AFTER_START_MS > 0 && since !== undefined && Date.now() - since < config.FAULT_ERRORS_AFTER_START_MS) {
+      throw new ApiError(500, 'INJECTED_FAULT', 'fault injection: FAULT_ERRORS_AFTER_START_MS is set');
+    }
+    next();
+  };
   const licenses = '/api/v1/licenses';
   app.use(licenses,
     notStarted,
+    injectedFault,
     bearerAuth({ secret: config.JWT_SECRET, jwksUrl: config.JWT_JWKS_URL, issuer: config.JWT_ISSUER, audience: config.JWT_AUDIENCE }),
     express.json({ limit: config.BODY_LIMIT_BYTES, strict: true, type: 'application/json' }));
   app.use(licenseRoutes(licenses, store, limiter, metrics, config.HEARTBEAT_INTERVAL_SECONDS));

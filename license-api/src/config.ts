@@ -43,6 +43,11 @@ export const configSchema = z.object({
   /** Acquire attempts per license key per minute; 0 disables the limit. */
   RATE_LIMIT_PER_MINUTE: int(0, 1_000_000).default(0),
   MIGRATE_ON_START: bool.default(true),
+  /**
+   * Fault injection for detector tests: for this long after start-up, license requests answer 500
+   * while readiness says ready (a broken build that serves before it can). 0 (the default) is off.
+   */
+  FAULT_ERRORS_AFTER_START_MS: int(0, 600_000).default(0),
   /** Licenses to create at start-up if missing: `KEY=SEATS,KEY2=SEATS`. */
   LICENSE_SEED: z.string().regex(/^$|^[A-Za-z0-9._-]{1,128}=\d{1,6}(,[A-Za-z0-9._-]{1,128}=\d{1,6})*$/, 'must look like KEY=SEATS,KEY2=SEATS').default(''),
 }).superRefine((c, ctx) => {

@@ -6,5 +6,13 @@
 export type Phase = 'starting' | 'serving' | 'draining' | 'closing';
 
 export class Lifecycle {
-  phase: Phase = 'starting';
+  #phase: Phase = 'starting';
+  /** When the phase became `serving` (epoch ms), or undefined before. */
+  servingSince: number | undefined;
+
+  get phase(): Phase { return this.#phase; }
+  set phase(p: Phase) {
+    if (p === 'serving' && this.#phase !== 'serving') this.servingSince = Date.now();
+    this.#phase = p;
+  }
 }
