@@ -8,7 +8,9 @@ import { loadKubeConfig, k8s } from '../../lib/kube/client.ts';
 import { PodNetwork } from '../../cluster/embedded/network/pod-network.ts';
 import { killProcessesUsing } from '../../lib/proc/kill-by-path.ts';
 import { alive, readClusterState, stateDirOf } from '../../cluster/embedded/state.ts';
-import { ExitCode, UsageError } from '../exit-codes.ts';
+import { kindProvider, upKind } from '../../cluster/kind/kind-cluster.ts';
+import { runCommand } from '../../lib/proc/run.ts';
+import { ExitCode } from '../exit-codes.ts';
 
 const DAEMON = fileURLToPath(new URL('../../cluster/embedded/daemon.ts', import.meta.url));
 
@@ -40,7 +42,13 @@ Examples:
   verdict cluster up --foreground     # Ctrl-C tears it down
   verdict cluster down`)
     .action(async (o: { provider: string; name: string; nodes: number; stateDir?: string; foreground: boolean }) => {
-      if (o.provider === 'kind') throw new UsageError('the kind provider is not wired into `cluster up` yet: use `kind create cluster --config kind-config.yaml` (see README)');
+      if (o.provider === 'kind') {
+        const a = await kindProvider.available();
+        if (!a.ok) { process.stderr.write(`cluster up: ${a.reason}\n`); process.exitCode = ExitCode.ERROR; return; }
+        const c = await upKind({ name: o.name, keepExisting: true, onProgress: (m) => process.stderr.write(`${m}\n`) });
+        process.stdout.write(`kind cluster ${o.name} is up\n  export KUBECONFIG=${c.kubeconfig}\n  kubectl get nodes -o wide\nStop it with: verdict cluster down --provider kind\n`);
+        return;
+      }
       const stateDir = stateDirOf(o.name, o.stateDir);
       const existing = await readClusterState(stateDir);
       if (existing && alive(existing.pid)) {
@@ -102,9 +110,15 @@ Examples:
 
   cmd.command('down')
     .description('stop the local cluster and remove every process, namespace, bridge, route and listener it made')
+    .addOption(providerOption())
     .option('--name <name>', 'cluster name', 'verdict')
     .option('--state-dir <dir>', 'the cluster\'s state directory')
-    .action(async (o: { name: string; stateDir?: string }) => {
+    .action(async (o: { provider: string; name: string; stateDir?: string }) => {
+      if (o.provider === 'kind') {
+        await runCommand('kind', ['delete', 'cluster', '--name', o.name]);
+        process.stdout.write(`kind cluster ${o.name} is deleted\n`);
+        return;
+      }
       const stateDir = stateDirOf(o.name, o.stateDir);
       const state = await readClusterState(stateDir);
       if (state && alive(state.pid)) {
