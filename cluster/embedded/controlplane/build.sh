@@ -63,4 +63,7 @@ start=$(date +%s)
 )
 mv -f "$tmp" "$bin"
 log "built in $(( $(date +%s) - start ))s ($(du -h "$bin" | cut -f1))"
+# Keep the 3 most recent builds (~130 MB each); a running binary survives its file's removal.
+find "$cache_root" -mindepth 1 -maxdepth 1 -type d -regextype posix-extended -regex '.*/[0-9a-f]{16}' \
+  -printf '%T@ %p\n' | sort -rn | tail -n +4 | cut -d' ' -f2- | xargs -r rm -rf
 echo "$bin"

@@ -101,6 +101,9 @@ func run() int {
 	fs.Var(&c.kcmArgs, "controller-manager-arg", "extra kube-controller-manager flag (repeatable)")
 	fs.Var(&c.schedulerArgs, "scheduler-arg", "extra kube-scheduler flag (repeatable)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
 		return 2
 	}
 	if c.stateDir == "" {
