@@ -9,6 +9,9 @@ import { isNotFound, k8s, mergePatch, statusOf } from '../../lib/kube/client.ts'
 import { deployRelease, renderRelease } from '../../lib/kube/deploy.ts';
 import { renderKustomization } from '../../lib/kube/render.ts';
 import { upEmbedded, type EmbeddedCluster } from './embedded-cluster.ts';
+import { rolloutUnderLoad } from '../../chaos/rollout-under-load.ts';
+import { buildReport, renderMarkdown } from '../../reports/verify-report.ts';
+import { licenseApiRelease, licenseApiToken } from '../../suites/license-api-release.ts';
 import { addTestImages } from './testdata/test-images.ts';
 
 const run = promisify(execFile);
@@ -134,8 +137,50 @@ describe('embedded cluster', () => {
     process.stderr.write(`rollout v1→v2: ${samples} samples, min ready ${minReady}, max active ${maxActive}, max incl. terminating ${maxTotal}\n`);
   }, 300_000);
 
+  describe('rollout under load (the verify-local experiment)', () => {
+    const experiment = async (toEnv?: Record<string, string>) => {
+      const result = await rolloutUnderLoad({
+        kubeConfig: cluster.kubeConfig, namespace: NS, selector: 'app=license-api',
+        from: licenseApiRelease('v1'), to: licenseApiRelease('v2', { env: toEnv }),
+        url: cluster.serviceUrl(30080), token: await licenseApiToken('embedded'), licenseKey: 'TEST-KEY', rate: 15,
+        warmupMs: 3000, settleMs: 3000,
+      });
+      return { result, report: buildReport(result, { from: 'v1', to: 'v2', replicas: 3, maxSurge: 1, minRequests: 300 }) };
+    };
+
+    it('a good release PASSes: no failed request, both versions answered, capacity held', async () => {
+      const { result, report } = await experiment();
+      expect(report.gates.map((g) => [g.name, g.verdict])).toEqual([
+        ['rollout completed', 'PASS'], ['no failed request', 'PASS'], ['load as planned', 'PASS'], ['traffic crossed the rollout', 'PASS'], ['capacity held', 'PASS']]);
+      expect(report.verdict).toBe('PASS');
+      expect(result.load.summary.metrics.http_reqs.count).toBeGreaterThan(1000);
+      // Every v1 pod was replaced (a pod of the previous test may still be terminating when it starts).
+      expect(result.timeline.filter((e) => e.change === 'terminating' && e.version === 'v1').length).toBe(3);
+    }, 300_000);
+
+    it('a deliberately broken build FAILs, and every failure names the pod and version that served it', async () => {
+      // 60 s: kept-alive connections stay on the old pods until those drain, so a new pod sees its
+      // first requests only some seconds after it turned ready.
+      const { result, report } = await experiment({ FAULT_ERRORS_AFTER_START_MS: '60000' });
+      expect(report.verdict).toBe('FAIL');
+      expect(report.gates.find((g) => g.name === 'no failed request')?.verdict).toBe('FAIL');
+      expect(result.failures.length).toBeGreaterThan(10);
+      for (const f of result.failures) {
+        expect(f.status).toBe(500);
+        expect(f.appVersion).toBe('v2');
+        expect(f.podHistory.map((e) => e.change)).toContain('created');
+      }
+      expect(renderMarkdown(report)).toContain('## Failed requests');
+    }, 300_000);
+  });
+
   it('honours the PodDisruptionBudget: a second eviction on a cordoned node is refused with 429', async () => {
-    const pods = (await apiPods()).filter(isReady);
+    // Start from a settled Deployment: 3 ready pods and none terminating (the PDB counts them all).
+    const pods = await waitFor('a settled Deployment', async () => {
+      const all = await apiPods();
+      return all.length === 3 && all.every((p) => isReady(p) && !p.metadata?.deletionTimestamp) && all;
+    }, 60_000, 500);
+    await waitFor('PDB allows one disruption', async () => (await policy.readNamespacedPodDisruptionBudget({ name: 'license-api', namespace: NS })).status?.disruptionsAllowed === 1, 30_000);
     const node = pods[0].spec!.nodeName!;
     await core.patchNode({ name: node, body: { spec: { unschedulable: true } } }, mergePatch);
     try {
