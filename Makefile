@@ -6,7 +6,7 @@ NODE_BIN := $(shell scripts/node24.sh)
 export PATH := $(NODE_BIN):$(PATH)
 REPORTS ?= .reports
 
-.PHONY: help setup deps test lint verify-local bench clean
+.PHONY: help setup deps controlplane test lint verify-local bench clean
 
 help: ## list the targets
 	@echo "verdict: deployment-verification harness for the license API"
@@ -24,14 +24,18 @@ node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch $@
 
+controlplane: ## build the embedded control plane (cached in ~/.cache/verdict; cold: 10-25 min on 2 cores)
+	@cluster/embedded/controlplane/build.sh >/dev/null
+
 lint: setup ## type-check (tsc --noEmit)
 	npx tsc --noEmit
 
-test: setup lint ## run every test (vitest, real Postgres and Redis); JSON report in .reports/
+# The control plane is built before the tests start, so that no test pays for (or races) a cold build.
+test: setup lint controlplane ## run every test (vitest, real Postgres, Redis and control plane); JSON report in .reports/
 	@mkdir -p $(REPORTS)
 	npx vitest run --reporter=default --reporter=json --outputFile.json=$(REPORTS)/vitest.json
 
-verify-local: setup ## verify a release on a local cluster (embedded without Docker, kind with it)
+verify-local: setup controlplane ## roll v1 -> v2 out under load on the embedded cluster and print the verdict (root)
 	node cli/verdict.ts verify-local
 
 bench: setup ## run the benchmarks in bench/ (not part of the tests; BENCH=heartbeat|load-engine|embedded-network)
