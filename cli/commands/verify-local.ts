@@ -27,7 +27,11 @@ export function verifyLocalCommand(): Command {
       if (!Number.isFinite(n) || n <= 0 || n > 500) throw new InvalidArgumentError('must be a number of flows per second from 1 to 500');
       return n;
     }, 20)
-    .option('--nodes <n>', 'cluster nodes', (v) => Number(v), 3)
+    .option('--nodes <n>', 'cluster nodes (the Deployment has 3 replicas and a PDB of 2)', (v) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 1 || n > 10) throw new InvalidArgumentError('must be a whole number from 1 to 10');
+      return n;
+    }, 3)
     .option('--out <dir>', 'where report.json and report.md go', '.reports/verify-local')
     .option('--state-dir <dir>', 'the embedded cluster\'s state directory (default /var/lib/verdict/verify-local)')
     .addOption(new Option('--break <fault>', 'deploy a deliberately broken build, to see the verdict catch it').choices(Object.keys(FAULTS)))
