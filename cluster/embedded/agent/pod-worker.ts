@@ -87,7 +87,11 @@ export class PodWorker {
       this.sync();
       return;
     }
-    if (this.terminating || this.gone) return;
+    if (this.terminating || this.gone) {
+      // Deleted while its sandbox was being made: the termination already ran, so undo the sandbox here.
+      await this.deps.network.detach(this.key).catch(() => {});
+      return;
+    }
     this.setCondition('PodReadyToStartContainers', true);
     this.phase = 'Running';
     this.startTime = new Date();
