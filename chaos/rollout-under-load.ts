@@ -26,6 +26,11 @@ export interface RolloutUnderLoadOptions {
   onLoadProgress?: (p: Progress) => void;
   /** Aborting it (Ctrl-C) stops the load and the rollout wait at once. */
   signal?: AbortSignal;
+  /**
+   * The pod a client connection (by its local port) was forwarded to, from the Service proxy's
+   * records: puts failures that got no response (resets, refusals) on a pod too.
+   */
+  attribute?: (clientPort: number) => string | undefined;
 }
 
 export interface FailedRequest {
@@ -33,7 +38,9 @@ export interface FailedRequest {
   step: string;
   status: number;
   error: string | null;
+  /** The pod that served (or dropped) it: from X-Served-By, else from the proxy's connection record. */
   servedBy: string | null;
+  attributedBy: 'response-header' | 'proxy-connection' | null;
   appVersion: string | null;
   /** What happened to the serving pod just before (from the timeline). */
   podHistory: PodEvent[];
@@ -97,8 +104,11 @@ export async function rolloutUnderLoad(o: RolloutUnderLoadOptions): Promise<Roll
     if (r.outcome === 'succeeded' && r.appVersion) versions[r.appVersion] = (versions[r.appVersion] ?? 0) + 1;
     if (r.outcome === 'failed' && r.error !== 'aborted' && failures.length < 200) {
       const at = load.ledger.epochMs(r.scheduledAt);
-      failures.push({ at: new Date(at).toISOString(), step: r.name, status: r.status, error: r.error ?? r.errorCode, servedBy: r.servedBy, appVersion: r.appVersion,
-        podHistory: r.servedBy ? timeline.before(r.servedBy, at) : [] });
+      const viaProxy = !r.servedBy && r.localPort ? o.attribute?.(r.localPort) : undefined;
+      const pod = r.servedBy ?? viaProxy ?? null;
+      failures.push({ at: new Date(at).toISOString(), step: r.name, status: r.status, error: r.error ?? r.errorCode,
+        servedBy: pod, attributedBy: r.servedBy ? 'response-header' : viaProxy ? 'proxy-connection' : null, appVersion: r.appVersion,
+        podHistory: pod ? timeline.before(pod, at) : [] });
     }
   }
   return { load, rollout, timeline: timeline.events, minReady: timeline.minReady, maxActive: timeline.maxActive, versions, failures };

@@ -70,7 +70,7 @@ export function renderMarkdown(rep: VerifyReport): string {
   if (rep.failures.length) {
     lines.push('', '## Failed requests (first 20), with what their pod was doing', '', '| at | step | status / error | pod | pod history |', '|---|---|---|---|---|');
     for (const f of rep.failures.slice(0, 20)) {
-      lines.push(`| ${f.at} | ${f.step} | ${f.status || ''} ${f.error ?? ''} | ${f.servedBy ?? '?'} | ${f.podHistory.map((e) => `${e.change} ${new Date(e.at).toISOString().slice(11, 23)}`).join(', ')} |`);
+      lines.push(`| ${f.at} | ${f.step} | ${f.status || ''} ${f.error ?? ''} | ${f.servedBy ?? '?'}${f.attributedBy === 'proxy-connection' ? ' (via proxy)' : ''} | ${f.podHistory.map((e) => `${e.change} ${new Date(e.at).toISOString().slice(11, 23)}`).join(', ')} |`);
     }
   }
   return lines.join('\n') + '\n';

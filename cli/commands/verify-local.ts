@@ -70,6 +70,7 @@ Example: sudo make verify-local     (or: npx verdict verify-local --break naive-
           kubeConfig: cluster.kubeConfig, namespace: 'coditect', selector: 'app=license-api',
           from: release(o.from, 'from'), to: release(o.to, 'to'), url: cluster.serviceUrl(30080), token, licenseKey: 'TEST-KEY', rate: o.rate,
           onProgress: say, signal: abort.signal,
+          attribute: (port) => cluster!.proxy.lookup(port)?.backend?.podName,
           onLoadProgress: (p) => {
             if (Date.now() - last < 5000) return;
             last = Date.now();

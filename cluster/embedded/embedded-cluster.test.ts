@@ -144,6 +144,7 @@ describe('embedded cluster', () => {
         from: licenseApiRelease('v1'), to: licenseApiRelease('v2', { env: toEnv }),
         url: cluster.serviceUrl(30080), token: await licenseApiToken('embedded'), licenseKey: 'TEST-KEY', rate: 15,
         warmupMs: 3000, settleMs: 3000,
+        attribute: (port) => cluster.proxy.lookup(port)?.backend?.podName,
       });
       return { result, report: buildReport(result, { from: 'v1', to: 'v2', replicas: 3, maxSurge: 1, minRequests: 300 }) };
     };
@@ -154,6 +155,12 @@ describe('embedded cluster', () => {
         ['rollout completed', 'PASS'], ['no failed request', 'PASS'], ['load as planned', 'PASS'], ['traffic crossed the rollout', 'PASS'], ['capacity held', 'PASS']]);
       expect(report.verdict).toBe('PASS');
       expect(result.load.summary.metrics.http_reqs.count).toBeGreaterThan(1000);
+      // The ledger's local ports and the proxy's connection records agree on which pod served what,
+      // so a request that gets no response at all can still be put on a pod.
+      const rows = [...result.load.ledger.rows()].filter((r) => r.outcome === 'succeeded' && r.localPort).slice(-300);
+      expect(rows.length).toBe(300);
+      const agree = rows.filter((r) => cluster.proxy.lookup(r.localPort!)?.backend?.podName === r.servedBy).length;
+      expect(agree).toBe(rows.length);
       // Every v1 pod was replaced (a pod of the previous test may still be terminating when it starts).
       expect(result.timeline.filter((e) => e.change === 'terminating' && e.version === 'v1').length).toBe(3);
     }, 300_000);
@@ -168,6 +175,7 @@ describe('embedded cluster', () => {
       for (const f of result.failures) {
         expect(f.status).toBe(500);
         expect(f.appVersion).toBe('v2');
+        expect(f.attributedBy).toBe('response-header');
         expect(f.podHistory.map((e) => e.change)).toContain('created');
       }
       expect(renderMarkdown(report)).toContain('## Failed requests');

@@ -4,7 +4,7 @@
  * per request, lets a queued request time out, and spreads requests round-robin over every
  * connection, so a per-connection load balancer (kube-proxy, our service proxy) reaches every backend.
  */
-import { Client, type Dispatcher } from 'undici';
+import { Client, buildConnector, type Dispatcher } from 'undici';
 import { RingQueue } from './ring-queue.ts';
 
 /** A request waiting for, or running on, a connection. */
@@ -29,6 +29,8 @@ export interface ConnectionPoolOptions {
 
 export class ConnectionPool {
   readonly #clients: Client[];
+  /** Local port of each connection's current socket (0 before the first connect). */
+  readonly #localPorts: Uint16Array;
   readonly #free = new RingQueue<number>();
   readonly #waiting = new RingQueue<PoolJob>(1024);
   #busy = 0;
@@ -38,19 +40,26 @@ export class ConnectionPool {
       throw new RangeError('connections must be a whole number between 1 and 65534');
     }
     this.#clients = [];
+    this.#localPorts = new Uint16Array(opts.connections);
+    const connector = buildConnector({ servername: opts.servername, rejectUnauthorized: opts.rejectUnauthorized ?? true, timeout: opts.connectTimeoutMs });
     for (let i = 0; i < opts.connections; i++) {
       this.#clients.push(new Client(opts.origin, {
         pipelining: 1,
-        connectTimeout: opts.connectTimeoutMs,
         headersTimeout: opts.idleTimeoutMs,
         bodyTimeout: opts.idleTimeoutMs,
-        connect: { servername: opts.servername, rejectUnauthorized: opts.rejectUnauthorized ?? true },
+        // undici's own connector, noting each new socket's local port (for attribution through a proxy).
+        connect: (o, cb) => connector(o, (err, socket) => {
+          if (socket) this.#localPorts[i] = socket.localPort ?? 0;
+          (cb as (e: Error | null, s: typeof socket) => void)(err, socket);
+        }),
       }));
       this.#free.push(i);
     }
   }
 
   get size(): number { return this.#clients.length; }
+  /** Local port of connection `index`'s current socket, 0 when it has none yet. */
+  localPort(index: number): number { return index >= 0 ? this.#localPorts[index] ?? 0 : 0; }
   /** Requests waiting for a free connection. */
   get waiting(): number { return this.#waiting.length; }
   /** Connections carrying a request. */

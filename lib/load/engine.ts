@@ -241,6 +241,10 @@ class LoadEngine implements ExchangeOwner {
     this.#pool.release(connection);
   }
 
+  localPort(connection: number): number {
+    return this.#pool.localPort(connection);
+  }
+
   start(): void {
     const signal = this.#options.signal;
     if (signal) {

@@ -20,6 +20,8 @@ export interface ExchangeOwner {
   now(): number;
   /** The connection is free again. */
   release(connection: number): void;
+  /** Local port of the connection's current socket (0 when unknown). */
+  localPort(connection: number): number;
   /** The ledger row is final. */
   recorded(ex: Exchange, outcome: OutcomeId): void;
 }
@@ -172,7 +174,7 @@ export class Exchange implements PoolJob, Dispatcher.DispatchHandler {
 
   #record(outcome: OutcomeId, err: ErrorClassId, errCodeId: number): void {
     this.recorded = true;
-    this.owner.ledger.finish(this.row, this.owner.now(), outcome, this.status, err, errCodeId, this.#servedBy, this.#appVersion);
+    this.owner.ledger.finish(this.row, this.owner.now(), outcome, this.status, err, errCodeId, this.#servedBy, this.#appVersion, this.owner.localPort(this.connection));
     this.owner.recorded(this, outcome);
   }
 

@@ -17,7 +17,7 @@ const CHUNK = 1 << CHUNK_BITS;
 const MASK = CHUNK - 1;
 
 /** Bytes one row occupies across all columns (see {@link LedgerChunk}). */
-export const LEDGER_BYTES_PER_ROW = 8 * 4 + 2 + 1 + 1 + 2 + 2 + 2 + 2 + 4 + 2;
+export const LEDGER_BYTES_PER_ROW = 8 * 4 + 2 + 1 + 1 + 2 + 2 + 2 + 2 + 4 + 2 + 2;
 
 /** One block of CHUNK rows; every column is a typed array of the same length. */
 class LedgerChunk {
@@ -45,6 +45,11 @@ class LedgerChunk {
   readonly iteration = new Uint32Array(CHUNK);
   /** Index of the connection (undici client) that carried it; 0xffff when none. */
   readonly connection = new Uint16Array(CHUNK);
+  /**
+   * Local TCP port of that connection's socket when the request ended (0 when unknown): what a
+   * per-connection proxy recorded, so a request that got no response can still be put on a pod.
+   */
+  readonly localPort = new Uint16Array(CHUNK);
 }
 
 /** Strings stored as small integers; id 0 means "absent". */
@@ -95,6 +100,7 @@ export interface LedgerRow {
   servedBy: string | null;
   appVersion: string | null;
   connection: number | null;
+  localPort: number | null;
 }
 
 export class Ledger {
@@ -148,7 +154,7 @@ export class Ledger {
   }
 
   finish(row: number, t: number, outcome: OutcomeId, status: number, errorClass: ErrorClassId, errorCodeId: number,
-    servedById: number, appVersionId: number): void {
+    servedById: number, appVersionId: number, localPort = 0): void {
     const c = this.#chunks[row >>> CHUNK_BITS];
     const i = row & MASK;
     c.endedAt[i] = t;
@@ -158,6 +164,7 @@ export class Ledger {
     c.errorCode[i] = errorCodeId;
     c.servedBy[i] = servedById;
     c.appVersion[i] = appVersionId;
+    c.localPort[i] = localPort;
   }
 
   // Column readers (row index → value).
@@ -197,6 +204,7 @@ export class Ledger {
       servedBy: this.servedBy.value(c.servedBy[i]) ?? null,
       appVersion: this.appVersions.value(c.appVersion[i]) ?? null,
       connection: c.connection[i] === 0xffff ? null : c.connection[i],
+      localPort: c.localPort[i] === 0 ? null : c.localPort[i],
     };
   }
 
@@ -225,7 +233,7 @@ export class Ledger {
       row: r.row, iteration: r.iteration, name: r.name, outcome: r.outcome,
       scheduled_at: at(r.scheduledAt), issued_at: at(r.issuedAt), started_at: at(r.startedAt), ended_at: at(r.endedAt),
       status: r.status, error: r.error, error_code: r.errorCode, served_by: r.servedBy, app_version: r.appVersion,
-      connection: r.connection,
+      connection: r.connection, local_port: r.localPort,
     });
   }
 }
