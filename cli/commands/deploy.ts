@@ -20,7 +20,8 @@ export function deployCommand(): Command {
     .action(async (o: { overlay: string; image: string; kubeconfig?: string; context?: string; name: string; timeout: number }) => {
       let tag: string;
       try { tag = parseImageRef(o.image).tag; } catch (err) { throw new UsageError((err as Error).message); }
-      const kubeconfig = o.kubeconfig ?? (await readClusterState(stateDirOf(o.name)))?.kubeconfig;
+      // The embedded cluster's own kubeconfig for the embedded overlay; otherwise $KUBECONFIG / ~/.kube/config.
+      const kubeconfig = o.kubeconfig ?? (o.overlay === 'embedded' ? (await readClusterState(stateDirOf(o.name)))?.kubeconfig : undefined);
       const kc = loadKubeConfig(kubeconfig, o.context);
       const started = Date.now();
       await deployRelease(kc, {
