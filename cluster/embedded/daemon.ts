@@ -13,7 +13,13 @@ const { values } = parseArgs({ options: { name: { type: 'string', default: 'verd
 const abort = new AbortController();
 let stopping: Promise<void> | undefined;
 
-const say = (o: object) => process.stdout.write(JSON.stringify(o) + '\n');
+// Once `cluster up` has detached, nobody reads stdout any more: a write then fails with EPIPE, which
+// must not kill the daemon before it has torn the cluster down. Progress also goes to the log (stderr).
+process.stdout.on('error', () => {});
+const say = (o: object) => {
+  process.stderr.write(`${new Date().toISOString()} ${JSON.stringify(o)}\n`);
+  if (process.stdout.writable) process.stdout.write(JSON.stringify(o) + '\n');
+};
 // A signal while the cluster comes up cancels the start-up, which tears down what it made.
 const early = () => abort.abort(new Error('interrupted while starting'));
 process.on('SIGTERM', early);

@@ -308,6 +308,22 @@ describe('embedded cluster', () => {
   }, 120_000);
 });
 
+describe('`verdict cluster up` detached, then `verdict cluster down`', () => {
+  it('the detached daemon tears the cluster down itself (nothing left for down to clean)', async () => {
+    const cli = fileURLToPath(new URL('../../cli/verdict.ts', import.meta.url));
+    const state = `${STATE}-detached`;
+    const up = await run(process.execPath, [cli, 'cluster', 'up', '--state-dir', state], { timeout: 120_000 });
+    expect(up.stdout).toContain('export KUBECONFIG=');
+    const status = await run(process.execPath, [cli, 'cluster', 'status', '--state-dir', state]);
+    expect(status.stdout).toMatch(/verdict-node-1\s+Ready/);
+    const down = await run(process.execPath, [cli, 'cluster', 'down', '--state-dir', state], { timeout: 120_000 });
+    expect(down.stdout).toContain('is down');
+    expect(down.stdout + down.stderr).not.toMatch(/leftover/);
+    expect(await readFile(join(state, 'daemon.log'), 'utf8')).toContain('"stopped":true');
+    expect(await leftovers()).toEqual([]);
+  }, 240_000);
+});
+
 describe('interrupting `verdict cluster up`', () => {
   it('SIGINT during start-up leaves no process, namespace, bridge, route or listener behind', async () => {
     const cli = fileURLToPath(new URL('../../cli/verdict.ts', import.meta.url));
