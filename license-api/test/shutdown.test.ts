@@ -57,6 +57,8 @@ async function sigtermUnderLoad(api: ApiProcess, finishAfterMs: number, propagat
   const load = keepAliveLoad(api.url, token, 8);
   await sleep(300);
   const slow = await Promise.all([1, 2, 3].map(() => slowRequest(api.port, token)));
+  // Let the server read their headers before SIGTERM: they are in flight across the signal.
+  await sleep(150);
   const t0 = Date.now();
   api.child.kill('SIGTERM');
   await sleep(100);
