@@ -62,7 +62,6 @@ Examples:
         detached: !o.foreground, stdio: ['ignore', 'pipe', log.fd],
       });
       const tty = process.stderr.isTTY;
-      let ready = false;
       const interrupted = () => {
         process.stderr.write('\ninterrupted: tearing the cluster down...\n');
         child.kill('SIGTERM');
@@ -77,7 +76,7 @@ Examples:
           try { m = JSON.parse(line); } catch { return; }
           const t = ((Date.now() - started) / 1000).toFixed(1).padStart(5);
           if (m.progress) process.stderr.write(tty ? `\r\x1b[K[${t}s] ${m.progress}` : `[${t}s] ${m.progress}\n`);
-          if (m.ready === true) { ready = true; resolve({ ok: true, kubeconfig: m.kubeconfig }); }
+          if (m.ready === true) resolve({ ok: true, kubeconfig: m.kubeconfig });
           if (m.ready === false) resolve({ ok: false, message: m.error });
         });
         child.once('exit', (code) => resolve({ ok: false, message: `the cluster process exited (${code}); see ${logPath}` }));
@@ -105,7 +104,6 @@ Examples:
         child.stdout?.destroy();
         child.unref();
       }
-      void ready;
     });
 
   cmd.command('down')
