@@ -51,6 +51,8 @@ export interface RolloutUnderLoadResult {
   rollout: { ok: boolean; error?: string; startedAt: number; endedAt: number };
   timeline: PodEvent[];
   minReady: number;
+  /** How many times the timeline polled the pods: 0 means the capacity figures are no evidence. */
+  timelineSamples: number;
   maxActive: number;
   /** Judged (not aborted) requests answered by each app version. */
   versions: Record<string, number>;
@@ -111,5 +113,5 @@ export async function rolloutUnderLoad(o: RolloutUnderLoadOptions): Promise<Roll
         podHistory: pod ? timeline.before(pod, at) : [] });
     }
   }
-  return { load, rollout, timeline: timeline.events, minReady: timeline.minReady, maxActive: timeline.maxActive, versions, failures };
+  return { load, rollout, timeline: timeline.events, minReady: timeline.minReady, timelineSamples: timeline.samples, maxActive: timeline.maxActive, versions, failures };
 }

@@ -33,10 +33,14 @@ export function rolloutGates(r: RolloutUnderLoadResult, c: VerifyContext): Gate[
   const b = r.versions[c.to] ?? 0;
   gates.push({ name: 'traffic crossed the rollout', verdict: a > 0 && b > 0 ? 'PASS' : 'INCONCLUSIVE',
     evidence: `${a} answers from ${c.from}, ${b} from ${c.to}${a > 0 && b > 0 ? '' : ': the load did not span the rollout, so it proves nothing about it'}`, observed: { [c.from]: a, [c.to]: b } });
+  // No pod samples means no evidence: INCONCLUSIVE, never a PASS on missing data.
+  const sampled = r.timelineSamples > 0;
   const capacityOk = r.minReady >= c.replicas && r.maxActive <= c.replicas + c.maxSurge;
-  gates.push({ name: 'capacity held', verdict: capacityOk ? 'PASS' : 'FAIL',
-    evidence: `ready pods never below ${r.minReady === Infinity ? '?' : r.minReady} (required ${c.replicas}); at most ${r.maxActive} active (allowed ${c.replicas + c.maxSurge})`,
-    observed: { minReady: r.minReady === Infinity ? null : r.minReady, maxActive: r.maxActive } });
+  gates.push({ name: 'capacity held', verdict: !sampled ? 'INCONCLUSIVE' : capacityOk ? 'PASS' : 'FAIL',
+    evidence: sampled
+      ? `ready pods never below ${r.minReady} (required ${c.replicas}); at most ${r.maxActive} active (allowed ${c.replicas + c.maxSurge}); ${r.timelineSamples} samples`
+      : 'the pods were never sampled, so capacity during the rollout is unknown',
+    observed: { minReady: sampled ? r.minReady : null, maxActive: sampled ? r.maxActive : null, samples: r.timelineSamples } });
   return gates;
 }
 

@@ -4,7 +4,7 @@ import { pino, type Logger } from 'pino';
 import { loadKubeConfig, k8s } from '../../lib/kube/client.ts';
 import { killProcessesUsing } from '../../lib/proc/kill-by-path.ts';
 import { buildLicenseApi } from '../../license-api/build.ts';
-import type { Cluster, ClusterProvider, UpOptions } from '../provider.ts';
+import type { Cluster, UpOptions } from '../provider.ts';
 import { NodeAgent } from './agent/node-agent.ts';
 import type { PodWorkerDeps } from './agent/pod-worker.ts';
 import { startControlPlane, type ControlPlane } from './control-plane.ts';
@@ -124,12 +124,3 @@ async function waitNodesReady(kc: k8s.KubeConfig, names: string[], timeoutMs: nu
     await new Promise((r) => setTimeout(r, 200));
   }
 }
-
-export const embeddedProvider: ClusterProvider = {
-  name: 'embedded',
-  async available() {
-    if (process.getuid?.() !== 0) return { ok: false, reason: 'the embedded cluster needs root (network namespaces)' };
-    return { ok: true };
-  },
-  up: (opts) => upEmbedded(opts),
-};

@@ -31,9 +31,6 @@ export function startProcess(cmd: string, args: string[], opts: SpawnOptions & {
     child.once('exit', (code, signal) => { done = true; resolve(code ?? signal ?? 'unknown'); });
     child.once('error', (err) => { done = true; lines.push(String(err)); resolve('spawn-error'); });
   });
-  if (child.pid === undefined) {
-    // spawn failed synchronously (ENOENT is reported through 'error'); keep a consistent shape.
-  }
   return {
     child,
     pid: child.pid ?? -1,

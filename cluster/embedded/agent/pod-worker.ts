@@ -60,7 +60,6 @@ export class PodWorker {
   get key(): string { return this.pod.metadata!.uid!; }
   get name(): string { return `${this.pod.metadata!.namespace}/${this.pod.metadata!.name}`; }
   get ip(): string | undefined { return this.podIP; }
-  processIds(): number[] { return this.containers.map((c) => c.pid).filter((p): p is number => p !== undefined); }
 
   private mark(step: string, detail?: string): void {
     this.deps.onLifecycle?.({ at: Date.now(), pod: this.name, uid: this.key, step, detail });
