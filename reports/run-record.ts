@@ -1,0 +1,168 @@
+/**
+ * `verdict.json`, schema `verdict/v1`: what one run of any verdict-giving command (verify-local,
+ * experiment, smoke, probes, gate) decided and on what evidence. Every renderer (JSON, JUnit,
+ * Markdown summary, HTML) reads only this record plus the run's ledger, so a CI artifact can be
+ * re-rendered anywhere (`verdict report <run-dir>`). The JSON Schema beside it
+ * (`reports/schema/verdict-v1.schema.json`) is the contract; tests validate every produced file.
+ *
+ * Times are ISO-8601 strings in records and epoch milliseconds in series and timelines.
+ */
+import type { Verdict } from '../lib/verdict.ts';
+
+export const RUN_RECORD_SCHEMA = 'verdict/v1';
+
+export interface RunRecord {
+  schema: typeof RUN_RECORD_SCHEMA;
+  /** The command that produced the run: `verify-local`, `experiment`, `smoke`, `probes`, `gate`. */
+  command: string;
+  /** The worst verdict of the checks (and ERROR when the run itself broke before judging). */
+  verdict: Verdict;
+  /** One line that says why, e.g. "FAIL: 12 of 41,230 requests failed in pod-kill". */
+  headline: string;
+  startedAt: string;
+  endedAt: string;
+  durationMs: number;
+  target: TargetRecord;
+  app: AppRecord | null;
+  harness: { version: string; node: string; host: string };
+  /** An experiment or a suite each. */
+  checks: CheckRecord[];
+  /** A run-level error (the run broke before or outside any check), or null. */
+  error: string | null;
+  /** Files of the run directory, relative to it. */
+  files: { ledger: string | null };
+}
+
+export interface TargetRecord {
+  /** `embedded`, `kind`, `existing` (a kubeconfig context) or `url` (a service URL only). */
+  kind: 'embedded' | 'kind' | 'existing' | 'url';
+  name: string;
+  context: string | null;
+  /** The apiserver's gitVersion, when a cluster was reached. */
+  serverVersion: string | null;
+  /** The Service URL the load and checks used. */
+  url: string | null;
+  /** Modelled endpoint-propagation lag of the embedded Service proxy, ms (null elsewhere). */
+  endpointLagMs: number | null;
+}
+
+export interface AppRecord {
+  name: string;
+  /** Versions involved, e.g. {from: 'v1', to: 'v2'} or {expected: 'v1.0.42-abc1234'}. */
+  versions: Record<string, string>;
+  /** Deliberate faults switched on for this run (detector demonstrations), empty for a real verdict. */
+  faults: string[];
+}
+
+export interface CheckRecord {
+  name: string;
+  kind: 'experiment' | 'suite' | 'probe' | 'gate';
+  verdict: Verdict;
+  /** What the check does, one sentence. */
+  description: string;
+  startedAt: string;
+  endedAt: string;
+  /** The check broke (an exception, a lost cluster): its verdict is ERROR and this says why. */
+  error: string | null;
+  gates: GateRecord[];
+  /** Requests judged by this check (null when it sent none, e.g. a manifest lint). */
+  requests: RequestCounts | null;
+  /** Failed requests grouped by cause, most frequent first. */
+  failures: FailureGroup[];
+  /** Latency of judged requests, ms (null without requests). */
+  latency: { p50: number; p90: number; p99: number; max: number } | null;
+  /** One entry per second of load (empty without load). */
+  series: SecondRecord[];
+  /** Pod, endpoint, node, event and chaos markers. */
+  timeline: TimelineRecord[];
+  /** Label of this check's rows in the ledger (`check` field of each ledger line), or null. */
+  ledgerLabel: string | null;
+}
+
+export interface GateRecord {
+  name: string;
+  verdict: Verdict;
+  /** One sentence: what was observed against what was required. */
+  evidence: string;
+  observed: Record<string, number | string | boolean | null>;
+}
+
+export interface RequestCounts {
+  /** Requests that ended and were judged (succeeded + failed). */
+  total: number;
+  succeeded: number;
+  failed: number;
+  /** Arrivals the load engine could not start on time (open model): not sent, never judged. */
+  dropped: number;
+  /** Answers per app version (X-App-Version or the app's equivalent). */
+  byVersion: Record<string, number>;
+}
+
+/**
+ * The fixed list of causes a failed request is given (exactly one each). `dependency-outage` and
+ * the pod causes come from joining the ledger with the timeline; `unknown` is what is left.
+ */
+export const FAILURE_CAUSES = [
+  'terminating-pod',
+  'endpoint-not-yet-removed',
+  'pod-not-ready',
+  'reset-during-drain',
+  'application-5xx',
+  'timeout',
+  'dependency-outage',
+  'unknown',
+] as const;
+export type FailureCause = (typeof FAILURE_CAUSES)[number];
+
+export interface FailureGroup {
+  cause: FailureCause;
+  count: number;
+  /** Up to 10 examples, earliest first. */
+  examples: FailureExample[];
+}
+
+export interface FailureExample {
+  /** Epoch ms when the request was scheduled. */
+  at: number;
+  /** Step name (`acquire`, `heartbeat`, `GET /health/ready`, ...). */
+  step: string;
+  /** HTTP status, 0 when no response arrived. */
+  status: number;
+  /** Error class (`econnreset`, `timeout`, `unexpected_status`, ...) or null. */
+  error: string | null;
+  /** Pod that served or dropped it, or null when it cannot be told. */
+  pod: string | null;
+  version: string | null;
+  /** How the pod was known: the response header, the proxy's connection record, or not at all. */
+  attributedBy: 'response-header' | 'proxy-connection' | null;
+  /** Why this cause: the rule that matched, in words. */
+  reason: string;
+  /** The pod's last timeline events at or before the request. */
+  podHistory: TimelineRecord[];
+}
+
+export interface SecondRecord {
+  /** Epoch ms of the start of the second. */
+  t: number;
+  /** Requests that ended in this second. */
+  requests: number;
+  /** Failed requests that ended in this second, by cause. */
+  failed: Partial<Record<FailureCause, number>>;
+  /** Latency of the requests that ended in this second, ms (null when none). */
+  p50: number | null;
+  p99: number | null;
+  /** Answers per app version in this second. */
+  versions: Record<string, number>;
+}
+
+export interface TimelineRecord {
+  /** Epoch ms when the change was seen. */
+  at: number;
+  kind: 'pod' | 'endpoint' | 'node' | 'event' | 'chaos' | 'phase';
+  /** The object, e.g. `pod/license-api-7d9f-abcde`, `node/verdict-node-2`, `dependency/redis`. */
+  object: string;
+  /** What happened: `created`, `ready`, `unready`, `terminating`, `gone`, `endpoint-added`, `delete`, `evict`, `outage-start`, ... */
+  change: string;
+  /** Free text (an Event's message, an action's parameters). */
+  detail: string | null;
+}
