@@ -1,6 +1,6 @@
 import { CoreV1Api, DiscoveryV1Api, type KubeConfig, type V1EndpointSlice, type V1Service } from '@kubernetes/client-node';
 import type { EndpointSource, EndpointSourceEvent } from './endpoint-source.ts';
-import { ListWatch } from './list-watch.ts';
+import { ListWatch } from '../../../lib/kube/list-watch.ts';
 import { nodePortRoutes, type NodePortRoute } from './node-port-routes.ts';
 
 /** NodePort routes from a cluster's Services and discovery.k8s.io/v1 EndpointSlices (all namespaces). */

@@ -9,12 +9,27 @@ export interface ListWatchOptions<T extends KubernetesObject> {
   list: () => Promise<{ items: T[]; metadata?: { resourceVersion?: string } }>;
   /** Called after the cache changed (after the first list, then after every event). */
   onChange: () => void;
+  /**
+   * Called for every object that changed, before `onChange`: from watch events, and after a
+   * re-list for every difference between the old cache and the new list (so a change that
+   * happened while a watch was down is not lost). Not called for the first list.
+   */
+  onObject?: (change: ObjectChange<T>) => void;
   onError?: (err: unknown, retryInMs: number) => void;
   /** Server-side bound of one watch request; it is then resumed from the last resourceVersion. */
   timeoutSeconds?: number;
   /** Initial back-off after an error, doubled up to `maxBackoffMs`. */
   backoffMs?: number;
   maxBackoffMs?: number;
+}
+
+/** One object's change as the reflector saw it; `previous` is the cached object before it. */
+export interface ObjectChange<T> {
+  type: 'ADDED' | 'MODIFIED' | 'DELETED';
+  object: T;
+  previous: T | undefined;
+  /** True when the change was found by comparing a re-list with the cache, not by a watch event. */
+  fromRelist: boolean;
 }
 
 class ResourceExpired extends Error {}
@@ -88,8 +103,10 @@ export class ListWatch<T extends KubernetesObject> {
         if (needList) {
           const body = await this.#o.list();
           if (this.#stopped) return;
+          const old = this.#synced ? new Map(this.#cache) : undefined;
           this.#cache.clear();
           for (const item of body.items) this.#cache.set(keyOf(item), item);
+          if (old && this.#o.onObject) this.#diff(old);
           this.#resourceVersion = body.metadata?.resourceVersion;
           needList = false;
           this.#synced = true;
@@ -167,6 +184,17 @@ export class ListWatch<T extends KubernetesObject> {
     }
   }
 
+  /** After a re-list: report what appeared, changed (by resourceVersion) or disappeared meanwhile. */
+  #diff(old: Map<string, T>): void {
+    const emit = this.#o.onObject!;
+    for (const [key, obj] of this.#cache) {
+      const prev = old.get(key);
+      if (!prev) emit({ type: 'ADDED', object: obj, previous: undefined, fromRelist: true });
+      else if (prev.metadata?.resourceVersion !== obj.metadata?.resourceVersion) emit({ type: 'MODIFIED', object: obj, previous: prev, fromRelist: true });
+    }
+    for (const [key, prev] of old) if (!this.#cache.has(key)) emit({ type: 'DELETED', object: prev, previous: prev, fromRelist: true });
+  }
+
   #onWatchEvent(ev: { type: string; object: T & { code?: number; message?: string } }): void {
     const obj = ev.object;
     if (ev.type === 'ERROR') {
@@ -177,8 +205,13 @@ export class ListWatch<T extends KubernetesObject> {
     const rv = obj.metadata?.resourceVersion;
     if (rv) this.#resourceVersion = rv;
     if (ev.type === 'BOOKMARK') return;
-    if (ev.type === 'DELETED') this.#cache.delete(keyOf(obj));
-    else this.#cache.set(keyOf(obj), obj);
+    const key = keyOf(obj);
+    const previous = this.#cache.get(key);
+    if (ev.type === 'DELETED') this.#cache.delete(key);
+    else this.#cache.set(key, obj);
+    if (this.#o.onObject && (ev.type === 'ADDED' || ev.type === 'MODIFIED' || ev.type === 'DELETED')) {
+      this.#o.onObject({ type: ev.type, object: obj, previous, fromRelist: false });
+    }
     this.#o.onChange();
   }
 }

@@ -47,7 +47,7 @@ const events = (evs: { type: string; object: unknown }[], end = true): Handler =
 };
 const status = (code: number): Handler => (_q, res) => { res.writeHead(code); res.end('{}'); };
 
-function listWatchOver(kc: KubeConfig, listCalls: { n: number }, errors: string[], changes: { n: number }) {
+function listWatchOver(kc: KubeConfig, listCalls: { n: number }, errors: string[], changes: { n: number }, objects?: string[]) {
   return new ListWatch<V1Service>({
     kubeConfig: kc,
     path: '/api/v1/services',
@@ -59,6 +59,7 @@ function listWatchOver(kc: KubeConfig, listCalls: { n: number }, errors: string[
       return await r.json() as { items: V1Service[]; metadata: { resourceVersion: string } };
     },
     onChange: () => { changes.n++; },
+    onObject: objects ? (c) => objects.push(`${c.type} ${c.object.metadata?.name}${c.fromRelist ? ' (relist)' : ''}`) : undefined,
     onError: (e, retry) => errors.push(`${String(e)} retry=${retry}`),
     backoffMs: 50,
     timeoutSeconds: 5,
@@ -87,7 +88,8 @@ describe('ListWatch (reflector)', () => {
     const listCalls = { n: 0 };
     const errors: string[] = [];
     const changes = { n: 0 };
-    const lw = listWatchOver(kc, listCalls, errors, changes);
+    const objects: string[] = [];
+    const lw = listWatchOver(kc, listCalls, errors, changes, objects);
     cleanups.push(() => lw.stop());
     await lw.start(5000);
     await until(() => requests.length >= 7, 'the scripted sequence');
@@ -98,6 +100,9 @@ describe('ListWatch (reflector)', () => {
     expect(errors).toHaveLength(2);
     expect(errors[0]).toMatch(/too old resource version retry=0/); // 410: re-list at once
     expect(errors[1]).toMatch(/retry=50$/); // HTTP 500: back off
+    // Every change is reported once, also those only a re-list could see (c appeared and b
+    // vanished while no watch was open); the first list reports nothing.
+    expect(objects).toEqual(['ADDED b', 'DELETED a', 'ADDED c (relist)', 'ADDED d (relist)', 'DELETED b (relist)']);
   });
 
   it('start() rejects when no list succeeds in time; stop() ends an open watch', async () => {
