@@ -1,0 +1,130 @@
+import type { V1EndpointSlice, V1Pod } from '@kubernetes/client-node';
+import { describe, expect, it } from 'vitest';
+import { classifyFailure, type FailedRequest } from './causes.ts';
+import { Timeline } from './timeline.ts';
+
+// A pod's life as the watches would deliver it: created → ready → terminating → gone, with its
+// endpoint in the Service's EndpointSlice added, marked terminating and removed. Times in ms.
+const pod = (name: string, o: { ready?: boolean; terminating?: boolean; version?: string } = {}): V1Pod => ({
+  metadata: { name, labels: { 'app.kubernetes.io/version': o.version ?? 'v1' }, deletionTimestamp: o.terminating ? new Date(0) : undefined, resourceVersion: String(Math.random()) },
+  spec: { nodeName: 'node-1', containers: [] },
+  status: { podIP: `10.244.0.${name.length}`, conditions: [{ type: 'Ready', status: o.ready ? 'True' : 'False' }] },
+});
+const slice = (eps: Array<{ pod: string; ready: boolean; terminating?: boolean }>): V1EndpointSlice => ({
+  addressType: 'IPv4',
+  endpoints: eps.map((e) => ({ addresses: ['10.244.0.9'], targetRef: { kind: 'Pod', name: e.pod }, conditions: { ready: e.ready, serving: e.ready || !!e.terminating, terminating: e.terminating } })),
+});
+
+/**
+ * Pod "a" (v1) lives from 0, is ready at 100; SIGTERM path: terminating at 1000, endpoint marked
+ * terminating (not ready) at 1200, process gone at 1500. Pod "b" is ready all along.
+ * Pod "c" is created at 2000 and becomes ready at 2600.
+ */
+function story(): Timeline {
+  const t = new Timeline(() => 0);
+  const add = (p: V1Pod, at: number, type: 'ADDED' | 'MODIFIED' | 'DELETED' = 'MODIFIED') => t.ingestPod({ type, object: p, previous: undefined, fromRelist: false }, at);
+  add(pod('a'), 0, 'ADDED');
+  add(pod('b', { ready: true }), 0, 'ADDED');
+  t.ingestSlices([slice([{ pod: 'b', ready: true }])], 0);
+  add(pod('a', { ready: true }), 100);
+  t.ingestSlices([slice([{ pod: 'a', ready: true }, { pod: 'b', ready: true }])], 150);
+  add(pod('a', { ready: false, terminating: true }), 1000);
+  t.ingestSlices([slice([{ pod: 'a', ready: false, terminating: true }, { pod: 'b', ready: true }])], 1200);
+  add(pod('a', { terminating: true }), 1500, 'DELETED');
+  t.ingestSlices([slice([{ pod: 'b', ready: true }])], 1600);
+  add(pod('c', { version: 'v2' }), 2000, 'ADDED');
+  add(pod('c', { ready: true, version: 'v2' }), 2600);
+  return t;
+}
+
+const req = (o: Partial<FailedRequest>): FailedRequest => ({ scheduledAt: 0, startedAt: null, endedAt: null, status: 0, error: 'conn_reset', pod: null, ...o });
+
+describe('failure causes', () => {
+  const timeline = story();
+  const ctx = { timeline, endpointLagMs: 1000 };
+
+  it('reset-during-drain: in flight when its pod began terminating', () => {
+    const c = classifyFailure(req({ scheduledAt: 900, startedAt: 950, endedAt: 1010, pod: 'a' }), ctx);
+    expect(c.cause).toBe('reset-during-drain');
+    expect(c.reason).toMatch(/in flight when pod a began terminating/);
+  });
+
+  it('endpoint-not-yet-removed: sent to a terminating pod still listed ready, or withdrawn less than the lag before', () => {
+    expect(classifyFailure(req({ scheduledAt: 1100, startedAt: 1100, endedAt: 1101, pod: 'a' }), ctx).cause).toBe('endpoint-not-yet-removed');
+    const lagged = classifyFailure(req({ scheduledAt: 1700, startedAt: 1700, endedAt: 1701, pod: 'a', error: 'conn_refused' }), ctx);
+    expect(lagged.cause).toBe('endpoint-not-yet-removed');
+    expect(lagged.reason).toMatch(/withdrawn only 0\.50 s before \(data-plane lag 1\.00 s\)/);
+    // Without a modelled lag the same request is a terminating-pod failure.
+    expect(classifyFailure(req({ scheduledAt: 1700, startedAt: 1700, endedAt: 1701, pod: 'a' }), { timeline, endpointLagMs: 0 }).cause).toBe('terminating-pod');
+  });
+
+  it('terminating-pod: reached a terminating pod after its endpoint was withdrawn, or a 5xx while shutting down', () => {
+    expect(classifyFailure(req({ scheduledAt: 1300, startedAt: 1300, endedAt: 1301, pod: 'a' }), { timeline, endpointLagMs: 0 }).cause).toBe('terminating-pod');
+    const fivexx = classifyFailure(req({ scheduledAt: 1100, startedAt: 1100, endedAt: 1110, pod: 'a', status: 503, error: 'http_5xx' }), ctx);
+    expect(fivexx.cause).toBe('terminating-pod');
+  });
+
+  it('infers the pod of a request without one when exactly one pod was terminating, and says so', () => {
+    const c = classifyFailure(req({ scheduledAt: 1100, startedAt: 1100, endedAt: 1101 }), ctx);
+    expect(c.cause).toBe('endpoint-not-yet-removed');
+    expect(c.inferredPod).toBe('a');
+    expect(c.reason).toMatch(/the only pod terminating then; the request names none/);
+    // Nothing terminating: unknown, not a guess.
+    const none = classifyFailure(req({ scheduledAt: 5000, startedAt: 5000, endedAt: 5001 }), ctx);
+    expect(none.cause).toBe('unknown');
+    expect(none.inferredPod).toBeUndefined();
+  });
+
+  it('pod-not-ready: the pod was not Ready (starting)', () => {
+    expect(classifyFailure(req({ scheduledAt: 2100, startedAt: 2100, endedAt: 2101, pod: 'c', status: 500, error: 'http_5xx' }), ctx).cause).toBe('pod-not-ready');
+    expect(classifyFailure(req({ scheduledAt: 2100, startedAt: 2100, endedAt: 2101, pod: 'c' }), ctx).cause).toBe('pod-not-ready');
+  });
+
+  it('application-5xx: a 5xx from a Ready pod that was not terminating', () => {
+    const c = classifyFailure(req({ scheduledAt: 3000, startedAt: 3000, endedAt: 3005, pod: 'c', status: 500, error: 'http_5xx' }), ctx);
+    expect(c.cause).toBe('application-5xx');
+    expect(c.reason).toBe('HTTP 500 from pod c, which was Ready and not terminating');
+  });
+
+  it('timeout: the client gave up, whatever the pod', () => {
+    expect(classifyFailure(req({ scheduledAt: 900, startedAt: 950, endedAt: 11_000, pod: 'a', error: 'timeout' }), ctx).cause).toBe('timeout');
+  });
+
+  it('dependency-outage: ended during an outage or within the recovery allowance, before any other rule', () => {
+    const outages = [{ dependency: 'redis', from: 900, to: 1200 }];
+    const during = classifyFailure(req({ scheduledAt: 900, startedAt: 950, endedAt: 1010, pod: 'a', error: 'timeout' }), { ...ctx, outages });
+    expect(during.cause).toBe('dependency-outage');
+    const after = classifyFailure(req({ scheduledAt: 1290, startedAt: 1290, endedAt: 1300, pod: 'b', status: 503, error: 'http_5xx' }), { ...ctx, outages, recoveryAllowanceMs: 500 });
+    expect(after.cause).toBe('dependency-outage');
+    expect(after.reason).toMatch(/0\.10 s after it came back/);
+    // After the allowance the failure is the service's own.
+    expect(classifyFailure(req({ scheduledAt: 1800, startedAt: 1800, endedAt: 1801, pod: 'b', status: 503, error: 'http_5xx' }), { ...ctx, outages, recoveryAllowanceMs: 500 }).cause).toBe('application-5xx');
+  });
+
+  it('unknown: a 4xx from a ready pod, or a 5xx no pod claims', () => {
+    expect(classifyFailure(req({ scheduledAt: 3000, startedAt: 3000, endedAt: 3001, pod: 'b', status: 409, error: 'http_4xx' }), ctx).cause).toBe('unknown');
+    const lb = classifyFailure(req({ scheduledAt: 3000, startedAt: 3000, endedAt: 3001, status: 502, error: 'http_5xx' }), ctx);
+    expect(lb.cause).toBe('unknown');
+    expect(lb.reason).toMatch(/a proxy or load balancer answered/);
+  });
+});
+
+describe('timeline store', () => {
+  it('answers point-in-time questions and records capacity at every change', () => {
+    const t = story();
+    expect(t.podAt('a', 50)?.ready).toBe(false);
+    expect(t.podAt('a', 500)?.ready).toBe(true);
+    expect(t.podAt('a', 1000)?.terminating).toBe(true);
+    expect(t.podAt('a', 1600)?.exists).toBe(false);
+    expect(t.terminatingSince('a')).toBe(1000);
+    expect(t.endpointAt('a', 1100)).toMatchObject({ listed: true, ready: true });
+    expect(t.endpointGoneSince('a', 1300)).toBe(1200);
+    expect(t.terminatingAt(1100)).toEqual(['a']);
+    // Capacity: 2 ready before the termination, 1 after it, 2 again once c is ready.
+    expect(t.capacityBetween(500, 900)).toMatchObject({ minReady: 2, maxActive: 2 });
+    expect(t.capacityBetween(500, 3000)).toMatchObject({ minReady: 1, maxActive: 2, maxTotal: 2 });
+    expect(t.events.filter((e) => e.object === 'pod/a').map((e) => e.change)).toEqual(['created', 'ready', 'unready', 'terminating', 'gone']);
+    expect(t.events.filter((e) => e.object === 'endpoint/a').map((e) => e.change)).toEqual(['endpoint-added', 'endpoint-terminating', 'endpoint-removed']);
+    expect(t.before('a', 1250).map((e) => e.change)).toEqual(['unready', 'terminating', 'endpoint-terminating']);
+  });
+});
