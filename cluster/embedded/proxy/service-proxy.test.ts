@@ -48,7 +48,7 @@ const backend = (b: { port: number; name?: string }, cond: Partial<Backend> = {}
 
 const route = (nodePort: number, backends: Backend[]): NodePortRoute => ({ nodePort, service: 'ns/api', portName: 'http', backends });
 
-async function startProxy(routes: NodePortRoute[], extra: { terminatingFallback?: boolean; maxConnectionRecords?: number } = {}) {
+async function startProxy(routes: NodePortRoute[], extra: { terminatingFallback?: boolean; maxConnectionRecords?: number; endpointLagMs?: number } = {}) {
   const source = new ManualEndpointSource(routes);
   const events: ProxyEvent[] = [];
   const proxy = await ServiceProxy.start({ endpointSource: source, onEvent: (e) => events.push(e), listenRetryMs: 100, ...extra });
@@ -136,6 +136,28 @@ describe('ServiceProxy (hand-driven endpoints, loopback backends)', () => {
     await until(() => a.sockets.size === 1 && [...a.sockets][0].bytesRead >= 12, 'pod-a to receive');
     long.socket.end();
     expect((await long.ended).data).toBe('pod-a\nstill there?');
+  });
+
+  it('with an endpoint lag, applies each change only after the lag, in both directions, as a real data plane does', async () => {
+    const [a, b] = await Promise.all([echoBackend('pod-a'), echoBackend('pod-b')]);
+    const nodePort = await freePort();
+    const { proxy, source } = await startProxy([route(nodePort, [backend(a), backend(b)])], { endpointLagMs: 1500 });
+    expect(proxy.endpointLagMs).toBe(1500);
+    const greet = async () => { const cl = client(nodePort); const g = await cl.greeting; cl.socket.destroy(); return g; };
+    // pod-a is withdrawn: for the lag it still gets new connections (round robin), then never.
+    const withdrawnAt = Date.now();
+    source.set([route(nodePort, [backend(a, { ready: false, serving: true, terminating: true }), backend(b)])]);
+    const early = [await greet(), await greet()];
+    expect(Date.now() - withdrawnAt).toBeLessThan(1500); // still inside the lag, else this check says nothing
+    expect(early.sort()).toEqual(['pod-a', 'pod-b']);
+    await until(() => proxy.endpointHistory().length === 2, 'the withdrawal to be applied');
+    expect(Date.now() - withdrawnAt).toBeGreaterThanOrEqual(1495);
+    expect([await greet(), await greet(), await greet()]).toEqual(['pod-b', 'pod-b', 'pod-b']);
+    // pod-a comes back: not routed before the lag has passed either.
+    source.set([route(nodePort, [backend(a), backend(b)])]);
+    expect(proxy.routes()[0].routable.map((r) => r.podName)).toEqual(['pod-b']);
+    await until(() => proxy.endpointHistory().length === 3, 'the addition to be applied');
+    expect(proxy.routes()[0].routable.map((r) => r.podName)).toEqual(['pod-a', 'pod-b']);
   });
 
   it('resets the client when the chosen backend refuses, and does not retry another backend', async () => {

@@ -55,6 +55,13 @@ export interface ServiceProxyOptions {
   terminatingFallback?: boolean;
   /** Wait this long before retrying a node port that could not be bound. Default 1000 ms. */
   listenRetryMs?: number;
+  /**
+   * Apply every endpoint change this long after the watch delivered it, in both directions (an
+   * endpoint added or withdrawn), as a real data plane lags the EndpointSlices: kube-proxy applies
+   * changes no sooner than its minSyncPeriod (1 s by default), cloud load balancers later still.
+   * The initial routes are applied at once. Default 0 (no lag): the embedded cluster sets 1000.
+   */
+  endpointLagMs?: number;
 }
 
 interface RouteState {
@@ -94,6 +101,8 @@ export class ServiceProxy {
   readonly #onEvent: (e: ProxyEvent) => void;
   readonly #terminatingFallback: boolean;
   readonly #listenRetryMs: number;
+  readonly #endpointLagMs: number;
+  readonly #lagged = new Set<NodeJS.Timeout>();
   readonly #log: ConnectionLog;
   readonly #history: RingBuffer<EndpointChange>;
   #routes = new Map<number, RouteState>();
@@ -111,6 +120,7 @@ export class ServiceProxy {
     this.#onEvent = onEvent ? (e) => { try { onEvent(e); } catch { /* a listener's bug must not break forwarding */ } } : noop;
     this.#terminatingFallback = opts.terminatingFallback ?? true;
     this.#listenRetryMs = opts.listenRetryMs ?? 1000;
+    this.#endpointLagMs = Math.max(0, opts.endpointLagMs ?? 0);
     this.#log = new ConnectionLog(opts.maxConnectionRecords ?? 100_000);
     this.#history = new RingBuffer(opts.maxEndpointChanges ?? 10_000);
   }
@@ -121,7 +131,13 @@ export class ServiceProxy {
     const source = opts.endpointSource ?? new KubeEndpointSource(opts.kubeConfig!);
     const proxy = new ServiceProxy(opts, source);
     try {
-      await source.start((routes) => proxy.#apply(routes), (e) => proxy.#onEvent(e));
+      let initial = true;
+      await source.start((routes) => {
+        if (initial || proxy.#endpointLagMs === 0) { initial = false; proxy.#apply(routes); return; }
+        // Full tables arrive in order and wait the same time, so they are applied in order.
+        const timer = setTimeout(() => { proxy.#lagged.delete(timer); if (!proxy.#stopped) proxy.#apply(routes); }, proxy.#endpointLagMs);
+        proxy.#lagged.add(timer);
+      }, (e) => proxy.#onEvent(e));
       while (proxy.#pendingBinds.size > 0) await Promise.all([...proxy.#pendingBinds]);
     } catch (err) {
       await proxy.stop();
@@ -193,10 +209,17 @@ export class ServiceProxy {
     });
   }
 
+  /** The modelled data-plane lag (ms) applied to every endpoint change. */
+  get endpointLagMs(): number {
+    return this.#endpointLagMs;
+  }
+
   /** Stops the watches, closes every listener and resets every forwarded connection. Idempotent. */
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
+    for (const t of this.#lagged) clearTimeout(t);
+    this.#lagged.clear();
     await this.#source.stop();
     const closing = [...this.#listeners.values()].map((l) => this.#closeListener(l));
     for (const f of [...this.#active]) {
