@@ -1,24 +1,24 @@
 /**
- * Promotion gates and the verdict they add up to. Four outcomes, never fail-open: missing data,
- * too few requests or too little load is INCONCLUSIVE, a broken measurement is ERROR, and only a
- * run with enough evidence and no failure is PASS.
+ * Promotion gates: pure functions of evidence, each returning a verdict with one sentence of
+ * evidence and the observed numbers. Never fail-open: missing data, too few requests or too
+ * little load is INCONCLUSIVE, a broken measurement is ERROR, and only a gate with enough
+ * evidence and nothing wrong is PASS. The verdicts' order and exit codes live in lib/verdict.ts.
  */
-export type Verdict = 'PASS' | 'FAIL' | 'INCONCLUSIVE' | 'ERROR';
+import { worst, type Verdict } from '../lib/verdict.ts';
+
+export type { Verdict };
 
 export interface Gate {
   name: string;
   verdict: Verdict;
   /** One sentence: what was observed against what was required. */
   evidence: string;
-  observed?: Record<string, number | string | null>;
+  observed?: Record<string, number | string | boolean | null>;
 }
-
-const RANK: Record<Verdict, number> = { PASS: 0, INCONCLUSIVE: 1, FAIL: 2, ERROR: 3 };
 
 /** The worst gate decides; no gates at all is INCONCLUSIVE, not PASS. */
 export function combine(gates: Gate[]): Verdict {
-  if (gates.length === 0) return 'INCONCLUSIVE';
-  return gates.reduce<Verdict>((v, g) => (RANK[g.verdict] > RANK[v] ? g.verdict : v), 'PASS');
+  return worst(gates.map((g) => g.verdict));
 }
 
 /** Wilson score interval for a proportion (95 % by default): honest bounds even at 0 failures. */
@@ -60,3 +60,75 @@ export function errorRateGate(i: ErrorRateGateInput): Gate {
     evidence: `${i.failed} of ${i.total} requests failed (${fmt(rate ?? 0)}; 95% upper bound ${fmt(w.high)}); allowed: ${i.maxRate === 0 ? 'none' : fmt(i.maxRate)}`,
   };
 }
+
+const pct = (x: number) => `${(x * 100).toPrecision(2)}%`;
+
+export interface LoadAsPlannedInput {
+  /** Arrivals started per second against the plan (open model). */
+  achieved: number;
+  target: number | null;
+  dropped: number;
+  /** The engine's own lateness, p99 ms (null when unmeasured). */
+  scheduleDelayP99Ms: number | null;
+  minAchievedShare: number;
+  maxScheduleDelayP99Ms: number;
+}
+
+/** The load ran as planned: enough arrivals started, on time. A busy load generator's numbers are not evidence. */
+export function loadAsPlannedGate(i: LoadAsPlannedInput, name = 'load as planned'): Gate {
+  const share = i.target ? i.achieved / i.target : 0;
+  const late = i.scheduleDelayP99Ms;
+  const ok = share >= i.minAchievedShare && late !== null && late <= i.maxScheduleDelayP99Ms;
+  return {
+    name, verdict: ok ? 'PASS' : 'INCONCLUSIVE',
+    evidence: `${i.achieved.toFixed(1)} of ${(i.target ?? 0).toFixed(1)} arrivals/s started (${(share * 100).toFixed(1)}%, need ${(i.minAchievedShare * 100).toFixed(0)}%), ${i.dropped} dropped; engine lateness p99 ${late?.toFixed(1) ?? '?'} ms (need <= ${i.maxScheduleDelayP99Ms})`,
+    observed: { achieved: i.achieved, target: i.target, dropped: i.dropped, schedule_delay_p99_ms: late },
+  };
+}
+
+export interface LatencyInput {
+  /** p99 (ms) of each version's successful requests in the same run, with their counts. */
+  versions: Record<string, { count: number; p99: number }>;
+  baseline: string;
+  candidate: string;
+  p99Ms: number;
+  maxP99Ratio: number;
+  minP99DifferenceMs: number;
+  minRequestsPerVersion: number;
+}
+
+/**
+ * Latency: the candidate's p99 against an absolute objective and against the baseline's p99 in the
+ * same run (same machine, same load, same minutes). Too few requests of either is INCONCLUSIVE.
+ */
+export function latencyGate(i: LatencyInput, name = 'latency held'): Gate {
+  const b = i.versions[i.baseline];
+  const c = i.versions[i.candidate];
+  const observed = { baseline_p99_ms: b?.p99 ?? null, candidate_p99_ms: c?.p99 ?? null, baseline_n: b?.count ?? 0, candidate_n: c?.count ?? 0,
+    objective_p99_ms: i.p99Ms, max_ratio: i.maxP99Ratio };
+  if (!c || c.count < i.minRequestsPerVersion || !b || b.count < i.minRequestsPerVersion) {
+    return { name, verdict: 'INCONCLUSIVE', observed,
+      evidence: `too few answers to compare latency: ${b?.count ?? 0} from ${i.baseline}, ${c?.count ?? 0} from ${i.candidate} (need ${i.minRequestsPerVersion} each)` };
+  }
+  const ratio = b.p99 > 0 ? c.p99 / b.p99 : Infinity;
+  const slower = c.p99 - b.p99 >= i.minP99DifferenceMs && ratio > i.maxP99Ratio;
+  const overObjective = c.p99 > i.p99Ms;
+  const verdict = slower || overObjective ? 'FAIL' : 'PASS';
+  return { name, verdict, observed: { ...observed, ratio: Number.isFinite(ratio) ? Math.round(ratio * 100) / 100 : null },
+    evidence: `p99 ${c.p99.toFixed(1)} ms for ${i.candidate} (n=${c.count}) vs ${b.p99.toFixed(1)} ms for ${i.baseline} (n=${b.count}) in the same run: ` +
+      `×${Number.isFinite(ratio) ? ratio.toFixed(2) : '∞'} (allowed ×${i.maxP99Ratio} unless under ${i.minP99DifferenceMs} ms apart); objective p99 <= ${i.p99Ms} ms` +
+      (slower ? ': the new version is slower' : overObjective ? ': over the objective' : '') };
+}
+
+/** Minimum requests for a zero-failure result to bound the failure rate at `bound` (Wilson 95 %). */
+export function requestsToBound(bound: number): number {
+  let lo = 1;
+  let hi = 100_000_000;
+  while (lo < hi) {
+    const mid = Math.floor((lo + hi) / 2);
+    if (wilson(0, mid).high <= bound) hi = mid; else lo = mid + 1;
+  }
+  return lo;
+}
+
+export { pct };

@@ -8,7 +8,7 @@ import { loadKubeConfig, k8s } from '../../lib/kube/client.ts';
 import { PodNetwork } from '../../cluster/embedded/network/pod-network.ts';
 import { killProcessesUsing } from '../../lib/proc/kill-by-path.ts';
 import { alive, readClusterState, stateDirOf } from '../../cluster/embedded/state.ts';
-import { kindProvider, upKind } from '../../cluster/kind/kind-cluster.ts';
+import { kindStrategy, upKind } from '../../cluster/kind/kind-cluster.ts';
 import { runCommand } from '../../lib/proc/run.ts';
 import { ExitCode } from '../exit-codes.ts';
 
@@ -43,10 +43,10 @@ Examples:
   verdict cluster down`)
     .action(async (o: { provider: string; name: string; nodes: number; stateDir?: string; foreground: boolean }) => {
       if (o.provider === 'kind') {
-        const a = await kindProvider.available();
+        const a = await kindStrategy.available();
         if (!a.ok) { process.stderr.write(`cluster up: ${a.reason}\n`); process.exitCode = ExitCode.ERROR; return; }
         const c = await upKind({ name: o.name, keepExisting: true, onProgress: (m) => process.stderr.write(`${m}\n`) });
-        process.stdout.write(`kind cluster ${o.name} is up\n  export KUBECONFIG=${c.kubeconfig}\n  kubectl get nodes -o wide\nStop it with: verdict cluster down --provider kind\n`);
+        process.stdout.write(`kind cluster ${o.name} is up\n  export KUBECONFIG=${c.kubeconfigPath}\n  kubectl get nodes -o wide\nStop it with: verdict cluster down --provider kind\n`);
         return;
       }
       const stateDir = stateDirOf(o.name, o.stateDir);

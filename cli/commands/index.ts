@@ -4,11 +4,13 @@ import { deployCommand } from './deploy.ts';
 import { imageCommand } from './image.ts';
 import { tokenCommand } from './token.ts';
 import { verifyLocalCommand } from './verify-local.ts';
+import { experimentCommand } from './experiment.ts';
 import { loadCommand } from './load.ts';
 
 /** Every `verdict` subcommand, in the order `--help` lists them. */
 export const commands: Array<() => Command> = [
   verifyLocalCommand,
+  experimentCommand,
   clusterCommand,
   imageCommand,
   deployCommand,

@@ -1,5 +1,6 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { licenseApi } from '../../apps/license-api/profile.ts';
 import { Command } from 'commander';
 import type { LoadRun } from '../../lib/load/index.ts';
 import type { LoadFlags } from '../../lib/load/run-options.ts';
@@ -39,13 +40,15 @@ export function loadCommand(): Command {
     .option('--precision <mode>', 'scheduling: "timer" (default) or "spin" (sub-ms, costs a core)')
     .option('--progress-every <duration>', 'progress line interval when stderr is not a TTY (default 5s)')
     .option('--bundle <file>', 'instead of running: write a single-file load agent (engine + scenario) for plain node')
+    .option('--backend-header <name>', 'response header naming the pod that answered (recorded per request)', licenseApi.identityHeaders.backend)
+    .option('--version-header <name>', 'response header naming the app version (recorded per request)', licenseApi.identityHeaders.version)
     .addHelpText('after', `
 Examples:
   verdict load --url http://127.0.0.1:8080/health/ready --rate 500/s --duration 30s
-  verdict load --url http://127.0.0.1:8080 --scenario scenarios/license-flow.ts --rate 200/s --duration 1m \\
+  verdict load --url http://127.0.0.1:8080 --scenario apps/license-api/load-scenario.ts --rate 200/s --duration 1m \\
     --threshold "http_req_failed: rate<0.001" --threshold "http_req_duration: p(99)<250" --out .reports/load
   verdict load --config k6-options.json --out .reports/load
-  verdict load --scenario scenarios/license-flow.ts --bundle dist/load-agent.mjs
+  verdict load --scenario apps/license-api/load-scenario.ts --bundle dist/load-agent.mjs
 
 Exit codes: 0 PASS, 1 FAIL (threshold breached), 2 INCONCLUSIVE (too little data, load below target,
 aborted), 3 ERROR, 64 bad usage (including a target the guard refuses).`)

@@ -1,93 +1,71 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { rolloutUnderLoad } from '../../chaos/rollout-under-load.ts';
-import { upEmbedded } from '../../cluster/embedded/embedded-cluster.ts';
-import { buildReport, renderMarkdown, writeReport } from '../../reports/verify-report.ts';
-import { licenseApiRelease, licenseApiToken } from '../../suites/license-api-release.ts';
-import { ExitCode, UsageError } from '../exit-codes.ts';
+import { parseTargetSpec } from '../../cluster/target.ts';
+import { EXPERIMENTS, VERIFY_LOCAL_ALL, VERIFY_LOCAL_DEFAULT } from '../../experiments/index.ts';
+import { FAULTS } from '../../apps/license-api/profile.ts';
+import { runExperimentCommand } from '../experiment-run.ts';
+import { UsageError } from '../exit-codes.ts';
 
-const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
+export const collect = (v: string, prev: string[]) => [...prev, v];
+export const targetOption = () => new Option('--target <target>', 'embedded (made here, needs root), kind (needs Docker), context:<name> (an allowed kubeconfig context), or auto')
+  .argParser((v) => { try { return parseTargetSpec(v); } catch (err) { throw new InvalidArgumentError((err as Error).message); } });
+export const rateOption = () => new Option('--rate <req/s>', 'requests per second of the app\'s load mix (default from the config: 300)')
+  .argParser((v) => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n <= 0 || n > 5000) throw new InvalidArgumentError('must be a number of requests per second from 1 to 5000');
+    return n;
+  });
+export const nodesOption = () => new Option('--nodes <n>', 'embedded cluster nodes (the Deployment has 3 replicas and a PDB of 2)')
+  .argParser((v) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1 || n > 10) throw new InvalidArgumentError('must be a whole number from 1 to 10');
+    return n;
+  }).default(3);
+export const lagOption = () => new Option('--endpoint-lag <ms>', 'embedded: delay before the Service proxy applies an endpoint change (kube-proxy\'s minSyncPeriod is 1000; 0 turns it off)')
+  .argParser((v) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0 || n > 60_000) throw new InvalidArgumentError('must be whole milliseconds from 0 to 60000');
+    return n;
+  });
+export const breakOption = () => new Option('--break <fault>', 'deploy a deliberately broken release, to see the verdict catch it (repeatable)').choices(Object.keys(FAULTS)).argParser(collect).default([]);
 
-/** Deliberately broken builds, to show that the verdict catches what it claims to catch. */
-/** `release` says which side carries the fault: the pods that shut down (from) or the new ones (to). */
-const FAULTS: Record<string, { env: Record<string, string>; release: 'from' | 'to'; what: string }> = {
-  'naive-shutdown': { env: { SHUTDOWN_MODE: 'naive', SHUTDOWN_DELAY_MS: '0' }, release: 'from', what: 'the old pods close every connection at once on SIGTERM (a weak signal: only requests in flight at that instant fail)' },
-  'errors-after-start': { env: { FAULT_ERRORS_AFTER_START_MS: '60000' }, release: 'to', what: 'the new pods answer 500 for their first 60 s while their readiness says ready' },
-};
+interface Opts { from: string; to: string; rate?: number; nodes: number; out: string; break: string[]; stateDir?: string; target?: string; all: boolean; config?: string; endpointLag?: number; json: boolean }
 
-interface Opts { from: string; to: string; rate: number; out: string; nodes: number; break?: string; stateDir?: string }
-
-/** `verdict verify-local`: the main job. Local cluster → release A → load → rollout to B → gates → verdict. */
+/** `verdict verify-local`: the main job. A local cluster, the release rolled out and disrupted under load, one verdict. */
 export function verifyLocalCommand(): Command {
   return new Command('verify-local')
-    .description('bring up a local cluster, roll the license API out under load and decide PASS/FAIL')
+    .description('bring up a local cluster, roll the license API out and disrupt it under load, and decide PASS/FAIL')
     .option('--from <tag>', 'release running before the rollout', 'v1')
-    .option('--to <tag>', 'release rolled out under load', 'v2')
-    .option('--rate <flows>', 'license flows per second (acquire + heartbeat + release each)', (v) => {
-      const n = Number(v);
-      if (!Number.isFinite(n) || n <= 0 || n > 500) throw new InvalidArgumentError('must be a number of flows per second from 1 to 500');
-      return n;
-    }, 20)
-    .option('--nodes <n>', 'cluster nodes (the Deployment has 3 replicas and a PDB of 2)', (v) => {
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < 1 || n > 10) throw new InvalidArgumentError('must be a whole number from 1 to 10');
-      return n;
-    }, 3)
-    .option('--out <dir>', 'where report.json and report.md go', '.reports/verify-local')
+    .option('--to <tag>', 'release rolled out under load (the candidate)', 'v2')
+    .addOption(rateOption())
+    .addOption(nodesOption())
+    .addOption(targetOption().default('embedded'))
+    .addOption(lagOption())
+    .option('--all', `also run ${VERIFY_LOCAL_ALL.filter((n) => !VERIFY_LOCAL_DEFAULT.includes(n)).join(' and ') || 'the slower experiments'}`, false)
+    .option('--out <dir>', 'where the run directory goes (<out>/verify-local-<time>/, and <out>/latest)', '.reports/verify-local')
+    .option('--config <file>', 'gates, thresholds and allowed contexts (default: ./verdict.config.yaml if present)')
     .option('--state-dir <dir>', 'the embedded cluster\'s state directory (default /var/lib/verdict/verify-local)')
-    .addOption(new Option('--break <fault>', 'deploy a deliberately broken build, to see the verdict catch it').choices(Object.keys(FAULTS)))
+    .option('--json', 'print verdict.json to stdout instead of the summary', false)
+    .addOption(breakOption())
     .addHelpText('after', `
-What it does, on the embedded cluster (no Docker needed; run as root):
-  1. starts the cluster (real control plane, process node agent, pod network, NodePort proxy)
-  2. builds license-api:<from> and license-api:<to>, deploys <from> (3 replicas)
-  3. sends open-model load (the license flow) through http://127.0.0.1:30080
-  4. rolls out <to> with the real Deployment controller while the load runs
-  5. judges: rollout completed, no failed request, load as planned, traffic crossed the
-     rollout, capacity held; writes report.json and report.md; tears everything down
+What it does (embedded target: no Docker needed, run as root):
+  1. starts the cluster (real control plane, process node agent, pod network, NodePort proxy
+     with kube-proxy's 1 s endpoint lag) and builds license-api:<from> and license-api:<to>
+  2. runs the experiments, each under the license flow's load through http://127.0.0.1:30080:
+     ${VERIFY_LOCAL_DEFAULT.map((n) => `${n}: ${EXPERIMENTS[n].description}`).join('\n     ')}
+  3. judges every gate, writes the run directory and prints the verdict; tears everything down
 
-Exit codes: 0 PASS, 1 FAIL, 2 INCONCLUSIVE, 3 ERROR.
-Example: sudo make verify-local     (or: npx verdict verify-local --break naive-shutdown)`)
+Exit codes: 0 PASS, 1 FAIL, 2 INCONCLUSIVE, 3 ERROR, 64 bad usage. Anything but 0: do not promote.
+Examples:
+  sudo make verify-local
+  npx verdict verify-local --break naive-shutdown      # should FAIL: requests dropped on SIGTERM`)
     .action(async (o: Opts) => {
-      if (!TAG.test(o.from) || !TAG.test(o.to) || o.from === o.to) throw new UsageError('--from and --to must be two different image tags, e.g. --from v1 --to v2');
-      if (process.getuid?.() !== 0) throw new UsageError('verify-local runs the embedded cluster, which needs root (network namespaces): run it as root, e.g. sudo make verify-local');
-      const started = Date.now();
-      const say = (m: string) => process.stderr.write(`[${((Date.now() - started) / 1000).toFixed(1).padStart(6)}s] ${m}\n`);
-      const fault = o.break ? FAULTS[o.break] : undefined;
-      if (fault) say(`deliberately broken build: ${o.break} (${fault.what}); the verdict should be FAIL`);
-      const abort = new AbortController();
-      const onSignal = () => { say('interrupted: tearing down'); abort.abort(new Error('interrupted')); };
-      process.once('SIGINT', onSignal);
-      process.once('SIGTERM', onSignal);
-      let cluster: Awaited<ReturnType<typeof upEmbedded>> | undefined;
-      try {
-        cluster = await upEmbedded({ name: 'verify-local', stateDir: o.stateDir, nodes: o.nodes, onProgress: say, signal: abort.signal });
-        say(`building license-api:${o.from} and license-api:${o.to}`);
-        await cluster.loadLicenseApiImage(o.from);
-        await cluster.loadLicenseApiImage(o.to);
-        const token = await licenseApiToken('embedded', 'verify-local');
-        const release = (tag: string, side: 'from' | 'to') => licenseApiRelease(tag, { env: fault?.release === side ? fault.env : undefined });
-        let last = 0;
-        const result = await rolloutUnderLoad({
-          kubeConfig: cluster.kubeConfig, namespace: 'coditect', selector: 'app=license-api',
-          from: release(o.from, 'from'), to: release(o.to, 'to'), url: cluster.serviceUrl(30080), token, licenseKey: 'TEST-KEY', rate: o.rate,
-          onProgress: say, signal: abort.signal,
-          attribute: (port) => cluster!.proxy.lookup(port)?.backend?.podName,
-          onLoadProgress: (p) => {
-            if (Date.now() - last < 5000) return;
-            last = Date.now();
-            say(`load: ${p.succeeded} ok, ${p.failed} failed, ${p.dropped} dropped, ${p.recentRate.toFixed(0)} req/s, p99 ${p.recentP99?.toFixed(1) ?? '-'} ms`);
-          },
-        });
-        const report = buildReport(result, { from: o.from, to: o.to, replicas: 3, maxSurge: 1, minRequests: 300 });
-        const files = await writeReport(o.out, report);
-        process.stdout.write('\n' + renderMarkdown(report) + `\nreport: ${files.json}, ${files.markdown}\n`);
-        process.exitCode = ExitCode[report.verdict];
-      } catch (err) {
-        process.stderr.write(`verify-local: ERROR: ${(err as Error).message}\n`);
-        process.exitCode = ExitCode.ERROR;
-      } finally {
-        if (cluster) { say('tearing the cluster down'); await cluster.down(); }
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
+      if (process.getuid?.() !== 0 && (o.target ?? 'embedded') === 'embedded') {
+        throw new UsageError('verify-local runs the embedded cluster, which needs root (network namespaces): run it as root, e.g. sudo make verify-local, or use --target kind');
       }
+      process.exitCode = await runExperimentCommand({
+        command: 'verify-local', experiments: o.all ? VERIFY_LOCAL_ALL : VERIFY_LOCAL_DEFAULT,
+        target: (o.target ?? 'embedded') as never, from: o.from, to: o.to, rate: o.rate, breaks: o.break, out: o.out, config: o.config,
+        nodes: o.nodes, stateDir: o.stateDir, endpointLag: o.endpointLag, json: o.json, clusterName: 'verify-local',
+      });
     });
 }

@@ -32,7 +32,7 @@ const cluster = await upEmbedded({
 const stop = (signal: string) => {
   stopping ??= (async () => {
     say({ stopping: signal });
-    await cluster.down();
+    await cluster.close();
     say({ stopped: true });
     process.exit(0);
   })();
@@ -41,4 +41,4 @@ process.off('SIGTERM', early);
 process.off('SIGINT', early);
 process.on('SIGTERM', () => stop('SIGTERM'));
 process.on('SIGINT', () => stop('SIGINT'));
-say({ ready: true, kubeconfig: cluster.kubeconfig, stateDir: cluster.stateDir, pid: process.pid });
+say({ ready: true, kubeconfig: cluster.kubeconfigPath, stateDir: cluster.stateDir, pid: process.pid });

@@ -9,9 +9,7 @@ import { isNotFound, k8s, mergePatch, statusOf } from '../../lib/kube/client.ts'
 import { deployRelease, renderRelease } from '../../lib/kube/deploy.ts';
 import { renderKustomization } from '../../lib/kube/render.ts';
 import { upEmbedded, type EmbeddedCluster } from './embedded-cluster.ts';
-import { rolloutUnderLoad } from '../../chaos/rollout-under-load.ts';
-import { buildReport, renderMarkdown } from '../../reports/verify-report.ts';
-import { licenseApiRelease, licenseApiToken } from '../../suites/license-api-release.ts';
+import { licenseApi } from '../../apps/license-api/profile.ts';
 import { addTestImages } from './testdata/test-images.ts';
 
 const run = promisify(execFile);
@@ -61,16 +59,16 @@ describe('embedded cluster', () => {
     core = cluster.kubeConfig.makeApiClient(k8s.CoreV1Api);
     apps = cluster.kubeConfig.makeApiClient(k8s.AppsV1Api);
     policy = cluster.kubeConfig.makeApiClient(k8s.PolicyV1Api);
-    await cluster.loadLicenseApiImage('v1');
-    await cluster.loadLicenseApiImage('v2');
-    await addTestImages(cluster.images);
+    await cluster.images.load(licenseApi.image('v1'));
+    await cluster.images.load(licenseApi.image('v2'));
+    await addTestImages(cluster.imageStore);
     await rm(marks, { recursive: true, force: true }); // marks of an earlier run must not count
     await mkdir(marks, { recursive: true });
     await chmod(marks, 0o1777);
   }, 900_000);
 
   afterAll(async () => {
-    await cluster?.down();
+    await cluster?.close();
     expect(await leftovers()).toEqual([]);
   }, 120_000);
 
@@ -88,7 +86,7 @@ describe('embedded cluster', () => {
     expect(res.status).toBe(200);
     expect(res.headers.get('x-app-version')).toBe('v1');
     expect(pods.map((p) => p.metadata!.name)).toContain(res.headers.get('x-served-by'));
-    const { stdout } = await run('kubectl', ['--kubeconfig', cluster.kubeconfig, 'get', 'pods', '-n', NS, '-o', 'wide']);
+    const { stdout } = await run('kubectl', ['--kubeconfig', cluster.kubeconfigPath, 'get', 'pods', '-n', NS, '-o', 'wide']);
     for (const p of pods) expect(stdout).toMatch(new RegExp(`${p.metadata!.name}\\s+1/1\\s+Running\\s+0\\s+\\S+\\s+${p.status!.podIP!.replaceAll('.', '\\.')}\\s+verdict-node-\\d`));
   }, 240_000);
 
@@ -136,51 +134,6 @@ describe('embedded cluster', () => {
     expect(res.headers.get('x-app-version')).toBe('v2');
     process.stderr.write(`rollout v1→v2: ${samples} samples, min ready ${minReady}, max active ${maxActive}, max incl. terminating ${maxTotal}\n`);
   }, 300_000);
-
-  describe('rollout under load (the verify-local experiment)', () => {
-    const experiment = async (toEnv?: Record<string, string>) => {
-      const result = await rolloutUnderLoad({
-        kubeConfig: cluster.kubeConfig, namespace: NS, selector: 'app=license-api',
-        from: licenseApiRelease('v1'), to: licenseApiRelease('v2', { env: toEnv }),
-        url: cluster.serviceUrl(30080), token: await licenseApiToken('embedded'), licenseKey: 'TEST-KEY', rate: 15,
-        warmupMs: 3000, settleMs: 3000,
-        attribute: (port) => cluster.proxy.lookup(port)?.backend?.podName,
-      });
-      return { result, report: buildReport(result, { from: 'v1', to: 'v2', replicas: 3, maxSurge: 1, minRequests: 300 }) };
-    };
-
-    it('a good release PASSes: no failed request, both versions answered, capacity held', async () => {
-      const { result, report } = await experiment();
-      expect(report.gates.map((g) => [g.name, g.verdict])).toEqual([
-        ['rollout completed', 'PASS'], ['no failed request', 'PASS'], ['load as planned', 'PASS'], ['traffic crossed the rollout', 'PASS'], ['capacity held', 'PASS']]);
-      expect(report.verdict).toBe('PASS');
-      expect(result.load.summary.metrics.http_reqs.count).toBeGreaterThan(1000);
-      // The ledger's local ports and the proxy's connection records agree on which pod served what,
-      // so a request that gets no response at all can still be put on a pod.
-      const rows = [...result.load.ledger.rows()].filter((r) => r.outcome === 'succeeded' && r.localPort).slice(-300);
-      expect(rows.length).toBe(300);
-      const agree = rows.filter((r) => cluster.proxy.lookup(r.localPort!)?.backend?.podName === r.servedBy).length;
-      expect(agree).toBe(rows.length);
-      // Every v1 pod was replaced (a pod of the previous test may still be terminating when it starts).
-      expect(result.timeline.filter((e) => e.change === 'terminating' && e.version === 'v1').length).toBe(3);
-    }, 300_000);
-
-    it('a deliberately broken build FAILs, and every failure names the pod and version that served it', async () => {
-      // 60 s: kept-alive connections stay on the old pods until those drain, so a new pod sees its
-      // first requests only some seconds after it turned ready.
-      const { result, report } = await experiment({ FAULT_ERRORS_AFTER_START_MS: '60000' });
-      expect(report.verdict).toBe('FAIL');
-      expect(report.gates.find((g) => g.name === 'no failed request')?.verdict).toBe('FAIL');
-      expect(result.failures.length).toBeGreaterThan(10);
-      for (const f of result.failures) {
-        expect(f.status).toBe(500);
-        expect(f.appVersion).toBe('v2');
-        expect(f.attributedBy).toBe('response-header');
-        expect(f.podHistory.map((e) => e.change)).toContain('created');
-      }
-      expect(renderMarkdown(report)).toContain('## Failed requests');
-    }, 300_000);
-  });
 
   it('honours the PodDisruptionBudget: a second eviction on a cordoned node is refused with 429', async () => {
     // Start from a settled Deployment: 3 ready pods and none terminating (the PDB counts them all).

@@ -3,8 +3,7 @@ import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { loadKubeConfig, k8s } from '../../lib/kube/client.ts';
 import { killProcessesUsing } from '../../lib/proc/kill-by-path.ts';
-import { buildLicenseApi } from '../../license-api/build.ts';
-import type { Cluster, UpOptions } from '../provider.ts';
+import type { OpenOptions, Target, TargetStrategy } from '../target.ts';
 import { NodeAgent } from './agent/node-agent.ts';
 import type { PodWorkerDeps } from './agent/pod-worker.ts';
 import { startControlPlane, type ControlPlane } from './control-plane.ts';
@@ -15,17 +14,25 @@ import { ServiceProxy } from './proxy/service-proxy.ts';
 
 export const DEFAULT_STATE_ROOT = '/var/lib/verdict';
 
-export interface EmbeddedCluster extends Cluster {
+/** kube-proxy's default `minSyncPeriod` (1 s): the embedded proxy's default endpoint lag. */
+export const DEFAULT_ENDPOINT_LAG_MS = 1000;
+
+export interface EmbeddedCluster extends Target {
+  readonly kind: 'embedded';
+  readonly kubeconfigPath: string;
   readonly stateDir: string;
-  readonly images: ImageStore;
+  /** The image store behind `images` (the embedded twin of a node's containerd). */
+  readonly imageStore: ImageStore;
+  readonly images: NonNullable<Target['images']>;
   readonly agent: NodeAgent;
   readonly proxy: ServiceProxy;
   readonly network: PodNetwork;
   readonly hostServices: HostServices;
   readonly kubeConfig: k8s.KubeConfig;
+  readonly endpointLagMs: number;
 }
 
-export interface EmbeddedUpOptions extends UpOptions {
+export interface EmbeddedUpOptions extends Pick<OpenOptions, 'name' | 'nodes' | 'stateDir' | 'onProgress' | 'signal' | 'endpointLagMs'> {
   /** Kubelet restart back-off base (10 s like the kubelet; tests may shorten it). */
   backoffBaseMs?: number;
   onLifecycle?: PodWorkerDeps['onLifecycle'];
@@ -86,8 +93,9 @@ export async function upEmbedded(opts: EmbeddedUpOptions = {}): Promise<Embedded
     teardown.push(['node agent', () => agent.stop()]);
     await agent.start();
 
-    progress('starting the service proxy on 127.0.0.1');
-    const proxy = await ServiceProxy.start({ kubeConfig, host: '127.0.0.1' });
+    const endpointLagMs = opts.endpointLagMs ?? DEFAULT_ENDPOINT_LAG_MS;
+    progress(`starting the service proxy on 127.0.0.1 (endpoint lag ${endpointLagMs} ms)`);
+    const proxy = await ServiceProxy.start({ kubeConfig, host: '127.0.0.1', endpointLagMs });
     teardown.push(['service proxy', () => proxy.stop()]);
 
     progress('waiting for the nodes to be Ready');
@@ -97,14 +105,37 @@ export async function upEmbedded(opts: EmbeddedUpOptions = {}): Promise<Embedded
     teardown.push(['state file', () => rm(join(stateDir, 'cluster.json'), { force: true })]);
 
     let isDown = false;
+    const dependencies: Record<string, { stop(): Promise<void>; start(): Promise<void> }> = {
+      postgres: { stop: () => hostServices.postgres.pause('fast'), start: () => hostServices.postgres.start() },
+      redis: { stop: () => hostServices.redis.pause(), start: () => hostServices.redis.start() },
+    };
+    const dependency = (n: string) => {
+      const d = dependencies[n];
+      if (!d) throw new Error(`the embedded cluster runs no dependency "${n}" (it runs: ${Object.keys(dependencies).join(', ')})`);
+      return d;
+    };
     const cluster: EmbeddedCluster = {
-      provider: 'embedded', name, kubeconfig: cp.kubeconfig, stateDir, images, agent, proxy, network, hostServices, kubeConfig,
-      serviceUrl: (nodePort) => `http://127.0.0.1:${nodePort}`,
-      async loadLicenseApiImage(tag: string) {
-        await images.add(`license-api:${tag}`, ['node', 'server.mjs'], async (dir) => { await buildLicenseApi(dir, { version: tag }); });
+      kind: 'embedded', name, context: kubeConfig.getCurrentContext() || null, kubeconfigPath: cp.kubeconfig, owned: true,
+      stateDir, agent, proxy, network, hostServices, kubeConfig, endpointLagMs, imageStore: images,
+      images: {
+        async load(src, say) {
+          if (!src.bundle) throw new Error(`the embedded image store needs a bundle for ${src.ref} (the app profile gives none): use --target kind for Docker-only images`);
+          say?.(`building ${src.ref} into the embedded image store`);
+          await images.add(src.ref, src.bundle.cmd, src.bundle.fill);
+        },
       },
-      async down() { if (isDown) return; isDown = true; await down(); },
-      async [Symbol.asyncDispose]() { await cluster.down(); },
+      attribution: { podOf: (port) => proxy.lookup(port)?.backend?.podName },
+      dependencies: {
+        names: () => Object.keys(dependencies),
+        stop: (n) => dependency(n).stop(),
+        start: (n) => dependency(n).start(),
+      },
+      serviceUrl: (nodePort) => `http://127.0.0.1:${nodePort}`,
+      async serverVersion() {
+        try { return (await kubeConfig.makeApiClient(k8s.VersionApi).getCode()).gitVersion; } catch { return null; }
+      },
+      async close() { if (isDown) return; isDown = true; await down(); },
+      async [Symbol.asyncDispose]() { await cluster.close(); },
     };
     return cluster;
   } catch (err) {
@@ -124,3 +155,13 @@ async function waitNodesReady(kc: k8s.KubeConfig, names: string[], timeoutMs: nu
     await new Promise((r) => setTimeout(r, 200));
   }
 }
+
+/** The embedded cluster as a target strategy: runs here as root, without Docker. */
+export const embeddedStrategy: TargetStrategy = {
+  kind: 'embedded',
+  async available() {
+    if (process.getuid?.() !== 0) return { ok: false, reason: 'needs root (network namespaces for pods): run as root, e.g. sudo make verify-local' };
+    return { ok: true };
+  },
+  open: (opts) => upEmbedded(opts),
+};

@@ -2,7 +2,8 @@ import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { kindProvider, upKind } from './kind-cluster.ts';
+import { licenseApi } from '../../apps/license-api/profile.ts';
+import { kindStrategy, upKind } from './kind-cluster.ts';
 
 /**
  * kind and Docker cannot run here (no node image can be pulled), so these tests put stand-ins for
@@ -38,13 +39,14 @@ afterEach(async () => {
 
 describe('kind provider', () => {
   it('creates the cluster from kind-config.yaml, builds and loads real tags, deletes it on down', async () => {
-    expect(await kindProvider.available()).toEqual({ ok: true });
+    expect(await kindStrategy.available()).toEqual({ ok: true });
     const c = await upKind({ name: 'verdict', stateDir: join(dir, 'state') });
-    expect(await readFile(c.kubeconfig, 'utf8')).toContain('kind: Config');
-    await c.loadLicenseApiImage('v2');
+    expect(await readFile(c.kubeconfigPath, 'utf8')).toContain('kind: Config');
+    expect(c.owned).toBe(true);
+    await c.images!.load(licenseApi.image('v2'));
     expect(c.serviceUrl(30080)).toBe('http://127.0.0.1:30080');
     expect(() => c.serviceUrl(30091)).toThrow(/maps only nodePort 30080/);
-    await c.down();
+    await c.close();
     const log = await calls();
     const create = log.find((l) => l.startsWith('kind create cluster'));
     expect(create).toMatch(/--name verdict --config \S+kind-config\.yaml --wait 180s/);
@@ -57,9 +59,9 @@ describe('kind provider', () => {
 
   it('says what to do when Docker does not answer', async () => {
     await fakeCli('docker', 'echo "Cannot connect to the Docker daemon" >&2; exit 1');
-    const a = await kindProvider.available();
+    const a = await kindStrategy.available();
     expect(a.ok).toBe(false);
-    expect(!a.ok && a.reason).toMatch(/start Docker, or use --provider embedded/);
+    expect(!a.ok && a.reason).toMatch(/start Docker, or use --target embedded/);
   });
 
   it('a failing kind command surfaces its stderr', async () => {

@@ -1,7 +1,7 @@
 import { applyObjects } from './apply.ts';
 import { k8s } from './client.ts';
 import { renderKustomization, type KubeObject } from './render.ts';
-import { waitForRollout } from './rollout.ts';
+import { rolloutProblem, waitForRollout, type RolloutProblem } from './rollout.ts';
 
 export interface ReleaseSpec {
   /** Kustomize directory to render (an overlay). */
@@ -14,6 +14,8 @@ export interface ReleaseSpec {
   version: string;
   /** Extra env for the container (e.g. a deliberately broken build's fault switch). */
   env?: Record<string, string>;
+  /** A last change to the rendered objects (e.g. a fault that removes the preStop hook). */
+  transform?: (objects: KubeObject[]) => void;
 }
 
 /** Renders an overlay and pins the release under test: image, version label, extra env. */
@@ -28,13 +30,43 @@ export async function renderRelease(spec: ReleaseSpec): Promise<KubeObject[]> {
   for (const [name, value] of Object.entries(spec.env ?? {})) {
     c.env = [...(c.env ?? []).filter((e: { name: string }) => e.name !== name), { name, value }];
   }
+  spec.transform?.(objects);
   return objects;
 }
 
-/** Applies a release and waits for its rollout, as `kubectl apply` + `kubectl rollout status` would. */
-export async function deployRelease(kc: k8s.KubeConfig, spec: ReleaseSpec, opts: { timeoutMs?: number; onProgress?: (m: string) => void; signal?: AbortSignal } = {}): Promise<void> {
+export interface DeployOptions {
+  timeoutMs?: number;
+  onProgress?: (m: string) => void;
+  signal?: AbortSignal;
+  /**
+   * Fail as soon as the new release's pods show that the rollout cannot finish (crash loop, image
+   * error, readiness that never passes) instead of waiting out the timeout. Default true.
+   */
+  failFast?: boolean;
+}
+
+/**
+ * Applies a release and waits for its rollout, as `kubectl apply` + `kubectl rollout status` would;
+ * throws a RolloutFailedError (with the pods' restarts and last state) when it cannot finish.
+ */
+export async function deployRelease(kc: k8s.KubeConfig, spec: ReleaseSpec, opts: DeployOptions = {}): Promise<void> {
   const objects = await renderRelease(spec);
   await applyObjects(kc, objects);
   const d = objects.find((o) => o.kind === 'Deployment' && o.metadata.name === spec.deployment)!;
-  await waitForRollout(kc, d.metadata.namespace ?? 'default', spec.deployment, opts);
+  const namespace = d.metadata.namespace ?? 'default';
+  const check = opts.failFast === false ? undefined : newPodsCheck(kc, namespace, d, spec);
+  await waitForRollout(kc, namespace, spec.deployment, { ...opts, check });
+}
+
+/** The pods of the release's version, judged by {@link rolloutProblem} with the readiness probe's own budget. */
+function newPodsCheck(kc: k8s.KubeConfig, namespace: string, d: KubeObject, spec: ReleaseSpec): () => Promise<RolloutProblem | undefined> {
+  const core = kc.makeApiClient(k8s.CoreV1Api);
+  const labels = { ...(d.spec.selector?.matchLabels ?? {}), 'app.kubernetes.io/version': spec.version };
+  const selector = Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(',');
+  const c = d.spec.template.spec.containers.find((x: { name: string }) => x.name === spec.container);
+  const rp = c?.readinessProbe ?? {};
+  // The kubelet needs initialDelay + period × failureThreshold to call a pod unready; give it that
+  // twice over plus 30 s before calling a readiness that never passes hopeless.
+  const budgetMs = ((rp.initialDelaySeconds ?? 0) + (rp.periodSeconds ?? 10) * (rp.failureThreshold ?? 3)) * 2000 + 30_000;
+  return async () => rolloutProblem((await core.listNamespacedPod({ namespace, labelSelector: selector })).items, Date.now(), { notReadyAfterMs: budgetMs });
 }

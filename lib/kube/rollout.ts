@@ -26,8 +26,11 @@ export function deploymentRolloutState(d: k8s.V1Deployment): RolloutState {
   return { done: true, reason: `deployment "${name}" successfully rolled out` };
 }
 
-/** Polls until the rollout is done; throws when it failed or `timeoutMs` passed. */
-export async function waitForRollout(kc: k8s.KubeConfig, namespace: string, name: string, opts: { timeoutMs?: number; onProgress?: (reason: string) => void; signal?: AbortSignal } = {}): Promise<void> {
+/**
+ * Polls until the rollout is done; throws when it failed or `timeoutMs` passed. `check` is asked at
+ * every poll and may end the wait early with a {@link RolloutFailedError} (a crash-looping release).
+ */
+export async function waitForRollout(kc: k8s.KubeConfig, namespace: string, name: string, opts: { timeoutMs?: number; onProgress?: (reason: string) => void; signal?: AbortSignal; check?: () => Promise<RolloutProblem | undefined> } = {}): Promise<void> {
   const apps = kc.makeApiClient(k8s.AppsV1Api);
   const deadline = Date.now() + (opts.timeoutMs ?? 600_000);
   let last = '';
@@ -35,9 +38,60 @@ export async function waitForRollout(kc: k8s.KubeConfig, namespace: string, name
     opts.signal?.throwIfAborted();
     const state = deploymentRolloutState(await apps.readNamespacedDeployment({ namespace, name }));
     if (state.reason !== last) { last = state.reason; opts.onProgress?.(state.reason); }
-    if ('failed' in state) throw new Error(state.reason);
+    if ('failed' in state) throw new RolloutFailedError(state.reason, await opts.check?.().catch(() => undefined));
     if (state.done) return;
-    if (Date.now() > deadline) throw new Error(`timed out after ${(opts.timeoutMs ?? 600_000) / 1000} s: ${state.reason}`);
+    const problem = await opts.check?.();
+    if (problem) throw new RolloutFailedError(`rollout of deployment "${name}" cannot finish: ${problem.reason}`, problem);
+    if (Date.now() > deadline) throw new RolloutFailedError(`timed out after ${(opts.timeoutMs ?? 600_000) / 1000} s: ${state.reason}`);
     await sleep(500);
+  }
+}
+
+/** What is wrong with a release's pods, when it is already clear that its rollout cannot finish. */
+export interface RolloutProblem {
+  reason: string;
+  pods: Array<{ name: string; restarts: number; ready: boolean; waiting: string | null; lastTerminated: string | null }>;
+}
+
+const HOPELESS_WAITING = new Set(['CrashLoopBackOff', 'ErrImagePull', 'ImagePullBackOff', 'InvalidImageName', 'CreateContainerConfigError', 'CreateContainerError', 'RunContainerError']);
+
+/**
+ * Looks at the new release's pods (`pods`, already filtered to the new version) and says whether the
+ * rollout is hopeless now rather than at its progress deadline: a container restarted `maxRestarts`
+ * times or waiting for a reason that does not heal by itself (CrashLoopBackOff, image errors), or a
+ * running pod not Ready after `notReadyAfterMs` (its readiness never passes). Undefined when it may
+ * still succeed.
+ */
+export function rolloutProblem(pods: k8s.V1Pod[], now: number, opts: { maxRestarts?: number; notReadyAfterMs: number }): RolloutProblem | undefined {
+  const maxRestarts = opts.maxRestarts ?? 2;
+  const described = pods.map((p) => {
+    const cs = p.status?.containerStatuses ?? [];
+    const term = cs.map((c) => c.lastState?.terminated).find(Boolean);
+    return {
+      name: p.metadata?.name ?? '?',
+      restarts: cs.reduce((n, c) => n + (c.restartCount ?? 0), 0),
+      ready: p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false,
+      waiting: cs.map((c) => c.state?.waiting?.reason).find(Boolean) ?? null,
+      lastTerminated: term ? `exit ${term.exitCode}${term.reason ? ` (${term.reason})` : ''}${term.message ? `: ${term.message.slice(0, 200)}` : ''}` : null,
+      runningSince: cs.map((c) => c.state?.running?.startedAt).find(Boolean),
+    };
+  });
+  const list = described.map(({ runningSince: _r, ...d }) => d);
+  const crashing = described.find((d) => d.restarts >= maxRestarts || (d.waiting !== null && HOPELESS_WAITING.has(d.waiting) && d.restarts > 0) || (d.waiting !== null && /Image|Config/.test(d.waiting)));
+  if (crashing) {
+    return { reason: `pod ${crashing.name} cannot run: ${crashing.restarts} restarts${crashing.waiting ? `, waiting: ${crashing.waiting}` : ''}${crashing.lastTerminated ? `, last terminated: ${crashing.lastTerminated}` : ''}`, pods: list };
+  }
+  const stuck = described.find((d) => !d.ready && d.runningSince && now - new Date(d.runningSince).getTime() > opts.notReadyAfterMs);
+  if (stuck) {
+    return { reason: `pod ${stuck.name} has run for ${((now - new Date(stuck.runningSince!).getTime()) / 1000).toFixed(0)} s without becoming Ready (its readiness probe keeps failing)`, pods: list };
+  }
+  return undefined;
+}
+
+export class RolloutFailedError extends Error {
+  readonly problem: RolloutProblem | undefined;
+  constructor(message: string, problem?: RolloutProblem) {
+    super(message);
+    this.problem = problem;
   }
 }

@@ -20,7 +20,8 @@ const HELP = `usage: node load-agent.mjs --url URL (--rate 100/s | --vus N) --du
 options: --max-vus N --connections N --timeout 10s --max-requests N --min-requests N --max-schedule-delay 50ms
          --threshold "http_req_duration: p(99)<250" (repeatable) --config k6.json
          --ndjson FILE --allow-remote --remote-rate-cap N --harness-network CIDR (repeatable)
-         --insecure --precision timer|spin --quiet`;
+         --insecure --precision timer|spin --quiet
+         --backend-header NAME --version-header NAME (response headers naming the pod and the app version)`;
 
 export async function runAgent(scenario?: Scenario, argv: string[] = process.argv.slice(2)): Promise<number> {
   let values: Record<string, string | boolean | string[] | undefined>;
@@ -34,6 +35,7 @@ export async function runAgent(scenario?: Scenario, argv: string[] = process.arg
         config: { type: 'string' }, ndjson: { type: 'string' }, 'allow-remote': { type: 'boolean' },
         'remote-rate-cap': { type: 'string' }, 'harness-network': { type: 'string', multiple: true },
         insecure: { type: 'boolean' }, precision: { type: 'string' }, quiet: { type: 'boolean' }, help: { type: 'boolean' },
+        'backend-header': { type: 'string' }, 'version-header': { type: 'string' },
       },
       strict: true,
     }));
@@ -53,6 +55,7 @@ export async function runAgent(scenario?: Scenario, argv: string[] = process.arg
     threshold: values.threshold as string[], config: values.config as string, allowRemote: values['allow-remote'] as boolean,
     remoteRateCap: values['remote-rate-cap'] as string, harnessNetwork: values['harness-network'] as string[],
     insecure: values.insecure as boolean, precision: values.precision as string,
+    backendHeader: values['backend-header'] as string, versionHeader: values['version-header'] as string,
   };
   const quiet = Boolean(values.quiet);
   let run: LoadRun;

@@ -39,7 +39,7 @@ describe('load agent bundle', () => {
     `);
     const out = await bundleLoadAgent({ scenario, outfile: join(dir, 'load-agent.mjs') });
     expect(out.bytes).toBeGreaterThan(10_000);
-    const r = await runNode(out.outfile, ['--url', server.url, '--rate', '100/s', '--duration', '1s', '--threshold', 'http_req_failed: rate<0.01', '--min-requests', '50', '--max-schedule-delay', '1s', '--quiet']);
+    const r = await runNode(out.outfile, ['--url', server.url, '--rate', '100/s', '--duration', '1s', '--threshold', 'http_req_failed: rate<0.01', '--min-requests', '50', '--max-schedule-delay', '1s', '--quiet', '--backend-header', 'x-served-by']);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const result = JSON.parse(r.stdout);

@@ -55,15 +55,17 @@ describe('error classes', () => {
     expect(server.requests()).toBe(1);
   });
 
-  it('HTTP 5xx and 4xx, with the serving pod kept', async () => {
+  it('HTTP 5xx and 4xx, with the serving pod kept when its header is named', async () => {
     await using s503 = await startTestServer(status(503));
-    const r5 = await runLoad({ url: s503.url, ...closed() });
+    const r5 = await runLoad({ url: s503.url, ...closed(), identityHeaders: { backend: 'x-served-by' } });
     expect(classes(r5)).toEqual({ http_5xx: r5.summary.counts.scheduled });
     expect(r5.summary.statuses).toEqual({ 503: r5.summary.counts.scheduled });
     expect(r5.summary.servedBy).toEqual({ 'pod-err': r5.summary.counts.scheduled });
     await using s404 = await startTestServer(status(404));
     const r4 = await runLoad({ url: s404.url, ...closed() });
     expect(classes(r4)).toEqual({ http_4xx: r4.summary.counts.scheduled });
+    // The engine knows no app: without identity headers it records no backend.
+    expect(r4.summary.servedBy).toEqual({});
   });
 
   it('an expected 4xx is a success', async () => {

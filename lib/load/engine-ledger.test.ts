@@ -18,7 +18,7 @@ describe('ledger accounting', () => {
     });
     const r = await runLoad({
       url: server.url, executor: { executor: 'constant-arrival-rate', rate: 200, duration: '1s', maxVUs: 10 }, connections: 10, timeout: 300,
-      thresholds: { http_req_failed: ['rate<1'] },
+      thresholds: { http_req_failed: ['rate<1'] }, identityHeaders: { backend: 'x-served-by', version: 'x-app-version' },
     });
     const c = r.summary.counts;
     expect(c.scheduled).toBe(200);

@@ -59,6 +59,17 @@ export interface LoadOptions {
    * rates. 'spin': busy-waits the last millisecond for sub-millisecond scheduling (costs a core).
    */
   precision?: 'timer' | 'spin';
+  /**
+   * Response headers that name the backend (pod) that answered and the app version, recorded in
+   * the ledger for failure attribution. The engine knows no app: without this nothing is recorded.
+   * The license API's are `x-served-by` and `x-app-version` (its profile says so).
+   */
+  identityHeaders?: IdentityHeaders;
+}
+
+export interface IdentityHeaders {
+  backend?: string;
+  version?: string;
 }
 
 export interface Progress {
@@ -137,6 +148,8 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
 
 class LoadEngine implements ExchangeOwner {
   readonly ledger: Ledger;
+  readonly backendHeader: string | null;
+  readonly versionHeader: string | null;
   readonly plan: Plan;
   readonly target: VettedTarget;
   readonly handle: LoadRun;
@@ -202,6 +215,8 @@ class LoadEngine implements ExchangeOwner {
     if (!(this.#maxRequests >= 1)) throw new RangeError('maxRequests must be >= 1');
     this.#t0 = performance.now();
     this.ledger = new Ledger(this.#t0);
+    this.backendHeader = options.identityHeaders?.backend?.toLowerCase() ?? null;
+    this.versionHeader = options.identityHeaders?.version?.toLowerCase() ?? null;
     const scenario = options.scenario ?? singleRequest({ path: target.url.pathname + target.url.search, name: `GET ${target.url.pathname}` });
     this.#pick = compileScenario(scenario, this.ledger.names, target.hostHeader).pick;
     const connections = options.connections ?? (plan.model === 'open' ? Math.min(32, plan.maxVUs) : Math.min(1024, plan.vus.peakVUs));

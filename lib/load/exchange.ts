@@ -16,6 +16,9 @@ const MAX_BODY_BYTES = 1 << 20;
 /** What an exchange needs from the engine that runs it. */
 export interface ExchangeOwner {
   readonly ledger: Ledger;
+  /** Lower-case names of the response headers that name the backend and the app version, or null. */
+  readonly backendHeader: string | null;
+  readonly versionHeader: string | null;
   /** Milliseconds since the run's origin. */
   now(): number;
   /** The connection is free again. */
@@ -93,10 +96,10 @@ export class Exchange implements PoolJob, Dispatcher.DispatchHandler {
 
   onResponseStart(_c: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
     this.status = statusCode;
-    const ledger = this.owner.ledger;
-    const sb = headers['x-served-by'];
+    const { ledger, backendHeader, versionHeader } = this.owner;
+    const sb = backendHeader === null ? undefined : headers[backendHeader];
     if (sb !== undefined) this.#servedBy = ledger.servedBy.id(typeof sb === 'string' ? sb : sb[0]);
-    const ver = headers['x-app-version'];
+    const ver = versionHeader === null ? undefined : headers[versionHeader];
     if (ver !== undefined) this.#appVersion = ledger.appVersions.id(typeof ver === 'string' ? ver : ver[0]);
     if (this.step.needsBody) {
       this.#headers = headers;

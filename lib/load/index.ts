@@ -6,7 +6,7 @@
  *   ... roll out, kill a pod ...            // run.progress() any time, run.abort() to stop early
  *   const { ledger, summary, assessment } = await run.result;
  */
-export { startLoad, runLoad, type LoadOptions, type LoadRun, type LoadResult, type Progress } from './engine.ts';
+export { startLoad, runLoad, type LoadOptions, type LoadRun, type LoadResult, type Progress, type IdentityHeaders } from './engine.ts';
 export { defineScenario, singleRequest, type Scenario, type Flow, type Step, type StepResponse, type IterationContext } from './scenario.ts';
 export { executorNames, planExecutor, type ExecutorConfig, type ExecutorName, type Plan } from './executors.ts';
 export { Ledger, Outcome, type LedgerRow, type OutcomeName } from './ledger.ts';

@@ -33,9 +33,19 @@ export interface LoadFlags {
   precision?: string;
   /** Agent only: CIDRs of networks the harness created. */
   harnessNetwork?: string[];
+  /** Response headers naming the serving backend and the app version (recorded in the ledger). */
+  backendHeader?: string;
+  versionHeader?: string;
 }
 
 export class LoadUsageError extends Error {}
+
+const HEADER = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$/;
+function headerName(flag: string, v: string | undefined): string | undefined {
+  if (v === undefined || v === '') return undefined;
+  if (!HEADER.test(v)) throw new LoadUsageError(`--${flag} must be an HTTP header name, e.g. x-served-by; got "${v}"`);
+  return v;
+}
 
 /** The thresholds a run gets when none are given: a load run always judges something. */
 export const DEFAULT_THRESHOLDS: ThresholdConfig = { http_req_failed: ['rate<0.01'] };
@@ -149,6 +159,7 @@ export async function loadOptionsFromFlags(flags: LoadFlags, given: { scenario?:
     thresholds,
     rejectUnauthorized: flags.insecure ? false : file.rejectUnauthorized,
     precision,
+    identityHeaders: { backend: headerName('backend-header', flags.backendHeader), version: headerName('version-header', flags.versionHeader) },
     target: {
       allowRemote: Boolean(flags.allowRemote),
       remoteRateCap: remoteCap(flags.remoteRateCap),

@@ -27,6 +27,13 @@ export interface PostgresServer extends AsyncDisposable {
   url(db?: string): string;
   /** Creates a fresh database and returns its URL. */
   createDatabase(name: string): Promise<string>;
+  /**
+   * Stops the server but keeps its data, port and directory, so start() brings the same server
+   * back. `fast` (SIGINT) rolls back open transactions and closes every client connection, as a
+   * managed database's maintenance restart or failover does; `immediate` (SIGQUIT) is a crash.
+   */
+  pause(mode?: 'fast' | 'immediate'): Promise<void>;
+  start(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -80,10 +87,10 @@ export async function startPostgres(opts: PostgresOptions = {}): Promise<Postgre
     'fsync = off', 'synchronous_commit = off', 'full_page_writes = off',
     'max_connections = 200', 'shared_buffers = 64MB',
   ].join('\n') + '\n');
-  const proc = startProcess(join(bin, 'postgres'), ['-D', pgdata], { name: 'postgres', uid, gid });
-  const srv = makeServer(proc, (opts.listen ?? ['127.0.0.1'])[0], port, dataDir);
+  const launch = () => startProcess(join(bin, 'postgres'), ['-D', pgdata], { name: 'postgres', uid, gid });
+  const srv = makeServer(launch, (opts.listen ?? ['127.0.0.1'])[0], port, dataDir);
   try {
-    await waitForPostgres(srv.url(), proc, 30_000);
+    await srv.start();
   } catch (err) {
     await srv.stop();
     throw err;
@@ -91,17 +98,28 @@ export async function startPostgres(opts: PostgresOptions = {}): Promise<Postgre
   return srv;
 }
 
-function makeServer(proc: OwnedProcess, host: string, port: number, dataDir: string): PostgresServer {
+function makeServer(launch: () => OwnedProcess, host: string, port: number, dataDir: string): PostgresServer {
   let stopped = false;
+  let proc: OwnedProcess | undefined;
   const url = (db = 'postgres') => `postgres://postgres@${host.includes(':') ? `[${host}]` : host}:${port}/${db}`;
+  const pause = async (mode: 'fast' | 'immediate' = 'fast') => {
+    // SIGINT = PostgreSQL's "fast" shutdown, SIGQUIT its "immediate" one.
+    if (proc && !proc.exited()) await proc.stop(mode === 'fast' ? 'SIGINT' : 'SIGQUIT', 10_000);
+  };
+  const start = async () => {
+    if (stopped) throw new Error('this Postgres server was stopped for good');
+    if (proc && !proc.exited()) return;
+    proc = launch();
+    await waitForPostgres(url(), proc, 30_000);
+  };
   const stop = async () => {
     if (stopped) return;
     stopped = true;
-    await proc.stop('SIGINT', 10_000); // SIGINT = PostgreSQL's "fast" shutdown
+    await pause('fast');
     await rm(dataDir, { recursive: true, force: true });
   };
   return {
-    port, dataDir, url, stop,
+    port, dataDir, url, stop, pause, start,
     async createDatabase(name: string) {
       if (!/^[a-z_][a-z0-9_]{0,62}$/.test(name)) throw new Error(`invalid database name ${name}`);
       const c = new pg.Client({ connectionString: url() });

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { startTestApi } from '../../../license-api/test/harness.ts';
-import { runLoad } from '../engine.ts';
-import { licenseFlow } from './license-flow.ts';
+import { startTestApi } from '../../license-api/test/harness.ts';
+import { runLoad } from '../../lib/load/engine.ts';
+import { licenseFlow } from './load-scenario.ts';
+import { licenseApi } from './profile.ts';
 
 // The scenario against the real license API (real Postgres and Redis from the suite's global setup).
 describe('license flow scenario', () => {
@@ -12,6 +13,7 @@ describe('license flow scenario', () => {
       scenario: licenseFlow({ token: api.token, licenseKey: 'LOAD-KEY', heartbeats: 2, probeWeight: 1 }),
       executor: { executor: 'constant-arrival-rate', rate: 40, duration: '2s' },
       thresholds: { http_req_failed: ['rate<0.01'], 'http_req_duration{name:acquire}': ['p(99)<2000'] },
+      identityHeaders: licenseApi.identityHeaders,
       minRequests: 50, maxScheduleDelay: '1s', // PASS here is about the flow, not about the machine's load
     });
     const n = r.summary.byName;

@@ -1,15 +1,16 @@
 /**
- * The license API's client flow as a load scenario: acquire a seat → heartbeat it → release it, the
- * session id carried from step to step, one fresh hardware id per iteration. Mixed with readiness
- * probes the way a real fleet mixes them.
+ * The license API's client flows as a load scenario: acquire a seat → heartbeat it → release it,
+ * the session id carried from step to step, one fresh hardware id per iteration; optionally mixed
+ * with heartbeats on long-lived sessions (what a fleet of running clients sends most) and with
+ * readiness probes.
  *
  *   LICENSE_TOKEN=$(JWT_SECRET=... verdict token --sub load) LICENSE_KEY=LOAD-KEY \
- *     verdict load --url http://127.0.0.1:8080 --scenario lib/load/scenarios/license-flow.ts --rate 100/s --duration 1m
+ *     verdict load --url http://127.0.0.1:8080 --scenario apps/license-api/load-scenario.ts --rate 100/s --duration 1m
  *
  * Seed the key with enough seats for the sessions in flight (LICENSE_SEED=LOAD-KEY=100000): a 409
  * NO_SEAT_AVAILABLE is counted as a failure, because a rollout that loses seats is a broken rollout.
  */
-import type { Scenario } from '../scenario.ts';
+import type { Scenario } from '../../lib/load/scenario.ts';
 
 export interface LicenseFlowOptions {
   /** Bearer token for the license API (`verdict token`). */
@@ -21,6 +22,10 @@ export interface LicenseFlowOptions {
   thinkTimeMs?: number;
   /** Weight of the readiness-probe flow against the license flow's 1 (default 0: none). */
   probeWeight?: number;
+  /** Long-lived sessions to heartbeat (each iteration of that flow heartbeats one, round robin). */
+  sessions?: string[];
+  /** Weight of the heartbeat-on-a-live-session flow against the license flow's 1 (default 0). */
+  heartbeatWeight?: number;
 }
 
 export function licenseFlow(o: LicenseFlowOptions): Scenario {
@@ -51,8 +56,24 @@ export function licenseFlow(o: LicenseFlowOptions): Scenario {
       ],
     }],
   };
+  const pool = o.sessions ?? [];
+  if (pool.length && o.heartbeatWeight) {
+    scenario.flows.push({
+      name: 'heartbeat-live-session', weight: o.heartbeatWeight,
+      data: (iteration) => pool[iteration % pool.length],
+      steps: [{ name: 'heartbeat-live', method: 'POST', path: '/api/v1/licenses/heartbeat', body: (c) => ({ session_id: c.data as string }) }],
+    });
+  }
   if (o.probeWeight) scenario.flows.push({ name: 'readiness', weight: o.probeWeight, steps: [{ name: 'ready', path: '/health/ready' }] });
   return scenario;
+}
+
+/** Mean requests per iteration of {@link licenseFlow} with these options. */
+export function requestsPerIteration(o: Pick<LicenseFlowOptions, 'heartbeats' | 'probeWeight' | 'sessions' | 'heartbeatWeight'>): number {
+  const flow = 2 + (o.heartbeats ?? 1);
+  const hb = o.sessions?.length && o.heartbeatWeight ? o.heartbeatWeight : 0;
+  const probe = o.probeWeight ?? 0;
+  return (flow + hb + probe) / (1 + hb + probe);
 }
 
 /** For `--scenario`: configured from LICENSE_TOKEN and LICENSE_KEY. */

@@ -1,0 +1,155 @@
+/**
+ * Everything the harness knows about the license API: its workload, how to build and release it,
+ * the faults it can be broken with, the load its clients make and its sessions (seats).
+ */
+import { fileURLToPath } from 'node:url';
+import { SignJWT } from 'jose';
+import { renderKustomization, type KubeObject } from '../../lib/kube/render.ts';
+import type { ReleaseSpec } from '../../lib/kube/deploy.ts';
+import type { TargetKind } from '../../cluster/target.ts';
+import type { AppConnection, AppProfile, Fault, SessionControl } from '../../experiments/app-profile.ts';
+import { licenseFlow, requestsPerIteration } from './load-scenario.ts';
+
+const REPO = fileURLToPath(new URL('../../', import.meta.url));
+const API = '/api/v1/licenses';
+/** The license the harness's load uses; the embedded and kind overlays seed it with 1,000 seats. */
+export const LOAD_LICENSE_KEY = 'TEST-KEY';
+
+export type Overlay = 'embedded' | 'kind' | 'gke';
+export const overlayDir = (overlay: Overlay) => fileURLToPath(new URL(`../../license-api/kubernetes/overlays/${overlay}`, import.meta.url));
+/** The overlay for a target kind: `existing` means GKE unless told otherwise. */
+export const overlayFor = (kind: TargetKind): Overlay => (kind === 'existing' ? 'gke' : kind);
+
+const deploymentOf = (objects: KubeObject[]) => {
+  const d = objects.find((o) => o.kind === 'Deployment' && o.metadata.name === 'license-api');
+  if (!d) throw new Error('the manifests render no Deployment license-api');
+  return d;
+};
+const containerOf = (objects: KubeObject[]) => deploymentOf(objects).spec.template.spec.containers.find((c: { name: string }) => c.name === 'license-api');
+
+/** The license API's deliberate faults: the same code, switched into a broken release. */
+export const FAULTS: Record<string, Fault> = {
+  'naive-shutdown': {
+    name: 'naive-shutdown', side: 'from',
+    what: 'the pods close every connection on SIGTERM at once and have no preStop hook, so they are gone while their endpoint is still routed',
+    env: { SHUTDOWN_MODE: 'naive', SHUTDOWN_DELAY_MS: '0' },
+    transform: (objects) => { const c = containerOf(objects); if (c.lifecycle) delete c.lifecycle.preStop; },
+  },
+  'errors-after-start': {
+    name: 'errors-after-start', side: 'to',
+    what: 'the new pods answer 500 for their first 60 s while their readiness says ready',
+    env: { FAULT_ERRORS_AFTER_START_MS: '60000' },
+  },
+  'bad-config': {
+    name: 'bad-config', side: 'to',
+    what: 'the new pods exit at start-up with a configuration error (DB_POOL_MAX=0) and crash-loop',
+    env: { DB_POOL_MAX: '0' },
+  },
+  'never-ready': {
+    name: 'never-ready', side: 'to',
+    what: 'the new pods run but their readiness probe asks a path that never answers 200, so they never become ready',
+    transform: (objects) => { const c = containerOf(objects); c.readinessProbe.httpGet.path = '/health/never'; },
+  },
+  'liveness-on-dependencies': {
+    name: 'liveness-on-dependencies', side: 'to',
+    what: 'the liveness probe checks Postgres and Redis (it asks /health/ready), so a dependency outage restarts every container',
+    transform: (objects) => { const c = containerOf(objects); c.livenessProbe.httpGet.path = '/health/ready'; },
+  },
+};
+
+/** A bearer token the overlay's license API accepts (HS256 with the overlay's own secret), or LICENSE_TOKEN. */
+export async function licenseApiToken(kind: TargetKind, subject = 'verdict'): Promise<string> {
+  if (kind === 'existing') {
+    const t = process.env.LICENSE_TOKEN ?? process.env.TEST_TOKEN;
+    if (!t) throw new Error('an existing cluster\'s license API needs a token: set LICENSE_TOKEN (or TEST_TOKEN)');
+    return t;
+  }
+  const overlay = overlayFor(kind);
+  const secret = (await renderKustomization(overlayDir(overlay))).find((x) => x.kind === 'Secret' && x.metadata.name.startsWith('license-api-secrets'));
+  const key = Buffer.from(secret?.data?.JWT_SECRET ?? '', 'base64').toString();
+  if (key.length < 32) throw new Error(`the ${overlay} overlay has no usable JWT_SECRET`);
+  return await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(subject).setIssuedAt().setExpirationTime('2h')
+    .sign(new TextEncoder().encode(key));
+}
+
+async function call(baseUrl: string, token: string, path: string, body: unknown): Promise<{ status: number; text: string }> {
+  const res = await fetch(baseUrl + path, {
+    method: 'POST', body: JSON.stringify(body), signal: AbortSignal.timeout(10_000),
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+  });
+  return { status: res.status, text: await res.text() };
+}
+
+function sessionControl(baseUrl: string, token: string): SessionControl {
+  const run = Math.random().toString(36).slice(2, 8);
+  return {
+    async open(n) {
+      const ids: string[] = [];
+      for (let i = 0; i < n; i++) {
+        const r = await call(baseUrl, token, `${API}/acquire`, { license_key: LOAD_LICENSE_KEY, hardware_id: `verdict-held-${run}-${i}` });
+        if (r.status !== 200 && r.status !== 201) throw new Error(`could not open session ${i + 1} of ${n}: HTTP ${r.status} ${r.text.slice(0, 200)}`);
+        ids.push(JSON.parse(r.text).session_id);
+      }
+      return ids;
+    },
+    async check(ids) {
+      const alive: string[] = [];
+      const dead: Array<{ id: string; status: number; body: string }> = [];
+      for (const id of ids) {
+        const r = await call(baseUrl, token, `${API}/heartbeat`, { session_id: id }).catch((err) => ({ status: 0, text: String(err) }));
+        if (r.status === 200) alive.push(id); else dead.push({ id, status: r.status, body: r.text.slice(0, 200) });
+      }
+      return { alive, dead };
+    },
+    async close(ids) {
+      await Promise.allSettled(ids.map((id) => call(baseUrl, token, `${API}/release`, { session_id: id })));
+    },
+    async activeCount() {
+      try {
+        const res = await fetch(`${baseUrl}/metrics`, { signal: AbortSignal.timeout(5000) });
+        const m = /^license_active_sessions(?:\{[^}]*\})? (\d+(?:\.\d+)?)$/m.exec(await res.text());
+        return m ? Number(m[1]) : null;
+      } catch { return null; }
+    },
+  };
+}
+
+export const licenseApi: AppProfile = {
+  name: 'license-api',
+  workload: { namespace: 'coditect', deployment: 'license-api', container: 'license-api', selector: 'app=license-api', service: 'license-api', nodePort: 30080, readyPath: '/health/ready' },
+  identityHeaders: { backend: 'x-served-by', version: 'x-app-version' },
+  faults: FAULTS,
+  dependencies: [
+    { name: 'postgres', neededBy: 'every license request (acquire, heartbeat, release) and readiness' },
+    { name: 'redis', neededBy: 'only the acquire rate limiter, when RATE_LIMIT_PER_MINUTE is set' },
+  ],
+  image(tag) {
+    return {
+      ref: `license-api:${tag}`,
+      bundle: {
+        cmd: ['node', 'server.mjs'],
+        fill: async (dir) => { const { buildLicenseApi } = await import('../../license-api/build.ts'); await buildLicenseApi(dir, { version: tag }); },
+      },
+      docker: { context: REPO, buildArgs: { APP_VERSION: tag } },
+    };
+  },
+  release(tag, kind, faults = []): ReleaseSpec {
+    const env: Record<string, string> = {};
+    for (const f of faults) Object.assign(env, f.env ?? {});
+    const transforms = faults.flatMap((f) => (f.transform ? [f.transform] : []));
+    return {
+      kustomization: overlayDir(overlayFor(kind)), deployment: 'license-api', container: 'license-api',
+      image: `license-api:${tag}`, version: tag, env,
+      transform: transforms.length ? (objects) => { for (const t of transforms) t(objects); } : undefined,
+    };
+  },
+  async connect(target, baseUrl): Promise<AppConnection> {
+    const token = await licenseApiToken(target.kind);
+    const mix = (sessions?: string[]) => ({ token, licenseKey: LOAD_LICENSE_KEY, sessions, heartbeatWeight: sessions?.length ? 9 : 0 });
+    return {
+      scenario: ({ sessions }) => licenseFlow(mix(sessions)),
+      requestsPerIteration: ({ sessions }) => requestsPerIteration(mix(sessions)),
+      sessions: sessionControl(baseUrl, token),
+    };
+  },
+};

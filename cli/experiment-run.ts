@@ -1,0 +1,110 @@
+/**
+ * What `verdict verify-local` and `verdict experiment` share: read the config, pick the target,
+ * run the experiments with the runner, write the run directory, print the summary, exit with the
+ * verdict's code. Ctrl-C (or SIGTERM) stops the load, tears down what the experiments made and the
+ * cluster the harness created, and still writes what was found (verdict ERROR).
+ */
+import { licenseApi } from '../apps/license-api/profile.ts';
+import { openTarget, type TargetSpec, type Target } from '../cluster/target.ts';
+import { TARGET_STRATEGIES } from '../cluster/strategies.ts';
+import { ConfigFileError, loadHarnessConfig, TargetNotAllowedError } from '../experiments/config.ts';
+import { EXPERIMENTS } from '../experiments/index.ts';
+import { describeTarget, ledgerLines, runRecord } from '../experiments/record.ts';
+import { runExperiments, type CheckResult } from '../experiments/runner.ts';
+import type { AppProfile } from '../experiments/app-profile.ts';
+import { exitCodeOf } from '../lib/verdict.ts';
+import type { TargetRecord } from '../reports/run-record.ts';
+import { writeRunOutput, printSummary } from './run-output.ts';
+import { UsageError } from './exit-codes.ts';
+
+export interface ExperimentRunOptions {
+  command: 'verify-local' | 'experiment';
+  experiments: string[];
+  target: TargetSpec;
+  from: string;
+  to: string;
+  rate?: number;
+  breaks: string[];
+  out: string;
+  config?: string;
+  nodes: number;
+  stateDir?: string;
+  endpointLag?: number;
+  url?: string;
+  json?: boolean;
+  clusterName: string;
+}
+
+const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
+
+/** Validates everything a user can get wrong before anything starts; throws UsageError naming the fix. */
+export function checkUsage(o: ExperimentRunOptions, app: AppProfile = licenseApi): void {
+  if (!TAG.test(o.from) || !TAG.test(o.to) || o.from === o.to) throw new UsageError('--from and --to must be two different image tags, e.g. --from v1 --to v2');
+  for (const name of o.experiments) {
+    if (!EXPERIMENTS[name]) throw new UsageError(`unknown experiment "${name}"; the experiments are: ${Object.keys(EXPERIMENTS).join(', ')} (verdict experiment --list)`);
+  }
+  for (const b of o.breaks) {
+    if (!app.faults[b]) throw new UsageError(`unknown fault "${b}" for --break; the faults are: ${Object.keys(app.faults).join(', ')}`);
+  }
+}
+
+export async function runExperimentCommand(o: ExperimentRunOptions, app: AppProfile = licenseApi): Promise<number> {
+  checkUsage(o, app);
+  let loaded;
+  try { loaded = await loadHarnessConfig(o.config); } catch (err) {
+    if (err instanceof ConfigFileError) throw new UsageError(err.message);
+    throw err;
+  }
+  const { config, source } = loaded;
+  const started = Date.now();
+  const say = (m: string) => process.stderr.write(`[${((Date.now() - started) / 1000).toFixed(1).padStart(6)}s] ${m}\n`);
+  const faults = o.breaks.map((b) => app.faults[b]);
+  for (const f of faults) say(`deliberately broken release: ${f.name} (${f.what}); the verdict should not be PASS`);
+  const abort = new AbortController();
+  const onSignal = (sig: string) => { say(`${sig}: stopping the load and tearing down (again to force)`); abort.abort(new Error(`interrupted by ${sig}`)); };
+  const onInt = () => onSignal('SIGINT');
+  const onTerm = () => onSignal('SIGTERM');
+  process.once('SIGINT', onInt);
+  process.once('SIGTERM', onTerm);
+  let target: Target | undefined;
+  let results: CheckResult[] = [];
+  let runError: string | null = null;
+  let targetRecord: TargetRecord = { kind: o.target.startsWith('context:') ? 'existing' : o.target === 'kind' ? 'kind' : 'embedded', name: o.clusterName, context: null, serverVersion: null, url: o.url ?? null, endpointLagMs: null };
+  try {
+    target = await openTarget(o.target, TARGET_STRATEGIES, {
+      name: o.clusterName, nodes: o.nodes, stateDir: o.stateDir, endpointLagMs: o.endpointLag, serviceUrl: o.url, onProgress: say, signal: abort.signal,
+    });
+    let url: string | null = null;
+    try { url = target.serviceUrl(app.workload.nodePort); } catch { /* said again by the runner */ }
+    targetRecord = await describeTarget(target, url);
+    results = await runExperiments(target, o.experiments.map((n) => EXPERIMENTS[n]), {
+      app, config, configSource: source, signal: abort.signal, say,
+      options: { rate: o.rate ?? config.experiments.rate, from: o.from, to: o.to, faults },
+      onLoadProgress: progressPrinter(say),
+    });
+  } catch (err) {
+    if (err instanceof TargetNotAllowedError) { process.stderr.write(`verdict: ${err.message}\n`); }
+    runError = abort.signal.aborted ? `interrupted: ${(abort.signal.reason as Error)?.message ?? abort.signal.reason}` : (err as Error).message;
+  } finally {
+    if (target) { say(target.owned ? 'tearing the cluster down' : 'leaving the cluster as found'); await target.close().catch((err) => say(`teardown: ${err}`)); }
+    process.off('SIGINT', onInt);
+    process.off('SIGTERM', onTerm);
+  }
+  const record = runRecord({
+    command: o.command, target: targetRecord, results, startedAt: started, endedAt: Date.now(), error: runError,
+    app: { name: app.name, versions: { from: o.from, to: o.to }, faults: o.breaks }, ledgerFile: results.some((r) => r.evidence?.loads.length) ? 'ledger.ndjson.gz' : null,
+  });
+  const dir = await writeRunOutput(o.out, record, ledgerLines(results));
+  if (o.json) process.stdout.write(JSON.stringify(record, null, 2) + '\n');
+  else printSummary(record, dir);
+  return exitCodeOf(record.verdict);
+}
+
+function progressPrinter(say: (m: string) => void) {
+  let last = 0;
+  return (label: string, p: { succeeded: number; failed: number; dropped: number; recentRate: number; recentP99?: number | null }) => {
+    if (Date.now() - last < 5000) return;
+    last = Date.now();
+    say(`load ${label}: ${p.succeeded} ok, ${p.failed} failed, ${p.dropped} dropped, ${p.recentRate.toFixed(0)} req/s, p99 ${p.recentP99?.toFixed(1) ?? '-'} ms`);
+  };
+}

@@ -1,0 +1,100 @@
+/**
+ * The harness's configuration: gates, thresholds and the allow-list of kubeconfig contexts that
+ * experiments may disrupt, in one validated file (`verdict.config.yaml` in the working directory,
+ * or `--config <file>`; YAML or JSON). Every value has a default matching the seed: under 1 % errors
+ * after a deploy, zero failures during rollouts, pod kills and drains.
+ *
+ * Chaos against the wrong cluster is the worst bug this product can have, so an existing context is
+ * refused unless it matches `allowedContexts` and none of `deniedContexts`; a cluster the harness
+ * created itself (embedded, kind) is always allowed.
+ */
+import { readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import type { Target } from '../cluster/target.ts';
+
+const rate = z.number().min(0).max(1);
+const ms = z.number().int().min(0).max(3_600_000);
+
+export const harnessConfigSchema = z.strictObject({
+  /** Glob patterns (`*` only) of kubeconfig contexts experiments may disrupt. Empty: none. */
+  allowedContexts: z.array(z.string().min(1)).default([]),
+  /** Never these, even when allowed (checked first). */
+  deniedContexts: z.array(z.string().min(1)).default(['*prod*']),
+  gates: z.strictObject({
+    /** After a deploy (the seed's promotion rule): error rate below this, judged on at least minRequests. */
+    deploy: z.strictObject({ maxErrorRate: rate.default(0.01), minRequests: z.number().int().min(1).default(300) }).prefault({}),
+    /** During rollouts, pod kills and drains: failures allowed (the seed: none) and the evidence needed. */
+    disruption: z.strictObject({ maxErrorRate: rate.default(0), minRequests: z.number().int().min(1).default(1000) }).prefault({}),
+    /** The load itself must be as planned for its numbers to count. */
+    load: z.strictObject({ minAchievedShare: rate.default(0.99), maxScheduleDelayP99Ms: z.number().min(0).default(50) }).prefault({}),
+    /** Latency: an absolute objective, and the new version against the old one in the same run. */
+    latency: z.strictObject({
+      p99Ms: z.number().positive().default(1000),
+      maxP99Ratio: z.number().min(1).default(1.5),
+      /** Ratios of p99s below this many ms are noise, not a regression. */
+      minP99DifferenceMs: z.number().min(0).default(20),
+      minRequestsPerVersion: z.number().int().min(1).default(200),
+    }).prefault({}),
+    /** Sessions held across a disruption; how long the active count may take to return to baseline. */
+    sessions: z.strictObject({ held: z.number().int().min(0).max(500).default(20), settleMs: ms.default(20_000) }).prefault({}),
+    /** A dependency outage: how long it lasts, and the recovery time the service is allowed once it is back. */
+    dependency: z.strictObject({ outageMs: ms.default(10_000), recoveryMs: ms.default(10_000) }).prefault({}),
+  }).prefault({}),
+  experiments: z.strictObject({
+    /** Requests per second of the app's load mix (each experiment's default). */
+    rate: z.number().positive().max(5000).default(300),
+    /** Load before the disruption begins, and after it ends. */
+    warmupMs: ms.default(5_000),
+    settleMs: ms.default(8_000),
+  }).prefault({}),
+});
+
+export type HarnessConfig = z.infer<typeof harnessConfigSchema>;
+
+export class ConfigFileError extends Error {}
+
+export const DEFAULT_CONFIG_FILE = 'verdict.config.yaml';
+
+/** Reads and validates the config; without a file, the defaults. Errors name the file, the field and the fix. */
+export async function loadHarnessConfig(path?: string): Promise<{ config: HarnessConfig; source: string }> {
+  const file = path ?? (existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : undefined);
+  if (!file) return { config: harnessConfigSchema.parse({}), source: 'defaults' };
+  let raw: unknown;
+  try {
+    const text = await readFile(file, 'utf8');
+    raw = file.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
+  } catch (err) {
+    throw new ConfigFileError(`${file}: cannot read it: ${(err as Error).message}`);
+  }
+  const parsed = harnessConfigSchema.safeParse(raw ?? {});
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.') || '(top level)'}: ${i.message}`);
+    throw new ConfigFileError(`${file} is not a valid verdict config:\n${lines.join('\n')}\n(see experiments/config.ts for every field and its default)`);
+  }
+  return { config: parsed.data, source: file };
+}
+
+function glob(pattern: string): RegExp {
+  return new RegExp(`^${pattern.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
+}
+
+/**
+ * Throws unless experiments may disrupt `target`: a cluster the harness made is always fair game;
+ * someone else's context must be allowed by name and not denied.
+ */
+export function assertTargetAllowed(target: Pick<Target, 'owned' | 'kind' | 'context' | 'name'>, config: HarnessConfig, source = 'the config'): void {
+  if (target.owned) return;
+  const context = target.context ?? target.name;
+  const denied = config.deniedContexts.find((p) => glob(p).test(context));
+  if (denied) {
+    throw new TargetNotAllowedError(`refusing to run experiments against context "${context}": it matches deniedContexts "${denied}" in ${source}. Experiments disrupt the cluster; point them at a staging or throw-away cluster.`);
+  }
+  if (!config.allowedContexts.some((p) => glob(p).test(context))) {
+    throw new TargetNotAllowedError(`refusing to run experiments against context "${context}": it is not in allowedContexts (${source}). ` +
+      `If this cluster may be disrupted, add it to allowedContexts in ${DEFAULT_CONFIG_FILE}, e.g.\n  allowedContexts: ["${context}"]`);
+  }
+}
+
+export class TargetNotAllowedError extends Error {}

@@ -1,0 +1,92 @@
+/**
+ * One contract for every experiment (the kubernetes-sigs/e2e-framework shape): `setup` puts the
+ * system in its starting state, `act` does what is being tested while the runner records, `judge`
+ * turns the evidence into gates. Teardown always runs: whatever an experiment starts it registers
+ * with `ctx.defer`, and the runner unwinds those in reverse order after `act` (or after a throw, a
+ * Ctrl-C, a lost cluster). Experiments return evidence; gates are pure functions of it; a throw
+ * anywhere is an ERROR verdict with the message, never a PASS.
+ */
+import type { Gate } from '../reports/gates.ts';
+import type { ReleaseSpec } from '../lib/kube/deploy.ts';
+import type { LoadResult } from '../lib/load/index.ts';
+import type { JoinedLoad } from '../lib/evidence/join.ts';
+import type { Outage } from '../lib/evidence/causes.ts';
+import type { Timeline } from '../lib/evidence/timeline.ts';
+import type { Target } from '../cluster/target.ts';
+import type { AppConnection, AppProfile, Fault } from './app-profile.ts';
+import type { HarnessConfig } from './config.ts';
+
+export interface ExperimentOptions {
+  /** Requests per second the load aims at (the mix of the app's flows). */
+  rate: number;
+  /** The release running before (and, for a rollout, the one rolled out). */
+  from: string;
+  to: string;
+  /** Deliberate faults switched on for this run (named in the report). */
+  faults: Fault[];
+}
+
+/** A load run the experiment started through `ctx.load`: labelled, owned by the runner. */
+export interface LoadHandle {
+  readonly label: string;
+  /** Successful answers from app version `version` so far. */
+  answersFrom(version: string): number;
+  /** Stops it (if still running) and returns its result. Idempotent. */
+  stop(reason?: string): Promise<LoadResult>;
+}
+
+export interface RunContext {
+  readonly target: Target;
+  readonly app: AppProfile;
+  readonly conn: AppConnection;
+  /** Base URL of the app's Service from here. */
+  readonly url: string;
+  readonly options: ExperimentOptions;
+  readonly config: HarnessConfig;
+  /** The watched timeline; put every harness action on it with `timeline.action(...)`. */
+  readonly timeline: Timeline;
+  /** Aborted on Ctrl-C/SIGTERM or when the runner gives up; every wait must honour it. */
+  readonly signal: AbortSignal;
+  say(message: string): void;
+  /** Registers teardown work; it runs in reverse order after act, whatever happened. */
+  defer(what: string, fn: () => Promise<unknown>): void;
+  /** Starts the app's load mix at `rate` requests/s for at most `maxMs` (stop it earlier with the handle). */
+  load(label: string, o: { rate: number; maxMs: number; sessions?: string[] }): Promise<LoadHandle>;
+  /** Applies a release and waits for its rollout (kubectl apply + rollout status), with phase markers. */
+  deploy(release: ReleaseSpec, o?: { timeoutMs?: number; failFast?: boolean }): Promise<{ ok: true } | { ok: false; error: string }>;
+  /** Records a dependency outage window (for failure causes). */
+  outage(o: Outage): void;
+}
+
+export interface LoadEvidence {
+  label: string;
+  result: LoadResult;
+  joined: JoinedLoad;
+}
+
+export interface Evidence<D> {
+  data: D;
+  loads: LoadEvidence[];
+  timeline: Timeline;
+  outages: Outage[];
+  /** Epoch ms. */
+  startedAt: number;
+  endedAt: number;
+}
+
+export interface JudgeContext {
+  options: ExperimentOptions;
+  config: HarnessConfig;
+  target: Target;
+}
+
+export interface Experiment<D = unknown> {
+  name: string;
+  /** One sentence: what it shows. */
+  description: string;
+  /** Target capabilities it cannot run without; the runner says which is missing instead of running. */
+  needs?: Array<'images' | 'dependencies'>;
+  setup(ctx: RunContext): Promise<void>;
+  act(ctx: RunContext): Promise<D>;
+  judge(evidence: Evidence<D>, ctx: JudgeContext): Gate[];
+}

@@ -1,0 +1,108 @@
+/**
+ * Turns the runner's results into the `verdict/v1` run record and the run's ledger lines: the one
+ * place where experiment evidence becomes what every renderer reads.
+ */
+import { hostname } from 'node:os';
+import { failuresByCause } from '../lib/evidence/join.ts';
+import type { SecondOfEvidence } from '../lib/evidence/join.ts';
+import { worst, type Verdict } from '../lib/verdict.ts';
+import { RUN_RECORD_SCHEMA, type CheckRecord, type RunRecord, type TargetRecord } from '../reports/run-record.ts';
+import type { Target } from '../cluster/target.ts';
+import type { CheckResult } from './runner.ts';
+
+const HARNESS_VERSION = '0.1.0';
+const MAX_TIMELINE = 5000;
+const iso = (ms: number) => new Date(ms).toISOString();
+
+export async function describeTarget(target: Target, url: string | null): Promise<TargetRecord> {
+  return { kind: target.kind, name: target.name, context: target.context, serverVersion: await target.serverVersion(), url, endpointLagMs: target.endpointLagMs };
+}
+
+export function checkRecord(r: CheckResult): CheckRecord {
+  const e = r.evidence;
+  const loads = e?.loads ?? [];
+  const requests = loads.length ? loads.reduce((acc, l) => {
+    acc.total += l.joined.total; acc.succeeded += l.joined.succeeded; acc.failed += l.joined.failed; acc.dropped += l.joined.dropped;
+    for (const [v, n] of Object.entries(l.joined.byVersion)) acc.byVersion[v] = (acc.byVersion[v] ?? 0) + n;
+    return acc;
+  }, { total: 0, succeeded: 0, failed: 0, dropped: 0, byVersion: {} as Record<string, number> }) : null;
+  const groups = failuresByCause(loads.flatMap((l) => l.joined.failures));
+  const biggest = [...loads].sort((a, b) => b.joined.total - a.joined.total)[0];
+  const series = new Map<number, SecondOfEvidence>();
+  for (const l of loads) {
+    for (const s of l.joined.series) {
+      const m = series.get(s.t);
+      if (!m) { series.set(s.t, { ...s, failed: { ...s.failed }, versions: { ...s.versions } }); continue; }
+      m.requests += s.requests;
+      for (const [c, n] of Object.entries(s.failed)) m.failed[c as keyof typeof m.failed] = (m.failed[c as keyof typeof m.failed] ?? 0) + (n ?? 0);
+      for (const [v, n] of Object.entries(s.versions)) m.versions[v] = (m.versions[v] ?? 0) + n;
+      m.p50 = Math.max(m.p50 ?? 0, s.p50 ?? 0);
+      m.p99 = Math.max(m.p99 ?? 0, s.p99 ?? 0);
+    }
+  }
+  const events = e?.timeline.events ?? [];
+  return {
+    name: r.name, kind: 'experiment', verdict: r.verdict, description: r.description,
+    startedAt: iso(r.startedAt), endedAt: iso(r.endedAt), error: r.error,
+    gates: r.gates.map((g) => ({ name: g.name, verdict: g.verdict, evidence: g.evidence, observed: g.observed ?? {} })),
+    requests,
+    failures: groups.map((g) => ({
+      cause: g.cause, count: g.count,
+      examples: g.examples.map((f) => ({ at: f.at, step: f.step, status: f.status, error: f.error, pod: f.pod, version: f.version,
+        attributedBy: f.attributedBy, reason: f.reason, podHistory: f.pod && e ? e.timeline.before(f.pod, f.at) : [] })),
+    })),
+    latency: biggest?.joined.latency ?? null,
+    series: [...series.values()].sort((a, b) => a.t - b.t),
+    timeline: events.length > MAX_TIMELINE ? [...events.slice(0, MAX_TIMELINE - 1), { at: events[MAX_TIMELINE - 1].at, kind: 'phase', object: 'timeline', change: 'truncated', detail: `${events.length - MAX_TIMELINE + 1} more events not kept` }] : events,
+    ledgerLabel: loads.length ? r.name : null,
+  };
+}
+
+export interface RunRecordInput {
+  command: string;
+  target: TargetRecord;
+  app: RunRecord['app'];
+  results: CheckResult[];
+  startedAt: number;
+  endedAt: number;
+  /** The run broke outside any check. */
+  error?: string | null;
+  ledgerFile?: string | null;
+}
+
+export function runRecord(i: RunRecordInput): RunRecord {
+  const checks = i.results.map(checkRecord);
+  const verdict: Verdict = i.error ? 'ERROR' : worst(checks.map((c) => c.verdict));
+  return {
+    schema: RUN_RECORD_SCHEMA, command: i.command, verdict, headline: headline(verdict, checks, i.error ?? null),
+    startedAt: iso(i.startedAt), endedAt: iso(i.endedAt), durationMs: i.endedAt - i.startedAt,
+    target: i.target, app: i.app,
+    harness: { version: HARNESS_VERSION, node: process.version, host: hostname() },
+    checks, error: i.error ?? null, files: { ledger: i.ledgerFile ?? null },
+  };
+}
+
+function headline(verdict: Verdict, checks: CheckRecord[], error: string | null): string {
+  if (error) return `ERROR: ${error}`;
+  if (checks.length === 0) return `${verdict}: nothing was checked`;
+  const total = checks.reduce((n, c) => n + (c.requests?.total ?? 0), 0);
+  const failed = checks.reduce((n, c) => n + (c.requests?.failed ?? 0), 0);
+  const bad = checks.filter((c) => c.verdict !== 'PASS').map((c) => `${c.name} ${c.verdict}`);
+  return `${verdict}: ${failed.toLocaleString('en-US')} of ${total.toLocaleString('en-US')} requests failed across ${checks.length} check${checks.length > 1 ? 's' : ''}${bad.length ? ` (${bad.join(', ')})` : ''}`;
+}
+
+/** Every request of every check as NDJSON lines (`check` names the check; failed rows carry `cause` and `pod`). */
+export function* ledgerLines(results: CheckResult[]): Generator<string> {
+  for (const r of results) {
+    for (const l of r.evidence?.loads ?? []) {
+      const failures = new Map(l.joined.failures.map((f) => [f.row, f]));
+      const ledger = l.result.ledger;
+      for (let row = 0; row < ledger.length; row++) {
+        const line = ledger.toNdjsonLine(row);
+        const f = failures.get(row);
+        const extra = f ? `,"cause":${JSON.stringify(f.cause)},"pod":${JSON.stringify(f.pod)}` : '';
+        yield `{"check":${JSON.stringify(r.name)},"load":${JSON.stringify(l.label)},${line.slice(1, -1)}${extra}}`;
+      }
+    }
+  }
+}

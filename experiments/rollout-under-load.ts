@@ -1,0 +1,140 @@
+/**
+ * rollout-under-load: deploy the release before (`from`), put the app's load mix on it through the
+ * Service, roll out `to` with the real Deployment controller while the load runs, and keep the
+ * load on until the new release carries the traffic. Held sessions opened before the rollout must
+ * still work after it, and no seat may leak.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { latencyGate, type Gate } from '../reports/gates.ts';
+import type { Experiment, RunContext } from './experiment.ts';
+import { faultsOf, loadGates, pause, workloadShape, type WorkloadShape } from './common.ts';
+
+export interface SessionsEvidence {
+  held: number;
+  alive: number;
+  dead: Array<{ id: string; status: number; body: string }>;
+  /** Active sessions before the load and after it (null when the app does not say). */
+  baseline: number | null;
+  after: number | null;
+}
+
+export interface RolloutData {
+  shape: WorkloadShape;
+  rollout: { ok: boolean; error: string | null; startedAt: number; endedAt: number };
+  sessions: SessionsEvidence | null;
+}
+
+/** Opens the held sessions (and reads the baseline count) where the app has sessions. */
+export async function holdSessions(ctx: RunContext): Promise<{ ids: string[]; baseline: number | null } | null> {
+  const s = ctx.conn.sessions;
+  const n = ctx.config.gates.sessions.held;
+  if (!s || n === 0) return null;
+  const baseline = await s.activeCount();
+  const ids = await s.open(n);
+  ctx.defer('release the held sessions', () => s.close(ids));
+  return { ids, baseline };
+}
+
+/** After the load: do the held sessions still work, and does the active count return to the baseline? */
+export async function checkSessions(ctx: RunContext, held: { ids: string[]; baseline: number | null } | null): Promise<SessionsEvidence | null> {
+  const s = ctx.conn.sessions;
+  if (!s || !held) return null;
+  const { alive, dead } = await s.check(held.ids);
+  await s.close(held.ids);
+  let after = await s.activeCount();
+  const deadline = Date.now() + ctx.config.gates.sessions.settleMs;
+  while (held.baseline !== null && after !== null && after > held.baseline && Date.now() < deadline) {
+    await sleep(500, undefined, { signal: ctx.signal });
+    after = await s.activeCount();
+  }
+  return { held: held.ids.length, alive: alive.length, dead, baseline: held.baseline, after };
+}
+
+export function sessionsGate(s: SessionsEvidence | null): Gate {
+  if (!s) return { name: 'sessions preserved', verdict: 'INCONCLUSIVE', evidence: 'the app has no sessions to hold (or none were configured), so this was not checked' };
+  const lostSeats = s.baseline !== null && s.after !== null ? s.after - s.baseline : null;
+  const observed = { held: s.held, alive: s.alive, baseline_active: s.baseline, after_active: s.after, leaked: lostSeats };
+  if (s.alive < s.held) {
+    return { name: 'sessions preserved', verdict: 'FAIL', observed,
+      evidence: `${s.held - s.alive} of ${s.held} sessions opened before the disruption no longer work after it (first: HTTP ${s.dead[0]?.status} ${s.dead[0]?.body})` };
+  }
+  if (lostSeats === null) {
+    return { name: 'sessions preserved', verdict: 'INCONCLUSIVE', observed, evidence: `all ${s.held} held sessions still work, but the app's active-session count could not be read, so a seat leak cannot be ruled out` };
+  }
+  return { name: 'sessions preserved', verdict: lostSeats > 0 ? 'FAIL' : 'PASS', observed,
+    evidence: lostSeats > 0
+      ? `all ${s.held} held sessions still work, but ${lostSeats} seats stayed taken after the load released its sessions (${s.after} active, baseline ${s.baseline})`
+      : `all ${s.held} held sessions still work after it; active sessions back to ${s.after} (baseline ${s.baseline}): no seat leaked` };
+}
+
+export const rolloutUnderLoad: Experiment<RolloutData> = {
+  name: 'rollout-under-load',
+  description: 'rolls the new release out under load with the real Deployment controller: no request may fail, capacity must hold, sessions must survive, the new version must not be slower',
+  needs: ['images'],
+
+  async setup(ctx) {
+    const { app, options, target } = ctx;
+    ctx.say(`deploying ${options.from} (the release before)`);
+    const r = await ctx.deploy(app.release(options.from, target.kind, faultsOf(options.faults, 'from')));
+    if (!r.ok) throw new Error(`the release before (${options.from}) did not deploy: ${r.error}`);
+  },
+
+  async act(ctx) {
+    const { app, options, target, config } = ctx;
+    const to = app.release(options.to, target.kind, faultsOf(options.faults, 'to'));
+    const shape = await workloadShape(to);
+    const held = await holdSessions(ctx);
+    const { warmupMs, settleMs } = config.experiments;
+    const rolloutTimeoutMs = 300_000;
+    const load = await ctx.load('rollout', { rate: options.rate, maxMs: warmupMs + rolloutTimeoutMs + settleMs + 60_000, sessions: held?.ids });
+    await pause(ctx, warmupMs);
+    const startedAt = Date.now();
+    ctx.timeline.action(`deployment/${app.workload.deployment}`, 'rollout', `${options.from} → ${options.to}`);
+    ctx.say(`rolling out ${options.to} under load`);
+    const r = await ctx.deploy(to, { timeoutMs: rolloutTimeoutMs });
+    const endedAt = Date.now();
+    if (r.ok) {
+      // Keep the load on until the new version has carried a fair share: old pods gone, and enough
+      // answers from the new version for its latency to be evidence.
+      ctx.say('rollout finished; keeping the load on while the new release settles');
+      const want = config.gates.latency.minRequestsPerVersion * 2;
+      const until = Date.now() + 60_000;
+      await pause(ctx, settleMs);
+      while (Date.now() < until && load.answersFrom(options.to) < want) await pause(ctx, 1000);
+    }
+    await load.stop();
+    const sessions = await checkSessions(ctx, held);
+    return { shape, rollout: { ok: r.ok, error: r.ok ? null : r.error, startedAt, endedAt }, sessions };
+  },
+
+  judge(e, { options, config }) {
+    const { data } = e;
+    const load = e.loads.find((l) => l.label === 'rollout');
+    const gates: Gate[] = [];
+    gates.push(data.rollout.ok
+      ? { name: 'rollout completed', verdict: 'PASS', evidence: `${options.from} → ${options.to} rolled out in ${((data.rollout.endedAt - data.rollout.startedAt) / 1000).toFixed(1)} s` }
+      : { name: 'rollout completed', verdict: 'FAIL', evidence: `the rollout did not complete: ${data.rollout.error}` });
+    gates.push(...loadGates(load, config));
+    if (load) {
+      const a = load.joined.byVersion[options.from] ?? 0;
+      const b = load.joined.byVersion[options.to] ?? 0;
+      gates.push({ name: 'traffic crossed the rollout', verdict: a > 0 && b > 0 ? 'PASS' : data.rollout.ok ? 'INCONCLUSIVE' : 'FAIL',
+        evidence: `${a} answers from ${options.from}, ${b} from ${options.to}${a > 0 && b > 0 ? '' : ': the load did not span the rollout, so it proves nothing about it'}`,
+        observed: { [options.from]: a, [options.to]: b } });
+    }
+    const cap = e.timeline.capacityBetween(data.rollout.startedAt, data.rollout.endedAt);
+    const { replicas, maxSurge } = data.shape;
+    gates.push(!cap
+      ? { name: 'capacity held', verdict: 'INCONCLUSIVE', evidence: 'the pods were never seen during the rollout, so capacity is unknown' }
+      : { name: 'capacity held', verdict: cap.minReady >= replicas && cap.maxActive <= replicas + maxSurge ? 'PASS' : 'FAIL',
+          evidence: `ready pods never below ${cap.minReady} (required ${replicas}); at most ${cap.maxActive} active (allowed ${replicas + maxSurge}); ${cap.changes} changes watched`,
+          observed: { minReady: cap.minReady, maxActive: cap.maxActive, maxIncludingTerminating: cap.maxTotal, changes: cap.changes } });
+    gates.push(sessionsGate(data.sessions));
+    if (load) {
+      const l = config.gates.latency;
+      gates.push(latencyGate({ versions: load.joined.latencyByVersion, baseline: options.from, candidate: options.to,
+        p99Ms: l.p99Ms, maxP99Ratio: l.maxP99Ratio, minP99DifferenceMs: l.minP99DifferenceMs, minRequestsPerVersion: l.minRequestsPerVersion }));
+    }
+    return gates;
+  },
+};
