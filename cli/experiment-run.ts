@@ -11,6 +11,7 @@ import { ConfigFileError, loadHarnessConfig, TargetNotAllowedError } from '../ex
 import { EXPERIMENTS } from '../experiments/index.ts';
 import { describeTarget, ledgerLines, runRecord } from '../experiments/record.ts';
 import { runExperiments, type CheckResult } from '../experiments/runner.ts';
+import { evidenceStrength } from '../experiments/evidence-strength.ts';
 import type { AppProfile } from '../experiments/app-profile.ts';
 import { exitCodeOf } from '../lib/verdict.ts';
 import type { TargetRecord } from '../reports/run-record.ts';
@@ -82,6 +83,7 @@ export async function runExperimentCommand(o: ExperimentRunOptions, app: AppProf
       options: { rate: o.rate ?? config.experiments.rate, from: o.from, to: o.to, faults },
       onLoadProgress: progressPrinter(say),
     });
+    if (o.command === 'verify-local') results.push(evidenceStrength(results, config.gates.evidence.maxUpperBound));
   } catch (err) {
     if (err instanceof TargetNotAllowedError) { process.stderr.write(`verdict: ${err.message}\n`); }
     runError = abort.signal.aborted ? `interrupted: ${(abort.signal.reason as Error)?.message ?? abort.signal.reason}` : (err as Error).message;

@@ -69,8 +69,17 @@ export interface AppProfile {
   identityHeaders: Required<IdentityHeaders>;
   /** Deliberate faults by name. */
   faults: Record<string, Fault>;
-  /** The app's dependencies a target may take away (dependency-outage), with what needs each. */
-  dependencies: Array<{ name: string; neededBy: string }>;
+  /**
+   * The fault that makes a release drop requests on SIGTERM (no preStop delay, immediate exit): the
+   * control the sigterm-drain experiment runs to prove the harness sees that failure. Absent: that
+   * experiment is INCONCLUSIVE for this app.
+   */
+  naiveShutdown?: Fault;
+  /**
+   * The app's dependencies a target may take away (dependency-outage): for each, what needs it in
+   * words, and the load steps that cannot succeed without it (all others must keep working).
+   */
+  dependencies: Array<{ name: string; neededBy: string; steps: string[] }>;
   /** How to build `tag` for a target that loads images. */
   image(tag: string): ImageSource;
   /** The manifests of release `tag` on a target of this kind, with faults applied. */

@@ -1,6 +1,7 @@
 /** Pieces every experiment uses: the workload's shape, the load gates, waiting that honours Ctrl-C. */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { renderRelease, type ReleaseSpec } from '../lib/kube/deploy.ts';
+import { activePods, isPodReady } from '../lib/kube/disrupt.ts';
 import { errorRateGate, loadAsPlannedGate, type Gate } from '../reports/gates.ts';
 import type { HarnessConfig } from './config.ts';
 import type { LoadEvidence, RunContext } from './experiment.ts';
@@ -56,3 +57,17 @@ export function loadGates(load: LoadEvidence | undefined, config: HarnessConfig,
       minAchievedShare: config.gates.load.minAchievedShare, maxScheduleDelayP99Ms: config.gates.load.maxScheduleDelayP99Ms }, `${p}load as planned`),
   ];
 }
+
+/** Deploys the release under test where the target loads images; elsewhere the workload as it runs is the subject. */
+export async function deployOrUseRunning(ctx: RunContext): Promise<void> {
+  const { app, options, target } = ctx;
+  if (target.images) {
+    const r = await ctx.deploy(app.release(options.to, target.kind, faultsOf(options.faults)));
+    if (!r.ok) throw new Error(`the release under test (${options.to}) did not deploy: ${r.error}`);
+    return;
+  }
+  const pods = (await activePods(target.kubeConfig, app.workload.namespace, app.workload.selector)).filter(isPodReady);
+  if (pods.length === 0) throw new Error(`no Ready pod of ${app.workload.selector} runs in ${app.workload.namespace} on ${target.name}: deploy the app first`);
+  ctx.say(`using the running workload: ${pods.length} Ready pods`);
+}
+

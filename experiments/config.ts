@@ -39,6 +39,11 @@ export const harnessConfigSchema = z.strictObject({
     }).prefault({}),
     /** Sessions held across a disruption; how long the active count may take to return to baseline. */
     sessions: z.strictObject({ held: z.number().int().min(0).max(500).default(20), settleMs: ms.default(20_000) }).prefault({}),
+    /**
+     * verify-local's evidence goal: with no failure, the 95 % Wilson upper bound of the failure rate
+     * over every judged request must be at or below this (0.01 %: about 37,000 requests).
+     */
+    evidence: z.strictObject({ maxUpperBound: rate.default(0.0001) }).prefault({}),
     /** A dependency outage: how long it lasts, and the recovery time the service is allowed once it is back. */
     dependency: z.strictObject({ outageMs: ms.default(10_000), recoveryMs: ms.default(10_000) }).prefault({}),
   }).prefault({}),

@@ -50,8 +50,12 @@ export interface RunContext {
   say(message: string): void;
   /** Registers teardown work; it runs in reverse order after act, whatever happened. */
   defer(what: string, fn: () => Promise<unknown>): void;
-  /** Starts the app's load mix at `rate` requests/s for at most `maxMs` (stop it earlier with the handle). */
-  load(label: string, o: { rate: number; maxMs: number; sessions?: string[] }): Promise<LoadHandle>;
+  /**
+   * Starts the app's load mix at `rate` requests/s for at most `maxMs` (stop it earlier with the
+   * handle). A `control` load runs a deliberately broken release: its failures are expected and it
+   * does not count as evidence for the release under test.
+   */
+  load(label: string, o: { rate: number; maxMs: number; sessions?: string[]; control?: boolean }): Promise<LoadHandle>;
   /** Applies a release and waits for its rollout (kubectl apply + rollout status), with phase markers. */
   deploy(release: ReleaseSpec, o?: { timeoutMs?: number; failFast?: boolean }): Promise<{ ok: true } | { ok: false; error: string }>;
   /** Records a dependency outage window (for failure causes). */
@@ -60,6 +64,7 @@ export interface RunContext {
 
 export interface LoadEvidence {
   label: string;
+  control: boolean;
   result: LoadResult;
   joined: JoinedLoad;
 }

@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { licenseApi } from '../apps/license-api/profile.ts';
 import { upEmbedded, type EmbeddedCluster } from '../cluster/embedded/embedded-cluster.ts';
-import { harnessConfigSchema } from './config.ts';
+import type { Target } from '../cluster/target.ts';
+import { openExisting } from '../cluster/existing/existing-target.ts';
+import { assertTargetAllowed, harnessConfigSchema, TargetNotAllowedError } from './config.ts';
 import { EXPERIMENTS } from './index.ts';
 import { checkRecord } from './record.ts';
 import { runExperiments, type CheckResult } from './runner.ts';
@@ -18,9 +20,9 @@ beforeAll(async () => {
 }, 600_000);
 afterAll(async () => { await cluster?.close(); }, 120_000);
 
-async function run(name: string, faults: string[] = []): Promise<CheckResult> {
-  const [r] = await runExperiments(cluster, [EXPERIMENTS[name]], {
-    app: licenseApi, config, signal: new AbortController().signal,
+async function run(name: string, faults: string[] = [], target: Target = cluster, cfg = config): Promise<CheckResult> {
+  const [r] = await runExperiments(target, [EXPERIMENTS[name]], {
+    app: licenseApi, config: cfg, signal: new AbortController().signal,
     say: (m) => process.stderr.write(`  ${m}\n`),
     options: { rate: config.experiments.rate, from: 'v1', to: 'v2', faults: faults.map((f) => licenseApi.faults[f]) },
   });
@@ -74,4 +76,73 @@ describe('rollout-under-load', () => {
     // Well before the 300 s rollout timeout.
     expect(Date.now() - started).toBeLessThan(240_000);
   }, 400_000);
+});
+
+const DRAIN = ['terminating-pod', 'endpoint-not-yet-removed', 'reset-during-drain'];
+
+describe('pod-kill', () => {
+  it('the shipped release PASSes: each pod deleted with its grace period, replaced, no request failed', async () => {
+    const r = await run('pod-kill');
+    expect(r.gates.map((g) => [g.name, g.verdict])).toEqual([['pods killed', 'PASS'], ['no failed request', 'PASS'], ['load as planned', 'PASS']]);
+    expect(r.evidence!.timeline.events.filter((e) => e.kind === 'chaos' && e.change === 'delete')).toHaveLength(3);
+  }, 400_000);
+
+  it('a release with a naive shutdown FAILs, its failures put on the terminating pods', async () => {
+    const r = await run('pod-kill', ['naive-shutdown']);
+    expect(r.verdict).toBe('FAIL');
+    const failures = r.evidence!.loads[0].joined.failures;
+    expect(failures.length).toBeGreaterThan(0);
+    // Nearly every failure is explained by a terminating pod; the rest must at least be named.
+    const explained = failures.filter((f) => DRAIN.includes(f.cause));
+    expect(explained.length / failures.length).toBeGreaterThan(0.9);
+  }, 400_000);
+});
+
+describe('sigterm-drain', () => {
+  it('PASSes the shipped release: the naive control shows drain failures, the shipped run none', async () => {
+    const r = await run('sigterm-drain');
+    expect(r.gates.find((g) => g.name === 'control shows drain failures')?.verdict).toBe('PASS');
+    expect(r.gates.find((g) => g.name === 'shipped: no failed request')?.verdict).toBe('PASS');
+    expect(r.verdict).toBe('PASS');
+  }, 600_000);
+});
+
+describe('node-drain', () => {
+  it('the shipped release PASSes: every node drained through the Eviction API, the PDB held, every node uncordoned', async () => {
+    const r = await run('node-drain');
+    expect(r.gates.map((g) => [g.name, g.verdict])).toEqual([['nodes drained', 'PASS'], ['no failed request', 'PASS'], ['load as planned', 'PASS'],
+      ['disruption budget held', 'PASS'], ['nodes uncordoned', 'PASS']]);
+    const actions = r.evidence!.timeline.events.filter((e) => e.kind === 'chaos').map((e) => e.change);
+    expect(actions.filter((a) => a === 'cordon').length).toBe(actions.filter((a) => a === 'uncordon').length);
+    expect(actions).toContain('evict');
+  }, 600_000);
+});
+
+describe('dependency-outage', () => {
+  it('a release whose liveness checks its dependencies FAILs: containers restart because of the outage', async () => {
+    const r = await run('dependency-outage', ['liveness-on-dependencies']);
+    expect(r.verdict).toBe('FAIL');
+    expect(r.gates.filter((g) => g.name.endsWith('no container restarted')).some((g) => g.verdict === 'FAIL')).toBe(true);
+  }, 600_000);
+});
+
+describe('targets', () => {
+  it('an existing context works for real when allowed: pod-kill through the same cluster reached as someone else\'s', async () => {
+    const existing = await openExisting({ kubeconfig: cluster.kubeconfigPath, context: cluster.context!, serviceUrl: cluster.serviceUrl(30080) });
+    expect(existing.owned).toBe(false);
+    expect(existing.images).toBeUndefined();
+    const allowed = harnessConfigSchema.parse({ ...config, allowedContexts: [cluster.context!] });
+    const r = await run('pod-kill', [], existing, allowed);
+    expect(r.error).toBeNull();
+    expect(r.gates.find((g) => g.name === 'pods killed')?.verdict).toBe('PASS');
+    expect(r.evidence!.loads[0].joined.total).toBeGreaterThan(1000);
+  }, 400_000);
+
+  it('refuses a context that is not on the allow-list, or that a deny pattern matches, naming the fix', async () => {
+    const existing = await openExisting({ kubeconfig: cluster.kubeconfigPath, context: cluster.context!, serviceUrl: cluster.serviceUrl(30080) });
+    await expect(runExperiments(existing, [EXPERIMENTS['pod-kill']], { app: licenseApi, config, signal: new AbortController().signal, options: { rate: 10, from: 'v1', to: 'v2', faults: [] } }))
+      .rejects.toThrow(/not in allowedContexts.*add it to allowedContexts in verdict\.config\.yaml/s);
+    const denied = harnessConfigSchema.parse({ allowedContexts: ['*'], deniedContexts: [cluster.context!] });
+    expect(() => assertTargetAllowed(existing, denied)).toThrow(TargetNotAllowedError);
+  }, 60_000);
 });

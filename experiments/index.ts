@@ -1,11 +1,14 @@
 import type { Experiment } from './experiment.ts';
+import { dependencyOutage } from './dependency-outage.ts';
+import { nodeDrain } from './node-drain.ts';
+import { podKill } from './pod-kill.ts';
 import { rolloutUnderLoad } from './rollout-under-load.ts';
+import { sigtermDrain } from './sigterm-drain.ts';
 
 /** Every experiment by name, in the order `--list` shows them. */
-export const EXPERIMENTS: Record<string, Experiment<any>> = {
-  [rolloutUnderLoad.name]: rolloutUnderLoad,
-};
+export const EXPERIMENTS: Record<string, Experiment<any>> = Object.fromEntries(
+  [rolloutUnderLoad, podKill(), podKill(true), sigtermDrain, nodeDrain, dependencyOutage].map((e) => [e.name, e]));
 
 /** What `verify-local` runs by default, and with `--all`. */
-export const VERIFY_LOCAL_DEFAULT = ['rollout-under-load'];
-export const VERIFY_LOCAL_ALL = Object.keys(EXPERIMENTS);
+export const VERIFY_LOCAL_DEFAULT = ['rollout-under-load', 'pod-kill', 'sigterm-drain'];
+export const VERIFY_LOCAL_ALL = [...VERIFY_LOCAL_DEFAULT, 'node-drain', 'dependency-outage'];

@@ -42,7 +42,7 @@ export function checkRecord(r: CheckResult): CheckRecord {
   }
   const events = e?.timeline.events ?? [];
   return {
-    name: r.name, kind: 'experiment', verdict: r.verdict, description: r.description,
+    name: r.name, kind: r.kind ?? 'experiment', verdict: r.verdict, description: r.description,
     startedAt: iso(r.startedAt), endedAt: iso(r.endedAt), error: r.error,
     gates: r.gates.map((g) => ({ name: g.name, verdict: g.verdict, evidence: g.evidence, observed: g.observed ?? {} })),
     requests,

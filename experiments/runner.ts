@@ -20,6 +20,8 @@ import type { Evidence, Experiment, ExperimentOptions, LoadEvidence, LoadHandle,
 
 export interface CheckResult {
   name: string;
+  /** An experiment (default) or a run-level gate over several experiments. */
+  kind?: 'experiment' | 'gate';
   description: string;
   verdict: Verdict;
   gates: Gate[];
@@ -111,7 +113,7 @@ export async function runExperiment(target: Target, exp: Experiment<any>, conn: 
   o.signal.addEventListener('abort', onAbort, { once: true });
   const stack = new AsyncDisposableStack();
   const teardownErrors: string[] = [];
-  const loads: Array<{ label: string; run: LoadRun; result?: Promise<LoadResult> }> = [];
+  const loads: Array<{ label: string; control: boolean; run: LoadRun; result?: Promise<LoadResult> }> = [];
   const outages: Outage[] = [];
   const timeline = new ClusterTimeline({ kubeConfig: target.kubeConfig, namespace: workload.namespace, selector: workload.selector, service: workload.service });
   let data: unknown;
@@ -140,7 +142,7 @@ export async function runExperiment(target: Target, exp: Experiment<any>, conn: 
         signal: abort.signal,
         onProgress: o.onLoadProgress ? (p) => o.onLoadProgress!(label, p) : undefined,
       });
-      const entry = { label, run } as { label: string; run: LoadRun; result?: Promise<LoadResult> };
+      const entry = { label, run, control: l.control ?? false } as (typeof loads)[number];
       loads.push(entry);
       timeline.phase(`load-start`, `${label}: ${l.rate} req/s (${arrivals.toFixed(1)} iterations/s)`);
       // Successful answers per version id, counted incrementally from the live ledger.
@@ -162,7 +164,7 @@ export async function runExperiment(target: Target, exp: Experiment<any>, conn: 
         },
         stop(reason = 'experiment over') {
           if (!entry.result) {
-            run.abort(reason);
+            run.stop(reason);
             timeline.phase('load-stop', label);
             entry.result = run.result;
           }
@@ -217,7 +219,7 @@ export async function runExperiment(target: Target, exp: Experiment<any>, conn: 
       timeline, outages, endpointLagMs: target.endpointLagMs ?? 0, recoveryAllowanceMs: o.config.gates.dependency.recoveryMs,
       podOfConnection: target.attribution ? (port) => target.attribution!.podOf(port) : undefined,
     });
-    loadEvidence.push({ label: l.label, result, joined });
+    loadEvidence.push({ label: l.label, control: l.control, result, joined });
   }
   const evidence: Evidence<unknown> = { data, loads: loadEvidence, timeline, outages, startedAt, endedAt };
   if (teardownErrors.length) error = [error, `teardown failed: ${teardownErrors.join('; ')}`].filter(Boolean).join('; ');

@@ -18,8 +18,8 @@ export function rank(v: Verdict): number {
 }
 
 /** The worst of several verdicts; nothing judged at all is INCONCLUSIVE, never PASS. */
-export function worst(verdicts: Iterable<Verdict>): Verdict {
-  let out: Verdict | undefined;
+export function worst<V extends Verdict>(verdicts: Iterable<V>): V | 'INCONCLUSIVE' {
+  let out: V | undefined;
   for (const v of verdicts) if (out === undefined || RANK[v] > RANK[out]) out = v;
   return out ?? 'INCONCLUSIVE';
 }

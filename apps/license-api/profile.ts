@@ -119,9 +119,11 @@ export const licenseApi: AppProfile = {
   workload: { namespace: 'coditect', deployment: 'license-api', container: 'license-api', selector: 'app=license-api', service: 'license-api', nodePort: 30080, readyPath: '/health/ready' },
   identityHeaders: { backend: 'x-served-by', version: 'x-app-version' },
   faults: FAULTS,
+  naiveShutdown: FAULTS['naive-shutdown'],
   dependencies: [
-    { name: 'postgres', neededBy: 'every license request (acquire, heartbeat, release) and readiness' },
-    { name: 'redis', neededBy: 'only the acquire rate limiter, when RATE_LIMIT_PER_MINUTE is set' },
+    { name: 'postgres', neededBy: 'every license request (acquire, heartbeat, release) and readiness', steps: ['acquire', 'heartbeat', 'release', 'heartbeat-live'] },
+    // The rate limiter is off in the shipped overlays (RATE_LIMIT_PER_MINUTE unset): nothing needs Redis.
+    { name: 'redis', neededBy: 'only the acquire rate limiter, when RATE_LIMIT_PER_MINUTE is set (off as shipped)', steps: [] },
   ],
   image(tag) {
     return {

@@ -4,7 +4,7 @@ import { licenseApi } from '../../apps/license-api/profile.ts';
 import { Command } from 'commander';
 import type { LoadRun } from '../../lib/load/index.ts';
 import type { LoadFlags } from '../../lib/load/run-options.ts';
-import { ExitCode, UsageError } from '../exit-codes.ts';
+import { ExitCode, exitCodeOf, UsageError } from '../exit-codes.ts';
 
 interface LoadCommandFlags extends LoadFlags {
   out?: string;
@@ -127,7 +127,6 @@ aborted), 3 ERROR, 64 bad usage (including a target the guard refuses).`)
         await writeFile(file, JSON.stringify({ summary: result.summary, thresholds: result.thresholds, assessment: result.assessment }, null, 2) + '\n');
         process.stderr.write(`load: results in ${file}${flags.ndjson ? ` and ${options.ndjson}` : ''}\n`);
       }
-      process.exitCode = result.assessment.verdict === 'PASS' ? ExitCode.PASS
-        : result.assessment.verdict === 'FAIL' ? ExitCode.FAIL : ExitCode.INCONCLUSIVE;
+      process.exitCode = exitCodeOf(result.assessment.verdict);
     });
 }

@@ -6,6 +6,7 @@
  * 64 bad usage (the same codes as the verdict CLI).
  */
 import { parseArgs } from 'node:util';
+import { ExitCode, exitCodeOf } from '../verdict.ts';
 import { startLoad, type LoadRun } from './engine.ts';
 import { progressLine, summaryTable } from './report-text.ts';
 import { loadOptionsFromFlags, LoadUsageError, type LoadFlags } from './run-options.ts';
@@ -14,7 +15,7 @@ import { TargetNotAllowedError } from './target-guard.ts';
 import { ThresholdSyntaxError } from './thresholds.ts';
 
 /** Mirrors cli/exit-codes.ts (the agent ships without the CLI). */
-const EXIT = { PASS: 0, FAIL: 1, INCONCLUSIVE: 2, ERROR: 3, USAGE: 64 } as const;
+const EXIT = ExitCode;
 
 const HELP = `usage: node load-agent.mjs --url URL (--rate 100/s | --vus N) --duration 30s [options]
 options: --max-vus N --connections N --timeout 10s --max-requests N --min-requests N --max-schedule-delay 50ms
@@ -82,7 +83,7 @@ export async function runAgent(scenario?: Scenario, argv: string[] = process.arg
     const result = await run.result;
     if (!quiet) process.stderr.write(summaryTable(result) + '\n');
     process.stdout.write(JSON.stringify({ summary: result.summary, thresholds: result.thresholds, assessment: result.assessment }) + '\n');
-    return result.assessment.verdict === 'PASS' ? EXIT.PASS : result.assessment.verdict === 'FAIL' ? EXIT.FAIL : EXIT.INCONCLUSIVE;
+    return exitCodeOf(result.assessment.verdict);
   } catch (err) {
     process.stderr.write(`load-agent: ${(err as Error)?.stack ?? err}\n`);
     return EXIT.ERROR;

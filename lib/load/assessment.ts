@@ -3,10 +3,12 @@
  * PASS: no thresholds, a threshold without samples, too few requests, an aborted run, a schedule the
  * engine did not keep, or fewer arrivals started than planned all make the run INCONCLUSIVE.
  */
+import { worst, type Verdict } from '../verdict.ts';
 import type { LoadSummary } from './summary.ts';
 import type { ThresholdResult } from './thresholds.ts';
 
-export type LoadVerdict = 'PASS' | 'FAIL' | 'INCONCLUSIVE';
+/** A load run is never ERROR by itself (an engine failure throws): the other three verdicts. */
+export type LoadVerdict = Exclude<Verdict, 'ERROR'>;
 
 export interface Assessment {
   verdict: LoadVerdict;
@@ -45,6 +47,6 @@ export function assess(s: LoadSummary, thresholds: ThresholdResult[],
   if (lag !== undefined && lag > (opts.maxScheduleDelayMs ?? MAX_SCHEDULE_DELAY_P99_MS)) {
     unsure.push(`the load generator fell behind its schedule (p99 ${lag} ms late): its machine is overloaded`);
   }
-  const verdict = fail.length ? 'FAIL' : unsure.length ? 'INCONCLUSIVE' : 'PASS';
+  const verdict = worst<LoadVerdict>([...fail.map(() => 'FAIL' as const), ...unsure.map(() => 'INCONCLUSIVE' as const), 'PASS']);
   return { verdict, reasons: [...fail, ...unsure] };
 }

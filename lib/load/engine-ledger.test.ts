@@ -151,6 +151,26 @@ describe('bounds and control', () => {
     expect(seen.some((p) => p.succeeded > 0 && p.recentRate > 0)).toBe(true);
   });
 
+  it('stop() ends a run gracefully: no new iteration starts, running ones finish every step, nothing is aborted', async () => {
+    // Each step takes 150 ms, so at any moment iterations are mid-flow (between open and close).
+    await using server = await startTestServer((_req, res) => { setTimeout(() => { res.writeHead(200); res.end('ok'); }, 150); });
+    const scenario = defineScenario({ flows: [{ name: 'open-use-close', steps: [
+      { name: 'open', path: '/open' }, { name: 'use', path: '/use' }, { name: 'close', path: '/close' }] }] });
+    const run = await startLoad({ url: server.url, scenario, executor: { executor: 'constant-arrival-rate', rate: 40, duration: '20s' } });
+    await new Promise((res) => setTimeout(res, 700));
+    run.stop('enough');
+    const r = await run.result;
+    expect(r.summary.run.abortReason).toBeNull();
+    expect(r.summary.run.stopReason).toBe('enough');
+    expect(r.summary.counts.abortedByRun).toBe(0);
+    expect(r.summary.counts.iterations.interrupted).toBe(0);
+    const rows = [...r.ledger.rows()];
+    const opened = rows.filter((x) => x.name === 'open' && x.outcome === 'succeeded').length;
+    expect(opened).toBeGreaterThan(10);
+    // Every flow that opened also closed.
+    expect(rows.filter((x) => x.name === 'close' && x.outcome === 'succeeded').length).toBe(opened);
+  });
+
   it('stops on an AbortSignal and on disposal', async () => {
     await using server = await startTestServer(ok());
     const r = await runLoad({ url: server.url, executor: { executor: 'constant-vus', vus: 2, duration: '20s' }, signal: AbortSignal.timeout(300) });

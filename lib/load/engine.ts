@@ -109,6 +109,12 @@ export interface LoadRun extends AsyncDisposable {
   progress(): Progress;
   /** Stops the run now; in-flight requests are recorded as aborted. */
   abort(reason?: string): void;
+  /**
+   * Ends the run early but gracefully: no new iteration starts, those running finish their steps
+   * (bounded by the executor's gracefulStop, then aborted). A flow that opened something (a session)
+   * gets to close it. Not an abort: the run's verdict is not made INCONCLUSIVE by it.
+   */
+  stop(reason?: string): void;
   /** Settles when the run has stopped and every connection is closed. */
   readonly result: Promise<LoadResult>;
 }
@@ -240,6 +246,7 @@ class LoadEngine implements ExchangeOwner {
         return this.#snapshot(false);
       },
       abort: (reason?: string) => this.abort(reason ?? 'aborted by caller'),
+      stop: (reason?: string) => this.#endScheduling(reason ?? 'stopped by caller'),
       result,
       [Symbol.asyncDispose]: async () => {
         this.abort('disposed');
