@@ -5,6 +5,7 @@ import { imageCommand } from './image.ts';
 import { tokenCommand } from './token.ts';
 import { verifyLocalCommand } from './verify-local.ts';
 import { loadCommand } from './load.ts';
+import { reportCommand } from './report.ts';
 
 /** Every `verdict` subcommand, in the order `--help` lists them. */
 export const commands: Array<() => Command> = [
@@ -14,4 +15,5 @@ export const commands: Array<() => Command> = [
   deployCommand,
   tokenCommand,
   loadCommand,
+  reportCommand,
 ];
