@@ -84,6 +84,13 @@ describe('report.html in Chromium', () => {
     const legend = await opened.page.$$eval('.uplot .u-legend .u-label', (ls) => ls.map((l) => l.textContent));
     expect(legend).toEqual(expect.arrayContaining(['requests/s', 'reset-during-drain', 'endpoint-not-yet-removed', 'p50 ms', 'p99 ms', 'v1.4.2']));
     expect(await opened.page.locator('table.gates tr.row-FAIL').count()).toBe(1);
+    // failures by cause, with the examples from verdict.json behind a click
+    const c = podKillRun().record.checks[0];
+    expect(await opened.page.locator('table.causes tbody tr').count()).toBe(c.failures.length);
+    await opened.page.locator('table.causes details summary').first().click();
+    const first = opened.page.locator('table.causes details').first().locator('ul.examples li');
+    expect(await first.count()).toBe(c.failures[0].examples.length);
+    expect(await first.first().textContent()).toMatch(/^\d\d:\d\d:\d\d\.\d{3} \w+: conn_refused on license-api-7d9f8c-x2kqp \(v1\.4\.2\) via the proxy — pod: ready/);
     await opened.close();
   });
 

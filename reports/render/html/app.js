@@ -388,6 +388,7 @@
           if (e.podHistory.length) li.appendChild(el('span', { 'class': 'muted' }, ' — pod: ' + e.podHistory.map(function (h) { return h.change + ' ' + utcTime(h.at); }).join(', ')));
           ul.appendChild(li);
         });
+        det.appendChild(ul);
         why.appendChild(det);
       }
       row(t.body, [{ td: cause }, { td: el('td', { 'class': 'num' }, int(f.count)) }, { td: el('td', { 'class': 'num' }, (f.count / total * 100).toFixed(1) + '%') }, { td: why }]);
