@@ -175,6 +175,11 @@ describe('renderRunDirectory (verdict report)', () => {
     await expect(renderRunDirectory(d.dir, ['junit'])).resolves.toBeTruthy(); // the ledger is only read for the HTML
     rmSync(gz);
     await expect(renderRunDirectory(d.dir, ['html'])).rejects.toThrow(/ledger\.ndjson\.gz is missing, but verdict\.json names it/);
+    // a ledger named by a path that leaves the run directory
+    const elsewhere = JSON.parse(readFileSync(join(d.dir, 'verdict.json'), 'utf8'));
+    writeFileSync(join(d.dir, 'verdict.json'), JSON.stringify({ ...elsewhere, files: { ledger: '../other-run/ledger.ndjson.gz' } }));
+    await expect(renderRunDirectory(d.dir, ['html'])).rejects.toThrow(/files\.ledger must name a file in the run directory/);
+    writeFileSync(join(d.dir, 'verdict.json'), JSON.stringify(elsewhere));
     // schema-invalid and unparsable verdict.json
     const bad = JSON.parse(readFileSync(join(d.dir, 'verdict.json'), 'utf8'));
     bad.schema = 'verdict/v0';

@@ -204,6 +204,10 @@ export async function renderRunDirectory(dir: string, formats: readonly ReportFo
   if (formats.includes('html')) {
     const collector = new FailedRowCollector(record);
     if (record.files.ledger !== null) {
+      // A file of the run directory, named, not a path: a verdict.json from elsewhere must not make us read outside it.
+      if (record.files.ledger !== basename(record.files.ledger) || record.files.ledger.startsWith('.')) {
+        throw new UnreadableRunError(`${join(dir, RUN_FILES.verdict)}: files.ledger must name a file in the run directory, not ${JSON.stringify(record.files.ledger)}`);
+      }
       const ledger = join(dir, record.files.ledger);
       if (!(await stat(ledger).catch(() => null))) throw new UnreadableRunError(`${ledger} is missing, but verdict.json names it: copy it from the run's artifact too (it holds every request)`);
       try {
