@@ -143,6 +143,17 @@ describe('report.html in Chromium', () => {
     await opened.close();
   });
 
+  it('caps the table of failed requests and says where the rest is', async () => {
+    const run = everyCauseRun();
+    const failed = run.record.checks[0].requests!.failed;
+    const opened = await browser.open(renderHtml(run.record, await collectFailedRows(run.record, run.ledgerLines!(), 50)));
+    expect(await opened.page.locator('.failures tbody tr').count()).toBe(50);
+    expect(await opened.page.locator('section.check h3', { hasText: 'Failed requests (' }).textContent()).toBe(`Failed requests (the first 50 of ${failed}; ledger.ndjson.gz has them all)`);
+    expect(await opened.page.locator('.failures [data-role="shown"]').textContent()).toBe(`showing 50 of 50 (of ${failed} failed in the ledger)`);
+    expect(opened.errors).toEqual([]);
+    await opened.close();
+  });
+
   it('text from the record is shown as text, never run as markup', async () => {
     const run = podKillRun();
     run.record.checks[0].name = 'pod-kill </script><script>window.pwned=1</script><!--';
