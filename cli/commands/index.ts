@@ -6,6 +6,7 @@ import { tokenCommand } from './token.ts';
 import { verifyLocalCommand } from './verify-local.ts';
 import { experimentCommand } from './experiment.ts';
 import { loadCommand } from './load.ts';
+import { reportCommand } from './report.ts';
 
 /** Every `verdict` subcommand, in the order `--help` lists them. */
 export const commands: Array<() => Command> = [
@@ -16,4 +17,5 @@ export const commands: Array<() => Command> = [
   deployCommand,
   tokenCommand,
   loadCommand,
+  reportCommand,
 ];
