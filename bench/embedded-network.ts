@@ -14,6 +14,8 @@
  *    b. Pod deletion: two Pods (status set by hand, as there is no node agent here) behind a
  *       Service with a selector; one is deleted with a grace period; time from the delete call until
  *       the proxy stops routing to it (the EndpointSlice controller marks it terminating).
+ *    c. The same flips through a proxy with the embedded cluster's modelled data-plane lag
+ *       (--endpoint-lag, default 1000 ms like kube-proxy's minSyncPeriod): what verify-local sees.
  *
  * Traffic goes only to 127.0.0.1 and to pod addresses in namespaces this script creates; every
  * load is bounded in time. Everything is removed at the end and on Ctrl-C.
@@ -26,6 +28,7 @@ import { fileURLToPath } from 'node:url';
 import { CoreV1Api, CoordinationV1Api, DiscoveryV1Api, PatchStrategy, setHeaderOptions, type V1EndpointSlice } from '@kubernetes/client-node';
 import { createScratchNetwork, type ScratchNetwork } from '../cluster/embedded/network/scratch-network.ts';
 import { ServiceProxy } from '../cluster/embedded/proxy/service-proxy.ts';
+import { DEFAULT_ENDPOINT_LAG_MS } from '../cluster/embedded/embedded-cluster.ts';
 import { startScratchControlPlane } from '../cluster/embedded/proxy/testing/scratch-control-plane.ts';
 import { startPodServer, type PodServer } from '../cluster/embedded/proxy/testing/pod-servers.ts';
 
@@ -38,6 +41,7 @@ const FLIPS = arg('flips', 40);
 const ROUNDS = arg('rounds', 3);
 const CONNECTIONS = 32;
 const NS = 'bench-net';
+const LAG = arg('endpoint-lag', DEFAULT_ENDPOINT_LAG_MS);
 const AUTOCANNON = fileURLToPath(new URL('../node_modules/autocannon/autocannon.js', import.meta.url));
 
 /** Releases, run last-in first-out by shutdown() (also those registered while it runs). */
@@ -145,7 +149,7 @@ async function main() {
   await core.createNamespace({ body: { metadata: { name: NS } } });
   await core.createNamespacedService({ namespace: NS, body: { metadata: { name: 'flip' }, spec: { type: 'NodePort', ports: [{ name: 'http', port: 80, targetPort: 8080, nodePort }] } } });
   await discovery.createNamespacedEndpointSlice({ namespace: NS, body: slice('flip-1', 'flip', [podA], {}) });
-  const proxy = await own(ServiceProxy.start({ kubeConfig: cp.kubeConfig }), (p) => p.stop());
+  let proxy = await own(ServiceProxy.start({ kubeConfig: cp.kubeConfig }), (p) => p.stop());
   await proxy.waitForRoute(nodePort, (r) => r.length === 1, 15_000);
 
   // --- 1. throughput ---------------------------------------------------------------------------
@@ -190,9 +194,10 @@ async function main() {
   await discovery.replaceNamespacedEndpointSlice({ name: 'flip-1', namespace: NS, body: slice('flip-1', 'flip', [podA, podB], {}) });
   await proxy.waitForRoute(nodePort, (r) => r.length === 2, 10_000);
   const aAddr = `${podA.ip}:8080`;
-  const flipDelays: number[] = [];
   let misrouted = 0;
-  for (let i = 0; i < FLIPS; i++) {
+  const measureFlips = async (flips: number) => {
+  const flipDelays: number[] = [];
+  for (let i = 0; i < flips; i++) {
     const seen = proxy.endpointHistory().length;
     const t0 = performance.now();
     await discovery.replaceNamespacedEndpointSlice({ name: 'flip-1', namespace: NS, body: slice('flip-1', 'flip', [podA, podB], { 'bench-a': false }) });
@@ -204,6 +209,9 @@ async function main() {
     await discovery.replaceNamespacedEndpointSlice({ name: 'flip-1', namespace: NS, body: slice('flip-1', 'flip', [podA, podB], {}) });
     await proxy.waitForRoute(nodePort, (r) => r.length === 2, 10_000);
   }
+  return flipDelays;
+  };
+  const flipDelays = await measureFlips(FLIPS);
 
   // --- 2b. Pod deletion through the EndpointSlice controller ------------------------------------
   const nodeName = 'bench-node';
@@ -248,9 +256,16 @@ async function main() {
     await proxy.waitForRoute(podNodePort, (r) => r.length === 1, 15_000);
   }
 
+  // --- 2c. the same flips with the modelled data-plane lag ---------------------------------------
+  await proxy.stop();
+  proxy = await own(ServiceProxy.start({ kubeConfig: cp.kubeConfig, endpointLagMs: LAG }), (p) => p.stop());
+  await proxy.waitForRoute(nodePort, (r) => r.length === 2, 10_000);
+  const laggedDelays = LAG > 0 ? await measureFlips(Math.max(5, Math.floor(FLIPS / 4))) : [];
+
   console.log('\nendpoint propagation (API call sent -> proxy routes no new connection there):');
   console.log(summary('EndpointSlice ready=false (update)', flipDelays));
   console.log(summary('Pod delete (grace 30 s) via EndpointSlice ctrl', deleteDelays));
+  if (laggedDelays.length) console.log(summary(`ready=false with --endpoint-lag ${LAG} ms`, laggedDelays));
   console.log(`requests sent right after each change that still reached the removed endpoint: ${misrouted}`);
 }
 

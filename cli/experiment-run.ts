@@ -15,7 +15,10 @@ import { evidenceStrength } from '../experiments/evidence-strength.ts';
 import type { AppProfile } from '../experiments/app-profile.ts';
 import { exitCodeOf } from '../lib/verdict.ts';
 import type { TargetRecord } from '../reports/run-record.ts';
-import { writeRunOutput, printSummary } from './run-output.ts';
+import { createRunDirectory, writeRun } from '../reports/run-directory.ts';
+import { LEDGER_FILE } from '../reports/ledger-file.ts';
+import { renderJson } from '../reports/render/json.ts';
+import { printRunSummary } from '../reports/render/terminal.ts';
 import { UsageError } from './exit-codes.ts';
 
 export interface ExperimentRunOptions {
@@ -92,13 +95,15 @@ export async function runExperimentCommand(o: ExperimentRunOptions, app: AppProf
     process.off('SIGINT', onInt);
     process.off('SIGTERM', onTerm);
   }
+  const hasLedger = results.some((r) => r.evidence?.loads.length);
   const record = runRecord({
     command: o.command, target: targetRecord, results, startedAt: started, endedAt: Date.now(), error: runError,
-    app: { name: app.name, versions: { from: o.from, to: o.to }, faults: o.breaks }, ledgerFile: results.some((r) => r.evidence?.loads.length) ? 'ledger.ndjson.gz' : null,
+    app: { name: app.name, versions: { from: o.from, to: o.to }, faults: o.breaks }, ledgerFile: hasLedger ? LEDGER_FILE : null,
   });
-  const dir = await writeRunOutput(o.out, record, ledgerLines(results));
-  if (o.json) process.stdout.write(JSON.stringify(record, null, 2) + '\n');
-  else printSummary(record, dir);
+  const { dir } = await createRunDirectory(o.out, o.command, new Date(started));
+  const files = await writeRun(dir, record, hasLedger ? ledgerLines(results) : null);
+  if (o.json) process.stdout.write(renderJson(record));
+  else printRunSummary(record, files.html);
   return exitCodeOf(record.verdict);
 }
 

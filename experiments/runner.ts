@@ -181,7 +181,7 @@ export async function runExperiment(target: Target, exp: Experiment<any>, conn: 
         // Done means settled: no pod of another release left (a terminating pod still answers
         // through a lagging data plane) and the Service answers, as it does for clients.
         const replicas = (await renderRelease(release)).find((x) => x.kind === 'Deployment')?.spec.replicas ?? 1;
-        await waitForSettled(target.kubeConfig, workload.namespace, workload.selector, release.version, replicas, { signal: abort.signal });
+        await waitForSettled(target.kubeConfig, workload.namespace, workload.selector, release.deployment, replicas, { signal: abort.signal });
         await waitForService(url + workload.readyPath, abort.signal);
         timeline.phase('settled', release.image);
         return { ok: true };

@@ -86,8 +86,13 @@ describe('failure causes', () => {
     expect(c.reason).toBe('HTTP 500 from pod c, which was Ready and not terminating');
   });
 
-  it('timeout: the client gave up, whatever the pod', () => {
-    expect(classifyFailure(req({ scheduledAt: 900, startedAt: 950, endedAt: 11_000, pod: 'a', error: 'timeout' }), ctx).cause).toBe('timeout');
+  it('timeout: the client gave up on a pod that was serving; on a pod already terminating the pod rules explain it', () => {
+    expect(classifyFailure(req({ scheduledAt: 3000, startedAt: 3000, endedAt: 13_000, pod: 'c', error: 'timeout' }), ctx).cause).toBe('timeout');
+    expect(classifyFailure(req({ scheduledAt: 3000, startedAt: 3000, endedAt: 13_000, error: 'timeout' }), ctx).cause).toBe('timeout');
+    // Sent to pod a after it began terminating, while its endpoint was still routed: the connection hung.
+    expect(classifyFailure(req({ scheduledAt: 1100, startedAt: 1100, endedAt: 11_100, pod: 'a', error: 'timeout' }), ctx).cause).toBe('endpoint-not-yet-removed');
+    // In flight when it began terminating, never answered.
+    expect(classifyFailure(req({ scheduledAt: 900, startedAt: 950, endedAt: 11_000, pod: 'a', error: 'timeout' }), ctx).cause).toBe('reset-during-drain');
   });
 
   it('dependency-outage: ended during an outage or within the recovery allowance, before any other rule', () => {

@@ -5,7 +5,9 @@
  * reader can check the classification against the timeline.
  *
  *  1. dependency-outage         the request ended inside a dependency outage (or its recovery allowance)
- *  2. timeout                   no complete answer within the client's timeout
+ *  2. timeout                   no complete answer within the client's timeout (unless its pod was
+ *                               terminating or gone when it was sent: then rules 3-5 explain it, as
+ *                               a connection to a vanished pod hangs until the client gives up)
  *  3. reset-during-drain        no answer: it was in flight when its pod began terminating
  *  4. endpoint-not-yet-removed  no answer: sent to a terminating pod whose endpoint was still routed
  *                               (listed ready, or removed less than the data plane's lag before)
@@ -100,12 +102,16 @@ export function classifyFailure(f: FailedRequest, ctx: CauseContext): Classified
     }
   }
 
-  // 2. The client gave up waiting.
-  if (f.error !== null && TIMEOUT.has(f.error)) {
-    return { cause: 'timeout', reason: `no complete answer within the client's timeout${f.pod ? ` (pod ${f.pod})` : ''}` };
+  // 2. The client gave up waiting, on a pod that was neither terminating nor gone when it was sent.
+  const timedOut = f.error !== null && TIMEOUT.has(f.error);
+  if (timedOut) {
+    const since = f.pod ? ctx.timeline.terminatingSince(f.pod) : undefined;
+    if (since === undefined || since > end) {
+      return { cause: 'timeout', reason: `no complete answer within the client's timeout${f.pod ? ` (pod ${f.pod})` : ''}` };
+    }
   }
 
-  const noResponse = f.status === 0 && (f.error === null || NO_RESPONSE.has(f.error));
+  const noResponse = f.status === 0 && (f.error === null || timedOut || NO_RESPONSE.has(f.error));
   const candidates = f.pod ? [f.pod] : noResponse ? terminatingCandidates(ctx.timeline, begin, end, lag) : [];
   const pod = candidates.length === 1 ? candidates[0] : f.pod;
   const inferred = !f.pod && pod ? { inferredPod: pod } : {};

@@ -1,7 +1,7 @@
 import { applyObjects } from './apply.ts';
 import { k8s } from './client.ts';
 import { renderKustomization, type KubeObject } from './render.ts';
-import { rolloutProblem, waitForRollout, type RolloutProblem } from './rollout.ts';
+import { currentTemplateHash, rolloutProblem, waitForRollout, type RolloutProblem } from './rollout.ts';
 
 export interface ReleaseSpec {
   /** Kustomize directory to render (an overlay). */
@@ -58,15 +58,22 @@ export async function deployRelease(kc: k8s.KubeConfig, spec: ReleaseSpec, opts:
   await waitForRollout(kc, namespace, spec.deployment, { ...opts, check });
 }
 
-/** The pods of the release's version, judged by {@link rolloutProblem} with the readiness probe's own budget. */
+/**
+ * The pods of the Deployment's current template (its newest ReplicaSet: an older one may carry the
+ * same version label), judged by {@link rolloutProblem} with the readiness probe's own budget.
+ */
 function newPodsCheck(kc: k8s.KubeConfig, namespace: string, d: KubeObject, spec: ReleaseSpec): () => Promise<RolloutProblem | undefined> {
   const core = kc.makeApiClient(k8s.CoreV1Api);
-  const labels = { ...(d.spec.selector?.matchLabels ?? {}), 'app.kubernetes.io/version': spec.version };
-  const selector = Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(',');
+  const base = Object.entries(d.spec.selector?.matchLabels ?? {}).map(([k, v]) => `${k}=${v}`).join(',');
   const c = d.spec.template.spec.containers.find((x: { name: string }) => x.name === spec.container);
   const rp = c?.readinessProbe ?? {};
   // The kubelet needs initialDelay + period × failureThreshold to call a pod unready; give it that
   // twice over plus 30 s before calling a readiness that never passes hopeless.
   const budgetMs = ((rp.initialDelaySeconds ?? 0) + (rp.periodSeconds ?? 10) * (rp.failureThreshold ?? 3)) * 2000 + 30_000;
-  return async () => rolloutProblem((await core.listNamespacedPod({ namespace, labelSelector: selector })).items, Date.now(), { notReadyAfterMs: budgetMs });
+  return async () => {
+    const hash = await currentTemplateHash(kc, namespace, spec.deployment);
+    if (!hash) return undefined;
+    const pods = (await core.listNamespacedPod({ namespace, labelSelector: `${base},pod-template-hash=${hash}` })).items;
+    return rolloutProblem(pods, Date.now(), { notReadyAfterMs: budgetMs });
+  };
 }

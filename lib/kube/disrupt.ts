@@ -5,6 +5,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isNotFound, k8s, messageOf, mergePatch, statusOf } from './client.ts';
+import { currentTemplateHash } from './rollout.ts';
 
 /** Deletes a pod; `graceSeconds` 0 is `kubectl delete --grace-period=0 --force`. Undefined: the pod's own grace period. */
 export async function deletePod(kc: k8s.KubeConfig, namespace: string, name: string, graceSeconds?: number): Promise<void> {
@@ -96,22 +97,24 @@ export async function waitForReplacement(kc: k8s.KubeConfig, namespace: string, 
 }
 
 /**
- * Waits until every pod of the selector is of `version` (label app.kubernetes.io/version), Ready and
- * not terminating, and there are `want` of them: the pods of an earlier release are gone, so what
- * answers from now on is this release only.
+ * Waits until every pod of the selector belongs to the Deployment's current template (its newest
+ * ReplicaSet), is Ready and not terminating, and there are `want` of them: the pods of an earlier
+ * release (or of the same version with another configuration) are gone, so what answers from now
+ * on is this release only.
  */
-export async function waitForSettled(kc: k8s.KubeConfig, namespace: string, selector: string, version: string, want: number,
+export async function waitForSettled(kc: k8s.KubeConfig, namespace: string, selector: string, deployment: string, want: number,
   o: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<void> {
   const core = kc.makeApiClient(k8s.CoreV1Api);
   const deadline = Date.now() + (o.timeoutMs ?? 180_000);
   for (;;) {
     o.signal?.throwIfAborted();
+    const hash = await currentTemplateHash(kc, namespace, deployment);
     const pods = (await core.listNamespacedPod({ namespace, labelSelector: selector })).items;
-    const others = pods.filter((p) => p.metadata?.labels?.['app.kubernetes.io/version'] !== version || p.metadata?.deletionTimestamp);
+    const others = pods.filter((p) => !hash || p.metadata?.labels?.['pod-template-hash'] !== hash || p.metadata?.deletionTimestamp);
     const ready = pods.filter((p) => !others.includes(p) && isPodReady(p));
     if (others.length === 0 && ready.length >= want) return;
     if (Date.now() > deadline) {
-      throw new Error(`the workload did not settle on ${version} within ${((o.timeoutMs ?? 180_000) / 1000).toFixed(0)} s: ${ready.length} of ${want} ready, ${others.length} other pods left (${others.map((p) => p.metadata!.name).join(', ')})`);
+      throw new Error(`the workload did not settle on its current template within ${((o.timeoutMs ?? 180_000) / 1000).toFixed(0)} s: ${ready.length} of ${want} ready, ${others.length} other pods left (${others.map((p) => p.metadata!.name).join(', ')})`);
     }
     await sleep(250, undefined, { signal: o.signal });
   }

@@ -95,3 +95,20 @@ export class RolloutFailedError extends Error {
     this.problem = problem;
   }
 }
+
+/**
+ * The `pod-template-hash` of the Deployment's current ReplicaSet (the one whose revision is the
+ * Deployment's), or undefined before the controller made it. Pods of the current template are the
+ * new release; a pod of an older ReplicaSet may carry the same version label (a fault switched off).
+ */
+export async function currentTemplateHash(kc: k8s.KubeConfig, namespace: string, name: string): Promise<string | undefined> {
+  const apps = kc.makeApiClient(k8s.AppsV1Api);
+  const d = await apps.readNamespacedDeployment({ namespace, name });
+  const revision = d.metadata?.annotations?.['deployment.kubernetes.io/revision'];
+  if (!revision) return undefined;
+  const match = d.spec?.selector?.matchLabels ?? {};
+  const selector = Object.entries(match).map(([k, v]) => `${k}=${v}`).join(',');
+  const sets = (await apps.listNamespacedReplicaSet({ namespace, labelSelector: selector })).items;
+  const rs = sets.find((r) => r.metadata?.annotations?.['deployment.kubernetes.io/revision'] === revision && r.metadata?.ownerReferences?.some((o) => o.kind === 'Deployment' && o.name === name));
+  return rs?.metadata?.labels?.['pod-template-hash'];
+}
