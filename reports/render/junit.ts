@@ -1,7 +1,7 @@
 /**
  * junit.xml: what CI test reporters read (Jenkins, GitLab, the GitHub test-report actions). One
- * <testsuite> per check, one <testcase> per gate; validated in the tests against the Jenkins xunit
- * plugin's schema (reports/schema/junit-10.xsd).
+ * <testsuite> per check, one <testcase> per gate; validated in the tests against our schema of the format
+ * CI reporters read (reports/schema/junit.xsd).
  *
  * Verdicts map to JUnit as follows:
  *   PASS          a testcase with no child: green.
