@@ -84,7 +84,8 @@ export function createApp({ config, pool, probePool, redis, log, lifecycle }: Ap
   app.use(licenses,
     notStarted,
     injectedFault,
-    bearerAuth({ secret: config.JWT_SECRET, jwksUrl: config.JWT_JWKS_URL, issuer: config.JWT_ISSUER, audience: config.JWT_AUDIENCE }),
+    bearerAuth({ secret: config.JWT_SECRET, jwksUrl: config.JWT_JWKS_URL, issuer: config.JWT_ISSUER, audience: config.JWT_AUDIENCE,
+      maxLifetimeSeconds: config.JWT_MAX_LIFETIME_SECONDS }),
     express.json({ limit: config.BODY_LIMIT_BYTES, strict: true, type: 'application/json' }));
   app.use(licenseRoutes(licenses, store, limiter, metrics, config.HEARTBEAT_INTERVAL_SECONDS));
 
