@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mintToken, startTestApi, type TestApi } from './harness.ts';
 
 let api: TestApi;
-beforeAll(async () => { api = await startTestApi({ SESSION_TTL_SECONDS: '2', HEARTBEAT_INTERVAL_SECONDS: '1', LICENSE_SEED: 'TEST-KEY=3,ONE-SEAT=1,EXPIRY=1' }); });
+beforeAll(async () => { api = await startTestApi({ SESSION_TTL_SECONDS: '2', HEARTBEAT_INTERVAL_SECONDS: '1', LICENSE_SEED: 'TEST-KEY=3,ONE-SEAT=1,EXPIRY=1,SHARED-HW=5' }); });
 afterAll(async () => { await api?.[Symbol.asyncDispose](); });
 
 describe('session lifecycle', () => {
@@ -41,6 +41,26 @@ describe('session lifecycle', () => {
     expect(c.body.error.code).toBe('NO_SEAT_AVAILABLE');
     await api.post('/api/v1/licenses/release', { session_id: a.body.session_id });
     expect((await api.post('/api/v1/licenses/acquire', { license_key: 'ONE-SEAT', hardware_id: 'hw-other' })).status).toBe(201);
+  });
+
+  it("another subject acquiring a hardware id that holds a seat gets 409 HARDWARE_IN_USE, never the holder's session", async () => {
+    const a = await api.post('/api/v1/licenses/acquire', { license_key: 'SHARED-HW', hardware_id: 'hw-taken' });
+    expect(a.status).toBe(201);
+    const intruder = await mintToken('subject-b');
+    const b = await api.post('/api/v1/licenses/acquire', { license_key: 'SHARED-HW', hardware_id: 'hw-taken' }, intruder);
+    expect(b.status).toBe(409);
+    expect(b.body.error.code).toBe('HARDWARE_IN_USE');
+    expect(JSON.stringify(b.body)).not.toContain(a.body.session_id);
+    expect(b.body).not.toHaveProperty('expires_at');
+    // The holder's session was not extended by the intruder's attempt, and stays the holder's.
+    const again = await api.post('/api/v1/licenses/acquire', { license_key: 'SHARED-HW', hardware_id: 'hw-taken' });
+    expect(again.status).toBe(200);
+    expect(again.body.session_id).toBe(a.body.session_id);
+    // Once the holder releases, the hardware id is free for anyone.
+    await api.post('/api/v1/licenses/release', { session_id: a.body.session_id });
+    const b2 = await api.post('/api/v1/licenses/acquire', { license_key: 'SHARED-HW', hardware_id: 'hw-taken' }, intruder);
+    expect(b2.status).toBe(201);
+    expect(b2.body.session_id).not.toBe(a.body.session_id);
   });
 
   it('expires sessions that miss heartbeats and gives their seat back', async () => {

@@ -6,7 +6,7 @@ import { HeartbeatBatcher } from './heartbeat-batcher.ts';
 export interface SessionGrant {
   sessionId: string;
   expiresAt: Date;
-  /** False when the same hardware id already held a seat and got its open session back. */
+  /** False when the same subject re-acquired for a hardware id that already held a seat, and got its open session back. */
   created: boolean;
 }
 
@@ -37,6 +37,11 @@ export class LicenseStore {
     }
   }
 
+  /**
+   * A seat for `hardwareId` on the license. Idempotent for the same subject (its open session for
+   * that hardware id comes back, extended); another subject's open session for the same hardware id
+   * is never revealed nor extended: `409 HARDWARE_IN_USE`.
+   */
   async acquire(licenseKey: string, hardwareId: string, subject: string): Promise<SessionGrant> {
     const client = await this.connect();
     try {
@@ -50,11 +55,16 @@ export class LicenseStore {
       // Sessions that missed their heartbeats give their seats back here, under the license lock.
       await client.query(`UPDATE sessions SET ended_at = expires_at, end_reason = 'expired'
                           WHERE license_id = $1 AND ended_at IS NULL AND expires_at <= now()`, [licenseId]);
-      const same = await client.query<{ id: string; expires_at: Date }>(
-        `UPDATE sessions SET expires_at = now() + make_interval(secs => $3), last_heartbeat_at = now()
-         WHERE license_id = $1 AND hardware_id = $2 AND ended_at IS NULL RETURNING id, expires_at`,
-        [licenseId, hardwareId, this.ttlSeconds]);
-      if (same.rowCount) {
+      const open = await client.query<{ id: string; subject: string }>(
+        'SELECT id, subject FROM sessions WHERE license_id = $1 AND hardware_id = $2 AND ended_at IS NULL', [licenseId, hardwareId]);
+      if (open.rowCount) {
+        if (open.rows[0].subject !== subject) {
+          await client.query('ROLLBACK');
+          throw new ApiError(409, 'HARDWARE_IN_USE', 'a seat of this license is held for this hardware id by another subject');
+        }
+        const same = await client.query<{ id: string; expires_at: Date }>(
+          `UPDATE sessions SET expires_at = now() + make_interval(secs => $2), last_heartbeat_at = now()
+           WHERE id = $1 RETURNING id, expires_at`, [open.rows[0].id, this.ttlSeconds]);
         await client.query('COMMIT');
         return { sessionId: same.rows[0].id, expiresAt: same.rows[0].expires_at, created: false };
       }
