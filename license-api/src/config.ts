@@ -44,6 +44,8 @@ export const configSchema = z.object({
   RATE_LIMIT_PER_MINUTE: int(0, 1_000_000).default(0),
   /** Tokens must carry `exp`, at most this far in the future (a stolen long-lived token is refused). */
   JWT_MAX_LIFETIME_SECONDS: int(60, 31_536_000).default(86_400),
+  /** A client that has not sent complete request headers within this long gets `408` and is closed. */
+  HEADERS_TIMEOUT_MS: int(1000, 120_000).default(30_000),
   MIGRATE_ON_START: bool.default(true),
   /**
    * Fault injection for detector tests: for this long after start-up, license requests answer 500
