@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { startRedis } from '../../lib/services/redis.ts';
+import { loadConfig } from '../src/config.ts';
 import { startTestApi } from './harness.ts';
 
 async function waitFor(what: string, fn: () => Promise<boolean>, timeoutMs = 10_000): Promise<number> {
@@ -56,5 +57,13 @@ describe('configuration', () => {
     expect(err).toContain('JWT_SECRET: must be at least 32 characters');
     expect(err).toMatch(/PORT: .*eighty/);
     expect(err).not.toContain('    at '); // no stack trace
+  });
+
+  it('the statement timeout must be shorter than the request deadline', () => {
+    const base = { DATABASE_URL: 'postgres://x', REDIS_URL: 'redis://x', JWT_SECRET: 'y'.repeat(32) };
+    expect(loadConfig(base).REQUEST_DEADLINE_MS).toBe(5000);
+    expect(loadConfig(base).DB_STATEMENT_TIMEOUT_MS).toBeLessThan(5000);
+    expect(() => loadConfig({ ...base, REQUEST_DEADLINE_MS: '3000', DB_STATEMENT_TIMEOUT_MS: '3000' }))
+      .toThrow('DB_STATEMENT_TIMEOUT_MS: must be shorter than REQUEST_DEADLINE_MS');
   });
 });
