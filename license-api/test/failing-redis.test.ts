@@ -26,6 +26,31 @@ afterAll(async () => { await redis?.stop(); });
 beforeEach(async () => { await redis.start(); }); // whatever the test before left
 
 describe('Redis down', () => {
+  it('with the rate limiter on, acquire answers a typed 503 at once (no command waits for its timeout); heartbeats are unaffected; Redis back: 201 without a restart', async () => {
+    // A long Redis timeout: a command sent to a disconnected client would wait all of it.
+    await using api = await startTestApi({ REDIS_URL: redis.url, RATE_LIMIT_PER_MINUTE: '1000', DEPENDENCY_TIMEOUT_MS: '3000' });
+    const a = await api.post('/api/v1/licenses/acquire', { license_key: 'TEST-KEY', hardware_id: 'limited-1' });
+    expect(a.status).toBe(201);
+
+    await redis.pause();
+    await waitFor('the API to see Redis down', redisSeen(api, 'down'));
+    const times: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const t0 = Date.now();
+      const r = await api.post('/api/v1/licenses/acquire', { license_key: 'TEST-KEY', hardware_id: `limited-down-${i}` });
+      times.push(Date.now() - t0);
+      expect([r.status, r.body.error?.code, r.headers.get('retry-after')]).toEqual([503, 'DEPENDENCY_UNAVAILABLE', '1']);
+    }
+    console.info(`Redis down, limiter on: acquire 503 after ${times.join('/')} ms`);
+    // "At once": far below the 3 s Redis timeout, with room for a busy machine.
+    for (const t of times) expect(t).toBeLessThan(1000);
+    expect((await api.post('/api/v1/licenses/heartbeat', { session_id: a.body.session_id })).status).toBe(200);
+
+    await redis.start();
+    await waitFor('acquire 201 again', async () =>
+      (await api.post('/api/v1/licenses/acquire', { license_key: 'TEST-KEY', hardware_id: 'limited-2' })).status === 201);
+  });
+
   it('no pod turns unready for a Redis outage: with the limiter off clients see nothing; with it on only acquire answers 503', async () => {
     await using off = await startTestApi({ REDIS_URL: redis.url, DEPENDENCY_TIMEOUT_MS: '300' });
     await using on = await startTestApi({ REDIS_URL: redis.url, RATE_LIMIT_PER_MINUTE: '1000', DEPENDENCY_TIMEOUT_MS: '300' });

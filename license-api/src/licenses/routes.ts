@@ -43,7 +43,11 @@ export function licenseRoutes(prefix: string, store: LicenseStore, limiter: Rate
   r.post(`${prefix}/acquire`, async (req, res) => {
     const body = parse(acquireBody, req);
     try {
-      await limiter.check(body.license_key);
+      if (limiter.enabled) {
+        // Count attempts only against licenses that exist: a made-up key must not create a Redis key.
+        if (!await store.licenseExists(body.license_key, deadline(res))) throw new ApiError(404, 'LICENSE_NOT_FOUND', 'no license with this key');
+        await limiter.check(who(res), body.license_key, deadline(res));
+      }
       const grant = await store.acquire(body.license_key, body.hardware_id, who(res), deadline(res));
       metrics.acquires.inc({ result: grant.created ? 'granted' : 'reused' });
       // The deadline answered already (503): the client will retry and get this session back (200).

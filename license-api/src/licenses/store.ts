@@ -46,6 +46,12 @@ export class LicenseStore {
     }
   }
 
+  /** Whether a license with this key exists (read before anything is counted against it). */
+  async licenseExists(licenseKey: string, deadline: Deadline): Promise<boolean> {
+    const r = await this.query({ text: 'SELECT 1 FROM licenses WHERE license_key = $1', values: [licenseKey] }, deadline);
+    return (r.rowCount ?? 0) > 0;
+  }
+
   /**
    * A seat for `hardwareId` on the license. Idempotent for the same subject (its open session for
    * that hardware id comes back, extended); another subject's open session for the same hardware id
