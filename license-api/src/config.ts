@@ -52,7 +52,7 @@ export const configSchema = z.object({
    */
   DB_STATEMENT_TIMEOUT_MS: int(10, 60_000).default(2000),
   BODY_LIMIT_BYTES: int(64, 1_048_576).default(16_384),
-  /** Acquire attempts per license key per minute; 0 disables the limit. */
+  /** Acquire attempts per subject and license key per minute (counted in Redis); 0 disables the limit. */
   RATE_LIMIT_PER_MINUTE: int(0, 1_000_000).default(0),
   /** Tokens must carry `exp`, at most this far in the future (a stolen long-lived token is refused). */
   JWT_MAX_LIFETIME_SECONDS: int(60, 31_536_000).default(86_400),
