@@ -35,7 +35,7 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 export function createApp({ config, pool, probePool, redis, log, lifecycle }: AppDeps): App {
   const store = new LicenseStore(pool, config.SESSION_TTL_SECONDS, config.DB_STATEMENT_TIMEOUT_MS);
-  const metrics = new Metrics({ pod: config.POD_NAME, version: config.APP_VERSION }, () => store.countActive());
+  const metrics = new Metrics({ pod: config.POD_NAME, version: config.APP_VERSION });
   const dependencyLog = new ThrottledLog(log);
   const limiter = new RateLimiter(redis, config.RATE_LIMIT_PER_MINUTE, config.DEPENDENCY_TIMEOUT_MS);
   const app = express();

@@ -58,6 +58,12 @@ export const configSchema = z.object({
   JWT_MAX_LIFETIME_SECONDS: int(60, 31_536_000).default(86_400),
   /** A client that has not sent complete request headers within this long gets `408` and is closed. */
   HEADERS_TIMEOUT_MS: int(1000, 120_000).default(30_000),
+  /** How often `license_active_sessions` is recounted in the background (a scrape never queries Postgres). */
+  ACTIVE_SESSIONS_REFRESH_SECONDS: int(1, 3600).default(15),
+  /** How often the sweeper ends expired sessions and deletes old ended ones (in bounded batches). */
+  SESSION_SWEEP_INTERVAL_SECONDS: int(1, 86_400).default(60),
+  /** Ended (released or expired) sessions are kept this long, then deleted. */
+  SESSION_RETENTION_HOURS: int(0, 87_600).default(24),
   MIGRATE_ON_START: bool.default(true),
   /**
    * Fault injection for detector tests: for this long after start-up, license requests answer 500

@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { Server as NetServer, type AddressInfo, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createApp, type App } from './app.ts';
+import { startBackground, type Background } from './background.ts';
 import { parseLicenseSeed, type Config } from './config.ts';
 import { createPool, migrate } from './db.ts';
 import { Lifecycle } from './lifecycle.ts';
@@ -62,6 +63,7 @@ export function createService(config: Config): Service {
   const redis = createRedis(config.REDIS_URL, config.DEPENDENCY_TIMEOUT_MS);
   const app = createApp({ config, pool, probePool, redis, log, lifecycle });
   const aborted = new AbortController();
+  let background: Background | undefined;
   let url: string | undefined;
 
   const server = createServer({
@@ -139,6 +141,7 @@ export function createService(config: Config): Service {
     if (config.RATE_LIMIT_PER_MINUTE > 0) await Promise.race([redisUp, sleep(config.DEPENDENCY_TIMEOUT_MS, undefined, { ref: false })]);
     if (aborted.signal.aborted) throw new StartAborted();
     lifecycle.phase = 'serving';
+    background = startBackground(config, app.store, app.metrics, log);
     log.info('serving');
   };
 
@@ -157,10 +160,12 @@ export function createService(config: Config): Service {
         return;
       }
       log.info({ reason, mode: config.SHUTDOWN_MODE, delayMs: config.SHUTDOWN_DELAY_MS }, 'shutdown started');
+      const stopBackground = background?.stop();
       if (config.SHUTDOWN_MODE === 'naive') {
         lifecycle.phase = 'closing';
         server.close();
         server.closeAllConnections();
+        await stopBackground;
         await closeDeps();
         log.info('shutdown complete (naive)');
         return;
@@ -180,6 +185,7 @@ export function createService(config: Config): Service {
       const sweep = setInterval(closeSocketsWithoutRequest, 100);
       await closed;
       clearInterval(sweep);
+      await stopBackground;
       await closeDeps();
       log.info('shutdown complete');
     })();

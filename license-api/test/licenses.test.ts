@@ -2,7 +2,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mintToken, startTestApi, type TestApi } from './harness.ts';
 
 let api: TestApi;
-beforeAll(async () => { api = await startTestApi({ SESSION_TTL_SECONDS: '2', HEARTBEAT_INTERVAL_SECONDS: '1', LICENSE_SEED: 'TEST-KEY=3,ONE-SEAT=1,EXPIRY=1,SHARED-HW=5' }); });
+beforeAll(async () => {
+  api = await startTestApi({ SESSION_TTL_SECONDS: '2', HEARTBEAT_INTERVAL_SECONDS: '1', LICENSE_SEED: 'TEST-KEY=3,ONE-SEAT=1,EXPIRY=1,SHARED-HW=5',
+    ACTIVE_SESSIONS_REFRESH_SECONDS: '1' });
+});
 afterAll(async () => { await api?.[Symbol.asyncDispose](); });
 
 describe('session lifecycle', () => {
@@ -106,5 +109,30 @@ describe('metrics', () => {
     expect(text).toMatch(/license_acquire_total\{[^}]*result="granted"/);
     expect(text).toMatch(/license_active_sessions\{[^}]*\} \d+/);
     expect(text).toMatch(/process_cpu_user_seconds_total/);
+  });
+
+  it('a scrape never queries Postgres; the active-sessions gauge is recounted in the background', async () => {
+    const store = api.service.app.store;
+    const count = store.countActive.bind(store);
+    let calls = 0;
+    store.countActive = async () => { calls++; return await count(); };
+    try {
+      for (let i = 0; i < 20; i++) expect((await fetch(`${api.url}/metrics`)).status).toBe(200);
+      // At most the background recount (once a second here) ran meanwhile, never one per scrape.
+      expect(calls).toBeLessThanOrEqual(2);
+      const gauge = async () => Number(/license_active_sessions\{[^}]*\} (\d+)/.exec(await (await fetch(`${api.url}/metrics`)).text())?.[1]);
+      // Current within a refresh interval (sessions expire meanwhile here: compare with a fresh count).
+      const held = await api.post('/api/v1/licenses/acquire', { license_key: 'TEST-KEY', hardware_id: 'hw-gauge' });
+      const start = Date.now();
+      let matched = false;
+      while (!matched && Date.now() - start < 10_000) {
+        await api.post('/api/v1/licenses/heartbeat', { session_id: held.body.session_id }); // keep one session live
+        matched = (await gauge()) === (await count()) && (await count()) > 0;
+        if (!matched) await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(matched).toBe(true);
+    } finally {
+      store.countActive = count;
+    }
   });
 });

@@ -14,6 +14,8 @@ export interface SessionGrant {
 
 export type EndState = { ok: true; expiresAt: Date } | { ok: false; reason: 'not_found' | 'expired' | 'released' };
 
+export interface SweepResult { expired: number; deleted: number }
+
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const DB = 'the database';
 
@@ -122,6 +124,34 @@ export class LicenseStore {
   async countActive(): Promise<number> {
     const r = await this.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM sessions WHERE ended_at IS NULL AND expires_at > now()');
     return r.rows[0].n;
+  }
+
+  /**
+   * One pass of the sweeper: ends sessions whose heartbeats stopped (`expired`), then deletes
+   * sessions that ended more than `retentionSeconds` ago. Each statement touches at most
+   * `batchSize` rows and a pass at most `maxBatches` batches of each, so a backlog is worked off
+   * over several passes without long locks. Rows are picked `FOR UPDATE SKIP LOCKED`: replicas
+   * sweeping at the same moment take disjoint rows, and none waits on a row another is changing.
+   */
+  async sweep(retentionSeconds: number, batchSize = 1000, maxBatches = 10): Promise<SweepResult> {
+    const result: SweepResult = { expired: 0, deleted: 0 };
+    for (let i = 0; i < maxBatches; i++) {
+      const r = await this.pool.query(
+        `UPDATE sessions SET ended_at = expires_at, end_reason = 'expired'
+         WHERE id IN (SELECT id FROM sessions WHERE ended_at IS NULL AND expires_at <= now()
+                      ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED)`, [batchSize]);
+      result.expired += r.rowCount ?? 0;
+      if ((r.rowCount ?? 0) < batchSize) break;
+    }
+    for (let i = 0; i < maxBatches; i++) {
+      const r = await this.pool.query(
+        `DELETE FROM sessions
+         WHERE id IN (SELECT id FROM sessions WHERE ended_at IS NOT NULL AND ended_at < now() - make_interval(secs => $1)
+                      ORDER BY ended_at LIMIT $2 FOR UPDATE SKIP LOCKED)`, [retentionSeconds, batchSize]);
+      result.deleted += r.rowCount ?? 0;
+      if ((r.rowCount ?? 0) < batchSize) break;
+    }
+    return result;
   }
 
   private async whyNotLive(sessionId: string, subject: string, deadline: Deadline): Promise<EndState> {
