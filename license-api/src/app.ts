@@ -68,8 +68,17 @@ export function createApp({ config, pool, probePool, redis, log, lifecycle }: Ap
   app.use(metrics.middleware());
 
   app.use(healthRoutes(lifecycle, probePool, redis, config.DEPENDENCY_TIMEOUT_MS));
+  // Rendering the registry costs CPU on the event loop that serves license requests: a scrape
+  // flood must not starve them. Scrapes within METRICS_RENDER_MIN_INTERVAL_MS of a rendering share
+  // it (Prometheus scrapes every 15-60 s; a snapshot under a second old changes nothing for it).
+  let rendered: { at: number; text: Promise<string> } | undefined;
   app.get('/metrics', async (_req, res) => {
-    res.set('Content-Type', metrics.registry.contentType).send(await metrics.registry.metrics());
+    if (!rendered || Date.now() - rendered.at >= METRICS_RENDER_MIN_INTERVAL_MS) {
+      const r = { at: Date.now(), text: metrics.registry.metrics() };
+      rendered = r;
+      r.text.catch(() => { if (rendered === r) rendered = undefined; });
+    }
+    res.set('Content-Type', metrics.registry.contentType).send(await rendered.text);
   });
 
   const notStarted = (_req: Request, _res: Response, next: NextFunction) => {
@@ -123,6 +132,9 @@ export function createApp({ config, pool, probePool, redis, log, lifecycle }: Ap
   app.use(errorHandler(log, logDependencyError));
   return { express: app, metrics, store };
 }
+
+/** At most one rendering of /metrics per this long (see the route). */
+const METRICS_RENDER_MIN_INTERVAL_MS = 1000;
 
 /** The deadline's own answer comes this much later than the dependency calls' timeouts, which name the dependency. */
 const BACKSTOP_GRACE_MS = 50;

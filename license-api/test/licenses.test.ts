@@ -135,4 +135,20 @@ describe('metrics', () => {
       store.countActive = count;
     }
   });
+
+  it('a scrape flood renders the registry at most once a second (the rest share that rendering)', async () => {
+    const registry = api.service.app.metrics.registry;
+    const render = registry.metrics.bind(registry);
+    let renders = 0;
+    registry.metrics = async () => { renders++; return await render(); };
+    try {
+      await new Promise((r) => setTimeout(r, 1100)); // past any earlier rendering
+      const t0 = Date.now();
+      const texts = await Promise.all(Array.from({ length: 50 }, () => fetch(`${api.url}/metrics`).then((r) => r.text())));
+      for (const t of texts) expect(t).toMatch(/license_active_sessions/);
+      expect(renders).toBeLessThanOrEqual(1 + Math.floor((Date.now() - t0) / 1000));
+    } finally {
+      registry.metrics = render;
+    }
+  });
 });
