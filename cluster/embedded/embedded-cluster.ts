@@ -106,7 +106,7 @@ export async function upEmbedded(opts: EmbeddedUpOptions = {}): Promise<Embedded
 
     let isDown = false;
     const dependencies: Record<string, { stop(): Promise<void>; start(): Promise<void> }> = {
-      postgres: { stop: () => hostServices.postgres.pause('fast'), start: () => hostServices.postgres.start() },
+      postgres: { stop: () => hostServices.postgres.halt('fast'), start: () => hostServices.postgres.start() },
       redis: { stop: () => hostServices.redis.pause(), start: () => hostServices.redis.start() },
     };
     const dependency = (n: string) => {

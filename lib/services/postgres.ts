@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { chown, mkdtemp, rm, writeFile, appendFile } from 'node:fs/promises';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
@@ -27,12 +27,20 @@ export interface PostgresServer extends AsyncDisposable {
   url(db?: string): string;
   /** Creates a fresh database and returns its URL. */
   createDatabase(name: string): Promise<string>;
+  /** The postmaster's pid (changes after halt() and start()). */
+  readonly pid: number;
   /**
-   * Stops the server but keeps its data, port and directory, so start() brings the same server
-   * back. `fast` (SIGINT) rolls back open transactions and closes every client connection, as a
-   * managed database's maintenance restart or failover does; `immediate` (SIGQUIT) is a crash.
+   * Sends `signal` to the postmaster and to every server process under it (backends, checkpointer,
+   * ...): `SIGSTOP` freezes the whole server as a stalled host would, `SIGCONT` thaws it.
    */
-  pause(mode?: 'fast' | 'immediate'): Promise<void>;
+  signalAll(signal: NodeJS.Signals): void;
+  /**
+   * Stops the server but keeps its data directory and port, so start() brings it back:
+   * `immediate` (SIGQUIT: every backend dies at once, crash recovery on the next start, as a
+   * failover or a killed host) or `fast` (SIGINT: clients are disconnected, clean checkpoint).
+   */
+  halt(mode: 'immediate' | 'fast'): Promise<void>;
+  /** Starts a halted server again (no-op while it runs). */
   start(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -87,8 +95,8 @@ export async function startPostgres(opts: PostgresOptions = {}): Promise<Postgre
     'fsync = off', 'synchronous_commit = off', 'full_page_writes = off',
     'max_connections = 200', 'shared_buffers = 64MB',
   ].join('\n') + '\n');
-  const launch = () => startProcess(join(bin, 'postgres'), ['-D', pgdata], { name: 'postgres', uid, gid });
-  const srv = makeServer(launch, (opts.listen ?? ['127.0.0.1'])[0], port, dataDir);
+  const spawnServer = () => startProcess(join(bin, 'postgres'), ['-D', pgdata], { name: 'postgres', uid, gid });
+  const srv = makeServer(spawnServer, (opts.listen ?? ['127.0.0.1'])[0], port, dataDir);
   try {
     await srv.start();
   } catch (err) {
@@ -98,28 +106,51 @@ export async function startPostgres(opts: PostgresOptions = {}): Promise<Postgre
   return srv;
 }
 
-function makeServer(launch: () => OwnedProcess, host: string, port: number, dataDir: string): PostgresServer {
+/** Pids of the processes whose parent is `parent` (from /proc; Linux only). */
+function childPids(parent: number): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      // Field 4 (ppid) follows the command name, which is in parentheses and may contain spaces.
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === parent) pids.push(Number(entry));
+    } catch { /* the process ended while we looked */ }
+  }
+  return pids;
+}
+
+function makeServer(spawnServer: () => OwnedProcess, host: string, port: number, dataDir: string): PostgresServer {
   let stopped = false;
   let proc: OwnedProcess | undefined;
   const url = (db = 'postgres') => `postgres://postgres@${host.includes(':') ? `[${host}]` : host}:${port}/${db}`;
-  const pause = async (mode: 'fast' | 'immediate' = 'fast') => {
-    // SIGINT = PostgreSQL's "fast" shutdown, SIGQUIT its "immediate" one.
-    if (proc && !proc.exited()) await proc.stop(mode === 'fast' ? 'SIGINT' : 'SIGQUIT', 10_000);
-  };
-  const start = async () => {
-    if (stopped) throw new Error('this Postgres server was stopped for good');
-    if (proc && !proc.exited()) return;
-    proc = launch();
-    await waitForPostgres(url(), proc, 30_000);
+  const halt = async (mode: 'immediate' | 'fast') => {
+    if (!proc || proc.exited()) return;
+    // A frozen server would ignore the shutdown signal: thaw it first.
+    for (const pid of [proc.pid, ...childPids(proc.pid)]) { try { process.kill(pid, 'SIGCONT'); } catch { /* gone */ } }
+    await proc.stop(mode === 'immediate' ? 'SIGQUIT' : 'SIGINT', 10_000);
   };
   const stop = async () => {
     if (stopped) return;
     stopped = true;
-    await pause('fast');
+    await halt('fast'); // SIGINT = PostgreSQL's "fast" shutdown
     await rm(dataDir, { recursive: true, force: true });
   };
   return {
-    port, dataDir, url, stop, pause, start,
+    port, dataDir, url, stop, halt,
+    get pid() { return proc?.pid ?? -1; },
+    signalAll(signal: NodeJS.Signals) {
+      if (!proc || proc.exited()) throw new Error('postgres is not running');
+      // The postmaster first, so that it forks no new backend while we signal the others.
+      const pids = [proc.pid, ...childPids(proc.pid)];
+      for (const pid of pids) { try { process.kill(pid, signal); } catch { /* ended meanwhile */ } }
+    },
+    async start() {
+      if (proc && !proc.exited()) return;
+      proc = spawnServer();
+      await waitForPostgres(url(), proc, 30_000);
+    },
     async createDatabase(name: string) {
       if (!/^[a-z_][a-z0-9_]{0,62}$/.test(name)) throw new Error(`invalid database name ${name}`);
       const c = new pg.Client({ connectionString: url() });

@@ -63,6 +63,8 @@ describe.each(overlays)('overlay %s', (overlay) => {
     const c = d.spec.template.spec.containers[0];
     expect(c.lifecycle.preStop.sleep.seconds + config.SHUTDOWN_TIMEOUT_MS / 1000).toBeLessThan(d.spec.template.spec.terminationGracePeriodSeconds);
     expect(config.DEPENDENCY_TIMEOUT_MS).toBeLessThan(c.readinessProbe.timeoutSeconds * 1000);
+    // A request in flight at SIGTERM ends by its deadline, before the forced exit.
+    expect(config.SHUTDOWN_DELAY_MS + config.REQUEST_DEADLINE_MS).toBeLessThan(config.SHUTDOWN_TIMEOUT_MS);
     expect(config.SHUTDOWN_MODE).toBe('graceful');
   });
 });

@@ -4,9 +4,11 @@ import type pg from 'pg';
 import type { Logger } from 'pino';
 import { bearerAuth } from './auth.ts';
 import type { Config } from './config.ts';
-import { ApiError, errorBody } from './errors.ts';
+import { Deadline } from './deadline.ts';
+import { ApiError, DependencyError, errorBody } from './errors.ts';
 import { healthRoutes } from './health.ts';
 import type { Lifecycle } from './lifecycle.ts';
+import { ThrottledLog } from './logger.ts';
 import { RateLimiter } from './licenses/rate-limit.ts';
 import { licenseRoutes } from './licenses/routes.ts';
 import { LicenseStore } from './licenses/store.ts';
@@ -32,8 +34,9 @@ export interface App {
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 export function createApp({ config, pool, probePool, redis, log, lifecycle }: AppDeps): App {
-  const store = new LicenseStore(pool, config.SESSION_TTL_SECONDS);
-  const metrics = new Metrics({ pod: config.POD_NAME, version: config.APP_VERSION }, () => store.countActive());
+  const store = new LicenseStore(pool, config.SESSION_TTL_SECONDS, config.DB_STATEMENT_TIMEOUT_MS);
+  const metrics = new Metrics({ pod: config.POD_NAME, version: config.APP_VERSION });
+  const dependencyLog = new ThrottledLog(log);
   const limiter = new RateLimiter(redis, config.RATE_LIMIT_PER_MINUTE, config.DEPENDENCY_TIMEOUT_MS);
   const app = express();
   app.disable('x-powered-by');
@@ -65,8 +68,17 @@ export function createApp({ config, pool, probePool, redis, log, lifecycle }: Ap
   app.use(metrics.middleware());
 
   app.use(healthRoutes(lifecycle, probePool, redis, config.DEPENDENCY_TIMEOUT_MS));
+  // Rendering the registry costs CPU on the event loop that serves license requests: a scrape
+  // flood must not starve them. Scrapes within METRICS_RENDER_MIN_INTERVAL_MS of a rendering share
+  // it (Prometheus scrapes every 15-60 s; a snapshot under a second old changes nothing for it).
+  let rendered: { at: number; text: Promise<string> } | undefined;
   app.get('/metrics', async (_req, res) => {
-    res.set('Content-Type', metrics.registry.contentType).send(await metrics.registry.metrics());
+    if (!rendered || Date.now() - rendered.at >= METRICS_RENDER_MIN_INTERVAL_MS) {
+      const r = { at: Date.now(), text: metrics.registry.metrics() };
+      rendered = r;
+      r.text.catch(() => { if (rendered === r) rendered = undefined; });
+    }
+    res.set('Content-Type', metrics.registry.contentType).send(await rendered.text);
   });
 
   const notStarted = (_req: Request, _res: Response, next: NextFunction) => {
@@ -80,23 +92,55 @@ export function createApp({ config, pool, probePool, redis, log, lifecycle }: Ap
     }
     next();
   };
+  // Every license request is answered by its deadline: the dependency calls give up by then (see
+  // Deadline), and this answers for them if anything still waits. A body still on its way is the
+  // client's delay (408, and the connection is closed); anything else waited on a dependency (503).
+  const deadline = (req: Request, res: Response, next: NextFunction) => {
+    res.locals.deadline = new Deadline(config.REQUEST_DEADLINE_MS);
+    const timer = setTimeout(() => {
+      if (res.headersSent) return;
+      const api = req.complete
+        ? new DependencyError('a dependency', new Error('request deadline passed'), { timedOut: true })
+        : new ApiError(408, 'REQUEST_TIMEOUT', 'the request body did not arrive in time', { Connection: 'close' });
+      if (req.complete) logDependencyError(api as DependencyError, res.locals.requestId as string);
+      res.status(api.status).set(api.headers).json(errorBody(api.code, api.message));
+    }, config.REQUEST_DEADLINE_MS + BACKSTOP_GRACE_MS);
+    res.once('close', () => clearTimeout(timer));
+    next();
+  };
+  const logDependencyError = (err: DependencyError, reqId: string) => {
+    const cause = err.cause as { code?: unknown; message?: unknown } | undefined;
+    const causeCode = typeof cause?.code === 'string' ? cause.code : undefined;
+    const causeMessage = typeof cause?.message === 'string' ? cause.message.slice(0, 300) : undefined;
+    dependencyLog.warn(`${err.dependency}\n${err.code}\n${causeCode}\n${causeMessage}`,
+      { reqId, dependency: err.dependency, code: err.code, causeCode, cause: causeMessage }, 'dependency error');
+  };
+
   const licenses = '/api/v1/licenses';
   app.use(licenses,
+    deadline,
     notStarted,
     injectedFault,
-    bearerAuth({ secret: config.JWT_SECRET, jwksUrl: config.JWT_JWKS_URL, issuer: config.JWT_ISSUER, audience: config.JWT_AUDIENCE }),
+    bearerAuth({ secret: config.JWT_SECRET, jwksUrl: config.JWT_JWKS_URL, issuer: config.JWT_ISSUER, audience: config.JWT_AUDIENCE,
+      maxLifetimeSeconds: config.JWT_MAX_LIFETIME_SECONDS }),
     express.json({ limit: config.BODY_LIMIT_BYTES, strict: true, type: 'application/json' }));
   app.use(licenseRoutes(licenses, store, limiter, metrics, config.HEARTBEAT_INTERVAL_SECONDS));
 
   app.use((req, _res) => {
     throw new ApiError(404, 'NOT_FOUND', `no route for ${req.method} ${req.path.slice(0, 200)}`);
   });
-  app.use(errorHandler(log));
+  app.use(errorHandler(log, logDependencyError));
   return { express: app, metrics, store };
 }
 
+/** At most one rendering of /metrics per this long (see the route). */
+const METRICS_RENDER_MIN_INTERVAL_MS = 1000;
+
+/** The deadline's own answer comes this much later than the dependency calls' timeouts, which name the dependency. */
+const BACKSTOP_GRACE_MS = 50;
+
 /** Every error becomes `{error: {code, message}}`: never a stack trace, never a 500 for bad input. */
-function errorHandler(log: Logger) {
+function errorHandler(log: Logger, logDependencyError: (err: DependencyError, reqId: string) => void) {
   return (err: unknown, _req: Request, res: Response, _next: NextFunction) => {
     const e = err as { type?: string; status?: number; statusCode?: number; message?: string };
     let api: ApiError;
@@ -113,7 +157,9 @@ function errorHandler(log: Logger) {
         api = new ApiError(500, 'INTERNAL', 'internal error');
       }
     }
-    if (res.headersSent) { res.destroy(); return; }
+    // Answered already (by the deadline): nothing more to say. Half a response: cut it.
+    if (res.headersSent) { if (!res.writableEnded) res.destroy(); return; }
+    if (api instanceof DependencyError) logDependencyError(api, res.locals.requestId as string);
     res.status(api.status).set(api.headers).json(errorBody(api.code, api.message));
   };
 }

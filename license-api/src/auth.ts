@@ -7,17 +7,38 @@ export interface AuthOptions {
   jwksUrl?: string;
   issuer?: string;
   audience?: string;
+  /** A token's `exp` may be at most this far in the future (default 24 h). */
+  maxLifetimeSeconds?: number;
 }
 
 export interface Principal { subject: string }
 
+const CLOCK_TOLERANCE_SECONDS = 5;
+const MAX_SUBJECT_LENGTH = 256;
+
+/**
+ * Why `sub` cannot be a subject, or undefined when it can. The subject is stored and compared in
+ * Postgres, so it must be text Postgres takes as it is: no control characters (NUL is refused by
+ * Postgres outright), no lone surrogates and no U+FFFD (what invalid UTF-8 in the token decodes
+ * to, so two different byte strings would become the same subject), at most 256 characters.
+ */
+export function subjectProblem(sub: unknown): string | undefined {
+  if (typeof sub !== 'string' || sub.length === 0) return 'token has no usable subject (sub) claim';
+  if (sub.length > MAX_SUBJECT_LENGTH) return `token subject (sub) is longer than ${MAX_SUBJECT_LENGTH} characters`;
+  if (/[\u0000-\u001f\u007f-\u009f]/.test(sub)) return 'token subject (sub) contains control characters';
+  if (!sub.isWellFormed() || sub.includes('\ufffd')) return 'token subject (sub) is not valid UTF-8 text';
+  return undefined;
+}
+
 /**
  * Bearer JWT authentication. The accepted algorithms are pinned by key type (HS256 for a shared
  * secret, asymmetric ones for a JWKS), so a token cannot choose its own algorithm ("none",
- * or HS256 signed with a public key).
+ * or HS256 signed with a public key). Every token must expire (`exp` is required), and no later
+ * than `maxLifetimeSeconds` from now: a token that never expires would be a permanent credential.
  */
 export function bearerAuth(opts: AuthOptions) {
-  const verifyOpts: JWTVerifyOptions = { issuer: opts.issuer, audience: opts.audience, clockTolerance: 5 };
+  const maxLifetime = opts.maxLifetimeSeconds ?? 86_400;
+  const verifyOpts: JWTVerifyOptions = { issuer: opts.issuer, audience: opts.audience, clockTolerance: CLOCK_TOLERANCE_SECONDS, requiredClaims: ['exp'] };
   let key: Uint8Array | JWTVerifyGetKey;
   if (opts.secret) {
     key = new TextEncoder().encode(opts.secret);
@@ -43,18 +64,25 @@ export function bearerAuth(opts: AuthOptions) {
       const { payload } = typeof key === 'function'
         ? await jwtVerify(match[1], key, verifyOpts)
         : await jwtVerify(match[1], key, verifyOpts);
-      if (typeof payload.sub !== 'string' || payload.sub.length === 0 || payload.sub.length > 256) {
-        throw unauthorized('INVALID_TOKEN', 'token has no usable subject (sub) claim');
+      const problem = subjectProblem(payload.sub);
+      if (problem) throw unauthorized('INVALID_TOKEN', problem);
+      // jose has checked that exp is present and not past.
+      const exp = payload.exp as number;
+      if (exp - Date.now() / 1000 > maxLifetime + CLOCK_TOLERANCE_SECONDS) {
+        throw unauthorized('INVALID_TOKEN', `token expires more than ${maxLifetime} s from now; tokens must be short-lived`);
       }
-      const principal: Principal = { subject: payload.sub };
-      cache.set(match[1], principal, typeof payload.exp === 'number' ? payload.exp * 1000 : undefined);
+      const principal: Principal = { subject: payload.sub as string };
+      cache.set(match[1], principal, exp * 1000);
       res.locals.principal = principal;
       next();
     } catch (err) {
       if (err instanceof ApiError) throw err;
       if (err instanceof errors.JWKSTimeout || !(err instanceof errors.JOSEError)) throw new DependencyError('the JWKS endpoint', err);
-      const expired = err instanceof errors.JWTExpired;
-      throw unauthorized(expired ? 'TOKEN_EXPIRED' : 'INVALID_TOKEN', expired ? 'token has expired' : 'token is not valid');
+      if (err instanceof errors.JWTExpired) throw unauthorized('TOKEN_EXPIRED', 'token has expired');
+      if (err instanceof errors.JWTClaimValidationFailed && err.claim === 'exp' && err.reason === 'missing') {
+        throw unauthorized('INVALID_TOKEN', 'token has no expiry (exp) claim; every token must expire');
+      }
+      throw unauthorized('INVALID_TOKEN', 'token is not valid');
     }
   };
 }
@@ -85,8 +113,8 @@ class VerifiedTokenCache {
     return e.principal;
   }
 
-  set(token: string, principal: Principal, expiresAt: number | undefined): void {
+  set(token: string, principal: Principal, expiresAt: number): void {
     if (this.entries.size >= this.max) this.entries.clear();
-    this.entries.set(token, { principal, until: Math.min(expiresAt ?? Infinity, Date.now() + this.ttlMs) });
+    this.entries.set(token, { principal, until: Math.min(expiresAt, Date.now() + this.ttlMs) });
   }
 }

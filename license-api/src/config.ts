@@ -32,16 +32,38 @@ export const configSchema = z.object({
   SHUTDOWN_TIMEOUT_MS: int(100, 600_000).default(15_000),
   /** Keep above the load balancer's idle timeout, or the balancer reuses sockets we close (502s). */
   KEEPALIVE_TIMEOUT_MS: int(1000, 3_600_000).default(65_000),
-  /** Per-check timeout of /health/ready; keep below the readiness probe's timeoutSeconds. */
+  /** Per-check timeout of /health/ready (and of a Redis command); keep below the readiness probe's timeoutSeconds. */
   DEPENDENCY_TIMEOUT_MS: int(50, 30_000).default(1000),
+  /**
+   * Every license request is answered within this long of its arrival: when the time is up while it
+   * still waits on Postgres, the heartbeat batcher or Redis, it gets `503 DEPENDENCY_TIMEOUT` with
+   * `Retry-After` and the work it started is abandoned (a body still on its way gets `408`). 5 s is
+   * far under the GKE load balancer's 30 s backend timeout and under common client timeouts (10 s
+   * and more), so the client always hears our answer instead of its own timeout, and it leaves a
+   * client several retries within one heartbeat interval.
+   */
+  REQUEST_DEADLINE_MS: int(200, 25_000).default(5000),
   DB_POOL_MAX: int(1, 200).default(10),
-  /** How long a request may queue for a pooled Postgres connection before it is answered 503. */
+  /** How long a new Postgres connection may take to open, and how long a request may queue for a pooled one (its deadline cuts that shorter). */
   DB_POOL_WAIT_MS: int(10, 60_000).default(5000),
-  /** Any single statement that runs longer than this fails (a stalled database must not hang requests). */
-  DB_STATEMENT_TIMEOUT_MS: int(10, 60_000).default(5000),
+  /**
+   * Any single statement that runs longer than this fails: Postgres cancels it (statement_timeout)
+   * and the client gives up on a server that does not answer at all. Must be below REQUEST_DEADLINE_MS.
+   */
+  DB_STATEMENT_TIMEOUT_MS: int(10, 60_000).default(2000),
   BODY_LIMIT_BYTES: int(64, 1_048_576).default(16_384),
-  /** Acquire attempts per license key per minute; 0 disables the limit. */
+  /** Acquire attempts per subject and license key per minute (counted in Redis); 0 disables the limit. */
   RATE_LIMIT_PER_MINUTE: int(0, 1_000_000).default(0),
+  /** Tokens must carry `exp`, at most this far in the future (a stolen long-lived token is refused). */
+  JWT_MAX_LIFETIME_SECONDS: int(60, 31_536_000).default(86_400),
+  /** A client that has not sent complete request headers within this long gets `408` and is closed. */
+  HEADERS_TIMEOUT_MS: int(1000, 120_000).default(30_000),
+  /** How often `license_active_sessions` is recounted in the background (a scrape never queries Postgres). */
+  ACTIVE_SESSIONS_REFRESH_SECONDS: int(1, 3600).default(15),
+  /** How often the sweeper ends expired sessions and deletes old ended ones (in bounded batches). */
+  SESSION_SWEEP_INTERVAL_SECONDS: int(1, 86_400).default(60),
+  /** Ended (released or expired) sessions are kept this long, then deleted. */
+  SESSION_RETENTION_HOURS: int(0, 87_600).default(24),
   MIGRATE_ON_START: bool.default(true),
   /**
    * Fault injection for detector tests: for this long after start-up, license requests answer 500
@@ -59,6 +81,9 @@ export const configSchema = z.object({
   }
   if (c.SHUTDOWN_DELAY_MS >= c.SHUTDOWN_TIMEOUT_MS) {
     ctx.addIssue({ code: 'custom', path: ['SHUTDOWN_DELAY_MS'], message: 'must be shorter than SHUTDOWN_TIMEOUT_MS' });
+  }
+  if (c.DB_STATEMENT_TIMEOUT_MS >= c.REQUEST_DEADLINE_MS) {
+    ctx.addIssue({ code: 'custom', path: ['DB_STATEMENT_TIMEOUT_MS'], message: 'must be shorter than REQUEST_DEADLINE_MS' });
   }
   if (c.HEARTBEAT_INTERVAL_SECONDS >= c.SESSION_TTL_SECONDS) {
     ctx.addIssue({ code: 'custom', path: ['HEARTBEAT_INTERVAL_SECONDS'], message: 'must be shorter than SESSION_TTL_SECONDS' });

@@ -11,10 +11,21 @@ export class ApiError extends Error {
   }
 }
 
-/** A dependency (Postgres, Redis) failed or timed out: the client may retry later. */
+/**
+ * A dependency (Postgres, Redis, the JWKS endpoint) failed (`DEPENDENCY_UNAVAILABLE`) or did not
+ * answer before the request's deadline (`DEPENDENCY_TIMEOUT`): 503 with `Retry-After`, the client
+ * may retry. `cause` is kept for the log line (never sent to the client).
+ */
 export class DependencyError extends ApiError {
-  constructor(dependency: string, cause?: unknown) {
-    super(503, 'DEPENDENCY_UNAVAILABLE', `${dependency} is unavailable; retry later`, { 'Retry-After': '1' });
+  readonly dependency: string;
+  readonly timedOut: boolean;
+  constructor(dependency: string, cause?: unknown, opts: { timedOut?: boolean } = {}) {
+    const timedOut = opts.timedOut ?? false;
+    super(503, timedOut ? 'DEPENDENCY_TIMEOUT' : 'DEPENDENCY_UNAVAILABLE',
+      timedOut ? `${dependency} did not answer in time; retry later` : `${dependency} is unavailable; retry later`,
+      { 'Retry-After': '1' });
+    this.dependency = dependency;
+    this.timedOut = timedOut;
     this.cause = cause;
   }
 }

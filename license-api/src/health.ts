@@ -4,11 +4,18 @@ import type { Lifecycle } from './lifecycle.ts';
 import { withTimeout, type RedisClient } from './redis.ts';
 
 /**
- * Kubernetes probes, as the seed specifies them:
- * - startup: 200 once initialisation (migrations, connections) has finished;
+ * Kubernetes probes:
+ * - startup: 200 once initialisation (migrations, seed) has finished;
  * - live: 200 while the process can serve HTTP at all; never depends on Postgres or Redis, so
  *   a dependency outage does not make the kubelet restart every replica;
- * - ready: Postgres and Redis answer within the dependency timeout, and we are not shutting down.
+ * - ready: whether *this pod* can serve. It fails when the pod is starting, draining, or cannot
+ *   reach Postgres (every license request needs it). Redis is checked and reported
+ *   (`checks.redis`, and `degraded: ["redis"]`) but never makes the pod unready: with the rate
+ *   limiter off (the default) no request needs Redis, and with it on only acquire does, and
+ *   acquire answers a fast typed 503 by itself. A Redis outage is shared by every replica, so a
+ *   readiness that followed it would take every pod out of the Service at once and turn a
+ *   degraded acquire (or a non-event) into a full outage, heartbeats included. This replaces the
+ *   seed's "ready checks DB and Redis".
  */
 export function healthRoutes(lifecycle: Lifecycle, pool: pg.Pool, redis: RedisClient, timeoutMs: number): Router {
   const r = Router();
@@ -27,10 +34,12 @@ export function healthRoutes(lifecycle: Lifecycle, pool: pg.Pool, redis: RedisCl
     };
     const [database, cache] = await Promise.all([
       check('database', () => pool.query('SELECT 1')),
-      check('redis', () => redis.ping()),
+      // Not connected: say so without sending a command that would wait for the timeout.
+      redis.isReady ? check('redis', () => redis.ping()) : Promise.resolve('error: not connected'),
     ]);
-    const ready = database === 'ok' && cache === 'ok' && lifecycle.phase === 'serving';
-    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not_ready', checks: { database, redis: cache } });
+    const ready = database === 'ok' && lifecycle.phase === 'serving';
+    const degraded = cache === 'ok' ? [] : ['redis'];
+    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not_ready', checks: { database, redis: cache }, degraded });
   });
   return r;
 }

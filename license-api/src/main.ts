@@ -1,11 +1,16 @@
 import { ConfigError, loadConfig } from './config.ts';
-import { startService } from './service.ts';
+import { createService, StartAborted } from './service.ts';
 
 /**
- * The license API process. Exit codes: 0 after a clean shutdown, 1 when the shutdown missed its
- * deadline or start-up failed, 78 (EX_CONFIG) for a bad configuration.
+ * The license API process. Exit codes: 0 after a clean shutdown (also when SIGTERM/SIGINT comes
+ * during start-up), 1 when the shutdown missed its deadline or start-up failed, 78 (EX_CONFIG)
+ * for a bad configuration.
+ *
+ * The signal handlers are installed before anything starts: as PID 1 in a container the kernel
+ * applies no default action to SIGTERM, so a process without a handler ignores it, and a pod
+ * stuck in start-up (Postgres unreachable) would wait out its whole grace period for SIGKILL.
  */
-async function main(): Promise<void> {
+function main(): void {
   let config;
   try {
     config = loadConfig();
@@ -16,7 +21,7 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const service = await startService(config);
+  const service = createService(config);
   const onSignal = (signal: NodeJS.Signals) => {
     const deadline = setTimeout(() => {
       process.stderr.write(`license-api: shutdown missed its ${config.SHUTDOWN_TIMEOUT_MS} ms deadline; forcing exit\n`);
@@ -30,9 +35,16 @@ async function main(): Promise<void> {
   };
   process.once('SIGTERM', onSignal);
   process.once('SIGINT', onSignal);
+  service.start().catch((err) => {
+    if (err instanceof StartAborted) return; // the signal handler exits
+    process.stderr.write(`license-api: start-up failed: ${err?.message ?? err}\n`);
+    process.exit(1);
+  });
 }
 
-main().catch((err) => {
-  process.stderr.write(`license-api: start-up failed: ${err?.message ?? err}\n`);
+try {
+  main();
+} catch (err) {
+  process.stderr.write(`license-api: start-up failed: ${(err as Error)?.message ?? err}\n`);
   process.exit(1);
-});
+}

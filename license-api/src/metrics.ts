@@ -11,7 +11,7 @@ export class Metrics {
   readonly releases: Counter<'result'>;
   readonly activeSessions: Gauge;
 
-  constructor(labels: Record<string, string>, countActiveSessions: () => Promise<number>) {
+  constructor(labels: Record<string, string>) {
     this.registry.setDefaultLabels(labels);
     collectDefaultMetrics({ register: this.registry });
     const registers = [this.registry];
@@ -24,11 +24,10 @@ export class Metrics {
     this.acquires = new Counter({ name: 'license_acquire_total', help: 'Seat acquisitions by result', labelNames: ['result'], registers });
     this.heartbeats = new Counter({ name: 'license_heartbeat_total', help: 'Heartbeats by result', labelNames: ['result'], registers });
     this.releases = new Counter({ name: 'license_release_total', help: 'Releases by result', labelNames: ['result'], registers });
+    // Set by a background recount (see ActiveSessionsGauge in service.ts): a scrape never touches
+    // Postgres, so a scrape flood cannot load the database and a stalled database cannot stall a scrape.
     this.activeSessions = new Gauge({
-      name: 'license_active_sessions', help: 'Open, unexpired sessions (all licenses), read from Postgres at scrape time', registers,
-      async collect() {
-        try { this.set(await countActiveSessions()); } catch { /* keep the last value; the scrape must not fail */ }
-      },
+      name: 'license_active_sessions', help: 'Open, unexpired sessions (all licenses), recounted in the background every ACTIVE_SESSIONS_REFRESH_SECONDS', registers,
     });
   }
 

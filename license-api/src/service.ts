@@ -1,7 +1,8 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { Server as NetServer, type AddressInfo, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createApp, type App } from './app.ts';
+import { startBackground, type Background } from './background.ts';
 import { parseLicenseSeed, type Config } from './config.ts';
 import { createPool, migrate } from './db.ts';
 import { Lifecycle } from './lifecycle.ts';
@@ -12,26 +13,48 @@ export interface Service {
   readonly app: App;
   readonly server: Server;
   readonly lifecycle: Lifecycle;
-  /** `http://host:port` the server listens on. */
+  /** `http://host:port` the server listens on (once start() has bound it). */
   readonly url: string;
   /**
-   * The SIGTERM sequence. Graceful: readiness 503 at once; keep serving for SHUTDOWN_DELAY_MS
-   * with `Connection: close` on every response; stop accepting; let in-flight requests finish;
-   * close Postgres and Redis. Naive: drop every connection at once (for experiments only).
+   * Listens (the probes answer from then on), then initialises: migrations, seed licenses,
+   * retried until Postgres answers. Rejects with StartAborted when shutdown() comes first.
+   */
+  start(): Promise<void>;
+  /**
+   * Stops the service, from any phase. During start-up: stop the retries, close what is open.
+   * Graceful: readiness 503 at once; keep serving for SHUTDOWN_DELAY_MS with `Connection: close`
+   * on every response; stop accepting; close every connection that carries no request; let
+   * in-flight requests finish (each within its deadline); close Postgres and Redis. Naive: drop
+   * every connection at once (for experiments only).
    */
   shutdown(reason: string): Promise<void>;
+}
+
+/** start() was cut short by shutdown(). */
+export class StartAborted extends Error {
+  constructor() { super('start-up was stopped by a shutdown'); }
 }
 
 /** net.Server#close: stops accepting without http.Server's immediate close of idle sockets. */
 const netClose = NetServer.prototype.close;
 const CLOSE_LINGER_MS = 250;
+/** Closing Postgres and Redis connections waits at most this (a frozen server never answers a goodbye). */
+const CLOSE_DEPS_TIMEOUT_MS = 2000;
 
 const CLIENT_ERROR_BODY = (status: number, code: string, message: string) => {
   const body = JSON.stringify({ error: { code, message } });
   return `HTTP/1.1 ${status} ${code}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
 };
 
+/** Creates the service and starts it (see Service.start). */
 export async function startService(config: Config): Promise<Service> {
+  const service = createService(config);
+  await service.start();
+  return service;
+}
+
+/** The service with nothing started yet: no socket, no connection, no timer. */
+export function createService(config: Config): Service {
   const log = createLogger(config.LOG_LEVEL, { pod: config.POD_NAME, version: config.APP_VERSION });
   const lifecycle = new Lifecycle();
   const pool = createPool(config.DATABASE_URL, config.DB_POOL_MAX, config.DB_POOL_WAIT_MS, config.DB_STATEMENT_TIMEOUT_MS);
@@ -39,56 +62,110 @@ export async function startService(config: Config): Promise<Service> {
   const probePool = createPool(config.DATABASE_URL, 1, config.DEPENDENCY_TIMEOUT_MS, config.DEPENDENCY_TIMEOUT_MS);
   const redis = createRedis(config.REDIS_URL, config.DEPENDENCY_TIMEOUT_MS);
   const app = createApp({ config, pool, probePool, redis, log, lifecycle });
+  const aborted = new AbortController();
+  let background: Background | undefined;
+  let url: string | undefined;
 
-  const server = createServer({ keepAliveTimeout: config.KEEPALIVE_TIMEOUT_MS, headersTimeout: 30_000, requestTimeout: 60_000 }, app.express);
+  const server = createServer({
+    keepAliveTimeout: config.KEEPALIVE_TIMEOUT_MS, headersTimeout: config.HEADERS_TIMEOUT_MS, requestTimeout: 60_000,
+    // How often Node checks the two timeouts above (its default, 30 s, would let a header timeout run 30 s late).
+    connectionsCheckingInterval: Math.min(1000, config.HEADERS_TIMEOUT_MS),
+  }, app.express);
   // Malformed HTTP never reaches Express: answer it in the same JSON shape instead of a bare reset.
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     if (!socket.writable || err.code === 'ECONNRESET') { socket.destroy(); return; }
+    if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+      socket.end(CLIENT_ERROR_BODY(408, 'REQUEST_TIMEOUT', 'the request did not arrive in time'));
+      return;
+    }
     const tooBig = err.code === 'HPE_HEADER_OVERFLOW';
     socket.end(tooBig
       ? CLIENT_ERROR_BODY(431, 'HEADERS_TOO_LARGE', 'request headers are too large')
       : CLIENT_ERROR_BODY(400, 'BAD_REQUEST', 'malformed HTTP request'));
   });
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(config.PORT, config.HOST, () => { server.off('error', reject); resolve(); });
+  // Every open socket, and how many requests each has in flight (dispatched to the app, response not
+  // finished). A socket with none carries no request: it is idle between requests, or has sent
+  // nothing, or only part of its headers. The drain closes those; Node's closeIdleConnections()
+  // leaves the last two open (for Node they are busy), which kept a drain waiting for its deadline.
+  const sockets = new Map<Socket, number>();
+  server.on('connection', (s: Socket) => {
+    sockets.set(s, 0);
+    s.once('close', () => sockets.delete(s));
   });
-  const addr = server.address() as AddressInfo;
-  const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-  const url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${addr.port}`;
-  log.info({ address: addr.address, port: addr.port, shutdownMode: config.SHUTDOWN_MODE }, 'listening');
+  server.prependListener('request', (req: IncomingMessage, res: ServerResponse) => {
+    const s = req.socket;
+    sockets.set(s, (sockets.get(s) ?? 0) + 1);
+    res.once('close', () => { if (sockets.has(s)) sockets.set(s, Math.max(0, sockets.get(s)! - 1)); });
+  });
+  const closeSocketsWithoutRequest = () => {
+    for (const [s, inFlight] of sockets) if (inFlight === 0) s.destroy();
+  };
 
-  // Start-up: the probes answer from now on; /health/startup turns 200 once this is done.
-  const init = async () => {
+  const closeDeps = async () => {
+    await Promise.race([
+      Promise.allSettled([pool.end(), probePool.end(), redis.isReady ? redis.close() : Promise.resolve(redis.destroy())]),
+      sleep(CLOSE_DEPS_TIMEOUT_MS, undefined, { ref: false }),
+    ]);
+  };
+
+  const start = async () => {
+    if (aborted.signal.aborted) throw new StartAborted();
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.PORT, config.HOST, () => { server.off('error', reject); resolve(); });
+    });
+    const addr = server.address() as AddressInfo;
+    const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+    url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${addr.port}`;
+    if (aborted.signal.aborted) { server.close(); throw new StartAborted(); }
+    log.info({ address: addr.address, port: addr.port, shutdownMode: config.SHUTDOWN_MODE }, 'listening');
+
+    // Redis connects (and reconnects) in the background: nothing needs it to start, and with the
+    // rate limiter off nothing needs it at all (see health.ts).
+    const redisUp = redis.connect().then(() => true, () => false);
+    // Start-up: the probes answer from now on; /health/startup turns 200 once this is done.
     for (let attempt = 1; ; attempt++) {
       try {
-        await redis.connect().catch((err) => { if (!redis.isOpen) throw err; });
         if (config.MIGRATE_ON_START) await migrate(config.DATABASE_URL, log);
         await app.store.ensureLicenses(parseLicenseSeed(config.LICENSE_SEED));
-        return;
+        break;
       } catch (err) {
+        if (aborted.signal.aborted) throw new StartAborted();
         log.warn({ attempt, err: (err as Error).message }, 'start-up step failed; retrying');
-        if (lifecycle.phase !== 'starting') return;
-        await sleep(Math.min(250 * attempt, 2000));
+        await sleep(Math.min(250 * attempt, 2000), undefined, { signal: aborted.signal }).catch(() => {});
       }
+      if (aborted.signal.aborted) throw new StartAborted();
     }
+    // With the rate limiter on, give Redis a moment so that the first acquires need not answer 503.
+    if (config.RATE_LIMIT_PER_MINUTE > 0) await Promise.race([redisUp, sleep(config.DEPENDENCY_TIMEOUT_MS, undefined, { ref: false })]);
+    if (aborted.signal.aborted) throw new StartAborted();
+    lifecycle.phase = 'serving';
+    background = startBackground(config, app.store, app.metrics, log);
+    log.info('serving');
   };
-  await init();
-  if (lifecycle.phase === 'starting') lifecycle.phase = 'serving';
-  log.info('serving');
 
   let shutdownPromise: Promise<void> | undefined;
-  const closeDeps = async () => {
-    await Promise.allSettled([pool.end(), probePool.end(), redis.isOpen ? redis.close() : Promise.resolve()]);
-  };
   const shutdown = (reason: string) => {
     shutdownPromise ??= (async () => {
+      if (lifecycle.phase === 'starting') {
+        // Nothing is served yet (license requests answer 503 NOT_STARTED): stop the start-up
+        // retries and close what is open, at once.
+        log.info({ reason }, 'shutdown during start-up');
+        aborted.abort();
+        lifecycle.phase = 'closing';
+        if (server.listening) { server.close(); server.closeAllConnections(); }
+        await closeDeps();
+        log.info('shutdown complete (during start-up)');
+        return;
+      }
       log.info({ reason, mode: config.SHUTDOWN_MODE, delayMs: config.SHUTDOWN_DELAY_MS }, 'shutdown started');
+      const stopBackground = background?.stop();
       if (config.SHUTDOWN_MODE === 'naive') {
         lifecycle.phase = 'closing';
         server.close();
         server.closeAllConnections();
+        await stopBackground;
         await closeDeps();
         log.info('shutdown complete (naive)');
         return;
@@ -97,21 +174,29 @@ export async function startService(config: Config): Promise<Service> {
       await sleep(config.SHUTDOWN_DELAY_MS);
       lifecycle.phase = 'closing';
       const closed = new Promise<void>((resolve) => server.once('close', () => resolve()));
-      // Stop accepting, but do not yet close "idle" sockets as http.Server#close() would: a socket
-      // accepted a moment ago may carry a request that is still on its way. Give those a moment to
-      // arrive (they are answered with Connection: close), then close idle sockets until none is left.
-      // Busy sockets end by themselves after their response.
+      // Stop accepting, but do not yet close sockets without a request: one accepted a moment ago
+      // may carry a request that is still on its way. Give those a moment to arrive (they are
+      // answered with Connection: close), then close every socket that carries no request, until
+      // none is left. Busy sockets end by themselves after their response, and every license
+      // request has its deadline (a body that never comes is answered 408 then).
       netClose.call(server);
       await sleep(CLOSE_LINGER_MS);
-      server.closeIdleConnections();
-      const sweep = setInterval(() => server.closeIdleConnections(), 100);
+      closeSocketsWithoutRequest();
+      const sweep = setInterval(closeSocketsWithoutRequest, 100);
       await closed;
       clearInterval(sweep);
+      await stopBackground;
       await closeDeps();
       log.info('shutdown complete');
     })();
     return shutdownPromise;
   };
 
-  return { app, server, lifecycle, url, shutdown };
+  return {
+    app, server, lifecycle, start, shutdown,
+    get url() {
+      if (!url) throw new Error('the service is not listening yet');
+      return url;
+    },
+  };
 }

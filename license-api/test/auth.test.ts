@@ -43,6 +43,46 @@ describe('HS256 bearer tokens', () => {
   });
 });
 
+describe('token expiry is required and bounded', () => {
+  let api: TestApi;
+  beforeAll(async () => { api = await startTestApi({ JWT_MAX_LIFETIME_SECONDS: '3600' }); });
+  afterAll(async () => { await api?.[Symbol.asyncDispose](); });
+  const sign = (exp?: number | string) => {
+    const jwt = new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('exp-user').setIssuedAt();
+    if (exp !== undefined) jwt.setExpirationTime(exp);
+    return jwt.sign(new TextEncoder().encode(TEST_SECRET));
+  };
+
+  it('refuses a token without exp, and one that expires further out than JWT_MAX_LIFETIME_SECONDS', async () => {
+    const none = await api.post('/api/v1/licenses/acquire', body, await sign());
+    expect([none.status, none.body.error?.code]).toEqual([401, 'INVALID_TOKEN']);
+    expect(none.body.error.message).toMatch(/exp/);
+    const tooLong = await api.post('/api/v1/licenses/acquire', body, await sign('2h'));
+    expect([tooLong.status, tooLong.body.error?.code]).toEqual([401, 'INVALID_TOKEN']);
+    expect(tooLong.body.error.message).toMatch(/3600 s/);
+    const tenYears = await api.post('/api/v1/licenses/acquire', body, await sign(Math.floor(Date.now() / 1000) + 10 * 365 * 86_400));
+    expect(tenYears.status).toBe(401);
+    expect((await api.post('/api/v1/licenses/acquire', body, await sign('59m'))).status).toBe(201);
+  });
+});
+
+describe('the subject claim', () => {
+  let api: TestApi;
+  beforeAll(async () => { api = await startTestApi(); });
+  afterAll(async () => { await api?.[Symbol.asyncDispose](); });
+
+  it('refuses subjects Postgres cannot store as they are (NUL, control characters, lone surrogates, U+FFFD, too long) with 401', async () => {
+    for (const sub of ['a\u0000b', '\u0000', 'tab\there', 'new\nline', 'del\u007f', 'c1\u0085', 'lone\ud800', 'bad\ufffdutf8', 'x'.repeat(257)]) {
+      const r = await api.post('/api/v1/licenses/heartbeat', { session_id: '00000000-0000-4000-8000-000000000000' }, await mintToken(sub));
+      expect([JSON.stringify(sub).slice(0, 20), r.status, r.body.error.code]).toEqual([JSON.stringify(sub).slice(0, 20), 401, 'INVALID_TOKEN']);
+    }
+    // Ordinary Unicode subjects are fine.
+    for (const sub of ['ünïcødé', 'user@example.com', 'auth0|5f7c8ec7c33c6c004bbafe82', '用户']) {
+      expect((await api.post('/api/v1/licenses/heartbeat', { session_id: '00000000-0000-4000-8000-000000000000' }, await mintToken(sub))).status).toBe(404);
+    }
+  });
+});
+
 describe('JWKS (asymmetric) tokens', () => {
   let api: TestApi;
   let jwks: Server;
@@ -65,6 +105,10 @@ describe('JWKS (asymmetric) tokens', () => {
     const wrongAudience = await new SignJWT({}).setProtectedHeader({ alg: 'RS256', kid: 'k1' }).setSubject('u').setIssuer('https://issuer.test')
       .setAudience('someone-else').setExpirationTime('5m').sign(keys.privateKey);
     expect((await api.post('/api/v1/licenses/acquire', body, wrongAudience)).status).toBe(401);
+
+    const noExp = await new SignJWT({}).setProtectedHeader({ alg: 'RS256', kid: 'k1' }).setSubject('u').setIssuer('https://issuer.test')
+      .setAudience('license-api').sign(keys.privateKey);
+    expect((await api.post('/api/v1/licenses/acquire', body, noExp)).status).toBe(401);
 
     // The classic confusion: HS256 "signed" with the public key's bytes must not verify.
     const spki = new TextEncoder().encode(JSON.stringify(await exportJWK(keys.publicKey)));

@@ -52,12 +52,20 @@ export interface ApiProcess extends AsyncDisposable {
   exit: Promise<{ code: number | null; signal: string | null; at: number }>;
 }
 
+export interface SpawnOptions {
+  /** A bundle's entry instead of license-api/src/main.ts. */
+  entry?: string;
+  /** What to wait for before returning: readiness 200 (the default), or only the listening socket (/health/live). */
+  waitFor?: 'ready' | 'listening';
+}
+
 /** The license API as its own OS process (`node license-api/src/main.ts`, or a bundle's entry), as a container would run it. */
-export async function spawnApi(env: Record<string, string>, entry?: string): Promise<ApiProcess> {
+export async function spawnApi(env: Record<string, string>, opts: string | SpawnOptions = {}): Promise<ApiProcess> {
+  const { entry, waitFor = 'ready' } = typeof opts === 'string' ? { entry: opts } : opts;
   const port = await freePort();
   const main = entry ?? fileURLToPath(new URL('../src/main.ts', import.meta.url));
   const child = spawn(process.execPath, [main], {
-    env: { PATH: process.env.PATH ?? '', PORT: String(port), HOST: '127.0.0.1', DATABASE_URL: await freshDatabase('proc'),
+    env: { PATH: process.env.PATH ?? '', PORT: String(port), HOST: '127.0.0.1', DATABASE_URL: env.DATABASE_URL ?? await freshDatabase('proc'),
       REDIS_URL: inject('redisUrl'), JWT_SECRET: TEST_SECRET, LOG_LEVEL: 'info', POD_NAME: 'proc-pod', APP_VERSION: 'test',
       LICENSE_SEED: 'TEST-KEY=1000', ...env },
     stdio: ['ignore', 'pipe', 'pipe'], cwd: entry ? dirname(entry) : undefined,
@@ -71,7 +79,7 @@ export async function spawnApi(env: Record<string, string>, entry?: string): Pro
   const deadline = Date.now() + 30_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`license-api exited during start-up:\n${out}`);
-    const ok = await fetch(`${url}/health/ready`).then((r) => r.status === 200, () => false);
+    const ok = await fetch(`${url}/health/${waitFor === 'ready' ? 'ready' : 'live'}`).then((r) => r.status === 200, () => false);
     if (ok) break;
     if (Date.now() > deadline) { child.kill('SIGKILL'); throw new Error(`license-api not ready within 30 s:\n${out}`); }
     await new Promise((r) => setTimeout(r, 100));

@@ -124,3 +124,20 @@ describe('hostile and malformed requests', () => {
     expect(ok.status).toBe(201);
   });
 });
+
+describe('request header timeout', () => {
+  let api: TestApi;
+  beforeAll(async () => { api = await startTestApi({ HEADERS_TIMEOUT_MS: '1000' }); });
+  afterAll(async () => { await api?.[Symbol.asyncDispose](); });
+
+  it('a client that does not finish its headers in time gets 408 REQUEST_TIMEOUT (not 400) and is closed', async () => {
+    const port = Number(new URL(api.url).port);
+    const t0 = Date.now();
+    // Partial headers, then silence: rawRequest waits up to 5 s for the answer.
+    const r = await rawRequest(port, Buffer.from('POST /api/v1/licenses/heartbeat HTTP/1.1\r\nhost: x\r\ncontent-ty', 'latin1'));
+    expect(r.status).toBe(408);
+    expect(JSON.parse(r.body).error.code).toBe('REQUEST_TIMEOUT');
+    expect(r.headers).toMatch(/\r\nconnection: close/i);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(900);
+  });
+});

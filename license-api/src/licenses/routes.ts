@@ -1,6 +1,7 @@
 import { Router, type Request } from 'express';
 import { z } from 'zod';
 import type { Principal } from '../auth.ts';
+import type { Deadline } from '../deadline.ts';
 import { ApiError } from '../errors.ts';
 import type { Metrics } from '../metrics.ts';
 import type { RateLimiter } from './rate-limit.ts';
@@ -37,13 +38,20 @@ function ended(state: Extract<EndState, { ok: false }>): ApiError {
 export function licenseRoutes(prefix: string, store: LicenseStore, limiter: RateLimiter, metrics: Metrics, heartbeatIntervalSeconds: number): Router {
   const r = Router();
   const who = (res: { locals: Record<string, unknown> }) => (res.locals.principal as Principal).subject;
+  const deadline = (res: { locals: Record<string, unknown> }) => res.locals.deadline as Deadline;
 
   r.post(`${prefix}/acquire`, async (req, res) => {
     const body = parse(acquireBody, req);
     try {
-      await limiter.check(body.license_key);
-      const grant = await store.acquire(body.license_key, body.hardware_id, who(res));
+      if (limiter.enabled) {
+        // Count attempts only against licenses that exist: a made-up key must not create a Redis key.
+        if (!await store.licenseExists(body.license_key, deadline(res))) throw new ApiError(404, 'LICENSE_NOT_FOUND', 'no license with this key');
+        await limiter.check(who(res), body.license_key, deadline(res));
+      }
+      const grant = await store.acquire(body.license_key, body.hardware_id, who(res), deadline(res));
       metrics.acquires.inc({ result: grant.created ? 'granted' : 'reused' });
+      // The deadline answered already (503): the client will retry and get this session back (200).
+      if (res.headersSent) return;
       res.status(grant.created ? 201 : 200).json({
         session_id: grant.sessionId,
         expires_at: grant.expiresAt.toISOString(),
@@ -57,16 +65,18 @@ export function licenseRoutes(prefix: string, store: LicenseStore, limiter: Rate
 
   r.post(`${prefix}/heartbeat`, async (req, res) => {
     const body = parse(sessionBody, req);
-    const state = await store.heartbeat(body.session_id, who(res));
+    const state = await store.heartbeat(body.session_id, who(res), deadline(res));
     metrics.heartbeats.inc({ result: state.ok ? 'ok' : state.reason });
+    if (res.headersSent) return;
     if (!state.ok) throw ended(state);
     res.json({ success: true, expires_at: state.expiresAt.toISOString() });
   });
 
   r.post(`${prefix}/release`, async (req, res) => {
     const body = parse(sessionBody, req);
-    const state = await store.release(body.session_id, who(res));
+    const state = await store.release(body.session_id, who(res), deadline(res));
     metrics.releases.inc({ result: state.ok ? 'ok' : state.reason });
+    if (res.headersSent) return;
     if (!state.ok && state.reason !== 'released') throw ended(state);
     // Releasing twice is not an error: a client that retried its release must not be told it failed.
     res.json({ success: true });
