@@ -47,6 +47,8 @@ async function engineChild(spec: { url: string; mode: 'throughput' | 'rate'; dur
     maxRequests: 20_000_000,
     precision: spec.precision ?? 'timer',
     thresholds: { http_req_failed: ['rate<0.001'] },
+    // As the experiments run it: the attribution headers are looked up on every response.
+    identityHeaders: { backend: 'x-served-by', version: 'x-app-version' },
   });
   // Requests that ended inside the measured window, as wrk and autocannon count them.
   let inWindow = 0;

@@ -40,7 +40,8 @@ afterAll(async () => {
 });
 
 async function realRun(server: TestServer, name: string) {
-  const result = await runLoad({ url: server.url, executor: { executor: 'constant-arrival-rate', rate: 100, duration: '3s' }, thresholds: { http_req_failed: ['rate<1'] }, maxScheduleDelay: '1s' });
+  const result = await runLoad({ url: server.url, executor: { executor: 'constant-arrival-rate', rate: 100, duration: '3s' }, thresholds: { http_req_failed: ['rate<1'] }, maxScheduleDelay: '1s',
+    identityHeaders: { backend: 'x-served-by', version: 'x-app-version' } });
   const { record, lines } = recordFromLoad(result, { command: 'experiment', check: name, description: `100 req/s for 3 s against ${name}`, url: server.url, minRequests: 100 });
   const d = await createRunDirectory(root, 'experiment', new Date());
   const files = await writeRun(d.dir, record, lines(), { env: {} });
