@@ -44,8 +44,12 @@ export const harnessConfigSchema = z.strictObject({
      * over every judged request must be at or below this (0.01 %: about 37,000 requests).
      */
     evidence: z.strictObject({ maxUpperBound: rate.default(0.0001) }).prefault({}),
-    /** A dependency outage: how long it lasts, and the recovery time the service is allowed once it is back. */
-    dependency: z.strictObject({ outageMs: ms.default(10_000), recoveryMs: ms.default(10_000) }).prefault({}),
+    /**
+     * A dependency outage: how long it lasts, and the recovery time the service is allowed once it
+     * is back. 25 s outlasts the shipped readiness probe's failure budget (5 s × 3) plus the data
+     * plane's lag, so what readiness does about the outage reaches the clients.
+     */
+    dependency: z.strictObject({ outageMs: ms.default(25_000), recoveryMs: ms.default(10_000) }).prefault({}),
   }).prefault({}),
   experiments: z.strictObject({
     /** Requests per second of the app's load mix (each experiment's default). */

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { licenseApi } from '../apps/license-api/profile.ts';
+import { licenseApi, licenseApiToken } from '../apps/license-api/profile.ts';
 import { upEmbedded, type EmbeddedCluster } from '../cluster/embedded/embedded-cluster.ts';
 import type { Target } from '../cluster/target.ts';
 import { openExisting } from '../cluster/existing/existing-target.ts';
@@ -142,6 +142,16 @@ describe('node-drain', () => {
 });
 
 describe('dependency-outage', () => {
+  it('the shipped release PASSes: no restart, typed 503s, nothing fails that does not need the dependency, recovery in time', async () => {
+    const r = await run('dependency-outage');
+    const failing = r.gates.filter((g) => g.verdict !== 'PASS').map((g) => `${g.name}: ${g.evidence}`);
+    expect(failing).toEqual([]);
+    // Postgres out: requests that need it fail (typed), and readiness takes the pods out of the Service.
+    expect(r.gates.find((g) => g.name === 'postgres: typed answers')?.observed?.['503']).toBeGreaterThan(0);
+    // Redis out: nothing needs it, nothing failed.
+    expect(r.evidence!.loads[0].joined.failures.filter((f) => f.reason.includes('redis'))).toEqual([]);
+  }, 600_000);
+
   it('a release whose liveness checks its dependencies FAILs: containers restart because of the outage', async () => {
     const r = await run('dependency-outage', ['liveness-on-dependencies']);
     expect(r.verdict).toBe('FAIL');
@@ -151,6 +161,8 @@ describe('dependency-outage', () => {
 
 describe('targets', () => {
   it('an existing context works for real when allowed: pod-kill through the same cluster reached as someone else\'s', async () => {
+    // As a user of someone else's cluster would: the token comes from the environment.
+    process.env.LICENSE_TOKEN = await licenseApiToken('embedded');
     const existing = await openExisting({ kubeconfig: cluster.kubeconfigPath, context: cluster.context!, serviceUrl: cluster.serviceUrl(30080) });
     expect(existing.owned).toBe(false);
     expect(existing.images).toBeUndefined();
@@ -159,6 +171,7 @@ describe('targets', () => {
     expect(r.error).toBeNull();
     expect(r.gates.find((g) => g.name === 'pods killed')?.verdict).toBe('PASS');
     expect(r.evidence!.loads[0].joined.total).toBeGreaterThan(1000);
+    delete process.env.LICENSE_TOKEN;
   }, 400_000);
 
   it('refuses a context that is not on the allow-list, or that a deny pattern matches, naming the fix', async () => {

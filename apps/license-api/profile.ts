@@ -52,8 +52,12 @@ export const FAULTS: Record<string, Fault> = {
   },
   'liveness-on-dependencies': {
     name: 'liveness-on-dependencies', side: 'to',
-    what: 'the liveness probe checks Postgres and Redis (it asks /health/ready), so a dependency outage restarts every container',
-    transform: (objects) => { const c = containerOf(objects); c.livenessProbe.httpGet.path = '/health/ready'; },
+    what: 'an eager liveness probe (every 2 s, 2 failures) that checks the dependencies (it asks /health/ready): a dependency outage restarts every container',
+    transform: (objects) => {
+      const c = containerOf(objects);
+      Object.assign(c.livenessProbe, { periodSeconds: 2, failureThreshold: 2, initialDelaySeconds: 0 });
+      c.livenessProbe.httpGet.path = '/health/ready';
+    },
   },
 };
 
