@@ -7,7 +7,7 @@
 import { licenseApi } from '../apps/license-api/profile.ts';
 import { openTarget, type TargetSpec, type Target } from '../cluster/target.ts';
 import { TARGET_STRATEGIES } from '../cluster/strategies.ts';
-import { ConfigFileError, loadHarnessConfig, TargetNotAllowedError } from '../experiments/config.ts';
+import { assertTargetAllowed, ConfigFileError, loadHarnessConfig, TargetNotAllowedError } from '../experiments/config.ts';
 import { EXPERIMENTS } from '../experiments/index.ts';
 import { describeTarget, ledgerLines, runRecord } from '../experiments/record.ts';
 import { runExperiments, type CheckResult } from '../experiments/runner.ts';
@@ -18,7 +18,7 @@ import type { TargetRecord } from '../reports/run-record.ts';
 import { createRunDirectory, writeRun } from '../reports/run-directory.ts';
 import { LEDGER_FILE } from '../reports/ledger-file.ts';
 import { renderJson } from '../reports/render/json.ts';
-import { printRunSummary } from '../reports/render/terminal.ts';
+import { printRunSummary, ProgressLine } from '../reports/render/terminal.ts';
 import { UsageError } from './exit-codes.ts';
 
 export interface ExperimentRunOptions {
@@ -60,8 +60,19 @@ export async function runExperimentCommand(o: ExperimentRunOptions, app: AppProf
     throw err;
   }
   const { config, source } = loaded;
+  // Someone else's cluster: refuse before touching it when the config does not allow it.
+  if (o.target.startsWith('context:')) {
+    const context = o.target.slice('context:'.length);
+    try { assertTargetAllowed({ owned: false, kind: 'existing', context, name: context }, config, source); } catch (err) {
+      if (err instanceof TargetNotAllowedError) throw new UsageError(err.message);
+      throw err;
+    }
+  }
   const started = Date.now();
-  const say = (m: string) => process.stderr.write(`[${((Date.now() - started) / 1000).toFixed(1).padStart(6)}s] ${m}\n`);
+  // Steps as lines; the load's progress as one live line on a terminal, a line every 10 s in CI.
+  const progress = new ProgressLine({ stream: process.stderr, everyMs: 10_000 });
+  const stamp = () => `[${((Date.now() - started) / 1000).toFixed(1).padStart(6)}s]`;
+  const say = (m: string) => progress.log(`${stamp()} ${m}`);
   const faults = o.breaks.map((b) => app.faults[b]);
   for (const f of faults) say(`deliberately broken release: ${f.name} (${f.what}); the verdict should not be PASS`);
   const abort = new AbortController();
@@ -84,13 +95,14 @@ export async function runExperimentCommand(o: ExperimentRunOptions, app: AppProf
     results = await runExperiments(target, o.experiments.map((n) => EXPERIMENTS[n]), {
       app, config, configSource: source, signal: abort.signal, say,
       options: { rate: o.rate ?? config.experiments.rate, from: o.from, to: o.to, faults },
-      onLoadProgress: progressPrinter(say),
+      onLoadProgress: (label, p) => progress.update(`${stamp()} load ${label}: ${p.succeeded} ok, ${p.failed} failed, ${p.dropped} dropped, ${p.recentRate.toFixed(0)} req/s, p99 ${p.recentP99?.toFixed(1) ?? '-'} ms`),
     });
     if (o.command === 'verify-local') results.push(evidenceStrength(results, config.gates.evidence.maxUpperBound));
   } catch (err) {
     if (err instanceof TargetNotAllowedError) { process.stderr.write(`verdict: ${err.message}\n`); }
     runError = abort.signal.aborted ? `interrupted: ${(abort.signal.reason as Error)?.message ?? abort.signal.reason}` : (err as Error).message;
   } finally {
+    progress.done();
     if (target) { say(target.owned ? 'tearing the cluster down' : 'leaving the cluster as found'); await target.close().catch((err) => say(`teardown: ${err}`)); }
     process.off('SIGINT', onInt);
     process.off('SIGTERM', onTerm);
@@ -105,13 +117,4 @@ export async function runExperimentCommand(o: ExperimentRunOptions, app: AppProf
   if (o.json) process.stdout.write(renderJson(record));
   else printRunSummary(record, files.html);
   return exitCodeOf(record.verdict);
-}
-
-function progressPrinter(say: (m: string) => void) {
-  let last = 0;
-  return (label: string, p: { succeeded: number; failed: number; dropped: number; recentRate: number; recentP99?: number | null }) => {
-    if (Date.now() - last < 5000) return;
-    last = Date.now();
-    say(`load ${label}: ${p.succeeded} ok, ${p.failed} failed, ${p.dropped} dropped, ${p.recentRate.toFixed(0)} req/s, p99 ${p.recentP99?.toFixed(1) ?? '-'} ms`);
-  };
 }

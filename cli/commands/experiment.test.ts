@@ -1,0 +1,65 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const run = promisify(execFile);
+const CLI = fileURLToPath(new URL('../verdict.ts', import.meta.url));
+const dirs: string[] = [];
+afterAll(async () => { for (const d of dirs) await rm(d, { recursive: true, force: true }); });
+
+async function verdict(args: string[], cwd?: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const r = await run(process.execPath, [CLI, ...args], { cwd, timeout: 60_000 });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+describe('verdict experiment / verify-local: usage', () => {
+  it('--list names every experiment with what it needs', async () => {
+    const r = await verdict(['experiment', '--list']);
+    expect(r.code).toBe(0);
+    for (const name of ['rollout-under-load', 'pod-kill', 'pod-kill-force', 'sigterm-drain', 'node-drain', 'dependency-outage']) expect(r.stdout).toContain(name);
+    expect(r.stdout).toMatch(/dependency-outage .*\[needs: dependencies\]/);
+  });
+
+  it('bad names, faults, targets and rates exit 64 naming the fix, before anything starts', async () => {
+    const unknown = await verdict(['experiment', 'pod-kil', '--target', 'context:x']);
+    expect(unknown.code).toBe(64);
+    expect(unknown.stderr).toMatch(/unknown experiment "pod-kil".*pod-kill/);
+    const fault = await verdict(['experiment', 'pod-kill', '--break', 'nope']);
+    expect(fault.code).toBe(64);
+    expect(fault.stderr).toMatch(/naive-shutdown/);
+    const target = await verdict(['experiment', 'pod-kill', '--target', 'minikube']);
+    expect(target.code).toBe(64);
+    expect(target.stderr).toMatch(/use embedded, kind, context:<kubeconfig context> or auto/);
+    const rate = await verdict(['verify-local', '--rate', '0']);
+    expect(rate.code).toBe(64);
+    const none = await verdict(['experiment']);
+    expect(none.code).toBe(64);
+    expect(none.stderr).toMatch(/verdict experiment --list/);
+  });
+
+  it('refuses a context that the config does not allow, before contacting it, with the line to add', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'verdict-exp-cli-'));
+    dirs.push(dir);
+    const r = await verdict(['experiment', 'pod-kill', '--target', 'context:staging-east', '--url', 'http://127.0.0.1:9'], dir);
+    expect(r.code).toBe(64);
+    expect(r.stderr).toMatch(/not in allowedContexts \(defaults\)/);
+    expect(r.stderr).toContain('allowedContexts: ["staging-east"]');
+    await writeFile(join(dir, 'verdict.config.yaml'), 'allowedContexts: ["*"]\n');
+    const prod = await verdict(['experiment', 'pod-kill', '--target', 'context:gke-prod-1'], dir);
+    expect(prod.code).toBe(64);
+    expect(prod.stderr).toMatch(/matches deniedContexts "\*prod\*" in verdict\.config\.yaml/);
+    await writeFile(join(dir, 'verdict.config.yaml'), 'allowedContexts: 42\n');
+    const bad = await verdict(['experiment', 'pod-kill', '--target', 'context:x'], dir);
+    expect(bad.code).toBe(64);
+    expect(bad.stderr).toMatch(/verdict\.config\.yaml is not a valid verdict config:\n\s+allowedContexts:/);
+  });
+});
