@@ -8,6 +8,9 @@
  * Times are ISO-8601 strings in records and epoch milliseconds in series and timelines.
  */
 import type { Verdict } from '../lib/verdict.ts';
+import type { FailureCause } from '../lib/evidence/causes.ts';
+import type { SecondOfEvidence } from '../lib/evidence/join.ts';
+import type { TimelineEvent } from '../lib/evidence/timeline.ts';
 
 export const RUN_RECORD_SCHEMA = 'verdict/v1';
 
@@ -72,9 +75,9 @@ export interface CheckRecord {
   /** Latency of judged requests, ms (null without requests). */
   latency: { p50: number; p90: number; p99: number; max: number } | null;
   /** One entry per second of load (empty without load). */
-  series: SecondRecord[];
+  series: SecondOfEvidence[];
   /** Pod, endpoint, node, event and chaos markers. */
-  timeline: TimelineRecord[];
+  timeline: TimelineEvent[];
   /** Label of this check's rows in the ledger (`check` field of each ledger line), or null. */
   ledgerLabel: string | null;
 }
@@ -98,21 +101,8 @@ export interface RequestCounts {
   byVersion: Record<string, number>;
 }
 
-/**
- * The fixed list of causes a failed request is given (exactly one each). `dependency-outage` and
- * the pod causes come from joining the ledger with the timeline; `unknown` is what is left.
- */
-export const FAILURE_CAUSES = [
-  'terminating-pod',
-  'endpoint-not-yet-removed',
-  'pod-not-ready',
-  'reset-during-drain',
-  'application-5xx',
-  'timeout',
-  'dependency-outage',
-  'unknown',
-] as const;
-export type FailureCause = (typeof FAILURE_CAUSES)[number];
+/** The fixed list of causes a failed request is given (exactly one each): see lib/evidence/causes.ts. */
+export { FAILURE_CAUSES, type FailureCause } from '../lib/evidence/causes.ts';
 
 export interface FailureGroup {
   cause: FailureCause;
@@ -138,31 +128,13 @@ export interface FailureExample {
   /** Why this cause: the rule that matched, in words. */
   reason: string;
   /** The pod's last timeline events at or before the request. */
-  podHistory: TimelineRecord[];
+  podHistory: TimelineEvent[];
 }
 
-export interface SecondRecord {
-  /** Epoch ms of the start of the second. */
-  t: number;
-  /** Requests that ended in this second. */
-  requests: number;
-  /** Failed requests that ended in this second, by cause. */
-  failed: Partial<Record<FailureCause, number>>;
-  /** Latency of the requests that ended in this second, ms (null when none). */
-  p50: number | null;
-  p99: number | null;
-  /** Answers per app version in this second. */
-  versions: Record<string, number>;
-}
-
-export interface TimelineRecord {
-  /** Epoch ms when the change was seen. */
-  at: number;
-  kind: 'pod' | 'endpoint' | 'node' | 'event' | 'chaos' | 'phase';
-  /** The object, e.g. `pod/license-api-7d9f-abcde`, `node/verdict-node-2`, `dependency/redis`. */
-  object: string;
-  /** What happened: `created`, `ready`, `unready`, `terminating`, `gone`, `endpoint-added`, `delete`, `evict`, `outage-start`, ... */
-  change: string;
-  /** Free text (an Event's message, an action's parameters). */
-  detail: string | null;
-}
+/**
+ * One second of load: requests that ended in it, failures by cause, p50/p99 latency (ms, null when
+ * none ended), answers per app version; and the pod, endpoint, node, event, chaos and phase markers.
+ * Both are the evidence layer's own types (lib/evidence), recorded as they are.
+ */
+export type { SecondOfEvidence as SecondRecord } from '../lib/evidence/join.ts';
+export type { TimelineEvent as TimelineRecord } from '../lib/evidence/timeline.ts';
