@@ -15,10 +15,11 @@ help: ## list the targets
 	@echo
 	@echo "CLI: npx verdict --help"
 
-setup: deps node_modules/.package-lock.json ## install Node 24, npm packages and Debian packages (Postgres, Redis)
+setup: deps node_modules/.package-lock.json ## install Node 24, npm packages, Debian packages (Postgres, Redis, ...) and actionlint
 
 deps:
 	@scripts/setup-deps.sh
+	@scripts/actionlint.sh >/dev/null
 
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -37,10 +38,12 @@ lint: setup ## type-check (tsc --noEmit)
 CLUSTER_E2E := cluster/embedded/embedded-cluster.test.ts experiments/experiments.cluster.test.ts
 test: setup lint controlplane ## run every test (vitest, real Postgres, Redis and control plane); JSON reports in .reports/
 	@mkdir -p $(REPORTS)
-	@rm -f $(REPORTS)/vitest-*.json
+	@rm -f $(REPORTS)/vitest-*.json $(REPORTS)/vitest-*.junit.xml
 	@rc=0; \
-	npx vitest run $(addprefix --exclude ,$(CLUSTER_E2E)) --reporter=default --reporter=json --outputFile.json=$(REPORTS)/vitest-1-suites.json || rc=1; \
-	npx vitest run --no-file-parallelism $(CLUSTER_E2E) --reporter=default --reporter=json --outputFile.json=$(REPORTS)/vitest-2-cluster.json || rc=1; \
+	npx vitest run $(addprefix --exclude ,$(CLUSTER_E2E)) --reporter=default --reporter=json --outputFile.json=$(REPORTS)/vitest-1-suites.json \
+	  --reporter=junit --outputFile.junit=$(REPORTS)/vitest-1-suites.junit.xml || rc=1; \
+	npx vitest run --no-file-parallelism $(CLUSTER_E2E) --reporter=default --reporter=json --outputFile.json=$(REPORTS)/vitest-2-cluster.json \
+	  --reporter=junit --outputFile.junit=$(REPORTS)/vitest-2-cluster.junit.xml || rc=1; \
 	exit $$rc
 
 verify-local: setup controlplane ## roll v1 -> v2 out under load on the embedded cluster and print the verdict (root)

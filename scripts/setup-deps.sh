@@ -10,10 +10,12 @@ command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 [[ -x /usr/lib/cni/bridge ]] || need+=(containernetworking-plugins)
 command -v setpriv >/dev/null 2>&1 || need+=(util-linux)
-# The report tests: junit.xml checked with xmllint against reports/schema/junit-10.xsd, and
+# The report tests: junit.xml checked with xmllint against reports/schema/junit.xsd, and
 # report.html opened in Debian's Chromium (playwright-core drives it; no browser download).
 command -v xmllint >/dev/null 2>&1 || need+=(libxml2-utils)
 [[ -x /usr/bin/chromium ]] || need+=(chromium)
+# The workflow tests: actionlint (scripts/actionlint.sh) checks the scripts in run: steps with shellcheck.
+command -v shellcheck >/dev/null 2>&1 || need+=(shellcheck)
 # The benchmarks' reference tools (make bench): nginx and wrk.
 if [[ "${1:-}" == "--bench" ]]; then
   command -v nginx >/dev/null 2>&1 || need+=(nginx-light)

@@ -43,6 +43,8 @@ export interface DeployOptions {
    * error, readiness that never passes) instead of waiting out the timeout. Default true.
    */
   failFast?: boolean;
+  /** Wait for the rollout (default true); false applies and returns. */
+  wait?: boolean;
 }
 
 /**
@@ -54,6 +56,7 @@ export async function deployRelease(kc: k8s.KubeConfig, spec: ReleaseSpec, opts:
   await applyObjects(kc, objects);
   const d = objects.find((o) => o.kind === 'Deployment' && o.metadata.name === spec.deployment)!;
   const namespace = d.metadata.namespace ?? 'default';
+  if (opts.wait === false) return;
   const check = opts.failFast === false ? undefined : newPodsCheck(kc, namespace, d, spec);
   await waitForRollout(kc, namespace, spec.deployment, { ...opts, check });
 }
