@@ -78,17 +78,20 @@ describe('rollout-under-load', () => {
     // Well before the 300 s rollout timeout.
     expect(Date.now() - started).toBeLessThan(240_000);
   }, 400_000);
+
+  it('a slower release that fails nothing does not PASS: its latency against the old version\'s, while both answered', async () => {
+    const r = await run('rollout-under-load', ['slow-release']);
+    expect(gate(r, 'no failed request')?.verdict).toBe('PASS');
+    const g = gate(r, 'latency held')!;
+    expect(g.verdict).toBe('FAIL');
+    expect(g.evidence).toMatch(/both versions answered: .*the new version is slower/);
+    expect(r.verdict).toBe('FAIL');
+  }, 400_000);
 });
 
 const DRAIN = ['terminating-pod', 'endpoint-not-yet-removed', 'reset-during-drain'];
 
 describe('pod-kill', () => {
-  it('the shipped release PASSes: each pod deleted with its grace period, replaced, no request failed', async () => {
-    const r = await run('pod-kill');
-    expect(r.gates.map((g) => [g.name, g.verdict])).toEqual([['pods killed', 'PASS'], ['no failed request', 'PASS'], ['load as planned', 'PASS']]);
-    expect(r.evidence!.timeline.events.filter((e) => e.kind === 'chaos' && e.change === 'delete')).toHaveLength(3);
-  }, 400_000);
-
   it('a release with a naive shutdown FAILs, its failures put on the terminating pods', async () => {
     const r = await run('pod-kill', ['naive-shutdown']);
     expect(r.verdict).toBe('FAIL');
@@ -141,6 +144,32 @@ describe('node-drain', () => {
   }, 600_000);
 });
 
+describe('targets', () => {
+  it('an existing context works for real when allowed: pod-kill through the same cluster reached as someone else\'s', async () => {
+    // As a user of someone else's cluster would: the token comes from the environment.
+    process.env.LICENSE_TOKEN = await licenseApiToken('embedded');
+    const existing = await openExisting({ kubeconfig: cluster.kubeconfigPath, context: cluster.context!, serviceUrl: cluster.serviceUrl(30080) });
+    expect(existing.owned).toBe(false);
+    expect(existing.images).toBeUndefined();
+    const allowed = harnessConfigSchema.parse({ ...config, allowedContexts: [cluster.context!] });
+    const r = await run('pod-kill', [], existing, allowed);
+    expect(r.error).toBeNull();
+    // The shipped release (left by node-drain) survives every pod being killed with its grace period.
+    expect(r.gates.map((g) => [g.name, g.verdict])).toEqual([['pods killed', 'PASS'], ['no failed request', 'PASS'], ['load as planned', 'PASS']]);
+    expect(r.evidence!.timeline.events.filter((e) => e.kind === 'chaos' && e.change === 'delete')).toHaveLength(3);
+    expect(r.evidence!.loads[0].joined.total).toBeGreaterThan(1000);
+    delete process.env.LICENSE_TOKEN;
+  }, 400_000);
+
+  it('refuses a context that is not on the allow-list, or that a deny pattern matches, naming the fix', async () => {
+    const existing = await openExisting({ kubeconfig: cluster.kubeconfigPath, context: cluster.context!, serviceUrl: cluster.serviceUrl(30080) });
+    await expect(runExperiments(existing, [EXPERIMENTS['pod-kill']], { app: licenseApi, config, signal: new AbortController().signal, options: { rate: 10, from: 'v1', to: 'v2', faults: [] } }))
+      .rejects.toThrow(/not in allowedContexts.*add it to allowedContexts in verdict\.config\.yaml/s);
+    const denied = harnessConfigSchema.parse({ allowedContexts: ['*'], deniedContexts: [cluster.context!] });
+    expect(() => assertTargetAllowed(existing, denied)).toThrow(TargetNotAllowedError);
+  }, 60_000);
+});
+
 describe('dependency-outage', () => {
   it('the shipped release PASSes: no restart, typed 503s, nothing fails that does not need the dependency, recovery in time', async () => {
     const r = await run('dependency-outage');
@@ -159,26 +188,3 @@ describe('dependency-outage', () => {
   }, 600_000);
 });
 
-describe('targets', () => {
-  it('an existing context works for real when allowed: pod-kill through the same cluster reached as someone else\'s', async () => {
-    // As a user of someone else's cluster would: the token comes from the environment.
-    process.env.LICENSE_TOKEN = await licenseApiToken('embedded');
-    const existing = await openExisting({ kubeconfig: cluster.kubeconfigPath, context: cluster.context!, serviceUrl: cluster.serviceUrl(30080) });
-    expect(existing.owned).toBe(false);
-    expect(existing.images).toBeUndefined();
-    const allowed = harnessConfigSchema.parse({ ...config, allowedContexts: [cluster.context!] });
-    const r = await run('pod-kill', [], existing, allowed);
-    expect(r.error).toBeNull();
-    expect(r.gates.find((g) => g.name === 'pods killed')?.verdict).toBe('PASS');
-    expect(r.evidence!.loads[0].joined.total).toBeGreaterThan(1000);
-    delete process.env.LICENSE_TOKEN;
-  }, 400_000);
-
-  it('refuses a context that is not on the allow-list, or that a deny pattern matches, naming the fix', async () => {
-    const existing = await openExisting({ kubeconfig: cluster.kubeconfigPath, context: cluster.context!, serviceUrl: cluster.serviceUrl(30080) });
-    await expect(runExperiments(existing, [EXPERIMENTS['pod-kill']], { app: licenseApi, config, signal: new AbortController().signal, options: { rate: 10, from: 'v1', to: 'v2', faults: [] } }))
-      .rejects.toThrow(/not in allowedContexts.*add it to allowedContexts in verdict\.config\.yaml/s);
-    const denied = harnessConfigSchema.parse({ allowedContexts: ['*'], deniedContexts: [cluster.context!] });
-    expect(() => assertTargetAllowed(existing, denied)).toThrow(TargetNotAllowedError);
-  }, 60_000);
-});

@@ -131,8 +131,11 @@ export const rolloutUnderLoad: Experiment<RolloutData> = {
           observed: { minReady: cap.minReady, maxActive: cap.maxActive, maxIncludingTerminating: cap.maxTotal, changes: cap.changes } });
     gates.push(sessionsGate(data.sessions));
     if (load) {
+      // Canary against baseline: only the seconds in which both versions answered, so that both
+      // are measured under the same load on the same machine (the rollout's churn included).
       const l = config.gates.latency;
-      gates.push(latencyGate({ versions: load.joined.latencyByVersion, baseline: options.from, candidate: options.to,
+      const w = load.joined.latencyWhileAllServed;
+      gates.push(latencyGate({ versions: w.versions, window: `in the ${w.seconds} s both versions answered`, baseline: options.from, candidate: options.to,
         p99Ms: l.p99Ms, maxP99Ratio: l.maxP99Ratio, minP99DifferenceMs: l.minP99DifferenceMs, minRequestsPerVersion: l.minRequestsPerVersion }));
     }
     return gates;

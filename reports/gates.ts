@@ -87,8 +87,10 @@ export function loadAsPlannedGate(i: LoadAsPlannedInput, name = 'load as planned
 }
 
 export interface LatencyInput {
-  /** p99 (ms) of each version's successful requests in the same run, with their counts. */
+  /** p99 (ms) of each version's successful requests in the same window, with their counts. */
   versions: Record<string, { count: number; p99: number }>;
+  /** Where the numbers come from, for the evidence (e.g. "the 41 s both versions answered"). */
+  window?: string;
   baseline: string;
   candidate: string;
   p99Ms: number;
@@ -108,14 +110,14 @@ export function latencyGate(i: LatencyInput, name = 'latency held'): Gate {
     objective_p99_ms: i.p99Ms, max_ratio: i.maxP99Ratio };
   if (!c || c.count < i.minRequestsPerVersion || !b || b.count < i.minRequestsPerVersion) {
     return { name, verdict: 'INCONCLUSIVE', observed,
-      evidence: `too few answers to compare latency: ${b?.count ?? 0} from ${i.baseline}, ${c?.count ?? 0} from ${i.candidate} (need ${i.minRequestsPerVersion} each)` };
+      evidence: `too few answers to compare latency${i.window ? ` ${i.window}` : ''}: ${b?.count ?? 0} from ${i.baseline}, ${c?.count ?? 0} from ${i.candidate} (need ${i.minRequestsPerVersion} each)` };
   }
   const ratio = b.p99 > 0 ? c.p99 / b.p99 : Infinity;
   const slower = c.p99 - b.p99 >= i.minP99DifferenceMs && ratio > i.maxP99Ratio;
   const overObjective = c.p99 > i.p99Ms;
   const verdict = slower || overObjective ? 'FAIL' : 'PASS';
   return { name, verdict, observed: { ...observed, ratio: Number.isFinite(ratio) ? Math.round(ratio * 100) / 100 : null },
-    evidence: `p99 ${c.p99.toFixed(1)} ms for ${i.candidate} (n=${c.count}) vs ${b.p99.toFixed(1)} ms for ${i.baseline} (n=${b.count}) in the same run: ` +
+    evidence: `p99 ${c.p99.toFixed(1)} ms for ${i.candidate} (n=${c.count}) vs ${b.p99.toFixed(1)} ms for ${i.baseline} (n=${b.count}) ${i.window ?? 'in the same run'}: ` +
       `×${Number.isFinite(ratio) ? ratio.toFixed(2) : '∞'} (allowed ×${i.maxP99Ratio} unless under ${i.minP99DifferenceMs} ms apart); objective p99 <= ${i.p99Ms} ms` +
       (slower ? ': the new version is slower' : overObjective ? ': over the objective' : '') };
 }

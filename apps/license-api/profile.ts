@@ -40,6 +40,11 @@ export const FAULTS: Record<string, Fault> = {
     what: 'the new pods answer 500 for their first 60 s while their readiness says ready',
     env: { FAULT_ERRORS_AFTER_START_MS: '60000' },
   },
+  'slow-release': {
+    name: 'slow-release', side: 'to',
+    what: 'every license request of the new pods takes 150 ms longer (a latency regression that fails nothing)',
+    env: { FAULT_EXTRA_LATENCY_MS: '150' },
+  },
   'bad-config': {
     name: 'bad-config', side: 'to',
     what: 'the new pods exit at start-up with a configuration error (DB_POOL_MAX=0) and crash-loop',

@@ -46,6 +46,11 @@ export interface JoinedLoad {
   latency: { p50: number; p90: number; p99: number; max: number } | null;
   /** Latency per answering app version (succeeded requests). */
   latencyByVersion: Record<string, { count: number; p50: number; p99: number }>;
+  /**
+   * The same, over only the seconds in which every version answered (the canary/baseline window):
+   * the versions compared under the same load, machine and minutes, not one calm and one busy.
+   */
+  latencyWhileAllServed: { seconds: number; versions: Record<string, { count: number; p50: number; p99: number }> };
   /** Epoch ms of the first scheduled and the last ended request. */
   from: number | null;
   to: number | null;
@@ -67,6 +72,8 @@ export function joinLedger(ledger: Ledger, ctx: JoinContext): JoinedLoad {
   const seconds = new Map<number, { requests: number; failed: Partial<Record<FailureCause, number>>; durations: number[]; versions: Record<string, number> }>();
   const durations: number[] = [];
   const versionDurations = new Map<string, number[]>();
+  /** Per version: [end second, duration] of each success, for the overlap window. */
+  const versionSeconds = new Map<string, number[]>();
   let succeeded = 0;
   let failed = 0;
   let dropped = 0;
@@ -95,6 +102,9 @@ export function joinLedger(ledger: Ledger, ctx: JoinContext): JoinedLoad {
         let v = versionDurations.get(r.appVersion);
         if (!v) { v = []; versionDurations.set(r.appVersion, v); }
         v.push(duration);
+        let vs = versionSeconds.get(r.appVersion);
+        if (!vs) { vs = []; versionSeconds.set(r.appVersion, vs); }
+        vs.push(sec, duration);
       }
       continue;
     }
@@ -121,7 +131,23 @@ export function joinLedger(ledger: Ledger, ctx: JoinContext): JoinedLoad {
     const d = Float64Array.from(list).sort();
     latencyByVersion[v] = { count: d.length, p50: round(quantile(d, 0.5)), p99: round(quantile(d, 0.99)) };
   }
-  return { total: succeeded + failed, succeeded, failed, dropped, byVersion, failures, series, latency, latencyByVersion, from, to };
+  // Seconds in which every version answered at least once.
+  let shared: Set<number> | null = null;
+  for (const vs of versionSeconds.values()) {
+    const secs = new Set<number>();
+    for (let i = 0; i < vs.length; i += 2) secs.add(vs[i]);
+    shared = shared === null ? secs : new Set([...(shared as Set<number>)].filter((x) => secs.has(x)));
+  }
+  const latencyWhileAllServed: JoinedLoad['latencyWhileAllServed'] = { seconds: shared?.size ?? 0, versions: {} };
+  if (shared && shared.size > 0 && versionSeconds.size > 1) {
+    for (const [v, vs] of versionSeconds) {
+      const list: number[] = [];
+      for (let i = 0; i < vs.length; i += 2) if (shared.has(vs[i])) list.push(vs[i + 1]);
+      const d = Float64Array.from(list).sort();
+      if (d.length) latencyWhileAllServed.versions[v] = { count: d.length, p50: round(quantile(d, 0.5)), p99: round(quantile(d, 0.99)) };
+    }
+  }
+  return { total: succeeded + failed, succeeded, failed, dropped, byVersion, failures, series, latency, latencyByVersion, latencyWhileAllServed, from, to };
 }
 
 /** Failures grouped by cause, most frequent first, with up to `examples` each (earliest first). */

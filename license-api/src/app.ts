@@ -90,6 +90,7 @@ export function createApp({ config, pool, probePool, redis, log, lifecycle }: Ap
     if (config.FAULT_ERRORS_AFTER_START_MS > 0 && since !== undefined && Date.now() - since < config.FAULT_ERRORS_AFTER_START_MS) {
       throw new ApiError(500, 'INJECTED_FAULT', 'fault injection: FAULT_ERRORS_AFTER_START_MS is set');
     }
+    if (config.FAULT_EXTRA_LATENCY_MS > 0) { setTimeout(next, config.FAULT_EXTRA_LATENCY_MS); return; }
     next();
   };
   // Every license request is answered by its deadline: the dependency calls give up by then (see

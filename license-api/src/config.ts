@@ -70,6 +70,8 @@ export const configSchema = z.object({
    * while readiness says ready (a broken build that serves before it can). 0 (the default) is off.
    */
   FAULT_ERRORS_AFTER_START_MS: int(0, 600_000).default(0),
+  /** Fault injection for detector tests: every license request takes this much longer (a slow release). 0 (the default) is off. */
+  FAULT_EXTRA_LATENCY_MS: int(0, 10_000).default(0),
   /** Licenses to create at start-up if missing: `KEY=SEATS,KEY2=SEATS`. */
   LICENSE_SEED: z.string().regex(/^$|^[A-Za-z0-9._-]{1,128}=\d{1,6}(,[A-Za-z0-9._-]{1,128}=\d{1,6})*$/, 'must look like KEY=SEATS,KEY2=SEATS').default(''),
 }).superRefine((c, ctx) => {
