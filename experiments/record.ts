@@ -20,7 +20,9 @@ export async function describeTarget(target: Target, url: string | null): Promis
 
 export function checkRecord(r: CheckResult): CheckRecord {
   const e = r.evidence;
-  const loads = e?.loads ?? [];
+  // The release under test only: a control load (a deliberately broken release run to show the
+  // harness sees a failure mode) is evidence for its own gate, not requests of this release.
+  const loads = (e?.loads ?? []).filter((l) => !l.control);
   const requests = loads.length ? loads.reduce((acc, l) => {
     acc.total += l.joined.total; acc.succeeded += l.joined.succeeded; acc.failed += l.joined.failed; acc.dropped += l.joined.dropped;
     for (const [v, n] of Object.entries(l.joined.byVersion)) acc.byVersion[v] = (acc.byVersion[v] ?? 0) + n;
@@ -91,17 +93,21 @@ function headline(verdict: Verdict, checks: CheckRecord[], error: string | null)
   return `${verdict}: ${failed.toLocaleString('en-US')} of ${total.toLocaleString('en-US')} requests failed across ${checks.length} check${checks.length > 1 ? 's' : ''}${bad.length ? ` (${bad.join(', ')})` : ''}`;
 }
 
-/** Every request of every check as NDJSON lines (`check` names the check; failed rows carry `cause` and `pod`). */
+/**
+ * Every request of every check as NDJSON lines (`check` names the check, `<name> (control)` for a
+ * control load; failed rows carry `cause` and `pod`).
+ */
 export function* ledgerLines(results: CheckResult[]): Generator<string> {
   for (const r of results) {
     for (const l of r.evidence?.loads ?? []) {
+      const check = l.control ? `${r.name} (control)` : r.name;
       const failures = new Map(l.joined.failures.map((f) => [f.row, f]));
       const ledger = l.result.ledger;
       for (let row = 0; row < ledger.length; row++) {
         const line = ledger.toNdjsonLine(row);
         const f = failures.get(row);
         const extra = f ? `,"cause":${JSON.stringify(f.cause)},"pod":${JSON.stringify(f.pod)}` : '';
-        yield `{"check":${JSON.stringify(r.name)},"load":${JSON.stringify(l.label)},${line.slice(1, -1)}${extra}}`;
+        yield `{"check":${JSON.stringify(check)},"load":${JSON.stringify(l.label)},${line.slice(1, -1)}${extra}}`;
       }
     }
   }
