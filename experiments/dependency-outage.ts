@@ -113,10 +113,12 @@ function windowGates(e: Parameters<typeof dependencyOutage.judge>[0], w: OutageW
   // The Service's ready endpoints during the window: readiness on a shared dependency empties it.
   const cap = e.timeline.capacityBetween(w.from, w.to + recoveryMs);
   const resets = during.filter((f) => f.status === 0).length;
+  const emptyMs = e.timeline.noneReadyMs(w.from, w.to + recoveryMs);
   gates.push(!cap ? { name: name('ready endpoints'), verdict: 'INCONCLUSIVE', evidence: 'the pods were not watched during the outage' }
-    : { name: name('ready endpoints'), verdict: cap.minReady === 0 && w.steps.length === 0 ? 'FAIL' : 'PASS', observed: { minReady: cap.minReady, connection_failures: resets },
+    : { name: name('ready endpoints'), verdict: cap.minReady === 0 && w.steps.length === 0 ? 'FAIL' : 'PASS', observed: { minReady: cap.minReady, no_ready_pod_ms: emptyMs, connection_failures: resets },
         evidence: cap.minReady === 0
-          ? `readiness removed every endpoint because of a shared dependency: ${resets} requests got no answer at all${w.steps.length === 0 ? `, although nothing needs ${w.dependency}` : ''}`
+          ? `readiness removed every endpoint because of a shared dependency (no pod Ready for ${(emptyMs / 1000).toFixed(1)} s): ${resets} requests got no answer at all` +
+            `${resets === 0 ? ' (established keep-alive connections kept reaching the pods, as through kube-proxy)' : ''}${w.steps.length === 0 ? `, although nothing needs ${w.dependency}` : ''}`
           : `ready pods never below ${cap.minReady} during the outage` });
   // Recovery: the first second after the dependency is back from which nothing failed.
   const after = series.filter((s) => s.t >= Math.floor(w.to / 1000) * 1000 && s.t + 1000 <= until);

@@ -128,6 +128,14 @@ describe('timeline store', () => {
     // Capacity: 2 ready before the termination, 1 after it, 2 again once c is ready.
     expect(t.capacityBetween(500, 900)).toMatchObject({ minReady: 2, maxActive: 2 });
     expect(t.capacityBetween(500, 3000)).toMatchObject({ minReady: 1, maxActive: 2, maxTotal: 2 });
+    expect(t.noneReadyMs(0, 3000)).toBe(0); // b was Ready all along
+    const lone = new Timeline(() => 0);
+    const flip = (ready: boolean, at: number) => lone.ingestPod({ type: 'MODIFIED', object: pod('x', { ready }), previous: undefined, fromRelist: false }, at);
+    flip(true, 0);
+    flip(false, 1000);
+    flip(true, 1600);
+    expect(lone.noneReadyMs(0, 3000)).toBe(600);
+    expect(lone.noneReadyMs(1200, 1400)).toBe(200);
     expect(t.events.filter((e) => e.object === 'pod/a').map((e) => e.change)).toEqual(['created', 'ready', 'unready', 'terminating', 'gone']);
     expect(t.events.filter((e) => e.object === 'endpoint/a').map((e) => e.change)).toEqual(['endpoint-added', 'endpoint-terminating', 'endpoint-removed']);
     expect(t.before('a', 1250).map((e) => e.change)).toEqual(['unready', 'terminating', 'endpoint-terminating']);

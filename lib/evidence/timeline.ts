@@ -160,6 +160,20 @@ export class Timeline {
     return out;
   }
 
+  /** Milliseconds between `from` and `to` during which no pod was Ready. */
+  noneReadyMs(from: number, to: number): number {
+    let total = 0;
+    let state = stateAt(this.capacity, from);
+    let at = from;
+    for (const c of this.capacity.filter((x) => x.at > from && x.at <= to)) {
+      if (state && state.ready === 0) total += c.at - at;
+      state = c;
+      at = c.at;
+    }
+    if (state && state.ready === 0) total += to - at;
+    return total;
+  }
+
   /** Fewest ready and most active (non-terminating) pods between `from` and `to` (the state at `from` included). */
   capacityBetween(from: number, to: number): { minReady: number; maxActive: number; maxTotal: number; changes: number } | null {
     if (this.capacity.length === 0) return null;
