@@ -218,10 +218,13 @@ export class PromqlSource implements MetricSource {
       if (deadline.aborted) throw new QueryError(`${this.name}: no answer from ${base} within ${this.#o.timeoutMs / 1000} s for query ${quote(query)}`);
       throw new QueryError(`${this.name}: cannot reach ${base} for query ${quote(query)}: ${describeError(err)}`);
     }
-    let body: { status?: string; error?: string; errorType?: string; data?: { resultType?: string; result?: Series[] } } | undefined;
+    let body: { status?: string; error?: string | { message?: string; status?: string }; errorType?: string; data?: { resultType?: string; result?: Series[] } } | undefined;
     try { body = JSON.parse(text); } catch { /* said below */ }
     if (!res.ok || body?.status !== 'success') {
-      const detail = body?.error ? `${body.errorType ? `${body.errorType}: ` : ''}${body.error}` : text.slice(0, 300).trim() || res.statusText;
+      // Prometheus: {status: "error", errorType, error}; Google's front end: {error: {code, message, status}}.
+      const e = body?.error;
+      const detail = typeof e === 'string' ? `${body?.errorType ? `${body.errorType}: ` : ''}${e}`
+        : e?.message ? `${e.status ? `${e.status}: ` : ''}${e.message}` : text.slice(0, 300).trim() || res.statusText;
       const hint = (res.status === 401 || res.status === 403) && this.#authHint ? `; ${this.#authHint}` : '';
       throw new QueryError(`${this.name}: HTTP ${res.status} from ${base} for query ${quote(query)}: ${detail}${hint}`);
     }
