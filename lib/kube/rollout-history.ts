@@ -239,8 +239,20 @@ async function call<T>(what: string, f: () => Promise<T>, namespace: string, nam
       throw new RolloutRefusedError('not-found', `deployment ${namespace}/${name} not found (check --deployment <namespace>/<name> and --context)`);
     }
     const status = (err as { code?: unknown }).code;
-    throw new RolloutApiError(`cannot ${what}: ${messageOf(err)}`, typeof status === 'number' ? status : undefined, { cause: err });
+    throw new RolloutApiError(`cannot ${what}: ${apiMessage(err)}`, typeof status === 'number' ? status : undefined, { cause: err });
   }
+}
+
+/** The apiserver's message, or for a network failure ("fetch failed") the socket error under it. */
+function apiMessage(err: unknown): string {
+  let m = messageOf(err);
+  let c = (err as { cause?: unknown })?.cause;
+  for (let i = 0; c && i < 3; i++) {
+    const text = (c as { message?: string }).message;
+    if (text && !m.includes(text)) m += `: ${text}`;
+    c = (c as { cause?: unknown }).cause;
+  }
+  return m;
 }
 
 function labelSelector(s: k8s.V1LabelSelector | undefined): string {
