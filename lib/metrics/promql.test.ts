@@ -25,7 +25,8 @@ const answers: Answer[] = [];
 let windowA: MetricWindow;
 let windowB: MetricWindow;
 
-const gateOptions = { maxErrorRate: 0.01, minRequests: 100, p99Ms: 1000 };
+// A generous objective: this gate's latency is not under test, and the machine may be busy.
+const gateOptions = { maxErrorRate: 0.01, minRequests: 100, p99Ms: 5000 };
 const compare = { baseline: 'v1', candidate: 'v2', minRequestsPerVersion: 50 };
 
 /** `count` calls of `fn`, `perSecond` a second, evenly spaced (steady, as increase() assumes). */
