@@ -73,10 +73,15 @@ describe('canary vs baseline', () => {
     expect(canaryP99Gate('x', { v1: v(500, 0, 20), v2: v(500, 0, null) }, compare).verdict).toBe('INCONCLUSIVE');
   });
 
-  it('measurementGates compares only when the source reports versions', () => {
+  it('measurementGates compares only when both versions served in the window', () => {
     const withVersions = ok('promql', { total: 4000, failed: 30, failed4xx: 0, p99Ms: 50 }, { v1: v(2000, 0), v2: v(2000, 30) });
     const names = measurementGates(withVersions, { ...opts, compare }).map((g) => `${g.name}=${g.verdict}`);
     expect(names).toEqual(['promql: error rate=PASS', 'promql: p99 latency=PASS', 'promql: v2 vs v1 error rate=FAIL', 'promql: v2 vs v1 p99=PASS']);
     expect(measurementGates(ok('cloud-monitoring', { total: 4000, failed: 0, failed4xx: 0, p99Ms: 50 }), { ...opts, compare })).toHaveLength(2);
+    // Only the candidate served (after a full rollout): nothing to compare, the absolute gates judge.
+    expect(measurementGates(ok('promql', { total: 2000, failed: 0, failed4xx: 0, p99Ms: 50 }, { v1: v(0, 0), v2: v(2000, 0) }), { ...opts, compare })).toHaveLength(2);
+    // Both served, one too little: INCONCLUSIVE, never PASS.
+    expect(measurementGates(ok('promql', { total: 2010, failed: 0, failed4xx: 0, p99Ms: 50 }, { v1: v(2000, 0), v2: v(10, 0) }), { ...opts, compare })
+      .map((g) => g.verdict)).toEqual(['PASS', 'PASS', 'INCONCLUSIVE', 'INCONCLUSIVE']);
   });
 });

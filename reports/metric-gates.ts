@@ -38,7 +38,7 @@ export interface MetricGateOptions {
   minRequests: number;
   /** p99 objective in ms; omitted: no p99 gate. */
   p99Ms?: number;
-  /** The canary/baseline comparison; omitted, or a source without versions: no comparison. */
+  /** The canary/baseline comparison, made when both versions served in the window (too few requests of either is INCONCLUSIVE). */
   compare?: CompareOptions;
 }
 
@@ -54,7 +54,9 @@ export function measurementGates(m: Measurement, o: MetricGateOptions): Gate[] {
   const rate = errorRateGate({ name: names[0], failed: m.failed, total: m.total, maxRate: o.maxErrorRate, minRequests: o.minRequests });
   gates.push({ ...rate, evidence: `${m.source}: ${rate.evidence}`, observed: { ...rate.observed, failed_4xx: m.failed4xx } });
   if (o.p99Ms !== undefined) gates.push(p99Gate(names[1], m, o.p99Ms, o.minRequests));
-  if (o.compare && Object.keys(m.byVersion).length > 0) {
+  // Compared only when both versions served in the window (a canary phase); after a full rollout
+  // only the candidate serves, and the absolute gates above judge it.
+  if (o.compare && (m.byVersion[o.compare.baseline]?.total ?? 0) > 0 && (m.byVersion[o.compare.candidate]?.total ?? 0) > 0) {
     gates.push(canaryErrorRateGate(`${m.source}: ${o.compare.candidate} vs ${o.compare.baseline} error rate`, m.byVersion, o.compare));
     gates.push(canaryP99Gate(`${m.source}: ${o.compare.candidate} vs ${o.compare.baseline} p99`, m.byVersion, o.compare));
   }

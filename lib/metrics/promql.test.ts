@@ -111,8 +111,8 @@ describe('promql source against a real Prometheus', () => {
     expect(m.evidence.samples).toBeGreaterThanOrEqual(20);
     expect(m.evidence.points.requests.length).toBeGreaterThanOrEqual(2);
     expect(metricGates([m], gateOptions).verdict).toBe('PASS');
-    // v2 served nothing here: a comparison cannot be made, and says so.
-    expect(metricGates([m], { ...gateOptions, compare })).toMatchObject({ verdict: 'INCONCLUSIVE' });
+    // v2 served nothing here: no comparison is made (the absolute gates judge v1).
+    expect(metricGates([m], { ...gateOptions, compare }).gates.map((g) => g.name)).toEqual(['promql: error rate', 'promql: p99 latency']);
   });
 
   it('injected 500s: the error-rate gate and the canary comparison FAIL', async () => {
