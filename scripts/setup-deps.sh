@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests and the embedded cluster need, when missing:
 # PostgreSQL (server binaries), Redis, iproute2, CNI plugins, xmllint and Chromium for the report
-# tests (and with --bench: nginx, wrk).
+# tests, Prometheus for the PromQL metric source's tests (and with --bench: nginx, wrk).
 # Idempotent and quiet when all is there.
 set -euo pipefail
 need=()
@@ -16,6 +16,8 @@ command -v xmllint >/dev/null 2>&1 || need+=(libxml2-utils)
 [[ -x /usr/bin/chromium ]] || need+=(chromium)
 # The workflow tests: actionlint (scripts/actionlint.sh) checks the scripts in run: steps with shellcheck.
 command -v shellcheck >/dev/null 2>&1 || need+=(shellcheck)
+# The PromQL metric source is tested against a real Prometheus that the test starts (lib/metrics).
+command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
 # The benchmarks' reference tools (make bench): nginx and wrk.
 if [[ "${1:-}" == "--bench" ]]; then
   command -v nginx >/dev/null 2>&1 || need+=(nginx-light)
@@ -31,6 +33,6 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq >&2
 apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
 # Debian starts these services on install where an init system runs; the harness starts its own.
-for svc in postgresql redis-server nginx; do
+for svc in postgresql redis-server nginx prometheus; do
   command -v service >/dev/null 2>&1 && service "$svc" stop >/dev/null 2>&1 || true
 done

@@ -7,6 +7,7 @@ import { verifyLocalCommand } from './verify-local.ts';
 import { experimentCommand } from './experiment.ts';
 import { loadCommand } from './load.ts';
 import { reportCommand } from './report.ts';
+import { historyCommand, pauseCommand, resumeCommand, rollbackCommand } from './rollout.ts';
 
 /** Every `verdict` subcommand, in the order `--help` lists them. */
 export const commands: Array<() => Command> = [
@@ -15,6 +16,10 @@ export const commands: Array<() => Command> = [
   clusterCommand,
   imageCommand,
   deployCommand,
+  rollbackCommand,
+  historyCommand,
+  pauseCommand,
+  resumeCommand,
   tokenCommand,
   loadCommand,
   reportCommand,
