@@ -122,9 +122,10 @@ export async function findEngine(opts: { root?: string; external?: boolean } = {
 }
 
 /** Why we cannot start an engine here, or null when we can. */
-export function cannotStartReason(): string | null {
-  if (process.getuid?.() !== 0) return 'starting dockerd needs root (run as root, or start Docker yourself and set DOCKER_HOST)';
-  const found = (process.env.PATH ?? '').split(':').concat(['/usr/sbin', '/usr/bin']).some((d) => d && existsSync(join(d, 'dockerd')));
+export function cannotStartReason(env: { uid?: number; searchPath?: string[] } = {}): string | null {
+  if ((env.uid ?? process.getuid?.()) !== 0) return 'starting dockerd needs root (run as root, or start Docker yourself and set DOCKER_HOST)';
+  const dirs = env.searchPath ?? (process.env.PATH ?? '').split(':').concat(['/usr/sbin', '/usr/bin']);
+  const found = dirs.some((d) => d && existsSync(join(d, 'dockerd')));
   if (!found) return 'dockerd is not installed (run `scripts/setup-deps.sh --docker`, which installs Debian\'s docker.io, or start Docker yourself and set DOCKER_HOST)';
   return null;
 }
@@ -135,16 +136,22 @@ export function cannotStartReason(): string | null {
  * when there is none and none can be started.
  */
 export async function useEngine(opts: UseEngineOptions = {}): Promise<DockerEngine> {
+  return await useEngineWith(opts, cannotStartReason());
+}
+
+/** The message when no engine answers and none can be started (exported for tests). */
+export function unavailableMessage(reason: string): string {
+  return `no Docker engine answers (DOCKER_HOST ${process.env.DOCKER_HOST ? `${process.env.DOCKER_HOST} does not answer` : 'is unset'}, ${DEFAULT_SOCKET} does not answer) and verdict cannot start one: ${reason}`;
+}
+
+async function useEngineWith(opts: UseEngineOptions, reason: string | null): Promise<DockerEngine> {
   const root = resolve(opts.root ?? DEFAULT_ENGINE_ROOT);
   const l = layout(root);
   if (opts.external !== false) {
     const found = await findEngine({ root, external: true });
     if (found && found.source !== 'verdict') return foreignEngine(found);
   }
-  const reason = cannotStartReason();
-  if (reason && !await pingSocket(l.socket)) {
-    throw new EngineUnavailableError(`no Docker engine answers (DOCKER_HOST ${process.env.DOCKER_HOST ? `${process.env.DOCKER_HOST} does not answer` : 'is unset'}, ${DEFAULT_SOCKET} does not answer) and verdict cannot start one: ${reason}`);
-  }
+  if (reason && !await pingSocket(l.socket)) throw new EngineUnavailableError(unavailableMessage(reason));
   mkdirSync(l.leases, { recursive: true });
   const holder = opts.holderPid ?? process.pid;
   const lease = join(l.leases, `${holder}-${randomBytes(4).toString('hex')}`);

@@ -1,0 +1,91 @@
+/**
+ * Images built locally: the registry-free base (scripts/docker-base.sh), builds with the classic
+ * builder (through the `docker()` gate: never a pull), sizes, and clearing what a build leaves
+ * that no cache needs.
+ */
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { docker, imagePresent, type EngineRef } from './cli.ts';
+import { dockerEnv } from './engine.ts';
+
+export { imagePresent } from './cli.ts';
+
+/** The local Node 24 base (Debian bookworm minbase + Node + npm + the host's CA), tag of scripts/docker-base.sh. */
+export const LOCAL_NODE_IMAGE = process.env.VERDICT_BASE_IMAGE ?? 'verdict/node:24-bookworm-local';
+const BASE_SCRIPT = fileURLToPath(new URL('../../scripts/docker-base.sh', import.meta.url));
+const hostOf = (e: EngineRef) => (typeof e === 'string' ? e : e.host);
+
+/**
+ * Makes sure the engine has the local base image: scripts/docker-base.sh, which skips when the tag
+ * with the same inputs is present, re-imports from ~/.cache/verdict when only the engine is new,
+ * and debootstraps otherwise (root; about 30-40 s). Returns the reference and the time it took.
+ */
+export async function ensureBaseImage(engine: EngineRef, opts: { onProgress?: (m: string) => void; timeoutMs?: number } = {}): Promise<{ ref: string; ms: number }> {
+  const started = Date.now();
+  const out = await new Promise<string>((resolve, reject) => {
+    const child = spawn('bash', [BASE_SCRIPT], { env: dockerEnv(hostOf(engine)), stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => { stdout += d; });
+    child.stderr.on('data', (d) => {
+      stderr += d;
+      for (const line of String(d).split('\n')) if (line.trim()) opts.onProgress?.(line.trim());
+    });
+    const timer = setTimeout(() => child.kill('SIGTERM'), opts.timeoutMs ?? 600_000);
+    child.once('error', reject);
+    child.once('exit', (code, sig) => {
+      clearTimeout(timer);
+      if (code === 0) resolve(stdout.trim().split('\n').at(-1) ?? LOCAL_NODE_IMAGE);
+      else reject(new Error(`scripts/docker-base.sh failed (${code ?? sig}):\n${stderr.trim().split('\n').slice(-12).join('\n')}`));
+    });
+  });
+  return { ref: out, ms: Date.now() - started };
+}
+
+export interface BuildOptions {
+  context: string;
+  /** Path of the Dockerfile (default `<context>/Dockerfile`). */
+  dockerfile?: string;
+  tag: string;
+  buildArgs?: Record<string, string>;
+  /** The network of RUN steps: `host` (the default; our engine has no bridge) or `none`. */
+  network?: 'host' | 'none';
+  labels?: Record<string, string>;
+  timeoutMs?: number;
+}
+
+export interface BuiltImage { tag: string; id: string; ms: number; sizeBytes: number; output: string }
+
+/**
+ * `docker build` with the classic builder, never pulling (a base image that is not present fails
+ * before the build starts). Dangling images of earlier builds are removed afterwards; this build's
+ * own intermediate stages stay, as the layer cache of the next build.
+ */
+export async function buildImage(engine: EngineRef, o: BuildOptions): Promise<BuiltImage> {
+  const args = ['build', '-t', o.tag, '--network', o.network ?? 'host'];
+  for (const [k, v] of Object.entries(o.buildArgs ?? {})) args.push('--build-arg', `${k}=${v}`);
+  for (const [k, v] of Object.entries(o.labels ?? {})) args.push('--label', `${k}=${v}`);
+  if (o.dockerfile) args.push('-f', o.dockerfile);
+  args.push(o.context);
+  const started = Date.now();
+  const since = Math.floor(started / 1000) - 1;
+  const r = await docker(engine, args, { timeoutMs: o.timeoutMs ?? 900_000 });
+  const ms = Date.now() - started;
+  await pruneDanglingBefore(engine, since);
+  const id = (await docker(engine, ['image', 'inspect', '--format', '{{.Id}}', o.tag])).stdout.trim();
+  return { tag: o.tag, id, ms, sizeBytes: await imageSize(engine, o.tag), output: r.stdout };
+}
+
+/** The image's size in bytes as the engine reports it (`docker image inspect .Size`: every layer). */
+export async function imageSize(engine: EngineRef, ref: string): Promise<number> {
+  return Number((await docker(engine, ['image', 'inspect', '--format', '{{.Size}}', ref])).stdout.trim());
+}
+
+/** Removes dangling (untagged) images created before `unixSeconds`: earlier builds' stages no tag uses. */
+export async function pruneDanglingBefore(engine: EngineRef, unixSeconds: number): Promise<void> {
+  await docker(engine, ['image', 'prune', '--force', '--filter', `until=${new Date(unixSeconds * 1000).toISOString()}`]).catch(() => {});
+}
+
+export async function removeImage(engine: EngineRef, ref: string): Promise<void> {
+  if (await imagePresent(engine, ref)) await docker(engine, ['image', 'rm', '--force', ref]);
+}
