@@ -215,6 +215,23 @@ export async function stopEngine(root = DEFAULT_ENGINE_ROOT, opts: { removeData?
   return { wasRunning };
 }
 
+/**
+ * Gives back every lease `holderPid` holds on our engine in `root` (a shell script's `up --hold`);
+ * stops the engine when no live holder is left. Returns whether it stopped it.
+ */
+export async function releaseHolder(root: string, holderPid: number, opts: { onProgress?: (m: string) => void } = {}): Promise<boolean> {
+  const l = layout(resolve(root));
+  if (!existsSync(l.root)) return false;
+  return await withLock(l, async () => {
+    for (const n of (() => { try { return readdirSync(l.leases); } catch { return []; } })()) {
+      if (Number(n.split('-')[0]) === holderPid) rmSync(join(l.leases, n), { force: true });
+    }
+    if (liveLeases(l).length > 0 || !engineAlive(l)) return false;
+    await stopLocked(l, opts.onProgress);
+    return true;
+  });
+}
+
 /** What is left of our engine in `root`: processes, mounts, the socket (empty when nothing). */
 export function leftovers(root = DEFAULT_ENGINE_ROOT): string[] {
   const l = layout(resolve(root));
@@ -399,7 +416,7 @@ function releaseSync(l: Layout, lease: string): void {
   } catch { /* best effort at exit */ }
 }
 
-// `node lib/docker/engine.ts up|down|status [--root DIR] [--hold PID]`: the CI job's engine for a whole run.
+// `node lib/docker/engine.ts up|release|down|status [--root DIR] [--hold PID]`: an engine for a whole CI run or `make test`.
 if (import.meta.url === `file://${process.argv[1]}`) {
   const [cmd, ...rest] = process.argv.slice(2);
   const flag = (name: string) => { const i = rest.indexOf(name); return i >= 0 ? rest[i + 1] : undefined; };
@@ -411,6 +428,9 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       const e = await useEngine({ root, external: false, detached: true, holderPid: holder, onProgress: say });
       say(`${e.startedHere ? 'started' : 'reusing'} the engine at ${e.host} (held by pid ${holder})`);
       process.stdout.write(`${e.host}\n`);
+    } else if (cmd === 'release') {
+      const holder = Number(flag('--hold') ?? process.ppid);
+      say(await releaseHolder(root, holder, { onProgress: say }) ? 'released; it was the last holder: stopped, nothing left behind' : 'released (other holders keep it running, or it was not running)');
     } else if (cmd === 'down') {
       const r = await stopEngine(root, { onProgress: say });
       say(r.wasRunning ? 'stopped; nothing left behind' : 'no engine was running; nothing left behind');
@@ -418,7 +438,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       const found = await findEngine({ root, external: false });
       process.stdout.write(found ? `running at ${found.host}\n` : `not running${leftovers(root).length ? ` (left: ${leftovers(root).join('; ')})` : ''}\n`);
     } else {
-      process.stderr.write('usage: node lib/docker/engine.ts up|down|status [--root DIR] [--hold PID]\n');
+      process.stderr.write('usage: node lib/docker/engine.ts up|release|down|status [--root DIR] [--hold PID]\n');
       process.exit(64);
     }
   } catch (err) {
