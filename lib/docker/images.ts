@@ -68,10 +68,11 @@ export async function buildImage(engine: EngineRef, o: BuildOptions): Promise<Bu
   if (o.dockerfile) args.push('-f', o.dockerfile);
   args.push(o.context);
   const started = Date.now();
-  const since = Math.floor(started / 1000) - 1;
   const r = await docker(engine, args, { timeoutMs: o.timeoutMs ?? 900_000 });
   const ms = Date.now() - started;
-  await pruneDanglingBefore(engine, since);
+  // Every image id the build printed (` ---> <id>`) is this build's cache: it stays.
+  const used = new Set([...r.stdout.matchAll(/---> ([0-9a-f]{12})\b/g)].map((m) => m[1]));
+  await pruneDanglingBefore(engine, started, used);
   const id = (await docker(engine, ['image', 'inspect', '--format', '{{.Id}}', o.tag])).stdout.trim();
   return { tag: o.tag, id, ms, sizeBytes: await imageSize(engine, o.tag), output: r.stdout };
 }
@@ -81,9 +82,22 @@ export async function imageSize(engine: EngineRef, ref: string): Promise<number>
   return Number((await docker(engine, ['image', 'inspect', '--format', '{{.Size}}', ref])).stdout.trim());
 }
 
-/** Removes dangling (untagged) images created before `unixSeconds`: earlier builds' stages no tag uses. */
-export async function pruneDanglingBefore(engine: EngineRef, unixSeconds: number): Promise<void> {
-  await docker(engine, ['image', 'prune', '--force', '--filter', `until=${new Date(unixSeconds * 1000).toISOString()}`]).catch(() => {});
+/**
+ * Removes dangling (untagged) images created before `beforeMs` whose id is not in `keep`: the final
+ * stages of earlier builds that the latest build no longer uses. (Their parent layers stay while
+ * a kept image still builds on them.)
+ */
+export async function pruneDanglingBefore(engine: EngineRef, beforeMs: number, keep: Set<string> = new Set()): Promise<string[]> {
+  const out = (await docker(engine, ['image', 'ls', '--quiet', '--no-trunc', '--filter', 'dangling=true']).catch(() => ({ stdout: '' }))).stdout;
+  const removed: string[] = [];
+  for (const id of out.split('\n').map((l) => l.trim()).filter(Boolean)) {
+    const short = id.replace(/^sha256:/, '').slice(0, 12);
+    if (keep.has(short)) continue;
+    const created = Date.parse((await docker(engine, ['image', 'inspect', '--format', '{{.Created}}', id]).catch(() => ({ stdout: '' }))).stdout.trim());
+    if (!(created < beforeMs - 1000)) continue;
+    if (await docker(engine, ['image', 'rm', id]).then(() => true, () => false)) removed.push(short);
+  }
+  return removed;
 }
 
 export async function removeImage(engine: EngineRef, ref: string): Promise<void> {
