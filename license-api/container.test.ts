@@ -45,7 +45,9 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (!engine) return;
-  for (const id of await listContainers(engine, LABEL).catch(() => [])) await docker(engine, ['rm', '--force', id]).catch(() => {});
+  const left = await listContainers(engine, LABEL);
+  for (const id of left) await docker(engine, ['rm', '--force', id]).catch(() => {});
+  expect(left, 'containers the tests did not remove').toEqual([]);
   const root = engine.root;
   await engine.release();
   expect(diffHostNet(before, snapshotHostNet())).toEqual([]);

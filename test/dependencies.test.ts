@@ -52,7 +52,7 @@ describe('the test dependencies fixture', () => {
     }
     const left = await findEngine();
     if (left) expect((await docker(left, ['ps', '-a', '--filter', `label=verdict.test-deps=${process.pid}`, '--quiet'])).stdout.trim()).toBe('');
-  });
+  }, 600_000); // the first time on a machine it builds the local postgres and redis images (about 30 s)
 
   it('never pulls: a configured image that is not present fails containers with the reason, and auto falls back to host processes', async () => {
     process.env.VERDICT_POSTGRES_IMAGE = 'verdict/missing-postgres:0';
