@@ -14,7 +14,7 @@
  * of processes that died are ignored. `stopEngine()` stops it whatever the leases say (`down`).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { join, resolve } from 'node:path';
@@ -23,6 +23,7 @@ import { killProcessesUsing } from '../proc/kill-by-path.ts';
 import { runCommand } from '../proc/run.ts';
 import { assertHostNetUnchanged, diffHostNet, restoreHostNet, snapshotHostNet, HostNetChangedError, type HostNetSnapshot } from './host-safety.ts';
 
+/** Our engine's folder: `$VERDICT_DOCKER_ROOT`, default `/var/lib/verdict/docker`. */
 export const DEFAULT_ENGINE_ROOT = process.env.VERDICT_DOCKER_ROOT ?? '/var/lib/verdict/docker';
 export const DEFAULT_SOCKET = '/var/run/docker.sock';
 
@@ -81,7 +82,13 @@ const layout = (root: string) => ({
 type Layout = ReturnType<typeof layout>;
 
 /** What our engine's start recorded for whoever stops it (maybe another process). */
-interface EngineState { pid: number; before: HostNetSnapshot; createdRunDocker: boolean; removeDataOnStop: boolean; startedAt: string }
+interface EngineState { pid: number; before: HostNetSnapshot; createdRunDirs: string[]; removeDataOnStop: boolean; startedAt: string }
+
+/**
+ * Folders dockerd and containerd make at fixed places whatever their roots: the plugin socket
+ * folder and the shims' socket folder. Removed when empty at stop if the engine's start made them.
+ */
+const FIXED_RUN_DIRS = ['/run/docker/plugins', '/run/docker', '/run/containerd/s', '/run/containerd'];
 
 const alive = (pid: number) => { try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; } };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -321,8 +328,10 @@ async function startDockerd(l: Layout, opts: UseEngineOptions): Promise<void> {
   await cleanupDead(l, opts.onProgress);
   const before = snapshotHostNet();
   mkdirSync(l.data, { recursive: true });
-  writeFileSync(l.config, '{}\n');
-  const createdRunDocker = !existsSync('/run/docker');
+  // An empty config (the host's /etc/docker/daemon.json must not apply), and the engine's key in
+  // its own folder rather than /etc/docker/key.json.
+  writeFileSync(l.config, JSON.stringify({ 'deprecated-key-path': join(l.root, 'key.json') }) + '\n');
+  const createdRunDirs = FIXED_RUN_DIRS.filter((d) => !existsSync(d));
   const args = [
     '--data-root', l.data, '--exec-root', l.exec, '-H', `unix://${l.socket}`, '--pidfile', l.pidfile,
     '--config-file', l.config,
@@ -331,6 +340,8 @@ async function startDockerd(l: Layout, opts: UseEngineOptions): Promise<void> {
     ...(opts.debug ? ['--debug'] : ['--log-level', 'warn']),
   ];
   opts.onProgress?.(`starting dockerd (data root ${l.data}, socket ${l.socket}, no iptables, no IP forwarding, no bridge)`);
+  // One earlier log is kept (dockerd.log.1), so that the folder does not grow run after run.
+  try { if (statSync(l.log).size > 5e6) renameSync(l.log, `${l.log}.1`); } catch { /* no log yet */ }
   const logFd = openSync(l.log, 'a');
   const child = spawn('dockerd', args, { stdio: ['ignore', logFd, logFd], detached: !!opts.detached, env: { ...process.env, PATH: `${process.env.PATH}:/usr/sbin:/usr/bin:/sbin` } });
   closeSync(logFd);
@@ -338,7 +349,7 @@ async function startDockerd(l: Layout, opts: UseEngineOptions): Promise<void> {
   child.once('exit', (code, sig) => { exited = `exit ${code ?? sig}`; });
   child.once('error', (err) => { exited = String(err); });
   child.unref();
-  const state: EngineState = { pid: child.pid ?? 0, before, createdRunDocker, removeDataOnStop: !!opts.removeDataOnStop, startedAt: new Date().toISOString() };
+  const state: EngineState = { pid: child.pid ?? 0, before, createdRunDirs, removeDataOnStop: !!opts.removeDataOnStop, startedAt: new Date().toISOString() };
   writeFileSync(l.state, JSON.stringify(state, null, 2) + '\n');
   const deadline = Date.now() + 60_000;
   while (!await pingSocket(l.socket, 1000)) {
@@ -389,9 +400,11 @@ async function stopLocked(l: Layout, say?: (m: string) => void, removeData?: boo
   if (removeData ?? state?.removeDataOnStop) {
     rmSync(l.data, { recursive: true, force: true });
   }
-  if (state?.createdRunDocker) {
-    // dockerd makes /run/docker/plugins whatever its exec root; remove it when it made it and it is empty.
-    for (const d of ['/run/docker/plugins', '/run/docker']) { try { if (readdirSync(d).length === 0) rmSync(d, { recursive: true }); } catch { /* gone or in use */ } }
+  // dockerd makes /run/docker/plugins and containerd's shims /run/containerd/s whatever the roots:
+  // removed when this engine's start made them and they are empty (children first).
+  for (const d of FIXED_RUN_DIRS) {
+    if (!state?.createdRunDirs?.includes(d)) continue;
+    try { if (readdirSync(d).length === 0) rmSync(d, { recursive: true }); } catch { /* gone, or in use by another engine */ }
   }
   rmSync(l.state, { force: true });
   const left = leftovers(l.root);
