@@ -37,9 +37,9 @@ lint: setup ## type-check (tsc --noEmit)
 # Two runs: everything else in parallel, then the embedded-cluster end-to-end suites one file at a
 # time (each brings up its own cluster on the one pod bridge), so their load gates (the load engine's
 # own lateness) are not judged on a machine busy with other suites.
-# The container tests get one Docker engine for both runs (lib/docker/engine.ts: our own dockerd
-# under /var/lib/verdict/docker, no iptables, no IP forwarding, no bridge; reused when it runs
-# already), held by this recipe's shell and released when it ends, and the registry-free base image
+# The container tests (all in the first run) share one Docker engine (lib/docker/engine.ts: our own
+# dockerd under /var/lib/verdict/docker, no iptables, no IP forwarding, no bridge; reused when it runs
+# already), held by this recipe's shell and released after that run (or on any exit), and the registry-free base image
 # is made before the tests start (scripts/docker-base.sh; cached in ~/.cache/verdict). When no engine
 # can run, the container tests fail and say why.
 CLUSTER_E2E := cluster/embedded/embedded-cluster.test.ts experiments/experiments.cluster.test.ts
@@ -52,6 +52,7 @@ test: setup docker-deps lint controlplane ## run every test (vitest, real Postgr
 	  DOCKER_HOST=$$host scripts/docker-base.sh >/dev/null || echo "make test: the local base image could not be built (the container tests will fail and say why)" >&2; \
 	else echo "make test: no Docker engine (the container tests will fail and say why)" >&2; fi; \
 	npx vitest run $(addprefix --exclude ,$(CLUSTER_E2E)) --reporter=default --reporter=json --outputFile.json=$(REPORTS)/vitest-1-suites.json || rc=1; \
+	node lib/docker/engine.ts release --hold $$holder || rc=1; \
 	npx vitest run --no-file-parallelism $(CLUSTER_E2E) --reporter=default --reporter=json --outputFile.json=$(REPORTS)/vitest-2-cluster.json || rc=1; \
 	exit $$rc
 
