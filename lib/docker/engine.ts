@@ -304,23 +304,31 @@ function liveLeases(l: Layout): string[] {
 /** A lock between processes: a folder that only one can make; a dead holder's lock is taken over. */
 async function withLock<T>(l: Layout, fn: () => Promise<T>): Promise<T> {
   mkdirSync(l.root, { recursive: true });
-  const deadline = Date.now() + 120_000;
+  return await withDirLock(l.lock, fn);
+}
+
+/**
+ * Runs `fn` while holding the lock folder `lockDir` (made by one process at a time; the pid inside
+ * names the holder, and a dead holder's lock is taken over). Waits up to `timeoutMs`.
+ */
+export async function withDirLock<T>(lockDir: string, fn: () => Promise<T>, timeoutMs = 120_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
-      mkdirSync(l.lock);
-      writeFileSync(join(l.lock, 'pid'), String(process.pid));
+      mkdirSync(lockDir);
+      writeFileSync(join(lockDir, 'pid'), String(process.pid));
       break;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       let holder = 0;
-      try { holder = Number(readFileSync(join(l.lock, 'pid'), 'utf8')); } catch { /* being written */ }
-      const age = (() => { try { return Date.now() - statSync(l.lock).mtimeMs; } catch { return 0; } })();
-      if ((holder && !alive(holder)) || (!holder && age > 5000)) { rmSync(l.lock, { recursive: true, force: true }); continue; }
-      if (Date.now() > deadline) throw new Error(`the Docker engine folder ${l.root} is locked by pid ${holder} for more than 120 s`);
+      try { holder = Number(readFileSync(join(lockDir, 'pid'), 'utf8')); } catch { /* being written */ }
+      const age = (() => { try { return Date.now() - statSync(lockDir).mtimeMs; } catch { return 0; } })();
+      if ((holder && !alive(holder)) || (!holder && age > 5000)) { rmSync(lockDir, { recursive: true, force: true }); continue; }
+      if (Date.now() > deadline) throw new Error(`${lockDir} is held by pid ${holder} for more than ${Math.round(timeoutMs / 1000)} s`);
       await sleep(50);
     }
   }
-  try { return await fn(); } finally { rmSync(l.lock, { recursive: true, force: true }); }
+  try { return await fn(); } finally { rmSync(lockDir, { recursive: true, force: true }); }
 }
 
 async function startDockerd(l: Layout, opts: UseEngineOptions): Promise<void> {

@@ -4,9 +4,13 @@
  * that no cache needs.
  */
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { docker, imagePresent, type EngineRef } from './cli.ts';
-import { dockerEnv } from './engine.ts';
+import { dockerEnv, withDirLock } from './engine.ts';
 
 export { imagePresent } from './cli.ts';
 
@@ -58,10 +62,17 @@ export interface BuiltImage { tag: string; id: string; ms: number; sizeBytes: nu
 
 /**
  * `docker build` with the classic builder, never pulling (a base image that is not present fails
- * before the build starts). Dangling images of earlier builds are removed afterwards; this build's
- * own intermediate stages stay, as the layer cache of the next build.
+ * before the build starts). Its intermediate images stay, as the layer cache of the next build;
+ * those of the previous build of the same tag that this one no longer uses are removed (the ids
+ * each build printed are kept in ~/.cache/verdict/docker-builds/). Builds on one engine take turns
+ * (a lock per engine between processes).
  */
 export async function buildImage(engine: EngineRef, o: BuildOptions): Promise<BuiltImage> {
+  const lock = join(tmpdir(), `verdict-docker-build-${createHash('sha256').update(hostOf(engine)).digest('hex').slice(0, 12)}.lock`);
+  return await withDirLock(lock, () => buildLocked(engine, o), (o.timeoutMs ?? 900_000) * 2);
+}
+
+async function buildLocked(engine: EngineRef, o: BuildOptions): Promise<BuiltImage> {
   const args = ['build', '-t', o.tag, '--network', o.network ?? 'host'];
   for (const [k, v] of Object.entries(o.buildArgs ?? {})) args.push('--build-arg', `${k}=${v}`);
   for (const [k, v] of Object.entries(o.labels ?? {})) args.push('--label', `${k}=${v}`);
@@ -71,8 +82,8 @@ export async function buildImage(engine: EngineRef, o: BuildOptions): Promise<Bu
   const r = await docker(engine, args, { timeoutMs: o.timeoutMs ?? 900_000 });
   const ms = Date.now() - started;
   // Every image id the build printed (` ---> <id>`) is this build's cache: it stays.
-  const used = new Set([...r.stdout.matchAll(/---> ([0-9a-f]{12})\b/g)].map((m) => m[1]));
-  await pruneDanglingBefore(engine, started, used);
+  const used = [...new Set([...r.stdout.matchAll(/---> ([0-9a-f]{12})\b/g)].map((m) => m[1]))];
+  await clearPreviousBuild(engine, o.tag, used);
   const id = (await docker(engine, ['image', 'inspect', '--format', '{{.Id}}', o.tag])).stdout.trim();
   return { tag: o.tag, id, ms, sizeBytes: await imageSize(engine, o.tag), output: r.stdout };
 }
@@ -82,21 +93,26 @@ export async function imageSize(engine: EngineRef, ref: string): Promise<number>
   return Number((await docker(engine, ['image', 'inspect', '--format', '{{.Size}}', ref])).stdout.trim());
 }
 
+const BUILDS_DIR = join(process.env.VERDICT_CACHE ?? join(homedir(), '.cache', 'verdict'), 'docker-builds');
+
 /**
- * Removes dangling (untagged) images created before `beforeMs` whose id is not in `keep`: the final
- * stages of earlier builds that the latest build no longer uses. (Their parent layers stay while
- * a kept image still builds on them.)
+ * Removes the untagged images of the previous build of `tag` on this engine that `used` (this
+ * build's images) does not contain: the stages a changed source replaced. An image another image
+ * still builds on, or that has a tag, stays (`docker image rm` without --force refuses it).
+ * Returns the ids removed.
  */
-export async function pruneDanglingBefore(engine: EngineRef, beforeMs: number, keep: Set<string> = new Set()): Promise<string[]> {
-  const out = (await docker(engine, ['image', 'ls', '--quiet', '--no-trunc', '--filter', 'dangling=true']).catch(() => ({ stdout: '' }))).stdout;
+export async function clearPreviousBuild(engine: EngineRef, tag: string, used: string[]): Promise<string[]> {
+  const file = join(BUILDS_DIR, `${createHash('sha256').update(`${hostOf(engine)}\n${tag}`).digest('hex').slice(0, 16)}.json`);
+  let previous: string[] = [];
+  try { previous = JSON.parse(readFileSync(file, 'utf8')).images ?? []; } catch { /* first build of this tag here */ }
   const removed: string[] = [];
-  for (const id of out.split('\n').map((l) => l.trim()).filter(Boolean)) {
-    const short = id.replace(/^sha256:/, '').slice(0, 12);
-    if (keep.has(short)) continue;
-    const created = Date.parse((await docker(engine, ['image', 'inspect', '--format', '{{.Created}}', id]).catch(() => ({ stdout: '' }))).stdout.trim());
-    if (!(created < beforeMs - 1000)) continue;
-    if (await docker(engine, ['image', 'rm', id]).then(() => true, () => false)) removed.push(short);
+  for (const id of previous.filter((p) => !used.includes(p))) {
+    const tags = (await docker(engine, ['image', 'inspect', '--format', '{{len .RepoTags}}', id]).catch(() => ({ stdout: 'gone' }))).stdout.trim();
+    if (tags !== '0') continue;
+    if (await docker(engine, ['image', 'rm', id]).then(() => true, () => false)) removed.push(id);
   }
+  mkdirSync(BUILDS_DIR, { recursive: true });
+  writeFileSync(file, JSON.stringify({ engine: hostOf(engine), tag, images: used }) + '\n');
   return removed;
 }
 
