@@ -1,9 +1,16 @@
-# syntax=docker/dockerfile:1
 # The license API image. Build:  docker build -t license-api:v1 .
 # The bundle stage compiles every production dependency into one file (license-api/build.ts), so
 # the runtime stage ships no node_modules, no npm and no build tools.
+#
+# No `# syntax=` line: it would make BuildKit fetch a frontend image from a registry, and the
+# classic builder (DOCKER_BUILDKIT=0) must build this file where no registry is reachable.
+# NODE_IMAGE is the official image pinned by its multi-architecture index digest (as published for
+# node:24.21.0-bookworm-slim; not re-resolved on a machine without a registry). Offline, pass an
+# image with Node 24 and npm built locally (scripts/docker-base.sh makes one):
+#   docker build --build-arg NODE_IMAGE=verdict/node:24-bookworm-local -t license-api:v1 .
+ARG NODE_IMAGE=node:24.21.0-bookworm-slim@sha256:0e0ff40c39bc087845bfb27465a0df4ea419520094bc35842ff83dd8cbe6f9b6
 
-FROM node:24.21.0-bookworm-slim AS build
+FROM ${NODE_IMAGE} AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
@@ -12,7 +19,7 @@ COPY license-api/ ./license-api/
 ARG APP_VERSION=dev
 RUN APP_VERSION=${APP_VERSION} node license-api/build.ts /out/app
 
-FROM node:24.21.0-bookworm-slim AS runtime
+FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production \
     PORT=8000
 WORKDIR /app

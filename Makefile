@@ -6,7 +6,7 @@ NODE_BIN := $(shell scripts/node24.sh)
 export PATH := $(NODE_BIN):$(PATH)
 REPORTS ?= .reports
 
-.PHONY: help setup deps controlplane test lint verify-local bench clean
+.PHONY: help setup deps docker-deps controlplane test lint verify-local bench clean
 
 help: ## list the targets
 	@echo "verdict: deployment-verification harness for the license API"
@@ -20,6 +20,9 @@ setup: deps node_modules/.package-lock.json ## install Node 24, npm packages, De
 deps:
 	@scripts/setup-deps.sh
 	@scripts/actionlint.sh >/dev/null
+
+docker-deps: ## Debian's docker.io engine and debootstrap, for the container tests (root)
+	@scripts/setup-deps.sh --docker
 
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -35,13 +38,23 @@ lint: setup ## type-check (tsc --noEmit)
 # Two runs: everything else in parallel, then the embedded-cluster end-to-end suites one file at a
 # time (each brings up its own cluster on the one pod bridge), so their load gates (the load engine's
 # own lateness) are not judged on a machine busy with other suites.
+# The container tests (all in the first run) share one Docker engine (lib/docker/engine.ts: our own
+# dockerd under /var/lib/verdict/docker, no iptables, no IP forwarding, no bridge; reused when it runs
+# already), held by this recipe's shell and released after that run (or on any exit), and the registry-free base image
+# is made before the tests start (scripts/docker-base.sh; cached in ~/.cache/verdict). When no engine
+# can run, the container tests fail and say why.
 CLUSTER_E2E := cluster/embedded/embedded-cluster.test.ts experiments/experiments.cluster.test.ts
-test: setup lint controlplane ## run every test (vitest, real Postgres, Redis and control plane); JSON reports in .reports/
+test: setup docker-deps lint controlplane ## run every test (vitest, real Postgres, Redis, Docker engine and control plane); JSON reports in .reports/
 	@mkdir -p $(REPORTS)
 	@rm -f $(REPORTS)/vitest-*.json $(REPORTS)/vitest-*.junit.xml
-	@rc=0; \
+	@rc=0; holder=$$$$; \
+	if host=$$(node lib/docker/engine.ts up --hold $$holder); then \
+	  trap 'node lib/docker/engine.ts release --hold '$$holder EXIT; \
+	  DOCKER_HOST=$$host scripts/docker-base.sh >/dev/null || echo "make test: the local base image could not be built (the container tests will fail and say why)" >&2; \
+	else echo "make test: no Docker engine (the container tests will fail and say why)" >&2; fi; \
 	npx vitest run $(addprefix --exclude ,$(CLUSTER_E2E)) --reporter=default --reporter=json --outputFile.json=$(REPORTS)/vitest-1-suites.json \
 	  --reporter=junit --outputFile.junit=$(REPORTS)/vitest-1-suites.junit.xml || rc=1; \
+	node lib/docker/engine.ts release --hold $$holder || rc=1; \
 	npx vitest run --no-file-parallelism $(CLUSTER_E2E) --reporter=default --reporter=json --outputFile.json=$(REPORTS)/vitest-2-cluster.json \
 	  --reporter=junit --outputFile.junit=$(REPORTS)/vitest-2-cluster.junit.xml || rc=1; \
 	exit $$rc

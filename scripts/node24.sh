@@ -8,13 +8,17 @@
 #
 #   --no-download   only look (PATH, then the cache); exit 2 without fetching when neither has it
 #                   (cli/verdict.mjs, the `verdict` bin, uses this to find Node 24 quietly)
+#   --package       always the npm registry's package (a static-enough build that runs in any glibc
+#                   image), never the machine's Node: scripts/docker-base.sh copies it into the base image
 set -euo pipefail
 no_download=false
+package_only=false
 [[ "${1:-}" == "--no-download" ]] && no_download=true
+[[ "${1:-}" == "--package" ]] && package_only=true
 NODE_VERSION="${VERDICT_NODE_VERSION:-24.21.0}"
 CACHE="${VERDICT_CACHE:-$HOME/.cache/verdict}"
 
-if command -v node >/dev/null 2>&1 && [[ "$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null)" == "24" ]]; then
+if ! $package_only && command -v node >/dev/null 2>&1 && [[ "$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null)" == "24" ]]; then
   dirname "$(command -v node)"
   exit 0
 fi

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests and the embedded cluster need, when missing:
 # PostgreSQL (server binaries), Redis, iproute2, CNI plugins, xmllint and Chromium for the report
-# tests, Prometheus for the PromQL metric source's tests (and with --bench: nginx, wrk).
+# tests, Prometheus for the PromQL metric source's tests (with --bench: nginx, wrk; with --docker:
+# Debian's docker.io engine and debootstrap, for the container tests, which start their own dockerd:
+# see lib/docker/engine.ts).
 # Idempotent and quiet when all is there.
 set -euo pipefail
 need=()
@@ -19,9 +21,15 @@ command -v shellcheck >/dev/null 2>&1 || need+=(shellcheck)
 # The PromQL metric source is tested against a real Prometheus that the test starts (lib/metrics).
 command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
 # The benchmarks' reference tools (make bench): nginx and wrk.
-if [[ "${1:-}" == "--bench" ]]; then
+if [[ " $* " == *" --bench "* ]]; then
   command -v nginx >/dev/null 2>&1 || need+=(nginx-light)
   command -v wrk >/dev/null 2>&1 || need+=(wrk)
+fi
+# The container tests (make test): an engine (dockerd, containerd, runc; the Docker CLI comes with
+# it when the machine has none) and debootstrap for the registry-free base image.
+if [[ " $* " == *" --docker "* ]]; then
+  command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
+  command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
 fi
 [[ ${#need[@]} -eq 0 ]] && exit 0
 if [[ $(id -u) -ne 0 ]]; then
@@ -30,9 +38,19 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 echo "setup-deps: installing ${need[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
+# No package may start its service while it installs: a stock dockerd started by docker.io's
+# postinst would turn on IP forwarding and set the FORWARD policy to DROP. policy-rc.d says no to
+# invoke-rc.d and deb-systemd-invoke; ours is removed again afterwards.
+policy=/usr/sbin/policy-rc.d
+if [[ ! -e $policy ]]; then
+  printf '#!/bin/sh\n# setup-deps: no service starts while packages install\nexit 101\n' > "$policy"
+  chmod +x "$policy"
+  trap 'rm -f "$policy"' EXIT
+fi
 apt-get update -qq >&2
 apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
-# Debian starts these services on install where an init system runs; the harness starts its own.
-for svc in postgresql redis-server nginx prometheus; do
+# tests, Prometheus for the PromQL metric source's tests (with --bench: nginx, wrk; with --docker:
+# Debian's docker.io engine and debootstrap, for the container tests, which start their own dockerd:
+# see lib/docker/engine.ts).
   command -v service >/dev/null 2>&1 && service "$svc" stop >/dev/null 2>&1 || true
 done

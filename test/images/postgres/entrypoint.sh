@@ -1,0 +1,17 @@
+#!/bin/sh
+# The part of the official image's entrypoint the tests use: a fresh cluster in $PGDATA, owned by
+# postgres, with POSTGRES_HOST_AUTH_METHOD (default trust: throw-away test data), then the server as postgres.
+set -eu
+if [ "${1:-}" = postgres ]; then
+  mkdir -p "$PGDATA"
+  chown postgres:postgres "$PGDATA"
+  chmod 700 "$PGDATA"
+  if [ ! -s "$PGDATA/PG_VERSION" ]; then
+    auth="${POSTGRES_HOST_AUTH_METHOD:-trust}"
+    runuser -u postgres -- initdb -D "$PGDATA" -U "${POSTGRES_USER:-postgres}" --auth="$auth" -E UTF8 --no-sync --no-instructions >/dev/null
+    printf 'host all all 0.0.0.0/0 %s\nhost all all ::/0 %s\n' "$auth" "$auth" >> "$PGDATA/pg_hba.conf"
+  fi
+  # setpriv execs (runuser would stay as PID 1 and not pass the stop signal on).
+  exec setpriv --reuid=postgres --regid=postgres --init-groups "$@"
+fi
+exec "$@"
