@@ -7,11 +7,13 @@ import { verifyLocalCommand } from './verify-local.ts';
 import { experimentCommand } from './experiment.ts';
 import { loadCommand } from './load.ts';
 import { reportCommand } from './report.ts';
+import { smokeCommand } from './smoke.ts';
 
 /** Every `verdict` subcommand, in the order `--help` lists them. */
 export const commands: Array<() => Command> = [
   verifyLocalCommand,
   experimentCommand,
+  smokeCommand,
   clusterCommand,
   imageCommand,
   deployCommand,
