@@ -8,12 +8,14 @@ import { experimentCommand } from './experiment.ts';
 import { loadCommand } from './load.ts';
 import { reportCommand } from './report.ts';
 import { smokeCommand } from './smoke.ts';
+import { probesCommand } from './probes.ts';
 
 /** Every `verdict` subcommand, in the order `--help` lists them. */
 export const commands: Array<() => Command> = [
   verifyLocalCommand,
   experimentCommand,
   smokeCommand,
+  probesCommand,
   clusterCommand,
   imageCommand,
   deployCommand,
