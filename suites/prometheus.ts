@@ -18,7 +18,8 @@ export interface Exposition {
 
 const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
-const FLOAT = /^[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|Inf|inf|NaN|nan)$/;
+/** What Go's strconv.ParseFloat takes (Prometheus parses with it): NaN and Inf in any case (prom-client writes "Nan"). */
+const FLOAT = /^[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf|infinity|nan)$/i;
 const TYPES = new Set(['COUNTER', 'GAUGE', 'HISTOGRAM', 'SUMMARY', 'UNTYPED']);
 
 /** Parses `text` (served with `contentType`, when known) and lists every problem found. */
@@ -62,6 +63,7 @@ export function family(e: Exposition, name: string): PrometheusFamily | undefine
 /** The numeric value of a counter or gauge sample. */
 export function sampleValue(s: { value?: string }): number {
   const v = s.value ?? '';
-  if (/^[+-]?inf$/i.test(v)) return v.startsWith('-') ? -Infinity : Infinity;
+  if (/^[+-]?inf(inity)?$/i.test(v)) return v.startsWith('-') ? -Infinity : Infinity;
+  if (/^[+-]?nan$/i.test(v)) return NaN;
   return Number(v);
 }
