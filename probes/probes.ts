@@ -180,7 +180,7 @@ export async function runProbes(o: ProbesRunOptions): Promise<ProbesResult> {
         ? { name: 'endpoint propagation', verdict: 'PASS', evidence: `${(measured.propagationMs.ms / 1000).toFixed(2)} s: ${measured.propagationMs.source}`, observed: { ms: measured.propagationMs.ms } }
         : { name: 'endpoint propagation', verdict: 'PASS', evidence: `not measured: the ${t.kind} target ${t.routing ? 'is not the harness\'s own (it deletes no pod there)' : 'does not observe its data plane'}; the manifest check assumes a value and says so`, observed: { ms: null } });
     } catch (err) {
-      if (o.signal?.aborted) error = `interrupted: ${String((o.signal.reason as Error)?.message ?? o.signal.reason)}`;
+      if (o.signal?.aborted) error = String((o.signal.reason as Error)?.message ?? o.signal.reason ?? 'interrupted');
       gates.push({ name: 'measurement', verdict: 'ERROR', evidence: `the measurement broke: ${(err as Error).message}`, observed: {} });
     }
     records.push({

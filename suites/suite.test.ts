@@ -101,7 +101,7 @@ describe('runSuite', () => {
       check('later', async () => pass('no')),
     ] });
     expect(run.checks.map((c) => [c.name, c.verdict])).toEqual([['take', 'PASS'], ['hang', 'ERROR'], ['later', 'ERROR']]);
-    expect(run.error).toBe('interrupted: interrupted by SIGINT');
+    expect(run.error).toBe('interrupted by SIGINT');
     expect(undone).toEqual(['2', '1']);
     const rec = suiteCheckRecord(run);
     expect(rec.gates.at(-1)).toMatchObject({ name: 'cleanup', verdict: 'PASS' });

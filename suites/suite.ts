@@ -231,7 +231,10 @@ export async function runSuite(o: SuiteOptions): Promise<SuiteRun> {
   let error: string | null = null;
   let unreachable: string | null = null;
 
-  const interrupted = () => `interrupted: ${String((signal.reason as Error)?.message ?? signal.reason ?? 'aborted')}`;
+  const interrupted = () => {
+    const why = String((signal.reason as Error)?.message ?? signal.reason ?? 'aborted');
+    return why.startsWith('interrupted') ? why : `interrupted: ${why}`;
+  };
   for (const check of checks) {
     const t0 = Date.now();
     const notRun = (verdict: Verdict, why: string): CheckResult => ({

@@ -57,7 +57,7 @@ export async function runProbesCommand(o: ProbesCommandOptions, app: AppProfile 
     error = r.error;
   } catch (err) {
     if (err instanceof UsageError) throw err;
-    error = interrupt.signal.aborted ? `interrupted: ${(interrupt.signal.reason as Error).message}` : (err as Error).message;
+    error = interrupt.signal.aborted ? (interrupt.signal.reason as Error).message : (err as Error).message;
   } finally {
     await target?.close().catch(() => {});
   }

@@ -57,7 +57,7 @@ export function smokeCommand(app: AppProfile = licenseApi): Command {
   return new Command('smoke')
     .description('smoke-test a running service at any URL (safe against production): health, metrics, auth, one seat acquired and released')
     .option('--url <url>', 'base URL of the service, e.g. https://api.example.com or http://127.0.0.1:30080 (required)')
-    .option('--token <jwt>', `bearer token for the license endpoints (default: $${tokenEnv.join(', then $')}); never printed or written`)
+    .option('--token <jwt>', `bearer token for the license endpoints (default: $${tokenEnv.join(', then $')}, which other users cannot see in ps); never printed or written`)
     .option('--read-only', 'only the checks that write nothing (no token needed)', false)
     .option('--expect-version <version>', 'every answer must carry this X-App-Version')
     .option('--retries <n>', 're-run a check that did not pass up to n more times (reported as retried)', wholeNumber(0, 5, 'retries'), 0)
