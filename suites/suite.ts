@@ -248,8 +248,9 @@ export async function runSuite(o: SuiteOptions): Promise<SuiteRun> {
 
     const failures: string[] = [];
     let last: { outcome: CheckOutcome | null; verdict: Verdict; evidence: string; observed: Record<string, Scalar>; slowest: number | null } | undefined;
-    let attempt = 0;
-    for (; attempt <= retries; attempt++) {
+    let ran = 0;
+    let lastUnreachable = false;
+    for (let attempt = 0; attempt <= retries; attempt++) {
       if (attempt > 0) { say(`${check.name}: retry ${attempt} of ${retries}`); await sleep(o.retryDelayMs ?? 500, signal); }
       if (signal.aborted) break;
       const mine: HttpExchange[] = [];
@@ -264,6 +265,7 @@ export async function runSuite(o: SuiteOptions): Promise<SuiteRun> {
       let evidence: string;
       let observed: Record<string, Scalar> = {};
       let wasUnreachable = false;
+      ran++;
       try {
         outcome = await check.run({ http, signal, cleanup, attempt: attempt + 1, state, exchanges: () => exchanges });
         ({ verdict, evidence } = outcome);
@@ -282,13 +284,14 @@ export async function runSuite(o: SuiteOptions): Promise<SuiteRun> {
         evidence = `${evidence}, but ${slow.method} ${slow.path} took ${slowest.toFixed(0)} ms (budget ${check.budgetMs} ms)`;
       }
       last = { outcome, verdict, evidence, observed, slowest };
+      lastUnreachable = wasUnreachable;
       if (verdict === 'PASS' || verdict === 'INCONCLUSIVE') break;
       failures.push(`attempt ${attempt + 1}: ${verdict} ${evidence}`);
       if (signal.aborted) break;
-      // Nothing has ever answered: the URL is unreachable, and running the other checks is pointless.
-      if (wasUnreachable && attempt === retries && !exchanges.some((e) => e.status > 0)) unreachable = evidence;
     }
-    const attempts = Math.min(attempt + 1, retries + 1);
+    const attempts = ran;
+    // Nothing has ever answered: the URL is unreachable, and running the other checks is pointless.
+    if (last && lastUnreachable && !exchanges.some((e) => e.status > 0)) unreachable = last.evidence;
     const endedAt = Date.now();
     if (!last) { results.push({ ...notRun('ERROR', `not run: ${interrupted()}`), startedAt: t0, endedAt }); continue; }
     const passedOnRetry = last.verdict === 'PASS' && attempts > 1 ? attempts - 1 : null;
