@@ -85,7 +85,7 @@ describe('probes on the embedded cluster', () => {
     expect(probes.findings.filter((f) => f.severity !== 'info')).toEqual([]);
     const prop = probes.findings.find((f) => f.rule === 'drain.prestop-vs-propagation')!;
     expect(prop.measured).toMatch(/endpoint propagation measured \d+(\.\d+)? s \(pod .* deleted → the Service proxy stopped routing new connections to it/);
-    expect(probes.findings.find((f) => f.rule === 'startup.budget')!.measured).toMatch(/start time measured .* pod created → Ready of the replacement/);
+    expect(probes.findings.find((f) => f.rule === 'startup.budget')!.measured).toMatch(/start time measured [\d.]+ s \(pod created → Ready of the replacement/);
   }, 400_000);
 
   it('a manifest that keeps serving for less than the measured propagation gets that finding, with the measured value', async () => {
