@@ -40,6 +40,16 @@ export interface DependencyControl {
   start(name: string): Promise<void>;
 }
 
+/**
+ * The target sees its own data plane route: when each endpoint behind a node port started or
+ * stopped taking new connections (the embedded Service proxy's record). Lets the harness measure
+ * endpoint propagation (pod deleted → no new connection sent to it) instead of assuming it.
+ */
+export interface RoutingObservation {
+  /** Every change of the routable endpoints (`ip:port`) behind `nodePort`, oldest first, with Date.now() times. */
+  routingHistory(nodePort: number): Array<{ at: number; routable: string[] }>;
+}
+
 export interface Target extends AsyncDisposable {
   readonly kind: TargetKind;
   /** Cluster name (embedded, kind) or context name (existing). */
@@ -58,6 +68,7 @@ export interface Target extends AsyncDisposable {
   readonly images?: ImageLoader;
   readonly attribution?: ConnectionAttribution;
   readonly dependencies?: DependencyControl;
+  readonly routing?: RoutingObservation;
   /** The apiserver's version (gitVersion), or null when it cannot be read. */
   serverVersion(): Promise<string | null>;
   /** Stops what the harness created; leaves a cluster it only found. Idempotent. */

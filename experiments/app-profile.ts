@@ -8,6 +8,7 @@ import type { ReleaseSpec } from '../lib/kube/deploy.ts';
 import type { KubeObject } from '../lib/kube/render.ts';
 import type { IdentityHeaders, Scenario } from '../lib/load/index.ts';
 import type { ImageSource, Target, TargetKind } from '../cluster/target.ts';
+import type { SuiteCheck } from '../suites/suite.ts';
 
 export interface Workload {
   namespace: string;
@@ -62,6 +63,67 @@ export interface AppConnection {
   sessions?: SessionControl;
 }
 
+/** What a smoke run is given (the `verdict smoke` flags). */
+export interface SmokeOptions {
+  /** Base URL of the service. */
+  url: string;
+  /** Credentials for the app's authenticated endpoints, or null (only what needs none runs). */
+  token: string | null;
+  /** The version the service must report, when given. */
+  expectVersion?: string;
+  /** Only checks that write nothing (the runner leaves out `writes: true` checks). */
+  readOnly: boolean;
+  /** A short id of this run, for recognisable names of what the smoke creates (e.g. hardware ids). */
+  runId: string;
+  /** Overrides every check's latency budget (ms). */
+  budgetMs?: number;
+}
+
+/** The app's smoke suite: a handful of requests, safe against production. */
+export interface SmokeSuite {
+  /** The checks in order; those that change state say `writes: true` and undo what they did through the cleanup registry. */
+  checks(o: SmokeOptions): SuiteCheck[];
+  /** What a write run creates at most, and that it is always undone (stated in `verdict smoke --help`). */
+  writesAtMost: string;
+  /** Environment variables that may hold the token, in order (`--token` wins). */
+  tokenEnv: string[];
+}
+
+/** One health endpoint and what it must answer on a healthy, serving instance. */
+export interface ProbeEndpoint {
+  probe: 'startup' | 'liveness' | 'readiness';
+  path: string;
+  /** In words, for the record. */
+  expects: string;
+  /** Why the answer is wrong, or null when it is right. */
+  judge(r: { status: number; json: unknown; text: string }): string | null;
+  /** The status it must answer while a dependency the app needs is gone (liveness: 200, readiness: 503), when that is part of its contract. */
+  statusWithoutDependency?: number;
+}
+
+/** The app's own drain and timeout settings, read from a container's environment (for the manifest checks). */
+export interface DrainSettings {
+  /** How long the app keeps accepting requests after SIGTERM (while endpoint removal propagates), ms. */
+  keepServingMs: number;
+  /** When the app forces its own exit after SIGTERM, ms, or null when it does not. */
+  forcedExitMs: number | null;
+  /** The longest a request may take before the app answers it anyway, ms. */
+  longestRequestMs: number;
+  /** The app drops requests in flight on SIGTERM (a deliberately naive shutdown). */
+  dropsInFlight: boolean;
+  /** The timeout of the dependency checks behind readiness, ms (must be below the probe's timeoutSeconds), or null. */
+  readinessCheckTimeoutMs: number | null;
+  /** Where each value came from, e.g. {keepServingMs: 'SHUTDOWN_DELAY_MS=3000 (ConfigMap license-api-config)'}. */
+  sources: Partial<Record<'keepServingMs' | 'forcedExitMs' | 'longestRequestMs' | 'readinessCheckTimeoutMs', string>>;
+}
+
+/** What the probe checks know of the app's health endpoints and shutdown. */
+export interface ProbeDescription {
+  endpoints: ProbeEndpoint[];
+  /** The app's drain settings from the container's environment (ConfigMap values and env merged). */
+  drain(env: Record<string, string>): DrainSettings;
+}
+
 export interface AppProfile {
   name: string;
   workload: Workload;
@@ -86,4 +148,8 @@ export interface AppProfile {
   release(tag: string, target: TargetKind, faults?: Fault[]): ReleaseSpec;
   /** Binds the profile to a target reachable at `baseUrl`. */
   connect(target: Target, baseUrl: string): Promise<AppConnection>;
+  /** The smoke suite (`verdict smoke`); absent: the app has none. */
+  smoke?: SmokeSuite;
+  /** The health endpoints and shutdown settings (`verdict probes`); absent: only the manifests' generic rules apply. */
+  probes?: ProbeDescription;
 }

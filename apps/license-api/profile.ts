@@ -9,6 +9,7 @@ import type { ReleaseSpec } from '../../lib/kube/deploy.ts';
 import type { TargetKind } from '../../cluster/target.ts';
 import type { AppConnection, AppProfile, Fault, SessionControl } from '../../experiments/app-profile.ts';
 import { licenseFlow, requestsPerIteration } from './load-scenario.ts';
+import { licenseApiProbes, licenseApiSmoke } from './smoke.ts';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const API = '/api/v1/licenses';
@@ -163,4 +164,6 @@ export const licenseApi: AppProfile = {
       sessions: sessionControl(baseUrl, token),
     };
   },
+  smoke: licenseApiSmoke,
+  probes: licenseApiProbes,
 };

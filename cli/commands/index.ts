@@ -8,11 +8,15 @@ import { experimentCommand } from './experiment.ts';
 import { loadCommand } from './load.ts';
 import { reportCommand } from './report.ts';
 import { historyCommand, pauseCommand, resumeCommand, rollbackCommand } from './rollout.ts';
+import { smokeCommand } from './smoke.ts';
+import { probesCommand } from './probes.ts';
 
 /** Every `verdict` subcommand, in the order `--help` lists them. */
 export const commands: Array<() => Command> = [
   verifyLocalCommand,
   experimentCommand,
+  smokeCommand,
+  probesCommand,
   clusterCommand,
   imageCommand,
   deployCommand,

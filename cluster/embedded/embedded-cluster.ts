@@ -125,6 +125,7 @@ export async function upEmbedded(opts: EmbeddedUpOptions = {}): Promise<Embedded
         },
       },
       attribution: { podOf: (port) => proxy.lookup(port)?.backend?.podName },
+      routing: { routingHistory: (nodePort) => proxy.endpointHistory().filter((c) => c.nodePort === nodePort).map((c) => ({ at: c.at, routable: [...c.routable] })) },
       dependencies: {
         names: () => Object.keys(dependencies),
         stop: (n) => dependency(n).stop(),

@@ -1,0 +1,212 @@
+/**
+ * `verdict probes`: the app's health endpoints against a live service, then the zero-downtime
+ * rules of its manifests with measured values where the harness can measure them.
+ *
+ * 1. probe-endpoints (kind `probe`): each of startup, liveness and readiness answers what the app
+ *    profile says it must (status and body), several times, each answer well within the probe's
+ *    `timeoutSeconds` (at most half of it; the manifest's value, else Kubernetes' default of 1 s).
+ *    On a target that can take the app's dependencies away (embedded), each dependency in turn:
+ *    liveness must keep answering on every pod while it is gone (readiness may not, and is
+ *    recorded), and the service must be ready again once it is back.
+ * 2. measurements (kind `probe`, only with a cluster): start time and endpoint propagation (see
+ *    measure.ts); a measurement that broke is ERROR, never a silent assumption.
+ * 3. manifests (kind `probe`, only with manifests): one gate per finding of probes/manifest-lint.ts,
+ *    FAIL for errors (and warnings with failOn 'warning').
+ */
+import type { AppProfile, ProbeEndpoint } from '../experiments/app-profile.ts';
+import type { Target } from '../cluster/target.ts';
+import { k8s } from '../lib/kube/client.ts';
+import { isPodReady } from '../lib/kube/disrupt.ts';
+import type { CheckRecord, GateRecord } from '../reports/run-record.ts';
+import { CheckFailed, pass, runSuite, suiteCheckRecord, type SuiteCheck, type SuiteRun } from '../suites/suite.ts';
+import { findingVerdict, lintManifests, type Finding, type Measurements } from './manifest-lint.ts';
+import type { ManifestSource } from './manifest-source.ts';
+import { measureByDeletingOnePod, startTimeFromPods } from './measure.ts';
+
+export interface ProbesRunOptions {
+  app: AppProfile;
+  /** Base URL of the service. */
+  url: string;
+  /** The manifests to judge (and whose probe settings the live checks use). */
+  manifests?: ManifestSource;
+  /** The cluster the service runs on: dependencies to take away, values to measure. */
+  target?: Target;
+  /**
+   * `disruptive`: delete one pod to measure propagation and start time (only on a target the
+   * harness owns that observes its routing; elsewhere it falls back to read-only); `read-only`:
+   * start times from the pods' conditions; `none`. Default `disruptive`.
+   */
+  measure?: 'disruptive' | 'read-only' | 'none';
+  /** Take each dependency away to check liveness (needs target.dependencies). Default true. */
+  cutDependencies?: boolean;
+  failOn?: 'error' | 'warning';
+  /** Requests per endpoint. Default 5. */
+  samples?: number;
+  signal?: AbortSignal;
+  say?: (m: string) => void;
+}
+
+export interface ProbesResult {
+  checks: CheckRecord[];
+  endpoints: SuiteRun;
+  findings: Finding[];
+  measured: Measurements;
+  /** The run broke (unreachable, interrupted) or null. */
+  error: string | null;
+}
+
+const K8S_DEFAULT_TIMEOUT_S = 1;
+
+/** The app's container in the workload's Deployment among `objects`, or undefined. */
+function appContainer(app: AppProfile, objects: ManifestSource['objects'] | undefined): Record<string, any> | undefined {
+  const d = objects?.find((o) => o.kind === 'Deployment' && o.metadata.name === app.workload.deployment);
+  return d?.spec?.template?.spec?.containers?.find((c: { name: string }) => c.name === app.workload.container);
+}
+
+function endpointCheck(e: ProbeEndpoint, container: Record<string, any> | undefined, samples: number): SuiteCheck {
+  const probe = container?.[`${e.probe}Probe`];
+  const path: string = probe?.httpGet?.path ?? e.path;
+  const timeoutS: number = probe?.timeoutSeconds ?? K8S_DEFAULT_TIMEOUT_S;
+  const timeoutSource = probe ? `the manifest's ${e.probe}Probe timeoutSeconds ${timeoutS} s` : container ? `no ${e.probe}Probe in the manifest: Kubernetes' default timeoutSeconds ${timeoutS} s` : `no manifest given: Kubernetes' default timeoutSeconds ${timeoutS} s`;
+  const budgetMs = (timeoutS * 1000) / 2;
+  return {
+    name: e.probe, budgetMs,
+    verifies: `GET ${path} answers ${e.expects}, ${samples} times, each within half of ${timeoutSource}`,
+    async run({ http }) {
+      let slowest = 0;
+      for (let i = 0; i < samples; i++) {
+        const r = await http.request(path);
+        slowest = Math.max(slowest, r.durationMs);
+        const problem = e.judge({ status: r.status, json: r.json, text: r.text });
+        if (problem) throw new CheckFailed(`GET ${path} ${problem}${i ? ` (on request ${i + 1} of ${samples})` : ''}`, { status: r.status, path });
+      }
+      return pass(`GET ${path} answered as the ${e.probe} probe needs ${samples} times; slowest ${slowest.toFixed(1)} ms, budget ${budgetMs} ms (half of ${timeoutSource})`,
+        { path, samples, timeout_seconds: timeoutS, slowest_ms: Math.round(slowest * 10) / 10 });
+    },
+  };
+}
+
+/** Liveness on every pod while `dep` is stopped; the dependency is restarted (also on interrupt) and the service must be ready again. */
+function withoutDependencyCheck(app: AppProfile, target: Target, dep: string): SuiteCheck {
+  const live = app.probes!.endpoints.find((e) => e.probe === 'liveness')!;
+  const ready = app.probes!.endpoints.find((e) => e.probe === 'readiness');
+  const w = app.workload;
+  return {
+    name: `liveness-without-${dep}`, budgetMs: 2000,
+    verifies: `with ${dep} stopped, ${live.path} answers ${live.statusWithoutDependency ?? 200} on every pod (the kubelet must not restart them for an outage it cannot fix); the service is ready again once ${dep} is back`,
+    async run(ctx) {
+      const core = target.kubeConfig.makeApiClient(k8s.CoreV1Api);
+      const pods = (await core.listNamespacedPod({ namespace: w.namespace, labelSelector: w.selector })).items.filter((p) => !p.metadata?.deletionTimestamp && isPodReady(p) && p.status?.podIP);
+      if (!pods.length) throw new CheckFailed(`no ready pod of ${w.selector} to ask`);
+      const portOf = (p: k8s.V1Pod) => p.spec?.containers.find((c) => c.name === w.container)?.ports?.[0]?.containerPort ?? 80;
+      const restartsBefore = pods.map((p) => (p.status?.containerStatuses ?? []).reduce((n, c) => n + (c.restartCount ?? 0), 0));
+      const deps = target.dependencies!;
+      await deps.stop(dep);
+      const undo = ctx.cleanup.add(`start ${dep}`, async () => { await deps.start(dep); return `${dep} started again`; });
+      const answers: string[] = [];
+      let bad: string | null = null;
+      try {
+        await new Promise((r) => setTimeout(r, 1500));
+        for (const p of pods) {
+          const pod = ctx.http.withBase(`http://${p.status!.podIP}:${portOf(p)}`);
+          const l = await pod.request(live.path);
+          const rd = ready ? await pod.request(ready.path) : null;
+          answers.push(`${p.metadata!.name}: live ${l.status}${rd ? `, ready ${rd.status}` : ''}`);
+          if (l.status !== (live.statusWithoutDependency ?? 200) && !bad) bad = `${p.metadata!.name} answered ${live.path} ${l.status} with ${dep} stopped`;
+        }
+      } finally {
+        await deps.start(dep);
+        undo();
+      }
+      if (bad) throw new CheckFailed(`${bad}: liveness depends on ${dep}, so an outage would restart every pod (${answers.join('; ')})`);
+      // Back: the Service must answer ready again (bounded).
+      const deadline = Date.now() + 60_000;
+      let last = 0;
+      for (;;) {
+        last = (await ctx.http.request(ready?.path ?? w.readyPath, { timeoutMs: 5000 }).catch(() => ({ status: 0 }))).status;
+        if (last === 200) break;
+        if (Date.now() > deadline) throw new CheckFailed(`${dep} is back, but ${ready?.path ?? w.readyPath} still answers ${last} after 60 s`);
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      const after = (await core.listNamespacedPod({ namespace: w.namespace, labelSelector: w.selector })).items;
+      const restarted = pods.filter((p, i) => {
+        const now = after.find((a) => a.metadata?.name === p.metadata?.name);
+        return now && (now.status?.containerStatuses ?? []).reduce((n, c) => n + (c.restartCount ?? 0), 0) > restartsBefore[i];
+      });
+      if (restarted.length) throw new CheckFailed(`containers restarted during the ${dep} outage: ${restarted.map((p) => p.metadata!.name).join(', ')}`);
+      return pass(`with ${dep} stopped every pod stayed live (${answers.join('; ')}); ready again once it was back, no restart`, { pods: pods.length, dependency: dep });
+    },
+  };
+}
+
+export async function runProbes(o: ProbesRunOptions): Promise<ProbesResult> {
+  const { app } = o;
+  if (!app.probes) throw new Error(`the ${app.name} profile has no probe description`);
+  const say = o.say ?? (() => {});
+  const samples = o.samples ?? 5;
+  const container = appContainer(app, o.manifests?.objects);
+  if (o.manifests && !container) throw new Error(`${o.manifests.source} has no Deployment ${app.workload.deployment} with a container ${app.workload.container}`);
+  const checks: SuiteCheck[] = app.probes.endpoints.map((e) => endpointCheck(e, container, samples));
+  const t = o.target;
+  if (t?.dependencies && (o.cutDependencies ?? true) && t.owned) {
+    for (const dep of t.dependencies.names()) checks.push(withoutDependencyCheck(app, t, dep));
+  }
+  const endpoints = await runSuite({
+    name: 'probe-endpoints', url: o.url, checks, signal: o.signal, say, recordHeaders: [app.identityHeaders.version, app.identityHeaders.backend],
+    versionHeader: app.identityHeaders.version, retries: 0,
+    description: `${app.name}'s startup, liveness and readiness endpoints against ${o.url}: status and body as the probes need them, each answer within half the probe's timeoutSeconds${checks.length > app.probes.endpoints.length ? '; liveness on every pod with each dependency stopped' : ' (liveness without dependencies is checked only on a target that can take them away: embedded)'}.`,
+  });
+  const records: CheckRecord[] = [suiteCheckRecord(endpoints, 'probe')];
+  let error = endpoints.error;
+
+  const measured: Measurements = {};
+  if (t && !error && (o.measure ?? 'disruptive') !== 'none') {
+    const started = Date.now();
+    const gates: GateRecord[] = [];
+    let timeline: CheckRecord['timeline'] = [];
+    const disruptive = (o.measure ?? 'disruptive') === 'disruptive' && !!t.routing && t.owned;
+    try {
+      if (disruptive) {
+        const m = await measureByDeletingOnePod(t, app.workload, { signal: o.signal, say });
+        measured.propagationMs = m.propagationMs;
+        measured.startMs = m.startMs;
+        timeline = m.timeline;
+      }
+      measured.startMs ??= await startTimeFromPods(t.kubeConfig, app.workload.namespace, app.workload.selector);
+      gates.push(measured.startMs
+        ? { name: 'start time', verdict: 'PASS', evidence: `${(measured.startMs.ms / 1000).toFixed(2)} s: ${measured.startMs.source}`, observed: { ms: measured.startMs.ms } }
+        : { name: 'start time', verdict: 'INCONCLUSIVE', evidence: 'no ready pod to measure a start time from', observed: { ms: null } });
+      gates.push(measured.propagationMs
+        ? { name: 'endpoint propagation', verdict: 'PASS', evidence: `${(measured.propagationMs.ms / 1000).toFixed(2)} s: ${measured.propagationMs.source}`, observed: { ms: measured.propagationMs.ms } }
+        : { name: 'endpoint propagation', verdict: 'PASS', evidence: `not measured: the ${t.kind} target ${t.routing ? 'is not the harness\'s own (it deletes no pod there)' : 'does not observe its data plane'}; the manifest check assumes a value and says so`, observed: { ms: null } });
+    } catch (err) {
+      if (o.signal?.aborted) error = String((o.signal.reason as Error)?.message ?? o.signal.reason ?? 'interrupted');
+      gates.push({ name: 'measurement', verdict: 'ERROR', evidence: `the measurement broke: ${(err as Error).message}`, observed: {} });
+    }
+    records.push({
+      name: 'measurements', kind: 'probe', verdict: gates.some((g) => g.verdict === 'ERROR') ? 'ERROR' : gates.some((g) => g.verdict === 'INCONCLUSIVE') ? 'INCONCLUSIVE' : 'PASS',
+      description: disruptive ? `start time and endpoint propagation measured on the ${t.kind} cluster by deleting one pod (with its grace period) and watching its replacement` : `start time read from the pods' conditions on the ${t.kind} target (read-only)`,
+      startedAt: new Date(started).toISOString(), endedAt: new Date().toISOString(), error: null, gates, requests: null, failures: [], latency: null, series: [],
+      timeline: timeline.map((e) => ({ ...e })), ledgerLabel: null,
+    });
+  }
+
+  let findings: Finding[] = [];
+  if (o.manifests) {
+    const failOn = o.failOn ?? 'error';
+    const started = Date.now();
+    findings = lintManifests(o.manifests.objects, { deployments: [app.workload.deployment], app: app.probes, measured });
+    const gates: GateRecord[] = findings.map((f) => ({
+      name: f.rule, verdict: findingVerdict(f, failOn), evidence: `${f.severity}: ${f.message}`,
+      observed: { severity: f.severity, object: f.object, field: f.field, measured: f.measured, required: f.required, fix: f.fix },
+    }));
+    if (!gates.length) gates.push({ name: 'manifests', verdict: 'PASS', evidence: 'no finding', observed: {} });
+    const worstV = gates.some((g) => g.verdict === 'FAIL') ? 'FAIL' : 'PASS';
+    records.push({
+      name: 'manifests', kind: 'probe', verdict: worstV,
+      description: `zero-downtime rules of ${o.manifests.source} (Deployment ${app.workload.deployment}), failing on ${failOn === 'warning' ? 'warnings and errors' : 'errors'}: ${findings.filter((f) => f.severity === 'error').length} errors, ${findings.filter((f) => f.severity === 'warning').length} warnings, ${findings.filter((f) => f.severity === 'info').length} notes`,
+      startedAt: new Date(started).toISOString(), endedAt: new Date().toISOString(), error: null, gates, requests: null, failures: [], latency: null, series: [], timeline: [], ledgerLabel: null,
+    });
+  }
+  return { checks: records, endpoints, findings, measured, error };
+}

@@ -1,0 +1,216 @@
+/**
+ * The suites' HTTP client: one request at a time, each bounded in time and in the size of what it
+ * reads, each recorded (method, path, status, duration, the app-version header) for the run record.
+ * It never retries (a retry is the suite runner's decision, and it is reported) and never records
+ * request headers, so a bearer token cannot reach a report through it.
+ *
+ * A request that gets no answer because the server cannot be reached (refused, unresolvable name,
+ * unreachable network, TLS failure) throws {@link UnreachableError}: the suite reports ERROR (we
+ * could not look), never PASS and never FAIL. A server that accepts the connection but does not
+ * answer in time is reachable and slow: that is {@link RequestTimeoutError}, a FAIL of the check.
+ */
+import { errorCode } from '../lib/load/error-class.ts';
+
+export interface HttpExchange {
+  /** Epoch ms when the request was sent. */
+  at: number;
+  method: string;
+  /** Path and query (never the origin's credentials: URLs with credentials are refused). */
+  path: string;
+  /** HTTP status, 0 when no answer arrived. */
+  status: number;
+  durationMs: number;
+  /** The value of each response header the client was asked to keep (e.g. x-app-version), lower-case names. */
+  headers: Record<string, string | null>;
+  /** Why there was no answer (`ECONNREFUSED`, `timeout`, ...), or null. */
+  error: string | null;
+  /** The check that sent it (set by the suite runner). */
+  check: string | null;
+}
+
+export interface HttpResponse {
+  status: number;
+  headers: Headers;
+  /** The body as text (cut at the client's size limit; `truncated` says so). */
+  text: string;
+  truncated: boolean;
+  durationMs: number;
+  /** JSON.parse(text), or undefined when the body is not JSON. */
+  json: unknown;
+}
+
+export interface RequestOptions {
+  method?: string;
+  headers?: Record<string, string>;
+  /** Sent as JSON (content-type application/json). */
+  body?: unknown;
+  /** Default: the client's timeout. */
+  timeoutMs?: number;
+}
+
+/** The server could not be reached at all: no verdict about it is possible. */
+export class UnreachableError extends Error {
+  override name = 'UnreachableError';
+  readonly url: string;
+  readonly code: string;
+  constructor(url: string, code: string, detail: string) {
+    super(`cannot reach ${url}: ${code}${detail && detail !== code ? ` (${detail})` : ''}`);
+    this.url = url;
+    this.code = code;
+  }
+}
+
+/** The server was reached but broke the exchange (reset, closed mid-answer): a failure of what answered. */
+export class ConnectionError extends Error {
+  override name = 'ConnectionError';
+  readonly url: string;
+  readonly code: string;
+  constructor(url: string, code: string, detail: string) {
+    super(`${url}: the connection failed mid-exchange: ${code}${detail && detail !== code ? ` (${detail})` : ''}`);
+    this.url = url;
+    this.code = code;
+  }
+}
+
+/** The server accepted the request but did not answer within the time allowed. */
+export class RequestTimeoutError extends Error {
+  override name = 'RequestTimeoutError';
+  readonly url: string;
+  readonly timeoutMs: number;
+  constructor(url: string, timeoutMs: number) {
+    super(`no answer from ${url} within ${timeoutMs} ms`);
+    this.url = url;
+    this.timeoutMs = timeoutMs;
+  }
+}
+
+/** Connection-level failures that mean "we could not reach the server" (not "it answered badly"). */
+const UNREACHABLE = new Set([
+  'ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'UND_ERR_CONNECT_TIMEOUT',
+  'EPROTO', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'CERT_HAS_EXPIRED', 'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+export interface HttpClientOptions {
+  /** Base URL of the service (http or https, no credentials). */
+  baseUrl: string;
+  /** Per-request timeout. Default 10 s. */
+  timeoutMs?: number;
+  /** Most bytes of a body read. Default 4 MiB. */
+  maxBodyBytes?: number;
+  /** Response headers recorded per exchange (lower-case). */
+  recordHeaders?: string[];
+  /** The run's signal: aborts a request in flight. */
+  signal?: AbortSignal;
+  /** Called with every exchange as it ends. */
+  onExchange?: (e: HttpExchange) => void;
+}
+
+/** Parses and checks a base URL; throws a message naming the fix (a usage error for the CLI). */
+export function parseBaseUrl(raw: string): URL {
+  let u: URL;
+  try { u = new URL(raw); } catch { throw new Error(`"${raw}" is not a URL (example: https://api.example.com or http://127.0.0.1:30080)`); }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error(`${u.protocol} is not supported: use an http:// or https:// URL`);
+  if (u.username || u.password) throw new Error('put no credentials in the URL: pass the token with --token or TEST_TOKEN');
+  if (u.search || u.hash) throw new Error(`give the service's base URL without a query or fragment (e.g. ${u.origin}${u.pathname === '/' ? '' : u.pathname})`);
+  return u;
+}
+
+export class HttpClient {
+  readonly baseUrl: string;
+  readonly exchanges: HttpExchange[] = [];
+  readonly #timeoutMs: number;
+  readonly #maxBody: number;
+  readonly #keep: string[];
+  readonly #signal?: AbortSignal;
+  readonly #onExchange?: (e: HttpExchange) => void;
+  /** The check whose requests these are (set by the runner). */
+  check: string | null = null;
+
+  constructor(o: HttpClientOptions) {
+    this.baseUrl = parseBaseUrl(o.baseUrl).toString().replace(/\/$/, '');
+    this.#timeoutMs = o.timeoutMs ?? 10_000;
+    this.#maxBody = o.maxBodyBytes ?? 4 * 1024 * 1024;
+    this.#keep = (o.recordHeaders ?? []).map((h) => h.toLowerCase());
+    this.#signal = o.signal;
+    this.#onExchange = o.onExchange;
+  }
+
+  /** A client for another base URL (e.g. a pod address) sharing this one's record and settings. */
+  withBase(baseUrl: string): HttpClient {
+    const c = new HttpClient({ baseUrl, timeoutMs: this.#timeoutMs, maxBodyBytes: this.#maxBody, recordHeaders: this.#keep, signal: this.#signal,
+      onExchange: (e) => { this.exchanges.push(e); this.#onExchange?.(e); } });
+    c.check = this.check;
+    return c;
+  }
+
+  /**
+   * Sends one request to `path` (relative to the base URL) and reads the answer. Throws
+   * UnreachableError when nothing answered, RequestTimeoutError when the answer took too long,
+   * and the signal's reason when the run was aborted.
+   */
+  async request(path: string, o: RequestOptions = {}): Promise<HttpResponse> {
+    const method = o.method ?? (o.body === undefined ? 'GET' : 'POST');
+    const url = this.baseUrl + path;
+    const timeoutMs = o.timeoutMs ?? this.#timeoutMs;
+    const timeout = new AbortController();
+    const timer = setTimeout(() => timeout.abort(), timeoutMs);
+    const signal = this.#signal ? AbortSignal.any([this.#signal, timeout.signal]) : timeout.signal;
+    const headers: Record<string, string> = { ...(o.headers ?? {}) };
+    if (o.body !== undefined) headers['content-type'] ??= 'application/json';
+    const at = Date.now();
+    const t0 = performance.now();
+    const record = (status: number, h: Headers | null, error: string | null) => {
+      const e: HttpExchange = {
+        at, method, path, status, durationMs: performance.now() - t0, error, check: this.check,
+        headers: Object.fromEntries(this.#keep.map((k) => [k, h?.get(k) ?? null])),
+      };
+      this.exchanges.push(e);
+      this.#onExchange?.(e);
+      return e;
+    };
+    try {
+      const res = await fetch(url, {
+        method, headers, signal, redirect: 'manual',
+        body: o.body === undefined ? undefined : typeof o.body === 'string' ? o.body : JSON.stringify(o.body),
+      });
+      const { text, truncated } = await readLimited(res, this.#maxBody);
+      const e = record(res.status, res.headers, null);
+      let json: unknown;
+      try { json = JSON.parse(text); } catch { json = undefined; }
+      return { status: res.status, headers: res.headers, text, truncated, durationMs: e.durationMs, json };
+    } catch (err) {
+      if (this.#signal?.aborted) { record(0, null, 'aborted'); throw this.#signal.reason ?? err; }
+      if (timeout.signal.aborted) { record(0, null, 'timeout'); throw new RequestTimeoutError(url, timeoutMs); }
+      const code = errorCode(err);
+      record(0, null, code);
+      const detail = String((err as Error & { cause?: Error }).cause?.message ?? (err as Error).message ?? err);
+      if (UNREACHABLE.has(code)) throw new UnreachableError(url, code, detail);
+      throw new ConnectionError(url, code, detail);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+async function readLimited(res: Response, max: number): Promise<{ text: string; truncated: boolean }> {
+  if (!res.body) return { text: '', truncated: false };
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let n = 0;
+  let truncated = false;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    if (n + value.byteLength > max) {
+      chunks.push(value.subarray(0, max - n));
+      n = max;
+      truncated = true;
+      await reader.cancel().catch(() => {});
+      break;
+    }
+    chunks.push(value);
+    n += value.byteLength;
+  }
+  return { text: Buffer.concat(chunks).toString('utf8'), truncated };
+}
