@@ -9,7 +9,7 @@ import type { RunRecord } from '../reports/run-record.ts';
 import { createRunDirectory, writeRun } from '../reports/run-directory.ts';
 import { renderJson } from '../reports/render/json.ts';
 import { printRunSummary } from '../reports/render/terminal.ts';
-import { redactDeep, redactor } from '../suites/suite.ts';
+import { redactDeep, redactor } from '../lib/checks/suite.ts';
 
 export interface Interrupt extends Disposable {
   signal: AbortSignal;

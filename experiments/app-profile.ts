@@ -8,7 +8,7 @@ import type { ReleaseSpec } from '../lib/kube/deploy.ts';
 import type { KubeObject } from '../lib/kube/render.ts';
 import type { IdentityHeaders, Scenario } from '../lib/load/index.ts';
 import type { ImageSource, Target, TargetKind } from '../cluster/target.ts';
-import type { SuiteCheck } from '../suites/suite.ts';
+import type { SuiteCheck } from '../lib/checks/suite.ts';
 
 export interface Workload {
   namespace: string;

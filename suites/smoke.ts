@@ -6,7 +6,8 @@
 import { randomBytes } from 'node:crypto';
 import type { AppProfile } from '../experiments/app-profile.ts';
 import type { CheckRecord } from '../reports/run-record.ts';
-import { runSuite, suiteCheckRecord, type SuiteRun } from './suite.ts';
+import { runSuite, type SuiteRun } from '../lib/checks/suite.ts';
+import { suiteCheckRecord } from './record.ts';
 
 export interface SmokeRunOptions {
   app: AppProfile;

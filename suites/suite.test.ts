@@ -6,8 +6,8 @@ import { writeRun, createRunDirectory } from '../reports/run-directory.ts';
 import { readFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CheckFailed, CleanupRegistry, fail, pass, redactDeep, redactor, runSuite, suiteCheckRecord, type SuiteCheck } from './suite.ts';
-import { suiteRunRecord, urlTarget } from './record.ts';
+import { CheckFailed, CleanupRegistry, fail, pass, redactDeep, redactor, runSuite, type SuiteCheck } from '../lib/checks/suite.ts';
+import { suiteCheckRecord, suiteRunRecord, urlTarget } from './record.ts';
 
 // The generic suite runner, against a plain HTTP server of the test's own: verdicts from returns
 // and throws, latency budgets, reported retries, needs, read-only, the cleanup on abort, redaction.

@@ -14,9 +14,9 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { SignJWT } from 'jose';
 import type { DrainSettings, ProbeDescription, SmokeOptions, SmokeSuite } from '../../experiments/app-profile.ts';
-import { HttpClient, type HttpResponse } from '../../suites/http.ts';
-import { family, parseExposition, sampleValue } from '../../suites/prometheus.ts';
-import { CheckFailed, pass, type CheckContext, type SuiteCheck } from '../../suites/suite.ts';
+import { HttpClient, type HttpResponse } from '../../lib/checks/http.ts';
+import { family, parseExposition, sampleValue } from '../../lib/checks/prometheus.ts';
+import { CheckFailed, pass, type CheckContext, type SuiteCheck } from '../../lib/checks/suite.ts';
 
 const API = '/api/v1/licenses';
 /** The license the smoke acquires; the embedded and kind overlays seed it with 100 seats (production must have it too). */

@@ -6,7 +6,7 @@ import type { AppProfile } from '../../experiments/app-profile.ts';
 import { loadManifests, readDeployment, type ManifestSource } from '../../probes/manifest-source.ts';
 import { runProbes } from '../../probes/probes.ts';
 import type { TargetRecord } from '../../reports/run-record.ts';
-import { parseBaseUrl } from '../../suites/http.ts';
+import { parseBaseUrl } from '../../lib/checks/http.ts';
 import { suiteRunRecord, urlTarget } from '../../suites/record.ts';
 import { UsageError } from '../exit-codes.ts';
 import { finishRun, interruptOnSignals, progress } from '../suite-run.ts';

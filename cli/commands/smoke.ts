@@ -1,7 +1,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { licenseApi } from '../../apps/license-api/profile.ts';
 import type { AppProfile } from '../../experiments/app-profile.ts';
-import { parseBaseUrl } from '../../suites/http.ts';
+import { parseBaseUrl } from '../../lib/checks/http.ts';
 import { urlTarget, suiteRunRecord } from '../../suites/record.ts';
 import { runSmoke } from '../../suites/smoke.ts';
 import { finishRun, interruptOnSignals, progress } from '../suite-run.ts';

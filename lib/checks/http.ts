@@ -9,7 +9,7 @@
  * could not look), never PASS and never FAIL. A server that accepts the connection but does not
  * answer in time is reachable and slow: that is {@link RequestTimeoutError}, a FAIL of the check.
  */
-import { errorCode } from '../lib/load/error-class.ts';
+import { errorCode } from '../load/error-class.ts';
 
 export interface HttpExchange {
   /** Epoch ms when the request was sent. */
