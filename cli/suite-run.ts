@@ -40,10 +40,10 @@ export function progress(started: number, secrets: string[]): (m: string) => voi
 }
 
 /** Writes the run directory, prints the summary (or verdict.json), returns the exit code. */
-export async function finishRun(record: RunRecord, o: { out: string; json?: boolean; secrets: string[]; started: number }): Promise<number> {
+export async function finishRun(record: RunRecord, o: { out: string; json?: boolean; secrets: string[]; started: number; ledger?: Iterable<string> | null }): Promise<number> {
   const safe = redactDeep(record, redactor(o.secrets));
   const { dir } = await createRunDirectory(o.out, safe.command, new Date(o.started));
-  const files = await writeRun(dir, safe, null);
+  const files = await writeRun(dir, safe, o.ledger ?? null);
   if (o.json) process.stdout.write(renderJson(safe));
   else printRunSummary(safe, files.html);
   return exitCodeOf(safe.verdict);

@@ -41,6 +41,11 @@ export const FAULTS: Record<string, Fault> = {
     what: 'the new pods answer 500 for their first 60 s while their readiness says ready',
     env: { FAULT_ERRORS_AFTER_START_MS: '60000' },
   },
+  'error-rate': {
+    name: 'error-rate', side: 'to',
+    what: '5 % of the new pods\' license requests answer 500 (a raised error rate, not an outage)',
+    env: { FAULT_ERROR_RATE: '0.05' },
+  },
   'slow-release': {
     name: 'slow-release', side: 'to',
     what: 'every license request of the new pods takes 150 ms longer (a latency regression that fails nothing)',

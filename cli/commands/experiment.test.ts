@@ -63,3 +63,35 @@ describe('verdict experiment / verify-local: usage', () => {
     expect(bad.stderr).toMatch(/verdict\.config\.yaml is not a valid verdict config:\n\s+allowedContexts:/);
   });
 });
+
+describe('verdict gate: usage', () => {
+  it('names what is missing or wrong, exit 64, before touching any cluster', async () => {
+    const base = ['gate', '--context', 'staging', '--deployment', 'coditect/license-api', '--url', 'http://127.0.0.1:9'];
+    const noContext = await verdict(['gate', '--deployment', 'coditect/license-api', '--url', 'http://127.0.0.1:9']);
+    expect(noContext.code).toBe(64);
+    expect(noContext.stderr).toMatch(/give --context/);
+    expect((await verdict(['gate', '--context', 'x', '--deployment', 'license-api', '--url', 'http://127.0.0.1:9'])).stderr).toMatch(/namespace\/name/);
+    const source = await verdict([...base, '--source', 'datadog']);
+    expect(source.code).toBe(64);
+    expect(source.stderr).toMatch(/unknown --source "datadog": use client, promql, gmp, cloud-monitoring/);
+    const promql = await verdict([...base, '--source', 'promql']);
+    expect(promql.code).toBe(64);
+    expect(promql.stderr).toMatch(/--source promql needs --prometheus-url/);
+    const hold = await verdict([...base, '--on-inconclusive', 'maybe']);
+    expect(hold.code).toBe(64);
+    const window = await verdict([...base, '--window', '0s']);
+    expect(window.code).toBe(64);
+  });
+
+  it('an unreachable cluster is ERROR (exit 3) with a message and a run directory, never PASS', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'verdict-gate-cli-'));
+    dirs.push(dir);
+    const kubeconfig = join(dir, 'kubeconfig');
+    await writeFile(kubeconfig, 'apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: "https://127.0.0.1:9"}}]\nusers: [{name: u, user: {token: x}}]\ncontexts: [{name: nowhere, context: {cluster: c, user: u}}]\ncurrent-context: nowhere\n');
+    const r = await verdict(['gate', '--context', 'nowhere', '--kubeconfig', kubeconfig, '--deployment', 'coditect/license-api', '--url', 'http://127.0.0.1:9', '--out', join(dir, 'out'), '--json']);
+    expect(r.code).toBe(3);
+    const record = JSON.parse(r.stdout);
+    expect(record.verdict).toBe('ERROR');
+    expect(record.error).toMatch(/context "nowhere" does not answer/);
+  });
+});

@@ -9,6 +9,7 @@ import { loadCommand } from './load.ts';
 import { reportCommand } from './report.ts';
 import { historyCommand, pauseCommand, resumeCommand, rollbackCommand } from './rollout.ts';
 import { smokeCommand } from './smoke.ts';
+import { gateCommand } from './gate.ts';
 import { probesCommand } from './probes.ts';
 
 /** Every `verdict` subcommand, in the order `--help` lists them. */
@@ -16,6 +17,7 @@ export const commands: Array<() => Command> = [
   verifyLocalCommand,
   experimentCommand,
   smokeCommand,
+  gateCommand,
   probesCommand,
   clusterCommand,
   imageCommand,

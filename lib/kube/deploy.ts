@@ -57,24 +57,35 @@ export async function deployRelease(kc: k8s.KubeConfig, spec: ReleaseSpec, opts:
   const d = objects.find((o) => o.kind === 'Deployment' && o.metadata.name === spec.deployment)!;
   const namespace = d.metadata.namespace ?? 'default';
   if (opts.wait === false) return;
-  const check = opts.failFast === false ? undefined : newPodsCheck(kc, namespace, d, spec);
+  const check = opts.failFast === false ? undefined : newPodsCheck(kc, namespace, d, spec.deployment, spec.container);
   await waitForRollout(kc, namespace, spec.deployment, { ...opts, check });
+}
+
+/**
+ * The same fail-fast check for a Deployment as it is in the cluster (the post-deploy gate waits
+ * for a rollout someone else applied): crash loops, image errors and a readiness that never passes
+ * end the wait at once.
+ */
+export async function liveRolloutCheck(kc: k8s.KubeConfig, namespace: string, name: string): Promise<() => Promise<RolloutProblem | undefined>> {
+  const d = await kc.makeApiClient(k8s.AppsV1Api).readNamespacedDeployment({ namespace, name });
+  const container = d.spec?.template.spec?.containers[0]?.name ?? '';
+  return newPodsCheck(kc, namespace, d as unknown as KubeObject, name, container);
 }
 
 /**
  * The pods of the Deployment's current template (its newest ReplicaSet: an older one may carry the
  * same version label), judged by {@link rolloutProblem} with the readiness probe's own budget.
  */
-function newPodsCheck(kc: k8s.KubeConfig, namespace: string, d: KubeObject, spec: ReleaseSpec): () => Promise<RolloutProblem | undefined> {
+function newPodsCheck(kc: k8s.KubeConfig, namespace: string, d: KubeObject, deployment: string, container: string): () => Promise<RolloutProblem | undefined> {
   const core = kc.makeApiClient(k8s.CoreV1Api);
   const base = Object.entries(d.spec.selector?.matchLabels ?? {}).map(([k, v]) => `${k}=${v}`).join(',');
-  const c = d.spec.template.spec.containers.find((x: { name: string }) => x.name === spec.container);
+  const c = d.spec.template.spec.containers.find((x: { name: string }) => x.name === container);
   const rp = c?.readinessProbe ?? {};
   // The kubelet needs initialDelay + period × failureThreshold to call a pod unready; give it that
   // twice over plus 30 s before calling a readiness that never passes hopeless.
   const budgetMs = ((rp.initialDelaySeconds ?? 0) + (rp.periodSeconds ?? 10) * (rp.failureThreshold ?? 3)) * 2000 + 30_000;
   return async () => {
-    const hash = await currentTemplateHash(kc, namespace, spec.deployment);
+    const hash = await currentTemplateHash(kc, namespace, deployment);
     if (!hash) return undefined;
     const pods = (await core.listNamespacedPod({ namespace, labelSelector: `${base},pod-template-hash=${hash}` })).items;
     return rolloutProblem(pods, Date.now(), { notReadyAfterMs: budgetMs });

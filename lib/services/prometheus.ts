@@ -6,9 +6,30 @@ import { stringify } from 'yaml';
 import { freePort } from '../net/free-port.ts';
 import { startProcess, type OwnedProcess } from '../proc/child.ts';
 
+/**
+ * Pods to scrape, found through the Kubernetes API (`kubernetes_sd_configs`, role pod), as a
+ * cluster's Prometheus (or GMP's PodMonitoring) finds them: it follows the pods across rollouts.
+ */
+export interface KubernetesPodsJob {
+  name: string;
+  /** The API server URL and the client's PEM credentials (from a kubeconfig). */
+  apiServer: string;
+  ca: string;
+  cert: string;
+  key: string;
+  namespace: string;
+  /** Keep pods with these labels. */
+  labels: Record<string, string>;
+  /** Keep the container port with this number. */
+  port: number;
+  metricsPath?: string;
+}
+
 export interface PrometheusOptions {
   /** Scrape jobs: a name and `host:port` targets (metrics path `/metrics`). */
   jobs: Array<{ name: string; targets: string[]; metricsPath?: string }>;
+  /** Jobs whose targets are pods found through the Kubernetes API. */
+  kubernetesPods?: KubernetesPodsJob[];
   /** Scrape (and evaluation) interval in seconds. Default 1. */
   scrapeIntervalSeconds?: number;
   port?: number;
@@ -44,9 +65,25 @@ export async function startPrometheus(opts: PrometheusOptions): Promise<Promethe
   const port = opts.port ?? await freePort();
   const dir = await mkdtemp(join(opts.parentDir ?? tmpdir(), 'verdict-prometheus-'));
   const interval = `${opts.scrapeIntervalSeconds ?? 1}s`;
+  const pods = await Promise.all((opts.kubernetesPods ?? []).map(async (j, i) => {
+    const file = (what: string, pem: string) => { const f = join(dir, `k8s-${i}-${what}.pem`); return writeFile(f, pem, { mode: 0o600 }).then(() => f); };
+    return {
+      job_name: j.name, metrics_path: j.metricsPath ?? '/metrics',
+      kubernetes_sd_configs: [{ role: 'pod', api_server: j.apiServer, namespaces: { names: [j.namespace] },
+        tls_config: { ca_file: await file('ca', j.ca), cert_file: await file('cert', j.cert), key_file: await file('key', j.key) } }],
+      relabel_configs: [
+        ...Object.entries(j.labels).map(([k, v]) => ({ source_labels: [`__meta_kubernetes_pod_label_${k.replace(/[^A-Za-z0-9_]/g, '_')}`], regex: v, action: 'keep' })),
+        { source_labels: ['__meta_kubernetes_pod_container_port_number'], regex: String(j.port), action: 'keep' },
+        { source_labels: ['__meta_kubernetes_pod_name'], target_label: 'kubernetes_pod' },
+      ],
+    };
+  }));
   const config = {
     global: { scrape_interval: interval, evaluation_interval: interval, scrape_timeout: interval },
-    scrape_configs: opts.jobs.map((j) => ({ job_name: j.name, metrics_path: j.metricsPath ?? '/metrics', static_configs: [{ targets: j.targets }] })),
+    scrape_configs: [
+      ...opts.jobs.map((j) => ({ job_name: j.name, metrics_path: j.metricsPath ?? '/metrics', static_configs: [{ targets: j.targets }] })),
+      ...pods,
+    ],
   };
   await writeFile(join(dir, 'prometheus.yml'), stringify(config));
   const url = `http://127.0.0.1:${port}`;

@@ -90,6 +90,9 @@ export function createApp({ config, pool, probePool, redis, log, lifecycle }: Ap
     if (config.FAULT_ERRORS_AFTER_START_MS > 0 && since !== undefined && Date.now() - since < config.FAULT_ERRORS_AFTER_START_MS) {
       throw new ApiError(500, 'INJECTED_FAULT', 'fault injection: FAULT_ERRORS_AFTER_START_MS is set');
     }
+    if (config.FAULT_ERROR_RATE > 0 && Math.random() < config.FAULT_ERROR_RATE) {
+      throw new ApiError(500, 'INJECTED_FAULT', 'fault injection: FAULT_ERROR_RATE is set');
+    }
     if (config.FAULT_EXTRA_LATENCY_MS > 0) { setTimeout(next, config.FAULT_EXTRA_LATENCY_MS); return; }
     next();
   };

@@ -70,6 +70,8 @@ export const configSchema = z.object({
    * while readiness says ready (a broken build that serves before it can). 0 (the default) is off.
    */
   FAULT_ERRORS_AFTER_START_MS: int(0, 600_000).default(0),
+  /** Fault injection for detector tests: this fraction of license requests answer 500 (a release with a raised error rate). 0 (the default) is off. */
+  FAULT_ERROR_RATE: z.coerce.number().min(0).max(1).default(0),
   /** Fault injection for detector tests: every license request takes this much longer (a slow release). 0 (the default) is off. */
   FAULT_EXTRA_LATENCY_MS: int(0, 10_000).default(0),
   /** Licenses to create at start-up if missing: `KEY=SEATS,KEY2=SEATS`. */

@@ -1,0 +1,125 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { licenseApi, licenseApiToken } from '../apps/license-api/profile.ts';
+import { upEmbedded, type EmbeddedCluster } from '../cluster/embedded/embedded-cluster.ts';
+import { k8s } from '../lib/kube/client.ts';
+import { deployRelease } from '../lib/kube/deploy.ts';
+import { waitForSettled } from '../lib/kube/disrupt.ts';
+import { PromqlSource, type MetricSource } from '../lib/metrics/index.ts';
+import { startPrometheus, type PrometheusServer } from '../lib/services/prometheus.ts';
+import { assertValidRunRecord } from '../reports/render/json.ts';
+import { suiteRunRecord } from '../suites/record.ts';
+import { runGate, type GateOptions, type GateResult } from './post-deploy-gate.ts';
+
+// The post-deploy gate on the embedded cluster: the release is applied without waiting (as the
+// production pipeline does), then the gate waits, smokes, judges a window of the harness's own load
+// and of a real Prometheus that finds the pods through the Kubernetes API, and rolls back.
+const STATE = '/var/lib/verdict/test-gate';
+const NS = licenseApi.workload.namespace;
+let cluster: EmbeddedCluster;
+let prometheus: PrometheusServer;
+let token: string;
+
+const fault = (name: string) => licenseApi.faults[name];
+const apply = (tag: string, faults: string[] = []) => deployRelease(cluster.kubeConfig, licenseApi.release(tag, 'embedded', faults.map(fault)), { wait: false });
+const envOfTemplate = async () => (await cluster.kubeConfig.makeApiClient(k8s.AppsV1Api).readNamespacedDeployment({ namespace: NS, name: 'license-api' }))
+  .spec!.template.spec!.containers[0].env?.map((e) => e.name) ?? [];
+
+beforeAll(async () => {
+  cluster = await upEmbedded({ name: 'verdict', stateDir: STATE, nodes: 3 });
+  for (const tag of ['v1', 'v2']) await cluster.images.load(licenseApi.image(tag));
+  await deployRelease(cluster.kubeConfig, licenseApi.release('v1', 'embedded'), { timeoutMs: 240_000 });
+  await waitForSettled(cluster.kubeConfig, NS, licenseApi.workload.selector, 'license-api', 3);
+  token = await licenseApiToken('embedded', 'gate-test');
+  const server = cluster.kubeConfig.getCurrentCluster()!;
+  const user = cluster.kubeConfig.getCurrentUser()!;
+  const pem = (b64?: string) => Buffer.from(b64 ?? '', 'base64').toString();
+  prometheus = await startPrometheus({
+    jobs: [], scrapeIntervalSeconds: 1,
+    kubernetesPods: [{ name: 'license-api', apiServer: server.server, ca: pem(server.caData), cert: pem(user.certData), key: pem(user.keyData),
+      namespace: NS, labels: { app: 'license-api' }, port: 8000 }],
+  });
+}, 600_000);
+afterAll(async () => {
+  await prometheus?.stop();
+  await cluster?.close();
+}, 120_000);
+
+async function gate(o: Partial<GateOptions> & { sources: MetricSource[] }): Promise<GateResult> {
+  const r = await runGate({
+    target: cluster, app: licenseApi, namespace: NS, deployment: 'license-api', url: cluster.serviceUrl(30080), token,
+    windowMs: 12_000, rate: 40, maxErrorRate: 0.01, minRequests: 200, onInconclusive: 'rollback', rollback: true,
+    timeoutMs: 240_000, sourceDelayMs: 3000, signal: new AbortController().signal, say: (m) => process.stderr.write(`  gate: ${m}\n`), ...o,
+  });
+  const record = suiteRunRecord({ command: 'gate', target: { kind: 'embedded', name: 'verdict', context: null, serverVersion: null, url: null, endpointLagMs: 1000 },
+    checks: r.checks, startedAt: Date.now() - 1000, endedAt: Date.now(), app: { name: 'license-api', versions: {}, faults: [] } });
+  assertValidRunRecord(record, 'gate');
+  process.stderr.write(`gate: decision ${r.decision}, ${r.action}\n${r.checks.flatMap((c) => c.gates.map((g) => `  ${c.name} ${g.verdict} ${g.name}: ${g.evidence}`)).join('\n')}\n`);
+  return r;
+}
+const promql = () => new PromqlSource({ baseUrl: prometheus.url, stepSeconds: 2 });
+const gateOf = (r: GateResult, check: string, name: RegExp) => r.checks.find((c) => c.name === check)?.gates.find((g) => name.test(g.name));
+
+describe('verdict gate', () => {
+  it('a good v2 PASSes on client and Prometheus evidence, and nothing is rolled back', async () => {
+    await apply('v2');
+    const r = await gate({ sources: [promql()] });
+    expect(r.decision).toBe('PASS');
+    expect(r.action).toBe('none');
+    expect(r.versions).toEqual({ candidate: 'v2', baseline: 'v1' });
+    expect(gateOf(r, 'metrics', /^promql: error rate/)?.verdict).toBe('PASS');
+    expect(gateOf(r, 'metrics', /^client: error rate/)?.observed.total).toBeGreaterThanOrEqual(200);
+    expect(r.checks.map((c) => c.name)).toEqual(['rollout', 'smoke', 'metrics']);
+  }, 600_000);
+
+  it('a v2 with a raised error rate FAILs on the Wilson bound, is rolled back, and the rollback is verified', async () => {
+    await apply('v2', ['error-rate']);
+    const r = await gate({ sources: [promql()] });
+    expect(r.decision).toBe('FAIL');
+    const client = gateOf(r, 'metrics', /^client: error rate/)!;
+    expect(client.verdict).toBe('FAIL');
+    expect(client.evidence).toMatch(/95% upper bound/);
+    expect(gateOf(r, 'metrics', /^promql: error rate/)?.verdict).toBe('FAIL');
+    expect(r.action).toBe('rolled-back');
+    expect(r.checks.find((c) => c.name === 'rollback')?.gates.map((g) => [g.name, g.verdict])).toEqual([
+      ['rolled back', 'PASS'], ['rollback rolled out', 'PASS'], ['read-only smoke after the rollback', 'PASS']]);
+    expect(await envOfTemplate()).not.toContain('FAULT_ERROR_RATE');
+  }, 600_000);
+
+  it('a v2 that never becomes ready FAILs before the progress deadline, with its pods as evidence, and is rolled back', async () => {
+    await apply('v2', ['never-ready']);
+    const started = Date.now();
+    const r = await gate({ sources: [] });
+    expect(r.decision).toBe('FAIL');
+    const rollout = gateOf(r, 'rollout', /rollout completed/)!;
+    expect(rollout.verdict).toBe('FAIL');
+    expect(rollout.evidence).toMatch(/without becoming Ready/);
+    expect(r.checks.map((c) => c.name)).toEqual(['rollout', 'rollback']);
+    expect(r.action).toBe('rolled-back');
+    expect(Date.now() - started).toBeLessThan(600_000); // the Deployment's progress deadline
+  }, 600_000);
+
+  it('Prometheus down is never PASS: the source ERRORs and the release is rolled back', async () => {
+    await apply('v1');
+    await prometheus.pause();
+    try {
+      const r = await gate({ sources: [promql()] });
+      expect(gateOf(r, 'metrics', /^promql: error rate/)?.verdict).toBe('ERROR');
+      expect(gateOf(r, 'metrics', /^client: error rate/)?.verdict).toBe('PASS');
+      expect(r.decision).toBe('ERROR');
+      expect(r.action).toBe('rolled-back');
+    } finally {
+      await prometheus.start();
+    }
+  }, 600_000);
+
+  it('an empty query is INCONCLUSIVE, never PASS: held when told to hold', async () => {
+    await apply('v1');
+    const empty = new PromqlSource({ baseUrl: prometheus.url, stepSeconds: 2, selector: 'route="/no-such-route"' });
+    const r = await gate({ sources: [empty], onInconclusive: 'hold' });
+    expect(gateOf(r, 'metrics', /^promql: error rate/)?.verdict).toBe('INCONCLUSIVE');
+    expect(r.decision).toBe('INCONCLUSIVE');
+    expect(r.action).toBe('held');
+    const d = await cluster.kubeConfig.makeApiClient(k8s.AppsV1Api).readNamespacedDeployment({ namespace: NS, name: 'license-api' });
+    expect(d.spec!.template.metadata!.labels!['app.kubernetes.io/version']).toBe('v1');
+  }, 600_000);
+});
