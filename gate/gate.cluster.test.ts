@@ -30,16 +30,23 @@ beforeAll(async () => {
   await deployRelease(cluster.kubeConfig, licenseApi.release('v1', 'embedded'), { timeoutMs: 240_000 });
   await waitForSettled(cluster.kubeConfig, NS, licenseApi.workload.selector, 'license-api', 3);
   token = await licenseApiToken('embedded', 'gate-test');
-  const server = cluster.kubeConfig.getCurrentCluster()!;
-  const user = cluster.kubeConfig.getCurrentUser()!;
-  const pem = (b64?: string) => Buffer.from(b64 ?? '', 'base64').toString();
-  prometheus = await startPrometheus({
-    jobs: [], scrapeIntervalSeconds: 1,
-    kubernetesPods: [{ name: 'license-api', apiServer: server.server, ca: pem(server.caData), cert: pem(user.certData), key: pem(user.keyData),
-      namespace: NS, labels: { app: 'license-api' }, port: 8000 }],
-  });
+  prometheus = await startPrometheus({ jobs: [], fileJobs: [{ name: 'license-api' }], scrapeIntervalSeconds: 1 });
+  // Service discovery: every pod of the workload with an address, from the Kubernetes API, kept
+  // current in Prometheus' target file (what a cluster's Prometheus does with kubernetes_sd).
+  const core = cluster.kubeConfig.makeApiClient(k8s.CoreV1Api);
+  let last = '';
+  const discover = async () => {
+    const pods = (await core.listNamespacedPod({ namespace: NS, labelSelector: licenseApi.workload.selector })).items.filter((p) => p.status?.podIP);
+    const groups = pods.map((p) => ({ targets: [`${p.status!.podIP}:8000`], labels: { kubernetes_pod: p.metadata!.name! } }));
+    const text = JSON.stringify(groups);
+    if (text !== last) { last = text; await prometheus.setFileTargets('license-api', groups); }
+  };
+  await discover();
+  discovery = setInterval(() => { discover().catch(() => {}); }, 500);
 }, 600_000);
+let discovery: NodeJS.Timeout | undefined;
 afterAll(async () => {
+  clearInterval(discovery);
   await prometheus?.stop();
   await cluster?.close();
 }, 120_000);
@@ -98,28 +105,31 @@ describe('verdict gate', () => {
     expect(Date.now() - started).toBeLessThan(600_000); // the Deployment's progress deadline
   }, 600_000);
 
-  it('Prometheus down is never PASS: the source ERRORs and the release is rolled back', async () => {
+  it('Prometheus down is never PASS: the source ERRORs; with --no-rollback the gate says what it would do and changes nothing', async () => {
     await apply('v1');
     await prometheus.pause();
     try {
-      const r = await gate({ sources: [promql()] });
+      const r = await gate({ sources: [promql()], rollback: false });
       expect(gateOf(r, 'metrics', /^promql: error rate/)?.verdict).toBe('ERROR');
       expect(gateOf(r, 'metrics', /^client: error rate/)?.verdict).toBe('PASS');
       expect(r.decision).toBe('ERROR');
-      expect(r.action).toBe('rolled-back');
+      expect(r.action).toBe('would-roll-back');
+      expect(gateOf(r, 'rollback', /rollback not done/)?.evidence).toMatch(/would have rolled coditect\/license-api back to revision \d+ \(v2\)/);
+      const d = await cluster.kubeConfig.makeApiClient(k8s.AppsV1Api).readNamespacedDeployment({ namespace: NS, name: 'license-api' });
+      expect(d.spec!.template.metadata!.labels!['app.kubernetes.io/version']).toBe('v1');
     } finally {
       await prometheus.start();
     }
   }, 600_000);
 
   it('an empty query is INCONCLUSIVE, never PASS: held when told to hold', async () => {
-    await apply('v1');
+    await apply('v2');
     const empty = new PromqlSource({ baseUrl: prometheus.url, stepSeconds: 2, selector: 'route="/no-such-route"' });
     const r = await gate({ sources: [empty], onInconclusive: 'hold' });
     expect(gateOf(r, 'metrics', /^promql: error rate/)?.verdict).toBe('INCONCLUSIVE');
     expect(r.decision).toBe('INCONCLUSIVE');
     expect(r.action).toBe('held');
     const d = await cluster.kubeConfig.makeApiClient(k8s.AppsV1Api).readNamespacedDeployment({ namespace: NS, name: 'license-api' });
-    expect(d.spec!.template.metadata!.labels!['app.kubernetes.io/version']).toBe('v1');
+    expect(d.spec!.template.metadata!.labels!['app.kubernetes.io/version']).toBe('v2');
   }, 600_000);
 });

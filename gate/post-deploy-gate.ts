@@ -20,6 +20,7 @@ import { k8s } from '../lib/kube/client.ts';
 import { liveRolloutCheck } from '../lib/kube/deploy.ts';
 import { history, undo } from '../lib/kube/rollout-history.ts';
 import { RolloutFailedError, waitForRollout } from '../lib/kube/rollout.ts';
+import { waitForSettled } from '../lib/kube/disrupt.ts';
 import { startLoad } from '../lib/load/index.ts';
 import { vetTarget, DEFAULT_REMOTE_RATE_CAP } from '../lib/load/target-guard.ts';
 import { ClientSource } from '../lib/metrics/client.ts';
@@ -55,6 +56,10 @@ export interface GateOptions {
   minRequests: number;
   /** p99 objective (ms); undefined: latency is reported, not judged. */
   p99Ms?: number;
+  /** Canary against baseline: the new version's p99 may be this many times the old one's... */
+  maxP99Ratio?: number;
+  /** ...unless they are less than this far apart (ms). */
+  minP99DifferenceMs?: number;
   /** What INCONCLUSIVE does: roll back (default, fail-closed) or hold (a person decides). */
   onInconclusive: 'rollback' | 'hold';
   /** false: report what would have been done, touch nothing. */
@@ -99,6 +104,11 @@ async function versionsOf(kc: k8s.KubeConfig, namespace: string, name: string): 
   return { candidate: await label(current?.replicaSet), baseline: await label(previous?.replicaSet), baselineRevision: previous?.revision ?? null };
 }
 
+/**
+ * Waits for the rollout (kubectl rollout status), then for the workload to settle: the old pods
+ * still answer while they drain after "successfully rolled out", and what is judged must be the
+ * new release alone.
+ */
 async function waitRollout(o: GateOptions, what: string): Promise<{ ok: true; ms: number } | { ok: false; ms: number; error: string; problem?: RolloutFailedError['problem'] }> {
   const kc = o.target.kubeConfig;
   const started = Date.now();
@@ -107,6 +117,11 @@ async function waitRollout(o: GateOptions, what: string): Promise<{ ok: true; ms
       timeoutMs: o.timeoutMs, signal: o.signal, onProgress: (m) => o.say?.(`${what}: ${m}`),
       check: await liveRolloutCheck(kc, o.namespace, o.deployment),
     });
+    const d = await kc.makeApiClient(k8s.AppsV1Api).readNamespacedDeployment({ namespace: o.namespace, name: o.deployment });
+    o.say?.(`${what}: waiting for the old pods to finish draining`);
+    await waitForSettled(kc, o.namespace, o.app.workload.selector, o.deployment, d.spec?.replicas ?? 1, { signal: o.signal, timeoutMs: Math.max(1000, o.timeoutMs - (Date.now() - started)) });
+    // ...and for the data plane to have caught up (its lag, where known).
+    await sleep(o.target.endpointLagMs ?? 1000, undefined, { signal: o.signal });
     return { ok: true, ms: Date.now() - started };
   } catch (err) {
     o.signal.throwIfAborted();
@@ -164,7 +179,7 @@ export async function runGate(o: GateOptions): Promise<GateResult> {
       if (o.sources.length) { say(`waiting ${o.sourceDelayMs / 1000} s for the metric sources to catch up`); await sleep(o.sourceDelayMs, undefined, { signal: o.signal }); }
       const measurements = await measureAll([new ClientSource({ ledger: result.ledger }), ...o.sources], window, o.signal);
       const compare = candidate && versions.baseline && candidate !== versions.baseline
-        ? { baseline: versions.baseline, candidate, minRequestsPerVersion: Math.max(20, Math.floor(o.minRequests / 4)) } : undefined;
+        ? { baseline: versions.baseline, candidate, minRequestsPerVersion: Math.max(20, Math.floor(o.minRequests / 4)), maxP99Ratio: o.maxP99Ratio ?? 1.5, minP99DifferenceMs: o.minP99DifferenceMs ?? 20 } : undefined;
       const { gates } = metricGates(measurements, { maxErrorRate: o.maxErrorRate, minRequests: o.minRequests, p99Ms: o.p99Ms, compare });
       const joined = joinLedger(result.ledger, { timeline, endpointLagMs: o.target.endpointLagMs ?? 0, podOfConnection: o.target.attribution ? (p) => o.target.attribution!.podOf(p) : undefined });
       checks.push(check('metrics', `error rate (under ${(o.maxErrorRate * 100).toFixed(2)} %, Wilson bound, at least ${o.minRequests} requests)${o.p99Ms ? `, p99 under ${o.p99Ms} ms` : ''} and the new version against the old where both served, from ${measurements.map((m) => m.source).join(', ')} over ${o.windowMs / 1000} s`, t3,

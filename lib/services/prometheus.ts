@@ -1,35 +1,20 @@
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { freePort } from '../net/free-port.ts';
 import { startProcess, type OwnedProcess } from '../proc/child.ts';
 
-/**
- * Pods to scrape, found through the Kubernetes API (`kubernetes_sd_configs`, role pod), as a
- * cluster's Prometheus (or GMP's PodMonitoring) finds them: it follows the pods across rollouts.
- */
-export interface KubernetesPodsJob {
-  name: string;
-  /** The API server URL and the client's PEM credentials (from a kubeconfig). */
-  apiServer: string;
-  ca: string;
-  cert: string;
-  key: string;
-  namespace: string;
-  /** Keep pods with these labels. */
-  labels: Record<string, string>;
-  /** Keep the container port with this number. */
-  port: number;
-  metricsPath?: string;
-}
-
 export interface PrometheusOptions {
   /** Scrape jobs: a name and `host:port` targets (metrics path `/metrics`). */
   jobs: Array<{ name: string; targets: string[]; metricsPath?: string }>;
-  /** Jobs whose targets are pods found through the Kubernetes API. */
-  kubernetesPods?: KubernetesPodsJob[];
+  /**
+   * Jobs whose targets come from a file (`file_sd_configs`) that the caller keeps current with
+   * {@link PrometheusServer.setFileTargets}; Prometheus re-reads it on every change (Debian's build
+   * has no Kubernetes discovery: a caller that watches pods feeds it this way).
+   */
+  fileJobs?: Array<{ name: string; metricsPath?: string }>;
   /** Scrape (and evaluation) interval in seconds. Default 1. */
   scrapeIntervalSeconds?: number;
   port?: number;
@@ -44,6 +29,8 @@ export interface PrometheusServer extends AsyncDisposable {
   pause(): Promise<void>;
   start(): Promise<void>;
   stop(): Promise<void>;
+  /** Replaces a file job's targets (`host:port` with labels), atomically. */
+  setFileTargets(job: string, groups: Array<{ targets: string[]; labels?: Record<string, string> }>): Promise<void>;
   /** Resolves once every target of every job has been scraped successfully (`up == 1`). */
   waitForTargets(timeoutMs?: number): Promise<void>;
   tail(): string;
@@ -65,24 +52,16 @@ export async function startPrometheus(opts: PrometheusOptions): Promise<Promethe
   const port = opts.port ?? await freePort();
   const dir = await mkdtemp(join(opts.parentDir ?? tmpdir(), 'verdict-prometheus-'));
   const interval = `${opts.scrapeIntervalSeconds ?? 1}s`;
-  const pods = await Promise.all((opts.kubernetesPods ?? []).map(async (j, i) => {
-    const file = (what: string, pem: string) => { const f = join(dir, `k8s-${i}-${what}.pem`); return writeFile(f, pem, { mode: 0o600 }).then(() => f); };
-    return {
-      job_name: j.name, metrics_path: j.metricsPath ?? '/metrics',
-      kubernetes_sd_configs: [{ role: 'pod', api_server: j.apiServer, namespaces: { names: [j.namespace] },
-        tls_config: { ca_file: await file('ca', j.ca), cert_file: await file('cert', j.cert), key_file: await file('key', j.key) } }],
-      relabel_configs: [
-        ...Object.entries(j.labels).map(([k, v]) => ({ source_labels: [`__meta_kubernetes_pod_label_${k.replace(/[^A-Za-z0-9_]/g, '_')}`], regex: v, action: 'keep' })),
-        { source_labels: ['__meta_kubernetes_pod_container_port_number'], regex: String(j.port), action: 'keep' },
-        { source_labels: ['__meta_kubernetes_pod_name'], target_label: 'kubernetes_pod' },
-      ],
-    };
+  const targetsFile = (job: string) => join(dir, `targets-${job.replace(/[^A-Za-z0-9_-]/g, '_')}.json`);
+  for (const j of opts.fileJobs ?? []) await writeFile(targetsFile(j.name), '[]');
+  const fileJobs = (opts.fileJobs ?? []).map((j) => ({
+    job_name: j.name, metrics_path: j.metricsPath ?? '/metrics', file_sd_configs: [{ files: [targetsFile(j.name)], refresh_interval: interval }],
   }));
   const config = {
     global: { scrape_interval: interval, evaluation_interval: interval, scrape_timeout: interval },
     scrape_configs: [
       ...opts.jobs.map((j) => ({ job_name: j.name, metrics_path: j.metricsPath ?? '/metrics', static_configs: [{ targets: j.targets }] })),
-      ...pods,
+      ...fileJobs,
     ],
   };
   await writeFile(join(dir, 'prometheus.yml'), stringify(config));
@@ -127,5 +106,11 @@ export async function startPrometheus(opts: PrometheusOptions): Promise<Promethe
     await rm(dir, { recursive: true, force: true });
     throw err;
   }
-  return { port, url, start, pause, stop, waitForTargets, tail: () => proc?.tail() ?? '', [Symbol.asyncDispose]: stop };
+  const setFileTargets = async (job: string, groups: Array<{ targets: string[]; labels?: Record<string, string> }>) => {
+    if (!(opts.fileJobs ?? []).some((j) => j.name === job)) throw new Error(`prometheus has no file job "${job}"`);
+    const tmp = `${targetsFile(job)}.tmp`;
+    await writeFile(tmp, JSON.stringify(groups.map((g) => ({ targets: g.targets, labels: g.labels ?? {} }))));
+    await rename(tmp, targetsFile(job));
+  };
+  return { port, url, start, pause, stop, waitForTargets, setFileTargets, tail: () => proc?.tail() ?? '', [Symbol.asyncDispose]: stop };
 }
