@@ -9,7 +9,7 @@
  */
 import type { Verdict } from '../lib/verdict.ts';
 import type { FailureCause } from '../lib/evidence/causes.ts';
-import type { SecondOfEvidence } from '../lib/evidence/join.ts';
+import type { JoinedFailure, SecondOfEvidence } from '../lib/evidence/join.ts';
 import type { TimelineEvent } from '../lib/evidence/timeline.ts';
 
 export const RUN_RECORD_SCHEMA = 'verdict/v1';
@@ -111,25 +111,12 @@ export interface FailureGroup {
   examples: FailureExample[];
 }
 
-export interface FailureExample {
-  /** Epoch ms when the request was scheduled. */
-  at: number;
-  /** Step name (`acquire`, `heartbeat`, `GET /health/ready`, ...). */
-  step: string;
-  /** HTTP status, 0 when no response arrived. */
-  status: number;
-  /** Error class (`econnreset`, `timeout`, `unexpected_status`, ...) or null. */
-  error: string | null;
-  /** Pod that served or dropped it, or null when it cannot be told. */
-  pod: string | null;
-  version: string | null;
-  /** How the pod was known: the response header, the proxy's connection record, or not at all. */
-  attributedBy: 'response-header' | 'proxy-connection' | null;
-  /** Why this cause: the rule that matched, in words. */
-  reason: string;
-  /** The pod's last timeline events at or before the request. */
-  podHistory: TimelineEvent[];
-}
+/**
+ * A failed request as the evidence layer joined it (lib/evidence/join.ts: when, which step, what
+ * came back, the pod and how it was known, the rule's reason), with the pod's last timeline events
+ * at or before it.
+ */
+export type FailureExample = Omit<JoinedFailure, 'row' | 'cause'> & { podHistory: TimelineEvent[] };
 
 /**
  * One second of load: requests that ended in it, failures by cause, p50/p99 latency (ms, null when
