@@ -41,6 +41,8 @@ export class ContainerRun {
   restartCount = 0;
   ready = false;
   started = false;
+  /** Exited and will not be started again (restartPolicy Never, or OnFailure after exit 0). */
+  completed = false;
   private child: ChildProcess | undefined;
   private exited: Promise<void> = Promise.resolve();
   private probes: ProbeWorker[] = [];
@@ -151,11 +153,12 @@ export class ContainerRun {
     this.state = { kind: 'terminated', exitCode, signal, reason, startedAt, finishedAt };
     this.ready = false;
     this.started = false;
+    const restart = this.restartPolicy === 'Always' || (this.restartPolicy === 'OnFailure' && exitCode !== 0);
+    if (!this.stopping && !restart) this.completed = true;
     this.hooks.changed();
     if (this.stopping) return;
     const ranMs = finishedAt.getTime() - startedAt.getTime();
     if (ranMs >= this.backoff.resetAfterMs) this.backoffMs = 0;
-    const restart = this.restartPolicy === 'Always' || (this.restartPolicy === 'OnFailure' && exitCode !== 0);
     if (restart) this.scheduleRestart(false);
   }
 
