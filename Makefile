@@ -35,7 +35,7 @@ lint: setup ## type-check (tsc --noEmit)
 # Two runs: everything else in parallel, then the embedded-cluster end-to-end suites one file at a
 # time (each brings up its own cluster on the one pod bridge), so their load gates (the load engine's
 # own lateness) are not judged on a machine busy with other suites.
-CLUSTER_E2E := cluster/embedded/embedded-cluster.test.ts experiments/experiments.cluster.test.ts
+CLUSTER_E2E := cluster/embedded/embedded-cluster.test.ts experiments/experiments.cluster.test.ts lib/load/distributed/agents.cluster.test.ts
 test: setup lint controlplane ## run every test (vitest, real Postgres, Redis and control plane); JSON reports in .reports/
 	@mkdir -p $(REPORTS)
 	@rm -f $(REPORTS)/vitest-*.json $(REPORTS)/vitest-*.junit.xml
