@@ -6,9 +6,13 @@
  *   2. the highest constant arrival rate our engine sustains within 1% of target with the p99 of its
  *      own scheduling delay <= 1 ms (search by doubling, then bisection);
  *   3. ledger memory per request.
+ * For context, two references in the same rounds: a bare undici loop on the same 32 Clients (no
+ * ledger, statistics or scheduling: what the engine costs above its HTTP client) and a bare
+ * net.Socket loop with a prebuilt request and content-length framing only (roughly the ceiling of
+ * any HTTP client in one Node process; not a usable client).
  * Every process it starts (nginx, the tools, its own children) is stopped at the end, also on Ctrl-C.
  *
- *   node bench/load-engine.ts [--duration 10s] [--rounds 5] [--trial 5s] [--no-rate-search]
+ *   node bench/load-engine.ts [--duration 10s] [--rounds 5] [--trial 5s] [--no-rate-search] [--no-references]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -35,9 +39,15 @@ interface EngineRunResult {
   scheduleDelayP99: number | null;
   ledgerBytesPerRequest: number;
   ledgerRows: number;
+  /** CPU time (user + system) of the engine process per request over the run, µs. */
+  cpuUsPerRequest: number;
+  /** Event-loop utilization over the run: near 1 means CPU-bound, lower means waiting for the server. */
+  elu: number;
 }
 
 async function engineChild(spec: { url: string; mode: 'throughput' | 'rate'; durationMs: number; rate?: number; precision?: 'timer' | 'spin' }): Promise<EngineRunResult> {
+  const cpu0 = process.cpuUsage();
+  const elu0 = performance.eventLoopUtilization();
   const r = await runLoad({
     url: spec.url,
     executor: spec.mode === 'throughput'
@@ -50,6 +60,8 @@ async function engineChild(spec: { url: string; mode: 'throughput' | 'rate'; dur
     // As the experiments run it: the attribution headers are looked up on every response.
     identityHeaders: { backend: 'x-served-by', version: 'x-app-version' },
   });
+  const cpu = process.cpuUsage(cpu0);
+  const elu = performance.eventLoopUtilization(elu0).utilization;
   // Requests that ended inside the measured window, as wrk and autocannon count them.
   let inWindow = 0;
   for (let row = 0; row < r.ledger.length; row++) if (r.ledger.endedAt(row) <= spec.durationMs) inWindow++;
@@ -64,7 +76,73 @@ async function engineChild(spec: { url: string; mode: 'throughput' | 'rate'; dur
     scheduleDelayP99: s.metrics.schedule_delay?.['p(99)'] ?? null,
     ledgerBytesPerRequest: s.ledger.bytesPerRequest,
     ledgerRows: s.ledger.rows,
+    cpuUsPerRequest: Math.round(((cpu.user + cpu.system) / Math.max(1, s.counts.scheduled)) * 100) / 100,
+    elu: Math.round(elu * 1000) / 1000,
   };
+}
+
+// ------------------------------------------------------------------ child mode: the references
+
+interface ReferenceResult { reqPerSec: number; cpuUsPerRequest: number; elu: number }
+
+async function referenceChild(kind: 'undici' | 'net', url: string, durationMs: number): Promise<ReferenceResult> {
+  const { Client } = await import('undici');
+  const { connect } = await import('node:net');
+  const target = new URL(url);
+  let n = 0;
+  let stop = false;
+  let start: () => void;
+  let close: () => Promise<unknown>;
+  if (kind === 'undici') {
+    const clients = Array.from({ length: CONNECTIONS }, () => new Client(target.origin, { pipelining: 1 }));
+    const opts = { method: 'GET', path: target.pathname, headers: {} };
+    const go = (c: InstanceType<typeof Client>): void => {
+      c.dispatch(opts, {
+        onRequestStart() {}, onResponseStart() {}, onResponseData() {},
+        onResponseEnd() { n++; if (!stop) go(c); }, onResponseError() { if (!stop) throw new Error('undici reference: a request failed'); },
+      });
+    };
+    await new Promise<void>((r) => { clients[0].dispatch(opts, { onRequestStart() {}, onResponseStart() {}, onResponseData() {}, onResponseEnd: () => r(), onResponseError: () => r() }); });
+    start = () => { for (const c of clients) go(c); };
+    close = () => Promise.allSettled(clients.map((c) => c.close()));
+  } else {
+    const req = Buffer.from(`GET ${target.pathname} HTTP/1.1\r\nhost: ${target.host}\r\n\r\n`);
+    const sockets = Array.from({ length: CONNECTIONS }, () => {
+      const s = connect({ host: target.hostname, port: Number(target.port), noDelay: true });
+      let buf: Buffer | null = null;
+      s.on('data', (d: Buffer) => {
+        buf = buf ? Buffer.concat([buf, d]) : d;
+        for (;;) {
+          const end: number = buf.indexOf('\r\n\r\n');
+          if (end < 0) return;
+          const m = /content-length: *(\d+)/i.exec(buf.toString('latin1', 0, end));
+          const total: number = end + 4 + (m ? Number(m[1]) : 0);
+          if (buf.length < total) return;
+          buf = buf.length === total ? null : buf.subarray(total);
+          n++;
+          if (!stop) s.write(req);
+          if (!buf) return;
+        }
+      });
+      s.on('error', () => {});
+      return s;
+    });
+    await Promise.all(sockets.map((s) => new Promise((r) => s.once('connect', r))));
+    start = () => { for (const s of sockets) s.write(req); };
+    close = async () => { for (const s of sockets) s.destroy(); };
+  }
+  const cpu0 = process.cpuUsage();
+  const elu0 = performance.eventLoopUtilization();
+  const t0 = performance.now();
+  start();
+  await new Promise((r) => setTimeout(r, durationMs));
+  const done = n;
+  const dt = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
+  stop = true;
+  const elu = performance.eventLoopUtilization(elu0).utilization;
+  await close();
+  return { reqPerSec: done / (dt / 1000), cpuUsPerRequest: Math.round(((cpu.user + cpu.system) / done) * 100) / 100, elu: Math.round(elu * 1000) / 1000 };
 }
 
 // ------------------------------------------------------------------ process ownership
@@ -139,6 +217,12 @@ async function ours(url: string, durationMs: number): Promise<EngineRunResult> {
   return JSON.parse(r.stdout);
 }
 
+async function reference(kind: 'undici' | 'net', url: string, durationMs: number): Promise<ReferenceResult> {
+  const r = await run(process.execPath, [self, '--reference', kind, '--child', JSON.stringify({ url, durationMs })], durationMs + 60_000);
+  if (r.code !== 0) throw new Error(`${kind} reference failed (${r.code}): ${r.stderr}`);
+  return JSON.parse(r.stdout);
+}
+
 async function autocannon(url: string, durationMs: number): Promise<number> {
   const bin = resolve(import.meta.dirname, '../node_modules/autocannon/autocannon.js');
   const r = await run(process.execPath, [bin, '-c', String(CONNECTIONS), '-d', String(durationMs / 1000), '-j', url], durationMs + 60_000);
@@ -184,9 +268,15 @@ async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       child: { type: 'string' }, duration: { type: 'string', default: '10s' }, rounds: { type: 'string', default: '5' },
-      trial: { type: 'string', default: '5s' }, 'no-rate-search': { type: 'boolean' },
+      trial: { type: 'string', default: '5s' }, 'no-rate-search': { type: 'boolean' }, 'no-references': { type: 'boolean' },
+      reference: { type: 'string' },
     },
   });
+  if (values.child && values.reference) {
+    const spec = JSON.parse(values.child);
+    process.stdout.write(JSON.stringify(await referenceChild(values.reference as 'undici' | 'net', spec.url, spec.durationMs)) + '\n');
+    process.exit(0);
+  }
   if (values.child) {
     process.stdout.write(JSON.stringify(await engineChild(JSON.parse(values.child))) + '\n');
     return;
@@ -199,9 +289,11 @@ async function main(): Promise<void> {
   console.log(`bench: nginx (1 worker) at ${url}; ${CONNECTIONS} keep-alive connections, ${values.duration} per run, ${rounds} rounds`);
   await run('wrk', ['-t1', `-c${CONNECTIONS}`, '-d1s', url], 30_000); // warm nginx up
 
-  const results = { ours: [] as number[], autocannon: [] as number[], wrk: [] as number[] };
+  const results = { ours: [] as number[], autocannon: [] as number[], wrk: [] as number[], undici: [] as number[], net: [] as number[] };
+  const oursDetail: EngineRunResult[] = [];
+  const refDetail = { undici: [] as ReferenceResult[], net: [] as ReferenceResult[] };
   let lastOurs: EngineRunResult | null = null;
-  const order: (keyof typeof results)[] = ['ours', 'autocannon', 'wrk'];
+  const order: (keyof typeof results)[] = values['no-references'] ? ['ours', 'autocannon', 'wrk'] : ['ours', 'autocannon', 'wrk', 'undici', 'net'];
   for (let round = 0; round < rounds; round++) {
     const line: string[] = [];
     for (let k = 0; k < order.length; k++) {
@@ -210,8 +302,14 @@ async function main(): Promise<void> {
         lastOurs = await ours(url, durationMs);
         if (lastOurs.failed) throw new Error(`our engine saw ${lastOurs.failed} failed requests against nginx`);
         results.ours.push(lastOurs.reqPerSec);
+        oursDetail.push(lastOurs);
       } else if (tool === 'autocannon') results.autocannon.push(await autocannon(url, durationMs));
-      else results.wrk.push(await wrk(url, durationMs));
+      else if (tool === 'wrk') results.wrk.push(await wrk(url, durationMs));
+      else {
+        const ref = await reference(tool, url, durationMs);
+        refDetail[tool].push(ref);
+        results[tool].push(ref.reqPerSec);
+      }
       line.push(`${tool} ${fmt(results[tool].at(-1)!)}`);
     }
     const r = round;
@@ -227,8 +325,16 @@ async function main(): Promise<void> {
   console.log('throughput (median req/s, 32 connections, closed loop):');
   console.log(`  verdict engine (undici, ledger on)  ${fmt(m.ours).padStart(8)}   ${(m.ours / m.autocannon).toFixed(2)}× autocannon (goal ≥ 1.2×)   ${(m.ours / m.wrk).toFixed(2)}× wrk`);
   console.log(`    median of per-round ratios:                  ${paired.autocannon.toFixed(2)}× autocannon                  ${paired.wrk.toFixed(2)}× wrk`);
+  console.log(`    CPU per request ${median(oursDetail.map((d) => d.cpuUsPerRequest)).toFixed(2)} µs (user + system, whole run), event-loop utilization ${median(oursDetail.map((d) => d.elu)).toFixed(2)} (1 = CPU-bound)`);
   console.log(`  autocannon                          ${fmt(m.autocannon).padStart(8)}`);
   console.log(`  wrk -t1                             ${fmt(m.wrk).padStart(8)}`);
+  if (results.undici.length) {
+    const mu = median(results.undici), mn = median(results.net);
+    const cpu = (xs: ReferenceResult[]) => median(xs.map((x) => x.cpuUsPerRequest)).toFixed(2);
+    console.log('  references (not load generators; the same 32 connections):');
+    console.log(`    bare undici loop (no ledger)      ${fmt(mu).padStart(8)}   CPU ${cpu(refDetail.undici)} µs/request; engine/bare undici ${median(results.ours.map((o, i) => o / results.undici[i])).toFixed(2)}× (per round)`);
+    console.log(`    bare net.Socket loop              ${fmt(mn).padStart(8)}   CPU ${cpu(refDetail.net)} µs/request (prebuilt request, content-length framing only)`);
+  }
 
   if (!values['no-rate-search']) {
     // The machine's own timer jitter, for context: no scheduler in this process can beat it.
