@@ -2,7 +2,7 @@
 // Job reaching its Service at the pod gateway's NodePort and reporting to a collector on that gateway.
 // The merged totals must be the sum of the agents' parts and match the Service's own
 // http_requests_total; a killed agent must make the run INCONCLUSIVE, naming it. Needs root.
-import { readdir, readFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -79,8 +79,14 @@ async function nothingLeft(job: string, selector: string): Promise<void> {
 
 describe('Indexed Jobs on the embedded node agent', () => {
   it('runs each index with JOB_COMPLETION_INDEX and its hostname, finishes pods as Succeeded or Failed, and the Job controller counts them', async () => {
+    // Each container writes what it saw into a world-writable directory (pods run as another user).
+    const marks = join(STATE, 'job-marks');
+    await rm(marks, { recursive: true, force: true });
+    await mkdir(marks, { recursive: true });
+    await chmod(marks, 0o777);
     await cluster.imageStore.addFiles('verdict-test-indexed:v1', ['node', 'job.mjs'], {
-      'job.mjs': `process.stdout.write(JSON.stringify({ index: process.env.JOB_COMPLETION_INDEX, host: process.env.HOSTNAME }) + '\\n');
+      'job.mjs': `import { writeFileSync } from 'node:fs';
+writeFileSync(process.env.MARK_DIR + '/' + process.env.JOB_COMPLETION_INDEX + '.json', JSON.stringify({ index: process.env.JOB_COMPLETION_INDEX, host: process.env.HOSTNAME }));
 process.exitCode = process.env.JOB_COMPLETION_INDEX === '2' ? 3 : 0;`,
     });
     const name = 'indexed-check';
@@ -88,7 +94,7 @@ process.exitCode = process.env.JOB_COMPLETION_INDEX === '2' ? 3 : 0;`,
       metadata: { name },
       spec: {
         completionMode: 'Indexed', completions: 3, parallelism: 3, backoffLimitPerIndex: 0, podReplacementPolicy: 'Failed',
-        template: { spec: { restartPolicy: 'Never', securityContext: { runAsUser: 65532 }, containers: [{ name: 'c', image: 'verdict-test-indexed:v1' }] } },
+        template: { spec: { restartPolicy: 'Never', securityContext: { runAsUser: 65532 }, containers: [{ name: 'c', image: 'verdict-test-indexed:v1', env: [{ name: 'MARK_DIR', value: marks }] }] } },
       },
     } });
     try {
@@ -104,10 +110,8 @@ process.exitCode = process.env.JOB_COMPLETION_INDEX === '2' ? 3 : 0;`,
       expect(['0', '1', '2'].map((i) => byIndex.get(i)!.status!.phase)).toEqual(['Succeeded', 'Succeeded', 'Failed']);
       expect(byIndex.get('2')!.status!.containerStatuses![0].state!.terminated).toMatchObject({ exitCode: 3 });
       // What each container saw: its index, and the hostname the Job controller gave its pod.
-      for (const [i, pod] of byIndex) {
-        const dir = join(STATE, 'pods', `default_${pod.metadata!.name}_${pod.metadata!.uid}`, 'c');
-        const out = JSON.parse((await readFile(join(dir, (await readdir(dir))[0]), 'utf8')).trim());
-        expect(out).toEqual({ index: i, host: `${name}-${i}` });
+      for (const i of byIndex.keys()) {
+        expect(JSON.parse(await readFile(join(marks, `${i}.json`), 'utf8'))).toEqual({ index: i, host: `${name}-${i}` });
       }
     } finally {
       await batch.deleteNamespacedJob({ name, namespace: 'default', propagationPolicy: 'Background' });
