@@ -381,7 +381,10 @@ class LoadEngine implements ExchangeOwner {
       if (!this.#pumpImmediate) this.#pumpImmediate = setImmediate(this.#pump);
       return;
     }
-    if (this.#pumpTimer && this.#pumpTimerDue === this.#nextDue) return;
+    // Due times only grow: a timer armed for an earlier due time fires no later than needed (the pump
+    // then re-arms), so keep it instead of replacing a timer on every pump (at high rates the pump
+    // runs after every response, and replacing the timer each time cost a timer per request).
+    if (this.#pumpTimer && this.#pumpTimerDue <= this.#nextDue) return;
     if (this.#pumpTimer) clearTimeout(this.#pumpTimer);
     this.#pumpTimerDue = this.#nextDue;
     const wait = this.#options.precision === 'spin' ? delay - 1 : delay;
