@@ -39,7 +39,12 @@ beforeAll(async () => {
   batch = cluster.kubeConfig.makeApiClient(k8s.BatchV1Api);
   await cluster.images.load(licenseApi.image('v1'), log);
   const release = licenseApi.release('v1', 'embedded');
-  await deployRelease(cluster.kubeConfig, release, { timeoutMs: 240_000, onProgress: log });
+  await deployRelease(cluster.kubeConfig, release, { timeoutMs: 240_000, onProgress: log }).catch(async (err) => {
+    // Say what the node agent saw before failing (a CreateContainerConfigError names its cause in an Event).
+    const events = (await core.listNamespacedEvent({ namespace: NS })).items.filter((e) => e.type === 'Warning');
+    for (const e of events) log(`event ${e.involvedObject.name} ${e.reason}: ${e.message}`);
+    throw err;
+  });
   const replicas = (await renderRelease(release)).find((x) => x.kind === 'Deployment')?.spec.replicas ?? 1;
   await waitForSettled(cluster.kubeConfig, NS, licenseApi.workload.selector, licenseApi.workload.deployment, replicas);
   // The Service answers on the node port at the pod gateway too (where the agents reach it).
