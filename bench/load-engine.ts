@@ -160,8 +160,21 @@ async function cleanup(): Promise<void> {
   workDir = null;
 }
 
-function run(cmd: string, args: string[], timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((res, rej) => {
+/**
+ * CPU time (ms, user + system) of this process's children that have exited and been waited for
+ * (/proc/self/stat cutime + cstime): the CPU a tool's whole process used, measured the same way
+ * for every tool, so that their costs per request compare even on a machine busy with other work.
+ */
+async function childrenCpuMs(): Promise<number> {
+  const { readFile } = await import('node:fs/promises');
+  const stat = await readFile('/proc/self/stat', 'utf8').catch(() => '');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[13]) + Number(f[14])) * (1000 / CLOCK_TICKS);
+}
+const CLOCK_TICKS = 100;
+
+function run(cmd: string, args: string[], timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string; cpuMs: number }> {
+  return childrenCpuMs().then((cpu0) => new Promise((res, rej) => {
     const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     children.add(child);
     let stdout = '', stderr = '';
@@ -169,8 +182,12 @@ function run(cmd: string, args: string[], timeoutMs: number): Promise<{ code: nu
     child.stderr!.on('data', (d) => { stderr += d; });
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     child.on('error', (e) => { clearTimeout(timer); children.delete(child); rej(e); });
-    child.on('close', (code) => { clearTimeout(timer); children.delete(child); res({ code, stdout, stderr }); });
-  });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      children.delete(child);
+      void childrenCpuMs().then((cpu1) => res({ code, stdout, stderr, cpuMs: cpu1 - cpu0 }));
+    });
+  }));
 }
 
 async function startNginx(): Promise<string> {
@@ -210,33 +227,40 @@ http {
 
 // ------------------------------------------------------------------ the three tools
 
-async function ours(url: string, durationMs: number): Promise<EngineRunResult> {
+/** One run of a tool: throughput, and its whole process's CPU time per request (µs). */
+interface ToolRun { reqPerSec: number; processCpuUsPerRequest: number }
+const perRequest = (cpuMs: number, requests: number) => Math.round((cpuMs * 1000 / Math.max(1, requests)) * 100) / 100;
+
+async function ours(url: string, durationMs: number): Promise<EngineRunResult & ToolRun> {
   const spec = JSON.stringify({ url, mode: 'throughput', durationMs });
   const r = await run(process.execPath, [self, '--child', spec], durationMs + 60_000);
   if (r.code !== 0) throw new Error(`engine run failed (${r.code}): ${r.stderr}`);
-  return JSON.parse(r.stdout);
+  const res: EngineRunResult = JSON.parse(r.stdout);
+  return { ...res, processCpuUsPerRequest: perRequest(r.cpuMs, res.requests) };
 }
 
-async function reference(kind: 'undici' | 'net', url: string, durationMs: number): Promise<ReferenceResult> {
+async function reference(kind: 'undici' | 'net', url: string, durationMs: number): Promise<ReferenceResult & ToolRun> {
   const r = await run(process.execPath, [self, '--reference', kind, '--child', JSON.stringify({ url, durationMs })], durationMs + 60_000);
   if (r.code !== 0) throw new Error(`${kind} reference failed (${r.code}): ${r.stderr}`);
-  return JSON.parse(r.stdout);
+  const res: ReferenceResult = JSON.parse(r.stdout);
+  return { ...res, processCpuUsPerRequest: perRequest(r.cpuMs, res.reqPerSec * durationMs / 1000) };
 }
 
-async function autocannon(url: string, durationMs: number): Promise<number> {
+async function autocannon(url: string, durationMs: number): Promise<ToolRun> {
   const bin = resolve(import.meta.dirname, '../node_modules/autocannon/autocannon.js');
   const r = await run(process.execPath, [bin, '-c', String(CONNECTIONS), '-d', String(durationMs / 1000), '-j', url], durationMs + 60_000);
   if (r.code !== 0) throw new Error(`autocannon failed (${r.code}): ${r.stderr}`);
   const j = JSON.parse(r.stdout);
   if (j.errors || j.non2xx) throw new Error(`autocannon saw ${j.errors} errors, ${j.non2xx} non-2xx`);
-  return j.requests.total / j.duration;
+  return { reqPerSec: j.requests.total / j.duration, processCpuUsPerRequest: perRequest(r.cpuMs, j.requests.total) };
 }
 
-async function wrk(url: string, durationMs: number): Promise<number> {
+async function wrk(url: string, durationMs: number): Promise<ToolRun> {
   const r = await run('wrk', ['-t1', `-c${CONNECTIONS}`, `-d${Math.round(durationMs / 1000)}s`, url], durationMs + 60_000);
   const m = /Requests\/sec:\s+([\d.]+)/.exec(r.stdout);
+  const n = /(\d+) requests in/.exec(r.stdout);
   if (r.code !== 0 || !m) throw new Error(`wrk failed (is the wrk Debian package installed?): ${r.stderr || r.stdout}`);
-  return Number(m[1]);
+  return { reqPerSec: Number(m[1]), processCpuUsPerRequest: perRequest(r.cpuMs, Number(n?.[1] ?? 0)) };
 }
 
 async function rateTrial(url: string, rate: number, durationMs: number, precision: 'timer' | 'spin'): Promise<EngineRunResult & { ok: boolean }> {
@@ -291,7 +315,7 @@ async function main(): Promise<void> {
 
   const results = { ours: [] as number[], autocannon: [] as number[], wrk: [] as number[], undici: [] as number[], net: [] as number[] };
   const oursDetail: EngineRunResult[] = [];
-  const refDetail = { undici: [] as ReferenceResult[], net: [] as ReferenceResult[] };
+  const cpu = { ours: [] as number[], autocannon: [] as number[], wrk: [] as number[], undici: [] as number[], net: [] as number[] };
   let lastOurs: EngineRunResult | null = null;
   const order: (keyof typeof results)[] = values['no-references'] ? ['ours', 'autocannon', 'wrk'] : ['ours', 'autocannon', 'wrk', 'undici', 'net'];
   for (let round = 0; round < rounds; round++) {
@@ -299,16 +323,20 @@ async function main(): Promise<void> {
     for (let k = 0; k < order.length; k++) {
       const tool = order[(k + round) % order.length];
       if (tool === 'ours') {
-        lastOurs = await ours(url, durationMs);
-        if (lastOurs.failed) throw new Error(`our engine saw ${lastOurs.failed} failed requests against nginx`);
-        results.ours.push(lastOurs.reqPerSec);
-        oursDetail.push(lastOurs);
-      } else if (tool === 'autocannon') results.autocannon.push(await autocannon(url, durationMs));
-      else if (tool === 'wrk') results.wrk.push(await wrk(url, durationMs));
-      else {
+        const o = await ours(url, durationMs);
+        lastOurs = o;
+        if (o.failed) throw new Error(`our engine saw ${o.failed} failed requests against nginx`);
+        results.ours.push(o.reqPerSec);
+        cpu.ours.push(o.processCpuUsPerRequest);
+        oursDetail.push(o);
+      } else if (tool === 'autocannon' || tool === 'wrk') {
+        const t = tool === 'autocannon' ? await autocannon(url, durationMs) : await wrk(url, durationMs);
+        results[tool].push(t.reqPerSec);
+        cpu[tool].push(t.processCpuUsPerRequest);
+      } else {
         const ref = await reference(tool, url, durationMs);
-        refDetail[tool].push(ref);
         results[tool].push(ref.reqPerSec);
+        cpu[tool].push(ref.processCpuUsPerRequest);
       }
       line.push(`${tool} ${fmt(results[tool].at(-1)!)}`);
     }
@@ -325,16 +353,24 @@ async function main(): Promise<void> {
   console.log('throughput (median req/s, 32 connections, closed loop):');
   console.log(`  verdict engine (undici, ledger on)  ${fmt(m.ours).padStart(8)}   ${(m.ours / m.autocannon).toFixed(2)}× autocannon (goal ≥ 1.2×)   ${(m.ours / m.wrk).toFixed(2)}× wrk`);
   console.log(`    median of per-round ratios:                  ${paired.autocannon.toFixed(2)}× autocannon                  ${paired.wrk.toFixed(2)}× wrk`);
-  console.log(`    CPU per request ${median(oursDetail.map((d) => d.cpuUsPerRequest)).toFixed(2)} µs (user + system, whole run), event-loop utilization ${median(oursDetail.map((d) => d.elu)).toFixed(2)} (1 = CPU-bound)`);
   console.log(`  autocannon                          ${fmt(m.autocannon).padStart(8)}`);
   console.log(`  wrk -t1                             ${fmt(m.wrk).padStart(8)}`);
   if (results.undici.length) {
     const mu = median(results.undici), mn = median(results.net);
-    const cpu = (xs: ReferenceResult[]) => median(xs.map((x) => x.cpuUsPerRequest)).toFixed(2);
     console.log('  references (not load generators; the same 32 connections):');
-    console.log(`    bare undici loop (no ledger)      ${fmt(mu).padStart(8)}   CPU ${cpu(refDetail.undici)} µs/request; engine/bare undici ${median(results.ours.map((o, i) => o / results.undici[i])).toFixed(2)}× (per round)`);
-    console.log(`    bare net.Socket loop              ${fmt(mn).padStart(8)}   CPU ${cpu(refDetail.net)} µs/request (prebuilt request, content-length framing only)`);
+    console.log(`    bare undici loop (no ledger)      ${fmt(mu).padStart(8)}   engine/bare undici ${median(results.ours.map((o, i) => o / results.undici[i])).toFixed(2)}× (per round)`);
+    console.log(`    bare net.Socket loop              ${fmt(mn).padStart(8)}   (prebuilt request, content-length framing only)`);
   }
+  // Throughput ratios swing with whatever else the machine runs; CPU per request hardly does.
+  const cpuMedian = (k: keyof typeof cpu) => median(cpu[k]);
+  console.log('');
+  console.log('CPU per request (µs, user + system of the whole process, start-up included; median of rounds):');
+  for (const [k, label] of [['ours', 'verdict engine (ledger on)'], ['autocannon', 'autocannon'], ['wrk', 'wrk -t1'], ['undici', 'bare undici loop'], ['net', 'bare net.Socket loop']] as const) {
+    if (!cpu[k].length) continue;
+    const note = k === 'ours' ? '' : `   engine uses ${(cpuMedian('ours') / cpuMedian(k)).toFixed(2)}× its CPU per request`;
+    console.log(`  ${label.padEnd(34)}${cpuMedian(k).toFixed(2).padStart(8)}${note}`);
+  }
+  console.log(`  (engine in-run: ${median(oursDetail.map((d) => d.cpuUsPerRequest)).toFixed(2)} µs per request, event-loop utilization ${median(oursDetail.map((d) => d.elu)).toFixed(2)}; 1 = CPU-bound)`);
 
   if (!values['no-rate-search']) {
     // The machine's own timer jitter, for context: no scheduler in this process can beat it.
