@@ -214,35 +214,40 @@ async function distributedLoad(flags: LoadCommandFlags): Promise<number> {
   if (defaultThresholds) process.stderr.write('load: no thresholds given; judging with the default http_req_failed: rate<0.01\n');
 
   const say = (m: string) => process.stderr.write(`load: ${m}\n`);
-  let run;
-  try {
-    run = await startAgents({
-      cluster: {
-        kubeConfig: loadKubeConfig(state.kubeconfig), podReach,
-        images: { load: async (src, progress) => { progress?.(`adding ${src.ref} to the embedded image store`); await store.add(src.ref, src.bundle!.cmd, src.bundle!.fill); await store.runtimeNode(); } },
-      },
-      agents, url: url.href, executor: options.executor, scenario: scenarioPath, env,
-      thresholds: options.thresholds, timeout: options.timeout, connections: options.connections, maxRequests: options.maxRequests,
-      minRequests: options.minRequests, maxScheduleDelay: options.maxScheduleDelay, identityHeaders: options.identityHeaders,
-      namespace: flags.namespace, startDelayMs, onProgress: say,
-    });
-  } catch (err) {
-    if (err instanceof TargetNotAllowedError || err instanceof ThresholdSyntaxError || err instanceof RangeError) throw new UsageError((err as Error).message);
-    throw err;
-  }
+  // Ctrl-C from the start (also while the image is built or the Job created): the first stops the
+  // agents (they report what they have, the run is INCONCLUSIVE), a second quits at once.
+  const interrupted = new AbortController();
   let interrupts = 0;
+  let job: { namespace: string; name: string } | null = null;
   const onSignal = (sig: NodeJS.Signals) => {
     if (++interrupts > 1) {
-      process.stderr.write(`\nload: quitting; if the Job ${run.namespace}/${run.job} is still there, it ends by its own deadline (or: kubectl delete job -n ${run.namespace} ${run.job})\n`);
+      process.stderr.write(`\nload: quitting${job ? `; the Job ${job.namespace}/${job.name} ends by its own deadline (or: kubectl delete job -n ${job.namespace} ${job.name})` : ''}\n`);
       process.exit(130);
     }
     process.stderr.write(`\nload: ${sig}: stopping the agents (each reports what it has; again to quit at once)\n`);
-    run.abort(`interrupted by ${sig}`);
+    interrupted.abort(`interrupted by ${sig}`);
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   let result;
   try {
+    let run;
+    try {
+      run = await startAgents({
+        cluster: {
+          kubeConfig: loadKubeConfig(state.kubeconfig), podReach,
+          images: { load: async (src, progress) => { progress?.(`adding ${src.ref} to the embedded image store`); await store.add(src.ref, src.bundle!.cmd, src.bundle!.fill); await store.runtimeNode(); } },
+        },
+        agents, url: url.href, executor: options.executor, scenario: scenarioPath, env,
+        thresholds: options.thresholds, timeout: options.timeout, connections: options.connections, maxRequests: options.maxRequests,
+        minRequests: options.minRequests, maxScheduleDelay: options.maxScheduleDelay, identityHeaders: options.identityHeaders,
+        namespace: flags.namespace, startDelayMs, onProgress: say, signal: interrupted.signal,
+      });
+    } catch (err) {
+      if (err instanceof TargetNotAllowedError || err instanceof ThresholdSyntaxError || err instanceof RangeError) throw new UsageError((err as Error).message);
+      throw err;
+    }
+    job = { namespace: run.namespace, name: run.job };
     result = await run.result;
   } finally {
     process.off('SIGINT', onSignal);

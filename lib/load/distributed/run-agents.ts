@@ -228,7 +228,7 @@ export async function startAgents(o: RunAgentsOptions): Promise<AgentsRun> {
     abortReason = reason;
     aborted.abort(reason);
   };
-  const onSignal = () => abort(`interrupted: ${String(o.signal?.reason ?? 'signal')}`);
+  const onSignal = () => abort(String(o.signal?.reason ?? 'interrupted'));
   o.signal?.addEventListener('abort', onSignal, { once: true });
   if (o.signal?.aborted) onSignal();
 
