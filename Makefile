@@ -43,7 +43,7 @@ lint: setup ## type-check (tsc --noEmit)
 # already), held by this recipe's shell and released after that run (or on any exit), and the registry-free base image
 # is made before the tests start (scripts/docker-base.sh; cached in ~/.cache/verdict). When no engine
 # can run, the container tests fail and say why.
-CLUSTER_E2E := cluster/embedded/embedded-cluster.test.ts experiments/experiments.cluster.test.ts suites/suites.cluster.test.ts gate/gate.cluster.test.ts
+CLUSTER_E2E := cluster/embedded/embedded-cluster.test.ts experiments/experiments.cluster.test.ts suites/suites.cluster.test.ts gate/gate.cluster.test.ts lib/load/distributed/agents.cluster.test.ts
 test: setup docker-deps lint controlplane ## run every test (vitest, real Postgres, Redis, Docker engine and control plane); JSON reports in .reports/
 	@mkdir -p $(REPORTS)
 	@rm -f $(REPORTS)/vitest-*.json $(REPORTS)/vitest-*.junit.xml

@@ -32,6 +32,20 @@ export interface ConnectionAttribution {
   podOf(clientPort: number): string | undefined;
 }
 
+/**
+ * Pods reach this machine and the cluster's NodePort Services at known addresses (the embedded
+ * cluster: its pod network's gateway), so the harness can run things in pods that talk back to it,
+ * e.g. distributed load agents that target a Service and report to a collector here.
+ */
+export interface PodReach {
+  /** An address of this machine that pods connect to (bind a server there for them). */
+  harnessAddress: string;
+  /** Base URL of a NodePort Service as pods see it. */
+  serviceUrl(nodePort: number): string;
+  /** CIDRs of the networks the harness created that these addresses lie in (for the load target guard). */
+  networks: string[];
+}
+
 /** The target runs the app's dependencies itself and can take them away and bring them back. */
 export interface DependencyControl {
   /** Names of the dependencies it controls, e.g. `postgres`, `redis`. */
@@ -69,6 +83,7 @@ export interface Target extends AsyncDisposable {
   readonly attribution?: ConnectionAttribution;
   readonly dependencies?: DependencyControl;
   readonly routing?: RoutingObservation;
+  readonly podReach?: PodReach;
   /** The apiserver's version (gitVersion), or null when it cannot be read. */
   serverVersion(): Promise<string | null>;
   /** Stops what the harness created; leaves a cluster it only found. Idempotent. */

@@ -104,6 +104,11 @@ describe('verdict load', () => {
       [['--url', okServer.url, '--rate', '10/s', '--duration', '1s', '--threshold', 'http_req_latency: p(99)<1'], /unknown metric "http_req_latency"/],
       [['--url', okServer.url, '--scenario', join(dir, 'nope.ts'), '--rate', '5/s', '--duration', '1s'], /cannot load scenario/],
       [['--url', 'http://192.0.2.1:8080/', '--rate', '10/s', '--duration', '1s'], /--allow-remote/],
+      // --agents: checked before any cluster is touched.
+      [['--agents', '0', '--url', okServer.url, '--rate', '10/s', '--duration', '1s'], /--agents must be a whole number from 1 to 100/],
+      [['--agents', '2', '--target', 'kind', '--url', okServer.url, '--rate', '10/s', '--duration', '1s'], /embedded only for now/],
+      [['--agents', '2', '--url', okServer.url, '--rate', '10/s', '--duration', '1s', '--agent-env', 'VERDICT_TEST_UNSET_VARIABLE'], /VERDICT_TEST_UNSET_VARIABLE is not set/],
+      [['--agents', '2', '--url', okServer.url, '--rate', '10/s', '--duration', '1s', '--state-dir', join(dir, 'no-cluster')], /none is running .*verdict cluster up/],
     ] as const) {
       const r = await cli([...args]);
       expect(r.code, args.join(' ')).toBe(64);

@@ -1,4 +1,4 @@
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, open, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { licenseApi } from '../../apps/license-api/profile.ts';
 import { Command } from 'commander';
@@ -11,6 +11,13 @@ interface LoadCommandFlags extends LoadFlags {
   ndjson?: boolean;
   bundle?: string;
   progressEvery?: string;
+  agents?: string;
+  target?: string;
+  name?: string;
+  stateDir?: string;
+  namespace?: string;
+  agentEnv?: string[];
+  startDelay?: string;
 }
 
 const collect = (value: string, previous: string[]) => [...previous, value];
@@ -42,6 +49,13 @@ export function loadCommand(): Command {
     .option('--bundle <file>', 'instead of running: write a single-file load agent (engine + scenario) for plain node')
     .option('--backend-header <name>', 'response header naming the pod that answered (recorded per request)', licenseApi.identityHeaders.backend)
     .option('--version-header <name>', 'response header naming the app version (recorded per request)', licenseApi.identityHeaders.version)
+    .option('--agents <n>', 'run the load from N agents in the cluster (a Kubernetes Indexed Job), each 1/N of it, merged into one result')
+    .option('--target <target>', 'with --agents: where the agents run; only "embedded" (the running `verdict cluster up` cluster) for now', 'embedded')
+    .option('--name <name>', 'with --agents: the embedded cluster\'s name', 'verdict')
+    .option('--state-dir <dir>', 'with --agents: the embedded cluster\'s state directory')
+    .option('--namespace <ns>', 'with --agents: namespace of the agents\' Job', 'default')
+    .option('--agent-env <NAME>', 'with --agents: pass this environment variable to the agents (e.g. LICENSE_TOKEN for the scenario); repeatable', collect, [])
+    .option('--start-delay <duration>', 'with --agents: how far ahead the agents\' shared start is set (time for their pods to start)', '10s')
     .addHelpText('after', `
 Examples:
   verdict load --url http://127.0.0.1:8080/health/ready --rate 500/s --duration 30s
@@ -49,6 +63,18 @@ Examples:
     --threshold "http_req_failed: rate<0.001" --threshold "http_req_duration: p(99)<250" --out .reports/load
   verdict load --config k6-options.json --out .reports/load
   verdict load --scenario apps/license-api/load-scenario.ts --bundle dist/load-agent.mjs
+  LICENSE_TOKEN=$(verdict token --sub load) verdict load --agents 2 --url http://127.0.0.1:30080 \\
+    --scenario apps/license-api/load-scenario.ts --agent-env LICENSE_TOKEN --rate 100/s --duration 1m
+
+With --agents N the load runs on the embedded cluster that \`verdict cluster up\` started (it is
+not brought up here: the app must be deployed on it first; run as root). The engine and the
+scenario are bundled into an image in its image store, run as an Indexed Job of N pods, each with
+1/N of the rate (or VUs), connections and request cap, all starting at one instant --start-delay
+ahead. A loopback --url is the Service's NodePort: the agents reach it at the pod network's
+gateway (10.244.0.1), where the cluster's Service proxy listens too. Each agent sends its ledger
+to this command, which merges them and judges the merged run with the same statistics and
+thresholds as one process; an agent that does not report makes the run INCONCLUSIVE. The Job
+and its pods are deleted afterwards, also on Ctrl-C. kind and existing clusters: not yet.
 
 Exit codes: 0 PASS, 1 FAIL (threshold breached), 2 INCONCLUSIVE (too little data, load below target,
 aborted), 3 ERROR, 64 bad usage (including a target the guard refuses).`)
@@ -58,6 +84,10 @@ aborted), 3 ERROR, 64 bad usage (including a target the guard refuses).`)
       const { progressLine, summaryTable } = await import('../../lib/load/report-text.ts');
       const { loadOptionsFromFlags, LoadUsageError } = await import('../../lib/load/run-options.ts');
       const { parseDuration } = await import('../../lib/load/units.ts');
+      if (flags.agents !== undefined) {
+        process.exitCode = await distributedLoad(flags);
+        return;
+      }
       if (flags.bundle) {
         const { bundleLoadAgent } = await import('../../lib/load/bundle.ts');
         const out = await bundleLoadAgent({ scenario: flags.scenario, outfile: flags.bundle });
@@ -129,4 +159,120 @@ aborted), 3 ERROR, 64 bad usage (including a target the guard refuses).`)
       }
       process.exitCode = exitCodeOf(result.assessment.verdict);
     });
+}
+
+/** `verdict load --agents N`: the load from N agents on the running embedded cluster, merged. */
+async function distributedLoad(flags: LoadCommandFlags): Promise<number> {
+  const { loadOptionsFromFlags, LoadUsageError } = await import('../../lib/load/run-options.ts');
+  const { isLoopback, TargetNotAllowedError } = await import('../../lib/load/target-guard.ts');
+  const { ThresholdSyntaxError } = await import('../../lib/load/thresholds.ts');
+  const { parseDuration } = await import('../../lib/load/units.ts');
+  const { summaryTable } = await import('../../lib/load/report-text.ts');
+  const { startAgents } = await import('../../lib/load/distributed/index.ts');
+  const { alive, readClusterState, stateDirOf } = await import('../../cluster/embedded/state.ts');
+  const { ImageStore } = await import('../../cluster/embedded/image-store.ts');
+  const { embeddedPodReach } = await import('../../cluster/embedded/embedded-cluster.ts');
+  const { DEFAULT_CLUSTER_CIDR, DEFAULT_GATEWAY } = await import('../../cluster/embedded/network/pod-network.ts');
+  const { loadKubeConfig } = await import('../../lib/kube/client.ts');
+
+  const agents = Number(flags.agents);
+  if (!Number.isInteger(agents) || agents < 1 || agents > 100) throw new UsageError(`--agents must be a whole number from 1 to 100, got "${flags.agents}"`);
+  if (flags.bundle) throw new UsageError('--bundle writes an agent; --agents runs them: use one or the other');
+  if (flags.target !== 'embedded') throw new UsageError(`--agents runs on --target embedded only for now (got "${flags.target}"): kind and existing clusters are not supported yet`);
+  if (flags.allowRemote) throw new UsageError('--agents loads only the cluster\'s own Services: --allow-remote does not apply');
+  if (flags.ndjson && !flags.out) throw new UsageError('--ndjson writes into --out: give --out <dir> as well');
+  let resolved;
+  try {
+    resolved = await loadOptionsFromFlags(flags);
+  } catch (err) {
+    if (err instanceof LoadUsageError) throw new UsageError(err.message);
+    throw err;
+  }
+  const { options, defaultThresholds, scenarioPath } = resolved;
+  let startDelayMs: number;
+  try { startDelayMs = parseDuration(flags.startDelay ?? '10s'); } catch (err) { throw new UsageError(`--start-delay: ${(err as Error).message}`); }
+  const env: Record<string, string> = {};
+  for (const name of flags.agentEnv ?? []) {
+    const value = process.env[name];
+    if (value === undefined) throw new UsageError(`--agent-env ${name}: ${name} is not set in this environment`);
+    env[name] = value;
+  }
+
+  const stateDir = stateDirOf(flags.name ?? 'verdict', flags.stateDir);
+  const state = await readClusterState(stateDir);
+  if (!state || !alive(state.pid)) {
+    throw new UsageError(`--agents runs the agents on the embedded cluster "${flags.name ?? 'verdict'}", and none is running (${stateDir}): ` +
+      'start it with `verdict cluster up` (as root) and deploy the app first');
+  }
+  const podReach = embeddedPodReach(state.gateway ?? DEFAULT_GATEWAY, state.clusterCidr ?? DEFAULT_CLUSTER_CIDR);
+  const store = new ImageStore(stateDir);
+  const url = new URL(options.url);
+  if (isLoopback(url.hostname.replace(/^\[|\]$/g, ''))) {
+    url.hostname = new URL(podReach.serviceUrl(Number(url.port || 80))).hostname;
+    process.stderr.write(`load: the agents reach ${options.url} at ${url.href} (the node port on the pod network's gateway)\n`);
+  }
+  if (defaultThresholds) process.stderr.write('load: no thresholds given; judging with the default http_req_failed: rate<0.01\n');
+
+  const say = (m: string) => process.stderr.write(`load: ${m}\n`);
+  // Ctrl-C from the start (also while the image is built or the Job created): the first stops the
+  // agents (they report what they have, the run is INCONCLUSIVE), a second quits at once.
+  const interrupted = new AbortController();
+  let interrupts = 0;
+  let job: { namespace: string; name: string } | null = null;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (++interrupts > 1) {
+      process.stderr.write(`\nload: quitting${job ? `; the Job ${job.namespace}/${job.name} ends by its own deadline (or: kubectl delete job -n ${job.namespace} ${job.name})` : ''}\n`);
+      process.exit(130);
+    }
+    process.stderr.write(`\nload: ${sig}: stopping the agents (each reports what it has; again to quit at once)\n`);
+    interrupted.abort(`interrupted by ${sig}`);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  let result;
+  try {
+    let run;
+    try {
+      run = await startAgents({
+        cluster: {
+          kubeConfig: loadKubeConfig(state.kubeconfig), podReach,
+          images: { load: async (src, progress) => { progress?.(`adding ${src.ref} to the embedded image store`); await store.add(src.ref, src.bundle!.cmd, src.bundle!.fill); await store.runtimeNode(); } },
+        },
+        agents, url: url.href, executor: options.executor, scenario: scenarioPath, env,
+        thresholds: options.thresholds, timeout: options.timeout, connections: options.connections, maxRequests: options.maxRequests,
+        minRequests: options.minRequests, maxScheduleDelay: options.maxScheduleDelay, identityHeaders: options.identityHeaders,
+        namespace: flags.namespace, startDelayMs, onProgress: say, signal: interrupted.signal,
+      });
+    } catch (err) {
+      if (err instanceof TargetNotAllowedError || err instanceof ThresholdSyntaxError || err instanceof RangeError) throw new UsageError((err as Error).message);
+      throw err;
+    }
+    job = { namespace: run.namespace, name: run.job };
+    result = await run.result;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+  process.stdout.write(summaryTable(result) + '\n');
+  process.stdout.write(`\n  agents      ${result.agents.map((a) => `${a.index}${a.pod ? ` (${a.pod})` : ''}: ${a.reported ? `${a.rows.toLocaleString('en-US')} requests${a.problem ? `, ${a.problem}` : ''}` : `lost, ${a.problem}`}`).join('\n              ')}\n`);
+  if (flags.out) {
+    await mkdir(flags.out, { recursive: true });
+    const file = join(flags.out, 'load-summary.json');
+    await writeFile(file, JSON.stringify({ summary: result.summary, thresholds: result.thresholds, assessment: result.assessment, agents: result.agents }, null, 2) + '\n');
+    if (flags.ndjson) {
+      const out = await open(join(flags.out, 'requests.ndjson'), 'w');
+      try {
+        let batch = '';
+        for (let r = 0; r < result.ledger.length; r++) {
+          batch += result.ledger.toNdjsonLine(r) + '\n';
+          if (batch.length >= 1 << 16) { await out.write(batch); batch = ''; }
+        }
+        if (batch) await out.write(batch);
+      } finally {
+        await out.close();
+      }
+    }
+    process.stderr.write(`load: results in ${file}${flags.ndjson ? ` and ${join(flags.out, 'requests.ndjson')}` : ''}\n`);
+  }
+  return exitCodeOf(result.assessment.verdict);
 }

@@ -41,6 +41,11 @@ export interface ControlPlaneOptions {
   advertiseAddress?: string;
   onProgress?: (line: string) => void;
   timeoutMs?: number;
+  /**
+   * kube-controller-manager controllers to run besides the binary's defaults (main.go's list), e.g.
+   * `job-controller`. Passed at start-up, so adding one needs no rebuild of the control plane.
+   */
+  extraControllers?: string[];
 }
 
 /** Starts etcd + apiserver + controller-manager + scheduler (one process) and waits for readiness. */
@@ -52,6 +57,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     '--etcd-port', String(opts.etcdPort ?? await freePort()),
     '--etcd-peer-port', String(await freePort())];
   if (opts.advertiseAddress) args.push('--advertise-address', opts.advertiseAddress);
+  // --controllers is a string list: given again, it adds to the defaults main.go sets.
+  if (opts.extraControllers?.length) args.push(`--controller-manager-arg=--controllers=${opts.extraControllers.join(',')}`);
   const proc = startProcess(bin, args, { name: 'kube-embedded', keepLines: 60 });
   const kubeconfig = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`the control plane was not ready within ${(opts.timeoutMs ?? 90_000) / 1000} s:\n${proc.tail()}`)), opts.timeoutMs ?? 90_000);

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { loadKubeConfig, k8s } from '../../lib/kube/client.ts';
 import { killProcessesUsing } from '../../lib/proc/kill-by-path.ts';
-import type { OpenOptions, Target, TargetStrategy } from '../target.ts';
+import type { OpenOptions, PodReach, Target, TargetStrategy } from '../target.ts';
 import { NodeAgent } from './agent/node-agent.ts';
 import type { PodWorkerDeps } from './agent/pod-worker.ts';
 import { startControlPlane, type ControlPlane } from './control-plane.ts';
@@ -11,11 +11,20 @@ import { startHostServices, type HostServices } from './host-services.ts';
 import { ImageStore } from './image-store.ts';
 import { commandInNamespace, PodNetwork } from './network/pod-network.ts';
 import { ServiceProxy } from './proxy/service-proxy.ts';
+import type { ClusterStateFile } from './state.ts';
 
 export const DEFAULT_STATE_ROOT = '/var/lib/verdict';
 
 /** kube-proxy's default `minSyncPeriod` (1 s): the embedded proxy's default endpoint lag. */
 export const DEFAULT_ENDPOINT_LAG_MS = 1000;
+
+/** Controllers the embedded cluster runs besides the control plane binary's defaults. */
+export const EXTRA_CONTROLLERS = ['job-controller'];
+
+/** How pods reach this machine and NodePort Services: the pod bridge's gateway, where the proxy listens too. */
+export function embeddedPodReach(gateway: string, clusterCidr: string): PodReach {
+  return { harnessAddress: gateway, serviceUrl: (nodePort) => `http://${gateway}:${nodePort}`, networks: [clusterCidr] };
+}
 
 export interface EmbeddedCluster extends Target {
   readonly kind: 'embedded';
@@ -30,6 +39,7 @@ export interface EmbeddedCluster extends Target {
   readonly hostServices: HostServices;
   readonly kubeConfig: k8s.KubeConfig;
   readonly endpointLagMs: number;
+  readonly podReach: PodReach;
 }
 
 export interface EmbeddedUpOptions extends Pick<OpenOptions, 'name' | 'nodes' | 'stateDir' | 'onProgress' | 'signal' | 'endpointLagMs'> {
@@ -41,7 +51,8 @@ export interface EmbeddedUpOptions extends Pick<OpenOptions, 'name' | 'nodes' | 
 
 /**
  * The embedded cluster: the real control plane (one Go process built from k8s.io/kubernetes), our
- * process node agent, network namespaces for pods and a NodePort proxy on 127.0.0.1. Needs root.
+ * process node agent, network namespaces for pods and a NodePort proxy on 127.0.0.1 and on the pod
+ * network's gateway. Needs root.
  * Every part is torn down by `down()`, in reverse order, whatever failed.
  */
 export async function upEmbedded(opts: EmbeddedUpOptions = {}): Promise<EmbeddedCluster> {
@@ -77,7 +88,11 @@ export async function upEmbedded(opts: EmbeddedUpOptions = {}): Promise<Embedded
     teardown.push(['host services', () => hostServices.stop()]);
 
     progress('starting the control plane (building it first if needed)');
-    const cp: ControlPlane = await startControlPlane({ stateDir: join(stateDir, 'controlplane'), advertiseAddress: network.gateway, onProgress: (l) => progress(`control plane: ${l}`) });
+    // The Job controller too: distributed load runs its agents as an Indexed Job (lib/load/distributed).
+    const cp: ControlPlane = await startControlPlane({
+      stateDir: join(stateDir, 'controlplane'), advertiseAddress: network.gateway, extraControllers: EXTRA_CONTROLLERS,
+      onProgress: (l) => progress(`control plane: ${l}`),
+    });
     teardown.push(['control plane', () => cp.stop()]);
     const kubeConfig = loadKubeConfig(cp.kubeconfig);
 
@@ -94,14 +109,16 @@ export async function upEmbedded(opts: EmbeddedUpOptions = {}): Promise<Embedded
     await agent.start();
 
     const endpointLagMs = opts.endpointLagMs ?? DEFAULT_ENDPOINT_LAG_MS;
-    progress(`starting the service proxy on 127.0.0.1 (endpoint lag ${endpointLagMs} ms)`);
-    const proxy = await ServiceProxy.start({ kubeConfig, host: '127.0.0.1', endpointLagMs });
+    // A NodePort answers on every node address: 127.0.0.1 for the harness, the gateway for pods.
+    progress(`starting the service proxy on 127.0.0.1 and ${network.gateway} (endpoint lag ${endpointLagMs} ms)`);
+    const proxy = await ServiceProxy.start({ kubeConfig, hosts: ['127.0.0.1', network.gateway], endpointLagMs });
     teardown.push(['service proxy', () => proxy.stop()]);
 
     progress('waiting for the nodes to be Ready');
     await waitNodesReady(kubeConfig, nodes, 30_000);
     opts.signal?.throwIfAborted();
-    await writeFile(join(stateDir, 'cluster.json'), JSON.stringify({ name, pid: process.pid, kubeconfig: cp.kubeconfig, startedAt: new Date().toISOString() }, null, 2));
+    const state: ClusterStateFile = { name, pid: process.pid, kubeconfig: cp.kubeconfig, startedAt: new Date().toISOString(), gateway: network.gateway, clusterCidr: network.clusterCidr };
+    await writeFile(join(stateDir, 'cluster.json'), JSON.stringify(state, null, 2));
     teardown.push(['state file', () => rm(join(stateDir, 'cluster.json'), { force: true })]);
 
     let isDown = false;
@@ -132,6 +149,7 @@ export async function upEmbedded(opts: EmbeddedUpOptions = {}): Promise<Embedded
         start: (n) => dependency(n).start(),
       },
       serviceUrl: (nodePort) => `http://127.0.0.1:${nodePort}`,
+      podReach: embeddedPodReach(network.gateway, network.clusterCidr),
       async serverVersion() {
         try { return (await kubeConfig.makeApiClient(k8s.VersionApi).getCode()).gitVersion; } catch { return null; }
       },

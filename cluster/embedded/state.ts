@@ -2,7 +2,15 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DEFAULT_STATE_ROOT } from './embedded-cluster.ts';
 
-export interface ClusterStateFile { name: string; pid: number; kubeconfig: string; startedAt: string }
+export interface ClusterStateFile {
+  name: string;
+  pid: number;
+  kubeconfig: string;
+  startedAt: string;
+  /** The pod network's gateway (pods reach this machine there) and the cluster CIDR; absent in older files. */
+  gateway?: string;
+  clusterCidr?: string;
+}
 
 export function stateDirOf(name: string, stateDir?: string): string {
   return stateDir ?? join(DEFAULT_STATE_ROOT, name);

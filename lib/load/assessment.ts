@@ -22,9 +22,10 @@ export const MIN_ACHIEVED_SHARE = 0.99;
 export const MAX_SCHEDULE_DELAY_P99_MS = 50;
 
 export function assess(s: LoadSummary, thresholds: ThresholdResult[],
-  opts: { minRequests: number; maxScheduleDelayMs?: number; abortedByThreshold?: boolean }): Assessment {
+  opts: { minRequests: number; maxScheduleDelayMs?: number; abortedByThreshold?: boolean; inconclusive?: string[] }): Assessment {
   const fail: string[] = [];
-  const unsure: string[] = [];
+  // Missing evidence the caller knows of (e.g. a distributed run's agent that never reported) comes first.
+  const unsure: string[] = [...(opts.inconclusive ?? [])];
   for (const t of thresholds) {
     if (t.ok === false) fail.push(`threshold ${t.metric}: ${t.expression} breached (observed ${t.observed}, ${t.samples} samples)`);
     if (t.ok === null) unsure.push(`threshold ${t.metric}: ${t.expression} has no data`);

@@ -17,11 +17,12 @@ import { RingQueue } from './ring-queue.ts';
 import { compileScenario, singleRequest, type CompiledFlow, type IterationContext, type Scenario } from './scenario.ts';
 import { RequestStatistics } from './statistics.ts';
 import { checkRemoteLoad, vetTarget, type TargetPolicy, type VettedTarget } from './target-guard.ts';
-import { evaluate, parseThresholds, tagFilter, type Threshold, type ThresholdConfig, type ThresholdResult } from './thresholds.ts';
+import { evaluate, parseThresholds, type Threshold, type ThresholdConfig, type ThresholdResult } from './thresholds.ts';
 import { parseDuration } from './units.ts';
 import { warmUpHttpClient } from './warm-up.ts';
-import { buildSummary, type LoadSummary } from './summary.ts';
-import { assess, type Assessment } from './assessment.ts';
+import type { LoadSummary } from './summary.ts';
+import type { Assessment } from './assessment.ts';
+import { ingestRows, judgeRun, thresholdStatistics, type ThresholdStatistics } from './judge.ts';
 import type { Writable } from 'node:stream';
 
 export interface LoadOptions {
@@ -65,6 +66,17 @@ export interface LoadOptions {
    * The license API's are `x-served-by` and `x-app-version` (its profile says so).
    */
   identityHeaders?: IdentityHeaders;
+  /**
+   * Wall-clock instant (epoch ms) at which the run's clock starts: the target is vetted and the client
+   * warmed up first, then the engine waits for it (distributed load agents start together this way).
+   * When it has passed already, the run starts at once and `LoadRun.startLateMs` says how late.
+   */
+  startAt?: number;
+  /**
+   * Iteration numbers `offset`, `offset + stride`, ... instead of 0, 1, ...: the agents of a
+   * distributed run (agent k of N: offset k, stride N) keep them unique across the whole run.
+   */
+  iterationNumbers?: { offset: number; stride: number };
 }
 
 export interface IdentityHeaders {
@@ -105,6 +117,8 @@ export interface LoadRun extends AsyncDisposable {
   readonly ledger: Ledger;
   readonly plan: Plan;
   readonly target: VettedTarget;
+  /** How long after `startAt` the clock started (0 without `startAt`, or when on time). */
+  readonly startLateMs: number;
   /** A snapshot of the run so far. */
   progress(): Progress;
   /** Stops the run now; in-flight requests are recorded as aborted. */
@@ -141,10 +155,37 @@ export async function startLoad(options: LoadOptions): Promise<LoadRun> {
   if (options.maxScheduleDelay !== undefined) parseDuration(options.maxScheduleDelay);
   const target = await vetTarget(options.url, options.target);
   checkRemoteLoad(target, plan.model === 'open' ? { model: 'open', peakRate: plan.peakRate } : { model: 'closed' }, options.target);
+  const numbers = options.iterationNumbers ?? { offset: 0, stride: 1 };
+  if (!Number.isInteger(numbers.offset) || numbers.offset < 0 || !Number.isInteger(numbers.stride) || numbers.stride < 1) {
+    throw new RangeError('iterationNumbers: offset must be a whole number >= 0 and stride >= 1');
+  }
   await warmUpHttpClient();
-  const engine = new LoadEngine(options, plan, target, thresholds, timeoutMs);
+  const startLateMs = options.startAt === undefined ? 0 : await waitForInstant(options.startAt, options.signal);
+  const engine = new LoadEngine(options, plan, target, thresholds, timeoutMs, startLateMs);
   engine.start();
   return engine.handle;
+}
+
+const epochNow = () => performance.timeOrigin + performance.now();
+
+/**
+ * Waits until the wall clock reaches `at` (epoch ms): a timer to within 2 ms of it, then a short spin,
+ * so that agents started by different processes begin within about a millisecond of each other.
+ * Returns how late it is when it returns (0 when on time). An abort ends the wait early.
+ */
+async function waitForInstant(at: number, signal?: AbortSignal): Promise<number> {
+  if (!Number.isFinite(at)) throw new RangeError('startAt must be an epoch time in milliseconds');
+  const ahead = at - epochNow();
+  if (ahead > 24 * 3_600_000) throw new RangeError(`startAt is ${Math.round(ahead / 1000)} s away: more than a day`);
+  if (ahead > 2) {
+    await new Promise<void>((resolve) => {
+      const done = () => { clearTimeout(timer); signal?.removeEventListener('abort', done); resolve(); };
+      const timer = setTimeout(done, ahead - 2);
+      signal?.addEventListener('abort', done, { once: true });
+    });
+  }
+  while (!signal?.aborted && epochNow() < at) { /* the last 2 ms: spin */ }
+  return Math.max(0, epochNow() - at);
 }
 
 /** Starts a run and waits for its result. */
@@ -165,7 +206,9 @@ class LoadEngine implements ExchangeOwner {
   readonly #pool: ConnectionPool;
   readonly #pick: () => CompiledFlow;
   readonly #stats = new RequestStatistics();
-  readonly #thresholds: { t: Threshold; stats: RequestStatistics }[];
+  readonly #thresholds: ThresholdStatistics[];
+  readonly #iterationOffset: number;
+  readonly #iterationStride: number;
   readonly #ndjson: LedgerNdjsonWriter | null;
   readonly #t0: number;
 
@@ -212,7 +255,7 @@ class LoadEngine implements ExchangeOwner {
   #reject!: (e: unknown) => void;
   #removeAbortListener: (() => void) | null = null;
 
-  constructor(options: LoadOptions, plan: Plan, target: VettedTarget, thresholds: Threshold[], timeoutMs: number) {
+  constructor(options: LoadOptions, plan: Plan, target: VettedTarget, thresholds: Threshold[], timeoutMs: number, startLateMs = 0) {
     this.#options = options;
     this.plan = plan;
     this.target = target;
@@ -230,10 +273,9 @@ class LoadEngine implements ExchangeOwner {
       origin: target.origin, connections, servername: target.servername, rejectUnauthorized: options.rejectUnauthorized,
       connectTimeoutMs: Math.min(timeoutMs, 10_000), idleTimeoutMs: timeoutMs + 5_000,
     });
-    this.#thresholds = thresholds.map((t) => {
-      const filter = tagFilter(t.tags);
-      return { t, stats: filter ? new RequestStatistics(filter) : this.#stats };
-    });
+    this.#thresholds = thresholdStatistics(thresholds, this.#stats);
+    this.#iterationOffset = options.iterationNumbers?.offset ?? 0;
+    this.#iterationStride = options.iterationNumbers?.stride ?? 1;
     this.#ndjson = options.ndjson ? new LedgerNdjsonWriter(this.ledger, options.ndjson) : null;
     const result = new Promise<LoadResult>((resolve, reject) => { this.#resolve = resolve; this.#reject = reject; });
     result.catch(() => {}); // the caller sees the rejection through `result`
@@ -241,6 +283,7 @@ class LoadEngine implements ExchangeOwner {
       ledger: this.ledger,
       plan,
       target,
+      startLateMs,
       progress: () => {
         if (this.#phase !== 'done') this.#ingest();
         return this.#snapshot(false);
@@ -315,7 +358,7 @@ class LoadEngine implements ExchangeOwner {
       }
       const due = this.#nextDue;
       const flow = this.#pick();
-      const iteration = this.#iterationSeq++;
+      const iteration = this.#nextIteration();
       const t = issued === 1 ? now : this.now();
       if (this.#activeIterations >= plan.maxVUs) {
         this.#iterationsDropped++;
@@ -338,7 +381,10 @@ class LoadEngine implements ExchangeOwner {
       if (!this.#pumpImmediate) this.#pumpImmediate = setImmediate(this.#pump);
       return;
     }
-    if (this.#pumpTimer && this.#pumpTimerDue === this.#nextDue) return;
+    // Due times only grow: a timer armed for an earlier due time fires no later than needed (the pump
+    // then re-arms), so keep it instead of replacing a timer on every pump (at high rates the pump
+    // runs after every response, and replacing the timer each time cost a timer per request).
+    if (this.#pumpTimer && this.#pumpTimerDue <= this.#nextDue) return;
     if (this.#pumpTimer) clearTimeout(this.#pumpTimer);
     this.#pumpTimerDue = this.#nextDue;
     const wait = this.#options.precision === 'spin' ? delay - 1 : delay;
@@ -359,11 +405,16 @@ class LoadEngine implements ExchangeOwner {
         return;
       }
       this.#vuRunning[vu] = true;
-      this.#startIteration(this.#pick(), this.#iterationSeq++, now, now, vu);
+      this.#startIteration(this.#pick(), this.#nextIteration(), now, now, vu);
     }
   }
 
   // ---------------------------------------------------------------- iterations
+
+  /** The next iteration's number (`#iterationSeq` counts them). */
+  #nextIteration(): number {
+    return this.#iterationOffset + this.#iterationStride * this.#iterationSeq++;
+  }
 
   #startIteration(flow: CompiledFlow, iteration: number, scheduledAt: number, now: number, vu: number): void {
     this.#activeIterations++;
@@ -452,7 +503,7 @@ class LoadEngine implements ExchangeOwner {
       // Closed model: the VU goes round again unless the run is ending or the VU was ramped away.
       if (this.#phase === 'running' && it.vu < this.#vuTarget && this.ledger.length < this.#maxRequests) {
         const now = this.now();
-        this.#startIteration(this.#pick(), this.#iterationSeq++, now, now, it.vu);
+        this.#startIteration(this.#pick(), this.#nextIteration(), now, now, it.vu);
         return;
       }
       this.#vuRunning[it.vu] = false;
@@ -485,13 +536,7 @@ class LoadEngine implements ExchangeOwner {
     const rows = this.#recorded;
     if (rows.length === 0) return;
     this.#recorded = [];
-    for (let i = 0; i < rows.length; i++) {
-      const row = rows[i];
-      this.#stats.add(this.ledger, row);
-    }
-    for (const { stats } of this.#thresholds) {
-      if (stats !== this.#stats) for (let i = 0; i < rows.length; i++) stats.add(this.ledger, rows[i]);
-    }
+    ingestRows(this.ledger, rows, this.#stats, this.#thresholds);
     this.#ndjson?.write(rows);
     this.#checkAbortThresholds();
   }
@@ -619,15 +664,12 @@ class LoadEngine implements ExchangeOwner {
       interrupted: this.#iterationsInterrupted,
       dropped: this.#iterationsDropped,
     };
-    const thresholdResults = this.#thresholds.map(({ t, stats }) => evaluate(t, stats, iterations.completed + iterations.failed, endedAt));
-    const summary = buildSummary({
+    const { summary, thresholds: thresholdResults, assessment } = judgeRun({
       ledger: this.ledger, stats: this.#stats, plan: this.plan, target: this.target, iterations,
       connections: this.#pool.size, timeoutMs: this.#timeoutMs, maxRequests: this.#maxRequests,
       schedulingEndedAt: this.#schedulingEndedAt, lastIssuedAt: this.#lastIssuedAt, endedAt,
       stopReason: this.#stopReason, abortReason: this.#abortReason, ndjsonRows: this.#ndjson?.rowsWritten ?? null,
-    });
-    const assessment = assess(summary, thresholdResults, {
-      minRequests: this.#options.minRequests ?? 100, abortedByThreshold: this.#abortedByThreshold,
+      thresholds: this.#thresholds, minRequests: this.#options.minRequests ?? 100, abortedByThreshold: this.#abortedByThreshold,
       maxScheduleDelayMs: this.#options.maxScheduleDelay === undefined ? undefined : parseDuration(this.#options.maxScheduleDelay),
     });
     if (ndjsonError) assessment.reasons.push(`the NDJSON ledger could not be written: ${(ndjsonError as Error).message}`);

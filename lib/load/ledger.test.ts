@@ -65,3 +65,27 @@ describe('Interner', () => {
     expect(i.value(i.id('d'))).toBe('(too many distinct values)');
   });
 });
+
+describe('ledger rows across processes', () => {
+  it('an NDJSON line read back on another origin is the same row', async () => {
+    const { Ledger, rowFromNdjson } = await import('./ledger.ts');
+    const a = new Ledger();
+    const name = a.names.id('acquire');
+    const ok = a.add(1.5, 1.75, name, 7);
+    a.markStarted(ok, 2.25, 3);
+    a.finish(ok, 9.125, 1, 201, 0, 0, a.servedBy.id('pod-a'), a.appVersions.id('v2'), 40123);
+    const failed = a.add(3, 3, name, 8);
+    a.finish(failed, 10_003, 2, 0, 4, a.errorCodes.id('VERDICT_REQUEST_TIMEOUT'), 0, 0);
+    a.addDropped(4, 4.5, name, 9);
+    const b = new Ledger(a.origin.perfMs - 1000);
+    for (let r = 0; r < a.length; r++) b.append(rowFromNdjson(JSON.parse(a.toNdjsonLine(r)), b.origin.epochMs));
+    for (let r = 0; r < a.length; r++) {
+      const x = a.row(r), y = b.row(r);
+      for (const k of ['scheduledAt', 'issuedAt', 'startedAt', 'endedAt'] as const) {
+        if (x[k] === null) expect(y[k]).toBeNull(); else expect(y[k]! - 1000).toBeCloseTo(x[k]!, 3);
+      }
+      expect({ ...y, scheduledAt: 0, issuedAt: 0, startedAt: 0, endedAt: 0 }).toEqual({ ...x, scheduledAt: 0, issuedAt: 0, startedAt: 0, endedAt: 0 });
+    }
+    expect(() => rowFromNdjson({ outcome: 'maybe' }, 0)).toThrow(/outcome/);
+  });
+});

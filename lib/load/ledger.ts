@@ -4,7 +4,7 @@
  * filled in as the request progresses. Times are milliseconds (fractional) since the run's origin;
  * `origin.epochMs` turns them into wall-clock time for joins with a cluster timeline.
  */
-import { errorClassName, type ErrorClassId, type ErrorClassName } from './error-class.ts';
+import { errorClassName, errorClassNames, type ErrorClassId, type ErrorClassName } from './error-class.ts';
 
 /** What became of a request. Invariant at the end of a run: scheduled = succeeded + failed + dropped. */
 export const Outcome = { pending: 0, succeeded: 1, failed: 2, dropped: 3 } as const;
@@ -180,6 +180,25 @@ export class Ledger {
   appVersionId(row: number): number { return this.#chunks[row >>> CHUNK_BITS].appVersion[row & MASK]; }
   iteration(row: number): number { return this.#chunks[row >>> CHUNK_BITS].iteration[row & MASK]; }
   connection(row: number): number { return this.#chunks[row >>> CHUNK_BITS].connection[row & MASK]; }
+  errorCodeId(row: number): number { return this.#chunks[row >>> CHUNK_BITS].errorCode[row & MASK]; }
+  localPort(row: number): number { return this.#chunks[row >>> CHUNK_BITS].localPort[row & MASK]; }
+
+  /**
+   * Appends a whole row, e.g. one another engine recorded (read back with {@link rowFromNdjson});
+   * times are ms since this ledger's origin. Returns its index.
+   */
+  append(r: Omit<LedgerRow, 'row'>): number {
+    const nameId = this.names.id(r.name);
+    if (r.outcome === 'dropped') return this.addDropped(r.scheduledAt, r.issuedAt, nameId, r.iteration);
+    const row = this.add(r.scheduledAt, r.issuedAt, nameId, r.iteration);
+    if (r.startedAt !== null) this.markStarted(row, r.startedAt, r.connection ?? 0xffff);
+    if (r.outcome !== 'pending') {
+      const err = r.error === null ? 0 : errorClassNames.indexOf(r.error);
+      this.finish(row, r.endedAt ?? NaN, Outcome[r.outcome], r.status, (err < 0 ? errorClassNames.indexOf('other') : err) as ErrorClassId,
+        this.errorCodes.id(r.errorCode), this.servedBy.id(r.servedBy), this.appVersions.id(r.appVersion), r.localPort ?? 0);
+    }
+    return row;
+  }
 
   /** The row as an object (times in ms since the origin). */
   row(row: number): LedgerRow {
@@ -225,7 +244,7 @@ export class Ledger {
     return { bytes, bytesPerRequest: this.#length ? bytes / this.#length : 0, bytesPerRow: LEDGER_BYTES_PER_ROW };
   }
 
-  /** One NDJSON line for a row; times are wall-clock epoch milliseconds (µs precision). */
+  /** One NDJSON line for a row; times are wall-clock epoch milliseconds (µs precision). See {@link rowFromNdjson}. */
   toNdjsonLine(row: number): string {
     const r = this.row(row);
     const at = (t: number | null) => (t === null ? null : Math.round(this.epochMs(t) * 1000) / 1000);
@@ -236,4 +255,56 @@ export class Ledger {
       connection: r.connection, local_port: r.localPort,
     });
   }
+}
+
+/** A ledger row as one NDJSON line carries it ({@link Ledger.toNdjsonLine}): times are epoch milliseconds. */
+export interface LedgerNdjsonRow {
+  row: number;
+  iteration: number;
+  name: string;
+  outcome: OutcomeName;
+  scheduled_at: number;
+  issued_at: number;
+  started_at: number | null;
+  ended_at: number | null;
+  status: number;
+  error: ErrorClassName | null;
+  error_code: string | null;
+  served_by: string | null;
+  app_version: string | null;
+  connection: number | null;
+  local_port: number | null;
+}
+
+const time = (v: unknown, what: string): number => {
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw new TypeError(`${what} must be a number`);
+  return v;
+};
+const timeOrNull = (v: unknown, what: string): number | null => (v === null || v === undefined ? null : time(v, what));
+const textOrNull = (v: unknown, what: string): string | null => {
+  if (v === null || v === undefined) return null;
+  if (typeof v !== 'string') throw new TypeError(`${what} must be a string or null`);
+  return v;
+};
+
+/**
+ * The inverse of {@link Ledger.toNdjsonLine}: a parsed NDJSON row (from another process, e.g. a load
+ * agent) as a row of a ledger whose origin is `originEpochMs`. Throws a TypeError on a malformed row.
+ */
+export function rowFromNdjson(value: unknown, originEpochMs: number): Omit<LedgerRow, 'row'> {
+  const o = value as Partial<LedgerNdjsonRow>;
+  if (!o || typeof o !== 'object') throw new TypeError('a ledger row must be a JSON object');
+  if (!outcomeNames.includes(o.outcome as OutcomeName)) throw new TypeError(`outcome "${String(o.outcome)}" is not one of ${outcomeNames.join(', ')}`);
+  if (o.error !== null && o.error !== undefined && !errorClassNames.includes(o.error)) throw new TypeError(`error "${String(o.error)}" is not an error class`);
+  const rel = (t: number | null) => (t === null ? null : t - originEpochMs);
+  const iteration = time(o.iteration, 'iteration');
+  const status = time(o.status ?? 0, 'status');
+  return {
+    iteration, name: textOrNull(o.name, 'name') ?? '', outcome: o.outcome as OutcomeName,
+    scheduledAt: time(o.scheduled_at, 'scheduled_at') - originEpochMs, issuedAt: time(o.issued_at, 'issued_at') - originEpochMs,
+    startedAt: rel(timeOrNull(o.started_at, 'started_at')), endedAt: rel(timeOrNull(o.ended_at, 'ended_at')),
+    status, error: o.error ?? null, errorCode: textOrNull(o.error_code, 'error_code'),
+    servedBy: textOrNull(o.served_by, 'served_by'), appVersion: textOrNull(o.app_version, 'app_version'),
+    connection: timeOrNull(o.connection, 'connection'), localPort: timeOrNull(o.local_port, 'local_port'),
+  };
 }

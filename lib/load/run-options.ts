@@ -95,7 +95,11 @@ export interface ResolvedLoadOptions {
   scenarioPath?: string;
 }
 
-export async function loadOptionsFromFlags(flags: LoadFlags, given: { scenario?: Scenario } = {}): Promise<ResolvedLoadOptions> {
+/**
+ * `given` holds what code (not flags) supplies: the compiled-in scenario of an agent bundle, or the
+ * executor and thresholds a distributed run hands its agents as JSON. Flags still win over them.
+ */
+export async function loadOptionsFromFlags(flags: LoadFlags, given: { scenario?: Scenario; executor?: ExecutorConfig; thresholds?: ThresholdConfig } = {}): Promise<ResolvedLoadOptions> {
   let file: LoadConfigFile = {};
   if (flags.config) {
     try {
@@ -108,7 +112,7 @@ export async function loadOptionsFromFlags(flags: LoadFlags, given: { scenario?:
   const url = flags.url ?? file.url;
   if (!url) throw new LoadUsageError('give the target with --url (e.g. --url http://127.0.0.1:8080/health/ready)');
 
-  let executor: ExecutorConfig | undefined = file.executor;
+  let executor: ExecutorConfig | undefined = given.executor ?? file.executor;
   if (flags.rate !== undefined && flags.vus !== undefined) throw new LoadUsageError('--rate (open model) and --vus (closed model) exclude each other');
   const duration = flags.duration === undefined ? undefined : usage('duration', () => {
     const ms = parseDuration(flags.duration!);
@@ -131,7 +135,7 @@ export async function loadOptionsFromFlags(flags: LoadFlags, given: { scenario?:
   }
   if (!executor) throw new LoadUsageError('say how much load: --rate 500/s --duration 30s, --vus 10 --duration 30s, or --config k6.json');
 
-  let thresholds: ThresholdConfig = { ...(file.thresholds ?? {}) };
+  let thresholds: ThresholdConfig = { ...(file.thresholds ?? {}), ...(given.thresholds ?? {}) };
   for (const t of flags.threshold ?? []) {
     const parsed = usage('threshold', () => parseThresholdFlag(t));
     for (const [metric, list] of Object.entries(parsed)) {

@@ -41,6 +41,8 @@ export class ContainerRun {
   restartCount = 0;
   ready = false;
   started = false;
+  /** Exited and will not be started again (restartPolicy Never, or OnFailure after exit 0). */
+  completed = false;
   private child: ChildProcess | undefined;
   private exited: Promise<void> = Promise.resolve();
   private probes: ProbeWorker[] = [];
@@ -82,8 +84,15 @@ export class ContainerRun {
     this.log = createWriteStream(join(this.logDir, `${this.restartCount}.log`), { flags: 'a' });
     const child = spawn(launch.argv[0], launch.argv.slice(1), { env: launch.env, cwd: launch.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
-    child.stdout?.pipe(this.log, { end: false });
-    child.stderr?.pipe(this.log, { end: false });
+    const log = this.log;
+    // A log file that cannot be written must not take the node agent down.
+    log.on('error', () => {});
+    child.stdout?.pipe(log, { end: false });
+    child.stderr?.pipe(log, { end: false });
+    // The end of the log waits for the end of the output: 'exit' can come before the last bytes of
+    // stdout/stderr are read (a process that prints as it exits, e.g. a Job's), 'close' after them.
+    child.once('close', () => log.end());
+    child.once('error', () => log.end());
     const startedAt = new Date();
     this.exited = new Promise((resolve) => {
       child.once('error', (err) => {
@@ -145,17 +154,17 @@ export class ContainerRun {
   private onExit(startedAt: Date, exitCode: number, signal: string | undefined, reasonOverride?: string): void {
     this.stopProbes();
     this.child = undefined;
-    this.log?.end();
     const finishedAt = new Date();
     const reason = reasonOverride ?? (exitCode === 0 ? 'Completed' : signal === 'SIGKILL' ? 'Error' : 'Error');
     this.state = { kind: 'terminated', exitCode, signal, reason, startedAt, finishedAt };
     this.ready = false;
     this.started = false;
+    const restart = this.restartPolicy === 'Always' || (this.restartPolicy === 'OnFailure' && exitCode !== 0);
+    if (!this.stopping && !restart) this.completed = true;
     this.hooks.changed();
     if (this.stopping) return;
     const ranMs = finishedAt.getTime() - startedAt.getTime();
     if (ranMs >= this.backoff.resetAfterMs) this.backoffMs = 0;
-    const restart = this.restartPolicy === 'Always' || (this.restartPolicy === 'OnFailure' && exitCode !== 0);
     if (restart) this.scheduleRestart(false);
   }
 

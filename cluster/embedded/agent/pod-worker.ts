@@ -102,7 +102,7 @@ export class PodWorker {
       const gid = c.securityContext?.runAsGroup ?? podSc.runAsGroup ?? (uid !== undefined ? uid : undefined);
       const target: ProbeTarget = { ip: this.podIP!, ports, wrap: (argv) => this.deps.network.commandInNamespace(this.netns!, argv, { uid, gid }) };
       const run = new ContainerRun(c, spec.restartPolicy ?? 'Always', target, join(this.deps.logRoot, `${this.pod.metadata!.namespace}_${this.pod.metadata!.name}_${this.key}`, c.name), {
-        changed: () => this.sync(),
+        changed: () => { this.checkCompleted(); this.sync(); },
         event: (type, reason, message) => { this.deps.events.pod(this.pod, type, reason, message, c.name); this.mark(reason, `${c.name}: ${message}`); },
         graceSeconds: () => spec.terminationGracePeriodSeconds ?? 30,
         launch: async () => {
@@ -115,7 +115,8 @@ export class PodWorker {
           const cwd = c.workingDir ? join(image.dir, c.workingDir) : image.dir;
           return {
             argv: this.deps.network.commandInNamespace(this.netns!, argv, { uid, gid }),
-            env: { PATH: '/usr/local/bin:/usr/bin:/bin', HOSTNAME: this.pod.metadata!.name!, ...env },
+            // The kubelet's HOSTNAME: spec.hostname when set (an Indexed Job's pods get <job>-<index>), else the pod's name.
+            env: { PATH: '/usr/local/bin:/usr/bin:/bin', HOSTNAME: this.pod.spec?.hostname || this.pod.metadata!.name!, ...env },
             cwd,
           };
         },
@@ -124,6 +125,22 @@ export class PodWorker {
     }
     this.sync();
     for (const c of this.containers) await c.start();
+  }
+
+  /**
+   * A pod whose containers have all exited for good (restartPolicy Never, or OnFailure with exit 0)
+   * is finished, as the kubelet reports it: phase Succeeded when every container exited 0, else
+   * Failed; not Ready; its sandbox torn down. The object stays until someone deletes it (a Job's
+   * controller counts it first).
+   */
+  private checkCompleted(): void {
+    if (this.phase !== 'Running' || this.terminating || this.containers.length === 0 || !this.containers.every((c) => c.completed)) return;
+    const codes = this.containers.map((c) => (c.state.kind === 'terminated' ? c.state.exitCode : 1));
+    this.phase = codes.every((x) => x === 0) ? 'Succeeded' : 'Failed';
+    this.setCondition('Ready', false, 'PodCompleted');
+    this.setCondition('ContainersReady', false, 'PodCompleted');
+    this.mark('completed', `${this.phase} (exit ${codes.join(',')})`);
+    void this.teardownSandbox();
   }
 
   /** Handles the pod object's latest version from the watch. */

@@ -48,7 +48,7 @@ const backend = (b: { port: number; name?: string }, cond: Partial<Backend> = {}
 
 const route = (nodePort: number, backends: Backend[]): NodePortRoute => ({ nodePort, service: 'ns/api', portName: 'http', backends });
 
-async function startProxy(routes: NodePortRoute[], extra: { terminatingFallback?: boolean; maxConnectionRecords?: number; endpointLagMs?: number } = {}) {
+async function startProxy(routes: NodePortRoute[], extra: { terminatingFallback?: boolean; maxConnectionRecords?: number; endpointLagMs?: number; hosts?: string[] } = {}) {
   const source = new ManualEndpointSource(routes);
   const events: ProxyEvent[] = [];
   const proxy = await ServiceProxy.start({ endpointSource: source, onEvent: (e) => events.push(e), listenRetryMs: 100, ...extra });
@@ -59,8 +59,8 @@ async function startProxy(routes: NodePortRoute[], extra: { terminatingFallback?
 interface Client { socket: Socket; localPort: number; greeting: Promise<string>; ended: Promise<{ error?: string; data: string }> }
 
 /** Connects to 127.0.0.1:port; `greeting` is the first line, `ended` resolves on close with the error code if any. */
-function client(port: number): Client {
-  const socket = connect({ host: '127.0.0.1', port, allowHalfOpen: true });
+function client(port: number, host = '127.0.0.1'): Client {
+  const socket = connect({ host, port, allowHalfOpen: true });
   cleanups.push(() => { socket.destroy(); });
   let data = '';
   let error: string | undefined;
@@ -111,6 +111,31 @@ describe('ServiceProxy (hand-driven endpoints, loopback backends)', () => {
     expect(served).toEqual(['pod-a', 'pod-b', 'pod-a', 'pod-b', 'pod-a', 'pod-b']);
     expect(c.accepted).toBe(0);
     expect(proxy.connections().map((r) => r.id)).toEqual([1, 2, 3, 4, 5, 6]);
+  });
+
+  it('listens on every address it is given (loopback for the harness, the pod gateway for pods), each port on all or none', async () => {
+    const [a, b] = await Promise.all([echoBackend('pod-a'), echoBackend('pod-b')]);
+    const nodePort = await freePort();
+    // 127.0.0.2 stands in for the pod network's gateway: another local address.
+    const { proxy } = await startProxy([route(nodePort, [backend(a), backend(b)])], { hosts: ['127.0.0.1', '127.0.0.2'] });
+    expect(proxy.hosts).toEqual(['127.0.0.1', '127.0.0.2']);
+    const one = client(nodePort, '127.0.0.1');
+    const two = client(nodePort, '127.0.0.2');
+    expect([await one.greeting, await two.greeting].sort()).toEqual(['pod-a', 'pod-b']);
+    expect(proxy.connections().map((r) => r.nodePort)).toEqual([nodePort, nodePort]);
+
+    // A port that one address cannot bind is bound on none, and retried until it can be.
+    const busyPort = await freePort();
+    const squatter = createServer();
+    await new Promise<void>((r) => squatter.listen(busyPort, '127.0.0.2', r));
+    const { proxy: p2, events } = await startProxy([route(busyPort, [backend(a)])], { hosts: ['127.0.0.1', '127.0.0.2'] });
+    expect(p2.listeningPorts()).toEqual([]);
+    expect(events.some((e) => e.type === 'listener-error' && e.nodePort === busyPort)).toBe(true);
+    const refused = client(busyPort, '127.0.0.1');
+    expect((await refused.ended).error).toBe('ECONNREFUSED');
+    await new Promise<void>((r) => squatter.close(() => r()));
+    await p2.waitForRoute(busyPort);
+    expect(await client(busyPort, '127.0.0.2').greeting).toBe('pod-a');
   });
 
   it('stops sending new connections to an endpoint that turns not-ready, without cutting established ones', async () => {

@@ -42,6 +42,12 @@ export interface ServiceProxyOptions {
   endpointSource?: EndpointSource;
   /** Address the node ports listen on. Default 127.0.0.1. */
   host?: string;
+  /**
+   * Addresses the node ports listen on, each port on all of them (instead of `host`): a real NodePort
+   * answers on every address of the node. The embedded cluster passes 127.0.0.1 (the harness) and
+   * the pod network's gateway (the node's address as pods see it, e.g. load agents in pods).
+   */
+  hosts?: string[];
   onEvent?: (e: ProxyEvent) => void;
   /** Connections kept by connections()/lookup(); oldest dropped first. Default 100 000. */
   maxConnectionRecords?: number;
@@ -74,7 +80,9 @@ interface RouteState {
 interface Listener {
   nodePort: number;
   service: string;
-  server: Server;
+  /** One server per listen address. */
+  servers: Server[];
+  /** Bound on every address. */
   listening: boolean;
   closed: boolean;
   retry?: NodeJS.Timeout;
@@ -89,14 +97,17 @@ interface Forwarded {
 const noop = () => {};
 
 /**
- * The embedded cluster's kube-proxy for NodePort Services: listens on `host:<nodePort>` for every
+ * The embedded cluster's kube-proxy for NodePort Services: listens on `<host>:<nodePort>` (each of its hosts) for every
  * TCP NodePort Service port and forwards each accepted connection to one routable endpoint (round
  * robin). It never retries a failed backend for the client: a refused or failed backend resets
  * the client connection and is recorded. With no routable endpoint the connection is reset at
  * once. Endpoint changes affect new connections only; established ones are left alone.
  */
 export class ServiceProxy {
+  /** The first listen address (kept for callers that know one). */
   readonly host: string;
+  /** Every address each node port listens on. */
+  readonly hosts: readonly string[];
   readonly #source: EndpointSource;
   readonly #onEvent: (e: ProxyEvent) => void;
   readonly #terminatingFallback: boolean;
@@ -114,7 +125,8 @@ export class ServiceProxy {
   #stopped = false;
 
   private constructor(opts: ServiceProxyOptions, source: EndpointSource) {
-    this.host = opts.host ?? '127.0.0.1';
+    this.hosts = opts.hosts?.length ? [...new Set(opts.hosts)] : [opts.host ?? '127.0.0.1'];
+    this.host = this.hosts[0];
     this.#source = source;
     const onEvent = opts.onEvent;
     this.#onEvent = onEvent ? (e) => { try { onEvent(e); } catch { /* a listener's bug must not break forwarding */ } } : noop;
@@ -267,32 +279,42 @@ export class ServiceProxy {
   }
 
   #listen(nodePort: number, service: string): void {
-    const server = createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (client) => this.#accept(nodePort, client));
-    const listener: Listener = { nodePort, service, server, listening: false, closed: false };
+    const servers = this.hosts.map(() => createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (client) => this.#accept(nodePort, client)));
+    const listener: Listener = { nodePort, service, servers, listening: false, closed: false };
     this.#listeners.set(nodePort, listener);
-    const bind = new Promise<void>((resolve) => {
-      const onError = (err: NodeJS.ErrnoException) => {
-        server.off('listening', onListening);
+    const bindOne = (server: Server, host: string) => new Promise<NodeJS.ErrnoException | null>((resolve) => {
+      const onError = (err: NodeJS.ErrnoException) => { server.off('listening', onListening); resolve(err); };
+      const onListening = () => {
+        server.off('error', onError);
+        server.on('error', noop); // errors after bind (none expected) must not crash the process
+        resolve(null);
+      };
+      server.once('error', onError);
+      server.once('listening', onListening);
+      server.listen({ host, port: nodePort, exclusive: true });
+    });
+    const bind = (async () => {
+      const errors = await Promise.all(servers.map((server, i) => bindOne(server, this.hosts[i])));
+      const err = errors.find((e) => e !== null);
+      if (err) {
+        // All addresses or none: close what did bind, and try the whole port again later.
+        for (const [i, server] of servers.entries()) if (!errors[i]) server.close();
         this.#onEvent({ type: 'listener-error', nodePort, service, error: err.code ?? err.message, retryInMs: this.#listenRetryMs });
         listener.retry = setTimeout(() => {
           if (this.#stopped || listener.closed || this.#listeners.get(nodePort) !== listener) return;
           this.#listeners.delete(nodePort);
           this.#listen(nodePort, service);
         }, this.#listenRetryMs);
-        resolve();
-      };
-      const onListening = () => {
-        server.off('error', onError);
-        listener.listening = true;
-        server.on('error', noop); // errors after bind (none expected) must not crash the process
-        this.#onEvent({ type: 'listener-opened', nodePort, service });
-        this.#notifyWaiters();
-        resolve();
-      };
-      server.once('error', onError);
-      server.once('listening', onListening);
-      server.listen({ host: this.host, port: nodePort, exclusive: true });
-    });
+        return;
+      }
+      if (listener.closed) {
+        for (const server of servers) server.close();
+        return;
+      }
+      listener.listening = true;
+      this.#onEvent({ type: 'listener-opened', nodePort, service });
+      this.#notifyWaiters();
+    })();
     this.#pendingBinds.add(bind);
     void bind.then(() => this.#pendingBinds.delete(bind));
   }
@@ -306,7 +328,7 @@ export class ServiceProxy {
     if (!wasListening) return;
     // close() stops accepting at once; its callback waits for the connections already forwarded,
     // which keep going (kube-proxy keeps established conntrack entries too).
-    const drained = new Promise<void>((resolve) => l.server.close(() => resolve()));
+    const drained = Promise.all(l.servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve())))).then(() => {});
     this.#onEvent({ type: 'listener-closed', nodePort: l.nodePort, service: l.service });
     await drained;
   }

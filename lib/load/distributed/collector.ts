@@ -1,0 +1,183 @@
+/**
+ * The harness's side of a distributed run: an HTTP server, at an address the agents' pods reach,
+ * that takes each agent's report (see report.ts) and rebuilds its ledger. A report counts only when
+ * it is complete: the token matches, the index is one of the run's and not reported yet, the header
+ * parses and exactly the announced number of rows arrive. Bounded: rows per agent, line length.
+ */
+import { timingSafeEqual } from 'node:crypto';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createGunzip } from 'node:zlib';
+import { Ledger, rowFromNdjson } from '../ledger.ts';
+import { REPORT_TYPE, REPORT_VERSION, type AgentReportHeader } from './report.ts';
+
+export interface AgentReport {
+  header: AgentReportHeader;
+  /** The agent's ledger, on the agent's own origin (`header.originEpochMs`). */
+  ledger: Ledger;
+  receivedAt: number;
+}
+
+export interface CollectorOptions {
+  /** Address to listen on: one the agents reach (the embedded cluster's pod gateway, or loopback in tests). */
+  host: string;
+  /** Default: a free port. */
+  port?: number;
+  /** Agents must send it as a bearer token. */
+  token: string;
+  /** Number of agents: indexes 0..agents-1. */
+  agents: number;
+  /** Most ledger rows one agent may send (default 5,000,000, the engine's default cap). */
+  maxRowsPerAgent?: number;
+  /** Called after each accepted report (and with the reason for each refused one). */
+  onReport?: (r: AgentReport) => void;
+  onRefused?: (index: number | null, reason: string) => void;
+}
+
+export interface Collector extends AsyncDisposable {
+  /** Base URL agents post to (`<url>/<index>`). */
+  readonly url: string;
+  readonly reports: ReadonlyMap<number, AgentReport>;
+  /** Resolves once every agent reported, or when `signal` aborts (then with what is there). */
+  waitForAll(signal?: AbortSignal): Promise<ReadonlyMap<number, AgentReport>>;
+  close(): Promise<void>;
+}
+
+const MAX_HEADER_LINE = 64 << 20;
+const MAX_ROW_LINE = 64 << 10;
+
+class Refused extends Error {
+  readonly status: number;
+  constructor(status: number, message: string) { super(message); this.status = status; }
+}
+
+export async function startCollector(o: CollectorOptions): Promise<Collector> {
+  const reports = new Map<number, AgentReport>();
+  const receiving = new Set<number>();
+  const waiters = new Set<() => void>();
+  const maxRows = o.maxRowsPerAgent ?? 5_000_000;
+  const expected = Buffer.from(`Bearer ${o.token}`);
+
+  const handle = async (req: IncomingMessage, res: ServerResponse) => {
+    let index: number | null = null;
+    try {
+      const m = /^\/v1\/reports\/(\d{1,6})$/.exec(req.url ?? '');
+      if (req.method !== 'POST' || !m) throw new Refused(404, 'POST /v1/reports/<agent index>');
+      const auth = Buffer.from(req.headers.authorization ?? '');
+      if (auth.length !== expected.length || !timingSafeEqual(auth, expected)) throw new Refused(401, 'wrong or missing bearer token');
+      index = Number(m[1]);
+      if (index >= o.agents) throw new Refused(400, `agent index ${index} is not one of this run's 0..${o.agents - 1}`);
+      if (reports.has(index) || receiving.has(index)) throw new Refused(409, `agent ${index} has reported already`);
+      receiving.add(index);
+      try {
+        const report = await readReport(req, index, maxRows);
+        reports.set(index, report);
+        o.onReport?.(report);
+      } finally {
+        receiving.delete(index);
+      }
+      res.writeHead(204).end();
+      for (const w of [...waiters]) w();
+    } catch (err) {
+      const status = err instanceof Refused ? err.status : 400;
+      const message = (err as Error).message;
+      o.onRefused?.(index, message);
+      if (!res.headersSent) res.writeHead(status, { 'content-type': 'text/plain', connection: 'close' }).end(message + '\n');
+      req.resume();
+    }
+  };
+
+  const server = createServer((req, res) => { void handle(req, res); });
+  server.requestTimeout = 300_000;
+  server.headersTimeout = 30_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host: o.host, port: o.port ?? 0 }, () => { server.off('error', reject); resolve(); });
+  });
+  server.on('error', () => {});
+  const { address, port } = server.address() as AddressInfo;
+  const host = address.includes(':') ? `[${address}]` : address;
+  let closed: Promise<void> | null = null;
+  const close = () => (closed ??= new Promise<void>((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections();
+    for (const w of [...waiters]) w();
+  }));
+  return {
+    url: `http://${host}:${port}/v1/reports`,
+    reports,
+    waitForAll(signal) {
+      return new Promise((resolve) => {
+        const check = () => {
+          if (reports.size >= o.agents || signal?.aborted || closed) {
+            waiters.delete(check);
+            signal?.removeEventListener('abort', check);
+            resolve(reports);
+          }
+        };
+        waiters.add(check);
+        signal?.addEventListener('abort', check, { once: true });
+        check();
+      });
+    },
+    close,
+    [Symbol.asyncDispose]: close,
+  };
+}
+
+/** Reads one report body (gzip or plain NDJSON) into a header and a ledger. */
+async function readReport(req: IncomingMessage, index: number, maxRows: number): Promise<AgentReport> {
+  const encoding = (req.headers['content-encoding'] ?? 'identity').toLowerCase();
+  if (encoding !== 'gzip' && encoding !== 'identity') throw new Refused(415, `content-encoding ${encoding} is not supported (gzip or none)`);
+  const body = encoding === 'gzip' ? req.pipe(createGunzip()) : req;
+  if (body !== req) req.on('error', (e) => body.destroy(e));
+  body.setEncoding('utf8');
+  let header: AgentReportHeader | null = null;
+  let ledger: Ledger | null = null;
+  let rows = 0;
+  let rest = '';
+  const line = (text: string) => {
+    if (text.length === 0) return;
+    if (header === null) {
+      header = parseHeader(text, index, maxRows);
+      ledger = new Ledger(header.originEpochMs - performance.timeOrigin);
+      return;
+    }
+    if (++rows > header.rows) throw new Refused(400, `more rows than the ${header.rows} the header announced`);
+    let value: unknown;
+    try { value = JSON.parse(text); } catch { throw new Refused(400, `row ${rows} is not JSON`); }
+    try {
+      ledger!.append(rowFromNdjson(value, header.originEpochMs));
+    } catch (err) {
+      throw new Refused(400, `row ${rows}: ${(err as Error).message}`);
+    }
+  };
+  for await (const chunk of body as AsyncIterable<string>) {
+    let from = 0;
+    for (let nl = chunk.indexOf('\n'); nl !== -1; nl = chunk.indexOf('\n', from)) {
+      line(rest + chunk.slice(from, nl));
+      rest = '';
+      from = nl + 1;
+    }
+    rest += chunk.slice(from);
+    const limit = header === null ? MAX_HEADER_LINE : MAX_ROW_LINE;
+    if (rest.length > limit) throw new Refused(413, `a line longer than ${limit} characters`);
+  }
+  line(rest);
+  if (header === null) throw new Refused(400, 'empty report: no header line');
+  const h = header as AgentReportHeader;
+  if (rows !== h.rows) throw new Refused(400, `incomplete report: ${rows} of ${h.rows} rows arrived`);
+  return { header: h, ledger: ledger!, receivedAt: Date.now() };
+}
+
+function parseHeader(text: string, index: number, maxRows: number): AgentReportHeader {
+  let h: AgentReportHeader;
+  try { h = JSON.parse(text); } catch { throw new Refused(400, 'the first line is not a JSON report header'); }
+  if (h?.type !== REPORT_TYPE || h.version !== REPORT_VERSION) throw new Refused(400, `the first line is not a ${REPORT_TYPE} v${REPORT_VERSION} header`);
+  if (h.index !== index) throw new Refused(400, `the header says agent ${h.index}, the URL agent ${index}`);
+  if (!Number.isInteger(h.rows) || h.rows < 0 || h.rows > maxRows) throw new Refused(413, `${h.rows} rows: at most ${maxRows} per agent`);
+  if (!Number.isFinite(h.originEpochMs)) throw new Refused(400, 'originEpochMs must be a number');
+  if (!h.summary?.counts || !h.assessment) throw new Refused(400, 'the header needs the agent\'s summary and assessment');
+  if (h.summary.counts.scheduled !== h.rows) throw new Refused(400, `the summary counts ${h.summary.counts.scheduled} rows, the header ${h.rows}`);
+  return h;
+}
