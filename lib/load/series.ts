@@ -28,6 +28,15 @@ function quantile(sorted: Float64Array, q: number): number {
   return sorted[i];
 }
 
+/**
+ * The second of the run a time falls in. A merged ledger's times are re-based on the shared start
+ * instant after travelling rounded to µs, so a request scheduled at that instant can land a fraction
+ * of a µs before it: such times count in second 0.
+ */
+function secondOf(t: number): number {
+  return Math.max(0, Math.floor(t / 1000));
+}
+
 export function perSecondSeries(ledger: Ledger): SecondOfRun[] {
   const n = ledger.length;
   let last = 0;
@@ -41,13 +50,13 @@ export function perSecondSeries(ledger: Ledger): SecondOfRun[] {
   for (let s = 0; s < seconds; s++) out.push({ second: s, scheduled: 0, dropped: 0, succeeded: 0, failed: 0, aborted: 0, p50: null, p99: null, max: null });
   const ended = new Uint32Array(seconds);
   for (let r = 0; r < n; r++) {
-    const s = out[Math.floor(ledger.scheduledAt(r) / 1000)];
+    const s = out[secondOf(ledger.scheduledAt(r))];
     s.scheduled++;
     const o = ledger.outcome(r);
     if (o === Outcome.dropped) { s.dropped++; continue; }
     const end = ledger.endedAt(r);
     if (Number.isNaN(end)) continue;
-    const e = out[Math.floor(end / 1000)];
+    const e = out[secondOf(end)];
     if (ledger.errorClass(r) === ErrorClass.aborted) { e.aborted++; continue; }
     if (o === Outcome.succeeded) e.succeeded++; else e.failed++;
     ended[e.second]++;
@@ -60,7 +69,7 @@ export function perSecondSeries(ledger: Ledger): SecondOfRun[] {
   for (let r = 0; r < n; r++) {
     const end = ledger.endedAt(r);
     if (Number.isNaN(end) || ledger.outcome(r) === Outcome.dropped || ledger.errorClass(r) === ErrorClass.aborted) continue;
-    durations[fill[Math.floor(end / 1000)]++] = end - ledger.scheduledAt(r);
+    durations[fill[secondOf(end)]++] = end - ledger.scheduledAt(r);
   }
   for (let s = 0; s < seconds; s++) {
     if (ended[s] === 0) continue;

@@ -130,7 +130,11 @@ describe('agents as local processes', () => {
     expect(s.rates).toEqual({ ...d.rates, achieved: expect.closeTo(d.rates.achieved, 3) });
     expect(s.metrics.http_reqs.count).toBe(d.metrics.http_reqs.count);
     for (const k of ['http_req_duration', 'http_req_blocked', 'http_req_service_time', 'schedule_delay'] as const) {
-      for (const [agg, v] of Object.entries(d.metrics[k]!)) expect(s.metrics[k]![agg as 'med'], `${k} ${agg}`).toBeCloseTo(v, 2);
+      // Times travel rounded to µs, and the histogram keeps 3 significant digits: a bucket edge may
+      // move one bucket (≤ 0.1 % of the value), never more.
+      for (const [agg, v] of Object.entries(d.metrics[k]!)) {
+        expect(Math.abs(s.metrics[k]![agg as 'med'] - v), `${k} ${agg}: ${s.metrics[k]![agg as 'med']} vs ${v}`).toBeLessThanOrEqual(Math.max(0.005, Math.abs(v) * 0.001));
+      }
     }
     expect(s.series.map((x) => [x.second, x.scheduled, x.succeeded])).toEqual(d.series.map((x) => [x.second, x.scheduled, x.succeeded]));
     expect(merged.thresholds.map((t) => [t.metric, t.ok, t.samples])).toEqual(direct.thresholds.map((t) => [t.metric, t.ok, t.samples]));
