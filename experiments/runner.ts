@@ -55,6 +55,10 @@ export async function runExperiments(target: Target, experiments: Experiment<any
   const say = o.say ?? (() => {});
   assertTargetAllowed(target, o.config, o.configSource);
   if (target.images) {
+    for (const img of o.app.supportImages?.(target.kind) ?? []) {
+      o.signal.throwIfAborted();
+      await target.images.load(img, say);
+    }
     for (const tag of new Set([o.options.from, o.options.to])) {
       o.signal.throwIfAborted();
       await target.images.load(o.app.image(tag), say);
