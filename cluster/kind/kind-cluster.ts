@@ -70,6 +70,11 @@ export interface KindNetwork { name: string; subnet: string; gateway: string; br
 export interface KindOpenOptions extends OpenOptions {
   /** Reuse and keep a cluster of that name that already exists (default true); false deletes it at close. */
   keepExisting?: boolean;
+  /**
+   * Who holds the Docker engine's lease while the cluster lives (default this process, released at
+   * close). `verdict cluster up --provider kind` passes its caller's pid: the cluster outlives it.
+   */
+  engineHolderPid?: number;
   /** A node image to use as it is (must be present in the engine). */
   nodeImage?: string;
   /** Worker nodes (default: as kind-config.yaml says, 2). */
@@ -223,8 +228,10 @@ export async function privilegedWorks(engine: DockerEngine, image: string): Prom
     return { ok: true };
   } catch (err) {
     await docker(engine, ['rm', '--force', name]).catch(() => {});
-    const msg = String((err as Error).message);
-    return { ok: false, error: msg.split('\n').find((l) => /caps|permitted|privileged/i.test(l))?.trim() ?? msg.split('\n').at(-1) };
+    // The first line is the command; the daemon's reason follows (e.g. "unable to apply caps: operation not permitted").
+    const lines = String((err as Error).message).split('\n').slice(1).filter((l) => l.trim());
+    const reason = lines.find((l) => /caps|permitted/i.test(l)) ?? lines.at(-1) ?? 'refused';
+    return { ok: false, error: /unable to apply caps: [^:]+/.exec(reason)?.[0] ?? reason.trim() };
   }
 }
 
@@ -295,7 +302,7 @@ export async function upKind(opts: KindOpenOptions = {}): Promise<KindCluster> {
     const t = Date.now();
     try { return await fn(); } finally { timings[label] = Date.now() - t; }
   };
-  const engine = await useEngine({ onProgress: say });
+  const engine = await useEngine({ onProgress: say, holderPid: opts.engineHolderPid });
   let runner: KindRunner | undefined;
   let created = false;
   let network: KindNetwork | undefined;
@@ -333,7 +340,9 @@ export async function upKind(opts: KindOpenOptions = {}): Promise<KindCluster> {
       await writeFile(configPath, kindConfigFor({ name, image: nodeImage.ref, workers: opts.workers }));
       say(`kind create cluster --name ${name} (${configPath}: from kind-config.yaml, ${opts.workers ?? 2} workers, pods ${KIND_POD_SUBNET}, Services ${KIND_SERVICE_SUBNET})`);
       created = true;
-      await step('kind create cluster', () => runCommand(runner!.bin, ['create', 'cluster', '--name', name, '--config', configPath], { env: runner!.env, timeoutMs: 600_000 }));
+      // VERDICT_KIND_RETAIN=1 keeps the nodes of a failed create for a look (`kind export logs`); delete them yourself.
+      const retain = process.env.VERDICT_KIND_RETAIN === '1' ? ['--retain'] : [];
+      await step('kind create cluster', () => runCommand(runner!.bin, ['create', 'cluster', '--name', name, '--config', configPath, ...retain], { env: runner!.env, timeoutMs: 600_000 }));
     }
     const containers = (await runCommand(runner.bin, ['get', 'nodes', '--name', name], { env: runner.env })).stdout.split('\n').map((l) => l.trim()).filter(Boolean);
     const cpName = containers.find((c) => c.endsWith('-control-plane'));
@@ -384,6 +393,31 @@ export async function upKind(opts: KindOpenOptions = {}): Promise<KindCluster> {
 
 async function removeNetwork(engine: DockerEngine, network: KindNetwork): Promise<void> {
   await docker(engine, ['network', 'rm', network.name]).catch((err) => { if (!/No such network|not found/i.test(String(err))) throw err; });
+}
+
+/**
+ * `kind delete cluster` for a cluster made by `upKind` in another process (`verdict cluster down
+ * --provider kind`): the cluster, its docker network; then what is left, if anything, is reported.
+ */
+export async function downKind(name: string, o: { stateDir?: string; holderPid?: number; onProgress?: (m: string) => void } = {}): Promise<string[]> {
+  const stateDir = o.stateDir ?? join(REPO, '.verdict', `kind-${name}`);
+  await mkdir(stateDir, { recursive: true });
+  const engine = await useEngine({ onProgress: o.onProgress });
+  try {
+    const runner = await kindRunner(engine, stateDir, networkNameFor(name), false);
+    try {
+      await runCommand(runner.bin, ['delete', 'cluster', '--name', name], { env: runner.env, timeoutMs: 300_000 });
+    } finally { await rm(runner.dir, { recursive: true, force: true }); }
+    await docker(engine, ['network', 'rm', networkNameFor(name)]).catch(() => {});
+    return await kindLeftovers(engine, name);
+  } finally {
+    await engine.release();
+    // The lease `cluster up` took for its caller.
+    if (o.holderPid) {
+      const { releaseHolder, DEFAULT_ENGINE_ROOT } = await import('../../lib/docker/engine.ts');
+      await releaseHolder(DEFAULT_ENGINE_ROOT, o.holderPid).catch(() => {});
+    }
+  }
 }
 
 /** What a cluster left on this machine after it was deleted (empty when nothing). */

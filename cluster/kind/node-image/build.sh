@@ -37,13 +37,15 @@ cache="${VERDICT_CACHE:-$HOME/.cache/verdict}/kind-node"
 export DOCKER_BUILDKIT=0
 
 say() { echo "kind-node-image: $*" >&2; }
+# Runs a command with its stderr shown only when it fails (the classic builder's deprecation notice is noise).
+quiet() { local err; err="$(mktemp)"; if "$@" 2>"$err" >/dev/null; then rm -f "$err"; else cat "$err" >&2; rm -f "$err"; return 1; fi; }
 [[ -n "${DOCKER_HOST:-}" ]] || { say "DOCKER_HOST is not set (start an engine: node lib/docker/engine.ts up)"; exit 2; }
 
 bin="$("$here/build-binaries.sh" | tail -1)"
 kind_mod="$(cd / && GOFLAGS=-mod=mod go mod download -json "sigs.k8s.io/kind@$KIND_VERSION" | sed -n 's/^\s*"Dir": "\(.*\)",$/\1/p')"
 [[ -d "$kind_mod/images/base/files" ]] || { say "kind $KIND_VERSION's module has no images/base/files ($kind_mod)"; exit 1; }
 
-hash=$( { sha256sum "$0" "$here/build-binaries.sh"; basename "$bin"; echo "$KIND_VERSION $K8S_VERSION $SUITE $MIRROR $NODE_PACKAGES $COMPONENT_PACKAGES"; sha256sum < "$CA_BUNDLE"; } | sha256sum | cut -c1-16)
+hash=$( { cat "$here/build.sh" "$here/build-binaries.sh" | sha256sum; basename "$bin"; echo "$KIND_VERSION $K8S_VERSION $SUITE $MIRROR $NODE_PACKAGES $COMPONENT_PACKAGES"; sha256sum < "$CA_BUNDLE"; } | sha256sum | cut -c1-16)
 tag="$REPO_TAG:$K8S_VERSION-$hash"
 have=$(docker image inspect --format '{{ index .Config.Labels "verdict.kind-node.hash" }}' "$tag" 2>/dev/null || true)
 if [[ "$have" == "$hash" ]]; then
@@ -111,7 +113,7 @@ if [[ ! -s "$dir/node.tar" ]]; then
       *) say "kubeadm wants an image this script cannot build: $ref"; exit 1 ;;
     esac
     printf 'LABEL org.opencontainers.image.description="%s built from source by verdict (cluster/kind/node-image), not the upstream image"\n' "$name" >> "$ctx/Dockerfile"
-    docker build --pull=false --network none -q -t "$ref" "$ctx" >/dev/null
+    quiet docker build --pull=false --network none -q -t "$ref" "$ctx"
     built_tags+=("$ref")
   done
   say "control-plane images built: ${wanted[*]}"
@@ -152,13 +154,14 @@ p = sys.argv[1]
 s = open(p).read()
 fn = '''
 # verdict: without --privileged (a bounding set without CAP_SYS_RESOURCE refuses it), Docker mounts
-# /sys/fs/cgroup and every hierarchy read-only; systemd and the kubelet must create cgroups.
+# /sys/fs/cgroup and every hierarchy read-only; systemd and the kubelet must create cgroups. A bind
+# remount changes only this mount's flag (a plain remount of a cgroup v1 hierarchy is "busy").
 remount_cgroups_rw() {
   local m
   for m in /sys/fs/cgroup $(findmnt -lun -o target -t cgroup,cgroup2 | grep '^/sys/fs/cgroup' || true); do
     if findmnt -lun -o options "$m" | head -1 | grep -qw ro; then
       log_info "remounting $m read-write"
-      mount -o remount,rw "$m" || log_warn "could not remount $m read-write"
+      mount -o remount,bind,rw "$m" || log_warn "could not remount $m read-write"
     fi
   done
 }
@@ -226,11 +229,13 @@ TOML
 fi
 
 say "docker import $tag"
+# `docker import` takes no STOPSIGNAL: a one-line build on the imported root adds it (no layer).
 docker import \
   --change 'ENV container=docker' \
-  --change 'STOPSIGNAL SIGRTMIN+3' \
   --change 'ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]' \
-  --change "LABEL verdict.kind-node.hash=$hash" \
-  --change "LABEL org.opencontainers.image.description=\"kind node: Kubernetes $K8S_VERSION built from source, Debian $SUITE, kind $KIND_VERSION's node files: built without a registry by cluster/kind/node-image/build.sh\"" \
-  "$dir/node.tar" "$tag" >/dev/null
+  "$dir/node.tar" "$tag-rootfs" >/dev/null
+printf 'FROM %s\n# systemd exits on SIGRTMIN+3, not SIGTERM (which re-executes it)\nSTOPSIGNAL SIGRTMIN+3\nLABEL verdict.kind-node.hash=%s\nLABEL org.opencontainers.image.description="%s"\n' \
+  "$tag-rootfs" "$hash" "kind node: Kubernetes $K8S_VERSION built from source, Debian $SUITE, kind $KIND_VERSION node files: built without a registry by cluster/kind/node-image/build.sh" |
+  quiet docker build --pull=false --network none -q -t "$tag" -
+docker image rm "$tag-rootfs" >/dev/null
 echo "$tag"
