@@ -2,14 +2,14 @@
  * Endpoint propagation on a real target, measured the same way on kind (real kube-proxy) and on
  * the embedded cluster (our Service proxy with its modelled lag): the fidelity cross-check.
  *
- *   node bench/endpoint-lag.ts --target kind|embedded [--samples 10] [--lag <ms>]   (as root)
+ *   node bench/endpoint-lag.ts --target kind|embedded [--samples 10] [--pair-gap <ms>] [--lag <ms>]   (as root)
  *
  * The license API's shipped release (3 replicas, preStop sleep 5 s: a deleted pod keeps answering
  * for 5 s) runs behind its NodePort Service. Each sample deletes one pod with its grace period
  * while new connections (`Connection: close`, one every 4 ms, bounded to 20 s) go to the Service;
  * the answer's `X-Served-By` names the pod. Measured from the delete call:
- * - `slice`: when the pod's endpoint in its EndpointSlice stops being ready (control plane; polled
- *   every 50 ms),
+ * - `slice`: when the pod's endpoint in its EndpointSlice stops being ready (control plane; the
+ *   moment a watch delivers the change),
  * - `routed`: the send time of the last new connection that still reached the deleted pod (from
  *   then on the data plane no longer routes new connections there; resolution about 12 ms: one probe
  *   in 4 ms, one pod in 3).
@@ -34,6 +34,12 @@ export interface LagOptions {
   identityHeader: string;
   samples: number;
   replicas: number;
+  /**
+   * Burst: delete another pod this many ms before the measured one, so that the measured change
+   * comes soon after a data-plane sync (kube-proxy's minSyncPeriod then holds it back). Default: none
+   * (a lone deletion after 3 s of quiet).
+   */
+  pairGapMs?: number;
   say?: (m: string) => void;
   signal?: AbortSignal;
 }
@@ -69,7 +75,6 @@ async function settled(kc: k8s.KubeConfig, o: LagOptions): Promise<string[]> {
 /** Deletes pods one at a time and measures (see the module comment). */
 export async function measureEndpointLag(target: Target, o: LagOptions): Promise<LagSample[]> {
   const kc = target.kubeConfig;
-  const discovery = kc.makeApiClient(k8s.DiscoveryV1Api);
   const samples: LagSample[] = [];
   for (let i = 0; i < o.samples; i++) {
     const pods = await settled(kc, o);
@@ -82,11 +87,26 @@ export async function measureEndpointLag(target: Target, o: LagOptions): Promise
     let hits = 0;
     let failed = 0;
     const inflight = new Set<Promise<unknown>>();
+    let started = false;
+    // The EndpointSlice change, timed by a watch (the moment the API server sends it).
+    const watch = await new k8s.Watch(kc).watch(`/apis/discovery.k8s.io/v1/namespaces/${o.namespace}/endpointslices`,
+      { labelSelector: `kubernetes.io/service-name=${o.service}` }, (_phase, slice) => {
+        const ep = (slice.endpoints ?? []).find((e: { targetRef?: { name?: string } }) => e.targetRef?.name === victim);
+        if (sliceAt === null && started && (!ep || ep.conditions?.ready === false)) sliceAt = Date.now();
+      }, () => {});
+    await sleep(500);
+    if (o.pairGapMs !== undefined) {
+      const primer = pods.find((p) => p !== victim)!;
+      await deletePod(kc, o.namespace, primer);
+      await sleep(o.pairGapMs);
+    }
+    started = true;
     const t0 = Date.now();
     const deleting = deletePod(kc, o.namespace, victim);
     // Probes: one new connection every 4 ms until 3 s after the endpoint went away (at most 20 s).
     const prober = (async () => {
       while (!done && Date.now() - t0 < 20_000) {
+        if (sliceAt === null && Date.now() - t0 > 15_000) break;
         const sent = Date.now();
         probes++;
         const p = probe(o.url, o.identityHeader).then((r) => {
@@ -99,19 +119,10 @@ export async function measureEndpointLag(target: Target, o: LagOptions): Promise
         await sleep(4);
       }
     })();
-    const watcher = (async () => {
-      while (!done && Date.now() - t0 < 20_000) {
-        try {
-          const slices = (await discovery.listNamespacedEndpointSlice({ namespace: o.namespace, labelSelector: `kubernetes.io/service-name=${o.service}` })).items;
-          const ep = slices.flatMap((s) => s.endpoints ?? []).find((e) => e.targetRef?.name === victim);
-          if (sliceAt === null && (!ep || ep.conditions?.ready === false)) sliceAt = Date.now();
-        } catch { /* transient */ }
-        await sleep(50);
-      }
-    })();
     await deleting;
-    await Promise.all([prober, watcher]);
+    await prober;
     await Promise.allSettled([...inflight]);
+    watch.abort();
     const s: LagSample = { pod: victim, sliceMs: sliceAt === null ? null : sliceAt - t0, routedMs: lastHit === null ? null : lastHit - t0, probes, hitsAfterDelete: hits, failed };
     o.say?.(`sample ${i + 1}/${o.samples}: ${victim}: endpoint not ready after ${s.sliceMs} ms, last new connection routed to it ${s.routedMs} ms after the delete (${probes} probes, ${hits} to it, ${failed} failed)`);
     samples.push(s);
@@ -142,6 +153,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const arg = (name: string, dflt?: string) => { const i = process.argv.indexOf(`--${name}`); return i > 0 ? process.argv[i + 1] : dflt; };
   const which = arg('target', 'kind')!;
   const n = Number(arg('samples', '10'));
+  const pairGapMs = arg('pair-gap') ? Number(arg('pair-gap')) : undefined;
   const say = (m: string) => process.stderr.write(`${m}\n`);
   const { licenseApi } = await import('../apps/license-api/profile.ts');
   const { deployRelease } = await import('../lib/kube/deploy.ts');
@@ -162,7 +174,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     await deployRelease(target.kubeConfig, licenseApi.release('v1', target.kind), { timeoutMs: 300_000, onProgress: say });
     const w = licenseApi.workload;
     const samples = await measureEndpointLag(target, { namespace: w.namespace, selector: w.selector, service: w.service, url: target.serviceUrl(w.nodePort) + '/health/live',
-      identityHeader: licenseApi.identityHeaders.backend, samples: n, replicas: 3, say, signal: abort.signal });
+      identityHeader: licenseApi.identityHeaders.backend, samples: n, replicas: 3, pairGapMs, say, signal: abort.signal });
     process.stdout.write(JSON.stringify({ target: which, endpointLagMs: target.endpointLagMs, ...summarize(samples), raw: samples }, null, 2) + '\n');
   } finally {
     await target.close();
