@@ -53,6 +53,11 @@ export interface Target extends AsyncDisposable {
   readonly owned: boolean;
   /** Base URL of a NodePort Service from this machine. Throws when the target cannot reach it. */
   serviceUrl(nodePort: number): string;
+  /**
+   * Networks this target made on this machine (private CIDRs) where its Services are reached, e.g.
+   * kind's docker network: load may go there as it goes to loopback. Absent: loopback only.
+   */
+  readonly harnessNetworks?: string[];
   /** The data plane's modelled endpoint lag (ms) where the harness sets it, else null (unknown, real). */
   readonly endpointLagMs: number | null;
   readonly images?: ImageLoader;

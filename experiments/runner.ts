@@ -144,6 +144,7 @@ export async function runExperiment(target: Target, exp: Experiment<any>, conn: 
         thresholds: { http_req_failed: ['rate<=1'] },
         minRequests: 0,
         signal: abort.signal,
+        target: target.harnessNetworks?.length ? { harnessNetworks: target.harnessNetworks } : undefined,
         onProgress: o.onLoadProgress ? (p) => o.onLoadProgress!(label, p) : undefined,
       });
       const entry = { label, run, control: l.control ?? false } as (typeof loads)[number];

@@ -443,7 +443,7 @@ function makeCluster(a: MakeArgs): KindCluster {
   let isDown = false;
   const cluster: KindCluster = {
     kind: 'kind', name, context: `kind-${name}`, kubeConfig, kubeconfigPath: a.kubeconfigPath, owned: a.owned, endpointLagMs: null,
-    network, nodes: a.nodes, nodeImage: a.nodeImage, unprivileged: a.unprivileged, timings: a.timings,
+    network, nodes: a.nodes, nodeImage: a.nodeImage, unprivileged: a.unprivileged, timings: a.timings, harnessNetworks: [network.subnet],
     serviceUrl(nodePort) {
       if (nodePort < 30000 || nodePort > 32767) throw new Error(`${nodePort} is not a NodePort`);
       return `http://${cpIp}:${nodePort}`;
