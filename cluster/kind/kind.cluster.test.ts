@@ -10,6 +10,7 @@ import { snapshotHostNet, diffHostNet } from '../../lib/docker/host-safety.ts';
 import { docker } from '../../lib/docker/cli.ts';
 import { useEngine, type DockerEngine } from '../../lib/docker/engine.ts';
 import { k8s } from '../../lib/kube/client.ts';
+import { deployRelease } from '../../lib/kube/deploy.ts';
 import { runCommand } from '../../lib/proc/run.ts';
 import { bridgeNameFor, kindBinary, kindLeftovers, networkNameFor, upKind, wrapperCalls, type KindCluster } from './kind-cluster.ts';
 
@@ -133,15 +134,24 @@ describe('rollout-under-load on kind (real kubelet and kube-proxy)', () => {
 });
 
 describe('fidelity', () => {
-  it('endpoint propagation through the real kube-proxy: pod deletion → new connections stop reaching the pod', async () => {
+  it('endpoint propagation through the real kube-proxy: pod deletion → new connections stop reaching the pod (alone, and right after another change)', async () => {
+    // The shipped release (preStop sleep 5 s: a deleted pod answers for 5 s more), settled.
+    await deployRelease(cluster.kubeConfig, licenseApi.release('v1', 'kind'), { timeoutMs: 300_000, onProgress: say });
     const w = licenseApi.workload;
-    const samples = await measureEndpointLag(cluster, { namespace: w.namespace, selector: w.selector, service: w.service, url: cluster.serviceUrl(w.nodePort) + '/health/live',
-      identityHeader: licenseApi.identityHeaders.backend, samples: 6, replicas: 3, say });
-    const s = summarize(samples);
-    process.stderr.write(`kind endpoint propagation: ${JSON.stringify(s)}\n`);
-    // Every deletion was seen by the data plane within the pod's 5 s preStop, and no probe failed.
-    expect(samples.every((x) => x.routedMs !== null && x.sliceMs !== null)).toBe(true);
-    expect(s.routed.max!).toBeLessThan(5000);
-    expect(s.failed).toBe(0);
-  }, 600_000);
+    const o = { namespace: w.namespace, selector: w.selector, service: w.service, url: cluster.serviceUrl(w.nodePort) + '/health/live',
+      identityHeader: licenseApi.identityHeaders.backend, replicas: 3, say };
+    const quiet = await measureEndpointLag(cluster, { ...o, samples: 6 });
+    // Another pod deleted 300 ms before: its sync was under a second ago, so kube-proxy's minSyncPeriod holds this one back.
+    const burst = await measureEndpointLag(cluster, { ...o, samples: 4, pairGapMs: 300 });
+    process.stderr.write(`kind endpoint propagation, alone: ${JSON.stringify(summarize(quiet))}\nkind endpoint propagation, 300 ms after another change: ${JSON.stringify(summarize(burst))}\n`);
+    for (const samples of [quiet, burst]) {
+      const s = summarize(samples);
+      // Seen by the data plane well within the pod's 5 s preStop; no probe failed. (A sample whose
+      // pod got no probe after the delete has no routed time: its endpoint went before one came.)
+      expect(samples.every((x) => x.sliceMs !== null)).toBe(true);
+      expect(samples.filter((x) => x.routedMs !== null).length).toBeGreaterThanOrEqual(samples.length - 1);
+      expect(s.routed.max!).toBeLessThan(5000);
+      expect(s.failed).toBe(0);
+    }
+  }, 900_000);
 });
