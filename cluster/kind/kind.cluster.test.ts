@@ -66,7 +66,14 @@ async function run(name: string, faults: string[] = []): Promise<CheckResult> {
     app: licenseApi, config, signal: new AbortController().signal, say,
     options: { rate: config.experiments.rate, from: 'v1', to: 'v2', faults: faults.map((f) => licenseApi.faults[f]) },
   });
-  process.stderr.write(`${name}${faults.length ? ` [${faults}]` : ''} on kind: ${r.verdict}${r.error ? ` ${r.error}` : ''}\n${r.gates.map((g) => `  ${g.verdict} ${g.name}: ${g.evidence}`).join('\n')}\n`);
+  const causes = new Map<string, { n: number; example: string }>();
+  for (const f of r.evidence?.loads.flatMap((l) => l.joined.failures) ?? []) {
+    const c = causes.get(f.cause) ?? { n: 0, example: `${f.status ?? ''} ${f.reason}`.trim() };
+    c.n++;
+    causes.set(f.cause, c);
+  }
+  process.stderr.write(`${name}${faults.length ? ` [${faults}]` : ''} on kind: ${r.verdict}${r.error ? ` ${r.error}` : ''}\n${r.gates.map((g) => `  ${g.verdict} ${g.name}: ${g.evidence}`).join('\n')}\n` +
+    [...causes].map(([cause, c]) => `  ${c.n} × ${cause}: ${c.example}`).join('\n') + '\n');
   return r;
 }
 const gate = (r: CheckResult, name: string) => r.gates.find((g) => g.name === name);
