@@ -466,10 +466,9 @@ function makeCluster(a: MakeArgs): KindCluster {
         }
         p(`docker build -t ${src.ref}`);
         await buildImage(engine, { context: src.docker.context, dockerfile: src.docker.dockerfile, tag: src.ref, buildArgs });
-        // Into the nodes that run workloads: the control plane is tainted when there are workers.
-        const targets = a.nodes.some((n) => n.role === 'worker') ? a.nodes.filter((n) => n.role === 'worker').map((n) => n.name) : a.nodes.map((n) => n.name);
-        p(`kind load docker-image ${src.ref} --nodes ${targets.join(',')}`);
-        await runCommand(runner.bin, ['load', 'docker-image', src.ref, '--name', name, '--nodes', targets.join(',')], { env: runner.env, timeoutMs: 300_000 });
+        // Into every node: the overlay may place pods on the control plane too (its dependencies are there).
+        p(`kind load docker-image ${src.ref}`);
+        await runCommand(runner.bin, ['load', 'docker-image', src.ref, '--name', name], { env: runner.env, timeoutMs: 300_000 });
       },
     },
     async serverVersion() {
