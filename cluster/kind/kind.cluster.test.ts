@@ -19,7 +19,7 @@ import { bridgeNameFor, kindBinary, kindLeftovers, networkNameFor, upKind, wrapp
 // built with `docker build` and loaded with `kind load docker-image`, rollout-under-load judged as
 // on the embedded cluster (the shipped release PASSes, a broken one FAILs for the same cause),
 // endpoint propagation through the real kube-proxy measured, and everything removed at the end:
-// no container, network, interface, mount or firewall rule left.
+// no container, volume, network, interface, mount or firewall rule left.
 const NAME = 'verdict-e2e';
 const STATE = '/var/lib/verdict/test-kind';
 const config = harnessConfigSchema.parse({ experiments: { rate: 200, warmupMs: 3000, settleMs: 5000 } });
@@ -46,12 +46,17 @@ beforeAll(async () => {
 
 afterAll(async () => {
   const ids = cluster ? (await docker(engine, ['ps', '-aq', '--no-trunc', '--filter', `label=io.x-k8s.kind.cluster=${NAME}`])).stdout.split('\n').filter(Boolean) : [];
+  // The nodes' anonymous /var volumes (kind's `docker rm -f -v` must take them).
+  const volumes = ids.length ? (await docker(engine, ['inspect', '--format', '{{range .Mounts}}{{if eq .Type "volume"}}{{.Name}} {{end}}{{end}}', ...ids])).stdout.split(/\s+/).filter(Boolean) : [];
   await cluster?.close();
   try {
     // Nothing left behind: containers, the network, its bridge, mounts, firewall rules, forwarding.
     expect(await kindLeftovers(engine, NAME)).toEqual([]);
     expect(readdirSync('/sys/class/net')).not.toContain(bridgeNameFor(NAME));
     expect(nodeMounts(ids)).toEqual([]);
+    expect(volumes.length).toBeGreaterThanOrEqual(ids.length);
+    const left = (await docker(engine, ['volume', 'ls', '-q'])).stdout.split('\n').filter(Boolean);
+    expect(volumes.filter((v) => left.includes(v))).toEqual([]);
     expect(diffHostNet(before.net, snapshotHostNet())).toEqual([]);
     expect(await iptablesS('filter')).toBe(before.iptables);
     expect(await iptablesS('nat')).toBe(before.nat);
