@@ -6,7 +6,7 @@ NODE_BIN := $(shell scripts/node24.sh)
 export PATH := $(NODE_BIN):$(PATH)
 REPORTS ?= .reports
 
-.PHONY: help setup deps docker-deps controlplane test lint verify-local bench clean
+.PHONY: help setup deps docker-deps controlplane kind-node-image test lint verify-local bench clean
 
 help: ## list the targets
 	@echo "verdict: deployment-verification harness for the license API"
@@ -15,7 +15,7 @@ help: ## list the targets
 	@echo
 	@echo "CLI: npx verdict --help"
 
-setup: deps node_modules/.package-lock.json ## install Node 24, npm packages, Debian packages (Postgres, Redis, ...) and actionlint
+setup: deps node_modules/.package-lock.json $(if $(KIND),kind-node-image) ## install Node 24, npm packages, Debian packages (Postgres, Redis, ...) and actionlint (KIND=1: and the kind node image)
 
 deps:
 	@scripts/setup-deps.sh
@@ -31,6 +31,13 @@ node_modules/.package-lock.json: package.json package-lock.json
 controlplane: ## build the embedded control plane (cached in ~/.cache/verdict; cold: 10-25 min on 2 cores)
 	@cluster/embedded/controlplane/build.sh >/dev/null
 
+# kind's node image, built from source without a registry (cluster/kind/node-image/build.sh): cached in
+# ~/.cache/verdict/kind-node/<hash of the inputs>; a warm machine only imports it into the engine.
+kind-node-image: docker-deps ## build the kind node image (Kubernetes v1.37.2 from source; root, Docker; cold about 10 min with a warm Go cache)
+	@holder=$$$$; host=$$(node lib/docker/engine.ts up --hold $$holder) || exit 1; \
+	trap 'node lib/docker/engine.ts release --hold '$$holder EXIT; \
+	DOCKER_HOST=$$host cluster/kind/node-image/build.sh
+
 lint: setup ## type-check (tsc --noEmit)
 	npx tsc --noEmit
 
@@ -43,7 +50,9 @@ lint: setup ## type-check (tsc --noEmit)
 # already), held by this recipe's shell and released after that run (or on any exit), and the registry-free base image
 # is made before the tests start (scripts/docker-base.sh; cached in ~/.cache/verdict). When no engine
 # can run, the container tests fail and say why.
-CLUSTER_E2E := cluster/embedded/embedded-cluster.test.ts experiments/experiments.cluster.test.ts suites/suites.cluster.test.ts gate/gate.cluster.test.ts lib/load/distributed/agents.cluster.test.ts
+# The kind end-to-end suite (cluster/kind/kind.cluster.test.ts) is one of them: kind up on the node
+# image built here, deploy, rollout-under-load healthy and broken, endpoint propagation, down.
+CLUSTER_E2E := cluster/embedded/embedded-cluster.test.ts experiments/experiments.cluster.test.ts suites/suites.cluster.test.ts gate/gate.cluster.test.ts lib/load/distributed/agents.cluster.test.ts cluster/kind/kind.cluster.test.ts
 test: setup docker-deps lint controlplane ## run every test (vitest, real Postgres, Redis, Docker engine and control plane); JSON reports in .reports/
 	@mkdir -p $(REPORTS)
 	@rm -f $(REPORTS)/vitest-*.json $(REPORTS)/vitest-*.junit.xml
@@ -51,6 +60,7 @@ test: setup docker-deps lint controlplane ## run every test (vitest, real Postgr
 	if host=$$(node lib/docker/engine.ts up --hold $$holder); then \
 	  trap 'node lib/docker/engine.ts release --hold '$$holder EXIT; \
 	  DOCKER_HOST=$$host scripts/docker-base.sh >/dev/null || echo "make test: the local base image could not be built (the container tests will fail and say why)" >&2; \
+	  DOCKER_HOST=$$host cluster/kind/node-image/build.sh >/dev/null || echo "make test: the kind node image could not be built (the kind suite will fail and say why)" >&2; \
 	else echo "make test: no Docker engine (the container tests will fail and say why)" >&2; fi; \
 	npx vitest run $(addprefix --exclude ,$(CLUSTER_E2E)) --reporter=default --reporter=json --outputFile.json=$(REPORTS)/vitest-1-suites.json \
 	  --reporter=junit --outputFile.junit=$(REPORTS)/vitest-1-suites.junit.xml || rc=1; \

@@ -15,7 +15,7 @@
  *       Service with a selector; one is deleted with a grace period; time from the delete call until
  *       the proxy stops routing to it (the EndpointSlice controller marks it terminating).
  *    c. The same flips through a proxy with the embedded cluster's modelled data-plane lag
- *       (--endpoint-lag, default 1000 ms like kube-proxy's minSyncPeriod): what verify-local sees.
+ *       (--endpoint-lag, default DEFAULT_ENDPOINT_LAG_MS, 1100 ms: measured on kube-proxy in kind): what verify-local sees.
  *
  * Traffic goes only to 127.0.0.1 and to pod addresses in namespaces this script creates; every
  * load is bounded in time. Everything is removed at the end and on Ctrl-C.

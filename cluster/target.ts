@@ -77,6 +77,11 @@ export interface Target extends AsyncDisposable {
   readonly owned: boolean;
   /** Base URL of a NodePort Service from this machine. Throws when the target cannot reach it. */
   serviceUrl(nodePort: number): string;
+  /**
+   * Networks this target made on this machine (private CIDRs) where its Services are reached, e.g.
+   * kind's docker network: load may go there as it goes to loopback. Absent: loopback only.
+   */
+  readonly harnessNetworks?: string[];
   /** The data plane's modelled endpoint lag (ms) where the harness sets it, else null (unknown, real). */
   readonly endpointLagMs: number | null;
   readonly images?: ImageLoader;
@@ -95,7 +100,7 @@ export interface OpenOptions {
   name?: string;
   nodes?: number;
   stateDir?: string;
-  /** Embedded only: the Service proxy's endpoint lag (default 1000 ms, like kube-proxy's minSyncPeriod). */
+  /** Embedded only: the Service proxy's endpoint lag (default DEFAULT_ENDPOINT_LAG_MS, 1100 ms, measured on kube-proxy on kind). */
   endpointLagMs?: number;
   /** Existing only: a base URL that reaches the Service from here (default: none, so load cannot run). */
   serviceUrl?: string;

@@ -142,6 +142,11 @@ export interface AppProfile {
    * words, and the load steps that cannot succeed without it (all others must keep working).
    */
   dependencies: Array<{ name: string; neededBy: string; steps: string[] }>;
+  /**
+   * Images a target that loads images needs besides the app's own (the in-cluster dependencies of
+   * its overlay), for the target kind given; loaded before the releases.
+   */
+  supportImages?(target: TargetKind): ImageSource[];
   /** How to build `tag` for a target that loads images. */
   image(tag: string): ImageSource;
   /** The manifests of release `tag` on a target of this kind, with faults applied. */

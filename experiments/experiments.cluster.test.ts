@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { licenseApi, licenseApiToken } from '../apps/license-api/profile.ts';
-import { upEmbedded, type EmbeddedCluster } from '../cluster/embedded/embedded-cluster.ts';
+import { DEFAULT_ENDPOINT_LAG_MS, upEmbedded, type EmbeddedCluster } from '../cluster/embedded/embedded-cluster.ts';
 import type { Target } from '../cluster/target.ts';
 import { openExisting } from '../cluster/existing/existing-target.ts';
 import { assertTargetAllowed, harnessConfigSchema, TargetNotAllowedError } from './config.ts';
@@ -12,7 +12,7 @@ import type { Experiment } from './experiment.ts';
 import { killPodsOneByOne, underLoad } from './pod-kill.ts';
 
 // Every experiment against the embedded cluster (real control plane, node agent, pod network and
-// the Service proxy with kube-proxy's 1 s endpoint lag): the shipped release must PASS, and a
+// the Service proxy with the endpoint lag measured on kube-proxy, DEFAULT_ENDPOINT_LAG_MS): the shipped release must PASS, and a
 // deliberately broken release of the same code must FAIL for the right cause.
 const STATE = '/var/lib/verdict/test-experiments';
 const config = harnessConfigSchema.parse({ experiments: { rate: 200, warmupMs: 3000, settleMs: 5000 } });
@@ -121,7 +121,7 @@ describe('sigterm-drain', () => {
       judge: () => [],
     };
     const defaults = harnessConfigSchema.parse({});
-    expect(cluster.endpointLagMs).toBe(1000);
+    expect(cluster.endpointLagMs).toBe(DEFAULT_ENDPOINT_LAG_MS);
     const seen: number[] = [];
     for (let i = 0; i < 5; i++) {
       const [r] = await runExperiments(cluster, [control], { app: licenseApi, config: defaults, signal: new AbortController().signal,

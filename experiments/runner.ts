@@ -55,6 +55,10 @@ export async function runExperiments(target: Target, experiments: Experiment<any
   const say = o.say ?? (() => {});
   assertTargetAllowed(target, o.config, o.configSource);
   if (target.images) {
+    for (const img of o.app.supportImages?.(target.kind) ?? []) {
+      o.signal.throwIfAborted();
+      await target.images.load(img, say);
+    }
     for (const tag of new Set([o.options.from, o.options.to])) {
       o.signal.throwIfAborted();
       await target.images.load(o.app.image(tag), say);
@@ -140,6 +144,7 @@ export async function runExperiment(target: Target, exp: Experiment<any>, conn: 
         thresholds: { http_req_failed: ['rate<=1'] },
         minRequests: 0,
         signal: abort.signal,
+        target: target.harnessNetworks?.length ? { harnessNetworks: target.harnessNetworks } : undefined,
         onProgress: o.onLoadProgress ? (p) => o.onLoadProgress!(label, p) : undefined,
       });
       const entry = { label, run, control: l.control ?? false } as (typeof loads)[number];

@@ -129,6 +129,29 @@ function sessionControl(baseUrl: string, token: string): SessionControl {
   };
 }
 
+/**
+ * The kind overlay's Postgres and Redis as the harness runs them: Debian's postgresql-15 and
+ * redis-server on the local base (test/images/, the same stand-ins the container tests use), built
+ * with Docker and loaded with `kind load docker-image`, so that no node ever asks a registry for
+ * the overlay's official images (`kubectl apply -k` of the overlay, with a registry, still uses them).
+ */
+export const KIND_SUPPORT_IMAGES = {
+  postgres: { deployment: 'postgres', ref: 'verdict/postgres:15-bookworm-local', context: fileURLToPath(new URL('../../test/images/postgres/', import.meta.url)) },
+  redis: { deployment: 'redis', ref: 'verdict/redis:7-bookworm-local', context: fileURLToPath(new URL('../../test/images/redis/', import.meta.url)) },
+};
+
+/** kind: the stand-in images for the dependencies, and `imagePullPolicy: Never` everywhere (a missing image fails, it is never pulled). */
+function kindImages(objects: KubeObject[]): void {
+  for (const o of objects) {
+    if (o.kind !== 'Deployment') continue;
+    const support = Object.values(KIND_SUPPORT_IMAGES).find((x) => x.deployment === o.metadata.name);
+    for (const c of o.spec.template.spec.containers ?? []) {
+      if (support) c.image = support.ref;
+      c.imagePullPolicy = 'Never';
+    }
+  }
+}
+
 export const licenseApi: AppProfile = {
   name: 'license-api',
   workload: { namespace: 'coditect', deployment: 'license-api', container: 'license-api', selector: 'app=license-api', service: 'license-api', nodePort: 30080, readyPath: '/health/ready' },
@@ -140,6 +163,10 @@ export const licenseApi: AppProfile = {
     // The rate limiter is off in the shipped overlays (RATE_LIMIT_PER_MINUTE unset): nothing needs Redis.
     { name: 'redis', neededBy: 'only the acquire rate limiter, when RATE_LIMIT_PER_MINUTE is set (off as shipped)', steps: [] },
   ],
+  supportImages(kind) {
+    if (kind !== 'kind') return [];
+    return Object.values(KIND_SUPPORT_IMAGES).map((x) => ({ ref: x.ref, docker: { context: x.context } }));
+  },
   image(tag) {
     return {
       ref: `license-api:${tag}`,
@@ -154,6 +181,7 @@ export const licenseApi: AppProfile = {
     const env: Record<string, string> = {};
     for (const f of faults) Object.assign(env, f.env ?? {});
     const transforms = faults.flatMap((f) => (f.transform ? [f.transform] : []));
+    if (kind === 'kind') transforms.unshift(kindImages);
     return {
       kustomization: overlayDir(overlayFor(kind)), deployment: 'license-api', container: 'license-api',
       image: `license-api:${tag}`, version: tag, env,

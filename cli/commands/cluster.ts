@@ -8,7 +8,7 @@ import { loadKubeConfig, k8s } from '../../lib/kube/client.ts';
 import { PodNetwork } from '../../cluster/embedded/network/pod-network.ts';
 import { killProcessesUsing } from '../../lib/proc/kill-by-path.ts';
 import { alive, readClusterState, stateDirOf } from '../../cluster/embedded/state.ts';
-import { kindStrategy, upKind } from '../../cluster/kind/kind-cluster.ts';
+import { downKind, kindStrategy, upKind } from '../../cluster/kind/kind-cluster.ts';
 import { runCommand } from '../../lib/proc/run.ts';
 import { ExitCode } from '../exit-codes.ts';
 
@@ -45,8 +45,10 @@ Examples:
       if (o.provider === 'kind') {
         const a = await kindStrategy.available();
         if (!a.ok) { process.stderr.write(`cluster up: ${a.reason}\n`); process.exitCode = ExitCode.ERROR; return; }
-        const c = await upKind({ name: o.name, keepExisting: true, onProgress: (m) => process.stderr.write(`${m}\n`) });
-        process.stdout.write(`kind cluster ${o.name} is up\n  export KUBECONFIG=${c.kubeconfigPath}\n  kubectl get nodes -o wide\nStop it with: verdict cluster down --provider kind\n`);
+        // The Docker engine stays held by the calling shell (as `node lib/docker/engine.ts up` does): the cluster outlives this command.
+        const c = await upKind({ name: o.name, keepExisting: true, engineHolderPid: process.ppid, onProgress: (m) => process.stderr.write(`${m}\n`) });
+        process.stdout.write(`kind cluster ${o.name} is up (node image ${c.nodeImage.ref}, ${c.nodeImage.source})\n  export KUBECONFIG=${c.kubeconfigPath}\n  kubectl get nodes -o wide\n` +
+          `  the Service: ${c.serviceUrl(30080)}\nStop it with: verdict cluster down --provider kind${o.name === 'verdict' ? '' : ` --name ${o.name}`}\n`);
         return;
       }
       const stateDir = stateDirOf(o.name, o.stateDir);
@@ -113,8 +115,9 @@ Examples:
     .option('--state-dir <dir>', 'the cluster\'s state directory')
     .action(async (o: { provider: string; name: string; stateDir?: string }) => {
       if (o.provider === 'kind') {
-        await runCommand('kind', ['delete', 'cluster', '--name', o.name]);
-        process.stdout.write(`kind cluster ${o.name} is deleted\n`);
+        const left = await downKind(o.name, { holderPid: process.ppid, onProgress: (m) => process.stderr.write(`${m}\n`) });
+        if (left.length) { process.stderr.write(`kind cluster ${o.name} left: ${left.join('; ')}\n`); process.exitCode = ExitCode.ERROR; return; }
+        process.stdout.write(`kind cluster ${o.name} is deleted; nothing left behind\n`);
         return;
       }
       const stateDir = stateDirOf(o.name, o.stateDir);

@@ -20,7 +20,7 @@ export const nodesOption = () => new Option('--nodes <n>', 'embedded cluster nod
     if (!Number.isInteger(n) || n < 1 || n > 10) throw new InvalidArgumentError('must be a whole number from 1 to 10');
     return n;
   }).default(3);
-export const lagOption = () => new Option('--endpoint-lag <ms>', 'embedded: delay before the Service proxy applies an endpoint change (kube-proxy\'s minSyncPeriod is 1000; 0 turns it off)')
+export const lagOption = () => new Option('--endpoint-lag <ms>', 'embedded: delay before the Service proxy applies an endpoint change (default 1100, measured on kube-proxy in kind: see the README; 0 turns it off)')
   .argParser((v) => {
     const n = Number(v);
     if (!Number.isInteger(n) || n < 0 || n > 60_000) throw new InvalidArgumentError('must be whole milliseconds from 0 to 60000');
@@ -49,7 +49,7 @@ export function verifyLocalCommand(): Command {
     .addHelpText('after', `
 What it does (embedded target: no Docker needed, run as root):
   1. starts the cluster (real control plane, process node agent, pod network, NodePort proxy
-     with kube-proxy's 1 s endpoint lag) and builds license-api:<from> and license-api:<to>
+     with the endpoint lag measured on kube-proxy, 1.1 s) and builds license-api:<from> and license-api:<to>
   2. runs the experiments, each under the license flow's load through http://127.0.0.1:30080:
      ${VERIFY_LOCAL_DEFAULT.map((n) => `${n}: ${EXPERIMENTS[n].description}`).join('\n     ')}
   3. judges every gate, writes the run directory and prints the verdict; tears everything down

