@@ -11,9 +11,9 @@ import { startHostServices, type HostServices } from './host-services.ts';
 import { ImageStore } from './image-store.ts';
 import { commandInNamespace, PodNetwork } from './network/pod-network.ts';
 import { ServiceProxy } from './proxy/service-proxy.ts';
-import type { ClusterStateFile } from './state.ts';
+import { DEFAULT_STATE_ROOT, type ClusterStateFile } from './state.ts';
 
-export const DEFAULT_STATE_ROOT = '/var/lib/verdict';
+export { DEFAULT_STATE_ROOT };
 
 /**
  * The embedded proxy's default endpoint lag, set from what real kube-proxy does on kind (README,

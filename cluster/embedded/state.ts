@@ -1,6 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DEFAULT_STATE_ROOT } from './embedded-cluster.ts';
+
+/** Where embedded clusters keep their state, one directory per cluster name. */
+export const DEFAULT_STATE_ROOT = '/var/lib/verdict';
 
 export interface ClusterStateFile {
   name: string;
