@@ -12,29 +12,17 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip, constants as zlibConstants } from 'node:zlib';
 import { join } from 'node:path';
-import type { OutcomeName } from '../lib/load/ledger.ts';
+import type { LedgerNdjsonRow } from '../lib/load/ledger.ts';
 import type { FailureCause } from './run-record.ts';
 
 export const LEDGER_FILE = 'ledger.ndjson.gz';
 
-/** One ledger line, parsed. Times are epoch milliseconds. */
-export interface LedgerLine {
-  row: number;
-  iteration: number;
-  /** Step name (`acquire`, `GET /health/ready`, ...). */
-  name: string;
-  outcome: OutcomeName;
-  scheduled_at: number;
-  issued_at: number;
-  started_at: number | null;
-  ended_at: number | null;
-  status: number;
+/**
+ * One ledger line of a run directory, parsed: the load engine's NDJSON row (times in epoch
+ * milliseconds; `error` read back as text) plus what the run record joined to it.
+ */
+export interface LedgerLine extends Omit<LedgerNdjsonRow, 'error'> {
   error: string | null;
-  error_code: string | null;
-  served_by: string | null;
-  app_version: string | null;
-  connection: number | null;
-  local_port: number | null;
   /** The check the row belongs to (its CheckRecord's `ledgerLabel`). */
   check?: string | null;
   /** Failed rows: why (one of FAILURE_CAUSES). */

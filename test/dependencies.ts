@@ -14,12 +14,11 @@
  * When nothing works, one error lists why each strategy failed.
  */
 import { fileURLToPath } from 'node:url';
-import pg from 'pg';
 import { docker } from '../lib/docker/cli.ts';
 import { findEngine, useEngine, type DockerEngine } from '../lib/docker/engine.ts';
 import { buildImage, ensureBaseImage, imagePresent } from '../lib/docker/images.ts';
 import { freePort, waitForPort } from '../lib/net/free-port.ts';
-import { startPostgres } from '../lib/services/postgres.ts';
+import { startPostgres, waitForPostgres } from '../lib/services/postgres.ts';
 import { startRedis } from '../lib/services/redis.ts';
 
 export type DepsMode = 'auto' | 'containers' | 'host';
@@ -139,7 +138,7 @@ async function startContainers(mode: DepsMode, say?: (m: string) => void): Promi
         .start().then((c) => { started_.push(c); return c; }),
     ]);
     const postgresUrl = `postgres://postgres@127.0.0.1:${pgPort}/postgres`;
-    await waitForPostgresUrl(postgresUrl, 60_000);
+    await waitForPostgres(postgresUrl, 60_000);
     await waitForPort('127.0.0.1', redisPort, 10_000);
     let stopped = false;
     const stop = async () => {
@@ -162,19 +161,3 @@ async function startContainers(mode: DepsMode, say?: (m: string) => void): Promi
 
 const pidAlive = (pid: number) => { if (!pid) return false; try { process.kill(pid, 0); return true; } catch { return false; } };
 
-async function waitForPostgresUrl(url: string, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 1000 });
-    try {
-      await c.connect();
-      await c.query('SELECT 1');
-      await c.end();
-      return;
-    } catch (err) {
-      await c.end().catch(() => {});
-      if (Date.now() > deadline) throw new Error(`postgres in its container did not accept connections within ${timeoutMs} ms: ${err}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-}

@@ -82,7 +82,6 @@ aborted), 3 ERROR, 64 bad usage (including a target the guard refuses).`)
       // The engine (undici, esbuild, zod, ...) loads only when this command runs, not for `verdict --help`.
       const { startLoad, TargetNotAllowedError, ThresholdSyntaxError } = await import('../../lib/load/index.ts');
       const { progressLine, summaryTable } = await import('../../lib/load/report-text.ts');
-      const { loadOptionsFromFlags, LoadUsageError } = await import('../../lib/load/run-options.ts');
       const { parseDuration } = await import('../../lib/load/units.ts');
       if (flags.agents !== undefined) {
         process.exitCode = await distributedLoad(flags);
@@ -94,14 +93,7 @@ aborted), 3 ERROR, 64 bad usage (including a target the guard refuses).`)
         process.stderr.write(`load agent written to ${out.outfile} (${(out.bytes / 1024).toFixed(0)} KiB); run: node ${out.outfile} --url URL --rate 100/s --duration 30s\n`);
         return;
       }
-      let resolved;
-      try {
-        resolved = await loadOptionsFromFlags(flags);
-      } catch (err) {
-        if (err instanceof LoadUsageError) throw new UsageError(err.message);
-        throw err;
-      }
-      const { options, defaultThresholds } = resolved;
+      const { options, defaultThresholds } = await usageFromFlags(flags);
       if (flags.ndjson && !flags.out) throw new UsageError('--ndjson writes into --out: give --out <dir> as well');
       if (flags.out) {
         await mkdir(flags.out, { recursive: true });
@@ -163,7 +155,6 @@ aborted), 3 ERROR, 64 bad usage (including a target the guard refuses).`)
 
 /** `verdict load --agents N`: the load from N agents on the running embedded cluster, merged. */
 async function distributedLoad(flags: LoadCommandFlags): Promise<number> {
-  const { loadOptionsFromFlags, LoadUsageError } = await import('../../lib/load/run-options.ts');
   const { isLoopback, TargetNotAllowedError } = await import('../../lib/load/target-guard.ts');
   const { ThresholdSyntaxError } = await import('../../lib/load/thresholds.ts');
   const { parseDuration } = await import('../../lib/load/units.ts');
@@ -181,14 +172,7 @@ async function distributedLoad(flags: LoadCommandFlags): Promise<number> {
   if (flags.target !== 'embedded') throw new UsageError(`--agents runs on --target embedded only for now (got "${flags.target}"): kind and existing clusters are not supported yet`);
   if (flags.allowRemote) throw new UsageError('--agents loads only the cluster\'s own Services: --allow-remote does not apply');
   if (flags.ndjson && !flags.out) throw new UsageError('--ndjson writes into --out: give --out <dir> as well');
-  let resolved;
-  try {
-    resolved = await loadOptionsFromFlags(flags);
-  } catch (err) {
-    if (err instanceof LoadUsageError) throw new UsageError(err.message);
-    throw err;
-  }
-  const { options, defaultThresholds, scenarioPath } = resolved;
+  const { options, defaultThresholds, scenarioPath } = await usageFromFlags(flags);
   let startDelayMs: number;
   try { startDelayMs = parseDuration(flags.startDelay ?? '10s'); } catch (err) { throw new UsageError(`--start-delay: ${(err as Error).message}`); }
   const env: Record<string, string> = {};
@@ -275,4 +259,15 @@ async function distributedLoad(flags: LoadCommandFlags): Promise<number> {
     process.stderr.write(`load: results in ${file}${flags.ndjson ? ` and ${join(flags.out, 'requests.ndjson')}` : ''}\n`);
   }
   return exitCodeOf(result.assessment.verdict);
+}
+
+/** The load options of the flags; a flag the load engine rejects is bad usage (exit 64). */
+async function usageFromFlags(flags: LoadFlags) {
+  const { loadOptionsFromFlags, LoadUsageError } = await import('../../lib/load/run-options.ts');
+  try {
+    return await loadOptionsFromFlags(flags);
+  } catch (err) {
+    if (err instanceof LoadUsageError) throw new UsageError(err.message);
+    throw err;
+  }
 }

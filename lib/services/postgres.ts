@@ -149,7 +149,7 @@ function makeServer(spawnServer: () => OwnedProcess, host: string, port: number,
     async start() {
       if (proc && !proc.exited()) return;
       proc = spawnServer();
-      await waitForPostgres(url(), proc, 30_000);
+      await waitForPostgres(url(), 30_000, proc);
     },
     async createDatabase(name: string) {
       if (!/^[a-z_][a-z0-9_]{0,62}$/.test(name)) throw new Error(`invalid database name ${name}`);
@@ -162,11 +162,15 @@ function makeServer(spawnServer: () => OwnedProcess, host: string, port: number,
   };
 }
 
-async function waitForPostgres(url: string, proc: OwnedProcess, timeoutMs: number): Promise<void> {
+/**
+ * Waits until Postgres at `url` answers `SELECT 1` (every 100 ms, 1 s connect timeout each), or throws
+ * after `timeoutMs`, or as soon as `proc` (the server, when we started it) has exited.
+ */
+export async function waitForPostgres(url: string, timeoutMs: number, proc?: OwnedProcess): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   while (Date.now() < deadline) {
-    if (proc.exited()) throw new Error(`postgres exited during start-up:\n${proc.tail()}`);
+    if (proc?.exited()) throw new Error(`postgres exited during start-up:\n${proc.tail()}`);
     const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 1000 });
     try {
       await c.connect();
@@ -179,5 +183,5 @@ async function waitForPostgres(url: string, proc: OwnedProcess, timeoutMs: numbe
       await new Promise((r) => setTimeout(r, 100));
     }
   }
-  throw new Error(`postgres did not accept connections within ${timeoutMs} ms: ${last}\n${proc.tail()}`);
+  throw new Error(`postgres did not accept connections within ${timeoutMs} ms: ${last}${proc ? `\n${proc.tail()}` : ''}`);
 }
