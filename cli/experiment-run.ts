@@ -37,6 +37,8 @@ export interface ExperimentRunOptions {
   url?: string;
   json?: boolean;
   clusterName: string;
+  /** Load from this many agents in the cluster (embedded only). */
+  agents?: number;
 }
 
 const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
@@ -49,6 +51,9 @@ export function checkUsage(o: ExperimentRunOptions, app: AppProfile = licenseApi
   }
   for (const b of o.breaks) {
     if (!app.faults[b]) throw new UsageError(`unknown fault "${b}" for --break; the faults are: ${Object.keys(app.faults).join(', ')}`);
+  }
+  if (o.agents !== undefined && o.target !== 'embedded' && o.target !== 'auto') {
+    throw new UsageError(`--agents runs on --target embedded only for now (got "${o.target}"): kind and existing clusters give pods no address of the harness to report to yet`);
   }
 }
 
@@ -93,7 +98,7 @@ export async function runExperimentCommand(o: ExperimentRunOptions, app: AppProf
     try { url = target.serviceUrl(app.workload.nodePort); } catch { /* said again by the runner */ }
     targetRecord = await describeTarget(target, url);
     results = await runExperiments(target, o.experiments.map((n) => EXPERIMENTS[n]), {
-      app, config, configSource: source, signal: abort.signal, say,
+      app, config, configSource: source, signal: abort.signal, say, agents: o.agents,
       options: { rate: o.rate ?? config.experiments.rate, from: o.from, to: o.to, faults },
       onLoadProgress: (label, p) => progress.update(`${stamp()} load ${label}: ${p.succeeded} ok, ${p.failed} failed, ${p.dropped} dropped, ${p.recentRate.toFixed(0)} req/s, p99 ${p.recentP99?.toFixed(1) ?? '-'} ms`),
     });

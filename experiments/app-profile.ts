@@ -60,6 +60,11 @@ export interface AppConnection {
   scenario(o: { sessions?: string[] }): Scenario;
   /** Mean HTTP requests per iteration of `scenario` (to turn a request rate into an arrival rate). */
   requestsPerIteration(o: { sessions?: string[] }): number;
+  /**
+   * The same load as `scenario`, for load agents in the cluster: a module whose default export is
+   * the scenario (bundled into the agent) and the environment it reads. Absent: no agents.
+   */
+  agentScenario?(o: { sessions?: string[] }): { module: string; env: Record<string, string> };
   sessions?: SessionControl;
 }
 

@@ -10,7 +10,9 @@ import { deployRelease } from '../lib/kube/deploy.ts';
 import { RolloutFailedError } from '../lib/kube/rollout.ts';
 import { waitForSettled } from '../lib/kube/disrupt.ts';
 import { renderRelease } from '../lib/kube/deploy.ts';
-import { Outcome, startLoad, type LoadResult, type LoadRun, type Progress } from '../lib/load/index.ts';
+import { startLoad, type LoadResult, type Progress } from '../lib/load/index.ts';
+import { startAgents } from '../lib/load/distributed/index.ts';
+import { VersionAnswers } from '../lib/load/version-answers.ts';
 import type { Verdict } from '../lib/verdict.ts';
 import { combine, type Gate } from '../reports/gates.ts';
 import type { Target } from '../cluster/target.ts';
@@ -40,6 +42,33 @@ export interface RunnerOptions {
   signal: AbortSignal;
   say?: (message: string) => void;
   onLoadProgress?: (label: string, p: Progress) => void;
+  /**
+   * Run every load from this many load agents in the cluster (an Indexed Job, merged ledgers;
+   * lib/load/distributed) instead of this process. Needs a target whose pods reach the harness
+   * (`podReach`) and that loads images.
+   */
+  agents?: number;
+}
+
+/** A load an experiment started, as the runner tracks it. */
+interface LoadEntry {
+  label: string;
+  control: boolean;
+  /** Run by load agents in the cluster. */
+  agents: boolean;
+  abort(reason: string): void;
+  stopGracefully?(reason: string): void;
+  /** The run's result (settles after a stop or an abort). */
+  final(): Promise<LoadResult>;
+  result?: Promise<LoadResult>;
+}
+
+/** The Service URL as the agents' pods reach it: the same NodePort at the pod gateway. */
+function agentUrlOf(target: Target, url: string): string {
+  const u = new URL(url);
+  const nodePort = Number(u.port);
+  if (!target.podReach || !nodePort) throw new Error(`load agents need a target whose pods reach its NodePorts (podReach): the ${target.kind} target has none`);
+  return target.podReach.serviceUrl(nodePort) + u.pathname.replace(/\/$/, '');
 }
 
 /** Load runs are bounded: never longer than this, whatever an experiment asks. */
@@ -54,6 +83,12 @@ const MAX_LOAD_MS = 30 * 60_000;
 export async function runExperiments(target: Target, experiments: Experiment<any>[], o: RunnerOptions): Promise<CheckResult[]> {
   const say = o.say ?? (() => {});
   assertTargetAllowed(target, o.config, o.configSource);
+  if (o.agents !== undefined) {
+    if (!Number.isInteger(o.agents) || o.agents < 1 || o.agents > 100) throw new RangeError(`agents must be a whole number from 1 to 100, got ${o.agents}`);
+    if (!target.podReach || !target.images) {
+      throw new Error(`load agents run on targets whose pods reach the harness and that load images (the embedded cluster); the ${target.kind} target cannot: run without --agents`);
+    }
+  }
   if (target.images) {
     for (const img of o.app.supportImages?.(target.kind) ?? []) {
       o.signal.throwIfAborted();
@@ -117,7 +152,7 @@ export async function runExperiment(target: Target, exp: Experiment<any>, conn: 
   o.signal.addEventListener('abort', onAbort, { once: true });
   const stack = new AsyncDisposableStack();
   const teardownErrors: string[] = [];
-  const loads: Array<{ label: string; control: boolean; run: LoadRun; result?: Promise<LoadResult> }> = [];
+  const loads: LoadEntry[] = [];
   const outages: Outage[] = [];
   const timeline = new ClusterTimeline({ kubeConfig: target.kubeConfig, namespace: workload.namespace, selector: workload.selector, service: workload.service });
   let data: unknown;
@@ -133,45 +168,46 @@ export async function runExperiment(target: Target, exp: Experiment<any>, conn: 
       const rpi = conn.requestsPerIteration({ sessions: l.sessions });
       const arrivals = l.rate / rpi;
       const maxMs = Math.min(l.maxMs, MAX_LOAD_MS);
-      const run = await startLoad({
-        url,
-        executor: { executor: 'constant-arrival-rate', rate: arrivals, duration: `${Math.ceil(maxMs / 1000)}s`,
-          preAllocatedVUs: Math.max(20, Math.ceil(arrivals * 2)), maxVUs: Math.max(100, Math.ceil(arrivals * 20)) },
-        scenario: conn.scenario({ sessions: l.sessions }),
-        identityHeaders: o.app.identityHeaders,
-        timeout: '10s',
-        // The runner judges the load itself (gates); the engine's own assessment is not the verdict.
-        thresholds: { http_req_failed: ['rate<=1'] },
-        minRequests: 0,
-        signal: abort.signal,
-        target: target.harnessNetworks?.length ? { harnessNetworks: target.harnessNetworks } : undefined,
-        onProgress: o.onLoadProgress ? (p) => o.onLoadProgress!(label, p) : undefined,
-      });
-      const entry = { label, run, control: l.control ?? false } as (typeof loads)[number];
-      loads.push(entry);
-      timeline.phase(`load-start`, `${label}: ${l.rate} req/s (${arrivals.toFixed(1)} iterations/s)`);
-      // Successful answers per version id, counted incrementally from the live ledger.
-      const perVersion = new Map<number, number>();
-      let scanned = 0;
+      const executor = { executor: 'constant-arrival-rate' as const, rate: arrivals, duration: `${Math.ceil(maxMs / 1000)}s`,
+        preAllocatedVUs: Math.max(20, Math.ceil(arrivals * 2)), maxVUs: Math.max(100, Math.ceil(arrivals * 20)) };
+      // The runner judges the load itself (gates); the engine's own assessment is not the verdict.
+      const thresholds = { http_req_failed: ['rate<=1'] };
+      let entry: LoadEntry;
+      let answersFrom: (version: string) => number;
+      if (o.agents) {
+        const agentScenario = conn.agentScenario?.({ sessions: l.sessions });
+        if (!agentScenario) throw new Error(`${o.app.name} has no scenario module for load agents: run without --agents`);
+        const agentsRun = await startAgents({
+          cluster: target, agents: o.agents, url: agentUrlOf(target, url), executor, scenario: agentScenario.module, env: agentScenario.env,
+          thresholds, minRequests: 0, timeout: '10s', identityHeaders: o.app.identityHeaders, signal: abort.signal, onProgress: (m) => say(`${label}: ${m}`),
+        });
+        entry = { label, control: l.control ?? false, agents: true, abort: (r) => agentsRun.abort(r), final: () => agentsRun.result };
+        loads.push(entry);
+        // The experiment's clock starts when the load does: every agent has started.
+        await agentsRun.started();
+        answersFrom = (version) => agentsRun.answersFrom(version);
+        entry.stopGracefully = (reason) => agentsRun.stop(reason);
+      } else {
+        const run = await startLoad({
+          url, executor, scenario: conn.scenario({ sessions: l.sessions }), identityHeaders: o.app.identityHeaders, timeout: '10s',
+          thresholds, minRequests: 0, signal: abort.signal,
+          target: target.harnessNetworks?.length ? { harnessNetworks: target.harnessNetworks } : undefined,
+          onProgress: o.onLoadProgress ? (p) => o.onLoadProgress!(label, p) : undefined,
+        });
+        entry = { label, control: l.control ?? false, agents: false, abort: (r) => run.abort(r), final: () => run.result, stopGracefully: (r) => run.stop(r) };
+        loads.push(entry);
+        const counter = new VersionAnswers(run.ledger);
+        answersFrom = (version) => counter.of(version);
+      }
+      timeline.phase(`load-start`, `${label}: ${l.rate} req/s (${arrivals.toFixed(1)} iterations/s)${o.agents ? ` from ${o.agents} load agents` : ''}`);
       const handle: LoadHandle = {
         label,
-        answersFrom(version) {
-          const ledger = run.ledger;
-          // Rows are final in order only roughly; count those that ended so far, rescanning the recent tail.
-          for (; scanned < ledger.length && ledger.outcome(scanned) !== Outcome.pending; scanned++) {
-            if (ledger.outcome(scanned) === Outcome.succeeded) {
-              const v = ledger.appVersionId(scanned);
-              perVersion.set(v, (perVersion.get(v) ?? 0) + 1);
-            }
-          }
-          const id = [...perVersion.keys()].find((k) => ledger.appVersions.value(k) === version);
-          return id === undefined ? 0 : perVersion.get(id)!;
-        },
+        answersFrom,
         stop(reason = 'experiment over') {
           if (!entry.result) {
-            run.stop(reason);
+            entry.stopGracefully?.(reason);
             timeline.phase('load-stop', label);
-            entry.result = run.result;
+            entry.result = entry.final();
           }
           return entry.result;
         },
@@ -210,7 +246,7 @@ export async function runExperiment(target: Target, exp: Experiment<any>, conn: 
   } catch (err) {
     error = abort.signal.aborted && o.signal.aborted ? `interrupted: ${String((o.signal.reason as Error)?.message ?? o.signal.reason)}` : ((err as Error)?.message ?? String(err));
   } finally {
-    for (const l of loads) { if (!l.result) { l.run.abort('experiment ended'); l.result = l.run.result; } }
+    for (const l of loads) { if (!l.result) { l.abort('experiment ended'); l.result = l.final(); } }
     await Promise.allSettled(loads.map((l) => l.result));
     await stack.disposeAsync().catch((err) => teardownErrors.push(String(err)));
     o.signal.removeEventListener('abort', onAbort);
@@ -222,7 +258,8 @@ export async function runExperiment(target: Target, exp: Experiment<any>, conn: 
     if (!result) continue;
     const joined = joinLedger(result.ledger, {
       timeline, outages, endpointLagMs: target.endpointLagMs ?? 0, recoveryAllowanceMs: o.config.gates.dependency.recoveryMs,
-      podOfConnection: target.attribution ? (port) => target.attribution!.podOf(port) : undefined,
+      // The Service proxy's connection records are keyed by this machine's client ports: agents' rows are not.
+      podOfConnection: target.attribution && !l.agents ? (port) => target.attribution!.podOf(port) : undefined,
     });
     loadEvidence.push({ label: l.label, control: l.control, result, joined });
   }

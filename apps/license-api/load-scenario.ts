@@ -76,9 +76,24 @@ export function requestsPerIteration(o: Pick<LicenseFlowOptions, 'heartbeats' | 
   return (flow + hb + probe) / (1 + hb + probe);
 }
 
-/** For `--scenario`: configured from LICENSE_TOKEN and LICENSE_KEY. */
+/**
+ * The options of {@link licenseFlow} as environment variables, for a scenario module that runs
+ * elsewhere (a load agent): LICENSE_TOKEN, LICENSE_KEY, LICENSE_PROBE_WEIGHT, LICENSE_SESSIONS
+ * (comma-separated session ids) and LICENSE_HEARTBEAT_WEIGHT.
+ */
+export function licenseFlowEnv(o: LicenseFlowOptions): Record<string, string> {
+  const env: Record<string, string> = { LICENSE_TOKEN: o.token, LICENSE_KEY: o.licenseKey ?? 'TEST-KEY' };
+  if (o.probeWeight) env.LICENSE_PROBE_WEIGHT = String(o.probeWeight);
+  if (o.sessions?.length) env.LICENSE_SESSIONS = o.sessions.join(',');
+  if (o.heartbeatWeight) env.LICENSE_HEARTBEAT_WEIGHT = String(o.heartbeatWeight);
+  return env;
+}
+
+/** For `--scenario` and the load agents: configured from the variables of {@link licenseFlowEnv}. */
 export default licenseFlow({
   token: process.env.LICENSE_TOKEN ?? '',
   licenseKey: process.env.LICENSE_KEY ?? 'TEST-KEY',
   probeWeight: Number(process.env.LICENSE_PROBE_WEIGHT ?? 0),
+  sessions: process.env.LICENSE_SESSIONS ? process.env.LICENSE_SESSIONS.split(',') : undefined,
+  heartbeatWeight: Number(process.env.LICENSE_HEARTBEAT_WEIGHT ?? 0),
 });

@@ -8,11 +8,13 @@ import { renderKustomization, type KubeObject } from '../../lib/kube/render.ts';
 import type { ReleaseSpec } from '../../lib/kube/deploy.ts';
 import type { TargetKind } from '../../cluster/target.ts';
 import type { AppConnection, AppProfile, Fault, SessionControl } from '../../experiments/app-profile.ts';
-import { licenseFlow, requestsPerIteration } from './load-scenario.ts';
+import { licenseFlow, licenseFlowEnv, requestsPerIteration } from './load-scenario.ts';
 import { licenseApiProbes, licenseApiSmoke } from './smoke.ts';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const API = '/api/v1/licenses';
+/** The load scenario as a module (its default export reads the variables of licenseFlowEnv), for load agents. */
+const LOAD_SCENARIO_MODULE = fileURLToPath(new URL('./load-scenario.ts', import.meta.url));
 /** The license the harness's load uses; the embedded and kind overlays seed it with 1,000 seats. */
 export const LOAD_LICENSE_KEY = 'TEST-KEY';
 
@@ -194,6 +196,7 @@ export const licenseApi: AppProfile = {
     return {
       scenario: ({ sessions }) => licenseFlow(mix(sessions)),
       requestsPerIteration: ({ sessions }) => requestsPerIteration(mix(sessions)),
+      agentScenario: ({ sessions }) => ({ module: LOAD_SCENARIO_MODULE, env: licenseFlowEnv(mix(sessions)) }),
       sessions: sessionControl(baseUrl, token),
     };
   },

@@ -44,6 +44,12 @@ describe('verdict experiment / verify-local: usage', () => {
     const none = await verdict(['experiment']);
     expect(none.code).toBe(64);
     expect(none.stderr).toMatch(/verdict experiment --list/);
+    const agents = await verdict(['experiment', 'pod-kill', '--agents', '0']);
+    expect(agents.code).toBe(64);
+    expect(agents.stderr).toMatch(/--agents.*whole number of agents from 1 to 100/);
+    const agentsOnKind = await verdict(['experiment', 'pod-kill', '--target', 'kind', '--agents', '2']);
+    expect(agentsOnKind.code).toBe(64);
+    expect(agentsOnKind.stderr).toMatch(/--agents runs on --target embedded only/);
   });
 
   it('refuses a context that the config does not allow, before contacting it, with the line to add', async () => {

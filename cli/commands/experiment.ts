@@ -2,9 +2,9 @@ import { Command } from 'commander';
 import { EXPERIMENTS } from '../../experiments/index.ts';
 import { runExperimentCommand } from '../experiment-run.ts';
 import { UsageError } from '../exit-codes.ts';
-import { breakOption, lagOption, nodesOption, rateOption, targetOption } from './verify-local.ts';
+import { agentsOption, breakOption, lagOption, nodesOption, rateOption, targetOption } from './verify-local.ts';
 
-interface Opts { list: boolean; from: string; to: string; rate?: number; nodes: number; out: string; break: string[]; stateDir?: string; target: string; config?: string; endpointLag?: number; url?: string; json: boolean }
+interface Opts { list: boolean; from: string; to: string; rate?: number; nodes: number; out: string; break: string[]; stateDir?: string; target: string; config?: string; endpointLag?: number; url?: string; json: boolean; agents?: number }
 
 /** `verdict experiment <name...>`: one or more experiments against any allowed target. */
 export function experimentCommand(): Command {
@@ -19,6 +19,7 @@ export function experimentCommand(): Command {
     .addOption(rateOption())
     .addOption(nodesOption())
     .addOption(lagOption())
+    .addOption(agentsOption())
     .option('--out <dir>', 'where the run directory goes', '.reports/experiment')
     .option('--config <file>', 'gates, thresholds and allowed contexts (default: ./verdict.config.yaml if present)')
     .option('--state-dir <dir>', 'the embedded cluster\'s state directory')
@@ -41,7 +42,7 @@ Examples:
       if (process.getuid?.() !== 0 && o.target === 'embedded') throw new UsageError('the embedded target needs root (network namespaces): run as root, or use --target kind or --target context:<name>');
       process.exitCode = await runExperimentCommand({
         command: 'experiment', experiments: names, target: o.target as never, from: o.from, to: o.to, rate: o.rate, breaks: o.break, out: o.out,
-        config: o.config, nodes: o.nodes, stateDir: o.stateDir, endpointLag: o.endpointLag, url: o.url, json: o.json, clusterName: 'experiment',
+        config: o.config, nodes: o.nodes, stateDir: o.stateDir, endpointLag: o.endpointLag, url: o.url, json: o.json, clusterName: 'experiment', agents: o.agents,
       });
     });
 }

@@ -26,9 +26,15 @@ export const lagOption = () => new Option('--endpoint-lag <ms>', 'embedded: dela
     if (!Number.isInteger(n) || n < 0 || n > 60_000) throw new InvalidArgumentError('must be whole milliseconds from 0 to 60000');
     return n;
   });
+export const agentsOption = () => new Option('--agents <n>', 'embedded: run the load from N load agents in the cluster (an Indexed Job of the bundled engine; their ledgers merged and judged as one) instead of this process')
+  .argParser((v) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1 || n > 100) throw new InvalidArgumentError('must be a whole number of agents from 1 to 100');
+    return n;
+  });
 export const breakOption = () => new Option('--break <fault>', 'deploy a deliberately broken release, to see the verdict catch it (repeatable)').choices(Object.keys(FAULTS)).argParser(collect).default([]);
 
-interface Opts { from: string; to: string; rate?: number; nodes: number; out: string; break: string[]; stateDir?: string; target?: string; all: boolean; config?: string; endpointLag?: number; json: boolean }
+interface Opts { from: string; to: string; rate?: number; nodes: number; out: string; break: string[]; stateDir?: string; target?: string; all: boolean; config?: string; endpointLag?: number; json: boolean; agents?: number }
 
 /** `verdict verify-local`: the main job. A local cluster, the release rolled out and disrupted under load, one verdict. */
 export function verifyLocalCommand(): Command {
@@ -40,6 +46,7 @@ export function verifyLocalCommand(): Command {
     .addOption(nodesOption())
     .addOption(targetOption().default('embedded'))
     .addOption(lagOption())
+    .addOption(agentsOption())
     .option('--all', `also run ${VERIFY_LOCAL_ALL.filter((n) => !VERIFY_LOCAL_DEFAULT.includes(n)).join(' and ') || 'the slower experiments'}`, false)
     .option('--out <dir>', 'where the run directory goes (<out>/verify-local-<time>/, and <out>/latest)', '.reports/verify-local')
     .option('--config <file>', 'gates, thresholds and allowed contexts (default: ./verdict.config.yaml if present)')
@@ -57,7 +64,8 @@ What it does (embedded target: no Docker needed, run as root):
 Exit codes: 0 PASS, 1 FAIL, 2 INCONCLUSIVE, 3 ERROR, 64 bad usage. Anything but 0: do not promote.
 Examples:
   sudo make verify-local
-  npx verdict verify-local --break naive-shutdown      # should FAIL: requests dropped on SIGTERM`)
+  npx verdict verify-local --break naive-shutdown      # should FAIL: requests dropped on SIGTERM
+  npx verdict verify-local --agents 2                  # the load from 2 agents in the cluster`)
     .action(async (o: Opts) => {
       if (process.getuid?.() !== 0 && (o.target ?? 'embedded') === 'embedded') {
         throw new UsageError('verify-local runs the embedded cluster, which needs root (network namespaces): run it as root, e.g. sudo make verify-local, or use --target kind');
@@ -65,7 +73,7 @@ Examples:
       process.exitCode = await runExperimentCommand({
         command: 'verify-local', experiments: o.all ? VERIFY_LOCAL_ALL : VERIFY_LOCAL_DEFAULT,
         target: (o.target ?? 'embedded') as never, from: o.from, to: o.to, rate: o.rate, breaks: o.break, out: o.out, config: o.config,
-        nodes: o.nodes, stateDir: o.stateDir, endpointLag: o.endpointLag, json: o.json, clusterName: 'verify-local',
+        nodes: o.nodes, stateDir: o.stateDir, endpointLag: o.endpointLag, json: o.json, clusterName: 'verify-local', agents: o.agents,
       });
     });
 }

@@ -8,7 +8,9 @@
  * As one of N agents of a distributed run (lib/load/distributed): `--agents N` and its index
  * (`--agent-index`, default $JOB_COMPLETION_INDEX, which a Kubernetes Indexed Job sets) give it its
  * share of the load (distributed/share.ts), `--start-at` the shared instant to start at, and `--report-to`
- * the collector it sends its ledger and summary to ($VERDICT_REPORT_TOKEN authenticates it). Then
+ * the collector it sends its ledger and summary to ($VERDICT_REPORT_TOKEN authenticates it), and
+ * `--progress-to` where it posts its successful answers per version every second while it runs (the
+ * answer may tell it to stop: it then stops gracefully, as `LoadRun.stop()`, and reports). Then
  * the run is judged by the harness on the merged ledgers: the agent exits 0 once its report is
  * accepted, 3 when it could not deliver it.
  */
@@ -21,6 +23,7 @@ import { startLoad, type LoadRun } from './engine.ts';
 import { progressLine, summaryTable } from './report-text.ts';
 import { loadOptionsFromFlags, LoadUsageError, type LoadFlags } from './run-options.ts';
 import type { Scenario } from './scenario.ts';
+import { VersionAnswers } from './version-answers.ts';
 import { TargetNotAllowedError } from './target-guard.ts';
 import { ThresholdSyntaxError } from './thresholds.ts';
 
@@ -34,7 +37,10 @@ options: --max-vus N --connections N --timeout 10s --max-requests N --min-reques
          --insecure --precision timer|spin --quiet
          --backend-header NAME --version-header NAME (response headers naming the pod and the app version)
 distributed: --agents N --agent-index K (default $JOB_COMPLETION_INDEX) --start-at EPOCH_MS
-         --report-to URL (token in $VERDICT_REPORT_TOKEN) --executor-json JSON --thresholds-json JSON`;
+         --report-to URL (token in $VERDICT_REPORT_TOKEN) --progress-to URL --executor-json JSON --thresholds-json JSON`;
+
+/** How often an agent posts its progress (and learns whether to stop). */
+const PROGRESS_EVERY_MS = 1000;
 
 export async function runAgent(scenario?: Scenario, argv: string[] = process.argv.slice(2)): Promise<number> {
   let values: Record<string, string | boolean | string[] | undefined>;
@@ -50,7 +56,7 @@ export async function runAgent(scenario?: Scenario, argv: string[] = process.arg
         insecure: { type: 'boolean' }, precision: { type: 'string' }, quiet: { type: 'boolean' }, help: { type: 'boolean' },
         'backend-header': { type: 'string' }, 'version-header': { type: 'string' },
         agents: { type: 'string' }, 'agent-index': { type: 'string' }, 'start-at': { type: 'string' },
-        'report-to': { type: 'string' }, 'executor-json': { type: 'string' }, 'thresholds-json': { type: 'string' },
+        'report-to': { type: 'string' }, 'progress-to': { type: 'string' }, 'executor-json': { type: 'string' }, 'thresholds-json': { type: 'string' },
       },
       strict: true,
     }));
@@ -75,6 +81,7 @@ export async function runAgent(scenario?: Scenario, argv: string[] = process.arg
   const quiet = Boolean(values.quiet);
   const say = (m: string) => { if (!quiet) process.stderr.write(`load-agent: ${m}\n`); };
   const reportTo = values['report-to'] as string | undefined;
+  const progressTo = values['progress-to'] as string | undefined;
   const token = process.env.VERDICT_REPORT_TOKEN ?? '';
   // A signal stops the run, also while it waits for its start instant; in-flight requests are
   // recorded as aborted and the agent still reports what it has.
@@ -89,7 +96,7 @@ export async function runAgent(scenario?: Scenario, argv: string[] = process.arg
     index = wholeNumber('agent-index', (values['agent-index'] as string | undefined) ?? process.env.JOB_COMPLETION_INDEX, 0) ?? 0;
     const startFlag = values['start-at'] as string | undefined;
     if (startFlag !== undefined && !/^\d{10,16}$/.test(startFlag)) throw new LoadUsageError(`--start-at must be an epoch time in milliseconds, got "${startFlag}"`);
-    if (reportTo && !token) throw new LoadUsageError('--report-to needs the collector\'s token in $VERDICT_REPORT_TOKEN');
+    if ((reportTo || progressTo) && !token) throw new LoadUsageError('--report-to and --progress-to need the collector\'s token in $VERDICT_REPORT_TOKEN');
     const { options } = await loadOptionsFromFlags(flags, {
       scenario, executor: json('executor-json', values['executor-json']), thresholds: json('thresholds-json', values['thresholds-json']),
     });
@@ -118,8 +125,10 @@ export async function runAgent(scenario?: Scenario, argv: string[] = process.arg
     return EXIT.ERROR;
   }
   if (run.startLateMs > 1) say(`started ${run.startLateMs.toFixed(1)} ms after its start instant`);
+  const posting = progressTo ? postProgress(run, `${progressTo.replace(/\/+$/, '')}/${index}`, token, say) : null;
   try {
     const result = await run.result;
+    await posting;
     if (!quiet) process.stderr.write(summaryTable(result) + '\n');
     if (reportTo) {
       const url = `${reportTo.replace(/\/+$/, '')}/${index}`;
@@ -157,5 +166,36 @@ function json<T>(flag: string, v: unknown): T | undefined {
     return JSON.parse(String(v)) as T;
   } catch (err) {
     throw new LoadUsageError(`--${flag} is not JSON: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * Posts the run's successful answers per version every {@link PROGRESS_EVERY_MS} until it ends; when
+ * the answer says stop, stops the run gracefully. Best effort: a post that fails is said once and
+ * tried again at the next tick (the report at the end is what counts).
+ */
+async function postProgress(run: LoadRun, url: string, token: string, say: (m: string) => void): Promise<void> {
+  const answers = new VersionAnswers(run.ledger);
+  let ended = false;
+  void run.result.then(() => { ended = true; }, () => { ended = true; });
+  let failedOnce = false;
+  let stopped = false;
+  while (!ended) {
+    try {
+      const res = await fetch(url, {
+        method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ answers: answers.all() }), signal: AbortSignal.timeout(PROGRESS_EVERY_MS * 2),
+      });
+      const body = res.ok ? (await res.json()) as { stop?: string | null } : null;
+      if (!res.ok && !failedOnce) { failedOnce = true; say(`progress refused (HTTP ${res.status}); going on`); }
+      if (body?.stop && !stopped) {
+        stopped = true;
+        say(`stopping: ${body.stop}`);
+        run.stop(body.stop);
+      }
+    } catch (err) {
+      if (!failedOnce) { failedOnce = true; say(`progress could not be posted (${(err as Error).message}); going on`); }
+    }
+    await Promise.race([run.result.catch(() => {}), new Promise((r) => setTimeout(r, PROGRESS_EVERY_MS))]);
   }
 }

@@ -97,6 +97,32 @@ describe('agents as local processes', () => {
     expect(firstTen[9] - firstTen[0]).toBeLessThan(45 + 500);
   }, 60_000);
 
+  it('an agent posts its answers per version while it runs, and stops gracefully when the collector says so', async () => {
+    await using collector = await startCollector({ host: '127.0.0.1', token: TOKEN, agents: 1 });
+    const long: ExecutorConfig = { executor: 'constant-arrival-rate', rate: 100, duration: '30s' };
+    const running = agent(['--url', server.url, '--executor-json', JSON.stringify(long), '--agents', '1', '--agent-index', '0',
+      '--start-at', String(Date.now() + 1500), '--report-to', collector.url, '--progress-to', collector.progressUrl,
+      '--version-header', 'x-app-version', '--quiet'], { VERDICT_REPORT_TOKEN: TOKEN });
+    // Progress arrives while the run goes on: the answers grow.
+    const deadline = Date.now() + 20_000;
+    while (collector.answersFrom('v1') < 100 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(collector.answersFrom('v1')).toBeGreaterThanOrEqual(100);
+    expect(collector.answersFrom('v2')).toBe(0);
+    expect(collector.reports.size).toBe(0);
+    collector.requestStop('the experiment is over');
+    const r = await running;
+    expect(r.code, r.stderr).toBe(0);
+    const report = collector.reports.get(0)!;
+    // Stopped gracefully, long before its 30 s: every started iteration finished, none aborted.
+    expect(report.header.summary.run.abortReason).toBeNull();
+    expect(report.header.summary.run.stopReason).toMatch(/the experiment is over/);
+    expect(report.header.summary.counts.scheduled).toBeLessThan(1500);
+    expect(report.header.summary.counts.abortedByRun).toBe(0);
+    expect(report.header.summary.counts.succeeded).toBe(report.header.rows);
+    // After the report, the count is the report's own: every successful answer.
+    expect(collector.answersFrom('v1')).toBe(report.header.rows);
+  }, 60_000);
+
   it('an agent that never reports makes the merged run INCONCLUSIVE, naming it', async () => {
     await using collector = await startCollector({ host: '127.0.0.1', token: TOKEN, agents: 2 });
     const startAt = Date.now() + 6000;

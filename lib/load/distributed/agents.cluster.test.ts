@@ -1,7 +1,8 @@
 // Distributed load on the embedded cluster: the license API deployed, two load agents as an Indexed
 // Job reaching its Service at the pod gateway's NodePort and reporting to a collector on that gateway.
 // The merged totals must be the sum of the agents' parts and match the Service's own
-// http_requests_total; a killed agent must make the run INCONCLUSIVE, naming it. Needs root.
+// http_requests_total; a killed agent must make the run INCONCLUSIVE, naming it. An experiment
+// whose load comes from agents (--agents) must judge as one from this process does. Needs root.
 import { chmod, mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,7 +12,10 @@ import { upEmbedded, type EmbeddedCluster } from '../../../cluster/embedded/embe
 import { isNotFound, k8s } from '../../kube/client.ts';
 import { deployRelease, renderRelease } from '../../kube/deploy.ts';
 import { isPodReady, waitForSettled } from '../../kube/disrupt.ts';
-import { startAgents, type RunAgentsOptions } from './index.ts';
+import { harnessConfigSchema } from '../../../experiments/config.ts';
+import { EXPERIMENTS } from '../../../experiments/index.ts';
+import { runExperiments, type CheckResult } from '../../../experiments/runner.ts';
+import { startAgents, type DistributedLoadResult, type RunAgentsOptions } from './index.ts';
 
 const STATE = '/var/lib/verdict/test-agents';
 const NS = licenseApi.workload.namespace;
@@ -178,3 +182,56 @@ describe('load agents as an Indexed Job', () => {
     await nothingLeft(run.job, run.selector);
   }, 240_000);
 });
+
+describe('experiments with their load from agents (--agents)', () => {
+  const config = harnessConfigSchema.parse({ experiments: { rate: 150, warmupMs: 3000, settleMs: 5000 } });
+  async function run(faults: string[] = []): Promise<CheckResult> {
+    const [r] = await runExperiments(cluster, [EXPERIMENTS['rollout-under-load']], {
+      app: licenseApi, config, signal: new AbortController().signal, say: log, agents: 2,
+      options: { rate: config.experiments.rate, from: 'v1', to: 'v2', faults: faults.map((f) => licenseApi.faults[f]) },
+    });
+    log(`rollout-under-load${faults.length ? ` [${faults}]` : ''} from 2 agents: ${r.verdict}${r.error ? ` ${r.error}` : ''}\n${r.gates.map((g) => `  ${g.verdict} ${g.name}: ${g.evidence}`).join('\n')}`);
+    return r;
+  }
+
+  it('rollout-under-load PASSes the shipped release with every gate, its load merged from both agents and stopped gracefully', async () => {
+    const r = await run();
+    expect(r.error).toBeNull();
+    expect(r.gates.map((g) => [g.name, g.verdict])).toEqual([
+      ['rollout completed', 'PASS'], ['no failed request', 'PASS'], ['load as planned', 'PASS'], ['traffic crossed the rollout', 'PASS'],
+      ['capacity held', 'PASS'], ['sessions preserved', 'PASS'], ['latency held', 'PASS']]);
+    const load = r.evidence!.loads[0];
+    const result = load.result as DistributedLoadResult;
+    expect(result.agents.map((a) => [a.index, a.reported, a.problem])).toEqual([[0, true, null], [1, true, null]]);
+    expect(result.ledger.length).toBe(result.agents[0].rows + result.agents[1].rows);
+    // Stopped when the experiment was done (the new release carried the traffic), not aborted, and
+    // well before the load's upper bound.
+    expect(result.summary.run.abortReason).toBeNull();
+    expect(result.summary.counts.abortedByRun).toBe(0);
+    expect(result.summary.run.stopReason).toMatch(/experiment over/);
+    expect(result.summary.appVersions.v2).toBeGreaterThan(0);
+    expect(load.joined.total).toBeGreaterThan(3000);
+    await noAgentsLeft();
+  }, 600_000);
+
+  it('a release that answers 500 while ready FAILs, every failure an application-5xx from a v2 pod, as with the load in-process', async () => {
+    const r = await run(['errors-after-start']);
+    expect(r.verdict).toBe('FAIL');
+    expect(r.gates.find((g) => g.name === 'no failed request')?.verdict).toBe('FAIL');
+    const failures = r.evidence!.loads[0].joined.failures;
+    expect(failures.length).toBeGreaterThan(10);
+    for (const f of failures) {
+      expect(f.cause).toBe('application-5xx');
+      expect(f.version).toBe('v2');
+    }
+    await noAgentsLeft();
+  }, 600_000);
+});
+
+/** No Job, pod or Secret of any load agent is left in the agents' namespace. */
+async function noAgentsLeft(): Promise<void> {
+  const labelSelector = 'app.kubernetes.io/name=verdict-load-agent,app.kubernetes.io/managed-by=verdict';
+  expect((await batch.listNamespacedJob({ namespace: 'default', labelSelector })).items).toEqual([]);
+  expect((await core.listNamespacedPod({ namespace: 'default', labelSelector })).items).toEqual([]);
+  expect((await core.listNamespacedSecret({ namespace: 'default', labelSelector })).items).toEqual([]);
+}

@@ -3,12 +3,18 @@
  * that takes each agent's report (see report.ts) and rebuilds its ledger. A report counts only when
  * it is complete: the token matches, the index is one of the run's and not reported yet, the header
  * parses and exactly the announced number of rows arrive. Bounded: rows per agent, line length.
+ *
+ * While they run, agents post their progress (successful answers per app version) to
+ * `<progressUrl>/<index>` about once a second; the answer tells them whether to stop. That is how a
+ * caller watches a distributed load live ({@link Collector.answersFrom}) and ends it gracefully
+ * ({@link Collector.requestStop}: no new iteration starts, running ones finish, each agent reports).
  */
 import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createGunzip } from 'node:zlib';
 import { Ledger, rowFromNdjson } from '../ledger.ts';
+import { VersionAnswers } from '../version-answers.ts';
 import { REPORT_TYPE, REPORT_VERSION, type AgentReportHeader } from './report.ts';
 
 export interface AgentReport {
@@ -38,12 +44,21 @@ export interface Collector extends AsyncDisposable {
   /** Base URL agents post to (`<url>/<index>`). */
   readonly url: string;
   readonly reports: ReadonlyMap<number, AgentReport>;
+  /** Base URL agents post their progress to (`<progressUrl>/<index>`). */
+  readonly progressUrl: string;
+  /** Each agent's latest progress: successful answers per app version. */
+  readonly progress: ReadonlyMap<number, Readonly<Record<string, number>>>;
+  /** Successful answers from `version` over every agent, as last posted (or reported). */
+  answersFrom(version: string): number;
+  /** Tells every agent, at its next progress post, to stop gracefully and report. */
+  requestStop(reason: string): void;
   /** Resolves once every agent reported, or when `signal` aborts (then with what is there). */
   waitForAll(signal?: AbortSignal): Promise<ReadonlyMap<number, AgentReport>>;
   close(): Promise<void>;
 }
 
 const MAX_HEADER_LINE = 64 << 20;
+const MAX_PROGRESS_BODY = 64 << 10;
 const MAX_ROW_LINE = 64 << 10;
 
 class Refused extends Error {
@@ -57,16 +72,35 @@ export async function startCollector(o: CollectorOptions): Promise<Collector> {
   const waiters = new Set<() => void>();
   const maxRows = o.maxRowsPerAgent ?? 5_000_000;
   const expected = Buffer.from(`Bearer ${o.token}`);
+  const progress = new Map<number, Record<string, number>>();
+  const counted = new Map<number, VersionAnswers>();
+  let stopReason: string | null = null;
+
+  const handleProgress = async (req: IncomingMessage, res: ServerResponse, index: number) => {
+    let body = '';
+    for await (const chunk of req.setEncoding('utf8') as AsyncIterable<string>) {
+      body += chunk;
+      if (body.length > MAX_PROGRESS_BODY) throw new Refused(413, `a progress body longer than ${MAX_PROGRESS_BODY} characters`);
+    }
+    let answers: unknown;
+    try { answers = (JSON.parse(body) as { answers?: unknown }).answers; } catch { throw new Refused(400, 'progress is not JSON'); }
+    if (typeof answers !== 'object' || answers === null || Object.values(answers).some((n) => !Number.isInteger(n) || (n as number) < 0)) {
+      throw new Refused(400, 'progress must be {"answers": {"<version>": <count>, ...}}');
+    }
+    if (!reports.has(index)) progress.set(index, answers as Record<string, number>);
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ stop: stopReason }));
+  };
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     let index: number | null = null;
     try {
-      const m = /^\/v1\/reports\/(\d{1,6})$/.exec(req.url ?? '');
-      if (req.method !== 'POST' || !m) throw new Refused(404, 'POST /v1/reports/<agent index>');
+      const m = /^\/v1\/(reports|progress)\/(\d{1,6})$/.exec(req.url ?? '');
+      if (req.method !== 'POST' || !m) throw new Refused(404, 'POST /v1/reports/<agent index> or /v1/progress/<agent index>');
       const auth = Buffer.from(req.headers.authorization ?? '');
       if (auth.length !== expected.length || !timingSafeEqual(auth, expected)) throw new Refused(401, 'wrong or missing bearer token');
-      index = Number(m[1]);
+      index = Number(m[2]);
       if (index >= o.agents) throw new Refused(400, `agent index ${index} is not one of this run's 0..${o.agents - 1}`);
+      if (m[1] === 'progress') return await handleProgress(req, res, index);
       if (reports.has(index) || receiving.has(index)) throw new Refused(409, `agent ${index} has reported already`);
       receiving.add(index);
       try {
@@ -105,7 +139,21 @@ export async function startCollector(o: CollectorOptions): Promise<Collector> {
   }));
   return {
     url: `http://${host}:${port}/v1/reports`,
+    progressUrl: `http://${host}:${port}/v1/progress`,
     reports,
+    progress,
+    answersFrom(version) {
+      let n = 0;
+      for (let i = 0; i < o.agents; i++) {
+        const r = reports.get(i);
+        if (r && !counted.has(i)) counted.set(i, new VersionAnswers(r.ledger));
+        n += r ? counted.get(i)!.of(version) : (progress.get(i)?.[version] ?? 0);
+      }
+      return n;
+    },
+    requestStop(reason) {
+      stopReason ??= reason;
+    },
     waitForAll(signal) {
       return new Promise((resolve) => {
         const check = () => {

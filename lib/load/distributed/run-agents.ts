@@ -98,6 +98,18 @@ export interface AgentsRun extends AsyncDisposable {
   readonly result: Promise<DistributedLoadResult>;
   /** Stops the run: the agents get SIGTERM (they report what they have); the result is INCONCLUSIVE. */
   abort(reason?: string): void;
+  /**
+   * Ends the run gracefully: each agent learns it at its next progress post (within about a second),
+   * starts no new iteration, lets the running ones finish and reports, as `LoadRun.stop()` does.
+   */
+  stop(reason?: string): void;
+  /** Successful answers from `version` over every agent, as of their last progress post (about 1 s old). */
+  answersFrom(version: string): number;
+  /**
+   * Resolves once every agent has posted progress (its load has started); rejects when one has not
+   * `withinMs` after the start instant, when the run ends first, or on abort.
+   */
+  started(withinMs?: number): Promise<void>;
 }
 
 const RUN_LABEL = 'verdict.dev/load-run';
@@ -157,7 +169,7 @@ export async function startAgents(o: RunAgentsOptions): Promise<AgentsRun> {
   const reportTimeoutMs = o.reportTimeoutMs ?? 60_000;
   const labels = { 'app.kubernetes.io/name': 'verdict-load-agent', 'app.kubernetes.io/managed-by': 'verdict', [RUN_LABEL]: runId };
   const args = [
-    '--url', o.url, '--agents', String(n), '--start-at', String(startAt), '--report-to', collector.url,
+    '--url', o.url, '--agents', String(n), '--start-at', String(startAt), '--report-to', collector.url, '--progress-to', collector.progressUrl,
     '--executor-json', JSON.stringify(o.executor), '--thresholds-json', JSON.stringify(thresholdConfig),
     '--timeout', `${timeoutMs}ms`, '--min-requests', '0',
     ...(o.connections !== undefined ? ['--connections', String(o.connections)] : []),
@@ -255,8 +267,27 @@ export async function startAgents(o: RunAgentsOptions): Promise<AgentsRun> {
     }
   })();
   result.catch(() => {});
+  let settled = false;
+  void result.then(() => { settled = true; }, () => { settled = true; });
   return {
     job: name, namespace, selector, startAt, result, abort,
+    stop(reason = 'stopped by caller') {
+      collector.requestStop(reason);
+    },
+    answersFrom(version) {
+      return collector.answersFrom(version);
+    },
+    async started(withinMs = 30_000) {
+      const deadline = startAt + withinMs;
+      for (;;) {
+        const waiting = Array.from({ length: n }, (_, i) => i).filter((i) => !collector.progress.has(i) && !collector.reports.has(i));
+        if (waiting.length === 0) return;
+        if (abortReason !== null) throw new Error(`the load agents were stopped before they all started: ${abortReason}`);
+        if (settled) throw new Error(`the load agents' run ended before agents ${waiting.join(', ')} started`);
+        if (Date.now() > deadline) throw new Error(`load agents ${waiting.join(', ')} of Job ${namespace}/${name} had not started ${Math.round(withinMs / 1000)} s after the start instant`);
+        await sleep(200);
+      }
+    },
     async [Symbol.asyncDispose]() {
       abort('disposed');
       await result.catch(() => {});
