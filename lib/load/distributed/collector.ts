@@ -52,6 +52,8 @@ export interface Collector extends AsyncDisposable {
   answersFrom(version: string): number;
   /** Tells every agent, at its next progress post, to stop gracefully and report. */
   requestStop(reason: string): void;
+  /** Whether {@link requestStop} was called. */
+  readonly stopRequested: boolean;
   /** Resolves once every agent reported, or when `signal` aborts (then with what is there). */
   waitForAll(signal?: AbortSignal): Promise<ReadonlyMap<number, AgentReport>>;
   close(): Promise<void>;
@@ -153,6 +155,9 @@ export async function startCollector(o: CollectorOptions): Promise<Collector> {
     },
     requestStop(reason) {
       stopReason ??= reason;
+    },
+    get stopRequested() {
+      return stopReason !== null;
     },
     waitForAll(signal) {
       return new Promise((resolve) => {

@@ -249,6 +249,8 @@ export async function startAgents(o: RunAgentsOptions): Promise<AgentsRun> {
       const { missing, pods } = await watchAgents({
         core, namespace, selector, agents: n, collector, say, aborted: aborted.signal,
         deadline: startAt + longestMs + reportTimeoutMs,
+        // While the agents run their schedule, no report is due: say nothing until it is over or stopped.
+        reportsDue: () => collector.stopRequested || Date.now() > startAt + longestMs,
         onAbort: async () => {
           // SIGTERM to every agent (the Job's pods deleted with their grace): each reports what it has.
           await batch.deleteNamespacedJob({ name, namespace, propagationPolicy: 'Background' }).catch(() => {});
@@ -319,6 +321,8 @@ interface WatchInput {
   say: (m: string) => void;
   /** Latest time a report may arrive (epoch ms). */
   deadline: number;
+  /** Whether reports are due (the schedule is over or the agents were told to stop): then waiting is said. */
+  reportsDue: () => boolean;
   aborted: AbortSignal;
   /** Called once on abort; returns the new deadline. */
   onAbort: () => Promise<number>;
@@ -380,7 +384,7 @@ async function watchAgents(w: WatchInput): Promise<{ missing: Map<number, string
     }
     for (const [index, why] of missing) if (!told.has(index)) { told.add(index); w.say(`agent ${index} lost: ${why}`); }
     if (open().length === 0) break;
-    if (Date.now() - lastSay > 10_000) {
+    if (Date.now() - lastSay > 10_000 && (w.reportsDue() || w.aborted.aborted)) {
       lastSay = Date.now();
       w.say(`agents: ${w.collector.reports.size} of ${w.agents} reported${missing.size ? `, ${missing.size} lost` : ''}; waiting`);
     }
