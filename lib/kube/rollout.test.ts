@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { k8s } from './client.ts';
-import { deploymentRolloutState, rolloutProblem } from './rollout.ts';
+import { deploymentRolloutState, pollRollout, rolloutProblem } from './rollout.ts';
 
 const pod = (name: string, o: { restarts?: number; ready?: boolean; waiting?: string; exit?: number; runningFor?: number }, now = 100_000): k8s.V1Pod => ({
   metadata: { name },
@@ -40,5 +40,34 @@ describe('deploymentRolloutState (kubectl rollout status)', () => {
     expect(deploymentRolloutState(d({}, { updatedReplicas: 3, replicas: 4 })).reason).toMatch(/1 old replicas are pending termination/);
     expect(deploymentRolloutState(d({}, { updatedReplicas: 3, replicas: 3, availableReplicas: 2 })).reason).toMatch(/2 of 3 updated replicas are available/);
     expect(deploymentRolloutState(d({}, { updatedReplicas: 3, replicas: 3, availableReplicas: 3 }))).toMatchObject({ done: true });
+  });
+});
+
+describe('pollRollout: the fail-fast check judges only the spec being waited for', () => {
+  const deployment = (generation: number, observedGeneration: number, updated: number): k8s.V1Deployment => ({
+    metadata: { name: 'api', generation },
+    spec: { replicas: 3, selector: { matchLabels: { app: 'api' } }, template: {} },
+    status: { observedGeneration, replicas: 3, updatedReplicas: updated, availableReplicas: updated },
+  });
+  const crashLoop = { reason: 'pod api-old cannot run: 1 restarts, waiting: CrashLoopBackOff', pods: [] };
+
+  it('before the controller observed the new spec, a crash-looping previous release does not fail the rollout that replaces it', async () => {
+    // The apply of v1 after a crash-looping v2: first polls see generation 5 not yet observed (the
+    // current template is still v2's), then the controller observes it and v1 rolls out.
+    const states = [deployment(5, 4, 3), deployment(5, 4, 3), deployment(5, 5, 1), deployment(5, 5, 3)];
+    const checked: number[] = [];
+    let poll = 0;
+    await pollRollout(async () => states[Math.min(poll++, states.length - 1)], 'api', {
+      everyMs: 1, timeoutMs: 5000,
+      check: async () => { checked.push(poll); return poll <= 2 ? crashLoop : undefined; },
+    });
+    expect(checked).toEqual([3]);
+  });
+
+  it('once the spec is observed, a hopeless new release fails at once, with its problem', async () => {
+    let calls = 0;
+    await expect(pollRollout(async () => { calls++; return deployment(5, 5, 1); }, 'api', { everyMs: 1, timeoutMs: 5000, check: async () => crashLoop }))
+      .rejects.toThrow(/rollout of deployment "api" cannot finish: pod api-old cannot run/);
+    expect(calls).toBe(1);
   });
 });

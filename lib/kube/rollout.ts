@@ -30,20 +30,41 @@ export function deploymentRolloutState(d: k8s.V1Deployment): RolloutState {
  * Polls until the rollout is done; throws when it failed or `timeoutMs` passed. `check` is asked at
  * every poll and may end the wait early with a {@link RolloutFailedError} (a crash-looping release).
  */
-export async function waitForRollout(kc: k8s.KubeConfig, namespace: string, name: string, opts: { timeoutMs?: number; onProgress?: (reason: string) => void; signal?: AbortSignal; check?: () => Promise<RolloutProblem | undefined> } = {}): Promise<void> {
+export async function waitForRollout(kc: k8s.KubeConfig, namespace: string, name: string, opts: RolloutWaitOptions = {}): Promise<void> {
   const apps = kc.makeApiClient(k8s.AppsV1Api);
+  await pollRollout(() => apps.readNamespacedDeployment({ namespace, name }), name, opts);
+}
+
+export interface RolloutWaitOptions {
+  timeoutMs?: number;
+  onProgress?: (reason: string) => void;
+  signal?: AbortSignal;
+  check?: () => Promise<RolloutProblem | undefined>;
+  /** Between polls (default 500 ms). */
+  everyMs?: number;
+}
+
+/**
+ * {@link waitForRollout} on any reader of the Deployment. `check` judges the pods of the
+ * Deployment's current template, so it is asked only once the controller has observed the spec
+ * being waited for: before that, the current template is still the previous one, and a
+ * crash-looping previous release would fail the rollout that replaces it.
+ */
+export async function pollRollout(read: () => Promise<k8s.V1Deployment>, name: string, opts: RolloutWaitOptions = {}): Promise<void> {
   const deadline = Date.now() + (opts.timeoutMs ?? 600_000);
   let last = '';
   for (;;) {
     opts.signal?.throwIfAborted();
-    const state = deploymentRolloutState(await apps.readNamespacedDeployment({ namespace, name }));
+    const d = await read();
+    const state = deploymentRolloutState(d);
     if (state.reason !== last) { last = state.reason; opts.onProgress?.(state.reason); }
     if ('failed' in state) throw new RolloutFailedError(state.reason, await opts.check?.().catch(() => undefined));
     if (state.done) return;
-    const problem = await opts.check?.();
+    const observed = (d.status?.observedGeneration ?? 0) >= (d.metadata?.generation ?? 0);
+    const problem = observed ? await opts.check?.() : undefined;
     if (problem) throw new RolloutFailedError(`rollout of deployment "${name}" cannot finish: ${problem.reason}`, problem);
     if (Date.now() > deadline) throw new RolloutFailedError(`timed out after ${(opts.timeoutMs ?? 600_000) / 1000} s: ${state.reason}`);
-    await sleep(500);
+    await sleep(opts.everyMs ?? 500);
   }
 }
 
