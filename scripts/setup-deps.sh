@@ -49,8 +49,8 @@ if [[ ! -e $policy ]]; then
 fi
 apt-get update -qq >&2
 apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
-# tests, Prometheus for the PromQL metric source's tests (with --bench: nginx, wrk; with --docker:
-# Debian's docker.io engine and debootstrap, for the container tests, which start their own dockerd:
-# see lib/docker/engine.ts).
+# Debian starts these services on install where an init system runs (policy-rc.d stops most of
+# them); the harness starts its own, so stop any that did start.
+for svc in postgresql redis-server nginx prometheus; do
   command -v service >/dev/null 2>&1 && service "$svc" stop >/dev/null 2>&1 || true
 done
