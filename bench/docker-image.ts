@@ -25,7 +25,11 @@ const coldBase = process.argv.includes('--cold-base');
 const root = mkdtempSync(join(tmpdir(), 'verdict-bench-docker-'));
 const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 
-if (coldBase) rmSync(join(process.env.VERDICT_CACHE ?? join(homedir(), '.cache', 'verdict'), 'docker-base'), { recursive: true, force: true });
+if (coldBase)
+  rmSync(join(process.env.VERDICT_CACHE ?? join(homedir(), '.cache', 'verdict'), 'docker-base'), {
+    recursive: true,
+    force: true,
+  });
 const t0 = Date.now();
 const engine = await useEngine({ root, external: false, removeDataOnStop: true });
 const startMs = Date.now() - t0;
@@ -33,31 +37,55 @@ const postgres = await startPostgres();
 const redis = await startRedis();
 try {
   const base = await ensureBaseImage(engine);
-  const cold = await buildImage(engine, { context: REPO, tag: 'license-api:bench', buildArgs: { NODE_IMAGE: base.ref, APP_VERSION: 'bench' } });
-  const warm = await buildImage(engine, { context: REPO, tag: 'license-api:bench', buildArgs: { NODE_IMAGE: base.ref, APP_VERSION: 'bench' } });
+  const cold = await buildImage(engine, {
+    context: REPO,
+    tag: 'license-api:bench',
+    buildArgs: { NODE_IMAGE: base.ref, APP_VERSION: 'bench' },
+  });
+  const warm = await buildImage(engine, {
+    context: REPO,
+    tag: 'license-api:bench',
+    buildArgs: { NODE_IMAGE: base.ref, APP_VERSION: 'bench' },
+  });
   const db = await postgres.createDatabase('bench');
   const healthy: Record<string, number> = {};
   let stop = { exitCode: -1, ms: 0 };
   for (const interval of ['1s', undefined]) {
     const port = await freePort();
     const began = Date.now();
-    const c = await runContainer(engine, { image: 'license-api:bench', readOnly: true, tmpfs: ['/tmp'], healthInterval: interval,
-      env: { PORT: String(port), HOST: '127.0.0.1', DATABASE_URL: db, REDIS_URL: redis.url, JWT_SECRET: 'bench-secret-bench-secret-bench-secret-00', LOG_LEVEL: 'warn' } });
+    const c = await runContainer(engine, {
+      image: 'license-api:bench',
+      readOnly: true,
+      tmpfs: ['/tmp'],
+      healthInterval: interval,
+      env: {
+        PORT: String(port),
+        HOST: '127.0.0.1',
+        DATABASE_URL: db,
+        REDIS_URL: redis.url,
+        JWT_SECRET: 'bench-secret-bench-secret-bench-secret-00',
+        LOG_LEVEL: 'warn',
+      },
+    });
     try {
       await c.waitHealthy(90_000);
       healthy[interval ?? 'shipped (30s)'] = Date.now() - began;
       if (interval) stop = await c.stop(10);
-    } finally { await c.remove(); }
+    } finally {
+      await c.remove();
+    }
   }
-  console.log([
-    `dockerd start (own data root):          ${s(startMs)}`,
-    `local base image ${coldBase ? '(debootstrap)' : '(import of the cached rootfs)'}: ${s(base.ms)}`,
-    `cold build (npm ci, bundle):            ${s(cold.ms)}`,
-    `warm build (nothing changed):           ${s(warm.ms)}`,
-    `image size:                             ${(cold.sizeBytes / 1e6).toFixed(0)} MB (${cold.sizeBytes} bytes)`,
-    ...Object.entries(healthy).map(([k, v]) => `docker run → healthy, interval ${k}: ${s(v)}`),
-    `docker stop (idle, graceful):           exit ${stop.exitCode} after ${s(stop.ms)}`,
-  ].join('\n'));
+  console.log(
+    [
+      `dockerd start (own data root):          ${s(startMs)}`,
+      `local base image ${coldBase ? '(debootstrap)' : '(import of the cached rootfs)'}: ${s(base.ms)}`,
+      `cold build (npm ci, bundle):            ${s(cold.ms)}`,
+      `warm build (nothing changed):           ${s(warm.ms)}`,
+      `image size:                             ${(cold.sizeBytes / 1e6).toFixed(0)} MB (${cold.sizeBytes} bytes)`,
+      ...Object.entries(healthy).map(([k, v]) => `docker run → healthy, interval ${k}: ${s(v)}`),
+      `docker stop (idle, graceful):           exit ${stop.exitCode} after ${s(stop.ms)}`,
+    ].join('\n'),
+  );
 } finally {
   await redis.stop();
   await postgres.stop();

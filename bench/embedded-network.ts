@@ -25,7 +25,14 @@ import { readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { CoreV1Api, CoordinationV1Api, DiscoveryV1Api, PatchStrategy, setHeaderOptions, type V1EndpointSlice } from '@kubernetes/client-node';
+import {
+  CoreV1Api,
+  CoordinationV1Api,
+  DiscoveryV1Api,
+  PatchStrategy,
+  setHeaderOptions,
+  type V1EndpointSlice,
+} from '@kubernetes/client-node';
 import { createScratchNetwork, type ScratchNetwork } from '../cluster/embedded/network/scratch-network.ts';
 import { ServiceProxy } from '../cluster/embedded/proxy/service-proxy.ts';
 import { DEFAULT_ENDPOINT_LAG_MS } from '../cluster/embedded/embedded-cluster.ts';
@@ -66,22 +73,50 @@ function own<T>(creating: Promise<T>, release: (v: T) => Promise<unknown>): Prom
 const strategicMerge = setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch);
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 
-interface Load { rps: number; p50: number; p99: number; errors: number; non2xx: number; requests: number }
+interface Load {
+  rps: number;
+  p50: number;
+  p99: number;
+  errors: number;
+  non2xx: number;
+  requests: number;
+}
 
 /** autocannon in a child process, bounded by --duration and a hard kill. */
 async function autocannon(url: string, seconds: number): Promise<Load> {
-  const child = spawn(process.execPath, [AUTOCANNON, '-c', String(CONNECTIONS), '-d', String(seconds), '-j', url], { stdio: ['ignore', 'pipe', 'pipe'] });
-  cleanup.push(async () => { if (child.exitCode === null) child.kill('SIGKILL'); });
+  const child = spawn(process.execPath, [AUTOCANNON, '-c', String(CONNECTIONS), '-d', String(seconds), '-j', url], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  cleanup.push(async () => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  });
   let out = '';
   let err = '';
-  child.stdout.on('data', (b: Buffer) => { out += b.toString(); });
-  child.stderr.on('data', (b: Buffer) => { err += b.toString(); });
+  child.stdout.on('data', (b: Buffer) => {
+    out += b.toString();
+  });
+  child.stderr.on('data', (b: Buffer) => {
+    err += b.toString();
+  });
   const killer = setTimeout(() => child.kill('SIGKILL'), (seconds + 15) * 1000);
   const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
   clearTimeout(killer);
   if (code !== 0) throw new Error(`autocannon exited ${code}: ${err.slice(-500)}`);
-  const j = JSON.parse(out) as { requests: { average: number; total: number }; latency: { p50: number; p99: number }; errors: number; timeouts: number; non2xx: number };
-  return { rps: j.requests.average, p50: j.latency.p50, p99: j.latency.p99, errors: j.errors + j.timeouts, non2xx: j.non2xx, requests: j.requests.total };
+  const j = JSON.parse(out) as {
+    requests: { average: number; total: number };
+    latency: { p50: number; p99: number };
+    errors: number;
+    timeouts: number;
+    non2xx: number;
+  };
+  return {
+    rps: j.requests.average,
+    p50: j.latency.p50,
+    p99: j.latency.p99,
+    errors: j.errors + j.timeouts,
+    non2xx: j.non2xx,
+    requests: j.requests.total,
+  };
 }
 
 /** CPU time (user + system) a process has used so far, in µs, from /proc (clock ticks of 10 ms). */
@@ -122,16 +157,26 @@ async function freeNodePort(): Promise<number> {
 
 function slice(name: string, service: string, pods: PodServer[], ready: Record<string, boolean>): V1EndpointSlice {
   return {
-    apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice',
-    metadata: { name, namespace: NS, labels: { 'kubernetes.io/service-name': service, 'endpointslice.kubernetes.io/managed-by': 'verdict-bench' } },
+    apiVersion: 'discovery.k8s.io/v1',
+    kind: 'EndpointSlice',
+    metadata: {
+      name,
+      namespace: NS,
+      labels: { 'kubernetes.io/service-name': service, 'endpointslice.kubernetes.io/managed-by': 'verdict-bench' },
+    },
     addressType: 'IPv4',
     ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
-    endpoints: pods.map((p) => ({ addresses: [p.ip], conditions: { ready: ready[p.name] ?? true, serving: ready[p.name] ?? true, terminating: false }, targetRef: { kind: 'Pod', name: p.name, namespace: NS } })),
+    endpoints: pods.map((p) => ({
+      addresses: [p.ip],
+      conditions: { ready: ready[p.name] ?? true, serving: ready[p.name] ?? true, terminating: false },
+      targetRef: { kind: 'Pod', name: p.name, namespace: NS },
+    })),
   };
 }
 
 async function main() {
-  if (process.getuid?.() !== 0) throw new Error('the embedded cluster needs root for network namespaces: run as root, or use --provider kind');
+  if (process.getuid?.() !== 0)
+    throw new Error('the embedded cluster needs root for network namespaces: run as root, or use --provider kind');
   const scratch = await own(createScratchNetwork(), (n: ScratchNetwork) => n.dispose());
   const network = scratch.network;
   const podA = await own(startPodServer(network, 'bench-a'), (p) => p.stop());
@@ -147,7 +192,13 @@ async function main() {
   const core = cp.kubeConfig.makeApiClient(CoreV1Api);
   const discovery = cp.kubeConfig.makeApiClient(DiscoveryV1Api);
   await core.createNamespace({ body: { metadata: { name: NS } } });
-  await core.createNamespacedService({ namespace: NS, body: { metadata: { name: 'flip' }, spec: { type: 'NodePort', ports: [{ name: 'http', port: 80, targetPort: 8080, nodePort }] } } });
+  await core.createNamespacedService({
+    namespace: NS,
+    body: {
+      metadata: { name: 'flip' },
+      spec: { type: 'NodePort', ports: [{ name: 'http', port: 80, targetPort: 8080, nodePort }] },
+    },
+  });
   await discovery.createNamespacedEndpointSlice({ namespace: NS, body: slice('flip-1', 'flip', [podA], {}) });
   let proxy = await own(ServiceProxy.start({ kubeConfig: cp.kubeConfig }), (p) => p.stop());
   await proxy.waitForRoute(nodePort, (r) => r.length === 1, 15_000);
@@ -158,7 +209,9 @@ async function main() {
   process.stderr.write(`bench: throughput, ${CONNECTIONS} connections, ${DURATION} s per run (warm-up 2 s each)\n`);
   await autocannon(direct, 2);
   await autocannon(viaProxy, 2);
-  const loadBefore = loadavg().map((x) => x.toFixed(1)).join(' ');
+  const loadBefore = loadavg()
+    .map((x) => x.toFixed(1))
+    .join(' ');
   const runs: { kind: 'direct' | 'proxy'; r: Load }[] = [];
   let proxyCpuUs = 0;
   let proxyRequests = 0;
@@ -177,39 +230,72 @@ async function main() {
     proxyRequests += p.requests;
     runs.push({ kind: 'proxy', r: p });
   }
-  const mean = (k: string) => { const xs = runs.filter((x) => x.kind === k).map((x) => x.r.rps); return xs.reduce((a, b) => a + b, 0) / xs.length; };
-  console.log(`\nload average before/after the throughput runs: ${loadBefore} / ${loadavg().map((x) => x.toFixed(1)).join(' ')} (${cpus().length} cores; other work on the machine skews the ratio)`);
-  console.log(`${'run'.padEnd(22)} ${'req/s'.padStart(8)} ${'p50 ms'.padStart(7)} ${'p99 ms'.padStart(7)} ${'errors'.padStart(7)}`);
-  for (const { kind, r } of runs) console.log(`${`${kind} (${kind === 'direct' ? podA.ip : `127.0.0.1:${nodePort}`})`.padEnd(22)} ${r.rps.toFixed(0).padStart(8)} ${r.p50.toFixed(1).padStart(7)} ${r.p99.toFixed(1).padStart(7)} ${String(r.errors + r.non2xx).padStart(7)}`);
+  const mean = (k: string) => {
+    const xs = runs.filter((x) => x.kind === k).map((x) => x.r.rps);
+    return xs.reduce((a, b) => a + b, 0) / xs.length;
+  };
+  console.log(
+    `\nload average before/after the throughput runs: ${loadBefore} / ${loadavg()
+      .map((x) => x.toFixed(1))
+      .join(' ')} (${cpus().length} cores; other work on the machine skews the ratio)`,
+  );
+  console.log(
+    `${'run'.padEnd(22)} ${'req/s'.padStart(8)} ${'p50 ms'.padStart(7)} ${'p99 ms'.padStart(7)} ${'errors'.padStart(7)}`,
+  );
+  for (const { kind, r } of runs)
+    console.log(
+      `${`${kind} (${kind === 'direct' ? podA.ip : `127.0.0.1:${nodePort}`})`.padEnd(22)} ${r.rps.toFixed(0).padStart(8)} ${r.p50.toFixed(1).padStart(7)} ${r.p99.toFixed(1).padStart(7)} ${String(r.errors + r.non2xx).padStart(7)}`,
+    );
   const ratio = mean('proxy') / mean('direct');
   const perRound = Array.from({ length: ROUNDS }, (_, i) => (runs[2 * i + 1].r.rps / runs[2 * i].r.rps).toFixed(2));
-  console.log(`proxy / direct throughput: ${ratio.toFixed(2)} (goal >= 0.7) ${ratio >= 0.7 ? 'met' : 'NOT met'}; per round ${perRound.join(', ')}`);
-  console.log(`CPU per request: proxy ${(proxyCpuUs / proxyRequests).toFixed(1)} µs (whole bench process), pod server ${(serverCpuUs / serverRequests).toFixed(1)} µs (direct runs)`);
+  console.log(
+    `proxy / direct throughput: ${ratio.toFixed(2)} (goal >= 0.7) ${ratio >= 0.7 ? 'met' : 'NOT met'}; per round ${perRound.join(', ')}`,
+  );
+  console.log(
+    `CPU per request: proxy ${(proxyCpuUs / proxyRequests).toFixed(1)} µs (whole bench process), pod server ${(serverCpuUs / serverRequests).toFixed(1)} µs (direct runs)`,
+  );
   const errors = runs.reduce((n, x) => n + x.r.errors + x.r.non2xx, 0);
   if (errors > 0) console.log(`WARNING: ${errors} errors or non-2xx answers during the throughput runs`);
   const forwarded = proxy.connections().filter((c) => c.backend?.podName === podA.name);
-  console.log(`proxy recorded ${proxy.connections().length} connections (${forwarded.length} attributed to ${podA.name}), ${proxy.droppedConnectionRecords} dropped from the record`);
+  console.log(
+    `proxy recorded ${proxy.connections().length} connections (${forwarded.length} attributed to ${podA.name}), ${proxy.droppedConnectionRecords} dropped from the record`,
+  );
 
   // --- 2a. EndpointSlice flip ------------------------------------------------------------------
-  await discovery.replaceNamespacedEndpointSlice({ name: 'flip-1', namespace: NS, body: slice('flip-1', 'flip', [podA, podB], {}) });
+  await discovery.replaceNamespacedEndpointSlice({
+    name: 'flip-1',
+    namespace: NS,
+    body: slice('flip-1', 'flip', [podA, podB], {}),
+  });
   await proxy.waitForRoute(nodePort, (r) => r.length === 2, 10_000);
   const aAddr = `${podA.ip}:8080`;
   let misrouted = 0;
   const measureFlips = async (flips: number) => {
-  const flipDelays: number[] = [];
-  for (let i = 0; i < flips; i++) {
-    const seen = proxy.endpointHistory().length;
-    const t0 = performance.now();
-    await discovery.replaceNamespacedEndpointSlice({ name: 'flip-1', namespace: NS, body: slice('flip-1', 'flip', [podA, podB], { 'bench-a': false }) });
-    await proxy.waitForRoute(nodePort, (r) => !r.some((b) => `${b.ip}:${b.port}` === aAddr), 10_000);
-    const change = proxy.endpointHistory().slice(seen).find((c) => c.nodePort === nodePort && !c.routable.includes(aAddr));
-    if (!change) throw new Error('endpoint change not recorded');
-    flipDelays.push(change.atPerf - t0);
-    if ((await servedBy(viaProxy)) !== podB.name) misrouted++;
-    await discovery.replaceNamespacedEndpointSlice({ name: 'flip-1', namespace: NS, body: slice('flip-1', 'flip', [podA, podB], {}) });
-    await proxy.waitForRoute(nodePort, (r) => r.length === 2, 10_000);
-  }
-  return flipDelays;
+    const flipDelays: number[] = [];
+    for (let i = 0; i < flips; i++) {
+      const seen = proxy.endpointHistory().length;
+      const t0 = performance.now();
+      await discovery.replaceNamespacedEndpointSlice({
+        name: 'flip-1',
+        namespace: NS,
+        body: slice('flip-1', 'flip', [podA, podB], { 'bench-a': false }),
+      });
+      await proxy.waitForRoute(nodePort, (r) => !r.some((b) => `${b.ip}:${b.port}` === aAddr), 10_000);
+      const change = proxy
+        .endpointHistory()
+        .slice(seen)
+        .find((c) => c.nodePort === nodePort && !c.routable.includes(aAddr));
+      if (!change) throw new Error('endpoint change not recorded');
+      flipDelays.push(change.atPerf - t0);
+      if ((await servedBy(viaProxy)) !== podB.name) misrouted++;
+      await discovery.replaceNamespacedEndpointSlice({
+        name: 'flip-1',
+        namespace: NS,
+        body: slice('flip-1', 'flip', [podA, podB], {}),
+      });
+      await proxy.waitForRoute(nodePort, (r) => r.length === 2, 10_000);
+    }
+    return flipDelays;
   };
   const flipDelays = await measureFlips(FLIPS);
 
@@ -219,22 +305,78 @@ async function main() {
   await core.createNode({ body: { metadata: { name: nodeName } } });
   const markNodeReady = async () => {
     const now = new Date();
-    await core.patchNodeStatus({ name: nodeName, body: { status: { conditions: [{ type: 'Ready', status: 'True', reason: 'KubeletReady', lastHeartbeatTime: now, lastTransitionTime: now }] } } }, strategicMerge);
+    await core.patchNodeStatus(
+      {
+        name: nodeName,
+        body: {
+          status: {
+            conditions: [
+              { type: 'Ready', status: 'True', reason: 'KubeletReady', lastHeartbeatTime: now, lastTransitionTime: now },
+            ],
+          },
+        },
+      },
+      strategicMerge,
+    );
   };
   await markNodeReady();
-  await coordination.createNamespacedLease({ namespace: 'kube-node-lease', body: { metadata: { name: nodeName }, spec: { holderIdentity: nodeName, leaseDurationSeconds: 40, renewTime: new Date() } } }).catch(() => {});
+  await coordination
+    .createNamespacedLease({
+      namespace: 'kube-node-lease',
+      body: { metadata: { name: nodeName }, spec: { holderIdentity: nodeName, leaseDurationSeconds: 40, renewTime: new Date() } },
+    })
+    .catch(() => {});
   const heartbeat = setInterval(() => {
-    void coordination.patchNamespacedLease({ name: nodeName, namespace: 'kube-node-lease', body: { spec: { renewTime: new Date() } } }, mergePatch).catch(() => {});
+    void coordination
+      .patchNamespacedLease(
+        { name: nodeName, namespace: 'kube-node-lease', body: { spec: { renewTime: new Date() } } },
+        mergePatch,
+      )
+      .catch(() => {});
     void markNodeReady().catch(() => {});
   }, 5000);
   cleanup.push(async () => clearInterval(heartbeat));
 
   const podNodePort = await freeNodePort();
-  await core.createNamespacedService({ namespace: NS, body: { metadata: { name: 'sel' }, spec: { type: 'NodePort', selector: { app: 'bench-sel' }, ports: [{ name: 'http', port: 80, targetPort: 8080, nodePort: podNodePort }] } } });
+  await core.createNamespacedService({
+    namespace: NS,
+    body: {
+      metadata: { name: 'sel' },
+      spec: {
+        type: 'NodePort',
+        selector: { app: 'bench-sel' },
+        ports: [{ name: 'http', port: 80, targetPort: 8080, nodePort: podNodePort }],
+      },
+    },
+  });
   const createReadyPod = async (name: string, ip: string) => {
-    await core.createNamespacedPod({ namespace: NS, body: { metadata: { name, labels: { app: 'bench-sel' } }, spec: { nodeName, containers: [{ name: 'app', image: 'license-api:bench' }] } } });
+    await core.createNamespacedPod({
+      namespace: NS,
+      body: {
+        metadata: { name, labels: { app: 'bench-sel' } },
+        spec: { nodeName, containers: [{ name: 'app', image: 'license-api:bench' }] },
+      },
+    });
     const now = new Date();
-    await core.patchNamespacedPodStatus({ name, namespace: NS, body: { status: { phase: 'Running', podIP: ip, podIPs: [{ ip }], hostIP: '127.0.0.1', conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: now }, { type: 'ContainersReady', status: 'True', lastTransitionTime: now }] } } }, strategicMerge);
+    await core.patchNamespacedPodStatus(
+      {
+        name,
+        namespace: NS,
+        body: {
+          status: {
+            phase: 'Running',
+            podIP: ip,
+            podIPs: [{ ip }],
+            hostIP: '127.0.0.1',
+            conditions: [
+              { type: 'Ready', status: 'True', lastTransitionTime: now },
+              { type: 'ContainersReady', status: 'True', lastTransitionTime: now },
+            ],
+          },
+        },
+      },
+      strategicMerge,
+    );
   };
   await createReadyPod('sel-b', podB.ip);
   const deleteDelays: number[] = [];
@@ -247,7 +389,10 @@ async function main() {
     const t0 = performance.now();
     await core.deleteNamespacedPod({ name, namespace: NS, gracePeriodSeconds: 30 });
     await proxy.waitForRoute(podNodePort, (r) => !r.some((b) => b.podName === name), 15_000);
-    const change = proxy.endpointHistory().slice(seen).find((c) => c.nodePort === podNodePort && !c.routable.includes(aAddr));
+    const change = proxy
+      .endpointHistory()
+      .slice(seen)
+      .find((c) => c.nodePort === podNodePort && !c.routable.includes(aAddr));
     if (!change) throw new Error('endpoint change not recorded');
     deleteDelays.push(change.atPerf - t0);
     if ((await servedBy(`http://127.0.0.1:${podNodePort}/`)) !== podB.name) misrouted++;
@@ -273,20 +418,30 @@ let shutdownDone: Promise<void> | undefined;
 /** Idempotent: a second caller (Ctrl-C during a failure, or the reverse) waits for the same cleanup. */
 function shutdown(): Promise<void> {
   shutdownDone ??= (async () => {
-    for (let f = cleanup.pop(); f; f = cleanup.pop()) await f().catch((e: unknown) => process.stderr.write(`cleanup: ${String(e)}\n`));
+    for (let f = cleanup.pop(); f; f = cleanup.pop())
+      await f().catch((e: unknown) => process.stderr.write(`cleanup: ${String(e)}\n`));
   })();
   return shutdownDone;
 }
 let interrupted = false;
-for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+for (const [signal, code] of [
+  ['SIGINT', 130],
+  ['SIGTERM', 143],
+] as const) {
   process.once(signal, () => {
     interrupted = true;
     process.stderr.write(`bench: ${signal}, cleaning up\n`);
     void shutdown().then(() => process.exit(code));
   });
 }
-main().then(async () => { await shutdown(); console.log(`(${new Date().toISOString()})`); }, async (err: unknown) => {
-  if (!interrupted) console.error(`bench failed: ${(err as Error)?.stack ?? String(err)}`);
-  await shutdown();
-  process.exit(interrupted ? 130 : 1);
-});
+main().then(
+  async () => {
+    await shutdown();
+    console.log(`(${new Date().toISOString()})`);
+  },
+  async (err: unknown) => {
+    if (!interrupted) console.error(`bench failed: ${(err as Error)?.stack ?? String(err)}`);
+    await shutdown();
+    process.exit(interrupted ? 130 : 1);
+  },
+);

@@ -23,7 +23,14 @@ import { k8s } from '../lib/kube/client.ts';
 import { deletePod } from '../lib/kube/disrupt.ts';
 import type { Target } from '../cluster/target.ts';
 
-export interface LagSample { pod: string; sliceMs: number | null; routedMs: number | null; probes: number; hitsAfterDelete: number; failed: number }
+export interface LagSample {
+  pod: string;
+  sliceMs: number | null;
+  routedMs: number | null;
+  probes: number;
+  hitsAfterDelete: number;
+  failed: number;
+}
 
 export interface LagOptions {
   namespace: string;
@@ -65,9 +72,12 @@ async function settled(kc: k8s.KubeConfig, o: LagOptions): Promise<string[]> {
   for (;;) {
     o.signal?.throwIfAborted();
     const pods = (await core.listNamespacedPod({ namespace: o.namespace, labelSelector: o.selector })).items;
-    const ready = pods.filter((p) => !p.metadata?.deletionTimestamp && p.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True');
+    const ready = pods.filter(
+      (p) => !p.metadata?.deletionTimestamp && p.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True',
+    );
     if (pods.length === o.replicas && ready.length === o.replicas) return ready.map((p) => p.metadata!.name!);
-    if (Date.now() > deadline) throw new Error(`the workload did not settle (${ready.length}/${o.replicas} ready, ${pods.length} pods)`);
+    if (Date.now() > deadline)
+      throw new Error(`the workload did not settle (${ready.length}/${o.replicas} ready, ${pods.length} pods)`);
     await sleep(250);
   }
 }
@@ -89,11 +99,15 @@ export async function measureEndpointLag(target: Target, o: LagOptions): Promise
     const inflight = new Set<Promise<unknown>>();
     let started = false;
     // The EndpointSlice change, timed by a watch (the moment the API server sends it).
-    const watch = await new k8s.Watch(kc).watch(`/apis/discovery.k8s.io/v1/namespaces/${o.namespace}/endpointslices`,
-      { labelSelector: `kubernetes.io/service-name=${o.service}` }, (_phase, slice) => {
+    const watch = await new k8s.Watch(kc).watch(
+      `/apis/discovery.k8s.io/v1/namespaces/${o.namespace}/endpointslices`,
+      { labelSelector: `kubernetes.io/service-name=${o.service}` },
+      (_phase, slice) => {
         const ep = (slice.endpoints ?? []).find((e: { targetRef?: { name?: string } }) => e.targetRef?.name === victim);
         if (sliceAt === null && started && (!ep || ep.conditions?.ready === false)) sliceAt = Date.now();
-      }, () => {});
+      },
+      () => {},
+    );
     await sleep(500);
     if (o.pairGapMs !== undefined) {
       const primer = pods.find((p) => p !== victim)!;
@@ -111,7 +125,10 @@ export async function measureEndpointLag(target: Target, o: LagOptions): Promise
         probes++;
         const p = probe(o.url, o.identityHeader).then((r) => {
           if (!r.ok) failed++;
-          if (r.pod === victim) { hits++; if (lastHit === null || sent > lastHit) lastHit = sent; }
+          if (r.pod === victim) {
+            hits++;
+            if (lastHit === null || sent > lastHit) lastHit = sent;
+          }
         });
         inflight.add(p);
         void p.finally(() => inflight.delete(p));
@@ -123,8 +140,17 @@ export async function measureEndpointLag(target: Target, o: LagOptions): Promise
     await prober;
     await Promise.allSettled([...inflight]);
     watch.abort();
-    const s: LagSample = { pod: victim, sliceMs: sliceAt === null ? null : sliceAt - t0, routedMs: lastHit === null ? null : lastHit - t0, probes, hitsAfterDelete: hits, failed };
-    o.say?.(`sample ${i + 1}/${o.samples}: ${victim}: endpoint not ready after ${s.sliceMs} ms, last new connection routed to it ${s.routedMs} ms after the delete (${probes} probes, ${hits} to it, ${failed} failed)`);
+    const s: LagSample = {
+      pod: victim,
+      sliceMs: sliceAt === null ? null : sliceAt - t0,
+      routedMs: lastHit === null ? null : lastHit - t0,
+      probes,
+      hitsAfterDelete: hits,
+      failed,
+    };
+    o.say?.(
+      `sample ${i + 1}/${o.samples}: ${victim}: endpoint not ready after ${s.sliceMs} ms, last new connection routed to it ${s.routedMs} ms after the delete (${probes} probes, ${hits} to it, ${failed} failed)`,
+    );
     samples.push(s);
   }
   return samples;
@@ -150,7 +176,10 @@ export function summarize(samples: LagSample[]) {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const arg = (name: string, dflt?: string) => { const i = process.argv.indexOf(`--${name}`); return i > 0 ? process.argv[i + 1] : dflt; };
+  const arg = (name: string, dflt?: string) => {
+    const i = process.argv.indexOf(`--${name}`);
+    return i > 0 ? process.argv[i + 1] : dflt;
+  };
   const which = arg('target', 'kind')!;
   const n = Number(arg('samples', '10'));
   const pairGapMs = arg('pair-gap') ? Number(arg('pair-gap')) : undefined;
@@ -163,8 +192,13 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     target = await upKind({ name: arg('name', 'verdict-lag'), onProgress: say });
   } else {
     const { upEmbedded } = await import('../cluster/embedded/embedded-cluster.ts');
-    target = await upEmbedded({ name: 'verdict', stateDir: arg('state-dir', '/var/lib/verdict/bench-lag'), nodes: 3, onProgress: say,
-      ...(arg('lag') ? { endpointLagMs: Number(arg('lag')) } : {}) });
+    target = await upEmbedded({
+      name: 'verdict',
+      stateDir: arg('state-dir', '/var/lib/verdict/bench-lag'),
+      nodes: 3,
+      onProgress: say,
+      ...(arg('lag') ? { endpointLagMs: Number(arg('lag')) } : {}),
+    });
   }
   const abort = new AbortController();
   process.once('SIGINT', () => abort.abort());
@@ -173,9 +207,21 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     await target.images!.load(licenseApi.image('v1'), say);
     await deployRelease(target.kubeConfig, licenseApi.release('v1', target.kind), { timeoutMs: 300_000, onProgress: say });
     const w = licenseApi.workload;
-    const samples = await measureEndpointLag(target, { namespace: w.namespace, selector: w.selector, service: w.service, url: target.serviceUrl(w.nodePort) + '/health/live',
-      identityHeader: licenseApi.identityHeaders.backend, samples: n, replicas: 3, pairGapMs, say, signal: abort.signal });
-    process.stdout.write(JSON.stringify({ target: which, endpointLagMs: target.endpointLagMs, ...summarize(samples), raw: samples }, null, 2) + '\n');
+    const samples = await measureEndpointLag(target, {
+      namespace: w.namespace,
+      selector: w.selector,
+      service: w.service,
+      url: target.serviceUrl(w.nodePort) + '/health/live',
+      identityHeader: licenseApi.identityHeaders.backend,
+      samples: n,
+      replicas: 3,
+      pairGapMs,
+      say,
+      signal: abort.signal,
+    });
+    process.stdout.write(
+      JSON.stringify({ target: which, endpointLagMs: target.endpointLagMs, ...summarize(samples), raw: samples }, null, 2) + '\n',
+    );
   } finally {
     await target.close();
   }

@@ -3,6 +3,8 @@ import express from 'express';
 
 const app = express();
 app.disable('x-powered-by');
-app.get('/', (_req, res) => { res.json({ hello: 'world' }); });
+app.get('/', (_req, res) => {
+  res.json({ hello: 'world' });
+});
 app.listen(Number(process.env.PORT), '127.0.0.1');
 process.once('SIGTERM', () => process.exit(0));

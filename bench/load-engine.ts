@@ -45,14 +45,21 @@ interface EngineRunResult {
   elu: number;
 }
 
-async function engineChild(spec: { url: string; mode: 'throughput' | 'rate'; durationMs: number; rate?: number; precision?: 'timer' | 'spin' }): Promise<EngineRunResult> {
+async function engineChild(spec: {
+  url: string;
+  mode: 'throughput' | 'rate';
+  durationMs: number;
+  rate?: number;
+  precision?: 'timer' | 'spin';
+}): Promise<EngineRunResult> {
   const cpu0 = process.cpuUsage();
   const elu0 = performance.eventLoopUtilization();
   const r = await runLoad({
     url: spec.url,
-    executor: spec.mode === 'throughput'
-      ? { executor: 'constant-vus', vus: CONNECTIONS, duration: spec.durationMs }
-      : { executor: 'constant-arrival-rate', rate: spec.rate!, duration: spec.durationMs },
+    executor:
+      spec.mode === 'throughput'
+        ? { executor: 'constant-vus', vus: CONNECTIONS, duration: spec.durationMs }
+        : { executor: 'constant-arrival-rate', rate: spec.rate!, duration: spec.durationMs },
     connections: CONNECTIONS,
     maxRequests: 20_000_000,
     precision: spec.precision ?? 'timer',
@@ -83,7 +90,11 @@ async function engineChild(spec: { url: string; mode: 'throughput' | 'rate'; dur
 
 // ------------------------------------------------------------------ child mode: the references
 
-interface ReferenceResult { reqPerSec: number; cpuUsPerRequest: number; elu: number }
+interface ReferenceResult {
+  reqPerSec: number;
+  cpuUsPerRequest: number;
+  elu: number;
+}
 
 async function referenceChild(kind: 'undici' | 'net', url: string, durationMs: number): Promise<ReferenceResult> {
   const { Client } = await import('undici');
@@ -98,12 +109,30 @@ async function referenceChild(kind: 'undici' | 'net', url: string, durationMs: n
     const opts = { method: 'GET', path: target.pathname, headers: {} };
     const go = (c: InstanceType<typeof Client>): void => {
       c.dispatch(opts, {
-        onRequestStart() {}, onResponseStart() {}, onResponseData() {},
-        onResponseEnd() { n++; if (!stop) go(c); }, onResponseError() { if (!stop) throw new Error('undici reference: a request failed'); },
+        onRequestStart() {},
+        onResponseStart() {},
+        onResponseData() {},
+        onResponseEnd() {
+          n++;
+          if (!stop) go(c);
+        },
+        onResponseError() {
+          if (!stop) throw new Error('undici reference: a request failed');
+        },
       });
     };
-    await new Promise<void>((r) => { clients[0].dispatch(opts, { onRequestStart() {}, onResponseStart() {}, onResponseData() {}, onResponseEnd: () => r(), onResponseError: () => r() }); });
-    start = () => { for (const c of clients) go(c); };
+    await new Promise<void>((r) => {
+      clients[0].dispatch(opts, {
+        onRequestStart() {},
+        onResponseStart() {},
+        onResponseData() {},
+        onResponseEnd: () => r(),
+        onResponseError: () => r(),
+      });
+    });
+    start = () => {
+      for (const c of clients) go(c);
+    };
     close = () => Promise.allSettled(clients.map((c) => c.close()));
   } else {
     const req = Buffer.from(`GET ${target.pathname} HTTP/1.1\r\nhost: ${target.host}\r\n\r\n`);
@@ -128,8 +157,12 @@ async function referenceChild(kind: 'undici' | 'net', url: string, durationMs: n
       return s;
     });
     await Promise.all(sockets.map((s) => new Promise((r) => s.once('connect', r))));
-    start = () => { for (const s of sockets) s.write(req); };
-    close = async () => { for (const s of sockets) s.destroy(); };
+    start = () => {
+      for (const s of sockets) s.write(req);
+    };
+    close = async () => {
+      for (const s of sockets) s.destroy();
+    };
   }
   const cpu0 = process.cpuUsage();
   const elu0 = performance.eventLoopUtilization();
@@ -142,7 +175,11 @@ async function referenceChild(kind: 'undici' | 'net', url: string, durationMs: n
   stop = true;
   const elu = performance.eventLoopUtilization(elu0).utilization;
   await close();
-  return { reqPerSec: done / (dt / 1000), cpuUsPerRequest: Math.round(((cpu.user + cpu.system) / done) * 100) / 100, elu: Math.round(elu * 1000) / 1000 };
+  return {
+    reqPerSec: done / (dt / 1000),
+    cpuUsPerRequest: Math.round(((cpu.user + cpu.system) / done) * 100) / 100,
+    elu: Math.round(elu * 1000) / 1000,
+  };
 }
 
 // ------------------------------------------------------------------ process ownership
@@ -173,28 +210,46 @@ async function childrenCpuMs(): Promise<number> {
 }
 const CLOCK_TICKS = 100;
 
-function run(cmd: string, args: string[], timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string; cpuMs: number }> {
-  return childrenCpuMs().then((cpu0) => new Promise((res, rej) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    children.add(child);
-    let stdout = '', stderr = '';
-    child.stdout!.on('data', (d) => { stdout += d; });
-    child.stderr!.on('data', (d) => { stderr += d; });
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', (e) => { clearTimeout(timer); children.delete(child); rej(e); });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      children.delete(child);
-      void childrenCpuMs().then((cpu1) => res({ code, stdout, stderr, cpuMs: cpu1 - cpu0 }));
-    });
-  }));
+function run(
+  cmd: string,
+  args: string[],
+  timeoutMs: number,
+): Promise<{ code: number | null; stdout: string; stderr: string; cpuMs: number }> {
+  return childrenCpuMs().then(
+    (cpu0) =>
+      new Promise((res, rej) => {
+        const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+        children.add(child);
+        let stdout = '',
+          stderr = '';
+        child.stdout!.on('data', (d) => {
+          stdout += d;
+        });
+        child.stderr!.on('data', (d) => {
+          stderr += d;
+        });
+        const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+        child.on('error', (e) => {
+          clearTimeout(timer);
+          children.delete(child);
+          rej(e);
+        });
+        child.on('close', (code) => {
+          clearTimeout(timer);
+          children.delete(child);
+          void childrenCpuMs().then((cpu1) => res({ code, stdout, stderr, cpuMs: cpu1 - cpu0 }));
+        });
+      }),
+  );
 }
 
 async function startNginx(): Promise<string> {
   workDir = await mkdtemp(join(tmpdir(), 'verdict-bench-nginx-'));
   const port = await freePort();
   const d = workDir;
-  await writeFile(join(d, 'nginx.conf'), `
+  await writeFile(
+    join(d, 'nginx.conf'),
+    `
 worker_processes 1;
 daemon off;
 pid ${d}/nginx.pid;
@@ -215,7 +270,8 @@ http {
     }
   }
 }
-`);
+`,
+  );
   nginx = startProcess('nginx', ['-c', join(d, 'nginx.conf'), '-p', d, '-e', join(d, 'error.log')], { name: 'nginx' });
   try {
     await waitForPort('127.0.0.1', port, 5000);
@@ -228,8 +284,11 @@ http {
 // ------------------------------------------------------------------ the three tools
 
 /** One run of a tool: throughput, and its whole process's CPU time per request (µs). */
-interface ToolRun { reqPerSec: number; processCpuUsPerRequest: number }
-const perRequest = (cpuMs: number, requests: number) => Math.round((cpuMs * 1000 / Math.max(1, requests)) * 100) / 100;
+interface ToolRun {
+  reqPerSec: number;
+  processCpuUsPerRequest: number;
+}
+const perRequest = (cpuMs: number, requests: number) => Math.round(((cpuMs * 1000) / Math.max(1, requests)) * 100) / 100;
 
 async function ours(url: string, durationMs: number): Promise<EngineRunResult & ToolRun> {
   const spec = JSON.stringify({ url, mode: 'throughput', durationMs });
@@ -240,15 +299,23 @@ async function ours(url: string, durationMs: number): Promise<EngineRunResult & 
 }
 
 async function reference(kind: 'undici' | 'net', url: string, durationMs: number): Promise<ReferenceResult & ToolRun> {
-  const r = await run(process.execPath, [self, '--reference', kind, '--child', JSON.stringify({ url, durationMs })], durationMs + 60_000);
+  const r = await run(
+    process.execPath,
+    [self, '--reference', kind, '--child', JSON.stringify({ url, durationMs })],
+    durationMs + 60_000,
+  );
   if (r.code !== 0) throw new Error(`${kind} reference failed (${r.code}): ${r.stderr}`);
   const res: ReferenceResult = JSON.parse(r.stdout);
-  return { ...res, processCpuUsPerRequest: perRequest(r.cpuMs, res.reqPerSec * durationMs / 1000) };
+  return { ...res, processCpuUsPerRequest: perRequest(r.cpuMs, (res.reqPerSec * durationMs) / 1000) };
 }
 
 async function autocannon(url: string, durationMs: number): Promise<ToolRun> {
   const bin = resolve(import.meta.dirname, '../node_modules/autocannon/autocannon.js');
-  const r = await run(process.execPath, [bin, '-c', String(CONNECTIONS), '-d', String(durationMs / 1000), '-j', url], durationMs + 60_000);
+  const r = await run(
+    process.execPath,
+    [bin, '-c', String(CONNECTIONS), '-d', String(durationMs / 1000), '-j', url],
+    durationMs + 60_000,
+  );
   if (r.code !== 0) throw new Error(`autocannon failed (${r.code}): ${r.stderr}`);
   const j = JSON.parse(r.stdout);
   if (j.errors || j.non2xx) throw new Error(`autocannon saw ${j.errors} errors, ${j.non2xx} non-2xx`);
@@ -263,12 +330,21 @@ async function wrk(url: string, durationMs: number): Promise<ToolRun> {
   return { reqPerSec: Number(m[1]), processCpuUsPerRequest: perRequest(r.cpuMs, Number(n?.[1] ?? 0)) };
 }
 
-async function rateTrial(url: string, rate: number, durationMs: number, precision: 'timer' | 'spin'): Promise<EngineRunResult & { ok: boolean }> {
+async function rateTrial(
+  url: string,
+  rate: number,
+  durationMs: number,
+  precision: 'timer' | 'spin',
+): Promise<EngineRunResult & { ok: boolean }> {
   const spec = JSON.stringify({ url, mode: 'rate', durationMs, rate, precision });
   const r = await run(process.execPath, [self, '--child', spec], durationMs + 60_000);
   if (r.code !== 0) throw new Error(`engine rate trial failed (${r.code}): ${r.stderr}`);
   const res: EngineRunResult = JSON.parse(r.stdout);
-  const ok = Math.abs(res.achieved - rate) / rate <= 0.01 && (res.scheduleDelayP99 ?? Infinity) <= 1 && res.dropped === 0 && res.failed === 0;
+  const ok =
+    Math.abs(res.achieved - rate) / rate <= 0.01 &&
+    (res.scheduleDelayP99 ?? Infinity) <= 1 &&
+    res.dropped === 0 &&
+    res.failed === 0;
   return { ...res, ok };
 }
 
@@ -278,8 +354,15 @@ async function timerJitter(ms: number): Promise<{ p50: number; p99: number; max:
   const lates: number[] = [];
   let last = performance.now();
   await new Promise<void>((res) => {
-    const t = setInterval(() => { const now = performance.now(); lates.push(now - last - 1); last = now; }, 1);
-    setTimeout(() => { clearInterval(t); res(); }, ms);
+    const t = setInterval(() => {
+      const now = performance.now();
+      lates.push(now - last - 1);
+      last = now;
+    }, 1);
+    setTimeout(() => {
+      clearInterval(t);
+      res();
+    }, ms);
   });
   lates.sort((a, b) => a - b);
   return { p50: lates[Math.floor(lates.length / 2)], p99: lates[Math.floor(lates.length * 0.99)], max: lates[lates.length - 1] };
@@ -291,14 +374,20 @@ const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
-      child: { type: 'string' }, duration: { type: 'string', default: '10s' }, rounds: { type: 'string', default: '5' },
-      trial: { type: 'string', default: '5s' }, 'no-rate-search': { type: 'boolean' }, 'no-references': { type: 'boolean' },
+      child: { type: 'string' },
+      duration: { type: 'string', default: '10s' },
+      rounds: { type: 'string', default: '5' },
+      trial: { type: 'string', default: '5s' },
+      'no-rate-search': { type: 'boolean' },
+      'no-references': { type: 'boolean' },
       reference: { type: 'string' },
     },
   });
   if (values.child && values.reference) {
     const spec = JSON.parse(values.child);
-    process.stdout.write(JSON.stringify(await referenceChild(values.reference as 'undici' | 'net', spec.url, spec.durationMs)) + '\n');
+    process.stdout.write(
+      JSON.stringify(await referenceChild(values.reference as 'undici' | 'net', spec.url, spec.durationMs)) + '\n',
+    );
     process.exit(0);
   }
   if (values.child) {
@@ -310,14 +399,30 @@ async function main(): Promise<void> {
   const trialMs = parseDuration(values.trial!);
 
   const url = await startNginx();
-  console.log(`bench: nginx (1 worker) at ${url}; ${CONNECTIONS} keep-alive connections, ${values.duration} per run, ${rounds} rounds`);
+  console.log(
+    `bench: nginx (1 worker) at ${url}; ${CONNECTIONS} keep-alive connections, ${values.duration} per run, ${rounds} rounds`,
+  );
   await run('wrk', ['-t1', `-c${CONNECTIONS}`, '-d1s', url], 30_000); // warm nginx up
 
-  const results = { ours: [] as number[], autocannon: [] as number[], wrk: [] as number[], undici: [] as number[], net: [] as number[] };
+  const results = {
+    ours: [] as number[],
+    autocannon: [] as number[],
+    wrk: [] as number[],
+    undici: [] as number[],
+    net: [] as number[],
+  };
   const oursDetail: EngineRunResult[] = [];
-  const cpu = { ours: [] as number[], autocannon: [] as number[], wrk: [] as number[], undici: [] as number[], net: [] as number[] };
+  const cpu = {
+    ours: [] as number[],
+    autocannon: [] as number[],
+    wrk: [] as number[],
+    undici: [] as number[],
+    net: [] as number[],
+  };
   let lastOurs: EngineRunResult | null = null;
-  const order: (keyof typeof results)[] = values['no-references'] ? ['ours', 'autocannon', 'wrk'] : ['ours', 'autocannon', 'wrk', 'undici', 'net'];
+  const order: (keyof typeof results)[] = values['no-references']
+    ? ['ours', 'autocannon', 'wrk']
+    : ['ours', 'autocannon', 'wrk', 'undici', 'net'];
   for (let round = 0; round < rounds; round++) {
     const line: string[] = [];
     for (let k = 0; k < order.length; k++) {
@@ -341,7 +446,9 @@ async function main(): Promise<void> {
       line.push(`${tool} ${fmt(results[tool].at(-1)!)}`);
     }
     const r = round;
-    console.log(`  round ${round + 1}: ${line.join('   ')}   ours/autocannon ${(results.ours[r] / results.autocannon[r]).toFixed(2)}×   ours/wrk ${(results.ours[r] / results.wrk[r]).toFixed(2)}×`);
+    console.log(
+      `  round ${round + 1}: ${line.join('   ')}   ours/autocannon ${(results.ours[r] / results.autocannon[r]).toFixed(2)}×   ours/wrk ${(results.ours[r] / results.wrk[r]).toFixed(2)}×`,
+    );
   }
   const m = { ours: median(results.ours), autocannon: median(results.autocannon), wrk: median(results.wrk) };
   // Other work on the machine drifts between runs; ratios within a round compare like with like.
@@ -351,59 +458,94 @@ async function main(): Promise<void> {
   };
   console.log('');
   console.log('throughput (median req/s, 32 connections, closed loop):');
-  console.log(`  verdict engine (undici, ledger on)  ${fmt(m.ours).padStart(8)}   ${(m.ours / m.autocannon).toFixed(2)}× autocannon (goal ≥ 1.2×)   ${(m.ours / m.wrk).toFixed(2)}× wrk`);
-  console.log(`    median of per-round ratios:                  ${paired.autocannon.toFixed(2)}× autocannon                  ${paired.wrk.toFixed(2)}× wrk`);
+  console.log(
+    `  verdict engine (undici, ledger on)  ${fmt(m.ours).padStart(8)}   ${(m.ours / m.autocannon).toFixed(2)}× autocannon (goal ≥ 1.2×)   ${(m.ours / m.wrk).toFixed(2)}× wrk`,
+  );
+  console.log(
+    `    median of per-round ratios:                  ${paired.autocannon.toFixed(2)}× autocannon                  ${paired.wrk.toFixed(2)}× wrk`,
+  );
   console.log(`  autocannon                          ${fmt(m.autocannon).padStart(8)}`);
   console.log(`  wrk -t1                             ${fmt(m.wrk).padStart(8)}`);
   if (results.undici.length) {
-    const mu = median(results.undici), mn = median(results.net);
+    const mu = median(results.undici),
+      mn = median(results.net);
     console.log('  references (not load generators; the same 32 connections):');
-    console.log(`    bare undici loop (no ledger)      ${fmt(mu).padStart(8)}   engine/bare undici ${median(results.ours.map((o, i) => o / results.undici[i])).toFixed(2)}× (per round)`);
+    console.log(
+      `    bare undici loop (no ledger)      ${fmt(mu).padStart(8)}   engine/bare undici ${median(results.ours.map((o, i) => o / results.undici[i])).toFixed(2)}× (per round)`,
+    );
     console.log(`    bare net.Socket loop              ${fmt(mn).padStart(8)}   (prebuilt request, content-length framing only)`);
   }
   // Throughput ratios swing with whatever else the machine runs; CPU per request hardly does.
   const cpuMedian = (k: keyof typeof cpu) => median(cpu[k]);
   console.log('');
   console.log('CPU per request (µs, user + system of the whole process, start-up included; median of rounds):');
-  for (const [k, label] of [['ours', 'verdict engine (ledger on)'], ['autocannon', 'autocannon'], ['wrk', 'wrk -t1'], ['undici', 'bare undici loop'], ['net', 'bare net.Socket loop']] as const) {
+  for (const [k, label] of [
+    ['ours', 'verdict engine (ledger on)'],
+    ['autocannon', 'autocannon'],
+    ['wrk', 'wrk -t1'],
+    ['undici', 'bare undici loop'],
+    ['net', 'bare net.Socket loop'],
+  ] as const) {
     if (!cpu[k].length) continue;
     const note = k === 'ours' ? '' : `   engine uses ${(cpuMedian('ours') / cpuMedian(k)).toFixed(2)}× its CPU per request`;
     console.log(`  ${label.padEnd(34)}${cpuMedian(k).toFixed(2).padStart(8)}${note}`);
   }
-  console.log(`  (engine in-run: ${median(oursDetail.map((d) => d.cpuUsPerRequest)).toFixed(2)} µs per request, event-loop utilization ${median(oursDetail.map((d) => d.elu)).toFixed(2)}; 1 = CPU-bound)`);
+  console.log(
+    `  (engine in-run: ${median(oursDetail.map((d) => d.cpuUsPerRequest)).toFixed(2)} µs per request, event-loop utilization ${median(oursDetail.map((d) => d.elu)).toFixed(2)}; 1 = CPU-bound)`,
+  );
 
   if (!values['no-rate-search']) {
     // The machine's own timer jitter, for context: no scheduler in this process can beat it.
     const jitter = await timerJitter(2000);
     console.log('');
-    console.log(`this machine's timer jitter (setInterval 1 ms, idle process): p50 ${jitter.p50.toFixed(3)} ms, p99 ${jitter.p99.toFixed(3)} ms, max ${jitter.max.toFixed(1)} ms`);
+    console.log(
+      `this machine's timer jitter (setInterval 1 ms, idle process): p50 ${jitter.p50.toFixed(3)} ms, p99 ${jitter.p99.toFixed(3)} ms, max ${jitter.max.toFixed(1)} ms`,
+    );
     for (const precision of ['spin', 'timer'] as const) {
       console.log('');
-      console.log(`max constant arrival rate within 1% of target, p99 scheduling delay <= 1 ms, no drops or failures (${values.trial} trials, --precision ${precision}):`);
-      let good = 0, bad = 0, rate = 1000;
+      console.log(
+        `max constant arrival rate within 1% of target, p99 scheduling delay <= 1 ms, no drops or failures (${values.trial} trials, --precision ${precision}):`,
+      );
+      let good = 0,
+        bad = 0,
+        rate = 1000;
       const trial = async (r: number) => {
         const t = await rateTrial(url, r, trialMs, precision);
-        console.log(`  ${fmt(r).padStart(7)}/s: achieved ${t.achieved.toFixed(0)}/s, schedule delay p99 ${t.scheduleDelayP99} ms, dropped ${t.dropped}, failed ${t.failed} → ${t.ok ? 'ok' : 'no'}`);
+        console.log(
+          `  ${fmt(r).padStart(7)}/s: achieved ${t.achieved.toFixed(0)}/s, schedule delay p99 ${t.scheduleDelayP99} ms, dropped ${t.dropped}, failed ${t.failed} → ${t.ok ? 'ok' : 'no'}`,
+        );
         return t.ok;
       };
       while (rate <= 256_000) {
-        if (await trial(rate)) { good = rate; rate *= 2; } else { bad = rate; break; }
+        if (await trial(rate)) {
+          good = rate;
+          rate *= 2;
+        } else {
+          bad = rate;
+          break;
+        }
       }
       // Not even the first rate: halve until one holds (or give up at 125/s).
       while (!good && rate > 125) {
         rate /= 2;
-        if (await trial(rate)) good = rate; else bad = rate;
+        if (await trial(rate)) good = rate;
+        else bad = rate;
       }
       for (let i = 0; i < 3 && bad && good && bad - good > good * 0.1; i++) {
         const mid = Math.round((good + bad) / 2 / 100) * 100;
-        if (await trial(mid)) good = mid; else bad = mid;
+        if (await trial(mid)) good = mid;
+        else bad = mid;
       }
-      console.log(`  → ${precision}: ${good ? `sustained ${fmt(good)}/s` : `not sustained at ${fmt(bad)}/s, the lowest rate tried`}${good && bad ? ` (not at ${fmt(bad)}/s)` : ''}`);
+      console.log(
+        `  → ${precision}: ${good ? `sustained ${fmt(good)}/s` : `not sustained at ${fmt(bad)}/s, the lowest rate tried`}${good && bad ? ` (not at ${fmt(bad)}/s)` : ''}`,
+      );
     }
   }
 
   console.log('');
-  console.log(`ledger: ${LEDGER_BYTES_PER_ROW} bytes per row in columns; allocated ${lastOurs!.ledgerBytesPerRequest} bytes per request over ${fmt(lastOurs!.ledgerRows)} rows (chunks of 16,384 rows)`);
+  console.log(
+    `ledger: ${LEDGER_BYTES_PER_ROW} bytes per row in columns; allocated ${lastOurs!.ledgerBytesPerRequest} bytes per request over ${fmt(lastOurs!.ledgerRows)} rows (chunks of 16,384 rows)`,
+  );
 }
 
 let interrupted = false;

@@ -15,12 +15,22 @@ import { parseArgs } from 'node:util';
 import { createRunDirectory, renderRunDirectory, writeRun } from '../reports/run-directory.ts';
 import { longRun } from '../reports/testing/synthetic.ts';
 
-const { values } = parseArgs({ options: { rate: { type: 'string', default: '500' }, duration: { type: 'string', default: '600' }, rounds: { type: 'string', default: '3' }, keep: { type: 'boolean', default: false } } });
-const rate = Number(values.rate), durationS = Number(values.duration), rounds = Number(values.rounds);
+const { values } = parseArgs({
+  options: {
+    rate: { type: 'string', default: '500' },
+    duration: { type: 'string', default: '600' },
+    rounds: { type: 'string', default: '3' },
+    keep: { type: 'boolean', default: false },
+  },
+});
+const rate = Number(values.rate),
+  durationS = Number(values.duration),
+  rounds = Number(values.rounds);
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const ms = (x: number) => `${x.toFixed(0).padStart(6)} ms`;
-const size = (b: number) => (b >= 1024 * 1024 ? `${(b / 1024 / 1024).toFixed(2)} MiB` : `${(b / 1024).toFixed(1)} KiB`).padStart(10);
+const size = (b: number) =>
+  (b >= 1024 * 1024 ? `${(b / 1024 / 1024).toFixed(2)} MiB` : `${(b / 1024).toFixed(1)} KiB`).padStart(10);
 
 const out = await mkdtemp(join(tmpdir(), 'verdict-bench-report-'));
 try {
@@ -28,10 +38,14 @@ try {
   const run = longRun({ rate, durationS });
   const modelMs = performance.now() - t;
   const c = run.record.checks[0];
-  console.log(`synthetic run: ${rate} req/s for ${durationS} s = ${c.requests!.total.toLocaleString('en-US')} requests, ${c.requests!.failed.toLocaleString('en-US')} failed ` +
-    `(${c.failures.map((f) => `${f.cause} ${f.count}`).join(', ')}), ${c.series.length} seconds of series, ${c.timeline.length} timeline events; record built by the model in ${modelMs.toFixed(0)} ms`);
+  console.log(
+    `synthetic run: ${rate} req/s for ${durationS} s = ${c.requests!.total.toLocaleString('en-US')} requests, ${c.requests!.failed.toLocaleString('en-US')} failed ` +
+      `(${c.failures.map((f) => `${f.cause} ${f.count}`).join(', ')}), ${c.series.length} seconds of series, ${c.timeline.length} timeline events; record built by the model in ${modelMs.toFixed(0)} ms`,
+  );
 
-  const gen: number[] = [], write: number[] = [], rerender: number[] = [];
+  const gen: number[] = [],
+    write: number[] = [],
+    rerender: number[] = [];
   let lastDir = '';
   for (let i = 0; i < rounds; i++) {
     t = performance.now();
@@ -51,7 +65,9 @@ try {
   console.log('');
   console.log(`median of ${rounds} rounds, on this machine (${(await import('node:os')).cpus().length} cores, shared):`);
   console.log(`  generate the ledger lines (model only)        ${ms(median(gen))}`);
-  console.log(`  writeRun: every file (lines generated inside) ${ms(median(write))}   ≈ ${ms(median(write) - median(gen))} without the model`);
+  console.log(
+    `  writeRun: every file (lines generated inside) ${ms(median(write))}   ≈ ${ms(median(write) - median(gen))} without the model`,
+  );
   console.log(`  verdict report: re-render all from the files  ${ms(median(rerender))}`);
   console.log('');
   console.log('files:');

@@ -45,22 +45,31 @@ const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 
 /** Validates everything a user can get wrong before anything starts; throws UsageError naming the fix. */
 export function checkUsage(o: ExperimentRunOptions, app: AppProfile = licenseApi): void {
-  if (!TAG.test(o.from) || !TAG.test(o.to) || o.from === o.to) throw new UsageError('--from and --to must be two different image tags, e.g. --from v1 --to v2');
+  if (!TAG.test(o.from) || !TAG.test(o.to) || o.from === o.to)
+    throw new UsageError('--from and --to must be two different image tags, e.g. --from v1 --to v2');
   for (const name of o.experiments) {
-    if (!EXPERIMENTS[name]) throw new UsageError(`unknown experiment "${name}"; the experiments are: ${Object.keys(EXPERIMENTS).join(', ')} (verdict experiment --list)`);
+    if (!EXPERIMENTS[name])
+      throw new UsageError(
+        `unknown experiment "${name}"; the experiments are: ${Object.keys(EXPERIMENTS).join(', ')} (verdict experiment --list)`,
+      );
   }
   for (const b of o.breaks) {
-    if (!app.faults[b]) throw new UsageError(`unknown fault "${b}" for --break; the faults are: ${Object.keys(app.faults).join(', ')}`);
+    if (!app.faults[b])
+      throw new UsageError(`unknown fault "${b}" for --break; the faults are: ${Object.keys(app.faults).join(', ')}`);
   }
   if (o.agents !== undefined && o.target !== 'embedded' && o.target !== 'auto') {
-    throw new UsageError(`--agents runs on --target embedded only for now (got "${o.target}"): kind and existing clusters give pods no address of the harness to report to yet`);
+    throw new UsageError(
+      `--agents runs on --target embedded only for now (got "${o.target}"): kind and existing clusters give pods no address of the harness to report to yet`,
+    );
   }
 }
 
 export async function runExperimentCommand(o: ExperimentRunOptions, app: AppProfile = licenseApi): Promise<number> {
   checkUsage(o, app);
   let loaded;
-  try { loaded = await loadHarnessConfig(o.config); } catch (err) {
+  try {
+    loaded = await loadHarnessConfig(o.config);
+  } catch (err) {
     if (err instanceof ConfigFileError) throw new UsageError(err.message);
     throw err;
   }
@@ -68,7 +77,9 @@ export async function runExperimentCommand(o: ExperimentRunOptions, app: AppProf
   // Someone else's cluster: refuse before touching it when the config does not allow it.
   if (o.target.startsWith('context:')) {
     const context = o.target.slice('context:'.length);
-    try { assertTargetAllowed({ owned: false, kind: 'existing', context, name: context }, config, source); } catch (err) {
+    try {
+      assertTargetAllowed({ owned: false, kind: 'existing', context, name: context }, config, source);
+    } catch (err) {
       if (err instanceof TargetNotAllowedError) throw new UsageError(err.message);
       throw err;
     }
@@ -81,7 +92,10 @@ export async function runExperimentCommand(o: ExperimentRunOptions, app: AppProf
   const faults = o.breaks.map((b) => app.faults[b]);
   for (const f of faults) say(`deliberately broken release: ${f.name} (${f.what}); the verdict should not be PASS`);
   const abort = new AbortController();
-  const onSignal = (sig: string) => { say(`${sig}: stopping the load and tearing down (again to force)`); abort.abort(new Error(`interrupted by ${sig}`)); };
+  const onSignal = (sig: string) => {
+    say(`${sig}: stopping the load and tearing down (again to force)`);
+    abort.abort(new Error(`interrupted by ${sig}`));
+  };
   const onInt = () => onSignal('SIGINT');
   const onTerm = () => onSignal('SIGTERM');
   process.once('SIGINT', onInt);
@@ -89,33 +103,75 @@ export async function runExperimentCommand(o: ExperimentRunOptions, app: AppProf
   let target: Target | undefined;
   let results: CheckResult[] = [];
   let runError: string | null = null;
-  let targetRecord: TargetRecord = { kind: o.target.startsWith('context:') ? 'existing' : o.target === 'kind' ? 'kind' : 'embedded', name: o.clusterName, context: null, serverVersion: null, url: o.url ?? null, endpointLagMs: null };
+  let targetRecord: TargetRecord = {
+    kind: o.target.startsWith('context:') ? 'existing' : o.target === 'kind' ? 'kind' : 'embedded',
+    name: o.clusterName,
+    context: null,
+    serverVersion: null,
+    url: o.url ?? null,
+    endpointLagMs: null,
+  };
   try {
     target = await openTarget(o.target, TARGET_STRATEGIES, {
-      name: o.clusterName, nodes: o.nodes, stateDir: o.stateDir, endpointLagMs: o.endpointLag, serviceUrl: o.url, onProgress: say, signal: abort.signal,
+      name: o.clusterName,
+      nodes: o.nodes,
+      stateDir: o.stateDir,
+      endpointLagMs: o.endpointLag,
+      serviceUrl: o.url,
+      onProgress: say,
+      signal: abort.signal,
     });
     let url: string | null = null;
-    try { url = target.serviceUrl(app.workload.nodePort); } catch { /* said again by the runner */ }
+    try {
+      url = target.serviceUrl(app.workload.nodePort);
+    } catch {
+      /* said again by the runner */
+    }
     targetRecord = await describeTarget(target, url);
-    results = await runExperiments(target, o.experiments.map((n) => EXPERIMENTS[n]), {
-      app, config, configSource: source, signal: abort.signal, say, agents: o.agents,
-      options: { rate: o.rate ?? config.experiments.rate, from: o.from, to: o.to, faults },
-      onLoadProgress: (label, p) => progress.update(`${stamp()} load ${label}: ${p.succeeded} ok, ${p.failed} failed, ${p.dropped} dropped, ${p.recentRate.toFixed(0)} req/s, p99 ${p.recentP99?.toFixed(1) ?? '-'} ms`),
-    });
+    results = await runExperiments(
+      target,
+      o.experiments.map((n) => EXPERIMENTS[n]),
+      {
+        app,
+        config,
+        configSource: source,
+        signal: abort.signal,
+        say,
+        agents: o.agents,
+        options: { rate: o.rate ?? config.experiments.rate, from: o.from, to: o.to, faults },
+        onLoadProgress: (label, p) =>
+          progress.update(
+            `${stamp()} load ${label}: ${p.succeeded} ok, ${p.failed} failed, ${p.dropped} dropped, ${p.recentRate.toFixed(0)} req/s, p99 ${p.recentP99?.toFixed(1) ?? '-'} ms`,
+          ),
+      },
+    );
     if (o.command === 'verify-local') results.push(evidenceStrength(results, config.gates.evidence.maxUpperBound));
   } catch (err) {
-    if (err instanceof TargetNotAllowedError) { process.stderr.write(`verdict: ${err.message}\n`); }
-    runError = abort.signal.aborted ? `interrupted: ${(abort.signal.reason as Error)?.message ?? abort.signal.reason}` : (err as Error).message;
+    if (err instanceof TargetNotAllowedError) {
+      process.stderr.write(`verdict: ${err.message}\n`);
+    }
+    runError = abort.signal.aborted
+      ? `interrupted: ${(abort.signal.reason as Error)?.message ?? abort.signal.reason}`
+      : (err as Error).message;
   } finally {
     progress.done();
-    if (target) { say(target.owned ? 'tearing the cluster down' : 'leaving the cluster as found'); await target.close().catch((err) => say(`teardown: ${err}`)); }
+    if (target) {
+      say(target.owned ? 'tearing the cluster down' : 'leaving the cluster as found');
+      await target.close().catch((err) => say(`teardown: ${err}`));
+    }
     process.off('SIGINT', onInt);
     process.off('SIGTERM', onTerm);
   }
   const hasLedger = results.some((r) => r.evidence?.loads.length);
   const record = runRecord({
-    command: o.command, target: targetRecord, results, startedAt: started, endedAt: Date.now(), error: runError,
-    app: { name: app.name, versions: { from: o.from, to: o.to }, faults: o.breaks }, ledgerFile: hasLedger ? LEDGER_FILE : null,
+    command: o.command,
+    target: targetRecord,
+    results,
+    startedAt: started,
+    endedAt: Date.now(),
+    error: runError,
+    app: { name: app.name, versions: { from: o.from, to: o.to }, faults: o.breaks },
+    ledgerFile: hasLedger ? LEDGER_FILE : null,
   });
   const { dir } = await createRunDirectory(o.out, o.command, new Date(started));
   const files = await writeRun(dir, record, hasLedger ? ledgerLines(results) : null);

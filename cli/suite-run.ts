@@ -23,14 +23,22 @@ export interface Interrupt extends Disposable {
 export function interruptOnSignals(say: (m: string) => void): Interrupt {
   const abort = new AbortController();
   const on = (sig: NodeJS.Signals) => {
-    if (!abort.signal.aborted) { say(`${sig}: stopping; cleaning up what the run created first`); abort.abort(new Error(`interrupted by ${sig}`)); }
-    else say(`${sig}: still cleaning up (each step is bounded in time); the run ends by itself`);
+    if (!abort.signal.aborted) {
+      say(`${sig}: stopping; cleaning up what the run created first`);
+      abort.abort(new Error(`interrupted by ${sig}`));
+    } else say(`${sig}: still cleaning up (each step is bounded in time); the run ends by itself`);
   };
   const onInt = () => on('SIGINT');
   const onTerm = () => on('SIGTERM');
   process.on('SIGINT', onInt);
   process.on('SIGTERM', onTerm);
-  return { signal: abort.signal, [Symbol.dispose]: () => { process.off('SIGINT', onInt); process.off('SIGTERM', onTerm); } };
+  return {
+    signal: abort.signal,
+    [Symbol.dispose]: () => {
+      process.off('SIGINT', onInt);
+      process.off('SIGTERM', onTerm);
+    },
+  };
 }
 
 /** Progress on stderr, timed from `started`, with every secret redacted. */
@@ -40,7 +48,10 @@ export function progress(started: number, secrets: string[]): (m: string) => voi
 }
 
 /** Writes the run directory, prints the summary (or verdict.json), returns the exit code. */
-export async function finishRun(record: RunRecord, o: { out: string; json?: boolean; secrets: string[]; started: number; ledger?: Iterable<string> | null }): Promise<number> {
+export async function finishRun(
+  record: RunRecord,
+  o: { out: string; json?: boolean; secrets: string[]; started: number; ledger?: Iterable<string> | null },
+): Promise<number> {
   const safe = redactDeep(record, redactor(o.secrets));
   const { dir } = await createRunDirectory(o.out, safe.command, new Date(o.started));
   const files = await writeRun(dir, safe, o.ledger ?? null);

@@ -16,18 +16,34 @@ const OLD_NODE = ['/usr/bin/node', '/usr/local/bin/node'].find((n) => {
   return r.status === 0 && !r.stdout.startsWith('24.');
 });
 // Node 24 must be findable without PATH: in the cache scripts/node24.sh fills (make setup does).
-const node24Cached = spawnSync('bash', [join(root, 'scripts/node24.sh'), '--no-download'], { env: { ...process.env, PATH: '/usr/bin:/bin' } }).status === 0;
+const node24Cached =
+  spawnSync('bash', [join(root, 'scripts/node24.sh'), '--no-download'], { env: { ...process.env, PATH: '/usr/bin:/bin' } })
+    .status === 0;
 const plainEnv = () => ({ ...process.env, PATH: '/usr/bin:/bin', CI: 'true' });
 
 /**
  * Runs the launcher. With `toGroup`, it gets a process group of its own and the signal goes to the
  * whole group, as a terminal's Ctrl-C goes to its foreground process group.
  */
-function run(node: string, args: string[], env: NodeJS.ProcessEnv, opts: { signalOn?: RegExp; signal?: NodeJS.Signals; toGroup?: boolean } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function run(
+  node: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  opts: { signalOn?: RegExp; signal?: NodeJS.Signals; toGroup?: boolean } = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((res, rej) => {
-    const child = spawn(node, [launcher, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env, cwd: root, detached: opts.toGroup ?? false });
-    let stdout = '', stderr = '', sent = false;
-    child.stdout.on('data', (d) => { stdout += d; });
+    const child = spawn(node, [launcher, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env,
+      cwd: root,
+      detached: opts.toGroup ?? false,
+    });
+    let stdout = '',
+      stderr = '',
+      sent = false;
+    child.stdout.on('data', (d) => {
+      stdout += d;
+    });
     child.stderr.on('data', (d) => {
       stderr += d;
       if (opts.signalOn && !sent && opts.signalOn.test(stderr)) {
@@ -44,22 +60,35 @@ function run(node: string, args: string[], env: NodeJS.ProcessEnv, opts: { signa
 describe.skipIf(!OLD_NODE)(`the verdict bin on an older Node (${OLD_NODE})`, () => {
   let server: TestServer;
   const scratch = mkdtempSync(join(tmpdir(), 'verdict-launcher-'));
-  beforeAll(async () => { server = await startTestServer(ok('pod-a', 'v1')); });
-  afterAll(async () => { await server?.close(); rmSync(scratch, { recursive: true, force: true }); });
+  beforeAll(async () => {
+    server = await startTestServer(ok('pod-a', 'v1'));
+  });
+  afterAll(async () => {
+    await server?.close();
+    rmSync(scratch, { recursive: true, force: true });
+  });
 
-  it.skipIf(!node24Cached)('runs the CLI on Node 24: --help exits 0', async () => {
-    const r = await run(OLD_NODE!, ['--help'], plainEnv());
-    expect(r.stderr).not.toMatch(/ERR_UNKNOWN_FILE_EXTENSION/);
-    expect(r.stdout).toMatch(/^Usage: verdict \[options\] \[command\]/);
-    expect(r.stdout).toMatch(/report \[options\] <run-dir>/);
-    expect(r.code).toBe(0);
-  }, 60_000);
+  it.skipIf(!node24Cached)(
+    'runs the CLI on Node 24: --help exits 0',
+    async () => {
+      const r = await run(OLD_NODE!, ['--help'], plainEnv());
+      expect(r.stderr).not.toMatch(/ERR_UNKNOWN_FILE_EXTENSION/);
+      expect(r.stdout).toMatch(/^Usage: verdict \[options\] \[command\]/);
+      expect(r.stdout).toMatch(/report \[options\] <run-dir>/);
+      expect(r.code).toBe(0);
+    },
+    60_000,
+  );
 
-  it.skipIf(!node24Cached)('forwards the exit code', async () => {
-    const r = await run(OLD_NODE!, ['report', join(scratch, 'missing')], plainEnv());
-    expect(r.code).toBe(64);
-    expect(r.stderr).toMatch(/missing does not exist/);
-  }, 60_000);
+  it.skipIf(!node24Cached)(
+    'forwards the exit code',
+    async () => {
+      const r = await run(OLD_NODE!, ['report', join(scratch, 'missing')], plainEnv());
+      expect(r.code).toBe(64);
+      expect(r.stderr).toMatch(/missing does not exist/);
+    },
+    60_000,
+  );
 
   // A Ctrl-C goes to the terminal's whole foreground process group. Were the CLI in the launcher's
   // group, it would get the signal twice (from the terminal and forwarded), and a second signal
@@ -71,14 +100,22 @@ describe.skipIf(!OLD_NODE)(`the verdict bin on an older Node (${OLD_NODE})`, () 
     { signal: 'SIGINT', toGroup: true, what: 'Ctrl-C (SIGINT to the whole process group)' },
   ] as const;
   for (const c of cases) {
-    it.skipIf(!node24Cached)(`${c.what} reaches the CLI exactly once: the run stops cleanly`, async () => {
-      const r = await run(OLD_NODE!, ['load', '--url', server.url, '--rate', '50/s', '--duration', '60s', '--progress-every', '300ms'], plainEnv(),
-        { signalOn: /^load: .*ok [1-9]/m, signal: c.signal, toGroup: c.toGroup });
-      expect(r.stderr).toContain(`load: ${c.signal}: stopping`);
-      expect(r.stderr.match(/: stopping/g)).toHaveLength(1);
-      expect(r.stdout).toMatch(new RegExp(`interrupted by ${c.signal}`));
-      expect(r.code).toBe(2); // INCONCLUSIVE: aborted; not 130 (a second signal quits at once) and not killed
-    }, 90_000);
+    it.skipIf(!node24Cached)(
+      `${c.what} reaches the CLI exactly once: the run stops cleanly`,
+      async () => {
+        const r = await run(
+          OLD_NODE!,
+          ['load', '--url', server.url, '--rate', '50/s', '--duration', '60s', '--progress-every', '300ms'],
+          plainEnv(),
+          { signalOn: /^load: .*ok [1-9]/m, signal: c.signal, toGroup: c.toGroup },
+        );
+        expect(r.stderr).toContain(`load: ${c.signal}: stopping`);
+        expect(r.stderr.match(/: stopping/g)).toHaveLength(1);
+        expect(r.stdout).toMatch(new RegExp(`interrupted by ${c.signal}`));
+        expect(r.code).toBe(2); // INCONCLUSIVE: aborted; not 130 (a second signal quits at once) and not killed
+      },
+      90_000,
+    );
   }
 
   it('without Node 24 anywhere: says exactly what to run, exits 3', async () => {

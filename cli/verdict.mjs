@@ -30,7 +30,10 @@ function versionOf(node) {
 function findNode24() {
   const explicit = process.env.VERDICT_NODE;
   if (explicit && versionOf(explicit) === WANT) return explicit;
-  const r = spawnSync('bash', [join(root, 'scripts', 'node24.sh'), '--no-download'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const r = spawnSync('bash', [join(root, 'scripts', 'node24.sh'), '--no-download'], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   if (r.status !== 0 || !r.stdout.trim()) return null;
   const node = join(r.stdout.trim(), 'node');
   return versionOf(node) === WANT ? node : null;
@@ -41,10 +44,11 @@ function explainAndExit() {
   const cd = here === '' ? '' : `cd ${here.startsWith('..') ? root : here} && `;
   process.stderr.write(
     `verdict: needs Node ${WANT}; this is Node ${process.version} (${process.execPath}) and no Node ${WANT} was found\n` +
-    `on PATH or in ${process.env.VERDICT_CACHE ?? "~/.cache/verdict"}. Get it with either of:\n` +
-    `  ${cd}make setup                                # Node ${WANT} from the npm registry, npm ci, Debian packages\n` +
-    `  ${cd}export PATH="$(scripts/node24.sh):$PATH"  # just Node ${WANT}, first on PATH in this shell\n` +
-    `then run the command again (or point VERDICT_NODE at a Node ${WANT} binary).\n`);
+      `on PATH or in ${process.env.VERDICT_CACHE ?? '~/.cache/verdict'}. Get it with either of:\n` +
+      `  ${cd}make setup                                # Node ${WANT} from the npm registry, npm ci, Debian packages\n` +
+      `  ${cd}export PATH="$(scripts/node24.sh):$PATH"  # just Node ${WANT}, first on PATH in this shell\n` +
+      `then run the command again (or point VERDICT_NODE at a Node ${WANT} binary).\n`,
+  );
   process.exit(EXIT_ERROR);
 }
 
@@ -54,7 +58,9 @@ if (major(process.versions.node) === WANT) {
   const node = findNode24();
   if (!node) explainAndExit();
   const child = spawn(node, [cli, ...process.argv.slice(2)], { stdio: 'inherit', detached: true });
-  const forward = (signal) => { if (child.exitCode === null && child.signalCode === null) child.kill(signal); };
+  const forward = (signal) => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+  };
   const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'];
   for (const s of signals) process.on(s, forward);
   child.on('error', (err) => {

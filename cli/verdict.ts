@@ -7,9 +7,12 @@ const program = new Command('verdict')
   .description('Deployment-verification harness: may this release of the license API be promoted?')
   .showHelpAfterError('(run with --help for usage)')
   .exitOverride()
-  .addHelpText('after', `
+  .addHelpText(
+    'after',
+    `
 Exit codes: 0 PASS, 1 FAIL, 2 INCONCLUSIVE, 3 ERROR, 64 bad usage.
-Anything but 0 means "do not promote".`);
+Anything but 0 means "do not promote".`,
+  );
 for (const make of commands) program.addCommand(make().exitOverride());
 
 try {

@@ -134,13 +134,18 @@ export function parseTargetSpec(v: string): TargetSpec {
  * none can run, one error lists every strategy with its reason.
  */
 export async function openTarget(spec: TargetSpec, strategies: TargetStrategy[], opts: OpenOptions = {}): Promise<Target> {
-  const wanted = spec === 'auto' ? strategies.filter((s) => s.kind !== 'existing')
-    : strategies.filter((s) => s.kind === (spec.startsWith('context:') ? 'existing' : spec));
+  const wanted =
+    spec === 'auto'
+      ? strategies.filter((s) => s.kind !== 'existing')
+      : strategies.filter((s) => s.kind === (spec.startsWith('context:') ? 'existing' : spec));
   if (wanted.length === 0) throw new TargetUnavailableError(`no strategy for target ${spec}`);
   const reasons: string[] = [];
   for (const s of wanted) {
     const a = await s.available();
-    if (!a.ok) { reasons.push(`${s.kind}: ${a.reason}`); continue; }
+    if (!a.ok) {
+      reasons.push(`${s.kind}: ${a.reason}`);
+      continue;
+    }
     opts.onProgress?.(`target: ${s.kind}`);
     return await s.open(spec.startsWith('context:') ? { ...opts, context: spec.slice('context:'.length) } : opts);
   }

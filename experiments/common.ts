@@ -17,7 +17,10 @@ export interface WorkloadShape {
 
 const count = (v: unknown, of: number, roundUp: boolean) => {
   if (typeof v === 'number') return v;
-  if (typeof v === 'string' && v.endsWith('%')) { const x = (Number(v.slice(0, -1)) / 100) * of; return roundUp ? Math.ceil(x) : Math.floor(x); }
+  if (typeof v === 'string' && v.endsWith('%')) {
+    const x = (Number(v.slice(0, -1)) / 100) * of;
+    return roundUp ? Math.ceil(x) : Math.floor(x);
+  }
   return undefined;
 };
 
@@ -34,7 +37,12 @@ export async function workloadShape(release: ReleaseSpec): Promise<WorkloadShape
     const maxUn = count(pdb.spec.maxUnavailable, replicas, false);
     pdbMinAvailable = min ?? (maxUn !== undefined ? replicas - maxUn : null);
   }
-  return { replicas, maxSurge: count(ru.maxSurge ?? '25%', replicas, true) ?? 1, maxUnavailable: count(ru.maxUnavailable ?? '25%', replicas, false) ?? 0, pdbMinAvailable };
+  return {
+    replicas,
+    maxSurge: count(ru.maxSurge ?? '25%', replicas, true) ?? 1,
+    maxUnavailable: count(ru.maxUnavailable ?? '25%', replicas, false) ?? 0,
+    pdbMinAvailable,
+  };
 }
 
 /** Faults carried by one side of a rollout (`from` or `to`), or every fault for a single release. */
@@ -46,15 +54,34 @@ export async function pause(ctx: RunContext, ms: number): Promise<void> {
 }
 
 /** The gates every load-bearing experiment has: nothing failed (as configured for disruptions) and the load ran as planned. */
-export function loadGates(load: LoadEvidence | undefined, config: HarnessConfig, o: { prefix?: string; maxErrorRate?: number; minRequests?: number } = {}): Gate[] {
+export function loadGates(
+  load: LoadEvidence | undefined,
+  config: HarnessConfig,
+  o: { prefix?: string; maxErrorRate?: number; minRequests?: number } = {},
+): Gate[] {
   const p = o.prefix ? `${o.prefix}: ` : '';
   if (!load) return [{ name: `${p}load ran`, verdict: 'ERROR', evidence: 'the experiment produced no load result' }];
   const s = load.result.summary;
   const d = config.gates.disruption;
   return [
-    errorRateGate({ name: `${p}no failed request`, failed: load.joined.failed, total: load.joined.total, maxRate: o.maxErrorRate ?? d.maxErrorRate, minRequests: o.minRequests ?? d.minRequests }),
-    loadAsPlannedGate({ achieved: s.rates.achieved, target: s.rates.target, dropped: s.counts.dropped, scheduleDelayP99Ms: s.metrics.schedule_delay?.['p(99)'] ?? null,
-      minAchievedShare: config.gates.load.minAchievedShare, maxScheduleDelayP99Ms: config.gates.load.maxScheduleDelayP99Ms }, `${p}load as planned`),
+    errorRateGate({
+      name: `${p}no failed request`,
+      failed: load.joined.failed,
+      total: load.joined.total,
+      maxRate: o.maxErrorRate ?? d.maxErrorRate,
+      minRequests: o.minRequests ?? d.minRequests,
+    }),
+    loadAsPlannedGate(
+      {
+        achieved: s.rates.achieved,
+        target: s.rates.target,
+        dropped: s.counts.dropped,
+        scheduleDelayP99Ms: s.metrics.schedule_delay?.['p(99)'] ?? null,
+        minAchievedShare: config.gates.load.minAchievedShare,
+        maxScheduleDelayP99Ms: config.gates.load.maxScheduleDelayP99Ms,
+      },
+      `${p}load as planned`,
+    ),
   ];
 }
 
@@ -67,7 +94,9 @@ export async function deployOrUseRunning(ctx: RunContext): Promise<void> {
     return;
   }
   const pods = (await activePods(target.kubeConfig, app.workload.namespace, app.workload.selector)).filter(isPodReady);
-  if (pods.length === 0) throw new Error(`no Ready pod of ${app.workload.selector} runs in ${app.workload.namespace} on ${target.name}: deploy the app first`);
+  if (pods.length === 0)
+    throw new Error(
+      `no Ready pod of ${app.workload.selector} runs in ${app.workload.namespace} on ${target.name}: deploy the app first`,
+    );
   ctx.say(`using the running workload: ${pods.length} Ready pods`);
 }
-

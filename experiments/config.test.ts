@@ -4,8 +4,12 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { assertTargetAllowed, ConfigFileError, harnessConfigSchema, loadHarnessConfig, TargetNotAllowedError } from './config.ts';
 
-const t = (o: { owned?: boolean; context?: string | null; kind?: 'embedded' | 'kind' | 'existing' }) =>
-  ({ owned: o.owned ?? false, kind: o.kind ?? 'existing', context: o.context ?? null, name: o.context ?? 'x' });
+const t = (o: { owned?: boolean; context?: string | null; kind?: 'embedded' | 'kind' | 'existing' }) => ({
+  owned: o.owned ?? false,
+  kind: o.kind ?? 'existing',
+  context: o.context ?? null,
+  name: o.context ?? 'x',
+});
 
 describe('context allow-list', () => {
   const defaults = harnessConfigSchema.parse({});
@@ -16,8 +20,9 @@ describe('context allow-list', () => {
   });
 
   it('refuses any existing context by default, naming the fix', () => {
-    expect(() => assertTargetAllowed(t({ context: 'staging' }), defaults, 'verdict.config.yaml'))
-      .toThrow(/not in allowedContexts \(verdict\.config\.yaml\).*allowedContexts: \["staging"\]/s);
+    expect(() => assertTargetAllowed(t({ context: 'staging' }), defaults, 'verdict.config.yaml')).toThrow(
+      /not in allowedContexts \(verdict\.config\.yaml\).*allowedContexts: \["staging"\]/s,
+    );
   });
 
   it('allows a listed context, by name or glob', () => {
@@ -31,7 +36,9 @@ describe('context allow-list', () => {
 
   it('a deny pattern wins over an allow, and production is denied by default', () => {
     const c = harnessConfigSchema.parse({ allowedContexts: ['*'] });
-    expect(() => assertTargetAllowed(t({ context: 'gke_acme_us-central1_prod-cluster' }), c)).toThrow(/matches deniedContexts "\*prod\*"/);
+    expect(() => assertTargetAllowed(t({ context: 'gke_acme_us-central1_prod-cluster' }), c)).toThrow(
+      /matches deniedContexts "\*prod\*"/,
+    );
     expect(() => assertTargetAllowed(t({ context: 'gke_acme_us-central1_staging' }), c)).not.toThrow();
     const strict = harnessConfigSchema.parse({ allowedContexts: ['*'], deniedContexts: ['gke_*'] });
     expect(() => assertTargetAllowed(t({ context: 'gke_acme_us-central1_staging' }), strict)).toThrow(TargetNotAllowedError);
@@ -40,7 +47,9 @@ describe('context allow-list', () => {
 
 describe('config file', () => {
   const dirs: string[] = [];
-  afterAll(async () => { for (const d of dirs) await rm(d, { recursive: true, force: true }); });
+  afterAll(async () => {
+    for (const d of dirs) await rm(d, { recursive: true, force: true });
+  });
   const file = async (name: string, text: string) => {
     const d = await mkdtemp(join(tmpdir(), 'verdict-config-'));
     dirs.push(d);
@@ -56,13 +65,17 @@ describe('config file', () => {
   });
 
   it('reads YAML and JSON, and names the bad field and where to look', async () => {
-    const ok = await loadHarnessConfig(await file('v.yaml', 'allowedContexts: [staging]\ngates:\n  deploy:\n    maxErrorRate: 0.005\n'));
+    const ok = await loadHarnessConfig(
+      await file('v.yaml', 'allowedContexts: [staging]\ngates:\n  deploy:\n    maxErrorRate: 0.005\n'),
+    );
     expect(ok.config.allowedContexts).toEqual(['staging']);
     expect(ok.config.gates.deploy.maxErrorRate).toBe(0.005);
     expect(ok.config.gates.deploy.minRequests).toBe(300);
     const json = await loadHarnessConfig(await file('v.json', '{"experiments": {"rate": 50}}'));
     expect(json.config.experiments.rate).toBe(50);
-    await expect(loadHarnessConfig(await file('bad.yaml', 'gates:\n  deploy:\n    maxErrorRate: 2\n'))).rejects.toThrow(/gates\.deploy\.maxErrorRate: .*\n.*experiments\/config\.ts/s);
+    await expect(loadHarnessConfig(await file('bad.yaml', 'gates:\n  deploy:\n    maxErrorRate: 2\n'))).rejects.toThrow(
+      /gates\.deploy\.maxErrorRate: .*\n.*experiments\/config\.ts/s,
+    );
     await expect(loadHarnessConfig(await file('typo.yaml', 'allowedContext: [x]\n'))).rejects.toThrow(ConfigFileError);
     await expect(loadHarnessConfig('/nonexistent/verdict.config.yaml')).rejects.toThrow(/cannot read it/);
   });

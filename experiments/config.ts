@@ -22,42 +22,54 @@ export const harnessConfigSchema = z.strictObject({
   allowedContexts: z.array(z.string().min(1)).default([]),
   /** Never these, even when allowed (checked first). */
   deniedContexts: z.array(z.string().min(1)).default(['*prod*']),
-  gates: z.strictObject({
-    /** After a deploy (the seed's promotion rule): error rate below this, judged on at least minRequests. */
-    deploy: z.strictObject({ maxErrorRate: rate.default(0.01), minRequests: z.number().int().min(1).default(300) }).prefault({}),
-    /** During rollouts, pod kills and drains: failures allowed (the seed: none) and the evidence needed. */
-    disruption: z.strictObject({ maxErrorRate: rate.default(0), minRequests: z.number().int().min(1).default(1000) }).prefault({}),
-    /** The load itself must be as planned for its numbers to count. */
-    load: z.strictObject({ minAchievedShare: rate.default(0.99), maxScheduleDelayP99Ms: z.number().min(0).default(50) }).prefault({}),
-    /** Latency: an absolute objective, and the new version against the old one in the same run. */
-    latency: z.strictObject({
-      p99Ms: z.number().positive().default(1000),
-      maxP99Ratio: z.number().min(1).default(1.5),
-      /** Ratios of p99s below this many ms are noise, not a regression. */
-      minP99DifferenceMs: z.number().min(0).default(20),
-      minRequestsPerVersion: z.number().int().min(1).default(200),
-    }).prefault({}),
-    /** Sessions held across a disruption; how long the active count may take to return to baseline. */
-    sessions: z.strictObject({ held: z.number().int().min(0).max(500).default(20), settleMs: ms.default(20_000) }).prefault({}),
-    /**
-     * verify-local's evidence goal: with no failure, the 95 % Wilson upper bound of the failure rate
-     * over every judged request must be at or below this (0.01 %: about 37,000 requests).
-     */
-    evidence: z.strictObject({ maxUpperBound: rate.default(0.0001) }).prefault({}),
-    /**
-     * A dependency outage: how long it lasts, and the recovery time the service is allowed once it
-     * is back. 25 s outlasts the shipped readiness probe's failure budget (5 s × 3) plus the data
-     * plane's lag, so what readiness does about the outage reaches the clients.
-     */
-    dependency: z.strictObject({ outageMs: ms.default(25_000), recoveryMs: ms.default(10_000) }).prefault({}),
-  }).prefault({}),
-  experiments: z.strictObject({
-    /** Requests per second of the app's load mix (each experiment's default). */
-    rate: z.number().positive().max(5000).default(300),
-    /** Load before the disruption begins, and after it ends. */
-    warmupMs: ms.default(5_000),
-    settleMs: ms.default(8_000),
-  }).prefault({}),
+  gates: z
+    .strictObject({
+      /** After a deploy (the seed's promotion rule): error rate below this, judged on at least minRequests. */
+      deploy: z
+        .strictObject({ maxErrorRate: rate.default(0.01), minRequests: z.number().int().min(1).default(300) })
+        .prefault({}),
+      /** During rollouts, pod kills and drains: failures allowed (the seed: none) and the evidence needed. */
+      disruption: z
+        .strictObject({ maxErrorRate: rate.default(0), minRequests: z.number().int().min(1).default(1000) })
+        .prefault({}),
+      /** The load itself must be as planned for its numbers to count. */
+      load: z
+        .strictObject({ minAchievedShare: rate.default(0.99), maxScheduleDelayP99Ms: z.number().min(0).default(50) })
+        .prefault({}),
+      /** Latency: an absolute objective, and the new version against the old one in the same run. */
+      latency: z
+        .strictObject({
+          p99Ms: z.number().positive().default(1000),
+          maxP99Ratio: z.number().min(1).default(1.5),
+          /** Ratios of p99s below this many ms are noise, not a regression. */
+          minP99DifferenceMs: z.number().min(0).default(20),
+          minRequestsPerVersion: z.number().int().min(1).default(200),
+        })
+        .prefault({}),
+      /** Sessions held across a disruption; how long the active count may take to return to baseline. */
+      sessions: z.strictObject({ held: z.number().int().min(0).max(500).default(20), settleMs: ms.default(20_000) }).prefault({}),
+      /**
+       * verify-local's evidence goal: with no failure, the 95 % Wilson upper bound of the failure rate
+       * over every judged request must be at or below this (0.01 %: about 37,000 requests).
+       */
+      evidence: z.strictObject({ maxUpperBound: rate.default(0.0001) }).prefault({}),
+      /**
+       * A dependency outage: how long it lasts, and the recovery time the service is allowed once it
+       * is back. 25 s outlasts the shipped readiness probe's failure budget (5 s × 3) plus the data
+       * plane's lag, so what readiness does about the outage reaches the clients.
+       */
+      dependency: z.strictObject({ outageMs: ms.default(25_000), recoveryMs: ms.default(10_000) }).prefault({}),
+    })
+    .prefault({}),
+  experiments: z
+    .strictObject({
+      /** Requests per second of the app's load mix (each experiment's default). */
+      rate: z.number().positive().max(5000).default(300),
+      /** Load before the disruption begins, and after it ends. */
+      warmupMs: ms.default(5_000),
+      settleMs: ms.default(8_000),
+    })
+    .prefault({}),
 });
 
 export type HarnessConfig = z.infer<typeof harnessConfigSchema>;
@@ -80,29 +92,44 @@ export async function loadHarnessConfig(path?: string): Promise<{ config: Harnes
   const parsed = harnessConfigSchema.safeParse(raw ?? {});
   if (!parsed.success) {
     const lines = parsed.error.issues.map((i) => `  ${i.path.join('.') || '(top level)'}: ${i.message}`);
-    throw new ConfigFileError(`${file} is not a valid verdict config:\n${lines.join('\n')}\n(see experiments/config.ts for every field and its default)`);
+    throw new ConfigFileError(
+      `${file} is not a valid verdict config:\n${lines.join('\n')}\n(see experiments/config.ts for every field and its default)`,
+    );
   }
   return { config: parsed.data, source: file };
 }
 
 function glob(pattern: string): RegExp {
-  return new RegExp(`^${pattern.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
+  return new RegExp(
+    `^${pattern
+      .split('*')
+      .map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+      .join('.*')}$`,
+  );
 }
 
 /**
  * Throws unless experiments may disrupt `target`: a cluster the harness made is always fair game;
  * someone else's context must be allowed by name and not denied.
  */
-export function assertTargetAllowed(target: Pick<Target, 'owned' | 'kind' | 'context' | 'name'>, config: HarnessConfig, source = 'the config'): void {
+export function assertTargetAllowed(
+  target: Pick<Target, 'owned' | 'kind' | 'context' | 'name'>,
+  config: HarnessConfig,
+  source = 'the config',
+): void {
   if (target.owned) return;
   const context = target.context ?? target.name;
   const denied = config.deniedContexts.find((p) => glob(p).test(context));
   if (denied) {
-    throw new TargetNotAllowedError(`refusing to run experiments against context "${context}": it matches deniedContexts "${denied}" in ${source}. Experiments disrupt the cluster; point them at a staging or throw-away cluster.`);
+    throw new TargetNotAllowedError(
+      `refusing to run experiments against context "${context}": it matches deniedContexts "${denied}" in ${source}. Experiments disrupt the cluster; point them at a staging or throw-away cluster.`,
+    );
   }
   if (!config.allowedContexts.some((p) => glob(p).test(context))) {
-    throw new TargetNotAllowedError(`refusing to run experiments against context "${context}": it is not in allowedContexts (${source}). ` +
-      `If this cluster may be disrupted, add it to allowedContexts in ${DEFAULT_CONFIG_FILE}, e.g.\n  allowedContexts: ["${context}"]`);
+    throw new TargetNotAllowedError(
+      `refusing to run experiments against context "${context}": it is not in allowedContexts (${source}). ` +
+        `If this cluster may be disrupted, add it to allowedContexts in ${DEFAULT_CONFIG_FILE}, e.g.\n  allowedContexts: ["${context}"]`,
+    );
   }
 }
 

@@ -3,9 +3,26 @@ import { evidenceStrength } from './evidence-strength.ts';
 import type { CheckResult } from './runner.ts';
 
 const check = (loads: Array<{ total: number; failed: number; control?: boolean }>): CheckResult => ({
-  name: 'x', description: '', verdict: 'PASS', gates: [], error: null, startedAt: 0, endedAt: 1,
-  evidence: { data: null, timeline: null as never, outages: [], startedAt: 0, endedAt: 1,
-    loads: loads.map((l, i) => ({ label: `l${i}`, control: l.control ?? false, result: null as never, joined: { total: l.total, failed: l.failed } as never })) },
+  name: 'x',
+  description: '',
+  verdict: 'PASS',
+  gates: [],
+  error: null,
+  startedAt: 0,
+  endedAt: 1,
+  evidence: {
+    data: null,
+    timeline: null as never,
+    outages: [],
+    startedAt: 0,
+    endedAt: 1,
+    loads: loads.map((l, i) => ({
+      label: `l${i}`,
+      control: l.control ?? false,
+      result: null as never,
+      joined: { total: l.total, failed: l.failed } as never,
+    })),
+  },
 });
 
 describe('evidence strength (verify-local)', () => {
@@ -19,7 +36,15 @@ describe('evidence strength (verify-local)', () => {
   });
 
   it('a control load of a broken release does not count, its failures neither', () => {
-    const r = evidenceStrength([check([{ total: 30_000, failed: 0 }, { total: 30_000, failed: 400, control: true }])], 0.0001);
+    const r = evidenceStrength(
+      [
+        check([
+          { total: 30_000, failed: 0 },
+          { total: 30_000, failed: 400, control: true },
+        ]),
+      ],
+      0.0001,
+    );
     expect(r.gates[0].observed).toMatchObject({ total: 30_000, failed: 0 });
     expect(r.verdict).toBe('INCONCLUSIVE');
     expect(evidenceStrength([check([{ total: 50_000, failed: 1 }])], 0.0001).verdict).toBe('FAIL');

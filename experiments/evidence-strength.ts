@@ -17,12 +17,24 @@ export function evidenceStrength(results: CheckResult[], maxUpperBound: number):
   const enough = total >= need;
   const verdict = failed > 0 ? 'FAIL' : enough ? 'PASS' : 'INCONCLUSIVE';
   return {
-    name: 'evidence strength', kind: 'gate', description: `every judged request of the release under test, together: a zero-failure verdict must bound the failure rate at <= ${pct(maxUpperBound)}`,
-    verdict, error: null, evidence: null, startedAt, endedAt: Date.now(),
-    gates: [{ name: 'failure rate bounded', verdict,
-      evidence: failed > 0
-        ? `${failed} of ${total} judged requests failed (see the checks above)`
-        : `0 of ${total} judged requests failed: the failure rate is below ${pct(bound)} (95 % Wilson upper bound); ${enough ? 'within' : 'short of'} the goal of ${pct(maxUpperBound)}, which needs ${need} requests`,
-      observed: { total, failed, wilson95_high: bound, goal: maxUpperBound, requests_needed: need } }],
+    name: 'evidence strength',
+    kind: 'gate',
+    description: `every judged request of the release under test, together: a zero-failure verdict must bound the failure rate at <= ${pct(maxUpperBound)}`,
+    verdict,
+    error: null,
+    evidence: null,
+    startedAt,
+    endedAt: Date.now(),
+    gates: [
+      {
+        name: 'failure rate bounded',
+        verdict,
+        evidence:
+          failed > 0
+            ? `${failed} of ${total} judged requests failed (see the checks above)`
+            : `0 of ${total} judged requests failed: the failure rate is below ${pct(bound)} (95 % Wilson upper bound); ${enough ? 'within' : 'short of'} the goal of ${pct(maxUpperBound)}, which needs ${need} requests`,
+        observed: { total, failed, wilson95_high: bound, goal: maxUpperBound, requests_needed: need },
+      },
+    ],
   };
 }

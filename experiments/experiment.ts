@@ -57,7 +57,10 @@ export interface RunContext {
    */
   load(label: string, o: { rate: number; maxMs: number; sessions?: string[]; control?: boolean }): Promise<LoadHandle>;
   /** Applies a release and waits for its rollout (kubectl apply + rollout status), with phase markers. */
-  deploy(release: ReleaseSpec, o?: { timeoutMs?: number; failFast?: boolean }): Promise<{ ok: true } | { ok: false; error: string }>;
+  deploy(
+    release: ReleaseSpec,
+    o?: { timeoutMs?: number; failFast?: boolean },
+  ): Promise<{ ok: true } | { ok: false; error: string }>;
   /** Records a dependency outage window (for failure causes). */
   outage(o: Outage): void;
 }

@@ -21,24 +21,39 @@ let cluster: EmbeddedCluster;
 beforeAll(async () => {
   cluster = await upEmbedded({ name: 'verdict', stateDir: STATE, nodes: 3 });
 }, 600_000);
-afterAll(async () => { await cluster?.close(); }, 120_000);
+afterAll(async () => {
+  await cluster?.close();
+}, 120_000);
 
 async function run(name: string, faults: string[] = [], target: Target = cluster, cfg = config): Promise<CheckResult> {
   const [r] = await runExperiments(target, [EXPERIMENTS[name]], {
-    app: licenseApi, config: cfg, signal: new AbortController().signal,
+    app: licenseApi,
+    config: cfg,
+    signal: new AbortController().signal,
     say: (m) => process.stderr.write(`  ${m}\n`),
     options: { rate: config.experiments.rate, from: 'v1', to: 'v2', faults: faults.map((f) => licenseApi.faults[f]) },
   });
   const rec = checkRecord(r);
   // Every real result makes a valid verdict/v1 record, with its ledger lines.
-  const record = runRecord({ command: 'experiment', target: await describeTarget(target, cluster.serviceUrl(30080)), results: [r], startedAt: r.startedAt, endedAt: r.endedAt,
-    app: { name: 'license-api', versions: { from: 'v1', to: 'v2' }, faults }, ledgerFile: r.evidence?.loads.length ? 'ledger.ndjson.gz' : null });
+  const record = runRecord({
+    command: 'experiment',
+    target: await describeTarget(target, cluster.serviceUrl(30080)),
+    results: [r],
+    startedAt: r.startedAt,
+    endedAt: r.endedAt,
+    app: { name: 'license-api', versions: { from: 'v1', to: 'v2' }, faults },
+    ledgerFile: r.evidence?.loads.length ? 'ledger.ndjson.gz' : null,
+  });
   assertValidRunRecord(record, name);
   let lines = 0;
-  for (const line of ledgerLines([r])) { if (lines++ === 0) expect(JSON.parse(line).check).toMatch(new RegExp(`^${name}`)); }
+  for (const line of ledgerLines([r])) {
+    if (lines++ === 0) expect(JSON.parse(line).check).toMatch(new RegExp(`^${name}`));
+  }
   expect(lines).toBe(r.evidence?.loads.reduce((n, l) => n + l.result.ledger.length, 0) ?? 0);
-  process.stderr.write(`${name}${faults.length ? ` [${faults}]` : ''}: ${r.verdict}${r.error ? ` ${r.error}` : ''}\n${r.gates.map((g) => `  ${g.verdict} ${g.name}: ${g.evidence}`).join('\n')}\n` +
-    `${rec.failures.map((f) => `  ${f.count} × ${f.cause}: ${f.examples[0]?.reason}`).join('\n')}\n`);
+  process.stderr.write(
+    `${name}${faults.length ? ` [${faults}]` : ''}: ${r.verdict}${r.error ? ` ${r.error}` : ''}\n${r.gates.map((g) => `  ${g.verdict} ${g.name}: ${g.evidence}`).join('\n')}\n` +
+      `${rec.failures.map((f) => `  ${f.count} × ${f.cause}: ${f.examples[0]?.reason}`).join('\n')}\n`,
+  );
   return r;
 }
 const gate = (r: CheckResult, name: string) => r.gates.find((g) => g.name === name);
@@ -48,8 +63,14 @@ describe('rollout-under-load', () => {
     const r = await run('rollout-under-load');
     expect(r.error).toBeNull();
     expect(r.gates.map((g) => [g.name, g.verdict])).toEqual([
-      ['rollout completed', 'PASS'], ['no failed request', 'PASS'], ['load as planned', 'PASS'], ['traffic crossed the rollout', 'PASS'],
-      ['capacity held', 'PASS'], ['sessions preserved', 'PASS'], ['latency held', 'PASS']]);
+      ['rollout completed', 'PASS'],
+      ['no failed request', 'PASS'],
+      ['load as planned', 'PASS'],
+      ['traffic crossed the rollout', 'PASS'],
+      ['capacity held', 'PASS'],
+      ['sessions preserved', 'PASS'],
+      ['latency held', 'PASS'],
+    ]);
     const load = r.evidence!.loads[0];
     expect(load.joined.total).toBeGreaterThan(5000);
     // The watched timeline saw every v1 pod terminate and every v2 pod become ready.
@@ -87,7 +108,7 @@ describe('rollout-under-load', () => {
     expect(Date.now() - started).toBeLessThan(240_000);
   }, 400_000);
 
-  it('a slower release that fails nothing does not PASS: its latency against the old version\'s, while both answered', async () => {
+  it("a slower release that fails nothing does not PASS: its latency against the old version's, while both answered", async () => {
     const r = await run('rollout-under-load', ['slow-release']);
     expect(gate(r, 'no failed request')?.verdict).toBe('PASS');
     const g = gate(r, 'latency held')!;
@@ -115,8 +136,12 @@ describe('sigterm-drain', () => {
   it('the naive control shows drain failures in each of 5 consecutive runs at the default rate and lag', async () => {
     // The control phase of sigterm-drain alone, five times: the detector must not be lucky.
     const control: Experiment<unknown> = {
-      name: 'naive-control', description: 'the sigterm-drain control alone',
-      async setup(ctx) { const r = await ctx.deploy(ctx.app.release('v2', ctx.target.kind, [ctx.app.naiveShutdown!])); if (!r.ok) throw new Error(r.error); },
+      name: 'naive-control',
+      description: 'the sigterm-drain control alone',
+      async setup(ctx) {
+        const r = await ctx.deploy(ctx.app.release('v2', ctx.target.kind, [ctx.app.naiveShutdown!]));
+        if (!r.ok) throw new Error(r.error);
+      },
       act: (ctx) => underLoad(ctx, 'naive', () => killPodsOneByOne(ctx), { control: true }),
       judge: () => [],
     };
@@ -124,8 +149,12 @@ describe('sigterm-drain', () => {
     expect(cluster.endpointLagMs).toBe(DEFAULT_ENDPOINT_LAG_MS);
     const seen: number[] = [];
     for (let i = 0; i < 5; i++) {
-      const [r] = await runExperiments(cluster, [control], { app: licenseApi, config: defaults, signal: new AbortController().signal,
-        options: { rate: defaults.experiments.rate, from: 'v1', to: 'v2', faults: [] } });
+      const [r] = await runExperiments(cluster, [control], {
+        app: licenseApi,
+        config: defaults,
+        signal: new AbortController().signal,
+        options: { rate: defaults.experiments.rate, from: 'v1', to: 'v2', faults: [] },
+      });
       expect(r.error).toBeNull();
       seen.push(r.evidence!.loads[0].joined.failures.filter((f) => DRAIN.includes(f.cause)).length);
     }
@@ -144,8 +173,13 @@ describe('sigterm-drain', () => {
 describe('node-drain', () => {
   it('the shipped release PASSes: every node drained through the Eviction API, the PDB held, every node uncordoned', async () => {
     const r = await run('node-drain');
-    expect(r.gates.map((g) => [g.name, g.verdict])).toEqual([['nodes drained', 'PASS'], ['no failed request', 'PASS'], ['load as planned', 'PASS'],
-      ['disruption budget held', 'PASS'], ['nodes uncordoned', 'PASS']]);
+    expect(r.gates.map((g) => [g.name, g.verdict])).toEqual([
+      ['nodes drained', 'PASS'],
+      ['no failed request', 'PASS'],
+      ['load as planned', 'PASS'],
+      ['disruption budget held', 'PASS'],
+      ['nodes uncordoned', 'PASS'],
+    ]);
     const actions = r.evidence!.timeline.events.filter((e) => e.kind === 'chaos').map((e) => e.change);
     expect(actions.filter((a) => a === 'cordon').length).toBe(actions.filter((a) => a === 'uncordon').length);
     expect(actions).toContain('evict');
@@ -153,26 +187,44 @@ describe('node-drain', () => {
 });
 
 describe('targets', () => {
-  it('an existing context works for real when allowed: pod-kill through the same cluster reached as someone else\'s', async () => {
+  it("an existing context works for real when allowed: pod-kill through the same cluster reached as someone else's", async () => {
     // As a user of someone else's cluster would: the token comes from the environment.
     process.env.LICENSE_TOKEN = await licenseApiToken('embedded');
-    const existing = await openExisting({ kubeconfig: cluster.kubeconfigPath, context: cluster.context!, serviceUrl: cluster.serviceUrl(30080) });
+    const existing = await openExisting({
+      kubeconfig: cluster.kubeconfigPath,
+      context: cluster.context!,
+      serviceUrl: cluster.serviceUrl(30080),
+    });
     expect(existing.owned).toBe(false);
     expect(existing.images).toBeUndefined();
     const allowed = harnessConfigSchema.parse({ ...config, allowedContexts: [cluster.context!] });
     const r = await run('pod-kill', [], existing, allowed);
     expect(r.error).toBeNull();
     // The shipped release (left by node-drain) survives every pod being killed with its grace period.
-    expect(r.gates.map((g) => [g.name, g.verdict])).toEqual([['pods killed', 'PASS'], ['no failed request', 'PASS'], ['load as planned', 'PASS']]);
+    expect(r.gates.map((g) => [g.name, g.verdict])).toEqual([
+      ['pods killed', 'PASS'],
+      ['no failed request', 'PASS'],
+      ['load as planned', 'PASS'],
+    ]);
     expect(r.evidence!.timeline.events.filter((e) => e.kind === 'chaos' && e.change === 'delete')).toHaveLength(3);
     expect(r.evidence!.loads[0].joined.total).toBeGreaterThan(1000);
     delete process.env.LICENSE_TOKEN;
   }, 400_000);
 
   it('refuses a context that is not on the allow-list, or that a deny pattern matches, naming the fix', async () => {
-    const existing = await openExisting({ kubeconfig: cluster.kubeconfigPath, context: cluster.context!, serviceUrl: cluster.serviceUrl(30080) });
-    await expect(runExperiments(existing, [EXPERIMENTS['pod-kill']], { app: licenseApi, config, signal: new AbortController().signal, options: { rate: 10, from: 'v1', to: 'v2', faults: [] } }))
-      .rejects.toThrow(/not in allowedContexts.*add it to allowedContexts in verdict\.config\.yaml/s);
+    const existing = await openExisting({
+      kubeconfig: cluster.kubeconfigPath,
+      context: cluster.context!,
+      serviceUrl: cluster.serviceUrl(30080),
+    });
+    await expect(
+      runExperiments(existing, [EXPERIMENTS['pod-kill']], {
+        app: licenseApi,
+        config,
+        signal: new AbortController().signal,
+        options: { rate: 10, from: 'v1', to: 'v2', faults: [] },
+      }),
+    ).rejects.toThrow(/not in allowedContexts.*add it to allowedContexts in verdict\.config\.yaml/s);
     const denied = harnessConfigSchema.parse({ allowedContexts: ['*'], deniedContexts: [cluster.context!] });
     expect(() => assertTargetAllowed(existing, denied)).toThrow(TargetNotAllowedError);
   }, 60_000);
@@ -195,4 +247,3 @@ describe('dependency-outage', () => {
     expect(r.gates.filter((g) => g.name.endsWith('no container restarted')).some((g) => g.verdict === 'FAIL')).toBe(true);
   }, 600_000);
 });
-

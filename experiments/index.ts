@@ -7,7 +7,8 @@ import { sigtermDrain } from './sigterm-drain.ts';
 
 /** Every experiment by name, in the order `--list` shows them. */
 export const EXPERIMENTS: Record<string, Experiment<any>> = Object.fromEntries(
-  [rolloutUnderLoad, podKill(), podKill(true), sigtermDrain, nodeDrain, dependencyOutage].map((e) => [e.name, e]));
+  [rolloutUnderLoad, podKill(), podKill(true), sigtermDrain, nodeDrain, dependencyOutage].map((e) => [e.name, e]),
+);
 
 /** What `verify-local` runs by default, and with `--all`. */
 export const VERIFY_LOCAL_DEFAULT = ['rollout-under-load', 'pod-kill', 'sigterm-drain'];

@@ -34,9 +34,13 @@ async function drainNodes(ctx: RunContext, replicas: number): Promise<Drain[]> {
   const kc = ctx.target.kubeConfig;
   const { namespace, selector } = ctx.app.workload;
   const core = kc.makeApiClient(k8s.CoreV1Api);
-  const nodes = [...new Set((await activePods(kc, namespace, selector)).map((p) => p.spec?.nodeName).filter((n): n is string => !!n))].sort();
+  const nodes = [
+    ...new Set((await activePods(kc, namespace, selector)).map((p) => p.spec?.nodeName).filter((n): n is string => !!n)),
+  ].sort();
   const touched = new Set<string>();
-  ctx.defer('uncordon every drained node', async () => { for (const n of touched) await setUnschedulable(kc, n, false); });
+  ctx.defer('uncordon every drained node', async () => {
+    for (const n of touched) await setUnschedulable(kc, n, false);
+  });
   const drains: Drain[] = [];
   for (const node of nodes) {
     const at = Date.now();
@@ -45,29 +49,47 @@ async function drainNodes(ctx: RunContext, replicas: number): Promise<Drain[]> {
     touched.add(node);
     await setUnschedulable(kc, node, true);
     // kubectl drain --ignore-daemonsets: every pod on the node except DaemonSet-owned and mirror pods.
-    const onNode = (await core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${node}` })).items
-      .filter((p) => !p.metadata?.deletionTimestamp && !p.metadata?.ownerReferences?.some((o) => o.kind === 'DaemonSet') && !p.metadata?.annotations?.['kubernetes.io/config.mirror']);
+    const onNode = (await core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${node}` })).items.filter(
+      (p) =>
+        !p.metadata?.deletionTimestamp &&
+        !p.metadata?.ownerReferences?.some((o) => o.kind === 'DaemonSet') &&
+        !p.metadata?.annotations?.['kubernetes.io/config.mirror'],
+    );
     let refusals = 0;
-    await Promise.all(onNode.map(async (p) => {
-      const name = p.metadata!.name!;
-      ctx.timeline.action(`pod/${name}`, 'evict', `drain ${node}`);
-      await evictPod(kc, p.metadata!.namespace!, name, {
-        signal: ctx.signal, timeoutMs: 180_000, retryMs: 1000,
-        onBlocked: () => { refusals++; ctx.timeline.action(`pod/${name}`, 'evict-refused', 'the disruption budget answered 429; retrying'); },
-      });
-    }));
+    await Promise.all(
+      onNode.map(async (p) => {
+        const name = p.metadata!.name!;
+        ctx.timeline.action(`pod/${name}`, 'evict', `drain ${node}`);
+        await evictPod(kc, p.metadata!.namespace!, name, {
+          signal: ctx.signal,
+          timeoutMs: 180_000,
+          retryMs: 1000,
+          onBlocked: () => {
+            refusals++;
+            ctx.timeline.action(`pod/${name}`, 'evict-refused', 'the disruption budget answered 429; retrying');
+          },
+        });
+      }),
+    );
     const workloadPods = onNode.filter((p) => p.metadata?.namespace === namespace).map((p) => p.metadata!.name!);
     await waitForReplacement(kc, namespace, selector, replicas, workloadPods, { signal: ctx.signal, timeoutMs: 240_000 });
     await setUnschedulable(kc, node, false);
     ctx.timeline.action(`node/${node}`, 'uncordon');
-    drains.push({ node, pods: onNode.map((p) => `${p.metadata!.namespace}/${p.metadata!.name}`), refusals, at, endedAt: Date.now() });
+    drains.push({
+      node,
+      pods: onNode.map((p) => `${p.metadata!.namespace}/${p.metadata!.name}`),
+      refusals,
+      at,
+      endedAt: Date.now(),
+    });
   }
   return drains;
 }
 
 export const nodeDrain: Experiment<NodeDrainData> = {
   name: 'node-drain',
-  description: 'drains each node that runs the app in turn under load (cordon, evict with PDB retries, uncordon): no request may fail, the PDB must hold',
+  description:
+    'drains each node that runs the app in turn under load (cordon, evict with PDB retries, uncordon): no request may fail, the PDB must hold',
   setup: deployOrUseRunning,
   async act(ctx) {
     const shape = await workloadShape(ctx.app.release(ctx.options.to, ctx.target.kind, faultsOf(ctx.options.faults)));
@@ -81,20 +103,46 @@ export const nodeDrain: Experiment<NodeDrainData> = {
   judge(e, { config }) {
     const { data } = e;
     const gates: Gate[] = [];
-    gates.push(data.drains.length
-      ? { name: 'nodes drained', verdict: 'PASS', evidence: `${data.drains.length} nodes drained in turn (${data.drains.map((d) => `${d.node}: ${d.pods.length} pods, ${d.refusals} PDB refusals, ${((d.endedAt - d.at) / 1000).toFixed(1)} s`).join('; ')})`,
-          observed: { nodes: data.drains.length, refusals: data.drains.reduce((n, d) => n + d.refusals, 0) } }
-      : { name: 'nodes drained', verdict: 'INCONCLUSIVE', evidence: 'no node was drained, so the experiment shows nothing' });
+    gates.push(
+      data.drains.length
+        ? {
+            name: 'nodes drained',
+            verdict: 'PASS',
+            evidence: `${data.drains.length} nodes drained in turn (${data.drains.map((d) => `${d.node}: ${d.pods.length} pods, ${d.refusals} PDB refusals, ${((d.endedAt - d.at) / 1000).toFixed(1)} s`).join('; ')})`,
+            observed: { nodes: data.drains.length, refusals: data.drains.reduce((n, d) => n + d.refusals, 0) },
+          }
+        : { name: 'nodes drained', verdict: 'INCONCLUSIVE', evidence: 'no node was drained, so the experiment shows nothing' },
+    );
     gates.push(...loadGates(e.loads[0], config));
     const cap = e.timeline.capacityBetween(data.startedAt, data.endedAt);
     const min = data.shape.pdbMinAvailable;
-    gates.push(!cap || min === null
-      ? { name: 'disruption budget held', verdict: 'INCONCLUSIVE', evidence: !cap ? 'the pods were never seen during the drains' : 'the workload has no PodDisruptionBudget to hold' }
-      : { name: 'disruption budget held', verdict: cap.minReady >= min ? 'PASS' : 'FAIL', observed: { minReady: cap.minReady, minAvailable: min, changes: cap.changes },
-          evidence: `ready pods never below ${cap.minReady} (PodDisruptionBudget minAvailable ${min}); ${cap.changes} changes watched` });
-    gates.push(data.leftCordoned.length
-      ? { name: 'nodes uncordoned', verdict: 'FAIL', evidence: `still cordoned after the experiment: ${data.leftCordoned.join(', ')}` }
-      : { name: 'nodes uncordoned', verdict: 'PASS', evidence: `every drained node is schedulable again (${data.drains.map((d) => d.node).join(', ') || 'none'})` });
+    gates.push(
+      !cap || min === null
+        ? {
+            name: 'disruption budget held',
+            verdict: 'INCONCLUSIVE',
+            evidence: !cap ? 'the pods were never seen during the drains' : 'the workload has no PodDisruptionBudget to hold',
+          }
+        : {
+            name: 'disruption budget held',
+            verdict: cap.minReady >= min ? 'PASS' : 'FAIL',
+            observed: { minReady: cap.minReady, minAvailable: min, changes: cap.changes },
+            evidence: `ready pods never below ${cap.minReady} (PodDisruptionBudget minAvailable ${min}); ${cap.changes} changes watched`,
+          },
+    );
+    gates.push(
+      data.leftCordoned.length
+        ? {
+            name: 'nodes uncordoned',
+            verdict: 'FAIL',
+            evidence: `still cordoned after the experiment: ${data.leftCordoned.join(', ')}`,
+          }
+        : {
+            name: 'nodes uncordoned',
+            verdict: 'PASS',
+            evidence: `every drained node is schedulable again (${data.drains.map((d) => d.node).join(', ') || 'none'})`,
+          },
+    );
     return gates;
   },
 };

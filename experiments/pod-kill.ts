@@ -23,10 +23,14 @@ export interface PodKillData {
 }
 
 /** Deletes each Ready pod in turn (oldest first) and waits for its replacement; every delete goes on the timeline. */
-export async function killPodsOneByOne(ctx: RunContext, o: { force?: boolean } = {}): Promise<{ replicas: number; kills: Kill[] }> {
+export async function killPodsOneByOne(
+  ctx: RunContext,
+  o: { force?: boolean } = {},
+): Promise<{ replicas: number; kills: Kill[] }> {
   const { kubeConfig: kc } = ctx.target;
   const { namespace, selector } = ctx.app.workload;
-  const pods = (await activePods(kc, namespace, selector)).filter(isPodReady)
+  const pods = (await activePods(kc, namespace, selector))
+    .filter(isPodReady)
     .sort((a, b) => new Date(a.metadata!.creationTimestamp!).getTime() - new Date(b.metadata!.creationTimestamp!).getTime());
   if (pods.length === 0) throw new Error(`no Ready pod matches ${selector} in ${namespace}: nothing to kill`);
   const replicas = pods.length;
@@ -36,23 +40,42 @@ export async function killPodsOneByOne(ctx: RunContext, o: { force?: boolean } =
     const grace = o.force ? 0 : undefined;
     ctx.say(`deleting pod ${name} (${o.force ? 'force, grace 0 s' : `grace ${p.spec?.terminationGracePeriodSeconds ?? 30} s`})`);
     const at = Date.now();
-    ctx.timeline.action(`pod/${name}`, 'delete', o.force ? 'force, grace 0 s' : `grace ${p.spec?.terminationGracePeriodSeconds ?? 30} s`, at);
+    ctx.timeline.action(
+      `pod/${name}`,
+      'delete',
+      o.force ? 'force, grace 0 s' : `grace ${p.spec?.terminationGracePeriodSeconds ?? 30} s`,
+      at,
+    );
     await deletePod(kc, namespace, name, grace);
     await waitForReplacement(kc, namespace, selector, replicas, [name], { signal: ctx.signal });
     kills.push({ pod: name, at, replacedAt: Date.now() });
-    ctx.timeline.action(`pod/${name}`, 'replaced', `${replicas} pods Ready again after ${((Date.now() - at) / 1000).toFixed(1)} s`);
+    ctx.timeline.action(
+      `pod/${name}`,
+      'replaced',
+      `${replicas} pods Ready again after ${((Date.now() - at) / 1000).toFixed(1)} s`,
+    );
   }
   return { replicas, kills };
 }
 
 export function killsGate(kills: Kill[], replicas: number): Gate {
   return kills.length > 0
-    ? { name: 'pods killed', verdict: 'PASS', evidence: `${kills.length} of ${replicas} pods deleted one at a time, each replaced (slowest replacement ${(Math.max(...kills.map((k) => k.replacedAt - k.at)) / 1000).toFixed(1)} s)`, observed: { killed: kills.length, replicas } }
+    ? {
+        name: 'pods killed',
+        verdict: 'PASS',
+        evidence: `${kills.length} of ${replicas} pods deleted one at a time, each replaced (slowest replacement ${(Math.max(...kills.map((k) => k.replacedAt - k.at)) / 1000).toFixed(1)} s)`,
+        observed: { killed: kills.length, replicas },
+      }
     : { name: 'pods killed', verdict: 'INCONCLUSIVE', evidence: 'no pod was killed, so the experiment shows nothing' };
 }
 
 /** The load for a disruption: on for warm-up, during `disrupt`, and for the settle time after it. */
-export async function underLoad<T>(ctx: RunContext, label: string, disrupt: () => Promise<T>, o: { control?: boolean } = {}): Promise<T> {
+export async function underLoad<T>(
+  ctx: RunContext,
+  label: string,
+  disrupt: () => Promise<T>,
+  o: { control?: boolean } = {},
+): Promise<T> {
   const { warmupMs, settleMs } = ctx.config.experiments;
   const load = await ctx.load(label, { rate: ctx.options.rate, maxMs: warmupMs + settleMs + 20 * 60_000, control: o.control });
   await pause(ctx, warmupMs);

@@ -15,7 +15,14 @@ const MAX_TIMELINE = 5000;
 const iso = (ms: number) => new Date(ms).toISOString();
 
 export async function describeTarget(target: Target, url: string | null): Promise<TargetRecord> {
-  return { kind: target.kind, name: target.name, context: target.context, serverVersion: await target.serverVersion(), url, endpointLagMs: target.endpointLagMs };
+  return {
+    kind: target.kind,
+    name: target.name,
+    context: target.context,
+    serverVersion: await target.serverVersion(),
+    url,
+    endpointLagMs: target.endpointLagMs,
+  };
 }
 
 export function checkRecord(r: CheckResult): CheckRecord {
@@ -23,20 +30,32 @@ export function checkRecord(r: CheckResult): CheckRecord {
   // The release under test only: a control load (a deliberately broken release run to show the
   // harness sees a failure mode) is evidence for its own gate, not requests of this release.
   const loads = (e?.loads ?? []).filter((l) => !l.control);
-  const requests = loads.length ? loads.reduce((acc, l) => {
-    acc.total += l.joined.total; acc.succeeded += l.joined.succeeded; acc.failed += l.joined.failed; acc.dropped += l.joined.dropped;
-    for (const [v, n] of Object.entries(l.joined.byVersion)) acc.byVersion[v] = (acc.byVersion[v] ?? 0) + n;
-    return acc;
-  }, { total: 0, succeeded: 0, failed: 0, dropped: 0, byVersion: {} as Record<string, number> }) : null;
+  const requests = loads.length
+    ? loads.reduce(
+        (acc, l) => {
+          acc.total += l.joined.total;
+          acc.succeeded += l.joined.succeeded;
+          acc.failed += l.joined.failed;
+          acc.dropped += l.joined.dropped;
+          for (const [v, n] of Object.entries(l.joined.byVersion)) acc.byVersion[v] = (acc.byVersion[v] ?? 0) + n;
+          return acc;
+        },
+        { total: 0, succeeded: 0, failed: 0, dropped: 0, byVersion: {} as Record<string, number> },
+      )
+    : null;
   const groups = failuresByCause(loads.flatMap((l) => l.joined.failures));
   const biggest = [...loads].sort((a, b) => b.joined.total - a.joined.total)[0];
   const series = new Map<number, SecondOfEvidence>();
   for (const l of loads) {
     for (const s of l.joined.series) {
       const m = series.get(s.t);
-      if (!m) { series.set(s.t, { ...s, failed: { ...s.failed }, versions: { ...s.versions } }); continue; }
+      if (!m) {
+        series.set(s.t, { ...s, failed: { ...s.failed }, versions: { ...s.versions } });
+        continue;
+      }
       m.requests += s.requests;
-      for (const [c, n] of Object.entries(s.failed)) m.failed[c as keyof typeof m.failed] = (m.failed[c as keyof typeof m.failed] ?? 0) + (n ?? 0);
+      for (const [c, n] of Object.entries(s.failed))
+        m.failed[c as keyof typeof m.failed] = (m.failed[c as keyof typeof m.failed] ?? 0) + (n ?? 0);
       for (const [v, n] of Object.entries(s.versions)) m.versions[v] = (m.versions[v] ?? 0) + n;
       m.p50 = Math.max(m.p50 ?? 0, s.p50 ?? 0);
       m.p99 = Math.max(m.p99 ?? 0, s.p99 ?? 0);
@@ -44,18 +63,45 @@ export function checkRecord(r: CheckResult): CheckRecord {
   }
   const events = e?.timeline.events ?? [];
   return {
-    name: r.name, kind: r.kind ?? 'experiment', verdict: r.verdict, description: r.description,
-    startedAt: iso(r.startedAt), endedAt: iso(r.endedAt), error: r.error,
+    name: r.name,
+    kind: r.kind ?? 'experiment',
+    verdict: r.verdict,
+    description: r.description,
+    startedAt: iso(r.startedAt),
+    endedAt: iso(r.endedAt),
+    error: r.error,
     gates: r.gates.map((g) => ({ name: g.name, verdict: g.verdict, evidence: g.evidence, observed: g.observed ?? {} })),
     requests,
     failures: groups.map((g) => ({
-      cause: g.cause, count: g.count,
-      examples: g.examples.map((f) => ({ at: f.at, step: f.step, status: f.status, error: f.error, pod: f.pod, version: f.version,
-        attributedBy: f.attributedBy, reason: f.reason, podHistory: f.pod && e ? e.timeline.before(f.pod, f.at) : [] })),
+      cause: g.cause,
+      count: g.count,
+      examples: g.examples.map((f) => ({
+        at: f.at,
+        step: f.step,
+        status: f.status,
+        error: f.error,
+        pod: f.pod,
+        version: f.version,
+        attributedBy: f.attributedBy,
+        reason: f.reason,
+        podHistory: f.pod && e ? e.timeline.before(f.pod, f.at) : [],
+      })),
     })),
     latency: biggest?.joined.latency ?? null,
     series: [...series.values()].sort((a, b) => a.t - b.t),
-    timeline: events.length > MAX_TIMELINE ? [...events.slice(0, MAX_TIMELINE - 1), { at: events[MAX_TIMELINE - 1].at, kind: 'phase', object: 'timeline', change: 'truncated', detail: `${events.length - MAX_TIMELINE + 1} more events not kept` }] : events,
+    timeline:
+      events.length > MAX_TIMELINE
+        ? [
+            ...events.slice(0, MAX_TIMELINE - 1),
+            {
+              at: events[MAX_TIMELINE - 1].at,
+              kind: 'phase',
+              object: 'timeline',
+              change: 'truncated',
+              detail: `${events.length - MAX_TIMELINE + 1} more events not kept`,
+            },
+          ]
+        : events,
     ledgerLabel: loads.length ? r.name : null,
   };
 }
@@ -76,11 +122,19 @@ export function runRecord(i: RunRecordInput): RunRecord {
   const checks = i.results.map(checkRecord);
   const verdict: Verdict = i.error ? 'ERROR' : worst(checks.map((c) => c.verdict));
   return {
-    schema: RUN_RECORD_SCHEMA, command: i.command, verdict, headline: headline(verdict, checks, i.error ?? null),
-    startedAt: iso(i.startedAt), endedAt: iso(i.endedAt), durationMs: i.endedAt - i.startedAt,
-    target: i.target, app: i.app,
+    schema: RUN_RECORD_SCHEMA,
+    command: i.command,
+    verdict,
+    headline: headline(verdict, checks, i.error ?? null),
+    startedAt: iso(i.startedAt),
+    endedAt: iso(i.endedAt),
+    durationMs: i.endedAt - i.startedAt,
+    target: i.target,
+    app: i.app,
     harness: { version: HARNESS_VERSION, node: process.version, host: hostname() },
-    checks, error: i.error ?? null, files: { ledger: i.ledgerFile ?? null },
+    checks,
+    error: i.error ?? null,
+    files: { ledger: i.ledgerFile ?? null },
   };
 }
 

@@ -36,7 +36,10 @@ export async function holdSessions(ctx: RunContext): Promise<{ ids: string[]; ba
 }
 
 /** After the load: do the held sessions still work, and does the active count return to the baseline? */
-export async function checkSessions(ctx: RunContext, held: { ids: string[]; baseline: number | null } | null): Promise<SessionsEvidence | null> {
+export async function checkSessions(
+  ctx: RunContext,
+  held: { ids: string[]; baseline: number | null } | null,
+): Promise<SessionsEvidence | null> {
   const s = ctx.conn.sessions;
   if (!s || !held) return null;
   const { alive, dead } = await s.check(held.ids);
@@ -51,25 +54,45 @@ export async function checkSessions(ctx: RunContext, held: { ids: string[]; base
 }
 
 export function sessionsGate(s: SessionsEvidence | null): Gate {
-  if (!s) return { name: 'sessions preserved', verdict: 'INCONCLUSIVE', evidence: 'the app has no sessions to hold (or none were configured), so this was not checked' };
+  if (!s)
+    return {
+      name: 'sessions preserved',
+      verdict: 'INCONCLUSIVE',
+      evidence: 'the app has no sessions to hold (or none were configured), so this was not checked',
+    };
   const lostSeats = s.baseline !== null && s.after !== null ? s.after - s.baseline : null;
   const observed = { held: s.held, alive: s.alive, baseline_active: s.baseline, after_active: s.after, leaked: lostSeats };
   if (s.alive < s.held) {
-    return { name: 'sessions preserved', verdict: 'FAIL', observed,
-      evidence: `${s.held - s.alive} of ${s.held} sessions opened before the disruption no longer work after it (first: HTTP ${s.dead[0]?.status} ${s.dead[0]?.body})` };
+    return {
+      name: 'sessions preserved',
+      verdict: 'FAIL',
+      observed,
+      evidence: `${s.held - s.alive} of ${s.held} sessions opened before the disruption no longer work after it (first: HTTP ${s.dead[0]?.status} ${s.dead[0]?.body})`,
+    };
   }
   if (lostSeats === null) {
-    return { name: 'sessions preserved', verdict: 'INCONCLUSIVE', observed, evidence: `all ${s.held} held sessions still work, but the app's active-session count could not be read, so a seat leak cannot be ruled out` };
+    return {
+      name: 'sessions preserved',
+      verdict: 'INCONCLUSIVE',
+      observed,
+      evidence: `all ${s.held} held sessions still work, but the app's active-session count could not be read, so a seat leak cannot be ruled out`,
+    };
   }
-  return { name: 'sessions preserved', verdict: lostSeats > 0 ? 'FAIL' : 'PASS', observed,
-    evidence: lostSeats > 0
-      ? `all ${s.held} held sessions still work, but ${lostSeats} seats stayed taken after the load released its sessions (${s.after} active, baseline ${s.baseline})`
-      : `all ${s.held} held sessions still work after it; active sessions back to ${s.after} (baseline ${s.baseline}): no seat leaked` };
+  return {
+    name: 'sessions preserved',
+    verdict: lostSeats > 0 ? 'FAIL' : 'PASS',
+    observed,
+    evidence:
+      lostSeats > 0
+        ? `all ${s.held} held sessions still work, but ${lostSeats} seats stayed taken after the load released its sessions (${s.after} active, baseline ${s.baseline})`
+        : `all ${s.held} held sessions still work after it; active sessions back to ${s.after} (baseline ${s.baseline}): no seat leaked`,
+  };
 }
 
 export const rolloutUnderLoad: Experiment<RolloutData> = {
   name: 'rollout-under-load',
-  description: 'rolls the new release out under load with the real Deployment controller: no request may fail, capacity must hold, sessions must survive, the new version must not be slower',
+  description:
+    'rolls the new release out under load with the real Deployment controller: no request may fail, capacity must hold, sessions must survive, the new version must not be slower',
   needs: ['images'],
 
   async setup(ctx) {
@@ -86,7 +109,11 @@ export const rolloutUnderLoad: Experiment<RolloutData> = {
     const held = await holdSessions(ctx);
     const { warmupMs, settleMs } = config.experiments;
     const rolloutTimeoutMs = 300_000;
-    const load = await ctx.load('rollout', { rate: options.rate, maxMs: warmupMs + rolloutTimeoutMs + settleMs + 60_000, sessions: held?.ids });
+    const load = await ctx.load('rollout', {
+      rate: options.rate,
+      maxMs: warmupMs + rolloutTimeoutMs + settleMs + 60_000,
+      sessions: held?.ids,
+    });
     await pause(ctx, warmupMs);
     const startedAt = Date.now();
     ctx.timeline.action(`deployment/${app.workload.deployment}`, 'rollout', `${options.from} → ${options.to}`);
@@ -111,32 +138,65 @@ export const rolloutUnderLoad: Experiment<RolloutData> = {
     const { data } = e;
     const load = e.loads.find((l) => l.label === 'rollout');
     const gates: Gate[] = [];
-    gates.push(data.rollout.ok
-      ? { name: 'rollout completed', verdict: 'PASS', evidence: `${options.from} → ${options.to} rolled out in ${((data.rollout.endedAt - data.rollout.startedAt) / 1000).toFixed(1)} s` }
-      : { name: 'rollout completed', verdict: 'FAIL', evidence: `the rollout did not complete: ${data.rollout.error}` });
+    gates.push(
+      data.rollout.ok
+        ? {
+            name: 'rollout completed',
+            verdict: 'PASS',
+            evidence: `${options.from} → ${options.to} rolled out in ${((data.rollout.endedAt - data.rollout.startedAt) / 1000).toFixed(1)} s`,
+          }
+        : { name: 'rollout completed', verdict: 'FAIL', evidence: `the rollout did not complete: ${data.rollout.error}` },
+    );
     gates.push(...loadGates(load, config));
     if (load) {
       const a = load.joined.byVersion[options.from] ?? 0;
       const b = load.joined.byVersion[options.to] ?? 0;
-      gates.push({ name: 'traffic crossed the rollout', verdict: a > 0 && b > 0 ? 'PASS' : 'INCONCLUSIVE',
+      gates.push({
+        name: 'traffic crossed the rollout',
+        verdict: a > 0 && b > 0 ? 'PASS' : 'INCONCLUSIVE',
         evidence: `${a} answers from ${options.from}, ${b} from ${options.to}${a > 0 && b > 0 ? '' : ': the load did not span the rollout, so it proves nothing about it'}`,
-        observed: { [options.from]: a, [options.to]: b } });
+        observed: { [options.from]: a, [options.to]: b },
+      });
     }
     const cap = e.timeline.capacityBetween(data.rollout.startedAt, data.rollout.endedAt);
     const { replicas, maxSurge } = data.shape;
-    gates.push(!cap
-      ? { name: 'capacity held', verdict: 'INCONCLUSIVE', evidence: 'the pods were never seen during the rollout, so capacity is unknown' }
-      : { name: 'capacity held', verdict: cap.minReady >= replicas && cap.maxActive <= replicas + maxSurge ? 'PASS' : 'FAIL',
-          evidence: `ready pods never below ${cap.minReady} (required ${replicas}); at most ${cap.maxActive} active (allowed ${replicas + maxSurge}); ${cap.changes} changes watched`,
-          observed: { minReady: cap.minReady, maxActive: cap.maxActive, maxIncludingTerminating: cap.maxTotal, changes: cap.changes } });
+    gates.push(
+      !cap
+        ? {
+            name: 'capacity held',
+            verdict: 'INCONCLUSIVE',
+            evidence: 'the pods were never seen during the rollout, so capacity is unknown',
+          }
+        : {
+            name: 'capacity held',
+            verdict: cap.minReady >= replicas && cap.maxActive <= replicas + maxSurge ? 'PASS' : 'FAIL',
+            evidence: `ready pods never below ${cap.minReady} (required ${replicas}); at most ${cap.maxActive} active (allowed ${replicas + maxSurge}); ${cap.changes} changes watched`,
+            observed: {
+              minReady: cap.minReady,
+              maxActive: cap.maxActive,
+              maxIncludingTerminating: cap.maxTotal,
+              changes: cap.changes,
+            },
+          },
+    );
     gates.push(sessionsGate(data.sessions));
     if (load) {
       // Canary against baseline: only the seconds in which both versions answered, so that both
       // are measured under the same load on the same machine (the rollout's churn included).
       const l = config.gates.latency;
       const w = load.joined.latencyWhileAllServed;
-      gates.push(latencyGate({ versions: w.versions, window: `in the ${w.seconds} s both versions answered`, baseline: options.from, candidate: options.to,
-        p99Ms: l.p99Ms, maxP99Ratio: l.maxP99Ratio, minP99DifferenceMs: l.minP99DifferenceMs, minRequestsPerVersion: l.minRequestsPerVersion }));
+      gates.push(
+        latencyGate({
+          versions: w.versions,
+          window: `in the ${w.seconds} s both versions answered`,
+          baseline: options.from,
+          candidate: options.to,
+          p99Ms: l.p99Ms,
+          maxP99Ratio: l.maxP99Ratio,
+          minP99DifferenceMs: l.minP99DifferenceMs,
+          minRequestsPerVersion: l.minRequestsPerVersion,
+        }),
+      );
     }
     return gates;
   },

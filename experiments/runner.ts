@@ -67,7 +67,8 @@ interface LoadEntry {
 function agentUrlOf(target: Target, url: string): string {
   const u = new URL(url);
   const nodePort = Number(u.port);
-  if (!target.podReach || !nodePort) throw new Error(`load agents need a target whose pods reach its NodePorts (podReach): the ${target.kind} target has none`);
+  if (!target.podReach || !nodePort)
+    throw new Error(`load agents need a target whose pods reach its NodePorts (podReach): the ${target.kind} target has none`);
   return target.podReach.serviceUrl(nodePort) + u.pathname.replace(/\/$/, '');
 }
 
@@ -84,9 +85,12 @@ export async function runExperiments(target: Target, experiments: Experiment<any
   const say = o.say ?? (() => {});
   assertTargetAllowed(target, o.config, o.configSource);
   if (o.agents !== undefined) {
-    if (!Number.isInteger(o.agents) || o.agents < 1 || o.agents > 100) throw new RangeError(`agents must be a whole number from 1 to 100, got ${o.agents}`);
+    if (!Number.isInteger(o.agents) || o.agents < 1 || o.agents > 100)
+      throw new RangeError(`agents must be a whole number from 1 to 100, got ${o.agents}`);
     if (!target.podReach || !target.images) {
-      throw new Error(`load agents run on targets whose pods reach the harness and that load images (the embedded cluster); the ${target.kind} target cannot: run without --agents`);
+      throw new Error(
+        `load agents run on targets whose pods reach the harness and that load images (the embedded cluster); the ${target.kind} target cannot: run without --agents`,
+      );
     }
   }
   if (target.images) {
@@ -120,7 +124,10 @@ async function waitForService(url: string, signal: AbortSignal, timeoutMs = 60_0
   while (ok < 3) {
     signal.throwIfAborted();
     try {
-      const r = await fetch(url, { signal: AbortSignal.any([signal, AbortSignal.timeout(5000)]), headers: { connection: 'close' } });
+      const r = await fetch(url, {
+        signal: AbortSignal.any([signal, AbortSignal.timeout(5000)]),
+        headers: { connection: 'close' },
+      });
       await r.arrayBuffer();
       ok = r.status === 200 ? ok + 1 : 0;
       last = `HTTP ${r.status}`;
@@ -137,13 +144,33 @@ function missingCapabilities(target: Target, exp: Experiment<any>): string[] {
   return (exp.needs ?? []).filter((n) => (n === 'images' ? !target.images : !target.dependencies));
 }
 
-export async function runExperiment(target: Target, exp: Experiment<any>, conn: AppConnection, url: string, o: RunnerOptions): Promise<CheckResult> {
+export async function runExperiment(
+  target: Target,
+  exp: Experiment<any>,
+  conn: AppConnection,
+  url: string,
+  o: RunnerOptions,
+): Promise<CheckResult> {
   const startedAt = Date.now();
   const say = (m: string) => o.say?.(`${exp.name}: ${m}`);
   const missing = missingCapabilities(target, exp);
   if (missing.length) {
-    return { name: exp.name, description: exp.description, verdict: 'INCONCLUSIVE', evidence: null, startedAt, endedAt: Date.now(), error: null,
-      gates: [{ name: 'target can run it', verdict: 'INCONCLUSIVE', evidence: `the ${target.kind} target cannot ${missing.map((m) => (m === 'images' ? 'load images' : 'take dependencies away')).join(' or ')}, so this experiment cannot show anything here` }] };
+    return {
+      name: exp.name,
+      description: exp.description,
+      verdict: 'INCONCLUSIVE',
+      evidence: null,
+      startedAt,
+      endedAt: Date.now(),
+      error: null,
+      gates: [
+        {
+          name: 'target can run it',
+          verdict: 'INCONCLUSIVE',
+          evidence: `the ${target.kind} target cannot ${missing.map((m) => (m === 'images' ? 'load images' : 'take dependencies away')).join(' or ')}, so this experiment cannot show anything here`,
+        },
+      ],
+    };
   }
   const { workload } = o.app;
   // The experiment's own abort: the run's signal, or a failure that must stop its loads at once.
@@ -154,22 +181,44 @@ export async function runExperiment(target: Target, exp: Experiment<any>, conn: 
   const teardownErrors: string[] = [];
   const loads: LoadEntry[] = [];
   const outages: Outage[] = [];
-  const timeline = new ClusterTimeline({ kubeConfig: target.kubeConfig, namespace: workload.namespace, selector: workload.selector, service: workload.service });
+  const timeline = new ClusterTimeline({
+    kubeConfig: target.kubeConfig,
+    namespace: workload.namespace,
+    selector: workload.selector,
+    service: workload.service,
+  });
   let data: unknown;
   let error: string | null = null;
   const ctx: RunContext = {
-    target, app: o.app, conn, url, options: o.options, config: o.config, timeline, signal: abort.signal, say,
+    target,
+    app: o.app,
+    conn,
+    url,
+    options: o.options,
+    config: o.config,
+    timeline,
+    signal: abort.signal,
+    say,
     defer(what, fn) {
       stack.defer(async () => {
-        try { await fn(); } catch (err) { teardownErrors.push(`${what}: ${(err as Error).message ?? err}`); }
+        try {
+          await fn();
+        } catch (err) {
+          teardownErrors.push(`${what}: ${(err as Error).message ?? err}`);
+        }
       });
     },
     async load(label, l) {
       const rpi = conn.requestsPerIteration({ sessions: l.sessions });
       const arrivals = l.rate / rpi;
       const maxMs = Math.min(l.maxMs, MAX_LOAD_MS);
-      const executor = { executor: 'constant-arrival-rate' as const, rate: arrivals, duration: `${Math.ceil(maxMs / 1000)}s`,
-        preAllocatedVUs: Math.max(20, Math.ceil(arrivals * 2)), maxVUs: Math.max(100, Math.ceil(arrivals * 20)) };
+      const executor = {
+        executor: 'constant-arrival-rate' as const,
+        rate: arrivals,
+        duration: `${Math.ceil(maxMs / 1000)}s`,
+        preAllocatedVUs: Math.max(20, Math.ceil(arrivals * 2)),
+        maxVUs: Math.max(100, Math.ceil(arrivals * 20)),
+      };
       // The runner judges the load itself (gates); the engine's own assessment is not the verdict.
       const thresholds = { http_req_failed: ['rate<=1'] };
       let entry: LoadEntry;
@@ -178,10 +227,26 @@ export async function runExperiment(target: Target, exp: Experiment<any>, conn: 
         const agentScenario = conn.agentScenario?.({ sessions: l.sessions });
         if (!agentScenario) throw new Error(`${o.app.name} has no scenario module for load agents: run without --agents`);
         const agentsRun = await startAgents({
-          cluster: target, agents: o.agents, url: agentUrlOf(target, url), executor, scenario: agentScenario.module, env: agentScenario.env,
-          thresholds, minRequests: 0, timeout: '10s', identityHeaders: o.app.identityHeaders, signal: abort.signal, onProgress: (m) => say(`${label}: ${m}`),
+          cluster: target,
+          agents: o.agents,
+          url: agentUrlOf(target, url),
+          executor,
+          scenario: agentScenario.module,
+          env: agentScenario.env,
+          thresholds,
+          minRequests: 0,
+          timeout: '10s',
+          identityHeaders: o.app.identityHeaders,
+          signal: abort.signal,
+          onProgress: (m) => say(`${label}: ${m}`),
         });
-        entry = { label, control: l.control ?? false, agents: true, abort: (r) => agentsRun.abort(r), final: () => agentsRun.result };
+        entry = {
+          label,
+          control: l.control ?? false,
+          agents: true,
+          abort: (r) => agentsRun.abort(r),
+          final: () => agentsRun.result,
+        };
         loads.push(entry);
         // The experiment's clock starts when the load does: every agent has started.
         await agentsRun.started();
@@ -189,17 +254,33 @@ export async function runExperiment(target: Target, exp: Experiment<any>, conn: 
         entry.stopGracefully = (reason) => agentsRun.stop(reason);
       } else {
         const run = await startLoad({
-          url, executor, scenario: conn.scenario({ sessions: l.sessions }), identityHeaders: o.app.identityHeaders, timeout: '10s',
-          thresholds, minRequests: 0, signal: abort.signal,
+          url,
+          executor,
+          scenario: conn.scenario({ sessions: l.sessions }),
+          identityHeaders: o.app.identityHeaders,
+          timeout: '10s',
+          thresholds,
+          minRequests: 0,
+          signal: abort.signal,
           target: target.harnessNetworks?.length ? { harnessNetworks: target.harnessNetworks } : undefined,
           onProgress: o.onLoadProgress ? (p) => o.onLoadProgress!(label, p) : undefined,
         });
-        entry = { label, control: l.control ?? false, agents: false, abort: (r) => run.abort(r), final: () => run.result, stopGracefully: (r) => run.stop(r) };
+        entry = {
+          label,
+          control: l.control ?? false,
+          agents: false,
+          abort: (r) => run.abort(r),
+          final: () => run.result,
+          stopGracefully: (r) => run.stop(r),
+        };
         loads.push(entry);
         const counter = new VersionAnswers(run.ledger);
         answersFrom = (version) => counter.of(version);
       }
-      timeline.phase(`load-start`, `${label}: ${l.rate} req/s (${arrivals.toFixed(1)} iterations/s)${o.agents ? ` from ${o.agents} load agents` : ''}`);
+      timeline.phase(
+        `load-start`,
+        `${label}: ${l.rate} req/s (${arrivals.toFixed(1)} iterations/s)${o.agents ? ` from ${o.agents} load agents` : ''}`,
+      );
       const handle: LoadHandle = {
         label,
         answersFrom,
@@ -215,21 +296,33 @@ export async function runExperiment(target: Target, exp: Experiment<any>, conn: 
       return handle;
     },
     async deploy(release, d = {}) {
-      timeline.phase('deploy', `${release.image}${release.env && Object.keys(release.env).length ? ` env ${Object.keys(release.env).join(',')}` : ''}`);
+      timeline.phase(
+        'deploy',
+        `${release.image}${release.env && Object.keys(release.env).length ? ` env ${Object.keys(release.env).join(',')}` : ''}`,
+      );
       try {
-        await deployRelease(target.kubeConfig, release, { timeoutMs: d.timeoutMs ?? 300_000, failFast: d.failFast ?? true, signal: abort.signal, onProgress: (m) => say(m) });
+        await deployRelease(target.kubeConfig, release, {
+          timeoutMs: d.timeoutMs ?? 300_000,
+          failFast: d.failFast ?? true,
+          signal: abort.signal,
+          onProgress: (m) => say(m),
+        });
         timeline.phase('rolled-out', release.image);
         // Done means settled: no pod of another release left (a terminating pod still answers
         // through a lagging data plane) and the Service answers, as it does for clients.
         const replicas = (await renderRelease(release)).find((x) => x.kind === 'Deployment')?.spec.replicas ?? 1;
-        await waitForSettled(target.kubeConfig, workload.namespace, workload.selector, release.deployment, replicas, { signal: abort.signal });
+        await waitForSettled(target.kubeConfig, workload.namespace, workload.selector, release.deployment, replicas, {
+          signal: abort.signal,
+        });
         await waitForService(url + workload.readyPath, abort.signal);
         timeline.phase('settled', release.image);
         return { ok: true };
       } catch (err) {
         abort.signal.throwIfAborted();
         const problem = err instanceof RolloutFailedError ? err.problem : undefined;
-        const detail = problem ? `${(err as Error).message}; pods: ${problem.pods.map((p) => `${p.name} restarts=${p.restarts} ready=${p.ready}${p.waiting ? ` waiting=${p.waiting}` : ''}${p.lastTerminated ? ` last=${p.lastTerminated}` : ''}`).join('; ')}` : (err as Error).message;
+        const detail = problem
+          ? `${(err as Error).message}; pods: ${problem.pods.map((p) => `${p.name} restarts=${p.restarts} ready=${p.ready}${p.waiting ? ` waiting=${p.waiting}` : ''}${p.lastTerminated ? ` last=${p.lastTerminated}` : ''}`).join('; ')}`
+          : (err as Error).message;
         timeline.phase('deploy-failed', detail);
         return { ok: false, error: detail };
       }
@@ -244,9 +337,17 @@ export async function runExperiment(target: Target, exp: Experiment<any>, conn: 
     await exp.setup(ctx);
     data = await exp.act(ctx);
   } catch (err) {
-    error = abort.signal.aborted && o.signal.aborted ? `interrupted: ${String((o.signal.reason as Error)?.message ?? o.signal.reason)}` : ((err as Error)?.message ?? String(err));
+    error =
+      abort.signal.aborted && o.signal.aborted
+        ? `interrupted: ${String((o.signal.reason as Error)?.message ?? o.signal.reason)}`
+        : ((err as Error)?.message ?? String(err));
   } finally {
-    for (const l of loads) { if (!l.result) { l.abort('experiment ended'); l.result = l.final(); } }
+    for (const l of loads) {
+      if (!l.result) {
+        l.abort('experiment ended');
+        l.result = l.final();
+      }
+    }
     await Promise.allSettled(loads.map((l) => l.result));
     await stack.disposeAsync().catch((err) => teardownErrors.push(String(err)));
     o.signal.removeEventListener('abort', onAbort);
@@ -257,7 +358,10 @@ export async function runExperiment(target: Target, exp: Experiment<any>, conn: 
     const result = await l.result!.catch(() => undefined);
     if (!result) continue;
     const joined = joinLedger(result.ledger, {
-      timeline, outages, endpointLagMs: target.endpointLagMs ?? 0, recoveryAllowanceMs: o.config.gates.dependency.recoveryMs,
+      timeline,
+      outages,
+      endpointLagMs: target.endpointLagMs ?? 0,
+      recoveryAllowanceMs: o.config.gates.dependency.recoveryMs,
       // The Service proxy's connection records are keyed by this machine's client ports: agents' rows are not.
       podOfConnection: target.attribution && !l.agents ? (port) => target.attribution!.podOf(port) : undefined,
     });
@@ -272,7 +376,25 @@ export async function runExperiment(target: Target, exp: Experiment<any>, conn: 
   try {
     gates = exp.judge(evidence, { options: o.options, config: o.config, target });
   } catch (err) {
-    return { name: exp.name, description: exp.description, verdict: 'ERROR', gates: [], error: `judging failed: ${(err as Error).message}`, evidence, startedAt, endedAt };
+    return {
+      name: exp.name,
+      description: exp.description,
+      verdict: 'ERROR',
+      gates: [],
+      error: `judging failed: ${(err as Error).message}`,
+      evidence,
+      startedAt,
+      endedAt,
+    };
   }
-  return { name: exp.name, description: exp.description, verdict: combine(gates), gates, error: null, evidence, startedAt, endedAt };
+  return {
+    name: exp.name,
+    description: exp.description,
+    verdict: combine(gates),
+    gates,
+    error: null,
+    evidence,
+    startedAt,
+    endedAt,
+  };
 }

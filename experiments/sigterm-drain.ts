@@ -21,7 +21,8 @@ export interface SigtermDrainData {
 
 export const sigtermDrain: Experiment<SigtermDrainData> = {
   name: 'sigterm-drain',
-  description: 'kills pods under load twice: with a naive shutdown as a control (must show drain failures) and as shipped (must show none)',
+  description:
+    'kills pods under load twice: with a naive shutdown as a control (must show drain failures) and as shipped (must show none)',
   needs: ['images'],
   async setup() {},
   async act(ctx) {
@@ -44,15 +45,29 @@ export const sigtermDrain: Experiment<SigtermDrainData> = {
     const naive = e.loads.find((l) => l.label === 'naive');
     const shipped = e.loads.find((l) => l.label === 'shipped');
     if (!e.data.control || !naive) {
-      gates.push({ name: 'control shows drain failures', verdict: 'INCONCLUSIVE', evidence: 'the app profile names no naive-shutdown fault, so the harness cannot show it would see drain failures' });
+      gates.push({
+        name: 'control shows drain failures',
+        verdict: 'INCONCLUSIVE',
+        evidence: 'the app profile names no naive-shutdown fault, so the harness cannot show it would see drain failures',
+      });
     } else {
       const seen = naive.joined.failures.filter((f) => DRAIN_CAUSES.includes(f.cause));
       const byCause = Object.fromEntries(DRAIN_CAUSES.map((c) => [c, seen.filter((f) => f.cause === c).length]));
-      gates.push(seen.length > 0
-        ? { name: 'control shows drain failures', verdict: 'PASS', observed: { ...byCause, control_failed: naive.joined.failed, control_total: naive.joined.total },
-            evidence: `the naive control dropped ${seen.length} of ${naive.joined.total} requests on terminating pods (${DRAIN_CAUSES.map((c) => `${byCause[c]} ${c}`).join(', ')}): the harness sees this failure mode` }
-        : { name: 'control shows drain failures', verdict: 'INCONCLUSIVE', observed: { ...byCause, control_failed: naive.joined.failed, control_total: naive.joined.total },
-            evidence: `the naive control lost no request to a terminating pod (${naive.joined.failed} failures of ${naive.joined.total}, none attributed to termination): the harness could not demonstrate that it sees drain failures, so a clean shipped run proves nothing` });
+      gates.push(
+        seen.length > 0
+          ? {
+              name: 'control shows drain failures',
+              verdict: 'PASS',
+              observed: { ...byCause, control_failed: naive.joined.failed, control_total: naive.joined.total },
+              evidence: `the naive control dropped ${seen.length} of ${naive.joined.total} requests on terminating pods (${DRAIN_CAUSES.map((c) => `${byCause[c]} ${c}`).join(', ')}): the harness sees this failure mode`,
+            }
+          : {
+              name: 'control shows drain failures',
+              verdict: 'INCONCLUSIVE',
+              observed: { ...byCause, control_failed: naive.joined.failed, control_total: naive.joined.total },
+              evidence: `the naive control lost no request to a terminating pod (${naive.joined.failed} failures of ${naive.joined.total}, none attributed to termination): the harness could not demonstrate that it sees drain failures, so a clean shipped run proves nothing`,
+            },
+      );
       gates.push(killsGate(e.data.control.kills, e.data.control.replicas));
     }
     gates.push(...loadGates(shipped, config, { prefix: 'shipped' }));

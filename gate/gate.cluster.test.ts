@@ -20,9 +20,12 @@ let prometheus: PrometheusServer;
 let token: string;
 
 const fault = (name: string) => licenseApi.faults[name];
-const apply = (tag: string, faults: string[] = []) => deployRelease(cluster.kubeConfig, licenseApi.release(tag, 'embedded', faults.map(fault)), { wait: false });
-const envOfTemplate = async () => (await cluster.kubeConfig.makeApiClient(k8s.AppsV1Api).readNamespacedDeployment({ namespace: NS, name: 'license-api' }))
-  .spec!.template.spec!.containers[0].env?.map((e) => e.name) ?? [];
+const apply = (tag: string, faults: string[] = []) =>
+  deployRelease(cluster.kubeConfig, licenseApi.release(tag, 'embedded', faults.map(fault)), { wait: false });
+const envOfTemplate = async () =>
+  (
+    await cluster.kubeConfig.makeApiClient(k8s.AppsV1Api).readNamespacedDeployment({ namespace: NS, name: 'license-api' })
+  ).spec!.template.spec!.containers[0].env?.map((e) => e.name) ?? [];
 
 beforeAll(async () => {
   cluster = await upEmbedded({ name: 'verdict', stateDir: STATE, nodes: 3 });
@@ -36,13 +39,20 @@ beforeAll(async () => {
   const core = cluster.kubeConfig.makeApiClient(k8s.CoreV1Api);
   let last = '';
   const discover = async () => {
-    const pods = (await core.listNamespacedPod({ namespace: NS, labelSelector: licenseApi.workload.selector })).items.filter((p) => p.status?.podIP);
+    const pods = (await core.listNamespacedPod({ namespace: NS, labelSelector: licenseApi.workload.selector })).items.filter(
+      (p) => p.status?.podIP,
+    );
     const groups = pods.map((p) => ({ targets: [`${p.status!.podIP}:8000`], labels: { kubernetes_pod: p.metadata!.name! } }));
     const text = JSON.stringify(groups);
-    if (text !== last) { last = text; await prometheus.setFileTargets('license-api', groups); }
+    if (text !== last) {
+      last = text;
+      await prometheus.setFileTargets('license-api', groups);
+    }
   };
   await discover();
-  discovery = setInterval(() => { discover().catch(() => {}); }, 500);
+  discovery = setInterval(() => {
+    discover().catch(() => {});
+  }, 500);
 }, 600_000);
 let discovery: NodeJS.Timeout | undefined;
 afterAll(async () => {
@@ -53,18 +63,41 @@ afterAll(async () => {
 
 async function gate(o: Partial<GateOptions> & { sources: MetricSource[] }): Promise<GateResult> {
   const r = await runGate({
-    target: cluster, app: licenseApi, namespace: NS, deployment: 'license-api', url: cluster.serviceUrl(30080), token,
-    windowMs: 12_000, rate: 40, maxErrorRate: 0.01, minRequests: 200, onInconclusive: 'rollback', rollback: true,
-    timeoutMs: 240_000, sourceDelayMs: 3000, signal: new AbortController().signal, say: (m) => process.stderr.write(`  gate: ${m}\n`), ...o,
+    target: cluster,
+    app: licenseApi,
+    namespace: NS,
+    deployment: 'license-api',
+    url: cluster.serviceUrl(30080),
+    token,
+    windowMs: 12_000,
+    rate: 40,
+    maxErrorRate: 0.01,
+    minRequests: 200,
+    onInconclusive: 'rollback',
+    rollback: true,
+    timeoutMs: 240_000,
+    sourceDelayMs: 3000,
+    signal: new AbortController().signal,
+    say: (m) => process.stderr.write(`  gate: ${m}\n`),
+    ...o,
   });
-  const record = suiteRunRecord({ command: 'gate', target: { kind: 'embedded', name: 'verdict', context: null, serverVersion: null, url: null, endpointLagMs: 1000 },
-    checks: r.checks, startedAt: Date.now() - 1000, endedAt: Date.now(), app: { name: 'license-api', versions: {}, faults: [] } });
+  const record = suiteRunRecord({
+    command: 'gate',
+    target: { kind: 'embedded', name: 'verdict', context: null, serverVersion: null, url: null, endpointLagMs: 1000 },
+    checks: r.checks,
+    startedAt: Date.now() - 1000,
+    endedAt: Date.now(),
+    app: { name: 'license-api', versions: {}, faults: [] },
+  });
   assertValidRunRecord(record, 'gate');
-  process.stderr.write(`gate: decision ${r.decision}, ${r.action}\n${r.checks.flatMap((c) => c.gates.map((g) => `  ${c.name} ${g.verdict} ${g.name}: ${g.evidence}`)).join('\n')}\n`);
+  process.stderr.write(
+    `gate: decision ${r.decision}, ${r.action}\n${r.checks.flatMap((c) => c.gates.map((g) => `  ${c.name} ${g.verdict} ${g.name}: ${g.evidence}`)).join('\n')}\n`,
+  );
   return r;
 }
 const promql = () => new PromqlSource({ baseUrl: prometheus.url, stepSeconds: 2 });
-const gateOf = (r: GateResult, check: string, name: RegExp) => r.checks.find((c) => c.name === check)?.gates.find((g) => name.test(g.name));
+const gateOf = (r: GateResult, check: string, name: RegExp) =>
+  r.checks.find((c) => c.name === check)?.gates.find((g) => name.test(g.name));
 
 describe('verdict gate', () => {
   it('a good v2 PASSes on client and Prometheus evidence, and nothing is rolled back', async () => {
@@ -88,7 +121,10 @@ describe('verdict gate', () => {
     expect(gateOf(r, 'metrics', /^promql: error rate/)?.verdict).toBe('FAIL');
     expect(r.action).toBe('rolled-back');
     expect(r.checks.find((c) => c.name === 'rollback')?.gates.map((g) => [g.name, g.verdict])).toEqual([
-      ['rolled back', 'PASS'], ['rollback rolled out', 'PASS'], ['read-only smoke after the rollback', 'PASS']]);
+      ['rolled back', 'PASS'],
+      ['rollback rolled out', 'PASS'],
+      ['read-only smoke after the rollback', 'PASS'],
+    ]);
     expect(await envOfTemplate()).not.toContain('FAULT_ERROR_RATE');
   }, 600_000);
 
@@ -114,8 +150,12 @@ describe('verdict gate', () => {
       expect(gateOf(r, 'metrics', /^client: error rate/)?.verdict).toBe('PASS');
       expect(r.decision).toBe('ERROR');
       expect(r.action).toBe('would-roll-back');
-      expect(gateOf(r, 'rollback', /rollback not done/)?.evidence).toMatch(/would have rolled coditect\/license-api back to revision \d+ \(v2\)/);
-      const d = await cluster.kubeConfig.makeApiClient(k8s.AppsV1Api).readNamespacedDeployment({ namespace: NS, name: 'license-api' });
+      expect(gateOf(r, 'rollback', /rollback not done/)?.evidence).toMatch(
+        /would have rolled coditect\/license-api back to revision \d+ \(v2\)/,
+      );
+      const d = await cluster.kubeConfig
+        .makeApiClient(k8s.AppsV1Api)
+        .readNamespacedDeployment({ namespace: NS, name: 'license-api' });
       expect(d.spec!.template.metadata!.labels!['app.kubernetes.io/version']).toBe('v1');
     } finally {
       await prometheus.start();
@@ -129,7 +169,9 @@ describe('verdict gate', () => {
     expect(gateOf(r, 'metrics', /^promql: error rate/)?.verdict).toBe('INCONCLUSIVE');
     expect(r.decision).toBe('INCONCLUSIVE');
     expect(r.action).toBe('held');
-    const d = await cluster.kubeConfig.makeApiClient(k8s.AppsV1Api).readNamespacedDeployment({ namespace: NS, name: 'license-api' });
+    const d = await cluster.kubeConfig
+      .makeApiClient(k8s.AppsV1Api)
+      .readNamespacedDeployment({ namespace: NS, name: 'license-api' });
     expect(d.spec!.template.metadata!.labels!['app.kubernetes.io/version']).toBe('v2');
   }, 600_000);
 });

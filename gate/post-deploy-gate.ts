@@ -84,24 +84,60 @@ export interface GateResult {
   versions: { candidate: string | null; baseline: string | null };
 }
 
-const gate = (name: string, verdict: Verdict, evidence: string, observed: GateRecord['observed'] = {}): GateRecord => ({ name, verdict, evidence, observed });
+const gate = (name: string, verdict: Verdict, evidence: string, observed: GateRecord['observed'] = {}): GateRecord => ({
+  name,
+  verdict,
+  evidence,
+  observed,
+});
 
-function check(name: string, description: string, startedAt: number, gates: GateRecord[], extra: Partial<CheckRecord> = {}): CheckRecord {
+function check(
+  name: string,
+  description: string,
+  startedAt: number,
+  gates: GateRecord[],
+  extra: Partial<CheckRecord> = {},
+): CheckRecord {
   return {
-    name, kind: 'gate', description, verdict: worst(gates.map((g) => g.verdict)), startedAt: iso(startedAt), endedAt: iso(Date.now()), error: null,
-    gates, requests: null, failures: [], latency: null, series: [], timeline: [], ledgerLabel: null, ...extra,
+    name,
+    kind: 'gate',
+    description,
+    verdict: worst(gates.map((g) => g.verdict)),
+    startedAt: iso(startedAt),
+    endedAt: iso(Date.now()),
+    error: null,
+    gates,
+    requests: null,
+    failures: [],
+    latency: null,
+    series: [],
+    timeline: [],
+    ledgerLabel: null,
+    ...extra,
   };
 }
 
 /** The versions of the Deployment's current and previous revisions (pod template label). */
-async function versionsOf(kc: k8s.KubeConfig, namespace: string, name: string): Promise<{ candidate: string | null; baseline: string | null; baselineRevision: number | null }> {
+async function versionsOf(
+  kc: k8s.KubeConfig,
+  namespace: string,
+  name: string,
+): Promise<{ candidate: string | null; baseline: string | null; baselineRevision: number | null }> {
   const apps = kc.makeApiClient(k8s.AppsV1Api);
   const revisions = await history(kc, namespace, name);
   const current = revisions.find((r) => r.current);
-  const previous = revisions.filter((r) => !r.current && (!current || r.revision < current.revision)).sort((a, b) => b.revision - a.revision)[0];
-  const label = async (rs: string | undefined) => rs
-    ? (await apps.readNamespacedReplicaSet({ namespace, name: rs })).spec?.template?.metadata?.labels?.[VERSION_LABEL] ?? null : null;
-  return { candidate: await label(current?.replicaSet), baseline: await label(previous?.replicaSet), baselineRevision: previous?.revision ?? null };
+  const previous = revisions
+    .filter((r) => !r.current && (!current || r.revision < current.revision))
+    .sort((a, b) => b.revision - a.revision)[0];
+  const label = async (rs: string | undefined) =>
+    rs
+      ? ((await apps.readNamespacedReplicaSet({ namespace, name: rs })).spec?.template?.metadata?.labels?.[VERSION_LABEL] ?? null)
+      : null;
+  return {
+    candidate: await label(current?.replicaSet),
+    baseline: await label(previous?.replicaSet),
+    baselineRevision: previous?.revision ?? null,
+  };
 }
 
 /**
@@ -109,30 +145,48 @@ async function versionsOf(kc: k8s.KubeConfig, namespace: string, name: string): 
  * still answer while they drain after "successfully rolled out", and what is judged must be the
  * new release alone.
  */
-async function waitRollout(o: GateOptions, what: string): Promise<{ ok: true; ms: number } | { ok: false; ms: number; error: string; problem?: RolloutFailedError['problem'] }> {
+async function waitRollout(
+  o: GateOptions,
+  what: string,
+): Promise<{ ok: true; ms: number } | { ok: false; ms: number; error: string; problem?: RolloutFailedError['problem'] }> {
   const kc = o.target.kubeConfig;
   const started = Date.now();
   try {
     await waitForRollout(kc, o.namespace, o.deployment, {
-      timeoutMs: o.timeoutMs, signal: o.signal, onProgress: (m) => o.say?.(`${what}: ${m}`),
+      timeoutMs: o.timeoutMs,
+      signal: o.signal,
+      onProgress: (m) => o.say?.(`${what}: ${m}`),
       check: await liveRolloutCheck(kc, o.namespace, o.deployment),
     });
     const d = await kc.makeApiClient(k8s.AppsV1Api).readNamespacedDeployment({ namespace: o.namespace, name: o.deployment });
     o.say?.(`${what}: waiting for the old pods to finish draining`);
-    await waitForSettled(kc, o.namespace, o.app.workload.selector, o.deployment, d.spec?.replicas ?? 1, { signal: o.signal, timeoutMs: Math.max(1000, o.timeoutMs - (Date.now() - started)) });
+    await waitForSettled(kc, o.namespace, o.app.workload.selector, o.deployment, d.spec?.replicas ?? 1, {
+      signal: o.signal,
+      timeoutMs: Math.max(1000, o.timeoutMs - (Date.now() - started)),
+    });
     // ...and for the data plane to have caught up (its lag, where known).
     await sleep(o.target.endpointLagMs ?? 1000, undefined, { signal: o.signal });
     return { ok: true, ms: Date.now() - started };
   } catch (err) {
     o.signal.throwIfAborted();
-    return { ok: false, ms: Date.now() - started, error: (err as Error).message, problem: err instanceof RolloutFailedError ? err.problem : undefined };
+    return {
+      ok: false,
+      ms: Date.now() - started,
+      error: (err as Error).message,
+      problem: err instanceof RolloutFailedError ? err.problem : undefined,
+    };
   }
 }
 
 export async function runGate(o: GateOptions): Promise<GateResult> {
   const say = o.say ?? (() => {});
   const kc = o.target.kubeConfig;
-  const timeline = new ClusterTimeline({ kubeConfig: kc, namespace: o.namespace, selector: o.app.workload.selector, service: o.app.workload.service });
+  const timeline = new ClusterTimeline({
+    kubeConfig: kc,
+    namespace: o.namespace,
+    selector: o.app.workload.selector,
+    service: o.app.workload.service,
+  });
   await timeline.start();
   const checks: CheckRecord[] = [];
   let ledger: GateResult['ledger'] = null;
@@ -146,18 +200,42 @@ export async function runGate(o: GateOptions): Promise<GateResult> {
     timeline.phase('rollout-wait', `${o.namespace}/${o.deployment}`);
     const rollout = await waitRollout(o, 'rollout');
     const events = timeline.events.filter((e) => e.kind === 'event' && /Warning/.test(e.detail ?? '')).slice(-10);
-    const podEvidence = !rollout.ok && rollout.problem ? `; pods: ${rollout.problem.pods.map((p) => `${p.name} restarts=${p.restarts}${p.waiting ? ` waiting=${p.waiting}` : ''}${p.lastTerminated ? ` last=${p.lastTerminated}` : ''}`).join('; ')}` : '';
-    checks.push(check('rollout', `waits for ${o.namespace}/${o.deployment} to roll out (kubectl rollout status), bounded by its progress deadline and ${o.timeoutMs / 1000} s`, t1, [
-      rollout.ok
-        ? gate('rollout completed', 'PASS', `rolled out in ${(rollout.ms / 1000).toFixed(1)} s`, { seconds: rollout.ms / 1000 })
-        : gate('rollout completed', 'FAIL', `${rollout.error}${podEvidence}${events.length ? `; events: ${events.map((e) => `${e.object} ${e.change}: ${e.detail}`).join(' | ')}` : ''}`,
-            { seconds: rollout.ms / 1000, restarts: rollout.problem?.pods.reduce((n, p) => n + p.restarts, 0) ?? null }),
-    ], { timeline: timeline.events.slice() as TimelineRecord[] }));
+    const podEvidence =
+      !rollout.ok && rollout.problem
+        ? `; pods: ${rollout.problem.pods.map((p) => `${p.name} restarts=${p.restarts}${p.waiting ? ` waiting=${p.waiting}` : ''}${p.lastTerminated ? ` last=${p.lastTerminated}` : ''}`).join('; ')}`
+        : '';
+    checks.push(
+      check(
+        'rollout',
+        `waits for ${o.namespace}/${o.deployment} to roll out (kubectl rollout status), bounded by its progress deadline and ${o.timeoutMs / 1000} s`,
+        t1,
+        [
+          rollout.ok
+            ? gate('rollout completed', 'PASS', `rolled out in ${(rollout.ms / 1000).toFixed(1)} s`, {
+                seconds: rollout.ms / 1000,
+              })
+            : gate(
+                'rollout completed',
+                'FAIL',
+                `${rollout.error}${podEvidence}${events.length ? `; events: ${events.map((e) => `${e.object} ${e.change}: ${e.detail}`).join(' | ')}` : ''}`,
+                { seconds: rollout.ms / 1000, restarts: rollout.problem?.pods.reduce((n, p) => n + p.restarts, 0) ?? null },
+              ),
+        ],
+        { timeline: timeline.events.slice() as TimelineRecord[] },
+      ),
+    );
 
     // 2. Smoke, then the light load over the window (only for a release that rolled out).
     if (rollout.ok) {
       say('smoke');
-      const smoke = await runSmoke({ app: o.app, url: o.url, token: o.token, expectVersion: candidate ?? undefined, signal: o.signal, say: (l) => say(`smoke: ${l}`) });
+      const smoke = await runSmoke({
+        app: o.app,
+        url: o.url,
+        token: o.token,
+        expectVersion: candidate ?? undefined,
+        signal: o.signal,
+        say: (l) => say(`smoke: ${l}`),
+      });
       checks.push(smoke.record);
       const t3 = Date.now();
       const conn = await o.app.connect(o.target, o.url);
@@ -165,45 +243,124 @@ export async function runGate(o: GateOptions): Promise<GateResult> {
       // Light and bounded: off loopback the remote-target guard applies (and caps the rate).
       const remote = (await vetTarget(o.url, { allowRemote: true })).kind === 'remote';
       const rate = remote ? Math.min(o.rate, DEFAULT_REMOTE_RATE_CAP) : o.rate;
-      say(`light load: ${rate} req/s for ${o.windowMs / 1000} s against ${o.url}${remote && rate < o.rate ? ` (remote: capped at ${DEFAULT_REMOTE_RATE_CAP} req/s)` : ''}`);
+      say(
+        `light load: ${rate} req/s for ${o.windowMs / 1000} s against ${o.url}${remote && rate < o.rate ? ` (remote: capped at ${DEFAULT_REMOTE_RATE_CAP} req/s)` : ''}`,
+      );
       timeline.phase('window-start');
       const run = await startLoad({
-        url: o.url, scenario: conn.scenario({}), identityHeaders: o.app.identityHeaders,
+        url: o.url,
+        scenario: conn.scenario({}),
+        identityHeaders: o.app.identityHeaders,
         executor: { executor: 'constant-arrival-rate', rate: rate / rpi, duration: o.windowMs, preAllocatedVUs: 10, maxVUs: 100 },
-        target: { allowRemote: remote }, thresholds: { http_req_failed: ['rate<=1'] }, minRequests: 0, timeout: '10s', signal: o.signal,
+        target: { allowRemote: remote },
+        thresholds: { http_req_failed: ['rate<=1'] },
+        minRequests: 0,
+        timeout: '10s',
+        signal: o.signal,
       });
       const result = await run.result;
       timeline.phase('window-end');
       ledger = result.ledger;
-      const window = { from: new Date(result.summary.run.originEpochMs), to: new Date(result.summary.run.originEpochMs + result.summary.run.elapsedMs) };
-      if (o.sources.length) { say(`waiting ${o.sourceDelayMs / 1000} s for the metric sources to catch up`); await sleep(o.sourceDelayMs, undefined, { signal: o.signal }); }
+      const window = {
+        from: new Date(result.summary.run.originEpochMs),
+        to: new Date(result.summary.run.originEpochMs + result.summary.run.elapsedMs),
+      };
+      if (o.sources.length) {
+        say(`waiting ${o.sourceDelayMs / 1000} s for the metric sources to catch up`);
+        await sleep(o.sourceDelayMs, undefined, { signal: o.signal });
+      }
       const measurements = await measureAll([new ClientSource({ ledger: result.ledger }), ...o.sources], window, o.signal);
-      const compare = candidate && versions.baseline && candidate !== versions.baseline
-        ? { baseline: versions.baseline, candidate, minRequestsPerVersion: Math.max(20, Math.floor(o.minRequests / 4)), maxP99Ratio: o.maxP99Ratio ?? 1.5, minP99DifferenceMs: o.minP99DifferenceMs ?? 20 } : undefined;
-      const { gates } = metricGates(measurements, { maxErrorRate: o.maxErrorRate, minRequests: o.minRequests, p99Ms: o.p99Ms, compare });
-      const joined = joinLedger(result.ledger, { timeline, endpointLagMs: o.target.endpointLagMs ?? 0, podOfConnection: o.target.attribution ? (p) => o.target.attribution!.podOf(p) : undefined });
-      checks.push(check('metrics', `error rate (under ${(o.maxErrorRate * 100).toFixed(2)} %, Wilson bound, at least ${o.minRequests} requests)${o.p99Ms ? `, p99 under ${o.p99Ms} ms` : ''} and the new version against the old where both served, from ${measurements.map((m) => m.source).join(', ')} over ${o.windowMs / 1000} s`, t3,
-        gates.map((g) => ({ name: g.name, verdict: g.verdict, evidence: g.evidence, observed: g.observed ?? {} })), {
-          requests: { total: joined.total, succeeded: joined.succeeded, failed: joined.failed, dropped: joined.dropped, byVersion: joined.byVersion },
-          failures: failuresByCause(joined.failures).map((g) => ({ cause: g.cause, count: g.count, examples: g.examples.map((f) => ({ at: f.at, step: f.step, status: f.status, error: f.error, pod: f.pod, version: f.version, attributedBy: f.attributedBy, reason: f.reason, podHistory: f.pod ? timeline.before(f.pod, f.at) : [] })) })),
-          latency: joined.latency, series: joined.series, ledgerLabel: 'metrics',
-        }));
+      const compare =
+        candidate && versions.baseline && candidate !== versions.baseline
+          ? {
+              baseline: versions.baseline,
+              candidate,
+              minRequestsPerVersion: Math.max(20, Math.floor(o.minRequests / 4)),
+              maxP99Ratio: o.maxP99Ratio ?? 1.5,
+              minP99DifferenceMs: o.minP99DifferenceMs ?? 20,
+            }
+          : undefined;
+      const { gates } = metricGates(measurements, {
+        maxErrorRate: o.maxErrorRate,
+        minRequests: o.minRequests,
+        p99Ms: o.p99Ms,
+        compare,
+      });
+      const joined = joinLedger(result.ledger, {
+        timeline,
+        endpointLagMs: o.target.endpointLagMs ?? 0,
+        podOfConnection: o.target.attribution ? (p) => o.target.attribution!.podOf(p) : undefined,
+      });
+      checks.push(
+        check(
+          'metrics',
+          `error rate (under ${(o.maxErrorRate * 100).toFixed(2)} %, Wilson bound, at least ${o.minRequests} requests)${o.p99Ms ? `, p99 under ${o.p99Ms} ms` : ''} and the new version against the old where both served, from ${measurements.map((m) => m.source).join(', ')} over ${o.windowMs / 1000} s`,
+          t3,
+          gates.map((g) => ({ name: g.name, verdict: g.verdict, evidence: g.evidence, observed: g.observed ?? {} })),
+          {
+            requests: {
+              total: joined.total,
+              succeeded: joined.succeeded,
+              failed: joined.failed,
+              dropped: joined.dropped,
+              byVersion: joined.byVersion,
+            },
+            failures: failuresByCause(joined.failures).map((g) => ({
+              cause: g.cause,
+              count: g.count,
+              examples: g.examples.map((f) => ({
+                at: f.at,
+                step: f.step,
+                status: f.status,
+                error: f.error,
+                pod: f.pod,
+                version: f.version,
+                attributedBy: f.attributedBy,
+                reason: f.reason,
+                podHistory: f.pod ? timeline.before(f.pod, f.at) : [],
+              })),
+            })),
+            latency: joined.latency,
+            series: joined.series,
+            ledgerLabel: 'metrics',
+          },
+        ),
+      );
     }
     const decision = worst(checks.map((c) => c.verdict));
 
     // 4. Roll back, or hold, or only say what would be done.
     const wants = decision === 'FAIL' || decision === 'ERROR' || (decision === 'INCONCLUSIVE' && o.onInconclusive === 'rollback');
     const t4 = Date.now();
-    const to = versions.baselineRevision === null ? 'the previous revision (none is recorded)' : `revision ${versions.baselineRevision} (${versions.baseline ?? 'no version label'})`;
+    const to =
+      versions.baselineRevision === null
+        ? 'the previous revision (none is recorded)'
+        : `revision ${versions.baselineRevision} (${versions.baseline ?? 'no version label'})`;
     let action: GateResult['action'] = 'none';
     if (!wants) {
       if (decision === 'INCONCLUSIVE') {
         action = 'held';
-        checks.push(check('rollback', 'what the gate did about the decision', t4, [gate('held', 'INCONCLUSIVE', `the decision is INCONCLUSIVE and --on-inconclusive hold was given: the release stays for a person to decide (rolling back would go to ${to})`)]));
+        checks.push(
+          check('rollback', 'what the gate did about the decision', t4, [
+            gate(
+              'held',
+              'INCONCLUSIVE',
+              `the decision is INCONCLUSIVE and --on-inconclusive hold was given: the release stays for a person to decide (rolling back would go to ${to})`,
+            ),
+          ]),
+        );
       }
     } else if (!o.rollback) {
       action = 'would-roll-back';
-      checks.push(check('rollback', 'what the gate did about the decision', t4, [gate('rollback not done', 'INCONCLUSIVE', `--no-rollback: the gate would have rolled ${o.namespace}/${o.deployment} back to ${to} (kubectl rollout undo), waited for it and run the read-only smoke`)]));
+      checks.push(
+        check('rollback', 'what the gate did about the decision', t4, [
+          gate(
+            'rollback not done',
+            'INCONCLUSIVE',
+            `--no-rollback: the gate would have rolled ${o.namespace}/${o.deployment} back to ${to} (kubectl rollout undo), waited for it and run the read-only smoke`,
+          ),
+        ]),
+      );
     } else {
       say(`decision ${decision}: rolling back to ${to}`);
       timeline.action(`deployment/${o.deployment}`, 'rollback', to);
@@ -211,29 +368,69 @@ export async function runGate(o: GateOptions): Promise<GateResult> {
       let undone: Awaited<ReturnType<typeof undo>> | undefined;
       try {
         undone = await undo(kc, o.namespace, o.deployment);
-        gates.push(gate('rolled back', undone.action === 'rollback' ? 'PASS' : 'FAIL', undone.message, { revision: undone.revision, replicaSet: undone.replicaSet }));
+        gates.push(
+          gate('rolled back', undone.action === 'rollback' ? 'PASS' : 'FAIL', undone.message, {
+            revision: undone.revision,
+            replicaSet: undone.replicaSet,
+          }),
+        );
       } catch (err) {
         gates.push(gate('rolled back', 'ERROR', `the rollback was refused or failed: ${(err as Error).message}`));
       }
       if (undone?.action === 'rollback') {
         const back = await waitRollout(o, 'rollback');
-        gates.push(back.ok ? gate('rollback rolled out', 'PASS', `rolled out in ${(back.ms / 1000).toFixed(1)} s`) : gate('rollback rolled out', 'ERROR', `the rollback did not roll out: ${back.error}`));
+        gates.push(
+          back.ok
+            ? gate('rollback rolled out', 'PASS', `rolled out in ${(back.ms / 1000).toFixed(1)} s`)
+            : gate('rollback rolled out', 'ERROR', `the rollback did not roll out: ${back.error}`),
+        );
         if (back.ok) {
           // The data plane follows the rollback with its own lag: the read-only smoke waits for the old version to answer.
           const expect = versions.baseline ?? undefined;
           const deadline = Date.now() + 30_000;
-          let smoke = await runSmoke({ app: o.app, url: o.url, token: o.token, expectVersion: expect, readOnly: true, signal: o.signal });
+          let smoke = await runSmoke({
+            app: o.app,
+            url: o.url,
+            token: o.token,
+            expectVersion: expect,
+            readOnly: true,
+            signal: o.signal,
+          });
           while (smoke.record.verdict !== 'PASS' && Date.now() < deadline) {
             await sleep(1000, undefined, { signal: o.signal });
-            smoke = await runSmoke({ app: o.app, url: o.url, token: o.token, expectVersion: expect, readOnly: true, signal: o.signal });
+            smoke = await runSmoke({
+              app: o.app,
+              url: o.url,
+              token: o.token,
+              expectVersion: expect,
+              readOnly: true,
+              signal: o.signal,
+            });
           }
-          gates.push(gate('read-only smoke after the rollback', smoke.record.verdict === 'PASS' ? 'PASS' : 'ERROR',
-            `${smoke.record.verdict}: ${smoke.record.gates.filter((g) => g.verdict !== 'PASS').map((g) => `${g.name}: ${g.evidence}`).join('; ') || `every read-only check passed${expect ? `, answering ${expect}` : ''}`}`));
+          gates.push(
+            gate(
+              'read-only smoke after the rollback',
+              smoke.record.verdict === 'PASS' ? 'PASS' : 'ERROR',
+              `${smoke.record.verdict}: ${
+                smoke.record.gates
+                  .filter((g) => g.verdict !== 'PASS')
+                  .map((g) => `${g.name}: ${g.evidence}`)
+                  .join('; ') || `every read-only check passed${expect ? `, answering ${expect}` : ''}`
+              }`,
+            ),
+          );
         }
       }
       const ok = gates.every((g) => g.verdict === 'PASS');
       action = ok ? 'rolled-back' : 'rollback-failed';
-      checks.push(check('rollback', `rolls back as kubectl rollout undo does, waits for it, verifies it with the read-only smoke`, t4, gates));
+      checks.push(
+        check(
+          'rollback',
+          `rolls back as kubectl rollout undo does, waits for it, verifies it with the read-only smoke`,
+          t4,
+          gates,
+        ),
+      );
     }
     return { checks, decision, action, ledger, versions: { candidate, baseline: versions.baseline } };
   } finally {

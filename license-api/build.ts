@@ -10,7 +10,10 @@ const here = dirname(fileURLToPath(import.meta.url));
  * ships (Dockerfile) and what the embedded cluster's image store holds (`verdict image build`).
  * No node_modules at run time: every production dependency is inside `server.mjs`.
  */
-export async function buildLicenseApi(outDir: string, meta: { version?: string } = {}): Promise<{ entry: string; outDir: string }> {
+export async function buildLicenseApi(
+  outDir: string,
+  meta: { version?: string } = {},
+): Promise<{ entry: string; outDir: string }> {
   await rm(outDir, { recursive: true, force: true });
   await mkdir(outDir, { recursive: true });
   const entry = join(outDir, 'server.mjs');
@@ -30,7 +33,10 @@ export async function buildLicenseApi(outDir: string, meta: { version?: string }
     logLevel: 'warning',
   });
   await cp(join(here, 'migrations'), join(outDir, 'migrations'), { recursive: true });
-  await writeFile(join(outDir, 'image.json'), JSON.stringify({ name: 'license-api', version: meta.version ?? 'dev', builtAt: new Date().toISOString() }, null, 2) + '\n');
+  await writeFile(
+    join(outDir, 'image.json'),
+    JSON.stringify({ name: 'license-api', version: meta.version ?? 'dev', builtAt: new Date().toISOString() }, null, 2) + '\n',
+  );
   return { entry, outDir };
 }
 

@@ -37,9 +37,15 @@ beforeAll(async () => {
   before = snapshotHostNet();
   engine = await useEngine({ onProgress: (m) => console.info(m) });
   const base = await ensureBaseImage(engine, { onProgress: (m) => console.info(m) });
-  cold = await buildImage(engine, { context: REPO, tag: TAG, buildArgs: { NODE_IMAGE: base.ref, APP_VERSION: 'container-test' } });
-  console.info(`engine ${engine.host} (${engine.source}${engine.startedHere ? ', started here' : ''}); base ${base.ref} ready in ${base.ms} ms; ` +
-    `${TAG} built in ${cold.ms} ms, ${(cold.sizeBytes / 1e6).toFixed(0)} MB`);
+  cold = await buildImage(engine, {
+    context: REPO,
+    tag: TAG,
+    buildArgs: { NODE_IMAGE: base.ref, APP_VERSION: 'container-test' },
+  });
+  console.info(
+    `engine ${engine.host} (${engine.source}${engine.startedHere ? ', started here' : ''}); base ${base.ref} ready in ${base.ms} ms; ` +
+      `${TAG} built in ${cold.ms} ms, ${(cold.sizeBytes / 1e6).toFixed(0)} MB`,
+  );
   databaseUrl = await freshDatabase('container');
 }, 900_000);
 
@@ -52,16 +58,33 @@ afterAll(async () => {
   await engine.release();
   expect(diffHostNet(before, snapshotHostNet())).toEqual([]);
   // When this file held the last lease, the engine is gone and nothing of it stays.
-  if (root && !await findEngine({ root, external: false })) expect(leftovers(root)).toEqual([]);
+  if (root && !(await findEngine({ root, external: false }))) expect(leftovers(root)).toEqual([]);
 }, 120_000);
 
-async function startApi(env: Record<string, string>, extra: Partial<RunOptions> = {}): Promise<{ c: Container; port: number; url: string; runToHealthyMs: number }> {
+async function startApi(
+  env: Record<string, string>,
+  extra: Partial<RunOptions> = {},
+): Promise<{ c: Container; port: number; url: string; runToHealthyMs: number }> {
   const port = await freePort();
   const started = Date.now();
   const c = await runContainer(engine, {
-    image: TAG, labels: { 'verdict.test': `container-${process.pid}` }, readOnly: true, tmpfs: ['/tmp'], healthInterval: '1s',
-    env: { PORT: String(port), HOST: '127.0.0.1', DATABASE_URL: databaseUrl, REDIS_URL: inject('redisUrl'), JWT_SECRET: TEST_SECRET,
-      LOG_LEVEL: 'info', POD_NAME: 'container', APP_VERSION: 'container-test', LICENSE_SEED: 'TEST-KEY=1000', ...env },
+    image: TAG,
+    labels: { 'verdict.test': `container-${process.pid}` },
+    readOnly: true,
+    tmpfs: ['/tmp'],
+    healthInterval: '1s',
+    env: {
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      DATABASE_URL: databaseUrl,
+      REDIS_URL: inject('redisUrl'),
+      JWT_SECRET: TEST_SECRET,
+      LOG_LEVEL: 'info',
+      POD_NAME: 'container',
+      APP_VERSION: 'container-test',
+      LICENSE_SEED: 'TEST-KEY=1000',
+      ...env,
+    },
     ...extra,
   });
   await c.waitHealthy(60_000);
@@ -90,8 +113,17 @@ async function dockerStopUnderLoad(c: Container, port: number, finishSlowAfterMs
 
 describe('the license API image, built and run by a Docker engine', () => {
   it('builds from the local base with the Dockerfile as shipped; a second build is all cache; the image is under its size budget', async () => {
-    expect(readFileSync(new URL('../Dockerfile', import.meta.url), 'utf8')).toMatch(/^ARG NODE_IMAGE=node:24\.[\d.]+-bookworm-slim@sha256:[0-9a-f]{64}$/m);
-    const warm = await buildImage(engine, { context: REPO, tag: TAG, buildArgs: { NODE_IMAGE: process.env.VERDICT_BASE_IMAGE ?? 'verdict/node:24-bookworm-local', APP_VERSION: 'container-test' } });
+    expect(readFileSync(new URL('../Dockerfile', import.meta.url), 'utf8')).toMatch(
+      /^ARG NODE_IMAGE=node:24\.[\d.]+-bookworm-slim@sha256:[0-9a-f]{64}$/m,
+    );
+    const warm = await buildImage(engine, {
+      context: REPO,
+      tag: TAG,
+      buildArgs: {
+        NODE_IMAGE: process.env.VERDICT_BASE_IMAGE ?? 'verdict/node:24-bookworm-local',
+        APP_VERSION: 'container-test',
+      },
+    });
     console.info(`warm rebuild of ${TAG}: ${warm.ms} ms; size ${warm.sizeBytes} bytes (budget ${SIZE_BUDGET_BYTES})`);
     expect(warm.id).toBe(cold.id);
     expect(warm.output).toMatch(/npm ci[^\n]*\n\s*---> Using cache/);
@@ -112,12 +144,16 @@ describe('the license API image, built and run by a Docker engine', () => {
       expect(live.status).toBe(200);
       expect(live.headers.get('x-app-version')).toBe('container-test');
       const acquire = await fetch(`${url}/api/v1/licenses/acquire`, {
-        method: 'POST', body: JSON.stringify({ license_key: 'TEST-KEY', hardware_id: 'container-1' }),
+        method: 'POST',
+        body: JSON.stringify({ license_key: 'TEST-KEY', hardware_id: 'container-1' }),
         headers: { 'content-type': 'application/json', authorization: `Bearer ${await mintToken()}` },
       });
       expect([200, 201]).toContain(acquire.status);
       // Nothing can be written outside /tmp.
-      const write = await docker(engine, ['exec', c.id, 'node', '-e', 'require("fs").writeFileSync("/app/x", "x")']).then(() => 'written', (e) => String(e));
+      const write = await docker(engine, ['exec', c.id, 'node', '-e', 'require("fs").writeFileSync("/app/x", "x")']).then(
+        () => 'written',
+        (e) => String(e),
+      );
       expect(write).toMatch(/EROFS|read-only/);
     } finally {
       await c.remove();
@@ -128,7 +164,9 @@ describe('the license API image, built and run by a Docker engine', () => {
     const { c, port } = await startApi({ SHUTDOWN_MODE: 'graceful', SHUTDOWN_DELAY_MS: '600', SHUTDOWN_TIMEOUT_MS: '5000' });
     try {
       const r = await dockerStopUnderLoad(c, port, 900);
-      console.info(`docker stop (graceful): exit ${r.stop.exitCode} after ${r.stop.ms} ms; ${r.outcomes.length} requests, ${r.afterStop.length} after the stop, ${r.failed.length} failed`);
+      console.info(
+        `docker stop (graceful): exit ${r.stop.exitCode} after ${r.stop.ms} ms; ${r.outcomes.length} requests, ${r.afterStop.length} after the stop, ${r.failed.length} failed`,
+      );
       expect(r.stop.exitCode).toBe(0);
       expect(r.afterStop.length).toBeGreaterThan(20);
       expect(r.failed).toEqual([]);
@@ -144,7 +182,9 @@ describe('the license API image, built and run by a Docker engine', () => {
     const { c, port } = await startApi({ SHUTDOWN_MODE: 'naive', SHUTDOWN_DELAY_MS: '0', SHUTDOWN_TIMEOUT_MS: '5000' });
     try {
       const r = await dockerStopUnderLoad(c, port, 300);
-      console.info(`docker stop (naive): exit ${r.stop.exitCode} after ${r.stop.ms} ms; ${r.outcomes.length} requests, ${r.failed.length} failed`);
+      console.info(
+        `docker stop (naive): exit ${r.stop.exitCode} after ${r.stop.ms} ms; ${r.outcomes.length} requests, ${r.failed.length} failed`,
+      );
       expect(r.failed.length).toBeGreaterThan(0);
       expect(r.slowResults.map((s) => s.status)).toEqual([0, 0, 0]);
       expect(r.stop.exitCode).toBe(0);

@@ -6,7 +6,11 @@ import { describe, expect, it } from 'vitest';
  * The Dockerfile's structure, without an engine (license-api/container.test.ts builds and runs it
  * with a real one).
  */
-interface Instruction { op: string; args: string; stage: number }
+interface Instruction {
+  op: string;
+  args: string;
+  stage: number;
+}
 
 function parseDockerfile(text: string): Instruction[] {
   const out: Instruction[] = [];
@@ -30,7 +34,7 @@ describe('Dockerfile', async () => {
   const last = Math.max(...ins.map((i) => i.stage));
   const final = ins.filter((i) => i.stage === last);
 
-  it('is multi-stage on one base: the official Node 24 slim image pinned by digest, as a build argument\'s default', () => {
+  it("is multi-stage on one base: the official Node 24 slim image pinned by digest, as a build argument's default", () => {
     const froms = ins.filter((i) => i.op === 'FROM');
     expect(froms.length).toBeGreaterThanOrEqual(2);
     const arg = ins.find((i) => i.op === 'ARG' && i.stage === -1 && i.args.startsWith('NODE_IMAGE='));

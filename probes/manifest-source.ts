@@ -43,16 +43,26 @@ export async function readDeployment(kc: k8s.KubeConfig, namespace: string, name
     throw new Error(`reading Deployment ${namespace}/${name}: ${messageOf(err)}`);
   }
   const objects: KubeObject[] = [plain(d, 'apps/v1', 'Deployment')];
-  const cmNames = new Set((d.spec?.template.spec?.containers ?? []).flatMap((c) => (c.envFrom ?? []).flatMap((e) => (e.configMapRef?.name ? [e.configMapRef.name] : []))));
+  const cmNames = new Set(
+    (d.spec?.template.spec?.containers ?? []).flatMap((c) =>
+      (c.envFrom ?? []).flatMap((e) => (e.configMapRef?.name ? [e.configMapRef.name] : [])),
+    ),
+  );
   for (const cm of cmNames) {
-    try { objects.push(plain(await core.readNamespacedConfigMap({ namespace, name: cm }), 'v1', 'ConfigMap')); } catch (err) { if (!isNotFound(err)) throw err; }
+    try {
+      objects.push(plain(await core.readNamespacedConfigMap({ namespace, name: cm }), 'v1', 'ConfigMap'));
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
   }
-  for (const p of (await policy.listNamespacedPodDisruptionBudget({ namespace })).items) objects.push(plain(p, 'policy/v1', 'PodDisruptionBudget'));
+  for (const p of (await policy.listNamespacedPodDisruptionBudget({ namespace })).items)
+    objects.push(plain(p, 'policy/v1', 'PodDisruptionBudget'));
   // Only the Services in front of these pods: another workload's Service is not this Deployment's concern.
   const labels = d.spec?.template.metadata?.labels ?? {};
   for (const s of (await core.listNamespacedService({ namespace })).items) {
     const sel = s.spec?.selector ?? {};
-    if (Object.keys(sel).length && Object.entries(sel).every(([k, v]) => labels[k] === v)) objects.push(plain(s, 'v1', 'Service'));
+    if (Object.keys(sel).length && Object.entries(sel).every(([k, v]) => labels[k] === v))
+      objects.push(plain(s, 'v1', 'Service'));
   }
   return { objects, source: `Deployment ${namespace}/${name} in context ${kc.getCurrentContext()}` };
 }

@@ -23,7 +23,9 @@ import type { Measured } from './manifest-lint.ts';
 /** The longest pod created → Ready of the workload's ready pods, from their conditions (read-only), or undefined. */
 export async function startTimeFromPods(kc: k8s.KubeConfig, namespace: string, selector: string): Promise<Measured | undefined> {
   const core = kc.makeApiClient(k8s.CoreV1Api);
-  const pods = (await core.listNamespacedPod({ namespace, labelSelector: selector })).items.filter((p) => !p.metadata?.deletionTimestamp && isPodReady(p));
+  const pods = (await core.listNamespacedPod({ namespace, labelSelector: selector })).items.filter(
+    (p) => !p.metadata?.deletionTimestamp && isPodReady(p),
+  );
   const spans = pods.flatMap((p) => {
     const created = Date.parse(String(p.metadata?.creationTimestamp ?? ''));
     const ready = p.status?.conditions?.find((c) => c.type === 'Ready' && c.status === 'True');
@@ -33,7 +35,10 @@ export async function startTimeFromPods(kc: k8s.KubeConfig, namespace: string, s
     return Number.isFinite(created) && Number.isFinite(at) && at >= created && restarts === 0 ? [at - created] : [];
   });
   if (!spans.length) return undefined;
-  return { ms: Math.max(...spans), source: `pod created → Ready, the longest of ${spans.length} ready pod${spans.length === 1 ? '' : 's'}, from the pods' conditions (1 s resolution)` };
+  return {
+    ms: Math.max(...spans),
+    source: `pod created → Ready, the longest of ${spans.length} ready pod${spans.length === 1 ? '' : 's'}, from the pods' conditions (1 s resolution)`,
+  };
 }
 
 export interface DisruptiveMeasurement {
@@ -45,34 +50,64 @@ export interface DisruptiveMeasurement {
   sliceMs: number | null;
 }
 
-const sleep = (ms: number, signal?: AbortSignal) => new Promise<void>((resolve, reject) => {
-  const t = setTimeout(resolve, ms);
-  signal?.addEventListener('abort', () => { clearTimeout(t); reject(signal.reason); }, { once: true });
-});
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve, reject) => {
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(t);
+        reject(signal.reason);
+      },
+      { once: true },
+    );
+  });
 
 /**
  * Deletes one ready pod of the workload (with its grace period) and measures how long the data
  * plane kept routing to it and how long its replacement took to be Ready. Needs a target that
  * observes its routing and that the harness owns.
  */
-export async function measureByDeletingOnePod(target: Target, w: Workload, o: { signal?: AbortSignal; say?: (m: string) => void; timeoutMs?: number } = {}): Promise<DisruptiveMeasurement> {
+export async function measureByDeletingOnePod(
+  target: Target,
+  w: Workload,
+  o: { signal?: AbortSignal; say?: (m: string) => void; timeoutMs?: number } = {},
+): Promise<DisruptiveMeasurement> {
   const routing = target.routing;
-  if (!routing) throw new Error(`the ${target.kind} target does not observe its data plane's routing: endpoint propagation cannot be measured there`);
-  if (!target.owned) throw new Error(`the ${target.kind} target ${target.name} is not the harness's own: it will not delete a pod there to measure`);
+  if (!routing)
+    throw new Error(
+      `the ${target.kind} target does not observe its data plane's routing: endpoint propagation cannot be measured there`,
+    );
+  if (!target.owned)
+    throw new Error(
+      `the ${target.kind} target ${target.name} is not the harness's own: it will not delete a pod there to measure`,
+    );
   const kc = target.kubeConfig;
   const core = kc.makeApiClient(k8s.CoreV1Api);
   const timeoutMs = o.timeoutMs ?? 120_000;
-  const timeline = new ClusterTimeline({ kubeConfig: kc, namespace: w.namespace, selector: w.selector, service: w.service, nodes: false, kubeEvents: false });
+  const timeline = new ClusterTimeline({
+    kubeConfig: kc,
+    namespace: w.namespace,
+    selector: w.selector,
+    service: w.service,
+    nodes: false,
+    kubeEvents: false,
+  });
   await timeline.start();
   try {
-    const pods = (await core.listNamespacedPod({ namespace: w.namespace, labelSelector: w.selector })).items.filter((p) => !p.metadata?.deletionTimestamp && isPodReady(p));
+    const pods = (await core.listNamespacedPod({ namespace: w.namespace, labelSelector: w.selector })).items.filter(
+      (p) => !p.metadata?.deletionTimestamp && isPodReady(p),
+    );
     const victim = pods.find((p) => p.status?.podIP);
     if (!victim) throw new Error(`no ready pod of ${w.selector} in ${w.namespace} to measure with`);
     const name = victim.metadata!.name!;
     const ip = victim.status!.podIP!;
     const routedTo = (r: string[]) => r.some((e) => e.startsWith(`${ip}:`));
     const before = routing.routingHistory(w.nodePort).at(-1);
-    if (!before || !routedTo(before.routable)) throw new Error(`the Service proxy does not route node port ${w.nodePort} to ${name} (${ip}) now: cannot measure its removal`);
+    if (!before || !routedTo(before.routable))
+      throw new Error(
+        `the Service proxy does not route node port ${w.nodePort} to ${name} (${ip}) now: cannot measure its removal`,
+      );
     o.say?.(`measuring: deleting pod ${name} (${ip}) with its grace period`);
     const t0 = Date.now();
     timeline.action(`pod/${name}`, 'delete', 'to measure endpoint propagation and start time');
@@ -82,23 +117,40 @@ export async function measureByDeletingOnePod(target: Target, w: Workload, o: { 
     while (proxyAt === undefined) {
       proxyAt = routing.routingHistory(w.nodePort).find((c) => c.at >= t0 && !routedTo(c.routable))?.at;
       if (proxyAt !== undefined) break;
-      if (Date.now() > deadline) throw new Error(`the Service proxy still routed to ${name} ${timeoutMs / 1000} s after its deletion`);
+      if (Date.now() > deadline)
+        throw new Error(`the Service proxy still routed to ${name} ${timeoutMs / 1000} s after its deletion`);
       await sleep(20, o.signal);
     }
-    const sliceAt = timeline.events.find((e) => e.at >= t0 && e.object === `endpoint/${name}` && e.kind === 'endpoint' && e.change !== 'endpoint-ready' && e.change !== 'endpoint-added')?.at;
+    const sliceAt = timeline.events.find(
+      (e) =>
+        e.at >= t0 &&
+        e.object === `endpoint/${name}` &&
+        e.kind === 'endpoint' &&
+        e.change !== 'endpoint-ready' &&
+        e.change !== 'endpoint-added',
+    )?.at;
     o.say?.(`measuring: the proxy stopped routing to ${name} after ${proxyAt - t0} ms; waiting for its replacement`);
     await waitForReplacement(kc, w.namespace, w.selector, pods.length, [name], { timeoutMs, signal: o.signal });
     const created = timeline.events.find((e) => e.kind === 'pod' && e.change === 'created' && e.at >= t0);
     const ready = created && timeline.events.find((e) => e.kind === 'pod' && e.object === created.object && e.change === 'ready');
     const lag = target.endpointLagMs;
     const sliceMs = sliceAt === undefined ? null : sliceAt - t0;
-    const why = [sliceMs !== null ? `its EndpointSlice entry turned not-ready after ${sliceMs} ms` : null, lag ? `the proxy applies changes ${lag} ms late, as kube-proxy's minSyncPeriod does` : null].filter(Boolean);
+    const why = [
+      sliceMs !== null ? `its EndpointSlice entry turned not-ready after ${sliceMs} ms` : null,
+      lag ? `the proxy applies changes ${lag} ms late, as kube-proxy's minSyncPeriod does` : null,
+    ].filter(Boolean);
     return {
       propagationMs: {
         ms: proxyAt - t0,
         source: `pod ${name} deleted → the Service proxy stopped routing new connections to it${why.length ? ` (${why.join('; ')})` : ''}; one deletion on the ${target.kind} cluster`,
       },
-      startMs: created && ready ? { ms: ready.at - created.at, source: `pod created → Ready of the replacement ${created.object.slice(4)}, watched (ms)` } : undefined,
+      startMs:
+        created && ready
+          ? {
+              ms: ready.at - created.at,
+              source: `pod created → Ready of the replacement ${created.object.slice(4)}, watched (ms)`,
+            }
+          : undefined,
       sliceMs,
       timeline: timeline.events.filter((e) => e.at >= t0).slice(0, 200),
     };

@@ -23,18 +23,27 @@ import { runProbes, type ProbesResult } from './probes.ts';
 // what a warning does.
 const overlay = fileURLToPath(new URL('../license-api/kubernetes/overlays/embedded', import.meta.url));
 const CLI = fileURLToPath(new URL('../cli/verdict.ts', import.meta.url));
-const gate = (r: ProbesResult, check: string, name: string) => r.checks.find((c) => c.name === check)?.gates.find((g) => g.name === name);
-const verdicts = (r: ProbesResult, check: string) => Object.fromEntries(r.checks.find((c) => c.name === check)!.gates.map((g) => [g.name, g.verdict]));
+const gate = (r: ProbesResult, check: string, name: string) =>
+  r.checks.find((c) => c.name === check)?.gates.find((g) => g.name === name);
+const verdicts = (r: ProbesResult, check: string) =>
+  Object.fromEntries(r.checks.find((c) => c.name === check)!.gates.map((g) => [g.name, g.verdict]));
 
 let api: TestApi;
-beforeAll(async () => { api = await startTestApi({ DATABASE_URL: await freshDatabase('probes'), LICENSE_SEED: 'SMOKE-KEY=5' }); });
-afterAll(async () => { await api?.[Symbol.asyncDispose](); });
+beforeAll(async () => {
+  api = await startTestApi({ DATABASE_URL: await freshDatabase('probes'), LICENSE_SEED: 'SMOKE-KEY=5' });
+});
+afterAll(async () => {
+  await api?.[Symbol.asyncDispose]();
+});
 
 describe('runProbes against the license API in this process', () => {
-  it('the shipped release and its manifests PASS; each answer is judged against the manifest\'s timeoutSeconds', async () => {
+  it("the shipped release and its manifests PASS; each answer is judged against the manifest's timeoutSeconds", async () => {
     const r = await runProbes({ app: licenseApi, url: api.url, manifests: await loadManifests(overlay) });
     expect(r.error).toBeNull();
-    expect(r.checks.map((c) => [c.name, c.kind, c.verdict])).toEqual([['probe-endpoints', 'probe', 'PASS'], ['manifests', 'probe', 'PASS']]);
+    expect(r.checks.map((c) => [c.name, c.kind, c.verdict])).toEqual([
+      ['probe-endpoints', 'probe', 'PASS'],
+      ['manifests', 'probe', 'PASS'],
+    ]);
     expect(verdicts(r, 'probe-endpoints')).toEqual({ startup: 'PASS', liveness: 'PASS', readiness: 'PASS' });
     expect(gate(r, 'probe-endpoints', 'readiness')!.observed).toMatchObject({ timeout_seconds: 3, samples: 5, budget_ms: 1500 });
     expect(gate(r, 'probe-endpoints', 'liveness')!.observed).toMatchObject({ timeout_seconds: 5, budget_ms: 2500 });
@@ -44,7 +53,7 @@ describe('runProbes against the license API in this process', () => {
     expect(gate(r, 'manifests', 'drain.prestop-vs-propagation')!.evidence).toMatch(/not measured; assumed 1 s/);
   });
 
-  it('without manifests, Kubernetes\' default timeoutSeconds (1 s) is the yardstick', async () => {
+  it("without manifests, Kubernetes' default timeoutSeconds (1 s) is the yardstick", async () => {
     const r = await runProbes({ app: licenseApi, url: api.url, samples: 2 });
     expect(r.checks.map((c) => c.name)).toEqual(['probe-endpoints']);
     expect(gate(r, 'probe-endpoints', 'startup')!.evidence).toMatch(/no manifest given: Kubernetes' default timeoutSeconds 1 s/);
@@ -52,15 +61,37 @@ describe('runProbes against the license API in this process', () => {
   });
 
   it.each<[string, (q: { path: string }) => FaultPlan | undefined, string]>([
-    ['liveness that answers 503', (q) => (q.path === '/health/live' ? { answer: { status: 503, body: '{"status":"down"}' } } : undefined), 'liveness'],
-    ['readiness that answers 200 without the body', (q) => (q.path === '/health/ready' ? { answer: { status: 200, body: 'OK' } } : undefined), 'readiness'],
-    ['readiness that says ready without its database check', (q) => (q.path === '/health/ready' ? { answer: { status: 200, body: '{"status":"ready","checks":{}}' } } : undefined), 'readiness'],
-    ['a startup probe still starting', (q) => (q.path === '/health/startup' ? { answer: { status: 503, body: '{"status":"starting"}' } } : undefined), 'startup'],
-    ['readiness slower than half its timeoutSeconds (3 s)', (q) => (q.path === '/health/ready' ? { holdMs: 1700 } : undefined), 'readiness'],
+    [
+      'liveness that answers 503',
+      (q) => (q.path === '/health/live' ? { answer: { status: 503, body: '{"status":"down"}' } } : undefined),
+      'liveness',
+    ],
+    [
+      'readiness that answers 200 without the body',
+      (q) => (q.path === '/health/ready' ? { answer: { status: 200, body: 'OK' } } : undefined),
+      'readiness',
+    ],
+    [
+      'readiness that says ready without its database check',
+      (q) => (q.path === '/health/ready' ? { answer: { status: 200, body: '{"status":"ready","checks":{}}' } } : undefined),
+      'readiness',
+    ],
+    [
+      'a startup probe still starting',
+      (q) => (q.path === '/health/startup' ? { answer: { status: 503, body: '{"status":"starting"}' } } : undefined),
+      'startup',
+    ],
+    [
+      'readiness slower than half its timeoutSeconds (3 s)',
+      (q) => (q.path === '/health/ready' ? { holdMs: 1700 } : undefined),
+      'readiness',
+    ],
   ])('FAILs the probe that needs it: %s', async (_name, plan, failing) => {
     await using proxy = await startFaultProxy(api.url, plan);
     const r = await runProbes({ app: licenseApi, url: proxy.url, manifests: await loadManifests(overlay), samples: 2 });
-    const bad = Object.entries(verdicts(r, 'probe-endpoints')).filter(([, v]) => v !== 'PASS').map(([k]) => k);
+    const bad = Object.entries(verdicts(r, 'probe-endpoints'))
+      .filter(([, v]) => v !== 'PASS')
+      .map(([k]) => k);
     expect(bad).toEqual([failing]);
     expect(r.checks[0].verdict).toBe('FAIL');
   });
@@ -76,14 +107,28 @@ describe('runProbes against the license API in this process', () => {
   });
 
   it('a server that is not the license API FAILs every probe; an unreachable URL is ERROR', async () => {
-    const other: Server = createServer((req, res) => { req.resume(); res.writeHead(200, { 'content-type': 'text/html' }).end('<html>hi</html>'); });
+    const other: Server = createServer((req, res) => {
+      req.resume();
+      res.writeHead(200, { 'content-type': 'text/html' }).end('<html>hi</html>');
+    });
     await new Promise<void>((r) => other.listen(0, '127.0.0.1', r));
     try {
-      const r = await runProbes({ app: licenseApi, url: `http://127.0.0.1:${(other.address() as AddressInfo).port}`, samples: 1 });
+      const r = await runProbes({
+        app: licenseApi,
+        url: `http://127.0.0.1:${(other.address() as AddressInfo).port}`,
+        samples: 1,
+      });
       expect(verdicts(r, 'probe-endpoints')).toEqual({ startup: 'FAIL', liveness: 'FAIL', readiness: 'FAIL' });
-    } finally { await new Promise<void>((r) => other.close(() => r())); }
+    } finally {
+      await new Promise<void>((r) => other.close(() => r()));
+    }
     const port = await freePort();
-    const u = await runProbes({ app: licenseApi, url: `http://127.0.0.1:${port}`, manifests: await loadManifests(overlay), samples: 1 });
+    const u = await runProbes({
+      app: licenseApi,
+      url: `http://127.0.0.1:${port}`,
+      manifests: await loadManifests(overlay),
+      samples: 1,
+    });
     expect(u.error).toMatch(new RegExp(`cannot reach http://127\\.0\\.0\\.1:${port}/health/startup: ECONNREFUSED`));
     expect(u.checks[0].verdict).toBe('ERROR');
   });
@@ -93,19 +138,30 @@ describe('runProbes against the license API in this process', () => {
 
 function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', CI: 'true' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, ...args], {
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', CI: 'true' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
-    child.stdout!.on('data', (d) => { stdout += d; });
-    child.stderr!.on('data', (d) => { stderr += d; });
+    child.stdout!.on('data', (d) => {
+      stdout += d;
+    });
+    child.stderr!.on('data', (d) => {
+      stderr += d;
+    });
     child.once('exit', (code) => resolve({ code, stdout, stderr }));
   });
 }
 
 describe('verdict probes (the command)', () => {
   let dir: string;
-  beforeAll(async () => { dir = await mkdtemp(join(tmpdir(), 'verdict-probes-')); });
-  afterAll(async () => { if (dir) await rm(dir, { recursive: true, force: true }); });
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'verdict-probes-'));
+  });
+  afterAll(async () => {
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
 
   const writeYaml = async (name: string, mutate: (objs: any[]) => void) => {
     const objs = await renderKustomization(overlay);
@@ -124,7 +180,7 @@ describe('verdict probes (the command)', () => {
     expect(JSON.parse(await readFile(join(out, 'latest', 'verdict.json'), 'utf8')).verdict).toBe('PASS');
   });
 
-  it('a YAML file without preStop and without the app\'s delay FAILs (exit 1) with the finding', async () => {
+  it("a YAML file without preStop and without the app's delay FAILs (exit 1) with the finding", async () => {
     const file = await writeYaml('no-delay.yaml', (objs) => {
       const d = objs.find((o) => o.kind === 'Deployment');
       delete d.spec.template.spec.containers[0].lifecycle;
@@ -132,11 +188,18 @@ describe('verdict probes (the command)', () => {
     });
     const r = await cli(['probes', '--url', api.url, '--manifests', file, '--samples', '1', '--out', join(dir, 'out')]);
     expect(r.code).toBe(1);
-    expect(r.stdout).toMatch(/✗ FAIL +drain\.prestop-vs-propagation: error: .*lifecycle\.preStop: keeps accepting for no preStop \+ the app keeps serving 0 s/);
+    expect(r.stdout).toMatch(
+      /✗ FAIL +drain\.prestop-vs-propagation: error: .*lifecycle\.preStop: keeps accepting for no preStop \+ the app keeps serving 0 s/,
+    );
   });
 
   it('--fail-on warning turns a warning (no PodDisruptionBudget) into FAIL', async () => {
-    const file = await writeYaml('no-pdb.yaml', (objs) => { objs.splice(objs.findIndex((o) => o.kind === 'PodDisruptionBudget'), 1); });
+    const file = await writeYaml('no-pdb.yaml', (objs) => {
+      objs.splice(
+        objs.findIndex((o) => o.kind === 'PodDisruptionBudget'),
+        1,
+      );
+    });
     const base = ['probes', '--url', api.url, '--manifests', file, '--samples', '1', '--out', join(dir, 'out')];
     expect((await cli(base)).code).toBe(0);
     const strict = await cli([...base, '--fail-on', 'warning']);
@@ -149,7 +212,9 @@ describe('verdict probes (the command)', () => {
     const noCtx = await cli(['probes', '--url', api.url, '--deployment', 'coditect/license-api']);
     expect(noCtx.code).toBe(64);
     expect(noCtx.stderr).toMatch(/--deployment needs --context/);
-    expect((await cli(['probes', '--url', api.url, '--deployment', 'a/b', '--context', 'c', '--manifests', overlay])).code).toBe(64);
+    expect((await cli(['probes', '--url', api.url, '--deployment', 'a/b', '--context', 'c', '--manifests', overlay])).code).toBe(
+      64,
+    );
     const missing = await cli(['probes', '--url', api.url, '--manifests', join(dir, 'nope.yaml')]);
     expect(missing.code).toBe(64);
     expect(missing.stderr).toMatch(/does not exist/);

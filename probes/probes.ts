@@ -68,10 +68,15 @@ function endpointCheck(e: ProbeEndpoint, container: Record<string, any> | undefi
   const probe = container?.[`${e.probe}Probe`];
   const path: string = probe?.httpGet?.path ?? e.path;
   const timeoutS: number = probe?.timeoutSeconds ?? K8S_DEFAULT_TIMEOUT_S;
-  const timeoutSource = probe ? `the manifest's ${e.probe}Probe timeoutSeconds ${timeoutS} s` : container ? `no ${e.probe}Probe in the manifest: Kubernetes' default timeoutSeconds ${timeoutS} s` : `no manifest given: Kubernetes' default timeoutSeconds ${timeoutS} s`;
+  const timeoutSource = probe
+    ? `the manifest's ${e.probe}Probe timeoutSeconds ${timeoutS} s`
+    : container
+      ? `no ${e.probe}Probe in the manifest: Kubernetes' default timeoutSeconds ${timeoutS} s`
+      : `no manifest given: Kubernetes' default timeoutSeconds ${timeoutS} s`;
   const budgetMs = (timeoutS * 1000) / 2;
   return {
-    name: e.probe, budgetMs,
+    name: e.probe,
+    budgetMs,
     verifies: `GET ${path} answers ${e.expects}, ${samples} times, each within half of ${timeoutSource}`,
     async run({ http }) {
       let slowest = 0;
@@ -79,10 +84,16 @@ function endpointCheck(e: ProbeEndpoint, container: Record<string, any> | undefi
         const r = await http.request(path);
         slowest = Math.max(slowest, r.durationMs);
         const problem = e.judge({ status: r.status, json: r.json, text: r.text });
-        if (problem) throw new CheckFailed(`GET ${path} ${problem}${i ? ` (on request ${i + 1} of ${samples})` : ''}`, { status: r.status, path });
+        if (problem)
+          throw new CheckFailed(`GET ${path} ${problem}${i ? ` (on request ${i + 1} of ${samples})` : ''}`, {
+            status: r.status,
+            path,
+          });
       }
-      return pass(`GET ${path} answered as the ${e.probe} probe needs ${samples} times; slowest ${slowest.toFixed(1)} ms, budget ${budgetMs} ms (half of ${timeoutSource})`,
-        { path, samples, timeout_seconds: timeoutS, slowest_ms: Math.round(slowest * 10) / 10 });
+      return pass(
+        `GET ${path} answered as the ${e.probe} probe needs ${samples} times; slowest ${slowest.toFixed(1)} ms, budget ${budgetMs} ms (half of ${timeoutSource})`,
+        { path, samples, timeout_seconds: timeoutS, slowest_ms: Math.round(slowest * 10) / 10 },
+      );
     },
   };
 }
@@ -93,17 +104,23 @@ function withoutDependencyCheck(app: AppProfile, target: Target, dep: string): S
   const ready = app.probes!.endpoints.find((e) => e.probe === 'readiness');
   const w = app.workload;
   return {
-    name: `liveness-without-${dep}`, budgetMs: 2000,
+    name: `liveness-without-${dep}`,
+    budgetMs: 2000,
     verifies: `with ${dep} stopped, ${live.path} answers ${live.statusWithoutDependency ?? 200} on every pod (the kubelet must not restart them for an outage it cannot fix); the service is ready again once ${dep} is back`,
     async run(ctx) {
       const core = target.kubeConfig.makeApiClient(k8s.CoreV1Api);
-      const pods = (await core.listNamespacedPod({ namespace: w.namespace, labelSelector: w.selector })).items.filter((p) => !p.metadata?.deletionTimestamp && isPodReady(p) && p.status?.podIP);
+      const pods = (await core.listNamespacedPod({ namespace: w.namespace, labelSelector: w.selector })).items.filter(
+        (p) => !p.metadata?.deletionTimestamp && isPodReady(p) && p.status?.podIP,
+      );
       if (!pods.length) throw new CheckFailed(`no ready pod of ${w.selector} to ask`);
       const portOf = (p: k8s.V1Pod) => p.spec?.containers.find((c) => c.name === w.container)?.ports?.[0]?.containerPort ?? 80;
       const restartsBefore = pods.map((p) => (p.status?.containerStatuses ?? []).reduce((n, c) => n + (c.restartCount ?? 0), 0));
       const deps = target.dependencies!;
       await deps.stop(dep);
-      const undo = ctx.cleanup.add(`start ${dep}`, async () => { await deps.start(dep); return `${dep} started again`; });
+      const undo = ctx.cleanup.add(`start ${dep}`, async () => {
+        await deps.start(dep);
+        return `${dep} started again`;
+      });
       const answers: string[] = [];
       let bad: string | null = null;
       try {
@@ -113,20 +130,23 @@ function withoutDependencyCheck(app: AppProfile, target: Target, dep: string): S
           const l = await pod.request(live.path);
           const rd = ready ? await pod.request(ready.path) : null;
           answers.push(`${p.metadata!.name}: live ${l.status}${rd ? `, ready ${rd.status}` : ''}`);
-          if (l.status !== (live.statusWithoutDependency ?? 200) && !bad) bad = `${p.metadata!.name} answered ${live.path} ${l.status} with ${dep} stopped`;
+          if (l.status !== (live.statusWithoutDependency ?? 200) && !bad)
+            bad = `${p.metadata!.name} answered ${live.path} ${l.status} with ${dep} stopped`;
         }
       } finally {
         await deps.start(dep);
         undo();
       }
-      if (bad) throw new CheckFailed(`${bad}: liveness depends on ${dep}, so an outage would restart every pod (${answers.join('; ')})`);
+      if (bad)
+        throw new CheckFailed(`${bad}: liveness depends on ${dep}, so an outage would restart every pod (${answers.join('; ')})`);
       // Back: the Service must answer ready again (bounded).
       const deadline = Date.now() + 60_000;
       let last = 0;
       for (;;) {
         last = (await ctx.http.request(ready?.path ?? w.readyPath, { timeoutMs: 5000 }).catch(() => ({ status: 0 }))).status;
         if (last === 200) break;
-        if (Date.now() > deadline) throw new CheckFailed(`${dep} is back, but ${ready?.path ?? w.readyPath} still answers ${last} after 60 s`);
+        if (Date.now() > deadline)
+          throw new CheckFailed(`${dep} is back, but ${ready?.path ?? w.readyPath} still answers ${last} after 60 s`);
         await new Promise((r) => setTimeout(r, 500));
       }
       const after = (await core.listNamespacedPod({ namespace: w.namespace, labelSelector: w.selector })).items;
@@ -134,8 +154,14 @@ function withoutDependencyCheck(app: AppProfile, target: Target, dep: string): S
         const now = after.find((a) => a.metadata?.name === p.metadata?.name);
         return now && (now.status?.containerStatuses ?? []).reduce((n, c) => n + (c.restartCount ?? 0), 0) > restartsBefore[i];
       });
-      if (restarted.length) throw new CheckFailed(`containers restarted during the ${dep} outage: ${restarted.map((p) => p.metadata!.name).join(', ')}`);
-      return pass(`with ${dep} stopped every pod stayed live (${answers.join('; ')}); ready again once it was back, no restart`, { pods: pods.length, dependency: dep });
+      if (restarted.length)
+        throw new CheckFailed(
+          `containers restarted during the ${dep} outage: ${restarted.map((p) => p.metadata!.name).join(', ')}`,
+        );
+      return pass(`with ${dep} stopped every pod stayed live (${answers.join('; ')}); ready again once it was back, no restart`, {
+        pods: pods.length,
+        dependency: dep,
+      });
     },
   };
 }
@@ -146,15 +172,24 @@ export async function runProbes(o: ProbesRunOptions): Promise<ProbesResult> {
   const say = o.say ?? (() => {});
   const samples = o.samples ?? 5;
   const container = appContainer(app, o.manifests?.objects);
-  if (o.manifests && !container) throw new Error(`${o.manifests.source} has no Deployment ${app.workload.deployment} with a container ${app.workload.container}`);
+  if (o.manifests && !container)
+    throw new Error(
+      `${o.manifests.source} has no Deployment ${app.workload.deployment} with a container ${app.workload.container}`,
+    );
   const checks: SuiteCheck[] = app.probes.endpoints.map((e) => endpointCheck(e, container, samples));
   const t = o.target;
   if (t?.dependencies && (o.cutDependencies ?? true) && t.owned) {
     for (const dep of t.dependencies.names()) checks.push(withoutDependencyCheck(app, t, dep));
   }
   const endpoints = await runSuite({
-    name: 'probe-endpoints', url: o.url, checks, signal: o.signal, say, recordHeaders: [app.identityHeaders.version, app.identityHeaders.backend],
-    versionHeader: app.identityHeaders.version, retries: 0,
+    name: 'probe-endpoints',
+    url: o.url,
+    checks,
+    signal: o.signal,
+    say,
+    recordHeaders: [app.identityHeaders.version, app.identityHeaders.backend],
+    versionHeader: app.identityHeaders.version,
+    retries: 0,
     description: `${app.name}'s startup, liveness and readiness endpoints against ${o.url}: status and body as the probes need them, each answer within half the probe's timeoutSeconds${checks.length > app.probes.endpoints.length ? '; liveness on every pod with each dependency stopped' : ' (liveness without dependencies is checked only on a target that can take them away: embedded)'}.`,
   });
   const records: CheckRecord[] = [suiteCheckRecord(endpoints, 'probe')];
@@ -174,21 +209,66 @@ export async function runProbes(o: ProbesRunOptions): Promise<ProbesResult> {
         timeline = m.timeline;
       }
       measured.startMs ??= await startTimeFromPods(t.kubeConfig, app.workload.namespace, app.workload.selector);
-      gates.push(measured.startMs
-        ? { name: 'start time', verdict: 'PASS', evidence: `${(measured.startMs.ms / 1000).toFixed(2)} s: ${measured.startMs.source}`, observed: { ms: measured.startMs.ms } }
-        : { name: 'start time', verdict: 'INCONCLUSIVE', evidence: 'no ready pod to measure a start time from', observed: { ms: null } });
-      gates.push(measured.propagationMs
-        ? { name: 'endpoint propagation', verdict: 'PASS', evidence: `${(measured.propagationMs.ms / 1000).toFixed(2)} s: ${measured.propagationMs.source}`, observed: { ms: measured.propagationMs.ms } }
-        : { name: 'endpoint propagation', verdict: 'PASS', evidence: `not measured: the ${t.kind} target ${t.routing ? 'is not the harness\'s own (it deletes no pod there)' : 'does not observe its data plane'}; the manifest check assumes a value and says so`, observed: { ms: null } });
+      gates.push(
+        measured.startMs
+          ? {
+              name: 'start time',
+              verdict: 'PASS',
+              evidence: `${(measured.startMs.ms / 1000).toFixed(2)} s: ${measured.startMs.source}`,
+              observed: { ms: measured.startMs.ms },
+            }
+          : {
+              name: 'start time',
+              verdict: 'INCONCLUSIVE',
+              evidence: 'no ready pod to measure a start time from',
+              observed: { ms: null },
+            },
+      );
+      gates.push(
+        measured.propagationMs
+          ? {
+              name: 'endpoint propagation',
+              verdict: 'PASS',
+              evidence: `${(measured.propagationMs.ms / 1000).toFixed(2)} s: ${measured.propagationMs.source}`,
+              observed: { ms: measured.propagationMs.ms },
+            }
+          : {
+              name: 'endpoint propagation',
+              verdict: 'PASS',
+              evidence: `not measured: the ${t.kind} target ${t.routing ? "is not the harness's own (it deletes no pod there)" : 'does not observe its data plane'}; the manifest check assumes a value and says so`,
+              observed: { ms: null },
+            },
+      );
     } catch (err) {
       if (o.signal?.aborted) error = String((o.signal.reason as Error)?.message ?? o.signal.reason ?? 'interrupted');
-      gates.push({ name: 'measurement', verdict: 'ERROR', evidence: `the measurement broke: ${(err as Error).message}`, observed: {} });
+      gates.push({
+        name: 'measurement',
+        verdict: 'ERROR',
+        evidence: `the measurement broke: ${(err as Error).message}`,
+        observed: {},
+      });
     }
     records.push({
-      name: 'measurements', kind: 'probe', verdict: gates.some((g) => g.verdict === 'ERROR') ? 'ERROR' : gates.some((g) => g.verdict === 'INCONCLUSIVE') ? 'INCONCLUSIVE' : 'PASS',
-      description: disruptive ? `start time and endpoint propagation measured on the ${t.kind} cluster by deleting one pod (with its grace period) and watching its replacement` : `start time read from the pods' conditions on the ${t.kind} target (read-only)`,
-      startedAt: new Date(started).toISOString(), endedAt: new Date().toISOString(), error: null, gates, requests: null, failures: [], latency: null, series: [],
-      timeline: timeline.map((e) => ({ ...e })), ledgerLabel: null,
+      name: 'measurements',
+      kind: 'probe',
+      verdict: gates.some((g) => g.verdict === 'ERROR')
+        ? 'ERROR'
+        : gates.some((g) => g.verdict === 'INCONCLUSIVE')
+          ? 'INCONCLUSIVE'
+          : 'PASS',
+      description: disruptive
+        ? `start time and endpoint propagation measured on the ${t.kind} cluster by deleting one pod (with its grace period) and watching its replacement`
+        : `start time read from the pods' conditions on the ${t.kind} target (read-only)`,
+      startedAt: new Date(started).toISOString(),
+      endedAt: new Date().toISOString(),
+      error: null,
+      gates,
+      requests: null,
+      failures: [],
+      latency: null,
+      series: [],
+      timeline: timeline.map((e) => ({ ...e })),
+      ledgerLabel: null,
     });
   }
 
@@ -198,15 +278,35 @@ export async function runProbes(o: ProbesRunOptions): Promise<ProbesResult> {
     const started = Date.now();
     findings = lintManifests(o.manifests.objects, { deployments: [app.workload.deployment], app: app.probes, measured });
     const gates: GateRecord[] = findings.map((f) => ({
-      name: f.rule, verdict: findingVerdict(f, failOn), evidence: `${f.severity}: ${f.message}`,
-      observed: { severity: f.severity, object: f.object, field: f.field, measured: f.measured, required: f.required, fix: f.fix },
+      name: f.rule,
+      verdict: findingVerdict(f, failOn),
+      evidence: `${f.severity}: ${f.message}`,
+      observed: {
+        severity: f.severity,
+        object: f.object,
+        field: f.field,
+        measured: f.measured,
+        required: f.required,
+        fix: f.fix,
+      },
     }));
     if (!gates.length) gates.push({ name: 'manifests', verdict: 'PASS', evidence: 'no finding', observed: {} });
     const worstV = gates.some((g) => g.verdict === 'FAIL') ? 'FAIL' : 'PASS';
     records.push({
-      name: 'manifests', kind: 'probe', verdict: worstV,
+      name: 'manifests',
+      kind: 'probe',
+      verdict: worstV,
       description: `zero-downtime rules of ${o.manifests.source} (Deployment ${app.workload.deployment}), failing on ${failOn === 'warning' ? 'warnings and errors' : 'errors'}: ${findings.filter((f) => f.severity === 'error').length} errors, ${findings.filter((f) => f.severity === 'warning').length} warnings, ${findings.filter((f) => f.severity === 'info').length} notes`,
-      startedAt: new Date(started).toISOString(), endedAt: new Date().toISOString(), error: null, gates, requests: null, failures: [], latency: null, series: [], timeline: [], ledgerLabel: null,
+      startedAt: new Date(started).toISOString(),
+      endedAt: new Date().toISOString(),
+      error: null,
+      gates,
+      requests: null,
+      failures: [],
+      latency: null,
+      series: [],
+      timeline: [],
+      ledgerLabel: null,
     });
   }
   return { checks: records, endpoints, findings, measured, error };

@@ -49,14 +49,28 @@ export interface ErrorRateGateInput {
 export function errorRateGate(i: ErrorRateGateInput): Gate {
   const rate = i.total > 0 ? i.failed / i.total : null;
   const w = wilson(i.failed, i.total);
-  const observed = { failed: i.failed, total: i.total, rate, wilson95_high: w.high, max_rate: i.maxRate, min_requests: i.minRequests };
+  const observed = {
+    failed: i.failed,
+    total: i.total,
+    rate,
+    wilson95_high: w.high,
+    max_rate: i.maxRate,
+    min_requests: i.minRequests,
+  };
   const fmt = (x: number) => `${(x * 100).toPrecision(2)}%`;
   if (i.total < i.minRequests) {
-    return { name: i.name, verdict: 'INCONCLUSIVE', observed, evidence: `only ${i.total} requests (at least ${i.minRequests} needed to judge)` };
+    return {
+      name: i.name,
+      verdict: 'INCONCLUSIVE',
+      observed,
+      evidence: `only ${i.total} requests (at least ${i.minRequests} needed to judge)`,
+    };
   }
   const over = i.maxRate === 0 ? i.failed > 0 : (rate ?? 0) > i.maxRate;
   return {
-    name: i.name, verdict: over ? 'FAIL' : 'PASS', observed,
+    name: i.name,
+    verdict: over ? 'FAIL' : 'PASS',
+    observed,
     evidence: `${i.failed} of ${i.total} requests failed (${fmt(rate ?? 0)}; 95% upper bound ${fmt(w.high)}); allowed: ${i.maxRate === 0 ? 'none' : fmt(i.maxRate)}`,
   };
 }
@@ -80,7 +94,8 @@ export function loadAsPlannedGate(i: LoadAsPlannedInput, name = 'load as planned
   const late = i.scheduleDelayP99Ms;
   const ok = share >= i.minAchievedShare && late !== null && late <= i.maxScheduleDelayP99Ms;
   return {
-    name, verdict: ok ? 'PASS' : 'INCONCLUSIVE',
+    name,
+    verdict: ok ? 'PASS' : 'INCONCLUSIVE',
     evidence: `${i.achieved.toFixed(1)} of ${(i.target ?? 0).toFixed(1)} arrivals/s started (${(share * 100).toFixed(1)}%, need ${(i.minAchievedShare * 100).toFixed(0)}%), ${i.dropped} dropped; engine lateness p99 ${late?.toFixed(1) ?? '?'} ms (need <= ${i.maxScheduleDelayP99Ms})`,
     observed: { achieved: i.achieved, target: i.target, dropped: i.dropped, schedule_delay_p99_ms: late },
   };
@@ -106,20 +121,35 @@ export interface LatencyInput {
 export function latencyGate(i: LatencyInput, name = 'latency held'): Gate {
   const b = i.versions[i.baseline];
   const c = i.versions[i.candidate];
-  const observed = { baseline_p99_ms: b?.p99 ?? null, candidate_p99_ms: c?.p99 ?? null, baseline_n: b?.count ?? 0, candidate_n: c?.count ?? 0,
-    objective_p99_ms: i.p99Ms, max_ratio: i.maxP99Ratio };
+  const observed = {
+    baseline_p99_ms: b?.p99 ?? null,
+    candidate_p99_ms: c?.p99 ?? null,
+    baseline_n: b?.count ?? 0,
+    candidate_n: c?.count ?? 0,
+    objective_p99_ms: i.p99Ms,
+    max_ratio: i.maxP99Ratio,
+  };
   if (!c || c.count < i.minRequestsPerVersion || !b || b.count < i.minRequestsPerVersion) {
-    return { name, verdict: 'INCONCLUSIVE', observed,
-      evidence: `too few answers to compare latency${i.window ? ` ${i.window}` : ''}: ${b?.count ?? 0} from ${i.baseline}, ${c?.count ?? 0} from ${i.candidate} (need ${i.minRequestsPerVersion} each)` };
+    return {
+      name,
+      verdict: 'INCONCLUSIVE',
+      observed,
+      evidence: `too few answers to compare latency${i.window ? ` ${i.window}` : ''}: ${b?.count ?? 0} from ${i.baseline}, ${c?.count ?? 0} from ${i.candidate} (need ${i.minRequestsPerVersion} each)`,
+    };
   }
   const ratio = b.p99 > 0 ? c.p99 / b.p99 : Infinity;
   const slower = c.p99 - b.p99 >= i.minP99DifferenceMs && ratio > i.maxP99Ratio;
   const overObjective = c.p99 > i.p99Ms;
   const verdict = slower || overObjective ? 'FAIL' : 'PASS';
-  return { name, verdict, observed: { ...observed, ratio: Number.isFinite(ratio) ? Math.round(ratio * 100) / 100 : null },
-    evidence: `p99 ${c.p99.toFixed(1)} ms for ${i.candidate} (n=${c.count}) vs ${b.p99.toFixed(1)} ms for ${i.baseline} (n=${b.count}) ${i.window ?? 'in the same run'}: ` +
+  return {
+    name,
+    verdict,
+    observed: { ...observed, ratio: Number.isFinite(ratio) ? Math.round(ratio * 100) / 100 : null },
+    evidence:
+      `p99 ${c.p99.toFixed(1)} ms for ${i.candidate} (n=${c.count}) vs ${b.p99.toFixed(1)} ms for ${i.baseline} (n=${b.count}) ${i.window ?? 'in the same run'}: ` +
       `×${Number.isFinite(ratio) ? ratio.toFixed(2) : '∞'} (allowed ×${i.maxP99Ratio} unless under ${i.minP99DifferenceMs} ms apart); objective p99 <= ${i.p99Ms} ms` +
-      (slower ? ': the new version is slower' : overObjective ? ': over the objective' : '') };
+      (slower ? ': the new version is slower' : overObjective ? ': over the objective' : ''),
+  };
 }
 
 /** Minimum requests for a zero-failure result to bound the failure rate at `bound` (Wilson 95 %). */
@@ -128,7 +158,8 @@ export function requestsToBound(bound: number): number {
   let hi = 100_000_000;
   while (lo < hi) {
     const mid = Math.floor((lo + hi) / 2);
-    if (wilson(0, mid).high <= bound) hi = mid; else lo = mid + 1;
+    if (wilson(0, mid).high <= bound) hi = mid;
+    else lo = mid + 1;
   }
   return lo;
 }

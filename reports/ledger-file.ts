@@ -49,7 +49,10 @@ export async function writeLedgerGz(path: string, lines: LineSource, onLine?: (l
       onLine?.(line);
       count++;
       buf += line + '\n';
-      if (buf.length >= 1 << 16) { yield buf; buf = ''; }
+      if (buf.length >= 1 << 16) {
+        yield buf;
+        buf = '';
+      }
     }
     if (buf) yield buf;
   }

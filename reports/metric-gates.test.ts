@@ -3,16 +3,38 @@ import type { Counts, Measurement } from '../lib/metrics/source.ts';
 import { canaryErrorRateGate, canaryP99Gate, fisherOneSided, logGamma, measurementGates, metricGates } from './metric-gates.ts';
 
 const window = { from: new Date('2026-03-03T14:00:00Z'), to: new Date('2026-03-03T14:05:00Z') };
-const evidence = (source: string) => ({ source, queries: ['q'], window: { from: window.from.toISOString(), to: window.to.toISOString(), stepSeconds: 30 }, samples: 10, points: {} });
-const ok = (source: string, c: Counts, byVersion: Record<string, Counts> = {}): Measurement =>
-  ({ status: 'ok', source, window, message: `${source}: fine`, evidence: evidence(source), byVersion, ...c });
-const bad = (source: string, status: 'error' | 'no-data', message: string): Measurement => ({ status, source, window, message, evidence: evidence(source) });
+const evidence = (source: string) => ({
+  source,
+  queries: ['q'],
+  window: { from: window.from.toISOString(), to: window.to.toISOString(), stepSeconds: 30 },
+  samples: 10,
+  points: {},
+});
+const ok = (source: string, c: Counts, byVersion: Record<string, Counts> = {}): Measurement => ({
+  status: 'ok',
+  source,
+  window,
+  message: `${source}: fine`,
+  evidence: evidence(source),
+  byVersion,
+  ...c,
+});
+const bad = (source: string, status: 'error' | 'no-data', message: string): Measurement => ({
+  status,
+  source,
+  window,
+  message,
+  evidence: evidence(source),
+});
 const opts = { maxErrorRate: 0.01, minRequests: 100, p99Ms: 250 };
 
 describe('metric gates: fail closed', () => {
   it('a source in error makes each of its gates ERROR, with its message; no-data makes them INCONCLUSIVE', () => {
     const e = measurementGates(bad('promql', 'error', 'promql: cannot reach http://127.0.0.1:9 for query `up`'), opts);
-    expect(e.map((g) => [g.name, g.verdict])).toEqual([['promql: error rate', 'ERROR'], ['promql: p99 latency', 'ERROR']]);
+    expect(e.map((g) => [g.name, g.verdict])).toEqual([
+      ['promql: error rate', 'ERROR'],
+      ['promql: p99 latency', 'ERROR'],
+    ]);
     expect(e[0].evidence).toContain('cannot reach http://127.0.0.1:9 for query `up`');
     const n = measurementGates(bad('gmp', 'no-data', 'gmp: query `x` returned no series'), opts);
     expect(n.every((g) => g.verdict === 'INCONCLUSIVE')).toBe(true);
@@ -32,11 +54,18 @@ describe('metric gates: fail closed', () => {
     expect(rate.evidence).toMatch(/^promql: 30 of 1000 requests failed \(3\.0%; 95% upper bound 4\.\d%\)/);
     expect(rate.observed?.failed_4xx).toBe(4);
     expect(p99.verdict).toBe('PASS');
-    expect(measurementGates(ok('promql', { total: 20, failed: 0, failed4xx: 0, p99Ms: 10 }), opts).map((g) => g.verdict)).toEqual(['INCONCLUSIVE', 'INCONCLUSIVE']);
-    expect(measurementGates(ok('promql', { total: 1000, failed: 0, failed4xx: 0, p99Ms: null }), opts)[1]).toMatchObject({ verdict: 'INCONCLUSIVE', evidence: expect.stringMatching(/p99 unknown/) });
+    expect(measurementGates(ok('promql', { total: 20, failed: 0, failed4xx: 0, p99Ms: 10 }), opts).map((g) => g.verdict)).toEqual(
+      ['INCONCLUSIVE', 'INCONCLUSIVE'],
+    );
+    expect(measurementGates(ok('promql', { total: 1000, failed: 0, failed4xx: 0, p99Ms: null }), opts)[1]).toMatchObject({
+      verdict: 'INCONCLUSIVE',
+      evidence: expect.stringMatching(/p99 unknown/),
+    });
     expect(measurementGates(ok('promql', { total: 1000, failed: 0, failed4xx: 0, p99Ms: 400 }), opts)[1].verdict).toBe('FAIL');
-    expect(measurementGates(ok('promql', { total: 1000, failed: 0, failed4xx: 0, p99Ms: Infinity }), opts)[1])
-      .toMatchObject({ verdict: 'FAIL', evidence: expect.stringMatching(/above the histogram's highest bucket/) });
+    expect(measurementGates(ok('promql', { total: 1000, failed: 0, failed4xx: 0, p99Ms: Infinity }), opts)[1]).toMatchObject({
+      verdict: 'FAIL',
+      evidence: expect.stringMatching(/above the histogram's highest bucket/),
+    });
   });
 });
 
@@ -56,15 +85,29 @@ describe('canary vs baseline', () => {
   it('a candidate that fails more often FAILs, naming the test and the confidence; noise does not', () => {
     const g = canaryErrorRateGate('x', { v1: v(2000, 2), v2: v(2000, 30) }, compare);
     expect(g.verdict).toBe('FAIL');
-    expect(g.evidence).toMatch(/^v2 30 of 2000 failed \(1\.5%\) vs v1 2 of 2000 \(0\.10%\); one-sided Fisher's exact test p = .+ \(95% confidence needs p < 0\.05\): v2 fails more often$/);
-    expect(canaryErrorRateGate('x', { v1: v(2000, 2), v2: v(2000, 4) }, compare)).toMatchObject({ verdict: 'PASS', evidence: expect.stringMatching(/no significant increase/) });
+    expect(g.evidence).toMatch(
+      /^v2 30 of 2000 failed \(1\.5%\) vs v1 2 of 2000 \(0\.10%\); one-sided Fisher's exact test p = .+ \(95% confidence needs p < 0\.05\): v2 fails more often$/,
+    );
+    expect(canaryErrorRateGate('x', { v1: v(2000, 2), v2: v(2000, 4) }, compare)).toMatchObject({
+      verdict: 'PASS',
+      evidence: expect.stringMatching(/no significant increase/),
+    });
     // Significant, but under the minimum increase that matters.
-    expect(canaryErrorRateGate('x', { v1: v(1_000_000, 10), v2: v(1_000_000, 60) }, { ...compare, minErrorRateIncrease: 0.001 }).verdict).toBe('PASS');
+    expect(
+      canaryErrorRateGate('x', { v1: v(1_000_000, 10), v2: v(1_000_000, 60) }, { ...compare, minErrorRateIncrease: 0.001 })
+        .verdict,
+    ).toBe('PASS');
   });
 
   it('a version that served too little, or is missing, is INCONCLUSIVE', () => {
-    expect(canaryErrorRateGate('x', { v1: v(2000, 0), v2: v(20, 10) }, compare)).toMatchObject({ verdict: 'INCONCLUSIVE', evidence: expect.stringMatching(/20 from v2/) });
-    expect(canaryP99Gate('x', { v1: v(2000, 0) }, compare)).toMatchObject({ verdict: 'INCONCLUSIVE', evidence: expect.stringMatching(/0 from v2 .*versions seen: v1/) });
+    expect(canaryErrorRateGate('x', { v1: v(2000, 0), v2: v(20, 10) }, compare)).toMatchObject({
+      verdict: 'INCONCLUSIVE',
+      evidence: expect.stringMatching(/20 from v2/),
+    });
+    expect(canaryP99Gate('x', { v1: v(2000, 0) }, compare)).toMatchObject({
+      verdict: 'INCONCLUSIVE',
+      evidence: expect.stringMatching(/0 from v2 .*versions seen: v1/),
+    });
   });
 
   it('p99: slower by the ratio and by the minimum difference FAILs; unknown is INCONCLUSIVE', () => {
@@ -76,12 +119,28 @@ describe('canary vs baseline', () => {
   it('measurementGates compares only when both versions served in the window', () => {
     const withVersions = ok('promql', { total: 4000, failed: 30, failed4xx: 0, p99Ms: 50 }, { v1: v(2000, 0), v2: v(2000, 30) });
     const names = measurementGates(withVersions, { ...opts, compare }).map((g) => `${g.name}=${g.verdict}`);
-    expect(names).toEqual(['promql: error rate=PASS', 'promql: p99 latency=PASS', 'promql: v2 vs v1 error rate=FAIL', 'promql: v2 vs v1 p99=PASS']);
-    expect(measurementGates(ok('cloud-monitoring', { total: 4000, failed: 0, failed4xx: 0, p99Ms: 50 }), { ...opts, compare })).toHaveLength(2);
+    expect(names).toEqual([
+      'promql: error rate=PASS',
+      'promql: p99 latency=PASS',
+      'promql: v2 vs v1 error rate=FAIL',
+      'promql: v2 vs v1 p99=PASS',
+    ]);
+    expect(
+      measurementGates(ok('cloud-monitoring', { total: 4000, failed: 0, failed4xx: 0, p99Ms: 50 }), { ...opts, compare }),
+    ).toHaveLength(2);
     // Only the candidate served (after a full rollout): nothing to compare, the absolute gates judge.
-    expect(measurementGates(ok('promql', { total: 2000, failed: 0, failed4xx: 0, p99Ms: 50 }, { v1: v(0, 0), v2: v(2000, 0) }), { ...opts, compare })).toHaveLength(2);
+    expect(
+      measurementGates(ok('promql', { total: 2000, failed: 0, failed4xx: 0, p99Ms: 50 }, { v1: v(0, 0), v2: v(2000, 0) }), {
+        ...opts,
+        compare,
+      }),
+    ).toHaveLength(2);
     // Both served, one too little: INCONCLUSIVE, never PASS.
-    expect(measurementGates(ok('promql', { total: 2010, failed: 0, failed4xx: 0, p99Ms: 50 }, { v1: v(2000, 0), v2: v(10, 0) }), { ...opts, compare })
-      .map((g) => g.verdict)).toEqual(['PASS', 'PASS', 'INCONCLUSIVE', 'INCONCLUSIVE']);
+    expect(
+      measurementGates(ok('promql', { total: 2010, failed: 0, failed4xx: 0, p99Ms: 50 }, { v1: v(2000, 0), v2: v(10, 0) }), {
+        ...opts,
+        compare,
+      }).map((g) => g.verdict),
+    ).toEqual(['PASS', 'PASS', 'INCONCLUSIVE', 'INCONCLUSIVE']);
   });
 });

@@ -51,20 +51,31 @@ export function measurementGates(m: Measurement, o: MetricGateOptions): Gate[] {
     return names.map((name) => ({ name, verdict, evidence: `${why}: ${m.message}`, observed: { status: m.status } }));
   }
   const gates: Gate[] = [];
-  const rate = errorRateGate({ name: names[0], failed: m.failed, total: m.total, maxRate: o.maxErrorRate, minRequests: o.minRequests });
+  const rate = errorRateGate({
+    name: names[0],
+    failed: m.failed,
+    total: m.total,
+    maxRate: o.maxErrorRate,
+    minRequests: o.minRequests,
+  });
   gates.push({ ...rate, evidence: `${m.source}: ${rate.evidence}`, observed: { ...rate.observed, failed_4xx: m.failed4xx } });
   if (o.p99Ms !== undefined) gates.push(p99Gate(names[1], m, o.p99Ms, o.minRequests));
   // Compared only when both versions served in the window (a canary phase); after a full rollout
   // only the candidate serves, and the absolute gates above judge it.
   if (o.compare && (m.byVersion[o.compare.baseline]?.total ?? 0) > 0 && (m.byVersion[o.compare.candidate]?.total ?? 0) > 0) {
-    gates.push(canaryErrorRateGate(`${m.source}: ${o.compare.candidate} vs ${o.compare.baseline} error rate`, m.byVersion, o.compare));
+    gates.push(
+      canaryErrorRateGate(`${m.source}: ${o.compare.candidate} vs ${o.compare.baseline} error rate`, m.byVersion, o.compare),
+    );
     gates.push(canaryP99Gate(`${m.source}: ${o.compare.candidate} vs ${o.compare.baseline} p99`, m.byVersion, o.compare));
   }
   return gates;
 }
 
 /** Every source's gates and the worst verdict of them all; no measurement at all is INCONCLUSIVE. */
-export function metricGates(measurements: Measurement[], o: MetricGateOptions | ((source: string) => MetricGateOptions)): { gates: Gate[]; verdict: Verdict } {
+export function metricGates(
+  measurements: Measurement[],
+  o: MetricGateOptions | ((source: string) => MetricGateOptions),
+): { gates: Gate[]; verdict: Verdict } {
   const gates = measurements.flatMap((m) => measurementGates(m, typeof o === 'function' ? o(m.source) : o));
   return { gates, verdict: combine(gates) };
 }
@@ -77,12 +88,23 @@ function gateNames(source: string, o: MetricGateOptions): string[] {
 
 function p99Gate(name: string, m: Counts & { source: string }, objectiveMs: number, minRequests: number): Gate {
   const observed = { p99_ms: m.p99Ms, objective_p99_ms: objectiveMs, total: m.total };
-  if (m.total < minRequests) return { name, verdict: 'INCONCLUSIVE', observed, evidence: `${m.source}: only ${m.total} requests (at least ${minRequests} needed for a p99)` };
-  if (m.p99Ms === null) return { name, verdict: 'INCONCLUSIVE', observed, evidence: `${m.source}: p99 unknown (no latency data in the window)` };
+  if (m.total < minRequests)
+    return {
+      name,
+      verdict: 'INCONCLUSIVE',
+      observed,
+      evidence: `${m.source}: only ${m.total} requests (at least ${minRequests} needed for a p99)`,
+    };
+  if (m.p99Ms === null)
+    return { name, verdict: 'INCONCLUSIVE', observed, evidence: `${m.source}: p99 unknown (no latency data in the window)` };
   const over = m.p99Ms > objectiveMs;
-  const shown = Number.isFinite(m.p99Ms) ? `${m.p99Ms.toFixed(1)} ms` : 'above the histogram\'s highest bucket';
-  return { name, verdict: over ? 'FAIL' : 'PASS', observed: { ...observed, p99_ms: Number.isFinite(m.p99Ms) ? m.p99Ms : null },
-    evidence: `${m.source}: p99 ${shown} over ${m.total} requests; objective <= ${objectiveMs} ms${over ? ': over the objective' : ''}` };
+  const shown = Number.isFinite(m.p99Ms) ? `${m.p99Ms.toFixed(1)} ms` : "above the histogram's highest bucket";
+  return {
+    name,
+    verdict: over ? 'FAIL' : 'PASS',
+    observed: { ...observed, p99_ms: Number.isFinite(m.p99Ms) ? m.p99Ms : null },
+    evidence: `${m.source}: p99 ${shown} over ${m.total} requests; objective <= ${objectiveMs} ms${over ? ': over the objective' : ''}`,
+  };
 }
 
 /** Too few requests of either version: the comparison cannot be made. */
@@ -100,20 +122,40 @@ export function canaryErrorRateGate(name: string, byVersion: Record<string, Coun
   const alpha = c.alpha ?? 0.05;
   const minIncrease = c.minErrorRateIncrease ?? 0;
   const v = versionsOrWhy(byVersion, c);
-  if (typeof v === 'string') return { name, verdict: 'INCONCLUSIVE', evidence: v, observed: { test: 'fisher-exact-one-sided', alpha } };
-  const fc = Math.round(v.c.failed); const nc = Math.round(v.c.total);
-  const fb = Math.round(v.b.failed); const nb = Math.round(v.b.total);
-  const rc = fc / nc; const rb = fb / nb;
+  if (typeof v === 'string')
+    return { name, verdict: 'INCONCLUSIVE', evidence: v, observed: { test: 'fisher-exact-one-sided', alpha } };
+  const fc = Math.round(v.c.failed);
+  const nc = Math.round(v.c.total);
+  const fb = Math.round(v.b.failed);
+  const nb = Math.round(v.b.total);
+  const rc = fc / nc;
+  const rb = fb / nb;
   const p = fisherOneSided(fc, nc, fb, nb);
   const worse = p < alpha && rc - rb > minIncrease;
   const confidence = `${Math.round((1 - alpha) * 1000) / 10}%`;
   return {
-    name, verdict: worse ? 'FAIL' : 'PASS',
-    observed: { test: 'fisher-exact-one-sided', alpha, p_value: p, candidate_failed: fc, candidate_total: nc, baseline_failed: fb, baseline_total: nb,
-      candidate_rate: rc, baseline_rate: rb, min_increase: minIncrease },
-    evidence: `${c.candidate} ${fc} of ${nc} failed (${pct(rc)}) vs ${c.baseline} ${fb} of ${nb} (${pct(rb)}); one-sided Fisher's exact test ` +
+    name,
+    verdict: worse ? 'FAIL' : 'PASS',
+    observed: {
+      test: 'fisher-exact-one-sided',
+      alpha,
+      p_value: p,
+      candidate_failed: fc,
+      candidate_total: nc,
+      baseline_failed: fb,
+      baseline_total: nb,
+      candidate_rate: rc,
+      baseline_rate: rb,
+      min_increase: minIncrease,
+    },
+    evidence:
+      `${c.candidate} ${fc} of ${nc} failed (${pct(rc)}) vs ${c.baseline} ${fb} of ${nb} (${pct(rb)}); one-sided Fisher's exact test ` +
       `p = ${p.toPrecision(2)} (${confidence} confidence needs p < ${alpha})` +
-      (worse ? `: ${c.candidate} fails more often` : p < alpha ? `, but the increase is under ${pct(minIncrease)}` : ': no significant increase'),
+      (worse
+        ? `: ${c.candidate} fails more often`
+        : p < alpha
+          ? `, but the increase is under ${pct(minIncrease)}`
+          : ': no significant increase'),
   };
 }
 
@@ -122,17 +164,26 @@ export function canaryP99Gate(name: string, byVersion: Record<string, Counts>, c
   const minDiff = c.minP99DifferenceMs ?? 5;
   const v = versionsOrWhy(byVersion, c);
   if (typeof v === 'string') return { name, verdict: 'INCONCLUSIVE', evidence: v };
-  const pb = v.b.p99Ms; const pc = v.c.p99Ms;
+  const pb = v.b.p99Ms;
+  const pc = v.c.p99Ms;
   const observed = { baseline_p99_ms: pb, candidate_p99_ms: pc, max_ratio: maxRatio, min_difference_ms: minDiff };
   if (pb === null || pc === null) {
-    return { name, verdict: 'INCONCLUSIVE', observed, evidence: `p99 unknown for ${pb === null ? c.baseline : c.candidate}: cannot compare latency` };
+    return {
+      name,
+      verdict: 'INCONCLUSIVE',
+      observed,
+      evidence: `p99 unknown for ${pb === null ? c.baseline : c.candidate}: cannot compare latency`,
+    };
   }
   const ratio = pb > 0 ? pc / pb : pc > 0 ? Infinity : 1;
   const slower = pc - pb >= minDiff && ratio > maxRatio;
   const f = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : '∞');
   return {
-    name, verdict: slower ? 'FAIL' : 'PASS', observed: { ...observed, ratio: Number.isFinite(ratio) ? Math.round(ratio * 100) / 100 : null },
-    evidence: `p99 ${f(pc)} ms for ${c.candidate} vs ${f(pb)} ms for ${c.baseline} in the same window: ×${Number.isFinite(ratio) ? ratio.toFixed(2) : '∞'} ` +
+    name,
+    verdict: slower ? 'FAIL' : 'PASS',
+    observed: { ...observed, ratio: Number.isFinite(ratio) ? Math.round(ratio * 100) / 100 : null },
+    evidence:
+      `p99 ${f(pc)} ms for ${c.candidate} vs ${f(pb)} ms for ${c.baseline} in the same window: ×${Number.isFinite(ratio) ? ratio.toFixed(2) : '∞'} ` +
       `(allowed ×${maxRatio} unless under ${minDiff} ms apart; a ratio of histogram quantiles, no significance test)${slower ? `: ${c.candidate} is slower` : ''}`,
   };
 }
@@ -164,8 +215,10 @@ function logChoose(n: number, k: number): number {
 export function logGamma(x: number): number {
   if (x < 0.5) return Math.log(Math.PI / Math.sin(Math.PI * x)) - logGamma(1 - x);
   const g = 7;
-  const c = [0.99999999999980993, 676.5203681218851, -1259.1392167224028, 771.32342877765313, -176.61502916214059,
-    12.507343278686905, -0.13857109526572012, 9.9843695780195716e-6, 1.5056327351493116e-7];
+  const c = [
+    0.99999999999980993, 676.5203681218851, -1259.1392167224028, 771.32342877765313, -176.61502916214059, 12.507343278686905,
+    -0.13857109526572012, 9.9843695780195716e-6, 1.5056327351493116e-7,
+  ];
   x -= 1;
   let a = c[0];
   const t = x + g + 0.5;

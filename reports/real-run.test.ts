@@ -27,7 +27,11 @@ beforeAll(async () => {
   good = await startTestServer(ok((n) => `pod-${'abc'[n % 3]}`, 'v2'));
   // Every 12th request gets a 500 from pod-b: a FAIL with application-5xx failures on one pod.
   flaky = await startTestServer((req, res, n) => {
-    if (n % 12 === 0) { sent500++; res.writeHead(500, { 'x-served-by': 'pod-b', 'x-app-version': 'v2' }).end('boom'); return; }
+    if (n % 12 === 0) {
+      sent500++;
+      res.writeHead(500, { 'x-served-by': 'pod-b', 'x-app-version': 'v2' }).end('boom');
+      return;
+    }
     ok(`pod-${'ac'[n % 2]}`, 'v2')(req, res, n);
   });
   browser = await launchReportBrowser();
@@ -40,23 +44,38 @@ afterAll(async () => {
 });
 
 async function realRun(server: TestServer, name: string) {
-  const result = await runLoad({ url: server.url, executor: { executor: 'constant-arrival-rate', rate: 100, duration: '3s' }, thresholds: { http_req_failed: ['rate<1'] }, maxScheduleDelay: '1s',
-    identityHeaders: { backend: 'x-served-by', version: 'x-app-version' } });
-  const { record, lines } = recordFromLoad(result, { command: 'experiment', check: name, description: `100 req/s for 3 s against ${name}`, url: server.url, minRequests: 100 });
+  const result = await runLoad({
+    url: server.url,
+    executor: { executor: 'constant-arrival-rate', rate: 100, duration: '3s' },
+    thresholds: { http_req_failed: ['rate<1'] },
+    maxScheduleDelay: '1s',
+    identityHeaders: { backend: 'x-served-by', version: 'x-app-version' },
+  });
+  const { record, lines } = recordFromLoad(result, {
+    command: 'experiment',
+    check: name,
+    description: `100 req/s for 3 s against ${name}`,
+    url: server.url,
+    minRequests: 100,
+  });
   const d = await createRunDirectory(root, 'experiment', new Date());
   const files = await writeRun(d.dir, record, lines(), { env: {} });
   return { record, files, ledgerRows: result.ledger.length };
 }
 
 describe('reports of real load runs', () => {
-  it('PASS: every file valid, the ledger is the engine\'s, the page draws', async () => {
+  it("PASS: every file valid, the ledger is the engine's, the page draws", async () => {
     const { record, files, ledgerRows } = await realRun(good, 'steady');
     expect(record.verdict).toBe('PASS');
     const written = JSON.parse(readFileSync(files.verdictJson, 'utf8')) as RunRecord;
     expect(validateRunRecord(written).ok).toBe(true);
     expect(files.ledgerLines).toBe(ledgerRows);
     let n = 0;
-    for await (const l of readLedger(files.dir)) { expect(l.check).toBe('steady'); expect(l.served_by).toMatch(/^pod-[abc]$/); n++; }
+    for await (const l of readLedger(files.dir)) {
+      expect(l.check).toBe('steady');
+      expect(l.served_by).toMatch(/^pod-[abc]$/);
+      n++;
+    }
     expect(n).toBe(300);
     const xsd = new URL('./schema/junit.xsd', import.meta.url).pathname;
     expect(spawnSync('xmllint', ['--noout', '--schema', xsd, files.junit]).status).toBe(0);
@@ -84,7 +103,9 @@ describe('reports of real load runs', () => {
     await page.page.selectOption('select[data-filter="pod"]', '');
     await page.page.selectOption('select[data-filter="cause"]', 'application-5xx');
     expect(await page.page.locator('.failures tbody tr:not([hidden])').count()).toBe(n500);
-    expect(await page.page.locator('.failures tbody tr:not([hidden]) td:nth-child(3)').allTextContents()).toEqual(Array(n500).fill('500'));
+    expect(await page.page.locator('.failures tbody tr:not([hidden]) td:nth-child(3)').allTextContents()).toEqual(
+      Array(n500).fill('500'),
+    );
     await page.close();
   }, 60_000);
 });

@@ -1,13 +1,39 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readLedger, readLedgerLines, type LedgerLine } from './ledger-file.ts';
 import { InvalidRunRecordError, validateRunRecord } from './render/json.ts';
-import { NotARunDirectoryError, UnreadableRunError, createRunDirectory, renderRunDirectory, runStamp, writeRun } from './run-directory.ts';
+import {
+  NotARunDirectoryError,
+  UnreadableRunError,
+  createRunDirectory,
+  renderRunDirectory,
+  runStamp,
+  writeRun,
+} from './run-directory.ts';
 import type { FailureCause, RunRecord } from './run-record.ts';
-import { errorRun, everyCauseRun, longRun, noRequestsRun, podKillRun, rolloutPassRun, type SyntheticRun } from './testing/synthetic.ts';
+import {
+  errorRun,
+  everyCauseRun,
+  longRun,
+  noRequestsRun,
+  podKillRun,
+  rolloutPassRun,
+  type SyntheticRun,
+} from './testing/synthetic.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'verdict-rundir-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -16,21 +42,32 @@ let n = 0;
 const fresh = () => join(root, `out-${++n}`);
 
 function xmllintOk(file: string): boolean {
-  const r = spawnSync('xmllint', ['--noout', '--schema', new URL('./schema/junit.xsd', import.meta.url).pathname, file], { encoding: 'utf8' });
+  const r = spawnSync('xmllint', ['--noout', '--schema', new URL('./schema/junit.xsd', import.meta.url).pathname, file], {
+    encoding: 'utf8',
+  });
   if (r.error) throw new Error('xmllint is missing: apt-get install libxml2-utils (scripts/setup-deps.sh)');
   return r.status === 0;
 }
 
 /** Recomputes, from the ledger alone, what the record says about each check's requests and failures. */
 async function recompute(dir: string) {
-  const perCheck = new Map<string, { total: number; failed: number; dropped: number; causes: Partial<Record<FailureCause, number>> }>();
+  const perCheck = new Map<
+    string,
+    { total: number; failed: number; dropped: number; causes: Partial<Record<FailureCause, number>> }
+  >();
   for await (const l of readLedger(dir)) {
     const key = l.check ?? '';
     let c = perCheck.get(key);
     if (!c) perCheck.set(key, (c = { total: 0, failed: 0, dropped: 0, causes: {} }));
-    if (l.outcome === 'dropped') { c.dropped++; continue; }
+    if (l.outcome === 'dropped') {
+      c.dropped++;
+      continue;
+    }
     c.total++;
-    if (l.outcome === 'failed') { c.failed++; c.causes[l.cause!] = (c.causes[l.cause!] ?? 0) + 1; }
+    if (l.outcome === 'failed') {
+      c.failed++;
+      c.causes[l.cause!] = (c.causes[l.cause!] ?? 0) + 1;
+    }
   }
   return perCheck;
 }
@@ -78,7 +115,8 @@ describe('writeRun', () => {
     const run = podKillRun();
     const stepSummary = join(root, 'step-summary.md');
     const { files } = await write(run, { GITHUB_STEP_SUMMARY: stepSummary });
-    for (const f of ['verdict.json', 'ledger.ndjson.gz', 'junit.xml', 'summary.md', 'report.html']) expect(existsSync(join(files.dir, f))).toBe(true);
+    for (const f of ['verdict.json', 'ledger.ndjson.gz', 'junit.xml', 'summary.md', 'report.html'])
+      expect(existsSync(join(files.dir, f))).toBe(true);
     const written = JSON.parse(readFileSync(files.verdictJson, 'utf8')) as RunRecord;
     expect(validateRunRecord(written).ok).toBe(true);
     expect(written).toEqual(run.record);
@@ -88,10 +126,31 @@ describe('writeRun', () => {
     expect(files.stepSummary).toBe(stepSummary);
     const c = written.checks[0];
     const again = (await recompute(files.dir)).get(c.ledgerLabel!)!;
-    expect({ total: again.total, failed: again.failed, dropped: again.dropped }).toEqual({ total: c.requests!.total, failed: c.requests!.failed, dropped: c.requests!.dropped });
+    expect({ total: again.total, failed: again.failed, dropped: again.dropped }).toEqual({
+      total: c.requests!.total,
+      failed: c.requests!.failed,
+      dropped: c.requests!.dropped,
+    });
     expect(again.causes).toEqual(Object.fromEntries(c.failures.map((f) => [f.cause, f.count])));
     const first = (await readLedger(files.dir).next()).value as LedgerLine;
-    expect(Object.keys(first)).toEqual(['row', 'iteration', 'name', 'outcome', 'scheduled_at', 'issued_at', 'started_at', 'ended_at', 'status', 'error', 'error_code', 'served_by', 'app_version', 'connection', 'local_port', 'check']);
+    expect(Object.keys(first)).toEqual([
+      'row',
+      'iteration',
+      'name',
+      'outcome',
+      'scheduled_at',
+      'issued_at',
+      'started_at',
+      'ended_at',
+      'status',
+      'error',
+      'error_code',
+      'served_by',
+      'app_version',
+      'connection',
+      'local_port',
+      'check',
+    ]);
   });
 
   it('PASS, every cause, no requests: valid files each', async () => {
@@ -114,11 +173,16 @@ describe('writeRun', () => {
 
   it('takes the ledger as an async iterable too', async () => {
     const run = podKillRun();
-    async function* lines() { for (const l of run.ledgerLines!()) yield l + '\n'; }
+    async function* lines() {
+      for (const l of run.ledgerLines!()) yield l + '\n';
+    }
     const d = await createRunDirectory(fresh(), 'experiment', NOW);
     const files = await writeRun(d.dir, run.record, lines(), { env: {} });
     let count = 0;
-    for await (const l of readLedgerLines(files.ledger!)) { expect(l.startsWith('{')).toBe(true); count++; }
+    for await (const l of readLedgerLines(files.ledger!)) {
+      expect(l.startsWith('{')).toBe(true);
+      count++;
+    }
     expect(count).toBe(12_000);
     expect(readFileSync(files.html, 'utf8')).toContain('"source":"ledger"');
   });
@@ -133,17 +197,21 @@ describe('writeRun', () => {
     expect(readdirSync(d.dir)).toEqual([]);
   });
 
-  it('10⁶ requests: the ledger streams through, every file is written, summary and page stay small', { timeout: 300_000 }, async () => {
-    const run = longRun({ rate: 1000, durationS: 1000 });
-    const { files } = await write(run);
-    expect(files.ledgerLines).toBe(1_000_000);
-    expect(statSync(files.summary).size).toBeLessThan(1024 * 1024);
-    expect(statSync(files.html).size).toBeLessThan(5 * 1024 * 1024);
-    expect(xmllintOk(files.junit)).toBe(true);
-    const again = (await recompute(files.dir)).get(run.record.checks[0].ledgerLabel!)!;
-    expect(again.total).toBe(1_000_000);
-    expect(again.failed).toBe(run.record.checks[0].requests!.failed);
-  });
+  it(
+    '10⁶ requests: the ledger streams through, every file is written, summary and page stay small',
+    { timeout: 300_000 },
+    async () => {
+      const run = longRun({ rate: 1000, durationS: 1000 });
+      const { files } = await write(run);
+      expect(files.ledgerLines).toBe(1_000_000);
+      expect(statSync(files.summary).size).toBeLessThan(1024 * 1024);
+      expect(statSync(files.html).size).toBeLessThan(5 * 1024 * 1024);
+      expect(xmllintOk(files.junit)).toBe(true);
+      const again = (await recompute(files.dir)).get(run.record.checks[0].ledgerLabel!)!;
+      expect(again.total).toBe(1_000_000);
+      expect(again.failed).toBe(run.record.checks[0].requests!.failed);
+    },
+  );
 });
 
 describe('renderRunDirectory (verdict report)', () => {
@@ -151,7 +219,9 @@ describe('renderRunDirectory (verdict report)', () => {
     const run = everyCauseRun();
     const d = await createRunDirectory(fresh(), 'experiment', NOW);
     const files = await writeRun(d.dir, run.record, run.ledgerLines!(), { env: {} });
-    const before = Object.fromEntries(['verdict.json', 'junit.xml', 'summary.md', 'report.html'].map((f) => [f, readFileSync(join(d.dir, f), 'utf8')]));
+    const before = Object.fromEntries(
+      ['verdict.json', 'junit.xml', 'summary.md', 'report.html'].map((f) => [f, readFileSync(join(d.dir, f), 'utf8')]),
+    );
     for (const f of ['junit.xml', 'summary.md', 'report.html']) rmSync(join(d.dir, f));
     const r = await renderRunDirectory(d.dir);
     expect(Object.keys(r.written).sort()).toEqual(['html', 'json', 'junit', 'markdown']);
@@ -163,28 +233,39 @@ describe('renderRunDirectory (verdict report)', () => {
     const out = fresh();
     mkdirSync(out, { recursive: true });
     await expect(renderRunDirectory(join(out, 'nope'))).rejects.toThrow(NotARunDirectoryError);
-    await expect(renderRunDirectory(out)).rejects.toThrow(/is not a run directory: it has no verdict\.json\. A run directory is what a verdict command writes/);
+    await expect(renderRunDirectory(out)).rejects.toThrow(
+      /is not a run directory: it has no verdict\.json\. A run directory is what a verdict command writes/,
+    );
     const run = podKillRun();
     const d = await createRunDirectory(out, 'experiment', NOW);
     await writeRun(d.dir, run.record, run.ledgerLines!(), { env: {} });
-    await expect(renderRunDirectory(join(d.dir, 'verdict.json'))).rejects.toThrow(/is a file, not a run directory: give the folder that holds it/);
+    await expect(renderRunDirectory(join(d.dir, 'verdict.json'))).rejects.toThrow(
+      /is a file, not a run directory: give the folder that holds it/,
+    );
     // truncated ledger
     const gz = join(d.dir, 'ledger.ndjson.gz');
     truncateSync(gz, Math.floor(statSync(gz).size / 2));
     await expect(renderRunDirectory(d.dir, ['html'])).rejects.toThrow(UnreadableRunError);
     await expect(renderRunDirectory(d.dir, ['junit'])).resolves.toBeTruthy(); // the ledger is only read for the HTML
     rmSync(gz);
-    await expect(renderRunDirectory(d.dir, ['html'])).rejects.toThrow(/ledger\.ndjson\.gz is missing, but verdict\.json names it/);
+    await expect(renderRunDirectory(d.dir, ['html'])).rejects.toThrow(
+      /ledger\.ndjson\.gz is missing, but verdict\.json names it/,
+    );
     // a ledger named by a path that leaves the run directory
     const elsewhere = JSON.parse(readFileSync(join(d.dir, 'verdict.json'), 'utf8'));
-    writeFileSync(join(d.dir, 'verdict.json'), JSON.stringify({ ...elsewhere, files: { ledger: '../other-run/ledger.ndjson.gz' } }));
+    writeFileSync(
+      join(d.dir, 'verdict.json'),
+      JSON.stringify({ ...elsewhere, files: { ledger: '../other-run/ledger.ndjson.gz' } }),
+    );
     await expect(renderRunDirectory(d.dir, ['html'])).rejects.toThrow(/files\.ledger must name a file in the run directory/);
     writeFileSync(join(d.dir, 'verdict.json'), JSON.stringify(elsewhere));
     // schema-invalid and unparsable verdict.json
     const bad = JSON.parse(readFileSync(join(d.dir, 'verdict.json'), 'utf8'));
     bad.schema = 'verdict/v0';
     writeFileSync(join(d.dir, 'verdict.json'), JSON.stringify(bad));
-    await expect(renderRunDirectory(d.dir)).rejects.toThrow(/verdict\.json does not match the verdict\/v1 schema[\s\S]*\/schema: must be equal to constant/);
+    await expect(renderRunDirectory(d.dir)).rejects.toThrow(
+      /verdict\.json does not match the verdict\/v1 schema[\s\S]*\/schema: must be equal to constant/,
+    );
     writeFileSync(join(d.dir, 'verdict.json'), '{"schema": "verdict/v1", ');
     await expect(renderRunDirectory(d.dir)).rejects.toThrow(/verdict\.json is not JSON/);
   });

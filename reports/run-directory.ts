@@ -42,7 +42,10 @@ export interface RunDirectory {
 
 /** `20260303T140000Z` */
 export function runStamp(now: Date): string {
-  return now.toISOString().replace(/\.\d+Z$/, 'Z').replace(/[-:]/g, '');
+  return now
+    .toISOString()
+    .replace(/\.\d+Z$/, 'Z')
+    .replace(/[-:]/g, '');
 }
 
 /**
@@ -51,7 +54,8 @@ export function runStamp(now: Date): string {
  * atomically (a symlink under a temporary name, renamed over the old one).
  */
 export async function createRunDirectory(outRoot: string, command: string, now: Date = new Date()): Promise<RunDirectory> {
-  if (!/^[a-z][a-z0-9-]*$/.test(command)) throw new Error(`run directory: command name ${JSON.stringify(command)} must be lower-case letters, digits and dashes`);
+  if (!/^[a-z][a-z0-9-]*$/.test(command))
+    throw new Error(`run directory: command name ${JSON.stringify(command)} must be lower-case letters, digits and dashes`);
   const root = resolve(outRoot);
   await mkdir(root, { recursive: true });
   const base = `${command}-${runStamp(now)}`;
@@ -73,7 +77,8 @@ export async function createRunDirectory(outRoot: string, command: string, now: 
   } catch (err) {
     await unlink(tmp).catch(() => {});
     const st = await lstat(latest).catch(() => null);
-    if (st && !st.isSymbolicLink()) throw new Error(`${latest} exists and is not a symlink: remove it (verdict keeps a "latest" link to the newest run there)`);
+    if (st && !st.isSymbolicLink())
+      throw new Error(`${latest} exists and is not a symlink: remove it (verdict keeps a "latest" link to the newest run there)`);
     throw err;
   }
   return { dir: join(root, name), name, latest };
@@ -112,7 +117,12 @@ export interface WriteRunOptions {
  * the gzip file and, in the same pass, into the HTML report's table of failed requests. Pass null
  * for a run without a ledger. `record.files.ledger` is set to match.
  */
-export async function writeRun(dir: string, record: RunRecord, ledgerLines: LineSource | null, opts: WriteRunOptions = {}): Promise<RunFiles> {
+export async function writeRun(
+  dir: string,
+  record: RunRecord,
+  ledgerLines: LineSource | null,
+  opts: WriteRunOptions = {},
+): Promise<RunFiles> {
   const checked = assertValidRunRecord({ ...record, files: { ...record.files, ledger: ledgerLines ? LEDGER_FILE : null } });
   const files: RunFiles = {
     dir,
@@ -127,7 +137,8 @@ export async function writeRun(dir: string, record: RunRecord, ledgerLines: Line
   await mkdir(dir, { recursive: true });
   await writeAtomic(files.verdictJson, JSON.stringify(checked, null, 2) + '\n');
   const collector = new FailedRowCollector(checked);
-  if (ledgerLines && files.ledger) files.ledgerLines = await writeLedgerGz(files.ledger, ledgerLines, (line) => collector.add(line));
+  if (ledgerLines && files.ledger)
+    files.ledgerLines = await writeLedgerGz(files.ledger, ledgerLines, (line) => collector.add(line));
   await writeAtomic(files.junit, renderJunit(checked));
   await writeAtomic(files.summary, renderMarkdown(checked));
   await writeAtomic(files.html, renderHtml(checked, collector.result(checked)));
@@ -147,26 +158,33 @@ export class UnreadableRunError extends Error {
   override name = 'UnreadableRunError';
 }
 
-const HOW = 'A run directory is what a verdict command writes under its --out folder, e.g. .reports/experiment-20260303T140000Z/ (or .reports/latest/), holding verdict.json and ledger.ndjson.gz.';
+const HOW =
+  'A run directory is what a verdict command writes under its --out folder, e.g. .reports/experiment-20260303T140000Z/ (or .reports/latest/), holding verdict.json and ledger.ndjson.gz.';
 
 /** Reads and validates `<dir>/verdict.json`. */
 export async function readRunRecord(dir: string): Promise<RunRecord> {
   const st = await stat(dir).catch(() => null);
   if (!st) throw new NotARunDirectoryError(`${dir} does not exist. ${HOW}`);
-  if (!st.isDirectory()) throw new NotARunDirectoryError(`${dir} is a file, not a run directory${basename(dir) === RUN_FILES.verdict ? ': give the folder that holds it' : ''}. ${HOW}`);
+  if (!st.isDirectory())
+    throw new NotARunDirectoryError(
+      `${dir} is a file, not a run directory${basename(dir) === RUN_FILES.verdict ? ': give the folder that holds it' : ''}. ${HOW}`,
+    );
   const file = join(dir, RUN_FILES.verdict);
   let text: string;
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new NotARunDirectoryError(`${dir} is not a run directory: it has no ${RUN_FILES.verdict}. ${HOW}`);
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT')
+      throw new NotARunDirectoryError(`${dir} is not a run directory: it has no ${RUN_FILES.verdict}. ${HOW}`);
     throw new UnreadableRunError(`${file}: ${(err as Error).message}`);
   }
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch (err) {
-    throw new UnreadableRunError(`${file} is not JSON (${(err as Error).message}); the file is damaged: take it again from the run's artifact`);
+    throw new UnreadableRunError(
+      `${file} is not JSON (${(err as Error).message}); the file is damaged: take it again from the run's artifact`,
+    );
   }
   try {
     return assertValidRunRecord(value, file);
@@ -191,7 +209,10 @@ export interface RerenderResult {
  * Re-renders the given formats of a run directory from its verdict.json and ledger (the ledger is
  * read, streaming, only for the HTML report's table of failed requests).
  */
-export async function renderRunDirectory(dir: string, formats: readonly ReportFormat[] = REPORT_FORMATS): Promise<RerenderResult> {
+export async function renderRunDirectory(
+  dir: string,
+  formats: readonly ReportFormat[] = REPORT_FORMATS,
+): Promise<RerenderResult> {
   const record = await readRunRecord(dir);
   const written: RerenderResult['written'] = {};
   let ledgerLines = 0;
@@ -206,14 +227,21 @@ export async function renderRunDirectory(dir: string, formats: readonly ReportFo
     if (record.files.ledger !== null) {
       // A file of the run directory, named, not a path: a verdict.json from elsewhere must not make us read outside it.
       if (record.files.ledger !== basename(record.files.ledger) || record.files.ledger.startsWith('.')) {
-        throw new UnreadableRunError(`${join(dir, RUN_FILES.verdict)}: files.ledger must name a file in the run directory, not ${JSON.stringify(record.files.ledger)}`);
+        throw new UnreadableRunError(
+          `${join(dir, RUN_FILES.verdict)}: files.ledger must name a file in the run directory, not ${JSON.stringify(record.files.ledger)}`,
+        );
       }
       const ledger = join(dir, record.files.ledger);
-      if (!(await stat(ledger).catch(() => null))) throw new UnreadableRunError(`${ledger} is missing, but verdict.json names it: copy it from the run's artifact too (it holds every request)`);
+      if (!(await stat(ledger).catch(() => null)))
+        throw new UnreadableRunError(
+          `${ledger} is missing, but verdict.json names it: copy it from the run's artifact too (it holds every request)`,
+        );
       try {
         for await (const line of readLedgerLines(ledger)) collector.add(line);
       } catch (err) {
-        throw new UnreadableRunError(`${ledger} cannot be read: ${(err as Error).message} (the file is damaged or truncated: take it again from the run's artifact)`);
+        throw new UnreadableRunError(
+          `${ledger} cannot be read: ${(err as Error).message} (the file is damaged or truncated: take it again from the run's artifact)`,
+        );
       }
       ledgerLines = collector.lines;
     }

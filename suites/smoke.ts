@@ -36,10 +36,24 @@ export async function runSmoke(o: SmokeRunOptions): Promise<SmokeResult> {
   if (!smoke) throw new Error(`the ${o.app.name} profile has no smoke suite`);
   const runId = o.runId ?? randomBytes(3).toString('hex');
   const readOnly = o.readOnly ?? false;
-  const checks = smoke.checks({ url: o.url, token: o.token, expectVersion: o.expectVersion, readOnly, runId, budgetMs: o.budgetMs });
+  const checks = smoke.checks({
+    url: o.url,
+    token: o.token,
+    expectVersion: o.expectVersion,
+    readOnly,
+    runId,
+    budgetMs: o.budgetMs,
+  });
   const run = await runSuite({
-    name: 'smoke', url: o.url, checks, readOnly, retries: o.retries ?? 0, signal: o.signal, say: o.say,
-    secrets: o.token ? [o.token] : [], recordHeaders: [o.app.identityHeaders.version, o.app.identityHeaders.backend],
+    name: 'smoke',
+    url: o.url,
+    checks,
+    readOnly,
+    retries: o.retries ?? 0,
+    signal: o.signal,
+    say: o.say,
+    secrets: o.token ? [o.token] : [],
+    recordHeaders: [o.app.identityHeaders.version, o.app.identityHeaders.backend],
     versionHeader: o.app.identityHeaders.version,
     description: `${o.app.name} smoke against ${o.url}${readOnly ? ' (read-only)' : ''}: ${checks.filter((c) => !c.skip && !(readOnly && c.writes)).length} checks, each request within its latency budget${o.retries ? `, up to ${o.retries} retries each (reported)` : ', no retries'}.`,
   });

@@ -8,7 +8,11 @@ export async function freshDatabase(prefix = 't'): Promise<string> {
   const name = `${prefix}_${randomBytes(6).toString('hex')}`;
   const c = new pg.Client({ connectionString: admin });
   await c.connect();
-  try { await c.query(`CREATE DATABASE ${name}`); } finally { await c.end(); }
+  try {
+    await c.query(`CREATE DATABASE ${name}`);
+  } finally {
+    await c.end();
+  }
   const u = new URL(admin);
   u.pathname = `/${name}`;
   return u.toString();

@@ -19,5 +19,7 @@ export default async function setup(project: TestProject) {
   project.provide('postgresUrl', deps.postgresUrl);
   project.provide('redisUrl', deps.redisUrl);
   project.provide('testDeps', deps.strategy);
-  return async () => { await deps.stop(); };
+  return async () => {
+    await deps.stop();
+  };
 }

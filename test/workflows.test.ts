@@ -11,8 +11,13 @@ import { parse } from 'yaml';
 // and the production pipeline keeps the properties the seed and its successors need.
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const DIR = join(ROOT, '.github', 'workflows');
-const files = readdirSync(DIR).filter((f) => f.endsWith('.yml')).map((f) => join(DIR, f));
-const actionlint = execFileSync(join(ROOT, 'scripts', 'actionlint.sh'), { encoding: 'utf8' }).trim().split('\n').at(-1)!;
+const files = readdirSync(DIR)
+  .filter((f) => f.endsWith('.yml'))
+  .map((f) => join(DIR, f));
+const actionlint = execFileSync(join(ROOT, 'scripts', 'actionlint.sh'), { encoding: 'utf8' })
+  .trim()
+  .split('\n')
+  .at(-1)!;
 const tmp = mkdtempSync(join(tmpdir(), 'verdict-workflows-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
@@ -39,7 +44,12 @@ const load = (name: string) => parse(readFileSync(join(DIR, name), 'utf8'));
 
 describe('GitHub workflows', () => {
   it('are the four the project needs', () => {
-    expect(files.map((f) => f.split('/').at(-1)).sort()).toEqual(['chaos-rehearsal.yml', 'ci.yml', 'deploy-production.yml', 'scheduled-smoke.yml']);
+    expect(files.map((f) => f.split('/').at(-1)).sort()).toEqual([
+      'chaos-rehearsal.yml',
+      'ci.yml',
+      'deploy-production.yml',
+      'scheduled-smoke.yml',
+    ]);
   });
 
   it('pass actionlint (with shellcheck on every run: script)', () => {
@@ -48,7 +58,10 @@ describe('GitHub workflows', () => {
     expect(r.ok).toBe(true);
     // The check can fail: an unknown key, a bad expression and a shell bug are all reported.
     const bad = join(tmp, 'bad.yml');
-    writeFileSync(bad, 'on: push\njobs:\n  x:\n    runs-on: ubuntu-24.04\n    steps:\n      - run: echo ${{ github.nope }}\n      - run: cd $DIR && ls\n        shell: bash\n        timeout: 3\n');
+    writeFileSync(
+      bad,
+      'on: push\njobs:\n  x:\n    runs-on: ubuntu-24.04\n    steps:\n      - run: echo ${{ github.nope }}\n      - run: cd $DIR && ls\n        shell: bash\n        timeout: 3\n',
+    );
     const b = lint([bad]);
     expect(b.ok).toBe(false);
     expect(b.out).toMatch(/nope/);
@@ -57,11 +70,18 @@ describe('GitHub workflows', () => {
 
   it('pin every action to a full commit SHA or an explicit major', () => {
     for (const f of files) expect(pinProblems(readFileSync(f, 'utf8')), f).toEqual([]);
-    expect(pinProblems('steps:\n  - uses: actions/checkout@main\n  - uses: foo/bar@v1.2.3\n  - uses: a/b\n  - uses: a/c@0123456789abcdef0123456789abcdef01234567\n  - uses: a/d@v4\n'))
-      .toEqual([expect.stringMatching(/actions\/checkout@main/), expect.stringMatching(/foo\/bar@v1\.2\.3/), expect.stringMatching(/a\/b: .*\(none\)/)]);
+    expect(
+      pinProblems(
+        'steps:\n  - uses: actions/checkout@main\n  - uses: foo/bar@v1.2.3\n  - uses: a/b\n  - uses: a/c@0123456789abcdef0123456789abcdef01234567\n  - uses: a/d@v4\n',
+      ),
+    ).toEqual([
+      expect.stringMatching(/actions\/checkout@main/),
+      expect.stringMatching(/foo\/bar@v1\.2\.3/),
+      expect.stringMatching(/a\/b: .*\(none\)/),
+    ]);
   });
 
-  it('deploy-production: tests first, Artifact Registry with Workload Identity Federation, the seed\'s tag, one deploy at a time, a gate that rolls back', () => {
+  it("deploy-production: tests first, Artifact Registry with Workload Identity Federation, the seed's tag, one deploy at a time, a gate that rolls back", () => {
     const text = readFileSync(join(DIR, 'deploy-production.yml'), 'utf8');
     const w = load('deploy-production.yml');
     expect(w.permissions['id-token']).toBe('write');
@@ -83,7 +103,8 @@ describe('GitHub workflows', () => {
     const first = w.jobs.rehearse.steps[0];
     expect(first.name).toBe('Refuse production');
     const guard = (context: string, cluster: string) =>
-      spawnSync('bash', ['-c', first.run], { env: { ...process.env, CONTEXT: context, CLUSTER: cluster }, encoding: 'utf8' }).status;
+      spawnSync('bash', ['-c', first.run], { env: { ...process.env, CONTEXT: context, CLUSTER: cluster }, encoding: 'utf8' })
+        .status;
     expect(guard('gke_acme_us-central1_prod-1', 'x')).toBe(1);
     expect(guard('staging', 'Production-GKE')).toBe(1);
     expect(guard('gke_coditect-cloud-infra_us-central1-a_staging-gke-cluster', 'staging-gke-cluster')).toBe(0);

@@ -14,7 +14,8 @@ describe('license flow scenario', () => {
       executor: { executor: 'constant-arrival-rate', rate: 40, duration: '2s' },
       thresholds: { http_req_failed: ['rate<0.01'], 'http_req_duration{name:acquire}': ['p(99)<2000'] },
       identityHeaders: licenseApi.identityHeaders,
-      minRequests: 50, maxScheduleDelay: '1s', // PASS here is about the flow, not about the machine's load
+      minRequests: 50,
+      maxScheduleDelay: '1s', // PASS here is about the flow, not about the machine's load
     });
     const n = r.summary.byName;
     expect(r.summary.errors).toEqual({});
@@ -33,8 +34,11 @@ describe('license flow scenario', () => {
   it('a bad token fails every license request as 4xx, and the run FAILs', async () => {
     await using api = await startTestApi({ LICENSE_SEED: 'LOAD-KEY=10' });
     const r = await runLoad({
-      url: api.url, scenario: licenseFlow({ token: 'not-a-jwt', licenseKey: 'LOAD-KEY' }),
-      executor: { executor: 'constant-arrival-rate', rate: 50, duration: '1s' }, thresholds: { http_req_failed: ['rate<0.01'] }, minRequests: 1,
+      url: api.url,
+      scenario: licenseFlow({ token: 'not-a-jwt', licenseKey: 'LOAD-KEY' }),
+      executor: { executor: 'constant-arrival-rate', rate: 50, duration: '1s' },
+      thresholds: { http_req_failed: ['rate<0.01'] },
+      minRequests: 1,
     });
     expect(r.summary.errors).toEqual({ http_4xx: 50 });
     expect(r.summary.statuses).toEqual({ 401: 50 });

@@ -31,45 +31,68 @@ export interface LicenseFlowOptions {
 export function licenseFlow(o: LicenseFlowOptions): Scenario {
   const run = Math.random().toString(36).slice(2, 8);
   const heartbeats = Array.from({ length: o.heartbeats ?? 1 }, () => ({
-    name: 'heartbeat', method: 'POST', path: '/api/v1/licenses/heartbeat', thinkTimeMs: o.thinkTimeMs,
+    name: 'heartbeat',
+    method: 'POST',
+    path: '/api/v1/licenses/heartbeat',
+    thinkTimeMs: o.thinkTimeMs,
     body: (c: { vars: Record<string, unknown> }) => ({ session_id: c.vars.sessionId }),
   }));
   const scenario: Scenario = {
     name: 'license-flow',
     headers: { authorization: `Bearer ${o.token}` },
-    flows: [{
-      name: 'acquire-heartbeat-release',
-      weight: 1,
-      data: (iteration) => ({ hardwareId: `load-${run}-${iteration}` }),
-      steps: [
-        {
-          name: 'acquire', method: 'POST', path: '/api/v1/licenses/acquire', thinkTimeMs: o.thinkTimeMs, expectStatus: [200, 201],
-          body: (c) => ({ license_key: o.licenseKey ?? 'TEST-KEY', hardware_id: (c.data as { hardwareId: string }).hardwareId }),
-          capture: (res, c) => {
-            const id = res.json().session_id;
-            if (typeof id !== 'string') throw new Error('acquire answered without a session_id');
-            c.vars.sessionId = id;
+    flows: [
+      {
+        name: 'acquire-heartbeat-release',
+        weight: 1,
+        data: (iteration) => ({ hardwareId: `load-${run}-${iteration}` }),
+        steps: [
+          {
+            name: 'acquire',
+            method: 'POST',
+            path: '/api/v1/licenses/acquire',
+            thinkTimeMs: o.thinkTimeMs,
+            expectStatus: [200, 201],
+            body: (c) => ({
+              license_key: o.licenseKey ?? 'TEST-KEY',
+              hardware_id: (c.data as { hardwareId: string }).hardwareId,
+            }),
+            capture: (res, c) => {
+              const id = res.json().session_id;
+              if (typeof id !== 'string') throw new Error('acquire answered without a session_id');
+              c.vars.sessionId = id;
+            },
           },
-        },
-        ...heartbeats,
-        { name: 'release', method: 'POST', path: '/api/v1/licenses/release', body: (c) => ({ session_id: c.vars.sessionId }) },
-      ],
-    }],
+          ...heartbeats,
+          { name: 'release', method: 'POST', path: '/api/v1/licenses/release', body: (c) => ({ session_id: c.vars.sessionId }) },
+        ],
+      },
+    ],
   };
   const pool = o.sessions ?? [];
   if (pool.length && o.heartbeatWeight) {
     scenario.flows.push({
-      name: 'heartbeat-live-session', weight: o.heartbeatWeight,
+      name: 'heartbeat-live-session',
+      weight: o.heartbeatWeight,
       data: (iteration) => pool[iteration % pool.length],
-      steps: [{ name: 'heartbeat-live', method: 'POST', path: '/api/v1/licenses/heartbeat', body: (c) => ({ session_id: c.data as string }) }],
+      steps: [
+        {
+          name: 'heartbeat-live',
+          method: 'POST',
+          path: '/api/v1/licenses/heartbeat',
+          body: (c) => ({ session_id: c.data as string }),
+        },
+      ],
     });
   }
-  if (o.probeWeight) scenario.flows.push({ name: 'readiness', weight: o.probeWeight, steps: [{ name: 'ready', path: '/health/ready' }] });
+  if (o.probeWeight)
+    scenario.flows.push({ name: 'readiness', weight: o.probeWeight, steps: [{ name: 'ready', path: '/health/ready' }] });
   return scenario;
 }
 
 /** Mean requests per iteration of {@link licenseFlow} with these options. */
-export function requestsPerIteration(o: Pick<LicenseFlowOptions, 'heartbeats' | 'probeWeight' | 'sessions' | 'heartbeatWeight'>): number {
+export function requestsPerIteration(
+  o: Pick<LicenseFlowOptions, 'heartbeats' | 'probeWeight' | 'sessions' | 'heartbeatWeight'>,
+): number {
   const flow = 2 + (o.heartbeats ?? 1);
   const hb = o.sessions?.length && o.heartbeatWeight ? o.heartbeatWeight : 0;
   const probe = o.probeWeight ?? 0;

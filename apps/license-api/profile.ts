@@ -19,7 +19,8 @@ const LOAD_SCENARIO_MODULE = fileURLToPath(new URL('./load-scenario.ts', import.
 export const LOAD_LICENSE_KEY = 'TEST-KEY';
 
 export type Overlay = 'embedded' | 'kind' | 'gke';
-export const overlayDir = (overlay: Overlay) => fileURLToPath(new URL(`../../license-api/kubernetes/overlays/${overlay}`, import.meta.url));
+export const overlayDir = (overlay: Overlay) =>
+  fileURLToPath(new URL(`../../license-api/kubernetes/overlays/${overlay}`, import.meta.url));
 /** The overlay for a target kind: `existing` means GKE unless told otherwise. */
 export const overlayFor = (kind: TargetKind): Overlay => (kind === 'existing' ? 'gke' : kind);
 
@@ -28,43 +29,57 @@ const deploymentOf = (objects: KubeObject[]) => {
   if (!d) throw new Error('the manifests render no Deployment license-api');
   return d;
 };
-const containerOf = (objects: KubeObject[]) => deploymentOf(objects).spec.template.spec.containers.find((c: { name: string }) => c.name === 'license-api');
+const containerOf = (objects: KubeObject[]) =>
+  deploymentOf(objects).spec.template.spec.containers.find((c: { name: string }) => c.name === 'license-api');
 
 /** The license API's deliberate faults: the same code, switched into a broken release. */
 export const FAULTS: Record<string, Fault> = {
   'naive-shutdown': {
-    name: 'naive-shutdown', side: 'from',
+    name: 'naive-shutdown',
+    side: 'from',
     what: 'the pods close every connection on SIGTERM at once and have no preStop hook, so they are gone while their endpoint is still routed',
     env: { SHUTDOWN_MODE: 'naive', SHUTDOWN_DELAY_MS: '0' },
-    transform: (objects) => { const c = containerOf(objects); if (c.lifecycle) delete c.lifecycle.preStop; },
+    transform: (objects) => {
+      const c = containerOf(objects);
+      if (c.lifecycle) delete c.lifecycle.preStop;
+    },
   },
   'errors-after-start': {
-    name: 'errors-after-start', side: 'to',
+    name: 'errors-after-start',
+    side: 'to',
     what: 'the new pods answer 500 for their first 60 s while their readiness says ready',
     env: { FAULT_ERRORS_AFTER_START_MS: '60000' },
   },
   'error-rate': {
-    name: 'error-rate', side: 'to',
-    what: '5 % of the new pods\' license requests answer 500 (a raised error rate, not an outage)',
+    name: 'error-rate',
+    side: 'to',
+    what: "5 % of the new pods' license requests answer 500 (a raised error rate, not an outage)",
     env: { FAULT_ERROR_RATE: '0.05' },
   },
   'slow-release': {
-    name: 'slow-release', side: 'to',
+    name: 'slow-release',
+    side: 'to',
     what: 'every license request of the new pods takes 150 ms longer (a latency regression that fails nothing)',
     env: { FAULT_EXTRA_LATENCY_MS: '150' },
   },
   'bad-config': {
-    name: 'bad-config', side: 'to',
+    name: 'bad-config',
+    side: 'to',
     what: 'the new pods exit at start-up with a configuration error (DB_POOL_MAX=0) and crash-loop',
     env: { DB_POOL_MAX: '0' },
   },
   'never-ready': {
-    name: 'never-ready', side: 'to',
+    name: 'never-ready',
+    side: 'to',
     what: 'the new pods run but their readiness probe asks a path that never answers 200, so they never become ready',
-    transform: (objects) => { const c = containerOf(objects); c.readinessProbe.httpGet.path = '/health/never'; },
+    transform: (objects) => {
+      const c = containerOf(objects);
+      c.readinessProbe.httpGet.path = '/health/never';
+    },
   },
   'liveness-on-dependencies': {
-    name: 'liveness-on-dependencies', side: 'to',
+    name: 'liveness-on-dependencies',
+    side: 'to',
     what: 'an eager liveness probe (every 2 s, 2 failures) that checks the dependencies (it asks /health/ready): a dependency outage restarts every container',
     transform: (objects) => {
       const c = containerOf(objects);
@@ -78,20 +93,28 @@ export const FAULTS: Record<string, Fault> = {
 export async function licenseApiToken(kind: TargetKind, subject = 'verdict'): Promise<string> {
   if (kind === 'existing') {
     const t = process.env.LICENSE_TOKEN ?? process.env.TEST_TOKEN;
-    if (!t) throw new Error('an existing cluster\'s license API needs a token: set LICENSE_TOKEN (or TEST_TOKEN)');
+    if (!t) throw new Error("an existing cluster's license API needs a token: set LICENSE_TOKEN (or TEST_TOKEN)");
     return t;
   }
   const overlay = overlayFor(kind);
-  const secret = (await renderKustomization(overlayDir(overlay))).find((x) => x.kind === 'Secret' && x.metadata.name.startsWith('license-api-secrets'));
+  const secret = (await renderKustomization(overlayDir(overlay))).find(
+    (x) => x.kind === 'Secret' && x.metadata.name.startsWith('license-api-secrets'),
+  );
   const key = Buffer.from(secret?.data?.JWT_SECRET ?? '', 'base64').toString();
   if (key.length < 32) throw new Error(`the ${overlay} overlay has no usable JWT_SECRET`);
-  return await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(subject).setIssuedAt().setExpirationTime('2h')
+  return await new SignJWT({})
+    .setProtectedHeader({ alg: 'HS256' })
+    .setSubject(subject)
+    .setIssuedAt()
+    .setExpirationTime('2h')
     .sign(new TextEncoder().encode(key));
 }
 
 async function call(baseUrl: string, token: string, path: string, body: unknown): Promise<{ status: number; text: string }> {
   const res = await fetch(baseUrl + path, {
-    method: 'POST', body: JSON.stringify(body), signal: AbortSignal.timeout(10_000),
+    method: 'POST',
+    body: JSON.stringify(body),
+    signal: AbortSignal.timeout(10_000),
     headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
   });
   return { status: res.status, text: await res.text() };
@@ -103,8 +126,12 @@ function sessionControl(baseUrl: string, token: string): SessionControl {
     async open(n) {
       const ids: string[] = [];
       for (let i = 0; i < n; i++) {
-        const r = await call(baseUrl, token, `${API}/acquire`, { license_key: LOAD_LICENSE_KEY, hardware_id: `verdict-held-${run}-${i}` });
-        if (r.status !== 200 && r.status !== 201) throw new Error(`could not open session ${i + 1} of ${n}: HTTP ${r.status} ${r.text.slice(0, 200)}`);
+        const r = await call(baseUrl, token, `${API}/acquire`, {
+          license_key: LOAD_LICENSE_KEY,
+          hardware_id: `verdict-held-${run}-${i}`,
+        });
+        if (r.status !== 200 && r.status !== 201)
+          throw new Error(`could not open session ${i + 1} of ${n}: HTTP ${r.status} ${r.text.slice(0, 200)}`);
         ids.push(JSON.parse(r.text).session_id);
       }
       return ids;
@@ -113,8 +140,12 @@ function sessionControl(baseUrl: string, token: string): SessionControl {
       const alive: string[] = [];
       const dead: Array<{ id: string; status: number; body: string }> = [];
       for (const id of ids) {
-        const r = await call(baseUrl, token, `${API}/heartbeat`, { session_id: id }).catch((err) => ({ status: 0, text: String(err) }));
-        if (r.status === 200) alive.push(id); else dead.push({ id, status: r.status, body: r.text.slice(0, 200) });
+        const r = await call(baseUrl, token, `${API}/heartbeat`, { session_id: id }).catch((err) => ({
+          status: 0,
+          text: String(err),
+        }));
+        if (r.status === 200) alive.push(id);
+        else dead.push({ id, status: r.status, body: r.text.slice(0, 200) });
       }
       return { alive, dead };
     },
@@ -126,7 +157,9 @@ function sessionControl(baseUrl: string, token: string): SessionControl {
         const res = await fetch(`${baseUrl}/metrics`, { signal: AbortSignal.timeout(5000) });
         const m = /^license_active_sessions(?:\{[^}]*\})? (\d+(?:\.\d+)?)$/m.exec(await res.text());
         return m ? Number(m[1]) : null;
-      } catch { return null; }
+      } catch {
+        return null;
+      }
     },
   };
 }
@@ -138,8 +171,16 @@ function sessionControl(baseUrl: string, token: string): SessionControl {
  * the overlay's official images (`kubectl apply -k` of the overlay, with a registry, still uses them).
  */
 export const KIND_SUPPORT_IMAGES = {
-  postgres: { deployment: 'postgres', ref: 'verdict/postgres:15-bookworm-local', context: fileURLToPath(new URL('../../test/images/postgres/', import.meta.url)) },
-  redis: { deployment: 'redis', ref: 'verdict/redis:7-bookworm-local', context: fileURLToPath(new URL('../../test/images/redis/', import.meta.url)) },
+  postgres: {
+    deployment: 'postgres',
+    ref: 'verdict/postgres:15-bookworm-local',
+    context: fileURLToPath(new URL('../../test/images/postgres/', import.meta.url)),
+  },
+  redis: {
+    deployment: 'redis',
+    ref: 'verdict/redis:7-bookworm-local',
+    context: fileURLToPath(new URL('../../test/images/redis/', import.meta.url)),
+  },
 };
 
 /** kind: the stand-in images for the dependencies, and `imagePullPolicy: Never` everywhere (a missing image fails, it is never pulled). */
@@ -156,12 +197,24 @@ function kindImages(objects: KubeObject[]): void {
 
 export const licenseApi: AppProfile = {
   name: 'license-api',
-  workload: { namespace: 'coditect', deployment: 'license-api', container: 'license-api', selector: 'app=license-api', service: 'license-api', nodePort: 30080, readyPath: '/health/ready' },
+  workload: {
+    namespace: 'coditect',
+    deployment: 'license-api',
+    container: 'license-api',
+    selector: 'app=license-api',
+    service: 'license-api',
+    nodePort: 30080,
+    readyPath: '/health/ready',
+  },
   identityHeaders: { backend: 'x-served-by', version: 'x-app-version' },
   faults: FAULTS,
   naiveShutdown: FAULTS['naive-shutdown'],
   dependencies: [
-    { name: 'postgres', neededBy: 'every license request (acquire, heartbeat, release) and readiness', steps: ['acquire', 'heartbeat', 'release', 'heartbeat-live'] },
+    {
+      name: 'postgres',
+      neededBy: 'every license request (acquire, heartbeat, release) and readiness',
+      steps: ['acquire', 'heartbeat', 'release', 'heartbeat-live'],
+    },
     // The rate limiter is off in the shipped overlays (RATE_LIMIT_PER_MINUTE unset): nothing needs Redis.
     { name: 'redis', neededBy: 'only the acquire rate limiter, when RATE_LIMIT_PER_MINUTE is set (off as shipped)', steps: [] },
   ],
@@ -174,7 +227,10 @@ export const licenseApi: AppProfile = {
       ref: `license-api:${tag}`,
       bundle: {
         cmd: ['node', 'server.mjs'],
-        fill: async (dir) => { const { buildLicenseApi } = await import('../../license-api/build.ts'); await buildLicenseApi(dir, { version: tag }); },
+        fill: async (dir) => {
+          const { buildLicenseApi } = await import('../../license-api/build.ts');
+          await buildLicenseApi(dir, { version: tag });
+        },
       },
       docker: { context: REPO, buildArgs: { APP_VERSION: tag } },
     };
@@ -185,14 +241,27 @@ export const licenseApi: AppProfile = {
     const transforms = faults.flatMap((f) => (f.transform ? [f.transform] : []));
     if (kind === 'kind') transforms.unshift(kindImages);
     return {
-      kustomization: overlayDir(overlayFor(kind)), deployment: 'license-api', container: 'license-api',
-      image: `license-api:${tag}`, version: tag, env,
-      transform: transforms.length ? (objects) => { for (const t of transforms) t(objects); } : undefined,
+      kustomization: overlayDir(overlayFor(kind)),
+      deployment: 'license-api',
+      container: 'license-api',
+      image: `license-api:${tag}`,
+      version: tag,
+      env,
+      transform: transforms.length
+        ? (objects) => {
+            for (const t of transforms) t(objects);
+          }
+        : undefined,
     };
   },
   async connect(target, baseUrl): Promise<AppConnection> {
     const token = await licenseApiToken(target.kind);
-    const mix = (sessions?: string[]) => ({ token, licenseKey: LOAD_LICENSE_KEY, sessions, heartbeatWeight: sessions?.length ? 9 : 0 });
+    const mix = (sessions?: string[]) => ({
+      token,
+      licenseKey: LOAD_LICENSE_KEY,
+      sessions,
+      heartbeatWeight: sessions?.length ? 9 : 0,
+    });
     return {
       scenario: ({ sessions }) => licenseFlow(mix(sessions)),
       requestsPerIteration: ({ sessions }) => requestsPerIteration(mix(sessions)),

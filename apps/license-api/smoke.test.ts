@@ -26,14 +26,23 @@ async function openSessions(db: string): Promise<number> {
   const c = new pg.Client({ connectionString: db });
   await c.connect();
   try {
-    const r = await c.query(`SELECT count(*)::int AS n FROM sessions WHERE ended_at IS NULL AND hardware_id LIKE $1`, [`${SMOKE_HARDWARE_PREFIX}%`]);
+    const r = await c.query(`SELECT count(*)::int AS n FROM sessions WHERE ended_at IS NULL AND hardware_id LIKE $1`, [
+      `${SMOKE_HARDWARE_PREFIX}%`,
+    ]);
     return r.rows[0].n;
-  } finally { await c.end(); }
+  } finally {
+    await c.end();
+  }
 }
 async function allSmokeSessions(db: string): Promise<number> {
   const c = new pg.Client({ connectionString: db });
   await c.connect();
-  try { return (await c.query(`SELECT count(*)::int AS n FROM sessions WHERE hardware_id LIKE $1`, [`${SMOKE_HARDWARE_PREFIX}%`])).rows[0].n; } finally { await c.end(); }
+  try {
+    return (await c.query(`SELECT count(*)::int AS n FROM sessions WHERE hardware_id LIKE $1`, [`${SMOKE_HARDWARE_PREFIX}%`]))
+      .rows[0].n;
+  } finally {
+    await c.end();
+  }
 }
 
 const gates = (r: SmokeResult) => Object.fromEntries(r.record.gates.map((g) => [g.name, g.verdict]));
@@ -46,16 +55,27 @@ describe('smoke against the license API in this process', () => {
     db = await freshDatabase('smoke');
     api = await startTestApi({ DATABASE_URL: db, LICENSE_SEED: SEED, APP_VERSION: 'v7' });
   });
-  afterAll(async () => { await api?.[Symbol.asyncDispose](); });
+  afterAll(async () => {
+    await api?.[Symbol.asyncDispose]();
+  });
 
-  const smoke = (url: string, o: Partial<Parameters<typeof runSmoke>[0]> = {}) => runSmoke({ app: licenseApi, url, token: api.token, ...o });
+  const smoke = (url: string, o: Partial<Parameters<typeof runSmoke>[0]> = {}) =>
+    runSmoke({ app: licenseApi, url, token: api.token, ...o });
 
   it('the shipped release PASSes every check and leaves no seat open', async () => {
     const before = await openSessions(db);
     const r = await smoke(api.url, { expectVersion: 'v7' });
     expect(gates(r)).toEqual({
-      ready: 'PASS', metrics: 'PASS', 'no-token': 'PASS', 'bad-token': 'PASS', 'heartbeat-unknown': 'PASS',
-      acquire: 'PASS', heartbeat: 'PASS', release: 'PASS', version: 'PASS', cleanup: 'PASS',
+      ready: 'PASS',
+      metrics: 'PASS',
+      'no-token': 'PASS',
+      'bad-token': 'PASS',
+      'heartbeat-unknown': 'PASS',
+      acquire: 'PASS',
+      heartbeat: 'PASS',
+      release: 'PASS',
+      version: 'PASS',
+      cleanup: 'PASS',
     });
     expect(r.record.verdict).toBe('PASS');
     expect(r.record.kind).toBe('suite');
@@ -86,23 +106,65 @@ describe('smoke against the license API in this process', () => {
     expect(r.record.verdict).toBe('FAIL');
     expect(gate(r, 'version').verdict).toBe('FAIL');
     expect(gate(r, 'version').evidence).toMatch(/expected X-App-Version v8; the answers said v7/);
-    expect(Object.entries(gates(r)).filter(([, v]) => v !== 'PASS').map(([k]) => k)).toEqual(['version']);
+    expect(
+      Object.entries(gates(r))
+        .filter(([, v]) => v !== 'PASS')
+        .map(([k]) => k),
+    ).toEqual(['version']);
   });
 
   it.each<[string, (req: { method: string; path: string; n: number }) => FaultPlan | undefined, string[]]>([
-    ['a gateway that strips X-App-Version from /metrics', (q) => (q.path === '/metrics' ? { stripHeaders: ['x-app-version'] } : undefined), ['version']],
-    ['/metrics answered with garbage', (q) => (q.path === '/metrics' ? { body: '<html><body>metrics moved</body></html>', contentType: 'text/html' } : undefined), ['metrics']],
-    ['/metrics without http_requests_total', (q) => (q.path === '/metrics' ? { body: '# TYPE up gauge\nup 1\n', contentType: 'text/plain; version=0.0.4' } : undefined), ['metrics']],
-    ['a gateway that lets requests without a token through (as the smoke user)', () => ({ addAuthorization: `Bearer ${tokenForProxy}` }), ['no-token']],
-    ['readiness that says ready with 503', (q) => (q.path === '/health/ready' ? { answer: { status: 503, body: '{"status":"not_ready"}', headers: { 'x-app-version': 'v7' } } } : undefined), ['ready']],
+    [
+      'a gateway that strips X-App-Version from /metrics',
+      (q) => (q.path === '/metrics' ? { stripHeaders: ['x-app-version'] } : undefined),
+      ['version'],
+    ],
+    [
+      '/metrics answered with garbage',
+      (q) => (q.path === '/metrics' ? { body: '<html><body>metrics moved</body></html>', contentType: 'text/html' } : undefined),
+      ['metrics'],
+    ],
+    [
+      '/metrics without http_requests_total',
+      (q) => (q.path === '/metrics' ? { body: '# TYPE up gauge\nup 1\n', contentType: 'text/plain; version=0.0.4' } : undefined),
+      ['metrics'],
+    ],
+    [
+      'a gateway that lets requests without a token through (as the smoke user)',
+      () => ({ addAuthorization: `Bearer ${tokenForProxy}` }),
+      ['no-token'],
+    ],
+    [
+      'readiness that says ready with 503',
+      (q) =>
+        q.path === '/health/ready'
+          ? { answer: { status: 503, body: '{"status":"not_ready"}', headers: { 'x-app-version': 'v7' } } }
+          : undefined,
+      ['ready'],
+    ],
     // Heartbeats, in order: no-token (1), bad-token (2, 3), heartbeat-unknown (4), heartbeat (5), after the release (6).
-    ['a release that keeps the session alive after release', (q) => (q.path.endsWith('/heartbeat') && q.n === 6 ? { answer: { status: 200, body: '{"success":true,"expires_at":"2030-01-01T00:00:00Z"}', headers: { 'content-type': 'application/json', 'x-app-version': 'v7' } } } : undefined), ['release']],
+    [
+      'a release that keeps the session alive after release',
+      (q) =>
+        q.path.endsWith('/heartbeat') && q.n === 6
+          ? {
+              answer: {
+                status: 200,
+                body: '{"success":true,"expires_at":"2030-01-01T00:00:00Z"}',
+                headers: { 'content-type': 'application/json', 'x-app-version': 'v7' },
+              },
+            }
+          : undefined,
+      ['release'],
+    ],
   ])('FAILs the right check behind %s', async (_name, plan, failing) => {
     tokenForProxy = api.token;
     await using proxy = await startFaultProxy(api.url, plan);
     const before = await openSessions(db);
     const r = await smoke(proxy.url);
-    const notPassed = Object.entries(gates(r)).filter(([, v]) => v !== 'PASS').map(([k]) => k);
+    const notPassed = Object.entries(gates(r))
+      .filter(([, v]) => v !== 'PASS')
+      .map(([k]) => k);
     expect(notPassed).toEqual(failing);
     expect(r.record.verdict).toBe('FAIL');
     expect(await openSessions(db)).toBe(before);
@@ -129,7 +191,10 @@ describe('smoke against the license API in this process', () => {
   });
 
   it('--retries re-runs a check that failed and reports the retry', async () => {
-    const flaky = (q: { path: string; n: number }) => (q.path === '/health/ready' && q.n === 1 ? { answer: { status: 503, body: '{"status":"starting"}', headers: { 'x-app-version': 'v7' } } } : undefined);
+    const flaky = (q: { path: string; n: number }) =>
+      q.path === '/health/ready' && q.n === 1
+        ? { answer: { status: 503, body: '{"status":"starting"}', headers: { 'x-app-version': 'v7' } } }
+        : undefined;
     {
       await using proxy = await startFaultProxy(api.url, flaky);
       const r = await smoke(proxy.url, { retries: 2 });
@@ -167,7 +232,8 @@ describe('smoke against what is not the license API', () => {
   it('a server that is not the license API FAILs, never PASSes', async () => {
     const r = await runSmoke({ app: licenseApi, url, token: await mintToken() });
     expect(r.record.verdict).toBe('FAIL');
-    for (const c of ['ready', 'metrics', 'no-token', 'bad-token', 'heartbeat-unknown', 'acquire', 'version']) expect(gate(r, c).verdict).toBe('FAIL');
+    for (const c of ['ready', 'metrics', 'no-token', 'bad-token', 'heartbeat-unknown', 'acquire', 'version'])
+      expect(gate(r, c).verdict).toBe('FAIL');
     // Its acquire "answered 200" without a session: the cleanup tried to find the seat by hardware id, could not, and says so.
     expect(gate(r, 'acquire').evidence).toMatch(/without a session_id/);
     expect(gate(r, 'cleanup').verdict).toBe('FAIL');
@@ -188,21 +254,38 @@ describe('smoke against what is not the license API', () => {
 
 // ----------------------------------------------------------------------------------- the command
 
-interface CliRun { code: number | null; stdout: string; stderr: string }
-function cli(args: string[], env: Record<string, string> = {}, onStderr?: (text: string, child: ReturnType<typeof spawn>) => void): Promise<CliRun> {
+interface CliRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+function cli(
+  args: string[],
+  env: Record<string, string> = {},
+  onStderr?: (text: string, child: ReturnType<typeof spawn>) => void,
+): Promise<CliRun> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', CI: 'true', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, ...args], {
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', CI: 'true', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
-    child.stdout!.on('data', (d) => { stdout += d; });
-    child.stderr!.on('data', (d) => { stderr += d; onStderr?.(stderr, child); });
+    child.stdout!.on('data', (d) => {
+      stdout += d;
+    });
+    child.stderr!.on('data', (d) => {
+      stderr += d;
+      onStderr?.(stderr, child);
+    });
     child.once('exit', (code) => resolve({ code, stdout, stderr }));
   });
 }
 
 async function filesUnder(dir: string): Promise<string[]> {
   const out: string[] = [];
-  for (const e of await readdir(dir, { withFileTypes: true, recursive: true })) if (e.isFile()) out.push(join(e.parentPath, e.name));
+  for (const e of await readdir(dir, { withFileTypes: true, recursive: true }))
+    if (e.isFile()) out.push(join(e.parentPath, e.name));
   return out;
 }
 
@@ -217,7 +300,10 @@ describe('verdict smoke (the command, against the API as its own process)', () =
     token = await mintToken('smoke-cli');
     out = await mkdtemp(join(tmpdir(), 'verdict-smoke-'));
   });
-  afterAll(async () => { await api?.[Symbol.asyncDispose](); if (out) await rm(out, { recursive: true, force: true }); });
+  afterAll(async () => {
+    await api?.[Symbol.asyncDispose]();
+    if (out) await rm(out, { recursive: true, force: true });
+  });
 
   it('PASSes with exit 0, writes the run directory, and the token appears in no output, report or log', async () => {
     const r = await cli(['smoke', '--url', api.url, '--token', token, '--expect-version', 'v3', '--out', out]);
@@ -227,14 +313,31 @@ describe('verdict smoke (the command, against the API as its own process)', () =
     const j = await cli(['smoke', '--url', api.url, '--json', '--out', out], { TEST_TOKEN: token });
     expect(j.code).toBe(0);
     const rec = assertValidRunRecord(JSON.parse(j.stdout));
-    expect(rec).toMatchObject({ command: 'smoke', verdict: 'PASS', target: { kind: 'url', url: api.url }, app: { name: 'license-api' } });
+    expect(rec).toMatchObject({
+      command: 'smoke',
+      verdict: 'PASS',
+      target: { kind: 'url', url: api.url },
+      app: { name: 'license-api' },
+    });
     expect(rec.checks.map((c) => [c.name, c.kind])).toEqual([['smoke', 'suite']]);
     const files = await filesUnder(out);
-    expect(files.map((f) => f.split('/').pop()).sort()).toEqual(expect.arrayContaining(['verdict.json', 'junit.xml', 'summary.md', 'report.html']));
-    const texts = [r.stdout, r.stderr, j.stdout, j.stderr, api.output(), ...await Promise.all(files.map((f) => readFile(f, 'utf8')))];
+    expect(files.map((f) => f.split('/').pop()).sort()).toEqual(
+      expect.arrayContaining(['verdict.json', 'junit.xml', 'summary.md', 'report.html']),
+    );
+    const texts = [
+      r.stdout,
+      r.stderr,
+      j.stdout,
+      j.stderr,
+      api.output(),
+      ...(await Promise.all(files.map((f) => readFile(f, 'utf8')))),
+    ];
     expect(api.output()).toMatch(/"route":"\/api\/v1\/licenses\/acquire"/); // the API's log saw the requests
     const signature = token.split('.')[2];
-    for (const t of texts) { expect(t).not.toContain(token); expect(t).not.toContain(signature); }
+    for (const t of texts) {
+      expect(t).not.toContain(token);
+      expect(t).not.toContain(signature);
+    }
   });
 
   it('bad usage exits 64 naming the fix', async () => {
@@ -275,7 +378,13 @@ describe('verdict smoke (the command, against the API as its own process)', () =
     let child: ReturnType<typeof spawn> | undefined;
     const before = await openSessions(db);
     const started = Date.now();
-    const r = await cli(['smoke', '--url', proxy.url, '--token', token, '--latency-budget', '10000', '--out', out], {}, (_t, c) => { child = c; });
+    const r = await cli(
+      ['smoke', '--url', proxy.url, '--token', token, '--latency-budget', '10000', '--out', out],
+      {},
+      (_t, c) => {
+        child = c;
+      },
+    );
     expect(sent).toBe(true);
     expect(r.code).toBe(3);
     expect(r.stderr).toMatch(new RegExp(`${signal}: stopping; cleaning up`));

@@ -46,7 +46,11 @@ async function post(http: HttpClient, path: string, body: unknown, token: string
 
 /** A well-formed token the service must refuse: HS256 with a random secret of our own. */
 async function forgedToken(): Promise<string> {
-  return await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('verdict-smoke-forged').setIssuedAt().setExpirationTime('5m')
+  return await new SignJWT({})
+    .setProtectedHeader({ alg: 'HS256' })
+    .setSubject('verdict-smoke-forged')
+    .setIssuedAt()
+    .setExpirationTime('5m')
     .sign(randomBytes(32));
 }
 
@@ -57,35 +61,63 @@ export function smokeChecks(o: SmokeOptions): SuiteCheck[] {
   const hardwareId = (attempt: number) => `${SMOKE_HARDWARE_PREFIX}${o.runId}-${attempt}`;
 
   const ready: SuiteCheck = {
-    name: 'ready', verifies: 'GET /health/ready answers 200 {status: "ready"}', budgetMs: budget(1000),
+    name: 'ready',
+    verifies: 'GET /health/ready answers 200 {status: "ready"}',
+    budgetMs: budget(1000),
     async run({ http }) {
       const r = await http.request('/health/ready');
       if (r.status !== 200) throw new CheckFailed(answered('GET /health/ready', r), { status: r.status });
-      if (!isObject(r.json) || r.json.status !== 'ready') throw new CheckFailed(`GET /health/ready answered 200 but not {status: "ready"}: ${snippet(r)}`, { status: r.status });
-      const degraded = Array.isArray(r.json.degraded) && r.json.degraded.length ? ` (degraded: ${r.json.degraded.join(', ')})` : '';
-      return pass(`GET /health/ready answered 200 {status: "ready"}${degraded} in ${r.durationMs.toFixed(0)} ms`, { status: r.status, degraded: degraded ? r.json.degraded.join(',') : null });
+      if (!isObject(r.json) || r.json.status !== 'ready')
+        throw new CheckFailed(`GET /health/ready answered 200 but not {status: "ready"}: ${snippet(r)}`, { status: r.status });
+      const degraded =
+        Array.isArray(r.json.degraded) && r.json.degraded.length ? ` (degraded: ${r.json.degraded.join(', ')})` : '';
+      return pass(`GET /health/ready answered 200 {status: "ready"}${degraded} in ${r.durationMs.toFixed(0)} ms`, {
+        status: r.status,
+        degraded: degraded ? r.json.degraded.join(',') : null,
+      });
     },
   };
 
   const metrics: SuiteCheck = {
-    name: 'metrics', verifies: 'GET /metrics is Prometheus text exposition (parsed) with the http_requests_total counter', budgetMs: budget(2000),
+    name: 'metrics',
+    verifies: 'GET /metrics is Prometheus text exposition (parsed) with the http_requests_total counter',
+    budgetMs: budget(2000),
     async run({ http }) {
       const r = await http.request('/metrics');
       if (r.status !== 200) throw new CheckFailed(answered('GET /metrics', r), { status: r.status });
       const e = parseExposition(r.text, r.headers.get('content-type'));
-      if (e.problems.length) throw new CheckFailed(`GET /metrics is not valid Prometheus exposition: ${e.problems.slice(0, 3).join('; ')}`, { status: r.status, families: e.families.length, problems: e.problems.length });
+      if (e.problems.length)
+        throw new CheckFailed(`GET /metrics is not valid Prometheus exposition: ${e.problems.slice(0, 3).join('; ')}`, {
+          status: r.status,
+          families: e.families.length,
+          problems: e.problems.length,
+        });
       const f = family(e, 'http_requests_total');
-      if (!f) throw new CheckFailed(`GET /metrics parses (${e.families.length} families) but has no http_requests_total`, { families: e.families.length });
-      if (f.type !== 'COUNTER') throw new CheckFailed(`http_requests_total is a ${f.type}, not a counter`, { families: e.families.length });
+      if (!f)
+        throw new CheckFailed(`GET /metrics parses (${e.families.length} families) but has no http_requests_total`, {
+          families: e.families.length,
+        });
+      if (f.type !== 'COUNTER')
+        throw new CheckFailed(`http_requests_total is a ${f.type}, not a counter`, { families: e.families.length });
       const total = f.metrics.reduce((n, s) => n + sampleValue(s), 0);
-      if (!f.metrics.length || !Number.isFinite(total)) throw new CheckFailed('http_requests_total has no sample with a value', { families: e.families.length });
-      return pass(`GET /metrics parses: ${e.families.length} families, http_requests_total a counter with ${f.metrics.length} series (${total} requests)`,
-        { families: e.families.length, http_requests_total_series: f.metrics.length, http_requests_total: total, bytes: r.text.length });
+      if (!f.metrics.length || !Number.isFinite(total))
+        throw new CheckFailed('http_requests_total has no sample with a value', { families: e.families.length });
+      return pass(
+        `GET /metrics parses: ${e.families.length} families, http_requests_total a counter with ${f.metrics.length} series (${total} requests)`,
+        {
+          families: e.families.length,
+          http_requests_total_series: f.metrics.length,
+          http_requests_total: total,
+          bytes: r.text.length,
+        },
+      );
     },
   };
 
   const unauthenticated: SuiteCheck = {
-    name: 'no-token', verifies: 'acquire, heartbeat and release without a token answer 401 {error: {code: "UNAUTHENTICATED"}}', budgetMs: budget(1000),
+    name: 'no-token',
+    verifies: 'acquire, heartbeat and release without a token answer 401 {error: {code: "UNAUTHENTICATED"}}',
+    budgetMs: budget(1000),
     async run({ http }) {
       const calls: Array<[string, unknown]> = [
         [`${API}/acquire`, { license_key: NO_SUCH_LICENSE, hardware_id: `${SMOKE_HARDWARE_PREFIX}${o.runId}-no-token` }],
@@ -94,21 +126,33 @@ export function smokeChecks(o: SmokeOptions): SuiteCheck[] {
       ];
       for (const [path, body] of calls) {
         const r = await post(http, path, body, null);
-        if (r.status !== 401) throw new CheckFailed(`POST ${path} without a token ${answered('', r).trim()}, not 401`, { status: r.status, path });
+        if (r.status !== 401)
+          throw new CheckFailed(`POST ${path} without a token ${answered('', r).trim()}, not 401`, { status: r.status, path });
         const p = errorBodyProblem(r.json, ['UNAUTHENTICATED', 'INVALID_TOKEN']);
-        if (p) throw new CheckFailed(`POST ${path} without a token answered 401, but ${p}: ${snippet(r)}`, { status: r.status, path });
+        if (p)
+          throw new CheckFailed(`POST ${path} without a token answered 401, but ${p}: ${snippet(r)}`, { status: r.status, path });
       }
-      return pass('acquire, heartbeat and release without a token each answered 401 with the documented error body', { requests: calls.length });
+      return pass('acquire, heartbeat and release without a token each answered 401 with the documented error body', {
+        requests: calls.length,
+      });
     },
   };
 
   const badToken: SuiteCheck = {
-    name: 'bad-token', verifies: 'a token signed with another key, and a malformed one, answer 401 {error: {code: "INVALID_TOKEN"}}', budgetMs: budget(1000),
+    name: 'bad-token',
+    verifies: 'a token signed with another key, and a malformed one, answer 401 {error: {code: "INVALID_TOKEN"}}',
+    budgetMs: budget(1000),
     async run({ http }) {
       const forged = await forgedToken();
-      for (const [what, t, codes] of [['a forged token', forged, ['INVALID_TOKEN']], ['a malformed token', 'not.a.jwt', ['INVALID_TOKEN', 'UNAUTHENTICATED']]] as const) {
+      for (const [what, t, codes] of [
+        ['a forged token', forged, ['INVALID_TOKEN']],
+        ['a malformed token', 'not.a.jwt', ['INVALID_TOKEN', 'UNAUTHENTICATED']],
+      ] as const) {
         const r = await post(http, `${API}/heartbeat`, { session_id: randomUUID() }, t);
-        if (r.status !== 401) throw new CheckFailed(`POST ${API}/heartbeat with ${what} answered ${r.status} ${snippet(r)}, not 401`, { status: r.status });
+        if (r.status !== 401)
+          throw new CheckFailed(`POST ${API}/heartbeat with ${what} answered ${r.status} ${snippet(r)}, not 401`, {
+            status: r.status,
+          });
         const p = errorBodyProblem(r.json, [...codes]);
         if (p) throw new CheckFailed(`POST ${API}/heartbeat with ${what} answered 401, but ${p}`, { status: r.status });
       }
@@ -117,20 +161,34 @@ export function smokeChecks(o: SmokeOptions): SuiteCheck[] {
   };
 
   const unknownSession: SuiteCheck = {
-    name: 'heartbeat-unknown', skip: noToken, budgetMs: budget(2000),
-    verifies: 'the token is accepted, and a heartbeat of a session that does not exist answers the documented 404 {error: {code: "SESSION_NOT_FOUND"}}',
+    name: 'heartbeat-unknown',
+    skip: noToken,
+    budgetMs: budget(2000),
+    verifies:
+      'the token is accepted, and a heartbeat of a session that does not exist answers the documented 404 {error: {code: "SESSION_NOT_FOUND"}}',
     async run({ http }) {
       const r = await post(http, `${API}/heartbeat`, { session_id: randomUUID() }, token);
-      if (r.status === 401) throw new CheckFailed(`the token was refused: ${answered(`POST ${API}/heartbeat`, r)} (check --token / TEST_TOKEN)`, { status: r.status });
-      if (r.status !== 404) throw new CheckFailed(`${answered(`POST ${API}/heartbeat`, r)} for a session that does not exist, not 404`, { status: r.status });
+      if (r.status === 401)
+        throw new CheckFailed(`the token was refused: ${answered(`POST ${API}/heartbeat`, r)} (check --token / TEST_TOKEN)`, {
+          status: r.status,
+        });
+      if (r.status !== 404)
+        throw new CheckFailed(`${answered(`POST ${API}/heartbeat`, r)} for a session that does not exist, not 404`, {
+          status: r.status,
+        });
       const p = errorBodyProblem(r.json, 'SESSION_NOT_FOUND');
       if (p) throw new CheckFailed(`heartbeat of an unknown session answered 404, but ${p}`, { status: r.status });
-      return pass('the token is accepted; a heartbeat of an unknown session answered 404 SESSION_NOT_FOUND', { status: r.status });
+      return pass('the token is accepted; a heartbeat of an unknown session answered 404 SESSION_NOT_FOUND', {
+        status: r.status,
+      });
     },
   };
 
   const acquire: SuiteCheck = {
-    name: 'acquire', writes: true, skip: noToken, budgetMs: budget(2000),
+    name: 'acquire',
+    writes: true,
+    skip: noToken,
+    budgetMs: budget(2000),
     verifies: `acquire of ${SMOKE_LICENSE_KEY} answers 201/200 with a session_id, a future expires_at and a heartbeat interval (the seat is always released)`,
     async run(ctx) {
       const hw = hardwareId(ctx.attempt);
@@ -140,23 +198,41 @@ export function smokeChecks(o: SmokeOptions): SuiteCheck[] {
       const r = await post(ctx.http, `${API}/acquire`, { license_key: SMOKE_LICENSE_KEY, hardware_id: hw }, token);
       if (r.status !== 201 && r.status !== 200) {
         holder.nothingHeld();
-        const why = r.status === 404 ? ` (the license ${SMOKE_LICENSE_KEY} does not exist there: seed it for smoke runs)` : r.status === 409 ? ' (no seat free)' : '';
+        const why =
+          r.status === 404
+            ? ` (the license ${SMOKE_LICENSE_KEY} does not exist there: seed it for smoke runs)`
+            : r.status === 409
+              ? ' (no seat free)'
+              : '';
         throw new CheckFailed(`${answered(`POST ${API}/acquire`, r)}${why}`, { status: r.status });
       }
       const j = r.json;
-      if (!isObject(j) || typeof j.session_id !== 'string' || !j.session_id) throw new CheckFailed(`acquire answered ${r.status} without a session_id: ${snippet(r)}`, { status: r.status });
+      if (!isObject(j) || typeof j.session_id !== 'string' || !j.session_id)
+        throw new CheckFailed(`acquire answered ${r.status} without a session_id: ${snippet(r)}`, { status: r.status });
       holder.granted(j.session_id);
       ctx.state.set('session', { id: j.session_id, hardwareId: hw, holder });
       const expires = Date.parse(String(j.expires_at));
-      if (!Number.isFinite(expires) || expires <= Date.now() - 5000) throw new CheckFailed(`acquire answered ${r.status} with expires_at ${JSON.stringify(j.expires_at)}, not a future time`, { status: r.status });
-      if (typeof j.heartbeat_interval_seconds !== 'number' || j.heartbeat_interval_seconds <= 0) throw new CheckFailed(`acquire answered without a positive heartbeat_interval_seconds: ${snippet(r)}`, { status: r.status });
-      return pass(`acquire answered ${r.status} with session ${j.session_id}, expiring in ${Math.round((expires - Date.now()) / 1000)} s, heartbeat every ${j.heartbeat_interval_seconds} s`,
-        { status: r.status, session_id: j.session_id, hardware_id: hw });
+      if (!Number.isFinite(expires) || expires <= Date.now() - 5000)
+        throw new CheckFailed(`acquire answered ${r.status} with expires_at ${JSON.stringify(j.expires_at)}, not a future time`, {
+          status: r.status,
+        });
+      if (typeof j.heartbeat_interval_seconds !== 'number' || j.heartbeat_interval_seconds <= 0)
+        throw new CheckFailed(`acquire answered without a positive heartbeat_interval_seconds: ${snippet(r)}`, {
+          status: r.status,
+        });
+      return pass(
+        `acquire answered ${r.status} with session ${j.session_id}, expiring in ${Math.round((expires - Date.now()) / 1000)} s, heartbeat every ${j.heartbeat_interval_seconds} s`,
+        { status: r.status, session_id: j.session_id, hardware_id: hw },
+      );
     },
   };
 
   const heartbeat: SuiteCheck = {
-    name: 'heartbeat', writes: true, skip: noToken, needs: ['acquire'], budgetMs: budget(2000),
+    name: 'heartbeat',
+    writes: true,
+    skip: noToken,
+    needs: ['acquire'],
+    budgetMs: budget(2000),
     verifies: 'a heartbeat of the acquired session answers 200 {success: true, expires_at}',
     async run(ctx) {
       const s = ctx.state.get('session') as { id: string };
@@ -170,16 +246,24 @@ export function smokeChecks(o: SmokeOptions): SuiteCheck[] {
   };
 
   const release: SuiteCheck = {
-    name: 'release', writes: true, skip: noToken, needs: ['acquire'], budgetMs: budget(2000),
+    name: 'release',
+    writes: true,
+    skip: noToken,
+    needs: ['acquire'],
+    budgetMs: budget(2000),
     verifies: 'release answers 200 {success: true}, after which a heartbeat of the session answers 410 SESSION_RELEASED',
     async run(ctx) {
       const s = ctx.state.get('session') as { id: string; holder: SeatHolder };
       const r = await post(ctx.http, `${API}/release`, { session_id: s.id }, token);
       if (r.status !== 200) throw new CheckFailed(answered(`POST ${API}/release`, r), { status: r.status });
-      if (!isObject(r.json) || r.json.success !== true) throw new CheckFailed(`release answered 200 but not {success: true}: ${snippet(r)}`, { status: r.status });
+      if (!isObject(r.json) || r.json.success !== true)
+        throw new CheckFailed(`release answered 200 but not {success: true}: ${snippet(r)}`, { status: r.status });
       const after = await post(ctx.http, `${API}/heartbeat`, { session_id: s.id }, token);
       if (after.status !== 410 || errorBodyProblem(after.json, 'SESSION_RELEASED')) {
-        throw new CheckFailed(`release answered 200, but the session still answers heartbeats: ${answered('heartbeat', after)} (expected 410 SESSION_RELEASED)`, { status: after.status });
+        throw new CheckFailed(
+          `release answered 200, but the session still answers heartbeats: ${answered('heartbeat', after)} (expected 410 SESSION_RELEASED)`,
+          { status: after.status },
+        );
       }
       s.holder.released();
       return pass('release answered 200 {success: true}; the session then answered 410 SESSION_RELEASED', { status: r.status });
@@ -187,25 +271,40 @@ export function smokeChecks(o: SmokeOptions): SuiteCheck[] {
   };
 
   const version: SuiteCheck = {
-    name: 'version', budgetMs: budget(1000),
-    verifies: o.expectVersion ? `every answer of the run carries X-App-Version ${o.expectVersion}` : 'every answer of the run carries an X-App-Version header',
+    name: 'version',
+    budgetMs: budget(1000),
+    verifies: o.expectVersion
+      ? `every answer of the run carries X-App-Version ${o.expectVersion}`
+      : 'every answer of the run carries an X-App-Version header',
     async run(ctx) {
       await ctx.http.request('/health/live');
       const answers = ctx.exchanges().filter((e) => e.status > 0);
       const missing = answers.filter((e) => !e.headers[VERSION_HEADER]);
       const seen = new Map<string, number>();
-      for (const e of answers) { const v = e.headers[VERSION_HEADER]; if (v) seen.set(v, (seen.get(v) ?? 0) + 1); }
+      for (const e of answers) {
+        const v = e.headers[VERSION_HEADER];
+        if (v) seen.set(v, (seen.get(v) ?? 0) + 1);
+      }
       const versions = [...seen].map(([v, n]) => `${v} (${n})`).join(', ');
-      const observed = { answers: answers.length, without_header: missing.length, versions: versions || null, expected: o.expectVersion ?? null };
+      const observed = {
+        answers: answers.length,
+        without_header: missing.length,
+        versions: versions || null,
+        expected: o.expectVersion ?? null,
+      };
       if (missing.length) {
         const where = [...new Set(missing.map((e) => `${e.method} ${e.path}`))].slice(0, 4).join(', ');
         throw new CheckFailed(`${missing.length} of ${answers.length} answers had no X-App-Version header (${where})`, observed);
       }
       if (o.expectVersion) {
         const other = [...seen.keys()].filter((v) => v !== o.expectVersion);
-        if (other.length) throw new CheckFailed(`expected X-App-Version ${o.expectVersion}; the answers said ${versions}`, observed);
+        if (other.length)
+          throw new CheckFailed(`expected X-App-Version ${o.expectVersion}; the answers said ${versions}`, observed);
       }
-      return pass(`all ${answers.length} answers carried X-App-Version ${versions}${o.expectVersion ? ' as expected' : ''}`, observed);
+      return pass(
+        `all ${answers.length} answers carried X-App-Version ${versions}${o.expectVersion ? ' as expected' : ''}`,
+        observed,
+      );
     },
   };
 
@@ -228,7 +327,9 @@ export function smokeChecks(o: SmokeOptions): SuiteCheck[] {
       return `released session ${id}`;
     });
     return {
-      granted(id) { sessionId = id; },
+      granted(id) {
+        sessionId = id;
+      },
       nothingHeld: unregister,
       released: unregister,
     };
@@ -252,12 +353,19 @@ export const licenseApiSmoke: SmokeSuite = {
 // ------------------------------------------------------------------------------------------ probes
 
 /** license-api/src/config.ts defaults for the settings the manifest checks read. */
-export const CONFIG_DEFAULTS = { SHUTDOWN_DELAY_MS: 3000, SHUTDOWN_TIMEOUT_MS: 15_000, REQUEST_DEADLINE_MS: 5000, DEPENDENCY_TIMEOUT_MS: 1000 } as const;
+export const CONFIG_DEFAULTS = {
+  SHUTDOWN_DELAY_MS: 3000,
+  SHUTDOWN_TIMEOUT_MS: 15_000,
+  REQUEST_DEADLINE_MS: 5000,
+  DEPENDENCY_TIMEOUT_MS: 1000,
+} as const;
 
 function drain(env: Record<string, string>): DrainSettings {
   const num = (k: keyof typeof CONFIG_DEFAULTS) => {
     const v = env[k];
-    return v !== undefined && /^\d+$/.test(v.trim()) ? { ms: Number(v), source: `${k}=${v}` } : { ms: CONFIG_DEFAULTS[k], source: `${k} unset: the app's default ${CONFIG_DEFAULTS[k]}` };
+    return v !== undefined && /^\d+$/.test(v.trim())
+      ? { ms: Number(v), source: `${k}=${v}` }
+      : { ms: CONFIG_DEFAULTS[k], source: `${k} unset: the app's default ${CONFIG_DEFAULTS[k]}` };
   };
   const delay = num('SHUTDOWN_DELAY_MS');
   const forced = num('SHUTDOWN_TIMEOUT_MS');
@@ -279,21 +387,41 @@ function drain(env: Record<string, string>): DrainSettings {
   };
 }
 
-const statusIs = (want: number, body: (j: Record<string, any>) => string | null) => (r: { status: number; json: unknown; text: string }) => {
-  if (r.status !== want) return `answered ${r.status}, not ${want}: ${r.text.slice(0, 120)}`;
-  if (!isObject(r.json)) return `answered ${r.status} without a JSON body: ${r.text.slice(0, 120)}`;
-  return body(r.json);
-};
+const statusIs =
+  (want: number, body: (j: Record<string, any>) => string | null) => (r: { status: number; json: unknown; text: string }) => {
+    if (r.status !== want) return `answered ${r.status}, not ${want}: ${r.text.slice(0, 120)}`;
+    if (!isObject(r.json)) return `answered ${r.status} without a JSON body: ${r.text.slice(0, 120)}`;
+    return body(r.json);
+  };
 
 export const licenseApiProbes: ProbeDescription = {
   endpoints: [
-    { probe: 'startup', path: '/health/startup', expects: '200 {status: "ok"} once started (503 {status: "starting"} before)',
-      judge: statusIs(200, (j) => (j.status === 'ok' ? null : `status ${JSON.stringify(j.status)}, not "ok"`)) },
-    { probe: 'liveness', path: '/health/live', expects: '200 {status: "ok"} while the process serves HTTP, whatever its dependencies do',
-      judge: statusIs(200, (j) => (j.status === 'ok' ? null : `status ${JSON.stringify(j.status)}, not "ok"`)), statusWithoutDependency: 200 },
-    { probe: 'readiness', path: '/health/ready', expects: '200 {status: "ready", checks: {database: "ok"}} while serving; 503 while starting, draining or without Postgres',
-      judge: statusIs(200, (j) => (j.status !== 'ready' ? `status ${JSON.stringify(j.status)}, not "ready"` : j.checks?.database !== 'ok' ? `checks.database is ${JSON.stringify(j.checks?.database)}, not "ok"` : null)),
-      statusWithoutDependency: 503 },
+    {
+      probe: 'startup',
+      path: '/health/startup',
+      expects: '200 {status: "ok"} once started (503 {status: "starting"} before)',
+      judge: statusIs(200, (j) => (j.status === 'ok' ? null : `status ${JSON.stringify(j.status)}, not "ok"`)),
+    },
+    {
+      probe: 'liveness',
+      path: '/health/live',
+      expects: '200 {status: "ok"} while the process serves HTTP, whatever its dependencies do',
+      judge: statusIs(200, (j) => (j.status === 'ok' ? null : `status ${JSON.stringify(j.status)}, not "ok"`)),
+      statusWithoutDependency: 200,
+    },
+    {
+      probe: 'readiness',
+      path: '/health/ready',
+      expects: '200 {status: "ready", checks: {database: "ok"}} while serving; 503 while starting, draining or without Postgres',
+      judge: statusIs(200, (j) =>
+        j.status !== 'ready'
+          ? `status ${JSON.stringify(j.status)}, not "ready"`
+          : j.checks?.database !== 'ok'
+            ? `checks.database is ${JSON.stringify(j.checks?.database)}, not "ok"`
+            : null,
+      ),
+      statusWithoutDependency: 503,
+    },
   ],
   drain,
 };

@@ -20,19 +20,25 @@ const positiveInt = (v: string) => {
   return n;
 };
 
-const providerOption = () => new Option('--provider <name>', 'embedded (no Docker, needs root) or kind (needs Docker)').choices(['embedded', 'kind']).default('embedded');
+const providerOption = () =>
+  new Option('--provider <name>', 'embedded (no Docker, needs root) or kind (needs Docker)')
+    .choices(['embedded', 'kind'])
+    .default('embedded');
 
 /** `verdict cluster up|down|status`: the local cluster the harness runs against. */
 export function clusterCommand(): Command {
   const cmd = new Command('cluster').description('bring a local cluster up or down, or show its state');
-  cmd.command('up')
+  cmd
+    .command('up')
     .description('start a local cluster and print how to use it with kubectl')
     .addOption(providerOption())
     .option('--name <name>', 'cluster name', 'verdict')
     .option('--nodes <n>', 'number of nodes', positiveInt, 3)
     .option('--state-dir <dir>', 'where the embedded cluster keeps its state (default /var/lib/verdict/<name>)')
     .option('--foreground', 'stay in the foreground until Ctrl-C, then tear down', false)
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 The embedded provider runs the real control plane (etcd, kube-apiserver, controller-manager,
 scheduler from k8s.io/kubernetes), a process node agent, network namespaces for pods and a
 NodePort proxy on 127.0.0.1. The first run builds the control plane (minutes); later runs reuse it.
@@ -40,15 +46,27 @@ NodePort proxy on 127.0.0.1. The first run builds the control plane (minutes); l
 Examples:
   verdict cluster up                  # detached; prints KUBECONFIG
   verdict cluster up --foreground     # Ctrl-C tears it down
-  verdict cluster down`)
+  verdict cluster down`,
+    )
     .action(async (o: { provider: string; name: string; nodes: number; stateDir?: string; foreground: boolean }) => {
       if (o.provider === 'kind') {
         const a = await kindStrategy.available();
-        if (!a.ok) { process.stderr.write(`cluster up: ${a.reason}\n`); process.exitCode = ExitCode.ERROR; return; }
+        if (!a.ok) {
+          process.stderr.write(`cluster up: ${a.reason}\n`);
+          process.exitCode = ExitCode.ERROR;
+          return;
+        }
         // The Docker engine stays held by the calling shell (as `node lib/docker/engine.ts up` does): the cluster outlives this command.
-        const c = await upKind({ name: o.name, keepExisting: true, engineHolderPid: process.ppid, onProgress: (m) => process.stderr.write(`${m}\n`) });
-        process.stdout.write(`kind cluster ${o.name} is up (node image ${c.nodeImage.ref}, ${c.nodeImage.source})\n  export KUBECONFIG=${c.kubeconfigPath}\n  kubectl get nodes -o wide\n` +
-          `  the Service: ${c.serviceUrl(30080)}\nStop it with: verdict cluster down --provider kind${o.name === 'verdict' ? '' : ` --name ${o.name}`}\n`);
+        const c = await upKind({
+          name: o.name,
+          keepExisting: true,
+          engineHolderPid: process.ppid,
+          onProgress: (m) => process.stderr.write(`${m}\n`),
+        });
+        process.stdout.write(
+          `kind cluster ${o.name} is up (node image ${c.nodeImage.ref}, ${c.nodeImage.source})\n  export KUBECONFIG=${c.kubeconfigPath}\n  kubectl get nodes -o wide\n` +
+            `  the Service: ${c.serviceUrl(30080)}\nStop it with: verdict cluster down --provider kind${o.name === 'verdict' ? '' : ` --name ${o.name}`}\n`,
+        );
         return;
       }
       const stateDir = stateDirOf(o.name, o.stateDir);
@@ -61,7 +79,8 @@ Examples:
       const logPath = join(stateDir, 'daemon.log');
       const log = await open(logPath, 'a');
       const child = spawn(process.execPath, [DAEMON, '--name', o.name, '--nodes', String(o.nodes), '--state-dir', stateDir], {
-        detached: !o.foreground, stdio: ['ignore', 'pipe', log.fd],
+        detached: !o.foreground,
+        stdio: ['ignore', 'pipe', log.fd],
       });
       const tty = process.stderr.isTTY;
       const interrupted = () => {
@@ -75,7 +94,11 @@ Examples:
         const rl = createInterface({ input: child.stdout! });
         rl.on('line', (line) => {
           let m: { progress?: string; ready?: boolean; error?: string; kubeconfig?: string; stopped?: boolean };
-          try { m = JSON.parse(line); } catch { return; }
+          try {
+            m = JSON.parse(line);
+          } catch {
+            return;
+          }
           const t = ((Date.now() - started) / 1000).toFixed(1).padStart(5);
           if (m.progress) process.stderr.write(tty ? `\r\x1b[K[${t}s] ${m.progress}` : `[${t}s] ${m.progress}\n`);
           if (m.ready === true) resolve({ ok: true, kubeconfig: m.kubeconfig });
@@ -90,14 +113,16 @@ Examples:
         process.exitCode = ExitCode.ERROR;
         return;
       }
-      process.stdout.write([
-        `cluster ${o.name} is up (${o.nodes} nodes, ${((Date.now() - started) / 1000).toFixed(1)} s)`,
-        `  export KUBECONFIG=${result.kubeconfig}`,
-        '  kubectl get nodes -o wide',
-        `  services: http://127.0.0.1:<nodePort>    logs: ${logPath}`,
-        o.foreground ? 'Ctrl-C tears it down.' : 'Stop it with: verdict cluster down',
-        '',
-      ].join('\n'));
+      process.stdout.write(
+        [
+          `cluster ${o.name} is up (${o.nodes} nodes, ${((Date.now() - started) / 1000).toFixed(1)} s)`,
+          `  export KUBECONFIG=${result.kubeconfig}`,
+          '  kubectl get nodes -o wide',
+          `  services: http://127.0.0.1:<nodePort>    logs: ${logPath}`,
+          o.foreground ? 'Ctrl-C tears it down.' : 'Stop it with: verdict cluster down',
+          '',
+        ].join('\n'),
+      );
       if (o.foreground) {
         await new Promise((r) => child.once('exit', r));
       } else {
@@ -108,15 +133,20 @@ Examples:
       }
     });
 
-  cmd.command('down')
+  cmd
+    .command('down')
     .description('stop the local cluster and remove every process, namespace, bridge, route and listener it made')
     .addOption(providerOption())
     .option('--name <name>', 'cluster name', 'verdict')
-    .option('--state-dir <dir>', 'the cluster\'s state directory')
+    .option('--state-dir <dir>', "the cluster's state directory")
     .action(async (o: { provider: string; name: string; stateDir?: string }) => {
       if (o.provider === 'kind') {
         const left = await downKind(o.name, { holderPid: process.ppid, onProgress: (m) => process.stderr.write(`${m}\n`) });
-        if (left.length) { process.stderr.write(`kind cluster ${o.name} left: ${left.join('; ')}\n`); process.exitCode = ExitCode.ERROR; return; }
+        if (left.length) {
+          process.stderr.write(`kind cluster ${o.name} left: ${left.join('; ')}\n`);
+          process.exitCode = ExitCode.ERROR;
+          return;
+        }
         process.stdout.write(`kind cluster ${o.name} is deleted; nothing left behind\n`);
         return;
       }
@@ -133,13 +163,16 @@ Examples:
       const killed = await killProcessesUsing(stateDir);
       const left = await PodNetwork.cleanupLeftovers({ stateDir });
       if (killed.length) process.stderr.write(`stopped ${killed.length} leftover processes\n`);
-      process.stdout.write(`cluster ${o.name} is down${left.namespaces.length ? ` (removed ${left.namespaces.length} leftover namespaces)` : ''}\n`);
+      process.stdout.write(
+        `cluster ${o.name} is down${left.namespaces.length ? ` (removed ${left.namespaces.length} leftover namespaces)` : ''}\n`,
+      );
     });
 
-  cmd.command('status')
+  cmd
+    .command('status')
     .description('show whether the local cluster runs, and its nodes')
     .option('--name <name>', 'cluster name', 'verdict')
-    .option('--state-dir <dir>', 'the cluster\'s state directory')
+    .option('--state-dir <dir>', "the cluster's state directory")
     .action(async (o: { name: string; stateDir?: string }) => {
       const state = await readClusterState(stateDirOf(o.name, o.stateDir));
       if (!state || !alive(state.pid)) {
@@ -149,10 +182,14 @@ Examples:
       }
       const core = loadKubeConfig(state.kubeconfig).makeApiClient(k8s.CoreV1Api);
       const nodes = await core.listNode();
-      process.stdout.write(`cluster ${o.name}: running since ${state.startedAt} (pid ${state.pid})\nexport KUBECONFIG=${state.kubeconfig}\n`);
+      process.stdout.write(
+        `cluster ${o.name}: running since ${state.startedAt} (pid ${state.pid})\nexport KUBECONFIG=${state.kubeconfig}\n`,
+      );
       for (const n of nodes.items) {
         const ready = n.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True';
-        process.stdout.write(`  ${n.metadata!.name!.padEnd(24)} ${ready ? 'Ready' : 'NotReady'}${n.spec?.unschedulable ? ',SchedulingDisabled' : ''}\n`);
+        process.stdout.write(
+          `  ${n.metadata!.name!.padEnd(24)} ${ready ? 'Ready' : 'NotReady'}${n.spec?.unschedulable ? ',SchedulingDisabled' : ''}\n`,
+        );
       }
     });
   return cmd;

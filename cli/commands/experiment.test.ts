@@ -9,7 +9,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 const run = promisify(execFile);
 const CLI = fileURLToPath(new URL('../verdict.ts', import.meta.url));
 const dirs: string[] = [];
-afterAll(async () => { for (const d of dirs) await rm(d, { recursive: true, force: true }); });
+afterAll(async () => {
+  for (const d of dirs) await rm(d, { recursive: true, force: true });
+});
 
 async function verdict(args: string[], cwd?: string): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
@@ -25,7 +27,8 @@ describe('verdict experiment / verify-local: usage', () => {
   it('--list names every experiment with what it needs', async () => {
     const r = await verdict(['experiment', '--list']);
     expect(r.code).toBe(0);
-    for (const name of ['rollout-under-load', 'pod-kill', 'pod-kill-force', 'sigterm-drain', 'node-drain', 'dependency-outage']) expect(r.stdout).toContain(name);
+    for (const name of ['rollout-under-load', 'pod-kill', 'pod-kill-force', 'sigterm-drain', 'node-drain', 'dependency-outage'])
+      expect(r.stdout).toContain(name);
     expect(r.stdout).toMatch(/dependency-outage .*\[needs: dependencies\]/);
   });
 
@@ -76,7 +79,9 @@ describe('verdict gate: usage', () => {
     const noContext = await verdict(['gate', '--deployment', 'coditect/license-api', '--url', 'http://127.0.0.1:9']);
     expect(noContext.code).toBe(64);
     expect(noContext.stderr).toMatch(/give --context/);
-    expect((await verdict(['gate', '--context', 'x', '--deployment', 'license-api', '--url', 'http://127.0.0.1:9'])).stderr).toMatch(/namespace\/name/);
+    expect(
+      (await verdict(['gate', '--context', 'x', '--deployment', 'license-api', '--url', 'http://127.0.0.1:9'])).stderr,
+    ).toMatch(/namespace\/name/);
     const source = await verdict([...base, '--source', 'datadog']);
     expect(source.code).toBe(64);
     expect(source.stderr).toMatch(/unknown --source "datadog": use client, promql, gmp, cloud-monitoring/);
@@ -93,8 +98,24 @@ describe('verdict gate: usage', () => {
     const dir = await mkdtemp(join(tmpdir(), 'verdict-gate-cli-'));
     dirs.push(dir);
     const kubeconfig = join(dir, 'kubeconfig');
-    await writeFile(kubeconfig, 'apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: "https://127.0.0.1:9"}}]\nusers: [{name: u, user: {token: x}}]\ncontexts: [{name: nowhere, context: {cluster: c, user: u}}]\ncurrent-context: nowhere\n');
-    const r = await verdict(['gate', '--context', 'nowhere', '--kubeconfig', kubeconfig, '--deployment', 'coditect/license-api', '--url', 'http://127.0.0.1:9', '--out', join(dir, 'out'), '--json']);
+    await writeFile(
+      kubeconfig,
+      'apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: "https://127.0.0.1:9"}}]\nusers: [{name: u, user: {token: x}}]\ncontexts: [{name: nowhere, context: {cluster: c, user: u}}]\ncurrent-context: nowhere\n',
+    );
+    const r = await verdict([
+      'gate',
+      '--context',
+      'nowhere',
+      '--kubeconfig',
+      kubeconfig,
+      '--deployment',
+      'coditect/license-api',
+      '--url',
+      'http://127.0.0.1:9',
+      '--out',
+      join(dir, 'out'),
+      '--json',
+    ]);
     expect(r.code).toBe(3);
     const record = JSON.parse(r.stdout);
     expect(record.verdict).toBe('ERROR');

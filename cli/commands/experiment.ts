@@ -4,7 +4,22 @@ import { runExperimentCommand } from '../experiment-run.ts';
 import { UsageError } from '../exit-codes.ts';
 import { agentsOption, breakOption, lagOption, nodesOption, rateOption, targetOption } from './verify-local.ts';
 
-interface Opts { list: boolean; from: string; to: string; rate?: number; nodes: number; out: string; break: string[]; stateDir?: string; target: string; config?: string; endpointLag?: number; url?: string; json: boolean; agents?: number }
+interface Opts {
+  list: boolean;
+  from: string;
+  to: string;
+  rate?: number;
+  nodes: number;
+  out: string;
+  break: string[];
+  stateDir?: string;
+  target: string;
+  config?: string;
+  endpointLag?: number;
+  url?: string;
+  json: boolean;
+  agents?: number;
+}
 
 /** `verdict experiment <name...>`: one or more experiments against any allowed target. */
 export function experimentCommand(): Command {
@@ -13,7 +28,7 @@ export function experimentCommand(): Command {
     .argument('[names...]', 'experiments to run, in order (see --list)')
     .option('--list', 'list the experiments and exit', false)
     .addOption(targetOption().default('embedded'))
-    .option('--url <url>', 'context targets: the URL that reaches the app\'s Service from here')
+    .option('--url <url>', "context targets: the URL that reaches the app's Service from here")
     .option('--from <tag>', 'release running before a rollout', 'v1')
     .option('--to <tag>', 'the release under test', 'v2')
     .addOption(rateOption())
@@ -22,27 +37,53 @@ export function experimentCommand(): Command {
     .addOption(agentsOption())
     .option('--out <dir>', 'where the run directory goes', '.reports/experiment')
     .option('--config <file>', 'gates, thresholds and allowed contexts (default: ./verdict.config.yaml if present)')
-    .option('--state-dir <dir>', 'the embedded cluster\'s state directory')
+    .option('--state-dir <dir>', "the embedded cluster's state directory")
     .option('--json', 'print verdict.json to stdout instead of the summary', false)
     .addOption(breakOption())
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 A context target must be allowed by name in the config (allowedContexts); one matching
 deniedContexts (default "*prod*") is always refused. Clusters the harness creates are always allowed.
 
 Examples:
   verdict experiment --list
   sudo npx verdict experiment rollout-under-load --rate 300
-  npx verdict experiment rollout-under-load --target context:staging --url https://staging.example.com`)
+  npx verdict experiment rollout-under-load --target context:staging --url https://staging.example.com`,
+    )
     .action(async (names: string[], o: Opts) => {
       if (o.list) {
-        for (const e of Object.values(EXPERIMENTS)) process.stdout.write(`${e.name.padEnd(22)} ${e.description}${e.needs?.length ? ` [needs: ${e.needs.join(', ')}]` : ''}\n`);
+        for (const e of Object.values(EXPERIMENTS))
+          process.stdout.write(
+            `${e.name.padEnd(22)} ${e.description}${e.needs?.length ? ` [needs: ${e.needs.join(', ')}]` : ''}\n`,
+          );
         return;
       }
-      if (names.length === 0) throw new UsageError('name the experiments to run (verdict experiment --list shows them), e.g. verdict experiment rollout-under-load');
-      if (process.getuid?.() !== 0 && o.target === 'embedded') throw new UsageError('the embedded target needs root (network namespaces): run as root, or use --target kind or --target context:<name>');
+      if (names.length === 0)
+        throw new UsageError(
+          'name the experiments to run (verdict experiment --list shows them), e.g. verdict experiment rollout-under-load',
+        );
+      if (process.getuid?.() !== 0 && o.target === 'embedded')
+        throw new UsageError(
+          'the embedded target needs root (network namespaces): run as root, or use --target kind or --target context:<name>',
+        );
       process.exitCode = await runExperimentCommand({
-        command: 'experiment', experiments: names, target: o.target as never, from: o.from, to: o.to, rate: o.rate, breaks: o.break, out: o.out,
-        config: o.config, nodes: o.nodes, stateDir: o.stateDir, endpointLag: o.endpointLag, url: o.url, json: o.json, clusterName: 'experiment', agents: o.agents,
+        command: 'experiment',
+        experiments: names,
+        target: o.target as never,
+        from: o.from,
+        to: o.to,
+        rate: o.rate,
+        breaks: o.break,
+        out: o.out,
+        config: o.config,
+        nodes: o.nodes,
+        stateDir: o.stateDir,
+        endpointLag: o.endpointLag,
+        url: o.url,
+        json: o.json,
+        clusterName: 'experiment',
+        agents: o.agents,
       });
     });
 }

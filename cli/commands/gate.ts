@@ -14,8 +14,13 @@ import { UsageError } from '../exit-codes.ts';
 const SOURCES = ['client', 'promql', 'gmp', 'cloud-monitoring'] as const;
 const duration = (what: string, maxMs: number) => (v: string) => {
   let ms: number;
-  try { ms = parseDuration(v); } catch (err) { throw new InvalidArgumentError((err as Error).message); }
-  if (!(ms > 0) || ms > maxMs) throw new InvalidArgumentError(`${what} must be above 0 and at most ${maxMs / 60_000} min, e.g. 10m or 30s`);
+  try {
+    ms = parseDuration(v);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+  if (!(ms > 0) || ms > maxMs)
+    throw new InvalidArgumentError(`${what} must be above 0 and at most ${maxMs / 60_000} min, e.g. 10m or 30s`);
   return ms;
 };
 const number = (what: string, min: number, max: number) => (v: string) => {
@@ -26,10 +31,29 @@ const number = (what: string, min: number, max: number) => (v: string) => {
 const collect = (v: string, prev: string[]) => [...prev, v];
 
 interface GateFlags {
-  context?: string; kubeconfig?: string; deployment?: string; url?: string; expectVersion?: string; token?: string;
-  source: string[]; prometheusUrl?: string; promqlSelector?: string; project?: string; gmpUrl?: string; cloudMonitoringEndpoint?: string;
-  window: number; rate: number; maxErrorRate: number; minRequests: number; p99?: number; onInconclusive: 'rollback' | 'hold';
-  rollback: boolean; timeout: number; sourceDelay: number; out: string; json: boolean;
+  context?: string;
+  kubeconfig?: string;
+  deployment?: string;
+  url?: string;
+  expectVersion?: string;
+  token?: string;
+  source: string[];
+  prometheusUrl?: string;
+  promqlSelector?: string;
+  project?: string;
+  gmpUrl?: string;
+  cloudMonitoringEndpoint?: string;
+  window: number;
+  rate: number;
+  maxErrorRate: number;
+  minRequests: number;
+  p99?: number;
+  onInconclusive: 'rollback' | 'hold';
+  rollback: boolean;
+  timeout: number;
+  sourceDelay: number;
+  out: string;
+  json: boolean;
 }
 
 function sourcesOf(f: GateFlags): MetricSource[] {
@@ -39,17 +63,24 @@ function sourcesOf(f: GateFlags): MetricSource[] {
     if (!(SOURCES as readonly string[]).includes(s)) throw new UsageError(`unknown --source "${s}": use ${SOURCES.join(', ')}`);
   }
   if (wanted.has('promql')) {
-    if (!f.prometheusUrl) throw new UsageError('--source promql needs --prometheus-url (the Prometheus HTTP API, e.g. http://prometheus:9090)');
+    if (!f.prometheusUrl)
+      throw new UsageError('--source promql needs --prometheus-url (the Prometheus HTTP API, e.g. http://prometheus:9090)');
     out.push(new PromqlSource({ baseUrl: f.prometheusUrl, selector: f.promqlSelector }));
   }
   if (wanted.has('gmp')) {
-    if (!f.project) throw new UsageError('--source gmp needs --project (the Google Cloud project whose Managed Prometheus holds the metrics)');
+    if (!f.project)
+      throw new UsageError('--source gmp needs --project (the Google Cloud project whose Managed Prometheus holds the metrics)');
     out.push(gmpSource({ project: f.project, baseUrl: f.gmpUrl, selector: f.promqlSelector }));
   }
   if (wanted.has('cloud-monitoring')) {
     if (!f.project) throw new UsageError('--source cloud-monitoring needs --project');
     const [host, port] = (f.cloudMonitoringEndpoint ?? '').split(':');
-    out.push(new CloudMonitoringSource({ project: f.project, ...(f.cloudMonitoringEndpoint ? { apiEndpoint: host, port: Number(port) } : {}) }));
+    out.push(
+      new CloudMonitoringSource({
+        project: f.project,
+        ...(f.cloudMonitoringEndpoint ? { apiEndpoint: host, port: Number(port) } : {}),
+      }),
+    );
   }
   return out;
 }
@@ -57,31 +88,80 @@ function sourcesOf(f: GateFlags): MetricSource[] {
 /** `verdict gate`: after a deploy, decide on evidence, roll back on anything but PASS, and prove the rollback. */
 export function gateCommand(app: AppProfile = licenseApi): Command {
   return new Command('gate')
-    .description('post-deploy gate: wait for the rollout, smoke it, judge a window of client and server metrics, roll back and verify the rollback unless PASS')
+    .description(
+      'post-deploy gate: wait for the rollout, smoke it, judge a window of client and server metrics, roll back and verify the rollback unless PASS',
+    )
     .option('--context <name>', 'kubeconfig context of the cluster (required)')
     .option('--kubeconfig <path>', 'kubeconfig file (default $KUBECONFIG, ~/.kube/config)')
     .option('--deployment <ns/name>', 'the Deployment just deployed, e.g. coditect/license-api (required)')
-    .option('--url <url>', 'the Service\'s URL from here, e.g. https://api.example.com (required)')
-    .option('--expect-version <v>', 'the version the new release must report (default: its pod template\'s app.kubernetes.io/version)')
+    .option('--url <url>', "the Service's URL from here, e.g. https://api.example.com (required)")
+    .option(
+      '--expect-version <v>',
+      "the version the new release must report (default: its pod template's app.kubernetes.io/version)",
+    )
     .option('--token <jwt>', 'bearer token for the smoke and the load (default $TEST_TOKEN, then $LICENSE_TOKEN); never printed')
-    .option('--source <name>', `metric source, repeatable: ${SOURCES.join(', ')} (client, the gate's own load, is always used)`, collect, [])
+    .option(
+      '--source <name>',
+      `metric source, repeatable: ${SOURCES.join(', ')} (client, the gate's own load, is always used)`,
+      collect,
+      [],
+    )
     .option('--prometheus-url <url>', 'promql: the Prometheus HTTP API')
-    .option('--promql-selector <matchers>', 'promql/gmp: label matchers for the workload, e.g. namespace="coditect",route!~"/health/.*"')
+    .option(
+      '--promql-selector <matchers>',
+      'promql/gmp: label matchers for the workload, e.g. namespace="coditect",route!~"/health/.*"',
+    )
     .option('--project <id>', 'gmp, cloud-monitoring: the Google Cloud project (credentials: Application Default Credentials)')
-    .option('--gmp-url <url>', 'gmp: the Prometheus API base URL (default Cloud Monitoring\'s)')
-    .option('--cloud-monitoring-endpoint <host:port>', 'cloud-monitoring: the API endpoint (default monitoring.googleapis.com:443)')
-    .addOption(new Option('--window <duration>', 'the judged window: the light load runs this long').argParser(duration('--window', 60 * 60_000)).default(600_000, '10m'))
-    .addOption(new Option('--rate <req/s>', 'the light load\'s rate (capped at 10 off loopback)').argParser(number('--rate', 0.1, 1000)).default(5))
-    .addOption(new Option('--max-error-rate <fraction>', 'highest error rate that can PASS (the seed: 0.01)').argParser(number('--max-error-rate', 0, 1)).default(0.01))
-    .addOption(new Option('--min-requests <n>', 'fewer requests in the window is INCONCLUSIVE').argParser(number('--min-requests', 1, 10_000_000)).default(300))
+    .option('--gmp-url <url>', "gmp: the Prometheus API base URL (default Cloud Monitoring's)")
+    .option(
+      '--cloud-monitoring-endpoint <host:port>',
+      'cloud-monitoring: the API endpoint (default monitoring.googleapis.com:443)',
+    )
+    .addOption(
+      new Option('--window <duration>', 'the judged window: the light load runs this long')
+        .argParser(duration('--window', 60 * 60_000))
+        .default(600_000, '10m'),
+    )
+    .addOption(
+      new Option('--rate <req/s>', "the light load's rate (capped at 10 off loopback)")
+        .argParser(number('--rate', 0.1, 1000))
+        .default(5),
+    )
+    .addOption(
+      new Option('--max-error-rate <fraction>', 'highest error rate that can PASS (the seed: 0.01)')
+        .argParser(number('--max-error-rate', 0, 1))
+        .default(0.01),
+    )
+    .addOption(
+      new Option('--min-requests <n>', 'fewer requests in the window is INCONCLUSIVE')
+        .argParser(number('--min-requests', 1, 10_000_000))
+        .default(300),
+    )
     .addOption(new Option('--p99 <ms>', 'p99 latency objective').argParser(number('--p99', 1, 600_000)))
-    .addOption(new Option('--on-inconclusive <what>', 'INCONCLUSIVE rolls back (fail-closed) or holds for a person').choices(['rollback', 'hold']).default('rollback'))
+    .addOption(
+      new Option('--on-inconclusive <what>', 'INCONCLUSIVE rolls back (fail-closed) or holds for a person')
+        .choices(['rollback', 'hold'])
+        .default('rollback'),
+    )
     .option('--no-rollback', 'decide and report what would be done, change nothing')
-    .addOption(new Option('--timeout <duration>', 'bound on waiting for the rollout (and the rollback); the Deployment\'s progress deadline may end it sooner').argParser(duration('--timeout', 60 * 60_000)).default(600_000, '10m'))
-    .addOption(new Option('--source-delay <duration>', 'wait after the window before asking server sources (two scrape intervals)').argParser(duration('--source-delay', 10 * 60_000)).default(30_000, '30s'))
+    .addOption(
+      new Option(
+        '--timeout <duration>',
+        "bound on waiting for the rollout (and the rollback); the Deployment's progress deadline may end it sooner",
+      )
+        .argParser(duration('--timeout', 60 * 60_000))
+        .default(600_000, '10m'),
+    )
+    .addOption(
+      new Option('--source-delay <duration>', 'wait after the window before asking server sources (two scrape intervals)')
+        .argParser(duration('--source-delay', 10 * 60_000))
+        .default(30_000, '30s'),
+    )
     .option('--out <dir>', 'where the run directory goes', '.reports/gate')
     .option('--json', 'print verdict.json to stdout instead of the summary', false)
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Steps: 1. rollout status (crash-looping or never-ready: FAIL at once, with restarts, last state, events);
 2. the smoke suite; 3. a light bounded load for --window while the sources are read; 4. the decision,
 fail-closed (a source that errs or has no data is never PASS); 5. on FAIL or ERROR (and INCONCLUSIVE
@@ -91,13 +171,19 @@ The run's verdict is the release's; a rollback that itself failed makes it ERROR
 Exit codes: 0 PASS (promote), 1 FAIL, 2 INCONCLUSIVE, 3 ERROR, 64 bad usage.
 Example:
   TEST_TOKEN=... npx verdict gate --context gke_acme_us-central1_prod --deployment coditect/license-api \\
-    --url https://api.example.com --expect-version v1.0.42-abc1234 --source client --source gmp --project acme`)
+    --url https://api.example.com --expect-version v1.0.42-abc1234 --source client --source gmp --project acme`,
+    )
     .action(async (f: GateFlags) => {
       if (!f.context) throw new UsageError('give --context (the kubeconfig context of the cluster the release went to)');
-      if (!f.deployment || !/^[a-z0-9-]{1,63}\/[a-z0-9.-]{1,253}$/.test(f.deployment)) throw new UsageError('give --deployment as namespace/name, e.g. coditect/license-api');
-      if (!f.url) throw new UsageError('give --url, the Service\'s URL from here');
+      if (!f.deployment || !/^[a-z0-9-]{1,63}\/[a-z0-9.-]{1,253}$/.test(f.deployment))
+        throw new UsageError('give --deployment as namespace/name, e.g. coditect/license-api');
+      if (!f.url) throw new UsageError("give --url, the Service's URL from here");
       let url: string;
-      try { url = parseBaseUrl(f.url).toString().replace(/\/$/, ''); } catch (err) { throw new UsageError(`--url: ${(err as Error).message}`); }
+      try {
+        url = parseBaseUrl(f.url).toString().replace(/\/$/, '');
+      } catch (err) {
+        throw new UsageError(`--url: ${(err as Error).message}`);
+      }
       const sources = sourcesOf(f);
       const token = f.token ?? process.env.TEST_TOKEN ?? process.env.LICENSE_TOKEN ?? null;
       const [namespace, name] = f.deployment.split('/');
@@ -108,14 +194,37 @@ Example:
       if (token && !process.env.LICENSE_TOKEN) process.env.LICENSE_TOKEN = token; // the app's load uses it
       let error: string | null = null;
       let result: Awaited<ReturnType<typeof runGate>> | undefined;
-      let targetRecord = { kind: 'existing' as const, name: f.context, context: f.context, serverVersion: null, url, endpointLagMs: null };
+      let targetRecord = {
+        kind: 'existing' as const,
+        name: f.context,
+        context: f.context,
+        serverVersion: null,
+        url,
+        endpointLagMs: null,
+      };
       try {
         const target = await openExisting({ context: f.context, kubeconfig: f.kubeconfig, serviceUrl: url });
-        targetRecord = await describeTarget(target, url) as typeof targetRecord;
+        targetRecord = (await describeTarget(target, url)) as typeof targetRecord;
         result = await runGate({
-          target, app, namespace, deployment: name, url, token, expectVersion: f.expectVersion, sources,
-          windowMs: f.window, rate: f.rate, maxErrorRate: f.maxErrorRate, minRequests: f.minRequests, p99Ms: f.p99,
-          onInconclusive: f.onInconclusive, rollback: f.rollback, timeoutMs: f.timeout, sourceDelayMs: f.sourceDelay, signal: interrupt.signal, say,
+          target,
+          app,
+          namespace,
+          deployment: name,
+          url,
+          token,
+          expectVersion: f.expectVersion,
+          sources,
+          windowMs: f.window,
+          rate: f.rate,
+          maxErrorRate: f.maxErrorRate,
+          minRequests: f.minRequests,
+          p99Ms: f.p99,
+          onInconclusive: f.onInconclusive,
+          rollback: f.rollback,
+          timeoutMs: f.timeout,
+          sourceDelayMs: f.sourceDelay,
+          signal: interrupt.signal,
+          say,
         });
       } catch (err) {
         error = interrupt.signal.aborted ? `interrupted: ${(interrupt.signal.reason as Error)?.message}` : (err as Error).message;
@@ -123,14 +232,36 @@ Example:
         await Promise.allSettled(sources.map((s) => s.close()));
       }
       const record = suiteRunRecord({
-        command: 'gate', target: targetRecord, checks: result?.checks ?? [], startedAt: started, endedAt: Date.now(), error,
-        app: { name: app.name, versions: { ...(result?.versions.candidate ? { candidate: result.versions.candidate } : {}), ...(result?.versions.baseline ? { baseline: result.versions.baseline } : {}) }, faults: [] },
+        command: 'gate',
+        target: targetRecord,
+        checks: result?.checks ?? [],
+        startedAt: started,
+        endedAt: Date.now(),
+        error,
+        app: {
+          name: app.name,
+          versions: {
+            ...(result?.versions.candidate ? { candidate: result.versions.candidate } : {}),
+            ...(result?.versions.baseline ? { baseline: result.versions.baseline } : {}),
+          },
+          faults: [],
+        },
       });
       if (result) {
-        const what = { none: 'nothing to do', 'rolled-back': `rolled back to ${result.versions.baseline ?? 'the previous revision'} and verified`, 'rollback-failed': 'the ROLLBACK FAILED', held: 'held for a person to decide', 'would-roll-back': 'would roll back (--no-rollback)' }[result.action];
+        const what = {
+          none: 'nothing to do',
+          'rolled-back': `rolled back to ${result.versions.baseline ?? 'the previous revision'} and verified`,
+          'rollback-failed': 'the ROLLBACK FAILED',
+          held: 'held for a person to decide',
+          'would-roll-back': 'would roll back (--no-rollback)',
+        }[result.action];
         record.headline = `${record.verdict}: release ${result.versions.candidate ?? '?'} ${result.decision}; ${what}`;
       }
-      const lines = result?.ledger ? (function* (l) { for (let r = 0; r < l.length; r++) yield `{"check":"metrics",${l.toNdjsonLine(r).slice(1)}`; })(result.ledger) : null;
+      const lines = result?.ledger
+        ? (function* (l) {
+            for (let r = 0; r < l.length; r++) yield `{"check":"metrics",${l.toNdjsonLine(r).slice(1)}`;
+          })(result.ledger)
+        : null;
       if (lines) record.files = { ledger: 'ledger.ndjson.gz' };
       process.exitCode = await finishRun(record, { out: f.out, json: f.json, secrets, started, ledger: lines });
     });

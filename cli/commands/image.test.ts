@@ -14,10 +14,18 @@ chmodSync(dir, 0o755);
 
 function cli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((res, rej) => {
-    const child = spawn(process.execPath, [verdict, 'image', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CI: 'true', ...env } });
-    let stdout = '', stderr = '';
-    child.stdout.on('data', (d) => { stdout += d; });
-    child.stderr.on('data', (d) => { stderr += d; });
+    const child = spawn(process.execPath, [verdict, 'image', ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, CI: 'true', ...env },
+    });
+    let stdout = '',
+      stderr = '';
+    child.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
     child.once('error', rej);
     child.once('exit', (code) => res({ code, stdout, stderr }));
   });
@@ -37,7 +45,9 @@ afterAll(async () => {
 describe('verdict image build', () => {
   it('builds with Docker when an engine answers, and says so', async () => {
     const r = await cli(['build', '--tag', 'cli-test', '--state-dir', join(dir, 'state')], { DOCKER_HOST: engine.host });
-    expect(r.stderr + r.stdout, r.stderr).toMatch(/a Docker engine answers at unix:\/\/.* docker build -t license-api:cli-test \(classic builder, NODE_IMAGE=verdict\/node:24-bookworm-local, never pulls\)/);
+    expect(r.stderr + r.stdout, r.stderr).toMatch(
+      /a Docker engine answers at unix:\/\/.* docker build -t license-api:cli-test \(classic builder, NODE_IMAGE=verdict\/node:24-bookworm-local, never pulls\)/,
+    );
     expect(r.stdout).toMatch(/^built license-api:cli-test with Docker in \d+ ms: sha256:[0-9a-f]{12}, \d+ MB/m);
     expect(r.code).toBe(0);
     expect(await imagePresent(engine, 'license-api:cli-test')).toBe(true);
@@ -47,7 +57,7 @@ describe('verdict image build', () => {
   it('builds into the embedded image store when no engine answers, and says so', async () => {
     const env = { DOCKER_HOST: `unix://${join(dir, 'no-engine.sock')}`, VERDICT_DOCKER_ROOT: join(dir, 'no-engine') };
     const r = await cli(['build', '--tag', 'cli-store', '--state-dir', join(dir, 'state')], env);
-    expect(r.stderr).toContain('no Docker engine answers: building into the embedded cluster\'s image store');
+    expect(r.stderr).toContain("no Docker engine answers: building into the embedded cluster's image store");
     expect(r.stdout, r.stderr).toMatch(/^built license-api:cli-store into the embedded image store in \d+ ms/m);
     expect(r.code).toBe(0);
     const forced = await cli(['build', '--tag', 'cli-store', '--builder', 'docker', '--state-dir', join(dir, 'state')], env);

@@ -21,11 +21,18 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-function cli(args: string[], opts: { interruptOn?: RegExp } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function cli(
+  args: string[],
+  opts: { interruptOn?: RegExp } = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((res, rej) => {
     const child = spawn(process.execPath, [verdict, 'load', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '', stderr = '', interrupted = false;
-    child.stdout.on('data', (d) => { stdout += d; });
+    let stdout = '',
+      stderr = '',
+      interrupted = false;
+    child.stdout.on('data', (d) => {
+      stdout += d;
+    });
     child.stderr.on('data', (d) => {
       stderr += d;
       // Interrupt once the run is visibly under way (not at a fixed time: start-up is slow on a busy machine).
@@ -42,8 +49,23 @@ function cli(args: string[], opts: { interruptOn?: RegExp } = {}): Promise<{ cod
 describe('verdict load', () => {
   it('PASS: exit 0, summary table, JSON results and NDJSON ledger in --out, plain progress lines off a TTY', async () => {
     const out = join(dir, 'pass');
-    const r = await cli(['--url', okServer.url, '--rate', '200/s', '--duration', '2s', '--out', out, '--ndjson', '--progress-every', '500ms',
-      '--threshold', 'http_req_duration: p(99)<1000', '--max-schedule-delay', '1s']);
+    const r = await cli([
+      '--url',
+      okServer.url,
+      '--rate',
+      '200/s',
+      '--duration',
+      '2s',
+      '--out',
+      out,
+      '--ndjson',
+      '--progress-every',
+      '500ms',
+      '--threshold',
+      'http_req_duration: p(99)<1000',
+      '--max-schedule-delay',
+      '1s',
+    ]);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/verdict\s+PASS/);
     expect(r.stdout).toMatch(/http_req_duration/);
@@ -65,18 +87,23 @@ describe('verdict load', () => {
     const few = await cli(['--url', okServer.url, '--rate', '20/s', '--duration', '1s']);
     expect(few.code, few.stdout + few.stderr).toBe(2);
     expect(few.stdout).toMatch(/only 20 requests ended; at least 100/);
-    const interrupted = await cli(['--url', okServer.url, '--rate', '100/s', '--duration', '20s', '--progress-every', '500ms'], { interruptOn: /^load: .*ok [1-9]/m });
+    const interrupted = await cli(['--url', okServer.url, '--rate', '100/s', '--duration', '20s', '--progress-every', '500ms'], {
+      interruptOn: /^load: .*ok [1-9]/m,
+    });
     expect(interrupted.code, interrupted.stdout + interrupted.stderr).toBe(2);
     expect(interrupted.stdout).toMatch(/run aborted before its end: interrupted by SIGINT/);
   }, 60_000);
 
   it('reads a k6-shaped config file', async () => {
     const file = join(dir, 'k6.json');
-    await writeFile(file, JSON.stringify({
-      scenarios: { s: { executor: 'constant-vus', vus: 2, duration: '1s' } },
-      thresholds: { http_req_failed: ['rate<0.01'] },
-      verdict: { url: okServer.url },
-    }));
+    await writeFile(
+      file,
+      JSON.stringify({
+        scenarios: { s: { executor: 'constant-vus', vus: 2, duration: '1s' } },
+        thresholds: { http_req_failed: ['rate<0.01'] },
+        verdict: { url: okServer.url },
+      }),
+    );
     const r = await cli(['--config', file, '--max-schedule-delay', '1s']);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/constant-vus/);
@@ -84,11 +111,25 @@ describe('verdict load', () => {
 
   it('runs a scenario module, and bundles it into a load agent', async () => {
     const scenario = join(dir, 'scenario.ts');
-    await writeFile(scenario, `
+    await writeFile(
+      scenario,
+      `
       import type { Scenario } from ${JSON.stringify(resolve(import.meta.dirname, '../../lib/load/index.ts'))};
       export default { flows: [{ name: 'probe', steps: [{ name: 'ready', path: '/health/ready' }] }] } satisfies Scenario;
-    `);
-    const r = await cli(['--url', okServer.url, '--scenario', scenario, '--vus', '2', '--duration', '1s', '--max-schedule-delay', '1s']);
+    `,
+    );
+    const r = await cli([
+      '--url',
+      okServer.url,
+      '--scenario',
+      scenario,
+      '--vus',
+      '2',
+      '--duration',
+      '1s',
+      '--max-schedule-delay',
+      '1s',
+    ]);
     expect(r.code, r.stderr).toBe(0);
     const agent = join(dir, 'agent.mjs');
     const b = await cli(['--scenario', scenario, '--bundle', agent]);
@@ -101,14 +142,40 @@ describe('verdict load', () => {
     // can go wrong are unit-tested in lib/load (run-options via config-file.test.ts, thresholds, guard).
     for (const [args, message] of [
       [['--url', okServer.url, '--rate', 'fast', '--duration', '1s'], /--rate: "fast" is not a rate/],
-      [['--url', okServer.url, '--rate', '10/s', '--duration', '1s', '--threshold', 'http_req_latency: p(99)<1'], /unknown metric "http_req_latency"/],
+      [
+        ['--url', okServer.url, '--rate', '10/s', '--duration', '1s', '--threshold', 'http_req_latency: p(99)<1'],
+        /unknown metric "http_req_latency"/,
+      ],
       [['--url', okServer.url, '--scenario', join(dir, 'nope.ts'), '--rate', '5/s', '--duration', '1s'], /cannot load scenario/],
       [['--url', 'http://192.0.2.1:8080/', '--rate', '10/s', '--duration', '1s'], /--allow-remote/],
       // --agents: checked before any cluster is touched.
-      [['--agents', '0', '--url', okServer.url, '--rate', '10/s', '--duration', '1s'], /--agents must be a whole number from 1 to 100/],
-      [['--agents', '2', '--target', 'kind', '--url', okServer.url, '--rate', '10/s', '--duration', '1s'], /embedded only for now/],
-      [['--agents', '2', '--url', okServer.url, '--rate', '10/s', '--duration', '1s', '--agent-env', 'VERDICT_TEST_UNSET_VARIABLE'], /VERDICT_TEST_UNSET_VARIABLE is not set/],
-      [['--agents', '2', '--url', okServer.url, '--rate', '10/s', '--duration', '1s', '--state-dir', join(dir, 'no-cluster')], /none is running .*verdict cluster up/],
+      [
+        ['--agents', '0', '--url', okServer.url, '--rate', '10/s', '--duration', '1s'],
+        /--agents must be a whole number from 1 to 100/,
+      ],
+      [
+        ['--agents', '2', '--target', 'kind', '--url', okServer.url, '--rate', '10/s', '--duration', '1s'],
+        /embedded only for now/,
+      ],
+      [
+        [
+          '--agents',
+          '2',
+          '--url',
+          okServer.url,
+          '--rate',
+          '10/s',
+          '--duration',
+          '1s',
+          '--agent-env',
+          'VERDICT_TEST_UNSET_VARIABLE',
+        ],
+        /VERDICT_TEST_UNSET_VARIABLE is not set/,
+      ],
+      [
+        ['--agents', '2', '--url', okServer.url, '--rate', '10/s', '--duration', '1s', '--state-dir', join(dir, 'no-cluster')],
+        /none is running .*verdict cluster up/,
+      ],
     ] as const) {
       const r = await cli([...args]);
       expect(r.code, args.join(' ')).toBe(64);

@@ -47,16 +47,42 @@ export function loadCommand(): Command {
     .option('--precision <mode>', 'scheduling: "timer" (default) or "spin" (sub-ms, costs a core)')
     .option('--progress-every <duration>', 'progress line interval when stderr is not a TTY (default 5s)')
     .option('--bundle <file>', 'instead of running: write a single-file load agent (engine + scenario) for plain node')
-    .option('--backend-header <name>', 'response header naming the pod that answered (recorded per request)', licenseApi.identityHeaders.backend)
-    .option('--version-header <name>', 'response header naming the app version (recorded per request)', licenseApi.identityHeaders.version)
-    .option('--agents <n>', 'run the load from N agents in the cluster (a Kubernetes Indexed Job), each 1/N of it, merged into one result')
-    .option('--target <target>', 'with --agents: where the agents run; only "embedded" (the running `verdict cluster up` cluster) for now', 'embedded')
-    .option('--name <name>', 'with --agents: the embedded cluster\'s name', 'verdict')
-    .option('--state-dir <dir>', 'with --agents: the embedded cluster\'s state directory')
-    .option('--namespace <ns>', 'with --agents: namespace of the agents\' Job', 'default')
-    .option('--agent-env <NAME>', 'with --agents: pass this environment variable to the agents (e.g. LICENSE_TOKEN for the scenario); repeatable', collect, [])
-    .option('--start-delay <duration>', 'with --agents: how far ahead the agents\' shared start is set (time for their pods to start)', '10s')
-    .addHelpText('after', `
+    .option(
+      '--backend-header <name>',
+      'response header naming the pod that answered (recorded per request)',
+      licenseApi.identityHeaders.backend,
+    )
+    .option(
+      '--version-header <name>',
+      'response header naming the app version (recorded per request)',
+      licenseApi.identityHeaders.version,
+    )
+    .option(
+      '--agents <n>',
+      'run the load from N agents in the cluster (a Kubernetes Indexed Job), each 1/N of it, merged into one result',
+    )
+    .option(
+      '--target <target>',
+      'with --agents: where the agents run; only "embedded" (the running `verdict cluster up` cluster) for now',
+      'embedded',
+    )
+    .option('--name <name>', "with --agents: the embedded cluster's name", 'verdict')
+    .option('--state-dir <dir>', "with --agents: the embedded cluster's state directory")
+    .option('--namespace <ns>', "with --agents: namespace of the agents' Job", 'default')
+    .option(
+      '--agent-env <NAME>',
+      'with --agents: pass this environment variable to the agents (e.g. LICENSE_TOKEN for the scenario); repeatable',
+      collect,
+      [],
+    )
+    .option(
+      '--start-delay <duration>',
+      "with --agents: how far ahead the agents' shared start is set (time for their pods to start)",
+      '10s',
+    )
+    .addHelpText(
+      'after',
+      `
 Examples:
   verdict load --url http://127.0.0.1:8080/health/ready --rate 500/s --duration 30s
   verdict load --url http://127.0.0.1:8080 --scenario apps/license-api/load-scenario.ts --rate 200/s --duration 1m \\
@@ -77,7 +103,8 @@ thresholds as one process; an agent that does not report makes the run INCONCLUS
 and its pods are deleted afterwards, also on Ctrl-C. kind and existing clusters: not yet.
 
 Exit codes: 0 PASS, 1 FAIL (threshold breached), 2 INCONCLUSIVE (too little data, load below target,
-aborted), 3 ERROR, 64 bad usage (including a target the guard refuses).`)
+aborted), 3 ERROR, 64 bad usage (including a target the guard refuses).`,
+    )
     .action(async (flags: LoadCommandFlags) => {
       // The engine (undici, esbuild, zod, ...) loads only when this command runs, not for `verdict --help`.
       const { startLoad, TargetNotAllowedError, ThresholdSyntaxError } = await import('../../lib/load/index.ts');
@@ -90,7 +117,9 @@ aborted), 3 ERROR, 64 bad usage (including a target the guard refuses).`)
       if (flags.bundle) {
         const { bundleLoadAgent } = await import('../../lib/load/bundle.ts');
         const out = await bundleLoadAgent({ scenario: flags.scenario, outfile: flags.bundle });
-        process.stderr.write(`load agent written to ${out.outfile} (${(out.bytes / 1024).toFixed(0)} KiB); run: node ${out.outfile} --url URL --rate 100/s --duration 30s\n`);
+        process.stderr.write(
+          `load agent written to ${out.outfile} (${(out.bytes / 1024).toFixed(0)} KiB); run: node ${out.outfile} --url URL --rate 100/s --duration 30s\n`,
+        );
         return;
       }
       const { options, defaultThresholds } = await usageFromFlags(flags);
@@ -102,7 +131,11 @@ aborted), 3 ERROR, 64 bad usage (including a target the guard refuses).`)
       const tty = Boolean(process.stderr.isTTY);
       let plainEvery = 5000;
       if (flags.progressEvery) {
-        try { plainEvery = parseDuration(flags.progressEvery); } catch (err) { throw new UsageError(`--progress-every: ${(err as Error).message}`); }
+        try {
+          plainEvery = parseDuration(flags.progressEvery);
+        } catch (err) {
+          throw new UsageError(`--progress-every: ${(err as Error).message}`);
+        }
       }
       let lastPlain = 0;
       let run: LoadRun;
@@ -127,7 +160,8 @@ aborted), 3 ERROR, 64 bad usage (including a target the guard refuses).`)
         }
         throw err;
       }
-      if (defaultThresholds) process.stderr.write('load: no thresholds given; judging with the default http_req_failed: rate<0.01\n');
+      if (defaultThresholds)
+        process.stderr.write('load: no thresholds given; judging with the default http_req_failed: rate<0.01\n');
       let interrupts = 0;
       const onSignal = (sig: NodeJS.Signals) => {
         if (++interrupts > 1) process.exit(130);
@@ -146,7 +180,11 @@ aborted), 3 ERROR, 64 bad usage (including a target the guard refuses).`)
       process.stdout.write(summaryTable(result) + '\n');
       if (flags.out) {
         const file = join(flags.out, 'load-summary.json');
-        await writeFile(file, JSON.stringify({ summary: result.summary, thresholds: result.thresholds, assessment: result.assessment }, null, 2) + '\n');
+        await writeFile(
+          file,
+          JSON.stringify({ summary: result.summary, thresholds: result.thresholds, assessment: result.assessment }, null, 2) +
+            '\n',
+        );
         process.stderr.write(`load: results in ${file}${flags.ndjson ? ` and ${options.ndjson}` : ''}\n`);
       }
       process.exitCode = exitCodeOf(result.assessment.verdict);
@@ -167,14 +205,22 @@ async function distributedLoad(flags: LoadCommandFlags): Promise<number> {
   const { loadKubeConfig } = await import('../../lib/kube/client.ts');
 
   const agents = Number(flags.agents);
-  if (!Number.isInteger(agents) || agents < 1 || agents > 100) throw new UsageError(`--agents must be a whole number from 1 to 100, got "${flags.agents}"`);
+  if (!Number.isInteger(agents) || agents < 1 || agents > 100)
+    throw new UsageError(`--agents must be a whole number from 1 to 100, got "${flags.agents}"`);
   if (flags.bundle) throw new UsageError('--bundle writes an agent; --agents runs them: use one or the other');
-  if (flags.target !== 'embedded') throw new UsageError(`--agents runs on --target embedded only for now (got "${flags.target}"): kind and existing clusters are not supported yet`);
-  if (flags.allowRemote) throw new UsageError('--agents loads only the cluster\'s own Services: --allow-remote does not apply');
+  if (flags.target !== 'embedded')
+    throw new UsageError(
+      `--agents runs on --target embedded only for now (got "${flags.target}"): kind and existing clusters are not supported yet`,
+    );
+  if (flags.allowRemote) throw new UsageError("--agents loads only the cluster's own Services: --allow-remote does not apply");
   if (flags.ndjson && !flags.out) throw new UsageError('--ndjson writes into --out: give --out <dir> as well');
   const { options, defaultThresholds, scenarioPath } = await usageFromFlags(flags);
   let startDelayMs: number;
-  try { startDelayMs = parseDuration(flags.startDelay ?? '10s'); } catch (err) { throw new UsageError(`--start-delay: ${(err as Error).message}`); }
+  try {
+    startDelayMs = parseDuration(flags.startDelay ?? '10s');
+  } catch (err) {
+    throw new UsageError(`--start-delay: ${(err as Error).message}`);
+  }
   const env: Record<string, string> = {};
   for (const name of flags.agentEnv ?? []) {
     const value = process.env[name];
@@ -185,8 +231,10 @@ async function distributedLoad(flags: LoadCommandFlags): Promise<number> {
   const stateDir = stateDirOf(flags.name ?? 'verdict', flags.stateDir);
   const state = await readClusterState(stateDir);
   if (!state || !alive(state.pid)) {
-    throw new UsageError(`--agents runs the agents on the embedded cluster "${flags.name ?? 'verdict'}", and none is running (${stateDir}): ` +
-      'start it with `verdict cluster up` (as root) and deploy the app first');
+    throw new UsageError(
+      `--agents runs the agents on the embedded cluster "${flags.name ?? 'verdict'}", and none is running (${stateDir}): ` +
+        'start it with `verdict cluster up` (as root) and deploy the app first',
+    );
   }
   const podReach = embeddedPodReach(state.gateway ?? DEFAULT_GATEWAY, state.clusterCidr ?? DEFAULT_CLUSTER_CIDR);
   const store = new ImageStore(stateDir);
@@ -205,7 +253,9 @@ async function distributedLoad(flags: LoadCommandFlags): Promise<number> {
   let job: { namespace: string; name: string } | null = null;
   const onSignal = (sig: NodeJS.Signals) => {
     if (++interrupts > 1) {
-      process.stderr.write(`\nload: quitting${job ? `; the Job ${job.namespace}/${job.name} ends by its own deadline (or: kubectl delete job -n ${job.namespace} ${job.name})` : ''}\n`);
+      process.stderr.write(
+        `\nload: quitting${job ? `; the Job ${job.namespace}/${job.name} ends by its own deadline (or: kubectl delete job -n ${job.namespace} ${job.name})` : ''}\n`,
+      );
       process.exit(130);
     }
     process.stderr.write(`\nload: ${sig}: stopping the agents (each reports what it has; again to quit at once)\n`);
@@ -219,16 +269,36 @@ async function distributedLoad(flags: LoadCommandFlags): Promise<number> {
     try {
       run = await startAgents({
         cluster: {
-          kubeConfig: loadKubeConfig(state.kubeconfig), podReach,
-          images: { load: async (src, progress) => { progress?.(`adding ${src.ref} to the embedded image store`); await store.add(src.ref, src.bundle!.cmd, src.bundle!.fill); await store.runtimeNode(); } },
+          kubeConfig: loadKubeConfig(state.kubeconfig),
+          podReach,
+          images: {
+            load: async (src, progress) => {
+              progress?.(`adding ${src.ref} to the embedded image store`);
+              await store.add(src.ref, src.bundle!.cmd, src.bundle!.fill);
+              await store.runtimeNode();
+            },
+          },
         },
-        agents, url: url.href, executor: options.executor, scenario: scenarioPath, env,
-        thresholds: options.thresholds, timeout: options.timeout, connections: options.connections, maxRequests: options.maxRequests,
-        minRequests: options.minRequests, maxScheduleDelay: options.maxScheduleDelay, identityHeaders: options.identityHeaders,
-        namespace: flags.namespace, startDelayMs, onProgress: say, signal: interrupted.signal,
+        agents,
+        url: url.href,
+        executor: options.executor,
+        scenario: scenarioPath,
+        env,
+        thresholds: options.thresholds,
+        timeout: options.timeout,
+        connections: options.connections,
+        maxRequests: options.maxRequests,
+        minRequests: options.minRequests,
+        maxScheduleDelay: options.maxScheduleDelay,
+        identityHeaders: options.identityHeaders,
+        namespace: flags.namespace,
+        startDelayMs,
+        onProgress: say,
+        signal: interrupted.signal,
       });
     } catch (err) {
-      if (err instanceof TargetNotAllowedError || err instanceof ThresholdSyntaxError || err instanceof RangeError) throw new UsageError((err as Error).message);
+      if (err instanceof TargetNotAllowedError || err instanceof ThresholdSyntaxError || err instanceof RangeError)
+        throw new UsageError((err as Error).message);
       throw err;
     }
     job = { namespace: run.namespace, name: run.job };
@@ -238,18 +308,30 @@ async function distributedLoad(flags: LoadCommandFlags): Promise<number> {
     process.off('SIGTERM', onSignal);
   }
   process.stdout.write(summaryTable(result) + '\n');
-  process.stdout.write(`\n  agents      ${result.agents.map((a) => `${a.index}${a.pod ? ` (${a.pod})` : ''}: ${a.reported ? `${a.rows.toLocaleString('en-US')} requests${a.problem ? `, ${a.problem}` : ''}` : `lost, ${a.problem}`}`).join('\n              ')}\n`);
+  process.stdout.write(
+    `\n  agents      ${result.agents.map((a) => `${a.index}${a.pod ? ` (${a.pod})` : ''}: ${a.reported ? `${a.rows.toLocaleString('en-US')} requests${a.problem ? `, ${a.problem}` : ''}` : `lost, ${a.problem}`}`).join('\n              ')}\n`,
+  );
   if (flags.out) {
     await mkdir(flags.out, { recursive: true });
     const file = join(flags.out, 'load-summary.json');
-    await writeFile(file, JSON.stringify({ summary: result.summary, thresholds: result.thresholds, assessment: result.assessment, agents: result.agents }, null, 2) + '\n');
+    await writeFile(
+      file,
+      JSON.stringify(
+        { summary: result.summary, thresholds: result.thresholds, assessment: result.assessment, agents: result.agents },
+        null,
+        2,
+      ) + '\n',
+    );
     if (flags.ndjson) {
       const out = await open(join(flags.out, 'requests.ndjson'), 'w');
       try {
         let batch = '';
         for (let r = 0; r < result.ledger.length; r++) {
           batch += result.ledger.toNdjsonLine(r) + '\n';
-          if (batch.length >= 1 << 16) { await out.write(batch); batch = ''; }
+          if (batch.length >= 1 << 16) {
+            await out.write(batch);
+            batch = '';
+          }
         }
         if (batch) await out.write(batch);
       } finally {

@@ -11,7 +11,17 @@ import { suiteRunRecord, urlTarget } from '../../suites/record.ts';
 import { UsageError } from '../exit-codes.ts';
 import { finishRun, interruptOnSignals, progress } from '../suite-run.ts';
 
-interface ProbesFlags { url?: string; manifests?: string; deployment?: string; context?: string; kubeconfig?: string; failOn: 'error' | 'warning'; samples: number; out: string; json: boolean }
+interface ProbesFlags {
+  url?: string;
+  manifests?: string;
+  deployment?: string;
+  context?: string;
+  kubeconfig?: string;
+  failOn: 'error' | 'warning';
+  samples: number;
+  out: string;
+  json: boolean;
+}
 
 export interface ProbesCommandOptions {
   url: string;
@@ -27,10 +37,19 @@ export interface ProbesCommandOptions {
 
 export async function runProbesCommand(o: ProbesCommandOptions, app: AppProfile = licenseApi): Promise<number> {
   let url: string;
-  try { url = parseBaseUrl(o.url).toString().replace(/\/$/, ''); } catch (err) { throw new UsageError(`--url: ${(err as Error).message}`); }
-  if (o.manifests && o.deployment) throw new UsageError('give either --manifests <path> or --deployment <namespace/name> --context <context>, not both');
-  if (o.deployment && !/^[a-z0-9-]{1,63}\/[a-z0-9.-]{1,253}$/.test(o.deployment)) throw new UsageError('--deployment must be <namespace>/<name>, e.g. --deployment coditect/license-api');
-  if (o.deployment && !o.context) throw new UsageError('--deployment needs --context <kubeconfig context> (the cluster to read it from; nothing there is changed)');
+  try {
+    url = parseBaseUrl(o.url).toString().replace(/\/$/, '');
+  } catch (err) {
+    throw new UsageError(`--url: ${(err as Error).message}`);
+  }
+  if (o.manifests && o.deployment)
+    throw new UsageError('give either --manifests <path> or --deployment <namespace/name> --context <context>, not both');
+  if (o.deployment && !/^[a-z0-9-]{1,63}\/[a-z0-9.-]{1,253}$/.test(o.deployment))
+    throw new UsageError('--deployment must be <namespace>/<name>, e.g. --deployment coditect/license-api');
+  if (o.deployment && !o.context)
+    throw new UsageError(
+      '--deployment needs --context <kubeconfig context> (the cluster to read it from; nothing there is changed)',
+    );
   if (o.context && !o.deployment) throw new UsageError('--context goes with --deployment <namespace>/<name>');
   const started = Date.now();
   const say = progress(started, []);
@@ -42,17 +61,38 @@ export async function runProbesCommand(o: ProbesCommandOptions, app: AppProfile 
   let checks: Awaited<ReturnType<typeof runProbes>>['checks'] = [];
   try {
     if (o.manifests) {
-      try { manifests = await loadManifests(o.manifests); } catch (err) { throw new UsageError(`--manifests: ${(err as Error).message}`); }
+      try {
+        manifests = await loadManifests(o.manifests);
+      } catch (err) {
+        throw new UsageError(`--manifests: ${(err as Error).message}`);
+      }
     } else if (o.deployment) {
       const [namespace, name] = o.deployment.split('/');
       // Someone else's cluster, used read-only: start times from the pods' conditions, nothing deleted or stopped.
       target = await openExisting({ kubeconfig: o.kubeconfig, context: o.context!, serviceUrl: url });
-      targetRecord = { kind: 'existing', name: target.name, context: target.context, serverVersion: await target.serverVersion(), url, endpointLagMs: null };
+      targetRecord = {
+        kind: 'existing',
+        name: target.name,
+        context: target.context,
+        serverVersion: await target.serverVersion(),
+        url,
+        endpointLagMs: null,
+      };
       manifests = await readDeployment(target.kubeConfig, namespace, name);
       app = { ...app, workload: { ...app.workload, namespace, deployment: name } };
     }
     say(`probes ${url}${manifests ? ` with ${manifests.source}` : ''}`);
-    const r = await runProbes({ app, url, manifests, target, measure: target ? 'read-only' : 'none', failOn: o.failOn, samples: o.samples, signal: interrupt.signal, say });
+    const r = await runProbes({
+      app,
+      url,
+      manifests,
+      target,
+      measure: target ? 'read-only' : 'none',
+      failOn: o.failOn,
+      samples: o.samples,
+      signal: interrupt.signal,
+      say,
+    });
     checks = r.checks;
     error = r.error;
   } catch (err) {
@@ -61,28 +101,45 @@ export async function runProbesCommand(o: ProbesCommandOptions, app: AppProfile 
   } finally {
     await target?.close().catch(() => {});
   }
-  const record = suiteRunRecord({ command: 'probes', target: targetRecord, checks, startedAt: started, endedAt: Date.now(), error, app: { name: app.name, versions: {}, faults: [] } });
+  const record = suiteRunRecord({
+    command: 'probes',
+    target: targetRecord,
+    checks,
+    startedAt: started,
+    endedAt: Date.now(),
+    error,
+    app: { name: app.name, versions: {}, faults: [] },
+  });
   return await finishRun(record, { out: o.out, json: o.json, secrets: [], started });
 }
 
 /** `verdict probes --url URL [--manifests path | --deployment ns/name --context C]`. */
 export function probesCommand(app: AppProfile = licenseApi): Command {
   return new Command('probes')
-    .description('check the health endpoints of a live service and the zero-downtime settings of its manifests (measured where possible)')
+    .description(
+      'check the health endpoints of a live service and the zero-downtime settings of its manifests (measured where possible)',
+    )
     .option('--url <url>', 'base URL of the service (required)')
     .option('--manifests <path>', 'a kustomize directory or a YAML file whose Deployment to judge')
     .option('--deployment <namespace/name>', 'judge the Deployment as it runs in a cluster (with --context; read-only)')
     .option('--context <context>', 'the kubeconfig context of --deployment')
     .option('--kubeconfig <file>', 'kubeconfig file (default: $KUBECONFIG or ~/.kube/config)')
     .addOption(new Option('--fail-on <severity>', 'findings that fail the run').choices(['error', 'warning']).default('error'))
-    .option('--samples <n>', 'requests per health endpoint', (v) => {
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < 1 || n > 50) throw new InvalidArgumentError('must be a whole number from 1 to 50');
-      return n;
-    }, 5)
+    .option(
+      '--samples <n>',
+      'requests per health endpoint',
+      (v) => {
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 1 || n > 50) throw new InvalidArgumentError('must be a whole number from 1 to 50');
+        return n;
+      },
+      5,
+    )
     .option('--out <dir>', 'where the run directory goes', '.reports/probes')
     .option('--json', 'print verdict.json to stdout instead of the summary', false)
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Against the live service (GETs only, a handful): each of /health/startup, /health/live and
 /health/ready answers the status and body its probe needs, every answer within half of the probe's
 timeoutSeconds (from the manifests, else Kubernetes' default 1 s).
@@ -101,9 +158,23 @@ Exit codes: 0 PASS, 1 FAIL, 2 INCONCLUSIVE, 3 ERROR (unreachable, interrupted), 
 
 Examples:
   npx verdict probes --url http://127.0.0.1:30080 --manifests license-api/kubernetes/overlays/embedded
-  npx verdict probes --url https://api.example.com --deployment coditect/license-api --context prod --fail-on warning`)
+  npx verdict probes --url https://api.example.com --deployment coditect/license-api --context prod --fail-on warning`,
+    )
     .action(async (f: ProbesFlags) => {
       if (!f.url) throw new UsageError('--url is required: the base URL of the service, e.g. --url http://127.0.0.1:30080');
-      process.exitCode = await runProbesCommand({ url: f.url, manifests: f.manifests, deployment: f.deployment, context: f.context, kubeconfig: f.kubeconfig, failOn: f.failOn, samples: f.samples, out: f.out, json: f.json }, app);
+      process.exitCode = await runProbesCommand(
+        {
+          url: f.url,
+          manifests: f.manifests,
+          deployment: f.deployment,
+          context: f.context,
+          kubeconfig: f.kubeconfig,
+          failOn: f.failOn,
+          samples: f.samples,
+          out: f.out,
+          json: f.json,
+        },
+        app,
+      );
     });
 }

@@ -25,10 +25,18 @@ afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((res, rej) => {
-    const child = spawn(process.execPath, [verdict, 'report', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CI: 'true', ...env } });
-    let stdout = '', stderr = '';
-    child.stdout.on('data', (d) => { stdout += d; });
-    child.stderr.on('data', (d) => { stderr += d; });
+    const child = spawn(process.execPath, [verdict, 'report', ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, CI: 'true', ...env },
+    });
+    let stdout = '',
+      stderr = '';
+    child.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
     child.on('error', rej);
     child.on('close', (code) => res({ code, stdout, stderr }));
   });
@@ -72,7 +80,9 @@ describe('verdict report', () => {
   it('64 when the path is not a run directory or a flag is wrong; 3 when its files cannot be read', async () => {
     const none = await cli([join(root, 'nowhere')]);
     expect(none.code).toBe(64);
-    expect(none.stderr).toMatch(/nowhere does not exist\. A run directory is what a verdict command writes under its --out folder/);
+    expect(none.stderr).toMatch(
+      /nowhere does not exist\. A run directory is what a verdict command writes under its --out folder/,
+    );
     const empty = await cli([root]);
     expect(empty.code).toBe(64);
     expect(empty.stderr).toMatch(/is not a run directory: it has no verdict\.json/);

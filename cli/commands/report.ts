@@ -14,9 +14,19 @@ export function reportCommand(): Command {
   return new Command('report')
     .description('re-render a run directory (verdict.json + ledger.ndjson.gz) into report.html, junit.xml and summary.md')
     .argument('<run-dir>', 'a run directory, e.g. .reports/latest or an unpacked CI artifact')
-    .addOption(new Option('--format <format>', 'which files to write (default: all; none with --json alone)').choices(['all', 'html', 'junit', 'markdown', 'json']))
+    .addOption(
+      new Option('--format <format>', 'which files to write (default: all; none with --json alone)').choices([
+        'all',
+        'html',
+        'junit',
+        'markdown',
+        'json',
+      ]),
+    )
     .option('--json', 'print verdict.json to stdout instead of the summary')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Examples:
   verdict report .reports/latest                      # every file again, then the summary
   verdict report artifact/experiment-20260303T140000Z --format html
@@ -24,12 +34,21 @@ Examples:
 
 Exit code: the run's own verdict (0 PASS, 1 FAIL, 2 INCONCLUSIVE, 3 ERROR), so CI can act on a
 re-rendered artifact; 3 as well when the files cannot be read; 64 when the path is not a run
-directory or a flag is wrong.`)
+directory or a flag is wrong.`,
+    )
     .action(async (runDir: string, flags: ReportFlags) => {
       // The renderers (ajv, uPlot's source) load only when this command runs.
-      const { NotARunDirectoryError, UnreadableRunError, renderRunDirectory, REPORT_FORMATS, RUN_FILES } = await import('../../reports/run-directory.ts');
+      const { NotARunDirectoryError, UnreadableRunError, renderRunDirectory, REPORT_FORMATS, RUN_FILES } =
+        await import('../../reports/run-directory.ts');
       const { printRunSummary } = await import('../../reports/render/terminal.ts');
-      const formats = flags.format === undefined ? (flags.json ? [] : REPORT_FORMATS) : flags.format === 'all' ? REPORT_FORMATS : [flags.format];
+      const formats =
+        flags.format === undefined
+          ? flags.json
+            ? []
+            : REPORT_FORMATS
+          : flags.format === 'all'
+            ? REPORT_FORMATS
+            : [flags.format];
       let result;
       try {
         result = await renderRunDirectory(runDir, formats);

@@ -2,7 +2,13 @@ import { existsSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import { k8s, messageOf, statusOf } from '../../lib/kube/client.ts';
 import {
-  history, pause, resume, RolloutApiError, RolloutRefusedError, undo, type RevisionInfo,
+  history,
+  pause,
+  resume,
+  RolloutApiError,
+  RolloutRefusedError,
+  undo,
+  type RevisionInfo,
 } from '../../lib/kube/rollout-history.ts';
 import { RolloutFailedError, waitForRollout } from '../../lib/kube/rollout.ts';
 import { ExitCode, UsageError } from '../exit-codes.ts';
@@ -14,7 +20,11 @@ import { ExitCode, UsageError } from '../exit-codes.ts';
  * unreachable), 64 bad usage (flags, kubeconfig, a Deployment or revision that does not exist).
  */
 
-interface Flags { deployment: string; context?: string; kubeconfig?: string }
+interface Flags {
+  deployment: string;
+  context?: string;
+  kubeconfig?: string;
+}
 
 /** The rollback was made but its rollout did not finish (deadline, crash loop, timeout). */
 class RolloutWaitError extends Error {}
@@ -31,7 +41,8 @@ function parseDeployment(v: string): string {
 
 const revisionNumber = (v: string) => {
   const n = Number(v);
-  if (!Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError('must be a revision number (1 or more); see them with `verdict history`');
+  if (!Number.isSafeInteger(n) || n < 1)
+    throw new InvalidArgumentError('must be a revision number (1 or more); see them with `verdict history`');
   return n;
 };
 
@@ -53,18 +64,31 @@ function kubeConfigOf(f: Flags): k8s.KubeConfig {
   const kc = new k8s.KubeConfig();
   if (f.kubeconfig) {
     if (!existsSync(f.kubeconfig)) throw new UsageError(`kubeconfig ${f.kubeconfig} does not exist (check --kubeconfig)`);
-    try { kc.loadFromFile(f.kubeconfig); } catch (err) { throw new UsageError(`cannot read kubeconfig ${f.kubeconfig}: ${(err as Error).message}`); }
+    try {
+      kc.loadFromFile(f.kubeconfig);
+    } catch (err) {
+      throw new UsageError(`cannot read kubeconfig ${f.kubeconfig}: ${(err as Error).message}`);
+    }
   } else {
-    try { kc.loadFromDefault(); } catch (err) { throw new UsageError(`cannot read the default kubeconfig: ${(err as Error).message} (set --kubeconfig or KUBECONFIG)`); }
+    try {
+      kc.loadFromDefault();
+    } catch (err) {
+      throw new UsageError(`cannot read the default kubeconfig: ${(err as Error).message} (set --kubeconfig or KUBECONFIG)`);
+    }
   }
   const where = f.kubeconfig ?? process.env.KUBECONFIG ?? '~/.kube/config';
   if (f.context) {
     const names = kc.getContexts().map((c) => c.name);
-    if (!names.includes(f.context)) throw new UsageError(`context "${f.context}" is not in ${where} (its contexts: ${names.join(', ') || 'none'}); check --context`);
+    if (!names.includes(f.context))
+      throw new UsageError(
+        `context "${f.context}" is not in ${where} (its contexts: ${names.join(', ') || 'none'}); check --context`,
+      );
     kc.setCurrentContext(f.context);
   }
   if (!kc.getCurrentCluster()) {
-    throw new UsageError(`no cluster to talk to in ${where}${f.context ? ` for context ${f.context}` : ' (no current context)'}: set --kubeconfig, KUBECONFIG or --context`);
+    throw new UsageError(
+      `no cluster to talk to in ${where}${f.context ? ` for context ${f.context}` : ' (no current context)'}: set --kubeconfig, KUBECONFIG or --context`,
+    );
   }
   return kc;
 }
@@ -75,7 +99,11 @@ function split(deployment: string): [string, string] {
 }
 
 /** Runs one operation with the exit codes above; messages without a stack, each naming the fix. */
-async function run(command: string, f: Flags, op: (kc: k8s.KubeConfig, ns: string, name: string) => Promise<void>): Promise<void> {
+async function run(
+  command: string,
+  f: Flags,
+  op: (kc: k8s.KubeConfig, ns: string, name: string) => Promise<void>,
+): Promise<void> {
   const kc = kubeConfigOf(f);
   const [ns, name] = split(f.deployment);
   try {
@@ -92,9 +120,12 @@ async function run(command: string, f: Flags, op: (kc: k8s.KubeConfig, ns: strin
       return;
     }
     if (err instanceof RolloutApiError) {
-      const hint = err.status === undefined
-        ? ` (is the API server at ${kc.getCurrentCluster()?.server} up? check --kubeconfig and --context)`
-        : err.status === 401 || err.status === 403 ? ` (the credentials of context ${kc.getCurrentContext()} are not allowed to; check --context)` : '';
+      const hint =
+        err.status === undefined
+          ? ` (is the API server at ${kc.getCurrentCluster()?.server} up? check --kubeconfig and --context)`
+          : err.status === 401 || err.status === 403
+            ? ` (the credentials of context ${kc.getCurrentContext()} are not allowed to; check --context)`
+            : '';
       process.stderr.write(`verdict ${command}: ${err.message}${hint}\n`);
       process.exitCode = ExitCode.ERROR;
       return;
@@ -105,51 +136,76 @@ async function run(command: string, f: Flags, op: (kc: k8s.KubeConfig, ns: strin
 
 function historyTable(deployment: string, revisions: RevisionInfo[]): string {
   if (!revisions.length) return `deployment.apps/${deployment}\nNo rollout history found.\n`;
-  const rows = [['REVISION', 'CHANGE-CAUSE', 'IMAGES', 'REPLICASET', 'READY'],
-    ...revisions.map((r) => [`${r.revision}${r.current ? ' (current)' : ''}`, r.changeCause ?? '<none>', r.images.join(' '), r.replicaSet, `${r.readyReplicas}/${r.replicas}`])];
+  const rows = [
+    ['REVISION', 'CHANGE-CAUSE', 'IMAGES', 'REPLICASET', 'READY'],
+    ...revisions.map((r) => [
+      `${r.revision}${r.current ? ' (current)' : ''}`,
+      r.changeCause ?? '<none>',
+      r.images.join(' '),
+      r.replicaSet,
+      `${r.readyReplicas}/${r.replicas}`,
+    ]),
+  ];
   const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
   return `deployment.apps/${deployment}\n${rows.map((row) => row.map((c, i) => (i === row.length - 1 ? c : c.padEnd(widths[i]))).join('  ')).join('\n')}\n`;
 }
 
 /** `verdict history`: kubectl rollout history. */
 export function historyCommand(): Command {
-  return withCommonFlags(new Command('history')
-    .description('list a Deployment\'s revisions (kubectl rollout history): change-cause, images, ReplicaSet'))
+  return withCommonFlags(
+    new Command('history').description(
+      "list a Deployment's revisions (kubectl rollout history): change-cause, images, ReplicaSet",
+    ),
+  )
     .option('--json', 'print the revisions as JSON')
     .addHelpText('after', '\nExample:\n  verdict history --context gke_prod --deployment coditect/license-api')
     .action(async (f: Flags & { json?: boolean }) => {
       await run('history', f, async (kc, ns, name) => {
         const revisions = await history(kc, ns, name);
-        process.stdout.write(f.json ? `${JSON.stringify(revisions, null, 2)}\n` : historyTable(f.deployment.split('/')[1], revisions));
+        process.stdout.write(
+          f.json ? `${JSON.stringify(revisions, null, 2)}\n` : historyTable(f.deployment.split('/')[1], revisions),
+        );
       });
     });
 }
 
 /** `verdict rollback`: kubectl rollout undo [--to-revision N], optionally waiting for the rollout it starts. */
 export function rollbackCommand(): Command {
-  return withCommonFlags(new Command('rollback')
-    .description('roll a Deployment back to its previous revision, or to --to-revision (kubectl rollout undo)'))
+  return withCommonFlags(
+    new Command('rollback').description(
+      'roll a Deployment back to its previous revision, or to --to-revision (kubectl rollout undo)',
+    ),
+  )
     .option('--to-revision <n>', 'the revision to go back to (default: the previous one)', revisionNumber)
     .option('--wait', 'wait until the rollback has rolled out (kubectl rollout status)', false)
     .option('--timeout <seconds>', 'how long --wait waits', seconds, 600)
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Refuses a paused Deployment (run verdict resume first) and does nothing when the Deployment's
 template already is the revision's. Exit codes: 0 rolled back or nothing to do, 3 refused or the
 cluster failed, 64 bad flags or no such Deployment or revision.
 
 Examples:
   verdict rollback --deployment coditect/license-api
-  verdict rollback --deployment coditect/license-api --to-revision 3 --wait`)
+  verdict rollback --deployment coditect/license-api --to-revision 3 --wait`,
+    )
     .action(async (f: Flags & { toRevision?: number; wait: boolean; timeout: number }) => {
       await run('rollback', f, async (kc, ns, name) => {
         const r = await undo(kc, ns, name, { toRevision: f.toRevision });
         process.stdout.write(`deployment.apps/${name} ${r.message}\n`);
         if (f.wait && r.action === 'rollback') {
           try {
-            await waitForRollout(kc, ns, name, { timeoutMs: f.timeout * 1000, onProgress: (m) => process.stderr.write(`${m}\n`) });
+            await waitForRollout(kc, ns, name, {
+              timeoutMs: f.timeout * 1000,
+              onProgress: (m) => process.stderr.write(`${m}\n`),
+            });
           } catch (err) {
-            if (err instanceof RolloutFailedError) throw new RolloutWaitError(`the rollback to revision ${r.revision} did not finish: ${err.message}`);
-            throw new RolloutApiError(`cannot follow the rollback to revision ${r.revision}: ${messageOf(err)}`, statusOf(err), { cause: err });
+            if (err instanceof RolloutFailedError)
+              throw new RolloutWaitError(`the rollback to revision ${r.revision} did not finish: ${err.message}`);
+            throw new RolloutApiError(`cannot follow the rollback to revision ${r.revision}: ${messageOf(err)}`, statusOf(err), {
+              cause: err,
+            });
           }
           process.stdout.write(`deployment "${name}" successfully rolled out\n`);
         }
@@ -159,8 +215,9 @@ Examples:
 
 /** `verdict pause`: kubectl rollout pause. */
 export function pauseCommand(): Command {
-  return withCommonFlags(new Command('pause')
-    .description('pause a Deployment\'s rollouts (kubectl rollout pause): template changes wait until resume'))
+  return withCommonFlags(
+    new Command('pause').description("pause a Deployment's rollouts (kubectl rollout pause): template changes wait until resume"),
+  )
     .addHelpText('after', '\nExample:\n  verdict pause --deployment coditect/license-api')
     .action(async (f: Flags) => {
       await run('pause', f, async (kc, ns, name) => {
@@ -172,8 +229,9 @@ export function pauseCommand(): Command {
 
 /** `verdict resume`: kubectl rollout resume. */
 export function resumeCommand(): Command {
-  return withCommonFlags(new Command('resume')
-    .description('resume a paused Deployment (kubectl rollout resume): its latest template rolls out'))
+  return withCommonFlags(
+    new Command('resume').description('resume a paused Deployment (kubectl rollout resume): its latest template rolls out'),
+  )
     .addHelpText('after', '\nExample:\n  verdict resume --deployment coditect/license-api')
     .action(async (f: Flags) => {
       await run('resume', f, async (kc, ns, name) => {

@@ -7,11 +7,21 @@ import { runSmoke } from '../../suites/smoke.ts';
 import { finishRun, interruptOnSignals, progress } from '../suite-run.ts';
 import { UsageError } from '../exit-codes.ts';
 
-interface SmokeFlags { url?: string; token?: string; readOnly: boolean; expectVersion?: string; retries: number; latencyBudget?: number; out: string; json: boolean }
+interface SmokeFlags {
+  url?: string;
+  token?: string;
+  readOnly: boolean;
+  expectVersion?: string;
+  retries: number;
+  latencyBudget?: number;
+  out: string;
+  json: boolean;
+}
 
 const wholeNumber = (min: number, max: number, what: string) => (v: string) => {
   const n = Number(v);
-  if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`must be a whole number of ${what} from ${min} to ${max}`);
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw new InvalidArgumentError(`must be a whole number of ${what} from ${min} to ${max}`);
   return n;
 };
 
@@ -30,22 +40,41 @@ export interface SmokeCommandOptions {
 export async function runSmokeCommand(o: SmokeCommandOptions, app: AppProfile = licenseApi): Promise<number> {
   if (!app.smoke) throw new UsageError(`the ${app.name} profile has no smoke suite`);
   let url: string;
-  try { url = parseBaseUrl(o.url).toString().replace(/\/$/, ''); } catch (err) { throw new UsageError(`--url: ${(err as Error).message}`); }
-  if (!o.token && !o.readOnly) {
-    throw new UsageError(`smoke needs a token for the license endpoints: pass --token <jwt> or set ${app.smoke.tokenEnv.join(' or ')} (or run --read-only, which needs none)`);
+  try {
+    url = parseBaseUrl(o.url).toString().replace(/\/$/, '');
+  } catch (err) {
+    throw new UsageError(`--url: ${(err as Error).message}`);
   }
-  if (o.expectVersion !== undefined && !/^[\x21-\x7e]{1,128}$/.test(o.expectVersion)) throw new UsageError('--expect-version must be a version string without spaces, e.g. v1.0.42-abc1234');
+  if (!o.token && !o.readOnly) {
+    throw new UsageError(
+      `smoke needs a token for the license endpoints: pass --token <jwt> or set ${app.smoke.tokenEnv.join(' or ')} (or run --read-only, which needs none)`,
+    );
+  }
+  if (o.expectVersion !== undefined && !/^[\x21-\x7e]{1,128}$/.test(o.expectVersion))
+    throw new UsageError('--expect-version must be a version string without spaces, e.g. v1.0.42-abc1234');
   const started = Date.now();
   const secrets = o.token ? [o.token] : [];
   const say = progress(started, secrets);
   using interrupt = interruptOnSignals(say);
   say(`smoke ${url}${o.readOnly ? ' (read-only)' : ''}${o.expectVersion ? `, expecting version ${o.expectVersion}` : ''}`);
   const { run, record } = await runSmoke({
-    app, url, token: o.token, expectVersion: o.expectVersion, readOnly: o.readOnly, retries: o.retries, budgetMs: o.budgetMs,
-    signal: interrupt.signal, say,
+    app,
+    url,
+    token: o.token,
+    expectVersion: o.expectVersion,
+    readOnly: o.readOnly,
+    retries: o.retries,
+    budgetMs: o.budgetMs,
+    signal: interrupt.signal,
+    say,
   });
   const rec = suiteRunRecord({
-    command: 'smoke', target: urlTarget(url), checks: [record], startedAt: started, endedAt: Date.now(), error: run.error,
+    command: 'smoke',
+    target: urlTarget(url),
+    checks: [record],
+    startedAt: started,
+    endedAt: Date.now(),
+    error: run.error,
     app: { name: app.name, versions: o.expectVersion ? { expected: o.expectVersion } : {}, faults: [] },
   });
   return await finishRun(rec, { out: o.out, json: o.json, secrets, started });
@@ -55,16 +84,32 @@ export async function runSmokeCommand(o: SmokeCommandOptions, app: AppProfile = 
 export function smokeCommand(app: AppProfile = licenseApi): Command {
   const tokenEnv = app.smoke?.tokenEnv ?? [];
   return new Command('smoke')
-    .description('smoke-test a running service at any URL (safe against production): health, metrics, auth, one seat acquired and released')
+    .description(
+      'smoke-test a running service at any URL (safe against production): health, metrics, auth, one seat acquired and released',
+    )
     .option('--url <url>', 'base URL of the service, e.g. https://api.example.com or http://127.0.0.1:30080 (required)')
-    .option('--token <jwt>', `bearer token for the license endpoints (default: $${tokenEnv.join(', then $')}, which other users cannot see in ps); never printed or written`)
+    .option(
+      '--token <jwt>',
+      `bearer token for the license endpoints (default: $${tokenEnv.join(', then $')}, which other users cannot see in ps); never printed or written`,
+    )
     .option('--read-only', 'only the checks that write nothing (no token needed)', false)
     .option('--expect-version <version>', 'every answer must carry this X-App-Version')
-    .option('--retries <n>', 're-run a check that did not pass up to n more times (reported as retried)', wholeNumber(0, 5, 'retries'), 0)
-    .option('--latency-budget <ms>', 'every request of every check must be answered within this many ms (default: per check, 1000-2000)', wholeNumber(50, 60_000, 'ms'))
+    .option(
+      '--retries <n>',
+      're-run a check that did not pass up to n more times (reported as retried)',
+      wholeNumber(0, 5, 'retries'),
+      0,
+    )
+    .option(
+      '--latency-budget <ms>',
+      'every request of every check must be answered within this many ms (default: per check, 1000-2000)',
+      wholeNumber(50, 60_000, 'ms'),
+    )
     .option('--out <dir>', 'where the run directory goes', '.reports/smoke')
     .option('--json', 'print verdict.json to stdout instead of the summary', false)
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Checks, in order: ready (GET /health/ready answers ready), metrics (GET /metrics parses as Prometheus
 exposition and has the http_requests_total counter), no-token and bad-token (the license endpoints
 answer 401 with the documented error body), heartbeat-unknown (the token is accepted; an unknown
@@ -84,12 +129,23 @@ Exit codes: 0 PASS, 1 FAIL, 2 INCONCLUSIVE, 3 ERROR (unreachable, interrupted), 
 
 Examples:
   TEST_TOKEN=$(npx verdict token --sub smoke) npx verdict smoke --url http://127.0.0.1:30080
-  npx verdict smoke --url https://api.example.com --read-only --expect-version v1.0.42-abc1234`)
+  npx verdict smoke --url https://api.example.com --read-only --expect-version v1.0.42-abc1234`,
+    )
     .action(async (f: SmokeFlags) => {
       if (!f.url) throw new UsageError('--url is required: the base URL of the service, e.g. --url http://127.0.0.1:30080');
       const token = f.token ?? tokenEnv.map((k) => process.env[k]).find((v) => v) ?? null;
-      process.exitCode = await runSmokeCommand({
-        url: f.url, token, readOnly: f.readOnly, expectVersion: f.expectVersion, retries: f.retries, budgetMs: f.latencyBudget, out: f.out, json: f.json,
-      }, app);
+      process.exitCode = await runSmokeCommand(
+        {
+          url: f.url,
+          token,
+          readOnly: f.readOnly,
+          expectVersion: f.expectVersion,
+          retries: f.retries,
+          budgetMs: f.latencyBudget,
+          out: f.out,
+          json: f.json,
+        },
+        app,
+      );
     });
 }

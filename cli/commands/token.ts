@@ -8,19 +8,28 @@ export function tokenCommand(): Command {
     .description('mint an HS256 bearer token for the license API (for smoke tests and local runs)')
     .option('--secret-env <name>', 'environment variable that holds the HS256 secret', 'JWT_SECRET')
     .option('--sub <subject>', 'token subject', 'verdict-smoke')
-    .option('--ttl <seconds>', 'lifetime in seconds', (v) => {
-      const n = Number(v);
-      if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('must be a positive whole number of seconds');
-      return n;
-    }, 600)
+    .option(
+      '--ttl <seconds>',
+      'lifetime in seconds',
+      (v) => {
+        const n = Number(v);
+        if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('must be a positive whole number of seconds');
+        return n;
+      },
+      600,
+    )
     .addHelpText('after', '\nExample:\n  JWT_SECRET=... verdict token --sub smoke > token.txt')
     .action(async (opts: { secretEnv: string; sub: string; ttl: number }) => {
       const secret = process.env[opts.secretEnv];
       if (!secret || secret.length < 32) {
         throw new UsageError(`set ${opts.secretEnv} to the license API's HS256 secret (at least 32 characters)`);
       }
-      const token = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(opts.sub)
-        .setIssuedAt().setExpirationTime(`${opts.ttl}s`).sign(new TextEncoder().encode(secret));
+      const token = await new SignJWT({})
+        .setProtectedHeader({ alg: 'HS256' })
+        .setSubject(opts.sub)
+        .setIssuedAt()
+        .setExpirationTime(`${opts.ttl}s`)
+        .sign(new TextEncoder().encode(secret));
       process.stdout.write(token + '\n');
     });
 }

@@ -14,7 +14,9 @@ export async function controlPlaneBinary(onProgress: (line: string) => void = ()
     const child = spawn('bash', [BUILD_SCRIPT], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
-    child.stdout.on('data', (d) => { out += d; });
+    child.stdout.on('data', (d) => {
+      out += d;
+    });
     child.stderr.on('data', (d: Buffer) => {
       err += d;
       for (const line of d.toString().split('\n')) if (line.trim()) onProgress(line.trim());
@@ -23,7 +25,8 @@ export async function controlPlaneBinary(onProgress: (line: string) => void = ()
     child.once('exit', (code) => {
       const path = out.trim().split('\n').at(-1);
       if (code === 0 && path) resolve(path);
-      else reject(new Error(`building the embedded control plane failed (exit ${code}):\n${err.split('\n').slice(-20).join('\n')}`));
+      else
+        reject(new Error(`building the embedded control plane failed (exit ${code}):\n${err.split('\n').slice(-20).join('\n')}`));
     });
   });
 }
@@ -52,24 +55,44 @@ export interface ControlPlaneOptions {
 export async function startControlPlane(opts: ControlPlaneOptions): Promise<ControlPlane> {
   const bin = await controlPlaneBinary(opts.onProgress);
   // Free ports unless told otherwise: a developer's machine may already run a cluster on 6443.
-  const args = ['--state-dir', opts.stateDir,
-    '--port', String(opts.port ?? await freePort()),
-    '--etcd-port', String(opts.etcdPort ?? await freePort()),
-    '--etcd-peer-port', String(await freePort())];
+  const args = [
+    '--state-dir',
+    opts.stateDir,
+    '--port',
+    String(opts.port ?? (await freePort())),
+    '--etcd-port',
+    String(opts.etcdPort ?? (await freePort())),
+    '--etcd-peer-port',
+    String(await freePort()),
+  ];
   if (opts.advertiseAddress) args.push('--advertise-address', opts.advertiseAddress);
   // --controllers is a string list: given again, it adds to the defaults main.go sets.
   if (opts.extraControllers?.length) args.push(`--controller-manager-arg=--controllers=${opts.extraControllers.join(',')}`);
   const proc = startProcess(bin, args, { name: 'kube-embedded', keepLines: 60 });
   const kubeconfig = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`the control plane was not ready within ${(opts.timeoutMs ?? 90_000) / 1000} s:\n${proc.tail()}`)), opts.timeoutMs ?? 90_000);
+    const timer = setTimeout(
+      () => reject(new Error(`the control plane was not ready within ${(opts.timeoutMs ?? 90_000) / 1000} s:\n${proc.tail()}`)),
+      opts.timeoutMs ?? 90_000,
+    );
     let buf = '';
     proc.child.stdout?.on('data', (d) => {
       buf += d;
       const m = /ready kubeconfig=(\S+)/.exec(buf);
-      if (m) { clearTimeout(timer); resolve(m[1]); }
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
     });
-    void proc.exit.then((code) => { clearTimeout(timer); reject(new Error(`the control plane exited (${code}) during start-up:\n${proc.tail()}`)); });
-  }).catch(async (err) => { await proc.stop('SIGTERM', 5000); throw err; });
-  const stop = async () => { await proc.stop('SIGTERM', 15_000); };
+    void proc.exit.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`the control plane exited (${code}) during start-up:\n${proc.tail()}`));
+    });
+  }).catch(async (err) => {
+    await proc.stop('SIGTERM', 5000);
+    throw err;
+  });
+  const stop = async () => {
+    await proc.stop('SIGTERM', 15_000);
+  };
   return { kubeconfig, process: proc, stop, [Symbol.asyncDispose]: stop };
 }

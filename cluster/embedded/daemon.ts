@@ -9,7 +9,13 @@
 import { parseArgs } from 'node:util';
 import { upEmbedded } from './embedded-cluster.ts';
 
-const { values } = parseArgs({ options: { name: { type: 'string', default: 'verdict' }, nodes: { type: 'string', default: '3' }, 'state-dir': { type: 'string' } } });
+const { values } = parseArgs({
+  options: {
+    name: { type: 'string', default: 'verdict' },
+    nodes: { type: 'string', default: '3' },
+    'state-dir': { type: 'string' },
+  },
+});
 const abort = new AbortController();
 let stopping: Promise<void> | undefined;
 
@@ -25,9 +31,15 @@ const early = () => abort.abort(new Error('interrupted while starting'));
 process.on('SIGTERM', early);
 process.on('SIGINT', early);
 const cluster = await upEmbedded({
-  name: values.name, nodes: Number(values.nodes), stateDir: values['state-dir'], signal: abort.signal,
+  name: values.name,
+  nodes: Number(values.nodes),
+  stateDir: values['state-dir'],
+  signal: abort.signal,
   onProgress: (m) => say({ progress: m }),
-}).catch((err: Error) => { say({ ready: false, error: err.message }); process.exit(3); });
+}).catch((err: Error) => {
+  say({ ready: false, error: err.message });
+  process.exit(3);
+});
 
 const stop = (signal: string) => {
   stopping ??= (async () => {

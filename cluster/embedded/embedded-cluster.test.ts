@@ -21,8 +21,14 @@ async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
-    try { const v = await fn(); if (v) return v; } catch (err) { last = err; }
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs / 1000} s${last ? ` (last error: ${last})` : ''}`);
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline)
+      throw new Error(`${what}: not within ${timeoutMs / 1000} s${last ? ` (last error: ${last})` : ''}`);
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }
@@ -38,10 +44,14 @@ async function leftovers(): Promise<string[]> {
   if (/\bverdict0\b/.test(links)) out.push('bridge verdict0');
   const routes = (await run('ip', ['route'])).stdout.split('\n').filter((l) => l.includes('10.244.'));
   out.push(...routes.map((r) => `route ${r}`));
-  const listeners = (await run('ss', ['-ltnH'])).stdout.split('\n').filter((l) => /10\.244\.0\.1:|127\.0\.0\.1:(30080|30091)\s/.test(l));
+  const listeners = (await run('ss', ['-ltnH'])).stdout
+    .split('\n')
+    .filter((l) => /10\.244\.0\.1:|127\.0\.0\.1:(30080|30091)\s/.test(l));
   out.push(...listeners.map((l) => `listener ${l.trim()}`));
   // Only our processes: the control plane of a test state dir, and anything run from its images.
-  const procs = (await run('ps', ['-eo', 'pid,args'])).stdout.split('\n').filter((l) => l.includes(STATE) && !l.includes('ps -eo'));
+  const procs = (await run('ps', ['-eo', 'pid,args'])).stdout
+    .split('\n')
+    .filter((l) => l.includes(STATE) && !l.includes('ps -eo'));
   out.push(...procs.map((p) => `process ${p.trim()}`));
   return out;
 }
@@ -55,7 +65,13 @@ describe('embedded cluster', () => {
   const marks = join(STATE, 'marks');
 
   beforeAll(async () => {
-    cluster = await upEmbedded({ name: 'verdict', stateDir: STATE, nodes: 3, backoffBaseMs: 1000, onLifecycle: (e) => lifecycle.push(e) });
+    cluster = await upEmbedded({
+      name: 'verdict',
+      stateDir: STATE,
+      nodes: 3,
+      backoffBaseMs: 1000,
+      onLifecycle: (e) => lifecycle.push(e),
+    });
     core = cluster.kubeConfig.makeApiClient(k8s.CoreV1Api);
     apps = cluster.kubeConfig.makeApiClient(k8s.AppsV1Api);
     policy = cluster.kubeConfig.makeApiClient(k8s.PolicyV1Api);
@@ -72,7 +88,13 @@ describe('embedded cluster', () => {
     expect(await leftovers()).toEqual([]);
   }, 120_000);
 
-  const release = (tag: string) => ({ kustomization: overlay('embedded'), deployment: 'license-api', container: 'license-api', image: `license-api:${tag}`, version: tag });
+  const release = (tag: string) => ({
+    kustomization: overlay('embedded'),
+    deployment: 'license-api',
+    container: 'license-api',
+    image: `license-api:${tag}`,
+    version: tag,
+  });
   const apiPods = async () => (await core.listNamespacedPod({ namespace: NS, labelSelector: 'app=license-api' })).items;
 
   it('deploys the license API with 3 replicas on distinct pod addresses, reachable through the NodePort proxy', async () => {
@@ -83,12 +105,24 @@ describe('embedded cluster', () => {
     expect(new Set(ips).size).toBe(3);
     for (const ip of ips) expect(ip).toMatch(/^10\.244\.0\.\d+$/);
     // The proxy applies endpoint changes after the endpoint lag measured on kube-proxy (1.1 s): the Service answers shortly after the rollout.
-    const res = await waitFor('the Service to answer', async () => { const r = await fetch(`${cluster.serviceUrl(30080)}/health/ready`).catch(() => undefined); return r?.status === 200 && r; }, 10_000);
+    const res = await waitFor(
+      'the Service to answer',
+      async () => {
+        const r = await fetch(`${cluster.serviceUrl(30080)}/health/ready`).catch(() => undefined);
+        return r?.status === 200 && r;
+      },
+      10_000,
+    );
     expect(res.status).toBe(200);
     expect(res.headers.get('x-app-version')).toBe('v1');
     expect(pods.map((p) => p.metadata!.name)).toContain(res.headers.get('x-served-by'));
     const { stdout } = await run('kubectl', ['--kubeconfig', cluster.kubeconfigPath, 'get', 'pods', '-n', NS, '-o', 'wide']);
-    for (const p of pods) expect(stdout).toMatch(new RegExp(`${p.metadata!.name}\\s+1/1\\s+Running\\s+0\\s+\\S+\\s+${p.status!.podIP!.replaceAll('.', '\\.')}\\s+verdict-node-\\d`));
+    for (const p of pods)
+      expect(stdout).toMatch(
+        new RegExp(
+          `${p.metadata!.name}\\s+1/1\\s+Running\\s+0\\s+\\S+\\s+${p.status!.podIP!.replaceAll('.', '\\.')}\\s+verdict-node-\\d`,
+        ),
+      );
   }, 240_000);
 
   it('accepts every overlay in a server-side dry-run apply', async () => {
@@ -99,7 +133,9 @@ describe('embedded cluster', () => {
     // A broken manifest is refused by the same dry run.
     const broken = await renderRelease(release('v1'));
     broken.find((x) => x.kind === 'Deployment')!.spec.strategy.rollingUpdate.maxSurge = 0;
-    await expect(applyObjects(cluster.kubeConfig, broken, { dryRun: true })).rejects.toThrow(/maxUnavailable|maxSurge|may not be 0/);
+    await expect(applyObjects(cluster.kubeConfig, broken, { dryRun: true })).rejects.toThrow(
+      /maxUnavailable|maxSurge|may not be 0/,
+    );
   }, 60_000);
 
   it('rolls v1 → v2 with the real Deployment controller: ready pods never below 3, active pods never above 4', async () => {
@@ -129,32 +165,65 @@ describe('embedded cluster', () => {
     expect(minReady).toBeGreaterThanOrEqual(3);
     expect(maxActive).toBeLessThanOrEqual(4);
     expect(maxActive).toBe(4); // the surge pod did exist
-    const pods = await waitFor('old pods gone', async () => { const p = await apiPods(); return p.length === 3 && p; }, 60_000);
+    const pods = await waitFor(
+      'old pods gone',
+      async () => {
+        const p = await apiPods();
+        return p.length === 3 && p;
+      },
+      60_000,
+    );
     for (const p of pods) expect(p.metadata!.labels!['app.kubernetes.io/version']).toBe('v2');
     const res = await fetch(`${cluster.serviceUrl(30080)}/health/ready`);
     expect(res.headers.get('x-app-version')).toBe('v2');
-    process.stderr.write(`rollout v1→v2: ${samples} samples, min ready ${minReady}, max active ${maxActive}, max incl. terminating ${maxTotal}\n`);
+    process.stderr.write(
+      `rollout v1→v2: ${samples} samples, min ready ${minReady}, max active ${maxActive}, max incl. terminating ${maxTotal}\n`,
+    );
   }, 300_000);
 
   it('honours the PodDisruptionBudget: a second eviction on a cordoned node is refused with 429', async () => {
     // Start from a settled Deployment: 3 ready pods and none terminating (the PDB counts them all).
-    const pods = await waitFor('a settled Deployment', async () => {
-      const all = await apiPods();
-      return all.length === 3 && all.every((p) => isReady(p) && !p.metadata?.deletionTimestamp) && all;
-    }, 60_000, 500);
-    await waitFor('PDB allows one disruption', async () => (await policy.readNamespacedPodDisruptionBudget({ name: 'license-api', namespace: NS })).status?.disruptionsAllowed === 1, 30_000);
+    const pods = await waitFor(
+      'a settled Deployment',
+      async () => {
+        const all = await apiPods();
+        return all.length === 3 && all.every((p) => isReady(p) && !p.metadata?.deletionTimestamp) && all;
+      },
+      60_000,
+      500,
+    );
+    await waitFor(
+      'PDB allows one disruption',
+      async () =>
+        (await policy.readNamespacedPodDisruptionBudget({ name: 'license-api', namespace: NS })).status?.disruptionsAllowed === 1,
+      30_000,
+    );
     const node = pods[0].spec!.nodeName!;
     await core.patchNode({ name: node, body: { spec: { unschedulable: true } } }, mergePatch);
     try {
-      const evict = (p: k8s.V1Pod) => core.createNamespacedPodEviction({ name: p.metadata!.name!, namespace: NS, body: { metadata: { name: p.metadata!.name!, namespace: NS } } });
+      const evict = (p: k8s.V1Pod) =>
+        core.createNamespacedPodEviction({
+          name: p.metadata!.name!,
+          namespace: NS,
+          body: { metadata: { name: p.metadata!.name!, namespace: NS } },
+        });
       await evict(pods[0]);
       let refused: unknown;
-      try { await evict(pods[1]); } catch (err) { refused = err; }
+      try {
+        await evict(pods[1]);
+      } catch (err) {
+        refused = err;
+      }
       expect(statusOf(refused)).toBe(429);
       const pdb = await policy.readNamespacedPodDisruptionBudget({ name: 'license-api', namespace: NS });
       expect(pdb.status?.disruptionsAllowed).toBe(0);
       // The evicted pod's replacement avoids the cordoned node.
-      await waitFor('3 ready pods again', async () => (await apiPods()).filter((p) => isReady(p) && !p.metadata?.deletionTimestamp).length === 3, 120_000, 500);
+      await waitFor(
+        '3 ready pods again',
+        async () => (await apiPods()).filter((p) => isReady(p) && !p.metadata?.deletionTimestamp).length === 3,
+        120_000,
+        500,
+      );
       const replacement = (await apiPods()).find((p) => !pods.some((q) => q.metadata!.uid === p.metadata!.uid));
       expect(replacement?.spec?.nodeName).not.toBe(node);
     } finally {
@@ -164,22 +233,52 @@ describe('embedded cluster', () => {
 
   it('terminates a pod as the kubelet does: preStop, then SIGTERM, then SIGKILL at the grace deadline, then the object is gone', async () => {
     const name = 'term-ignorer';
-    await core.createNamespacedPod({ namespace: NS, body: {
-      metadata: { name },
-      spec: {
-        terminationGracePeriodSeconds: 3,
-        containers: [{
-          name: 'app', image: 'term-ignorer:v1',
-          env: [{ name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }, { name: 'MARK_DIR', value: marks }, { name: 'PORT', value: '8080' }],
-          readinessProbe: { tcpSocket: { port: 8080 }, periodSeconds: 1 },
-          lifecycle: { preStop: { exec: { command: ['sh', '-c', `echo preStop $(date +%s%3N) >> ${marks}/${name}.log; sleep 1`] } } },
-        }],
-      } } });
+    await core.createNamespacedPod({
+      namespace: NS,
+      body: {
+        metadata: { name },
+        spec: {
+          terminationGracePeriodSeconds: 3,
+          containers: [
+            {
+              name: 'app',
+              image: 'term-ignorer:v1',
+              env: [
+                { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+                { name: 'MARK_DIR', value: marks },
+                { name: 'PORT', value: '8080' },
+              ],
+              readinessProbe: { tcpSocket: { port: 8080 }, periodSeconds: 1 },
+              lifecycle: {
+                preStop: { exec: { command: ['sh', '-c', `echo preStop $(date +%s%3N) >> ${marks}/${name}.log; sleep 1`] } },
+              },
+            },
+          ],
+        },
+      },
+    });
     await waitFor('term-ignorer ready', async () => isReady(await core.readNamespacedPod({ name, namespace: NS })), 60_000);
     const deletedAt = Date.now();
     await core.deleteNamespacedPod({ name, namespace: NS });
-    await waitFor('pod object gone', async () => { try { await core.readNamespacedPod({ name, namespace: NS }); return false; } catch (err) { return isNotFound(err); } }, 30_000);
-    const log = (await readFile(join(marks, `${name}.log`), 'utf8')).trim().split('\n').map((l) => { const [what, at] = l.split(' '); return { what, at: Number(at) }; });
+    await waitFor(
+      'pod object gone',
+      async () => {
+        try {
+          await core.readNamespacedPod({ name, namespace: NS });
+          return false;
+        } catch (err) {
+          return isNotFound(err);
+        }
+      },
+      30_000,
+    );
+    const log = (await readFile(join(marks, `${name}.log`), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => {
+        const [what, at] = l.split(' ');
+        return { what, at: Number(at) };
+      });
     const preStop = log.find((l) => l.what === 'preStop')!;
     const sigterm = log.find((l) => l.what === 'SIGTERM')!;
     expect(preStop).toBeTruthy();
@@ -190,23 +289,40 @@ describe('embedded cluster', () => {
     expect(killed, JSON.stringify(steps)).toBeTruthy();
     expect(killed!.at - deletedAt).toBeGreaterThanOrEqual(2800);
     expect(killed!.at - deletedAt).toBeLessThan(6000);
-    expect(steps.map((e) => e.step)).toEqual(expect.arrayContaining(['terminating', 'preStop', 'preStopDone', 'SIGTERM', 'SIGKILL', 'deleted']));
+    expect(steps.map((e) => e.step)).toEqual(
+      expect.arrayContaining(['terminating', 'preStop', 'preStopDone', 'SIGTERM', 'SIGKILL', 'deleted']),
+    );
   }, 120_000);
 
   it('restarts a container whose liveness probe fails, with growing back-off, and counts the restarts', async () => {
     const name = 'liveness-flipper';
-    await core.createNamespacedPod({ namespace: NS, body: {
-      metadata: { name },
-      spec: {
-        terminationGracePeriodSeconds: 1,
-        containers: [{ name: 'app', image: 'liveness-flipper:v1', env: [{ name: 'PORT', value: '8080' }],
-          livenessProbe: { httpGet: { path: '/live', port: 8080 }, periodSeconds: 1, failureThreshold: 2 } }],
-      } } });
+    await core.createNamespacedPod({
+      namespace: NS,
+      body: {
+        metadata: { name },
+        spec: {
+          terminationGracePeriodSeconds: 1,
+          containers: [
+            {
+              name: 'app',
+              image: 'liveness-flipper:v1',
+              env: [{ name: 'PORT', value: '8080' }],
+              livenessProbe: { httpGet: { path: '/live', port: 8080 }, periodSeconds: 1, failureThreshold: 2 },
+            },
+          ],
+        },
+      },
+    });
     try {
-      const pod = await waitFor('three restarts', async () => {
-        const p = await core.readNamespacedPod({ name, namespace: NS });
-        return (p.status?.containerStatuses?.[0]?.restartCount ?? 0) >= 3 && p;
-      }, 90_000, 500);
+      const pod = await waitFor(
+        'three restarts',
+        async () => {
+          const p = await core.readNamespacedPod({ name, namespace: NS });
+          return (p.status?.containerStatuses?.[0]?.restartCount ?? 0) >= 3 && p;
+        },
+        90_000,
+        500,
+      );
       expect(pod.status!.containerStatuses![0].lastState?.terminated).toBeTruthy();
       const starts = lifecycle.filter((e) => e.pod === `${NS}/${name}` && e.step === 'Started').map((e) => e.at);
       expect(starts.length).toBeGreaterThanOrEqual(4);
@@ -222,18 +338,52 @@ describe('embedded cluster', () => {
 
   it('removes a pod that fails readiness from the endpoints, and the proxy stops routing to it', async () => {
     const labels = { app: 'ready-switch' };
-    await apps.createNamespacedDeployment({ namespace: NS, body: {
-      metadata: { name: 'ready-switch' },
-      spec: { replicas: 2, selector: { matchLabels: labels }, template: { metadata: { labels }, spec: {
-        terminationGracePeriodSeconds: 1,
-        containers: [{ name: 'app', image: 'ready-switch:v1', ports: [{ name: 'http', containerPort: 8080 }],
-          env: [{ name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }, { name: 'MARK_DIR', value: marks }, { name: 'PORT', value: '8080' },
-            { name: 'HOST', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } }],
-          readinessProbe: { httpGet: { path: '/ready', port: 'http' }, periodSeconds: 1, failureThreshold: 1 } }],
-      } } } } });
-    await core.createNamespacedService({ namespace: NS, body: { metadata: { name: 'ready-switch' }, spec: { type: 'NodePort', selector: labels, ports: [{ port: 80, targetPort: 'http', nodePort: 30091 }] } } });
+    await apps.createNamespacedDeployment({
+      namespace: NS,
+      body: {
+        metadata: { name: 'ready-switch' },
+        spec: {
+          replicas: 2,
+          selector: { matchLabels: labels },
+          template: {
+            metadata: { labels },
+            spec: {
+              terminationGracePeriodSeconds: 1,
+              containers: [
+                {
+                  name: 'app',
+                  image: 'ready-switch:v1',
+                  ports: [{ name: 'http', containerPort: 8080 }],
+                  env: [
+                    { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+                    { name: 'MARK_DIR', value: marks },
+                    { name: 'PORT', value: '8080' },
+                    { name: 'HOST', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
+                  ],
+                  readinessProbe: { httpGet: { path: '/ready', port: 'http' }, periodSeconds: 1, failureThreshold: 1 },
+                },
+              ],
+            },
+          },
+        },
+      },
+    });
+    await core.createNamespacedService({
+      namespace: NS,
+      body: {
+        metadata: { name: 'ready-switch' },
+        spec: { type: 'NodePort', selector: labels, ports: [{ port: 80, targetPort: 'http', nodePort: 30091 }] },
+      },
+    });
     try {
-      const pods = await waitFor('2 ready pods', async () => { const p = (await core.listNamespacedPod({ namespace: NS, labelSelector: 'app=ready-switch' })).items.filter(isReady); return p.length === 2 && p; }, 60_000);
+      const pods = await waitFor(
+        '2 ready pods',
+        async () => {
+          const p = (await core.listNamespacedPod({ namespace: NS, labelSelector: 'app=ready-switch' })).items.filter(isReady);
+          return p.length === 2 && p;
+        },
+        60_000,
+      );
       const servedBy = async (n: number) => {
         const seen = new Map<string, number>();
         for (let i = 0; i < n; i++) {
@@ -246,11 +396,26 @@ describe('embedded cluster', () => {
       await waitFor('both pods serve', async () => (await servedBy(10)).size === 2, 30_000);
       const victim = pods[0].metadata!.name!;
       await writeFile(join(marks, `${victim}.unready`), '');
-      await waitFor('endpoint not ready', async () => {
-        const slices = await cluster.kubeConfig.makeApiClient(k8s.DiscoveryV1Api).listNamespacedEndpointSlice({ namespace: NS, labelSelector: 'kubernetes.io/service-name=ready-switch' });
-        return slices.items.flatMap((s) => s.endpoints ?? []).some((e) => e?.targetRef?.name === victim && e?.conditions?.ready === false);
-      }, 30_000);
-      await waitFor('proxy routes only to the ready pod', async () => { const s = await servedBy(10); return s.size === 1 && !s.has(victim); }, 10_000);
+      await waitFor(
+        'endpoint not ready',
+        async () => {
+          const slices = await cluster.kubeConfig
+            .makeApiClient(k8s.DiscoveryV1Api)
+            .listNamespacedEndpointSlice({ namespace: NS, labelSelector: 'kubernetes.io/service-name=ready-switch' });
+          return slices.items
+            .flatMap((s) => s.endpoints ?? [])
+            .some((e) => e?.targetRef?.name === victim && e?.conditions?.ready === false);
+        },
+        30_000,
+      );
+      await waitFor(
+        'proxy routes only to the ready pod',
+        async () => {
+          const s = await servedBy(10);
+          return s.size === 1 && !s.has(victim);
+        },
+        10_000,
+      );
       const after = await servedBy(30);
       expect([...after.keys()]).toEqual([pods[1].metadata!.name]);
       await rm(join(marks, `${victim}.unready`));
@@ -281,9 +446,13 @@ describe('`verdict cluster up` detached, then `verdict cluster down`', () => {
 describe('interrupting `verdict cluster up`', () => {
   it('SIGINT during start-up leaves no process, namespace, bridge, route or listener behind', async () => {
     const cli = fileURLToPath(new URL('../../cli/verdict.ts', import.meta.url));
-    const child = spawn(process.execPath, [cli, 'cluster', 'up', '--foreground', '--state-dir', `${STATE}-sigint`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [cli, 'cluster', 'up', '--foreground', '--state-dir', `${STATE}-sigint`], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let err = '';
-    child.stderr.on('data', (d) => { err += d; });
+    child.stderr.on('data', (d) => {
+      err += d;
+    });
     // Interrupt once the pod network exists and the control plane is starting.
     await waitFor('start-up under way', async () => err.includes('starting the control plane'), 120_000, 100);
     await new Promise((r) => setTimeout(r, 1500));

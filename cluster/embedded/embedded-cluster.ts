@@ -50,7 +50,10 @@ export interface EmbeddedCluster extends Target {
   readonly podReach: PodReach;
 }
 
-export interface EmbeddedUpOptions extends Pick<OpenOptions, 'name' | 'nodes' | 'stateDir' | 'onProgress' | 'signal' | 'endpointLagMs'> {
+export interface EmbeddedUpOptions extends Pick<
+  OpenOptions,
+  'name' | 'nodes' | 'stateDir' | 'onProgress' | 'signal' | 'endpointLagMs'
+> {
   /** Kubelet restart back-off base (10 s like the kubelet; tests may shorten it). */
   backoffBaseMs?: number;
   onLifecycle?: PodWorkerDeps['onLifecycle'];
@@ -65,19 +68,28 @@ export interface EmbeddedUpOptions extends Pick<OpenOptions, 'name' | 'nodes' | 
  */
 export async function upEmbedded(opts: EmbeddedUpOptions = {}): Promise<EmbeddedCluster> {
   if (process.getuid?.() !== 0) {
-    throw new Error('the embedded cluster needs root (network namespaces for pods): run as root, or use --provider kind where Docker runs');
+    throw new Error(
+      'the embedded cluster needs root (network namespaces for pods): run as root, or use --provider kind where Docker runs',
+    );
   }
   const name = opts.name ?? 'verdict';
   const stateDir = opts.stateDir ?? join(DEFAULT_STATE_ROOT, name);
   const report = opts.onProgress ?? (() => {});
   // Every step starts by checking for cancellation (Ctrl-C during `up`): the catch below tears down what exists.
-  const progress = (m: string) => { opts.signal?.throwIfAborted(); report(m); };
+  const progress = (m: string) => {
+    opts.signal?.throwIfAborted();
+    report(m);
+  };
   const log = opts.log ?? pino({ level: process.env.VERDICT_LOG_LEVEL ?? 'warn' }, pino.destination(2));
   const teardown: Array<[string, () => Promise<unknown>]> = [];
   const down = async () => {
     while (teardown.length) {
       const [what, fn] = teardown.pop()!;
-      try { await fn(); } catch (err) { log.warn({ what, err: String(err) }, 'teardown step failed'); }
+      try {
+        await fn();
+      } catch (err) {
+        log.warn({ what, err: String(err) }, 'teardown step failed');
+      }
     }
   };
   try {
@@ -98,7 +110,9 @@ export async function upEmbedded(opts: EmbeddedUpOptions = {}): Promise<Embedded
     progress('starting the control plane (building it first if needed)');
     // The Job controller too: distributed load runs its agents as an Indexed Job (lib/load/distributed).
     const cp: ControlPlane = await startControlPlane({
-      stateDir: join(stateDir, 'controlplane'), advertiseAddress: network.gateway, extraControllers: EXTRA_CONTROLLERS,
+      stateDir: join(stateDir, 'controlplane'),
+      advertiseAddress: network.gateway,
+      extraControllers: EXTRA_CONTROLLERS,
       onProgress: (l) => progress(`control plane: ${l}`),
     });
     teardown.push(['control plane', () => cp.stop()]);
@@ -108,9 +122,16 @@ export async function upEmbedded(opts: EmbeddedUpOptions = {}): Promise<Embedded
     const nodes = Array.from({ length: opts.nodes ?? 3 }, (_, i) => `${name}-node-${i + 1}`);
     progress(`registering ${nodes.length} nodes`);
     const agent = new NodeAgent({
-      kubeConfig, network: { attach: (k) => network.attach(k), detach: (k) => network.detach(k), commandInNamespace },
-      images, nodes, hostIP: network.gateway, stateDir, log,
-      backoff: opts.backoffBaseMs ? { baseMs: opts.backoffBaseMs, maxMs: opts.backoffBaseMs * 30, resetAfterMs: 600_000 } : undefined,
+      kubeConfig,
+      network: { attach: (k) => network.attach(k), detach: (k) => network.detach(k), commandInNamespace },
+      images,
+      nodes,
+      hostIP: network.gateway,
+      stateDir,
+      log,
+      backoff: opts.backoffBaseMs
+        ? { baseMs: opts.backoffBaseMs, maxMs: opts.backoffBaseMs * 30, resetAfterMs: 600_000 }
+        : undefined,
       onLifecycle: opts.onLifecycle,
     });
     teardown.push(['node agent', () => agent.stop()]);
@@ -125,7 +146,14 @@ export async function upEmbedded(opts: EmbeddedUpOptions = {}): Promise<Embedded
     progress('waiting for the nodes to be Ready');
     await waitNodesReady(kubeConfig, nodes, 30_000);
     opts.signal?.throwIfAborted();
-    const state: ClusterStateFile = { name, pid: process.pid, kubeconfig: cp.kubeconfig, startedAt: new Date().toISOString(), gateway: network.gateway, clusterCidr: network.clusterCidr };
+    const state: ClusterStateFile = {
+      name,
+      pid: process.pid,
+      kubeconfig: cp.kubeconfig,
+      startedAt: new Date().toISOString(),
+      gateway: network.gateway,
+      clusterCidr: network.clusterCidr,
+    };
     await writeFile(join(stateDir, 'cluster.json'), JSON.stringify(state, null, 2));
     teardown.push(['state file', () => rm(join(stateDir, 'cluster.json'), { force: true })]);
 
@@ -136,21 +164,42 @@ export async function upEmbedded(opts: EmbeddedUpOptions = {}): Promise<Embedded
     };
     const dependency = (n: string) => {
       const d = dependencies[n];
-      if (!d) throw new Error(`the embedded cluster runs no dependency "${n}" (it runs: ${Object.keys(dependencies).join(', ')})`);
+      if (!d)
+        throw new Error(`the embedded cluster runs no dependency "${n}" (it runs: ${Object.keys(dependencies).join(', ')})`);
       return d;
     };
     const cluster: EmbeddedCluster = {
-      kind: 'embedded', name, context: kubeConfig.getCurrentContext() || null, kubeconfigPath: cp.kubeconfig, owned: true,
-      stateDir, agent, proxy, network, hostServices, kubeConfig, endpointLagMs, imageStore: images,
+      kind: 'embedded',
+      name,
+      context: kubeConfig.getCurrentContext() || null,
+      kubeconfigPath: cp.kubeconfig,
+      owned: true,
+      stateDir,
+      agent,
+      proxy,
+      network,
+      hostServices,
+      kubeConfig,
+      endpointLagMs,
+      imageStore: images,
       images: {
         async load(src, say) {
-          if (!src.bundle) throw new Error(`the embedded image store needs a bundle for ${src.ref} (the app profile gives none): use --target kind for Docker-only images`);
+          if (!src.bundle)
+            throw new Error(
+              `the embedded image store needs a bundle for ${src.ref} (the app profile gives none): use --target kind for Docker-only images`,
+            );
           say?.(`building ${src.ref} into the embedded image store`);
           await images.add(src.ref, src.bundle.cmd, src.bundle.fill);
         },
       },
       attribution: { podOf: (port) => proxy.lookup(port)?.backend?.podName },
-      routing: { routingHistory: (nodePort) => proxy.endpointHistory().filter((c) => c.nodePort === nodePort).map((c) => ({ at: c.at, routable: [...c.routable] })) },
+      routing: {
+        routingHistory: (nodePort) =>
+          proxy
+            .endpointHistory()
+            .filter((c) => c.nodePort === nodePort)
+            .map((c) => ({ at: c.at, routable: [...c.routable] })),
+      },
       dependencies: {
         names: () => Object.keys(dependencies),
         stop: (n) => dependency(n).stop(),
@@ -159,10 +208,20 @@ export async function upEmbedded(opts: EmbeddedUpOptions = {}): Promise<Embedded
       serviceUrl: (nodePort) => `http://127.0.0.1:${nodePort}`,
       podReach: embeddedPodReach(network.gateway, network.clusterCidr),
       async serverVersion() {
-        try { return (await kubeConfig.makeApiClient(k8s.VersionApi).getCode()).gitVersion; } catch { return null; }
+        try {
+          return (await kubeConfig.makeApiClient(k8s.VersionApi).getCode()).gitVersion;
+        } catch {
+          return null;
+        }
       },
-      async close() { if (isDown) return; isDown = true; await down(); },
-      async [Symbol.asyncDispose]() { await cluster.close(); },
+      async close() {
+        if (isDown) return;
+        isDown = true;
+        await down();
+      },
+      async [Symbol.asyncDispose]() {
+        await cluster.close();
+      },
     };
     return cluster;
   } catch (err) {
@@ -176,7 +235,9 @@ async function waitNodesReady(kc: k8s.KubeConfig, names: string[], timeoutMs: nu
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const list = await core.listNode();
-    const ready = list.items.filter((n) => names.includes(n.metadata!.name!) && n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
+    const ready = list.items.filter(
+      (n) => names.includes(n.metadata!.name!) && n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'),
+    );
     if (ready.length === names.length) return;
     if (Date.now() > deadline) throw new Error(`nodes not Ready within ${timeoutMs / 1000} s (${ready.length}/${names.length})`);
     await new Promise((r) => setTimeout(r, 200));
@@ -187,7 +248,8 @@ async function waitNodesReady(kc: k8s.KubeConfig, names: string[], timeoutMs: nu
 export const embeddedStrategy: TargetStrategy = {
   kind: 'embedded',
   async available() {
-    if (process.getuid?.() !== 0) return { ok: false, reason: 'needs root (network namespaces for pods): run as root, e.g. sudo make verify-local' };
+    if (process.getuid?.() !== 0)
+      return { ok: false, reason: 'needs root (network namespaces for pods): run as root, e.g. sudo make verify-local' };
     return { ok: true };
   },
   open: (opts) => upEmbedded(opts),

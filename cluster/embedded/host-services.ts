@@ -13,18 +13,29 @@ export interface HostServices extends AsyncDisposable {
   stop(): Promise<void>;
 }
 
-export async function startHostServices(gateway: string, clusterCidr: string, stateDir: string, database = 'license'): Promise<HostServices> {
+export async function startHostServices(
+  gateway: string,
+  clusterCidr: string,
+  stateDir: string,
+  database = 'license',
+): Promise<HostServices> {
   const postgres = await startPostgres({ listen: [gateway], port: 5432, allowCidrs: [clusterCidr], parentDir: stateDir });
   let redis: RedisServer;
   try {
     const c = new pg.Client({ connectionString: postgres.url() });
     await c.connect();
-    try { await c.query(`CREATE DATABASE ${database}`); } finally { await c.end(); }
+    try {
+      await c.query(`CREATE DATABASE ${database}`);
+    } finally {
+      await c.end();
+    }
     redis = await startRedis({ listen: [gateway], port: 6379, parentDir: stateDir });
   } catch (err) {
     await postgres.stop();
     throw err;
   }
-  const stop = async () => { await Promise.allSettled([redis.stop(), postgres.stop()]); };
+  const stop = async () => {
+    await Promise.allSettled([redis.stop(), postgres.stop()]);
+  };
   return { postgres, redis, stop, [Symbol.asyncDispose]: stop };
 }

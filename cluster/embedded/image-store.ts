@@ -53,7 +53,12 @@ export class ImageStore {
    * Adds an image by calling `fill(dir)` to write its files, then records its config.
    * Replaces an existing image of the same reference.
    */
-  async add(ref: string, cmd: string[], fill: (dir: string) => Promise<void>, env: Record<string, string> = {}): Promise<ResolvedImage> {
+  async add(
+    ref: string,
+    cmd: string[],
+    fill: (dir: string) => Promise<void>,
+    env: Record<string, string> = {},
+  ): Promise<ResolvedImage> {
     const { name, tag } = parseImageRef(ref);
     const dir = this.dirOf(ref);
     await rm(dir, { recursive: true, force: true });
@@ -66,13 +71,23 @@ export class ImageStore {
   }
 
   /** Adds an image made of the given files (tests' images: a script and a command). */
-  async addFiles(ref: string, cmd: string[], files: Record<string, string>, env?: Record<string, string>): Promise<ResolvedImage> {
-    return await this.add(ref, cmd, async (dir) => {
-      for (const [path, content] of Object.entries(files)) {
-        await mkdir(dirname(join(dir, path)), { recursive: true });
-        await writeFile(join(dir, path), content);
-      }
-    }, env);
+  async addFiles(
+    ref: string,
+    cmd: string[],
+    files: Record<string, string>,
+    env?: Record<string, string>,
+  ): Promise<ResolvedImage> {
+    return await this.add(
+      ref,
+      cmd,
+      async (dir) => {
+        for (const [path, content] of Object.entries(files)) {
+          await mkdir(dirname(join(dir, path)), { recursive: true });
+          await writeFile(join(dir, path), content);
+        }
+      },
+      env,
+    );
   }
 
   async resolve(ref: string): Promise<ResolvedImage> {
@@ -81,7 +96,9 @@ export class ImageStore {
     try {
       raw = await readFile(join(dir, 'image.json'), 'utf8');
     } catch {
-      throw new Error(`image ${ref} is not in the embedded image store: build it with \`verdict image build --tag ${parseImageRef(ref).tag}\``);
+      throw new Error(
+        `image ${ref} is not in the embedded image store: build it with \`verdict image build --tag ${parseImageRef(ref).tag}\``,
+      );
     }
     const config = JSON.parse(raw) as ImageConfig;
     return { ref, dir, config, id: `verdict-image://${config.name}:${config.tag}@${config.builtAt}` };
@@ -90,7 +107,8 @@ export class ImageStore {
   async list(): Promise<string[]> {
     const out: string[] = [];
     for (const name of await readdir(this.root).catch(() => [] as string[])) {
-      for (const tag of await readdir(join(this.root, name)).catch(() => [] as string[])) out.push(`${name.replaceAll('_', '/')}:${tag}`);
+      for (const tag of await readdir(join(this.root, name)).catch(() => [] as string[]))
+        out.push(`${name.replaceAll('_', '/')}:${tag}`);
     }
     return out.sort();
   }
@@ -106,7 +124,9 @@ export class ImageStore {
     if (!have || have.size !== src.size) {
       await mkdir(this.runtimeDir, { recursive: true });
       await rm(target, { force: true });
-      await link(process.execPath, target).catch(async () => { await cp(process.execPath, target); });
+      await link(process.execPath, target).catch(async () => {
+        await cp(process.execPath, target);
+      });
       await chmod(target, 0o755);
     }
     await makeWorldReadable(this.runtimeDir);
@@ -118,14 +138,16 @@ export class ImageStore {
 async function makeWorldReadable(dir: string): Promise<void> {
   const walk = async (p: string) => {
     const s = await stat(p);
-    await chmod(p, s.isDirectory() || (s.mode & 0o111) ? (s.mode | 0o755) & 0o7777 : (s.mode | 0o644) & 0o7777);
+    await chmod(p, s.isDirectory() || s.mode & 0o111 ? (s.mode | 0o755) & 0o7777 : (s.mode | 0o644) & 0o7777);
     if (s.isDirectory()) for (const e of await readdir(p)) await walk(join(p, e));
   };
   await walk(dir);
   for (let p = dirname(dir); p !== dirname(p); p = dirname(p)) {
     const s = await stat(p);
     if ((s.mode & 0o001) === 0) {
-      throw new Error(`${dir} sits under ${p}, which other users cannot enter; pods run as non-root users, so put the cluster's state directory elsewhere (the default is /var/lib/verdict)`);
+      throw new Error(
+        `${dir} sits under ${p}, which other users cannot enter; pods run as non-root users, so put the cluster's state directory elsewhere (the default is /var/lib/verdict)`,
+      );
     }
   }
 }

@@ -20,9 +20,18 @@ export function stateDirOf(name: string, stateDir?: string): string {
 
 /** The running embedded cluster's state file, or undefined when none is recorded. */
 export async function readClusterState(stateDir: string): Promise<ClusterStateFile | undefined> {
-  try { return JSON.parse(await readFile(join(stateDir, 'cluster.json'), 'utf8')); } catch { return undefined; }
+  try {
+    return JSON.parse(await readFile(join(stateDir, 'cluster.json'), 'utf8'));
+  } catch {
+    return undefined;
+  }
 }
 
 export function alive(pid: number): boolean {
-  try { process.kill(pid, 0); return true; } catch { return false; }
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -9,7 +9,14 @@ import type { OpenOptions, Target, TargetStrategy } from '../target.ts';
 export async function openExisting(opts: OpenOptions & { context: string }): Promise<Target> {
   const kubeConfig = loadKubeConfig(opts.kubeconfig, opts.context);
   if (!kubeConfig.getContextObject(opts.context)) {
-    throw new Error(`kubeconfig has no context "${opts.context}" (contexts: ${kubeConfig.getContexts().map((c) => c.name).join(', ') || 'none'})`);
+    throw new Error(
+      `kubeconfig has no context "${opts.context}" (contexts: ${
+        kubeConfig
+          .getContexts()
+          .map((c) => c.name)
+          .join(', ') || 'none'
+      })`,
+    );
   }
   const version = kubeConfig.makeApiClient(k8s.VersionApi);
   try {
@@ -18,14 +25,26 @@ export async function openExisting(opts: OpenOptions & { context: string }): Pro
     throw new Error(`context "${opts.context}" does not answer: ${messageOf(err)}`);
   }
   const target: Target = {
-    kind: 'existing', name: opts.context, context: opts.context, kubeConfig, kubeconfigPath: opts.kubeconfig ?? process.env.KUBECONFIG ?? null,
-    owned: false, endpointLagMs: null,
+    kind: 'existing',
+    name: opts.context,
+    context: opts.context,
+    kubeConfig,
+    kubeconfigPath: opts.kubeconfig ?? process.env.KUBECONFIG ?? null,
+    owned: false,
+    endpointLagMs: null,
     serviceUrl() {
-      if (!opts.serviceUrl) throw new Error(`say how this machine reaches the Service on context "${opts.context}": give --url (e.g. the load balancer's or a port-forward's URL)`);
+      if (!opts.serviceUrl)
+        throw new Error(
+          `say how this machine reaches the Service on context "${opts.context}": give --url (e.g. the load balancer's or a port-forward's URL)`,
+        );
       return opts.serviceUrl.replace(/\/$/, '');
     },
     async serverVersion() {
-      try { return (await version.getCode()).gitVersion; } catch { return null; }
+      try {
+        return (await version.getCode()).gitVersion;
+      } catch {
+        return null;
+      }
     },
     async close() {},
     async [Symbol.asyncDispose]() {},
@@ -35,7 +54,9 @@ export async function openExisting(opts: OpenOptions & { context: string }): Pro
 
 export const existingStrategy: TargetStrategy = {
   kind: 'existing',
-  async available() { return { ok: true }; },
+  async available() {
+    return { ok: true };
+  },
   open: (opts) => {
     if (!opts.context) throw new Error('an existing target needs a context: --target context:<name>');
     return openExisting({ ...opts, context: opts.context });

@@ -65,7 +65,12 @@ export interface KindCluster extends Target {
   readonly timings: Record<string, number>;
 }
 
-export interface KindNetwork { name: string; subnet: string; gateway: string; bridge: string }
+export interface KindNetwork {
+  name: string;
+  subnet: string;
+  gateway: string;
+  bridge: string;
+}
 
 export interface KindOpenOptions extends OpenOptions {
   /** Reuse and keep a cluster of that name that already exists (default true); false deletes it at close. */
@@ -102,11 +107,23 @@ export function kindConfigFor(o: { name: string; image: string; workers?: number
     return { ...rest, image: o.image };
   });
   if (o.workers !== undefined) {
-    nodes = [...nodes.filter((n) => n.role === 'control-plane'), ...Array.from({ length: o.workers }, () => ({ role: 'worker', image: o.image }))];
+    nodes = [
+      ...nodes.filter((n) => n.role === 'control-plane'),
+      ...Array.from({ length: o.workers }, () => ({ role: 'worker', image: o.image })),
+    ];
   }
   const out = {
-    kind: 'Cluster', apiVersion: 'kind.x-k8s.io/v1alpha4', name: o.name, nodes,
-    networking: { ...(cfg.networking ?? {}), disableDefaultCNI: true, podSubnet: KIND_POD_SUBNET, serviceSubnet: KIND_SERVICE_SUBNET, kubeProxyMode: 'iptables' },
+    kind: 'Cluster',
+    apiVersion: 'kind.x-k8s.io/v1alpha4',
+    name: o.name,
+    nodes,
+    networking: {
+      ...(cfg.networking ?? {}),
+      disableDefaultCNI: true,
+      podSubnet: KIND_POD_SUBNET,
+      serviceSubnet: KIND_SERVICE_SUBNET,
+      kubeProxyMode: 'iptables',
+    },
     kubeadmConfigPatches: [
       ...(cfg.kubeadmConfigPatches ?? []),
       // Kubernetes 1.35+ refuses cgroup v1 unless told; these VMs are cgroup v1.
@@ -118,20 +135,44 @@ export function kindConfigFor(o: { name: string; image: string; workers?: number
 
 /** The CNI config of one node: the bridge plugin over the node's podCIDR (host-local IPAM), and portmap. */
 export function cniConfigFor(podCIDR: string): string {
-  return JSON.stringify({
-    cniVersion: '1.0.0', name: 'verdict-kind',
-    plugins: [
-      { type: 'bridge', bridge: 'cni0', isGateway: true, ipMasq: false, hairpinMode: true,
-        ipam: { type: 'host-local', ranges: [[{ subnet: podCIDR }]], routes: [{ dst: '0.0.0.0/0' }], dataDir: '/run/cni-ipam' } },
-      { type: 'portmap', capabilities: { portMappings: true } },
-    ],
-  }, null, 2) + '\n';
+  return (
+    JSON.stringify(
+      {
+        cniVersion: '1.0.0',
+        name: 'verdict-kind',
+        plugins: [
+          {
+            type: 'bridge',
+            bridge: 'cni0',
+            isGateway: true,
+            ipMasq: false,
+            hairpinMode: true,
+            ipam: {
+              type: 'host-local',
+              ranges: [[{ subnet: podCIDR }]],
+              routes: [{ dst: '0.0.0.0/0' }],
+              dataDir: '/run/cni-ipam',
+            },
+          },
+          { type: 'portmap', capabilities: { portMappings: true } },
+        ],
+      },
+      null,
+      2,
+    ) + '\n'
+  );
 }
 
 /** For each node, the routes to the other nodes' pod ranges: `ip route replace <podCIDR> via <nodeIP>`. */
-export function podRoutes(nodes: Array<{ name: string; ip: string; podCIDR: string }>): Map<string, Array<{ dst: string; via: string }>> {
+export function podRoutes(
+  nodes: Array<{ name: string; ip: string; podCIDR: string }>,
+): Map<string, Array<{ dst: string; via: string }>> {
   const out = new Map<string, Array<{ dst: string; via: string }>>();
-  for (const n of nodes) out.set(n.name, nodes.filter((m) => m.name !== n.name).map((m) => ({ dst: m.podCIDR, via: m.ip })));
+  for (const n of nodes)
+    out.set(
+      n.name,
+      nodes.filter((m) => m.name !== n.name).map((m) => ({ dst: m.podCIDR, via: m.ip })),
+    );
   return out;
 }
 
@@ -152,10 +193,15 @@ const overlaps = (a: [number, number], b: [number, number]) => a[0] <= b[1] && b
 async function usedRanges(engine: DockerEngine): Promise<Array<[number, number]>> {
   const used: Array<[number, number]> = [];
   const routes = (await runCommand('ip', ['-4', 'route', 'show', 'table', 'all'])).stdout;
-  for (const m of routes.matchAll(/^(?:\w+\s+)?(\d+\.\d+\.\d+\.\d+(?:\/\d+)?)\s/gm)) used.push(cidrRange(m[1].includes('/') ? m[1] : `${m[1]}/32`));
+  for (const m of routes.matchAll(/^(?:\w+\s+)?(\d+\.\d+\.\d+\.\d+(?:\/\d+)?)\s/gm))
+    used.push(cidrRange(m[1].includes('/') ? m[1] : `${m[1]}/32`));
   const ids = (await docker(engine, ['network', 'ls', '-q'])).stdout.split('\n').filter(Boolean);
   for (const id of ids) {
-    const subnets = (await docker(engine, ['network', 'inspect', '--format', '{{range .IPAM.Config}}{{.Subnet}} {{end}}', id]).catch(() => ({ stdout: '' }))).stdout;
+    const subnets = (
+      await docker(engine, ['network', 'inspect', '--format', '{{range .IPAM.Config}}{{.Subnet}} {{end}}', id]).catch(() => ({
+        stdout: '',
+      }))
+    ).stdout;
     for (const s of subnets.split(/\s+/).filter((x) => /^\d+\.\d+\.\d+\.\d+\/\d+$/.test(x))) used.push(cidrRange(s));
   }
   for (const s of [KIND_POD_SUBNET, KIND_SERVICE_SUBNET, '10.244.0.0/16', '10.96.0.0/16']) used.push(cidrRange(s));
@@ -171,7 +217,9 @@ async function ensureNetwork(engine: DockerEngine, cluster: string, say: (m: str
       const j = JSON.parse((await docker(engine, ['network', 'inspect', name])).stdout)[0];
       const cfg = (j.IPAM?.Config ?? []).find((c: { Subnet?: string }) => c.Subnet && !c.Subnet.includes(':'));
       return { name, subnet: cfg.Subnet, gateway: cfg.Gateway, bridge: j.Options?.['com.docker.network.bridge.name'] ?? bridge };
-    } catch { return null; }
+    } catch {
+      return null;
+    }
   };
   const found = await inspect();
   if (found) return found;
@@ -179,9 +227,25 @@ async function ensureNetwork(engine: DockerEngine, cluster: string, say: (m: str
     const subnet = `${NETWORK_POOL.prefix}.${k}.0/24`;
     if ((await usedRanges(engine)).some((r) => overlaps(r, cidrRange(subnet)))) continue;
     try {
-      await docker(engine, ['network', 'create', '--driver', 'bridge', '--subnet', subnet, '--gateway', `${NETWORK_POOL.prefix}.${k}.1`,
-        '-o', `com.docker.network.bridge.name=${bridge}`, '-o', 'com.docker.network.bridge.enable_ip_masquerade=false',
-        '--label', 'verdict.owner=verdict', '--label', `${CLUSTER_LABEL}=${cluster}`, name]);
+      await docker(engine, [
+        'network',
+        'create',
+        '--driver',
+        'bridge',
+        '--subnet',
+        subnet,
+        '--gateway',
+        `${NETWORK_POOL.prefix}.${k}.1`,
+        '-o',
+        `com.docker.network.bridge.name=${bridge}`,
+        '-o',
+        'com.docker.network.bridge.enable_ip_masquerade=false',
+        '--label',
+        'verdict.owner=verdict',
+        '--label',
+        `${CLUSTER_LABEL}=${cluster}`,
+        name,
+      ]);
       say(`docker network ${name}: ${subnet}, bridge ${bridge}, no masquerade`);
       return (await inspect())!;
     } catch (err) {
@@ -205,7 +269,9 @@ export async function ensureLocalNodeImage(engine: { host: string }, say: (m: st
     const child = spawn('bash', [NODE_IMAGE_BUILD], { env: dockerEnv(engine.host), stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (d) => { stdout += d; });
+    child.stdout.on('data', (d) => {
+      stdout += d;
+    });
     child.stderr.on('data', (d) => {
       stderr += d;
       for (const line of String(d).split('\n')) if (/^kind-node/.test(line.trim())) say(line.trim());
@@ -213,7 +279,12 @@ export async function ensureLocalNodeImage(engine: { host: string }, say: (m: st
     child.once('error', reject);
     child.once('exit', (code, sig) => {
       if (code === 0) resolve(stdout.trim().split('\n').at(-1)!);
-      else reject(new Error(`cluster/kind/node-image/build.sh failed (${code ?? sig}):\n${stderr.trim().split('\n').slice(-15).join('\n')}`));
+      else
+        reject(
+          new Error(
+            `cluster/kind/node-image/build.sh failed (${code ?? sig}):\n${stderr.trim().split('\n').slice(-15).join('\n')}`,
+          ),
+        );
     });
   });
   say(`node image ${out} ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
@@ -224,31 +295,46 @@ export async function ensureLocalNodeImage(engine: { host: string }, say: (m: st
 export async function privilegedWorks(engine: DockerEngine, image: string): Promise<{ ok: boolean; error?: string }> {
   const name = `verdict-privileged-probe-${process.pid}-${Date.now().toString(36)}`;
   try {
-    await docker(engine, ['run', '--rm', '--name', name, '--privileged', '--network', 'none', '--entrypoint', '/bin/true', image], { timeoutMs: 60_000 });
+    await docker(
+      engine,
+      ['run', '--rm', '--name', name, '--privileged', '--network', 'none', '--entrypoint', '/bin/true', image],
+      { timeoutMs: 60_000 },
+    );
     return { ok: true };
   } catch (err) {
     await docker(engine, ['rm', '--force', name]).catch(() => {});
     // The first line is the command; the daemon's reason follows (e.g. "unable to apply caps: operation not permitted").
-    const lines = String((err as Error).message).split('\n').slice(1).filter((l) => l.trim());
+    const lines = String((err as Error).message)
+      .split('\n')
+      .slice(1)
+      .filter((l) => l.trim());
     const reason = lines.find((l) => /caps|permitted/i.test(l)) ?? lines.at(-1) ?? 'refused';
     return { ok: false, error: /unable to apply caps: [^:]+/.exec(reason)?.[0] ?? reason.trim() };
   }
 }
 
 /** What `up` needs to call kind: its binary and environment (the wrapper first on PATH). */
-interface KindRunner { bin: string; env: NodeJS.ProcessEnv; dir: string }
+interface KindRunner {
+  bin: string;
+  env: NodeJS.ProcessEnv;
+  dir: string;
+}
 
 async function kindRunner(engine: DockerEngine, stateDir: string, network: string, unprivileged: boolean): Promise<KindRunner> {
   const bin = await kindBinary();
   const dir = await mkdtemp(join(stateDir, 'kind-path-'));
   await symlink(WRAPPER, join(dir, 'docker'));
   const realDocker = (await runCommand('bash', ['-c', 'command -v docker'])).stdout.trim();
-  if (!realDocker) throw new Error('the docker CLI is not installed (Debian\'s docker.io: scripts/setup-deps.sh --docker)');
+  if (!realDocker) throw new Error("the docker CLI is not installed (Debian's docker.io: scripts/setup-deps.sh --docker)");
   return {
-    bin, dir,
+    bin,
+    dir,
     env: {
-      ...dockerEnv(engine.host), PATH: `${dir}:${process.env.PATH}`, VERDICT_REAL_DOCKER: realDocker,
-      VERDICT_KIND_UNPRIVILEGED: unprivileged ? '1' : '0', KIND_EXPERIMENTAL_DOCKER_NETWORK: network,
+      ...dockerEnv(engine.host),
+      PATH: `${dir}:${process.env.PATH}`,
+      VERDICT_REAL_DOCKER: realDocker,
+      VERDICT_KIND_UNPRIVILEGED: unprivileged ? '1' : '0',
+      KIND_EXPERIMENTAL_DOCKER_NETWORK: network,
       VERDICT_KIND_DOCKER_LOG: join(stateDir, 'docker-calls.log'),
     },
   };
@@ -257,7 +343,11 @@ async function kindRunner(engine: DockerEngine, stateDir: string, network: strin
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Nodes with their podCIDR and address, once the controller-manager has given every one a range. */
-async function nodesWithCidrs(kc: k8s.KubeConfig, want: number, timeoutMs: number): Promise<Array<{ name: string; role: string; ip: string; podCIDR: string }>> {
+async function nodesWithCidrs(
+  kc: k8s.KubeConfig,
+  want: number,
+  timeoutMs: number,
+): Promise<Array<{ name: string; role: string; ip: string; podCIDR: string }>> {
   const api = kc.makeApiClient(k8s.CoreV1Api);
   const deadline = Date.now() + timeoutMs;
   let last = '';
@@ -265,23 +355,36 @@ async function nodesWithCidrs(kc: k8s.KubeConfig, want: number, timeoutMs: numbe
     try {
       const items = (await api.listNode()).items;
       const nodes = items.map((n) => ({
-        name: n.metadata!.name!, role: n.metadata?.labels?.['node-role.kubernetes.io/control-plane'] !== undefined ? 'control-plane' : 'worker',
-        ip: n.status?.addresses?.find((a) => a.type === 'InternalIP')?.address ?? '', podCIDR: n.spec?.podCIDR ?? '',
+        name: n.metadata!.name!,
+        role: n.metadata?.labels?.['node-role.kubernetes.io/control-plane'] !== undefined ? 'control-plane' : 'worker',
+        ip: n.status?.addresses?.find((a) => a.type === 'InternalIP')?.address ?? '',
+        podCIDR: n.spec?.podCIDR ?? '',
       }));
       if (nodes.length >= want && nodes.every((n) => n.ip && n.podCIDR)) return nodes;
       last = `${nodes.length}/${want} nodes, ${nodes.filter((n) => n.podCIDR).length} with a podCIDR`;
-    } catch (err) { last = String(err); }
+    } catch (err) {
+      last = String(err);
+    }
     if (Date.now() > deadline) throw new Error(`kind nodes did not get pod ranges within ${timeoutMs / 1000} s (${last})`);
     await sleep(500);
   }
 }
 
-async function waitFor(what: string, timeoutMs: number, check: () => Promise<string | null>, signal?: AbortSignal): Promise<void> {
+async function waitFor(
+  what: string,
+  timeoutMs: number,
+  check: () => Promise<string | null>,
+  signal?: AbortSignal,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     signal?.throwIfAborted();
     let missing: string | null;
-    try { missing = await check(); } catch (err) { missing = String(err); }
+    try {
+      missing = await check();
+    } catch (err) {
+      missing = String(err);
+    }
     if (missing === null) return;
     if (Date.now() > deadline) throw new Error(`${what} not within ${timeoutMs / 1000} s: ${missing}`);
     await sleep(500);
@@ -300,14 +403,21 @@ export async function upKind(opts: KindOpenOptions = {}): Promise<KindCluster> {
   const timings: Record<string, number> = {};
   const step = async <T>(label: string, fn: () => Promise<T>): Promise<T> => {
     const t = Date.now();
-    try { return await fn(); } finally { timings[label] = Date.now() - t; }
+    try {
+      return await fn();
+    } finally {
+      timings[label] = Date.now() - t;
+    }
   };
   const engine = await useEngine({ onProgress: say, holderPid: opts.engineHolderPid });
   let runner: KindRunner | undefined;
   let created = false;
   let network: KindNetwork | undefined;
   const undo = async () => {
-    if (created && runner) await runCommand(runner.bin, ['delete', 'cluster', '--name', name], { env: runner.env, timeoutMs: 300_000 }).catch(() => {});
+    if (created && runner)
+      await runCommand(runner.bin, ['delete', 'cluster', '--name', name], { env: runner.env, timeoutMs: 300_000 }).catch(
+        () => {},
+      );
     if (network) await removeNetwork(engine, network).catch(() => {});
     if (runner) await rm(runner.dir, { recursive: true, force: true });
     await engine.release();
@@ -316,41 +426,63 @@ export async function upKind(opts: KindOpenOptions = {}): Promise<KindCluster> {
     // The node image: given, the official one when present (never pulled), else built here.
     let nodeImage: KindCluster['nodeImage'];
     if (opts.nodeImage) {
-      if (!await imagePresent(engine, opts.nodeImage)) throw new Error(`node image ${opts.nodeImage} is not present in the engine at ${engine.host} (never pulled)`);
+      if (!(await imagePresent(engine, opts.nodeImage)))
+        throw new Error(`node image ${opts.nodeImage} is not present in the engine at ${engine.host} (never pulled)`);
       nodeImage = { ref: opts.nodeImage, source: 'given' };
     } else if (await imagePresent(engine, officialNodeImage())) {
       nodeImage = { ref: officialNodeImage(), source: 'official' };
       say(`node image: the official ${nodeImage.ref}`);
     } else {
-      say(`node image: the official ${officialNodeImage()} is not present (and is never pulled): using the one built here from source`);
+      say(
+        `node image: the official ${officialNodeImage()} is not present (and is never pulled): using the one built here from source`,
+      );
       nodeImage = { ref: await step('node image', () => ensureLocalNodeImage(engine, say)), source: 'local' };
     }
     const priv = await step('privileged probe', () => privilegedWorks(engine, nodeImage.ref));
     const unprivileged = !priv.ok;
-    say(unprivileged
-      ? `docker run --privileged is refused here (${priv.error}): kind's nodes get every capability but CAP_SYS_RESOURCE instead (cluster/kind/docker-wrapper.sh)`
-      : 'docker run --privileged works here: kind runs as it is (the wrapper only refuses pulls)');
+    say(
+      unprivileged
+        ? `docker run --privileged is refused here (${priv.error}): kind's nodes get every capability but CAP_SYS_RESOURCE instead (cluster/kind/docker-wrapper.sh)`
+        : 'docker run --privileged works here: kind runs as it is (the wrapper only refuses pulls)',
+    );
     network = await step('network', () => ensureNetwork(engine, name, say));
     runner = await kindRunner(engine, stateDir, network.name, unprivileged);
-    const existing = (await runCommand(runner.bin, ['get', 'clusters'], { env: runner.env })).stdout.split('\n').map((l) => l.trim());
+    const existing = (await runCommand(runner.bin, ['get', 'clusters'], { env: runner.env })).stdout
+      .split('\n')
+      .map((l) => l.trim());
     if (existing.includes(name)) {
       say(`reusing the kind cluster "${name}"`);
     } else {
       const configPath = join(stateDir, 'kind-config.yaml');
       await writeFile(configPath, kindConfigFor({ name, image: nodeImage.ref, workers: opts.workers }));
-      say(`kind create cluster --name ${name} (${configPath}: from kind-config.yaml, ${opts.workers ?? 2} workers, pods ${KIND_POD_SUBNET}, Services ${KIND_SERVICE_SUBNET})`);
+      say(
+        `kind create cluster --name ${name} (${configPath}: from kind-config.yaml, ${opts.workers ?? 2} workers, pods ${KIND_POD_SUBNET}, Services ${KIND_SERVICE_SUBNET})`,
+      );
       created = true;
       // VERDICT_KIND_RETAIN=1 keeps the nodes of a failed create for a look (`kind export logs`); delete them yourself.
       const retain = process.env.VERDICT_KIND_RETAIN === '1' ? ['--retain'] : [];
-      await step('kind create cluster', () => runCommand(runner!.bin, ['create', 'cluster', '--name', name, '--config', configPath, ...retain], { env: runner!.env, timeoutMs: 600_000 }));
+      await step('kind create cluster', () =>
+        runCommand(runner!.bin, ['create', 'cluster', '--name', name, '--config', configPath, ...retain], {
+          env: runner!.env,
+          timeoutMs: 600_000,
+        }),
+      );
     }
-    const containers = (await runCommand(runner.bin, ['get', 'nodes', '--name', name], { env: runner.env })).stdout.split('\n').map((l) => l.trim()).filter(Boolean);
+    const containers = (await runCommand(runner.bin, ['get', 'nodes', '--name', name], { env: runner.env })).stdout
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean);
     const cpName = containers.find((c) => c.endsWith('-control-plane'));
     if (!cpName) throw new Error(`kind cluster ${name} has no control-plane node (${containers.join(', ')})`);
-    const cpIp = (await docker(engine, ['inspect', '--format', `{{(index .NetworkSettings.Networks "${network.name}").IPAddress}}`, cpName])).stdout.trim();
+    const cpIp = (
+      await docker(engine, ['inspect', '--format', `{{(index .NetworkSettings.Networks "${network.name}").IPAddress}}`, cpName])
+    ).stdout.trim();
     const kubeconfigPath = join(stateDir, 'kubeconfig');
-    const internal = (await runCommand(runner.bin, ['get', 'kubeconfig', '--internal', '--name', name], { env: runner.env })).stdout;
-    await writeFile(kubeconfigPath, internal.replace(/server: https:\/\/[^\s]+/, `server: https://${cpIp}:6443`), { mode: 0o600 });
+    const internal = (await runCommand(runner.bin, ['get', 'kubeconfig', '--internal', '--name', name], { env: runner.env }))
+      .stdout;
+    await writeFile(kubeconfigPath, internal.replace(/server: https:\/\/[^\s]+/, `server: https://${cpIp}:6443`), {
+      mode: 0o600,
+    });
     const kubeConfig = loadKubeConfig(kubeconfigPath);
     // The pod network: per-node podCIDR, bridge + host-local, routes between the nodes.
     const nodes = await step('pod network', async () => {
@@ -363,28 +495,70 @@ export async function upKind(opts: KindOpenOptions = {}): Promise<KindCluster> {
           await writeFile(file, cniConfigFor(n.podCIDR));
           await docker(engine, ['exec', n.name, 'mkdir', '-p', '/etc/cni/net.d']);
           await docker(engine, ['cp', file, `${n.name}:/etc/cni/net.d/10-verdict-kind.conflist`]);
-          for (const r of routes.get(n.name) ?? []) await docker(engine, ['exec', n.name, 'ip', 'route', 'replace', r.dst, 'via', r.via]);
+          for (const r of routes.get(n.name) ?? [])
+            await docker(engine, ['exec', n.name, 'ip', 'route', 'replace', r.dst, 'via', r.via]);
         }
-      } finally { await rm(tmp, { recursive: true, force: true }); }
+      } finally {
+        await rm(tmp, { recursive: true, force: true });
+      }
       say(`pod network: ${ns.map((n) => `${n.name} ${n.podCIDR} via ${n.ip}`).join('; ')}`);
       return ns;
     });
     const core = kubeConfig.makeApiClient(k8s.CoreV1Api);
-    await step('nodes ready', () => waitFor('every kind node Ready', 180_000, async () => {
-      const notReady = (await core.listNode()).items.filter((n) => n.status?.conditions?.find((c) => c.type === 'Ready')?.status !== 'True').map((n) => n.metadata!.name!);
-      return notReady.length ? `not Ready: ${notReady.join(', ')}` : null;
-    }, opts.signal));
-    await step('kube-system ready', () => waitFor('kube-system pods ready', 180_000, async () => {
-      const pods = (await core.listNamespacedPod({ namespace: 'kube-system' })).items;
-      const dns = pods.filter((p) => p.metadata?.labels?.['k8s-app'] === 'kube-dns');
-      const notReady = pods.filter((p) => p.status?.conditions?.find((c) => c.type === 'Ready')?.status !== 'True')
-        .map((p) => `${p.metadata!.name} ${p.status?.containerStatuses?.map((c) => c.state?.waiting?.reason ?? '').filter(Boolean).join(',') ?? p.status?.phase}`);
-      if (dns.length === 0) return 'no CoreDNS pod yet';
-      return notReady.length ? `not ready: ${notReady.join('; ')}` : null;
-    }, opts.signal));
+    await step('nodes ready', () =>
+      waitFor(
+        'every kind node Ready',
+        180_000,
+        async () => {
+          const notReady = (await core.listNode()).items
+            .filter((n) => n.status?.conditions?.find((c) => c.type === 'Ready')?.status !== 'True')
+            .map((n) => n.metadata!.name!);
+          return notReady.length ? `not Ready: ${notReady.join(', ')}` : null;
+        },
+        opts.signal,
+      ),
+    );
+    await step('kube-system ready', () =>
+      waitFor(
+        'kube-system pods ready',
+        180_000,
+        async () => {
+          const pods = (await core.listNamespacedPod({ namespace: 'kube-system' })).items;
+          const dns = pods.filter((p) => p.metadata?.labels?.['k8s-app'] === 'kube-dns');
+          const notReady = pods
+            .filter((p) => p.status?.conditions?.find((c) => c.type === 'Ready')?.status !== 'True')
+            .map(
+              (p) =>
+                `${p.metadata!.name} ${
+                  p.status?.containerStatuses
+                    ?.map((c) => c.state?.waiting?.reason ?? '')
+                    .filter(Boolean)
+                    .join(',') ?? p.status?.phase
+                }`,
+            );
+          if (dns.length === 0) return 'no CoreDNS pod yet';
+          return notReady.length ? `not ready: ${notReady.join('; ')}` : null;
+        },
+        opts.signal,
+      ),
+    );
     say(`kind cluster ${name} is up: ${nodes.length} nodes, apiserver https://${cpIp}:6443, NodePorts at http://${cpIp}:<port>`);
     const owned = created || opts.keepExisting === false;
-    return makeCluster({ name, engine, runner, network, nodes, cpIp, kubeconfigPath, kubeConfig, owned, nodeImage, unprivileged, timings, opts });
+    return makeCluster({
+      name,
+      engine,
+      runner,
+      network,
+      nodes,
+      cpIp,
+      kubeconfigPath,
+      kubeConfig,
+      owned,
+      nodeImage,
+      unprivileged,
+      timings,
+      opts,
+    });
   } catch (err) {
     await undo();
     throw err;
@@ -392,14 +566,19 @@ export async function upKind(opts: KindOpenOptions = {}): Promise<KindCluster> {
 }
 
 async function removeNetwork(engine: DockerEngine, network: KindNetwork): Promise<void> {
-  await docker(engine, ['network', 'rm', network.name]).catch((err) => { if (!/No such network|not found/i.test(String(err))) throw err; });
+  await docker(engine, ['network', 'rm', network.name]).catch((err) => {
+    if (!/No such network|not found/i.test(String(err))) throw err;
+  });
 }
 
 /**
  * `kind delete cluster` for a cluster made by `upKind` in another process (`verdict cluster down
  * --provider kind`): the cluster, its docker network; then what is left, if anything, is reported.
  */
-export async function downKind(name: string, o: { stateDir?: string; holderPid?: number; onProgress?: (m: string) => void } = {}): Promise<string[]> {
+export async function downKind(
+  name: string,
+  o: { stateDir?: string; holderPid?: number; onProgress?: (m: string) => void } = {},
+): Promise<string[]> {
   const stateDir = o.stateDir ?? join(REPO, '.verdict', `kind-${name}`);
   await mkdir(stateDir, { recursive: true });
   const engine = await useEngine({ onProgress: o.onProgress });
@@ -407,7 +586,9 @@ export async function downKind(name: string, o: { stateDir?: string; holderPid?:
     const runner = await kindRunner(engine, stateDir, networkNameFor(name), false);
     try {
       await runCommand(runner.bin, ['delete', 'cluster', '--name', name], { env: runner.env, timeoutMs: 300_000 });
-    } finally { await rm(runner.dir, { recursive: true, force: true }); }
+    } finally {
+      await rm(runner.dir, { recursive: true, force: true });
+    }
     await docker(engine, ['network', 'rm', networkNameFor(name)]).catch(() => {});
     return await kindLeftovers(engine, name);
   } finally {
@@ -423,18 +604,32 @@ export async function downKind(name: string, o: { stateDir?: string; holderPid?:
 /** What a cluster left on this machine after it was deleted (empty when nothing). */
 export async function kindLeftovers(engine: { host: string }, name: string): Promise<string[]> {
   const out: string[] = [];
-  const ids = (await docker(engine, ['ps', '-a', '--quiet', '--filter', `label=${CLUSTER_LABEL}=${name}`])).stdout.split('\n').filter(Boolean);
+  const ids = (await docker(engine, ['ps', '-a', '--quiet', '--filter', `label=${CLUSTER_LABEL}=${name}`])).stdout
+    .split('\n')
+    .filter(Boolean);
   if (ids.length) out.push(`containers ${ids.join(', ')}`);
-  const nets = (await docker(engine, ['network', 'ls', '--quiet', '--filter', `name=^${networkNameFor(name)}$`])).stdout.split('\n').filter(Boolean);
+  const nets = (await docker(engine, ['network', 'ls', '--quiet', '--filter', `name=^${networkNameFor(name)}$`])).stdout
+    .split('\n')
+    .filter(Boolean);
   if (nets.length) out.push(`docker network ${networkNameFor(name)}`);
   if (existsSync(`/sys/class/net/${bridgeNameFor(name)}`)) out.push(`interface ${bridgeNameFor(name)}`);
   return out;
 }
 
 interface MakeArgs {
-  name: string; engine: DockerEngine; runner: KindRunner; network: KindNetwork; nodes: KindCluster['nodes']; cpIp: string;
-  kubeconfigPath: string; kubeConfig: k8s.KubeConfig; owned: boolean; nodeImage: KindCluster['nodeImage']; unprivileged: boolean;
-  timings: Record<string, number>; opts: KindOpenOptions;
+  name: string;
+  engine: DockerEngine;
+  runner: KindRunner;
+  network: KindNetwork;
+  nodes: KindCluster['nodes'];
+  cpIp: string;
+  kubeconfigPath: string;
+  kubeConfig: k8s.KubeConfig;
+  owned: boolean;
+  nodeImage: KindCluster['nodeImage'];
+  unprivileged: boolean;
+  timings: Record<string, number>;
+  opts: KindOpenOptions;
 }
 
 function makeCluster(a: MakeArgs): KindCluster {
@@ -442,8 +637,19 @@ function makeCluster(a: MakeArgs): KindCluster {
   const say = a.opts.onProgress ?? (() => {});
   let isDown = false;
   const cluster: KindCluster = {
-    kind: 'kind', name, context: `kind-${name}`, kubeConfig, kubeconfigPath: a.kubeconfigPath, owned: a.owned, endpointLagMs: null,
-    network, nodes: a.nodes, nodeImage: a.nodeImage, unprivileged: a.unprivileged, timings: a.timings, harnessNetworks: [network.subnet],
+    kind: 'kind',
+    name,
+    context: `kind-${name}`,
+    kubeConfig,
+    kubeconfigPath: a.kubeconfigPath,
+    owned: a.owned,
+    endpointLagMs: null,
+    network,
+    nodes: a.nodes,
+    nodeImage: a.nodeImage,
+    unprivileged: a.unprivileged,
+    timings: a.timings,
+    harnessNetworks: [network.subnet],
     serviceUrl(nodePort) {
       if (nodePort < 30000 || nodePort > 32767) throw new Error(`${nodePort} is not a NodePort`);
       return `http://${cpIp}:${nodePort}`;
@@ -458,7 +664,7 @@ function makeCluster(a: MakeArgs): KindCluster {
         // replaced by the local registry-free base, as `verdict image build` does.
         const text = readFileSync(dockerfile, 'utf8');
         const missing: string[] = [];
-        for (const b of dockerfileBaseImages(text, buildArgs)) if (!await imagePresent(engine, b)) missing.push(b);
+        for (const b of dockerfileBaseImages(text, buildArgs)) if (!(await imagePresent(engine, b))) missing.push(b);
         if (missing.length) {
           const base = await ensureBaseImage(engine, { onProgress: p });
           for (const arg of ['NODE_IMAGE', 'BASE']) if (new RegExp(`^ARG ${arg}\\b`, 'm').test(text)) buildArgs[arg] = base.ref;
@@ -472,10 +678,18 @@ function makeCluster(a: MakeArgs): KindCluster {
       },
     },
     async serverVersion() {
-      try { return (await kubeConfig.makeApiClient(k8s.VersionApi).getCode()).gitVersion; } catch { return null; }
+      try {
+        return (await kubeConfig.makeApiClient(k8s.VersionApi).getCode()).gitVersion;
+      } catch {
+        return null;
+      }
     },
-    async exportLogs(dir) { await runCommand(runner.bin, ['export', 'logs', dir, '--name', name], { env: runner.env, timeoutMs: 300_000 }); },
-    async execInNode(node, cmd) { return (await docker(engine, ['exec', node, ...cmd], { timeoutMs: 60_000 })).stdout; },
+    async exportLogs(dir) {
+      await runCommand(runner.bin, ['export', 'logs', dir, '--name', name], { env: runner.env, timeoutMs: 300_000 });
+    },
+    async execInNode(node, cmd) {
+      return (await docker(engine, ['exec', node, ...cmd], { timeoutMs: 60_000 })).stdout;
+    },
     async close() {
       if (isDown) return;
       isDown = true;
@@ -492,7 +706,9 @@ function makeCluster(a: MakeArgs): KindCluster {
         await engine.release();
       }
     },
-    async [Symbol.asyncDispose]() { await cluster.close(); },
+    async [Symbol.asyncDispose]() {
+      await cluster.close();
+    },
   };
   return cluster;
 }
@@ -501,15 +717,30 @@ export const kindStrategy: TargetStrategy = {
   kind: 'kind',
   async available() {
     if (!existsSync(KIND_SCRIPT)) return { ok: false, reason: 'scripts/kind.sh is missing' };
-    try { await runCommand('bash', ['-c', 'command -v go || test -x "${VERDICT_CACHE:-$HOME/.cache/verdict}/kind-v0.33.0/kind"']); } catch {
-      return { ok: false, reason: 'kind is not built and Go is not installed (scripts/kind.sh builds kind with go install): install Go >= 1.26, or use --target embedded' };
+    try {
+      await runCommand('bash', ['-c', 'command -v go || test -x "${VERDICT_CACHE:-$HOME/.cache/verdict}/kind-v0.33.0/kind"']);
+    } catch {
+      return {
+        ok: false,
+        reason:
+          'kind is not built and Go is not installed (scripts/kind.sh builds kind with go install): install Go >= 1.26, or use --target embedded',
+      };
     }
-    try { await runCommand('bash', ['-c', 'command -v docker']); } catch {
-      return { ok: false, reason: 'the docker CLI is not installed (scripts/setup-deps.sh --docker installs Debian\'s docker.io), or use --target embedded' };
+    try {
+      await runCommand('bash', ['-c', 'command -v docker']);
+    } catch {
+      return {
+        ok: false,
+        reason:
+          "the docker CLI is not installed (scripts/setup-deps.sh --docker installs Debian's docker.io), or use --target embedded",
+      };
     }
     const { findEngine, cannotStartReason } = await import('../../lib/docker/engine.ts');
-    if (!await findEngine() && cannotStartReason()) {
-      return { ok: false, reason: `no Docker engine answers and verdict cannot start one (${cannotStartReason()}): start Docker, or use --target embedded` };
+    if (!(await findEngine()) && cannotStartReason()) {
+      return {
+        ok: false,
+        reason: `no Docker engine answers and verdict cannot start one (${cannotStartReason()}): start Docker, or use --target embedded`,
+      };
     }
     return { ok: true };
   },

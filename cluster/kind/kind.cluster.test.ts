@@ -12,7 +12,15 @@ import { useEngine, type DockerEngine } from '../../lib/docker/engine.ts';
 import { k8s } from '../../lib/kube/client.ts';
 import { deployRelease } from '../../lib/kube/deploy.ts';
 import { runCommand } from '../../lib/proc/run.ts';
-import { bridgeNameFor, kindBinary, kindLeftovers, networkNameFor, upKind, wrapperCalls, type KindCluster } from './kind-cluster.ts';
+import {
+  bridgeNameFor,
+  kindBinary,
+  kindLeftovers,
+  networkNameFor,
+  upKind,
+  wrapperCalls,
+  type KindCluster,
+} from './kind-cluster.ts';
 
 // kind for real (root, a Docker engine, Go): a 1 control plane + 2 workers cluster on the node image
 // built here from source (the official kindest/node when the engine has it), the license API
@@ -30,24 +38,48 @@ let engine: DockerEngine;
 let before: { net: ReturnType<typeof snapshotHostNet>; iptables: string; nat: string; links: string[]; mounts: string[] };
 const started = Date.now();
 
-const iptablesS = async (table: string) => (await runCommand('iptables', ['-w', '5', '-t', table, '-S']).catch(() => ({ stdout: '' }))).stdout;
+const iptablesS = async (table: string) =>
+  (await runCommand('iptables', ['-w', '5', '-t', table, '-S']).catch(() => ({ stdout: '' }))).stdout;
 /** Mounts of the engine's containers (overlay roots, shm, volumes) whose id is a kind node of this cluster. */
-const nodeMounts = (ids: string[]) => readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4] ?? '')
-  .filter((p) => ids.some((id) => p.includes(id)));
+const nodeMounts = (ids: string[]) =>
+  readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' ')[4] ?? '')
+    .filter((p) => ids.some((id) => p.includes(id)));
 
 beforeAll(async () => {
   // The engine is held for the whole file, so that its leftovers check runs after the cluster is gone.
   engine = await useEngine({ onProgress: say });
-  before = { net: snapshotHostNet(), iptables: await iptablesS('filter'), nat: await iptablesS('nat'), links: readdirSync('/sys/class/net'), mounts: [] };
+  before = {
+    net: snapshotHostNet(),
+    iptables: await iptablesS('filter'),
+    nat: await iptablesS('nat'),
+    links: readdirSync('/sys/class/net'),
+    mounts: [],
+  };
   const t = Date.now();
   cluster = await upKind({ name: NAME, stateDir: STATE, keepExisting: false, onProgress: say });
-  say(`kind cluster up in ${((Date.now() - t) / 1000).toFixed(1)} s (${Object.entries(cluster.timings).map(([k, v]) => `${k} ${(v / 1000).toFixed(1)} s`).join(', ')})`);
+  say(
+    `kind cluster up in ${((Date.now() - t) / 1000).toFixed(1)} s (${Object.entries(cluster.timings)
+      .map(([k, v]) => `${k} ${(v / 1000).toFixed(1)} s`)
+      .join(', ')})`,
+  );
 }, 1_800_000);
 
 afterAll(async () => {
-  const ids = cluster ? (await docker(engine, ['ps', '-aq', '--no-trunc', '--filter', `label=io.x-k8s.kind.cluster=${NAME}`])).stdout.split('\n').filter(Boolean) : [];
+  const ids = cluster
+    ? (await docker(engine, ['ps', '-aq', '--no-trunc', '--filter', `label=io.x-k8s.kind.cluster=${NAME}`])).stdout
+        .split('\n')
+        .filter(Boolean)
+    : [];
   // The nodes' anonymous /var volumes (kind's `docker rm -f -v` must take them).
-  const volumes = ids.length ? (await docker(engine, ['inspect', '--format', '{{range .Mounts}}{{if eq .Type "volume"}}{{.Name}} {{end}}{{end}}', ...ids])).stdout.split(/\s+/).filter(Boolean) : [];
+  const volumes = ids.length
+    ? (
+        await docker(engine, ['inspect', '--format', '{{range .Mounts}}{{if eq .Type "volume"}}{{.Name}} {{end}}{{end}}', ...ids])
+      ).stdout
+        .split(/\s+/)
+        .filter(Boolean)
+    : [];
   await cluster?.close();
   try {
     // Nothing left behind: containers, the network, its bridge, mounts, firewall rules, forwarding.
@@ -68,7 +100,10 @@ afterAll(async () => {
 
 async function run(name: string, faults: string[] = []): Promise<CheckResult> {
   const [r] = await runExperiments(cluster, [EXPERIMENTS[name]], {
-    app: licenseApi, config, signal: new AbortController().signal, say,
+    app: licenseApi,
+    config,
+    signal: new AbortController().signal,
+    say,
     options: { rate: config.experiments.rate, from: 'v1', to: 'v2', faults: faults.map((f) => licenseApi.faults[f]) },
   });
   const causes = new Map<string, { n: number; example: string }>();
@@ -77,8 +112,11 @@ async function run(name: string, faults: string[] = []): Promise<CheckResult> {
     c.n++;
     causes.set(f.cause, c);
   }
-  process.stderr.write(`${name}${faults.length ? ` [${faults}]` : ''} on kind: ${r.verdict}${r.error ? ` ${r.error}` : ''}\n${r.gates.map((g) => `  ${g.verdict} ${g.name}: ${g.evidence}`).join('\n')}\n` +
-    [...causes].map(([cause, c]) => `  ${c.n} × ${cause}: ${c.example}`).join('\n') + '\n');
+  process.stderr.write(
+    `${name}${faults.length ? ` [${faults}]` : ''} on kind: ${r.verdict}${r.error ? ` ${r.error}` : ''}\n${r.gates.map((g) => `  ${g.verdict} ${g.name}: ${g.evidence}`).join('\n')}\n` +
+      [...causes].map(([cause, c]) => `  ${c.n} × ${cause}: ${c.example}`).join('\n') +
+      '\n',
+  );
   return r;
 }
 const gate = (r: CheckResult, name: string) => r.gates.find((g) => g.name === name);
@@ -89,24 +127,45 @@ describe('kind cluster', () => {
     expect(new Set(cluster.nodes.map((n) => n.podCIDR)).size).toBe(3);
     for (const n of cluster.nodes) expect(n.podCIDR.startsWith('10.250.')).toBe(true);
     expect(await cluster.serverVersion()).toMatch(cluster.nodeImage.source === 'official' ? /^v1\./ : /^v1\.37\.2$/);
-    expect(cluster.serviceUrl(30080)).toMatch(new RegExp(`^http://${cluster.network.subnet.split('.').slice(0, 3).join('\\.')}\\.\\d+:30080$`));
-    say(`node image ${cluster.nodeImage.ref} (${cluster.nodeImage.source}); ${cluster.unprivileged ? 'without --privileged (refused here)' : 'privileged'}; network ${cluster.network.name} ${cluster.network.subnet}`);
+    expect(cluster.serviceUrl(30080)).toMatch(
+      new RegExp(`^http://${cluster.network.subnet.split('.').slice(0, 3).join('\\.')}\\.\\d+:30080$`),
+    );
+    say(
+      `node image ${cluster.nodeImage.ref} (${cluster.nodeImage.source}); ${cluster.unprivileged ? 'without --privileged (refused here)' : 'privileged'}; network ${cluster.network.name} ${cluster.network.subnet}`,
+    );
   });
 
-  it('no docker call can pull: kind\'s calls went through the wrapper, every run with --pull never; a missing node image is refused, not pulled', async () => {
+  it("no docker call can pull: kind's calls went through the wrapper, every run with --pull never; a missing node image is refused, not pulled", async () => {
     const calls = await wrapperCalls(STATE);
     expect(calls.length).toBeGreaterThan(5);
     expect(calls.filter((c) => /^docker (pull|image pull)\b/.test(c))).toEqual([]);
     for (const c of calls.filter((x) => /^docker (run|create) /.test(x))) expect(c).toMatch(/--pull never/);
     // kind looks for its node image and pulls it when absent: the wrapper refuses, kind fails.
     const kind = await kindBinary();
-    const env = { ...process.env, DOCKER_HOST: engine.host, PATH: `${readdirSync(STATE).filter((d) => d.startsWith('kind-path-')).map((d) => `${STATE}/${d}`)[0]}:${process.env.PATH}`,
-      VERDICT_REAL_DOCKER: (await runCommand('bash', ['-c', 'command -v docker'])).stdout.trim(), VERDICT_KIND_DOCKER_LOG: `${STATE}/nopull.log` };
-    const r = await new Promise<{ code: number; out: string }>((resolve) => execFile(kind, ['create', 'cluster', '--name', 'verdict-nopull', '--image', 'verdict/absent-node:v0'], { env, timeout: 120_000 },
-      (err, stdout, stderr) => resolve({ code: err ? 1 : 0, out: stdout + stderr })));
+    const env = {
+      ...process.env,
+      DOCKER_HOST: engine.host,
+      PATH: `${
+        readdirSync(STATE)
+          .filter((d) => d.startsWith('kind-path-'))
+          .map((d) => `${STATE}/${d}`)[0]
+      }:${process.env.PATH}`,
+      VERDICT_REAL_DOCKER: (await runCommand('bash', ['-c', 'command -v docker'])).stdout.trim(),
+      VERDICT_KIND_DOCKER_LOG: `${STATE}/nopull.log`,
+    };
+    const r = await new Promise<{ code: number; out: string }>((resolve) =>
+      execFile(
+        kind,
+        ['create', 'cluster', '--name', 'verdict-nopull', '--image', 'verdict/absent-node:v0'],
+        { env, timeout: 120_000 },
+        (err, stdout, stderr) => resolve({ code: err ? 1 : 0, out: stdout + stderr }),
+      ),
+    );
     expect(r.code).not.toBe(0);
     expect(readFileSync(`${STATE}/nopull.log`, 'utf8')).toMatch(/^REFUSED docker pull verdict\/absent-node:v0/m);
-    expect((await docker(engine, ['ps', '-aq', '--filter', 'label=io.x-k8s.kind.cluster=verdict-nopull'])).stdout.trim()).toBe('');
+    expect((await docker(engine, ['ps', '-aq', '--filter', 'label=io.x-k8s.kind.cluster=verdict-nopull'])).stdout.trim()).toBe(
+      '',
+    );
   }, 180_000);
 });
 
@@ -115,19 +174,41 @@ describe('rollout-under-load on kind (real kubelet and kube-proxy)', () => {
     const r = await run('rollout-under-load');
     expect(r.error).toBeNull();
     expect(r.gates.map((g) => [g.name, g.verdict])).toEqual([
-      ['rollout completed', 'PASS'], ['no failed request', 'PASS'], ['load as planned', 'PASS'], ['traffic crossed the rollout', 'PASS'],
-      ['capacity held', 'PASS'], ['sessions preserved', 'PASS'], ['latency held', 'PASS']]);
+      ['rollout completed', 'PASS'],
+      ['no failed request', 'PASS'],
+      ['load as planned', 'PASS'],
+      ['traffic crossed the rollout', 'PASS'],
+      ['capacity held', 'PASS'],
+      ['sessions preserved', 'PASS'],
+      ['latency held', 'PASS'],
+    ]);
     expect(r.evidence!.loads[0].joined.total).toBeGreaterThan(5000);
   }, 900_000);
 
   it('pods on different nodes reach each other (bridge CNI per node, routes between nodes)', async () => {
     const core = cluster.kubeConfig.makeApiClient(k8s.CoreV1Api);
-    const pods = (await core.listNamespacedPod({ namespace: 'coditect', labelSelector: 'app=license-api' })).items.filter((p) => p.status?.podIP && !p.metadata?.deletionTimestamp);
+    const pods = (await core.listNamespacedPod({ namespace: 'coditect', labelSelector: 'app=license-api' })).items.filter(
+      (p) => p.status?.podIP && !p.metadata?.deletionTimestamp,
+    );
     const byNode = new Map(pods.map((p) => [p.spec!.nodeName!, p]));
     expect(byNode.size).toBeGreaterThanOrEqual(2);
     const [a, b] = [...byNode.values()];
-    const out = await runCommand('kubectl', ['--kubeconfig', cluster.kubeconfigPath, 'exec', '-n', 'coditect', a.metadata!.name!, '--',
-      'node', '-e', `fetch('http://${b.status!.podIP}:8000/health/live').then(async (r) => console.log(r.status, r.headers.get('x-served-by')))`], { timeoutMs: 60_000 });
+    const out = await runCommand(
+      'kubectl',
+      [
+        '--kubeconfig',
+        cluster.kubeconfigPath,
+        'exec',
+        '-n',
+        'coditect',
+        a.metadata!.name!,
+        '--',
+        'node',
+        '-e',
+        `fetch('http://${b.status!.podIP}:8000/health/live').then(async (r) => console.log(r.status, r.headers.get('x-served-by')))`,
+      ],
+      { timeoutMs: 60_000 },
+    );
     expect(out.stdout.trim()).toBe(`200 ${b.metadata!.name}`);
   }, 120_000);
 
@@ -150,12 +231,21 @@ describe('fidelity', () => {
     // The shipped release (preStop sleep 5 s: a deleted pod answers for 5 s more), settled.
     await deployRelease(cluster.kubeConfig, licenseApi.release('v1', 'kind'), { timeoutMs: 300_000, onProgress: say });
     const w = licenseApi.workload;
-    const o = { namespace: w.namespace, selector: w.selector, service: w.service, url: cluster.serviceUrl(w.nodePort) + '/health/live',
-      identityHeader: licenseApi.identityHeaders.backend, replicas: 3, say };
+    const o = {
+      namespace: w.namespace,
+      selector: w.selector,
+      service: w.service,
+      url: cluster.serviceUrl(w.nodePort) + '/health/live',
+      identityHeader: licenseApi.identityHeaders.backend,
+      replicas: 3,
+      say,
+    };
     const quiet = await measureEndpointLag(cluster, { ...o, samples: 6 });
     // Another pod deleted 300 ms before: its sync was under a second ago, so kube-proxy's minSyncPeriod holds this one back.
     const burst = await measureEndpointLag(cluster, { ...o, samples: 4, pairGapMs: 300 });
-    process.stderr.write(`kind endpoint propagation, alone: ${JSON.stringify(summarize(quiet))}\nkind endpoint propagation, 300 ms after another change: ${JSON.stringify(summarize(burst))}\n`);
+    process.stderr.write(
+      `kind endpoint propagation, alone: ${JSON.stringify(summarize(quiet))}\nkind endpoint propagation, 300 ms after another change: ${JSON.stringify(summarize(burst))}\n`,
+    );
     for (const samples of [quiet, burst]) {
       const s = summarize(samples);
       // Seen by the data plane well within the pod's 5 s preStop; no probe failed. (A sample whose

@@ -86,9 +86,20 @@ export class RequestTimeoutError extends Error {
 
 /** Connection-level failures that mean "we could not reach the server" (not "it answered badly"). */
 const UNREACHABLE = new Set([
-  'ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'UND_ERR_CONNECT_TIMEOUT',
-  'EPROTO', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN',
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'CERT_HAS_EXPIRED', 'ERR_TLS_CERT_ALTNAME_INVALID',
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EADDRNOTAVAIL',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'EPROTO',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_HAS_EXPIRED',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
 ]);
 
 export interface HttpClientOptions {
@@ -109,10 +120,18 @@ export interface HttpClientOptions {
 /** Parses and checks a base URL; throws a message naming the fix (a usage error for the CLI). */
 export function parseBaseUrl(raw: string): URL {
   let u: URL;
-  try { u = new URL(raw); } catch { throw new Error(`"${raw}" is not a URL (example: https://api.example.com or http://127.0.0.1:30080)`); }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error(`${u.protocol} is not supported: use an http:// or https:// URL`);
+  try {
+    u = new URL(raw);
+  } catch {
+    throw new Error(`"${raw}" is not a URL (example: https://api.example.com or http://127.0.0.1:30080)`);
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:')
+    throw new Error(`${u.protocol} is not supported: use an http:// or https:// URL`);
   if (u.username || u.password) throw new Error('put no credentials in the URL: pass the token with --token or TEST_TOKEN');
-  if (u.search || u.hash) throw new Error(`give the service's base URL without a query or fragment (e.g. ${u.origin}${u.pathname === '/' ? '' : u.pathname})`);
+  if (u.search || u.hash)
+    throw new Error(
+      `give the service's base URL without a query or fragment (e.g. ${u.origin}${u.pathname === '/' ? '' : u.pathname})`,
+    );
   return u;
 }
 
@@ -138,8 +157,17 @@ export class HttpClient {
 
   /** A client for another base URL (e.g. a pod address) sharing this one's record and settings. */
   withBase(baseUrl: string): HttpClient {
-    const c = new HttpClient({ baseUrl, timeoutMs: this.#timeoutMs, maxBodyBytes: this.#maxBody, recordHeaders: this.#keep, signal: this.#signal,
-      onExchange: (e) => { this.exchanges.push(e); this.#onExchange?.(e); } });
+    const c = new HttpClient({
+      baseUrl,
+      timeoutMs: this.#timeoutMs,
+      maxBodyBytes: this.#maxBody,
+      recordHeaders: this.#keep,
+      signal: this.#signal,
+      onExchange: (e) => {
+        this.exchanges.push(e);
+        this.#onExchange?.(e);
+      },
+    });
     c.check = this.check;
     return c;
   }
@@ -162,7 +190,13 @@ export class HttpClient {
     const t0 = performance.now();
     const record = (status: number, h: Headers | null, error: string | null) => {
       const e: HttpExchange = {
-        at, method, path, status, durationMs: performance.now() - t0, error, check: this.check,
+        at,
+        method,
+        path,
+        status,
+        durationMs: performance.now() - t0,
+        error,
+        check: this.check,
         headers: Object.fromEntries(this.#keep.map((k) => [k, h?.get(k) ?? null])),
       };
       this.exchanges.push(e);
@@ -171,17 +205,30 @@ export class HttpClient {
     };
     try {
       const res = await fetch(url, {
-        method, headers, signal, redirect: 'manual',
+        method,
+        headers,
+        signal,
+        redirect: 'manual',
         body: o.body === undefined ? undefined : typeof o.body === 'string' ? o.body : JSON.stringify(o.body),
       });
       const { text, truncated } = await readLimited(res, this.#maxBody);
       const e = record(res.status, res.headers, null);
       let json: unknown;
-      try { json = JSON.parse(text); } catch { json = undefined; }
+      try {
+        json = JSON.parse(text);
+      } catch {
+        json = undefined;
+      }
       return { status: res.status, headers: res.headers, text, truncated, durationMs: e.durationMs, json };
     } catch (err) {
-      if (this.#signal?.aborted) { record(0, null, 'aborted'); throw this.#signal.reason ?? err; }
-      if (timeout.signal.aborted) { record(0, null, 'timeout'); throw new RequestTimeoutError(url, timeoutMs); }
+      if (this.#signal?.aborted) {
+        record(0, null, 'aborted');
+        throw this.#signal.reason ?? err;
+      }
+      if (timeout.signal.aborted) {
+        record(0, null, 'timeout');
+        throw new RequestTimeoutError(url, timeoutMs);
+      }
       const code = errorCode(err);
       record(0, null, code);
       const detail = String((err as Error & { cause?: Error }).cause?.message ?? (err as Error).message ?? err);

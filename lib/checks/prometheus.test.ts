@@ -5,14 +5,22 @@ import { family, parseExposition, sampleValue } from './prometheus.ts';
 // The exposition check parses prom-client's own output (what the license API serves) and refuses
 // what only looks like it.
 describe('parseExposition', () => {
-  it('parses prom-client\'s output: default metrics, labelled counters with escapes, histograms, summaries', async () => {
+  it("parses prom-client's output: default metrics, labelled counters with escapes, histograms, summaries", async () => {
     const r = new Registry();
     r.setDefaultLabels({ pod: 'p-1', version: 'v1' });
     collectDefaultMetrics({ register: r });
-    const c = new Counter({ name: 'http_requests_total', help: 'requests "quoted" \\ and\nnewline', labelNames: ['method', 'route', 'status'], registers: [r] });
+    const c = new Counter({
+      name: 'http_requests_total',
+      help: 'requests "quoted" \\ and\nnewline',
+      labelNames: ['method', 'route', 'status'],
+      registers: [r],
+    });
     c.inc({ method: 'GET', route: '/a"b\\c\nd', status: '200' }, 3);
     c.inc({ method: 'POST', route: '/x', status: '500' });
-    new Histogram({ name: 'http_request_duration_seconds', help: 'h', labelNames: ['route'], registers: [r] }).observe({ route: '/a' }, 0.2);
+    new Histogram({ name: 'http_request_duration_seconds', help: 'h', labelNames: ['route'], registers: [r] }).observe(
+      { route: '/a' },
+      0.2,
+    );
     new Summary({ name: 's_seconds', help: 's', registers: [r] }).observe(1);
     const e = parseExposition(await r.metrics(), r.contentType);
     expect(e.problems).toEqual([]);
@@ -25,7 +33,12 @@ describe('parseExposition', () => {
   });
 
   it.each([
-    ['an HTML page', '<html><body>hello</body></html>\n', 'text/html', /Content-Type is "text\/html"|not a metric name|no metric family/],
+    [
+      'an HTML page',
+      '<html><body>hello</body></html>\n',
+      'text/html',
+      /Content-Type is "text\/html"|not a metric name|no metric family/,
+    ],
     ['an empty body', '', 'text/plain', /the body is empty/],
     ['a broken label set', 'foo{bar="x" 1\n', 'text/plain', /invalid line/i],
     ['a value that is not a number', '# TYPE foo counter\nfoo abc\n', 'text/plain', /sample value "abc" is not a number/],
@@ -38,7 +51,10 @@ describe('parseExposition', () => {
   });
 
   it('takes special float values', () => {
-    const e = parseExposition('# TYPE g gauge\ng{a="1"} +Inf\ng{a="2"} NaN\ng{a="3"} -1.5e-3 1700000000000\n', 'text/plain; version=0.0.4');
+    const e = parseExposition(
+      '# TYPE g gauge\ng{a="1"} +Inf\ng{a="2"} NaN\ng{a="3"} -1.5e-3 1700000000000\n',
+      'text/plain; version=0.0.4',
+    );
     expect(e.problems).toEqual([]);
     expect(family(e, 'g')!.metrics.map(sampleValue)).toEqual([Infinity, NaN, -0.0015]);
   });

@@ -42,13 +42,21 @@ export function parseExposition(text: string, contentType?: string | null): Expo
   }
   if (families.length === 0) problems.push('no metric family in it');
   for (const f of families) {
-    if (!METRIC_NAME.test(f.name)) { problems.push(`${JSON.stringify(f.name.slice(0, 60))} is not a metric name`); continue; }
+    if (!METRIC_NAME.test(f.name)) {
+      problems.push(`${JSON.stringify(f.name.slice(0, 60))} is not a metric name`);
+      continue;
+    }
     if (!TYPES.has(f.type)) problems.push(`${f.name}: unknown TYPE ${f.type}`);
     for (const s of f.metrics) {
-      for (const l of Object.keys(s.labels ?? {})) if (!LABEL_NAME.test(l)) problems.push(`${f.name}: ${JSON.stringify(l.slice(0, 60))} is not a label name`);
-      const values = [s.value, s.count, s.sum, ...Object.values(s.buckets ?? {}), ...Object.values(s.quantiles ?? {})].filter((v) => v !== undefined);
-      for (const v of values) if (!FLOAT.test(v!)) problems.push(`${f.name}: sample value ${JSON.stringify(String(v).slice(0, 30))} is not a number`);
-      if (s.timestamp_ms !== undefined && !/^-?\d+$/.test(s.timestamp_ms)) problems.push(`${f.name}: timestamp ${JSON.stringify(s.timestamp_ms.slice(0, 30))} is not an integer`);
+      for (const l of Object.keys(s.labels ?? {}))
+        if (!LABEL_NAME.test(l)) problems.push(`${f.name}: ${JSON.stringify(l.slice(0, 60))} is not a label name`);
+      const values = [s.value, s.count, s.sum, ...Object.values(s.buckets ?? {}), ...Object.values(s.quantiles ?? {})].filter(
+        (v) => v !== undefined,
+      );
+      for (const v of values)
+        if (!FLOAT.test(v!)) problems.push(`${f.name}: sample value ${JSON.stringify(String(v).slice(0, 30))} is not a number`);
+      if (s.timestamp_ms !== undefined && !/^-?\d+$/.test(s.timestamp_ms))
+        problems.push(`${f.name}: timestamp ${JSON.stringify(s.timestamp_ms.slice(0, 30))} is not an integer`);
     }
   }
   // A sample line the library could not place leaves its family empty; so does a HELP/TYPE without samples (valid, but says nothing).

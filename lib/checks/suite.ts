@@ -29,9 +29,21 @@ export interface CheckOutcome {
   observed?: Record<string, Scalar>;
 }
 
-export const pass = (evidence: string, observed?: Record<string, Scalar>): CheckOutcome => ({ verdict: 'PASS', evidence, observed });
-export const fail = (evidence: string, observed?: Record<string, Scalar>): CheckOutcome => ({ verdict: 'FAIL', evidence, observed });
-export const inconclusive = (evidence: string, observed?: Record<string, Scalar>): CheckOutcome => ({ verdict: 'INCONCLUSIVE', evidence, observed });
+export const pass = (evidence: string, observed?: Record<string, Scalar>): CheckOutcome => ({
+  verdict: 'PASS',
+  evidence,
+  observed,
+});
+export const fail = (evidence: string, observed?: Record<string, Scalar>): CheckOutcome => ({
+  verdict: 'FAIL',
+  evidence,
+  observed,
+});
+export const inconclusive = (evidence: string, observed?: Record<string, Scalar>): CheckOutcome => ({
+  verdict: 'INCONCLUSIVE',
+  evidence,
+  observed,
+});
 
 /** Thrown by a check to FAIL with this evidence (an assertion about what the service answered). */
 export class CheckFailed extends Error {
@@ -111,7 +123,9 @@ export class CleanupRegistry {
   add(label: string, fn: CleanupFn): () => void {
     const id = this.#next++;
     this.#steps.set(id, { label, fn });
-    return () => { this.#steps.delete(id); };
+    return () => {
+      this.#steps.delete(id);
+    };
   }
 
   get pending(): number {
@@ -129,11 +143,20 @@ export class CleanupRegistry {
       try {
         const said = await Promise.race([
           s.fn(signal),
-          new Promise<never>((_, reject) => signal.addEventListener('abort', () => reject(new Error(`did not finish within ${stepTimeoutMs} ms`)), { once: true })),
+          new Promise<never>((_, reject) =>
+            signal.addEventListener('abort', () => reject(new Error(`did not finish within ${stepTimeoutMs} ms`)), {
+              once: true,
+            }),
+          ),
         ]);
         out.push({ label: s.label, ok: true, detail: said || 'done', durationMs: performance.now() - t0 });
       } catch (err) {
-        out.push({ label: s.label, ok: false, detail: (err as Error)?.message ?? String(err), durationMs: performance.now() - t0 });
+        out.push({
+          label: s.label,
+          ok: false,
+          detail: (err as Error)?.message ?? String(err),
+          durationMs: performance.now() - t0,
+        });
       }
     }
     return out;
@@ -196,7 +219,11 @@ export function redactor(secrets: readonly string[]): (s: string) => string {
   }
   const list = [...parts].sort((a, b) => b.length - a.length);
   if (!list.length) return (s) => s;
-  return (s) => { let out = s; for (const p of list) out = out.split(p).join('[REDACTED]'); return out; };
+  return (s) => {
+    let out = s;
+    for (const p of list) out = out.split(p).join('[REDACTED]');
+    return out;
+  };
 }
 
 /** A deep copy of `value` with every string passed through `redact`. */
@@ -209,10 +236,18 @@ export function redactDeep<T>(value: T, redact: (s: string) => string): T {
   return value;
 }
 
-const sleep = (ms: number, signal?: AbortSignal) => new Promise<void>((resolve) => {
-  const t = setTimeout(resolve, ms);
-  signal?.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
-});
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(t);
+        resolve();
+      },
+      { once: true },
+    );
+  });
 
 /** Runs the suite; resolves with every check's result and the cleanup's (never rejects for a check's failure). */
 export async function runSuite(o: SuiteOptions): Promise<SuiteRun> {
@@ -221,7 +256,9 @@ export async function runSuite(o: SuiteOptions): Promise<SuiteRun> {
   const redact = redactor(o.secrets ?? []);
   const say = (m: string) => o.say?.(redact(m));
   const retries = Math.max(0, Math.floor(o.retries ?? 0));
-  const leftOut = o.checks.flatMap((c) => (c.skip ? [{ name: c.name, why: c.skip }] : o.readOnly && c.writes ? [{ name: c.name, why: 'read-only' }] : []));
+  const leftOut = o.checks.flatMap((c) =>
+    c.skip ? [{ name: c.name, why: c.skip }] : o.readOnly && c.writes ? [{ name: c.name, why: 'read-only' }] : [],
+  );
   const checks = o.checks.filter((c) => !leftOut.some((l) => l.name === c.name));
   const exchanges: HttpExchange[] = [];
   const cleanup = new CleanupRegistry();
@@ -237,26 +274,62 @@ export async function runSuite(o: SuiteOptions): Promise<SuiteRun> {
   for (const check of checks) {
     const t0 = Date.now();
     const notRun = (verdict: Verdict, why: string): CheckResult => ({
-      name: check.name, verifies: check.verifies, writes: !!check.writes, verdict, evidence: why, observed: { run: false },
-      budgetMs: check.budgetMs, slowestMs: null, durationMs: 0, attempts: 0, passedOnRetry: null, startedAt: t0, endedAt: t0,
+      name: check.name,
+      verifies: check.verifies,
+      writes: !!check.writes,
+      verdict,
+      evidence: why,
+      observed: { run: false },
+      budgetMs: check.budgetMs,
+      slowestMs: null,
+      durationMs: 0,
+      attempts: 0,
+      passedOnRetry: null,
+      startedAt: t0,
+      endedAt: t0,
     });
-    if (signal.aborted) { results.push(notRun('ERROR', `not run: ${interrupted()}`)); continue; }
-    if (unreachable) { results.push(notRun('ERROR', `not run: ${unreachable}`)); continue; }
+    if (signal.aborted) {
+      results.push(notRun('ERROR', `not run: ${interrupted()}`));
+      continue;
+    }
+    if (unreachable) {
+      results.push(notRun('ERROR', `not run: ${unreachable}`));
+      continue;
+    }
     const missing = (check.needs ?? []).filter((n) => results.find((r) => r.name === n)?.verdict !== 'PASS');
-    if (missing.length) { results.push(notRun('INCONCLUSIVE', `not run: it needs ${missing.join(', ')} to pass first`)); continue; }
+    if (missing.length) {
+      results.push(notRun('INCONCLUSIVE', `not run: it needs ${missing.join(', ')} to pass first`));
+      continue;
+    }
 
     const failures: string[] = [];
-    let last: { outcome: CheckOutcome | null; verdict: Verdict; evidence: string; observed: Record<string, Scalar>; slowest: number | null } | undefined;
+    let last:
+      | {
+          outcome: CheckOutcome | null;
+          verdict: Verdict;
+          evidence: string;
+          observed: Record<string, Scalar>;
+          slowest: number | null;
+        }
+      | undefined;
     let ran = 0;
     let lastUnreachable = false;
     for (let attempt = 0; attempt <= retries; attempt++) {
-      if (attempt > 0) { say(`${check.name}: retry ${attempt} of ${retries}`); await sleep(o.retryDelayMs ?? 500, signal); }
+      if (attempt > 0) {
+        say(`${check.name}: retry ${attempt} of ${retries}`);
+        await sleep(o.retryDelayMs ?? 500, signal);
+      }
       if (signal.aborted) break;
       const mine: HttpExchange[] = [];
       const http = new HttpClient({
-        baseUrl: o.url, signal, recordHeaders: o.recordHeaders,
+        baseUrl: o.url,
+        signal,
+        recordHeaders: o.recordHeaders,
         timeoutMs: o.requestTimeoutMs ?? Math.max(5000, check.budgetMs * 4),
-        onExchange: (e) => { mine.push(e); exchanges.push(e); },
+        onExchange: (e) => {
+          mine.push(e);
+          exchanges.push(e);
+        },
       });
       http.check = check.name;
       let outcome: CheckOutcome | null = null;
@@ -270,11 +343,24 @@ export async function runSuite(o: SuiteOptions): Promise<SuiteRun> {
         ({ verdict, evidence } = outcome);
         observed = { ...(outcome.observed ?? {}) };
       } catch (err) {
-        if (signal.aborted) { verdict = 'ERROR'; evidence = interrupted(); }
-        else if (err instanceof UnreachableError) { verdict = 'ERROR'; evidence = err.message; wasUnreachable = true; }
-        else if (err instanceof CheckFailed) { verdict = 'FAIL'; evidence = err.message; observed = { ...(err.observed ?? {}) }; }
-        else if (err instanceof RequestTimeoutError || err instanceof ConnectionError) { verdict = 'FAIL'; evidence = err.message; }
-        else { verdict = 'ERROR'; evidence = `the check broke: ${(err as Error)?.stack?.split('\n').slice(0, 2).join(' ') ?? String(err)}`; }
+        if (signal.aborted) {
+          verdict = 'ERROR';
+          evidence = interrupted();
+        } else if (err instanceof UnreachableError) {
+          verdict = 'ERROR';
+          evidence = err.message;
+          wasUnreachable = true;
+        } else if (err instanceof CheckFailed) {
+          verdict = 'FAIL';
+          evidence = err.message;
+          observed = { ...(err.observed ?? {}) };
+        } else if (err instanceof RequestTimeoutError || err instanceof ConnectionError) {
+          verdict = 'FAIL';
+          evidence = err.message;
+        } else {
+          verdict = 'ERROR';
+          evidence = `the check broke: ${(err as Error)?.stack?.split('\n').slice(0, 2).join(' ') ?? String(err)}`;
+        }
       }
       const slowest = mine.length ? Math.max(...mine.map((e) => e.durationMs)) : null;
       if (verdict === 'PASS' && slowest !== null && slowest > check.budgetMs) {
@@ -292,14 +378,30 @@ export async function runSuite(o: SuiteOptions): Promise<SuiteRun> {
     // Nothing has ever answered: the URL is unreachable, and running the other checks is pointless.
     if (last && lastUnreachable && !exchanges.some((e) => e.status > 0)) unreachable = last.evidence;
     const endedAt = Date.now();
-    if (!last) { results.push({ ...notRun('ERROR', `not run: ${interrupted()}`), startedAt: t0, endedAt }); continue; }
+    if (!last) {
+      results.push({ ...notRun('ERROR', `not run: ${interrupted()}`), startedAt: t0, endedAt });
+      continue;
+    }
     const passedOnRetry = last.verdict === 'PASS' && attempts > 1 ? attempts - 1 : null;
     let evidence = last.evidence;
-    if (passedOnRetry !== null) evidence = `passed on retry ${passedOnRetry} (of ${retries} allowed): ${evidence}; earlier: ${failures.join('; ')}`;
-    else if (last.verdict !== 'PASS' && attempts > 1) evidence = `${evidence} (failed ${attempts} attempts: ${failures.slice(0, -1).join('; ')})`;
+    if (passedOnRetry !== null)
+      evidence = `passed on retry ${passedOnRetry} (of ${retries} allowed): ${evidence}; earlier: ${failures.join('; ')}`;
+    else if (last.verdict !== 'PASS' && attempts > 1)
+      evidence = `${evidence} (failed ${attempts} attempts: ${failures.slice(0, -1).join('; ')})`;
     results.push({
-      name: check.name, verifies: check.verifies, writes: !!check.writes, verdict: last.verdict, evidence,
-      observed: last.observed, budgetMs: check.budgetMs, slowestMs: last.slowest, durationMs: endedAt - t0, attempts, passedOnRetry, startedAt: t0, endedAt,
+      name: check.name,
+      verifies: check.verifies,
+      writes: !!check.writes,
+      verdict: last.verdict,
+      evidence,
+      observed: last.observed,
+      budgetMs: check.budgetMs,
+      slowestMs: last.slowest,
+      durationMs: endedAt - t0,
+      attempts,
+      passedOnRetry,
+      startedAt: t0,
+      endedAt,
     });
     say(`${check.name}: ${last.verdict}${passedOnRetry ? ` (passed on retry ${passedOnRetry})` : ''} ${evidence}`);
   }
@@ -313,8 +415,18 @@ export async function runSuite(o: SuiteOptions): Promise<SuiteRun> {
   if (cleaned.some((c) => !c.ok)) verdicts.push('FAIL');
   const verdict: Verdict = error ? 'ERROR' : worst(verdicts);
   const run: SuiteRun = {
-    name: o.name, description: o.description, url: o.url, checks: results, leftOut, cleanup: cleaned, exchanges, error, verdict,
-    startedAt, endedAt: Date.now(), versionHeader: o.versionHeader?.toLowerCase() ?? null,
+    name: o.name,
+    description: o.description,
+    url: o.url,
+    checks: results,
+    leftOut,
+    cleanup: cleaned,
+    exchanges,
+    error,
+    verdict,
+    startedAt,
+    endedAt: Date.now(),
+    versionHeader: o.versionHeader?.toLowerCase() ?? null,
   };
   return redactDeep(run, redact);
 }

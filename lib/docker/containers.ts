@@ -78,27 +78,45 @@ export function containerHandle(engine: EngineRef, id: string, name = id): Conta
   const inspect = async (): Promise<ContainerState> => {
     const j = JSON.parse((await docker(engine, ['container', 'inspect', id])).stdout)[0];
     return {
-      status: j.State.Status, running: j.State.Running, exitCode: j.State.ExitCode, health: j.State.Health?.Status ?? null,
-      pid: j.State.Pid, user: j.Config.User, readOnly: !!j.HostConfig.ReadonlyRootfs, startedAt: j.State.StartedAt, finishedAt: j.State.FinishedAt,
+      status: j.State.Status,
+      running: j.State.Running,
+      exitCode: j.State.ExitCode,
+      health: j.State.Health?.Status ?? null,
+      pid: j.State.Pid,
+      user: j.Config.User,
+      readOnly: !!j.HostConfig.ReadonlyRootfs,
+      startedAt: j.State.StartedAt,
+      finishedAt: j.State.FinishedAt,
     };
   };
-  const logs = async () => { const r = await docker(engine, ['logs', id]).catch((e) => ({ stdout: '', stderr: String(e) })); return r.stdout + r.stderr; };
+  const logs = async () => {
+    const r = await docker(engine, ['logs', id]).catch((e) => ({ stdout: '', stderr: String(e) }));
+    return r.stdout + r.stderr;
+  };
   const remove = async () => {
     if (removed) return;
     removed = true;
-    await docker(engine, ['rm', '--force', '--volumes', id]).catch((err) => { if (!/No such container/.test(String(err))) throw err; });
+    await docker(engine, ['rm', '--force', '--volumes', id]).catch((err) => {
+      if (!/No such container/.test(String(err))) throw err;
+    });
   };
   return {
-    id, name, inspect, logs, remove,
+    id,
+    name,
+    inspect,
+    logs,
+    remove,
     async waitHealthy(timeoutMs = 60_000) {
       const started = Date.now();
       for (;;) {
         const s = await inspect();
         if (s.health === 'healthy') return Date.now() - started;
         if (s.health === 'unhealthy') throw new Error(`container ${name} is unhealthy:\n${(await logs()).slice(-2000)}`);
-        if (!s.running) throw new Error(`container ${name} exited (${s.exitCode}) before it was healthy:\n${(await logs()).slice(-2000)}`);
+        if (!s.running)
+          throw new Error(`container ${name} exited (${s.exitCode}) before it was healthy:\n${(await logs()).slice(-2000)}`);
         if (s.health === null) throw new Error(`the image of ${name} has no HEALTHCHECK`);
-        if (Date.now() - started > timeoutMs) throw new Error(`container ${name} not healthy within ${timeoutMs} ms (${s.health})`);
+        if (Date.now() - started > timeoutMs)
+          throw new Error(`container ${name} not healthy within ${timeoutMs} ms (${s.health})`);
         await new Promise((r) => setTimeout(r, 100));
       }
     },
@@ -108,11 +126,16 @@ export function containerHandle(engine: EngineRef, id: string, name = id): Conta
       const ms = Date.now() - started;
       return { exitCode: (await inspect()).exitCode, ms };
     },
-    async [Symbol.asyncDispose]() { await remove(); },
+    async [Symbol.asyncDispose]() {
+      await remove();
+    },
   };
 }
 
 /** Ids of the containers (running or not) that carry `label` (`key=value`). */
 export async function listContainers(engine: EngineRef, label: string): Promise<string[]> {
-  return (await docker(engine, ['ps', '--all', '--quiet', '--filter', `label=${label}`])).stdout.split('\n').map((l) => l.trim()).filter(Boolean);
+  return (await docker(engine, ['ps', '--all', '--quiet', '--filter', `label=${label}`])).stdout
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
 }

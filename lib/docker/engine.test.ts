@@ -19,15 +19,28 @@ describe('the docker CLI gate (no engine needed)', () => {
   });
 
   it('refuses every command that asks a registry', () => {
-    for (const args of [['pull', 'node:24'], ['image', 'pull', 'node:24'], ['push', 'a:b'], ['login'], ['search', 'node'],
-      ['run', '--pull', 'always', 'x'], ['run', '--pull=missing', 'x'], ['build', '--pull', '.'], ['buildx', 'build', '.'], ['plugin', 'install', 'x']]) {
+    for (const args of [
+      ['pull', 'node:24'],
+      ['image', 'pull', 'node:24'],
+      ['push', 'a:b'],
+      ['login'],
+      ['search', 'node'],
+      ['run', '--pull', 'always', 'x'],
+      ['run', '--pull=missing', 'x'],
+      ['build', '--pull', '.'],
+      ['buildx', 'build', '.'],
+      ['plugin', 'install', 'x'],
+    ]) {
       expect(() => guardArgs(args), args.join(' ')).toThrow(RegistryRefusedError);
     }
   });
 
   it('finds the image of a run and the base images of a Dockerfile (build arguments, ARG defaults, stages)', () => {
     expect(runImageOf(['run', '--pull', 'never', '-e', 'A=1', '--read-only', '--name', 'n', 'img:1', 'node', 'x'])).toBe('img:1');
-    const df = 'ARG NODE_IMAGE=node:24@sha256:' + 'a'.repeat(64) + '\nFROM ${NODE_IMAGE} AS build\nRUN x\nFROM build AS test\nFROM scratch\nFROM $NODE_IMAGE AS runtime\n';
+    const df =
+      'ARG NODE_IMAGE=node:24@sha256:' +
+      'a'.repeat(64) +
+      '\nFROM ${NODE_IMAGE} AS build\nRUN x\nFROM build AS test\nFROM scratch\nFROM $NODE_IMAGE AS runtime\n';
     expect(dockerfileBaseImages(df)).toEqual(['node:24@sha256:' + 'a'.repeat(64)]);
     expect(dockerfileBaseImages(df, { NODE_IMAGE: 'verdict/node:local' })).toEqual(['verdict/node:local']);
   });
@@ -68,13 +81,20 @@ describe('our own dockerd', () => {
   });
 
   it('a reference to a missing image fails without any registry lookup (run, build)', async () => {
-    const run = await docker(engine, ['run', '--rm', 'verdict/missing:nope', 'true']).then(() => 'ran', (e) => String(e));
+    const run = await docker(engine, ['run', '--rm', 'verdict/missing:nope', 'true']).then(
+      () => 'ran',
+      (e) => String(e),
+    );
     expect(run).toMatch(/No such image|Unable to find image/);
     const ctx = mkdtempSync(join(tmpdir(), 'verdict-ctx-'));
     try {
       writeFileSync(join(ctx, 'Dockerfile'), 'ARG BASE=verdict/missing:base\nFROM ${BASE}\nRUN true\n');
-      await expect(docker(engine, ['build', '-t', 'verdict/never:1', ctx])).rejects.toThrow(/verdict\/missing:base not present .* never pulls/);
-    } finally { rmSync(ctx, { recursive: true, force: true }); }
+      await expect(docker(engine, ['build', '-t', 'verdict/never:1', ctx])).rejects.toThrow(
+        /verdict\/missing:base not present .* never pulls/,
+      );
+    } finally {
+      rmSync(ctx, { recursive: true, force: true });
+    }
     // The engine saw the create that failed, and no pull (images/create) and no build at all.
     expect(log()).toMatch(/Calling POST \/v[\d.]+\/containers\/create/);
     expect(log()).not.toMatch(/Calling \w+ \/v[\d.]+\/(images\/create|build)|registry-1|index\.docker\.io/);
@@ -88,7 +108,10 @@ describe('our own dockerd', () => {
       chmodSync(join(rootfs, 'tini'), 0o755);
       spawnSync('tar', ['-C', rootfs, '-cf', join(rootfs, '..', `${rootfs.split('/').at(-1)}.tar`), '.']);
       await docker(engine, ['import', `${rootfs}.tar`, 'verdict/tiny:test']);
-    } finally { rmSync(rootfs, { recursive: true, force: true }); rmSync(`${rootfs}.tar`, { force: true }); }
+    } finally {
+      rmSync(rootfs, { recursive: true, force: true });
+      rmSync(`${rootfs}.tar`, { force: true });
+    }
     const r = await docker(engine, ['run', '--rm', '--network', 'host', 'verdict/tiny:test', '/tini', '--version']);
     expect(r.stdout).toMatch(/tini version/);
     expect(diffHostNet(before, snapshotHostNet())).toEqual([]);
@@ -115,12 +138,19 @@ describe('our own dockerd', () => {
     const script = join(root, 'hold.ts');
     mkdirSync(root, { recursive: true });
     const engineTs = fileURLToPath(new URL('./engine.ts', import.meta.url));
-    writeFileSync(script, `import { useEngine } from ${JSON.stringify(engineTs)};\n` +
-      `const e = await useEngine({ root: ${JSON.stringify(root)}, external: false });\nconsole.log('up', e.host);\nsetInterval(() => {}, 1000);\n`);
+    writeFileSync(
+      script,
+      `import { useEngine } from ${JSON.stringify(engineTs)};\n` +
+        `const e = await useEngine({ root: ${JSON.stringify(root)}, external: false });\nconsole.log('up', e.host);\nsetInterval(() => {}, 1000);\n`,
+    );
     const child = spawn(process.execPath, [script], { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
-    child.stdout.on('data', (d) => { out += d; });
-    child.stderr.on('data', (d) => { out += d; });
+    child.stdout.on('data', (d) => {
+      out += d;
+    });
+    child.stderr.on('data', (d) => {
+      out += d;
+    });
     const exited = new Promise((r) => child.once('exit', r));
     const deadline = Date.now() + 60_000;
     while (!out.includes('up ') && Date.now() < deadline && child.exitCode === null) await new Promise((r) => setTimeout(r, 100));
@@ -138,8 +168,12 @@ describe('our own dockerd', () => {
 
   it('says clearly why it cannot start an engine (not root, no dockerd)', () => {
     expect(cannotStartReason({ uid: 1000 })).toMatch(/starting dockerd needs root .* set DOCKER_HOST/);
-    expect(cannotStartReason({ uid: 0, searchPath: [root] })).toMatch(/dockerd is not installed \(run `scripts\/setup-deps.sh --docker`/);
+    expect(cannotStartReason({ uid: 0, searchPath: [root] })).toMatch(
+      /dockerd is not installed \(run `scripts\/setup-deps.sh --docker`/,
+    );
     expect(cannotStartReason({ uid: 0 })).toBeNull();
-    expect(unavailableMessage('x')).toMatch(/^no Docker engine answers \(DOCKER_HOST .*, \/var\/run\/docker.sock does not answer\) and verdict cannot start one: x$/);
+    expect(unavailableMessage('x')).toMatch(
+      /^no Docker engine answers \(DOCKER_HOST .*, \/var\/run\/docker.sock does not answer\) and verdict cannot start one: x$/,
+    );
   });
 });

@@ -14,14 +14,32 @@
  * of processes that died are ignored. `stopEngine()` stops it whatever the leases say (`down`).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { killProcessesUsing } from '../proc/kill-by-path.ts';
 import { runCommand } from '../proc/run.ts';
-import { assertHostNetUnchanged, diffHostNet, restoreHostNet, snapshotHostNet, HostNetChangedError, type HostNetSnapshot } from './host-safety.ts';
+import {
+  assertHostNetUnchanged,
+  diffHostNet,
+  restoreHostNet,
+  snapshotHostNet,
+  HostNetChangedError,
+  type HostNetSnapshot,
+} from './host-safety.ts';
 
 /** Our engine's folder: `$VERDICT_DOCKER_ROOT`, default `/var/lib/verdict/docker`. */
 export const DEFAULT_ENGINE_ROOT = process.env.VERDICT_DOCKER_ROOT ?? '/var/lib/verdict/docker';
@@ -82,7 +100,13 @@ const layout = (root: string) => ({
 type Layout = ReturnType<typeof layout>;
 
 /** What our engine's start recorded for whoever stops it (maybe another process). */
-interface EngineState { pid: number; before: HostNetSnapshot; createdRunDirs: string[]; removeDataOnStop: boolean; startedAt: string }
+interface EngineState {
+  pid: number;
+  before: HostNetSnapshot;
+  createdRunDirs: string[];
+  removeDataOnStop: boolean;
+  startedAt: string;
+}
 
 /**
  * Folders dockerd and containerd make at fixed places whatever their roots: the plugin socket
@@ -90,7 +114,14 @@ interface EngineState { pid: number; before: HostNetSnapshot; createdRunDirs: st
  */
 const FIXED_RUN_DIRS = ['/run/docker/plugins', '/run/docker', '/run/containerd/s', '/run/containerd'];
 
-const alive = (pid: number) => { try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; } };
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+};
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** GET /_ping on a unix socket: true when an engine answers OK. */
@@ -101,7 +132,10 @@ export function pingSocket(socketPath: string, timeoutMs = 3000): Promise<boolea
       res.resume();
       resolvePing(res.statusCode === 200);
     });
-    req.on('timeout', () => { req.destroy(); resolvePing(false); });
+    req.on('timeout', () => {
+      req.destroy();
+      resolvePing(false);
+    });
     req.on('error', () => resolvePing(false));
     req.end();
   });
@@ -111,16 +145,25 @@ export function pingSocket(socketPath: string, timeoutMs = 3000): Promise<boolea
 export async function pingEngine(host: string, timeoutMs = 5000): Promise<boolean> {
   if (host.startsWith('unix://')) return pingSocket(host.slice('unix://'.length), timeoutMs);
   try {
-    await runCommand('docker', ['version', '--format', '{{.Server.Version}}'], { env: { ...process.env, DOCKER_HOST: host }, timeoutMs });
+    await runCommand('docker', ['version', '--format', '{{.Server.Version}}'], {
+      env: { ...process.env, DOCKER_HOST: host },
+      timeoutMs,
+    });
     return true;
-  } catch { return false; }
+  } catch {
+    return false;
+  }
 }
 
 /** The first engine that answers: `DOCKER_HOST`, the default socket, then our own engine's socket. */
 export async function findEngine(opts: { root?: string; external?: boolean } = {}): Promise<EngineEndpoint | null> {
   if (opts.external !== false) {
     const envHost = process.env.DOCKER_HOST;
-    if (envHost && await pingEngine(envHost)) return { host: envHost, source: envHost === `unix://${layout(resolve(opts.root ?? DEFAULT_ENGINE_ROOT)).socket}` ? 'verdict' : 'DOCKER_HOST' };
+    if (envHost && (await pingEngine(envHost)))
+      return {
+        host: envHost,
+        source: envHost === `unix://${layout(resolve(opts.root ?? DEFAULT_ENGINE_ROOT)).socket}` ? 'verdict' : 'DOCKER_HOST',
+      };
     if (await pingSocket(DEFAULT_SOCKET)) return { host: `unix://${DEFAULT_SOCKET}`, source: 'default socket' };
   }
   const l = layout(resolve(opts.root ?? DEFAULT_ENGINE_ROOT));
@@ -130,10 +173,12 @@ export async function findEngine(opts: { root?: string; external?: boolean } = {
 
 /** Why we cannot start an engine here, or null when we can. */
 export function cannotStartReason(env: { uid?: number; searchPath?: string[] } = {}): string | null {
-  if ((env.uid ?? process.getuid?.()) !== 0) return 'starting dockerd needs root (run as root, or start Docker yourself and set DOCKER_HOST)';
+  if ((env.uid ?? process.getuid?.()) !== 0)
+    return 'starting dockerd needs root (run as root, or start Docker yourself and set DOCKER_HOST)';
   const dirs = env.searchPath ?? (process.env.PATH ?? '').split(':').concat(['/usr/sbin', '/usr/bin']);
   const found = dirs.some((d) => d && existsSync(join(d, 'dockerd')));
-  if (!found) return 'dockerd is not installed (run `scripts/setup-deps.sh --docker`, which installs Debian\'s docker.io, or start Docker yourself and set DOCKER_HOST)';
+  if (!found)
+    return "dockerd is not installed (run `scripts/setup-deps.sh --docker`, which installs Debian's docker.io, or start Docker yourself and set DOCKER_HOST)";
   return null;
 }
 
@@ -158,14 +203,14 @@ async function useEngineWith(opts: UseEngineOptions, reason: string | null): Pro
     const found = await findEngine({ root, external: true });
     if (found && found.source !== 'verdict') return foreignEngine(found);
   }
-  if (reason && !await pingSocket(l.socket)) throw new EngineUnavailableError(unavailableMessage(reason));
+  if (reason && !(await pingSocket(l.socket))) throw new EngineUnavailableError(unavailableMessage(reason));
   mkdirSync(l.leases, { recursive: true });
   const holder = opts.holderPid ?? process.pid;
   const lease = join(l.leases, `${holder}-${randomBytes(4).toString('hex')}`);
   let startedHere = false;
   await withLock(l, async () => {
     writeFileSync(lease, `${new Date().toISOString()}\n`);
-    if (await pingSocket(l.socket) && engineAlive(l)) return;
+    if ((await pingSocket(l.socket)) && engineAlive(l)) return;
     try {
       await startDockerd(l, opts);
       startedHere = true;
@@ -175,10 +220,15 @@ async function useEngineWith(opts: UseEngineOptions, reason: string | null): Pro
     }
   });
   let released = false;
-  const onExit = () => { if (!released) releaseSync(l, lease); };
+  const onExit = () => {
+    if (!released) releaseSync(l, lease);
+  };
   if (holder === process.pid) process.once('exit', onExit);
   const engine: DockerEngine = {
-    host: `unix://${l.socket}`, source: 'verdict', root, startedHere,
+    host: `unix://${l.socket}`,
+    source: 'verdict',
+    root,
+    startedHere,
     env: () => dockerEnv(`unix://${l.socket}`),
     async release() {
       if (released) return;
@@ -189,18 +239,33 @@ async function useEngineWith(opts: UseEngineOptions, reason: string | null): Pro
         if (liveLeases(l).length === 0) await stopLocked(l, opts.onProgress);
       });
     },
-    async [Symbol.asyncDispose]() { await engine.release(); },
+    async [Symbol.asyncDispose]() {
+      await engine.release();
+    },
   };
   return engine;
 }
 
 function foreignEngine(found: EngineEndpoint): DockerEngine {
-  return { ...found, root: null, startedHere: false, env: () => dockerEnv(found.host), release: async () => {}, [Symbol.asyncDispose]: async () => {} };
+  return {
+    ...found,
+    root: null,
+    startedHere: false,
+    env: () => dockerEnv(found.host),
+    release: async () => {},
+    [Symbol.asyncDispose]: async () => {},
+  };
 }
 
 /** The environment for the docker CLI against `host`: the classic builder, no hints, no pull by the CLI's own choice. */
 export function dockerEnv(host: string): NodeJS.ProcessEnv {
-  return { ...process.env, DOCKER_HOST: host, DOCKER_BUILDKIT: '0', DOCKER_CLI_HINTS: 'false', DOCKER_CLI_EXPERIMENTAL: 'disabled' };
+  return {
+    ...process.env,
+    DOCKER_HOST: host,
+    DOCKER_BUILDKIT: '0',
+    DOCKER_CLI_HINTS: 'false',
+    DOCKER_CLI_EXPERIMENTAL: 'disabled',
+  };
 }
 
 /**
@@ -209,7 +274,10 @@ export function dockerEnv(host: string): NodeJS.ProcessEnv {
  * `<exec-root>/netns/default`), the exec root, socket and leases; the data root stays (images
  * and build cache) unless `removeData`. Returns whether an engine was running.
  */
-export async function stopEngine(root = DEFAULT_ENGINE_ROOT, opts: { removeData?: boolean; onProgress?: (m: string) => void } = {}): Promise<{ wasRunning: boolean }> {
+export async function stopEngine(
+  root = DEFAULT_ENGINE_ROOT,
+  opts: { removeData?: boolean; onProgress?: (m: string) => void } = {},
+): Promise<{ wasRunning: boolean }> {
   const l = layout(resolve(root));
   if (!existsSync(l.root)) return { wasRunning: false };
   let wasRunning = false;
@@ -226,11 +294,21 @@ export async function stopEngine(root = DEFAULT_ENGINE_ROOT, opts: { removeData?
  * Gives back every lease `holderPid` holds on our engine in `root` (a shell script's `up --hold`);
  * stops the engine when no live holder is left. Returns whether it stopped it.
  */
-export async function releaseHolder(root: string, holderPid: number, opts: { onProgress?: (m: string) => void } = {}): Promise<boolean> {
+export async function releaseHolder(
+  root: string,
+  holderPid: number,
+  opts: { onProgress?: (m: string) => void } = {},
+): Promise<boolean> {
   const l = layout(resolve(root));
   if (!existsSync(l.root)) return false;
   return await withLock(l, async () => {
-    for (const n of (() => { try { return readdirSync(l.leases); } catch { return []; } })()) {
+    for (const n of (() => {
+      try {
+        return readdirSync(l.leases);
+      } catch {
+        return [];
+      }
+    })()) {
       if (Number(n.split('-')[0]) === holderPid) rmSync(join(l.leases, n), { force: true });
     }
     if (liveLeases(l).length > 0 || !engineAlive(l)) return false;
@@ -253,11 +331,19 @@ export function leftovers(root = DEFAULT_ENGINE_ROOT): string[] {
 // ---------------------------------------------------------------------------------------------
 
 function readState(l: Layout): EngineState | null {
-  try { return JSON.parse(readFileSync(l.state, 'utf8')) as EngineState; } catch { return null; }
+  try {
+    return JSON.parse(readFileSync(l.state, 'utf8')) as EngineState;
+  } catch {
+    return null;
+  }
 }
 
 function enginePid(l: Layout): number {
-  try { return Number(readFileSync(l.pidfile, 'utf8').trim()) || 0; } catch { return readState(l)?.pid ?? 0; }
+  try {
+    return Number(readFileSync(l.pidfile, 'utf8').trim()) || 0;
+  } catch {
+    return readState(l)?.pid ?? 0;
+  }
 }
 
 function engineAlive(l: Layout): boolean {
@@ -266,7 +352,11 @@ function engineAlive(l: Layout): boolean {
 }
 
 function cmdline(pid: number): string {
-  try { return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim(); } catch { return ''; }
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim();
+  } catch {
+    return '';
+  }
 }
 
 function pidsUsing(paths: string[]): number[] {
@@ -283,8 +373,15 @@ function pidsUsing(paths: string[]): number[] {
 /** Mount points at or under `dir` (deepest first), from /proc/self/mountinfo. */
 function mountsUnder(dir: string): string[] {
   let info = '';
-  try { info = readFileSync('/proc/self/mountinfo', 'utf8'); } catch { return []; }
-  const points = info.split('\n').map((line) => line.split(' ')[4]).filter(Boolean)
+  try {
+    info = readFileSync('/proc/self/mountinfo', 'utf8');
+  } catch {
+    return [];
+  }
+  const points = info
+    .split('\n')
+    .map((line) => line.split(' ')[4])
+    .filter(Boolean)
     .map((p) => p.replace(/\\040/g, ' '))
     .filter((p) => p === dir || p.startsWith(`${dir}/`));
   return [...new Set(points)].sort((a, b) => b.length - a.length);
@@ -292,11 +389,16 @@ function mountsUnder(dir: string): string[] {
 
 function liveLeases(l: Layout): string[] {
   let names: string[] = [];
-  try { names = readdirSync(l.leases); } catch { return []; }
+  try {
+    names = readdirSync(l.leases);
+  } catch {
+    return [];
+  }
   const live: string[] = [];
   for (const n of names) {
     const pid = Number(n.split('-')[0]);
-    if (pid && alive(pid)) live.push(n); else rmSync(join(l.leases, n), { force: true });
+    if (pid && alive(pid)) live.push(n);
+    else rmSync(join(l.leases, n), { force: true });
   }
   return live;
 }
@@ -321,14 +423,32 @@ export async function withDirLock<T>(lockDir: string, fn: () => Promise<T>, time
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       let holder = 0;
-      try { holder = Number(readFileSync(join(lockDir, 'pid'), 'utf8')); } catch { /* being written */ }
-      const age = (() => { try { return Date.now() - statSync(lockDir).mtimeMs; } catch { return 0; } })();
-      if ((holder && !alive(holder)) || (!holder && age > 5000)) { rmSync(lockDir, { recursive: true, force: true }); continue; }
-      if (Date.now() > deadline) throw new Error(`${lockDir} is held by pid ${holder} for more than ${Math.round(timeoutMs / 1000)} s`);
+      try {
+        holder = Number(readFileSync(join(lockDir, 'pid'), 'utf8'));
+      } catch {
+        /* being written */
+      }
+      const age = (() => {
+        try {
+          return Date.now() - statSync(lockDir).mtimeMs;
+        } catch {
+          return 0;
+        }
+      })();
+      if ((holder && !alive(holder)) || (!holder && age > 5000)) {
+        rmSync(lockDir, { recursive: true, force: true });
+        continue;
+      }
+      if (Date.now() > deadline)
+        throw new Error(`${lockDir} is held by pid ${holder} for more than ${Math.round(timeoutMs / 1000)} s`);
       await sleep(50);
     }
   }
-  try { return await fn(); } finally { rmSync(lockDir, { recursive: true, force: true }); }
+  try {
+    return await fn();
+  } finally {
+    rmSync(lockDir, { recursive: true, force: true });
+  }
 }
 
 async function startDockerd(l: Layout, opts: UseEngineOptions): Promise<void> {
@@ -341,26 +461,56 @@ async function startDockerd(l: Layout, opts: UseEngineOptions): Promise<void> {
   writeFileSync(l.config, JSON.stringify({ 'deprecated-key-path': join(l.root, 'key.json') }) + '\n');
   const createdRunDirs = FIXED_RUN_DIRS.filter((d) => !existsSync(d));
   const args = [
-    '--data-root', l.data, '--exec-root', l.exec, '-H', `unix://${l.socket}`, '--pidfile', l.pidfile,
-    '--config-file', l.config,
-    '--iptables=false', '--ip6tables=false', '--ip-forward=false', '--ip-masq=false', '--bridge=none',
+    '--data-root',
+    l.data,
+    '--exec-root',
+    l.exec,
+    '-H',
+    `unix://${l.socket}`,
+    '--pidfile',
+    l.pidfile,
+    '--config-file',
+    l.config,
+    '--iptables=false',
+    '--ip6tables=false',
+    '--ip-forward=false',
+    '--ip-masq=false',
+    '--bridge=none',
     '--userland-proxy=false',
     ...(opts.debug ? ['--debug'] : ['--log-level', 'warn']),
   ];
   opts.onProgress?.(`starting dockerd (data root ${l.data}, socket ${l.socket}, no iptables, no IP forwarding, no bridge)`);
   // One earlier log is kept (dockerd.log.1), so that the folder does not grow run after run.
-  try { if (statSync(l.log).size > 5e6) renameSync(l.log, `${l.log}.1`); } catch { /* no log yet */ }
+  try {
+    if (statSync(l.log).size > 5e6) renameSync(l.log, `${l.log}.1`);
+  } catch {
+    /* no log yet */
+  }
   const logFd = openSync(l.log, 'a');
-  const child = spawn('dockerd', args, { stdio: ['ignore', logFd, logFd], detached: !!opts.detached, env: { ...process.env, PATH: `${process.env.PATH}:/usr/sbin:/usr/bin:/sbin` } });
+  const child = spawn('dockerd', args, {
+    stdio: ['ignore', logFd, logFd],
+    detached: !!opts.detached,
+    env: { ...process.env, PATH: `${process.env.PATH}:/usr/sbin:/usr/bin:/sbin` },
+  });
   closeSync(logFd);
   let exited: string | null = null;
-  child.once('exit', (code, sig) => { exited = `exit ${code ?? sig}`; });
-  child.once('error', (err) => { exited = String(err); });
+  child.once('exit', (code, sig) => {
+    exited = `exit ${code ?? sig}`;
+  });
+  child.once('error', (err) => {
+    exited = String(err);
+  });
   child.unref();
-  const state: EngineState = { pid: child.pid ?? 0, before, createdRunDirs, removeDataOnStop: !!opts.removeDataOnStop, startedAt: new Date().toISOString() };
+  const state: EngineState = {
+    pid: child.pid ?? 0,
+    before,
+    createdRunDirs,
+    removeDataOnStop: !!opts.removeDataOnStop,
+    startedAt: new Date().toISOString(),
+  };
   writeFileSync(l.state, JSON.stringify(state, null, 2) + '\n');
   const deadline = Date.now() + 60_000;
-  while (!await pingSocket(l.socket, 1000)) {
+  while (!(await pingSocket(l.socket, 1000))) {
     if (exited || Date.now() > deadline) {
       const tail = (await readFile(l.log, 'utf8').catch(() => '')).trim().split('\n').slice(-8).join('\n');
       await stopLocked(l, opts.onProgress).catch(() => {});
@@ -394,7 +544,13 @@ async function stopLocked(l: Layout, say?: (m: string) => void, removeData?: boo
     // dockerd gives running containers 15 s to stop (SIGTERM, then SIGKILL) before it exits.
     const deadline = Date.now() + 40_000;
     while (alive(pid) && Date.now() < deadline) await sleep(100);
-    if (alive(pid)) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
+    if (alive(pid)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
     while (alive(pid) && cmdline(pid)) await sleep(50);
   }
   // containerd and its shims are children of dockerd, but a SIGKILLed dockerd leaves them.
@@ -412,7 +568,11 @@ async function stopLocked(l: Layout, say?: (m: string) => void, removeData?: boo
   // removed when this engine's start made them and they are empty (children first).
   for (const d of FIXED_RUN_DIRS) {
     if (!state?.createdRunDirs?.includes(d)) continue;
-    try { if (readdirSync(d).length === 0) rmSync(d, { recursive: true }); } catch { /* gone, or in use by another engine */ }
+    try {
+      if (readdirSync(d).length === 0) rmSync(d, { recursive: true });
+    } catch {
+      /* gone, or in use by another engine */
+    }
   }
   rmSync(l.state, { force: true });
   const left = leftovers(l.root);
@@ -421,7 +581,9 @@ async function stopLocked(l: Layout, say?: (m: string) => void, removeData?: boo
     const changes = diffHostNet(state.before, snapshotHostNet());
     if (changes.length) {
       restoreHostNet(state.before);
-      throw new HostNetChangedError(`the host's network setup changed while dockerd ran: ${changes.join('; ')} (forwarding and the FORWARD policy were put back)`);
+      throw new HostNetChangedError(
+        `the host's network setup changed while dockerd ran: ${changes.join('; ')} (forwarding and the FORWARD policy were put back)`,
+      );
     }
   }
 }
@@ -434,13 +596,18 @@ function releaseSync(l: Layout, lease: string): void {
     const pid = enginePid(l);
     if (pid && alive(pid) && cmdline(pid).includes('dockerd')) process.kill(pid, 'SIGTERM');
     // The mounts and folders it leaves are cleared by the next start, or by `stopEngine()`.
-  } catch { /* best effort at exit */ }
+  } catch {
+    /* best effort at exit */
+  }
 }
 
 // `node lib/docker/engine.ts up|release|down|status [--root DIR] [--hold PID]`: an engine for a whole CI run or `make test`.
 if (import.meta.url === `file://${process.argv[1]}`) {
   const [cmd, ...rest] = process.argv.slice(2);
-  const flag = (name: string) => { const i = rest.indexOf(name); return i >= 0 ? rest[i + 1] : undefined; };
+  const flag = (name: string) => {
+    const i = rest.indexOf(name);
+    return i >= 0 ? rest[i + 1] : undefined;
+  };
   const root = flag('--root') ?? DEFAULT_ENGINE_ROOT;
   const say = (m: string) => process.stderr.write(`docker-engine: ${m}\n`);
   try {
@@ -451,13 +618,21 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       process.stdout.write(`${e.host}\n`);
     } else if (cmd === 'release') {
       const holder = Number(flag('--hold') ?? process.ppid);
-      say(await releaseHolder(root, holder, { onProgress: say }) ? 'released; it was the last holder: stopped, nothing left behind' : 'released (other holders keep it running, or it was not running)');
+      say(
+        (await releaseHolder(root, holder, { onProgress: say }))
+          ? 'released; it was the last holder: stopped, nothing left behind'
+          : 'released (other holders keep it running, or it was not running)',
+      );
     } else if (cmd === 'down') {
       const r = await stopEngine(root, { onProgress: say });
       say(r.wasRunning ? 'stopped; nothing left behind' : 'no engine was running; nothing left behind');
     } else if (cmd === 'status') {
       const found = await findEngine({ root, external: false });
-      process.stdout.write(found ? `running at ${found.host}\n` : `not running${leftovers(root).length ? ` (left: ${leftovers(root).join('; ')})` : ''}\n`);
+      process.stdout.write(
+        found
+          ? `running at ${found.host}\n`
+          : `not running${leftovers(root).length ? ` (left: ${leftovers(root).join('; ')})` : ''}\n`,
+      );
     } else {
       process.stderr.write('usage: node lib/docker/engine.ts up|release|down|status [--root DIR] [--hold PID]\n');
       process.exit(64);

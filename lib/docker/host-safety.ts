@@ -22,7 +22,9 @@ const IPTABLES = ['/usr/sbin/iptables', '/sbin/iptables', '/usr/bin/iptables'];
 
 function iptables(args: string[]): string | null {
   for (const bin of IPTABLES) {
-    try { return execFileSync(bin, ['-w', '5', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 10_000 }); } catch (err) {
+    try {
+      return execFileSync(bin, ['-w', '5', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 10_000 });
+    } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
       return null; // not root, or no such table: nothing to compare
     }
@@ -39,15 +41,19 @@ export function snapshotHostNet(): HostNetSnapshot {
     const out = iptables(['-t', table, '-S']) ?? '';
     for (const m of out.matchAll(/^-N (DOCKER\S*)/gm)) chains.add(m[1]);
   }
-  const dockerLinks = readdirSync('/sys/class/net').filter((n) => n === 'docker0' || /^br-[0-9a-f]{12}$/.test(n)).sort();
+  const dockerLinks = readdirSync('/sys/class/net')
+    .filter((n) => n === 'docker0' || /^br-[0-9a-f]{12}$/.test(n))
+    .sort();
   return { ipForward, forwardPolicy, dockerChains: [...chains].sort(), dockerLinks };
 }
 
 /** Every way `after` differs from `before`, in words (empty when nothing changed). */
 export function diffHostNet(before: HostNetSnapshot, after: HostNetSnapshot): string[] {
   const out: string[] = [];
-  if (before.ipForward !== after.ipForward) out.push(`net.ipv4.ip_forward changed from ${before.ipForward} to ${after.ipForward}`);
-  if (before.forwardPolicy !== after.forwardPolicy) out.push(`the FORWARD policy changed from ${before.forwardPolicy} to ${after.forwardPolicy}`);
+  if (before.ipForward !== after.ipForward)
+    out.push(`net.ipv4.ip_forward changed from ${before.ipForward} to ${after.ipForward}`);
+  if (before.forwardPolicy !== after.forwardPolicy)
+    out.push(`the FORWARD policy changed from ${before.forwardPolicy} to ${after.forwardPolicy}`);
   const newChains = after.dockerChains.filter((c) => !before.dockerChains.includes(c));
   if (newChains.length) out.push(`iptables chains appeared: ${newChains.join(', ')}`);
   const newLinks = after.dockerLinks.filter((l) => !before.dockerLinks.includes(l));
@@ -62,9 +68,14 @@ export function diffHostNet(before: HostNetSnapshot, after: HostNetSnapshot): st
 export function restoreHostNet(before: HostNetSnapshot): void {
   const now = snapshotHostNet();
   if (now.ipForward !== before.ipForward) {
-    try { writeFileSync('/proc/sys/net/ipv4/ip_forward', before.ipForward + '\n'); } catch { /* reported by the caller */ }
+    try {
+      writeFileSync('/proc/sys/net/ipv4/ip_forward', before.ipForward + '\n');
+    } catch {
+      /* reported by the caller */
+    }
   }
-  if (before.forwardPolicy && now.forwardPolicy && now.forwardPolicy !== before.forwardPolicy) iptables(['-t', 'filter', '-P', 'FORWARD', before.forwardPolicy]);
+  if (before.forwardPolicy && now.forwardPolicy && now.forwardPolicy !== before.forwardPolicy)
+    iptables(['-t', 'filter', '-P', 'FORWARD', before.forwardPolicy]);
 }
 
 export class HostNetChangedError extends Error {}
@@ -74,6 +85,8 @@ export function assertHostNetUnchanged(before: HostNetSnapshot, when: string): v
   const changes = diffHostNet(before, snapshotHostNet());
   if (changes.length === 0) return;
   restoreHostNet(before);
-  throw new HostNetChangedError(`the host's network setup changed ${when}: ${changes.join('; ')} ` +
-    '(forwarding and the FORWARD policy were put back; a Docker engine must run with --iptables=false --ip-forward=false --bridge=none)');
+  throw new HostNetChangedError(
+    `the host's network setup changed ${when}: ${changes.join('; ')} ` +
+      '(forwarding and the FORWARD policy were put back; a Docker engine must run with --iptables=false --ip-forward=false --bridge=none)',
+  );
 }

@@ -24,13 +24,18 @@ const hostOf = (e: EngineRef) => (typeof e === 'string' ? e : e.host);
  * with the same inputs is present, re-imports from ~/.cache/verdict when only the engine is new,
  * and debootstraps otherwise (root; about 30-40 s). Returns the reference and the time it took.
  */
-export async function ensureBaseImage(engine: EngineRef, opts: { onProgress?: (m: string) => void; timeoutMs?: number } = {}): Promise<{ ref: string; ms: number }> {
+export async function ensureBaseImage(
+  engine: EngineRef,
+  opts: { onProgress?: (m: string) => void; timeoutMs?: number } = {},
+): Promise<{ ref: string; ms: number }> {
   const started = Date.now();
   const out = await new Promise<string>((resolve, reject) => {
     const child = spawn('bash', [BASE_SCRIPT], { env: dockerEnv(hostOf(engine)), stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (d) => { stdout += d; });
+    child.stdout.on('data', (d) => {
+      stdout += d;
+    });
     child.stderr.on('data', (d) => {
       stderr += d;
       for (const line of String(d).split('\n')) if (line.trim()) opts.onProgress?.(line.trim());
@@ -40,7 +45,8 @@ export async function ensureBaseImage(engine: EngineRef, opts: { onProgress?: (m
     child.once('exit', (code, sig) => {
       clearTimeout(timer);
       if (code === 0) resolve(stdout.trim().split('\n').at(-1) ?? LOCAL_NODE_IMAGE);
-      else reject(new Error(`scripts/docker-base.sh failed (${code ?? sig}):\n${stderr.trim().split('\n').slice(-12).join('\n')}`));
+      else
+        reject(new Error(`scripts/docker-base.sh failed (${code ?? sig}):\n${stderr.trim().split('\n').slice(-12).join('\n')}`));
     });
   });
   return { ref: out, ms: Date.now() - started };
@@ -58,7 +64,13 @@ export interface BuildOptions {
   timeoutMs?: number;
 }
 
-export interface BuiltImage { tag: string; id: string; ms: number; sizeBytes: number; output: string }
+export interface BuiltImage {
+  tag: string;
+  id: string;
+  ms: number;
+  sizeBytes: number;
+  output: string;
+}
 
 /**
  * `docker build` with the classic builder, never pulling (a base image that is not present fails
@@ -68,7 +80,10 @@ export interface BuiltImage { tag: string; id: string; ms: number; sizeBytes: nu
  * (a lock per engine between processes).
  */
 export async function buildImage(engine: EngineRef, o: BuildOptions): Promise<BuiltImage> {
-  const lock = join(tmpdir(), `verdict-docker-build-${createHash('sha256').update(hostOf(engine)).digest('hex').slice(0, 12)}.lock`);
+  const lock = join(
+    tmpdir(),
+    `verdict-docker-build-${createHash('sha256').update(hostOf(engine)).digest('hex').slice(0, 12)}.lock`,
+  );
   return await withDirLock(lock, () => buildLocked(engine, o), (o.timeoutMs ?? 900_000) * 2);
 }
 
@@ -102,14 +117,32 @@ const BUILDS_DIR = join(process.env.VERDICT_CACHE ?? join(homedir(), '.cache', '
  * Returns the ids removed.
  */
 export async function clearPreviousBuild(engine: EngineRef, tag: string, used: string[]): Promise<string[]> {
-  const file = join(BUILDS_DIR, `${createHash('sha256').update(`${hostOf(engine)}\n${tag}`).digest('hex').slice(0, 16)}.json`);
+  const file = join(
+    BUILDS_DIR,
+    `${createHash('sha256')
+      .update(`${hostOf(engine)}\n${tag}`)
+      .digest('hex')
+      .slice(0, 16)}.json`,
+  );
   let previous: string[] = [];
-  try { previous = JSON.parse(readFileSync(file, 'utf8')).images ?? []; } catch { /* first build of this tag here */ }
+  try {
+    previous = JSON.parse(readFileSync(file, 'utf8')).images ?? [];
+  } catch {
+    /* first build of this tag here */
+  }
   const removed: string[] = [];
   for (const id of previous.filter((p) => !used.includes(p))) {
-    const tags = (await docker(engine, ['image', 'inspect', '--format', '{{len .RepoTags}}', id]).catch(() => ({ stdout: 'gone' }))).stdout.trim();
+    const tags = (
+      await docker(engine, ['image', 'inspect', '--format', '{{len .RepoTags}}', id]).catch(() => ({ stdout: 'gone' }))
+    ).stdout.trim();
     if (tags !== '0') continue;
-    if (await docker(engine, ['image', 'rm', id]).then(() => true, () => false)) removed.push(id);
+    if (
+      await docker(engine, ['image', 'rm', id]).then(
+        () => true,
+        () => false,
+      )
+    )
+      removed.push(id);
   }
   mkdirSync(BUILDS_DIR, { recursive: true });
   writeFileSync(file, JSON.stringify({ engine: hostOf(engine), tag, images: used }) + '\n');

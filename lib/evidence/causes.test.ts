@@ -6,13 +6,22 @@ import { Timeline } from './timeline.ts';
 // A pod's life as the watches would deliver it: created → ready → terminating → gone, with its
 // endpoint in the Service's EndpointSlice added, marked terminating and removed. Times in ms.
 const pod = (name: string, o: { ready?: boolean; terminating?: boolean; version?: string } = {}): V1Pod => ({
-  metadata: { name, labels: { 'app.kubernetes.io/version': o.version ?? 'v1' }, deletionTimestamp: o.terminating ? new Date(0) : undefined, resourceVersion: String(Math.random()) },
+  metadata: {
+    name,
+    labels: { 'app.kubernetes.io/version': o.version ?? 'v1' },
+    deletionTimestamp: o.terminating ? new Date(0) : undefined,
+    resourceVersion: String(Math.random()),
+  },
   spec: { nodeName: 'node-1', containers: [] },
   status: { podIP: `10.244.0.${name.length}`, conditions: [{ type: 'Ready', status: o.ready ? 'True' : 'False' }] },
 });
 const slice = (eps: Array<{ pod: string; ready: boolean; terminating?: boolean }>): V1EndpointSlice => ({
   addressType: 'IPv4',
-  endpoints: eps.map((e) => ({ addresses: ['10.244.0.9'], targetRef: { kind: 'Pod', name: e.pod }, conditions: { ready: e.ready, serving: e.ready || !!e.terminating, terminating: e.terminating } })),
+  endpoints: eps.map((e) => ({
+    addresses: ['10.244.0.9'],
+    targetRef: { kind: 'Pod', name: e.pod },
+    conditions: { ready: e.ready, serving: e.ready || !!e.terminating, terminating: e.terminating },
+  })),
 });
 
 /**
@@ -22,14 +31,31 @@ const slice = (eps: Array<{ pod: string; ready: boolean; terminating?: boolean }
  */
 function story(): Timeline {
   const t = new Timeline(() => 0);
-  const add = (p: V1Pod, at: number, type: 'ADDED' | 'MODIFIED' | 'DELETED' = 'MODIFIED') => t.ingestPod({ type, object: p, previous: undefined, fromRelist: false }, at);
+  const add = (p: V1Pod, at: number, type: 'ADDED' | 'MODIFIED' | 'DELETED' = 'MODIFIED') =>
+    t.ingestPod({ type, object: p, previous: undefined, fromRelist: false }, at);
   add(pod('a'), 0, 'ADDED');
   add(pod('b', { ready: true }), 0, 'ADDED');
   t.ingestSlices([slice([{ pod: 'b', ready: true }])], 0);
   add(pod('a', { ready: true }), 100);
-  t.ingestSlices([slice([{ pod: 'a', ready: true }, { pod: 'b', ready: true }])], 150);
+  t.ingestSlices(
+    [
+      slice([
+        { pod: 'a', ready: true },
+        { pod: 'b', ready: true },
+      ]),
+    ],
+    150,
+  );
   add(pod('a', { ready: false, terminating: true }), 1000);
-  t.ingestSlices([slice([{ pod: 'a', ready: false, terminating: true }, { pod: 'b', ready: true }])], 1200);
+  t.ingestSlices(
+    [
+      slice([
+        { pod: 'a', ready: false, terminating: true },
+        { pod: 'b', ready: true },
+      ]),
+    ],
+    1200,
+  );
   add(pod('a', { terminating: true }), 1500, 'DELETED');
   t.ingestSlices([slice([{ pod: 'b', ready: true }])], 1600);
   add(pod('c', { version: 'v2' }), 2000, 'ADDED');
@@ -37,7 +63,15 @@ function story(): Timeline {
   return t;
 }
 
-const req = (o: Partial<FailedRequest>): FailedRequest => ({ scheduledAt: 0, startedAt: null, endedAt: null, status: 0, error: 'conn_reset', pod: null, ...o });
+const req = (o: Partial<FailedRequest>): FailedRequest => ({
+  scheduledAt: 0,
+  startedAt: null,
+  endedAt: null,
+  status: 0,
+  error: 'conn_reset',
+  pod: null,
+  ...o,
+});
 
 describe('failure causes', () => {
   const timeline = story();
@@ -50,17 +84,29 @@ describe('failure causes', () => {
   });
 
   it('endpoint-not-yet-removed: sent to a terminating pod still listed ready, or withdrawn less than the lag before', () => {
-    expect(classifyFailure(req({ scheduledAt: 1100, startedAt: 1100, endedAt: 1101, pod: 'a' }), ctx).cause).toBe('endpoint-not-yet-removed');
-    const lagged = classifyFailure(req({ scheduledAt: 1700, startedAt: 1700, endedAt: 1701, pod: 'a', error: 'conn_refused' }), ctx);
+    expect(classifyFailure(req({ scheduledAt: 1100, startedAt: 1100, endedAt: 1101, pod: 'a' }), ctx).cause).toBe(
+      'endpoint-not-yet-removed',
+    );
+    const lagged = classifyFailure(
+      req({ scheduledAt: 1700, startedAt: 1700, endedAt: 1701, pod: 'a', error: 'conn_refused' }),
+      ctx,
+    );
     expect(lagged.cause).toBe('endpoint-not-yet-removed');
     expect(lagged.reason).toMatch(/withdrawn only 0\.50 s before \(data-plane lag 1\.00 s\)/);
     // Without a modelled lag the same request is a terminating-pod failure.
-    expect(classifyFailure(req({ scheduledAt: 1700, startedAt: 1700, endedAt: 1701, pod: 'a' }), { timeline, endpointLagMs: 0 }).cause).toBe('terminating-pod');
+    expect(
+      classifyFailure(req({ scheduledAt: 1700, startedAt: 1700, endedAt: 1701, pod: 'a' }), { timeline, endpointLagMs: 0 }).cause,
+    ).toBe('terminating-pod');
   });
 
   it('terminating-pod: reached a terminating pod after its endpoint was withdrawn, or a 5xx while shutting down', () => {
-    expect(classifyFailure(req({ scheduledAt: 1300, startedAt: 1300, endedAt: 1301, pod: 'a' }), { timeline, endpointLagMs: 0 }).cause).toBe('terminating-pod');
-    const fivexx = classifyFailure(req({ scheduledAt: 1100, startedAt: 1100, endedAt: 1110, pod: 'a', status: 503, error: 'http_5xx' }), ctx);
+    expect(
+      classifyFailure(req({ scheduledAt: 1300, startedAt: 1300, endedAt: 1301, pod: 'a' }), { timeline, endpointLagMs: 0 }).cause,
+    ).toBe('terminating-pod');
+    const fivexx = classifyFailure(
+      req({ scheduledAt: 1100, startedAt: 1100, endedAt: 1110, pod: 'a', status: 503, error: 'http_5xx' }),
+      ctx,
+    );
     expect(fivexx.cause).toBe('terminating-pod');
   });
 
@@ -76,38 +122,69 @@ describe('failure causes', () => {
   });
 
   it('pod-not-ready: the pod was not Ready (starting)', () => {
-    expect(classifyFailure(req({ scheduledAt: 2100, startedAt: 2100, endedAt: 2101, pod: 'c', status: 500, error: 'http_5xx' }), ctx).cause).toBe('pod-not-ready');
-    expect(classifyFailure(req({ scheduledAt: 2100, startedAt: 2100, endedAt: 2101, pod: 'c' }), ctx).cause).toBe('pod-not-ready');
+    expect(
+      classifyFailure(req({ scheduledAt: 2100, startedAt: 2100, endedAt: 2101, pod: 'c', status: 500, error: 'http_5xx' }), ctx)
+        .cause,
+    ).toBe('pod-not-ready');
+    expect(classifyFailure(req({ scheduledAt: 2100, startedAt: 2100, endedAt: 2101, pod: 'c' }), ctx).cause).toBe(
+      'pod-not-ready',
+    );
   });
 
   it('application-5xx: a 5xx from a Ready pod that was not terminating', () => {
-    const c = classifyFailure(req({ scheduledAt: 3000, startedAt: 3000, endedAt: 3005, pod: 'c', status: 500, error: 'http_5xx' }), ctx);
+    const c = classifyFailure(
+      req({ scheduledAt: 3000, startedAt: 3000, endedAt: 3005, pod: 'c', status: 500, error: 'http_5xx' }),
+      ctx,
+    );
     expect(c.cause).toBe('application-5xx');
     expect(c.reason).toBe('HTTP 500 from pod c, which was Ready and not terminating');
   });
 
   it('timeout: the client gave up on a pod that was serving; on a pod already terminating the pod rules explain it', () => {
-    expect(classifyFailure(req({ scheduledAt: 3000, startedAt: 3000, endedAt: 13_000, pod: 'c', error: 'timeout' }), ctx).cause).toBe('timeout');
-    expect(classifyFailure(req({ scheduledAt: 3000, startedAt: 3000, endedAt: 13_000, error: 'timeout' }), ctx).cause).toBe('timeout');
+    expect(
+      classifyFailure(req({ scheduledAt: 3000, startedAt: 3000, endedAt: 13_000, pod: 'c', error: 'timeout' }), ctx).cause,
+    ).toBe('timeout');
+    expect(classifyFailure(req({ scheduledAt: 3000, startedAt: 3000, endedAt: 13_000, error: 'timeout' }), ctx).cause).toBe(
+      'timeout',
+    );
     // Sent to pod a after it began terminating, while its endpoint was still routed: the connection hung.
-    expect(classifyFailure(req({ scheduledAt: 1100, startedAt: 1100, endedAt: 11_100, pod: 'a', error: 'timeout' }), ctx).cause).toBe('endpoint-not-yet-removed');
+    expect(
+      classifyFailure(req({ scheduledAt: 1100, startedAt: 1100, endedAt: 11_100, pod: 'a', error: 'timeout' }), ctx).cause,
+    ).toBe('endpoint-not-yet-removed');
     // In flight when it began terminating, never answered.
-    expect(classifyFailure(req({ scheduledAt: 900, startedAt: 950, endedAt: 11_000, pod: 'a', error: 'timeout' }), ctx).cause).toBe('reset-during-drain');
+    expect(
+      classifyFailure(req({ scheduledAt: 900, startedAt: 950, endedAt: 11_000, pod: 'a', error: 'timeout' }), ctx).cause,
+    ).toBe('reset-during-drain');
   });
 
   it('dependency-outage: ended during an outage or within the recovery allowance, before any other rule', () => {
     const outages = [{ dependency: 'redis', from: 900, to: 1200 }];
-    const during = classifyFailure(req({ scheduledAt: 900, startedAt: 950, endedAt: 1010, pod: 'a', error: 'timeout' }), { ...ctx, outages });
+    const during = classifyFailure(req({ scheduledAt: 900, startedAt: 950, endedAt: 1010, pod: 'a', error: 'timeout' }), {
+      ...ctx,
+      outages,
+    });
     expect(during.cause).toBe('dependency-outage');
-    const after = classifyFailure(req({ scheduledAt: 1290, startedAt: 1290, endedAt: 1300, pod: 'b', status: 503, error: 'http_5xx' }), { ...ctx, outages, recoveryAllowanceMs: 500 });
+    const after = classifyFailure(
+      req({ scheduledAt: 1290, startedAt: 1290, endedAt: 1300, pod: 'b', status: 503, error: 'http_5xx' }),
+      { ...ctx, outages, recoveryAllowanceMs: 500 },
+    );
     expect(after.cause).toBe('dependency-outage');
     expect(after.reason).toMatch(/0\.10 s after it came back/);
     // After the allowance the failure is the service's own.
-    expect(classifyFailure(req({ scheduledAt: 1800, startedAt: 1800, endedAt: 1801, pod: 'b', status: 503, error: 'http_5xx' }), { ...ctx, outages, recoveryAllowanceMs: 500 }).cause).toBe('application-5xx');
+    expect(
+      classifyFailure(req({ scheduledAt: 1800, startedAt: 1800, endedAt: 1801, pod: 'b', status: 503, error: 'http_5xx' }), {
+        ...ctx,
+        outages,
+        recoveryAllowanceMs: 500,
+      }).cause,
+    ).toBe('application-5xx');
   });
 
   it('unknown: a 4xx from a ready pod, or a 5xx no pod claims', () => {
-    expect(classifyFailure(req({ scheduledAt: 3000, startedAt: 3000, endedAt: 3001, pod: 'b', status: 409, error: 'http_4xx' }), ctx).cause).toBe('unknown');
+    expect(
+      classifyFailure(req({ scheduledAt: 3000, startedAt: 3000, endedAt: 3001, pod: 'b', status: 409, error: 'http_4xx' }), ctx)
+        .cause,
+    ).toBe('unknown');
     const lb = classifyFailure(req({ scheduledAt: 3000, startedAt: 3000, endedAt: 3001, status: 502, error: 'http_5xx' }), ctx);
     expect(lb.cause).toBe('unknown');
     expect(lb.reason).toMatch(/a proxy or load balancer answered/);
@@ -130,14 +207,25 @@ describe('timeline store', () => {
     expect(t.capacityBetween(500, 3000)).toMatchObject({ minReady: 1, maxActive: 2, maxTotal: 2 });
     expect(t.noneReadyMs(0, 3000)).toBe(0); // b was Ready all along
     const lone = new Timeline(() => 0);
-    const flip = (ready: boolean, at: number) => lone.ingestPod({ type: 'MODIFIED', object: pod('x', { ready }), previous: undefined, fromRelist: false }, at);
+    const flip = (ready: boolean, at: number) =>
+      lone.ingestPod({ type: 'MODIFIED', object: pod('x', { ready }), previous: undefined, fromRelist: false }, at);
     flip(true, 0);
     flip(false, 1000);
     flip(true, 1600);
     expect(lone.noneReadyMs(0, 3000)).toBe(600);
     expect(lone.noneReadyMs(1200, 1400)).toBe(200);
-    expect(t.events.filter((e) => e.object === 'pod/a').map((e) => e.change)).toEqual(['created', 'ready', 'unready', 'terminating', 'gone']);
-    expect(t.events.filter((e) => e.object === 'endpoint/a').map((e) => e.change)).toEqual(['endpoint-added', 'endpoint-terminating', 'endpoint-removed']);
+    expect(t.events.filter((e) => e.object === 'pod/a').map((e) => e.change)).toEqual([
+      'created',
+      'ready',
+      'unready',
+      'terminating',
+      'gone',
+    ]);
+    expect(t.events.filter((e) => e.object === 'endpoint/a').map((e) => e.change)).toEqual([
+      'endpoint-added',
+      'endpoint-terminating',
+      'endpoint-removed',
+    ]);
     expect(t.before('a', 1250).map((e) => e.change)).toEqual(['unready', 'terminating', 'endpoint-terminating']);
   });
 });

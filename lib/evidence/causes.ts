@@ -97,7 +97,10 @@ export function classifyFailure(f: FailedRequest, ctx: CauseContext): Classified
   for (const o of ctx.outages ?? []) {
     const until = o.to === null ? Infinity : o.to + allowance;
     if (end >= o.from && end <= until) {
-      const when = o.to !== null && end > o.to ? `${secs(end - o.to)} after it came back (allowance ${secs(allowance)})` : 'during its outage';
+      const when =
+        o.to !== null && end > o.to
+          ? `${secs(end - o.to)} after it came back (allowance ${secs(allowance)})`
+          : 'during its outage';
       return { cause: 'dependency-outage', reason: `ended ${when}: ${o.dependency}` };
     }
   }
@@ -115,14 +118,24 @@ export function classifyFailure(f: FailedRequest, ctx: CauseContext): Classified
   const candidates = f.pod ? [f.pod] : noResponse ? terminatingCandidates(ctx.timeline, begin, end, lag) : [];
   const pod = candidates.length === 1 ? candidates[0] : f.pod;
   const inferred = !f.pod && pod ? { inferredPod: pod } : {};
-  const who = f.pod ? `pod ${f.pod}` : pod ? `pod ${pod} (the only pod terminating then; the request names none)` : candidates.length ? `one of ${candidates.join(', ')} (terminating then)` : 'no known pod';
+  const who = f.pod
+    ? `pod ${f.pod}`
+    : pod
+      ? `pod ${pod} (the only pod terminating then; the request names none)`
+      : candidates.length
+        ? `one of ${candidates.join(', ')} (terminating then)`
+        : 'no known pod';
 
   if (noResponse && (pod || candidates.length)) {
     const subject = pod ?? candidates[0];
     const since = ctx.timeline.terminatingSince(subject);
     // 3. In flight when its pod began terminating: the pod closed the connection under it.
     if (since !== undefined && begin < since && end >= since) {
-      return { cause: 'reset-during-drain', reason: `in flight when ${who} began terminating (${secs(since - begin)} after the request started); no answer (${f.error ?? 'closed'})`, ...inferred };
+      return {
+        cause: 'reset-during-drain',
+        reason: `in flight when ${who} began terminating (${secs(since - begin)} after the request started); no answer (${f.error ?? 'closed'})`,
+        ...inferred,
+      };
     }
     if (since !== undefined && begin >= since) {
       // 4. Routed to a terminating pod while its endpoint was still in the data plane.
@@ -130,11 +143,22 @@ export function classifyFailure(f: FailedRequest, ctx: CauseContext): Classified
       const goneSince = ctx.timeline.endpointGoneSince(subject, begin);
       const routed = (ep?.listed && ep.ready) || (goneSince !== undefined && begin - goneSince < lag);
       if (routed) {
-        const how = ep?.listed && ep.ready ? 'its endpoint was still listed ready' : `its endpoint had been withdrawn only ${secs(begin - goneSince!)} before (data-plane lag ${secs(lag)})`;
-        return { cause: 'endpoint-not-yet-removed', reason: `sent ${secs(begin - since)} after ${who} began terminating; ${how}; no answer (${f.error ?? 'closed'})`, ...inferred };
+        const how =
+          ep?.listed && ep.ready
+            ? 'its endpoint was still listed ready'
+            : `its endpoint had been withdrawn only ${secs(begin - goneSince!)} before (data-plane lag ${secs(lag)})`;
+        return {
+          cause: 'endpoint-not-yet-removed',
+          reason: `sent ${secs(begin - since)} after ${who} began terminating; ${how}; no answer (${f.error ?? 'closed'})`,
+          ...inferred,
+        };
       }
       // 5. Terminating and withdrawn, yet the request still went there.
-      return { cause: 'terminating-pod', reason: `sent ${secs(begin - since)} after ${who} began terminating, after its endpoint was withdrawn (a kept-alive connection?); no answer (${f.error ?? 'closed'})`, ...inferred };
+      return {
+        cause: 'terminating-pod',
+        reason: `sent ${secs(begin - since)} after ${who} began terminating, after its endpoint was withdrawn (a kept-alive connection?); no answer (${f.error ?? 'closed'})`,
+        ...inferred,
+      };
     }
   }
 
@@ -156,7 +180,10 @@ export function classifyFailure(f: FailedRequest, ctx: CauseContext): Classified
     }
   }
   // 8. What is left, with what is known.
-  return { cause: 'unknown', reason: `${describe(f)} from ${who}${f.status >= 500 && !f.pod ? ' (no pod header: a proxy or load balancer answered?)' : ''}` };
+  return {
+    cause: 'unknown',
+    reason: `${describe(f)} from ${who}${f.status >= 500 && !f.pod ? ' (no pod header: a proxy or load balancer answered?)' : ''}`,
+  };
 }
 
 function describe(f: FailedRequest): string {

@@ -13,14 +13,30 @@ function ledgerOf(rows: Array<[number, number, string, boolean]>): Ledger {
     const t = s * 1000;
     const row = l.add(t, t, name, i);
     l.markStarted(row, t, 0);
-    l.finish(row, t + ms, ok ? Outcome.succeeded : Outcome.failed, ok ? 200 : 500, ok ? 0 : ErrorClass.http_5xx, 0, l.servedBy.id('pod-a'), l.appVersions.id(v));
+    l.finish(
+      row,
+      t + ms,
+      ok ? Outcome.succeeded : Outcome.failed,
+      ok ? 200 : 500,
+      ok ? 0 : ErrorClass.http_5xx,
+      0,
+      l.servedBy.id('pod-a'),
+      l.appVersions.id(v),
+    );
   });
   return l;
 }
 
 describe('joinLedger', () => {
   it('counts, versions and one cause per failure', () => {
-    const j = joinLedger(ledgerOf([[0, 5, 'v1', true], [0.5, 5, 'v1', false], [1, 5, 'v2', true]]), { timeline: new Timeline() });
+    const j = joinLedger(
+      ledgerOf([
+        [0, 5, 'v1', true],
+        [0.5, 5, 'v1', false],
+        [1, 5, 'v2', true],
+      ]),
+      { timeline: new Timeline() },
+    );
     expect(j).toMatchObject({ total: 3, succeeded: 2, failed: 1, byVersion: { v1: 1, v2: 1 } });
     expect(j.failures).toHaveLength(1);
     expect(j.series.map((s) => s.requests).reduce((a, b) => a + b)).toBe(3);
@@ -38,12 +54,24 @@ describe('joinLedger', () => {
     expect(j.latencyByVersion.v2.p99).toBeGreaterThan(10 * j.latencyByVersion.v1.p50);
     expect(j.latencyWhileAllServed.seconds).toBeGreaterThanOrEqual(10); // 10 s, 11 when the ends straddle a second boundary
     expect(j.latencyWhileAllServed.seconds).toBeLessThanOrEqual(11);
-    const gate = (versions: typeof j.latencyByVersion) => latencyGate({ versions, baseline: 'v1', candidate: 'v2', p99Ms: 1000, maxP99Ratio: 1.5, minP99DifferenceMs: 20, minRequestsPerVersion: 5 });
+    const gate = (versions: typeof j.latencyByVersion) =>
+      latencyGate({
+        versions,
+        baseline: 'v1',
+        candidate: 'v2',
+        p99Ms: 1000,
+        maxP99Ratio: 1.5,
+        minP99DifferenceMs: 20,
+        minRequestsPerVersion: 5,
+      });
     expect(gate(j.latencyByVersion).verdict).toBe('FAIL');
     expect(gate(j.latencyWhileAllServed.versions).verdict).toBe('PASS');
     // A release that is really slower is slower in the shared window too.
     const slow: Array<[number, number, string, boolean]> = [];
-    for (let s = 0; s < 10; s += 0.01) { slow.push([s, 10, 'v1', true]); slow.push([s + 0.005, 160, 'v2', true]); }
+    for (let s = 0; s < 10; s += 0.01) {
+      slow.push([s, 10, 'v1', true]);
+      slow.push([s + 0.005, 160, 'v2', true]);
+    }
     const k = joinLedger(ledgerOf(slow), { timeline: new Timeline() });
     const g = gate(k.latencyWhileAllServed.versions);
     expect(g.verdict).toBe('FAIL');
@@ -51,8 +79,24 @@ describe('joinLedger', () => {
   });
 
   it('with one version only there is no shared window, and the latency gate is INCONCLUSIVE', () => {
-    const j = joinLedger(ledgerOf([[0, 5, 'v1', true], [1, 5, 'v1', true]]), { timeline: new Timeline() });
+    const j = joinLedger(
+      ledgerOf([
+        [0, 5, 'v1', true],
+        [1, 5, 'v1', true],
+      ]),
+      { timeline: new Timeline() },
+    );
     expect(j.latencyWhileAllServed).toEqual({ seconds: 2, versions: {} });
-    expect(latencyGate({ versions: j.latencyWhileAllServed.versions, baseline: 'v1', candidate: 'v2', p99Ms: 1000, maxP99Ratio: 1.5, minP99DifferenceMs: 20, minRequestsPerVersion: 1 }).verdict).toBe('INCONCLUSIVE');
+    expect(
+      latencyGate({
+        versions: j.latencyWhileAllServed.versions,
+        baseline: 'v1',
+        candidate: 'v2',
+        p99Ms: 1000,
+        maxP99Ratio: 1.5,
+        minP99DifferenceMs: 20,
+        minRequestsPerVersion: 1,
+      }).verdict,
+    ).toBe('INCONCLUSIVE');
   });
 });

@@ -69,7 +69,10 @@ const round = (x: number) => Math.round(x * 1000) / 1000;
 export function joinLedger(ledger: Ledger, ctx: JoinContext): JoinedLoad {
   const failures: JoinedFailure[] = [];
   const byVersion: Record<string, number> = {};
-  const seconds = new Map<number, { requests: number; failed: Partial<Record<FailureCause, number>>; durations: number[]; versions: Record<string, number> }>();
+  const seconds = new Map<
+    number,
+    { requests: number; failed: Partial<Record<FailureCause, number>>; durations: number[]; versions: Record<string, number> }
+  >();
   const durations: number[] = [];
   const versionDurations = new Map<string, number[]>();
   /** Per version: [end second, duration] of each success, for the overlap window. */
@@ -81,7 +84,10 @@ export function joinLedger(ledger: Ledger, ctx: JoinContext): JoinedLoad {
   let to: number | null = null;
   const epoch = (t: number | null) => (t === null ? null : ledger.epochMs(t));
   for (const r of ledger.rows()) {
-    if (r.outcome === 'dropped') { dropped++; continue; }
+    if (r.outcome === 'dropped') {
+      dropped++;
+      continue;
+    }
     if (r.outcome === 'pending' || r.error === 'aborted') continue;
     const scheduled = ledger.epochMs(r.scheduledAt);
     const ended = epoch(r.endedAt) ?? scheduled;
@@ -89,7 +95,10 @@ export function joinLedger(ledger: Ledger, ctx: JoinContext): JoinedLoad {
     to = to === null ? ended : Math.max(to, ended);
     const sec = Math.floor(ended / 1000) * 1000;
     let s = seconds.get(sec);
-    if (!s) { s = { requests: 0, failed: {}, durations: [], versions: {} }; seconds.set(sec, s); }
+    if (!s) {
+      s = { requests: 0, failed: {}, durations: [], versions: {} };
+      seconds.set(sec, s);
+    }
     s.requests++;
     const duration = ended - scheduled;
     s.durations.push(duration);
@@ -100,10 +109,16 @@ export function joinLedger(ledger: Ledger, ctx: JoinContext): JoinedLoad {
         byVersion[r.appVersion] = (byVersion[r.appVersion] ?? 0) + 1;
         s.versions[r.appVersion] = (s.versions[r.appVersion] ?? 0) + 1;
         let v = versionDurations.get(r.appVersion);
-        if (!v) { v = []; versionDurations.set(r.appVersion, v); }
+        if (!v) {
+          v = [];
+          versionDurations.set(r.appVersion, v);
+        }
         v.push(duration);
         let vs = versionSeconds.get(r.appVersion);
-        if (!vs) { vs = []; versionSeconds.set(r.appVersion, vs); }
+        if (!vs) {
+          vs = [];
+          versionSeconds.set(r.appVersion, vs);
+        }
         vs.push(sec, duration);
       }
       continue;
@@ -111,21 +126,46 @@ export function joinLedger(ledger: Ledger, ctx: JoinContext): JoinedLoad {
     failed++;
     const viaConnection = !r.servedBy && r.localPort ? ctx.podOfConnection?.(r.localPort) : undefined;
     const pod = r.servedBy ?? viaConnection ?? null;
-    const c = classifyFailure({ scheduledAt: scheduled, startedAt: epoch(r.startedAt), endedAt: epoch(r.endedAt), status: r.status, error: r.error, pod }, ctx);
+    const c = classifyFailure(
+      { scheduledAt: scheduled, startedAt: epoch(r.startedAt), endedAt: epoch(r.endedAt), status: r.status, error: r.error, pod },
+      ctx,
+    );
     s.failed[c.cause] = (s.failed[c.cause] ?? 0) + 1;
     failures.push({
-      row: r.row, at: scheduled, step: r.name, status: r.status, error: r.error ?? r.errorCode,
-      pod: pod ?? c.inferredPod ?? null, version: r.appVersion,
+      row: r.row,
+      at: scheduled,
+      step: r.name,
+      status: r.status,
+      error: r.error ?? r.errorCode,
+      pod: pod ?? c.inferredPod ?? null,
+      version: r.appVersion,
       attributedBy: r.servedBy ? 'response-header' : viaConnection ? 'proxy-connection' : null,
-      cause: c.cause, reason: c.reason,
+      cause: c.cause,
+      reason: c.reason,
     });
   }
-  const series: SecondOfEvidence[] = [...seconds.entries()].sort((a, b) => a[0] - b[0]).map(([t, s]) => {
-    const d = Float64Array.from(s.durations).sort();
-    return { t, requests: s.requests, failed: s.failed, p50: d.length ? round(quantile(d, 0.5)) : null, p99: d.length ? round(quantile(d, 0.99)) : null, versions: s.versions };
-  });
+  const series: SecondOfEvidence[] = [...seconds.entries()]
+    .sort((a, b) => a[0] - b[0])
+    .map(([t, s]) => {
+      const d = Float64Array.from(s.durations).sort();
+      return {
+        t,
+        requests: s.requests,
+        failed: s.failed,
+        p50: d.length ? round(quantile(d, 0.5)) : null,
+        p99: d.length ? round(quantile(d, 0.99)) : null,
+        versions: s.versions,
+      };
+    });
   const all = Float64Array.from(durations).sort();
-  const latency = all.length ? { p50: round(quantile(all, 0.5)), p90: round(quantile(all, 0.9)), p99: round(quantile(all, 0.99)), max: round(all[all.length - 1]) } : null;
+  const latency = all.length
+    ? {
+        p50: round(quantile(all, 0.5)),
+        p90: round(quantile(all, 0.9)),
+        p99: round(quantile(all, 0.99)),
+        max: round(all[all.length - 1]),
+      }
+    : null;
   const latencyByVersion: JoinedLoad['latencyByVersion'] = {};
   for (const [v, list] of versionDurations) {
     const d = Float64Array.from(list).sort();
@@ -144,21 +184,41 @@ export function joinLedger(ledger: Ledger, ctx: JoinContext): JoinedLoad {
       const list: number[] = [];
       for (let i = 0; i < vs.length; i += 2) if (shared.has(vs[i])) list.push(vs[i + 1]);
       const d = Float64Array.from(list).sort();
-      if (d.length) latencyWhileAllServed.versions[v] = { count: d.length, p50: round(quantile(d, 0.5)), p99: round(quantile(d, 0.99)) };
+      if (d.length)
+        latencyWhileAllServed.versions[v] = { count: d.length, p50: round(quantile(d, 0.5)), p99: round(quantile(d, 0.99)) };
     }
   }
-  return { total: succeeded + failed, succeeded, failed, dropped, byVersion, failures, series, latency, latencyByVersion, latencyWhileAllServed, from, to };
+  return {
+    total: succeeded + failed,
+    succeeded,
+    failed,
+    dropped,
+    byVersion,
+    failures,
+    series,
+    latency,
+    latencyByVersion,
+    latencyWhileAllServed,
+    from,
+    to,
+  };
 }
 
 /** Failures grouped by cause, most frequent first, with up to `examples` each (earliest first). */
-export function failuresByCause(failures: JoinedFailure[], examples = 10): Array<{ cause: FailureCause; count: number; examples: JoinedFailure[] }> {
+export function failuresByCause(
+  failures: JoinedFailure[],
+  examples = 10,
+): Array<{ cause: FailureCause; count: number; examples: JoinedFailure[] }> {
   const groups = new Map<FailureCause, JoinedFailure[]>();
   for (const f of failures) {
     let g = groups.get(f.cause);
-    if (!g) { g = []; groups.set(f.cause, g); }
+    if (!g) {
+      g = [];
+      groups.set(f.cause, g);
+    }
     g.push(f);
   }
-  return [...groups.entries()].sort((a, b) => b[1].length - a[1].length)
+  return [...groups.entries()]
+    .sort((a, b) => b[1].length - a[1].length)
     .map(([cause, list]) => ({ cause, count: list.length, examples: [...list].sort((a, b) => a.at - b.at).slice(0, examples) }));
 }
-

@@ -91,10 +91,18 @@ export class Timeline {
   }
 
   /** Everything the watches deliver goes through these. */
-  ingestPod(c: ObjectChange<V1Pod>, at = this.now(), baseline = false): void { this.#onPod(c, at, baseline); }
-  ingestSlices(slices: V1EndpointSlice[], at = this.now()): void { this.#onSlices(slices, at); }
-  ingestNode(c: ObjectChange<V1Node>, at = this.now()): void { this.#onNode(c, at); }
-  ingestEvent(c: ObjectChange<CoreV1Event>, at = this.now()): void { this.#onEvent(c, at); }
+  ingestPod(c: ObjectChange<V1Pod>, at = this.now(), baseline = false): void {
+    this.#onPod(c, at, baseline);
+  }
+  ingestSlices(slices: V1EndpointSlice[], at = this.now()): void {
+    this.#onSlices(slices, at);
+  }
+  ingestNode(c: ObjectChange<V1Node>, at = this.now()): void {
+    this.#onNode(c, at);
+  }
+  ingestEvent(c: ObjectChange<CoreV1Event>, at = this.now()): void {
+    this.#onEvent(c, at);
+  }
 
   /** Puts a harness action on the timeline (a pod deleted, a node cordoned, an outage begun). */
   action(object: string, change: string, detail: string | null = null, at = this.now()): TimelineEvent {
@@ -140,7 +148,10 @@ export class Timeline {
   /** Pods that were terminating at `t`. */
   terminatingAt(t: number): string[] {
     const out: string[] = [];
-    for (const [name, h] of this.#pods) { const s = stateAt(h, t); if (s?.exists && s.terminating) out.push(name); }
+    for (const [name, h] of this.#pods) {
+      const s = stateAt(h, t);
+      if (s?.exists && s.terminating) out.push(name);
+    }
     return out;
   }
 
@@ -200,16 +211,19 @@ export class Timeline {
     // The baseline comes after the first list; a watch event that arrived meanwhile is newer.
     if (baseline && history.length) return;
     const prev = history.at(-1);
-    const next: PodState = c.type === 'DELETED'
-      ? { ...(prev ?? podState(p, at)), at, exists: false, ready: false }
-      : podState(p, at);
+    const next: PodState =
+      c.type === 'DELETED' ? { ...(prev ?? podState(p, at)), at, exists: false, ready: false } : podState(p, at);
     if (prev && samePodState(prev, next)) return;
     history.push(next);
     this.#pods.set(name, history);
     const object = `pod/${name}`;
     const relist = c.fromRelist ? 'seen on re-list' : null;
     const say = (change: string, detail: string | null = relist) => this.events.push({ at, kind: 'pod', object, change, detail });
-    if (!prev) say(baseline ? 'present' : 'created', [next.version && `version ${next.version}`, next.node && `node ${next.node}`, relist].filter(Boolean).join(', ') || null);
+    if (!prev)
+      say(
+        baseline ? 'present' : 'created',
+        [next.version && `version ${next.version}`, next.node && `node ${next.node}`, relist].filter(Boolean).join(', ') || null,
+      );
     if (next.exists && prev?.exists !== false) {
       if (next.ready !== (prev?.ready ?? false) && (prev || next.ready)) say(next.ready ? 'ready' : 'unready');
       if (next.terminating && !prev?.terminating) say('terminating');
@@ -228,7 +242,10 @@ export class Timeline {
       const s = h.at(-1)!;
       if (!s.exists) continue;
       total++;
-      if (!s.terminating) { active++; if (s.ready) ready++; }
+      if (!s.terminating) {
+        active++;
+        if (s.ready) ready++;
+      }
     }
     const last = this.capacity.at(-1);
     if (last && last.ready === ready && last.active === active && last.total === total) return;
@@ -252,23 +269,51 @@ export class Timeline {
       const h = this.#endpoints.get(pod) ?? [];
       const prev = h.at(-1);
       const cur = now.get(pod) ?? { listed: false, ready: false, serving: false, terminating: false };
-      if (prev && prev.listed === cur.listed && prev.ready === cur.ready && prev.serving === cur.serving && prev.terminating === cur.terminating) continue;
+      if (
+        prev &&
+        prev.listed === cur.listed &&
+        prev.ready === cur.ready &&
+        prev.serving === cur.serving &&
+        prev.terminating === cur.terminating
+      )
+        continue;
       if (!prev && !cur.listed) continue;
       h.push({ at, ...cur });
       this.#endpoints.set(pod, h);
-      const change = !cur.listed ? 'endpoint-removed' : cur.ready ? (prev?.listed ? 'endpoint-ready' : 'endpoint-added') : cur.terminating ? 'endpoint-terminating' : 'endpoint-not-ready';
-      this.events.push({ at, kind: 'endpoint', object: `endpoint/${pod}`, change, detail: cur.listed ? `ready=${cur.ready} serving=${cur.serving} terminating=${cur.terminating}` : null });
+      const change = !cur.listed
+        ? 'endpoint-removed'
+        : cur.ready
+          ? prev?.listed
+            ? 'endpoint-ready'
+            : 'endpoint-added'
+          : cur.terminating
+            ? 'endpoint-terminating'
+            : 'endpoint-not-ready';
+      this.events.push({
+        at,
+        kind: 'endpoint',
+        object: `endpoint/${pod}`,
+        change,
+        detail: cur.listed ? `ready=${cur.ready} serving=${cur.serving} terminating=${cur.terminating}` : null,
+      });
     }
   }
 
   #onNode(c: ObjectChange<V1Node>, at: number): void {
     const n = c.object;
     const name = n.metadata?.name ?? '?';
-    const say = (change: string, detail: string | null = null) => this.events.push({ at, kind: 'node', object: `node/${name}`, change, detail });
-    if (c.type === 'DELETED') { say('gone'); return; }
+    const say = (change: string, detail: string | null = null) =>
+      this.events.push({ at, kind: 'node', object: `node/${name}`, change, detail });
+    if (c.type === 'DELETED') {
+      say('gone');
+      return;
+    }
     const prev = c.previous;
     const ready = (x?: V1Node) => x?.status?.conditions?.some((k) => k.type === 'Ready' && k.status === 'True') ?? false;
-    if (!prev) { say('added', ready(n) ? 'Ready' : 'not Ready'); return; }
+    if (!prev) {
+      say('added', ready(n) ? 'Ready' : 'not Ready');
+      return;
+    }
     if (!!prev.spec?.unschedulable !== !!n.spec?.unschedulable) say(n.spec?.unschedulable ? 'cordoned' : 'uncordoned');
     if (ready(prev) !== ready(n)) say(ready(n) ? 'ready' : 'not-ready');
   }
@@ -281,8 +326,13 @@ export class Timeline {
     if (this.eventsSince === undefined || (Number.isFinite(when) && when < this.eventsSince - 1000)) return;
     if (c.previous && c.previous.count === e.count) return;
     const obj = e.involvedObject;
-    this.events.push({ at, kind: 'event', object: `${obj?.kind ?? '?'}/${obj?.name ?? '?'}`, change: e.reason ?? 'Event',
-      detail: `${e.type ?? 'Normal'}: ${(e.message ?? '').slice(0, 300)}${(e.count ?? 1) > 1 ? ` (x${e.count})` : ''}` });
+    this.events.push({
+      at,
+      kind: 'event',
+      object: `${obj?.kind ?? '?'}/${obj?.name ?? '?'}`,
+      change: e.reason ?? 'Event',
+      detail: `${e.type ?? 'Normal'}: ${(e.message ?? '').slice(0, 300)}${(e.count ?? 1) > 1 ? ` (x${e.count})` : ''}`,
+    });
   }
 }
 
@@ -309,12 +359,18 @@ export class ClusterTimeline extends Timeline {
     const { kubeConfig: kc, namespace: ns } = this.#o;
     const core = kc.makeApiClient(CoreV1Api);
     const timeoutSeconds = this.#o.watchTimeoutSeconds ?? 25;
-    const onError = (what: string) => (err: unknown) => { this.watchErrors.push(`${new Date(this.now()).toISOString()} ${what}: ${String((err as Error)?.message ?? err)}`); };
+    const onError = (what: string) => (err: unknown) => {
+      this.watchErrors.push(`${new Date(this.now()).toISOString()} ${what}: ${String((err as Error)?.message ?? err)}`);
+    };
     const sel = encodeURIComponent(this.#o.selector);
     const pods = new ListWatch<V1Pod>({
-      kubeConfig: kc, path: `/api/v1/namespaces/${ns}/pods?labelSelector=${sel}`, timeoutSeconds,
+      kubeConfig: kc,
+      path: `/api/v1/namespaces/${ns}/pods?labelSelector=${sel}`,
+      timeoutSeconds,
       list: () => core.listNamespacedPod({ namespace: ns, labelSelector: this.#o.selector }),
-      onChange: () => {}, onObject: (c) => this.ingestPod(c), onError: onError('pods'),
+      onChange: () => {},
+      onObject: (c) => this.ingestPod(c),
+      onError: onError('pods'),
     });
     this.#watches.push(pods);
     let slices: ListWatch<V1EndpointSlice> | undefined;
@@ -322,23 +378,40 @@ export class ClusterTimeline extends Timeline {
       const discovery = kc.makeApiClient(DiscoveryV1Api);
       const label = `kubernetes.io/service-name=${this.#o.service}`;
       slices = new ListWatch<V1EndpointSlice>({
-        kubeConfig: kc, path: `/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices?labelSelector=${encodeURIComponent(label)}`, timeoutSeconds,
+        kubeConfig: kc,
+        path: `/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices?labelSelector=${encodeURIComponent(label)}`,
+        timeoutSeconds,
         list: () => discovery.listNamespacedEndpointSlice({ namespace: ns, labelSelector: label }),
-        onChange: () => this.ingestSlices(slices!.items()), onError: onError('endpointslices'),
+        onChange: () => this.ingestSlices(slices!.items()),
+        onError: onError('endpointslices'),
       });
       this.#watches.push(slices);
     }
     if (this.#o.nodes ?? true) {
-      this.#watches.push(new ListWatch<V1Node>({
-        kubeConfig: kc, path: '/api/v1/nodes', timeoutSeconds,
-        list: () => core.listNode({}), onChange: () => {}, onObject: (c) => this.ingestNode(c), onError: onError('nodes'),
-      }));
+      this.#watches.push(
+        new ListWatch<V1Node>({
+          kubeConfig: kc,
+          path: '/api/v1/nodes',
+          timeoutSeconds,
+          list: () => core.listNode({}),
+          onChange: () => {},
+          onObject: (c) => this.ingestNode(c),
+          onError: onError('nodes'),
+        }),
+      );
     }
     if (this.#o.kubeEvents ?? true) {
-      this.#watches.push(new ListWatch<CoreV1Event>({
-        kubeConfig: kc, path: `/api/v1/namespaces/${ns}/events`, timeoutSeconds,
-        list: () => core.listNamespacedEvent({ namespace: ns }), onChange: () => {}, onObject: (c) => this.ingestEvent(c), onError: onError('events'),
-      }));
+      this.#watches.push(
+        new ListWatch<CoreV1Event>({
+          kubeConfig: kc,
+          path: `/api/v1/namespaces/${ns}/events`,
+          timeoutSeconds,
+          list: () => core.listNamespacedEvent({ namespace: ns }),
+          onChange: () => {},
+          onObject: (c) => this.ingestEvent(c),
+          onError: onError('events'),
+        }),
+      );
     }
     try {
       await Promise.all(this.#watches.map((w) => w.start()));
@@ -356,11 +429,13 @@ export class ClusterTimeline extends Timeline {
 
   async stop(): Promise<void> {
     await Promise.all(this.#watches.map((w) => w.stop()));
-  }}
+  }
+}
 
 function podState(p: V1Pod, at: number): PodState {
   return {
-    at, exists: true,
+    at,
+    exists: true,
     ready: p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false,
     terminating: !!p.metadata?.deletionTimestamp,
     version: p.metadata?.labels?.[VERSION_LABEL] ?? null,
@@ -371,7 +446,14 @@ function podState(p: V1Pod, at: number): PodState {
 }
 
 function samePodState(a: PodState, b: PodState): boolean {
-  return a.exists === b.exists && a.ready === b.ready && a.terminating === b.terminating && a.ip === b.ip && a.node === b.node && a.restarts === b.restarts;
+  return (
+    a.exists === b.exists &&
+    a.ready === b.ready &&
+    a.terminating === b.terminating &&
+    a.ip === b.ip &&
+    a.node === b.node &&
+    a.restarts === b.restarts
+  );
 }
 
 /** The last state at or before `t` in a time-ordered history. */
@@ -382,7 +464,8 @@ function stateAt<S extends { at: number }>(history: S[] | undefined, t: number):
   if (history[0].at > t) return undefined;
   while (lo < hi) {
     const mid = (lo + hi + 1) >> 1;
-    if (history[mid].at <= t) lo = mid; else hi = mid - 1;
+    if (history[mid].at <= t) lo = mid;
+    else hi = mid - 1;
   }
   return history[lo];
 }

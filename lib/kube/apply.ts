@@ -7,7 +7,10 @@ export interface ApplyOptions {
   dryRun?: boolean;
 }
 
-export interface ApplyResult { object: string; action: 'applied' | 'dry-run' }
+export interface ApplyResult {
+  object: string;
+  action: 'applied' | 'dry-run';
+}
 
 const ORDER = ['Namespace', 'ServiceAccount', 'ConfigMap', 'Secret', 'Service', 'PodDisruptionBudget', 'Deployment'];
 
@@ -17,12 +20,22 @@ const ORDER = ['Namespace', 'ServiceAccount', 'ConfigMap', 'Secret', 'Service', 
  */
 export async function applyObjects(kc: k8s.KubeConfig, objects: KubeObject[], opts: ApplyOptions = {}): Promise<ApplyResult[]> {
   const api = k8s.KubernetesObjectApi.makeApiClient(kc);
-  const rank = (o: KubeObject) => { const i = ORDER.indexOf(o.kind); return i < 0 ? ORDER.length : i; };
+  const rank = (o: KubeObject) => {
+    const i = ORDER.indexOf(o.kind);
+    return i < 0 ? ORDER.length : i;
+  };
   const results: ApplyResult[] = [];
   for (const o of [...objects].sort((a, b) => rank(a) - rank(b))) {
     const name = `${o.kind}/${o.metadata.namespace ? `${o.metadata.namespace}/` : ''}${o.metadata.name}`;
     try {
-      await api.patch(o as k8s.KubernetesObject, undefined, opts.dryRun ? 'All' : undefined, opts.fieldManager ?? 'verdict', true, k8s.PatchStrategy.ServerSideApply);
+      await api.patch(
+        o as k8s.KubernetesObject,
+        undefined,
+        opts.dryRun ? 'All' : undefined,
+        opts.fieldManager ?? 'verdict',
+        true,
+        k8s.PatchStrategy.ServerSideApply,
+      );
       results.push({ object: name, action: opts.dryRun ? 'dry-run' : 'applied' });
     } catch (err) {
       throw new Error(`applying ${name} failed: ${messageOf(err)}`);

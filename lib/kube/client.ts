@@ -30,7 +30,13 @@ export function statusOf(err: unknown): number | undefined {
 export function messageOf(err: unknown): string {
   const e = err as { body?: unknown; message?: string };
   let body = e?.body;
-  if (typeof body === 'string') { try { body = JSON.parse(body); } catch { /* keep the string */ } }
+  if (typeof body === 'string') {
+    try {
+      body = JSON.parse(body);
+    } catch {
+      /* keep the string */
+    }
+  }
   if (body && typeof body === 'object' && 'message' in body) return String((body as { message: unknown }).message);
   return e?.message ?? String(err);
 }

@@ -66,7 +66,11 @@ export async function deployRelease(kc: k8s.KubeConfig, spec: ReleaseSpec, opts:
  * for a rollout someone else applied): crash loops, image errors and a readiness that never passes
  * end the wait at once.
  */
-export async function liveRolloutCheck(kc: k8s.KubeConfig, namespace: string, name: string): Promise<() => Promise<RolloutProblem | undefined>> {
+export async function liveRolloutCheck(
+  kc: k8s.KubeConfig,
+  namespace: string,
+  name: string,
+): Promise<() => Promise<RolloutProblem | undefined>> {
   const d = await kc.makeApiClient(k8s.AppsV1Api).readNamespacedDeployment({ namespace, name });
   const container = d.spec?.template.spec?.containers[0]?.name ?? '';
   return newPodsCheck(kc, namespace, d as unknown as KubeObject, name, container);
@@ -76,9 +80,17 @@ export async function liveRolloutCheck(kc: k8s.KubeConfig, namespace: string, na
  * The pods of the Deployment's current template (its newest ReplicaSet: an older one may carry the
  * same version label), judged by {@link rolloutProblem} with the readiness probe's own budget.
  */
-function newPodsCheck(kc: k8s.KubeConfig, namespace: string, d: KubeObject, deployment: string, container: string): () => Promise<RolloutProblem | undefined> {
+function newPodsCheck(
+  kc: k8s.KubeConfig,
+  namespace: string,
+  d: KubeObject,
+  deployment: string,
+  container: string,
+): () => Promise<RolloutProblem | undefined> {
   const core = kc.makeApiClient(k8s.CoreV1Api);
-  const base = Object.entries(d.spec.selector?.matchLabels ?? {}).map(([k, v]) => `${k}=${v}`).join(',');
+  const base = Object.entries(d.spec.selector?.matchLabels ?? {})
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',');
   const c = d.spec.template.spec.containers.find((x: { name: string }) => x.name === container);
   const rp = c?.readinessProbe ?? {};
   // The kubelet needs initialDelay + period × failureThreshold to call a pod unready; give it that

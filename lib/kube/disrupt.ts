@@ -31,21 +31,33 @@ export interface EvictOptions {
  * Evicts a pod through the Eviction API. A 429 means a PodDisruptionBudget does not allow it now:
  * wait and retry, as `kubectl drain` does, until `timeoutMs`. Resolves with the number of refusals.
  */
-export async function evictPod(kc: k8s.KubeConfig, namespace: string, name: string, o: EvictOptions = {}): Promise<{ refusals: number }> {
+export async function evictPod(
+  kc: k8s.KubeConfig,
+  namespace: string,
+  name: string,
+  o: EvictOptions = {},
+): Promise<{ refusals: number }> {
   const core = kc.makeApiClient(k8s.CoreV1Api);
   const deadline = Date.now() + (o.timeoutMs ?? 120_000);
   let refusals = 0;
   for (;;) {
     o.signal?.throwIfAborted();
     try {
-      await core.createNamespacedPodEviction({ namespace, name, body: { apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name, namespace } } });
+      await core.createNamespacedPodEviction({
+        namespace,
+        name,
+        body: { apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name, namespace } },
+      });
       return { refusals };
     } catch (err) {
       if (isNotFound(err)) return { refusals };
       if (statusOf(err) !== 429) throw new Error(`evicting pod ${namespace}/${name} failed: ${messageOf(err)}`);
       refusals++;
       o.onBlocked?.(messageOf(err));
-      if (Date.now() > deadline) throw new Error(`evicting pod ${namespace}/${name}: the disruption budget refused it for ${((o.timeoutMs ?? 120_000) / 1000).toFixed(0)} s (${refusals} refusals): ${messageOf(err)}`);
+      if (Date.now() > deadline)
+        throw new Error(
+          `evicting pod ${namespace}/${name}: the disruption budget refused it for ${((o.timeoutMs ?? 120_000) / 1000).toFixed(0)} s (${refusals} refusals): ${messageOf(err)}`,
+        );
       await sleep(o.retryMs ?? 1000, undefined, { signal: o.signal });
     }
   }
@@ -72,15 +84,23 @@ export const isPodReady = (p: k8s.V1Pod) => p.status?.conditions?.some((c) => c.
 /** The workload's pods that are not terminating. */
 export async function activePods(kc: k8s.KubeConfig, namespace: string, selector: string): Promise<k8s.V1Pod[]> {
   const core = kc.makeApiClient(k8s.CoreV1Api);
-  return (await core.listNamespacedPod({ namespace, labelSelector: selector })).items.filter((p) => !p.metadata?.deletionTimestamp);
+  return (await core.listNamespacedPod({ namespace, labelSelector: selector })).items.filter(
+    (p) => !p.metadata?.deletionTimestamp,
+  );
 }
 
 /**
  * Waits until `want` pods of the selector are Ready and not terminating, none of them in `exclude`
  * (the pods just disrupted), and the excluded pods are gone.
  */
-export async function waitForReplacement(kc: k8s.KubeConfig, namespace: string, selector: string, want: number, exclude: string[],
-  o: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<void> {
+export async function waitForReplacement(
+  kc: k8s.KubeConfig,
+  namespace: string,
+  selector: string,
+  want: number,
+  exclude: string[],
+  o: { timeoutMs?: number; signal?: AbortSignal } = {},
+): Promise<void> {
   const core = kc.makeApiClient(k8s.CoreV1Api);
   const deadline = Date.now() + (o.timeoutMs ?? 180_000);
   for (;;) {
@@ -90,7 +110,9 @@ export async function waitForReplacement(kc: k8s.KubeConfig, namespace: string, 
     const lingering = pods.filter((p) => exclude.includes(p.metadata!.name!));
     if (ready.length >= want && lingering.length === 0) return;
     if (Date.now() > deadline) {
-      throw new Error(`no replacement within ${((o.timeoutMs ?? 180_000) / 1000).toFixed(0)} s: ${ready.length} of ${want} pods ready, ${lingering.length} disrupted pods still there (${lingering.map((p) => p.metadata!.name).join(', ')})`);
+      throw new Error(
+        `no replacement within ${((o.timeoutMs ?? 180_000) / 1000).toFixed(0)} s: ${ready.length} of ${want} pods ready, ${lingering.length} disrupted pods still there (${lingering.map((p) => p.metadata!.name).join(', ')})`,
+      );
     }
     await sleep(250, undefined, { signal: o.signal });
   }
@@ -102,19 +124,29 @@ export async function waitForReplacement(kc: k8s.KubeConfig, namespace: string, 
  * release (or of the same version with another configuration) are gone, so what answers from now
  * on is this release only.
  */
-export async function waitForSettled(kc: k8s.KubeConfig, namespace: string, selector: string, deployment: string, want: number,
-  o: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<void> {
+export async function waitForSettled(
+  kc: k8s.KubeConfig,
+  namespace: string,
+  selector: string,
+  deployment: string,
+  want: number,
+  o: { timeoutMs?: number; signal?: AbortSignal } = {},
+): Promise<void> {
   const core = kc.makeApiClient(k8s.CoreV1Api);
   const deadline = Date.now() + (o.timeoutMs ?? 180_000);
   for (;;) {
     o.signal?.throwIfAborted();
     const hash = await currentTemplateHash(kc, namespace, deployment);
     const pods = (await core.listNamespacedPod({ namespace, labelSelector: selector })).items;
-    const others = pods.filter((p) => !hash || p.metadata?.labels?.['pod-template-hash'] !== hash || p.metadata?.deletionTimestamp);
+    const others = pods.filter(
+      (p) => !hash || p.metadata?.labels?.['pod-template-hash'] !== hash || p.metadata?.deletionTimestamp,
+    );
     const ready = pods.filter((p) => !others.includes(p) && isPodReady(p));
     if (others.length === 0 && ready.length >= want) return;
     if (Date.now() > deadline) {
-      throw new Error(`the workload did not settle on its current template within ${((o.timeoutMs ?? 180_000) / 1000).toFixed(0)} s: ${ready.length} of ${want} ready, ${others.length} other pods left (${others.map((p) => p.metadata!.name).join(', ')})`);
+      throw new Error(
+        `the workload did not settle on its current template within ${((o.timeoutMs ?? 180_000) / 1000).toFixed(0)} s: ${ready.length} of ${want} ready, ${others.length} other pods left (${others.map((p) => p.metadata!.name).join(', ')})`,
+      );
     }
     await sleep(250, undefined, { signal: o.signal });
   }

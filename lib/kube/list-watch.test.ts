@@ -11,7 +11,9 @@ import { ListWatch } from './list-watch.ts';
 type Handler = (req: IncomingMessage, res: ServerResponse, url: URL) => void;
 
 const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => { for (const c of cleanups.splice(0).reverse()) await c(); });
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
 
 async function scriptedApiserver(handlers: Handler[]) {
   const requests: string[] = [];
@@ -27,7 +29,10 @@ async function scriptedApiserver(handlers: Handler[]) {
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as { port: number }).port;
-  cleanups.push(() => { for (const r of open) r.destroy(); return new Promise<void>((r) => server.close(() => r())); });
+  cleanups.push(() => {
+    for (const r of open) r.destroy();
+    return new Promise<void>((r) => server.close(() => r()));
+  });
   const kc = new KubeConfig();
   kc.loadFromOptions({
     clusters: [{ name: 'c', server: `http://127.0.0.1:${port}`, skipTLSVerify: true }],
@@ -39,13 +44,25 @@ async function scriptedApiserver(handlers: Handler[]) {
 }
 
 const svc = (name: string, rv: string): V1Service => ({ metadata: { name, namespace: 'ns', resourceVersion: rv } });
-const list = (rv: string, items: V1Service[]): Handler => (_q, res) => { res.setHeader('content-type', 'application/json'); res.end(JSON.stringify({ metadata: { resourceVersion: rv }, items })); };
-const events = (evs: { type: string; object: unknown }[], end = true): Handler => (_q, res) => {
-  res.writeHead(200, { 'content-type': 'application/json' });
-  for (const e of evs) res.write(`${JSON.stringify(e)}\n`);
-  if (end) res.end();
-};
-const status = (code: number): Handler => (_q, res) => { res.writeHead(code); res.end('{}'); };
+const list =
+  (rv: string, items: V1Service[]): Handler =>
+  (_q, res) => {
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify({ metadata: { resourceVersion: rv }, items }));
+  };
+const events =
+  (evs: { type: string; object: unknown }[], end = true): Handler =>
+  (_q, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    for (const e of evs) res.write(`${JSON.stringify(e)}\n`);
+    if (end) res.end();
+  };
+const status =
+  (code: number): Handler =>
+  (_q, res) => {
+    res.writeHead(code);
+    res.end('{}');
+  };
 
 function listWatchOver(kc: KubeConfig, listCalls: { n: number }, errors: string[], changes: { n: number }, objects?: string[]) {
   return new ListWatch<V1Service>({
@@ -56,9 +73,11 @@ function listWatchOver(kc: KubeConfig, listCalls: { n: number }, errors: string[
       const cluster = kc.getCurrentCluster()!;
       const r = await fetch(`${cluster.server}/api/v1/services`);
       if (!r.ok) throw new Error(`list: HTTP ${r.status}`);
-      return await r.json() as { items: V1Service[]; metadata: { resourceVersion: string } };
+      return (await r.json()) as { items: V1Service[]; metadata: { resourceVersion: string } };
     },
-    onChange: () => { changes.n++; },
+    onChange: () => {
+      changes.n++;
+    },
     onObject: objects ? (c) => objects.push(`${c.type} ${c.object.metadata?.name}${c.fromRelist ? ' (relist)' : ''}`) : undefined,
     onError: (e, retry) => errors.push(`${String(e)} retry=${retry}`),
     backoffMs: 50,
@@ -78,8 +97,17 @@ describe('ListWatch (reflector)', () => {
   it('lists, applies watch events, resumes from the last resourceVersion, and re-lists after 410 Gone and HTTP errors', async () => {
     const { kc, requests } = await scriptedApiserver([
       list('10', [svc('a', '5')]),
-      events([{ type: 'ADDED', object: svc('b', '11') }, { type: 'BOOKMARK', object: { metadata: { resourceVersion: '12' } } }]), // server ends the watch
-      events([{ type: 'DELETED', object: svc('a', '13') }, { type: 'ERROR', object: { kind: 'Status', code: 410, message: 'too old resource version' } }], false),
+      events([
+        { type: 'ADDED', object: svc('b', '11') },
+        { type: 'BOOKMARK', object: { metadata: { resourceVersion: '12' } } },
+      ]), // server ends the watch
+      events(
+        [
+          { type: 'DELETED', object: svc('a', '13') },
+          { type: 'ERROR', object: { kind: 'Status', code: 410, message: 'too old resource version' } },
+        ],
+        false,
+      ),
       list('20', [svc('b', '11'), svc('c', '19')]),
       status(500),
       list('30', [svc('c', '19'), svc('d', '29')]),
@@ -95,7 +123,12 @@ describe('ListWatch (reflector)', () => {
     await until(() => requests.length >= 7, 'the scripted sequence');
     await until(() => lw.items().some((s) => s.metadata?.name === 'd'), 'the last list to be applied');
     expect(requests).toEqual(['list rv=', 'watch rv=10', 'watch rv=12', 'list rv=', 'watch rv=20', 'list rv=', 'watch rv=30']);
-    expect(lw.items().map((s) => s.metadata?.name).sort()).toEqual(['c', 'd']);
+    expect(
+      lw
+        .items()
+        .map((s) => s.metadata?.name)
+        .sort(),
+    ).toEqual(['c', 'd']);
     expect(listCalls.n).toBe(3);
     expect(errors).toHaveLength(2);
     expect(errors[0]).toMatch(/too old resource version retry=0/); // 410: re-list at once
@@ -108,7 +141,9 @@ describe('ListWatch (reflector)', () => {
   it('start() rejects when no list succeeds in time; stop() ends an open watch', async () => {
     const failing = await scriptedApiserver([status(503)]);
     const lw1 = listWatchOver(failing.kc, { n: 0 }, [], { n: 0 });
-    await expect(lw1.start(500)).rejects.toThrow(/no successful list of \/api\/v1\/services within 500 ms: Error: list: HTTP 503/);
+    await expect(lw1.start(500)).rejects.toThrow(
+      /no successful list of \/api\/v1\/services within 500 ms: Error: list: HTTP 503/,
+    );
 
     const open = await scriptedApiserver([list('1', []), events([], false)]);
     const lw2 = listWatchOver(open.kc, { n: 0 }, [], { n: 0 });

@@ -71,11 +71,21 @@ export class ListWatch<T extends KubernetesObject> {
   async start(syncTimeoutMs = 30_000): Promise<void> {
     if (this.#loop) throw new Error('ListWatch already started');
     let resolveSynced!: () => void;
-    const synced = new Promise<void>((r) => { resolveSynced = r; });
+    const synced = new Promise<void>((r) => {
+      resolveSynced = r;
+    });
     this.#loop = this.#run(resolveSynced);
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no successful list of ${this.#o.path} within ${syncTimeoutMs} ms: ${String(this.#lastError ?? 'no answer')}`)), syncTimeoutMs);
+      timer = setTimeout(
+        () =>
+          reject(
+            new Error(
+              `no successful list of ${this.#o.path} within ${syncTimeoutMs} ms: ${String(this.#lastError ?? 'no answer')}`,
+            ),
+          ),
+        syncTimeoutMs,
+      );
     });
     try {
       await Promise.race([synced, timeout]);
@@ -124,7 +134,10 @@ export class ListWatch<T extends KubernetesObject> {
         if (!(err instanceof ResourceExpired)) backoff = Math.min(backoff * 2, this.#o.maxBackoffMs ?? 5_000);
         await new Promise<void>((resolve) => {
           const t = setTimeout(resolve, wait);
-          this.#wake = () => { clearTimeout(t); resolve(); };
+          this.#wake = () => {
+            clearTimeout(t);
+            resolve();
+          };
         });
         this.#wake = undefined;
       }
@@ -153,7 +166,10 @@ export class ListWatch<T extends KubernetesObject> {
     let timer: NodeJS.Timeout | undefined;
     const armSilenceTimer = () => {
       clearTimeout(timer);
-      timer = setTimeout(() => abort.abort(new Error(`watch ${this.#o.path} silent for ${timeoutSeconds + 15} s`)), (timeoutSeconds + 15) * 1000);
+      timer = setTimeout(
+        () => abort.abort(new Error(`watch ${this.#o.path} silent for ${timeoutSeconds + 15} s`)),
+        (timeoutSeconds + 15) * 1000,
+      );
     };
     armSilenceTimer();
     try {
@@ -190,9 +206,11 @@ export class ListWatch<T extends KubernetesObject> {
     for (const [key, obj] of this.#cache) {
       const prev = old.get(key);
       if (!prev) emit({ type: 'ADDED', object: obj, previous: undefined, fromRelist: true });
-      else if (prev.metadata?.resourceVersion !== obj.metadata?.resourceVersion) emit({ type: 'MODIFIED', object: obj, previous: prev, fromRelist: true });
+      else if (prev.metadata?.resourceVersion !== obj.metadata?.resourceVersion)
+        emit({ type: 'MODIFIED', object: obj, previous: prev, fromRelist: true });
     }
-    for (const [key, prev] of old) if (!this.#cache.has(key)) emit({ type: 'DELETED', object: prev, previous: prev, fromRelist: true });
+    for (const [key, prev] of old)
+      if (!this.#cache.has(key)) emit({ type: 'DELETED', object: prev, previous: prev, fromRelist: true });
   }
 
   #onWatchEvent(ev: { type: string; object: T & { code?: number; message?: string } }): void {

@@ -26,8 +26,10 @@ export async function renderKustomization(dir: string): Promise<KubeObject[]> {
 }
 
 export function parseManifests(text: string): KubeObject[] {
-  return parseAllDocuments(text).map((d) => {
-    if (d.errors.length) throw new Error(`invalid YAML: ${d.errors[0].message}`);
-    return d.toJS() as KubeObject;
-  }).filter((o) => o && typeof o === 'object' && o.kind);
+  return parseAllDocuments(text)
+    .map((d) => {
+      if (d.errors.length) throw new Error(`invalid YAML: ${d.errors[0].message}`);
+      return d.toJS() as KubeObject;
+    })
+    .filter((o) => o && typeof o === 'object' && o.kind);
 }

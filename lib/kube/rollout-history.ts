@@ -105,19 +105,23 @@ export function revisionHistory(d: k8s.V1Deployment, sets: k8s.V1ReplicaSet[]): 
     if (v !== null) byRevision.set(v, rs);
   }
   const current = newestMatching(d, [...byRevision.values()]);
-  return [...byRevision.entries()].sort((x, y) => x[0] - y[0]).map(([revision, rs]) => {
-    const spec = rs.spec?.template?.spec;
-    const containers = [...(spec?.initContainers ?? []), ...(spec?.containers ?? [])];
-    return {
-      revision, replicaSet: rs.metadata?.name ?? '?',
-      changeCause: rs.metadata?.annotations?.[CHANGE_CAUSE_ANNOTATION] || null,
-      images: containers.map((c) => `${c.name}=${c.image ?? ''}`),
-      templateHash: rs.metadata?.labels?.[POD_TEMPLATE_HASH] ?? null,
-      current: rs === current,
-      replicas: rs.status?.replicas ?? 0, readyReplicas: rs.status?.readyReplicas ?? 0,
-      createdAt: toIso(rs.metadata?.creationTimestamp),
-    };
-  });
+  return [...byRevision.entries()]
+    .sort((x, y) => x[0] - y[0])
+    .map(([revision, rs]) => {
+      const spec = rs.spec?.template?.spec;
+      const containers = [...(spec?.initContainers ?? []), ...(spec?.containers ?? [])];
+      return {
+        revision,
+        replicaSet: rs.metadata?.name ?? '?',
+        changeCause: rs.metadata?.annotations?.[CHANGE_CAUSE_ANNOTATION] || null,
+        images: containers.map((c) => `${c.name}=${c.image ?? ''}`),
+        templateHash: rs.metadata?.labels?.[POD_TEMPLATE_HASH] ?? null,
+        current: rs === current,
+        replicas: rs.status?.replicas ?? 0,
+        readyReplicas: rs.status?.readyReplicas ?? 0,
+        createdAt: toIso(rs.metadata?.creationTimestamp),
+      };
+    });
 }
 
 /**
@@ -133,10 +137,16 @@ export function planUndo(d: k8s.V1Deployment, sets: k8s.V1ReplicaSet[], toRevisi
   }
   let target: { revision: number; rs: k8s.V1ReplicaSet } | undefined;
   if (toRevision > 0) {
-    for (const rs of ownedReplicaSets(d, sets)) if (revisionOf(rs) === toRevision) { target = { revision: toRevision, rs }; break; }
+    for (const rs of ownedReplicaSets(d, sets))
+      if (revisionOf(rs) === toRevision) {
+        target = { revision: toRevision, rs };
+        break;
+      }
     if (!target) {
-      throw new RolloutRefusedError('revision-not-found',
-        `unable to find specified revision ${toRevision} in history of deployment ${ns}/${name} (see the revisions with \`verdict history --deployment ${ns}/${name}\`)`);
+      throw new RolloutRefusedError(
+        'revision-not-found',
+        `unable to find specified revision ${toRevision} in history of deployment ${ns}/${name} (see the revisions with \`verdict history --deployment ${ns}/${name}\`)`,
+      );
     }
   } else {
     // kubectl's single pass: the newest revision, and the one before it.
@@ -144,17 +154,31 @@ export function planUndo(d: k8s.V1Deployment, sets: k8s.V1ReplicaSet[], toRevisi
     for (const rs of ownedReplicaSets(d, sets)) {
       const v = revisionOf(rs);
       if (v === null) continue;
-      if (!latest || latest.revision < v) { target = latest; latest = { revision: v, rs }; } else if (!target || target.revision < v) target = { revision: v, rs };
+      if (!latest || latest.revision < v) {
+        target = latest;
+        latest = { revision: v, rs };
+      } else if (!target || target.revision < v) target = { revision: v, rs };
     }
-    if (!target) throw new RolloutRefusedError('no-history', `no rollout history found for deployment "${name}" (it has no earlier revision to go back to)`);
+    if (!target)
+      throw new RolloutRefusedError(
+        'no-history',
+        `no rollout history found for deployment "${name}" (it has no earlier revision to go back to)`,
+      );
   }
   if (d.spec?.paused) {
-    throw new RolloutRefusedError('paused',
-      `you cannot rollback a paused deployment; resume it first with \`verdict resume --deployment ${ns}/${name}\` (kubectl rollout resume deployment/${name}) and try again`);
+    throw new RolloutRefusedError(
+      'paused',
+      `you cannot rollback a paused deployment; resume it first with \`verdict resume --deployment ${ns}/${name}\` (kubectl rollout resume deployment/${name}) and try again`,
+    );
   }
   const rsName = target.rs.metadata?.name ?? '?';
   if (equalIgnoreHash(target.rs.spec?.template, d.spec?.template)) {
-    return { action: 'skip', revision: target.revision, replicaSet: rsName, message: `skipped rollback (current template already matches revision ${target.revision})` };
+    return {
+      action: 'skip',
+      revision: target.revision,
+      replicaSet: rsName,
+      message: `skipped rollback (current template already matches revision ${target.revision})`,
+    };
   }
   const template = withoutHash(target.rs.spec?.template);
   const annotations: Record<string, string> = {};
@@ -162,9 +186,13 @@ export function planUndo(d: k8s.V1Deployment, sets: k8s.V1ReplicaSet[], toRevisi
     const v = d.metadata?.annotations?.[k];
     if (v !== undefined) annotations[k] = v;
   }
-  for (const [k, v] of Object.entries(target.rs.metadata?.annotations ?? {})) if (!ANNOTATIONS_KEPT_ON_ROLLBACK.includes(k)) annotations[k] = v;
+  for (const [k, v] of Object.entries(target.rs.metadata?.annotations ?? {}))
+    if (!ANNOTATIONS_KEPT_ON_ROLLBACK.includes(k)) annotations[k] = v;
   return {
-    action: 'rollback', revision: target.revision, replicaSet: rsName, message: `rolled back to revision ${target.revision} (replicaset ${rsName})`,
+    action: 'rollback',
+    revision: target.revision,
+    replicaSet: rsName,
+    message: `rolled back to revision ${target.revision} (replicaset ${rsName})`,
     patch: [
       { op: 'replace', path: '/spec/template', value: template },
       // kubectl replaces; `add` does the same where annotations exist and also works where they do not.
@@ -173,14 +201,34 @@ export function planUndo(d: k8s.V1Deployment, sets: k8s.V1ReplicaSet[], toRevisi
   };
 }
 
-export interface RolloutTarget { kc: k8s.KubeConfig; namespace: string; name: string }
+export interface RolloutTarget {
+  kc: k8s.KubeConfig;
+  namespace: string;
+  name: string;
+}
 
 /** The Deployment and every ReplicaSet its selector matches (planUndo and revisionHistory keep the owned ones). */
-async function read(kc: k8s.KubeConfig, namespace: string, name: string): Promise<{ d: k8s.V1Deployment; sets: k8s.V1ReplicaSet[] }> {
+async function read(
+  kc: k8s.KubeConfig,
+  namespace: string,
+  name: string,
+): Promise<{ d: k8s.V1Deployment; sets: k8s.V1ReplicaSet[] }> {
   const apps = kc.makeApiClient(k8s.AppsV1Api);
-  const d = await call(`read deployment ${namespace}/${name}`, () => apps.readNamespacedDeployment({ namespace, name }), namespace, name);
+  const d = await call(
+    `read deployment ${namespace}/${name}`,
+    () => apps.readNamespacedDeployment({ namespace, name }),
+    namespace,
+    name,
+  );
   const selector = labelSelector(d.spec?.selector);
-  const sets = (await call(`list the replicasets of deployment ${namespace}/${name}`, () => apps.listNamespacedReplicaSet({ namespace, labelSelector: selector }), namespace, name)).items;
+  const sets = (
+    await call(
+      `list the replicasets of deployment ${namespace}/${name}`,
+      () => apps.listNamespacedReplicaSet({ namespace, labelSelector: selector }),
+      namespace,
+      name,
+    )
+  ).items;
   return { d, sets };
 }
 
@@ -199,13 +247,22 @@ export interface UndoResult {
 }
 
 /** `kubectl rollout undo deployment/<name> [--to-revision=N]`. Throws RolloutRefusedError for kubectl's refusals, RolloutApiError for the API's. */
-export async function undo(kc: k8s.KubeConfig, namespace: string, name: string, opts: { toRevision?: number } = {}): Promise<UndoResult> {
+export async function undo(
+  kc: k8s.KubeConfig,
+  namespace: string,
+  name: string,
+  opts: { toRevision?: number } = {},
+): Promise<UndoResult> {
   const { d, sets } = await read(kc, namespace, name);
   const plan = planUndo(d, sets, opts.toRevision ?? 0);
   if (plan.action === 'rollback') {
     const apps = kc.makeApiClient(k8s.AppsV1Api);
-    await call(`restore revision ${plan.revision} of deployment ${namespace}/${name}`,
-      () => apps.patchNamespacedDeployment({ namespace, name, body: plan.patch }, jsonPatch), namespace, name);
+    await call(
+      `restore revision ${plan.revision} of deployment ${namespace}/${name}`,
+      () => apps.patchNamespacedDeployment({ namespace, name, body: plan.patch }, jsonPatch),
+      namespace,
+      name,
+    );
   }
   return { action: plan.action, revision: plan.revision, replicaSet: plan.replicaSet, message: plan.message };
 }
@@ -222,13 +279,23 @@ export async function resume(kc: k8s.KubeConfig, namespace: string, name: string
 
 async function setPaused(kc: k8s.KubeConfig, namespace: string, name: string, paused: boolean): Promise<void> {
   const apps = kc.makeApiClient(k8s.AppsV1Api);
-  const d = await call(`read deployment ${namespace}/${name}`, () => apps.readNamespacedDeployment({ namespace, name }), namespace, name);
+  const d = await call(
+    `read deployment ${namespace}/${name}`,
+    () => apps.readNamespacedDeployment({ namespace, name }),
+    namespace,
+    name,
+  );
   if (Boolean(d.spec?.paused) === paused) {
-    throw paused ? new RolloutRefusedError('already-paused', `deployments.apps "${name}" is already paused`)
+    throw paused
+      ? new RolloutRefusedError('already-paused', `deployments.apps "${name}" is already paused`)
       : new RolloutRefusedError('not-paused', `deployments.apps "${name}" is not paused`);
   }
-  await call(`${paused ? 'pause' : 'resume'} deployment ${namespace}/${name}`,
-    () => apps.patchNamespacedDeployment({ namespace, name, body: { spec: { paused } } }, mergePatch), namespace, name);
+  await call(
+    `${paused ? 'pause' : 'resume'} deployment ${namespace}/${name}`,
+    () => apps.patchNamespacedDeployment({ namespace, name, body: { spec: { paused } } }, mergePatch),
+    namespace,
+    name,
+  );
 }
 
 async function call<T>(what: string, f: () => Promise<T>, namespace: string, name: string): Promise<T> {
@@ -236,10 +303,15 @@ async function call<T>(what: string, f: () => Promise<T>, namespace: string, nam
     return await f();
   } catch (err) {
     if (isNotFound(err) && what.startsWith('read deployment')) {
-      throw new RolloutRefusedError('not-found', `deployment ${namespace}/${name} not found (check --deployment <namespace>/<name> and --context)`);
+      throw new RolloutRefusedError(
+        'not-found',
+        `deployment ${namespace}/${name} not found (check --deployment <namespace>/<name> and --context)`,
+      );
     }
     const status = (err as { code?: unknown }).code;
-    throw new RolloutApiError(`cannot ${what}: ${apiMessage(err)}`, typeof status === 'number' ? status : undefined, { cause: err });
+    throw new RolloutApiError(`cannot ${what}: ${apiMessage(err)}`, typeof status === 'number' ? status : undefined, {
+      cause: err,
+    });
   }
 }
 
@@ -269,7 +341,9 @@ function labelSelector(s: k8s.V1LabelSelector | undefined): string {
 
 /** The newest owned ReplicaSet whose template equals the Deployment's (kubectl's FindNewReplicaSet picks the oldest of equals; revisions are unique). */
 function newestMatching(d: k8s.V1Deployment, sets: k8s.V1ReplicaSet[]): k8s.V1ReplicaSet | undefined {
-  return sets.filter((rs) => equalIgnoreHash(rs.spec?.template, d.spec?.template)).sort((a, b) => (revisionOf(b) ?? 0) - (revisionOf(a) ?? 0))[0];
+  return sets
+    .filter((rs) => equalIgnoreHash(rs.spec?.template, d.spec?.template))
+    .sort((a, b) => (revisionOf(b) ?? 0) - (revisionOf(a) ?? 0))[0];
 }
 
 /** A plain JSON copy of a template without the `pod-template-hash` label. */
@@ -286,10 +360,16 @@ function withoutHash(t: k8s.V1PodTemplateSpec | undefined): k8s.V1PodTemplateSpe
 function canonical(v: unknown): string {
   const norm = (x: unknown): unknown => {
     if (x === null || x === undefined) return undefined;
-    if (Array.isArray(x)) { const a = x.map(norm); return a.length ? a : undefined; }
+    if (Array.isArray(x)) {
+      const a = x.map(norm);
+      return a.length ? a : undefined;
+    }
     if (typeof x === 'object') {
       const out: Record<string, unknown> = {};
-      for (const k of Object.keys(x as object).sort()) { const n = norm((x as Record<string, unknown>)[k]); if (n !== undefined) out[k] = n; }
+      for (const k of Object.keys(x as object).sort()) {
+        const n = norm((x as Record<string, unknown>)[k]);
+        if (n !== undefined) out[k] = n;
+      }
       return Object.keys(out).length ? out : undefined;
     }
     return x;
@@ -302,4 +382,3 @@ function toIso(t: Date | string | undefined): string | null {
   const d = t instanceof Date ? t : new Date(t);
   return Number.isFinite(d.getTime()) ? d.toISOString() : null;
 }
-

@@ -2,13 +2,29 @@ import { describe, expect, it } from 'vitest';
 import type { k8s } from './client.ts';
 import { deploymentRolloutState, pollRollout, rolloutProblem } from './rollout.ts';
 
-const pod = (name: string, o: { restarts?: number; ready?: boolean; waiting?: string; exit?: number; runningFor?: number }, now = 100_000): k8s.V1Pod => ({
+const pod = (
+  name: string,
+  o: { restarts?: number; ready?: boolean; waiting?: string; exit?: number; runningFor?: number },
+  now = 100_000,
+): k8s.V1Pod => ({
   metadata: { name },
   status: {
     conditions: [{ type: 'Ready', status: o.ready ? 'True' : 'False' }],
-    containerStatuses: [{ name: 'c', image: 'i', imageID: '', ready: !!o.ready, restartCount: o.restarts ?? 0,
-      state: o.waiting ? { waiting: { reason: o.waiting } } : o.runningFor !== undefined ? { running: { startedAt: new Date(now - o.runningFor) } } : {},
-      lastState: o.exit !== undefined ? { terminated: { exitCode: o.exit, reason: 'Error' } } : {} }],
+    containerStatuses: [
+      {
+        name: 'c',
+        image: 'i',
+        imageID: '',
+        ready: !!o.ready,
+        restartCount: o.restarts ?? 0,
+        state: o.waiting
+          ? { waiting: { reason: o.waiting } }
+          : o.runningFor !== undefined
+            ? { running: { startedAt: new Date(now - o.runningFor) } }
+            : {},
+        lastState: o.exit !== undefined ? { terminated: { exitCode: o.exit, reason: 'Error' } } : {},
+      },
+    ],
   },
 });
 
@@ -23,23 +39,52 @@ describe('rolloutProblem: a rollout that cannot finish, said as soon as it is cl
     expect(rolloutProblem([pod('a', { waiting: 'ErrImagePull' })], 100_000, opts)?.reason).toMatch(/waiting: ErrImagePull/);
   });
   it('a pod running past its readiness budget without being Ready', () => {
-    expect(rolloutProblem([pod('a', { runningFor: 61_000 })], 100_000, opts)?.reason).toMatch(/run for 61 s without becoming Ready/);
+    expect(rolloutProblem([pod('a', { runningFor: 61_000 })], 100_000, opts)?.reason).toMatch(
+      /run for 61 s without becoming Ready/,
+    );
     expect(rolloutProblem([pod('a', { runningFor: 30_000 })], 100_000, opts)).toBeUndefined();
   });
   it('a healthy start is no problem: ready, or starting within budget, or one restart without back-off', () => {
-    expect(rolloutProblem([pod('a', { ready: true, runningFor: 90_000 }), pod('b', { runningFor: 5000 }), pod('c', { restarts: 1, runningFor: 2000 })], 100_000, opts)).toBeUndefined();
+    expect(
+      rolloutProblem(
+        [
+          pod('a', { ready: true, runningFor: 90_000 }),
+          pod('b', { runningFor: 5000 }),
+          pod('c', { restarts: 1, runningFor: 2000 }),
+        ],
+        100_000,
+        opts,
+      ),
+    ).toBeUndefined();
   });
 });
 
 describe('deploymentRolloutState (kubectl rollout status)', () => {
-  it('follows kubectl\'s order: observed generation, deadline, updated, old replicas, available', () => {
-    const d = (spec: object, status: object, generation = 2): k8s.V1Deployment => ({ metadata: { name: 'api', generation }, spec: { replicas: 3, selector: {}, template: {}, ...spec }, status: { observedGeneration: 2, ...status } });
-    expect(deploymentRolloutState(d({}, { observedGeneration: 1 }))).toMatchObject({ done: false, reason: expect.stringMatching(/spec update to be observed/) });
-    expect(deploymentRolloutState(d({}, { conditions: [{ type: 'Progressing', status: 'False', reason: 'ProgressDeadlineExceeded' }] }))).toMatchObject({ failed: true });
+  it("follows kubectl's order: observed generation, deadline, updated, old replicas, available", () => {
+    const d = (spec: object, status: object, generation = 2): k8s.V1Deployment => ({
+      metadata: { name: 'api', generation },
+      spec: { replicas: 3, selector: {}, template: {}, ...spec },
+      status: { observedGeneration: 2, ...status },
+    });
+    expect(deploymentRolloutState(d({}, { observedGeneration: 1 }))).toMatchObject({
+      done: false,
+      reason: expect.stringMatching(/spec update to be observed/),
+    });
+    expect(
+      deploymentRolloutState(
+        d({}, { conditions: [{ type: 'Progressing', status: 'False', reason: 'ProgressDeadlineExceeded' }] }),
+      ),
+    ).toMatchObject({ failed: true });
     expect(deploymentRolloutState(d({}, { updatedReplicas: 1 })).reason).toMatch(/1 out of 3 new replicas/);
-    expect(deploymentRolloutState(d({}, { updatedReplicas: 3, replicas: 4 })).reason).toMatch(/1 old replicas are pending termination/);
-    expect(deploymentRolloutState(d({}, { updatedReplicas: 3, replicas: 3, availableReplicas: 2 })).reason).toMatch(/2 of 3 updated replicas are available/);
-    expect(deploymentRolloutState(d({}, { updatedReplicas: 3, replicas: 3, availableReplicas: 3 }))).toMatchObject({ done: true });
+    expect(deploymentRolloutState(d({}, { updatedReplicas: 3, replicas: 4 })).reason).toMatch(
+      /1 old replicas are pending termination/,
+    );
+    expect(deploymentRolloutState(d({}, { updatedReplicas: 3, replicas: 3, availableReplicas: 2 })).reason).toMatch(
+      /2 of 3 updated replicas are available/,
+    );
+    expect(deploymentRolloutState(d({}, { updatedReplicas: 3, replicas: 3, availableReplicas: 3 }))).toMatchObject({
+      done: true,
+    });
   });
 });
 
@@ -58,16 +103,28 @@ describe('pollRollout: the fail-fast check judges only the spec being waited for
     const checked: number[] = [];
     let poll = 0;
     await pollRollout(async () => states[Math.min(poll++, states.length - 1)], 'api', {
-      everyMs: 1, timeoutMs: 5000,
-      check: async () => { checked.push(poll); return poll <= 2 ? crashLoop : undefined; },
+      everyMs: 1,
+      timeoutMs: 5000,
+      check: async () => {
+        checked.push(poll);
+        return poll <= 2 ? crashLoop : undefined;
+      },
     });
     expect(checked).toEqual([3]);
   });
 
   it('once the spec is observed, a hopeless new release fails at once, with its problem', async () => {
     let calls = 0;
-    await expect(pollRollout(async () => { calls++; return deployment(5, 5, 1); }, 'api', { everyMs: 1, timeoutMs: 5000, check: async () => crashLoop }))
-      .rejects.toThrow(/rollout of deployment "api" cannot finish: pod api-old cannot run/);
+    await expect(
+      pollRollout(
+        async () => {
+          calls++;
+          return deployment(5, 5, 1);
+        },
+        'api',
+        { everyMs: 1, timeoutMs: 5000, check: async () => crashLoop },
+      ),
+    ).rejects.toThrow(/rollout of deployment "api" cannot finish: pod api-old cannot run/);
     expect(calls).toBe(1);
   });
 });

@@ -1,10 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { k8s } from './client.ts';
 
-export type RolloutState =
-  | { done: false; reason: string }
-  | { done: true; reason: string }
-  | { failed: true; reason: string };
+export type RolloutState = { done: false; reason: string } | { done: true; reason: string } | { failed: true; reason: string };
 
 /**
  * kubectl's `rollout status` for a Deployment (polymorphichelpers/rollout_status.go), in its order:
@@ -15,14 +12,28 @@ export function deploymentRolloutState(d: k8s.V1Deployment): RolloutState {
   const name = d.metadata?.name;
   const spec = d.spec!;
   const st = d.status ?? {};
-  if ((d.metadata?.generation ?? 0) > (st.observedGeneration ?? 0)) return { done: false, reason: 'Waiting for deployment spec update to be observed...' };
+  if ((d.metadata?.generation ?? 0) > (st.observedGeneration ?? 0))
+    return { done: false, reason: 'Waiting for deployment spec update to be observed...' };
   const progressing = st.conditions?.find((c) => c.type === 'Progressing');
-  if (progressing?.reason === 'ProgressDeadlineExceeded') return { failed: true, reason: `deployment "${name}" exceeded its progress deadline` };
+  if (progressing?.reason === 'ProgressDeadlineExceeded')
+    return { failed: true, reason: `deployment "${name}" exceeded its progress deadline` };
   const want = spec.replicas ?? 1;
   const updated = st.updatedReplicas ?? 0;
-  if (updated < want) return { done: false, reason: `Waiting for deployment "${name}" rollout to finish: ${updated} out of ${want} new replicas have been updated...` };
-  if ((st.replicas ?? 0) > updated) return { done: false, reason: `Waiting for deployment "${name}" rollout to finish: ${(st.replicas ?? 0) - updated} old replicas are pending termination...` };
-  if ((st.availableReplicas ?? 0) < updated) return { done: false, reason: `Waiting for deployment "${name}" rollout to finish: ${st.availableReplicas ?? 0} of ${updated} updated replicas are available...` };
+  if (updated < want)
+    return {
+      done: false,
+      reason: `Waiting for deployment "${name}" rollout to finish: ${updated} out of ${want} new replicas have been updated...`,
+    };
+  if ((st.replicas ?? 0) > updated)
+    return {
+      done: false,
+      reason: `Waiting for deployment "${name}" rollout to finish: ${(st.replicas ?? 0) - updated} old replicas are pending termination...`,
+    };
+  if ((st.availableReplicas ?? 0) < updated)
+    return {
+      done: false,
+      reason: `Waiting for deployment "${name}" rollout to finish: ${st.availableReplicas ?? 0} of ${updated} updated replicas are available...`,
+    };
   return { done: true, reason: `deployment "${name}" successfully rolled out` };
 }
 
@@ -30,7 +41,12 @@ export function deploymentRolloutState(d: k8s.V1Deployment): RolloutState {
  * Polls until the rollout is done; throws when it failed or `timeoutMs` passed. `check` is asked at
  * every poll and may end the wait early with a {@link RolloutFailedError} (a crash-looping release).
  */
-export async function waitForRollout(kc: k8s.KubeConfig, namespace: string, name: string, opts: RolloutWaitOptions = {}): Promise<void> {
+export async function waitForRollout(
+  kc: k8s.KubeConfig,
+  namespace: string,
+  name: string,
+  opts: RolloutWaitOptions = {},
+): Promise<void> {
   const apps = kc.makeApiClient(k8s.AppsV1Api);
   await pollRollout(() => apps.readNamespacedDeployment({ namespace, name }), name, opts);
 }
@@ -50,20 +66,28 @@ export interface RolloutWaitOptions {
  * being waited for: before that, the current template is still the previous one, and a
  * crash-looping previous release would fail the rollout that replaces it.
  */
-export async function pollRollout(read: () => Promise<k8s.V1Deployment>, name: string, opts: RolloutWaitOptions = {}): Promise<void> {
+export async function pollRollout(
+  read: () => Promise<k8s.V1Deployment>,
+  name: string,
+  opts: RolloutWaitOptions = {},
+): Promise<void> {
   const deadline = Date.now() + (opts.timeoutMs ?? 600_000);
   let last = '';
   for (;;) {
     opts.signal?.throwIfAborted();
     const d = await read();
     const state = deploymentRolloutState(d);
-    if (state.reason !== last) { last = state.reason; opts.onProgress?.(state.reason); }
+    if (state.reason !== last) {
+      last = state.reason;
+      opts.onProgress?.(state.reason);
+    }
     if ('failed' in state) throw new RolloutFailedError(state.reason, await opts.check?.().catch(() => undefined));
     if (state.done) return;
     const observed = (d.status?.observedGeneration ?? 0) >= (d.metadata?.generation ?? 0);
     const problem = observed ? await opts.check?.() : undefined;
     if (problem) throw new RolloutFailedError(`rollout of deployment "${name}" cannot finish: ${problem.reason}`, problem);
-    if (Date.now() > deadline) throw new RolloutFailedError(`timed out after ${(opts.timeoutMs ?? 600_000) / 1000} s: ${state.reason}`);
+    if (Date.now() > deadline)
+      throw new RolloutFailedError(`timed out after ${(opts.timeoutMs ?? 600_000) / 1000} s: ${state.reason}`);
     await sleep(opts.everyMs ?? 500);
   }
 }
@@ -74,7 +98,15 @@ export interface RolloutProblem {
   pods: Array<{ name: string; restarts: number; ready: boolean; waiting: string | null; lastTerminated: string | null }>;
 }
 
-const HOPELESS_WAITING = new Set(['CrashLoopBackOff', 'ErrImagePull', 'ImagePullBackOff', 'InvalidImageName', 'CreateContainerConfigError', 'CreateContainerError', 'RunContainerError']);
+const HOPELESS_WAITING = new Set([
+  'CrashLoopBackOff',
+  'ErrImagePull',
+  'ImagePullBackOff',
+  'InvalidImageName',
+  'CreateContainerConfigError',
+  'CreateContainerError',
+  'RunContainerError',
+]);
 
 /**
  * Looks at the new release's pods (`pods`, already filtered to the new version) and says whether the
@@ -83,7 +115,11 @@ const HOPELESS_WAITING = new Set(['CrashLoopBackOff', 'ErrImagePull', 'ImagePull
  * running pod not Ready after `notReadyAfterMs` (its readiness never passes). Undefined when it may
  * still succeed.
  */
-export function rolloutProblem(pods: k8s.V1Pod[], now: number, opts: { maxRestarts?: number; notReadyAfterMs: number }): RolloutProblem | undefined {
+export function rolloutProblem(
+  pods: k8s.V1Pod[],
+  now: number,
+  opts: { maxRestarts?: number; notReadyAfterMs: number },
+): RolloutProblem | undefined {
   const maxRestarts = opts.maxRestarts ?? 2;
   const described = pods.map((p) => {
     const cs = p.status?.containerStatuses ?? [];
@@ -93,18 +129,33 @@ export function rolloutProblem(pods: k8s.V1Pod[], now: number, opts: { maxRestar
       restarts: cs.reduce((n, c) => n + (c.restartCount ?? 0), 0),
       ready: p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false,
       waiting: cs.map((c) => c.state?.waiting?.reason).find(Boolean) ?? null,
-      lastTerminated: term ? `exit ${term.exitCode}${term.reason ? ` (${term.reason})` : ''}${term.message ? `: ${term.message.slice(0, 200)}` : ''}` : null,
+      lastTerminated: term
+        ? `exit ${term.exitCode}${term.reason ? ` (${term.reason})` : ''}${term.message ? `: ${term.message.slice(0, 200)}` : ''}`
+        : null,
       runningSince: cs.map((c) => c.state?.running?.startedAt).find(Boolean),
     };
   });
   const list = described.map(({ runningSince: _r, ...d }) => d);
-  const crashing = described.find((d) => d.restarts >= maxRestarts || (d.waiting !== null && HOPELESS_WAITING.has(d.waiting) && d.restarts > 0) || (d.waiting !== null && /Image|Config/.test(d.waiting)));
+  const crashing = described.find(
+    (d) =>
+      d.restarts >= maxRestarts ||
+      (d.waiting !== null && HOPELESS_WAITING.has(d.waiting) && d.restarts > 0) ||
+      (d.waiting !== null && /Image|Config/.test(d.waiting)),
+  );
   if (crashing) {
-    return { reason: `pod ${crashing.name} cannot run: ${crashing.restarts} restarts${crashing.waiting ? `, waiting: ${crashing.waiting}` : ''}${crashing.lastTerminated ? `, last terminated: ${crashing.lastTerminated}` : ''}`, pods: list };
+    return {
+      reason: `pod ${crashing.name} cannot run: ${crashing.restarts} restarts${crashing.waiting ? `, waiting: ${crashing.waiting}` : ''}${crashing.lastTerminated ? `, last terminated: ${crashing.lastTerminated}` : ''}`,
+      pods: list,
+    };
   }
-  const stuck = described.find((d) => !d.ready && d.runningSince && now - new Date(d.runningSince).getTime() > opts.notReadyAfterMs);
+  const stuck = described.find(
+    (d) => !d.ready && d.runningSince && now - new Date(d.runningSince).getTime() > opts.notReadyAfterMs,
+  );
   if (stuck) {
-    return { reason: `pod ${stuck.name} has run for ${((now - new Date(stuck.runningSince!).getTime()) / 1000).toFixed(0)} s without becoming Ready (its readiness probe keeps failing)`, pods: list };
+    return {
+      reason: `pod ${stuck.name} has run for ${((now - new Date(stuck.runningSince!).getTime()) / 1000).toFixed(0)} s without becoming Ready (its readiness probe keeps failing)`,
+      pods: list,
+    };
   }
   return undefined;
 }
@@ -128,8 +179,14 @@ export async function currentTemplateHash(kc: k8s.KubeConfig, namespace: string,
   const revision = d.metadata?.annotations?.['deployment.kubernetes.io/revision'];
   if (!revision) return undefined;
   const match = d.spec?.selector?.matchLabels ?? {};
-  const selector = Object.entries(match).map(([k, v]) => `${k}=${v}`).join(',');
+  const selector = Object.entries(match)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',');
   const sets = (await apps.listNamespacedReplicaSet({ namespace, labelSelector: selector })).items;
-  const rs = sets.find((r) => r.metadata?.annotations?.['deployment.kubernetes.io/revision'] === revision && r.metadata?.ownerReferences?.some((o) => o.kind === 'Deployment' && o.name === name));
+  const rs = sets.find(
+    (r) =>
+      r.metadata?.annotations?.['deployment.kubernetes.io/revision'] === revision &&
+      r.metadata?.ownerReferences?.some((o) => o.kind === 'Deployment' && o.name === name),
+  );
   return rs?.metadata?.labels?.['pod-template-hash'];
 }

@@ -48,15 +48,35 @@ export async function runAgent(scenario?: Scenario, argv: string[] = process.arg
     ({ values } = parseArgs({
       args: argv,
       options: {
-        url: { type: 'string' }, rate: { type: 'string' }, vus: { type: 'string' }, duration: { type: 'string' },
-        'max-vus': { type: 'string' }, connections: { type: 'string' }, timeout: { type: 'string' },
-        'max-requests': { type: 'string' }, 'min-requests': { type: 'string' }, 'max-schedule-delay': { type: 'string' }, threshold: { type: 'string', multiple: true },
-        config: { type: 'string' }, ndjson: { type: 'string' }, 'allow-remote': { type: 'boolean' },
-        'remote-rate-cap': { type: 'string' }, 'harness-network': { type: 'string', multiple: true },
-        insecure: { type: 'boolean' }, precision: { type: 'string' }, quiet: { type: 'boolean' }, help: { type: 'boolean' },
-        'backend-header': { type: 'string' }, 'version-header': { type: 'string' },
-        agents: { type: 'string' }, 'agent-index': { type: 'string' }, 'start-at': { type: 'string' },
-        'report-to': { type: 'string' }, 'progress-to': { type: 'string' }, 'executor-json': { type: 'string' }, 'thresholds-json': { type: 'string' },
+        url: { type: 'string' },
+        rate: { type: 'string' },
+        vus: { type: 'string' },
+        duration: { type: 'string' },
+        'max-vus': { type: 'string' },
+        connections: { type: 'string' },
+        timeout: { type: 'string' },
+        'max-requests': { type: 'string' },
+        'min-requests': { type: 'string' },
+        'max-schedule-delay': { type: 'string' },
+        threshold: { type: 'string', multiple: true },
+        config: { type: 'string' },
+        ndjson: { type: 'string' },
+        'allow-remote': { type: 'boolean' },
+        'remote-rate-cap': { type: 'string' },
+        'harness-network': { type: 'string', multiple: true },
+        insecure: { type: 'boolean' },
+        precision: { type: 'string' },
+        quiet: { type: 'boolean' },
+        help: { type: 'boolean' },
+        'backend-header': { type: 'string' },
+        'version-header': { type: 'string' },
+        agents: { type: 'string' },
+        'agent-index': { type: 'string' },
+        'start-at': { type: 'string' },
+        'report-to': { type: 'string' },
+        'progress-to': { type: 'string' },
+        'executor-json': { type: 'string' },
+        'thresholds-json': { type: 'string' },
       },
       strict: true,
     }));
@@ -69,17 +89,30 @@ export async function runAgent(scenario?: Scenario, argv: string[] = process.arg
     return EXIT.PASS;
   }
   const flags: LoadFlags = {
-    url: values.url as string, rate: values.rate as string, vus: values.vus as string, duration: values.duration as string,
-    maxVus: values['max-vus'] as string, connections: values.connections as string, timeout: values.timeout as string,
-    maxRequests: values['max-requests'] as string, minRequests: values['min-requests'] as string,
+    url: values.url as string,
+    rate: values.rate as string,
+    vus: values.vus as string,
+    duration: values.duration as string,
+    maxVus: values['max-vus'] as string,
+    connections: values.connections as string,
+    timeout: values.timeout as string,
+    maxRequests: values['max-requests'] as string,
+    minRequests: values['min-requests'] as string,
     maxScheduleDelay: values['max-schedule-delay'] as string,
-    threshold: values.threshold as string[], config: values.config as string, allowRemote: values['allow-remote'] as boolean,
-    remoteRateCap: values['remote-rate-cap'] as string, harnessNetwork: values['harness-network'] as string[],
-    insecure: values.insecure as boolean, precision: values.precision as string,
-    backendHeader: values['backend-header'] as string, versionHeader: values['version-header'] as string,
+    threshold: values.threshold as string[],
+    config: values.config as string,
+    allowRemote: values['allow-remote'] as boolean,
+    remoteRateCap: values['remote-rate-cap'] as string,
+    harnessNetwork: values['harness-network'] as string[],
+    insecure: values.insecure as boolean,
+    precision: values.precision as string,
+    backendHeader: values['backend-header'] as string,
+    versionHeader: values['version-header'] as string,
   };
   const quiet = Boolean(values.quiet);
-  const say = (m: string) => { if (!quiet) process.stderr.write(`load-agent: ${m}\n`); };
+  const say = (m: string) => {
+    if (!quiet) process.stderr.write(`load-agent: ${m}\n`);
+  };
   const reportTo = values['report-to'] as string | undefined;
   const progressTo = values['progress-to'] as string | undefined;
   const token = process.env.VERDICT_REPORT_TOKEN ?? '';
@@ -90,17 +123,26 @@ export async function runAgent(scenario?: Scenario, argv: string[] = process.arg
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
   let run: LoadRun;
-  let agents = 1, index = 0, startAt: number | undefined;
+  let agents = 1,
+    index = 0,
+    startAt: number | undefined;
   try {
     agents = wholeNumber('agents', values.agents as string | undefined, 1) ?? 1;
     index = wholeNumber('agent-index', (values['agent-index'] as string | undefined) ?? process.env.JOB_COMPLETION_INDEX, 0) ?? 0;
     const startFlag = values['start-at'] as string | undefined;
-    if (startFlag !== undefined && !/^\d{10,16}$/.test(startFlag)) throw new LoadUsageError(`--start-at must be an epoch time in milliseconds, got "${startFlag}"`);
-    if ((reportTo || progressTo) && !token) throw new LoadUsageError('--report-to and --progress-to need the collector\'s token in $VERDICT_REPORT_TOKEN');
+    if (startFlag !== undefined && !/^\d{10,16}$/.test(startFlag))
+      throw new LoadUsageError(`--start-at must be an epoch time in milliseconds, got "${startFlag}"`);
+    if ((reportTo || progressTo) && !token)
+      throw new LoadUsageError("--report-to and --progress-to need the collector's token in $VERDICT_REPORT_TOKEN");
     const { options } = await loadOptionsFromFlags(flags, {
-      scenario, executor: json('executor-json', values['executor-json']), thresholds: json('thresholds-json', values['thresholds-json']),
+      scenario,
+      executor: json('executor-json', values['executor-json']),
+      thresholds: json('thresholds-json', values['thresholds-json']),
     });
-    const share = agentShare(options.executor, agents, index, { connections: options.connections, maxRequests: options.maxRequests });
+    const share = agentShare(options.executor, agents, index, {
+      connections: options.connections,
+      maxRequests: options.maxRequests,
+    });
     options.executor = share.executor;
     if (share.connections !== undefined) options.connections = share.connections;
     if (share.maxRequests !== undefined) options.maxRequests = share.maxRequests;
@@ -117,7 +159,12 @@ export async function runAgent(scenario?: Scenario, argv: string[] = process.arg
   } catch (err) {
     process.off('SIGINT', stop);
     process.off('SIGTERM', stop);
-    if (err instanceof LoadUsageError || err instanceof TargetNotAllowedError || err instanceof ThresholdSyntaxError || err instanceof RangeError) {
+    if (
+      err instanceof LoadUsageError ||
+      err instanceof TargetNotAllowedError ||
+      err instanceof ThresholdSyntaxError ||
+      err instanceof RangeError
+    ) {
       process.stderr.write(`load-agent: ${(err as Error).message}\n`);
       return EXIT.USAGE;
     }
@@ -133,16 +180,33 @@ export async function runAgent(scenario?: Scenario, argv: string[] = process.arg
     if (reportTo) {
       const url = `${reportTo.replace(/\/+$/, '')}/${index}`;
       const rows = result.ledger.length;
-      await sendReport(url, token, {
-        type: REPORT_TYPE, version: REPORT_VERSION, index, agents, host: hostname(), startAt: startAt ?? null,
-        startLateMs: run.startLateMs, originEpochMs: result.ledger.origin.epochMs, rows,
-        summary: result.summary, thresholds: result.thresholds, assessment: result.assessment,
-      }, result.ledger, { onRetry: (n, e) => say(`report attempt ${n} failed (${e}); retrying`) });
+      await sendReport(
+        url,
+        token,
+        {
+          type: REPORT_TYPE,
+          version: REPORT_VERSION,
+          index,
+          agents,
+          host: hostname(),
+          startAt: startAt ?? null,
+          startLateMs: run.startLateMs,
+          originEpochMs: result.ledger.origin.epochMs,
+          rows,
+          summary: result.summary,
+          thresholds: result.thresholds,
+          assessment: result.assessment,
+        },
+        result.ledger,
+        { onRetry: (n, e) => say(`report attempt ${n} failed (${e}); retrying`) },
+      );
       say(`report sent: ${rows} rows to ${url}`);
       // The harness judges the merged run; this agent's part is done.
       return EXIT.PASS;
     }
-    process.stdout.write(JSON.stringify({ summary: result.summary, thresholds: result.thresholds, assessment: result.assessment }) + '\n');
+    process.stdout.write(
+      JSON.stringify({ summary: result.summary, thresholds: result.thresholds, assessment: result.assessment }) + '\n',
+    );
     return exitCodeOf(result.assessment.verdict);
   } catch (err) {
     process.stderr.write(`load-agent: ${(err as Error)?.stack ?? err}\n`);
@@ -177,24 +241,39 @@ function json<T>(flag: string, v: unknown): T | undefined {
 async function postProgress(run: LoadRun, url: string, token: string, say: (m: string) => void): Promise<void> {
   const answers = new VersionAnswers(run.ledger);
   let ended = false;
-  void run.result.then(() => { ended = true; }, () => { ended = true; });
+  void run.result.then(
+    () => {
+      ended = true;
+    },
+    () => {
+      ended = true;
+    },
+  );
   let failedOnce = false;
   let stopped = false;
   while (!ended) {
     try {
       const res = await fetch(url, {
-        method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ answers: answers.all() }), signal: AbortSignal.timeout(PROGRESS_EVERY_MS * 2),
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ answers: answers.all() }),
+        signal: AbortSignal.timeout(PROGRESS_EVERY_MS * 2),
       });
-      const body = res.ok ? (await res.json()) as { stop?: string | null } : null;
-      if (!res.ok && !failedOnce) { failedOnce = true; say(`progress refused (HTTP ${res.status}); going on`); }
+      const body = res.ok ? ((await res.json()) as { stop?: string | null }) : null;
+      if (!res.ok && !failedOnce) {
+        failedOnce = true;
+        say(`progress refused (HTTP ${res.status}); going on`);
+      }
       if (body?.stop && !stopped) {
         stopped = true;
         say(`stopping: ${body.stop}`);
         run.stop(body.stop);
       }
     } catch (err) {
-      if (!failedOnce) { failedOnce = true; say(`progress could not be posted (${(err as Error).message}); going on`); }
+      if (!failedOnce) {
+        failedOnce = true;
+        say(`progress could not be posted (${(err as Error).message}); going on`);
+      }
     }
     await Promise.race([run.result.catch(() => {}), new Promise((r) => setTimeout(r, PROGRESS_EVERY_MS))]);
   }

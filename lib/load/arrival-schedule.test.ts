@@ -29,7 +29,11 @@ describe('rampingArrivals', () => {
     expect(s.rateAt(5000)).toBeCloseTo(50, 6);
   });
   it('chains stages, including a ramp down and a hold', () => {
-    const s = rampingArrivals(100, [{ target: 100, durationMs: 1000 }, { target: 0, durationMs: 1000 }, { target: 0, durationMs: 1000 }]);
+    const s = rampingArrivals(100, [
+      { target: 100, durationMs: 1000 },
+      { target: 0, durationMs: 1000 },
+      { target: 0, durationMs: 1000 },
+    ]);
     expect(s.count).toBe(150);
     expect(s.peakRate).toBe(100);
     let prev = -1;
@@ -45,7 +49,11 @@ describe('rampingArrivals', () => {
 
 describe('VU schedules', () => {
   it('ramps VUs linearly between stage targets', () => {
-    const r = rampingVUs(0, [{ target: 10, durationMs: 1000 }, { target: 10, durationMs: 1000 }, { target: 0, durationMs: 1000 }]);
+    const r = rampingVUs(0, [
+      { target: 10, durationMs: 1000 },
+      { target: 10, durationMs: 1000 },
+      { target: 0, durationMs: 1000 },
+    ]);
     expect(r.peakVUs).toBe(10);
     expect(r.vusAt(0)).toBe(0);
     expect(r.vusAt(500)).toBe(5);

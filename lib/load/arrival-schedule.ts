@@ -23,7 +23,14 @@ export interface ArrivalSchedule {
   readonly peakRate: number;
 }
 
-interface Segment { start: number; durationMs: number; r0: number; r1: number; before: number; arrivals: number }
+interface Segment {
+  start: number;
+  durationMs: number;
+  r0: number;
+  r1: number;
+  before: number;
+  arrivals: number;
+}
 
 /** Arrivals at a constant rate (per second) for `durationMs`. */
 export function constantArrivals(ratePerSecond: number, durationMs: number): ArrivalSchedule {

@@ -21,13 +21,17 @@ export const MIN_ACHIEVED_SHARE = 0.99;
 /** Default for the engine's own p99 lateness above which its measurements are not trusted (ms). */
 export const MAX_SCHEDULE_DELAY_P99_MS = 50;
 
-export function assess(s: LoadSummary, thresholds: ThresholdResult[],
-  opts: { minRequests: number; maxScheduleDelayMs?: number; abortedByThreshold?: boolean; inconclusive?: string[] }): Assessment {
+export function assess(
+  s: LoadSummary,
+  thresholds: ThresholdResult[],
+  opts: { minRequests: number; maxScheduleDelayMs?: number; abortedByThreshold?: boolean; inconclusive?: string[] },
+): Assessment {
   const fail: string[] = [];
   // Missing evidence the caller knows of (e.g. a distributed run's agent that never reported) comes first.
   const unsure: string[] = [...(opts.inconclusive ?? [])];
   for (const t of thresholds) {
-    if (t.ok === false) fail.push(`threshold ${t.metric}: ${t.expression} breached (observed ${t.observed}, ${t.samples} samples)`);
+    if (t.ok === false)
+      fail.push(`threshold ${t.metric}: ${t.expression} breached (observed ${t.observed}, ${t.samples} samples)`);
     if (t.ok === null) unsure.push(`threshold ${t.metric}: ${t.expression} has no data`);
   }
   if (opts.abortedByThreshold && s.run.abortReason) fail.push(`run aborted on breach: ${s.run.abortReason}`);
@@ -40,8 +44,10 @@ export function assess(s: LoadSummary, thresholds: ThresholdResult[],
     const planned = Math.min(s.rates.planned, s.run.maxRequests);
     const started = s.counts.iterations.started;
     if (started < planned * MIN_ACHIEVED_SHARE) {
-      unsure.push(`achieved load below target: ${started} of ${planned} planned arrivals started ` +
-        `(${(100 * started / Math.max(planned, 1)).toFixed(1)}%; ${s.counts.iterations.dropped} dropped)`);
+      unsure.push(
+        `achieved load below target: ${started} of ${planned} planned arrivals started ` +
+          `(${((100 * started) / Math.max(planned, 1)).toFixed(1)}%; ${s.counts.iterations.dropped} dropped)`,
+      );
     }
   }
   const lag = s.metrics.schedule_delay?.['p(99)'];

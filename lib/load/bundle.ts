@@ -36,7 +36,9 @@ export async function bundleLoadAgent(opts: BundleOptions): Promise<{ outfile: s
     minify: opts.minify ?? false,
     legalComments: 'inline',
     // undici and other CommonJS dependencies call require() for Node built-ins.
-    banner: { js: "import { createRequire as __verdictCreateRequire } from 'node:module'; const require = __verdictCreateRequire(import.meta.url);" },
+    banner: {
+      js: "import { createRequire as __verdictCreateRequire } from 'node:module'; const require = __verdictCreateRequire(import.meta.url);",
+    },
     logLevel: 'silent',
   });
   return { outfile, bytes: (await stat(outfile)).size };

@@ -20,19 +20,38 @@ const stage = z.object({ target: z.number().nonnegative(), duration }).strict();
 const common = { gracefulStop: duration.optional() };
 
 const executor = z.discriminatedUnion('executor', [
-  z.object({
-    executor: z.literal('constant-arrival-rate'), rate: z.number().positive(), timeUnit: duration.optional(), duration,
-    preAllocatedVUs: z.number().int().positive().optional(), maxVUs: z.number().int().positive().optional(), ...common,
-  }).strict(),
-  z.object({
-    executor: z.literal('ramping-arrival-rate'), startRate: z.number().nonnegative().optional(), timeUnit: duration.optional(),
-    stages: z.array(stage).min(1), preAllocatedVUs: z.number().int().positive().optional(), maxVUs: z.number().int().positive().optional(), ...common,
-  }).strict(),
+  z
+    .object({
+      executor: z.literal('constant-arrival-rate'),
+      rate: z.number().positive(),
+      timeUnit: duration.optional(),
+      duration,
+      preAllocatedVUs: z.number().int().positive().optional(),
+      maxVUs: z.number().int().positive().optional(),
+      ...common,
+    })
+    .strict(),
+  z
+    .object({
+      executor: z.literal('ramping-arrival-rate'),
+      startRate: z.number().nonnegative().optional(),
+      timeUnit: duration.optional(),
+      stages: z.array(stage).min(1),
+      preAllocatedVUs: z.number().int().positive().optional(),
+      maxVUs: z.number().int().positive().optional(),
+      ...common,
+    })
+    .strict(),
   z.object({ executor: z.literal('constant-vus'), vus: z.number().int().positive(), duration, ...common }).strict(),
-  z.object({
-    executor: z.literal('ramping-vus'), startVUs: z.number().int().nonnegative().optional(), stages: z.array(stage).min(1),
-    gracefulRampDown: duration.optional(), ...common,
-  }).strict(),
+  z
+    .object({
+      executor: z.literal('ramping-vus'),
+      startVUs: z.number().int().nonnegative().optional(),
+      stages: z.array(stage).min(1),
+      gracefulRampDown: duration.optional(),
+      ...common,
+    })
+    .strict(),
 ]);
 
 const thresholdEntry = z.union([
@@ -40,24 +59,29 @@ const thresholdEntry = z.union([
   z.object({ threshold: z.string(), abortOnFail: z.boolean().optional(), delayAbortEval: duration.optional() }).strict(),
 ]);
 
-const fileSchema = z.object({
-  scenarios: z.record(z.string(), executor).optional(),
-  vus: z.number().int().positive().optional(),
-  duration: duration.optional(),
-  stages: z.array(stage).min(1).optional(),
-  thresholds: z.record(z.string(), z.union([thresholdEntry, z.array(thresholdEntry)])).optional(),
-  insecureSkipTLSVerify: z.boolean().optional(),
-  /** This engine's own settings (k6 has no equivalent). */
-  verdict: z.object({
-    url: z.string().optional(),
-    scenario: z.string().optional(),
-    connections: z.number().int().positive().optional(),
-    timeout: duration.optional(),
-    maxRequests: z.number().int().positive().optional(),
-    minRequests: z.number().int().nonnegative().optional(),
-    maxScheduleDelay: duration.optional(),
-  }).strict().optional(),
-}).strict();
+const fileSchema = z
+  .object({
+    scenarios: z.record(z.string(), executor).optional(),
+    vus: z.number().int().positive().optional(),
+    duration: duration.optional(),
+    stages: z.array(stage).min(1).optional(),
+    thresholds: z.record(z.string(), z.union([thresholdEntry, z.array(thresholdEntry)])).optional(),
+    insecureSkipTLSVerify: z.boolean().optional(),
+    /** This engine's own settings (k6 has no equivalent). */
+    verdict: z
+      .object({
+        url: z.string().optional(),
+        scenario: z.string().optional(),
+        connections: z.number().int().positive().optional(),
+        timeout: duration.optional(),
+        maxRequests: z.number().int().positive().optional(),
+        minRequests: z.number().int().nonnegative().optional(),
+        maxScheduleDelay: duration.optional(),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict();
 
 export interface LoadConfigFile {
   executor?: ExecutorConfig;
@@ -75,7 +99,17 @@ export interface LoadConfigFile {
 
 export class ConfigFileError extends Error {}
 
-const UNSUPPORTED_K6 = ['iterations', 'rps', 'batch', 'batchPerHost', 'hosts', 'userAgent', 'noConnectionReuse', 'httpDebug', 'discardResponseBodies'];
+const UNSUPPORTED_K6 = [
+  'iterations',
+  'rps',
+  'batch',
+  'batchPerHost',
+  'hosts',
+  'userAgent',
+  'noConnectionReuse',
+  'httpDebug',
+  'discardResponseBodies',
+];
 
 /** Validates an already-parsed k6-shaped object. */
 export function parseLoadConfig(value: unknown, where = 'config'): LoadConfigFile {
@@ -89,7 +123,9 @@ export function parseLoadConfig(value: unknown, where = 'config'): LoadConfigFil
   const out: LoadConfigFile = {};
   const scenarios = Object.entries(c.scenarios ?? {});
   if (scenarios.length > 1) {
-    throw new ConfigFileError(`${where}: ${scenarios.length} scenarios given (${scenarios.map(([n]) => n).join(', ')}); this engine runs one scenario per run`);
+    throw new ConfigFileError(
+      `${where}: ${scenarios.length} scenarios given (${scenarios.map(([n]) => n).join(', ')}); this engine runs one scenario per run`,
+    );
   }
   if (scenarios.length === 1) {
     if (c.vus !== undefined || c.duration !== undefined || c.stages !== undefined) {

@@ -41,29 +41,44 @@ export class ConnectionPool {
     }
     this.#clients = [];
     this.#localPorts = new Uint16Array(opts.connections);
-    const connector = buildConnector({ servername: opts.servername, rejectUnauthorized: opts.rejectUnauthorized ?? true, timeout: opts.connectTimeoutMs });
+    const connector = buildConnector({
+      servername: opts.servername,
+      rejectUnauthorized: opts.rejectUnauthorized ?? true,
+      timeout: opts.connectTimeoutMs,
+    });
     for (let i = 0; i < opts.connections; i++) {
-      this.#clients.push(new Client(opts.origin, {
-        pipelining: 1,
-        headersTimeout: opts.idleTimeoutMs,
-        bodyTimeout: opts.idleTimeoutMs,
-        // undici's own connector, noting each new socket's local port (for attribution through a proxy).
-        connect: (o, cb) => connector(o, (err, socket) => {
-          if (socket) this.#localPorts[i] = socket.localPort ?? 0;
-          (cb as (e: Error | null, s: typeof socket) => void)(err, socket);
+      this.#clients.push(
+        new Client(opts.origin, {
+          pipelining: 1,
+          headersTimeout: opts.idleTimeoutMs,
+          bodyTimeout: opts.idleTimeoutMs,
+          // undici's own connector, noting each new socket's local port (for attribution through a proxy).
+          connect: (o, cb) =>
+            connector(o, (err, socket) => {
+              if (socket) this.#localPorts[i] = socket.localPort ?? 0;
+              (cb as (e: Error | null, s: typeof socket) => void)(err, socket);
+            }),
         }),
-      }));
+      );
       this.#free.push(i);
     }
   }
 
-  get size(): number { return this.#clients.length; }
+  get size(): number {
+    return this.#clients.length;
+  }
   /** Local port of connection `index`'s current socket, 0 when it has none yet. */
-  localPort(index: number): number { return index >= 0 ? this.#localPorts[index] ?? 0 : 0; }
+  localPort(index: number): number {
+    return index >= 0 ? (this.#localPorts[index] ?? 0) : 0;
+  }
   /** Requests waiting for a free connection. */
-  get waiting(): number { return this.#waiting.length; }
+  get waiting(): number {
+    return this.#waiting.length;
+  }
   /** Connections carrying a request. */
-  get busy(): number { return this.#busy; }
+  get busy(): number {
+    return this.#busy;
+  }
 
   /** Starts the job on the connection idle longest, or queues it. */
   submit(job: PoolJob): void {
@@ -89,7 +104,9 @@ export class ConnectionPool {
   }
 
   /** Queued jobs, oldest first (for timeouts and aborts). */
-  waitingJobs(): Iterable<PoolJob> { return this.#waiting; }
+  waitingJobs(): Iterable<PoolJob> {
+    return this.#waiting;
+  }
 
   /** Drops already-recorded jobs at the head of the queue (they timed out or were aborted). */
   pruneWaiting(): void {

@@ -6,7 +6,8 @@ describe('open-model rate accuracy', () => {
   it('achieves 2,000 req/s for 10 s within 1%', async () => {
     await using server = await startTestServer(ok());
     const r = await runLoad({
-      url: server.url, executor: { executor: 'constant-arrival-rate', rate: 2000, duration: '10s' },
+      url: server.url,
+      executor: { executor: 'constant-arrival-rate', rate: 2000, duration: '10s' },
       thresholds: { http_req_failed: ['rate<0.001'] },
     });
     const s = r.summary;

@@ -6,7 +6,11 @@ import { closeKeepAliveUnderRequest, neverRespond, ok, refusingUrl, reset, start
 // request lands in the ledger with the right class, and that nothing was retried behind our back.
 
 const closed = (extra: Partial<LoadOptions> = {}): Omit<LoadOptions, 'url'> => ({
-  executor: { executor: 'constant-vus', vus: 2, duration: '300ms' }, connections: 2, maxRequests: 40, timeout: 250, ...extra,
+  executor: { executor: 'constant-vus', vus: 2, duration: '300ms' },
+  connections: 2,
+  maxRequests: 40,
+  timeout: 250,
+  ...extra,
 });
 
 function classes(r: Awaited<ReturnType<typeof runLoad>>) {
@@ -30,7 +34,10 @@ describe('error classes', () => {
 
   it('"other side closed": a keep-alive socket closed under a request, never retried', async () => {
     await using server = await startTestServer(closeKeepAliveUnderRequest());
-    const r = await runLoad({ url: server.url, ...closed({ executor: { executor: 'constant-vus', vus: 1, duration: '2s' }, connections: 1, maxRequests: 20 }) });
+    const r = await runLoad({
+      url: server.url,
+      ...closed({ executor: { executor: 'constant-vus', vus: 1, duration: '2s' }, connections: 1, maxRequests: 20 }),
+    });
     // Each socket serves one request and is closed under the next: ok, fail, ok, fail, ...
     expect(r.summary.counts.scheduled).toBe(20);
     expect(r.summary.counts.succeeded).toBe(10);
@@ -42,7 +49,12 @@ describe('error classes', () => {
   it('timeout, counted from issue, for a request on the wire and for those waiting for a connection', async () => {
     await using server = await startTestServer(neverRespond());
     // Four VUs share one connection: one request is sent, three wait for the connection.
-    const r = await runLoad({ url: server.url, executor: { executor: 'constant-vus', vus: 4, duration: '100ms' }, connections: 1, timeout: 200 });
+    const r = await runLoad({
+      url: server.url,
+      executor: { executor: 'constant-vus', vus: 4, duration: '100ms' },
+      connections: 1,
+      timeout: 200,
+    });
     expect(r.summary.counts.scheduled).toBe(4);
     expect(classes(r)).toEqual({ timeout: 4 });
     const rows = [...r.ledger.rows()];
@@ -71,7 +83,8 @@ describe('error classes', () => {
   it('an expected 4xx is a success', async () => {
     await using s = await startTestServer(status(409));
     const r = await runLoad({
-      url: s.url, ...closed(),
+      url: s.url,
+      ...closed(),
       scenario: { flows: [{ name: 'acquire', steps: [{ name: 'acquire', path: '/', expectStatus: [201, 409] }] }] },
     });
     expect(r.summary.counts.failed).toBe(0);
@@ -88,7 +101,9 @@ describe('error classes', () => {
   it('a status the step did not expect', async () => {
     await using s = await startTestServer(status(204));
     const r = await runLoad({
-      url: s.url, ...closed(), scenario: { flows: [{ name: 'f', steps: [{ name: 'get', path: '/', expectStatus: [200] }] }] },
+      url: s.url,
+      ...closed(),
+      scenario: { flows: [{ name: 'f', steps: [{ name: 'get', path: '/', expectStatus: [200] }] }] },
     });
     expect(classes(r)).toEqual({ unexpected_status: r.summary.counts.scheduled });
   });
@@ -96,7 +111,8 @@ describe('error classes', () => {
   it('a failing check', async () => {
     await using server = await startTestServer(ok());
     const r = await runLoad({
-      url: server.url, ...closed(),
+      url: server.url,
+      ...closed(),
       scenario: { flows: [{ name: 'f', steps: [{ name: 'get', path: '/', check: (res) => res.text() === 'nope' }] }] },
     });
     expect(classes(r)).toEqual({ check_failed: r.summary.counts.scheduled });
@@ -107,14 +123,32 @@ describe('scenario mistakes', () => {
   it('a step that throws, or builds an invalid request, fails its rows without stalling the run', async () => {
     await using server = await startTestServer(ok());
     const throwing = await runLoad({
-      url: server.url, executor: { executor: 'constant-vus', vus: 2, duration: '300ms' }, maxRequests: 1000,
-      scenario: { flows: [{ name: 'f', steps: [{ name: 'bad', path: () => { throw new Error('scenario bug'); } }] }] },
+      url: server.url,
+      executor: { executor: 'constant-vus', vus: 2, duration: '300ms' },
+      maxRequests: 1000,
+      scenario: {
+        flows: [
+          {
+            name: 'f',
+            steps: [
+              {
+                name: 'bad',
+                path: () => {
+                  throw new Error('scenario bug');
+                },
+              },
+            ],
+          },
+        ],
+      },
     });
     expect(throwing.summary.counts.failed).toBe(throwing.summary.counts.scheduled);
     expect(throwing.ledger.row(0)).toMatchObject({ error: 'other', errorCode: 'SCENARIO_ERROR' });
     expect(throwing.summary.run.elapsedMs).toBeLessThan(5000);
     const invalid = await runLoad({
-      url: server.url, executor: { executor: 'constant-vus', vus: 2, duration: '300ms' }, maxRequests: 1000,
+      url: server.url,
+      executor: { executor: 'constant-vus', vus: 2, duration: '300ms' },
+      maxRequests: 1000,
       scenario: { flows: [{ name: 'f', steps: [{ name: 'bad', path: '/', headers: { 'x-bad': 'line\nbreak' } }] }] },
     });
     expect(invalid.summary.counts.failed).toBe(invalid.summary.counts.scheduled);

@@ -12,13 +12,26 @@ describe('ledger accounting', () => {
     // fill every VU and later arrivals are dropped.
     await using server = await startTestServer((req, res, n) => {
       const kind = n % 4;
-      if (kind === 0) { res.writeHead(503, { 'x-served-by': 'pod-c' }); res.end(); return; }
-      if (kind === 3) { setTimeout(() => { if (!res.destroyed) ok('pod-b')(req, res, n); }, 600); return; }
+      if (kind === 0) {
+        res.writeHead(503, { 'x-served-by': 'pod-c' });
+        res.end();
+        return;
+      }
+      if (kind === 3) {
+        setTimeout(() => {
+          if (!res.destroyed) ok('pod-b')(req, res, n);
+        }, 600);
+        return;
+      }
       ok(kind === 1 ? 'pod-a' : 'pod-b', '2.0.0')(req, res, n);
     });
     const r = await runLoad({
-      url: server.url, executor: { executor: 'constant-arrival-rate', rate: 200, duration: '1s', maxVUs: 10 }, connections: 10, timeout: 300,
-      thresholds: { http_req_failed: ['rate<1'] }, identityHeaders: { backend: 'x-served-by', version: 'x-app-version' },
+      url: server.url,
+      executor: { executor: 'constant-arrival-rate', rate: 200, duration: '1s', maxVUs: 10 },
+      connections: 10,
+      timeout: 300,
+      thresholds: { http_req_failed: ['rate<1'] },
+      identityHeaders: { backend: 'x-served-by', version: 'x-app-version' },
     });
     const c = r.summary.counts;
     expect(c.scheduled).toBe(200);
@@ -58,11 +71,20 @@ describe('ledger accounting', () => {
     try {
       await using server = await startTestServer(ok());
       const file = join(dir, 'requests.ndjson');
-      const r = await runLoad({ url: server.url, executor: { executor: 'constant-arrival-rate', rate: 300, duration: '700ms' }, ndjson: file });
+      const r = await runLoad({
+        url: server.url,
+        executor: { executor: 'constant-arrival-rate', rate: 300, duration: '700ms' },
+        ndjson: file,
+      });
       const lines = (await readFile(file, 'utf8')).trim().split('\n');
       expect(lines).toHaveLength(r.ledger.length);
       expect(r.summary.ledger.ndjsonRows).toBe(r.ledger.length);
-      const byRow = new Map(lines.map((l) => { const o = JSON.parse(l); return [o.row, l]; }));
+      const byRow = new Map(
+        lines.map((l) => {
+          const o = JSON.parse(l);
+          return [o.row, l];
+        }),
+      );
       for (let row = 0; row < r.ledger.length; row++) expect(byRow.get(row)).toBe(r.ledger.toNdjsonLine(row));
     } finally {
       await rm(dir, { recursive: true, force: true });
@@ -76,12 +98,20 @@ describe('flows', () => {
     let next = 0;
     await using server = await startTestServer((req, res) => {
       let body = '';
-      req.on('data', (c) => { body += c; });
+      req.on('data', (c) => {
+        body += c;
+      });
       req.on('end', () => {
         const json = body ? JSON.parse(body) : {};
-        const send = (code: number, obj: unknown) => { res.writeHead(code, { 'content-type': 'application/json', 'x-served-by': 'api-0' }); res.end(JSON.stringify(obj)); };
-        if (req.url === '/acquire') { const id = `s${next++}`; sessions.set(id, json.hardware_id); send(201, { session_id: id }); }
-        else if (req.url === '/heartbeat') send(sessions.has(json.session_id) ? 200 : 404, {});
+        const send = (code: number, obj: unknown) => {
+          res.writeHead(code, { 'content-type': 'application/json', 'x-served-by': 'api-0' });
+          res.end(JSON.stringify(obj));
+        };
+        if (req.url === '/acquire') {
+          const id = `s${next++}`;
+          sessions.set(id, json.hardware_id);
+          send(201, { session_id: id });
+        } else if (req.url === '/heartbeat') send(sessions.has(json.session_id) ? 200 : 404, {});
         else if (req.url === '/release') send(sessions.delete(json.session_id) ? 200 : 404, {});
         else send(200, { ok: true });
       });
@@ -90,18 +120,38 @@ describe('flows', () => {
       headers: { authorization: 'Bearer test' },
       flows: [
         {
-          name: 'license', weight: 3, data: (i) => ({ hw: `hw-${i}` }),
+          name: 'license',
+          weight: 3,
+          data: (i) => ({ hw: `hw-${i}` }),
           steps: [
-            { name: 'acquire', method: 'POST', path: '/acquire', body: (c) => ({ license_key: 'K', hardware_id: (c.data as { hw: string }).hw }),
-              expectStatus: [200, 201], capture: (res, c) => { c.vars.session = res.json().session_id; } },
-            { name: 'heartbeat', method: 'POST', path: '/heartbeat', body: (c) => ({ session_id: c.vars.session }), thinkTimeMs: 5 },
+            {
+              name: 'acquire',
+              method: 'POST',
+              path: '/acquire',
+              body: (c) => ({ license_key: 'K', hardware_id: (c.data as { hw: string }).hw }),
+              expectStatus: [200, 201],
+              capture: (res, c) => {
+                c.vars.session = res.json().session_id;
+              },
+            },
+            {
+              name: 'heartbeat',
+              method: 'POST',
+              path: '/heartbeat',
+              body: (c) => ({ session_id: c.vars.session }),
+              thinkTimeMs: 5,
+            },
             { name: 'release', method: 'POST', path: '/release', body: (c) => ({ session_id: c.vars.session }) },
           ],
         },
         { name: 'health', weight: 1, steps: [{ name: 'ready', path: '/health/ready' }] },
       ],
     });
-    const r = await runLoad({ url: server.url, scenario, executor: { executor: 'constant-arrival-rate', rate: 100, duration: '800ms' } });
+    const r = await runLoad({
+      url: server.url,
+      scenario,
+      executor: { executor: 'constant-arrival-rate', rate: 100, duration: '800ms' },
+    });
     const n = r.summary.byName;
     expect(r.summary.counts.failed).toBe(0);
     expect(r.summary.counts.iterations.started).toBe(80);
@@ -121,18 +171,28 @@ describe('flows', () => {
 describe('bounds and control', () => {
   it('stops at the request cap', async () => {
     await using server = await startTestServer(ok());
-    const r = await runLoad({ url: server.url, executor: { executor: 'constant-arrival-rate', rate: 1000, duration: '20s' }, maxRequests: 50 });
+    const r = await runLoad({
+      url: server.url,
+      executor: { executor: 'constant-arrival-rate', rate: 1000, duration: '20s' },
+      maxRequests: 50,
+    });
     expect(r.summary.counts.scheduled).toBe(50);
     expect(r.summary.run.stopReason).toBe('request cap reached');
     expect(r.summary.run.elapsedMs).toBeLessThan(5000);
   });
 
   it('aborts on request, reports progress, and never calls an aborted run a pass', async () => {
-    await using server = await startTestServer((req, res, n) => { setTimeout(() => ok()(req, res, n), 50); });
+    await using server = await startTestServer((req, res, n) => {
+      setTimeout(() => ok()(req, res, n), 50);
+    });
     const seen: Progress[] = [];
     const run = await startLoad({
-      url: server.url, executor: { executor: 'constant-arrival-rate', rate: 200, duration: '20s' }, progressIntervalMs: 100,
-      onProgress: (p) => seen.push(p), thresholds: { http_req_failed: ['rate<0.5'] }, minRequests: 1,
+      url: server.url,
+      executor: { executor: 'constant-arrival-rate', rate: 200, duration: '20s' },
+      progressIntervalMs: 100,
+      onProgress: (p) => seen.push(p),
+      thresholds: { http_req_failed: ['rate<0.5'] },
+      minRequests: 1,
     });
     await new Promise((r) => setTimeout(r, 600));
     expect(run.progress().phase).toBe('running');
@@ -153,10 +213,29 @@ describe('bounds and control', () => {
 
   it('stop() ends a run gracefully: no new iteration starts, running ones finish every step, nothing is aborted', async () => {
     // Each step takes 150 ms, so at any moment iterations are mid-flow (between open and close).
-    await using server = await startTestServer((_req, res) => { setTimeout(() => { res.writeHead(200); res.end('ok'); }, 150); });
-    const scenario = defineScenario({ flows: [{ name: 'open-use-close', steps: [
-      { name: 'open', path: '/open' }, { name: 'use', path: '/use' }, { name: 'close', path: '/close' }] }] });
-    const run = await startLoad({ url: server.url, scenario, executor: { executor: 'constant-arrival-rate', rate: 40, duration: '20s' } });
+    await using server = await startTestServer((_req, res) => {
+      setTimeout(() => {
+        res.writeHead(200);
+        res.end('ok');
+      }, 150);
+    });
+    const scenario = defineScenario({
+      flows: [
+        {
+          name: 'open-use-close',
+          steps: [
+            { name: 'open', path: '/open' },
+            { name: 'use', path: '/use' },
+            { name: 'close', path: '/close' },
+          ],
+        },
+      ],
+    });
+    const run = await startLoad({
+      url: server.url,
+      scenario,
+      executor: { executor: 'constant-arrival-rate', rate: 40, duration: '20s' },
+    });
     await new Promise((res) => setTimeout(res, 700));
     run.stop('enough');
     const r = await run.result;
@@ -173,7 +252,11 @@ describe('bounds and control', () => {
 
   it('stops on an AbortSignal and on disposal', async () => {
     await using server = await startTestServer(ok());
-    const r = await runLoad({ url: server.url, executor: { executor: 'constant-vus', vus: 2, duration: '20s' }, signal: AbortSignal.timeout(300) });
+    const r = await runLoad({
+      url: server.url,
+      executor: { executor: 'constant-vus', vus: 2, duration: '20s' },
+      signal: AbortSignal.timeout(300),
+    });
     expect(r.summary.run.abortReason).toMatch(/^signal/);
     expect(r.summary.run.elapsedMs).toBeLessThan(3000);
     const t0 = performance.now();
@@ -190,7 +273,15 @@ describe('ramping executors', () => {
   it('ramping-arrival-rate follows its stages', async () => {
     await using server = await startTestServer(ok());
     const r = await runLoad({
-      url: server.url, executor: { executor: 'ramping-arrival-rate', startRate: 0, stages: [{ target: 400, duration: '1s' }, { target: 400, duration: '500ms' }] },
+      url: server.url,
+      executor: {
+        executor: 'ramping-arrival-rate',
+        startRate: 0,
+        stages: [
+          { target: 400, duration: '1s' },
+          { target: 400, duration: '500ms' },
+        ],
+      },
     });
     expect(r.summary.counts.scheduled).toBe(400); // 200 on the ramp + 200 on the plateau
     const firstHalf = [...r.ledger.rows()].filter((row) => row.scheduledAt < 500).length;
@@ -198,16 +289,41 @@ describe('ramping executors', () => {
   });
 
   it('ramping-vus never runs more VUs than planned', async () => {
-    await using server = await startTestServer((req, res, n) => { setTimeout(() => ok()(req, res, n), 5); });
+    await using server = await startTestServer((req, res, n) => {
+      setTimeout(() => ok()(req, res, n), 5);
+    });
     const r = await runLoad({
-      url: server.url, executor: { executor: 'ramping-vus', startVUs: 0, stages: [{ target: 4, duration: '400ms' }, { target: 4, duration: '400ms' }, { target: 0, duration: '300ms' }] },
+      url: server.url,
+      executor: {
+        executor: 'ramping-vus',
+        startVUs: 0,
+        stages: [
+          { target: 4, duration: '400ms' },
+          { target: 4, duration: '400ms' },
+          { target: 0, duration: '300ms' },
+        ],
+      },
     });
     const rows = [...r.ledger.rows()];
-    const events = rows.flatMap((row) => [[row.issuedAt, 1], [row.endedAt!, -1]] as const).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
-    let now = 0, peak = 0;
-    for (const [, d] of events) { now += d; peak = Math.max(peak, now); }
+    const events = rows
+      .flatMap(
+        (row) =>
+          [
+            [row.issuedAt, 1],
+            [row.endedAt!, -1],
+          ] as const,
+      )
+      .sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+    let now = 0,
+      peak = 0;
+    for (const [, d] of events) {
+      now += d;
+      peak = Math.max(peak, now);
+    }
     expect(peak).toBe(4);
     expect(r.summary.counts.failed).toBe(0);
-    expect(rows.filter((row) => row.issuedAt < 100).length).toBeLessThan(rows.filter((row) => row.issuedAt >= 400 && row.issuedAt < 500).length);
+    expect(rows.filter((row) => row.issuedAt < 100).length).toBeLessThan(
+      rows.filter((row) => row.issuedAt >= 400 && row.issuedAt < 500).length,
+    );
   });
 });

@@ -16,10 +16,18 @@ beforeAll(async () => {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
 });
-afterAll(() => { server.close(); });
+afterAll(() => {
+  server.close();
+});
 
 it('records the local port of the socket each request ran on', async () => {
-  const r = await runLoad({ url, executor: { executor: 'constant-arrival-rate', rate: 200, duration: '1s' }, connections: 4, minRequests: 1, identityHeaders: { backend: 'X-Served-By' } });
+  const r = await runLoad({
+    url,
+    executor: { executor: 'constant-arrival-rate', rate: 200, duration: '1s' },
+    connections: 4,
+    minRequests: 1,
+    identityHeaders: { backend: 'X-Served-By' },
+  });
   const rows = [...r.ledger.rows()].filter((x) => x.outcome === 'succeeded');
   expect(rows.length).toBeGreaterThan(150);
   for (const row of rows) expect(String(row.localPort)).toBe(row.servedBy);

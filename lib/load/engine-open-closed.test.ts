@@ -10,8 +10,10 @@ describe('a 1 s server stall', () => {
   it('shows in p99 with the open model', async () => {
     await using server = await startTestServer(stallBetween(1000, 2000));
     const r = await runLoad({
-      url: server.url, executor: { executor: 'constant-arrival-rate', rate: 200, duration: '3s' }, timeout: 5000,
-      thresholds: { 'http_req_duration': ['p(99)<250'] },
+      url: server.url,
+      executor: { executor: 'constant-arrival-rate', rate: 200, duration: '3s' },
+      timeout: 5000,
+      thresholds: { http_req_duration: ['p(99)<250'] },
     });
     const d = r.summary.metrics.http_req_duration!;
     expect(r.summary.counts.failed).toBe(0);
@@ -23,7 +25,10 @@ describe('a 1 s server stall', () => {
     expect(r.assessment.verdict).toBe('FAIL');
     // The ledger places the damage in time: the requests due inside the stall ended together when it
     // ended, 2 s after the first request (late timers on a busy machine can push it a little further).
-    const ends = [...r.ledger.rows()].filter((row) => row.scheduledAt > 1100 && row.scheduledAt < 1900).map((row) => row.endedAt!).sort((a, b) => a - b);
+    const ends = [...r.ledger.rows()]
+      .filter((row) => row.scheduledAt > 1100 && row.scheduledAt < 1900)
+      .map((row) => row.endedAt!)
+      .sort((a, b) => a - b);
     expect(ends.length).toBeGreaterThan(100);
     expect(ends[Math.floor(ends.length / 2)]).toBeGreaterThan(1950);
     expect(ends[Math.floor(ends.length / 2)]).toBeLessThan(2600);
@@ -34,10 +39,13 @@ describe('a 1 s server stall', () => {
   it('hides in p99 with the closed model (coordinated omission)', async () => {
     await using server = await startTestServer(stallBetween(1000, 2000));
     const r = await runLoad({
-      url: server.url, executor: { executor: 'constant-vus', vus: 4, duration: '3s' }, timeout: 5000,
+      url: server.url,
+      executor: { executor: 'constant-vus', vus: 4, duration: '3s' },
+      timeout: 5000,
       // A little think time keeps the closed model's rate near the open model's instead of flooding two cores.
       scenario: { flows: [{ name: 'get', steps: [{ name: 'get', path: '/', thinkTimeMs: 5 }] }] },
-      thresholds: { 'http_req_duration': ['p(99)<250'] }, maxScheduleDelay: '1s',
+      thresholds: { http_req_duration: ['p(99)<250'] },
+      maxScheduleDelay: '1s',
     });
     const d = r.summary.metrics.http_req_duration!;
     expect(r.summary.counts.failed).toBe(0);

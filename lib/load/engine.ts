@@ -154,7 +154,11 @@ export async function startLoad(options: LoadOptions): Promise<LoadRun> {
   const thresholds = parseThresholds(options.thresholds);
   if (options.maxScheduleDelay !== undefined) parseDuration(options.maxScheduleDelay);
   const target = await vetTarget(options.url, options.target);
-  checkRemoteLoad(target, plan.model === 'open' ? { model: 'open', peakRate: plan.peakRate } : { model: 'closed' }, options.target);
+  checkRemoteLoad(
+    target,
+    plan.model === 'open' ? { model: 'open', peakRate: plan.peakRate } : { model: 'closed' },
+    options.target,
+  );
   const numbers = options.iterationNumbers ?? { offset: 0, stride: 1 };
   if (!Number.isInteger(numbers.offset) || numbers.offset < 0 || !Number.isInteger(numbers.stride) || numbers.stride < 1) {
     throw new RangeError('iterationNumbers: offset must be a whole number >= 0 and stride >= 1');
@@ -179,18 +183,26 @@ async function waitForInstant(at: number, signal?: AbortSignal): Promise<number>
   if (ahead > 24 * 3_600_000) throw new RangeError(`startAt is ${Math.round(ahead / 1000)} s away: more than a day`);
   if (ahead > 2) {
     await new Promise<void>((resolve) => {
-      const done = () => { clearTimeout(timer); signal?.removeEventListener('abort', done); resolve(); };
+      const done = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', done);
+        resolve();
+      };
       const timer = setTimeout(done, ahead - 2);
       signal?.addEventListener('abort', done, { once: true });
     });
   }
-  while (!signal?.aborted && epochNow() < at) { /* the last 2 ms: spin */ }
+  while (!signal?.aborted && epochNow() < at) {
+    /* the last 2 ms: spin */
+  }
   return Math.max(0, epochNow() - at);
 }
 
 /** Starts a run and waits for its result. */
 export async function runLoad(options: LoadOptions): Promise<LoadResult> {
-  return await (await startLoad(options)).result;
+  return await (
+    await startLoad(options)
+  ).result;
 }
 
 class LoadEngine implements ExchangeOwner {
@@ -255,7 +267,14 @@ class LoadEngine implements ExchangeOwner {
   #reject!: (e: unknown) => void;
   #removeAbortListener: (() => void) | null = null;
 
-  constructor(options: LoadOptions, plan: Plan, target: VettedTarget, thresholds: Threshold[], timeoutMs: number, startLateMs = 0) {
+  constructor(
+    options: LoadOptions,
+    plan: Plan,
+    target: VettedTarget,
+    thresholds: Threshold[],
+    timeoutMs: number,
+    startLateMs = 0,
+  ) {
     this.#options = options;
     this.plan = plan;
     this.target = target;
@@ -266,18 +285,27 @@ class LoadEngine implements ExchangeOwner {
     this.ledger = new Ledger(this.#t0);
     this.backendHeader = options.identityHeaders?.backend?.toLowerCase() ?? null;
     this.versionHeader = options.identityHeaders?.version?.toLowerCase() ?? null;
-    const scenario = options.scenario ?? singleRequest({ path: target.url.pathname + target.url.search, name: `GET ${target.url.pathname}` });
+    const scenario =
+      options.scenario ?? singleRequest({ path: target.url.pathname + target.url.search, name: `GET ${target.url.pathname}` });
     this.#pick = compileScenario(scenario, this.ledger.names, target.hostHeader).pick;
-    const connections = options.connections ?? (plan.model === 'open' ? Math.min(32, plan.maxVUs) : Math.min(1024, plan.vus.peakVUs));
+    const connections =
+      options.connections ?? (plan.model === 'open' ? Math.min(32, plan.maxVUs) : Math.min(1024, plan.vus.peakVUs));
     this.#pool = new ConnectionPool({
-      origin: target.origin, connections, servername: target.servername, rejectUnauthorized: options.rejectUnauthorized,
-      connectTimeoutMs: Math.min(timeoutMs, 10_000), idleTimeoutMs: timeoutMs + 5_000,
+      origin: target.origin,
+      connections,
+      servername: target.servername,
+      rejectUnauthorized: options.rejectUnauthorized,
+      connectTimeoutMs: Math.min(timeoutMs, 10_000),
+      idleTimeoutMs: timeoutMs + 5_000,
     });
     this.#thresholds = thresholdStatistics(thresholds, this.#stats);
     this.#iterationOffset = options.iterationNumbers?.offset ?? 0;
     this.#iterationStride = options.iterationNumbers?.stride ?? 1;
     this.#ndjson = options.ndjson ? new LedgerNdjsonWriter(this.ledger, options.ndjson) : null;
-    const result = new Promise<LoadResult>((resolve, reject) => { this.#resolve = resolve; this.#reject = reject; });
+    const result = new Promise<LoadResult>((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
+    });
     result.catch(() => {}); // the caller sees the rejection through `result`
     this.handle = {
       ledger: this.ledger,
@@ -388,7 +416,13 @@ class LoadEngine implements ExchangeOwner {
     if (this.#pumpTimer) clearTimeout(this.#pumpTimer);
     this.#pumpTimerDue = this.#nextDue;
     const wait = this.#options.precision === 'spin' ? delay - 1 : delay;
-    this.#pumpTimer = setTimeout(() => { this.#pumpTimer = null; this.#pump(); }, Math.max(1, Math.floor(wait)));
+    this.#pumpTimer = setTimeout(
+      () => {
+        this.#pumpTimer = null;
+        this.#pump();
+      },
+      Math.max(1, Math.floor(wait)),
+    );
   }
 
   // ---------------------------------------------------------------- closed model
@@ -516,7 +550,8 @@ class LoadEngine implements ExchangeOwner {
 
   /** Warns once per run (the ledger counts every occurrence as SCENARIO_ERROR). */
   #scenarioError(err: unknown): void {
-    if (this.#scenarioErrors++ === 0) process.emitWarning(`load scenario (reported once per run): ${(err as Error)?.stack ?? String(err)}`);
+    if (this.#scenarioErrors++ === 0)
+      process.emitWarning(`load scenario (reported once per run): ${(err as Error)?.stack ?? String(err)}`);
   }
 
   // ---------------------------------------------------------------- timeouts, ingest, progress
@@ -524,7 +559,10 @@ class LoadEngine implements ExchangeOwner {
   #sweep(): void {
     const deadline = this.now() - this.#timeoutMs;
     for (let ex = this.#active.peek(); ex !== undefined; ex = this.#active.peek()) {
-      if (ex.recorded) { this.#active.shift(); continue; }
+      if (ex.recorded) {
+        this.#active.shift();
+        continue;
+      }
       if (ex.issuedAt > deadline) break;
       this.#active.shift();
       ex.timeout();
@@ -557,7 +595,9 @@ class LoadEngine implements ExchangeOwner {
   #snapshot(takeRecent: boolean): Progress {
     const s = this.#stats;
     const elapsedMs = this.#phase === 'done' && this.#lastProgress ? this.#lastProgress.elapsedMs : this.now();
-    let recentRate = 0, recentFailed = 0, recentP99: number | null = null;
+    let recentRate = 0,
+      recentFailed = 0,
+      recentP99: number | null = null;
     if (takeRecent) {
       const prev = this.#lastProgress?.elapsedMs ?? 0;
       const recent = s.takeRecent();
@@ -580,7 +620,9 @@ class LoadEngine implements ExchangeOwner {
       inFlight: this.#inFlight,
       waiting: this.#pool.waiting,
       activeIterations: this.#activeIterations,
-      recentRate, recentFailed, recentP99,
+      recentRate,
+      recentFailed,
+      recentP99,
       p99: s.duration.totalCount ? s.duration.getValueAtPercentile(99) / 1000 : null,
     };
   }
@@ -639,7 +681,9 @@ class LoadEngine implements ExchangeOwner {
     if (this.#finishing) return;
     this.#finishing = true;
     // Leave the undici callback we may be in before tearing the connections down.
-    setImmediate(() => { this.#finish().catch((err) => this.#reject(err)); });
+    setImmediate(() => {
+      this.#finish().catch((err) => this.#reject(err));
+    });
   }
 
   async #finish(): Promise<void> {
@@ -650,12 +694,18 @@ class LoadEngine implements ExchangeOwner {
     this.#ingest();
     await this.#pool.destroy();
     let ndjsonError: unknown = null;
-    await this.#ndjson?.close().catch((err) => { ndjsonError = err; });
+    await this.#ndjson?.close().catch((err) => {
+      ndjsonError = err;
+    });
     const lastProgress = this.#snapshot(true);
     this.#phase = 'done';
     this.#lastProgress = { ...lastProgress, phase: 'done', elapsedMs: endedAt };
     if (this.#options.onProgress) {
-      try { this.#options.onProgress(this.#lastProgress); } catch { /* reported on ticks */ }
+      try {
+        this.#options.onProgress(this.#lastProgress);
+      } catch {
+        /* reported on ticks */
+      }
     }
     const iterations = {
       started: this.#iterationSeq - this.#iterationsDropped,
@@ -664,13 +714,30 @@ class LoadEngine implements ExchangeOwner {
       interrupted: this.#iterationsInterrupted,
       dropped: this.#iterationsDropped,
     };
-    const { summary, thresholds: thresholdResults, assessment } = judgeRun({
-      ledger: this.ledger, stats: this.#stats, plan: this.plan, target: this.target, iterations,
-      connections: this.#pool.size, timeoutMs: this.#timeoutMs, maxRequests: this.#maxRequests,
-      schedulingEndedAt: this.#schedulingEndedAt, lastIssuedAt: this.#lastIssuedAt, endedAt,
-      stopReason: this.#stopReason, abortReason: this.#abortReason, ndjsonRows: this.#ndjson?.rowsWritten ?? null,
-      thresholds: this.#thresholds, minRequests: this.#options.minRequests ?? 100, abortedByThreshold: this.#abortedByThreshold,
-      maxScheduleDelayMs: this.#options.maxScheduleDelay === undefined ? undefined : parseDuration(this.#options.maxScheduleDelay),
+    const {
+      summary,
+      thresholds: thresholdResults,
+      assessment,
+    } = judgeRun({
+      ledger: this.ledger,
+      stats: this.#stats,
+      plan: this.plan,
+      target: this.target,
+      iterations,
+      connections: this.#pool.size,
+      timeoutMs: this.#timeoutMs,
+      maxRequests: this.#maxRequests,
+      schedulingEndedAt: this.#schedulingEndedAt,
+      lastIssuedAt: this.#lastIssuedAt,
+      endedAt,
+      stopReason: this.#stopReason,
+      abortReason: this.#abortReason,
+      ndjsonRows: this.#ndjson?.rowsWritten ?? null,
+      thresholds: this.#thresholds,
+      minRequests: this.#options.minRequests ?? 100,
+      abortedByThreshold: this.#abortedByThreshold,
+      maxScheduleDelayMs:
+        this.#options.maxScheduleDelay === undefined ? undefined : parseDuration(this.#options.maxScheduleDelay),
     });
     if (ndjsonError) assessment.reasons.push(`the NDJSON ledger could not be written: ${(ndjsonError as Error).message}`);
     this.#resolve({ ledger: this.ledger, summary, thresholds: thresholdResults, assessment });

@@ -41,9 +41,16 @@ export function errorClassName(id: number): ErrorClassName {
 }
 
 const TLS_CODES = new Set([
-  'EPROTO', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID', 'CERT_UNTRUSTED',
-  'CERT_SIGNATURE_FAILURE', 'HOSTNAME_MISMATCH',
+  'EPROTO',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_UNTRUSTED',
+  'CERT_SIGNATURE_FAILURE',
+  'HOSTNAME_MISMATCH',
 ]);
 
 /** The error's code, walking `cause` (undici wraps some socket errors). */
@@ -62,11 +69,19 @@ export function classifyError(err: unknown): ErrorClassId {
   const message = String(e?.message ?? '');
   for (const code of codes) {
     switch (code) {
-      case 'ECONNREFUSED': return ErrorClass.conn_refused;
-      case 'ECONNRESET': case 'EPIPE': return ErrorClass.conn_reset;
-      case 'UND_ERR_CONNECT_TIMEOUT': return ErrorClass.connect_timeout;
-      case 'UND_ERR_HEADERS_TIMEOUT': case 'UND_ERR_BODY_TIMEOUT': case 'ETIMEDOUT': return ErrorClass.timeout;
-      case 'UND_ERR_ABORTED': return ErrorClass.aborted;
+      case 'ECONNREFUSED':
+        return ErrorClass.conn_refused;
+      case 'ECONNRESET':
+      case 'EPIPE':
+        return ErrorClass.conn_reset;
+      case 'UND_ERR_CONNECT_TIMEOUT':
+        return ErrorClass.connect_timeout;
+      case 'UND_ERR_HEADERS_TIMEOUT':
+      case 'UND_ERR_BODY_TIMEOUT':
+      case 'ETIMEDOUT':
+        return ErrorClass.timeout;
+      case 'UND_ERR_ABORTED':
+        return ErrorClass.aborted;
     }
     if (code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_') || TLS_CODES.has(code)) return ErrorClass.tls;
   }

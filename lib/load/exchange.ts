@@ -61,7 +61,14 @@ export class Exchange implements PoolJob, Dispatcher.DispatchHandler {
   #chunks: Buffer[] | null = null;
   #bodyBytes = 0;
 
-  constructor(owner: ExchangeOwner, row: number, step: CompiledStep, ctx: IterationContext<any>, issuedAt: number, iteration: unknown) {
+  constructor(
+    owner: ExchangeOwner,
+    row: number,
+    step: CompiledStep,
+    ctx: IterationContext<any>,
+    issuedAt: number,
+    iteration: unknown,
+  ) {
     this.owner = owner;
     this.row = row;
     this.step = step;
@@ -94,7 +101,11 @@ export class Exchange implements PoolJob, Dispatcher.DispatchHandler {
     this.#controller = controller;
   }
 
-  onResponseStart(_c: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
+  onResponseStart(
+    _c: Dispatcher.DispatchController,
+    statusCode: number,
+    headers: Record<string, string | string[] | undefined>,
+  ): void {
     this.status = statusCode;
     const { ledger, backendHeader, versionHeader } = this.owner;
     const sb = backendHeader === null ? undefined : headers[backendHeader];
@@ -149,7 +160,9 @@ export class Exchange implements PoolJob, Dispatcher.DispatchHandler {
     if (this.#dispatching) {
       // Refused synchronously (e.g. an invalid header from the scenario): record it on the next turn,
       // so a VU that keeps making the same mistake cannot recurse through dispatch.
-      setImmediate(() => { if (!this.recorded) this.#fail(error); });
+      setImmediate(() => {
+        if (!this.recorded) this.#fail(error);
+      });
       return;
     }
     this.#fail(error);
@@ -177,7 +190,17 @@ export class Exchange implements PoolJob, Dispatcher.DispatchHandler {
 
   #record(outcome: OutcomeId, err: ErrorClassId, errCodeId: number): void {
     this.recorded = true;
-    this.owner.ledger.finish(this.row, this.owner.now(), outcome, this.status, err, errCodeId, this.#servedBy, this.#appVersion, this.owner.localPort(this.connection));
+    this.owner.ledger.finish(
+      this.row,
+      this.owner.now(),
+      outcome,
+      this.status,
+      err,
+      errCodeId,
+      this.#servedBy,
+      this.#appVersion,
+      this.owner.localPort(this.connection),
+    );
     this.owner.recorded(this, outcome);
   }
 

@@ -11,18 +11,46 @@ import { constantVUs, rampingVUs, type VuSchedule } from './vu-schedule.ts';
 /** A duration: "30s", "1m30s", or milliseconds. */
 export type DurationInput = string | number;
 
-export interface Stage { target: number; duration: DurationInput }
+export interface Stage {
+  target: number;
+  duration: DurationInput;
+}
 
 export type ExecutorConfig =
-  | { executor: 'constant-arrival-rate'; rate: number; timeUnit?: DurationInput; duration: DurationInput;
-      preAllocatedVUs?: number; maxVUs?: number; gracefulStop?: DurationInput }
-  | { executor: 'ramping-arrival-rate'; startRate?: number; timeUnit?: DurationInput; stages: Stage[];
-      preAllocatedVUs?: number; maxVUs?: number; gracefulStop?: DurationInput }
+  | {
+      executor: 'constant-arrival-rate';
+      rate: number;
+      timeUnit?: DurationInput;
+      duration: DurationInput;
+      preAllocatedVUs?: number;
+      maxVUs?: number;
+      gracefulStop?: DurationInput;
+    }
+  | {
+      executor: 'ramping-arrival-rate';
+      startRate?: number;
+      timeUnit?: DurationInput;
+      stages: Stage[];
+      preAllocatedVUs?: number;
+      maxVUs?: number;
+      gracefulStop?: DurationInput;
+    }
   | { executor: 'constant-vus'; vus: number; duration: DurationInput; gracefulStop?: DurationInput }
-  | { executor: 'ramping-vus'; startVUs?: number; stages: Stage[]; gracefulRampDown?: DurationInput; gracefulStop?: DurationInput };
+  | {
+      executor: 'ramping-vus';
+      startVUs?: number;
+      stages: Stage[];
+      gracefulRampDown?: DurationInput;
+      gracefulStop?: DurationInput;
+    };
 
 export type ExecutorName = ExecutorConfig['executor'];
-export const executorNames: readonly ExecutorName[] = ['constant-arrival-rate', 'ramping-arrival-rate', 'constant-vus', 'ramping-vus'];
+export const executorNames: readonly ExecutorName[] = [
+  'constant-arrival-rate',
+  'ramping-arrival-rate',
+  'constant-vus',
+  'ramping-vus',
+];
 
 export interface OpenPlan {
   model: 'open';
@@ -57,7 +85,8 @@ function positive(name: string, v: unknown, integer = false): number {
 }
 
 function stagesMs(stages: Stage[]): { target: number; durationMs: number }[] {
-  if (!Array.isArray(stages) || stages.length === 0) throw new RangeError('stages must be a non-empty list of {target, duration}');
+  if (!Array.isArray(stages) || stages.length === 0)
+    throw new RangeError('stages must be a non-empty list of {target, duration}');
   return stages.map((s, i) => {
     if (!(Number(s.target) >= 0)) throw new RangeError(`stage ${i + 1}: target must be >= 0`);
     return { target: Number(s.target), durationMs: parseDuration(s.duration) };
@@ -77,17 +106,34 @@ export function planExecutor(cfg: ExecutorConfig, defaults: { timeoutMs: number 
     case 'ramping-arrival-rate': {
       const unitMs = cfg.timeUnit === undefined ? 1000 : positive('timeUnit', parseDuration(cfg.timeUnit));
       const perSecond = (r: number) => (r * 1000) / unitMs;
-      const arrivals: ArrivalSchedule = cfg.executor === 'constant-arrival-rate'
-        ? rampingArrivals(perSecond(positive('rate', cfg.rate)), [{ target: perSecond(cfg.rate), durationMs: positive('duration', parseDuration(cfg.duration)) }])
-        : rampingArrivals(perSecond(Number(cfg.startRate ?? 0)), stagesMs(cfg.stages).map((s) => ({ target: perSecond(s.target), durationMs: s.durationMs })));
+      const arrivals: ArrivalSchedule =
+        cfg.executor === 'constant-arrival-rate'
+          ? rampingArrivals(perSecond(positive('rate', cfg.rate)), [
+              { target: perSecond(cfg.rate), durationMs: positive('duration', parseDuration(cfg.duration)) },
+            ])
+          : rampingArrivals(
+              perSecond(Number(cfg.startRate ?? 0)),
+              stagesMs(cfg.stages).map((s) => ({ target: perSecond(s.target), durationMs: s.durationMs })),
+            );
       const byTimeout = Math.ceil((arrivals.peakRate * defaults.timeoutMs) / 1000);
-      const maxVUs = cfg.maxVUs !== undefined ? positive('maxVUs', cfg.maxVUs, true)
-        : cfg.preAllocatedVUs !== undefined ? positive('preAllocatedVUs', cfg.preAllocatedVUs, true)
-        : Math.min(100_000, Math.max(100, byTimeout));
+      const maxVUs =
+        cfg.maxVUs !== undefined
+          ? positive('maxVUs', cfg.maxVUs, true)
+          : cfg.preAllocatedVUs !== undefined
+            ? positive('preAllocatedVUs', cfg.preAllocatedVUs, true)
+            : Math.min(100_000, Math.max(100, byTimeout));
       if (cfg.preAllocatedVUs !== undefined && cfg.maxVUs !== undefined && cfg.maxVUs < cfg.preAllocatedVUs) {
         throw new RangeError('maxVUs must be >= preAllocatedVUs');
       }
-      plan = { model: 'open', executor: cfg.executor, arrivals, maxVUs, durationMs: arrivals.durationMs, gracefulStopMs, peakRate: arrivals.peakRate };
+      plan = {
+        model: 'open',
+        executor: cfg.executor,
+        arrivals,
+        maxVUs,
+        durationMs: arrivals.durationMs,
+        gracefulStopMs,
+        peakRate: arrivals.peakRate,
+      };
       break;
     }
     case 'constant-vus': {

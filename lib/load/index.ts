@@ -6,13 +6,41 @@
  *   ... roll out, kill a pod ...            // run.progress() any time, run.abort() to stop early
  *   const { ledger, summary, assessment } = await run.result;
  */
-export { startLoad, runLoad, type LoadOptions, type LoadRun, type LoadResult, type Progress, type IdentityHeaders } from './engine.ts';
-export { defineScenario, singleRequest, type Scenario, type Flow, type Step, type StepResponse, type IterationContext } from './scenario.ts';
+export {
+  startLoad,
+  runLoad,
+  type LoadOptions,
+  type LoadRun,
+  type LoadResult,
+  type Progress,
+  type IdentityHeaders,
+} from './engine.ts';
+export {
+  defineScenario,
+  singleRequest,
+  type Scenario,
+  type Flow,
+  type Step,
+  type StepResponse,
+  type IterationContext,
+} from './scenario.ts';
 export { executorNames, planExecutor, type ExecutorConfig, type ExecutorName, type Plan } from './executors.ts';
 export { Ledger, Outcome, type LedgerRow, type OutcomeName } from './ledger.ts';
 export { ErrorClass, errorClassName, type ErrorClassName } from './error-class.ts';
-export { parseThresholds, parseThresholdFlag, type ThresholdConfig, type ThresholdResult, ThresholdSyntaxError } from './thresholds.ts';
-export { vetTarget, TargetNotAllowedError, DEFAULT_REMOTE_RATE_CAP, type TargetPolicy, type VettedTarget } from './target-guard.ts';
+export {
+  parseThresholds,
+  parseThresholdFlag,
+  type ThresholdConfig,
+  type ThresholdResult,
+  ThresholdSyntaxError,
+} from './thresholds.ts';
+export {
+  vetTarget,
+  TargetNotAllowedError,
+  DEFAULT_REMOTE_RATE_CAP,
+  type TargetPolicy,
+  type VettedTarget,
+} from './target-guard.ts';
 export { assess, type Assessment, type LoadVerdict } from './assessment.ts';
 export type { LoadSummary } from './summary.ts';
 export type { SecondOfRun } from './series.ts';

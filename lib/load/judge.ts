@@ -23,7 +23,12 @@ export function thresholdStatistics(thresholds: Threshold[], all: RequestStatist
 }
 
 /** Feeds ledger rows to the run's statistics and to every threshold's own. */
-export function ingestRows(ledger: Ledger, rows: ArrayLike<number>, all: RequestStatistics, thresholds: ThresholdStatistics[]): void {
+export function ingestRows(
+  ledger: Ledger,
+  rows: ArrayLike<number>,
+  all: RequestStatistics,
+  thresholds: ThresholdStatistics[],
+): void {
   for (let i = 0; i < rows.length; i++) all.add(ledger, rows[i]);
   for (const { stats } of thresholds) {
     if (stats !== all) for (let i = 0; i < rows.length; i++) stats.add(ledger, rows[i]);
@@ -44,7 +49,10 @@ export function judgeRun(i: JudgeInput): { summary: LoadSummary; thresholds: Thr
   const thresholds = i.thresholds.map(({ t, stats }) => evaluate(t, stats, ended, i.endedAt));
   const summary = buildSummary(i);
   const assessment = assess(summary, thresholds, {
-    minRequests: i.minRequests, abortedByThreshold: i.abortedByThreshold, maxScheduleDelayMs: i.maxScheduleDelayMs, inconclusive: i.inconclusive,
+    minRequests: i.minRequests,
+    abortedByThreshold: i.abortedByThreshold,
+    maxScheduleDelayMs: i.maxScheduleDelayMs,
+    inconclusive: i.inconclusive,
   });
   return { summary, thresholds, assessment };
 }

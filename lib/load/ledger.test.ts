@@ -15,8 +15,16 @@ describe('Ledger', () => {
       const row = l.add(i / 2, i / 2 + 0.1, name, i);
       l.markStarted(row, i / 2 + 0.2, i % 32);
       const ok = i % 7 !== 0;
-      l.finish(row, i / 2 + 3, ok ? Outcome.succeeded : Outcome.failed, ok ? 200 : 503, ok ? 0 : ErrorClass.http_5xx, 0,
-        l.servedBy.id(`pod-${i % 3}`), l.appVersions.id('1.2.0'));
+      l.finish(
+        row,
+        i / 2 + 3,
+        ok ? Outcome.succeeded : Outcome.failed,
+        ok ? 200 : 503,
+        ok ? 0 : ErrorClass.http_5xx,
+        0,
+        l.servedBy.id(`pod-${i % 3}`),
+        l.appVersions.id('1.2.0'),
+      );
     }
     expect(l.length).toBe(n);
     const t = l.tally();
@@ -24,8 +32,17 @@ describe('Ledger', () => {
     expect(t.succeeded + t.failed + t.dropped).toBe(n);
     expect(t.dropped).toBe(n / 10);
     expect(l.row(35_001)).toMatchObject({
-      row: 35_001, name: 'acquire', outcome: 'succeeded', scheduledAt: 17_500.5, startedAt: 17_500.7, endedAt: 17_503.5,
-      status: 200, error: null, servedBy: 'pod-0', appVersion: '1.2.0', connection: 35_001 % 32,
+      row: 35_001,
+      name: 'acquire',
+      outcome: 'succeeded',
+      scheduledAt: 17_500.5,
+      startedAt: 17_500.7,
+      endedAt: 17_503.5,
+      status: 200,
+      error: null,
+      servedBy: 'pod-0',
+      appVersion: '1.2.0',
+      connection: 35_001 % 32,
     });
     expect(l.row(19)).toMatchObject({ outcome: 'dropped', startedAt: null, endedAt: null, status: 0, connection: null });
     expect(l.row(14)).toMatchObject({ outcome: 'failed', status: 503, error: 'http_5xx' });
@@ -45,7 +62,13 @@ describe('Ledger', () => {
     l.markStarted(row, 3, 0);
     l.finish(row, 4, Outcome.failed, 0, ErrorClass.other_side_closed, l.errorCodes.id('UND_ERR_SOCKET'), 0, 0);
     const line = JSON.parse(l.toNdjsonLine(row));
-    expect(line).toMatchObject({ name: 'GET /', outcome: 'failed', error: 'other_side_closed', error_code: 'UND_ERR_SOCKET', served_by: null });
+    expect(line).toMatchObject({
+      name: 'GET /',
+      outcome: 'failed',
+      error: 'other_side_closed',
+      error_code: 'UND_ERR_SOCKET',
+      served_by: null,
+    });
     expect(line.ended_at - line.scheduled_at).toBeCloseTo(3, 3);
     expect(line.scheduled_at).toBeCloseTo(l.epochMs(1), 3);
     expect(l.epochMs(0)).toBe(l.origin.epochMs);
@@ -80,11 +103,19 @@ describe('ledger rows across processes', () => {
     const b = new Ledger(a.origin.perfMs - 1000);
     for (let r = 0; r < a.length; r++) b.append(rowFromNdjson(JSON.parse(a.toNdjsonLine(r)), b.origin.epochMs));
     for (let r = 0; r < a.length; r++) {
-      const x = a.row(r), y = b.row(r);
+      const x = a.row(r),
+        y = b.row(r);
       for (const k of ['scheduledAt', 'issuedAt', 'startedAt', 'endedAt'] as const) {
-        if (x[k] === null) expect(y[k]).toBeNull(); else expect(y[k]! - 1000).toBeCloseTo(x[k]!, 3);
+        if (x[k] === null) expect(y[k]).toBeNull();
+        else expect(y[k]! - 1000).toBeCloseTo(x[k]!, 3);
       }
-      expect({ ...y, scheduledAt: 0, issuedAt: 0, startedAt: 0, endedAt: 0 }).toEqual({ ...x, scheduledAt: 0, issuedAt: 0, startedAt: 0, endedAt: 0 });
+      expect({ ...y, scheduledAt: 0, issuedAt: 0, startedAt: 0, endedAt: 0 }).toEqual({
+        ...x,
+        scheduledAt: 0,
+        issuedAt: 0,
+        startedAt: 0,
+        endedAt: 0,
+      });
     }
     expect(() => rowFromNdjson({ outcome: 'maybe' }, 0)).toThrow(/outcome/);
   });

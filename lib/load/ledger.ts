@@ -57,7 +57,9 @@ export class Interner {
   readonly #ids = new Map<string, number>();
   readonly #values: string[] = [''];
   readonly #max: number;
-  constructor(max = 0xffff) { this.#max = max; }
+  constructor(max = 0xffff) {
+    this.#max = max;
+  }
   id(value: string | undefined | null): number {
     if (value === undefined || value === null || value === '') return 0;
     let id = this.#ids.get(value);
@@ -79,9 +81,15 @@ export class Interner {
     }
     return id;
   }
-  value(id: number): string | undefined { return id === 0 ? undefined : this.#values[id]; }
-  get size(): number { return this.#values.length - 1; }
-  values(): string[] { return this.#values.slice(1); }
+  value(id: number): string | undefined {
+    return id === 0 ? undefined : this.#values[id];
+  }
+  get size(): number {
+    return this.#values.length - 1;
+  }
+  values(): string[] {
+    return this.#values.slice(1);
+  }
 }
 
 /** A row as an object, for NDJSON, tests and reports (not used on the hot path). */
@@ -117,10 +125,14 @@ export class Ledger {
     this.origin = { perfMs: originPerfMs, epochMs: performance.timeOrigin + originPerfMs };
   }
 
-  get length(): number { return this.#length; }
+  get length(): number {
+    return this.#length;
+  }
 
   /** Wall-clock epoch milliseconds of a ledger time (for joins with a cluster timeline). */
-  epochMs(t: number): number { return this.origin.epochMs + t; }
+  epochMs(t: number): number {
+    return this.origin.epochMs + t;
+  }
 
   /** Appends a pending row and returns its index. */
   add(scheduledAt: number, issuedAt: number, nameId: number, iteration: number): number {
@@ -153,8 +165,17 @@ export class Ledger {
     c.connection[i] = connection;
   }
 
-  finish(row: number, t: number, outcome: OutcomeId, status: number, errorClass: ErrorClassId, errorCodeId: number,
-    servedById: number, appVersionId: number, localPort = 0): void {
+  finish(
+    row: number,
+    t: number,
+    outcome: OutcomeId,
+    status: number,
+    errorClass: ErrorClassId,
+    errorCodeId: number,
+    servedById: number,
+    appVersionId: number,
+    localPort = 0,
+  ): void {
     const c = this.#chunks[row >>> CHUNK_BITS];
     const i = row & MASK;
     c.endedAt[i] = t;
@@ -168,20 +189,48 @@ export class Ledger {
   }
 
   // Column readers (row index → value).
-  scheduledAt(row: number): number { return this.#chunks[row >>> CHUNK_BITS].scheduledAt[row & MASK]; }
-  issuedAt(row: number): number { return this.#chunks[row >>> CHUNK_BITS].issuedAt[row & MASK]; }
-  startedAt(row: number): number { return this.#chunks[row >>> CHUNK_BITS].startedAt[row & MASK]; }
-  endedAt(row: number): number { return this.#chunks[row >>> CHUNK_BITS].endedAt[row & MASK]; }
-  status(row: number): number { return this.#chunks[row >>> CHUNK_BITS].status[row & MASK]; }
-  outcome(row: number): OutcomeId { return this.#chunks[row >>> CHUNK_BITS].outcome[row & MASK] as OutcomeId; }
-  errorClass(row: number): ErrorClassId { return this.#chunks[row >>> CHUNK_BITS].errorClass[row & MASK] as ErrorClassId; }
-  nameId(row: number): number { return this.#chunks[row >>> CHUNK_BITS].name[row & MASK]; }
-  servedById(row: number): number { return this.#chunks[row >>> CHUNK_BITS].servedBy[row & MASK]; }
-  appVersionId(row: number): number { return this.#chunks[row >>> CHUNK_BITS].appVersion[row & MASK]; }
-  iteration(row: number): number { return this.#chunks[row >>> CHUNK_BITS].iteration[row & MASK]; }
-  connection(row: number): number { return this.#chunks[row >>> CHUNK_BITS].connection[row & MASK]; }
-  errorCodeId(row: number): number { return this.#chunks[row >>> CHUNK_BITS].errorCode[row & MASK]; }
-  localPort(row: number): number { return this.#chunks[row >>> CHUNK_BITS].localPort[row & MASK]; }
+  scheduledAt(row: number): number {
+    return this.#chunks[row >>> CHUNK_BITS].scheduledAt[row & MASK];
+  }
+  issuedAt(row: number): number {
+    return this.#chunks[row >>> CHUNK_BITS].issuedAt[row & MASK];
+  }
+  startedAt(row: number): number {
+    return this.#chunks[row >>> CHUNK_BITS].startedAt[row & MASK];
+  }
+  endedAt(row: number): number {
+    return this.#chunks[row >>> CHUNK_BITS].endedAt[row & MASK];
+  }
+  status(row: number): number {
+    return this.#chunks[row >>> CHUNK_BITS].status[row & MASK];
+  }
+  outcome(row: number): OutcomeId {
+    return this.#chunks[row >>> CHUNK_BITS].outcome[row & MASK] as OutcomeId;
+  }
+  errorClass(row: number): ErrorClassId {
+    return this.#chunks[row >>> CHUNK_BITS].errorClass[row & MASK] as ErrorClassId;
+  }
+  nameId(row: number): number {
+    return this.#chunks[row >>> CHUNK_BITS].name[row & MASK];
+  }
+  servedById(row: number): number {
+    return this.#chunks[row >>> CHUNK_BITS].servedBy[row & MASK];
+  }
+  appVersionId(row: number): number {
+    return this.#chunks[row >>> CHUNK_BITS].appVersion[row & MASK];
+  }
+  iteration(row: number): number {
+    return this.#chunks[row >>> CHUNK_BITS].iteration[row & MASK];
+  }
+  connection(row: number): number {
+    return this.#chunks[row >>> CHUNK_BITS].connection[row & MASK];
+  }
+  errorCodeId(row: number): number {
+    return this.#chunks[row >>> CHUNK_BITS].errorCode[row & MASK];
+  }
+  localPort(row: number): number {
+    return this.#chunks[row >>> CHUNK_BITS].localPort[row & MASK];
+  }
 
   /**
    * Appends a whole row, e.g. one another engine recorded (read back with {@link rowFromNdjson});
@@ -194,8 +243,17 @@ export class Ledger {
     if (r.startedAt !== null) this.markStarted(row, r.startedAt, r.connection ?? 0xffff);
     if (r.outcome !== 'pending') {
       const err = r.error === null ? 0 : errorClassNames.indexOf(r.error);
-      this.finish(row, r.endedAt ?? NaN, Outcome[r.outcome], r.status, (err < 0 ? errorClassNames.indexOf('other') : err) as ErrorClassId,
-        this.errorCodes.id(r.errorCode), this.servedBy.id(r.servedBy), this.appVersions.id(r.appVersion), r.localPort ?? 0);
+      this.finish(
+        row,
+        r.endedAt ?? NaN,
+        Outcome[r.outcome],
+        r.status,
+        (err < 0 ? errorClassNames.indexOf('other') : err) as ErrorClassId,
+        this.errorCodes.id(r.errorCode),
+        this.servedBy.id(r.servedBy),
+        this.appVersions.id(r.appVersion),
+        r.localPort ?? 0,
+      );
     }
     return row;
   }
@@ -249,10 +307,21 @@ export class Ledger {
     const r = this.row(row);
     const at = (t: number | null) => (t === null ? null : Math.round(this.epochMs(t) * 1000) / 1000);
     return JSON.stringify({
-      row: r.row, iteration: r.iteration, name: r.name, outcome: r.outcome,
-      scheduled_at: at(r.scheduledAt), issued_at: at(r.issuedAt), started_at: at(r.startedAt), ended_at: at(r.endedAt),
-      status: r.status, error: r.error, error_code: r.errorCode, served_by: r.servedBy, app_version: r.appVersion,
-      connection: r.connection, local_port: r.localPort,
+      row: r.row,
+      iteration: r.iteration,
+      name: r.name,
+      outcome: r.outcome,
+      scheduled_at: at(r.scheduledAt),
+      issued_at: at(r.issuedAt),
+      started_at: at(r.startedAt),
+      ended_at: at(r.endedAt),
+      status: r.status,
+      error: r.error,
+      error_code: r.errorCode,
+      served_by: r.servedBy,
+      app_version: r.appVersion,
+      connection: r.connection,
+      local_port: r.localPort,
     });
   }
 }
@@ -294,17 +363,27 @@ const textOrNull = (v: unknown, what: string): string | null => {
 export function rowFromNdjson(value: unknown, originEpochMs: number): Omit<LedgerRow, 'row'> {
   const o = value as Partial<LedgerNdjsonRow>;
   if (!o || typeof o !== 'object') throw new TypeError('a ledger row must be a JSON object');
-  if (!outcomeNames.includes(o.outcome as OutcomeName)) throw new TypeError(`outcome "${String(o.outcome)}" is not one of ${outcomeNames.join(', ')}`);
-  if (o.error !== null && o.error !== undefined && !errorClassNames.includes(o.error)) throw new TypeError(`error "${String(o.error)}" is not an error class`);
+  if (!outcomeNames.includes(o.outcome as OutcomeName))
+    throw new TypeError(`outcome "${String(o.outcome)}" is not one of ${outcomeNames.join(', ')}`);
+  if (o.error !== null && o.error !== undefined && !errorClassNames.includes(o.error))
+    throw new TypeError(`error "${String(o.error)}" is not an error class`);
   const rel = (t: number | null) => (t === null ? null : t - originEpochMs);
   const iteration = time(o.iteration, 'iteration');
   const status = time(o.status ?? 0, 'status');
   return {
-    iteration, name: textOrNull(o.name, 'name') ?? '', outcome: o.outcome as OutcomeName,
-    scheduledAt: time(o.scheduled_at, 'scheduled_at') - originEpochMs, issuedAt: time(o.issued_at, 'issued_at') - originEpochMs,
-    startedAt: rel(timeOrNull(o.started_at, 'started_at')), endedAt: rel(timeOrNull(o.ended_at, 'ended_at')),
-    status, error: o.error ?? null, errorCode: textOrNull(o.error_code, 'error_code'),
-    servedBy: textOrNull(o.served_by, 'served_by'), appVersion: textOrNull(o.app_version, 'app_version'),
-    connection: timeOrNull(o.connection, 'connection'), localPort: timeOrNull(o.local_port, 'local_port'),
+    iteration,
+    name: textOrNull(o.name, 'name') ?? '',
+    outcome: o.outcome as OutcomeName,
+    scheduledAt: time(o.scheduled_at, 'scheduled_at') - originEpochMs,
+    issuedAt: time(o.issued_at, 'issued_at') - originEpochMs,
+    startedAt: rel(timeOrNull(o.started_at, 'started_at')),
+    endedAt: rel(timeOrNull(o.ended_at, 'ended_at')),
+    status,
+    error: o.error ?? null,
+    errorCode: textOrNull(o.error_code, 'error_code'),
+    servedBy: textOrNull(o.served_by, 'served_by'),
+    appVersion: textOrNull(o.app_version, 'app_version'),
+    connection: timeOrNull(o.connection, 'connection'),
+    localPort: timeOrNull(o.local_port, 'local_port'),
   };
 }

@@ -18,7 +18,9 @@ export class LedgerNdjsonWriter {
     this.#ledger = ledger;
     this.#owned = typeof target === 'string';
     this.#out = typeof target === 'string' ? createWriteStream(target) : target;
-    this.#out.on('error', (err) => { this.#error ??= err; });
+    this.#out.on('error', (err) => {
+      this.#error ??= err;
+    });
   }
 
   /** Appends the given rows (in the order given). */
@@ -34,7 +36,8 @@ export class LedgerNdjsonWriter {
   async close(): Promise<void> {
     if (this.#owned) {
       this.#out.end();
-      if (!this.#out.writableFinished && !this.#error) await Promise.race([once(this.#out, 'finish'), once(this.#out, 'error')]).catch(() => {});
+      if (!this.#out.writableFinished && !this.#error)
+        await Promise.race([once(this.#out, 'finish'), once(this.#out, 'error')]).catch(() => {});
     }
     if (this.#error) throw this.#error;
   }

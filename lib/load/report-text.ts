@@ -23,14 +23,19 @@ export function progressLine(p: Progress, plannedMs: number): string {
 }
 
 function trendRow(name: string, t: Trend | null): string {
-  const cols = t ? [t.avg, t.min, t.med, t['p(90)'], t['p(95)'], t['p(99)'], t.max].map((v) => fmtMs(v).padStart(9)) : ['(no samples)'.padStart(9)];
+  const cols = t
+    ? [t.avg, t.min, t.med, t['p(90)'], t['p(95)'], t['p(99)'], t.max].map((v) => fmtMs(v).padStart(9))
+    : ['(no samples)'.padStart(9)];
   return `  ${name.padEnd(24)}${cols.join('')}`;
 }
 
 function counts(map: Record<string, number>, limit = 8): string {
   const entries = Object.entries(map);
   if (entries.length === 0) return '-';
-  const shown = entries.slice(0, limit).map(([k, v]) => `${k}: ${int(v)}`).join('   ');
+  const shown = entries
+    .slice(0, limit)
+    .map(([k, v]) => `${k}: ${int(v)}`)
+    .join('   ');
   return entries.length > limit ? `${shown}   (+${entries.length - limit} more)` : shown;
 }
 
@@ -38,18 +43,25 @@ export function summaryTable(r: LoadResult): string {
   const s = r.summary;
   const m = s.metrics;
   const lines: string[] = [];
-  lines.push(`${s.run.executor} → ${s.run.url} (${s.run.target.kind} ${s.run.target.address}), ${s.run.connections} connections, ` +
-    `ran ${formatDuration(s.run.elapsedMs)} (${s.run.stopReason})`);
+  lines.push(
+    `${s.run.executor} → ${s.run.url} (${s.run.target.kind} ${s.run.target.address}), ${s.run.connections} connections, ` +
+      `ran ${formatDuration(s.run.elapsedMs)} (${s.run.stopReason})`,
+  );
   lines.push('');
   const cut = s.counts.abortedByRun ? ` (${int(s.counts.abortedByRun)} cut short by the run, not judged)` : '';
-  lines.push(`  requests    scheduled ${int(s.counts.scheduled)}   succeeded ${int(s.counts.succeeded)}   failed ${int(s.counts.failed)}${cut}   dropped ${int(s.counts.dropped)}`);
-  const rate = s.rates.target !== null
-    ? `target ${s.rates.target.toFixed(1)}/s   achieved ${s.rates.achieved.toFixed(1)}/s   (${s.counts.iterations.started} of ${s.rates.planned} planned arrivals started)`
-    : `achieved ${s.rates.achieved.toFixed(1)} req/s (closed model)`;
+  lines.push(
+    `  requests    scheduled ${int(s.counts.scheduled)}   succeeded ${int(s.counts.succeeded)}   failed ${int(s.counts.failed)}${cut}   dropped ${int(s.counts.dropped)}`,
+  );
+  const rate =
+    s.rates.target !== null
+      ? `target ${s.rates.target.toFixed(1)}/s   achieved ${s.rates.achieved.toFixed(1)}/s   (${s.counts.iterations.started} of ${s.rates.planned} planned arrivals started)`
+      : `achieved ${s.rates.achieved.toFixed(1)} req/s (closed model)`;
   lines.push(`  rate        ${rate}`);
   lines.push(`  failed      http_req_failed rate ${m.http_req_failed.rate === null ? '-' : m.http_req_failed.rate.toFixed(4)}`);
   lines.push('');
-  lines.push(`  ${'timing'.padEnd(24)}${['avg', 'min', 'med', 'p(90)', 'p(95)', 'p(99)', 'max'].map((h) => h.padStart(9)).join('')}`);
+  lines.push(
+    `  ${'timing'.padEnd(24)}${['avg', 'min', 'med', 'p(90)', 'p(95)', 'p(99)', 'max'].map((h) => h.padStart(9)).join('')}`,
+  );
   lines.push(trendRow('http_req_duration', m.http_req_duration));
   lines.push(trendRow('http_req_blocked', m.http_req_blocked));
   lines.push(trendRow('http_req_service_time', m.http_req_service_time));
@@ -57,7 +69,10 @@ export function summaryTable(r: LoadResult): string {
   const names = Object.entries(s.byName);
   if (names.length > 1) {
     lines.push('');
-    for (const [name, n] of names) lines.push(trendRow(`{name:${name}}`.slice(0, 23), n.http_req_duration) + `   ${int(n.requests)} req, ${int(n.failed)} failed`);
+    for (const [name, n] of names)
+      lines.push(
+        trendRow(`{name:${name}}`.slice(0, 23), n.http_req_duration) + `   ${int(n.requests)} req, ${int(n.failed)} failed`,
+      );
   }
   lines.push('');
   lines.push(`  statuses    ${counts(s.statuses)}`);
@@ -69,7 +84,9 @@ export function summaryTable(r: LoadResult): string {
     lines.push('  thresholds');
     for (const t of r.thresholds) {
       const mark = t.ok === true ? '✓' : t.ok === false ? '✗' : '?';
-      lines.push(`    ${mark} ${t.metric}: ${t.expression}   observed ${t.observed === null ? 'no data' : +t.observed.toFixed(6)} (${int(t.samples)} samples)`);
+      lines.push(
+        `    ${mark} ${t.metric}: ${t.expression}   observed ${t.observed === null ? 'no data' : +t.observed.toFixed(6)} (${int(t.samples)} samples)`,
+      );
     }
   }
   lines.push('');

@@ -10,7 +10,9 @@ export class RingQueue<T> {
     this.#items = new Array(c);
   }
 
-  get length(): number { return this.#length; }
+  get length(): number {
+    return this.#length;
+  }
 
   push(item: T): void {
     if (this.#length === this.#items.length) this.#grow();

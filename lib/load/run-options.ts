@@ -84,7 +84,8 @@ export async function loadScenarioModule(path: string): Promise<Scenario> {
 /** Flags may lower the remote rate cap, never raise it (code that means it passes `target.remoteRateCap`). */
 function remoteCap(v: string | undefined): number {
   const n = wholeNumber('remote-rate-cap', v) ?? DEFAULT_REMOTE_RATE_CAP;
-  if (n > DEFAULT_REMOTE_RATE_CAP) throw new LoadUsageError(`--remote-rate-cap can only lower the cap of ${DEFAULT_REMOTE_RATE_CAP}/s`);
+  if (n > DEFAULT_REMOTE_RATE_CAP)
+    throw new LoadUsageError(`--remote-rate-cap can only lower the cap of ${DEFAULT_REMOTE_RATE_CAP}/s`);
   return n;
 }
 
@@ -99,7 +100,10 @@ export interface ResolvedLoadOptions {
  * `given` holds what code (not flags) supplies: the compiled-in scenario of an agent bundle, or the
  * executor and thresholds a distributed run hands its agents as JSON. Flags still win over them.
  */
-export async function loadOptionsFromFlags(flags: LoadFlags, given: { scenario?: Scenario; executor?: ExecutorConfig; thresholds?: ThresholdConfig } = {}): Promise<ResolvedLoadOptions> {
+export async function loadOptionsFromFlags(
+  flags: LoadFlags,
+  given: { scenario?: Scenario; executor?: ExecutorConfig; thresholds?: ThresholdConfig } = {},
+): Promise<ResolvedLoadOptions> {
   let file: LoadConfigFile = {};
   if (flags.config) {
     try {
@@ -113,27 +117,41 @@ export async function loadOptionsFromFlags(flags: LoadFlags, given: { scenario?:
   if (!url) throw new LoadUsageError('give the target with --url (e.g. --url http://127.0.0.1:8080/health/ready)');
 
   let executor: ExecutorConfig | undefined = given.executor ?? file.executor;
-  if (flags.rate !== undefined && flags.vus !== undefined) throw new LoadUsageError('--rate (open model) and --vus (closed model) exclude each other');
-  const duration = flags.duration === undefined ? undefined : usage('duration', () => {
-    const ms = parseDuration(flags.duration!);
-    if (!(ms > 0)) throw new Error('must be > 0');
-    return flags.duration!;
-  });
+  if (flags.rate !== undefined && flags.vus !== undefined)
+    throw new LoadUsageError('--rate (open model) and --vus (closed model) exclude each other');
+  const duration =
+    flags.duration === undefined
+      ? undefined
+      : usage('duration', () => {
+          const ms = parseDuration(flags.duration!);
+          if (!(ms > 0)) throw new Error('must be > 0');
+          return flags.duration!;
+        });
   if (flags.rate !== undefined || flags.vus !== undefined) {
-    if (duration === undefined) throw new LoadUsageError('give --duration as well (every load is bounded in time), e.g. --duration 30s');
-    executor = flags.rate !== undefined
-      ? { executor: 'constant-arrival-rate', rate: usage('rate', () => parseRate(flags.rate!)), timeUnit: '1s', duration,
-          maxVUs: wholeNumber('max-vus', flags.maxVus) }
-      : { executor: 'constant-vus', vus: wholeNumber('vus', flags.vus)!, duration };
+    if (duration === undefined)
+      throw new LoadUsageError('give --duration as well (every load is bounded in time), e.g. --duration 30s');
+    executor =
+      flags.rate !== undefined
+        ? {
+            executor: 'constant-arrival-rate',
+            rate: usage('rate', () => parseRate(flags.rate!)),
+            timeUnit: '1s',
+            duration,
+            maxVUs: wholeNumber('max-vus', flags.maxVus),
+          }
+        : { executor: 'constant-vus', vus: wholeNumber('vus', flags.vus)!, duration };
   } else if (executor && duration !== undefined) {
-    if (executor.executor === 'constant-arrival-rate' || executor.executor === 'constant-vus') executor = { ...executor, duration };
+    if (executor.executor === 'constant-arrival-rate' || executor.executor === 'constant-vus')
+      executor = { ...executor, duration };
     else throw new LoadUsageError(`--duration cannot change a ${executor.executor} executor; edit the stages in ${flags.config}`);
   }
   if (executor && flags.maxVus !== undefined && flags.rate === undefined) {
-    if (executor.executor === 'constant-arrival-rate' || executor.executor === 'ramping-arrival-rate') executor = { ...executor, maxVUs: wholeNumber('max-vus', flags.maxVus) };
+    if (executor.executor === 'constant-arrival-rate' || executor.executor === 'ramping-arrival-rate')
+      executor = { ...executor, maxVUs: wholeNumber('max-vus', flags.maxVus) };
     else throw new LoadUsageError('--max-vus applies to arrival-rate executors only');
   }
-  if (!executor) throw new LoadUsageError('say how much load: --rate 500/s --duration 30s, --vus 10 --duration 30s, or --config k6.json');
+  if (!executor)
+    throw new LoadUsageError('say how much load: --rate 500/s --duration 30s, --vus 10 --duration 30s, or --config k6.json');
 
   let thresholds: ThresholdConfig = { ...(file.thresholds ?? {}), ...(given.thresholds ?? {}) };
   for (const t of flags.threshold ?? []) {
@@ -159,11 +177,17 @@ export async function loadOptionsFromFlags(flags: LoadFlags, given: { scenario?:
     timeout: flags.timeout !== undefined ? usage('timeout', () => parseDuration(flags.timeout!)) : file.timeout,
     maxRequests: wholeNumber('max-requests', flags.maxRequests) ?? file.maxRequests,
     minRequests: wholeNumber('min-requests', flags.minRequests, 0) ?? file.minRequests,
-    maxScheduleDelay: flags.maxScheduleDelay !== undefined ? usage('max-schedule-delay', () => parseDuration(flags.maxScheduleDelay!)) : file.maxScheduleDelay,
+    maxScheduleDelay:
+      flags.maxScheduleDelay !== undefined
+        ? usage('max-schedule-delay', () => parseDuration(flags.maxScheduleDelay!))
+        : file.maxScheduleDelay,
     thresholds,
     rejectUnauthorized: flags.insecure ? false : file.rejectUnauthorized,
     precision,
-    identityHeaders: { backend: headerName('backend-header', flags.backendHeader), version: headerName('version-header', flags.versionHeader) },
+    identityHeaders: {
+      backend: headerName('backend-header', flags.backendHeader),
+      version: headerName('version-header', flags.versionHeader),
+    },
     target: {
       allowRemote: Boolean(flags.allowRemote),
       remoteRateCap: remoteCap(flags.remoteRateCap),

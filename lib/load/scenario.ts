@@ -68,18 +68,30 @@ export function defineScenario(scenario: Scenario): Scenario {
 
 /** A scenario of one request, repeated. */
 export function singleRequest(req: {
-  name?: string; method?: string; path?: string; headers?: Record<string, string>;
-  body?: string | object; expectStatus?: readonly number[];
+  name?: string;
+  method?: string;
+  path?: string;
+  headers?: Record<string, string>;
+  body?: string | object;
+  expectStatus?: readonly number[];
 }): Scenario {
   return {
     name: req.name ?? 'request',
-    flows: [{
-      name: req.name ?? 'request',
-      steps: [{
-        name: req.name ?? `${req.method ?? 'GET'} ${req.path ?? '/'}`,
-        method: req.method ?? 'GET', path: req.path ?? '/', headers: req.headers, body: req.body, expectStatus: req.expectStatus,
-      }],
-    }],
+    flows: [
+      {
+        name: req.name ?? 'request',
+        steps: [
+          {
+            name: req.name ?? `${req.method ?? 'GET'} ${req.path ?? '/'}`,
+            method: req.method ?? 'GET',
+            path: req.path ?? '/',
+            headers: req.headers,
+            body: req.body,
+            expectStatus: req.expectStatus,
+          },
+        ],
+      },
+    ],
   };
 }
 
@@ -140,7 +152,9 @@ function compileStep(step: Step, scenario: Scenario, names: Interner, hostHeader
   const build = (ctx: IterationContext<any>): Dispatcher.DispatchOptions => {
     const path = typeof step.path === 'function' ? step.path(ctx) : step.path;
     const extra = typeof step.headers === 'function' ? step.headers(ctx) : step.headers;
-    const { body, json } = encodeBody(typeof step.body === 'function' ? (step.body as (c: IterationContext<any>) => unknown)(ctx) : step.body);
+    const { body, json } = encodeBody(
+      typeof step.body === 'function' ? (step.body as (c: IterationContext<any>) => unknown)(ctx) : step.body,
+    );
     const headers: Record<string, string> = { ...base, ...extra };
     if (json && !Object.keys(headers).some((h) => h.toLowerCase() === 'content-type')) headers['content-type'] = JSON_TYPE;
     return { method, path, headers, body };
@@ -158,9 +172,16 @@ function compileStep(step: Step, scenario: Scenario, names: Interner, hostHeader
 }
 
 /** Turns a scenario into flows with prebuilt request options and a deterministic weighted picker. */
-export function compileScenario(scenario: Scenario, names: Interner, hostHeader?: string): { flows: CompiledFlow[]; pick(): CompiledFlow } {
+export function compileScenario(
+  scenario: Scenario,
+  names: Interner,
+  hostHeader?: string,
+): { flows: CompiledFlow[]; pick(): CompiledFlow } {
   validateScenario(scenario);
-  const flows = scenario.flows.map((flow) => ({ flow, steps: flow.steps.map((s) => compileStep(s, scenario, names, hostHeader)) }));
+  const flows = scenario.flows.map((flow) => ({
+    flow,
+    steps: flow.steps.map((s) => compileStep(s, scenario, names, hostHeader)),
+  }));
   if (flows.length === 1) return { flows, pick: () => flows[0] };
   // Smooth weighted round-robin (as nginx does): deterministic, and evenly interleaved.
   const weights = flows.map((f) => f.flow.weight ?? 1);

@@ -13,6 +13,10 @@ describe('perSecondSeries', () => {
     l.markStarted(later, 1500.1, 0);
     l.finish(later, 2100, Outcome.failed, 503, 0, 0, 0, 0);
     const s = perSecondSeries(l);
-    expect(s.map((x) => [x.second, x.scheduled, x.succeeded, x.failed])).toEqual([[0, 1, 1, 0], [1, 1, 0, 0], [2, 0, 0, 1]]);
+    expect(s.map((x) => [x.second, x.scheduled, x.succeeded, x.failed])).toEqual([
+      [0, 1, 1, 0],
+      [1, 1, 0, 0],
+      [2, 0, 0, 1],
+    ]);
   });
 });

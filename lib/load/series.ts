@@ -47,18 +47,26 @@ export function perSecondSeries(ledger: Ledger): SecondOfRun[] {
   }
   const seconds = n === 0 ? 0 : Math.floor(last / 1000) + 1;
   const out: SecondOfRun[] = [];
-  for (let s = 0; s < seconds; s++) out.push({ second: s, scheduled: 0, dropped: 0, succeeded: 0, failed: 0, aborted: 0, p50: null, p99: null, max: null });
+  for (let s = 0; s < seconds; s++)
+    out.push({ second: s, scheduled: 0, dropped: 0, succeeded: 0, failed: 0, aborted: 0, p50: null, p99: null, max: null });
   const ended = new Uint32Array(seconds);
   for (let r = 0; r < n; r++) {
     const s = out[secondOf(ledger.scheduledAt(r))];
     s.scheduled++;
     const o = ledger.outcome(r);
-    if (o === Outcome.dropped) { s.dropped++; continue; }
+    if (o === Outcome.dropped) {
+      s.dropped++;
+      continue;
+    }
     const end = ledger.endedAt(r);
     if (Number.isNaN(end)) continue;
     const e = out[secondOf(end)];
-    if (ledger.errorClass(r) === ErrorClass.aborted) { e.aborted++; continue; }
-    if (o === Outcome.succeeded) e.succeeded++; else e.failed++;
+    if (ledger.errorClass(r) === ErrorClass.aborted) {
+      e.aborted++;
+      continue;
+    }
+    if (o === Outcome.succeeded) e.succeeded++;
+    else e.failed++;
     ended[e.second]++;
   }
   // Bucket durations by end second (counting sort), then sort each bucket.

@@ -10,8 +10,12 @@ import { Outcome, type Ledger } from './ledger.ts';
 
 export function newHistogram(): hdr.Histogram {
   return hdr.build({
-    bitBucketSize: 32, autoResize: true, lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000,
-    numberOfSignificantValueDigits: 3, useWebAssembly: false,
+    bitBucketSize: 32,
+    autoResize: true,
+    lowestDiscernibleValue: 1,
+    highestTrackableValue: 3_600_000_000,
+    numberOfSignificantValueDigits: 3,
+    useWebAssembly: false,
   });
 }
 
@@ -147,4 +151,3 @@ export class RequestStatistics {
     return this.requests ? this.failed / this.requests : null;
   }
 }
-

@@ -119,13 +119,23 @@ export function buildSummary(i: SummaryInput): LoadSummary {
   const nameIds = ledger.names.size;
   if (nameIds <= 1) {
     const only = ledger.names.values()[0] ?? '';
-    byName[only] = { requests: stats.requests, failed: stats.failed, dropped: stats.dropped, http_req_duration: trendOf(stats.duration) };
+    byName[only] = {
+      requests: stats.requests,
+      failed: stats.failed,
+      dropped: stats.dropped,
+      http_req_duration: trendOf(stats.duration),
+    };
   } else {
     const per = Array.from({ length: nameIds + 1 }, () => new RequestStatistics());
     for (let r = 0; r < ledger.length; r++) per[ledger.nameId(r)].add(ledger, r);
     for (let id = 1; id <= nameIds; id++) {
       const s = per[id];
-      byName[ledger.names.value(id) ?? String(id)] = { requests: s.requests, failed: s.failed, dropped: s.dropped, http_req_duration: trendOf(s.duration) };
+      byName[ledger.names.value(id) ?? String(id)] = {
+        requests: s.requests,
+        failed: s.failed,
+        dropped: s.dropped,
+        http_req_duration: trendOf(s.duration),
+      };
     }
   }
   const statuses: Record<string, number> = {};
@@ -180,7 +190,11 @@ export function buildSummary(i: SummaryInput): LoadSummary {
     appVersions: named(stats.byAppVersion, (id) => ledger.appVersions.value(id)),
     byName,
     series: perSecondSeries(ledger),
-    ledger: { rows: ledger.length, bytes: mem.bytes, bytesPerRequest: Math.round(mem.bytesPerRequest * 10) / 10, ndjsonRows: i.ndjsonRows },
+    ledger: {
+      rows: ledger.length,
+      bytes: mem.bytes,
+      bytesPerRequest: Math.round(mem.bytesPerRequest * 10) / 10,
+      ndjsonRows: i.ndjsonRows,
+    },
   };
 }
-

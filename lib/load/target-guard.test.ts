@@ -7,9 +7,17 @@ import { checkRemoteLoad, isLoopback, TargetNotAllowedError, vetTarget } from '.
 
 describe('vetTarget', () => {
   it('accepts loopback in all its spellings and pins the address', async () => {
-    expect(await vetTarget('http://127.0.0.1:8080/x')).toMatchObject({ kind: 'loopback', address: '127.0.0.1', origin: 'http://127.0.0.1:8080' });
+    expect(await vetTarget('http://127.0.0.1:8080/x')).toMatchObject({
+      kind: 'loopback',
+      address: '127.0.0.1',
+      origin: 'http://127.0.0.1:8080',
+    });
     expect(await vetTarget('http://127.3.4.5/')).toMatchObject({ kind: 'loopback', origin: 'http://127.3.4.5:80' });
-    expect(await vetTarget('http://[::1]:9000/')).toMatchObject({ kind: 'loopback', address: '::1', origin: 'http://[::1]:9000' });
+    expect(await vetTarget('http://[::1]:9000/')).toMatchObject({
+      kind: 'loopback',
+      address: '::1',
+      origin: 'http://[::1]:9000',
+    });
     const named = await vetTarget('https://localhost:8443/');
     expect(named.kind).toBe('loopback');
     expect(named.hostHeader).toBe('localhost:8443');
@@ -19,15 +27,25 @@ describe('vetTarget', () => {
   });
 
   it('refuses other addresses unless remote load is asked for', async () => {
-    for (const url of ['http://10.1.2.3/', 'http://192.0.2.7:8080/', 'http://[2001:db8::1]/', 'http://0.0.0.0:8080/', 'http://169.254.169.254/']) {
+    for (const url of [
+      'http://10.1.2.3/',
+      'http://192.0.2.7:8080/',
+      'http://[2001:db8::1]/',
+      'http://0.0.0.0:8080/',
+      'http://169.254.169.254/',
+    ]) {
       await expect(vetTarget(url), url).rejects.toThrow(/neither loopback nor a network the harness created.*--allow-remote/);
     }
     expect(await vetTarget('http://192.0.2.7/', { allowRemote: true })).toMatchObject({ kind: 'remote', address: '192.0.2.7' });
   });
 
   it('accepts networks the harness created, and only private ones', async () => {
-    expect(await vetTarget('http://10.244.1.5:8080/', { harnessNetworks: ['10.244.0.0/16'] })).toMatchObject({ kind: 'harness-network' });
-    await expect(vetTarget('http://10.245.1.5:8080/', { harnessNetworks: ['10.244.0.0/16'] })).rejects.toThrow(TargetNotAllowedError);
+    expect(await vetTarget('http://10.244.1.5:8080/', { harnessNetworks: ['10.244.0.0/16'] })).toMatchObject({
+      kind: 'harness-network',
+    });
+    await expect(vetTarget('http://10.245.1.5:8080/', { harnessNetworks: ['10.244.0.0/16'] })).rejects.toThrow(
+      TargetNotAllowedError,
+    );
     await expect(vetTarget('http://8.8.8.8/', { harnessNetworks: ['8.8.8.0/24'] })).rejects.toThrow(/not inside a private range/);
     await expect(vetTarget('http://10.1.1.1/', { harnessNetworks: ['0.0.0.0/0'] })).rejects.toThrow(/not inside a private range/);
   });
@@ -51,8 +69,15 @@ describe('remote load plans', () => {
   it('startLoad refuses before opening any connection', async () => {
     const executor = { executor: 'constant-arrival-rate' as const, rate: 500, duration: '1s' };
     await expect(startLoad({ url: 'http://192.0.2.7/', executor })).rejects.toThrow(/--allow-remote/);
-    await expect(startLoad({ url: 'http://192.0.2.7/', executor, target: { allowRemote: true } })).rejects.toThrow(/capped at 10\/s/);
-    await expect(startLoad({ url: 'http://192.0.2.7/', executor: { executor: 'constant-vus', vus: 1, duration: '1s' }, target: { allowRemote: true } }))
-      .rejects.toThrow(/no rate bound/);
+    await expect(startLoad({ url: 'http://192.0.2.7/', executor, target: { allowRemote: true } })).rejects.toThrow(
+      /capped at 10\/s/,
+    );
+    await expect(
+      startLoad({
+        url: 'http://192.0.2.7/',
+        executor: { executor: 'constant-vus', vus: 1, duration: '1s' },
+        target: { allowRemote: true },
+      }),
+    ).rejects.toThrow(/no rate bound/);
   });
 });

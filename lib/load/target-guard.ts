@@ -70,7 +70,9 @@ function harnessList(cidrs: string[] | undefined): BlockList {
     // The range must lie inside a private range: check its first address and its prefix length.
     const minPrefix = fam === 4 ? 8 : 7;
     if (!privateRanges.check(addr, fam === 4 ? 'ipv4' : 'ipv6') || prefix < minPrefix) {
-      throw new TargetNotAllowedError(`harness network "${cidr}" is not inside a private range (10/8, 172.16/12, 192.168/16, fc00::/7)`);
+      throw new TargetNotAllowedError(
+        `harness network "${cidr}" is not inside a private range (10/8, 172.16/12, 192.168/16, fc00::/7)`,
+      );
     }
     list.addSubnet(addr, prefix, fam === 4 ? 'ipv4' : 'ipv6');
   }
@@ -112,8 +114,9 @@ export async function vetTarget(rawUrl: string, policy: TargetPolicy = {}): Prom
       const remote = addresses.filter((_, i) => kinds[i] === 'remote').join(', ');
       throw new TargetNotAllowedError(
         `${url.origin} resolves to ${remote}, which is neither loopback nor a network the harness created. ` +
-        `Load goes there only on purpose: pass --allow-remote (allowRemote: true); the rate is then capped at ` +
-        `${policy.remoteRateCap ?? DEFAULT_REMOTE_RATE_CAP}/s.`);
+          `Load goes there only on purpose: pass --allow-remote (allowRemote: true); the rate is then capped at ` +
+          `${policy.remoteRateCap ?? DEFAULT_REMOTE_RATE_CAP}/s.`,
+      );
     }
     pick = 0;
   }
@@ -123,22 +126,31 @@ export async function vetTarget(rawUrl: string, policy: TargetPolicy = {}): Prom
   const origin = `${url.protocol}//${isIP(address) === 6 ? `[${address}]` : address}:${port}`;
   const named = !isIP(host);
   return {
-    url, kind, address, origin,
+    url,
+    kind,
+    address,
+    origin,
     hostHeader: named ? url.host : undefined,
     servername: named && url.protocol === 'https:' ? host : undefined,
   };
 }
 
 /** Refuses a plan that could push a remote target harder than the cap. */
-export function checkRemoteLoad(target: VettedTarget, plan: { model: 'open' | 'closed'; peakRate?: number }, policy: TargetPolicy = {}): void {
+export function checkRemoteLoad(
+  target: VettedTarget,
+  plan: { model: 'open' | 'closed'; peakRate?: number },
+  policy: TargetPolicy = {},
+): void {
   if (target.kind !== 'remote') return;
   const cap = policy.remoteRateCap ?? DEFAULT_REMOTE_RATE_CAP;
   if (plan.model === 'closed') {
     throw new TargetNotAllowedError(
-      `virtual-user executors have no rate bound; against a remote target use constant-arrival-rate (at most ${cap}/s)`);
+      `virtual-user executors have no rate bound; against a remote target use constant-arrival-rate (at most ${cap}/s)`,
+    );
   }
   if ((plan.peakRate ?? Infinity) > cap) {
     throw new TargetNotAllowedError(
-      `${target.url.origin} is remote: its rate is capped at ${cap}/s, and this plan peaks at ${plan.peakRate}/s`);
+      `${target.url.origin} is remote: its rate is capped at ${cap}/s, and this plan peaks at ${plan.peakRate}/s`,
+    );
   }
 }

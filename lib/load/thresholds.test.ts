@@ -9,7 +9,16 @@ function ledgerWith(rows: { name: string; ms: number; ok: boolean; status?: numb
   for (const [i, r] of rows.entries()) {
     const row = l.add(i, i, l.names.id(r.name), i);
     l.markStarted(row, i, 0);
-    l.finish(row, i + r.ms, r.ok ? Outcome.succeeded : Outcome.failed, r.status ?? (r.ok ? 200 : 503), r.ok ? 0 : ErrorClass.http_5xx, 0, 0, 0);
+    l.finish(
+      row,
+      i + r.ms,
+      r.ok ? Outcome.succeeded : Outcome.failed,
+      r.status ?? (r.ok ? 200 : 503),
+      r.ok ? 0 : ErrorClass.http_5xx,
+      0,
+      0,
+      0,
+    );
   }
   return l;
 }
@@ -23,8 +32,11 @@ describe('parseThresholds', () => {
       dropped_iterations: ['count==0'],
     });
     expect(ts.map((t) => [t.metric, t.expression])).toEqual([
-      ['http_req_failed', 'rate<0.01'], ['http_req_duration', 'p(95)<500'], ['http_req_duration', 'p(99.9)<=1s'],
-      ['http_req_duration{name:acquire}', 'max<2000'], ['dropped_iterations', 'count==0'],
+      ['http_req_failed', 'rate<0.01'],
+      ['http_req_duration', 'p(95)<500'],
+      ['http_req_duration', 'p(99.9)<=1s'],
+      ['http_req_duration{name:acquire}', 'max<2000'],
+      ['dropped_iterations', 'count==0'],
     ]);
     expect(ts[2]).toMatchObject({ aggregation: { p: 99.9 }, op: '<=', value: 1000, abortOnFail: true, delayAbortEvalMs: 10_000 });
     expect(ts[3].tags).toEqual({ name: 'acquire' });
@@ -49,7 +61,8 @@ describe('evaluate', () => {
   ]);
   const all = new RequestStatistics();
   for (let r = 0; r < l.length; r++) all.add(l, r);
-  const judge = (metric: string, expr: string, stats = all) => evaluate(parseThresholds({ [metric]: [expr] })[0], stats, 100, 10_000);
+  const judge = (metric: string, expr: string, stats = all) =>
+    evaluate(parseThresholds({ [metric]: [expr] })[0], stats, 100, 10_000);
 
   it('passes and fails on observed values', () => {
     expect(judge('http_req_failed', 'rate<0.05')).toMatchObject({ ok: true, observed: 0.01, samples: 100 });

@@ -62,18 +62,25 @@ function parseMetric(key: string): { base: MetricName; tags: Record<string, stri
     throw new ThresholdSyntaxError(`unknown metric "${m[1]}" in thresholds (known: ${Object.keys(METRICS).join(', ')})`);
   }
   const tags: Record<string, string> = {};
-  for (const part of (m[2] ?? '').split(',').map((s) => s.trim()).filter(Boolean)) {
+  for (const part of (m[2] ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const i = part.indexOf(':');
     if (i < 1) throw new ThresholdSyntaxError(`tag "${part}" in "${key}" must be tag:value`);
     const tag = part.slice(0, i).trim();
-    if (!(TAGS as readonly string[]).includes(tag)) throw new ThresholdSyntaxError(`unknown tag "${tag}" in "${key}" (known: ${TAGS.join(', ')})`);
+    if (!(TAGS as readonly string[]).includes(tag))
+      throw new ThresholdSyntaxError(`unknown tag "${tag}" in "${key}" (known: ${TAGS.join(', ')})`);
     tags[tag] = part.slice(i + 1).trim();
   }
   return { base, tags };
 }
 
 function parseExpression(expr: string, base: MetricName): { aggregation: Aggregation; op: Op; value: number } {
-  const m = /^\s*(count|rate|avg|min|med|max|p\(\s*(\d+(?:\.\d+)?)\s*\))\s*(<=|>=|===|==|!=|<|>)\s*(-?\d+(?:\.\d+)?(?:e-?\d+)?)\s*(ms|s)?\s*$/.exec(expr);
+  const m =
+    /^\s*(count|rate|avg|min|med|max|p\(\s*(\d+(?:\.\d+)?)\s*\))\s*(<=|>=|===|==|!=|<|>)\s*(-?\d+(?:\.\d+)?(?:e-?\d+)?)\s*(ms|s)?\s*$/.exec(
+      expr,
+    );
   if (!m) throw new ThresholdSyntaxError(`threshold "${expr}" is not of the form aggregation<value (e.g. rate<0.01, p(95)<500)`);
   const aggregation: Aggregation = m[2] !== undefined ? { p: Number(m[2]) } : (m[1] as Aggregation);
   if (typeof aggregation === 'object' && !(aggregation.p >= 0 && aggregation.p <= 100)) {
@@ -95,10 +102,16 @@ export function parseThresholds(config: ThresholdConfig | undefined): Threshold[
     const { base, tags } = parseMetric(metric);
     for (const entry of Array.isArray(entries) ? entries : [entries]) {
       const e = typeof entry === 'string' ? { threshold: entry } : entry;
-      if (!e || typeof e.threshold !== 'string') throw new ThresholdSyntaxError(`threshold for "${metric}" must be a string or {threshold: "..."}`);
+      if (!e || typeof e.threshold !== 'string')
+        throw new ThresholdSyntaxError(`threshold for "${metric}" must be a string or {threshold: "..."}`);
       out.push({
-        metric, base, tags, expression: e.threshold, ...parseExpression(e.threshold, base),
-        abortOnFail: Boolean(e.abortOnFail), delayAbortEvalMs: e.delayAbortEval === undefined ? 0 : parseDuration(e.delayAbortEval),
+        metric,
+        base,
+        tags,
+        expression: e.threshold,
+        ...parseExpression(e.threshold, base),
+        abortOnFail: Boolean(e.abortOnFail),
+        delayAbortEvalMs: e.delayAbortEval === undefined ? 0 : parseDuration(e.delayAbortEval),
       });
     }
   }
@@ -119,12 +132,24 @@ export function tagFilter(tags: Record<string, string>): RowFilter | null {
   const checks: RowFilter[] = [];
   for (const [tag, value] of Object.entries(tags)) {
     switch (tag) {
-      case 'name': checks.push((l, r) => l.names.value(l.nameId(r)) === value); break;
-      case 'status': checks.push((l, r) => String(l.status(r)) === value); break;
-      case 'expected_response': checks.push((l, r) => (l.outcome(r) === Outcome.succeeded) === (value === 'true')); break;
-      case 'error': checks.push((l, r) => l.errorClass(r) !== 0 && errorClassName(l.errorClass(r)) === value); break;
-      case 'served_by': checks.push((l, r) => l.servedBy.value(l.servedById(r)) === value); break;
-      case 'app_version': checks.push((l, r) => l.appVersions.value(l.appVersionId(r)) === value); break;
+      case 'name':
+        checks.push((l, r) => l.names.value(l.nameId(r)) === value);
+        break;
+      case 'status':
+        checks.push((l, r) => String(l.status(r)) === value);
+        break;
+      case 'expected_response':
+        checks.push((l, r) => (l.outcome(r) === Outcome.succeeded) === (value === 'true'));
+        break;
+      case 'error':
+        checks.push((l, r) => l.errorClass(r) !== 0 && errorClassName(l.errorClass(r)) === value);
+        break;
+      case 'served_by':
+        checks.push((l, r) => l.servedBy.value(l.servedById(r)) === value);
+        break;
+      case 'app_version':
+        checks.push((l, r) => l.appVersions.value(l.appVersionId(r)) === value);
+        break;
     }
   }
   if (checks.length === 0) return null;
@@ -133,17 +158,29 @@ export function tagFilter(tags: Record<string, string>): RowFilter | null {
 
 function compare(a: number, op: Op, b: number): boolean {
   switch (op) {
-    case '<': return a < b;
-    case '<=': return a <= b;
-    case '>': return a > b;
-    case '>=': return a >= b;
-    case '==': case '===': return a === b;
-    case '!=': return a !== b;
+    case '<':
+      return a < b;
+    case '<=':
+      return a <= b;
+    case '>':
+      return a > b;
+    case '>=':
+      return a >= b;
+    case '==':
+    case '===':
+      return a === b;
+    case '!=':
+      return a !== b;
   }
 }
 
 /** Observed value of a threshold's metric and aggregation, with the samples behind it. */
-export function observe(t: Threshold, s: RequestStatistics, iterations: number, elapsedMs: number): { value: number | null; samples: number } {
+export function observe(
+  t: Threshold,
+  s: RequestStatistics,
+  iterations: number,
+  elapsedMs: number,
+): { value: number | null; samples: number } {
   const seconds = Math.max(elapsedMs, 1) / 1000;
   const agg = t.aggregation;
   switch (t.base) {
@@ -157,11 +194,25 @@ export function observe(t: Threshold, s: RequestStatistics, iterations: number, 
     case 'http_req_failed':
       return { value: s.failedRate(), samples: s.requests };
     default: {
-      const h = t.base === 'http_req_duration' ? s.duration : t.base === 'http_req_blocked' ? s.blocked
-        : t.base === 'http_req_service_time' ? s.serviceTime : s.scheduleDelay;
+      const h =
+        t.base === 'http_req_duration'
+          ? s.duration
+          : t.base === 'http_req_blocked'
+            ? s.blocked
+            : t.base === 'http_req_service_time'
+              ? s.serviceTime
+              : s.scheduleDelay;
       if (h.totalCount === 0) return { value: null, samples: 0 };
-      const us = typeof agg === 'object' ? h.getValueAtPercentile(agg.p)
-        : agg === 'avg' ? h.mean : agg === 'min' ? h.minNonZeroValue : agg === 'max' ? h.maxValue : h.getValueAtPercentile(50);
+      const us =
+        typeof agg === 'object'
+          ? h.getValueAtPercentile(agg.p)
+          : agg === 'avg'
+            ? h.mean
+            : agg === 'min'
+              ? h.minNonZeroValue
+              : agg === 'max'
+                ? h.maxValue
+                : h.getValueAtPercentile(50);
       return { value: Math.round(us) / 1000, samples: h.totalCount };
     }
   }
@@ -169,6 +220,6 @@ export function observe(t: Threshold, s: RequestStatistics, iterations: number, 
 
 export function evaluate(t: Threshold, s: RequestStatistics, iterations: number, elapsedMs: number): ThresholdResult {
   const { value, samples } = observe(t, s, iterations, elapsedMs);
-  const ok = value === null || samples === 0 && t.base !== 'dropped_iterations' ? null : compare(value, t.op, t.value);
+  const ok = value === null || (samples === 0 && t.base !== 'dropped_iterations') ? null : compare(value, t.op, t.value);
   return { metric: t.metric, expression: t.expression, ok, observed: value, samples, abortOnFail: t.abortOnFail };
 }

@@ -12,7 +12,8 @@ describe('parseDuration', () => {
     expect(parseDuration(42)).toBe(42);
   });
   it('refuses what is not a duration', () => {
-    for (const bad of ['', 's', '10x', '1m 30s', '-5s', 'ten seconds']) expect(() => parseDuration(bad), bad).toThrow(/not a duration/);
+    for (const bad of ['', 's', '10x', '1m 30s', '-5s', 'ten seconds'])
+      expect(() => parseDuration(bad), bad).toThrow(/not a duration/);
     expect(() => parseDuration(-1)).toThrow(RangeError);
   });
   it('formats for people', () => {

@@ -9,7 +9,8 @@ const PART = /(\d+(?:\.\d+)?)(ms|s|m|h)/y;
 /** Parses "30s", "1m30s", "1.5s", "250ms", "2h"; a bare number is milliseconds (k6 does the same). */
 export function parseDuration(text: string | number): number {
   if (typeof text === 'number') {
-    if (!Number.isFinite(text) || text < 0) throw new RangeError(`duration must be a non-negative number of milliseconds, got ${text}`);
+    if (!Number.isFinite(text) || text < 0)
+      throw new RangeError(`duration must be a non-negative number of milliseconds, got ${text}`);
     return text;
   }
   const s = text.trim();
@@ -52,7 +53,7 @@ export function parseRate(text: string | number): number {
   if (!m) throw new RangeError(`"${text}" is not a rate (examples: 500/s, 30000/m, 500)`);
   const count = Number(m[1]);
   const unitMs = m[3] ? (m[2] ? Number(m[2]) : 1) * UNIT_MS[m[3]] : 1000;
-  const perSecond = count * 1000 / unitMs;
+  const perSecond = (count * 1000) / unitMs;
   if (!(perSecond > 0) || !Number.isFinite(perSecond)) throw new RangeError(`rate "${text}" must be positive`);
   return perSecond;
 }

@@ -13,7 +13,9 @@ let warmed: Promise<void> | null = null;
 export function warmUpHttpClient(): Promise<void> {
   return (warmed ??= (async () => {
     const server = createServer((socket) => {
-      socket.on('data', () => socket.end('HTTP/1.1 200 OK\r\nx-served-by: warm-up\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok'));
+      socket.on('data', () =>
+        socket.end('HTTP/1.1 200 OK\r\nx-served-by: warm-up\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok'),
+      );
       socket.on('error', () => {});
     });
     await new Promise<void>((resolve, reject) => {
@@ -24,15 +26,23 @@ export function warmUpHttpClient(): Promise<void> {
     try {
       for (let i = 0; i < 3; i++) {
         await new Promise<void>((resolve) => {
-          client.dispatch({ method: 'GET', path: '/', headers: { 'x-warm-up': '1' } }, {
-            onRequestStart() {}, onResponseStart() {}, onResponseData() {},
-            onResponseEnd: () => resolve(), onResponseError: () => resolve(),
-          });
+          client.dispatch(
+            { method: 'GET', path: '/', headers: { 'x-warm-up': '1' } },
+            {
+              onRequestStart() {},
+              onResponseStart() {},
+              onResponseData() {},
+              onResponseEnd: () => resolve(),
+              onResponseError: () => resolve(),
+            },
+          );
         });
       }
     } finally {
       await client.destroy().catch(() => {});
       server.close();
     }
-  })().catch(() => { /* a failed warm-up only costs the first requests some delay */ }));
+  })().catch(() => {
+    /* a failed warm-up only costs the first requests some delay */
+  }));
 }

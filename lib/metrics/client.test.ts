@@ -15,7 +15,8 @@ function ledger(): Ledger {
     l.markStarted(row, scheduled, 0);
     l.finish(row, ended, outcome, status, cls, 0, 0, l.appVersions.id(version));
   };
-  for (let i = 0; i < 90; i++) end(1000 + i * 10, 1000 + i * 10 + 5 + (i % 10), Outcome.succeeded, 200, ErrorClass.none, i % 2 ? 'v2' : 'v1');
+  for (let i = 0; i < 90; i++)
+    end(1000 + i * 10, 1000 + i * 10 + 5 + (i % 10), Outcome.succeeded, 200, ErrorClass.none, i % 2 ? 'v2' : 'v1');
   for (let i = 0; i < 4; i++) end(1500 + i, 1600 + i, Outcome.failed, 500, ErrorClass.http_5xx, 'v2');
   end(1700, 1950, Outcome.failed, 0, ErrorClass.conn_reset); // no answer, no version
   end(1710, 1715, Outcome.failed, 0, ErrorClass.timeout, 'v1');
@@ -47,7 +48,10 @@ describe('client source: the ledger over a window', () => {
 
   it('a window without requests is no-data, never PASS', async () => {
     const m = await new ClientSource({ ledger: l }).measure({ from: new Date(l.epochMs(5000)), to: new Date(l.epochMs(6000)) });
-    expect(m).toMatchObject({ status: 'no-data', message: expect.stringMatching(/^client: no request of the ledger ended in \[/) });
+    expect(m).toMatchObject({
+      status: 'no-data',
+      message: expect.stringMatching(/^client: no request of the ledger ended in \[/),
+    });
     expect(metricGates([m], { maxErrorRate: 0.01, minRequests: 1 }).verdict).toBe('INCONCLUSIVE');
   });
 });
@@ -57,15 +61,26 @@ describe('measureAll', () => {
   const window = { from: new Date(l.epochMs(1000)), to: new Date(l.epochMs(2000)) };
 
   it('a provider that throws becomes an error measurement: worst-of sees it', async () => {
-    const broken: MetricSource = { kind: 'promql', name: 'promql', measure: async () => { throw new Error('boom'); }, close: async () => {} };
+    const broken: MetricSource = {
+      kind: 'promql',
+      name: 'promql',
+      measure: async () => {
+        throw new Error('boom');
+      },
+      close: async () => {},
+    };
     const ms = await measureAll([new ClientSource({ ledger: l }), broken], window);
     expect(ms.map((m) => m.status)).toEqual(['ok', 'error']);
     expect(ms[1].message).toBe('promql: the measurement broke: boom');
     expect(metricGates(ms, { maxErrorRate: 0.5, minRequests: 1 }).verdict).toBe('ERROR');
   });
 
-  it('two sources with one name, or a window that ends before it starts, are the caller\'s mistake', async () => {
-    await expect(measureAll([new ClientSource({ ledger: l }), new ClientSource({ ledger: l })], window)).rejects.toThrow(/two metric sources are named client/);
-    await expect(measureAll([new ClientSource({ ledger: l })], { from: window.to, to: window.from })).rejects.toThrow(/must be after from/);
+  it("two sources with one name, or a window that ends before it starts, are the caller's mistake", async () => {
+    await expect(measureAll([new ClientSource({ ledger: l }), new ClientSource({ ledger: l })], window)).rejects.toThrow(
+      /two metric sources are named client/,
+    );
+    await expect(measureAll([new ClientSource({ ledger: l })], { from: window.to, to: window.from })).rejects.toThrow(
+      /must be after from/,
+    );
   });
 });

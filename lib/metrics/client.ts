@@ -9,8 +9,14 @@
 import { ErrorClass } from '../load/error-class.ts';
 import { Outcome, type Ledger } from '../load/ledger.ts';
 import {
-  boundPoints, checkWindow, evidenceWindow, failed,
-  type Counts, type Measurement, type MetricSource, type MetricWindow,
+  boundPoints,
+  checkWindow,
+  evidenceWindow,
+  failed,
+  type Counts,
+  type Measurement,
+  type MetricSource,
+  type MetricWindow,
 } from './source.ts';
 
 export interface ClientSourceOptions {
@@ -39,7 +45,9 @@ export class ClientSource implements MetricSource {
     const from = window.from.getTime();
     const to = window.to.getTime();
     const selection = `ledger: requests that ended in [${window.from.toISOString()}, ${window.to.toISOString()}) (dropped and aborted excluded)`;
-    let total = 0; let n5xx = 0; let n4xx = 0;
+    let total = 0;
+    let n5xx = 0;
+    let n4xx = 0;
     const durations: number[] = [];
     const versions = new Map<string, { total: number; failed: number; failed4xx: number; durations: number[] }>();
     const perSecond = new Map<number, { requests: number; failed: number }>();
@@ -66,7 +74,10 @@ export class ClientSource implements MetricSource {
       const version = l.appVersions.value(l.appVersionId(r));
       if (version) {
         let v = versions.get(version);
-        if (!v) { v = { total: 0, failed: 0, failed4xx: 0, durations: [] }; versions.set(version, v); }
+        if (!v) {
+          v = { total: 0, failed: 0, failed4xx: 0, durations: [] };
+          versions.set(version, v);
+        }
         v.total++;
         if (isFailure) v.failed++;
         if (is4xx) v.failed4xx++;
@@ -74,20 +85,42 @@ export class ClientSource implements MetricSource {
       }
     }
     const points = {
-      requests: boundPoints([...perSecond].map(([t, s]) => [t, s.requests]), 'sum'),
-      failed: boundPoints([...perSecond].map(([t, s]) => [t, s.failed]), 'sum'),
+      requests: boundPoints(
+        [...perSecond].map(([t, s]) => [t, s.requests]),
+        'sum',
+      ),
+      failed: boundPoints(
+        [...perSecond].map(([t, s]) => [t, s.failed]),
+        'sum',
+      ),
     };
     const ev = { queries: [selection], window: evidenceWindow(window, 1), samples: total, points };
     if (total === 0 || total < this.#minSamples) {
       const span = `[${window.from.toISOString()}, ${window.to.toISOString()})`;
-      return failed('no-data', this.name, window, total === 0 ? `${this.name}: no request of the ledger ended in ${span}`
-        : `${this.name}: ${total} requests of the ledger ended in ${span}, fewer than the ${this.#minSamples} needed`, ev);
+      return failed(
+        'no-data',
+        this.name,
+        window,
+        total === 0
+          ? `${this.name}: no request of the ledger ended in ${span}`
+          : `${this.name}: ${total} requests of the ledger ended in ${span}, fewer than the ${this.#minSamples} needed`,
+        ev,
+      );
     }
     const byVersion: Record<string, Counts> = {};
-    for (const [v, c] of versions) byVersion[v] = { total: c.total, failed: c.failed, failed4xx: c.failed4xx, p99Ms: p99(c.durations) };
+    for (const [v, c] of versions)
+      byVersion[v] = { total: c.total, failed: c.failed, failed4xx: c.failed4xx, p99Ms: p99(c.durations) };
     const p = p99(durations);
     return {
-      status: 'ok', source: this.name, window, total, failed: n5xx, failed4xx: n4xx, p99Ms: p, byVersion, evidence: { source: this.name, ...ev },
+      status: 'ok',
+      source: this.name,
+      window,
+      total,
+      failed: n5xx,
+      failed4xx: n4xx,
+      p99Ms: p,
+      byVersion,
+      evidence: { source: this.name, ...ev },
       message: `${this.name}: ${total} requests, ${n5xx} failed (5xx or no answer), ${n4xx} 4xx, p99 ${p} ms from the ledger`,
     };
   }

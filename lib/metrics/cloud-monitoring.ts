@@ -12,16 +12,28 @@
 import { MetricServiceClient, type protos } from '@google-cloud/monitoring';
 import type { ChannelCredentials } from '@grpc/grpc-js';
 import {
-  abortedByCaller, boundPoints, checkWindow, DEFAULT_TIMEOUT_MS, describeError, evidenceWindow, failed, quote,
-  type Counts, type Measurement, type MetricSource, type MetricWindow,
+  abortedByCaller,
+  boundPoints,
+  checkWindow,
+  DEFAULT_TIMEOUT_MS,
+  describeError,
+  evidenceWindow,
+  failed,
+  quote,
+  type Counts,
+  type Measurement,
+  type MetricSource,
+  type MetricWindow,
 } from './source.ts';
 
 type TimeSeries = protos.google.monitoring.v3.ITimeSeries;
 
 const BACKSTOP_MS = 2000;
 
-export const LB_REQUEST_COUNT_FILTER = 'metric.type="loadbalancing.googleapis.com/https/request_count" AND resource.type="https_lb_rule"';
-export const LB_LATENCY_FILTER = 'metric.type="loadbalancing.googleapis.com/https/total_latencies" AND resource.type="https_lb_rule"';
+export const LB_REQUEST_COUNT_FILTER =
+  'metric.type="loadbalancing.googleapis.com/https/request_count" AND resource.type="https_lb_rule"';
+export const LB_LATENCY_FILTER =
+  'metric.type="loadbalancing.googleapis.com/https/total_latencies" AND resource.type="https_lb_rule"';
 
 export interface CloudMonitoringSourceOptions {
   /** Project id or number whose metrics are read (`projects/<project>`). */
@@ -52,25 +64,38 @@ export interface CloudMonitoringSourceOptions {
 export class CloudMonitoringSource implements MetricSource {
   readonly kind = 'cloud-monitoring' as const;
   readonly name: string;
-  readonly #o: Required<Omit<CloudMonitoringSourceOptions, 'name' | 'client' | 'apiEndpoint' | 'port' | 'sslCreds' | 'versionField'>> & { versionField: string | null };
+  readonly #o: Required<
+    Omit<CloudMonitoringSourceOptions, 'name' | 'client' | 'apiEndpoint' | 'port' | 'sslCreds' | 'versionField'>
+  > & { versionField: string | null };
   readonly #client: MetricServiceClient;
   readonly #ownsClient: boolean;
 
   constructor(o: CloudMonitoringSourceOptions) {
     this.name = o.name ?? 'cloud-monitoring';
-    if (!o.project || /[/\s]/.test(o.project)) throw new RangeError(`${this.name}: ${JSON.stringify(o.project)} is not a project id or number`);
+    if (!o.project || /[/\s]/.test(o.project))
+      throw new RangeError(`${this.name}: ${JSON.stringify(o.project)} is not a project id or number`);
     const stepSeconds = o.stepSeconds ?? 60;
-    if (!Number.isInteger(stepSeconds) || stepSeconds < 1) throw new RangeError(`${this.name}: stepSeconds must be a whole number of seconds`);
+    if (!Number.isInteger(stepSeconds) || stepSeconds < 1)
+      throw new RangeError(`${this.name}: stepSeconds must be a whole number of seconds`);
     this.#o = {
-      project: o.project, requestFilter: o.requestFilter ?? LB_REQUEST_COUNT_FILTER, classField: o.classField ?? 'metric.label.response_code_class',
-      versionField: o.versionField ?? null, latencyFilter: o.latencyFilter ?? null, stepSeconds, minSamples: o.minSamples ?? 1,
+      project: o.project,
+      requestFilter: o.requestFilter ?? LB_REQUEST_COUNT_FILTER,
+      classField: o.classField ?? 'metric.label.response_code_class',
+      versionField: o.versionField ?? null,
+      latencyFilter: o.latencyFilter ?? null,
+      stepSeconds,
+      minSamples: o.minSamples ?? 1,
       timeoutMs: o.timeoutMs ?? DEFAULT_TIMEOUT_MS,
     };
     this.#ownsClient = !o.client;
-    this.#client = o.client ?? new MetricServiceClient({
-      projectId: o.project, // known: ADC need not go looking for one
-      ...(o.apiEndpoint ? { apiEndpoint: o.apiEndpoint } : {}), ...(o.port ? { port: o.port } : {}), ...(o.sslCreds ? { sslCreds: o.sslCreds } : {}),
-    });
+    this.#client =
+      o.client ??
+      new MetricServiceClient({
+        projectId: o.project, // known: ADC need not go looking for one
+        ...(o.apiEndpoint ? { apiEndpoint: o.apiEndpoint } : {}),
+        ...(o.port ? { port: o.port } : {}),
+        ...(o.sslCreds ? { sslCreds: o.sslCreds } : {}),
+      });
   }
 
   async measure(window: MetricWindow, signal?: AbortSignal): Promise<Measurement> {
@@ -82,16 +107,39 @@ export class CloudMonitoringSource implements MetricSource {
     const interval = { startTime: ts(from), endTime: ts(to) };
     const groupBy = [o.classField, ...(o.versionField ? [o.versionField] : [])];
     const countsRequest: protos.google.monitoring.v3.IListTimeSeriesRequest = {
-      name: `projects/${o.project}`, filter: o.requestFilter, interval, view: 'FULL',
-      aggregation: { alignmentPeriod: { seconds: o.stepSeconds }, perSeriesAligner: 'ALIGN_DELTA', crossSeriesReducer: 'REDUCE_SUM', groupByFields: groupBy },
+      name: `projects/${o.project}`,
+      filter: o.requestFilter,
+      interval,
+      view: 'FULL',
+      aggregation: {
+        alignmentPeriod: { seconds: o.stepSeconds },
+        perSeriesAligner: 'ALIGN_DELTA',
+        crossSeriesReducer: 'REDUCE_SUM',
+        groupByFields: groupBy,
+      },
     };
-    const latencyRequest: protos.google.monitoring.v3.IListTimeSeriesRequest | null = o.latencyFilter === null ? null : {
-      name: `projects/${o.project}`, filter: o.latencyFilter, interval, view: 'FULL',
-      aggregation: { alignmentPeriod: { seconds: windowSeconds }, perSeriesAligner: 'ALIGN_DELTA', crossSeriesReducer: 'REDUCE_PERCENTILE_99',
-        groupByFields: o.versionField ? [o.versionField] : [] },
-    };
+    const latencyRequest: protos.google.monitoring.v3.IListTimeSeriesRequest | null =
+      o.latencyFilter === null
+        ? null
+        : {
+            name: `projects/${o.project}`,
+            filter: o.latencyFilter,
+            interval,
+            view: 'FULL',
+            aggregation: {
+              alignmentPeriod: { seconds: windowSeconds },
+              perSeriesAligner: 'ALIGN_DELTA',
+              crossSeriesReducer: 'REDUCE_PERCENTILE_99',
+              groupByFields: o.versionField ? [o.versionField] : [],
+            },
+          };
     const queries = [o.requestFilter, ...(o.latencyFilter ? [o.latencyFilter] : [])];
-    const ev = { queries, window: evidenceWindow(window, o.stepSeconds), samples: 0, points: {} as Record<string, Array<[number, number]>> };
+    const ev = {
+      queries,
+      window: evidenceWindow(window, o.stepSeconds),
+      samples: 0,
+      points: {} as Record<string, Array<[number, number]>>,
+    };
     // gax ends each call (retries of UNAVAILABLE included) at timeoutMs with its own, telling error;
     // this backstop, a little later, ends a call that gax did not.
     const deadline = AbortSignal.timeout(o.timeoutMs + BACKSTOP_MS);
@@ -107,12 +155,26 @@ export class CloudMonitoringSource implements MetricSource {
       const e = err as { filter?: string };
       const filter = e.filter ?? o.requestFilter;
       // gax repeats every retried error after " : Previous errors": the last one says enough.
-      const why = deadline.aborted && (err as Error)?.name === 'TimeoutError' ? `no answer within ${(o.timeoutMs + BACKSTOP_MS) / 1000} s`
-        : describeError(err).replace(/ : Previous errors .*$/s, '').replace(/\s+/g, ' ').slice(0, 500);
-      return failed('error', this.name, window, `${this.name}: listTimeSeries on projects/${o.project} failed for filter ${quote(filter)}: ${why}`, ev);
+      const why =
+        deadline.aborted && (err as Error)?.name === 'TimeoutError'
+          ? `no answer within ${(o.timeoutMs + BACKSTOP_MS) / 1000} s`
+          : describeError(err)
+              .replace(/ : Previous errors .*$/s, '')
+              .replace(/\s+/g, ' ')
+              .slice(0, 500);
+      return failed(
+        'error',
+        this.name,
+        window,
+        `${this.name}: listTimeSeries on projects/${o.project} failed for filter ${quote(filter)}: ${why}`,
+        ev,
+      );
     }
     const classOf = (s: TimeSeries) => labelOf(s, o.classField);
-    let total = 0; let n5xx = 0; let n4xx = 0; let samples = 0;
+    let total = 0;
+    let n5xx = 0;
+    let n4xx = 0;
+    let samples = 0;
     const byVersion: Record<string, Counts> = {};
     const perStep = { requests: new Map<number, number>(), failed: new Map<number, number>() };
     for (const s of counts) {
@@ -125,10 +187,18 @@ export class CloudMonitoringSource implements MetricSource {
         const t = millis(p.interval?.endTime) ?? to;
         total += v;
         perStep.requests.set(t, (perStep.requests.get(t) ?? 0) + v);
-        const slot = version === undefined ? undefined : (byVersion[version] ??= { total: 0, failed: 0, failed4xx: 0, p99Ms: null });
+        const slot =
+          version === undefined ? undefined : (byVersion[version] ??= { total: 0, failed: 0, failed4xx: 0, p99Ms: null });
         if (slot) slot.total += v;
-        if (/^5/.test(cls)) { n5xx += v; perStep.failed.set(t, (perStep.failed.get(t) ?? 0) + v); if (slot) slot.failed += v; }
-        if (/^4/.test(cls)) { n4xx += v; if (slot) slot.failed4xx! += v; }
+        if (/^5/.test(cls)) {
+          n5xx += v;
+          perStep.failed.set(t, (perStep.failed.get(t) ?? 0) + v);
+          if (slot) slot.failed += v;
+        }
+        if (/^4/.test(cls)) {
+          n4xx += v;
+          if (slot) slot.failed4xx! += v;
+        }
       }
     }
     let p99Ms: number | null = null;
@@ -146,27 +216,59 @@ export class CloudMonitoringSource implements MetricSource {
     if (p99Ms !== null) ev.points.p99_ms = [[to, p99Ms]];
     const countSamples = counts.reduce((n, s) => n + (s.points?.length ?? 0), 0);
     if (counts.length === 0 || countSamples === 0) {
-      return failed('no-data', this.name, window, `${this.name}: filter ${quote(o.requestFilter)} matched no time series on projects/${o.project} between ${window.from.toISOString()} and ${window.to.toISOString()}`, ev);
+      return failed(
+        'no-data',
+        this.name,
+        window,
+        `${this.name}: filter ${quote(o.requestFilter)} matched no time series on projects/${o.project} between ${window.from.toISOString()} and ${window.to.toISOString()}`,
+        ev,
+      );
     }
     if (countSamples < o.minSamples) {
-      return failed('no-data', this.name, window, `${this.name}: filter ${quote(o.requestFilter)} returned ${countSamples} points, fewer than the ${o.minSamples} needed`, ev);
+      return failed(
+        'no-data',
+        this.name,
+        window,
+        `${this.name}: filter ${quote(o.requestFilter)} returned ${countSamples} points, fewer than the ${o.minSamples} needed`,
+        ev,
+      );
     }
     if (counts.some((s) => classOf(s) === undefined)) {
-      return failed('error', this.name, window, `${this.name}: filter ${quote(o.requestFilter)} returned series without the label ${o.classField}: cannot tell failures from successes (check classField)`, ev);
+      return failed(
+        'error',
+        this.name,
+        window,
+        `${this.name}: filter ${quote(o.requestFilter)} returned series without the label ${o.classField}: cannot tell failures from successes (check classField)`,
+        ev,
+      );
     }
     if (o.versionField && p99Ms === null && latency?.length) {
       // Latency per version only: the overall p99 is the worst version's (an upper bound).
-      const per = Object.values(byVersion).map((c) => c.p99Ms).filter((x): x is number => x !== null);
+      const per = Object.values(byVersion)
+        .map((c) => c.p99Ms)
+        .filter((x): x is number => x !== null);
       if (per.length) p99Ms = Math.max(...per);
     }
     return {
-      status: 'ok', source: this.name, window, total, failed: n5xx, failed4xx: n4xx, p99Ms, byVersion, evidence: { source: this.name, ...ev },
+      status: 'ok',
+      source: this.name,
+      window,
+      total,
+      failed: n5xx,
+      failed4xx: n4xx,
+      p99Ms,
+      byVersion,
+      evidence: { source: this.name, ...ev },
       message: `${this.name}: ${total} requests, ${n5xx} 5xx, ${n4xx} 4xx, p99 ${p99Ms === null ? 'unknown' : `${p99Ms} ms`} over ${windowSeconds} s (${countSamples} points of ${quote(o.requestFilter, 120)})`,
     };
   }
 
   /** Every page of one listTimeSeries call; rejects with the filter attached. */
-  #list(request: protos.google.monitoring.v3.IListTimeSeriesRequest, deadline: AbortSignal, signal?: AbortSignal): Promise<TimeSeries[]> {
+  #list(
+    request: protos.google.monitoring.v3.IListTimeSeriesRequest,
+    deadline: AbortSignal,
+    signal?: AbortSignal,
+  ): Promise<TimeSeries[]> {
     return new Promise((resolve, reject) => {
       const out: TimeSeries[] = [];
       const stop = AbortSignal.any([deadline, ...(signal ? [signal] : [])]);
@@ -174,13 +276,26 @@ export class CloudMonitoringSource implements MetricSource {
         stop.removeEventListener('abort', onAbort);
         reject(Object.assign(err instanceof Error ? err : new Error(String(err)), { filter: request.filter }));
       };
-      const onAbort = () => { stream.destroy(); fail(stop.reason); };
-      if (stop.aborted) { reject(stop.reason); return; }
-      const stream = this.#client.listTimeSeriesStream(request, { timeout: this.#o.timeoutMs, autoPaginate: false, signal: stop });
+      const onAbort = () => {
+        stream.destroy();
+        fail(stop.reason);
+      };
+      if (stop.aborted) {
+        reject(stop.reason);
+        return;
+      }
+      const stream = this.#client.listTimeSeriesStream(request, {
+        timeout: this.#o.timeoutMs,
+        autoPaginate: false,
+        signal: stop,
+      });
       stop.addEventListener('abort', onAbort, { once: true });
       stream.on('data', (s: TimeSeries) => out.push(s));
       stream.on('error', fail);
-      stream.on('end', () => { stop.removeEventListener('abort', onAbort); resolve(out); });
+      stream.on('end', () => {
+        stop.removeEventListener('abort', onAbort);
+        resolve(out);
+      });
     });
   }
 
@@ -211,8 +326,14 @@ function labelOf(s: TimeSeries, field: string): string | undefined {
 function numberOf(v: protos.google.monitoring.v3.ITypedValue | null | undefined): number | null {
   if (!v) return null;
   const which = (v as { value?: string }).value;
-  const pick = which === 'int64Value' ? v.int64Value : which === 'doubleValue' ? v.doubleValue
-    : v.int64Value !== undefined && v.int64Value !== null ? v.int64Value : v.doubleValue;
+  const pick =
+    which === 'int64Value'
+      ? v.int64Value
+      : which === 'doubleValue'
+        ? v.doubleValue
+        : v.int64Value !== undefined && v.int64Value !== null
+          ? v.int64Value
+          : v.doubleValue;
   if (pick === undefined || pick === null) return null;
   const n = Number(pick);
   return Number.isFinite(n) ? n : null;

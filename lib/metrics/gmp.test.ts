@@ -36,11 +36,14 @@ async function listen(handler: (req: IncomingMessage, res: ServerResponse) => vo
   return [s, `http://127.0.0.1:${(s.address() as AddressInfo).port}`];
 }
 
-const read = (req: IncomingMessage) => new Promise<string>((resolve) => {
-  let b = '';
-  req.on('data', (d) => { b += d; });
-  req.on('end', () => resolve(b));
-});
+const read = (req: IncomingMessage) =>
+  new Promise<string>((resolve) => {
+    let b = '';
+    req.on('data', (d) => {
+      b += d;
+    });
+    req.on('end', () => resolve(b));
+  });
 
 const json = (res: ServerResponse, status: number, body: unknown) => {
   res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
@@ -49,7 +52,10 @@ const json = (res: ServerResponse, status: number, body: unknown) => {
 /** Prometheus' answer to one query, by what it asks for: v1 1000 requests (2 of them 5xx), v2 1000 (40 5xx). */
 function answer(query: string, start: number, end: number, step: number) {
   const at = (v: number) => [[end, String(v)]];
-  const byVersion = (v1: number, v2: number) => [{ metric: { version: 'v1' }, values: at(v1) }, { metric: { version: 'v2' }, values: at(v2) }];
+  const byVersion = (v1: number, v2: number) => [
+    { metric: { version: 'v1' }, values: at(v1) },
+    { metric: { version: 'v2' }, values: at(v2) },
+  ];
   let result: unknown[];
   if (query.startsWith('sum(increase(')) {
     const values = [];
@@ -66,7 +72,10 @@ function answer(query: string, start: number, end: number, step: number) {
 
 // A safety net: should anything in google-auth-library look for the GCE metadata server, it finds
 // a closed loopback port instead of sending a packet off this machine.
-const savedEnv = { GCE_METADATA_HOST: process.env.GCE_METADATA_HOST, METADATA_SERVER_DETECTION: process.env.METADATA_SERVER_DETECTION };
+const savedEnv = {
+  GCE_METADATA_HOST: process.env.GCE_METADATA_HOST,
+  METADATA_SERVER_DETECTION: process.env.METADATA_SERVER_DETECTION,
+};
 
 beforeAll(async () => {
   process.env.GCE_METADATA_HOST = '127.0.0.1:9';
@@ -79,35 +88,59 @@ beforeAll(async () => {
     const form = new URLSearchParams(await read(req));
     stsRequests.push(form);
     if (req.method !== 'POST' || req.url !== '/v1/token') return json(res, 404, { error: 'not_found' });
-    if (form.get('grant_type') !== 'urn:ietf:params:oauth:grant-type:token-exchange' || form.get('subject_token') !== subjectToken) {
+    if (
+      form.get('grant_type') !== 'urn:ietf:params:oauth:grant-type:token-exchange' ||
+      form.get('subject_token') !== subjectToken
+    ) {
       return json(res, 400, { error: 'invalid_grant', error_description: 'subject token rejected' });
     }
-    json(res, 200, { access_token: issued, issued_token_type: 'urn:ietf:params:oauth:token-type:access_token', token_type: 'Bearer', expires_in: 3600 });
+    json(res, 200, {
+      access_token: issued,
+      issued_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+      token_type: 'Bearer',
+      expires_in: 3600,
+    });
   });
   [gmp, gmpUrl] = await listen((req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
-    gmpRequests.push({ path: url.pathname, authorization: req.headers.authorization, query: url.searchParams.get('query') ?? '' });
+    gmpRequests.push({
+      path: url.pathname,
+      authorization: req.headers.authorization,
+      query: url.searchParams.get('query') ?? '',
+    });
     if (req.headers.authorization !== `Bearer ${gmpToken}`) {
-      return json(res, 401, { error: { code: 401, message: 'Request had invalid authentication credentials.', status: 'UNAUTHENTICATED' } });
+      return json(res, 401, {
+        error: { code: 401, message: 'Request had invalid authentication credentials.', status: 'UNAUTHENTICATED' },
+      });
     }
-    if (url.pathname !== `${PATH}/api/v1/query_range`) return json(res, 404, { status: 'error', errorType: 'not_found', error: url.pathname });
+    if (url.pathname !== `${PATH}/api/v1/query_range`)
+      return json(res, 404, { status: 'error', errorType: 'not_found', error: url.pathname });
     const p = (k: string) => Number(url.searchParams.get(k));
     json(res, 200, answer(url.searchParams.get('query') ?? '', p('start'), p('end'), p('step')));
   });
   await writeFile(join(dir, 'subject-token'), subjectToken);
   credentials = join(dir, 'external-account.json');
-  await writeFile(credentials, JSON.stringify({
-    type: 'external_account',
-    audience: `//iam.googleapis.com/projects/123456/locations/global/workloadIdentityPools/ci/providers/verdict`,
-    subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
-    token_url: `${stsUrl}/v1/token`,
-    credential_source: { file: join(dir, 'subject-token') },
-  }));
+  await writeFile(
+    credentials,
+    JSON.stringify({
+      type: 'external_account',
+      audience: `//iam.googleapis.com/projects/123456/locations/global/workloadIdentityPools/ci/providers/verdict`,
+      subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
+      token_url: `${stsUrl}/v1/token`,
+      credential_source: { file: join(dir, 'subject-token') },
+    }),
+  );
 });
 
 afterAll(async () => {
-  for (const [k, v] of Object.entries(savedEnv)) if (v === undefined) delete process.env[k]; else process.env[k] = v;
-  for (const s of [sts, gmp]) if (s) { s.closeAllConnections(); await new Promise((r) => s.close(r)); }
+  for (const [k, v] of Object.entries(savedEnv))
+    if (v === undefined) delete process.env[k];
+    else process.env[k] = v;
+  for (const s of [sts, gmp])
+    if (s) {
+      s.closeAllConnections();
+      await new Promise((r) => s.close(r));
+    }
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
@@ -115,13 +148,18 @@ afterAll(async () => {
 async function withAdc<T>(file: string, f: () => Promise<T>): Promise<T> {
   const before = process.env.GOOGLE_APPLICATION_CREDENTIALS;
   process.env.GOOGLE_APPLICATION_CREDENTIALS = file;
-  try { return await f(); } finally {
-    if (before === undefined) delete process.env.GOOGLE_APPLICATION_CREDENTIALS; else process.env.GOOGLE_APPLICATION_CREDENTIALS = before;
+  try {
+    return await f();
+  } finally {
+    if (before === undefined) delete process.env.GOOGLE_APPLICATION_CREDENTIALS;
+    else process.env.GOOGLE_APPLICATION_CREDENTIALS = before;
   }
 }
 
-const measure = (file = credentials) => withAdc(file, () =>
-  gmpSource({ project: PROJECT, baseUrl: gmpUrl + PATH, stepSeconds: 60, timeoutMs: 10_000 }).measure(window));
+const measure = (file = credentials) =>
+  withAdc(file, () =>
+    gmpSource({ project: PROJECT, baseUrl: gmpUrl + PATH, stepSeconds: 60, timeoutMs: 10_000 }).measure(window),
+  );
 
 describe('gmp source: the Prometheus API behind a Google access token', () => {
   it('gets a token through ADC (GOOGLE_APPLICATION_CREDENTIALS: an external-account file) and measures with it', async () => {
@@ -130,15 +168,30 @@ describe('gmp source: the Prometheus API behind a Google access token', () => {
     const m = await measure();
     if (m.status !== 'ok') throw new Error(m.message);
     expect(m).toMatchObject({ source: 'gmp', total: 2000, failed: 42, failed4xx: 0, p99Ms: 25 });
-    expect(m.byVersion).toEqual({ v1: { total: 1000, failed: 2, failed4xx: 0, p99Ms: 20 }, v2: { total: 1000, failed: 40, failed4xx: 0, p99Ms: 21 } });
+    expect(m.byVersion).toEqual({
+      v1: { total: 1000, failed: 2, failed4xx: 0, p99Ms: 20 },
+      v2: { total: 1000, failed: 40, failed4xx: 0, p99Ms: 21 },
+    });
     expect(m.evidence.samples).toBe(600);
     expect(m.evidence.points.requests).toHaveLength(5);
     // Every query went to GMP's path with the token the exchange issued, and the exchange asked for read access to monitoring.
     expect(gmpRequests).toHaveLength(8);
-    expect(gmpRequests.every((r) => r.path === `${PATH}/api/v1/query_range` && r.authorization === `Bearer ${issued}`)).toBe(true);
+    expect(gmpRequests.every((r) => r.path === `${PATH}/api/v1/query_range` && r.authorization === `Bearer ${issued}`)).toBe(
+      true,
+    );
     expect(stsRequests.at(-1)?.get('scope')).toContain(GMP_SCOPE);
-    const { gates, verdict } = metricGates([m], { maxErrorRate: 0.05, minRequests: 100, p99Ms: 100, compare: { baseline: 'v1', candidate: 'v2', minRequestsPerVersion: 100 } });
-    expect(gates.map((g) => `${g.name}=${g.verdict}`)).toEqual(['gmp: error rate=PASS', 'gmp: p99 latency=PASS', 'gmp: v2 vs v1 error rate=FAIL', 'gmp: v2 vs v1 p99=PASS']);
+    const { gates, verdict } = metricGates([m], {
+      maxErrorRate: 0.05,
+      minRequests: 100,
+      p99Ms: 100,
+      compare: { baseline: 'v1', candidate: 'v2', minRequestsPerVersion: 100 },
+    });
+    expect(gates.map((g) => `${g.name}=${g.verdict}`)).toEqual([
+      'gmp: error rate=PASS',
+      'gmp: p99 latency=PASS',
+      'gmp: v2 vs v1 error rate=FAIL',
+      'gmp: v2 vs v1 p99=PASS',
+    ]);
     expect(verdict).toBe('FAIL');
   });
 
@@ -147,8 +200,12 @@ describe('gmp source: the Prometheus API behind a Google access token', () => {
     try {
       const m = await measure();
       expect(m.status).toBe('error');
-      expect(m.message).toMatch(new RegExp(`^gmp: HTTP 401 from ${gmpUrl}${PATH} for query \`.+\`: UNAUTHENTICATED: Request had invalid authentication credentials\\.; ` +
-        `the Application Default Credentials need roles/monitoring\\.viewer on project ${PROJECT}$`));
+      expect(m.message).toMatch(
+        new RegExp(
+          `^gmp: HTTP 401 from ${gmpUrl}${PATH} for query \`.+\`: UNAUTHENTICATED: Request had invalid authentication credentials\\.; ` +
+            `the Application Default Credentials need roles/monitoring\\.viewer on project ${PROJECT}$`,
+        ),
+      );
       expect(metricGates([m], { maxErrorRate: 0.05, minRequests: 100 }).verdict).toBe('ERROR');
     } finally {
       gmpToken = issued;
@@ -159,14 +216,22 @@ describe('gmp source: the Prometheus API behind a Google access token', () => {
     const bad = join(dir, 'bad-subject-token');
     await writeFile(bad, 'not-the-subject-token');
     const file = join(dir, 'bad-external-account.json');
-    await writeFile(file, JSON.stringify({
-      type: 'external_account', audience: '//iam.googleapis.com/projects/123456/locations/global/workloadIdentityPools/ci/providers/verdict',
-      subject_token_type: 'urn:ietf:params:oauth:token-type:jwt', token_url: `${stsUrl}/v1/token`, credential_source: { file: bad },
-    }));
+    await writeFile(
+      file,
+      JSON.stringify({
+        type: 'external_account',
+        audience: '//iam.googleapis.com/projects/123456/locations/global/workloadIdentityPools/ci/providers/verdict',
+        subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
+        token_url: `${stsUrl}/v1/token`,
+        credential_source: { file: bad },
+      }),
+    );
     gmpRequests.length = 0;
     const m = await measure(file);
     expect(m.status).toBe('error');
-    expect(m.message).toMatch(/^gmp: cannot authenticate to http:\/\/127\.0\.0\.1:\d+\/v1\/projects\/verdict-test-1\/location\/global\/prometheus \(no access token from Application Default Credentials: .*invalid_grant.*run `gcloud auth application-default login`.*\); no query was sent/);
+    expect(m.message).toMatch(
+      /^gmp: cannot authenticate to http:\/\/127\.0\.0\.1:\d+\/v1\/projects\/verdict-test-1\/location\/global\/prometheus \(no access token from Application Default Credentials: .*invalid_grant.*run `gcloud auth application-default login`.*\); no query was sent/,
+    );
     expect(gmpRequests).toHaveLength(0);
     expect(metricGates([m], { maxErrorRate: 0.05, minRequests: 100 }).verdict).toBe('ERROR');
   });

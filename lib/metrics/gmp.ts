@@ -32,7 +32,10 @@ export function gmpSource(o: GmpSourceOptions): PromqlSource {
   const auth = o.auth ?? new GoogleAuth({ scopes: [GMP_SCOPE], projectId: o.project });
   const { project, auth: _a, baseUrl, ...rest } = o;
   return new PromqlSource({
-    ...rest, kind: 'gmp', name: o.name ?? 'gmp', baseUrl: baseUrl ?? gmpBaseUrl(project),
+    ...rest,
+    kind: 'gmp',
+    name: o.name ?? 'gmp',
+    baseUrl: baseUrl ?? gmpBaseUrl(project),
     authHint: `the Application Default Credentials need roles/monitoring.viewer on project ${project}`,
     headers: async (signal) => {
       // getAccessToken takes no signal: race it, so a stalled token endpoint cannot outlive the deadline.
@@ -44,8 +47,10 @@ export function gmpSource(o: GmpSourceOptions): PromqlSource {
         }),
       ]).catch((err: unknown) => {
         if (signal.aborted) throw err;
-        throw new Error(`no access token from Application Default Credentials: ${(err as Error)?.message ?? err} ` +
-          '(run `gcloud auth application-default login`, or set GOOGLE_APPLICATION_CREDENTIALS to a credentials file)');
+        throw new Error(
+          `no access token from Application Default Credentials: ${(err as Error)?.message ?? err} ` +
+            '(run `gcloud auth application-default login`, or set GOOGLE_APPLICATION_CREDENTIALS to a credentials file)',
+        );
       });
       if (!token) throw new Error('Application Default Credentials gave an empty access token');
       return { authorization: `Bearer ${token}` };

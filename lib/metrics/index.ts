@@ -5,11 +5,30 @@
  */
 export * from './source.ts';
 export { ClientSource, type ClientSourceOptions } from './client.ts';
-export { PromqlSource, DEFAULT_PROMQL_QUERIES, DEFAULT_PROMQL_SELECTOR, type PromqlQueries, type PromqlSourceOptions } from './promql.ts';
+export {
+  PromqlSource,
+  DEFAULT_PROMQL_QUERIES,
+  DEFAULT_PROMQL_SELECTOR,
+  type PromqlQueries,
+  type PromqlSourceOptions,
+} from './promql.ts';
 export { gmpSource, gmpBaseUrl, GMP_SCOPE, type GmpSourceOptions } from './gmp.ts';
-export { CloudMonitoringSource, LB_LATENCY_FILTER, LB_REQUEST_COUNT_FILTER, type CloudMonitoringSourceOptions } from './cloud-monitoring.ts';
+export {
+  CloudMonitoringSource,
+  LB_LATENCY_FILTER,
+  LB_REQUEST_COUNT_FILTER,
+  type CloudMonitoringSourceOptions,
+} from './cloud-monitoring.ts';
 
-import { checkWindow, describeError, evidenceWindow, failed, type Measurement, type MetricSource, type MetricWindow } from './source.ts';
+import {
+  checkWindow,
+  describeError,
+  evidenceWindow,
+  failed,
+  type Measurement,
+  type MetricSource,
+  type MetricWindow,
+} from './source.ts';
 
 /**
  * Measures the same window with every source at once. Never rejects for a source's failure (each
@@ -23,13 +42,19 @@ export async function measureAll(sources: MetricSource[], window: MetricWindow, 
     names.add(s.name);
   }
   checkWindow(window);
-  return await Promise.all(sources.map(async (s) => {
-    try {
-      return await s.measure(window, signal);
-    } catch (err) {
-      if (signal?.aborted) throw err;
-      return failed('error', s.name, window, `${s.name}: the measurement broke: ${describeError(err)}`,
-        { queries: [], window: evidenceWindow(window, null), samples: 0, points: {} });
-    }
-  }));
+  return await Promise.all(
+    sources.map(async (s) => {
+      try {
+        return await s.measure(window, signal);
+      } catch (err) {
+        if (signal?.aborted) throw err;
+        return failed('error', s.name, window, `${s.name}: the measurement broke: ${describeError(err)}`, {
+          queries: [],
+          window: evidenceWindow(window, null),
+          samples: 0,
+          points: {},
+        });
+      }
+    }),
+  );
 }

@@ -62,7 +62,10 @@ const sentIn = (w: MetricWindow, f: (a: Answer) => boolean = () => true) =>
 beforeAll(async () => {
   v1 = await startTestApi({ APP_VERSION: 'v1', POD_NAME: 'pod-v1' });
   v2 = await startTestApi({ APP_VERSION: 'v2', POD_NAME: 'pod-v2', FAULT_ERRORS_AFTER_START_MS: '600000' });
-  prom = await startPrometheus({ jobs: [{ name: 'license-api', targets: [new URL(v1.url).host, new URL(v2.url).host] }], scrapeIntervalSeconds: 1 });
+  prom = await startPrometheus({
+    jobs: [{ name: 'license-api', targets: [new URL(v1.url).host, new URL(v2.url).host] }],
+    scrapeIntervalSeconds: 1,
+  });
   await prom.waitForTargets();
   const acquired = await v1.post('/api/v1/licenses/acquire', { license_key: 'TEST-KEY', hardware_id: 'hw-1' });
   expect(acquired.status).toBe(201);
@@ -74,9 +77,13 @@ beforeAll(async () => {
   expect(await heartbeat(v2, sessionId)).toBe(500);
   await sleep(2500);
   // A: 40/s to v1, one in 20 a 404.
-  windowA = await phase(25, 40, async (i) => { await heartbeat(v1, i % 20 === 19 ? 'no-such-session' : sessionId); });
+  windowA = await phase(25, 40, async (i) => {
+    await heartbeat(v1, i % 20 === 19 ? 'no-such-session' : sessionId);
+  });
   // B: 60/s, v1 and v2 in turn (v2 answers 500).
-  windowB = await phase(25, 60, async (i) => { await heartbeat(i % 2 ? v2 : v1, sessionId); });
+  windowB = await phase(25, 60, async (i) => {
+    await heartbeat(i % 2 ? v2 : v1, sessionId);
+  });
   await sleep(3000); // the last answers scraped
 }, 150_000);
 
@@ -99,27 +106,36 @@ describe('promql source against a real Prometheus', () => {
     const m = expectOk(await source().measure(windowA));
     const sent = sentIn(windowA);
     const sent404 = sentIn(windowA, (a) => a.status === 404);
-    console.log(`window A (${((windowA.to.getTime() - windowA.from.getTime()) / 1000).toFixed(1)} s): answered ${sent} (${sent404} 404); ` +
-      `measured ${m.total} (${m.failed4xx} 4xx, ${m.failed} 5xx), p99 ${m.p99Ms} ms, ${m.evidence.samples} samples`);
+    console.log(
+      `window A (${((windowA.to.getTime() - windowA.from.getTime()) / 1000).toFixed(1)} s): answered ${sent} (${sent404} 404); ` +
+        `measured ${m.total} (${m.failed4xx} 4xx, ${m.failed} 5xx), p99 ${m.p99Ms} ms, ${m.evidence.samples} samples`,
+    );
     expect(Math.abs(m.total - sent) / sent).toBeLessThan(0.15);
     expect(m.failed).toBe(0);
     expect(Math.abs(m.failed4xx! - sent404)).toBeLessThanOrEqual(Math.max(3, sent404 * 0.2));
     expect(m.p99Ms).toBeGreaterThan(0);
     expect(m.byVersion.v1.total).toBe(m.total);
     expect(m.byVersion.v2?.total ?? 0).toBe(0);
-    expect(m.evidence.queries[0]).toMatch(/^sum by \(version\) \(increase\(http_requests_total\{route!~"\/metrics\|\/health\/\.\*"\}\[\d+ms\]\)\)$/);
+    expect(m.evidence.queries[0]).toMatch(
+      /^sum by \(version\) \(increase\(http_requests_total\{route!~"\/metrics\|\/health\/\.\*"\}\[\d+ms\]\)\)$/,
+    );
     expect(m.evidence.samples).toBeGreaterThanOrEqual(20);
     expect(m.evidence.points.requests.length).toBeGreaterThanOrEqual(2);
     expect(metricGates([m], gateOptions).verdict).toBe('PASS');
     // v2 served nothing here: no comparison is made (the absolute gates judge v1).
-    expect(metricGates([m], { ...gateOptions, compare }).gates.map((g) => g.name)).toEqual(['promql: error rate', 'promql: p99 latency']);
+    expect(metricGates([m], { ...gateOptions, compare }).gates.map((g) => g.name)).toEqual([
+      'promql: error rate',
+      'promql: p99 latency',
+    ]);
   });
 
   it('injected 500s: the error-rate gate and the canary comparison FAIL', async () => {
     const m = expectOk(await source().measure(windowB));
     const sentV1 = sentIn(windowB, (a) => a.version === 'v1');
     const sentV2 = sentIn(windowB, (a) => a.version === 'v2');
-    console.log(`window B: answered v1 ${sentV1}, v2 ${sentV2} (all 500); measured v1 ${m.byVersion.v1?.total}, v2 ${m.byVersion.v2?.total} with ${m.byVersion.v2?.failed} 5xx`);
+    console.log(
+      `window B: answered v1 ${sentV1}, v2 ${sentV2} (all 500); measured v1 ${m.byVersion.v1?.total}, v2 ${m.byVersion.v2?.total} with ${m.byVersion.v2?.failed} 5xx`,
+    );
     expect(Math.abs(m.byVersion.v2.failed - sentV2) / sentV2).toBeLessThan(0.15);
     expect(Math.abs(m.byVersion.v1.total - sentV1) / sentV1).toBeLessThan(0.15);
     expect(m.byVersion.v1.failed).toBe(0);
@@ -127,30 +143,46 @@ describe('promql source against a real Prometheus', () => {
     expect(verdict).toBe('FAIL');
     const byName = Object.fromEntries(gates.map((g) => [g.name, g]));
     expect(byName['promql: error rate'].verdict).toBe('FAIL');
-    expect(byName['promql: v2 vs v1 error rate']).toMatchObject({ verdict: 'FAIL', evidence: expect.stringMatching(/Fisher's exact test .*95% confidence.*v2 fails more often/) });
+    expect(byName['promql: v2 vs v1 error rate']).toMatchObject({
+      verdict: 'FAIL',
+      evidence: expect.stringMatching(/Fisher's exact test .*95% confidence.*v2 fails more often/),
+    });
   });
 
   it('a query for a metric that does not exist: no-data naming the query, never PASS', async () => {
-    const m = await source({ queries: { requests: 'sum by (version) (increase(no_such_metric_total{$selector}[$step]))' } }).measure(windowA);
+    const m = await source({
+      queries: { requests: 'sum by (version) (increase(no_such_metric_total{$selector}[$step]))' },
+    }).measure(windowA);
     expect(m.status).toBe('no-data');
-    expect(m.message).toMatch(/^promql: query `sum by \(version\) \(increase\(no_such_metric_total\{.*\}\[\d+ms\]\)\)` returned no series/);
+    expect(m.message).toMatch(
+      /^promql: query `sum by \(version\) \(increase\(no_such_metric_total\{.*\}\[\d+ms\]\)\)` returned no series/,
+    );
     expect(metricGates([m], gateOptions).verdict).toBe('INCONCLUSIVE');
   });
 
   it('fewer raw samples than the minimum is no-data', async () => {
     const m = await source({ minSamples: 100_000 }).measure(windowA);
-    expect(m).toMatchObject({ status: 'no-data', message: expect.stringMatching(/^promql: query `sum\(count_over_time\(http_requests_total\{.*\}\[\d+ms\]\)\)` found \d+ samples, fewer than the 100000 needed/) });
+    expect(m).toMatchObject({
+      status: 'no-data',
+      message: expect.stringMatching(
+        /^promql: query `sum\(count_over_time\(http_requests_total\{.*\}\[\d+ms\]\)\)` found \d+ samples, fewer than the 100000 needed/,
+      ),
+    });
   });
 
   it('a query Prometheus rejects: error with its message and the query', async () => {
     const m = await source({ queries: { failed: 'sum(rate(http_requests_total[' } }).measure(windowA);
     expect(m.status).toBe('error');
-    expect(m.message).toMatch(/^promql: HTTP 400 from http:\/\/127\.0\.0\.1:\d+ for query `sum\(rate\(http_requests_total\[`: bad_data: /);
+    expect(m.message).toMatch(
+      /^promql: HTTP 400 from http:\/\/127\.0\.0\.1:\d+ for query `sum\(rate\(http_requests_total\[`: bad_data: /,
+    );
     expect(metricGates([m], gateOptions).verdict).toBe('ERROR');
   });
 
   it('a server that never answers: error after the timeout, never PASS', async () => {
-    const silent: Server = createServer(() => { /* never answers */ });
+    const silent: Server = createServer(() => {
+      /* never answers */
+    });
     await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
     try {
       const url = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
@@ -174,7 +206,9 @@ describe('promql source against a real Prometheus', () => {
     await prom!.pause();
     const m = await source().measure(windowA);
     expect(m.status).toBe('error');
-    expect(m.message).toMatch(/^promql: cannot reach http:\/\/127\.0\.0\.1:\d+ for query `.+`: fetch failed: connect ECONNREFUSED 127\.0\.0\.1:\d+/);
+    expect(m.message).toMatch(
+      /^promql: cannot reach http:\/\/127\.0\.0\.1:\d+ for query `.+`: fetch failed: connect ECONNREFUSED 127\.0\.0\.1:\d+/,
+    );
     const { gates, verdict } = metricGates([m], gateOptions);
     expect(verdict).toBe('ERROR');
     expect(gates.map((g) => g.verdict)).toEqual(['ERROR', 'ERROR']);

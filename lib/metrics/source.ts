@@ -127,8 +127,13 @@ export function abortedByCaller(signal: AbortSignal | undefined): boolean {
   return signal?.aborted === true;
 }
 
-export function failed(status: 'error' | 'no-data', source: string, window: MetricWindow, message: string,
-  evidence: Omit<MeasurementEvidence, 'source'>): FailedMeasurement {
+export function failed(
+  status: 'error' | 'no-data',
+  source: string,
+  window: MetricWindow,
+  message: string,
+  evidence: Omit<MeasurementEvidence, 'source'>,
+): FailedMeasurement {
   return { status, source, window, message, evidence: { source, ...evidence } };
 }
 

@@ -13,7 +13,11 @@ export interface OwnedProcess {
   stop(signal?: NodeJS.Signals, killAfterMs?: number): Promise<number | string>;
 }
 
-export function startProcess(cmd: string, args: string[], opts: SpawnOptions & { name: string; keepLines?: number }): OwnedProcess {
+export function startProcess(
+  cmd: string,
+  args: string[],
+  opts: SpawnOptions & { name: string; keepLines?: number },
+): OwnedProcess {
   const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
   const keep = opts.keepLines ?? 40;
   const lines: string[] = [];
@@ -28,8 +32,15 @@ export function startProcess(cmd: string, args: string[], opts: SpawnOptions & {
   child.stderr?.on('data', collect);
   let done = false;
   const exit = new Promise<number | string>((resolve) => {
-    child.once('exit', (code, signal) => { done = true; resolve(code ?? signal ?? 'unknown'); });
-    child.once('error', (err) => { done = true; lines.push(String(err)); resolve('spawn-error'); });
+    child.once('exit', (code, signal) => {
+      done = true;
+      resolve(code ?? signal ?? 'unknown');
+    });
+    child.once('error', (err) => {
+      done = true;
+      lines.push(String(err));
+      resolve('spawn-error');
+    });
   });
   return {
     child,
@@ -40,7 +51,9 @@ export function startProcess(cmd: string, args: string[], opts: SpawnOptions & {
     async stop(signal: NodeJS.Signals = 'SIGTERM', killAfterMs = 10_000) {
       if (!done) {
         child.kill(signal);
-        const timer = setTimeout(() => { if (!done) child.kill('SIGKILL'); }, killAfterMs);
+        const timer = setTimeout(() => {
+          if (!done) child.kill('SIGKILL');
+        }, killAfterMs);
         timer.unref();
         const code = await exit;
         clearTimeout(timer);

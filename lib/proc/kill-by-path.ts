@@ -15,10 +15,18 @@ export async function killProcessesUsing(path: string, graceMs = 3000): Promise<
     const cwd = await readlink(`/proc/${pid}/cwd`).catch(() => '');
     if (cmd.split('\0').some((arg) => arg.includes(path)) || cwd === path || cwd.startsWith(`${path}/`)) found.push(pid);
   }
-  const signal = (pid: number, s: NodeJS.Signals) => { try { process.kill(pid, s); return true; } catch { return false; } };
+  const signal = (pid: number, s: NodeJS.Signals) => {
+    try {
+      process.kill(pid, s);
+      return true;
+    } catch {
+      return false;
+    }
+  };
   for (const pid of found) signal(pid, 'SIGTERM');
   const deadline = Date.now() + graceMs;
-  while (Date.now() < deadline && found.some((p) => signal(p, 0 as unknown as NodeJS.Signals))) await new Promise((r) => setTimeout(r, 100));
+  while (Date.now() < deadline && found.some((p) => signal(p, 0 as unknown as NodeJS.Signals)))
+    await new Promise((r) => setTimeout(r, 100));
   for (const pid of found) signal(pid, 'SIGKILL');
   return found;
 }

@@ -49,14 +49,17 @@ export interface PostgresServer extends AsyncDisposable {
 export function postgresBinDir(): string {
   const root = '/usr/lib/postgresql';
   if (existsSync(root)) {
-    const versions = readdirSync(root).filter((v) => existsSync(join(root, v, 'bin', 'postgres')))
+    const versions = readdirSync(root)
+      .filter((v) => existsSync(join(root, v, 'bin', 'postgres')))
       .sort((a, b) => Number(b) - Number(a));
     if (versions[0]) return join(root, versions[0], 'bin');
   }
   for (const dir of (process.env.PATH ?? '').split(':')) {
     if (dir && existsSync(join(dir, 'postgres')) && existsSync(join(dir, 'initdb'))) return dir;
   }
-  throw new Error('PostgreSQL server binaries not found: run `make setup` (installs Debian\'s postgresql package) or put initdb/postgres on PATH');
+  throw new Error(
+    "PostgreSQL server binaries not found: run `make setup` (installs Debian's postgresql package) or put initdb/postgres on PATH",
+  );
 }
 
 /**
@@ -65,7 +68,7 @@ export function postgresBinDir(): string {
  */
 export async function startPostgres(opts: PostgresOptions = {}): Promise<PostgresServer> {
   const bin = postgresBinDir();
-  const port = opts.port ?? await freePort();
+  const port = opts.port ?? (await freePort());
   const dataDir = await mkdtemp(join(opts.parentDir ?? tmpdir(), 'verdict-pg-'));
   let uid: number | undefined;
   let gid: number | undefined;
@@ -79,22 +82,35 @@ export async function startPostgres(opts: PostgresOptions = {}): Promise<Postgre
   }
   const pgdata = join(dataDir, 'data');
   try {
-    await run(join(bin, 'initdb'), ['-D', pgdata, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-sync', '--no-instructions'],
-      { uid, gid, env: { ...process.env, LC_ALL: 'C.UTF-8' } });
+    await run(
+      join(bin, 'initdb'),
+      ['-D', pgdata, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-sync', '--no-instructions'],
+      { uid, gid, env: { ...process.env, LC_ALL: 'C.UTF-8' } },
+    );
   } catch (err) {
     await rm(dataDir, { recursive: true, force: true });
     throw new Error(`initdb failed: ${(err as { stderr?: string }).stderr ?? err}`);
   }
-  const hba = ['local all all trust', 'host all all 127.0.0.1/32 trust', 'host all all ::1/128 trust',
-    ...(opts.allowCidrs ?? []).map((c) => `host all all ${c} trust`)];
+  const hba = [
+    'local all all trust',
+    'host all all 127.0.0.1/32 trust',
+    'host all all ::1/128 trust',
+    ...(opts.allowCidrs ?? []).map((c) => `host all all ${c} trust`),
+  ];
   await writeFile(join(pgdata, 'pg_hba.conf'), hba.join('\n') + '\n');
-  await appendFile(join(pgdata, 'postgresql.conf'), [
-    `listen_addresses = '${(opts.listen ?? ['127.0.0.1']).join(',')}'`,
-    `port = ${port}`,
-    `unix_socket_directories = '${dataDir}'`,
-    'fsync = off', 'synchronous_commit = off', 'full_page_writes = off',
-    'max_connections = 200', 'shared_buffers = 64MB',
-  ].join('\n') + '\n');
+  await appendFile(
+    join(pgdata, 'postgresql.conf'),
+    [
+      `listen_addresses = '${(opts.listen ?? ['127.0.0.1']).join(',')}'`,
+      `port = ${port}`,
+      `unix_socket_directories = '${dataDir}'`,
+      'fsync = off',
+      'synchronous_commit = off',
+      'full_page_writes = off',
+      'max_connections = 200',
+      'shared_buffers = 64MB',
+    ].join('\n') + '\n',
+  );
   const spawnServer = () => startProcess(join(bin, 'postgres'), ['-D', pgdata], { name: 'postgres', uid, gid });
   const srv = makeServer(spawnServer, (opts.listen ?? ['127.0.0.1'])[0], port, dataDir);
   try {
@@ -116,7 +132,9 @@ function childPids(parent: number): number[] {
       // Field 4 (ppid) follows the command name, which is in parentheses and may contain spaces.
       const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
       if (ppid === parent) pids.push(Number(entry));
-    } catch { /* the process ended while we looked */ }
+    } catch {
+      /* the process ended while we looked */
+    }
   }
   return pids;
 }
@@ -128,7 +146,13 @@ function makeServer(spawnServer: () => OwnedProcess, host: string, port: number,
   const halt = async (mode: 'immediate' | 'fast') => {
     if (!proc || proc.exited()) return;
     // A frozen server would ignore the shutdown signal: thaw it first.
-    for (const pid of [proc.pid, ...childPids(proc.pid)]) { try { process.kill(pid, 'SIGCONT'); } catch { /* gone */ } }
+    for (const pid of [proc.pid, ...childPids(proc.pid)]) {
+      try {
+        process.kill(pid, 'SIGCONT');
+      } catch {
+        /* gone */
+      }
+    }
     await proc.stop(mode === 'immediate' ? 'SIGQUIT' : 'SIGINT', 10_000);
   };
   const stop = async () => {
@@ -138,13 +162,25 @@ function makeServer(spawnServer: () => OwnedProcess, host: string, port: number,
     await rm(dataDir, { recursive: true, force: true });
   };
   return {
-    port, dataDir, url, stop, halt,
-    get pid() { return proc?.pid ?? -1; },
+    port,
+    dataDir,
+    url,
+    stop,
+    halt,
+    get pid() {
+      return proc?.pid ?? -1;
+    },
     signalAll(signal: NodeJS.Signals) {
       if (!proc || proc.exited()) throw new Error('postgres is not running');
       // The postmaster first, so that it forks no new backend while we signal the others.
       const pids = [proc.pid, ...childPids(proc.pid)];
-      for (const pid of pids) { try { process.kill(pid, signal); } catch { /* ended meanwhile */ } }
+      for (const pid of pids) {
+        try {
+          process.kill(pid, signal);
+        } catch {
+          /* ended meanwhile */
+        }
+      }
     },
     async start() {
       if (proc && !proc.exited()) return;
@@ -155,7 +191,11 @@ function makeServer(spawnServer: () => OwnedProcess, host: string, port: number,
       if (!/^[a-z_][a-z0-9_]{0,62}$/.test(name)) throw new Error(`invalid database name ${name}`);
       const c = new pg.Client({ connectionString: url() });
       await c.connect();
-      try { await c.query(`CREATE DATABASE ${name}`); } finally { await c.end(); }
+      try {
+        await c.query(`CREATE DATABASE ${name}`);
+      } finally {
+        await c.end();
+      }
       return url(name);
     },
     [Symbol.asyncDispose]: stop,

@@ -25,13 +25,13 @@ export function redisServerBin(): string {
   for (const dir of ['/usr/bin', '/usr/local/bin', ...(process.env.PATH ?? '').split(':')]) {
     if (dir && existsSync(join(dir, 'redis-server'))) return join(dir, 'redis-server');
   }
-  throw new Error('redis-server not found: run `make setup` (installs Debian\'s redis-server package)');
+  throw new Error("redis-server not found: run `make setup` (installs Debian's redis-server package)");
 }
 
 /** Starts a throw-away Redis server (no persistence) on a free port. */
 export async function startRedis(opts: RedisOptions = {}): Promise<RedisServer> {
   const bin = redisServerBin();
-  const port = opts.port ?? await freePort();
+  const port = opts.port ?? (await freePort());
   const dir = await mkdtemp(join(opts.parentDir ?? tmpdir(), 'verdict-redis-'));
   const listen = opts.listen ?? ['127.0.0.1'];
   let proc: OwnedProcess | undefined;
@@ -39,8 +39,26 @@ export async function startRedis(opts: RedisOptions = {}): Promise<RedisServer> 
   const start = async () => {
     if (proc && !proc.exited()) return;
     // Redis runs in `dir` (its cwd), which is how `cluster down` finds a leftover one (it rewrites its cmdline).
-    proc = startProcess(bin, ['--port', String(port), '--bind', ...listen, '--save', '', '--appendonly', 'no',
-      '--dir', dir, '--protected-mode', 'no', '--daemonize', 'no'], { name: 'redis' });
+    proc = startProcess(
+      bin,
+      [
+        '--port',
+        String(port),
+        '--bind',
+        ...listen,
+        '--save',
+        '',
+        '--appendonly',
+        'no',
+        '--dir',
+        dir,
+        '--protected-mode',
+        'no',
+        '--daemonize',
+        'no',
+      ],
+      { name: 'redis' },
+    );
     try {
       await waitForPort(listen[0], port, 10_000);
     } catch (err) {
@@ -48,10 +66,15 @@ export async function startRedis(opts: RedisOptions = {}): Promise<RedisServer> 
       throw new Error(`redis-server did not start: ${(err as Error).message}\n${proc.tail()}`);
     }
   };
-  const pause = async () => { if (proc) await proc.stop('SIGTERM', 5000); };
+  const pause = async () => {
+    if (proc) await proc.stop('SIGTERM', 5000);
+  };
   const stop = async () => {
     await pause();
-    if (!removed) { removed = true; await rm(dir, { recursive: true, force: true }); }
+    if (!removed) {
+      removed = true;
+      await rm(dir, { recursive: true, force: true });
+    }
   };
   await start();
   return { port, url: `redis://${listen[0]}:${port}`, start, pause, stop, [Symbol.asyncDispose]: stop };

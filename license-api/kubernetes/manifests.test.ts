@@ -22,28 +22,65 @@ const find = (objs: KubeObject[], kind: string, name: string) => {
 };
 
 describe.each(overlays)('overlay %s', (overlay) => {
-  it('keeps the seed\'s rollout, probe and drain settings', () => {
+  it("keeps the seed's rollout, probe and drain settings", () => {
     const objs = rendered.get(overlay)!;
     expect(find(objs, 'Namespace', 'coditect')).toBeTruthy();
-    for (const o of objs.filter((x) => x.kind !== 'Namespace')) expect([o.kind, o.metadata.namespace]).toEqual([o.kind, 'coditect']);
+    for (const o of objs.filter((x) => x.kind !== 'Namespace'))
+      expect([o.kind, o.metadata.namespace]).toEqual([o.kind, 'coditect']);
     const d = find(objs, 'Deployment', 'license-api');
     expect(d.spec.replicas).toBe(3);
     expect(d.spec.strategy).toEqual({ type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } });
     const pod = d.spec.template.spec;
     const c = pod.containers[0];
-    const probe = (p: any) => ({ path: p.httpGet.path, initialDelaySeconds: p.initialDelaySeconds, periodSeconds: p.periodSeconds, timeoutSeconds: p.timeoutSeconds, failureThreshold: p.failureThreshold });
-    expect(probe(c.startupProbe)).toEqual({ path: '/health/startup', initialDelaySeconds: 0, periodSeconds: 5, timeoutSeconds: 3, failureThreshold: 30 });
-    expect(probe(c.livenessProbe)).toEqual({ path: '/health/live', initialDelaySeconds: 30, periodSeconds: 10, timeoutSeconds: 5, failureThreshold: 3 });
-    expect(probe(c.readinessProbe)).toEqual({ path: '/health/ready', initialDelaySeconds: 10, periodSeconds: 5, timeoutSeconds: 3, failureThreshold: 3 });
+    const probe = (p: any) => ({
+      path: p.httpGet.path,
+      initialDelaySeconds: p.initialDelaySeconds,
+      periodSeconds: p.periodSeconds,
+      timeoutSeconds: p.timeoutSeconds,
+      failureThreshold: p.failureThreshold,
+    });
+    expect(probe(c.startupProbe)).toEqual({
+      path: '/health/startup',
+      initialDelaySeconds: 0,
+      periodSeconds: 5,
+      timeoutSeconds: 3,
+      failureThreshold: 30,
+    });
+    expect(probe(c.livenessProbe)).toEqual({
+      path: '/health/live',
+      initialDelaySeconds: 30,
+      periodSeconds: 10,
+      timeoutSeconds: 5,
+      failureThreshold: 3,
+    });
+    expect(probe(c.readinessProbe)).toEqual({
+      path: '/health/ready',
+      initialDelaySeconds: 10,
+      periodSeconds: 5,
+      timeoutSeconds: 3,
+      failureThreshold: 3,
+    });
     expect(c.ports).toEqual([{ name: 'http', containerPort: 8000 }]);
     expect(c.lifecycle.preStop.sleep.seconds).toBeGreaterThan(0);
     expect(pod.terminationGracePeriodSeconds).toBe(30);
     const env = Object.fromEntries(c.env.map((e: any) => [e.name, e.valueFrom?.fieldRef?.fieldPath ?? e.value]));
-    expect(env).toMatchObject({ HOST: 'status.podIP', POD_NAME: 'metadata.name', APP_VERSION: "metadata.labels['app.kubernetes.io/version']" });
+    expect(env).toMatchObject({
+      HOST: 'status.podIP',
+      POD_NAME: 'metadata.name',
+      APP_VERSION: "metadata.labels['app.kubernetes.io/version']",
+    });
     expect(c.resources.requests).toBeTruthy();
     expect(c.resources.limits.memory).toBeTruthy();
-    expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 1000, seccompProfile: { type: 'RuntimeDefault' } });
-    expect(c.securityContext).toMatchObject({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } });
+    expect(pod.securityContext).toMatchObject({
+      runAsNonRoot: true,
+      runAsUser: 1000,
+      seccompProfile: { type: 'RuntimeDefault' },
+    });
+    expect(c.securityContext).toMatchObject({
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ['ALL'] },
+    });
     const pdb = find(objs, 'PodDisruptionBudget', 'license-api');
     expect(pdb.spec.minAvailable).toBe(2);
   });
@@ -63,7 +100,9 @@ describe.each(overlays)('overlay %s', (overlay) => {
     const config = loadConfig({ ...cm, ...secretEnv });
     const d = find(objs, 'Deployment', 'license-api');
     const c = d.spec.template.spec.containers[0];
-    expect(c.lifecycle.preStop.sleep.seconds + config.SHUTDOWN_TIMEOUT_MS / 1000).toBeLessThan(d.spec.template.spec.terminationGracePeriodSeconds);
+    expect(c.lifecycle.preStop.sleep.seconds + config.SHUTDOWN_TIMEOUT_MS / 1000).toBeLessThan(
+      d.spec.template.spec.terminationGracePeriodSeconds,
+    );
     expect(config.DEPENDENCY_TIMEOUT_MS).toBeLessThan(c.readinessProbe.timeoutSeconds * 1000);
     // A request in flight at SIGTERM ends by its deadline, before the forced exit.
     expect(config.SHUTDOWN_DELAY_MS + config.REQUEST_DEADLINE_MS).toBeLessThan(config.SHUTDOWN_TIMEOUT_MS);
@@ -81,12 +120,25 @@ describe('target specifics', () => {
     const kind = parse(await readFile(here('../../kind-config.yaml'), 'utf8'));
     expect(kind.nodes.map((n: any) => n.role)).toEqual(['control-plane', 'worker', 'worker']);
     for (const n of kind.nodes) expect(n.image).toMatch(/^kindest\/node:v1\.\d+\.\d+@sha256:[0-9a-f]{64}$/);
-    expect(kind.nodes[0].extraPortMappings).toEqual([{ containerPort: 30080, hostPort: 30080, listenAddress: '127.0.0.1', protocol: 'TCP' }]);
+    expect(kind.nodes[0].extraPortMappings).toEqual([
+      { containerPort: 30080, hostPort: 30080, listenAddress: '127.0.0.1', protocol: 'TCP' },
+    ]);
   });
 
   it('kind runs Postgres and Redis in the cluster; embedded points at the host bridge', () => {
-    expect(rendered.get('kind')!.filter((o) => o.kind === 'Deployment').map((o) => o.metadata.name).sort()).toEqual(['license-api', 'postgres', 'redis']);
-    expect(rendered.get('embedded')!.filter((o) => o.kind === 'Deployment').map((o) => o.metadata.name)).toEqual(['license-api']);
+    expect(
+      rendered
+        .get('kind')!
+        .filter((o) => o.kind === 'Deployment')
+        .map((o) => o.metadata.name)
+        .sort(),
+    ).toEqual(['license-api', 'postgres', 'redis']);
+    expect(
+      rendered
+        .get('embedded')!
+        .filter((o) => o.kind === 'Deployment')
+        .map((o) => o.metadata.name),
+    ).toEqual(['license-api']);
     const secret = find(rendered.get('embedded')!, 'Secret', 'license-api-secrets');
     expect(Buffer.from(secret.data.DATABASE_URL, 'base64').toString()).toContain('@10.244.0.1:');
   });
@@ -96,7 +148,9 @@ describe('target specifics', () => {
     const image = find(objs, 'Deployment', 'license-api').spec.template.spec.containers[0].image;
     expect(image).toMatch(/^[a-z0-9-]+-docker\.pkg\.dev\/[^/]+\/[^/]+\/license-api:/);
     expect(JSON.stringify(objs)).not.toContain('gcr.io');
-    expect(find(objs, 'ServiceAccount', 'license-api').metadata.annotations?.['iam.gke.io/gcp-service-account']).toMatch(/@.*\.iam\.gserviceaccount\.com$/);
+    expect(find(objs, 'ServiceAccount', 'license-api').metadata.annotations?.['iam.gke.io/gcp-service-account']).toMatch(
+      /@.*\.iam\.gserviceaccount\.com$/,
+    );
     expect(objs.some((o) => o.kind === 'Secret')).toBe(false);
     expect(find(objs, 'Service', 'license-api').spec.type).toBe('ClusterIP');
   });
@@ -106,20 +160,71 @@ describe('the lint catches broken configurations', () => {
   const broken = (mutate: (objs: KubeObject[]) => void) => {
     const objs = structuredClone(rendered.get('embedded')!);
     mutate(objs);
-    return lintManifests(objs, { deployments: ['license-api'], app: licenseApiProbes }).filter((f) => f.severity === 'error').map((f) => f.rule);
+    return lintManifests(objs, { deployments: ['license-api'], app: licenseApiProbes })
+      .filter((f) => f.severity === 'error')
+      .map((f) => f.rule);
   };
   const dep = (objs: KubeObject[]) => find(objs, 'Deployment', 'license-api');
   const cm = (objs: KubeObject[]) => find(objs, 'ConfigMap', 'license-api-config');
 
   it.each([
-    ['maxUnavailable 1', (o: KubeObject[]) => { dep(o).spec.strategy.rollingUpdate.maxUnavailable = 1; }, 'rollout.max-unavailable'],
-    ['no readiness probe', (o: KubeObject[]) => { delete dep(o).spec.template.spec.containers[0].readinessProbe; }, 'probe.readiness-missing'],
-    ['drain longer than grace', (o: KubeObject[]) => { cm(o).data.SHUTDOWN_TIMEOUT_MS = '28000'; }, 'drain.exceeds-grace'],
-    ['naive shutdown', (o: KubeObject[]) => { cm(o).data.SHUTDOWN_MODE = 'naive'; }, 'drain.naive'],
-    ['no delay at all', (o: KubeObject[]) => { delete dep(o).spec.template.spec.containers[0].lifecycle; cm(o).data.SHUTDOWN_DELAY_MS = '0'; }, 'drain.prestop-vs-propagation'],
-    ['PDB that blocks drains', (o: KubeObject[]) => { find(o, 'PodDisruptionBudget', 'license-api').spec.minAvailable = 3; }, 'pdb.blocks-drain'],
-    ['Service selecting nothing', (o: KubeObject[]) => { find(o, 'Service', 'license-api').spec.selector = { app: 'typo' }; }, 'service.selector'],
-    ['readiness dependency timeout too long', (o: KubeObject[]) => { cm(o).data.DEPENDENCY_TIMEOUT_MS = '3000'; }, 'probe.dependency-timeout'],
+    [
+      'maxUnavailable 1',
+      (o: KubeObject[]) => {
+        dep(o).spec.strategy.rollingUpdate.maxUnavailable = 1;
+      },
+      'rollout.max-unavailable',
+    ],
+    [
+      'no readiness probe',
+      (o: KubeObject[]) => {
+        delete dep(o).spec.template.spec.containers[0].readinessProbe;
+      },
+      'probe.readiness-missing',
+    ],
+    [
+      'drain longer than grace',
+      (o: KubeObject[]) => {
+        cm(o).data.SHUTDOWN_TIMEOUT_MS = '28000';
+      },
+      'drain.exceeds-grace',
+    ],
+    [
+      'naive shutdown',
+      (o: KubeObject[]) => {
+        cm(o).data.SHUTDOWN_MODE = 'naive';
+      },
+      'drain.naive',
+    ],
+    [
+      'no delay at all',
+      (o: KubeObject[]) => {
+        delete dep(o).spec.template.spec.containers[0].lifecycle;
+        cm(o).data.SHUTDOWN_DELAY_MS = '0';
+      },
+      'drain.prestop-vs-propagation',
+    ],
+    [
+      'PDB that blocks drains',
+      (o: KubeObject[]) => {
+        find(o, 'PodDisruptionBudget', 'license-api').spec.minAvailable = 3;
+      },
+      'pdb.blocks-drain',
+    ],
+    [
+      'Service selecting nothing',
+      (o: KubeObject[]) => {
+        find(o, 'Service', 'license-api').spec.selector = { app: 'typo' };
+      },
+      'service.selector',
+    ],
+    [
+      'readiness dependency timeout too long',
+      (o: KubeObject[]) => {
+        cm(o).data.DEPENDENCY_TIMEOUT_MS = '3000';
+      },
+      'probe.dependency-timeout',
+    ],
   ])('%s', (_name, mutate, rule) => {
     expect(broken(mutate)).toContain(rule);
   });

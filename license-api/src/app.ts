@@ -60,8 +60,16 @@ export function createApp({ config, pool, probePool, redis, log, lifecycle }: Ap
     const start = process.hrtime.bigint();
     res.once('finish', () => {
       if (!log.isLevelEnabled('info')) return;
-      log.info({ reqId: id, method: req.method, route: req.route?.path,
-        status: res.statusCode, ms: Number(process.hrtime.bigint() - start) / 1e6 }, 'request');
+      log.info(
+        {
+          reqId: id,
+          method: req.method,
+          route: req.route?.path,
+          status: res.statusCode,
+          ms: Number(process.hrtime.bigint() - start) / 1e6,
+        },
+        'request',
+      );
     });
     next();
   });
@@ -76,24 +84,34 @@ export function createApp({ config, pool, probePool, redis, log, lifecycle }: Ap
     if (!rendered || Date.now() - rendered.at >= METRICS_RENDER_MIN_INTERVAL_MS) {
       const r = { at: Date.now(), text: metrics.registry.metrics() };
       rendered = r;
-      r.text.catch(() => { if (rendered === r) rendered = undefined; });
+      r.text.catch(() => {
+        if (rendered === r) rendered = undefined;
+      });
     }
     res.set('Content-Type', metrics.registry.contentType).send(await rendered.text);
   });
 
   const notStarted = (_req: Request, _res: Response, next: NextFunction) => {
-    if (lifecycle.phase === 'starting') throw new ApiError(503, 'NOT_STARTED', 'the service is starting; retry shortly', { 'Retry-After': '1' });
+    if (lifecycle.phase === 'starting')
+      throw new ApiError(503, 'NOT_STARTED', 'the service is starting; retry shortly', { 'Retry-After': '1' });
     next();
   };
   const injectedFault = (_req: Request, _res: Response, next: NextFunction) => {
     const since = lifecycle.servingSince;
-    if (config.FAULT_ERRORS_AFTER_START_MS > 0 && since !== undefined && Date.now() - since < config.FAULT_ERRORS_AFTER_START_MS) {
+    if (
+      config.FAULT_ERRORS_AFTER_START_MS > 0 &&
+      since !== undefined &&
+      Date.now() - since < config.FAULT_ERRORS_AFTER_START_MS
+    ) {
       throw new ApiError(500, 'INJECTED_FAULT', 'fault injection: FAULT_ERRORS_AFTER_START_MS is set');
     }
     if (config.FAULT_ERROR_RATE > 0 && Math.random() < config.FAULT_ERROR_RATE) {
       throw new ApiError(500, 'INJECTED_FAULT', 'fault injection: FAULT_ERROR_RATE is set');
     }
-    if (config.FAULT_EXTRA_LATENCY_MS > 0) { setTimeout(next, config.FAULT_EXTRA_LATENCY_MS); return; }
+    if (config.FAULT_EXTRA_LATENCY_MS > 0) {
+      setTimeout(next, config.FAULT_EXTRA_LATENCY_MS);
+      return;
+    }
     next();
   };
   // Every license request is answered by its deadline: the dependency calls give up by then (see
@@ -116,18 +134,28 @@ export function createApp({ config, pool, probePool, redis, log, lifecycle }: Ap
     const cause = err.cause as { code?: unknown; message?: unknown } | undefined;
     const causeCode = typeof cause?.code === 'string' ? cause.code : undefined;
     const causeMessage = typeof cause?.message === 'string' ? cause.message.slice(0, 300) : undefined;
-    dependencyLog.warn(`${err.dependency}\n${err.code}\n${causeCode}\n${causeMessage}`,
-      { reqId, dependency: err.dependency, code: err.code, causeCode, cause: causeMessage }, 'dependency error');
+    dependencyLog.warn(
+      `${err.dependency}\n${err.code}\n${causeCode}\n${causeMessage}`,
+      { reqId, dependency: err.dependency, code: err.code, causeCode, cause: causeMessage },
+      'dependency error',
+    );
   };
 
   const licenses = '/api/v1/licenses';
-  app.use(licenses,
+  app.use(
+    licenses,
     deadline,
     notStarted,
     injectedFault,
-    bearerAuth({ secret: config.JWT_SECRET, jwksUrl: config.JWT_JWKS_URL, issuer: config.JWT_ISSUER, audience: config.JWT_AUDIENCE,
-      maxLifetimeSeconds: config.JWT_MAX_LIFETIME_SECONDS }),
-    express.json({ limit: config.BODY_LIMIT_BYTES, strict: true, type: 'application/json' }));
+    bearerAuth({
+      secret: config.JWT_SECRET,
+      jwksUrl: config.JWT_JWKS_URL,
+      issuer: config.JWT_ISSUER,
+      audience: config.JWT_AUDIENCE,
+      maxLifetimeSeconds: config.JWT_MAX_LIFETIME_SECONDS,
+    }),
+    express.json({ limit: config.BODY_LIMIT_BYTES, strict: true, type: 'application/json' }),
+  );
   app.use(licenseRoutes(licenses, store, limiter, metrics, config.HEARTBEAT_INTERVAL_SECONDS));
 
   app.use((req, _res) => {
@@ -151,18 +179,24 @@ function errorHandler(log: Logger, logDependencyError: (err: DependencyError, re
     if (err instanceof ApiError) api = err;
     else if (e.type === 'entity.parse.failed') api = new ApiError(400, 'MALFORMED_JSON', 'the request body is not valid JSON');
     else if (e.type === 'entity.too.large') api = new ApiError(413, 'PAYLOAD_TOO_LARGE', 'the request body is too large');
-    else if (e.type === 'encoding.unsupported' || e.type === 'charset.unsupported') api = new ApiError(415, 'UNSUPPORTED_ENCODING', 'unsupported content encoding or charset');
-    else if (e.type === 'request.aborted' || e.type === 'request.size.invalid') api = new ApiError(400, 'BAD_REQUEST', 'the request body was incomplete');
+    else if (e.type === 'encoding.unsupported' || e.type === 'charset.unsupported')
+      api = new ApiError(415, 'UNSUPPORTED_ENCODING', 'unsupported content encoding or charset');
+    else if (e.type === 'request.aborted' || e.type === 'request.size.invalid')
+      api = new ApiError(400, 'BAD_REQUEST', 'the request body was incomplete');
     else {
       const status = e.status ?? e.statusCode;
-      if (typeof status === 'number' && status >= 400 && status < 500) api = new ApiError(status, 'BAD_REQUEST', 'the request could not be understood');
+      if (typeof status === 'number' && status >= 400 && status < 500)
+        api = new ApiError(status, 'BAD_REQUEST', 'the request could not be understood');
       else {
         log.error({ err, reqId: res.locals.requestId }, 'unhandled error');
         api = new ApiError(500, 'INTERNAL', 'internal error');
       }
     }
     // Answered already (by the deadline): nothing more to say. Half a response: cut it.
-    if (res.headersSent) { if (!res.writableEnded) res.destroy(); return; }
+    if (res.headersSent) {
+      if (!res.writableEnded) res.destroy();
+      return;
+    }
     if (api instanceof DependencyError) logDependencyError(api, res.locals.requestId as string);
     res.status(api.status).set(api.headers).json(errorBody(api.code, api.message));
   };

@@ -11,7 +11,9 @@ export interface AuthOptions {
   maxLifetimeSeconds?: number;
 }
 
-export interface Principal { subject: string }
+export interface Principal {
+  subject: string;
+}
 
 const CLOCK_TOLERANCE_SECONDS = 5;
 const MAX_SUBJECT_LENGTH = 256;
@@ -38,7 +40,12 @@ export function subjectProblem(sub: unknown): string | undefined {
  */
 export function bearerAuth(opts: AuthOptions) {
   const maxLifetime = opts.maxLifetimeSeconds ?? 86_400;
-  const verifyOpts: JWTVerifyOptions = { issuer: opts.issuer, audience: opts.audience, clockTolerance: CLOCK_TOLERANCE_SECONDS, requiredClaims: ['exp'] };
+  const verifyOpts: JWTVerifyOptions = {
+    issuer: opts.issuer,
+    audience: opts.audience,
+    clockTolerance: CLOCK_TOLERANCE_SECONDS,
+    requiredClaims: ['exp'],
+  };
   let key: Uint8Array | JWTVerifyGetKey;
   if (opts.secret) {
     key = new TextEncoder().encode(opts.secret);
@@ -61,9 +68,8 @@ export function bearerAuth(opts: AuthOptions) {
       return;
     }
     try {
-      const { payload } = typeof key === 'function'
-        ? await jwtVerify(match[1], key, verifyOpts)
-        : await jwtVerify(match[1], key, verifyOpts);
+      const { payload } =
+        typeof key === 'function' ? await jwtVerify(match[1], key, verifyOpts) : await jwtVerify(match[1], key, verifyOpts);
       const problem = subjectProblem(payload.sub);
       if (problem) throw unauthorized('INVALID_TOKEN', problem);
       // jose has checked that exp is present and not past.
@@ -77,7 +83,8 @@ export function bearerAuth(opts: AuthOptions) {
       next();
     } catch (err) {
       if (err instanceof ApiError) throw err;
-      if (err instanceof errors.JWKSTimeout || !(err instanceof errors.JOSEError)) throw new DependencyError('the JWKS endpoint', err);
+      if (err instanceof errors.JWKSTimeout || !(err instanceof errors.JOSEError))
+        throw new DependencyError('the JWKS endpoint', err);
       if (err instanceof errors.JWTExpired) throw unauthorized('TOKEN_EXPIRED', 'token has expired');
       if (err instanceof errors.JWTClaimValidationFailed && err.claim === 'exp' && err.reason === 'missing') {
         throw unauthorized('INVALID_TOKEN', 'token has no expiry (exp) claim; every token must expire');
@@ -109,7 +116,10 @@ class VerifiedTokenCache {
   get(token: string): Principal | undefined {
     const e = this.entries.get(token);
     if (!e) return undefined;
-    if (e.until <= Date.now()) { this.entries.delete(token); return undefined; }
+    if (e.until <= Date.now()) {
+      this.entries.delete(token);
+      return undefined;
+    }
     return e.principal;
   }
 

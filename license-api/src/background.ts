@@ -19,12 +19,17 @@ function every(intervalMs: number, name: string, warn: ThrottledLog, task: () =>
   let running: Promise<void> | undefined;
   let stopped = false;
   const run = () => {
-    running = task().catch((err: unknown) => {
-      warn.warn(name, { task: name, err: (err as Error)?.message }, 'background task failed');
-    }).finally(() => {
-      running = undefined;
-      if (!stopped) { timer = setTimeout(run, intervalMs); timer.unref(); }
-    });
+    running = task()
+      .catch((err: unknown) => {
+        warn.warn(name, { task: name, err: (err as Error)?.message }, 'background task failed');
+      })
+      .finally(() => {
+        running = undefined;
+        if (!stopped) {
+          timer = setTimeout(run, intervalMs);
+          timer.unref();
+        }
+      });
   };
   run();
   return async () => {
@@ -52,5 +57,9 @@ export function startBackground(config: Config, store: LicenseStore, metrics: Me
       if (r.expired || r.deleted) log.info({ expired: r.expired, deleted: r.deleted }, 'session sweep');
     }),
   ];
-  return { stop: async () => { await Promise.all(stops.map((s) => s())); } };
+  return {
+    stop: async () => {
+      await Promise.all(stops.map((s) => s()));
+    },
+  };
 }

@@ -8,91 +8,96 @@ const int = (min: number, max: number) => z.coerce.number().int().min(min).max(m
  * Every setting of the license API, read from the environment. A bad value stops start-up
  * with a message that names the variable (see `loadConfig`).
  */
-export const configSchema = z.object({
-  PORT: int(0, 65535).default(8000),
-  /** Listen address. In Kubernetes it comes from the downward API (`status.podIP`). */
-  HOST: z.string().min(1).default('0.0.0.0'),
-  DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL'),
-  REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL'),
-  JWT_SECRET: z.string().min(32, 'must be at least 32 characters (HS256 key)').optional(),
-  JWT_JWKS_URL: z.url().optional(),
-  JWT_ISSUER: z.string().min(1).optional(),
-  JWT_AUDIENCE: z.string().min(1).optional(),
-  POD_NAME: z.string().min(1).default(hostname()),
-  APP_VERSION: z.string().min(1).default('dev'),
-  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  /** Sessions that miss heartbeats for this long expire and free their seat. */
-  SESSION_TTL_SECONDS: int(2, 86_400).default(180),
-  HEARTBEAT_INTERVAL_SECONDS: int(1, 3600).default(60),
-  /** `graceful`: delay, then Connection: close, then drain. `naive`: close at once (for experiments). */
-  SHUTDOWN_MODE: z.enum(['graceful', 'naive']).default('graceful'),
-  /** Time the server keeps serving after SIGTERM while endpoint removal propagates. */
-  SHUTDOWN_DELAY_MS: int(0, 300_000).default(3000),
-  /** Hard deadline after SIGTERM; must be shorter than the pod's terminationGracePeriodSeconds. */
-  SHUTDOWN_TIMEOUT_MS: int(100, 600_000).default(15_000),
-  /** Keep above the load balancer's idle timeout, or the balancer reuses sockets we close (502s). */
-  KEEPALIVE_TIMEOUT_MS: int(1000, 3_600_000).default(65_000),
-  /** Per-check timeout of /health/ready (and of a Redis command); keep below the readiness probe's timeoutSeconds. */
-  DEPENDENCY_TIMEOUT_MS: int(50, 30_000).default(1000),
-  /**
-   * Every license request is answered within this long of its arrival: when the time is up while it
-   * still waits on Postgres, the heartbeat batcher or Redis, it gets `503 DEPENDENCY_TIMEOUT` with
-   * `Retry-After` and the work it started is abandoned (a body still on its way gets `408`). 5 s is
-   * far under the GKE load balancer's 30 s backend timeout and under common client timeouts (10 s
-   * and more), so the client always hears our answer instead of its own timeout, and it leaves a
-   * client several retries within one heartbeat interval.
-   */
-  REQUEST_DEADLINE_MS: int(200, 25_000).default(5000),
-  DB_POOL_MAX: int(1, 200).default(10),
-  /** How long a new Postgres connection may take to open, and how long a request may queue for a pooled one (its deadline cuts that shorter). */
-  DB_POOL_WAIT_MS: int(10, 60_000).default(5000),
-  /**
-   * Any single statement that runs longer than this fails: Postgres cancels it (statement_timeout)
-   * and the client gives up on a server that does not answer at all. Must be below REQUEST_DEADLINE_MS.
-   */
-  DB_STATEMENT_TIMEOUT_MS: int(10, 60_000).default(2000),
-  BODY_LIMIT_BYTES: int(64, 1_048_576).default(16_384),
-  /** Acquire attempts per subject and license key per minute (counted in Redis); 0 disables the limit. */
-  RATE_LIMIT_PER_MINUTE: int(0, 1_000_000).default(0),
-  /** Tokens must carry `exp`, at most this far in the future (a stolen long-lived token is refused). */
-  JWT_MAX_LIFETIME_SECONDS: int(60, 31_536_000).default(86_400),
-  /** A client that has not sent complete request headers within this long gets `408` and is closed. */
-  HEADERS_TIMEOUT_MS: int(1000, 120_000).default(30_000),
-  /** How often `license_active_sessions` is recounted in the background (a scrape never queries Postgres). */
-  ACTIVE_SESSIONS_REFRESH_SECONDS: int(1, 3600).default(15),
-  /** How often the sweeper ends expired sessions and deletes old ended ones (in bounded batches). */
-  SESSION_SWEEP_INTERVAL_SECONDS: int(1, 86_400).default(60),
-  /** Ended (released or expired) sessions are kept this long, then deleted. */
-  SESSION_RETENTION_HOURS: int(0, 87_600).default(24),
-  MIGRATE_ON_START: bool.default(true),
-  /**
-   * Fault injection for detector tests: for this long after start-up, license requests answer 500
-   * while readiness says ready (a broken build that serves before it can). 0 (the default) is off.
-   */
-  FAULT_ERRORS_AFTER_START_MS: int(0, 600_000).default(0),
-  /** Fault injection for detector tests: this fraction of license requests answer 500 (a release with a raised error rate). 0 (the default) is off. */
-  FAULT_ERROR_RATE: z.coerce.number().min(0).max(1).default(0),
-  /** Fault injection for detector tests: every license request takes this much longer (a slow release). 0 (the default) is off. */
-  FAULT_EXTRA_LATENCY_MS: int(0, 10_000).default(0),
-  /** Licenses to create at start-up if missing: `KEY=SEATS,KEY2=SEATS`. */
-  LICENSE_SEED: z.string().regex(/^$|^[A-Za-z0-9._-]{1,128}=\d{1,6}(,[A-Za-z0-9._-]{1,128}=\d{1,6})*$/, 'must look like KEY=SEATS,KEY2=SEATS').default(''),
-}).superRefine((c, ctx) => {
-  if (!c.JWT_SECRET && !c.JWT_JWKS_URL) {
-    ctx.addIssue({ code: 'custom', path: ['JWT_SECRET'], message: 'set JWT_SECRET (HS256) or JWT_JWKS_URL' });
-  }
-  if (c.JWT_SECRET && c.JWT_JWKS_URL) {
-    ctx.addIssue({ code: 'custom', path: ['JWT_JWKS_URL'], message: 'set only one of JWT_SECRET and JWT_JWKS_URL' });
-  }
-  if (c.SHUTDOWN_DELAY_MS >= c.SHUTDOWN_TIMEOUT_MS) {
-    ctx.addIssue({ code: 'custom', path: ['SHUTDOWN_DELAY_MS'], message: 'must be shorter than SHUTDOWN_TIMEOUT_MS' });
-  }
-  if (c.DB_STATEMENT_TIMEOUT_MS >= c.REQUEST_DEADLINE_MS) {
-    ctx.addIssue({ code: 'custom', path: ['DB_STATEMENT_TIMEOUT_MS'], message: 'must be shorter than REQUEST_DEADLINE_MS' });
-  }
-  if (c.HEARTBEAT_INTERVAL_SECONDS >= c.SESSION_TTL_SECONDS) {
-    ctx.addIssue({ code: 'custom', path: ['HEARTBEAT_INTERVAL_SECONDS'], message: 'must be shorter than SESSION_TTL_SECONDS' });
-  }
-});
+export const configSchema = z
+  .object({
+    PORT: int(0, 65535).default(8000),
+    /** Listen address. In Kubernetes it comes from the downward API (`status.podIP`). */
+    HOST: z.string().min(1).default('0.0.0.0'),
+    DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL'),
+    REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL'),
+    JWT_SECRET: z.string().min(32, 'must be at least 32 characters (HS256 key)').optional(),
+    JWT_JWKS_URL: z.url().optional(),
+    JWT_ISSUER: z.string().min(1).optional(),
+    JWT_AUDIENCE: z.string().min(1).optional(),
+    POD_NAME: z.string().min(1).default(hostname()),
+    APP_VERSION: z.string().min(1).default('dev'),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    /** Sessions that miss heartbeats for this long expire and free their seat. */
+    SESSION_TTL_SECONDS: int(2, 86_400).default(180),
+    HEARTBEAT_INTERVAL_SECONDS: int(1, 3600).default(60),
+    /** `graceful`: delay, then Connection: close, then drain. `naive`: close at once (for experiments). */
+    SHUTDOWN_MODE: z.enum(['graceful', 'naive']).default('graceful'),
+    /** Time the server keeps serving after SIGTERM while endpoint removal propagates. */
+    SHUTDOWN_DELAY_MS: int(0, 300_000).default(3000),
+    /** Hard deadline after SIGTERM; must be shorter than the pod's terminationGracePeriodSeconds. */
+    SHUTDOWN_TIMEOUT_MS: int(100, 600_000).default(15_000),
+    /** Keep above the load balancer's idle timeout, or the balancer reuses sockets we close (502s). */
+    KEEPALIVE_TIMEOUT_MS: int(1000, 3_600_000).default(65_000),
+    /** Per-check timeout of /health/ready (and of a Redis command); keep below the readiness probe's timeoutSeconds. */
+    DEPENDENCY_TIMEOUT_MS: int(50, 30_000).default(1000),
+    /**
+     * Every license request is answered within this long of its arrival: when the time is up while it
+     * still waits on Postgres, the heartbeat batcher or Redis, it gets `503 DEPENDENCY_TIMEOUT` with
+     * `Retry-After` and the work it started is abandoned (a body still on its way gets `408`). 5 s is
+     * far under the GKE load balancer's 30 s backend timeout and under common client timeouts (10 s
+     * and more), so the client always hears our answer instead of its own timeout, and it leaves a
+     * client several retries within one heartbeat interval.
+     */
+    REQUEST_DEADLINE_MS: int(200, 25_000).default(5000),
+    DB_POOL_MAX: int(1, 200).default(10),
+    /** How long a new Postgres connection may take to open, and how long a request may queue for a pooled one (its deadline cuts that shorter). */
+    DB_POOL_WAIT_MS: int(10, 60_000).default(5000),
+    /**
+     * Any single statement that runs longer than this fails: Postgres cancels it (statement_timeout)
+     * and the client gives up on a server that does not answer at all. Must be below REQUEST_DEADLINE_MS.
+     */
+    DB_STATEMENT_TIMEOUT_MS: int(10, 60_000).default(2000),
+    BODY_LIMIT_BYTES: int(64, 1_048_576).default(16_384),
+    /** Acquire attempts per subject and license key per minute (counted in Redis); 0 disables the limit. */
+    RATE_LIMIT_PER_MINUTE: int(0, 1_000_000).default(0),
+    /** Tokens must carry `exp`, at most this far in the future (a stolen long-lived token is refused). */
+    JWT_MAX_LIFETIME_SECONDS: int(60, 31_536_000).default(86_400),
+    /** A client that has not sent complete request headers within this long gets `408` and is closed. */
+    HEADERS_TIMEOUT_MS: int(1000, 120_000).default(30_000),
+    /** How often `license_active_sessions` is recounted in the background (a scrape never queries Postgres). */
+    ACTIVE_SESSIONS_REFRESH_SECONDS: int(1, 3600).default(15),
+    /** How often the sweeper ends expired sessions and deletes old ended ones (in bounded batches). */
+    SESSION_SWEEP_INTERVAL_SECONDS: int(1, 86_400).default(60),
+    /** Ended (released or expired) sessions are kept this long, then deleted. */
+    SESSION_RETENTION_HOURS: int(0, 87_600).default(24),
+    MIGRATE_ON_START: bool.default(true),
+    /**
+     * Fault injection for detector tests: for this long after start-up, license requests answer 500
+     * while readiness says ready (a broken build that serves before it can). 0 (the default) is off.
+     */
+    FAULT_ERRORS_AFTER_START_MS: int(0, 600_000).default(0),
+    /** Fault injection for detector tests: this fraction of license requests answer 500 (a release with a raised error rate). 0 (the default) is off. */
+    FAULT_ERROR_RATE: z.coerce.number().min(0).max(1).default(0),
+    /** Fault injection for detector tests: every license request takes this much longer (a slow release). 0 (the default) is off. */
+    FAULT_EXTRA_LATENCY_MS: int(0, 10_000).default(0),
+    /** Licenses to create at start-up if missing: `KEY=SEATS,KEY2=SEATS`. */
+    LICENSE_SEED: z
+      .string()
+      .regex(/^$|^[A-Za-z0-9._-]{1,128}=\d{1,6}(,[A-Za-z0-9._-]{1,128}=\d{1,6})*$/, 'must look like KEY=SEATS,KEY2=SEATS')
+      .default(''),
+  })
+  .superRefine((c, ctx) => {
+    if (!c.JWT_SECRET && !c.JWT_JWKS_URL) {
+      ctx.addIssue({ code: 'custom', path: ['JWT_SECRET'], message: 'set JWT_SECRET (HS256) or JWT_JWKS_URL' });
+    }
+    if (c.JWT_SECRET && c.JWT_JWKS_URL) {
+      ctx.addIssue({ code: 'custom', path: ['JWT_JWKS_URL'], message: 'set only one of JWT_SECRET and JWT_JWKS_URL' });
+    }
+    if (c.SHUTDOWN_DELAY_MS >= c.SHUTDOWN_TIMEOUT_MS) {
+      ctx.addIssue({ code: 'custom', path: ['SHUTDOWN_DELAY_MS'], message: 'must be shorter than SHUTDOWN_TIMEOUT_MS' });
+    }
+    if (c.DB_STATEMENT_TIMEOUT_MS >= c.REQUEST_DEADLINE_MS) {
+      ctx.addIssue({ code: 'custom', path: ['DB_STATEMENT_TIMEOUT_MS'], message: 'must be shorter than REQUEST_DEADLINE_MS' });
+    }
+    if (c.HEARTBEAT_INTERVAL_SECONDS >= c.SESSION_TTL_SECONDS) {
+      ctx.addIssue({ code: 'custom', path: ['HEARTBEAT_INTERVAL_SECONDS'], message: 'must be shorter than SESSION_TTL_SECONDS' });
+    }
+  });
 
 export type Config = z.infer<typeof configSchema>;
 
@@ -100,7 +105,9 @@ export class ConfigError extends Error {}
 
 /** Validates `env`; throws a ConfigError naming each bad variable and what it must be. */
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
-  const known = Object.fromEntries(Object.keys(configSchema.shape).map((k) => [k, env[k] === '' && k !== 'LICENSE_SEED' ? undefined : env[k]]));
+  const known = Object.fromEntries(
+    Object.keys(configSchema.shape).map((k) => [k, env[k] === '' && k !== 'LICENSE_SEED' ? undefined : env[k]]),
+  );
   const parsed = configSchema.safeParse(known);
   if (parsed.success) return parsed.data;
   const lines = parsed.error.issues.map((i) => {

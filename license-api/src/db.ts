@@ -23,7 +23,8 @@ export const CLIENT_TIMEOUT_MARGIN_MS = 500;
  */
 export function createPool(url: string, max: number, waitMs: number, statementTimeoutMs: number): pg.Pool {
   const pool = new pg.Pool({
-    connectionString: url, max,
+    connectionString: url,
+    max,
     connectionTimeoutMillis: waitMs,
     idleTimeoutMillis: 30_000,
     statement_timeout: statementTimeoutMs,
@@ -35,7 +36,9 @@ export function createPool(url: string, max: number, waitMs: number, statementTi
   // drops its connection (pg_terminate_backend, a failover, an immediate shutdown) it emits 'error'
   // and, unheard, that kills the process. The query it ran fails with the error anyway, and the
   // pool discards a client that is no longer queryable when it is released.
-  pool.on('connect', (client) => { client.on('error', () => {}); });
+  pool.on('connect', (client) => {
+    client.on('error', () => {});
+  });
   return pool;
 }
 
@@ -57,7 +60,9 @@ export function isTimeout(err: unknown): boolean {
   if (err instanceof DependencyError) return err.timedOut;
   if (err instanceof pg.DatabaseError) return err.code === '57014'; // statement_timeout (query_canceled)
   const m = (err as Error)?.message ?? '';
-  return m === 'Query read timeout' || m.startsWith('timeout exceeded when trying to connect') || m.includes('connection timeout');
+  return (
+    m === 'Query read timeout' || m.startsWith('timeout exceeded when trying to connect') || m.includes('connection timeout')
+  );
 }
 
 /** Any error from a database call, as what the client gets: ApiErrors as they are, the rest a typed 503. */
@@ -78,6 +83,11 @@ export async function migrate(url: string, log: Logger): Promise<void> {
     migrationsTable: 'pgmigrations',
     advisoryLockMode: 'wait',
     log: () => {},
-    logger: { debug: () => {}, info: (m: string) => log.debug({ migration: m }, 'migrate'), warn: (m: string) => log.warn(m), error: (m: string) => log.error(m) },
+    logger: {
+      debug: () => {},
+      info: (m: string) => log.debug({ migration: m }, 'migrate'),
+      warn: (m: string) => log.warn(m),
+      error: (m: string) => log.error(m),
+    },
   });
 }

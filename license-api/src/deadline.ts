@@ -46,7 +46,11 @@ export class Deadline {
       ]);
     } finally {
       clearTimeout(timer);
-      if (gaveUp) promise.then((v) => onLate?.(v), () => {});
+      if (gaveUp)
+        promise.then(
+          (v) => onLate?.(v),
+          () => {},
+        );
     }
   }
 }

@@ -21,9 +21,12 @@ export class DependencyError extends ApiError {
   readonly timedOut: boolean;
   constructor(dependency: string, cause?: unknown, opts: { timedOut?: boolean } = {}) {
     const timedOut = opts.timedOut ?? false;
-    super(503, timedOut ? 'DEPENDENCY_TIMEOUT' : 'DEPENDENCY_UNAVAILABLE',
+    super(
+      503,
+      timedOut ? 'DEPENDENCY_TIMEOUT' : 'DEPENDENCY_UNAVAILABLE',
       timedOut ? `${dependency} did not answer in time; retry later` : `${dependency} is unavailable; retry later`,
-      { 'Retry-After': '1' });
+      { 'Retry-After': '1' },
+    );
     this.dependency = dependency;
     this.timedOut = timedOut;
     this.cause = cause;

@@ -23,14 +23,21 @@ export function healthRoutes(lifecycle: Lifecycle, pool: pg.Pool, redis: RedisCl
     if (lifecycle.phase === 'starting') res.status(503).json({ status: 'starting' });
     else res.json({ status: 'ok' });
   });
-  r.get('/health/live', (_req, res) => { res.json({ status: 'ok' }); });
+  r.get('/health/live', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
   r.get('/health/ready', async (_req, res) => {
     if (lifecycle.phase !== 'serving') {
       res.status(503).json({ status: lifecycle.phase === 'starting' ? 'starting' : 'shutting_down', checks: {} });
       return;
     }
     const check = async (name: string, fn: () => Promise<unknown>) => {
-      try { await withTimeout(timeoutMs, name, fn); return 'ok'; } catch (err) { return `error: ${(err as Error).message || 'unavailable'}`; }
+      try {
+        await withTimeout(timeoutMs, name, fn);
+        return 'ok';
+      } catch (err) {
+        return `error: ${(err as Error).message || 'unavailable'}`;
+      }
     };
     const [database, cache] = await Promise.all([
       check('database', () => pool.query('SELECT 1')),

@@ -10,7 +10,9 @@ export class Lifecycle {
   /** When the phase became `serving` (epoch ms), or undefined before. */
   servingSince: number | undefined;
 
-  get phase(): Phase { return this.#phase; }
+  get phase(): Phase {
+    return this.#phase;
+  }
   set phase(p: Phase) {
     if (p === 'serving' && this.#phase !== 'serving') this.servingSince = Date.now();
     this.#phase = p;

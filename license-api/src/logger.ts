@@ -6,7 +6,18 @@ export function createLogger(level: string, base: Record<string, string>): Logge
     level,
     base,
     redact: {
-      paths: ['req.headers.authorization', 'headers.authorization', 'authorization', 'token', '*.token', 'password', '*.password', 'JWT_SECRET', 'DATABASE_URL', 'REDIS_URL'],
+      paths: [
+        'req.headers.authorization',
+        'headers.authorization',
+        'authorization',
+        'token',
+        '*.token',
+        'password',
+        '*.password',
+        'JWT_SECRET',
+        'DATABASE_URL',
+        'REDIS_URL',
+      ],
       censor: '[redacted]',
     },
     timestamp: pino.stdTimeFunctions.isoTime,
@@ -30,7 +41,10 @@ export class ThrottledLog {
   warn(kind: string, fields: Record<string, unknown>, msg: string): void {
     const now = Date.now();
     const k = this.kinds.get(kind);
-    if (k && now < k.until) { k.suppressed++; return; }
+    if (k && now < k.until) {
+      k.suppressed++;
+      return;
+    }
     if (this.kinds.size > 1000) this.kinds.clear();
     this.kinds.set(kind, { until: now + this.intervalMs, suppressed: 0 });
     this.log.warn(k?.suppressed ? { ...fields, suppressed: k.suppressed } : fields, msg);

@@ -28,10 +28,13 @@ function main(): void {
       process.exit(1);
     }, config.SHUTDOWN_TIMEOUT_MS);
     deadline.unref();
-    service.shutdown(signal).then(() => process.exit(0), (err) => {
-      process.stderr.write(`license-api: shutdown failed: ${err}\n`);
-      process.exit(1);
-    });
+    service.shutdown(signal).then(
+      () => process.exit(0),
+      (err) => {
+        process.stderr.write(`license-api: shutdown failed: ${err}\n`);
+        process.exit(1);
+      },
+    );
   };
   process.once('SIGTERM', onSignal);
   process.once('SIGINT', onSignal);

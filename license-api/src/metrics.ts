@@ -15,19 +15,38 @@ export class Metrics {
     this.registry.setDefaultLabels(labels);
     collectDefaultMetrics({ register: this.registry });
     const registers = [this.registry];
-    this.httpRequests = new Counter({ name: 'http_requests_total', help: 'HTTP requests by method, route template and status', labelNames: ['method', 'route', 'status'], registers });
+    this.httpRequests = new Counter({
+      name: 'http_requests_total',
+      help: 'HTTP requests by method, route template and status',
+      labelNames: ['method', 'route', 'status'],
+      registers,
+    });
     this.httpDuration = new Histogram({
-      name: 'http_request_duration_seconds', help: 'HTTP request duration by method, route template and status',
-      labelNames: ['method', 'route', 'status'], registers,
+      name: 'http_request_duration_seconds',
+      help: 'HTTP request duration by method, route template and status',
+      labelNames: ['method', 'route', 'status'],
+      registers,
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
     });
-    this.acquires = new Counter({ name: 'license_acquire_total', help: 'Seat acquisitions by result', labelNames: ['result'], registers });
-    this.heartbeats = new Counter({ name: 'license_heartbeat_total', help: 'Heartbeats by result', labelNames: ['result'], registers });
+    this.acquires = new Counter({
+      name: 'license_acquire_total',
+      help: 'Seat acquisitions by result',
+      labelNames: ['result'],
+      registers,
+    });
+    this.heartbeats = new Counter({
+      name: 'license_heartbeat_total',
+      help: 'Heartbeats by result',
+      labelNames: ['result'],
+      registers,
+    });
     this.releases = new Counter({ name: 'license_release_total', help: 'Releases by result', labelNames: ['result'], registers });
     // Set by a background recount (see ActiveSessionsGauge in service.ts): a scrape never touches
     // Postgres, so a scrape flood cannot load the database and a stalled database cannot stall a scrape.
     this.activeSessions = new Gauge({
-      name: 'license_active_sessions', help: 'Open, unexpired sessions (all licenses), recounted in the background every ACTIVE_SESSIONS_REFRESH_SECONDS', registers,
+      name: 'license_active_sessions',
+      help: 'Open, unexpired sessions (all licenses), recounted in the background every ACTIVE_SESSIONS_REFRESH_SECONDS',
+      registers,
     });
   }
 

@@ -15,7 +15,9 @@ export function createRedis(url: string, timeoutMs: number) {
       reconnectStrategy: (retries: number) => Math.min(100 * 2 ** Math.min(retries, 5), 2000),
     },
   });
-  client.on('error', () => { /* reported through /health/ready and failed commands */ });
+  client.on('error', () => {
+    /* reported through /health/ready and failed commands */
+  });
   return client;
 }
 
@@ -25,7 +27,9 @@ export async function withTimeout<T>(ms: number, what: string, fn: () => Promise
   try {
     return await Promise.race([
       fn(),
-      new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms); }),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
+      }),
     ]);
   } finally {
     clearTimeout(timer);

@@ -32,7 +32,9 @@ export interface Service {
 
 /** start() was cut short by shutdown(). */
 export class StartAborted extends Error {
-  constructor() { super('start-up was stopped by a shutdown'); }
+  constructor() {
+    super('start-up was stopped by a shutdown');
+  }
 }
 
 /** net.Server#close: stops accepting without http.Server's immediate close of idle sockets. */
@@ -66,22 +68,32 @@ export function createService(config: Config): Service {
   let background: Background | undefined;
   let url: string | undefined;
 
-  const server = createServer({
-    keepAliveTimeout: config.KEEPALIVE_TIMEOUT_MS, headersTimeout: config.HEADERS_TIMEOUT_MS, requestTimeout: 60_000,
-    // How often Node checks the two timeouts above (its default, 30 s, would let a header timeout run 30 s late).
-    connectionsCheckingInterval: Math.min(1000, config.HEADERS_TIMEOUT_MS),
-  }, app.express);
+  const server = createServer(
+    {
+      keepAliveTimeout: config.KEEPALIVE_TIMEOUT_MS,
+      headersTimeout: config.HEADERS_TIMEOUT_MS,
+      requestTimeout: 60_000,
+      // How often Node checks the two timeouts above (its default, 30 s, would let a header timeout run 30 s late).
+      connectionsCheckingInterval: Math.min(1000, config.HEADERS_TIMEOUT_MS),
+    },
+    app.express,
+  );
   // Malformed HTTP never reaches Express: answer it in the same JSON shape instead of a bare reset.
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
-    if (!socket.writable || err.code === 'ECONNRESET') { socket.destroy(); return; }
+    if (!socket.writable || err.code === 'ECONNRESET') {
+      socket.destroy();
+      return;
+    }
     if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
       socket.end(CLIENT_ERROR_BODY(408, 'REQUEST_TIMEOUT', 'the request did not arrive in time'));
       return;
     }
     const tooBig = err.code === 'HPE_HEADER_OVERFLOW';
-    socket.end(tooBig
-      ? CLIENT_ERROR_BODY(431, 'HEADERS_TOO_LARGE', 'request headers are too large')
-      : CLIENT_ERROR_BODY(400, 'BAD_REQUEST', 'malformed HTTP request'));
+    socket.end(
+      tooBig
+        ? CLIENT_ERROR_BODY(431, 'HEADERS_TOO_LARGE', 'request headers are too large')
+        : CLIENT_ERROR_BODY(400, 'BAD_REQUEST', 'malformed HTTP request'),
+    );
   });
 
   // Every open socket, and how many requests each has in flight (dispatched to the app, response not
@@ -96,7 +108,9 @@ export function createService(config: Config): Service {
   server.prependListener('request', (req: IncomingMessage, res: ServerResponse) => {
     const s = req.socket;
     sockets.set(s, (sockets.get(s) ?? 0) + 1);
-    res.once('close', () => { if (sockets.has(s)) sockets.set(s, Math.max(0, sockets.get(s)! - 1)); });
+    res.once('close', () => {
+      if (sockets.has(s)) sockets.set(s, Math.max(0, sockets.get(s)! - 1));
+    });
   });
   const closeSocketsWithoutRequest = () => {
     for (const [s, inFlight] of sockets) if (inFlight === 0) s.destroy();
@@ -113,17 +127,26 @@ export function createService(config: Config): Service {
     if (aborted.signal.aborted) throw new StartAborted();
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(config.PORT, config.HOST, () => { server.off('error', reject); resolve(); });
+      server.listen(config.PORT, config.HOST, () => {
+        server.off('error', reject);
+        resolve();
+      });
     });
     const addr = server.address() as AddressInfo;
     const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
     url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${addr.port}`;
-    if (aborted.signal.aborted) { server.close(); throw new StartAborted(); }
+    if (aborted.signal.aborted) {
+      server.close();
+      throw new StartAborted();
+    }
     log.info({ address: addr.address, port: addr.port, shutdownMode: config.SHUTDOWN_MODE }, 'listening');
 
     // Redis connects (and reconnects) in the background: nothing needs it to start, and with the
     // rate limiter off nothing needs it at all (see health.ts).
-    const redisUp = redis.connect().then(() => true, () => false);
+    const redisUp = redis.connect().then(
+      () => true,
+      () => false,
+    );
     // Start-up: the probes answer from now on; /health/startup turns 200 once this is done.
     for (let attempt = 1; ; attempt++) {
       try {
@@ -138,7 +161,8 @@ export function createService(config: Config): Service {
       if (aborted.signal.aborted) throw new StartAborted();
     }
     // With the rate limiter on, give Redis a moment so that the first acquires need not answer 503.
-    if (config.RATE_LIMIT_PER_MINUTE > 0) await Promise.race([redisUp, sleep(config.DEPENDENCY_TIMEOUT_MS, undefined, { ref: false })]);
+    if (config.RATE_LIMIT_PER_MINUTE > 0)
+      await Promise.race([redisUp, sleep(config.DEPENDENCY_TIMEOUT_MS, undefined, { ref: false })]);
     if (aborted.signal.aborted) throw new StartAborted();
     lifecycle.phase = 'serving';
     background = startBackground(config, app.store, app.metrics, log);
@@ -154,7 +178,10 @@ export function createService(config: Config): Service {
         log.info({ reason }, 'shutdown during start-up');
         aborted.abort();
         lifecycle.phase = 'closing';
-        if (server.listening) { server.close(); server.closeAllConnections(); }
+        if (server.listening) {
+          server.close();
+          server.closeAllConnections();
+        }
         await closeDeps();
         log.info('shutdown complete (during start-up)');
         return;
@@ -193,7 +220,11 @@ export function createService(config: Config): Service {
   };
 
   return {
-    app, server, lifecycle, start, shutdown,
+    app,
+    server,
+    lifecycle,
+    start,
+    shutdown,
     get url() {
       if (!url) throw new Error('the service is not listening yet');
       return url;

@@ -7,7 +7,9 @@ import { mintToken, spawnApi } from './harness.ts';
 
 describe('the shipped bundle', () => {
   const dirs: string[] = [];
-  afterAll(async () => { for (const d of dirs) await rm(d, { recursive: true, force: true }); });
+  afterAll(async () => {
+    for (const d of dirs) await rm(d, { recursive: true, force: true });
+  });
 
   it('runs from one file with plain node (no node_modules), migrates and serves', async () => {
     const out = await mkdtemp(join(tmpdir(), 'verdict-bundle-'));
@@ -17,7 +19,8 @@ describe('the shipped bundle', () => {
     await using api = await spawnApi({ APP_VERSION: 'v-bundle' }, entry);
     const token = await mintToken();
     const r = await fetch(`${api.url}/api/v1/licenses/acquire`, {
-      method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
       body: JSON.stringify({ license_key: 'TEST-KEY', hardware_id: 'bundle' }),
     });
     expect(r.status).toBe(201);

@@ -13,14 +13,25 @@ export async function slowRequest(port: number, token: string) {
   const s: Socket = connect({ host: '127.0.0.1', port });
   await new Promise<void>((r) => s.once('connect', () => r()));
   let text = '';
-  s.on('data', (d) => { text += d.toString('latin1'); });
+  s.on('data', (d) => {
+    text += d.toString('latin1');
+  });
   s.on('error', () => {});
-  const done = new Promise<{ status: number; connectionClose: boolean }>((resolve) => s.on('close', () => {
-    const m = /^HTTP\/1\.1 (\d{3})/.exec(text);
-    resolve({ status: m ? Number(m[1]) : 0, connectionClose: /\r\nconnection: close\r\n/i.test(text) });
-  }));
-  s.write(`POST /api/v1/licenses/heartbeat HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\nauthorization: Bearer ${token}\r\ncontent-length: ${body.length}\r\n\r\n${body.slice(0, 10)}`);
-  return { finish: () => { if (!s.destroyed) s.write(body.slice(10)); }, done };
+  const done = new Promise<{ status: number; connectionClose: boolean }>((resolve) =>
+    s.on('close', () => {
+      const m = /^HTTP\/1\.1 (\d{3})/.exec(text);
+      resolve({ status: m ? Number(m[1]) : 0, connectionClose: /\r\nconnection: close\r\n/i.test(text) });
+    }),
+  );
+  s.write(
+    `POST /api/v1/licenses/heartbeat HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\nauthorization: Bearer ${token}\r\ncontent-length: ${body.length}\r\n\r\n${body.slice(0, 10)}`,
+  );
+  return {
+    finish: () => {
+      if (!s.destroyed) s.write(body.slice(10));
+    },
+    done,
+  };
 }
 
 /** Keep-alive clients hammering heartbeat until told to stop; every failure is kept with its error. */
@@ -33,7 +44,9 @@ export function keepAliveLoad(url: string, token: string, workers: number) {
       const at = Date.now();
       try {
         const r = await request(`${url}/api/v1/licenses/heartbeat`, {
-          method: 'POST', dispatcher: agent, body: '{"session_id":"x"}',
+          method: 'POST',
+          dispatcher: agent,
+          body: '{"session_id":"x"}',
           headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
         });
         await r.body.dump();
@@ -44,6 +57,12 @@ export function keepAliveLoad(url: string, token: string, workers: number) {
       }
     }
   });
-  return { outcomes, stop: async () => { running = false; await Promise.all(loops); await agent.close(); } };
+  return {
+    outcomes,
+    stop: async () => {
+      running = false;
+      await Promise.all(loops);
+      await agent.close();
+    },
+  };
 }
-

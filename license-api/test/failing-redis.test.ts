@@ -14,16 +14,23 @@ async function waitFor(what: string, fn: () => Promise<boolean>, timeoutMs = 20_
   throw new Error(`${what} did not happen within ${timeoutMs} ms`);
 }
 
-const ready = (api: TestApi) => fetch(`${api.url}/health/ready`).then(async (r) => ({ status: r.status, body: await r.json() as any }));
+const ready = (api: TestApi) =>
+  fetch(`${api.url}/health/ready`).then(async (r) => ({ status: r.status, body: (await r.json()) as any }));
 const redisSeen = (api: TestApi, state: 'down' | 'up') => async () => {
   const r = await ready(api);
   return state === 'down' ? /^error/.test(r.body.checks?.redis ?? '') : r.body.checks?.redis === 'ok';
 };
 
 let redis: RedisServer;
-beforeAll(async () => { redis = await startRedis(); });
-afterAll(async () => { await redis?.stop(); });
-beforeEach(async () => { await redis.start(); }); // whatever the test before left
+beforeAll(async () => {
+  redis = await startRedis();
+});
+afterAll(async () => {
+  await redis?.stop();
+});
+beforeEach(async () => {
+  await redis.start();
+}); // whatever the test before left
 
 describe('Redis down', () => {
   it('with the rate limiter on, acquire answers a typed 503 at once (no command waits for its timeout); heartbeats are unaffected; Redis back: 201 without a restart', async () => {
@@ -47,8 +54,11 @@ describe('Redis down', () => {
     expect((await api.post('/api/v1/licenses/heartbeat', { session_id: a.body.session_id })).status).toBe(200);
 
     await redis.start();
-    await waitFor('acquire 201 again', async () =>
-      (await api.post('/api/v1/licenses/acquire', { license_key: 'TEST-KEY', hardware_id: 'limited-2' })).status === 201);
+    await waitFor(
+      'acquire 201 again',
+      async () =>
+        (await api.post('/api/v1/licenses/acquire', { license_key: 'TEST-KEY', hardware_id: 'limited-2' })).status === 201,
+    );
   });
 
   it('no pod turns unready for a Redis outage: with the limiter off clients see nothing; with it on only acquire answers 503', async () => {
@@ -57,7 +67,9 @@ describe('Redis down', () => {
     const token = await mintToken('outage');
     for (const api of [off, on]) {
       expect((await ready(api)).status).toBe(200);
-      expect((await api.post('/api/v1/licenses/acquire', { license_key: 'TEST-KEY', hardware_id: 'before' }, token)).status).toBe(201);
+      expect((await api.post('/api/v1/licenses/acquire', { license_key: 'TEST-KEY', hardware_id: 'before' }, token)).status).toBe(
+        201,
+      );
     }
 
     await redis.pause();
@@ -76,11 +88,17 @@ describe('Redis down', () => {
     expect((await off.post('/api/v1/licenses/release', { session_id: got.body.session_id }, token)).status).toBe(200);
     // Limiter on: acquire cannot count attempts, so it answers a typed 503; heartbeats and releases go on.
     const refused = await on.post('/api/v1/licenses/acquire', { license_key: 'TEST-KEY', hardware_id: 'during' }, token);
-    expect([refused.status, refused.body.error.code, refused.headers.get('retry-after')]).toEqual([503, 'DEPENDENCY_UNAVAILABLE', '1']);
+    expect([refused.status, refused.body.error.code, refused.headers.get('retry-after')]).toEqual([
+      503,
+      'DEPENDENCY_UNAVAILABLE',
+      '1',
+    ]);
 
     await redis.start();
     for (const api of [off, on]) await waitFor('Redis seen up again', redisSeen(api, 'up'));
     expect((await ready(on)).body.degraded).toEqual([]);
-    expect((await on.post('/api/v1/licenses/acquire', { license_key: 'TEST-KEY', hardware_id: 'during' }, token)).status).toBe(201);
+    expect((await on.post('/api/v1/licenses/acquire', { license_key: 'TEST-KEY', hardware_id: 'during' }, token)).status).toBe(
+      201,
+    );
   });
 });

@@ -11,8 +11,12 @@ import { startService, type Service } from '../src/service.ts';
 export const TEST_SECRET = 'test-secret-test-secret-test-secret-0123';
 
 export function mintToken(subject = 'user-1', opts: { secret?: string; expiresIn?: string; alg?: string } = {}): Promise<string> {
-  return new SignJWT({}).setProtectedHeader({ alg: opts.alg ?? 'HS256' }).setSubject(subject).setIssuedAt()
-    .setExpirationTime(opts.expiresIn ?? '10m').sign(new TextEncoder().encode(opts.secret ?? TEST_SECRET));
+  return new SignJWT({})
+    .setProtectedHeader({ alg: opts.alg ?? 'HS256' })
+    .setSubject(subject)
+    .setIssuedAt()
+    .setExpirationTime(opts.expiresIn ?? '10m')
+    .sign(new TextEncoder().encode(opts.secret ?? TEST_SECRET));
 }
 
 export interface TestApi extends AsyncDisposable {
@@ -25,20 +29,33 @@ export interface TestApi extends AsyncDisposable {
 /** The license API in this process, on a fresh database of the suite's Postgres and the suite's Redis. */
 export async function startTestApi(env: Record<string, string> = {}): Promise<TestApi> {
   const config = loadConfig({
-    PORT: '0', HOST: '127.0.0.1', DATABASE_URL: await freshDatabase('api'), REDIS_URL: inject('redisUrl'),
-    JWT_SECRET: TEST_SECRET, LOG_LEVEL: 'warn', POD_NAME: 'test-pod', APP_VERSION: 'test', SHUTDOWN_DELAY_MS: '0',
-    LICENSE_SEED: 'TEST-KEY=3', ...env,
+    PORT: '0',
+    HOST: '127.0.0.1',
+    DATABASE_URL: await freshDatabase('api'),
+    REDIS_URL: inject('redisUrl'),
+    JWT_SECRET: TEST_SECRET,
+    LOG_LEVEL: 'warn',
+    POD_NAME: 'test-pod',
+    APP_VERSION: 'test',
+    SHUTDOWN_DELAY_MS: '0',
+    LICENSE_SEED: 'TEST-KEY=3',
+    ...env,
   });
   const service = await startService(config);
   const token = await mintToken();
   const post = async (path: string, body: unknown, tok: string = token) => {
     const res = await fetch(service.url + path, {
-      method: 'POST', body: typeof body === 'string' ? body : JSON.stringify(body),
+      method: 'POST',
+      body: typeof body === 'string' ? body : JSON.stringify(body),
       headers: { 'content-type': 'application/json', authorization: `Bearer ${tok}` },
     });
     const text = await res.text();
     let parsed: unknown = text;
-    try { parsed = JSON.parse(text); } catch { /* not JSON: the test will say so */ }
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      /* not JSON: the test will say so */
+    }
     return { status: res.status, body: parsed as any, headers: res.headers };
   };
   return { service, url: service.url, token, post, [Symbol.asyncDispose]: () => service.shutdown('test over') };
@@ -65,27 +82,58 @@ export async function spawnApi(env: Record<string, string>, opts: string | Spawn
   const port = await freePort();
   const main = entry ?? fileURLToPath(new URL('../src/main.ts', import.meta.url));
   const child = spawn(process.execPath, [main], {
-    env: { PATH: process.env.PATH ?? '', PORT: String(port), HOST: '127.0.0.1', DATABASE_URL: env.DATABASE_URL ?? await freshDatabase('proc'),
-      REDIS_URL: inject('redisUrl'), JWT_SECRET: TEST_SECRET, LOG_LEVEL: 'info', POD_NAME: 'proc-pod', APP_VERSION: 'test',
-      LICENSE_SEED: 'TEST-KEY=1000', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'], cwd: entry ? dirname(entry) : undefined,
+    env: {
+      PATH: process.env.PATH ?? '',
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      DATABASE_URL: env.DATABASE_URL ?? (await freshDatabase('proc')),
+      REDIS_URL: inject('redisUrl'),
+      JWT_SECRET: TEST_SECRET,
+      LOG_LEVEL: 'info',
+      POD_NAME: 'proc-pod',
+      APP_VERSION: 'test',
+      LICENSE_SEED: 'TEST-KEY=1000',
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    cwd: entry ? dirname(entry) : undefined,
   });
   let out = '';
-  child.stdout!.on('data', (d) => { out += d; });
-  child.stderr!.on('data', (d) => { out += d; });
+  child.stdout!.on('data', (d) => {
+    out += d;
+  });
+  child.stderr!.on('data', (d) => {
+    out += d;
+  });
   const exit = new Promise<{ code: number | null; signal: string | null; at: number }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal, at: Date.now() })));
+    child.once('exit', (code, signal) => resolve({ code, signal, at: Date.now() })),
+  );
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 30_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`license-api exited during start-up:\n${out}`);
-    const ok = await fetch(`${url}/health/${waitFor === 'ready' ? 'ready' : 'live'}`).then((r) => r.status === 200, () => false);
+    const ok = await fetch(`${url}/health/${waitFor === 'ready' ? 'ready' : 'live'}`).then(
+      (r) => r.status === 200,
+      () => false,
+    );
     if (ok) break;
-    if (Date.now() > deadline) { child.kill('SIGKILL'); throw new Error(`license-api not ready within 30 s:\n${out}`); }
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`license-api not ready within 30 s:\n${out}`);
+    }
     await new Promise((r) => setTimeout(r, 100));
   }
   return {
-    child, url, port, output: () => out, exit,
-    async [Symbol.asyncDispose]() { if (child.exitCode === null && child.signalCode === null) { child.kill('SIGKILL'); await exit; } },
+    child,
+    url,
+    port,
+    output: () => out,
+    exit,
+    async [Symbol.asyncDispose]() {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGKILL');
+        await exit;
+      }
+    },
   };
 }

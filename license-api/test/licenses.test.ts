@@ -3,10 +3,16 @@ import { mintToken, startTestApi, type TestApi } from './harness.ts';
 
 let api: TestApi;
 beforeAll(async () => {
-  api = await startTestApi({ SESSION_TTL_SECONDS: '2', HEARTBEAT_INTERVAL_SECONDS: '1', LICENSE_SEED: 'TEST-KEY=3,ONE-SEAT=1,EXPIRY=1,SHARED-HW=5',
-    ACTIVE_SESSIONS_REFRESH_SECONDS: '1' });
+  api = await startTestApi({
+    SESSION_TTL_SECONDS: '2',
+    HEARTBEAT_INTERVAL_SECONDS: '1',
+    LICENSE_SEED: 'TEST-KEY=3,ONE-SEAT=1,EXPIRY=1,SHARED-HW=5',
+    ACTIVE_SESSIONS_REFRESH_SECONDS: '1',
+  });
 });
-afterAll(async () => { await api?.[Symbol.asyncDispose](); });
+afterAll(async () => {
+  await api?.[Symbol.asyncDispose]();
+});
 
 describe('session lifecycle', () => {
   it('acquires, heartbeats and releases a seat', async () => {
@@ -115,12 +121,16 @@ describe('metrics', () => {
     const store = api.service.app.store;
     const count = store.countActive.bind(store);
     let calls = 0;
-    store.countActive = async () => { calls++; return await count(); };
+    store.countActive = async () => {
+      calls++;
+      return await count();
+    };
     try {
       for (let i = 0; i < 20; i++) expect((await fetch(`${api.url}/metrics`)).status).toBe(200);
       // At most the background recount (once a second here) ran meanwhile, never one per scrape.
       expect(calls).toBeLessThanOrEqual(2);
-      const gauge = async () => Number(/license_active_sessions\{[^}]*\} (\d+)/.exec(await (await fetch(`${api.url}/metrics`)).text())?.[1]);
+      const gauge = async () =>
+        Number(/license_active_sessions\{[^}]*\} (\d+)/.exec(await (await fetch(`${api.url}/metrics`)).text())?.[1]);
       // Current within a refresh interval (sessions expire meanwhile here: compare with a fresh count).
       const held = await api.post('/api/v1/licenses/acquire', { license_key: 'TEST-KEY', hardware_id: 'hw-gauge' });
       const start = Date.now();
@@ -140,7 +150,10 @@ describe('metrics', () => {
     const registry = api.service.app.metrics.registry;
     const render = registry.metrics.bind(registry);
     let renders = 0;
-    registry.metrics = async () => { renders++; return await render(); };
+    registry.metrics = async () => {
+      renders++;
+      return await render();
+    };
     try {
       await new Promise((r) => setTimeout(r, 1100)); // past any earlier rendering
       const t0 = Date.now();

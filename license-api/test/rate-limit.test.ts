@@ -34,7 +34,8 @@ describe('acquire rate limit', () => {
       const key = `RL-${tag}`;
       await api.service.app.store.ensureLicenses([{ key, seats: 100 }]);
       const byB: number[] = [];
-      for (let i = 0; i <= LIMIT; i++) byB.push((await api.post('/api/v1/licenses/acquire', { license_key: key, hardware_id: `b-${i}` }, b)).status);
+      for (let i = 0; i <= LIMIT; i++)
+        byB.push((await api.post('/api/v1/licenses/acquire', { license_key: key, hardware_id: `b-${i}` }, b)).status);
       const byA = await api.post('/api/v1/licenses/acquire', { license_key: key, hardware_id: 'a-0' }, a);
       const limited = await api.post('/api/v1/licenses/acquire', { license_key: key, hardware_id: 'b-9' }, b);
       return { byB, byA, limited };

@@ -23,7 +23,10 @@ async function sigtermUnderLoad(api: ApiProcess, finishAfterMs: number, propagat
   const t0 = Date.now();
   api.child.kill('SIGTERM');
   await sleep(100);
-  const readyDuringDrain = await fetch(`${api.url}/health/ready`).then(async (r) => ({ status: r.status, body: await r.json() as any }), () => null);
+  const readyDuringDrain = await fetch(`${api.url}/health/ready`).then(
+    async (r) => ({ status: r.status, body: (await r.json()) as any }),
+    () => null,
+  );
   await sleep(Math.max(0, propagationMs - (Date.now() - t0)));
   await load.stop();
   await sleep(Math.max(0, finishAfterMs - (Date.now() - t0)));
@@ -60,7 +63,12 @@ describe('SIGTERM drain', () => {
 
   it('a process that cannot drain in time is forced out at the deadline with exit 1', async () => {
     // The stuck request's deadline (10 s) comes after the shutdown timeout: it holds the server open.
-    await using api = await spawnApi({ SHUTDOWN_MODE: 'graceful', SHUTDOWN_DELAY_MS: '200', SHUTDOWN_TIMEOUT_MS: '1500', REQUEST_DEADLINE_MS: '10000' });
+    await using api = await spawnApi({
+      SHUTDOWN_MODE: 'graceful',
+      SHUTDOWN_DELAY_MS: '200',
+      SHUTDOWN_TIMEOUT_MS: '1500',
+      REQUEST_DEADLINE_MS: '10000',
+    });
     const token = await mintToken();
     const stuck = await slowRequest(api.port, token); // never finished: holds the server open
     const t0 = Date.now();
@@ -74,19 +82,30 @@ describe('SIGTERM drain', () => {
   });
 
   it('sockets that carry no request (nothing sent, partial headers) are closed after the delay, a body that never comes is answered 408 at its deadline: exit 0 long before the timeout', async () => {
-    await using api = await spawnApi({ SHUTDOWN_MODE: 'graceful', SHUTDOWN_DELAY_MS: '200', SHUTDOWN_TIMEOUT_MS: '8000',
-      REQUEST_DEADLINE_MS: '1000', DB_STATEMENT_TIMEOUT_MS: '500' });
+    await using api = await spawnApi({
+      SHUTDOWN_MODE: 'graceful',
+      SHUTDOWN_DELAY_MS: '200',
+      SHUTDOWN_TIMEOUT_MS: '8000',
+      REQUEST_DEADLINE_MS: '1000',
+      DB_STATEMENT_TIMEOUT_MS: '500',
+    });
     const token = await mintToken();
     const open = (first: string) => {
       const s: Socket = connect({ host: '127.0.0.1', port: api.port });
       let text = '';
-      s.on('data', (d) => { text += d.toString('latin1'); });
+      s.on('data', (d) => {
+        text += d.toString('latin1');
+      });
       s.on('error', () => {});
-      const done = new Promise<{ status: number; code?: string }>((resolve) => s.on('close', () => {
-        const m = /^HTTP\/1\.1 (\d{3})/.exec(text);
-        resolve({ status: m ? Number(m[1]) : 0, code: /"code":"([A-Z_]+)"/.exec(text)?.[1] });
-      }));
-      s.once('connect', () => { if (first) s.write(first); });
+      const done = new Promise<{ status: number; code?: string }>((resolve) =>
+        s.on('close', () => {
+          const m = /^HTTP\/1\.1 (\d{3})/.exec(text);
+          resolve({ status: m ? Number(m[1]) : 0, code: /"code":"([A-Z_]+)"/.exec(text)?.[1] });
+        }),
+      );
+      s.once('connect', () => {
+        if (first) s.write(first);
+      });
       return done;
     };
     const silent = open('');
@@ -112,7 +131,10 @@ describe('SIGTERM during start-up', () => {
   const unreachable = async () => `postgres://postgres@127.0.0.1:${await freePort()}/nothing`;
 
   it('stops the start-up retries and exits 0 at once while Postgres is unreachable', async () => {
-    await using api = await spawnApi({ DATABASE_URL: await unreachable(), SHUTDOWN_TIMEOUT_MS: '10000' }, { waitFor: 'listening' });
+    await using api = await spawnApi(
+      { DATABASE_URL: await unreachable(), SHUTDOWN_TIMEOUT_MS: '10000' },
+      { waitFor: 'listening' },
+    );
     const deadline = Date.now() + 10_000;
     while (!api.output().includes('start-up step failed') && Date.now() < deadline) await sleep(50);
     expect(api.output()).toContain('start-up step failed');
@@ -128,33 +150,53 @@ describe('SIGTERM during start-up', () => {
   // In a container the process is PID 1 of its PID namespace: the kernel delivers it no signal it
   // has no handler for, so without an early handler SIGTERM is ignored (docker stop: 10 s, then SIGKILL).
   const canUnshare = process.getuid?.() === 0 && existsSync('/usr/bin/unshare');
-  it.skipIf(!canUnshare)('as PID 1 of its own PID namespace (a container), SIGTERM during start-up ends it with exit 0', async () => {
-    const port = await freePort();
-    const main = fileURLToPath(new URL('../src/main.ts', import.meta.url));
-    const child = spawn('/usr/bin/unshare', ['--pid', '--fork', '--kill-child', process.execPath, main], {
-      env: { PATH: process.env.PATH ?? '', PORT: String(port), HOST: '127.0.0.1', DATABASE_URL: await unreachable(),
-        REDIS_URL: inject('redisUrl'), JWT_SECRET: 'test-secret-test-secret-test-secret-0123', LOG_LEVEL: 'info', SHUTDOWN_TIMEOUT_MS: '10000' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    child.stdout.on('data', (d) => { out += d; });
-    child.stderr.on('data', (d) => { out += d; });
-    const exit = new Promise<{ code: number | null; at: number }>((r) => child.once('exit', (code) => r({ code, at: Date.now() })));
-    try {
-      const until = Date.now() + 15_000;
-      while (!out.includes('start-up step failed') && Date.now() < until) await sleep(50);
-      expect(out).toContain('start-up step failed');
-      // unshare's child is the node process, PID 1 inside the namespace.
-      const inner = Number(readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8').trim().split(/\s+/)[0]);
-      expect(readFileSync(`/proc/${inner}/status`, 'utf8')).toMatch(/^NSpid:\s+\d+\s+1$/m);
-      const t0 = Date.now();
-      process.kill(inner, 'SIGTERM');
-      const timeout = sleep(5000).then(() => ({ code: -1, at: Date.now() }));
-      const done = await Promise.race([exit, timeout]);
-      expect(done.code).toBe(0);
-      expect(done.at - t0).toBeLessThan(3000);
-    } finally {
-      if (child.exitCode === null) { child.kill('SIGKILL'); await exit; }
-    }
-  });
+  it.skipIf(!canUnshare)(
+    'as PID 1 of its own PID namespace (a container), SIGTERM during start-up ends it with exit 0',
+    async () => {
+      const port = await freePort();
+      const main = fileURLToPath(new URL('../src/main.ts', import.meta.url));
+      const child = spawn('/usr/bin/unshare', ['--pid', '--fork', '--kill-child', process.execPath, main], {
+        env: {
+          PATH: process.env.PATH ?? '',
+          PORT: String(port),
+          HOST: '127.0.0.1',
+          DATABASE_URL: await unreachable(),
+          REDIS_URL: inject('redisUrl'),
+          JWT_SECRET: 'test-secret-test-secret-test-secret-0123',
+          LOG_LEVEL: 'info',
+          SHUTDOWN_TIMEOUT_MS: '10000',
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let out = '';
+      child.stdout.on('data', (d) => {
+        out += d;
+      });
+      child.stderr.on('data', (d) => {
+        out += d;
+      });
+      const exit = new Promise<{ code: number | null; at: number }>((r) =>
+        child.once('exit', (code) => r({ code, at: Date.now() })),
+      );
+      try {
+        const until = Date.now() + 15_000;
+        while (!out.includes('start-up step failed') && Date.now() < until) await sleep(50);
+        expect(out).toContain('start-up step failed');
+        // unshare's child is the node process, PID 1 inside the namespace.
+        const inner = Number(readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8').trim().split(/\s+/)[0]);
+        expect(readFileSync(`/proc/${inner}/status`, 'utf8')).toMatch(/^NSpid:\s+\d+\s+1$/m);
+        const t0 = Date.now();
+        process.kill(inner, 'SIGTERM');
+        const timeout = sleep(5000).then(() => ({ code: -1, at: Date.now() }));
+        const done = await Promise.race([exit, timeout]);
+        expect(done.code).toBe(0);
+        expect(done.at - t0).toBeLessThan(3000);
+      } finally {
+        if (child.exitCode === null) {
+          child.kill('SIGKILL');
+          await exit;
+        }
+      }
+    },
+  );
 });

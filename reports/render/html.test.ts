@@ -1,7 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FAILURE_CAUSES } from '../run-record.ts';
 import { launchReportBrowser, paintedPixels, type ReportBrowser } from '../testing/browser.ts';
-import { errorRun, everyCauseRun, longRun, noRequestsRun, podKillRun, rolloutPassRun, type SyntheticRun } from '../testing/synthetic.ts';
+import {
+  errorRun,
+  everyCauseRun,
+  longRun,
+  noRequestsRun,
+  podKillRun,
+  rolloutPassRun,
+  type SyntheticRun,
+} from '../testing/synthetic.ts';
 import { CSP, FailedRowCollector, collectFailedRows, renderHtml, scriptJson } from './html.ts';
 
 async function html(run: SyntheticRun): Promise<string> {
@@ -52,7 +60,15 @@ describe('report.html as a file', () => {
     expect(rows.source).toBe('ledger');
     expect(rows.total).toBe(run.record.checks[0].requests!.failed);
     expect(rows.rows).toHaveLength(10);
-    expect(rows.rows[0]).toEqual([expect.any(Number), expect.any(String), 0, expect.stringMatching(/conn_/), expect.stringMatching(/reset-during-drain|endpoint-not-yet-removed/), 'license-api-7d9f8c-x2kqp', null]);
+    expect(rows.rows[0]).toEqual([
+      expect.any(Number),
+      expect.any(String),
+      0,
+      expect.stringMatching(/conn_/),
+      expect.stringMatching(/reset-during-drain|endpoint-not-yet-removed/),
+      'license-api-7d9f8c-x2kqp',
+      null,
+    ]);
     const none = new FailedRowCollector(run.record).result(run.record)[0];
     expect(none.source).toBe('examples');
     expect(none.rows.length).toBe(run.record.checks[0].failures.reduce((s, f) => s + f.examples.length, 0));
@@ -61,8 +77,12 @@ describe('report.html as a file', () => {
 
 describe('report.html in Chromium', () => {
   let browser: ReportBrowser;
-  beforeAll(async () => { browser = await launchReportBrowser(); }, 60_000);
-  afterAll(async () => { await browser?.close(); });
+  beforeAll(async () => {
+    browser = await launchReportBrowser();
+  }, 60_000);
+  afterAll(async () => {
+    await browser?.close();
+  });
 
   async function check(run: SyntheticRun, expectCharts: number) {
     const opened = await browser.open(await html(run));
@@ -82,7 +102,9 @@ describe('report.html in Chromium', () => {
   it('FAIL (pod kill): three charts drawn, no console error, no request but the page', async () => {
     const opened = await check(podKillRun(), 3);
     const legend = await opened.page.$$eval('.uplot .u-legend .u-label', (ls) => ls.map((l) => l.textContent));
-    expect(legend).toEqual(expect.arrayContaining(['requests/s', 'reset-during-drain', 'endpoint-not-yet-removed', 'p50 ms', 'p99 ms', 'v1.4.2']));
+    expect(legend).toEqual(
+      expect.arrayContaining(['requests/s', 'reset-during-drain', 'endpoint-not-yet-removed', 'p50 ms', 'p99 ms', 'v1.4.2']),
+    );
     expect(await opened.page.locator('table.gates tr.row-FAIL').count()).toBe(1);
     // failures by cause, with the examples from verdict.json behind a click
     const c = podKillRun().record.checks[0];
@@ -90,7 +112,9 @@ describe('report.html in Chromium', () => {
     await opened.page.locator('table.causes details summary').first().click();
     const first = opened.page.locator('table.causes details').first().locator('ul.examples li');
     expect(await first.count()).toBe(c.failures[0].examples.length);
-    expect(await first.first().textContent()).toMatch(/^\d\d:\d\d:\d\d\.\d{3} \w+: conn_refused on license-api-7d9f8c-x2kqp \(v1\.4\.2\) via the proxy — pod: ready/);
+    expect(await first.first().textContent()).toMatch(
+      /^\d\d:\d\d:\d\d\.\d{3} \w+: conn_refused on license-api-7d9f8c-x2kqp \(v1\.4\.2\) via the proxy — pod: ready/,
+    );
     await opened.close();
   });
 
@@ -117,7 +141,9 @@ describe('report.html in Chromium', () => {
     const visible = page.locator('.failures tbody tr:not([hidden])');
     const total = await rows.count();
     expect(total).toBe(run.record.checks[0].requests!.failed);
-    const causes = await page.$$eval('select[data-filter="cause"] option', (os) => os.map((o) => (o as unknown as { value: string }).value).filter(Boolean));
+    const causes = await page.$$eval('select[data-filter="cause"] option', (os) =>
+      os.map((o) => (o as unknown as { value: string }).value).filter(Boolean),
+    );
     expect(new Set(causes)).toEqual(new Set(FAILURE_CAUSES));
 
     await page.selectOption('select[data-filter="cause"]', 'reset-during-drain');
@@ -129,7 +155,9 @@ describe('report.html in Chromium', () => {
     await page.selectOption('select[data-filter="cause"]', '');
     const pod = 'license-api-7d9f8c-p1';
     await page.selectOption('select[data-filter="pod"]', pod);
-    const onlyPod = await visible.evaluateAll((trs) => trs.map((t) => [t.getAttribute('data-pod'), t.getAttribute('data-cause')]));
+    const onlyPod = await visible.evaluateAll((trs) =>
+      trs.map((t) => [t.getAttribute('data-pod'), t.getAttribute('data-cause')]),
+    );
     expect(onlyPod.length).toBeGreaterThan(0);
     expect(onlyPod.length).toBeLessThan(total);
     expect(new Set(onlyPod.map((p) => p[0]))).toEqual(new Set([pod]));
@@ -138,7 +166,10 @@ describe('report.html in Chromium', () => {
     await page.selectOption('select[data-filter="cause"]', 'endpoint-not-yet-removed');
     const both = await visible.evaluateAll((trs) => trs.map((t) => [t.getAttribute('data-pod'), t.getAttribute('data-cause')]));
     expect(both.length).toBeGreaterThan(0);
-    for (const [p, c] of both) { expect(p).toBe(pod); expect(c).toBe('endpoint-not-yet-removed'); }
+    for (const [p, c] of both) {
+      expect(p).toBe(pod);
+      expect(c).toBe('endpoint-not-yet-removed');
+    }
     expect(opened.errors).toEqual([]);
     await opened.close();
   });
@@ -148,8 +179,12 @@ describe('report.html in Chromium', () => {
     const failed = run.record.checks[0].requests!.failed;
     const opened = await browser.open(renderHtml(run.record, await collectFailedRows(run.record, run.ledgerLines!(), 50)));
     expect(await opened.page.locator('.failures tbody tr').count()).toBe(50);
-    expect(await opened.page.locator('section.check h3', { hasText: 'Failed requests (' }).textContent()).toBe(`Failed requests (the first 50 of ${failed}; ledger.ndjson.gz has them all)`);
-    expect(await opened.page.locator('.failures [data-role="shown"]').textContent()).toBe(`showing 50 of 50 (of ${failed} failed in the ledger)`);
+    expect(await opened.page.locator('section.check h3', { hasText: 'Failed requests (' }).textContent()).toBe(
+      `Failed requests (the first 50 of ${failed}; ledger.ndjson.gz has them all)`,
+    );
+    expect(await opened.page.locator('.failures [data-role="shown"]').textContent()).toBe(
+      `showing 50 of 50 (of ${failed} failed in the ledger)`,
+    );
     expect(opened.errors).toEqual([]);
     await opened.close();
   });
@@ -159,8 +194,12 @@ describe('report.html in Chromium', () => {
     run.record.checks[0].name = 'pod-kill </script><script>window.pwned=1</script><!--';
     run.record.checks[0].gates[0].evidence = '<img src=x onerror="window.pwned=2"> & more';
     const opened = await browser.open(await html(run));
-    expect(await opened.page.locator('section.check h2').textContent()).toContain('pod-kill </script><script>window.pwned=1</script><!--');
-    expect(await opened.page.locator('table.gates tbody tr').first().textContent()).toContain('<img src=x onerror="window.pwned=2"> & more');
+    expect(await opened.page.locator('section.check h2').textContent()).toContain(
+      'pod-kill </script><script>window.pwned=1</script><!--',
+    );
+    expect(await opened.page.locator('table.gates tbody tr').first().textContent()).toContain(
+      '<img src=x onerror="window.pwned=2"> & more',
+    );
     expect(await opened.page.evaluate(() => (globalThis as { pwned?: number }).pwned ?? null)).toBeNull();
     expect(opened.errors).toEqual([]);
     expect(opened.requests).toEqual([opened.url]);
@@ -172,7 +211,12 @@ describe('report.html in Chromium', () => {
     const opened = await browser.open(await html(podKillRun()));
     const port = new URL(opened.url).port;
     const outcome = await opened.page.evaluate(async (p) => {
-      try { await fetch(`http://127.0.0.1:${p}/exfiltrate`); return 'fetched'; } catch (e) { return `blocked: ${(e as Error).message}`; }
+      try {
+        await fetch(`http://127.0.0.1:${p}/exfiltrate`);
+        return 'fetched';
+      } catch (e) {
+        return `blocked: ${(e as Error).message}`;
+      }
     }, port);
     expect(outcome).toMatch(/^blocked/);
     // Refused by the page's policy itself, before the test's own request filter could see it.

@@ -47,7 +47,9 @@ export class FailedRowCollector {
   lines = 0;
 
   constructor(record: RunRecord, cap = FAILED_ROWS_CAP) {
-    record.checks.forEach((c, i) => { if (c.ledgerLabel !== null && !this.#byLabel.has(c.ledgerLabel)) this.#byLabel.set(c.ledgerLabel, i); });
+    record.checks.forEach((c, i) => {
+      if (c.ledgerLabel !== null && !this.#byLabel.has(c.ledgerLabel)) this.#byLabel.set(c.ledgerLabel, i);
+    });
     const withRequests = record.checks.map((c, i) => (c.requests ? i : -1)).filter((i) => i >= 0);
     this.#fallback = withRequests.length === 1 ? withRequests[0] : null;
     this.#rows = record.checks.map(() => []);
@@ -59,18 +61,30 @@ export class FailedRowCollector {
     this.lines++;
     if (!line.includes('failed')) return;
     let o: Record<string, unknown>;
-    try { o = JSON.parse(line) as Record<string, unknown>; } catch { return; }
+    try {
+      o = JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      return;
+    }
     if (o.outcome !== 'failed') return;
     const label = typeof o.check === 'string' ? o.check : null;
-    const i = label !== null ? this.#byLabel.get(label) ?? null : this.#fallback;
-    if (i === null) { this.unassigned++; return; }
+    const i = label !== null ? (this.#byLabel.get(label) ?? null) : this.#fallback;
+    if (i === null) {
+      this.unassigned++;
+      return;
+    }
     this.#totals[i]++;
     if (this.#rows[i].length >= this.#cap) return;
     const str = (v: unknown) => (typeof v === 'string' ? v : null);
     const cause = str(o.cause) as FailureCause | null;
     this.#rows[i].push([
-      typeof o.scheduled_at === 'number' ? o.scheduled_at : 0, str(o.name) ?? '', typeof o.status === 'number' ? o.status : 0, str(o.error) ?? str(o.error_code),
-      cause !== null && (FAILURE_CAUSES as readonly string[]).includes(cause) ? cause : null, str(o.pod) ?? str(o.served_by), str(o.app_version),
+      typeof o.scheduled_at === 'number' ? o.scheduled_at : 0,
+      str(o.name) ?? '',
+      typeof o.status === 'number' ? o.status : 0,
+      str(o.error) ?? str(o.error_code),
+      cause !== null && (FAILURE_CAUSES as readonly string[]).includes(cause) ? cause : null,
+      str(o.pod) ?? str(o.served_by),
+      str(o.app_version),
     ]);
   }
 
@@ -78,14 +92,20 @@ export class FailedRowCollector {
   result(record: RunRecord): CheckFailedRows[] {
     return record.checks.map((c, i) => {
       if (this.#totals[i] > 0) return { rows: this.#rows[i], total: this.#totals[i], source: 'ledger' };
-      const ex: FailedRowTuple[] = c.failures.flatMap((g) => g.examples.map((e): FailedRowTuple => [e.at, e.step, e.status, e.error, g.cause, e.pod, e.version]));
+      const ex: FailedRowTuple[] = c.failures.flatMap((g) =>
+        g.examples.map((e): FailedRowTuple => [e.at, e.step, e.status, e.error, g.cause, e.pod, e.version]),
+      );
       ex.sort((a, b) => a[0] - b[0]);
       return { rows: ex, total: ex.length, source: 'examples' };
     });
   }
 }
 
-export async function collectFailedRows(record: RunRecord, lines: AsyncIterable<string> | Iterable<string> | null, cap = FAILED_ROWS_CAP): Promise<CheckFailedRows[]> {
+export async function collectFailedRows(
+  record: RunRecord,
+  lines: AsyncIterable<string> | Iterable<string> | null,
+  cap = FAILED_ROWS_CAP,
+): Promise<CheckFailedRows[]> {
   const c = new FailedRowCollector(record, cap);
   if (lines) for await (const l of lines as AsyncIterable<string>) c.add(l);
   return c.result(record);
@@ -111,7 +131,8 @@ function loadAssets() {
     appCss: readFileSync(new URL('./html/style.css', import.meta.url), 'utf8'),
   };
   for (const [name, text] of Object.entries(assets)) {
-    if (/<\/script|<!--/i.test(text)) throw new Error(`report asset ${name} contains </script or <!--: it cannot be inlined as is`);
+    if (/<\/script|<!--/i.test(text))
+      throw new Error(`report asset ${name} contains </script or <!--: it cannot be inlined as is`);
   }
   return assets;
 }
@@ -120,13 +141,22 @@ function loadAssets() {
 
 /** Text and attribute values: &, <, >, " and ' escaped; control characters (but tab and newline) dropped. */
 export function esc(s: string): string {
-  return s.toWellFormed().replace(/[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F]/g, '')
-    .replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;');
+  return s
+    .toWellFormed()
+    .replace(/[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F]/g, '')
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/"/g, '&quot;')
+    .replace(/'/g, '&#39;');
 }
 
 /** JSON for a <script type="application/json">: every < escaped (no </script, no <!--), and U+2028/9. */
 export function scriptJson(value: unknown): string {
-  return JSON.stringify(value).replace(/</g, '\\u003c').replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029');
+  return JSON.stringify(value)
+    .replace(/</g, '\\u003c')
+    .replace(/\u2028/g, '\\u2028')
+    .replace(/\u2029/g, '\\u2029');
 }
 
 /**

@@ -29,9 +29,13 @@ describe('verdict.json and its schema', () => {
     const r = validateRunRecord(bad);
     expect(r.ok).toBe(false);
     const paths = r.ok ? [] : r.problems.map((p) => p.path);
-    expect(paths).toEqual(expect.arrayContaining(['/verdict', '/checks/0/gates/0/verdict', '/checks/0/failures/0/cause', '/checks/0/requests', '']));
+    expect(paths).toEqual(
+      expect.arrayContaining(['/verdict', '/checks/0/gates/0/verdict', '/checks/0/failures/0/cause', '/checks/0/requests', '']),
+    );
     expect(() => assertValidRunRecord(bad)).toThrow(InvalidRunRecordError);
-    expect(() => assertValidRunRecord(bad)).toThrow(/\/checks\/0\/gates\/0\/verdict: must be equal to one of the allowed values: "PASS", "FAIL", "INCONCLUSIVE", "ERROR"/);
+    expect(() => assertValidRunRecord(bad)).toThrow(
+      /\/checks\/0\/gates\/0\/verdict: must be equal to one of the allowed values: "PASS", "FAIL", "INCONCLUSIVE", "ERROR"/,
+    );
   });
 
   it('checks what will be written: a NaN (written as null) where a number is required is refused', () => {

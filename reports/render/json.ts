@@ -33,7 +33,8 @@ function problems(errors: ErrorObject[] | null | undefined): SchemaProblem[] {
   return (errors ?? []).map((e) => {
     let message = e.message ?? e.keyword;
     if (e.keyword === 'additionalProperties') message += `: ${(e.params as { additionalProperty: string }).additionalProperty}`;
-    if (e.keyword === 'enum') message += `: ${(e.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')}`;
+    if (e.keyword === 'enum')
+      message += `: ${(e.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')}`;
     return { path: e.instancePath, message };
   });
 }
@@ -55,7 +56,10 @@ export function validateRunRecord(value: unknown): ValidationResult {
 export class InvalidRunRecordError extends Error {
   readonly problems: SchemaProblem[];
   constructor(problems: SchemaProblem[], what = 'run record') {
-    const shown = problems.slice(0, 20).map((p) => `  ${p.path || '(root)'}: ${p.message}`).join('\n');
+    const shown = problems
+      .slice(0, 20)
+      .map((p) => `  ${p.path || '(root)'}: ${p.message}`)
+      .join('\n');
     const more = problems.length > 20 ? `\n  ... and ${problems.length - 20} more` : '';
     super(`${what} does not match the verdict/v1 schema (reports/schema/verdict-v1.schema.json):\n${shown}${more}`);
     this.name = 'InvalidRunRecordError';

@@ -16,7 +16,8 @@ function xmllint(xml: string, name: string): { ok: boolean; out: string } {
   const file = join(dir, `${name}.xml`);
   writeFileSync(file, xml);
   const r = spawnSync('xmllint', ['--noout', '--schema', XSD, file], { encoding: 'utf8' });
-  if (r.error) throw new Error(`xmllint not found (${r.error.message}): apt-get install libxml2-utils, or run scripts/setup-deps.sh`);
+  if (r.error)
+    throw new Error(`xmllint not found (${r.error.message}): apt-get install libxml2-utils, or run scripts/setup-deps.sh`);
   return { ok: r.status === 0, out: r.stderr };
 }
 
@@ -50,8 +51,12 @@ describe('junit.xml', () => {
     expect(Number(xpath(xml, 'count(//testsuite[@name="pod-kill"]/testcase)'))).toBe(record.checks[0].gates.length);
     const failed = record.checks[0].requests!.failed;
     expect(xpath(xml, 'string(//testcase[@name="no failed request"]/failure/@type)')).toBe('FAIL');
-    expect(xpath(xml, 'string(//testcase[@name="no failed request"]/failure/@message)')).toContain(`${failed} of 12000 requests failed`);
-    expect(xpath(xml, 'string(//testcase[@name="no failed request"]/failure)')).toMatch(new RegExp(`observed:\\n  failed: ${failed}\\n  total: 12000`));
+    expect(xpath(xml, 'string(//testcase[@name="no failed request"]/failure/@message)')).toContain(
+      `${failed} of 12000 requests failed`,
+    );
+    expect(xpath(xml, 'string(//testcase[@name="no failed request"]/failure)')).toMatch(
+      new RegExp(`observed:\\n  failed: ${failed}\\n  total: 12000`),
+    );
     expect(xpath(xml, 'string(/testsuites/@failures)')).toBe('1');
     expect(xpath(xml, 'string(/testsuites/@tests)')).toBe(String(record.checks[0].gates.length));
     expect(Number(xpath(xml, 'count(//testcase[@name="load as planned"]/*[self::failure or self::error])'))).toBe(0);
@@ -59,7 +64,11 @@ describe('junit.xml', () => {
 
   it('INCONCLUSIVE is a failure (never green), ERROR an error', () => {
     const { record } = rolloutPassRun();
-    record.checks[0].gates[1] = { ...record.checks[0].gates[1], verdict: 'INCONCLUSIVE', evidence: 'only 12 requests (at least 300 needed to judge)' };
+    record.checks[0].gates[1] = {
+      ...record.checks[0].gates[1],
+      verdict: 'INCONCLUSIVE',
+      evidence: 'only 12 requests (at least 300 needed to judge)',
+    };
     record.checks[0].gates[2] = { ...record.checks[0].gates[2], verdict: 'ERROR', evidence: 'the metric source answered 500' };
     const xml = renderJunit(record);
     expect(xpath(xml, 'string(//testcase[@name="no failed request"]/failure/@type)')).toBe('INCONCLUSIVE');

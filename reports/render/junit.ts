@@ -64,7 +64,8 @@ function observedText(o: GateRecord['observed']): string {
 
 function caseXml(c: Case, indent: string): string {
   const open = `${indent}<testcase name="${xmlAttr(c.name)}" classname="${xmlAttr(c.classname)}" time="0"`;
-  if (c.verdict === 'PASS') return c.body ? `${open}>\n${indent}  <system-out>${xmlText(c.body)}</system-out>\n${indent}</testcase>` : `${open}/>`;
+  if (c.verdict === 'PASS')
+    return c.body ? `${open}>\n${indent}  <system-out>${xmlText(c.body)}</system-out>\n${indent}</testcase>` : `${open}/>`;
   const tag = c.verdict === 'ERROR' ? 'error' : 'failure';
   return `${open}>\n${indent}  <${tag} type="${c.verdict}" message="${xmlAttr(`${c.verdict}: ${c.message}`)}">${xmlText(c.body)}</${tag}>\n${indent}</testcase>`;
 }
@@ -72,24 +73,55 @@ function caseXml(c: Case, indent: string): string {
 function checkCases(record: RunRecord, check: CheckRecord): Case[] {
   const classname = `verdict.${record.command}.${check.name}`;
   const cases: Case[] = check.gates.map((g) => ({
-    name: g.name, classname, verdict: g.verdict, message: g.evidence,
-    body: g.verdict === 'PASS' ? g.evidence + observedText(g.observed) : `${g.evidence}${observedText(g.observed)}\n\ncheck: ${check.name} (${check.kind}), verdict ${check.verdict}`,
+    name: g.name,
+    classname,
+    verdict: g.verdict,
+    message: g.evidence,
+    body:
+      g.verdict === 'PASS'
+        ? g.evidence + observedText(g.observed)
+        : `${g.evidence}${observedText(g.observed)}\n\ncheck: ${check.name} (${check.kind}), verdict ${check.verdict}`,
   }));
   if (check.error !== null) {
-    cases.push({ name: check.gates.length ? `${check.name}: error` : check.name, classname, verdict: 'ERROR', message: check.error, body: check.error });
+    cases.push({
+      name: check.gates.length ? `${check.name}: error` : check.name,
+      classname,
+      verdict: 'ERROR',
+      message: check.error,
+      body: check.error,
+    });
   } else if (!check.gates.length) {
     // Nothing judged it: one testcase with the check's own verdict (INCONCLUSIVE when not PASS).
-    cases.push({ name: check.name, classname, verdict: check.verdict, message: check.description || 'no gate judged this check', body: check.description });
+    cases.push({
+      name: check.name,
+      classname,
+      verdict: check.verdict,
+      message: check.description || 'no gate judged this check',
+      body: check.description,
+    });
   } else if (check.verdict !== 'PASS' && cases.every((c) => c.verdict === 'PASS')) {
-    cases.push({ name: `${check.name}: verdict`, classname, verdict: check.verdict, message: `the check's verdict is ${check.verdict} although every gate passed`, body: check.description });
+    cases.push({
+      name: `${check.name}: verdict`,
+      classname,
+      verdict: check.verdict,
+      message: `the check's verdict is ${check.verdict} although every gate passed`,
+      body: check.description,
+    });
   }
   return cases;
 }
 
-function suiteXml(name: string, cases: Case[], attrs: { time: string; timestamp: string; hostname: string }, properties: Record<string, string>): string {
+function suiteXml(
+  name: string,
+  cases: Case[],
+  attrs: { time: string; timestamp: string; hostname: string },
+  properties: Record<string, string>,
+): string {
   const failures = cases.filter((c) => c.verdict === 'FAIL' || c.verdict === 'INCONCLUSIVE').length;
   const errors = cases.filter((c) => c.verdict === 'ERROR').length;
-  const props = Object.entries(properties).map(([k, v]) => `      <property name="${xmlAttr(k)}" value="${xmlAttr(v)}"/>`).join('\n');
+  const props = Object.entries(properties)
+    .map(([k, v]) => `      <property name="${xmlAttr(k)}" value="${xmlAttr(v)}"/>`)
+    .join('\n');
   return [
     `  <testsuite name="${xmlAttr(name)}" tests="${cases.length}" failures="${failures}" errors="${errors}" skipped="0" time="${attrs.time}" timestamp="${attrs.timestamp}" hostname="${xmlAttr(attrs.hostname)}">`,
     ...(props ? ['    <properties>', props, '    </properties>'] : []),
@@ -110,12 +142,27 @@ export function renderJunit(record: RunRecord): string {
       props['requests.dropped'] = String(check.requests.dropped);
     }
     for (const f of check.failures) props[`failures.${f.cause}`] = String(f.count);
-    suites.push({ name: check.name, cases, xml: suiteXml(check.name, cases, { time: span(check.startedAt, check.endedAt), timestamp: stamp(check.startedAt), hostname: host }, props) });
+    suites.push({
+      name: check.name,
+      cases,
+      xml: suiteXml(
+        check.name,
+        cases,
+        { time: span(check.startedAt, check.endedAt), timestamp: stamp(check.startedAt), hostname: host },
+        props,
+      ),
+    });
   }
   const runCases: Case[] = [];
   const classname = `verdict.${record.command}`;
   if (record.error !== null) {
-    runCases.push({ name: 'run', classname, verdict: 'ERROR', message: record.error, body: `${record.headline}\n\n${record.error}` });
+    runCases.push({
+      name: 'run',
+      classname,
+      verdict: 'ERROR',
+      message: record.error,
+      body: `${record.headline}\n\n${record.error}`,
+    });
   } else if (record.verdict !== 'PASS' && suites.every((s) => s.cases.every((c) => c.verdict === 'PASS'))) {
     runCases.push({ name: 'run verdict', classname, verdict: record.verdict, message: record.headline, body: record.headline });
   } else if (record.checks.length === 0) {
@@ -123,8 +170,21 @@ export function renderJunit(record: RunRecord): string {
     runCases.push({ name: 'run verdict', classname, verdict: record.verdict, message: record.headline, body: record.headline });
   }
   if (runCases.length) {
-    const props = { verdict: record.verdict, 'exit code': String(ExitCode[record.verdict]), target: `${record.target.kind} ${record.target.name}` };
-    suites.push({ name: `${record.command} (run)`, cases: runCases, xml: suiteXml(`${record.command} (run)`, runCases, { time: seconds(record.durationMs), timestamp: stamp(record.startedAt), hostname: host }, props) });
+    const props = {
+      verdict: record.verdict,
+      'exit code': String(ExitCode[record.verdict]),
+      target: `${record.target.kind} ${record.target.name}`,
+    };
+    suites.push({
+      name: `${record.command} (run)`,
+      cases: runCases,
+      xml: suiteXml(
+        `${record.command} (run)`,
+        runCases,
+        { time: seconds(record.durationMs), timestamp: stamp(record.startedAt), hostname: host },
+        props,
+      ),
+    });
   }
   const all = suites.flatMap((s) => s.cases);
   const failures = all.filter((c) => c.verdict === 'FAIL' || c.verdict === 'INCONCLUSIVE').length;

@@ -22,12 +22,16 @@ describe('summary.md', () => {
     expect(md).toContain('| load as planned | ✅ PASS |');
     for (const f of c.failures) expect(md).toContain(`| ${f.cause} | ${f.count} |`);
     expect(md).toContain('- **endpoint-not-yet-removed**');
-    expect(md).toMatch(/ {2}- \d\d:\d\d:\d\d\.\d{3} \w+: conn\\_refused on `license-api-7d9f8c-x2kqp` \(v1\.4\.2\) via the proxy — pod: /);
+    expect(md).toMatch(
+      / {2}- \d\d:\d\d:\d\d\.\d{3} \w+: conn\\_refused on `license-api-7d9f8c-x2kqp` \(v1\.4\.2\) via the proxy — pod: /,
+    );
     expect(md).not.toContain('shortened');
   });
 
   it('PASS and no-request runs read as such', () => {
-    expect(renderMarkdown(rolloutPassRun().record)).toMatch(/^## ✅ PASS · `verdict verify-local`\n\n\*\*PASS: 1 check passed, 4,000 requests, none failed\*\*/);
+    expect(renderMarkdown(rolloutPassRun().record)).toMatch(
+      /^## ✅ PASS · `verdict verify-local`\n\n\*\*PASS: 1 check passed, 4,000 requests, none failed\*\*/,
+    );
     const md = renderMarkdown(noRequestsRun().record);
     expect(md).toContain('| smoke | suite | ⚠️ INCONCLUSIVE | 0 | 0 | 0 | – |');
     expect(md).toContain('| manifest lint | probe | ✅ PASS | – | – | – | – |');
@@ -49,29 +53,38 @@ describe('summary.md', () => {
     expect(md).not.toContain('| check |');
   });
 
-  it('stays under 1 MiB for 10⁶ requests, thousands of failures and thousands of checks, and says what it left out', { timeout: 120_000 }, () => {
-    const big = longRun({ rate: 1000, durationS: 1000, failureShare: 0.01 }).record;
-    const c = big.checks[0];
-    expect(c.requests!.total).toBe(1_000_000);
-    expect(c.requests!.failed).toBeGreaterThan(2000);
-    // 4,000 such checks with long evidence: far more than a step summary can hold.
-    const checks: CheckRecord[] = [];
-    for (let i = 0; i < 4000; i++) {
-      checks.push({ ...c, name: `${c.name}-${i}`, verdict: i === 3999 ? 'FAIL' : 'PASS', gates: c.gates.map((g) => ({ ...g, evidence: g.evidence + ' '.padEnd(500, 'x') })) });
-    }
-    big.checks = checks;
-    const md = renderMarkdown(big);
-    const size = Buffer.byteLength(md);
-    expect(size).toBeLessThan(MiB);
-    expect(size).toBeLessThanOrEqual(SUMMARY_MAX_BYTES);
-    expect(size).toBeGreaterThan(SUMMARY_MAX_BYTES * 0.8); // it used the room it had
-    expect(md).toContain('This summary is shortened to stay under GitHub\'s 1 MiB step-summary limit');
-    expect(md).toMatch(/of 4,000 checks left out/);
-    // the one check that failed is shown first, in the table and in detail
-    expect(md).toContain(`| ${c.name}-3999 | experiment | ❌ FAIL | 1,000,000 |`);
-    expect(md.indexOf(`### ❌ ${c.name}-3999`)).toBeGreaterThan(0);
-    expect(md.trimEnd().endsWith('._')).toBe(true);
-  });
+  it(
+    'stays under 1 MiB for 10⁶ requests, thousands of failures and thousands of checks, and says what it left out',
+    { timeout: 120_000 },
+    () => {
+      const big = longRun({ rate: 1000, durationS: 1000, failureShare: 0.01 }).record;
+      const c = big.checks[0];
+      expect(c.requests!.total).toBe(1_000_000);
+      expect(c.requests!.failed).toBeGreaterThan(2000);
+      // 4,000 such checks with long evidence: far more than a step summary can hold.
+      const checks: CheckRecord[] = [];
+      for (let i = 0; i < 4000; i++) {
+        checks.push({
+          ...c,
+          name: `${c.name}-${i}`,
+          verdict: i === 3999 ? 'FAIL' : 'PASS',
+          gates: c.gates.map((g) => ({ ...g, evidence: g.evidence + ' '.padEnd(500, 'x') })),
+        });
+      }
+      big.checks = checks;
+      const md = renderMarkdown(big);
+      const size = Buffer.byteLength(md);
+      expect(size).toBeLessThan(MiB);
+      expect(size).toBeLessThanOrEqual(SUMMARY_MAX_BYTES);
+      expect(size).toBeGreaterThan(SUMMARY_MAX_BYTES * 0.8); // it used the room it had
+      expect(md).toContain("This summary is shortened to stay under GitHub's 1 MiB step-summary limit");
+      expect(md).toMatch(/of 4,000 checks left out/);
+      // the one check that failed is shown first, in the table and in detail
+      expect(md).toContain(`| ${c.name}-3999 | experiment | ❌ FAIL | 1,000,000 |`);
+      expect(md.indexOf(`### ❌ ${c.name}-3999`)).toBeGreaterThan(0);
+      expect(md.trimEnd().endsWith('._')).toBe(true);
+    },
+  );
 
   it('honours a small budget', () => {
     for (const max of [4096, 20_000]) {

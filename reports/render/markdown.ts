@@ -19,14 +19,20 @@ const int = (n: number) => n.toLocaleString('en-US');
 
 /** Inline text: Markdown and HTML specials escaped, newlines folded, control characters dropped. */
 export function mdText(s: string, max = 2000): string {
-  let t = s.toWellFormed().replace(/[\u0000-\u0008\u000B-\u001F\u007F\uFFFE\uFFFF]/g, '').replace(/\r?\n/g, ' ⏎ ');
+  let t = s
+    .toWellFormed()
+    .replace(/[\u0000-\u0008\u000B-\u001F\u007F\uFFFE\uFFFF]/g, '')
+    .replace(/\r?\n/g, ' ⏎ ');
   if (t.length > max) t = t.slice(0, max) + '… (cut)';
   return t.replace(/[\\`*_[\]|<>&#]/g, (c) => (c === '<' ? '&lt;' : c === '>' ? '&gt;' : c === '&' ? '&amp;' : `\\${c}`));
 }
 
 /** Text for a `code span`: no escapes work there, so backticks and newlines are replaced instead. */
 export function mdCode(s: string, max = 300): string {
-  let t = s.toWellFormed().replace(/[\u0000-\u001F\u007F\uFFFE\uFFFF]/g, ' ').replace(/`/g, "'");
+  let t = s
+    .toWellFormed()
+    .replace(/[\u0000-\u001F\u007F\uFFFE\uFFFF]/g, ' ')
+    .replace(/`/g, "'");
   if (t.length > max) t = t.slice(0, max) + '…';
   // GFM splits table cells on | before it parses code spans.
   return '`' + t.replace(/\|/g, '\\|') + '`';
@@ -43,7 +49,12 @@ function duration(ms: number): string {
 }
 
 function header(r: RunRecord): string {
-  const lines = [`## ${VERDICT_ICON[r.verdict]} ${r.verdict} · ${mdCode(`verdict ${r.command}`, 100)}`, '', `**${mdText(r.headline)}**`, ''];
+  const lines = [
+    `## ${VERDICT_ICON[r.verdict]} ${r.verdict} · ${mdCode(`verdict ${r.command}`, 100)}`,
+    '',
+    `**${mdText(r.headline)}**`,
+    '',
+  ];
   const t = r.target;
   const target = [`${t.kind} ${mdCode(t.name, 200)}`];
   if (t.context) target.push(`context ${mdCode(t.context, 200)}`);
@@ -51,10 +62,16 @@ function header(r: RunRecord): string {
   if (t.url) target.push(mdText(t.url, 300));
   const facts = [`**Target** ${target.join(', ')}`];
   if (r.app) {
-    const v = Object.entries(r.app.versions).map(([k, x]) => `${mdText(k, 50)} ${mdText(x, 100)}`).join(', ');
-    facts.push(`**App** ${mdText(r.app.name, 100)}${v ? ` (${v})` : ''}${r.app.faults.length ? ` · **deliberate faults:** ${r.app.faults.map((f) => mdText(f, 100)).join(', ')}` : ''}`);
+    const v = Object.entries(r.app.versions)
+      .map(([k, x]) => `${mdText(k, 50)} ${mdText(x, 100)}`)
+      .join(', ');
+    facts.push(
+      `**App** ${mdText(r.app.name, 100)}${v ? ` (${v})` : ''}${r.app.faults.length ? ` · **deliberate faults:** ${r.app.faults.map((f) => mdText(f, 100)).join(', ')}` : ''}`,
+    );
   }
-  facts.push(`**Ran** ${r.startedAt.replace('T', ' ').slice(0, 19)} UTC for ${duration(r.durationMs)} · exit code ${ExitCode[r.verdict]} · harness ${mdText(r.harness.version, 50)} on Node ${mdText(r.harness.node, 50)}`);
+  facts.push(
+    `**Ran** ${r.startedAt.replace('T', ' ').slice(0, 19)} UTC for ${duration(r.durationMs)} · exit code ${ExitCode[r.verdict]} · harness ${mdText(r.harness.version, 50)} on Node ${mdText(r.harness.node, 50)}`,
+  );
   lines.push(facts.join('  \n'), '');
   if (r.error !== null) lines.push(`> 💥 **The run broke:** ${mdText(r.error, 4000)}`, '');
   return lines.join('\n') + '\n';
@@ -63,19 +80,36 @@ function header(r: RunRecord): string {
 function checkRow(c: CheckRecord): string {
   const q = c.requests;
   const cols = [
-    mdText(c.name, 200), c.kind, `${VERDICT_ICON[c.verdict]} ${c.verdict}`,
-    q ? int(q.total) : '–', q ? int(q.failed) : '–', q ? int(q.dropped) : '–',
+    mdText(c.name, 200),
+    c.kind,
+    `${VERDICT_ICON[c.verdict]} ${c.verdict}`,
+    q ? int(q.total) : '–',
+    q ? int(q.failed) : '–',
+    q ? int(q.dropped) : '–',
     c.latency ? `${c.latency.p99.toFixed(1)} ms` : '–',
-    c.failures.length ? c.failures.slice(0, 3).map((f) => `${f.cause} ${int(f.count)}`).join(', ') + (c.failures.length > 3 ? ', …' : '') : '',
+    c.failures.length
+      ? c.failures
+          .slice(0, 3)
+          .map((f) => `${f.cause} ${int(f.count)}`)
+          .join(', ') + (c.failures.length > 3 ? ', …' : '')
+      : '',
   ];
   return `| ${cols.join(' | ')} |\n`;
 }
-const CHECKS_HEAD = '| check | kind | verdict | requests | failed | dropped | p99 | failures by cause |\n|---|---|---|--:|--:|--:|--:|---|\n';
+const CHECKS_HEAD =
+  '| check | kind | verdict | requests | failed | dropped | p99 | failures by cause |\n|---|---|---|--:|--:|--:|--:|---|\n';
 
 function example(e: FailureExample): string {
   const what = [e.status ? String(e.status) : null, e.error].filter(Boolean).join(' ') || 'failed';
-  const pod = e.pod ? `${mdCode(e.pod, 200)}${e.version ? ` (${mdText(e.version, 50)})` : ''}${e.attributedBy === 'proxy-connection' ? ' via the proxy' : ''}` : 'pod unknown';
-  const hist = e.podHistory.length ? ` — pod: ${e.podHistory.slice(-3).map((h) => `${mdText(h.change, 60)} ${utc(h.at)}`).join(', ')}` : '';
+  const pod = e.pod
+    ? `${mdCode(e.pod, 200)}${e.version ? ` (${mdText(e.version, 50)})` : ''}${e.attributedBy === 'proxy-connection' ? ' via the proxy' : ''}`
+    : 'pod unknown';
+  const hist = e.podHistory.length
+    ? ` — pod: ${e.podHistory
+        .slice(-3)
+        .map((h) => `${mdText(h.change, 60)} ${utc(h.at)}`)
+        .join(', ')}`
+    : '';
   return `  - ${utc(e.at)} ${mdText(e.step, 100)}: ${mdText(what, 100)} on ${pod}${hist}\n`;
 }
 
@@ -85,7 +119,8 @@ function checkDetail(c: CheckRecord, examples: number, evidenceMax: number): str
   if (c.error !== null) out.push(`> 💥 **Error:** ${mdText(c.error, evidenceMax * 2)}\n\n`);
   if (c.gates.length) {
     out.push('| gate | verdict | evidence |\n|---|---|---|\n');
-    for (const g of c.gates) out.push(`| ${mdText(g.name, 200)} | ${VERDICT_ICON[g.verdict]} ${g.verdict} | ${mdText(g.evidence, evidenceMax)} |\n`);
+    for (const g of c.gates)
+      out.push(`| ${mdText(g.name, 200)} | ${VERDICT_ICON[g.verdict]} ${g.verdict} | ${mdText(g.evidence, evidenceMax)} |\n`);
   }
   if (c.failures.length) {
     const total = c.failures.reduce((s, f) => s + f.count, 0);
@@ -104,8 +139,16 @@ function checkDetail(c: CheckRecord, examples: number, evidenceMax: number): str
 }
 
 function footer(cut: string[]): string {
-  const lines = ['---', '', 'The timeline (request rate, failures by cause, latency, versions, pod and chaos events) and every failed request are in **report.html** in the run directory; `verdict report <run-dir>` re-renders every file from `verdict.json` and `ledger.ndjson.gz`.'];
-  if (cut.length) lines.push('', `_This summary is shortened to stay under GitHub's 1 MiB step-summary limit: ${cut.join('; ')}. Nothing is left out of verdict.json, report.html or the ledger._`);
+  const lines = [
+    '---',
+    '',
+    'The timeline (request rate, failures by cause, latency, versions, pod and chaos events) and every failed request are in **report.html** in the run directory; `verdict report <run-dir>` re-renders every file from `verdict.json` and `ledger.ndjson.gz`.',
+  ];
+  if (cut.length)
+    lines.push(
+      '',
+      `_This summary is shortened to stay under GitHub's 1 MiB step-summary limit: ${cut.join('; ')}. Nothing is left out of verdict.json, report.html or the ledger._`,
+    );
   return lines.join('\n') + '\n';
 }
 
@@ -127,7 +170,9 @@ export function renderMarkdown(record: RunRecord, opts: MarkdownOptions = {}): s
   let used = bytes(text);
   const budget = max - reserve;
   // Checks that did not pass come first: they are what a reader needs.
-  const order = record.checks.map((c, i) => ({ c, i })).sort((a, b) => Number(a.c.verdict === 'PASS') - Number(b.c.verdict === 'PASS') || a.i - b.i);
+  const order = record.checks
+    .map((c, i) => ({ c, i }))
+    .sort((a, b) => Number(a.c.verdict === 'PASS') - Number(b.c.verdict === 'PASS') || a.i - b.i);
   if (order.length) {
     let table = CHECKS_HEAD;
     let rows = 0;
@@ -145,7 +190,12 @@ export function renderMarkdown(record: RunRecord, opts: MarkdownOptions = {}): s
   let fewer = false;
   for (const { c } of order) {
     let block = '';
-    for (const [examples, evidenceMax] of [[10, 2000], [3, 1000], [1, 500], [0, 300]] as const) {
+    for (const [examples, evidenceMax] of [
+      [10, 2000],
+      [3, 1000],
+      [1, 500],
+      [0, 300],
+    ] as const) {
       block = checkDetail(c, examples, evidenceMax);
       if (used + bytes(block) <= budget) {
         if (examples < 10) fewer = true;
@@ -162,7 +212,12 @@ export function renderMarkdown(record: RunRecord, opts: MarkdownOptions = {}): s
   if (detailed < order.length) cut.push(`the gates of ${int(order.length - detailed)} of ${int(order.length)} checks left out`);
   text += footer(cut);
   // The budget above makes this unreachable; it is the guarantee, not the plan.
-  if (bytes(text) > max) text = Buffer.from(text).subarray(0, max - 64).toString('utf8').replace(/\uFFFD$/, '') + '\n\n_(cut at the size limit)_\n';
+  if (bytes(text) > max)
+    text =
+      Buffer.from(text)
+        .subarray(0, max - 64)
+        .toString('utf8')
+        .replace(/\uFFFD$/, '') + '\n\n_(cut at the size limit)_\n';
   return text;
 }
 
@@ -175,12 +230,16 @@ export function renderMarkdown(record: RunRecord, opts: MarkdownOptions = {}): s
 export async function appendStepSummary(record: RunRecord, env: NodeJS.ProcessEnv = process.env): Promise<string | null> {
   const file = env.GITHUB_STEP_SUMMARY;
   if (!file) return null;
-  const existing = await stat(file).then((s) => s.size, () => 0);
+  const existing = await stat(file).then(
+    (s) => s.size,
+    () => 0,
+  );
   const room = SUMMARY_MAX_BYTES - existing;
   if (room < 1024) return null;
-  const text = room >= 8 * 1024
-    ? renderMarkdown(record, { maxBytes: room })
-    : `\n**verdict ${mdText(record.command, 100)}: ${record.verdict}** ${mdText(record.headline, 300)} (the step summary is full; see summary.md in the run directory)\n`;
+  const text =
+    room >= 8 * 1024
+      ? renderMarkdown(record, { maxBytes: room })
+      : `\n**verdict ${mdText(record.command, 100)}: ${record.verdict}** ${mdText(record.headline, 300)} (the step summary is full; see summary.md in the run directory)\n`;
   await appendFile(file, (existing > 0 ? '\n' : '') + text);
   return file;
 }

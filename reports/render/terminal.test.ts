@@ -6,7 +6,16 @@ import { ProgressLine, isCi, printRunSummary, renderTerminalSummary, terminalSty
 const ESC = '\x1b';
 
 function sink(tty: boolean, columns = 100, rows = 24): OutputStream & { text: string } {
-  const s = { text: '', isTTY: tty, columns, rows, write(x: string) { s.text += x; return true; } };
+  const s = {
+    text: '',
+    isTTY: tty,
+    columns,
+    rows,
+    write(x: string) {
+      s.text += x;
+      return true;
+    },
+  };
   return s;
 }
 
@@ -30,7 +39,8 @@ describe('the one-screen summary', () => {
     expect(out.text).not.toContain(ESC);
     const lines = out.text.trimEnd().split('\n');
     expect(lines[0]).toBe(`FAIL  ${record.checks[0].requests!.failed} of 12,000 requests failed in pod-kill`);
-    for (const g of record.checks[0].gates) expect(lines.filter((l) => l.includes(`${g.verdict}`) && l.includes(`${g.name}: ${g.evidence}`))).toHaveLength(1);
+    for (const g of record.checks[0].gates)
+      expect(lines.filter((l) => l.includes(`${g.verdict}`) && l.includes(`${g.name}: ${g.evidence}`))).toHaveLength(1);
     expect(out.text).toMatch(/failures by cause: endpoint-not-yet-removed \d+ · reset-during-drain \d+/);
     expect(out.text).toContain('  report: /runs/experiment-x/report.html\n');
     expect(lines.at(-1)).toBe('  exit 1: do not promote');
@@ -40,7 +50,10 @@ describe('the one-screen summary', () => {
     const out = sink(true, 60);
     printRunSummary(rolloutPassRun().record, 'r.html', out, {});
     expect(out.text).toContain(`${ESC}[32m${ESC}[1mPASS`);
-    const visible = out.text.replace(/\x1b\[[0-9;]*m/g, '').trimEnd().split('\n');
+    const visible = out.text
+      .replace(/\x1b\[[0-9;]*m/g, '')
+      .trimEnd()
+      .split('\n');
     for (const l of visible) expect([...l].length).toBeLessThanOrEqual(60);
     expect(visible.at(-1)).toBe('  exit 0: promote');
   });
@@ -57,9 +70,18 @@ describe('the one-screen summary', () => {
     const base = podKillRun().record;
     const c = base.checks[0];
     const checks: CheckRecord[] = [];
-    for (let i = 0; i < 200; i++) checks.push({ ...c, name: `check-${i}`, verdict: i % 50 === 7 ? 'FAIL' : 'PASS', gates: i % 50 === 7 ? c.gates : c.gates.map((g) => ({ ...g, verdict: 'PASS' })) });
+    for (let i = 0; i < 200; i++)
+      checks.push({
+        ...c,
+        name: `check-${i}`,
+        verdict: i % 50 === 7 ? 'FAIL' : 'PASS',
+        gates: i % 50 === 7 ? c.gates : c.gates.map((g) => ({ ...g, verdict: 'PASS' })),
+      });
     base.checks = checks;
-    const text = renderTerminalSummary(base, { style: { interactive: true, color: false, width: 120, rows: 24 }, reportPath: 'r.html' });
+    const text = renderTerminalSummary(base, {
+      style: { interactive: true, color: false, width: 120, rows: 24 },
+      reportPath: 'r.html',
+    });
     const lines = text.trimEnd().split('\n');
     expect(lines.length).toBeLessThanOrEqual(24);
     expect(text).toContain('check-7 (experiment)  FAIL');
@@ -69,7 +91,10 @@ describe('the one-screen summary', () => {
     expect(text).toContain('  196 checks passed');
     // with 40 failing checks not even that fits: the rest is counted
     base.checks = checks.map((x, i) => ({ ...x, verdict: i % 5 === 0 ? 'FAIL' : x.verdict }));
-    const more = renderTerminalSummary(base, { style: { interactive: true, color: false, width: 120, rows: 24 }, reportPath: 'r.html' });
+    const more = renderTerminalSummary(base, {
+      style: { interactive: true, color: false, width: 120, rows: 24 },
+      reportPath: 'r.html',
+    });
     expect(more.trimEnd().split('\n').length).toBeLessThanOrEqual(24);
     expect(more).toMatch(/… and \d+ more checks that did not pass/);
   });
@@ -85,9 +110,10 @@ describe('ProgressLine', () => {
     p.done('finished');
     expect(out.text).toBe(
       '\r10 s  200 req/s  0 failed\x1b[K' +
-      '\r11 s  200 req/s  1 failed an…\x1b[K' +
-      '\r\x1b[Kpod deleted\n11 s  200 req/s  1 failed an…\x1b[K' +
-      '\r\x1b[Kfinished\n');
+        '\r11 s  200 req/s  1 failed an…\x1b[K' +
+        '\r\x1b[Kpod deleted\n11 s  200 req/s  1 failed an…\x1b[K' +
+        '\r\x1b[Kfinished\n',
+    );
   });
 
   it('prints plain lines at most every N seconds in CI', () => {

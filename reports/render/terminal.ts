@@ -41,7 +41,15 @@ export function terminalStyle(stream: OutputStream = process.stdout, env: NodeJS
   };
 }
 
-const SGR = { reset: '\x1b[0m', bold: '\x1b[1m', dim: '\x1b[2m', red: '\x1b[31m', green: '\x1b[32m', yellow: '\x1b[33m', magenta: '\x1b[35m' };
+const SGR = {
+  reset: '\x1b[0m',
+  bold: '\x1b[1m',
+  dim: '\x1b[2m',
+  red: '\x1b[31m',
+  green: '\x1b[32m',
+  yellow: '\x1b[33m',
+  magenta: '\x1b[35m',
+};
 const VERDICT_COLOR: Record<Verdict, string> = { PASS: SGR.green, FAIL: SGR.red, INCONCLUSIVE: SGR.yellow, ERROR: SGR.magenta };
 export const VERDICT_MARK: Record<Verdict, string> = { PASS: '✓', FAIL: '✗', INCONCLUSIVE: '?', ERROR: '!' };
 
@@ -79,7 +87,12 @@ function fit(s: string, width: number | null): string {
 }
 
 /** A line: a head (painted as a whole, e.g. the verdict) and a tail that is cut to the width. */
-interface Line { head: string; tail: string; paintHead?: (s: string) => string; paintTail?: (s: string) => string }
+interface Line {
+  head: string;
+  tail: string;
+  paintHead?: (s: string) => string;
+  paintTail?: (s: string) => string;
+}
 
 function checkLines(c: CheckRecord, p: Painter, mode: 'full' | 'line' | 'problems'): Line[] {
   const q = c.requests;
@@ -89,7 +102,9 @@ function checkLines(c: CheckRecord, p: Painter, mode: 'full' | 'line' | 'problem
   const passedGates = c.gates.filter((g) => g.verdict === 'PASS').length;
   const extra = mode === 'problems' && passedGates ? ` · ${passedGates} gate${passedGates === 1 ? '' : 's'} passed` : '';
   const head = `  ${safe(c.name)} (${c.kind})  `;
-  const out: Line[] = [{ head: `${head}${c.verdict}`, paintHead: () => p.bold(head) + p.verdict(c.verdict), tail: `  ${facts}${extra}` }];
+  const out: Line[] = [
+    { head: `${head}${c.verdict}`, paintHead: () => p.bold(head) + p.verdict(c.verdict), tail: `  ${facts}${extra}` },
+  ];
   if (mode === 'line') return out;
   for (const g of c.gates) {
     if (mode === 'problems' && g.verdict === 'PASS') continue;
@@ -116,13 +131,18 @@ export function renderTerminalSummary(record: RunRecord, opts: SummaryOptions): 
   const { style } = opts;
   const p = painter(style.color);
   const headline = safe(record.headline).replace(new RegExp(`^${record.verdict}:?\\s*`), '');
-  const top: Line[] = [{ head: `${record.verdict}  `, paintHead: (s) => p.verdict(record.verdict, s), tail: headline, paintTail: p.bold }];
+  const top: Line[] = [
+    { head: `${record.verdict}  `, paintHead: (s) => p.verdict(record.verdict, s), tail: headline, paintTail: p.bold },
+  ];
   const t = record.target;
   const target = [`${t.kind} ${t.name}`, t.context ? `context ${t.context}` : null, t.serverVersion].filter(Boolean).join(', ');
-  const app = record.app ? ` · ${record.app.name} ${Object.values(record.app.versions).join(' → ')}${record.app.faults.length ? ` (faults: ${record.app.faults.join(', ')})` : ''}` : '';
+  const app = record.app
+    ? ` · ${record.app.name} ${Object.values(record.app.versions).join(' → ')}${record.app.faults.length ? ` (faults: ${record.app.faults.join(', ')})` : ''}`
+    : '';
   const facts = `  ${safe(target)}${safe(app)} · ${duration(record.durationMs)}`;
   top.push({ head: '', tail: facts, paintTail: p.dim });
-  if (record.error !== null) top.push({ head: '  ! run error: ', paintHead: (s) => p.verdict('ERROR', s), tail: safe(record.error) });
+  if (record.error !== null)
+    top.push({ head: '  ! run error: ', paintHead: (s) => p.verdict('ERROR', s), tail: safe(record.error) });
 
   const bottom: Line[] = [];
   if (opts.reportPath) bottom.push({ head: '  report: ', paintHead: p.dim, tail: opts.reportPath });
@@ -141,7 +161,10 @@ export function renderTerminalSummary(record: RunRecord, opts: SummaryOptions): 
   let body: Line[] | undefined;
   for (const attempt of attempts) {
     const lines = attempt();
-    if (lines.length <= room) { body = lines; break; }
+    if (lines.length <= room) {
+      body = lines;
+      break;
+    }
   }
   if (!body) {
     // Still too long: as many checks that did not pass as fit, then a count of the rest.
@@ -176,7 +199,12 @@ function renderLine(l: Line, style: TerminalStyle): string {
 }
 
 /** Writes the summary to `stream` with the style that stream calls for. */
-export function printRunSummary(record: RunRecord, reportPath: string | null, stream: OutputStream = process.stdout, env: NodeJS.ProcessEnv = process.env): void {
+export function printRunSummary(
+  record: RunRecord,
+  reportPath: string | null,
+  stream: OutputStream = process.stdout,
+  env: NodeJS.ProcessEnv = process.env,
+): void {
   stream.write(renderTerminalSummary(record, { style: terminalStyle(stream, env), reportPath }));
 }
 

@@ -13,7 +13,9 @@ import { createRunDirectory, writeRun } from '../run-directory.ts';
 import { launchReportBrowser } from './browser.ts';
 import { podKillRun } from './synthetic.ts';
 
-const { values } = parseArgs({ options: { out: { type: 'string', default: resolve(import.meta.dirname, '../../docs/report-fail.png') } } });
+const { values } = parseArgs({
+  options: { out: { type: 'string', default: resolve(import.meta.dirname, '../../docs/report-fail.png') } },
+});
 const dir = await mkdtemp(join(tmpdir(), 'verdict-screenshot-'));
 const browser = await launchReportBrowser();
 try {

@@ -11,8 +11,16 @@
 import { worst, type Verdict } from '../../lib/verdict.ts';
 import { errorRateGate } from '../gates.ts';
 import {
-  FAILURE_CAUSES, RUN_RECORD_SCHEMA, type CheckRecord, type FailureCause, type FailureExample, type FailureGroup,
-  type GateRecord, type RunRecord, type SecondRecord, type TimelineRecord,
+  FAILURE_CAUSES,
+  RUN_RECORD_SCHEMA,
+  type CheckRecord,
+  type FailureCause,
+  type FailureExample,
+  type FailureGroup,
+  type GateRecord,
+  type RunRecord,
+  type SecondRecord,
+  type TimelineRecord,
 } from '../run-record.ts';
 
 export interface SyntheticRun {
@@ -97,15 +105,74 @@ interface SimRow {
 }
 
 /** What a failure of each cause looks like on the wire, and the rule that explains it. */
-const FAILURE_SHAPE: Record<FailureCause, { status: number; error: string; code: string | null; answered: boolean; reason: string; latency: number }> = {
-  'terminating-pod': { status: 0, error: 'other_side_closed', code: 'UND_ERR_SOCKET', answered: false, reason: 'the connection was closed by a pod that had been told to terminate (SIGTERM before the request ended)', latency: 3 },
-  'endpoint-not-yet-removed': { status: 0, error: 'conn_refused', code: 'ECONNREFUSED', answered: false, reason: 'the proxy still sent traffic to a deleted pod: it was terminating and its endpoint had not been removed yet', latency: 1 },
-  'pod-not-ready': { status: 503, error: 'http_5xx', code: null, answered: true, reason: 'answered 503 by a pod whose readiness probe was failing at the time', latency: 4 },
-  'reset-during-drain': { status: 0, error: 'conn_reset', code: 'ECONNRESET', answered: false, reason: 'the pod reset the connection while draining after SIGTERM', latency: 12 },
-  'application-5xx': { status: 500, error: 'http_5xx', code: null, answered: true, reason: 'a 500 from a ready pod with no pod or dependency event around it', latency: 9 },
-  timeout: { status: 0, error: 'timeout', code: 'UND_ERR_HEADERS_TIMEOUT', answered: false, reason: 'no response within the 2 s request timeout', latency: 2000 },
-  'dependency-outage': { status: 503, error: 'http_5xx', code: null, answered: true, reason: 'answered 503 while Redis was unreachable (dependency/redis outage-start before, outage-end after)', latency: 6 },
-  unknown: { status: 0, error: 'other', code: 'EPROTO', answered: false, reason: 'no rule matched: no pod, endpoint or dependency event explains it', latency: 5 },
+const FAILURE_SHAPE: Record<
+  FailureCause,
+  { status: number; error: string; code: string | null; answered: boolean; reason: string; latency: number }
+> = {
+  'terminating-pod': {
+    status: 0,
+    error: 'other_side_closed',
+    code: 'UND_ERR_SOCKET',
+    answered: false,
+    reason: 'the connection was closed by a pod that had been told to terminate (SIGTERM before the request ended)',
+    latency: 3,
+  },
+  'endpoint-not-yet-removed': {
+    status: 0,
+    error: 'conn_refused',
+    code: 'ECONNREFUSED',
+    answered: false,
+    reason: 'the proxy still sent traffic to a deleted pod: it was terminating and its endpoint had not been removed yet',
+    latency: 1,
+  },
+  'pod-not-ready': {
+    status: 503,
+    error: 'http_5xx',
+    code: null,
+    answered: true,
+    reason: 'answered 503 by a pod whose readiness probe was failing at the time',
+    latency: 4,
+  },
+  'reset-during-drain': {
+    status: 0,
+    error: 'conn_reset',
+    code: 'ECONNRESET',
+    answered: false,
+    reason: 'the pod reset the connection while draining after SIGTERM',
+    latency: 12,
+  },
+  'application-5xx': {
+    status: 500,
+    error: 'http_5xx',
+    code: null,
+    answered: true,
+    reason: 'a 500 from a ready pod with no pod or dependency event around it',
+    latency: 9,
+  },
+  timeout: {
+    status: 0,
+    error: 'timeout',
+    code: 'UND_ERR_HEADERS_TIMEOUT',
+    answered: false,
+    reason: 'no response within the 2 s request timeout',
+    latency: 2000,
+  },
+  'dependency-outage': {
+    status: 503,
+    error: 'http_5xx',
+    code: null,
+    answered: true,
+    reason: 'answered 503 while Redis was unreachable (dependency/redis outage-start before, outage-end after)',
+    latency: 6,
+  },
+  unknown: {
+    status: 0,
+    error: 'other',
+    code: 'EPROTO',
+    answered: false,
+    reason: 'no rule matched: no pod, endpoint or dependency event explains it',
+    latency: 5,
+  },
 };
 
 function simulate(spec: CheckSpec, row: number): SimRow {
@@ -116,8 +183,22 @@ function simulate(spec: CheckSpec, row: number): SimRow {
   const issuedAt = scheduledAt + uniform(seed, row, 1) * 0.4;
   const connection = row % 32;
   const base: SimRow = {
-    row, step, scheduledAt, issuedAt, startedAt: null, endedAt: null, outcome: 'dropped', status: 0, error: null,
-    errorCode: null, servedBy: null, appVersion: null, pod: null, cause: null, connection: null, localPort: null,
+    row,
+    step,
+    scheduledAt,
+    issuedAt,
+    startedAt: null,
+    endedAt: null,
+    outcome: 'dropped',
+    status: 0,
+    error: null,
+    errorCode: null,
+    servedBy: null,
+    appVersion: null,
+    pod: null,
+    cause: null,
+    connection: null,
+    localPort: null,
   };
   if (uniform(seed, row, 2) < (spec.droppedShare ?? 0)) return base;
   const live = spec.pods.filter((p) => offsetS >= p.inFrom && offsetS < p.inUntil);
@@ -127,7 +208,10 @@ function simulate(spec: CheckSpec, row: number): SimRow {
   for (const [k, f] of spec.faults.entries()) {
     if (offsetS < f.from || offsetS >= f.until) continue;
     if (f.pod !== null && f.pod !== pod?.name) continue;
-    if (uniform(seed, row, 10 + k) < f.probability) { cause = f.cause; break; }
+    if (uniform(seed, row, 10 + k) < f.probability) {
+      cause = f.cause;
+      break;
+    }
   }
   const p50 = spec.p50Ms ?? 8;
   const b = Math.max(0.5, (p50 - 2) / Math.LN2);
@@ -137,14 +221,28 @@ function simulate(spec: CheckSpec, row: number): SimRow {
   const out: SimRow = { ...base, startedAt, connection, localPort: 40000 + connection };
   if (pod === null && cause === null) cause = 'unknown';
   if (cause === null) {
-    return { ...out, endedAt: startedAt + latency, outcome: 'succeeded', status: 200, servedBy: pod!.name, appVersion: pod!.version };
+    return {
+      ...out,
+      endedAt: startedAt + latency,
+      outcome: 'succeeded',
+      status: 200,
+      servedBy: pod!.name,
+      appVersion: pod!.version,
+    };
   }
   const shape = FAILURE_SHAPE[cause];
   latency = shape.latency * (0.7 + 0.6 * uniform(seed, row, 6));
   return {
-    ...out, endedAt: startedAt + latency, outcome: 'failed', status: shape.status, error: shape.error, errorCode: shape.code,
-    servedBy: shape.answered ? pod?.name ?? null : null, appVersion: shape.answered ? pod?.version ?? null : null,
-    pod: pod?.name ?? null, cause,
+    ...out,
+    endedAt: startedAt + latency,
+    outcome: 'failed',
+    status: shape.status,
+    error: shape.error,
+    errorCode: shape.code,
+    servedBy: shape.answered ? (pod?.name ?? null) : null,
+    appVersion: shape.answered ? (pod?.version ?? null) : null,
+    pod: pod?.name ?? null,
+    cause,
   };
 }
 
@@ -153,12 +251,27 @@ const round3 = (x: number | null) => (x === null ? null : Math.round(x * 1000) /
 /** The ledger line of a row, in `Ledger.toNdjsonLine`'s field order plus `check`, `cause`, `pod`. */
 function ledgerLine(r: SimRow, label: string): string {
   const o: Record<string, unknown> = {
-    row: r.row, iteration: r.row, name: r.step, outcome: r.outcome,
-    scheduled_at: round3(r.scheduledAt), issued_at: round3(r.issuedAt), started_at: round3(r.startedAt), ended_at: round3(r.endedAt),
-    status: r.status, error: r.error, error_code: r.errorCode, served_by: r.servedBy, app_version: r.appVersion,
-    connection: r.connection, local_port: r.localPort, check: label,
+    row: r.row,
+    iteration: r.row,
+    name: r.step,
+    outcome: r.outcome,
+    scheduled_at: round3(r.scheduledAt),
+    issued_at: round3(r.issuedAt),
+    started_at: round3(r.startedAt),
+    ended_at: round3(r.endedAt),
+    status: r.status,
+    error: r.error,
+    error_code: r.errorCode,
+    served_by: r.servedBy,
+    app_version: r.appVersion,
+    connection: r.connection,
+    local_port: r.localPort,
+    check: label,
   };
-  if (r.outcome === 'failed') { o.cause = r.cause; o.pod = r.pod; }
+  if (r.outcome === 'failed') {
+    o.cause = r.cause;
+    o.pod = r.pod;
+  }
   return JSON.stringify(o);
 }
 
@@ -175,17 +288,27 @@ const iso = (ms: number) => new Date(ms).toISOString();
 /** Builds a CheckRecord from the model, streaming over its rows once. */
 export function buildCheck(spec: CheckSpec): CheckRecord {
   const n = rowCount(spec);
-  let succeeded = 0, failed = 0, dropped = 0;
+  let succeeded = 0,
+    failed = 0,
+    dropped = 0;
   const byVersion: Record<string, number> = {};
   const groups = new Map<FailureCause, FailureGroup>();
   const latencies = new Float64Array(n);
   let judged = 0;
   const firstSecond = Math.floor(spec.startMs / 1000);
-  const buckets: { requests: number; failed: Partial<Record<FailureCause, number>>; lat: number[]; versions: Record<string, number> }[] = [];
+  const buckets: {
+    requests: number;
+    failed: Partial<Record<FailureCause, number>>;
+    lat: number[];
+    versions: Record<string, number>;
+  }[] = [];
   let lastEnd = spec.startMs;
   for (let i = 0; i < n; i++) {
     const r = simulate(spec, i);
-    if (r.outcome === 'dropped') { dropped++; continue; }
+    if (r.outcome === 'dropped') {
+      dropped++;
+      continue;
+    }
     const end = r.endedAt!;
     lastEnd = Math.max(lastEnd, end);
     const lat = end - r.scheduledAt;
@@ -195,13 +318,22 @@ export function buildCheck(spec: CheckSpec): CheckRecord {
     const b = buckets[s];
     b.requests++;
     b.lat.push(lat);
-    if (r.appVersion) { byVersion[r.appVersion] = (byVersion[r.appVersion] ?? 0) + 1; b.versions[r.appVersion] = (b.versions[r.appVersion] ?? 0) + 1; }
-    if (r.outcome === 'succeeded') { succeeded++; continue; }
+    if (r.appVersion) {
+      byVersion[r.appVersion] = (byVersion[r.appVersion] ?? 0) + 1;
+      b.versions[r.appVersion] = (b.versions[r.appVersion] ?? 0) + 1;
+    }
+    if (r.outcome === 'succeeded') {
+      succeeded++;
+      continue;
+    }
     failed++;
     const cause = r.cause!;
     b.failed[cause] = (b.failed[cause] ?? 0) + 1;
     let g = groups.get(cause);
-    if (!g) { g = { cause, count: 0, examples: [] }; groups.set(cause, g); }
+    if (!g) {
+      g = { cause, count: 0, examples: [] };
+      groups.set(cause, g);
+    }
     g.count++;
     if (g.examples.length < 10) g.examples.push(example(spec, r));
   }
@@ -209,18 +341,39 @@ export function buildCheck(spec: CheckSpec): CheckRecord {
   const series: SecondRecord[] = buckets.map((b, k) => {
     const lat = b.lat.sort((x, y) => x - y);
     return {
-      t: (firstSecond + k) * 1000, requests: b.requests, failed: b.failed,
-      p50: lat.length ? round3(quantile(lat, 0.5)) : null, p99: lat.length ? round3(quantile(lat, 0.99)) : null, versions: b.versions,
+      t: (firstSecond + k) * 1000,
+      requests: b.requests,
+      failed: b.failed,
+      p50: lat.length ? round3(quantile(lat, 0.5)) : null,
+      p99: lat.length ? round3(quantile(lat, 0.99)) : null,
+      versions: b.versions,
     };
   });
-  const failures = [...groups.values()].sort((a, b) => b.count - a.count || FAILURE_CAUSES.indexOf(a.cause) - FAILURE_CAUSES.indexOf(b.cause));
+  const failures = [...groups.values()].sort(
+    (a, b) => b.count - a.count || FAILURE_CAUSES.indexOf(a.cause) - FAILURE_CAUSES.indexOf(b.cause),
+  );
   const check: CheckRecord = {
-    name: spec.name, kind: spec.kind ?? 'experiment', verdict: 'PASS', description: spec.description,
-    startedAt: iso(spec.startMs), endedAt: iso(Math.max(lastEnd, spec.startMs + spec.durationS * 1000)), error: null, gates: [],
+    name: spec.name,
+    kind: spec.kind ?? 'experiment',
+    verdict: 'PASS',
+    description: spec.description,
+    startedAt: iso(spec.startMs),
+    endedAt: iso(Math.max(lastEnd, spec.startMs + spec.durationS * 1000)),
+    error: null,
+    gates: [],
     requests: { total: succeeded + failed, succeeded, failed, dropped, byVersion },
     failures,
-    latency: judged ? { p50: round3(quantile(sorted, 0.5))!, p90: round3(quantile(sorted, 0.9))!, p99: round3(quantile(sorted, 0.99))!, max: round3(sorted[judged - 1])! } : null,
-    series, timeline: spec.timeline, ledgerLabel: spec.ledgerLabel,
+    latency: judged
+      ? {
+          p50: round3(quantile(sorted, 0.5))!,
+          p90: round3(quantile(sorted, 0.9))!,
+          p99: round3(quantile(sorted, 0.99))!,
+          max: round3(sorted[judged - 1])!,
+        }
+      : null,
+    series,
+    timeline: spec.timeline,
+    ledgerLabel: spec.ledgerLabel,
   };
   check.gates = (spec.gates ?? defaultGates(spec))(check);
   check.verdict = worst(check.gates.map((g) => g.verdict));
@@ -230,10 +383,15 @@ export function buildCheck(spec: CheckSpec): CheckRecord {
 function example(spec: CheckSpec, r: SimRow): FailureExample {
   const history = r.pod ? spec.timeline.filter((e) => e.object === `pod/${r.pod}` && e.at <= r.scheduledAt).slice(-3) : [];
   return {
-    at: round3(r.scheduledAt)!, step: r.step, status: r.status, error: r.error, pod: r.pod,
+    at: round3(r.scheduledAt)!,
+    step: r.step,
+    status: r.status,
+    error: r.error,
+    pod: r.pod,
     version: r.appVersion ?? spec.pods.find((p) => p.name === r.pod)?.version ?? null,
     attributedBy: r.pod === null ? null : r.servedBy ? 'response-header' : 'proxy-connection',
-    reason: FAILURE_SHAPE[r.cause!].reason, podHistory: history,
+    reason: FAILURE_SHAPE[r.cause!].reason,
+    podHistory: history,
   };
 }
 
@@ -247,7 +405,8 @@ function defaultGates(spec: CheckSpec) {
     return [
       { name: noFail.name, verdict: noFail.verdict, evidence: noFail.evidence, observed: noFail.observed ?? {} },
       {
-        name: 'load as planned', verdict: share >= 0.99 ? 'PASS' : 'INCONCLUSIVE',
+        name: 'load as planned',
+        verdict: share >= 0.99 ? 'PASS' : 'INCONCLUSIVE',
         evidence: `${(started / spec.durationS).toFixed(1)} of ${spec.rate.toFixed(1)} req/s started (${(share * 100).toFixed(1)}%, need 99%), ${q.dropped} dropped`,
         observed: { achieved: started / spec.durationS, target: spec.rate, dropped: q.dropped },
       },
@@ -275,7 +434,8 @@ function defaultHeadline(r: RunRecord): string {
   const bad = r.checks.filter((c) => c.verdict !== 'PASS');
   const total = r.checks.reduce((s, c) => s + (c.requests?.total ?? 0), 0);
   const failed = r.checks.reduce((s, c) => s + (c.requests?.failed ?? 0), 0);
-  if (r.verdict === 'PASS') return `PASS: ${r.checks.length} check${r.checks.length === 1 ? '' : 's'} passed, ${total.toLocaleString('en-US')} requests, none failed`;
+  if (r.verdict === 'PASS')
+    return `PASS: ${r.checks.length} check${r.checks.length === 1 ? '' : 's'} passed, ${total.toLocaleString('en-US')} requests, none failed`;
   return `${r.verdict}: ${failed.toLocaleString('en-US')} of ${total.toLocaleString('en-US')} requests failed in ${bad.map((c) => c.name).join(', ')}`;
 }
 
@@ -285,17 +445,34 @@ export function buildRun(spec: RunSpec): SyntheticRun {
   const end = Math.max(...checks.map((c) => Date.parse(c.endedAt)));
   const verdict: Verdict = worst(checks.map((c) => c.verdict));
   const record: RunRecord = {
-    schema: RUN_RECORD_SCHEMA, command: spec.command, verdict, headline: '',
-    startedAt: iso(start - 4_000), endedAt: iso(end + 3_000), durationMs: end + 3_000 - (start - 4_000),
-    target: { kind: 'embedded', name: 'verdict', context: 'verdict-embedded', serverVersion: 'v1.37.2', url: 'http://127.0.0.1:30080', endpointLagMs: 1500 },
+    schema: RUN_RECORD_SCHEMA,
+    command: spec.command,
+    verdict,
+    headline: '',
+    startedAt: iso(start - 4_000),
+    endedAt: iso(end + 3_000),
+    durationMs: end + 3_000 - (start - 4_000),
+    target: {
+      kind: 'embedded',
+      name: 'verdict',
+      context: 'verdict-embedded',
+      serverVersion: 'v1.37.2',
+      url: 'http://127.0.0.1:30080',
+      endpointLagMs: 1500,
+    },
     app: { name: 'license-api', versions: spec.versions ?? { expected: 'v1.4.2' }, faults: spec.faults ?? [] },
     harness: { version: '0.1.0', node: 'v24.21.0', host: 'ci-runner-1' },
-    checks, error: null, files: { ledger: 'ledger.ndjson.gz' },
+    checks,
+    error: null,
+    files: { ledger: 'ledger.ndjson.gz' },
   };
   record.headline = (spec.headline ?? defaultHeadline)(record);
   return {
     record,
-    ledgerLines: () => (function* () { for (const c of spec.checks) yield* checkLedgerLines(c); })(),
+    ledgerLines: () =>
+      (function* () {
+        for (const c of spec.checks) yield* checkLedgerLines(c);
+      })(),
   };
 }
 
@@ -304,7 +481,13 @@ export function buildRun(spec: RunSpec): SyntheticRun {
 const T0 = Date.UTC(2026, 2, 3, 14, 0, 0);
 const POD = (s: string) => `license-api-7d9f8c-${s}`;
 
-function ev(at: number, kind: TimelineRecord['kind'], object: string, change: string, detail: string | null = null): TimelineRecord {
+function ev(
+  at: number,
+  kind: TimelineRecord['kind'],
+  object: string,
+  change: string,
+  detail: string | null = null,
+): TimelineRecord {
   return { at, kind, object, change, detail };
 }
 
@@ -314,12 +497,15 @@ function ev(at: number, kind: TimelineRecord['kind'], object: string, change: st
  * resetting some in-flight ones while it drains (reset-during-drain). About 30 failures at 200 req/s
  * for 60 s: FAIL. Replacements come up and take traffic.
  */
-export function podKillSpec(opts: { rate?: number; durationS?: number; startMs?: number; seed?: number; failureScale?: number } = {}): CheckSpec {
+export function podKillSpec(
+  opts: { rate?: number; durationS?: number; startMs?: number; seed?: number; failureScale?: number } = {},
+): CheckSpec {
   const rate = opts.rate ?? 200;
   const durationS = opts.durationS ?? 60;
   const start = opts.startMs ?? T0;
   const scale = opts.failureScale ?? 1;
-  const d1 = durationS * 0.3, d2 = durationS * 0.63;
+  const d1 = durationS * 0.3,
+    d2 = durationS * 0.63;
   const lag = 1.5;
   const at = (s: number) => start + s * 1000;
   const pods: PodSpec[] = [
@@ -331,9 +517,21 @@ export function podKillSpec(opts: { rate?: number; durationS?: number; startMs?:
   ];
   // Per deletion, at 200 req/s a third of the traffic reaches the pod: ~100 requests in the lag.
   const faults: FaultWindow[] = [
-    { from: d1 + 0.05, until: d1 + lag, pod: pods[0].name, cause: 'endpoint-not-yet-removed', probability: Math.min(1, 0.09 * scale) },
+    {
+      from: d1 + 0.05,
+      until: d1 + lag,
+      pod: pods[0].name,
+      cause: 'endpoint-not-yet-removed',
+      probability: Math.min(1, 0.09 * scale),
+    },
     { from: d1, until: d1 + 0.35, pod: pods[0].name, cause: 'reset-during-drain', probability: Math.min(1, 0.3 * scale) },
-    { from: d2 + 0.05, until: d2 + lag, pod: pods[1].name, cause: 'endpoint-not-yet-removed', probability: Math.min(1, 0.09 * scale) },
+    {
+      from: d2 + 0.05,
+      until: d2 + lag,
+      pod: pods[1].name,
+      cause: 'endpoint-not-yet-removed',
+      probability: Math.min(1, 0.09 * scale),
+    },
     { from: d2, until: d2 + 0.35, pod: pods[1].name, cause: 'reset-during-drain', probability: Math.min(1, 0.3 * scale) },
   ];
   const timeline: TimelineRecord[] = [
@@ -356,17 +554,41 @@ export function podKillSpec(opts: { rate?: number; durationS?: number; startMs?:
     ev(at(durationS + 0.5), 'phase', 'experiment/pod-kill', 'load-end', null),
   ];
   return {
-    name: 'pod-kill', description: `delete two license-api pods while ${rate} req/s of license-flow traffic runs; no request may fail`,
-    startMs: start, rate, durationS, steps: ['acquire', 'heartbeat', 'heartbeat', 'release'], pods, faults, timeline, p50Ms: 7,
-    ledgerLabel: 'pod-kill', seed: opts.seed ?? 7,
+    name: 'pod-kill',
+    description: `delete two license-api pods while ${rate} req/s of license-flow traffic runs; no request may fail`,
+    startMs: start,
+    rate,
+    durationS,
+    steps: ['acquire', 'heartbeat', 'heartbeat', 'release'],
+    pods,
+    faults,
+    timeline,
+    p50Ms: 7,
+    ledgerLabel: 'pod-kill',
+    seed: opts.seed ?? 7,
     gates: (c) => {
       const q = c.requests!;
       const g = errorRateGate({ name: 'no failed request', failed: q.failed, total: q.total, maxRate: 0, minRequests: 300 });
       return [
         { name: g.name, verdict: g.verdict, evidence: g.evidence, observed: g.observed ?? {} },
-        { name: 'load as planned', verdict: 'PASS', evidence: `${rate.toFixed(1)} of ${rate.toFixed(1)} req/s started (100.0%, need 99%), ${q.dropped} dropped; engine lateness p99 1.2 ms (need <= 50)`, observed: { achieved: rate, target: rate, dropped: q.dropped, schedule_delay_p99_ms: 1.2 } },
-        { name: 'capacity held', verdict: 'PASS', evidence: 'ready pods never below 2 (required 2 during a deletion); at most 4 active (allowed 4); 122 samples', observed: { minReady: 2, maxActive: 4, samples: 122 } },
-        { name: 'deleted pods replaced', verdict: 'PASS', evidence: 'both deleted pods were replaced by ready pods within 6.2 s (allowed 30 s)', observed: { replaced: 2, slowest_s: 6.2, allowed_s: 30 } },
+        {
+          name: 'load as planned',
+          verdict: 'PASS',
+          evidence: `${rate.toFixed(1)} of ${rate.toFixed(1)} req/s started (100.0%, need 99%), ${q.dropped} dropped; engine lateness p99 1.2 ms (need <= 50)`,
+          observed: { achieved: rate, target: rate, dropped: q.dropped, schedule_delay_p99_ms: 1.2 },
+        },
+        {
+          name: 'capacity held',
+          verdict: 'PASS',
+          evidence: 'ready pods never below 2 (required 2 during a deletion); at most 4 active (allowed 4); 122 samples',
+          observed: { minReady: 2, maxActive: 4, samples: 122 },
+        },
+        {
+          name: 'deleted pods replaced',
+          verdict: 'PASS',
+          evidence: 'both deleted pods were replaced by ready pods within 6.2 s (allowed 30 s)',
+          observed: { replaced: 2, slowest_s: 6.2, allowed_s: 30 },
+        },
       ];
     },
   };
@@ -390,57 +612,166 @@ export function rolloutPassRun(): SyntheticRun {
   const timeline: TimelineRecord[] = [ev(at(2), 'phase', 'rollout', 'rollout-start', 'v1 → v2')];
   pods.forEach((p) => {
     if (p.version === 'v2') {
-      timeline.push(ev(at(p.inFrom - 4), 'pod', `pod/${p.name}`, 'created', 'v2'), ev(at(p.inFrom - 0.4), 'pod', `pod/${p.name}`, 'ready', 'v2'), ev(at(p.inFrom), 'endpoint', `pod/${p.name}`, 'endpoint-added', null));
+      timeline.push(
+        ev(at(p.inFrom - 4), 'pod', `pod/${p.name}`, 'created', 'v2'),
+        ev(at(p.inFrom - 0.4), 'pod', `pod/${p.name}`, 'ready', 'v2'),
+        ev(at(p.inFrom), 'endpoint', `pod/${p.name}`, 'endpoint-added', null),
+      );
     } else {
-      timeline.push(ev(at(p.inUntil - 1.5), 'pod', `pod/${p.name}`, 'terminating', 'SIGTERM sent'), ev(at(p.inUntil), 'endpoint', `pod/${p.name}`, 'endpoint-removed', null), ev(at(p.inUntil + 6), 'pod', `pod/${p.name}`, 'gone', 'exit 0'));
+      timeline.push(
+        ev(at(p.inUntil - 1.5), 'pod', `pod/${p.name}`, 'terminating', 'SIGTERM sent'),
+        ev(at(p.inUntil), 'endpoint', `pod/${p.name}`, 'endpoint-removed', null),
+        ev(at(p.inUntil + 6), 'pod', `pod/${p.name}`, 'gone', 'exit 0'),
+      );
     }
   });
   timeline.push(ev(at(30.5), 'phase', 'rollout', 'rollout-complete', '3 of 3 updated, available'));
   timeline.sort((a, b) => a.at - b.at);
   return buildRun({
-    command: 'verify-local', versions: { from: 'v1', to: 'v2' },
-    checks: [{
-      name: 'rollout-under-load', description: 'roll license-api v1 → v2 out while 100 req/s of license-flow traffic runs',
-      startMs: start, rate: 100, durationS: 40, steps: ['acquire', 'heartbeat', 'release'], pods, faults: [], timeline, ledgerLabel: 'rollout', seed: 3,
-      gates: (c) => {
-        const q = c.requests!;
-        const g = errorRateGate({ name: 'no failed request', failed: q.failed, total: q.total, maxRate: 0, minRequests: 300 });
-        return [
-          { name: 'rollout completed', verdict: 'PASS', evidence: 'v1 → v2 rolled out in 28.5 s', observed: { seconds: 28.5 } },
-          { name: g.name, verdict: g.verdict, evidence: g.evidence, observed: g.observed ?? {} },
-          { name: 'traffic crossed the rollout', verdict: 'PASS', evidence: `${q.byVersion.v1} answers from v1, ${q.byVersion.v2} from v2`, observed: { v1: q.byVersion.v1, v2: q.byVersion.v2 } },
-        ];
+    command: 'verify-local',
+    versions: { from: 'v1', to: 'v2' },
+    checks: [
+      {
+        name: 'rollout-under-load',
+        description: 'roll license-api v1 → v2 out while 100 req/s of license-flow traffic runs',
+        startMs: start,
+        rate: 100,
+        durationS: 40,
+        steps: ['acquire', 'heartbeat', 'release'],
+        pods,
+        faults: [],
+        timeline,
+        ledgerLabel: 'rollout',
+        seed: 3,
+        gates: (c) => {
+          const q = c.requests!;
+          const g = errorRateGate({ name: 'no failed request', failed: q.failed, total: q.total, maxRate: 0, minRequests: 300 });
+          return [
+            { name: 'rollout completed', verdict: 'PASS', evidence: 'v1 → v2 rolled out in 28.5 s', observed: { seconds: 28.5 } },
+            { name: g.name, verdict: g.verdict, evidence: g.evidence, observed: g.observed ?? {} },
+            {
+              name: 'traffic crossed the rollout',
+              verdict: 'PASS',
+              evidence: `${q.byVersion.v1} answers from v1, ${q.byVersion.v2} from v2`,
+              observed: { v1: q.byVersion.v1, v2: q.byVersion.v2 },
+            },
+          ];
+        },
       },
-    }],
+    ],
   });
 }
 
 /** A FAIL run with a failure of every cause, each in its own window and on its own pod. */
 export function everyCauseRun(): SyntheticRun {
-  const pods: PodSpec[] = ['p0', 'p1', 'p2', 'p3'].map((s, i) => ({ name: POD(s), version: i < 2 ? 'v1' : 'v2', inFrom: -1, inUntil: Infinity }));
-  const faults: FaultWindow[] = FAILURE_CAUSES.map((cause, i) => ({ from: 2 + i * 3, until: 4 + i * 3, pod: cause === 'unknown' ? null : pods[i % 4].name, cause, probability: 0.2 + 0.05 * i }));
-  const timeline = faults.map((f, i) => ev(T0 + f.from * 1000, (['pod', 'endpoint', 'pod', 'pod', 'event', 'event', 'chaos', 'node'] as const)[i], f.pod ? `pod/${f.pod}` : 'node/verdict-node-2', `${f.cause}-start`, `window for ${f.cause}`));
-  return buildRun({ command: 'experiment', checks: [{ name: 'every-cause', description: 'one window of failures for each cause', startMs: T0, rate: 50, durationS: 30, steps: ['acquire', 'heartbeat'], pods, faults, timeline, ledgerLabel: 'every-cause', seed: 11 }] });
+  const pods: PodSpec[] = ['p0', 'p1', 'p2', 'p3'].map((s, i) => ({
+    name: POD(s),
+    version: i < 2 ? 'v1' : 'v2',
+    inFrom: -1,
+    inUntil: Infinity,
+  }));
+  const faults: FaultWindow[] = FAILURE_CAUSES.map((cause, i) => ({
+    from: 2 + i * 3,
+    until: 4 + i * 3,
+    pod: cause === 'unknown' ? null : pods[i % 4].name,
+    cause,
+    probability: 0.2 + 0.05 * i,
+  }));
+  const timeline = faults.map((f, i) =>
+    ev(
+      T0 + f.from * 1000,
+      (['pod', 'endpoint', 'pod', 'pod', 'event', 'event', 'chaos', 'node'] as const)[i],
+      f.pod ? `pod/${f.pod}` : 'node/verdict-node-2',
+      `${f.cause}-start`,
+      `window for ${f.cause}`,
+    ),
+  );
+  return buildRun({
+    command: 'experiment',
+    checks: [
+      {
+        name: 'every-cause',
+        description: 'one window of failures for each cause',
+        startMs: T0,
+        rate: 50,
+        durationS: 30,
+        steps: ['acquire', 'heartbeat'],
+        pods,
+        faults,
+        timeline,
+        ledgerLabel: 'every-cause',
+        seed: 11,
+      },
+    ],
+  });
 }
 
 /** A run whose checks sent no request: a manifest lint (PASS) and a smoke suite that judged nothing. */
 export function noRequestsRun(): SyntheticRun {
-  const base = { startedAt: iso(T0), endedAt: iso(T0 + 1200), error: null, failures: [], latency: null, series: [], timeline: [] };
+  const base = {
+    startedAt: iso(T0),
+    endedAt: iso(T0 + 1200),
+    error: null,
+    failures: [],
+    latency: null,
+    series: [],
+    timeline: [],
+  };
   const lint: CheckRecord = {
-    ...base, name: 'manifest lint', kind: 'probe', verdict: 'PASS', description: 'the kustomize overlays render and pass the probe rules',
-    gates: [{ name: 'probes declared', verdict: 'PASS', evidence: 'startup, liveness and readiness probes on every container of 3 overlays', observed: { overlays: 3 } }],
-    requests: null, ledgerLabel: null,
+    ...base,
+    name: 'manifest lint',
+    kind: 'probe',
+    verdict: 'PASS',
+    description: 'the kustomize overlays render and pass the probe rules',
+    gates: [
+      {
+        name: 'probes declared',
+        verdict: 'PASS',
+        evidence: 'startup, liveness and readiness probes on every container of 3 overlays',
+        observed: { overlays: 3 },
+      },
+    ],
+    requests: null,
+    ledgerLabel: null,
   };
   const smoke: CheckRecord = {
-    ...base, name: 'smoke', kind: 'suite', verdict: 'INCONCLUSIVE', description: 'acquire → heartbeat → release once against the Service',
-    gates: [{ name: 'enough requests', verdict: 'INCONCLUSIVE', evidence: 'only 0 requests (at least 3 needed to judge)', observed: { total: 0, min_requests: 3 } }],
-    requests: { total: 0, succeeded: 0, failed: 0, dropped: 0, byVersion: {} }, ledgerLabel: 'smoke',
+    ...base,
+    name: 'smoke',
+    kind: 'suite',
+    verdict: 'INCONCLUSIVE',
+    description: 'acquire → heartbeat → release once against the Service',
+    gates: [
+      {
+        name: 'enough requests',
+        verdict: 'INCONCLUSIVE',
+        evidence: 'only 0 requests (at least 3 needed to judge)',
+        observed: { total: 0, min_requests: 3 },
+      },
+    ],
+    requests: { total: 0, succeeded: 0, failed: 0, dropped: 0, byVersion: {} },
+    ledgerLabel: 'smoke',
   };
   const record: RunRecord = {
-    schema: RUN_RECORD_SCHEMA, command: 'smoke', verdict: 'INCONCLUSIVE', headline: 'INCONCLUSIVE: the smoke suite sent no request (the Service had no endpoints)',
-    startedAt: iso(T0 - 500), endedAt: iso(T0 + 1500), durationMs: 2000,
-    target: { kind: 'url', name: 'staging', context: null, serverVersion: null, url: 'http://127.0.0.1:30080', endpointLagMs: null },
-    app: null, harness: { version: '0.1.0', node: 'v24.21.0', host: 'ci-runner-1' }, checks: [lint, smoke], error: null, files: { ledger: 'ledger.ndjson.gz' },
+    schema: RUN_RECORD_SCHEMA,
+    command: 'smoke',
+    verdict: 'INCONCLUSIVE',
+    headline: 'INCONCLUSIVE: the smoke suite sent no request (the Service had no endpoints)',
+    startedAt: iso(T0 - 500),
+    endedAt: iso(T0 + 1500),
+    durationMs: 2000,
+    target: {
+      kind: 'url',
+      name: 'staging',
+      context: null,
+      serverVersion: null,
+      url: 'http://127.0.0.1:30080',
+      endpointLagMs: null,
+    },
+    app: null,
+    harness: { version: '0.1.0', node: 'v24.21.0', host: 'ci-runner-1' },
+    checks: [lint, smoke],
+    error: null,
+    files: { ledger: 'ledger.ndjson.gz' },
   };
   return { record, ledgerLines: () => [] };
 }
@@ -451,13 +782,26 @@ export function noRequestsRun(): SyntheticRun {
  */
 export function errorRun(): SyntheticRun {
   const record: RunRecord = {
-    schema: RUN_RECORD_SCHEMA, command: 'experiment', verdict: 'ERROR',
+    schema: RUN_RECORD_SCHEMA,
+    command: 'experiment',
+    verdict: 'ERROR',
     headline: 'ERROR: the cluster was lost before any check ran (<no verdict> & "no evidence")',
-    startedAt: iso(T0), endedAt: iso(T0 + 42_000), durationMs: 42_000,
-    target: { kind: 'existing', name: 'gke-staging', context: 'gke_proj_europe-west1_staging', serverVersion: null, url: null, endpointLagMs: null },
+    startedAt: iso(T0),
+    endedAt: iso(T0 + 42_000),
+    durationMs: 42_000,
+    target: {
+      kind: 'existing',
+      name: 'gke-staging',
+      context: 'gke_proj_europe-west1_staging',
+      serverVersion: null,
+      url: null,
+      endpointLagMs: null,
+    },
     app: { name: 'license-api', versions: { expected: 'v1.4.2' }, faults: [] },
-    harness: { version: '0.1.0', node: 'v24.21.0', host: 'ci-runner-1' }, checks: [],
-    error: 'kube-apiserver unreachable: connect ECONNREFUSED 10.0.0.1:443 after 5 tries\n\x1b[31mraw\x1b[0m bytes \x00\x07 & <tags> "quotes" </script><!-- ]]> \uFFFE end',
+    harness: { version: '0.1.0', node: 'v24.21.0', host: 'ci-runner-1' },
+    checks: [],
+    error:
+      'kube-apiserver unreachable: connect ECONNREFUSED 10.0.0.1:443 after 5 tries\n\x1b[31mraw\x1b[0m bytes \x00\x07 & <tags> "quotes" </script><!-- ]]> \uFFFE end',
     files: { ledger: null },
   };
   return { record, ledgerLines: null };
@@ -468,7 +812,9 @@ export function errorRun(): SyntheticRun {
  * with about `failureShare` of requests failing in three incidents (a pod deletion, a Redis outage,
  * a bad pod answering 500s).
  */
-export function longRunSpec(opts: { rate?: number; durationS?: number; failureShare?: number; startMs?: number } = {}): CheckSpec {
+export function longRunSpec(
+  opts: { rate?: number; durationS?: number; failureShare?: number; startMs?: number } = {},
+): CheckSpec {
   const rate = opts.rate ?? 500;
   const durationS = opts.durationS ?? 600;
   const share = opts.failureShare ?? 0.005;
@@ -478,13 +824,25 @@ export function longRunSpec(opts: { rate?: number; durationS?: number; failureSh
   const outage = Math.max(1, (share * durationS) / 2);
   spec.faults.push(
     { from: durationS * 0.45, until: durationS * 0.45 + outage, pod: null, cause: 'dependency-outage', probability: 0.5 },
-    { from: durationS * 0.8, until: durationS * 0.8 + outage * 2, pod: spec.pods[2].name, cause: 'application-5xx', probability: 0.75 },
+    {
+      from: durationS * 0.8,
+      until: durationS * 0.8 + outage * 2,
+      pod: spec.pods[2].name,
+      cause: 'application-5xx',
+      probability: 0.75,
+    },
     { from: durationS * 0.2, until: durationS * 0.2 + 0.8, pod: null, cause: 'timeout', probability: 0.3 },
   );
   spec.timeline.push(
     ev(spec.startMs + durationS * 450, 'chaos', 'dependency/redis', 'outage-start', 'chaos: Redis stopped'),
     ev(spec.startMs + (durationS * 0.45 + outage) * 1000, 'chaos', 'dependency/redis', 'outage-end', 'chaos: Redis started'),
-    ev(spec.startMs + durationS * 800, 'event', `pod/${spec.pods[2].name}`, 'Unhealthy', 'Readiness probe failed: HTTP probe failed with statuscode: 500'),
+    ev(
+      spec.startMs + durationS * 800,
+      'event',
+      `pod/${spec.pods[2].name}`,
+      'Unhealthy',
+      'Readiness probe failed: HTTP probe failed with statuscode: 500',
+    ),
   );
   spec.timeline.sort((a, b) => a.at - b.at);
   spec.name = 'pod-kill-long';

@@ -30,12 +30,20 @@ export interface FaultProxy extends AsyncDisposable {
   close(): Promise<void>;
 }
 
-export async function startFaultProxy(upstream: string, plan: (req: { method: string; path: string; n: number }) => FaultPlan | undefined): Promise<FaultProxy> {
+export async function startFaultProxy(
+  upstream: string,
+  plan: (req: { method: string; path: string; n: number }) => FaultPlan | undefined,
+): Promise<FaultProxy> {
   const up = new URL(upstream);
   const counts = new Map<string, number>();
   const proxy: FaultProxy = {
-    url: '', seen: [],
-    close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
+    url: '',
+    seen: [],
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
     [Symbol.asyncDispose]: () => proxy.close(),
   };
   const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
@@ -62,16 +70,23 @@ export async function startFaultProxy(upstream: string, plan: (req: { method: st
           const h = { ...upRes.headers };
           for (const s of p.stripHeaders ?? []) delete h[s];
           let body: Buffer | string = Buffer.concat(chunks);
-          if (p.body !== undefined) { body = p.body; h['content-type'] = p.contentType ?? 'text/plain'; }
+          if (p.body !== undefined) {
+            body = p.body;
+            h['content-type'] = p.contentType ?? 'text/plain';
+          }
           delete h['content-length'];
           delete h['transfer-encoding'];
           if (res.destroyed) return;
           res.writeHead(upRes.statusCode ?? 502, h).end(body);
         };
-        if (p.holdMs) setTimeout(send, p.holdMs); else send();
+        if (p.holdMs) setTimeout(send, p.holdMs);
+        else send();
       });
     });
-    out.on('error', () => { if (!res.headersSent) res.writeHead(502).end('upstream error'); else res.destroy(); });
+    out.on('error', () => {
+      if (!res.headersSent) res.writeHead(502).end('upstream error');
+      else res.destroy();
+    });
     req.pipe(out);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

@@ -26,7 +26,11 @@ export interface ContainerRunHooks {
   graceSeconds(): number;
 }
 
-export interface BackoffPolicy { baseMs: number; maxMs: number; resetAfterMs: number }
+export interface BackoffPolicy {
+  baseMs: number;
+  maxMs: number;
+  resetAfterMs: number;
+}
 export const KUBELET_BACKOFF: BackoffPolicy = { baseMs: 10_000, maxMs: 300_000, resetAfterMs: 600_000 };
 
 /**
@@ -56,7 +60,14 @@ export class ContainerRun {
   private readonly backoff: BackoffPolicy;
   private log: WriteStream | undefined;
 
-  constructor(spec: k8s.V1Container, restartPolicy: string, target: ProbeTarget, logDir: string, hooks: ContainerRunHooks, backoff: BackoffPolicy) {
+  constructor(
+    spec: k8s.V1Container,
+    restartPolicy: string,
+    target: ProbeTarget,
+    logDir: string,
+    hooks: ContainerRunHooks,
+    backoff: BackoffPolicy,
+  ) {
     this.spec = spec;
     this.restartPolicy = restartPolicy;
     this.target = target;
@@ -65,8 +76,12 @@ export class ContainerRun {
     this.backoff = backoff;
   }
 
-  get pid(): number | undefined { return this.state.kind === 'running' ? this.state.pid : undefined; }
-  get running(): boolean { return this.state.kind === 'running'; }
+  get pid(): number | undefined {
+    return this.state.kind === 'running' ? this.state.pid : undefined;
+  }
+  get running(): boolean {
+    return this.state.kind === 'running';
+  }
 
   async start(): Promise<void> {
     if (this.stopping) return;
@@ -82,7 +97,11 @@ export class ContainerRun {
     }
     mkdirSync(this.logDir, { recursive: true });
     this.log = createWriteStream(join(this.logDir, `${this.restartCount}.log`), { flags: 'a' });
-    const child = spawn(launch.argv[0], launch.argv.slice(1), { env: launch.env, cwd: launch.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(launch.argv[0], launch.argv.slice(1), {
+      env: launch.env,
+      cwd: launch.cwd,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     this.child = child;
     const log = this.log;
     // A log file that cannot be written must not take the node agent down.
@@ -116,8 +135,10 @@ export class ContainerRun {
   private startProbes(): void {
     const onChange = (kind: ProbeKind, ok: boolean, message: string) => {
       if (kind === 'startup') {
-        if (ok) { this.started = true; this.hooks.changed(); }
-        else this.failedProbe('startup', message);
+        if (ok) {
+          this.started = true;
+          this.hooks.changed();
+        } else this.failedProbe('startup', message);
       } else if (kind === 'liveness') {
         if (!ok) this.failedProbe('liveness', message);
       } else {
@@ -128,15 +149,19 @@ export class ContainerRun {
     };
     const gate = () => this.started;
     if (this.spec.startupProbe) this.probes.push(new ProbeWorker('startup', this.spec.startupProbe, this.target, onChange));
-    if (this.spec.livenessProbe) this.probes.push(new ProbeWorker('liveness', this.spec.livenessProbe, this.target, onChange, gate));
-    if (this.spec.readinessProbe) this.probes.push(new ProbeWorker('readiness', this.spec.readinessProbe, this.target, onChange, gate));
+    if (this.spec.livenessProbe)
+      this.probes.push(new ProbeWorker('liveness', this.spec.livenessProbe, this.target, onChange, gate));
+    if (this.spec.readinessProbe)
+      this.probes.push(new ProbeWorker('readiness', this.spec.readinessProbe, this.target, onChange, gate));
     else this.ready = true; // no readiness probe: ready once running (and started)
     for (const p of this.probes) p.start();
     if (!this.spec.readinessProbe) this.hooks.changed();
   }
 
   /** Whether the container counts as ready: running, started, and its readiness probe passing. */
-  isReady(): boolean { return this.running && this.started && this.ready; }
+  isReady(): boolean {
+    return this.running && this.started && this.ready;
+  }
 
   private failedProbe(kind: 'liveness' | 'startup', message: string): void {
     if (this.stopping || !this.running) return;
@@ -174,7 +199,11 @@ export class ContainerRun {
     this.backoffMs = Math.min(this.backoffMs === 0 ? this.backoff.baseMs : this.backoffMs * 2, this.backoff.maxMs);
     if (delay > 0 && !configError) {
       this.lastState = this.state;
-      this.state = { kind: 'waiting', reason: 'CrashLoopBackOff', message: `back-off ${Math.round(delay / 1000)}s restarting failed container=${this.spec.name}` };
+      this.state = {
+        kind: 'waiting',
+        reason: 'CrashLoopBackOff',
+        message: `back-off ${Math.round(delay / 1000)}s restarting failed container=${this.spec.name}`,
+      };
       this.hooks.event('Warning', 'BackOff', 'Back-off restarting failed container');
       this.hooks.changed();
     }
@@ -191,7 +220,12 @@ export class ContainerRun {
     const child = this.child;
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
     child.kill(signal);
-    const timer = setTimeout(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); }, Math.max(0, graceMs));
+    const timer = setTimeout(
+      () => {
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      },
+      Math.max(0, graceMs),
+    );
     await this.exited;
     clearTimeout(timer);
   }
@@ -205,27 +239,55 @@ export class ContainerRun {
 
   /** Stops probes too, except readiness, which the kubelet keeps running while a pod terminates. */
   stopNonReadinessProbes(): void {
-    this.probes = this.probes.filter((p) => { if (p.kind !== 'readiness') { p.stop(); return false; } return true; });
+    this.probes = this.probes.filter((p) => {
+      if (p.kind !== 'readiness') {
+        p.stop();
+        return false;
+      }
+      return true;
+    });
   }
 
-  async waitExit(): Promise<void> { await this.exited; }
+  async waitExit(): Promise<void> {
+    await this.exited;
+  }
 
   /** The container's entry in pod.status.containerStatuses. */
   status(imageRef: string, imageId: string): k8s.V1ContainerStatus {
     return {
-      name: this.spec.name, image: imageRef, imageID: imageId,
-      containerID: this.pid ? `verdict-process://${this.pid}` : (this.state.kind === 'terminated' ? 'verdict-process://exited' : undefined),
-      ready: this.isReady(), started: this.running && this.started, restartCount: this.restartCount,
-      state: toApiState(this.state), lastState: this.lastState ? toApiState(this.lastState) : {},
+      name: this.spec.name,
+      image: imageRef,
+      imageID: imageId,
+      containerID: this.pid
+        ? `verdict-process://${this.pid}`
+        : this.state.kind === 'terminated'
+          ? 'verdict-process://exited'
+          : undefined,
+      ready: this.isReady(),
+      started: this.running && this.started,
+      restartCount: this.restartCount,
+      state: toApiState(this.state),
+      lastState: this.lastState ? toApiState(this.lastState) : {},
     };
   }
 }
 
 function toApiState(s: ContainerState): k8s.V1ContainerState {
   switch (s.kind) {
-    case 'waiting': return { waiting: { reason: s.reason, message: s.message } };
-    case 'running': return { running: { startedAt: s.startedAt } };
-    case 'terminated': return { terminated: { exitCode: s.exitCode, reason: s.reason, startedAt: s.startedAt, finishedAt: s.finishedAt, signal: s.signal ? signalNumber(s.signal) : undefined } };
+    case 'waiting':
+      return { waiting: { reason: s.reason, message: s.message } };
+    case 'running':
+      return { running: { startedAt: s.startedAt } };
+    case 'terminated':
+      return {
+        terminated: {
+          exitCode: s.exitCode,
+          reason: s.reason,
+          startedAt: s.startedAt,
+          finishedAt: s.finishedAt,
+          signal: s.signal ? signalNumber(s.signal) : undefined,
+        },
+      };
   }
 }
 

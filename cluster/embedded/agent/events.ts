@@ -18,13 +18,22 @@ export class EventRecorder {
     const body: k8s.CoreV1Event = {
       metadata: { name: `${pod.metadata?.name}.${randomBytes(8).toString('hex')}`, namespace: ns },
       involvedObject: {
-        apiVersion: 'v1', kind: 'Pod', name: pod.metadata?.name, namespace: ns, uid: pod.metadata?.uid,
+        apiVersion: 'v1',
+        kind: 'Pod',
+        name: pod.metadata?.name,
+        namespace: ns,
+        uid: pod.metadata?.uid,
         fieldPath: container ? `spec.containers{${container}}` : undefined,
       },
-      type, reason, message,
+      type,
+      reason,
+      message,
       source: { component: 'kubelet', host: pod.spec?.nodeName },
-      reportingComponent: 'kubelet', reportingInstance: pod.spec?.nodeName,
-      firstTimestamp: now, lastTimestamp: now, count: 1,
+      reportingComponent: 'kubelet',
+      reportingInstance: pod.spec?.nodeName,
+      firstTimestamp: now,
+      lastTimestamp: now,
+      count: 1,
     };
     this.api.createNamespacedEvent({ namespace: ns, body }).catch(this.onError);
   }

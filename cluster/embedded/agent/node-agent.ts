@@ -46,10 +46,16 @@ export class NodeAgent {
     this.coordination = opts.kubeConfig.makeApiClient(k8s.CoordinationV1Api);
     this.nodeSet = new Set(opts.nodes);
     this.deps = {
-      core: this.core, network: opts.network, images: opts.images,
-      config: this.configSource(), events: new EventRecorder(this.core),
-      hostIP: opts.hostIP, logRoot: join(opts.stateDir, 'pods'), backoff: opts.backoff ?? KUBELET_BACKOFF,
-      log: opts.log, onLifecycle: opts.onLifecycle,
+      core: this.core,
+      network: opts.network,
+      images: opts.images,
+      config: this.configSource(),
+      events: new EventRecorder(this.core),
+      hostIP: opts.hostIP,
+      logRoot: join(opts.stateDir, 'pods'),
+      backoff: opts.backoff ?? KUBELET_BACKOFF,
+      log: opts.log,
+      onLifecycle: opts.onLifecycle,
     };
   }
 
@@ -62,7 +68,9 @@ export class NodeAgent {
   }
 
   /** Pod workers by pod uid (for tests and the timeline). */
-  pods(): PodWorker[] { return [...this.workers.values()]; }
+  pods(): PodWorker[] {
+    return [...this.workers.values()];
+  }
 
   async stop(graceMs = 2000): Promise<void> {
     this.stopped = true;
@@ -77,40 +85,80 @@ export class NodeAgent {
       data && Object.fromEntries(Object.entries(data).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]));
     return {
       configMap: async (namespace, name) => {
-        try { return (await this.core.readNamespacedConfigMap({ namespace, name })).data ?? {}; } catch (err) { if (isNotFound(err)) return undefined; throw err; }
+        try {
+          return (await this.core.readNamespacedConfigMap({ namespace, name })).data ?? {};
+        } catch (err) {
+          if (isNotFound(err)) return undefined;
+          throw err;
+        }
       },
       secret: async (namespace, name) => {
-        try { return decode((await this.core.readNamespacedSecret({ namespace, name })).data) ?? {}; } catch (err) { if (isNotFound(err)) return undefined; throw err; }
+        try {
+          return decode((await this.core.readNamespacedSecret({ namespace, name })).data) ?? {};
+        } catch (err) {
+          if (isNotFound(err)) return undefined;
+          throw err;
+        }
       },
     };
   }
 
   private nodeStatus(): k8s.V1NodeStatus {
     const now = new Date();
-    const cond = (type: string, status: string, reason: string, message: string): k8s.V1NodeCondition =>
-      ({ type, status, reason, message, lastHeartbeatTime: now, lastTransitionTime: now });
-    const capacity = { cpu: String(cpus().length), memory: `${Math.floor(totalmem() / 1024)}Ki`, pods: '110', 'ephemeral-storage': '100Gi' };
+    const cond = (type: string, status: string, reason: string, message: string): k8s.V1NodeCondition => ({
+      type,
+      status,
+      reason,
+      message,
+      lastHeartbeatTime: now,
+      lastTransitionTime: now,
+    });
+    const capacity = {
+      cpu: String(cpus().length),
+      memory: `${Math.floor(totalmem() / 1024)}Ki`,
+      pods: '110',
+      'ephemeral-storage': '100Gi',
+    };
     return {
-      capacity, allocatable: capacity,
+      capacity,
+      allocatable: capacity,
       conditions: [
         cond('MemoryPressure', 'False', 'KubeletHasSufficientMemory', 'kubelet has sufficient memory available'),
         cond('DiskPressure', 'False', 'KubeletHasNoDiskPressure', 'kubelet has no disk pressure'),
         cond('PIDPressure', 'False', 'KubeletHasSufficientPID', 'kubelet has sufficient PID available'),
         cond('Ready', 'True', 'KubeletReady', 'verdict process node agent is posting ready status'),
       ],
-      addresses: [{ type: 'InternalIP', address: this.opts.hostIP }, { type: 'Hostname', address: hostname() }],
+      addresses: [
+        { type: 'InternalIP', address: this.opts.hostIP },
+        { type: 'Hostname', address: hostname() },
+      ],
       daemonEndpoints: { kubeletEndpoint: { Port: 0 } },
       nodeInfo: {
-        machineID: 'verdict', systemUUID: 'verdict', bootID: 'verdict', kernelVersion: release(), osImage: 'verdict embedded node',
-        containerRuntimeVersion: 'verdict-process://0.1', kubeletVersion: KUBELET_VERSION, kubeProxyVersion: '',
-        operatingSystem: 'linux', architecture: arch() === 'x64' ? 'amd64' : arch(),
+        machineID: 'verdict',
+        systemUUID: 'verdict',
+        bootID: 'verdict',
+        kernelVersion: release(),
+        osImage: 'verdict embedded node',
+        containerRuntimeVersion: 'verdict-process://0.1',
+        kubeletVersion: KUBELET_VERSION,
+        kubeProxyVersion: '',
+        operatingSystem: 'linux',
+        architecture: arch() === 'x64' ? 'amd64' : arch(),
       },
     };
   }
 
   private async registerNode(name: string): Promise<void> {
     const body: k8s.V1Node = {
-      metadata: { name, labels: { 'kubernetes.io/hostname': name, 'kubernetes.io/os': 'linux', 'kubernetes.io/arch': arch() === 'x64' ? 'amd64' : arch(), 'verdict.dev/embedded': 'true' } },
+      metadata: {
+        name,
+        labels: {
+          'kubernetes.io/hostname': name,
+          'kubernetes.io/os': 'linux',
+          'kubernetes.io/arch': arch() === 'x64' ? 'amd64' : arch(),
+          'verdict.dev/embedded': 'true',
+        },
+      },
       spec: {},
     };
     try {
@@ -131,8 +179,17 @@ export class NodeAgent {
         } catch (err) {
           if (!isNotFound(err)) throw err;
           const node = await this.core.readNode({ name });
-          await this.coordination.createNamespacedLease({ namespace: 'kube-node-lease', body: {
-            metadata: { name, namespace: 'kube-node-lease', ownerReferences: [{ apiVersion: 'v1', kind: 'Node', name, uid: node.metadata!.uid! }] }, spec } });
+          await this.coordination.createNamespacedLease({
+            namespace: 'kube-node-lease',
+            body: {
+              metadata: {
+                name,
+                namespace: 'kube-node-lease',
+                ownerReferences: [{ apiVersion: 'v1', kind: 'Node', name, uid: node.metadata!.uid! }],
+              },
+              spec,
+            },
+          });
         }
       } catch (err) {
         if (!this.stopped) this.opts.log.warn({ node: name, err: messageOf(err) }, 'lease renewal failed');
@@ -149,7 +206,9 @@ export class NodeAgent {
     informer.on('error', (err) => {
       if (this.stopped) return;
       this.opts.log.warn({ err: messageOf(err) }, 'pod watch failed; restarting in 1 s');
-      setTimeout(() => { if (!this.stopped) informer.start().catch(() => {}); }, 1000);
+      setTimeout(() => {
+        if (!this.stopped) informer.start().catch(() => {});
+      }, 1000);
     });
     await informer.start();
   }
@@ -163,14 +222,24 @@ export class NodeAgent {
       if (terminal) {
         // A finished pod being deleted: nothing runs, finish the deletion as the kubelet would.
         if (pod.metadata?.deletionTimestamp) {
-          this.core.deleteNamespacedPod({ name: pod.metadata.name!, namespace: pod.metadata.namespace!, body: { gracePeriodSeconds: 0, preconditions: { uid } } }).catch(() => {});
+          this.core
+            .deleteNamespacedPod({
+              name: pod.metadata.name!,
+              namespace: pod.metadata.namespace!,
+              body: { gracePeriodSeconds: 0, preconditions: { uid } },
+            })
+            .catch(() => {});
         }
         return;
       }
       w = new PodWorker(pod, this.deps);
       this.workers.set(uid, w);
       const worker = w;
-      void worker.start().then(() => { if (pod.metadata?.deletionTimestamp) worker.update(pod); })
+      void worker
+        .start()
+        .then(() => {
+          if (pod.metadata?.deletionTimestamp) worker.update(pod);
+        })
         .catch((err) => this.opts.log.error({ pod: worker.name, err: String(err) }, 'pod start failed'));
       return;
     }

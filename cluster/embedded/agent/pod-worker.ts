@@ -57,9 +57,15 @@ export class PodWorker {
     this.deps = deps;
   }
 
-  get key(): string { return this.pod.metadata!.uid!; }
-  get name(): string { return `${this.pod.metadata!.namespace}/${this.pod.metadata!.name}`; }
-  get ip(): string | undefined { return this.podIP; }
+  get key(): string {
+    return this.pod.metadata!.uid!;
+  }
+  get name(): string {
+    return `${this.pod.metadata!.namespace}/${this.pod.metadata!.name}`;
+  }
+  get ip(): string | undefined {
+    return this.podIP;
+  }
 
   private mark(step: string, detail?: string): void {
     this.deps.onLifecycle?.({ at: Date.now(), pod: this.name, uid: this.key, step, detail });
@@ -73,7 +79,12 @@ export class PodWorker {
     this.setCondition('ContainersReady', false, 'ContainersNotReady');
     this.setCondition('Ready', false, 'ContainersNotReady');
     if (spec.initContainers?.length) {
-      this.deps.events.pod(this.pod, 'Warning', 'Unsupported', 'init containers are not supported by the embedded node agent; starting the app containers only');
+      this.deps.events.pod(
+        this.pod,
+        'Warning',
+        'Unsupported',
+        'init containers are not supported by the embedded node agent; starting the app containers only',
+      );
     }
     try {
       const { netns, ip } = await this.deps.network.attach(this.key);
@@ -81,7 +92,12 @@ export class PodWorker {
       this.podIP = ip;
       this.mark('sandbox', ip);
     } catch (err) {
-      this.deps.events.pod(this.pod, 'Warning', 'FailedCreatePodSandBox', `Failed to create pod sandbox: ${(err as Error).message}`);
+      this.deps.events.pod(
+        this.pod,
+        'Warning',
+        'FailedCreatePodSandBox',
+        `Failed to create pod sandbox: ${(err as Error).message}`,
+      );
       this.deps.log.error({ pod: this.name, err: (err as Error).message }, 'sandbox failed');
       this.sync();
       return;
@@ -100,27 +116,50 @@ export class PodWorker {
     for (const c of spec.containers) {
       const uid = c.securityContext?.runAsUser ?? podSc.runAsUser;
       const gid = c.securityContext?.runAsGroup ?? podSc.runAsGroup ?? (uid !== undefined ? uid : undefined);
-      const target: ProbeTarget = { ip: this.podIP!, ports, wrap: (argv) => this.deps.network.commandInNamespace(this.netns!, argv, { uid, gid }) };
-      const run = new ContainerRun(c, spec.restartPolicy ?? 'Always', target, join(this.deps.logRoot, `${this.pod.metadata!.namespace}_${this.pod.metadata!.name}_${this.key}`, c.name), {
-        changed: () => { this.checkCompleted(); this.sync(); },
-        event: (type, reason, message) => { this.deps.events.pod(this.pod, type, reason, message, c.name); this.mark(reason, `${c.name}: ${message}`); },
-        graceSeconds: () => spec.terminationGracePeriodSeconds ?? 30,
-        launch: async () => {
-          const image = await this.deps.images.resolve(c.image!);
-          this.images.set(c.name, { ref: c.image!, id: image.id });
-          const env = await containerEnv(this.pod, c, image.config.env ?? {}, this.deps.config);
-          const cmd = c.command?.length ? c.command : image.config.cmd;
-          const argv = [...cmd, ...(c.command?.length ? c.args ?? [] : c.args?.length ? c.args : [])].map((a) => expandRefs(a, env));
-          if (argv[0] === 'node') argv[0] = await this.deps.images.runtimeNode();
-          const cwd = c.workingDir ? join(image.dir, c.workingDir) : image.dir;
-          return {
-            argv: this.deps.network.commandInNamespace(this.netns!, argv, { uid, gid }),
-            // The kubelet's HOSTNAME: spec.hostname when set (an Indexed Job's pods get <job>-<index>), else the pod's name.
-            env: { PATH: '/usr/local/bin:/usr/bin:/bin', HOSTNAME: this.pod.spec?.hostname || this.pod.metadata!.name!, ...env },
-            cwd,
-          };
+      const target: ProbeTarget = {
+        ip: this.podIP!,
+        ports,
+        wrap: (argv) => this.deps.network.commandInNamespace(this.netns!, argv, { uid, gid }),
+      };
+      const run = new ContainerRun(
+        c,
+        spec.restartPolicy ?? 'Always',
+        target,
+        join(this.deps.logRoot, `${this.pod.metadata!.namespace}_${this.pod.metadata!.name}_${this.key}`, c.name),
+        {
+          changed: () => {
+            this.checkCompleted();
+            this.sync();
+          },
+          event: (type, reason, message) => {
+            this.deps.events.pod(this.pod, type, reason, message, c.name);
+            this.mark(reason, `${c.name}: ${message}`);
+          },
+          graceSeconds: () => spec.terminationGracePeriodSeconds ?? 30,
+          launch: async () => {
+            const image = await this.deps.images.resolve(c.image!);
+            this.images.set(c.name, { ref: c.image!, id: image.id });
+            const env = await containerEnv(this.pod, c, image.config.env ?? {}, this.deps.config);
+            const cmd = c.command?.length ? c.command : image.config.cmd;
+            const argv = [...cmd, ...(c.command?.length ? (c.args ?? []) : c.args?.length ? c.args : [])].map((a) =>
+              expandRefs(a, env),
+            );
+            if (argv[0] === 'node') argv[0] = await this.deps.images.runtimeNode();
+            const cwd = c.workingDir ? join(image.dir, c.workingDir) : image.dir;
+            return {
+              argv: this.deps.network.commandInNamespace(this.netns!, argv, { uid, gid }),
+              // The kubelet's HOSTNAME: spec.hostname when set (an Indexed Job's pods get <job>-<index>), else the pod's name.
+              env: {
+                PATH: '/usr/local/bin:/usr/bin:/bin',
+                HOSTNAME: this.pod.spec?.hostname || this.pod.metadata!.name!,
+                ...env,
+              },
+              cwd,
+            };
+          },
         },
-      }, this.deps.backoff);
+        this.deps.backoff,
+      );
       this.containers.push(run);
     }
     this.sync();
@@ -134,7 +173,13 @@ export class PodWorker {
    * controller counts it first).
    */
   private checkCompleted(): void {
-    if (this.phase !== 'Running' || this.terminating || this.containers.length === 0 || !this.containers.every((c) => c.completed)) return;
+    if (
+      this.phase !== 'Running' ||
+      this.terminating ||
+      this.containers.length === 0 ||
+      !this.containers.every((c) => c.completed)
+    )
+      return;
     const codes = this.containers.map((c) => (c.state.kind === 'terminated' ? c.state.exitCode : 1));
     this.phase = codes.every((x) => x === 0) ? 'Succeeded' : 'Failed';
     this.setCondition('Ready', false, 'PodCompleted');
@@ -160,25 +205,33 @@ export class PodWorker {
       const start = Date.now();
       let deadline = start + graceSeconds * 1000;
       this.mark('terminating', `grace ${graceSeconds}s`);
-      for (const c of this.containers) { c.stopRestarts(); c.stopNonReadinessProbes(); }
-      await Promise.all(this.containers.map(async (c) => {
-        if (!c.running) return;
-        const preStop = c.spec.lifecycle?.preStop;
-        if (preStop && graceSeconds > 0) {
-          this.deps.events.pod(this.pod, 'Normal', 'Killing', `Stopping container ${c.spec.name}`, c.spec.name);
-          this.mark('preStop', c.spec.name);
-          const finished = await this.runPreStop(c, preStop, deadline - Date.now());
-          if (!finished && Date.now() >= deadline) deadline = Date.now() + 2000; // the kubelet's minimum 2 s after a slow preStop
-          this.mark('preStopDone', `${c.spec.name}${finished ? '' : ' (cut at grace deadline)'}`);
-        } else {
-          this.deps.events.pod(this.pod, 'Normal', 'Killing', `Stopping container ${c.spec.name}`, c.spec.name);
-        }
-        this.mark('SIGTERM', c.spec.name);
-        const before = Date.now();
-        await c.kill(Math.max(0, deadline - Date.now()));
-        const waited = Date.now() - before;
-        this.mark(c.state.kind === 'terminated' && c.state.signal === 'SIGKILL' ? 'SIGKILL' : 'exited', `${c.spec.name} after ${waited} ms`);
-      }));
+      for (const c of this.containers) {
+        c.stopRestarts();
+        c.stopNonReadinessProbes();
+      }
+      await Promise.all(
+        this.containers.map(async (c) => {
+          if (!c.running) return;
+          const preStop = c.spec.lifecycle?.preStop;
+          if (preStop && graceSeconds > 0) {
+            this.deps.events.pod(this.pod, 'Normal', 'Killing', `Stopping container ${c.spec.name}`, c.spec.name);
+            this.mark('preStop', c.spec.name);
+            const finished = await this.runPreStop(c, preStop, deadline - Date.now());
+            if (!finished && Date.now() >= deadline) deadline = Date.now() + 2000; // the kubelet's minimum 2 s after a slow preStop
+            this.mark('preStopDone', `${c.spec.name}${finished ? '' : ' (cut at grace deadline)'}`);
+          } else {
+            this.deps.events.pod(this.pod, 'Normal', 'Killing', `Stopping container ${c.spec.name}`, c.spec.name);
+          }
+          this.mark('SIGTERM', c.spec.name);
+          const before = Date.now();
+          await c.kill(Math.max(0, deadline - Date.now()));
+          const waited = Date.now() - before;
+          this.mark(
+            c.state.kind === 'terminated' && c.state.signal === 'SIGKILL' ? 'SIGKILL' : 'exited',
+            `${c.spec.name} after ${waited} ms`,
+          );
+        }),
+      );
       for (const c of this.containers) await c.waitExit();
       const codes = this.containers.map((c) => (c.state.kind === 'terminated' ? c.state.exitCode : 0));
       this.phase = codes.every((x) => x === 0) ? 'Succeeded' : 'Failed';
@@ -189,7 +242,8 @@ export class PodWorker {
       if (!this.gone) {
         try {
           await this.deps.core.deleteNamespacedPod({
-            name: this.pod.metadata!.name!, namespace: this.pod.metadata!.namespace!,
+            name: this.pod.metadata!.name!,
+            namespace: this.pod.metadata!.namespace!,
             body: { gracePeriodSeconds: 0, preconditions: { uid: this.key } },
           });
         } catch (err) {
@@ -222,14 +276,25 @@ export class PodWorker {
   private async teardownSandbox(): Promise<void> {
     if (this.sandboxDown) return;
     this.sandboxDown = true;
-    if (this.netns) await this.deps.network.detach(this.key).catch((err) => this.deps.log.warn({ pod: this.name, err: String(err) }, 'detach failed'));
+    if (this.netns)
+      await this.deps.network
+        .detach(this.key)
+        .catch((err) => this.deps.log.warn({ pod: this.name, err: String(err) }, 'detach failed'));
   }
 
   private async runPreStop(c: ContainerRun, h: k8s.V1LifecycleHandler, budgetMs: number): Promise<boolean> {
     const budget = Math.max(0, budgetMs);
     const within = async (p: Promise<unknown>) => {
       let timer: NodeJS.Timeout | undefined;
-      const r = await Promise.race([p.then(() => true, () => true), new Promise<boolean>((res) => { timer = setTimeout(() => res(false), budget); })]);
+      const r = await Promise.race([
+        p.then(
+          () => true,
+          () => true,
+        ),
+        new Promise<boolean>((res) => {
+          timer = setTimeout(() => res(false), budget);
+        }),
+      ]);
       clearTimeout(timer);
       return r;
     };
@@ -244,13 +309,29 @@ export class PodWorker {
       return ok;
     }
     if (h.httpGet) {
-      const port = typeof h.httpGet.port === 'number' ? h.httpGet.port
-        : Number((c.spec.ports ?? []).find((p) => p.name === h.httpGet!.port)?.containerPort ?? h.httpGet.port);
-      return await within(new Promise<void>((res) => {
-        const req = request({ host: h.httpGet!.host ?? this.podIP, port, path: h.httpGet!.path ?? '/', headers: { 'User-Agent': KUBELET_USER_AGENT }, agent: false }, (r) => { r.resume(); r.on('end', () => res()); });
-        req.on('error', () => res());
-        req.end();
-      }));
+      const port =
+        typeof h.httpGet.port === 'number'
+          ? h.httpGet.port
+          : Number((c.spec.ports ?? []).find((p) => p.name === h.httpGet!.port)?.containerPort ?? h.httpGet.port);
+      return await within(
+        new Promise<void>((res) => {
+          const req = request(
+            {
+              host: h.httpGet!.host ?? this.podIP,
+              port,
+              path: h.httpGet!.path ?? '/',
+              headers: { 'User-Agent': KUBELET_USER_AGENT },
+              agent: false,
+            },
+            (r) => {
+              r.resume();
+              r.on('end', () => res());
+            },
+          );
+          req.on('error', () => res());
+          req.end();
+        }),
+      );
     }
     return true;
   }
@@ -259,8 +340,17 @@ export class PodWorker {
     const prev = this.conditions.get(type);
     const s = status ? 'True' : 'False';
     // lastTransitionTime changes only when the status flips: Deployments time minReadySeconds from it.
-    if (prev && prev.status === s) { prev.reason = status ? undefined : reason; return; }
-    this.conditions.set(type, { type, status: s, lastTransitionTime: new Date(), lastProbeTime: null as unknown as undefined, reason: status ? undefined : reason });
+    if (prev && prev.status === s) {
+      prev.reason = status ? undefined : reason;
+      return;
+    }
+    this.conditions.set(type, {
+      type,
+      status: s,
+      lastTransitionTime: new Date(),
+      lastProbeTime: null as unknown as undefined,
+      reason: status ? undefined : reason,
+    });
   }
 
   private buildStatus(): k8s.V1PodStatus {
@@ -271,21 +361,35 @@ export class PodWorker {
     }
     return {
       phase: this.phase,
-      hostIP: this.deps.hostIP, hostIPs: [{ ip: this.deps.hostIP }],
-      podIP: this.podIP, podIPs: this.podIP ? [{ ip: this.podIP }] : undefined,
+      hostIP: this.deps.hostIP,
+      hostIPs: [{ ip: this.deps.hostIP }],
+      podIP: this.podIP,
+      podIPs: this.podIP ? [{ ip: this.podIP }] : undefined,
       startTime: this.startTime,
       conditions: [...this.conditions.values()],
       containerStatuses: this.pod.spec!.containers.map((spec) => {
         const run = this.containers.find((c) => c.spec.name === spec.name);
         const img = this.images.get(spec.name) ?? { ref: spec.image!, id: '' };
-        return run ? run.status(img.ref, img.id) : { name: spec.name, image: spec.image!, imageID: '', ready: false, restartCount: 0, state: { waiting: { reason: 'ContainerCreating' } } };
+        return run
+          ? run.status(img.ref, img.id)
+          : {
+              name: spec.name,
+              image: spec.image!,
+              imageID: '',
+              ready: false,
+              restartCount: 0,
+              state: { waiting: { reason: 'ContainerCreating' } },
+            };
       }),
     };
   }
 
   /** Coalescing status sync: at most one PATCH in flight; changes meanwhile are sent right after. */
   sync(): void {
-    if (this.syncing) { this.syncAgain = true; return; }
+    if (this.syncing) {
+      this.syncAgain = true;
+      return;
+    }
     void this.syncNow();
   }
 
@@ -299,10 +403,16 @@ export class PodWorker {
         const status = this.buildStatus();
         const wasReady = this.conditions.get('Ready')?.status;
         try {
-          await this.deps.core.patchNamespacedPodStatus({ name: this.pod.metadata!.name!, namespace: this.pod.metadata!.namespace!, body: { status } }, mergePatch);
+          await this.deps.core.patchNamespacedPodStatus(
+            { name: this.pod.metadata!.name!, namespace: this.pod.metadata!.namespace!, body: { status } },
+            mergePatch,
+          );
           this.mark('status', `${status.phase} ready=${wasReady}`);
         } catch (err) {
-          if (isNotFound(err)) { this.gone = true; break; }
+          if (isNotFound(err)) {
+            this.gone = true;
+            break;
+          }
           this.deps.log.warn({ pod: this.name, err: messageOf(err) }, 'status update failed; retrying');
           await sleep(500);
           this.syncAgain = true;

@@ -4,7 +4,10 @@ import { connect } from 'node:net';
 import type { k8s } from '../../../lib/kube/client.ts';
 
 export type ProbeKind = 'startup' | 'liveness' | 'readiness';
-export interface ProbeOutcome { ok: boolean; message: string }
+export interface ProbeOutcome {
+  ok: boolean;
+  message: string;
+}
 
 /** Where a probe goes: the pod's address, its named ports, and how to run a command inside it. */
 export interface ProbeTarget {
@@ -29,7 +32,12 @@ export async function runProbe(probe: k8s.V1Probe, target: ProbeTarget): Promise
   const timeoutMs = (probe.timeoutSeconds ?? 1) * 1000;
   try {
     if (probe.httpGet) return await httpProbe(probe.httpGet, target, timeoutMs);
-    if (probe.tcpSocket) return await tcpProbe(probe.tcpSocket.host ?? target.ip, resolvePort(probe.tcpSocket.port as number | string, target), timeoutMs);
+    if (probe.tcpSocket)
+      return await tcpProbe(
+        probe.tcpSocket.host ?? target.ip,
+        resolvePort(probe.tcpSocket.port as number | string, target),
+        timeoutMs,
+      );
     if (probe.exec?.command) return await execProbe(target.wrap(probe.exec.command), timeoutMs);
     return { ok: false, message: 'unsupported probe handler (the embedded node agent runs httpGet, tcpSocket and exec)' };
   } catch (err) {
@@ -40,13 +48,17 @@ export async function runProbe(probe: k8s.V1Probe, target: ProbeTarget): Promise
 function httpProbe(h: k8s.V1HTTPGetAction, target: ProbeTarget, timeoutMs: number): Promise<ProbeOutcome> {
   const port = resolvePort(h.port as number | string, target);
   const host = h.host ?? target.ip;
-  if ((h.scheme ?? 'HTTP') !== 'HTTP') return Promise.resolve({ ok: false, message: 'HTTPS probes are not supported by the embedded node agent' });
+  if ((h.scheme ?? 'HTTP') !== 'HTTP')
+    return Promise.resolve({ ok: false, message: 'HTTPS probes are not supported by the embedded node agent' });
   const headers: Record<string, string> = { 'User-Agent': KUBELET_USER_AGENT, Accept: '*/*', Connection: 'close' };
   for (const hh of h.httpHeaders ?? []) headers[hh.name] = hh.value;
   return new Promise((resolve) => {
     const req = request({ host, port, path: h.path ?? '/', method: 'GET', headers, agent: false, timeout: timeoutMs }, (res) => {
       let size = 0;
-      res.on('data', (d: Buffer) => { size += d.length; if (size > 10_240) res.destroy(); });
+      res.on('data', (d: Buffer) => {
+        size += d.length;
+        if (size > 10_240) res.destroy();
+      });
       res.on('end', () => done(res.statusCode ?? 0));
       res.on('close', () => done(res.statusCode ?? 0));
     });
@@ -55,10 +67,24 @@ function httpProbe(h: k8s.V1HTTPGetAction, target: ProbeTarget, timeoutMs: numbe
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      resolve(status >= 200 && status < 400 ? { ok: true, message: `HTTP ${status}` } : { ok: false, message: `HTTP probe failed with statuscode: ${status}` });
+      resolve(
+        status >= 200 && status < 400
+          ? { ok: true, message: `HTTP ${status}` }
+          : { ok: false, message: `HTTP probe failed with statuscode: ${status}` },
+      );
     };
-    const fail = (message: string) => { if (!settled) { settled = true; clearTimeout(timer); req.destroy(); resolve({ ok: false, message }); } };
-    const timer = setTimeout(() => fail(`Get "http://${host}:${port}${h.path ?? '/'}": context deadline exceeded (timeout ${timeoutMs} ms)`), timeoutMs);
+    const fail = (message: string) => {
+      if (!settled) {
+        settled = true;
+        clearTimeout(timer);
+        req.destroy();
+        resolve({ ok: false, message });
+      }
+    };
+    const timer = setTimeout(
+      () => fail(`Get "http://${host}:${port}${h.path ?? '/'}": context deadline exceeded (timeout ${timeoutMs} ms)`),
+      timeoutMs,
+    );
     req.on('error', (err) => fail(`Get "http://${host}:${port}${h.path ?? '/'}": ${err.message}`));
     req.end();
   });
@@ -67,9 +93,20 @@ function httpProbe(h: k8s.V1HTTPGetAction, target: ProbeTarget, timeoutMs: numbe
 function tcpProbe(host: string, port: number, timeoutMs: number): Promise<ProbeOutcome> {
   return new Promise((resolve) => {
     const s = connect({ host, port });
-    const timer = setTimeout(() => { s.destroy(); resolve({ ok: false, message: `dial tcp ${host}:${port}: i/o timeout` }); }, timeoutMs);
-    s.once('connect', () => { clearTimeout(timer); s.destroy(); resolve({ ok: true, message: 'connected' }); });
-    s.once('error', (err) => { clearTimeout(timer); s.destroy(); resolve({ ok: false, message: `dial tcp ${host}:${port}: ${err.message}` }); });
+    const timer = setTimeout(() => {
+      s.destroy();
+      resolve({ ok: false, message: `dial tcp ${host}:${port}: i/o timeout` });
+    }, timeoutMs);
+    s.once('connect', () => {
+      clearTimeout(timer);
+      s.destroy();
+      resolve({ ok: true, message: 'connected' });
+    });
+    s.once('error', (err) => {
+      clearTimeout(timer);
+      s.destroy();
+      resolve({ ok: false, message: `dial tcp ${host}:${port}: ${err.message}` });
+    });
   });
 }
 
@@ -77,14 +114,24 @@ function execProbe(argv: string[], timeoutMs: number): Promise<ProbeOutcome> {
   return new Promise((resolve) => {
     const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
-    child.stdout.on('data', (d) => { if (out.length < 1024) out += d; });
-    child.stderr.on('data', (d) => { if (out.length < 1024) out += d; });
-    const timer = setTimeout(() => { child.kill('SIGKILL'); }, timeoutMs);
-    child.once('error', (err) => { clearTimeout(timer); resolve({ ok: false, message: err.message }); });
+    child.stdout.on('data', (d) => {
+      if (out.length < 1024) out += d;
+    });
+    child.stderr.on('data', (d) => {
+      if (out.length < 1024) out += d;
+    });
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+    }, timeoutMs);
+    child.once('error', (err) => {
+      clearTimeout(timer);
+      resolve({ ok: false, message: err.message });
+    });
     child.once('exit', (code, signal) => {
       clearTimeout(timer);
       if (signal === 'SIGKILL') resolve({ ok: false, message: `command timed out after ${timeoutMs} ms` });
-      else resolve(code === 0 ? { ok: true, message: out.trim() } : { ok: false, message: `command exited ${code}: ${out.trim()}` });
+      else
+        resolve(code === 0 ? { ok: true, message: out.trim() } : { ok: false, message: `command exited ${code}: ${out.trim()}` });
     });
   });
 }
@@ -109,7 +156,13 @@ export class ProbeWorker {
   private successes = 0;
   private failures = 0;
 
-  constructor(kind: ProbeKind, probe: k8s.V1Probe, target: ProbeTarget, onChange: ProbeWorker['onChange'], gate: () => boolean = () => true) {
+  constructor(
+    kind: ProbeKind,
+    probe: k8s.V1Probe,
+    target: ProbeTarget,
+    onChange: ProbeWorker['onChange'],
+    gate: () => boolean = () => true,
+  ) {
     this.kind = kind;
     this.probe = probe;
     this.target = target;
@@ -135,10 +188,18 @@ export class ProbeWorker {
       const outcome = await runProbe(this.probe, this.target);
       if (this.stopped) return;
       this.lastMessage = outcome.message;
-      if (outcome.ok) { this.successes++; this.failures = 0; } else { this.failures++; this.successes = 0; }
+      if (outcome.ok) {
+        this.successes++;
+        this.failures = 0;
+      } else {
+        this.failures++;
+        this.successes = 0;
+      }
       const needed = this.kind === 'readiness' ? (this.probe.successThreshold ?? 1) : 1;
-      if (!this.result && outcome.ok && this.successes >= needed) { this.result = true; this.onChange(this.kind, true, outcome.message); }
-      else if (!outcome.ok && this.failures >= (this.probe.failureThreshold ?? 3)) {
+      if (!this.result && outcome.ok && this.successes >= needed) {
+        this.result = true;
+        this.onChange(this.kind, true, outcome.message);
+      } else if (!outcome.ok && this.failures >= (this.probe.failureThreshold ?? 3)) {
         const flipped = this.result;
         this.result = false;
         // A liveness or startup failure is reported every time the threshold is reached (the

@@ -33,7 +33,9 @@ export async function runCniPlugin(
     try {
       const e = JSON.parse(r.stdout) as { code?: number; msg?: string; details?: string };
       detail = `code ${e.code}: ${e.msg}${e.details ? ` (${e.details})` : ''}`;
-    } catch { /* not JSON: keep the raw text */ }
+    } catch {
+      /* not JSON: keep the raw text */
+    }
     throw new Error(`CNI ${config.type} ${command} for ${params.containerId} failed: ${detail}`);
   }
   if (command !== 'ADD') return undefined;

@@ -20,7 +20,7 @@ export function formatIpv4(n: number): string {
 }
 
 function mask(prefixLength: number): number {
-  return prefixLength === 0 ? 0 : (0xffffffff - (2 ** (32 - prefixLength) - 1));
+  return prefixLength === 0 ? 0 : 0xffffffff - (2 ** (32 - prefixLength) - 1);
 }
 
 export function parseIpv4Cidr(text: string): Ipv4Cidr {
@@ -34,7 +34,7 @@ export function parseIpv4Cidr(text: string): Ipv4Cidr {
 }
 
 export function cidrContainsAddress(cidr: Ipv4Cidr, address: string): boolean {
-  return ((parseIpv4(address) & mask(cidr.prefixLength)) >>> 0) === cidr.network;
+  return (parseIpv4(address) & mask(cidr.prefixLength)) >>> 0 === cidr.network;
 }
 
 export function cidrContainsCidr(outer: Ipv4Cidr, inner: Ipv4Cidr): boolean {

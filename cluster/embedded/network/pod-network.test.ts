@@ -38,8 +38,12 @@ function spawnOwned(argv: string[]) {
   const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(child);
   let out = '';
-  child.stdout!.on('data', (b: Buffer) => { out += b.toString(); });
-  child.stderr!.on('data', (b: Buffer) => { out += b.toString(); });
+  child.stdout!.on('data', (b: Buffer) => {
+    out += b.toString();
+  });
+  child.stderr!.on('data', (b: Buffer) => {
+    out += b.toString();
+  });
   const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     child.once('exit', (code, signal) => resolve({ code, signal }));
   });
@@ -58,7 +62,9 @@ function httpGet(url: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const req = get(url, { timeout: 5000 }, (res) => {
       let body = '';
-      res.on('data', (c: Buffer) => { body += c.toString(); });
+      res.on('data', (c: Buffer) => {
+        body += c.toString();
+      });
       res.on('end', () => resolve(body));
     });
     req.on('timeout', () => req.destroy(new Error(`GET ${url} timed out`)));
@@ -77,7 +83,9 @@ describe('PodNetwork (real namespaces, as root)', () => {
       await link(process.execPath, node).catch(() => copyFile(process.execPath, node));
       const code = `import(${JSON.stringify(new URL('./pod-network.ts', import.meta.url).href)}).then(m => m.PodNetwork.create({ stateDir: '/tmp/x' })).then(() => console.log('CREATED'), e => console.log(e.message))`;
       const r = await runCommand(['setpriv', '--reuid', '65534', '--regid', '65534', '--clear-groups', '--', node, '-e', code]);
-      expect(r.stdout, r.stderr).toContain('the embedded cluster needs root for network namespaces: run as root, or use --provider kind');
+      expect(r.stdout, r.stderr).toContain(
+        'the embedded cluster needs root for network namespaces: run as root, or use --provider kind',
+      );
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
@@ -94,7 +102,12 @@ describe('PodNetwork (real namespaces, as root)', () => {
     expect(a.netns.startsWith(net().namespacePrefix)).toBe(true);
     expect(await net().attach('test/pod-a')).toEqual(a); // idempotent
 
-    const links = JSON.parse((await runCommand(['ip', '-n', a.netns, '-j', 'addr', 'show'])).stdout) as { ifname: string; operstate: string; flags: string[]; addr_info: { local: string }[] }[];
+    const links = JSON.parse((await runCommand(['ip', '-n', a.netns, '-j', 'addr', 'show'])).stdout) as {
+      ifname: string;
+      operstate: string;
+      flags: string[];
+      addr_info: { local: string }[];
+    }[];
     expect(links.find((l) => l.ifname === 'lo')?.flags).toContain('UP');
     expect(links.find((l) => l.ifname === 'eth0')?.addr_info.map((x) => x.local)).toContain(a.ip);
     const routes = (await runCommand(['ip', '-n', a.netns, 'route', 'show'])).stdout;
@@ -113,7 +126,9 @@ describe('PodNetwork (real namespaces, as root)', () => {
   });
 
   it('blackholes the rest of the cluster CIDR on the host', async () => {
-    const unused = net().subnet.replace(/\.0\/24$/, '.77').replace(/^(\d+\.\d+\.)(\d+)/, (_, p: string, o: string) => `${p}${Number(o) + 1}`);
+    const unused = net()
+      .subnet.replace(/\.0\/24$/, '.77')
+      .replace(/^(\d+\.\d+\.)(\d+)/, (_, p: string, o: string) => `${p}${Number(o) + 1}`);
     expect((await runCommand(['ip', 'route', 'show', 'exact', net().clusterCidr])).stdout).toMatch(/^blackhole /);
     // The kernel refuses to route it at all (without the blackhole it would go via the default route).
     const r = await runCommand(['ip', 'route', 'get', unused]);
@@ -125,8 +140,13 @@ describe('PodNetwork (real namespaces, as root)', () => {
 
   it('lets the host reach a server listening on a pod address', async () => {
     const { netns, ip } = await net().attach('test/pod-a');
-    const server = spawnOwned(commandInNamespace(netns, [process.execPath, '-e',
-      `require('node:http').createServer((q, s) => s.end('hello from ' + ${JSON.stringify(ip)})).listen(8080, ${JSON.stringify(ip)}, () => console.log('listening'))`]));
+    const server = spawnOwned(
+      commandInNamespace(netns, [
+        process.execPath,
+        '-e',
+        `require('node:http').createServer((q, s) => s.end('hello from ' + ${JSON.stringify(ip)})).listen(8080, ${JSON.stringify(ip)}, () => console.log('listening'))`,
+      ]),
+    );
     await waitFor(() => server.output().includes('listening'), 'pod server to listen');
     expect(await httpGet(`http://${ip}:8080/`)).toBe(`hello from ${ip}`);
     server.child.kill('SIGKILL');
@@ -142,7 +162,8 @@ describe('PodNetwork (real namespaces, as root)', () => {
     await new Promise<void>((r) => onLoopback.listen(0, '127.0.0.1', r));
     const gwPort = (onGateway.address() as { port: number }).port;
     const loPort = (onLoopback.address() as { port: number }).port;
-    const client = (url: string) => `require('node:http').get(${JSON.stringify(url)}, { timeout: 2000 }, r => { let b=''; r.on('data', c => b += c); r.on('end', () => console.log('BODY:' + b)); }).on('error', e => console.log('ERR:' + e.code)).on('timeout', function () { this.destroy(new Error('timeout')); })`;
+    const client = (url: string) =>
+      `require('node:http').get(${JSON.stringify(url)}, { timeout: 2000 }, r => { let b=''; r.on('data', c => b += c); r.on('end', () => console.log('BODY:' + b)); }).on('error', e => console.log('ERR:' + e.code)).on('timeout', function () { this.destroy(new Error('timeout')); })`;
 
     const ok = spawnOwned(commandInNamespace(netns, [process.execPath, '-e', client(`http://${net().gateway}:${gwPort}/`)]));
     await ok.exit;
@@ -158,7 +179,8 @@ describe('PodNetwork (real namespaces, as root)', () => {
   it('runs a command as the given user, with SIGTERM reaching it directly and its exit code coming back', async () => {
     const { netns } = await net().attach('test/pod-a');
     // sh, not node: node is installed under /root, which uid 65534 cannot enter.
-    const script = 'trap "echo got-TERM; exit 42" TERM; echo "uid=$(id -u) gid=$(id -g) groups=$(id -G)"; while :; do sleep 0.05; done';
+    const script =
+      'trap "echo got-TERM; exit 42" TERM; echo "uid=$(id -u) gid=$(id -g) groups=$(id -G)"; while :; do sleep 0.05; done';
     const p = spawnOwned(commandInNamespace(netns, ['/bin/sh', '-c', script], { uid: 65534, gid: 65534 }));
     await waitFor(() => p.output().includes('uid='), 'the script to start');
     expect(p.output()).toContain('uid=65534 gid=65534 groups=65534');
@@ -206,6 +228,11 @@ describe('PodNetwork (real namespaces, as root)', () => {
     expect((await runCommand(['ip', 'netns', 'list'])).stdout).not.toContain(o.namespacePrefix);
     expect((await runCommand(['ip', 'link', 'show'])).stdout).not.toContain(`${o.bridge}:`);
     expect((await runCommand(['ip', 'route', 'show'])).stdout).not.toContain(o.clusterCidr);
-    expect(await PodNetwork.cleanupLeftovers(o)).toEqual({ namespaces: [], processesKilled: 0, bridgeRemoved: false, routeRemoved: false });
+    expect(await PodNetwork.cleanupLeftovers(o)).toEqual({
+      namespaces: [],
+      processesKilled: 0,
+      bridgeRemoved: false,
+      routeRemoved: false,
+    });
   });
 });

@@ -90,21 +90,28 @@ export class PodNetwork {
       throw new Error(`pod subnet ${o.subnet} must lie strictly inside the cluster CIDR ${o.clusterCidr}`);
     }
     if (!cidrContainsAddress(subnet, o.gateway)) throw new Error(`gateway ${o.gateway} is not inside the pod subnet ${o.subnet}`);
-    if (o.bridge.length > 15 || !/^[A-Za-z0-9_.-]+$/.test(o.bridge)) throw new Error(`bad bridge name "${o.bridge}" (at most 15 characters, no spaces or slashes)`);
+    if (o.bridge.length > 15 || !/^[A-Za-z0-9_.-]+$/.test(o.bridge))
+      throw new Error(`bad bridge name "${o.bridge}" (at most 15 characters, no spaces or slashes)`);
     if (!/^[A-Za-z0-9_.-]+$/.test(o.namespacePrefix)) throw new Error(`bad namespace prefix "${o.namespacePrefix}"`);
 
     // Another device already owning the subnet means a second cluster (or something else) is
     // using these addresses: two connected routes for one prefix would send pod traffic astray.
-    const routes = JSON.parse(await mustRun(['ip', '-j', 'route', 'show', 'exact', subnet.text])) as { dev?: string; type?: string }[];
+    const routes = JSON.parse(await mustRun(['ip', '-j', 'route', 'show', 'exact', subnet.text])) as {
+      dev?: string;
+      type?: string;
+    }[];
     const foreign = routes.find((r) => r.dev !== undefined && r.dev !== o.bridge);
     if (foreign) {
-      throw new Error(`pod subnet ${subnet.text} is already routed via ${foreign.dev}; another embedded cluster may be running (stop it with \`verdict cluster down\`) or pick another subnet`);
+      throw new Error(
+        `pod subnet ${subnet.text} is already routed via ${foreign.dev}; another embedded cluster may be running (stop it with \`verdict cluster down\`) or pick another subnet`,
+      );
     }
 
     const link = await runCommand(['ip', '-j', '-d', 'link', 'show', 'dev', o.bridge]);
     if (link.code === 0) {
       const [info] = JSON.parse(link.stdout) as { linkinfo?: { info_kind?: string } }[];
-      if (info?.linkinfo?.info_kind !== 'bridge') throw new Error(`network device ${o.bridge} exists and is not a bridge; remove it or choose another bridge name`);
+      if (info?.linkinfo?.info_kind !== 'bridge')
+        throw new Error(`network device ${o.bridge} exists and is not a bridge; remove it or choose another bridge name`);
     } else {
       await mustRun(['ip', 'link', 'add', 'name', o.bridge, 'type', 'bridge']);
     }
@@ -138,7 +145,8 @@ export class PodNetwork {
       const netns = this.namespaceFor(podKey);
       const add = await addNamespace(netns);
       if (add.code !== 0) {
-        if (!/exists/i.test(add.stderr)) throw new Error(`cannot create network namespace ${netns} for ${podKey}: ${add.stderr.trim()}`);
+        if (!/exists/i.test(add.stderr))
+          throw new Error(`cannot create network namespace ${netns} for ${podKey}: ${add.stderr.trim()}`);
         // Left over from a run that died: release its address and start again.
         await this.#release(netns);
         const again = await addNamespace(netns);
@@ -146,7 +154,11 @@ export class PodNetwork {
       }
       try {
         await mustRun(['ip', '-n', netns, 'link', 'set', 'dev', 'lo', 'up']);
-        const result = await runCniPlugin('ADD', this.#cniConfig(), { containerId: netns, netnsPath: `${NETNS_DIR}/${netns}`, ifName: 'eth0' });
+        const result = await runCniPlugin('ADD', this.#cniConfig(), {
+          containerId: netns,
+          netnsPath: `${NETNS_DIR}/${netns}`,
+          ifName: 'eth0',
+        });
         const address = result?.ips?.[0]?.address;
         if (!address) throw new Error(`CNI bridge ADD for ${podKey} returned no address: ${JSON.stringify(result)}`);
         const attachment: PodAttachment = { netns, ip: address.split('/')[0] };
@@ -181,7 +193,8 @@ export class PodNetwork {
     await deleteBridge(this.bridge).catch((e: unknown) => errors.push(e));
     await deleteBlackhole(this.clusterCidr).catch((e: unknown) => errors.push(e));
     await rm(this.cniDataDir, { recursive: true, force: true });
-    if (errors.length > 0) throw new AggregateError(errors, `pod network teardown left ${errors.length} error(s): ${errors.map(String).join('; ')}`);
+    if (errors.length > 0)
+      throw new AggregateError(errors, `pod network teardown left ${errors.length} error(s): ${errors.map(String).join('; ')}`);
   }
 
   /**
@@ -189,16 +202,26 @@ export class PodNetwork {
    * prefix, deletes those namespaces, our bridge and our blackhole route, and the CNI data when
    * `stateDir` is given. Safe to call when nothing is left.
    */
-  static async cleanupLeftovers(opts: { bridge?: string; clusterCidr?: string; namespacePrefix?: string; stateDir?: string } = {}): Promise<LeftoverCleanup> {
+  static async cleanupLeftovers(
+    opts: { bridge?: string; clusterCidr?: string; namespacePrefix?: string; stateDir?: string } = {},
+  ): Promise<LeftoverCleanup> {
     requireRoot();
     const prefix = opts.namespacePrefix ?? DEFAULT_NAMESPACE_PREFIX;
     const listed = await mustRun(['ip', 'netns', 'list']);
-    const namespaces = listed.split('\n').map((l) => l.split(' ')[0]).filter((n) => n.startsWith(prefix));
+    const namespaces = listed
+      .split('\n')
+      .map((l) => l.split(' ')[0])
+      .filter((n) => n.startsWith(prefix));
     let processesKilled = 0;
     for (const ns of namespaces) {
       const pids = (await runCommand(['ip', 'netns', 'pids', ns])).stdout.split('\n').filter(Boolean).map(Number);
       for (const pid of pids) {
-        try { process.kill(pid, 'SIGKILL'); processesKilled++; } catch { /* already gone */ }
+        try {
+          process.kill(pid, 'SIGKILL');
+          processesKilled++;
+        } catch {
+          /* already gone */
+        }
       }
       await deleteNamespace(ns);
     }
@@ -230,7 +253,11 @@ export class PodNetwork {
   async #release(netns: string): Promise<void> {
     const netnsPath = `${NETNS_DIR}/${netns}`;
     // CNI DEL must succeed even when the namespace is already gone (spec): it releases the address.
-    await runCniPlugin('DEL', this.#cniConfig(), { containerId: netns, netnsPath: existsSync(netnsPath) ? netnsPath : '', ifName: 'eth0' });
+    await runCniPlugin('DEL', this.#cniConfig(), {
+      containerId: netns,
+      netnsPath: existsSync(netnsPath) ? netnsPath : '',
+      ifName: 'eth0',
+    });
     await deleteNamespace(netns);
   }
 
@@ -271,7 +298,9 @@ function requireRoot(): void {
 function requireTools(): void {
   for (const plugin of ['bridge', 'host-local']) {
     if (!existsSync(`${CNI_PATH}/${plugin}`)) {
-      throw new Error(`CNI plugin ${CNI_PATH}/${plugin} not found: install Debian's containernetworking-plugins (scripts/setup-deps.sh does)`);
+      throw new Error(
+        `CNI plugin ${CNI_PATH}/${plugin} not found: install Debian's containernetworking-plugins (scripts/setup-deps.sh does)`,
+      );
     }
   }
 }
@@ -290,7 +319,8 @@ function addNamespace(netns: string) {
 
 async function deleteNamespace(netns: string): Promise<void> {
   const r = await runCommand(['ip', 'netns', 'delete', netns]);
-  if (r.code !== 0 && !/No such file/i.test(r.stderr)) throw new Error(`cannot delete network namespace ${netns}: ${r.stderr.trim()}`);
+  if (r.code !== 0 && !/No such file/i.test(r.stderr))
+    throw new Error(`cannot delete network namespace ${netns}: ${r.stderr.trim()}`);
 }
 
 /** Returns whether a bridge was removed. */

@@ -73,9 +73,17 @@ function claim(lock: string): boolean {
       return true;
     } catch {
       let owner = NaN;
-      try { owner = Number(readFileSync(lock, 'utf8')); } catch { continue; }
+      try {
+        owner = Number(readFileSync(lock, 'utf8'));
+      } catch {
+        continue;
+      }
       if (owner > 0 && isAlive(owner)) return false;
-      try { unlinkSync(lock); } catch { /* someone else took it over */ }
+      try {
+        unlinkSync(lock);
+      } catch {
+        /* someone else took it over */
+      }
     }
   }
   return false;
@@ -84,7 +92,9 @@ function claim(lock: string): boolean {
 function release(lock: string): void {
   try {
     if (Number(readFileSync(lock, 'utf8')) === process.pid) unlinkSync(lock);
-  } catch { /* already gone */ }
+  } catch {
+    /* already gone */
+  }
 }
 
 function isAlive(pid: number): boolean {

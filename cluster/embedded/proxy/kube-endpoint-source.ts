@@ -64,7 +64,13 @@ function describe(err: unknown): string {
     if (e.code !== undefined && e.body !== undefined) {
       // ApiException: body may be a JSON string.
       let body = e.body;
-      if (typeof body === 'string') { try { body = JSON.parse(body); } catch { /* keep text */ } }
+      if (typeof body === 'string') {
+        try {
+          body = JSON.parse(body);
+        } catch {
+          /* keep text */
+        }
+      }
       const msg = (body as { message?: string } | undefined)?.message ?? String(e.body);
       return `HTTP ${e.code}: ${msg}`;
     }

@@ -54,7 +54,10 @@ async function freeNodePort(): Promise<number> {
       s.once('error', () => resolve(false));
       s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
     });
-    if (ok) { usedNodePorts.push(port); return port; }
+    if (ok) {
+      usedNodePorts.push(port);
+      return port;
+    }
   }
 }
 
@@ -62,17 +65,28 @@ type Ep = { pod: PodServer; port?: number; ready?: boolean };
 
 function slice(name: string, service: string, eps: Ep[]): V1EndpointSlice {
   return {
-    metadata: { name, namespace: NS, labels: { 'kubernetes.io/service-name': service, 'endpointslice.kubernetes.io/managed-by': 'verdict-test' } },
+    metadata: {
+      name,
+      namespace: NS,
+      labels: { 'kubernetes.io/service-name': service, 'endpointslice.kubernetes.io/managed-by': 'verdict-test' },
+    },
     addressType: 'IPv4',
     // Every endpoint of a slice shares its ports: a different port means another slice.
     ports: [{ name: 'http', port: eps[0]?.port ?? 8080, protocol: 'TCP' }],
-    endpoints: eps.map((e) => ({ addresses: [e.pod.ip], conditions: { ready: e.ready ?? true, serving: e.ready ?? true, terminating: false }, targetRef: { kind: 'Pod', name: e.pod.name, namespace: NS } })),
+    endpoints: eps.map((e) => ({
+      addresses: [e.pod.ip],
+      conditions: { ready: e.ready ?? true, serving: e.ready ?? true, terminating: false },
+      targetRef: { kind: 'Pod', name: e.pod.name, namespace: NS },
+    })),
   };
 }
 
 async function nodePortService(name: string): Promise<number> {
   const nodePort = await freeNodePort();
-  await core.createNamespacedService({ namespace: NS, body: { metadata: { name }, spec: { type: 'NodePort', ports: [{ name: 'http', port: 80, targetPort: 8080, nodePort }] } } });
+  await core.createNamespacedService({
+    namespace: NS,
+    body: { metadata: { name }, spec: { type: 'NodePort', ports: [{ name: 'http', port: 80, targetPort: 8080, nodePort }] } },
+  });
   return nodePort;
 }
 
@@ -92,12 +106,19 @@ function request(port: number, agent?: Agent): Promise<{ servedBy?: string; erro
 describe('ServiceProxy with the real control plane and pod namespaces', () => {
   it('sends connections only to ready endpoints and attributes each to its pod', async () => {
     const nodePort = await nodePortService('ready-only');
-    await discovery.createNamespacedEndpointSlice({ namespace: NS, body: slice('ready-only-1', 'ready-only', [{ pod: podA }, { pod: podB, ready: false }]) });
+    await discovery.createNamespacedEndpointSlice({
+      namespace: NS,
+      body: slice('ready-only-1', 'ready-only', [{ pod: podA }, { pod: podB, ready: false }]),
+    });
     await proxy!.waitForRoute(nodePort, (r) => r.length === 1, 10_000);
     const results = await Promise.all(Array.from({ length: 20 }, () => request(nodePort)));
     expect(results.map((r) => r.servedBy)).toEqual(Array(20).fill('pod-a'));
     for (const r of results) {
-      expect(proxy!.lookup(r.localPort!)).toMatchObject({ service: `${NS}/ready-only`, nodePort, backend: { ip: podA.ip, port: 8080, podName: 'pod-a', podNamespace: NS } });
+      expect(proxy!.lookup(r.localPort!)).toMatchObject({
+        service: `${NS}/ready-only`,
+        nodePort,
+        backend: { ip: podA.ip, port: 8080, podName: 'pod-a', podNamespace: NS },
+      });
     }
   });
 
@@ -111,7 +132,11 @@ describe('ServiceProxy with the real control plane and pod namespaces', () => {
       expect(before.servedBy).toBe('pod-a');
 
       const t0 = performance.now();
-      await discovery.replaceNamespacedEndpointSlice({ name: 'flip-1', namespace: NS, body: slice('flip-1', 'flip', [{ pod: podA, ready: false }, { pod: podB }]) });
+      await discovery.replaceNamespacedEndpointSlice({
+        name: 'flip-1',
+        namespace: NS,
+        body: slice('flip-1', 'flip', [{ pod: podA, ready: false }, { pod: podB }]),
+      });
       await proxy!.waitForRoute(nodePort, (r) => r.length === 1 && r[0].ip === podB.ip, 5_000);
       const change = proxy!.endpointHistory().findLast((c) => c.nodePort === nodePort)!;
       expect(change.routable).toEqual([`${podB.ip}:8080`]);
@@ -130,7 +155,10 @@ describe('ServiceProxy with the real control plane and pod namespaces', () => {
   it('resets the client when the chosen endpoint refuses, records it, and does not retry another endpoint', async () => {
     const nodePort = await nodePortService('refuse');
     // pod-a's address on a port nothing listens on: the pod's kernel refuses the connection.
-    await discovery.createNamespacedEndpointSlice({ namespace: NS, body: slice('refuse-dead', 'refuse', [{ pod: podA, port: 8081 }]) });
+    await discovery.createNamespacedEndpointSlice({
+      namespace: NS,
+      body: slice('refuse-dead', 'refuse', [{ pod: podA, port: 8081 }]),
+    });
     await discovery.createNamespacedEndpointSlice({ namespace: NS, body: slice('refuse-live', 'refuse', [{ pod: podB }]) });
     await proxy!.waitForRoute(nodePort, (r) => r.length === 2, 10_000);
     const first = proxy!.connections().length;
@@ -138,14 +166,18 @@ describe('ServiceProxy with the real control plane and pod namespaces', () => {
     // Round robin over [pod-a:8081, pod-b:8080]: every other connection fails, none is moved to pod-b.
     expect(results.filter((r) => r.error === 'ECONNRESET')).toHaveLength(2);
     expect(results.filter((r) => r.servedBy === 'pod-b')).toHaveLength(2);
-    const records = proxy!.connections().slice(first).filter((c) => c.nodePort === nodePort);
+    const records = proxy!
+      .connections()
+      .slice(first)
+      .filter((c) => c.nodePort === nodePort);
     expect(records).toHaveLength(4);
     // The client has its answer before the proxy has seen both sides close.
     const deadline = Date.now() + 5_000;
     while (records.some((c) => c.closedAt === undefined) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     const failed = records.filter((c) => c.outcome === 'backend-connect-failed');
     expect(failed).toHaveLength(2);
-    for (const f of failed) expect(f).toMatchObject({ error: 'ECONNREFUSED', backend: { ip: podA.ip, port: 8081, podName: 'pod-a' } });
+    for (const f of failed)
+      expect(f).toMatchObject({ error: 'ECONNREFUSED', backend: { ip: podA.ip, port: 8081, podName: 'pod-a' } });
     expect(records.filter((c) => c.backend?.podName === 'pod-b' && c.outcome === 'completed')).toHaveLength(2);
   });
 

@@ -12,14 +12,30 @@ class ManualEndpointSource implements EndpointSource {
   #onRoutes: ((r: NodePortRoute[]) => void) | undefined;
   #routes: NodePortRoute[];
   stopped = false;
-  constructor(routes: NodePortRoute[]) { this.#routes = routes; }
-  async start(onRoutes: (r: NodePortRoute[]) => void) { this.#onRoutes = onRoutes; onRoutes(this.#routes); }
-  async stop() { this.stopped = true; }
-  set(routes: NodePortRoute[]) { this.#routes = routes; this.#onRoutes?.(routes); }
+  constructor(routes: NodePortRoute[]) {
+    this.#routes = routes;
+  }
+  async start(onRoutes: (r: NodePortRoute[]) => void) {
+    this.#onRoutes = onRoutes;
+    onRoutes(this.#routes);
+  }
+  async stop() {
+    this.stopped = true;
+  }
+  set(routes: NodePortRoute[]) {
+    this.#routes = routes;
+    this.#onRoutes?.(routes);
+  }
 }
 
 /** A TCP backend that greets with its name, then echoes; counts the connections it accepted. */
-interface EchoBackend { name: string; port: number; accepted: number; sockets: Set<Socket>; server: Server }
+interface EchoBackend {
+  name: string;
+  port: number;
+  accepted: number;
+  sockets: Set<Socket>;
+  server: Server;
+}
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -38,44 +54,86 @@ async function echoBackend(name: string): Promise<EchoBackend> {
   });
   await new Promise<void>((r) => b.server.listen(0, '127.0.0.1', r));
   b.port = (b.server.address() as { port: number }).port;
-  cleanups.push(() => { for (const s of b.sockets) s.destroy(); return new Promise<void>((r) => b.server.close(() => r())); });
+  cleanups.push(() => {
+    for (const s of b.sockets) s.destroy();
+    return new Promise<void>((r) => b.server.close(() => r()));
+  });
   return b;
 }
 
 const backend = (b: { port: number; name?: string }, cond: Partial<Backend> = {}): Backend => ({
-  ip: '127.0.0.1', port: b.port, podName: b.name, podNamespace: 'ns', ready: true, serving: true, terminating: false, ...cond,
+  ip: '127.0.0.1',
+  port: b.port,
+  podName: b.name,
+  podNamespace: 'ns',
+  ready: true,
+  serving: true,
+  terminating: false,
+  ...cond,
 });
 
-const route = (nodePort: number, backends: Backend[]): NodePortRoute => ({ nodePort, service: 'ns/api', portName: 'http', backends });
+const route = (nodePort: number, backends: Backend[]): NodePortRoute => ({
+  nodePort,
+  service: 'ns/api',
+  portName: 'http',
+  backends,
+});
 
-async function startProxy(routes: NodePortRoute[], extra: { terminatingFallback?: boolean; maxConnectionRecords?: number; endpointLagMs?: number; hosts?: string[] } = {}) {
+async function startProxy(
+  routes: NodePortRoute[],
+  extra: { terminatingFallback?: boolean; maxConnectionRecords?: number; endpointLagMs?: number; hosts?: string[] } = {},
+) {
   const source = new ManualEndpointSource(routes);
   const events: ProxyEvent[] = [];
-  const proxy = await ServiceProxy.start({ endpointSource: source, onEvent: (e) => events.push(e), listenRetryMs: 100, ...extra });
+  const proxy = await ServiceProxy.start({
+    endpointSource: source,
+    onEvent: (e) => events.push(e),
+    listenRetryMs: 100,
+    ...extra,
+  });
   cleanups.push(() => proxy.stop());
   return { proxy, source, events };
 }
 
-interface Client { socket: Socket; localPort: number; greeting: Promise<string>; ended: Promise<{ error?: string; data: string }> }
+interface Client {
+  socket: Socket;
+  localPort: number;
+  greeting: Promise<string>;
+  ended: Promise<{ error?: string; data: string }>;
+}
 
 /** Connects to 127.0.0.1:port; `greeting` is the first line, `ended` resolves on close with the error code if any. */
 function client(port: number, host = '127.0.0.1'): Client {
   const socket = connect({ host, port, allowHalfOpen: true });
-  cleanups.push(() => { socket.destroy(); });
+  cleanups.push(() => {
+    socket.destroy();
+  });
   let data = '';
   let error: string | undefined;
-  socket.on('data', (d: Buffer) => { data += d.toString(); });
-  socket.on('error', (e: NodeJS.ErrnoException) => { error = e.code ?? e.message; });
+  socket.on('data', (d: Buffer) => {
+    data += d.toString();
+  });
+  socket.on('error', (e: NodeJS.ErrnoException) => {
+    error = e.code ?? e.message;
+  });
   socket.on('end', () => socket.end()); // half-close allowed, but finish once the other side has
   const ended = new Promise<{ error?: string; data: string }>((r) => socket.once('close', () => r({ error, data })));
   const greeting = new Promise<string>((resolve, reject) => {
-    const check = () => { const i = data.indexOf('\n'); if (i >= 0) { socket.off('data', check); resolve(data.slice(0, i)); } };
+    const check = () => {
+      const i = data.indexOf('\n');
+      if (i >= 0) {
+        socket.off('data', check);
+        resolve(data.slice(0, i));
+      }
+    };
     socket.on('data', check);
     socket.once('close', () => reject(new Error(`closed before a greeting (error ${error})`)));
   });
   greeting.catch(() => {});
   const c: Client = { socket, localPort: 0, greeting, ended };
-  socket.once('connect', () => { c.localPort = socket.localPort ?? 0; });
+  socket.once('connect', () => {
+    c.localPort = socket.localPort ?? 0;
+  });
   return c;
 }
 
@@ -103,7 +161,15 @@ describe('ServiceProxy (hand-driven endpoints, loopback backends)', () => {
       expect(error).toBeUndefined();
       expect(data).toBe(`${served[i]}\nping`);
       const rec = proxy.lookup(cl.localPort);
-      expect(rec).toMatchObject({ service: 'ns/api', portName: 'http', nodePort, clientAddress: '127.0.0.1', clientPort: cl.localPort, outcome: 'completed', bytesFromClient: 4 });
+      expect(rec).toMatchObject({
+        service: 'ns/api',
+        portName: 'http',
+        nodePort,
+        clientAddress: '127.0.0.1',
+        clientPort: cl.localPort,
+        outcome: 'completed',
+        bytesFromClient: 4,
+      });
       expect(rec!.backend).toMatchObject({ ip: '127.0.0.1', podName: served[i], podNamespace: 'ns', ready: true });
       expect(rec!.bytesToClient).toBe(`${served[i]}\nping`.length);
       expect(rec!.closedAtPerf!).toBeGreaterThan(rec!.openedAtPerf);
@@ -168,7 +234,12 @@ describe('ServiceProxy (hand-driven endpoints, loopback backends)', () => {
     const nodePort = await freePort();
     const { proxy, source } = await startProxy([route(nodePort, [backend(a), backend(b)])], { endpointLagMs: 1500 });
     expect(proxy.endpointLagMs).toBe(1500);
-    const greet = async () => { const cl = client(nodePort); const g = await cl.greeting; cl.socket.destroy(); return g; };
+    const greet = async () => {
+      const cl = client(nodePort);
+      const g = await cl.greeting;
+      cl.socket.destroy();
+      return g;
+    };
     // pod-a is withdrawn: for the lag it still gets new connections (round robin), then never.
     const withdrawnAt = Date.now();
     source.set([route(nodePort, [backend(a, { ready: false, serving: true, terminating: true }), backend(b)])]);
@@ -196,8 +267,14 @@ describe('ServiceProxy (hand-driven endpoints, loopback backends)', () => {
     expect(data).toBe('');
     expect(b.accepted).toBe(0); // no retry on pod-b
     const rec = proxy.lookup(cl.localPort)!;
-    expect(rec).toMatchObject({ outcome: 'backend-connect-failed', error: 'ECONNREFUSED', backend: { podName: 'pod-dead', port: deadPort } });
-    expect(events.filter((e) => e.type === 'connection-closed').map((e) => (e as { connection: { id: number } }).connection.id)).toEqual([rec.id]);
+    expect(rec).toMatchObject({
+      outcome: 'backend-connect-failed',
+      error: 'ECONNREFUSED',
+      backend: { podName: 'pod-dead', port: deadPort },
+    });
+    expect(
+      events.filter((e) => e.type === 'connection-closed').map((e) => (e as { connection: { id: number } }).connection.id),
+    ).toEqual([rec.id]);
     // The next connection takes the next endpoint in turn.
     expect(await client(nodePort).greeting).toBe('pod-b');
   });

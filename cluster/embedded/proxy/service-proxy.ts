@@ -129,7 +129,15 @@ export class ServiceProxy {
     this.host = this.hosts[0];
     this.#source = source;
     const onEvent = opts.onEvent;
-    this.#onEvent = onEvent ? (e) => { try { onEvent(e); } catch { /* a listener's bug must not break forwarding */ } } : noop;
+    this.#onEvent = onEvent
+      ? (e) => {
+          try {
+            onEvent(e);
+          } catch {
+            /* a listener's bug must not break forwarding */
+          }
+        }
+      : noop;
     this.#terminatingFallback = opts.terminatingFallback ?? true;
     this.#listenRetryMs = opts.listenRetryMs ?? 1000;
     this.#endpointLagMs = Math.max(0, opts.endpointLagMs ?? 0);
@@ -139,17 +147,28 @@ export class ServiceProxy {
 
   /** Starts watching, applies the initial routes and resolves once their node ports are bound (or failed). */
   static async start(opts: ServiceProxyOptions): Promise<ServiceProxy> {
-    if (!!opts.kubeConfig === !!opts.endpointSource) throw new Error('ServiceProxy.start needs exactly one of kubeConfig and endpointSource');
+    if (!!opts.kubeConfig === !!opts.endpointSource)
+      throw new Error('ServiceProxy.start needs exactly one of kubeConfig and endpointSource');
     const source = opts.endpointSource ?? new KubeEndpointSource(opts.kubeConfig!);
     const proxy = new ServiceProxy(opts, source);
     try {
       let initial = true;
-      await source.start((routes) => {
-        if (initial || proxy.#endpointLagMs === 0) { initial = false; proxy.#apply(routes); return; }
-        // Full tables arrive in order and wait the same time, so they are applied in order.
-        const timer = setTimeout(() => { proxy.#lagged.delete(timer); if (!proxy.#stopped) proxy.#apply(routes); }, proxy.#endpointLagMs);
-        proxy.#lagged.add(timer);
-      }, (e) => proxy.#onEvent(e));
+      await source.start(
+        (routes) => {
+          if (initial || proxy.#endpointLagMs === 0) {
+            initial = false;
+            proxy.#apply(routes);
+            return;
+          }
+          // Full tables arrive in order and wait the same time, so they are applied in order.
+          const timer = setTimeout(() => {
+            proxy.#lagged.delete(timer);
+            if (!proxy.#stopped) proxy.#apply(routes);
+          }, proxy.#endpointLagMs);
+          proxy.#lagged.add(timer);
+        },
+        (e) => proxy.#onEvent(e),
+      );
       while (proxy.#pendingBinds.size > 0) await Promise.all([...proxy.#pendingBinds]);
     } catch (err) {
       await proxy.stop();
@@ -180,12 +199,19 @@ export class ServiceProxy {
 
   /** The current routing table, with the endpoints that take new connections. */
   routes(): { route: NodePortRoute; routable: Backend[]; listening: boolean }[] {
-    return [...this.#routes.values()].map((s) => ({ route: s.route, routable: s.routable, listening: this.#listeners.get(s.route.nodePort)?.listening ?? false }));
+    return [...this.#routes.values()].map((s) => ({
+      route: s.route,
+      routable: s.routable,
+      listening: this.#listeners.get(s.route.nodePort)?.listening ?? false,
+    }));
   }
 
   /** Node ports with a bound listener. */
   listeningPorts(): number[] {
-    return [...this.#listeners.values()].filter((l) => l.listening && !l.closed).map((l) => l.nodePort).sort((a, b) => a - b);
+    return [...this.#listeners.values()]
+      .filter((l) => l.listening && !l.closed)
+      .map((l) => l.nodePort)
+      .sort((a, b) => a - b);
   }
 
   /** Connections currently being forwarded. */
@@ -197,7 +223,11 @@ export class ServiceProxy {
    * Resolves once `nodePort` is listening and `accept(routable endpoints)` holds (default: at least
    * one); rejects after `timeoutMs`.
    */
-  async waitForRoute(nodePort: number, accept: (routable: Backend[]) => boolean = (r) => r.length > 0, timeoutMs = 10_000): Promise<Backend[]> {
+  async waitForRoute(
+    nodePort: number,
+    accept: (routable: Backend[]) => boolean = (r) => r.length > 0,
+    timeoutMs = 10_000,
+  ): Promise<Backend[]> {
     const check = () => {
       const s = this.#routes.get(nodePort);
       return s && this.#listeners.get(nodePort)?.listening && accept(s.routable) ? s.routable : undefined;
@@ -214,9 +244,16 @@ export class ServiceProxy {
       const timer = setTimeout(() => {
         cleanup();
         const s = this.#routes.get(nodePort);
-        reject(new Error(`node port ${nodePort} not routed as expected within ${timeoutMs} ms (route: ${s ? `${s.route.service}, routable ${JSON.stringify(s.routable.map((b) => `${b.ip}:${b.port}`))}` : 'none'}, listening: ${this.#listeners.get(nodePort)?.listening ?? false})`));
+        reject(
+          new Error(
+            `node port ${nodePort} not routed as expected within ${timeoutMs} ms (route: ${s ? `${s.route.service}, routable ${JSON.stringify(s.routable.map((b) => `${b.ip}:${b.port}`))}` : 'none'}, listening: ${this.#listeners.get(nodePort)?.listening ?? false})`,
+          ),
+        );
       }, timeoutMs);
-      const cleanup = () => { clearTimeout(timer); this.#waiters.delete(waiter); };
+      const cleanup = () => {
+        clearTimeout(timer);
+        this.#waiters.delete(waiter);
+      };
       this.#waiters.add(waiter);
     });
   }
@@ -252,12 +289,29 @@ export class ServiceProxy {
       const routable = routableBackends(route, this.#terminatingFallback);
       next.set(route.nodePort, { route, routable, next: prev?.next ?? 0 });
       if (!prev || fingerprint(prev.route, prev.routable) !== fingerprint(route, routable)) {
-        this.#recordChange({ at: Date.now(), atPerf: performance.now(), service: route.service, portName: route.portName, nodePort: route.nodePort, backends: route.backends, routable: routable.map(addr) });
+        this.#recordChange({
+          at: Date.now(),
+          atPerf: performance.now(),
+          service: route.service,
+          portName: route.portName,
+          nodePort: route.nodePort,
+          backends: route.backends,
+          routable: routable.map(addr),
+        });
       }
     }
     for (const [nodePort, prev] of this.#routes) {
       if (!next.has(nodePort)) {
-        this.#recordChange({ at: Date.now(), atPerf: performance.now(), service: prev.route.service, portName: prev.route.portName, nodePort, backends: [], routable: [], removed: true });
+        this.#recordChange({
+          at: Date.now(),
+          atPerf: performance.now(),
+          service: prev.route.service,
+          portName: prev.route.portName,
+          nodePort,
+          backends: [],
+          routable: [],
+          removed: true,
+        });
       }
     }
     this.#routes = next;
@@ -279,27 +333,39 @@ export class ServiceProxy {
   }
 
   #listen(nodePort: number, service: string): void {
-    const servers = this.hosts.map(() => createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (client) => this.#accept(nodePort, client)));
+    const servers = this.hosts.map(() =>
+      createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (client) => this.#accept(nodePort, client)),
+    );
     const listener: Listener = { nodePort, service, servers, listening: false, closed: false };
     this.#listeners.set(nodePort, listener);
-    const bindOne = (server: Server, host: string) => new Promise<NodeJS.ErrnoException | null>((resolve) => {
-      const onError = (err: NodeJS.ErrnoException) => { server.off('listening', onListening); resolve(err); };
-      const onListening = () => {
-        server.off('error', onError);
-        server.on('error', noop); // errors after bind (none expected) must not crash the process
-        resolve(null);
-      };
-      server.once('error', onError);
-      server.once('listening', onListening);
-      server.listen({ host, port: nodePort, exclusive: true });
-    });
+    const bindOne = (server: Server, host: string) =>
+      new Promise<NodeJS.ErrnoException | null>((resolve) => {
+        const onError = (err: NodeJS.ErrnoException) => {
+          server.off('listening', onListening);
+          resolve(err);
+        };
+        const onListening = () => {
+          server.off('error', onError);
+          server.on('error', noop); // errors after bind (none expected) must not crash the process
+          resolve(null);
+        };
+        server.once('error', onError);
+        server.once('listening', onListening);
+        server.listen({ host, port: nodePort, exclusive: true });
+      });
     const bind = (async () => {
       const errors = await Promise.all(servers.map((server, i) => bindOne(server, this.hosts[i])));
       const err = errors.find((e) => e !== null);
       if (err) {
         // All addresses or none: close what did bind, and try the whole port again later.
         for (const [i, server] of servers.entries()) if (!errors[i]) server.close();
-        this.#onEvent({ type: 'listener-error', nodePort, service, error: err.code ?? err.message, retryInMs: this.#listenRetryMs });
+        this.#onEvent({
+          type: 'listener-error',
+          nodePort,
+          service,
+          error: err.code ?? err.message,
+          retryInMs: this.#listenRetryMs,
+        });
         listener.retry = setTimeout(() => {
           if (this.#stopped || listener.closed || this.#listeners.get(nodePort) !== listener) return;
           this.#listeners.delete(nodePort);
@@ -328,7 +394,9 @@ export class ServiceProxy {
     if (!wasListening) return;
     // close() stops accepting at once; its callback waits for the connections already forwarded,
     // which keep going (kube-proxy keeps established conntrack entries too).
-    const drained = Promise.all(l.servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve())))).then(() => {});
+    const drained = Promise.all(l.servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve())))).then(
+      () => {},
+    );
     this.#onEvent({ type: 'listener-closed', nodePort: l.nodePort, service: l.service });
     await drained;
   }
@@ -431,7 +499,9 @@ function forward(from: Socket, to: Socket): void {
     if (!to.write(chunk)) from.pause();
   });
   to.on('drain', () => from.resume());
-  from.once('end', () => { if (!to.destroyed) to.end(); });
+  from.once('end', () => {
+    if (!to.destroyed) to.end();
+  });
 }
 
 /** Sends a TCP reset (RST) where possible, so the peer sees the failure as a failure. */

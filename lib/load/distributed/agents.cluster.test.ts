@@ -31,8 +31,14 @@ async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
-    try { const v = await fn(); if (v) return v; } catch (err) { last = err; }
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs / 1000} s${last ? ` (last error: ${last})` : ''}`);
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline)
+      throw new Error(`${what}: not within ${timeoutMs / 1000} s${last ? ` (last error: ${last})` : ''}`);
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }
@@ -53,31 +59,46 @@ beforeAll(async () => {
   await waitForSettled(cluster.kubeConfig, NS, licenseApi.workload.selector, licenseApi.workload.deployment, replicas);
   // The Service answers on the node port at the pod gateway too (where the agents reach it).
   for (const base of [cluster.serviceUrl(30080), cluster.podReach.serviceUrl(30080)]) {
-    await waitFor(`the Service at ${base}`, async () => (await fetch(`${base}/health/ready`, { headers: { connection: 'close' } })).status === 200, 60_000);
+    await waitFor(
+      `the Service at ${base}`,
+      async () => (await fetch(`${base}/health/ready`, { headers: { connection: 'close' } })).status === 200,
+      60_000,
+    );
   }
   token = await licenseApiToken('embedded', 'load-agents');
 }, 600_000);
-afterAll(async () => { await cluster?.close(); }, 120_000);
+afterAll(async () => {
+  await cluster?.close();
+}, 120_000);
 
 /** Pod name → the sum of http_requests_total over the license routes, from every license-api pod's own /metrics. */
 async function licenseRequestsServed(): Promise<{ total: number; restarts: number; pods: string[] }> {
-  const pods = (await core.listNamespacedPod({ namespace: NS, labelSelector: licenseApi.workload.selector })).items.filter((p) => isPodReady(p) && !p.metadata?.deletionTimestamp);
+  const pods = (await core.listNamespacedPod({ namespace: NS, labelSelector: licenseApi.workload.selector })).items.filter(
+    (p) => isPodReady(p) && !p.metadata?.deletionTimestamp,
+  );
   let total = 0;
   for (const p of pods) {
     const text = await (await fetch(`http://${p.status!.podIP}:8000/metrics`, { headers: { connection: 'close' } })).text();
-    for (const m of text.matchAll(/^http_requests_total\{([^}]*)\} (\d+)$/gm)) if (/route="\/api\/v1\/licenses\//.test(m[1])) total += Number(m[2]);
+    for (const m of text.matchAll(/^http_requests_total\{([^}]*)\} (\d+)$/gm))
+      if (/route="\/api\/v1\/licenses\//.test(m[1])) total += Number(m[2]);
   }
   const restarts = pods.reduce((n, p) => n + (p.status?.containerStatuses ?? []).reduce((a, c) => a + c.restartCount, 0), 0);
   return { total, restarts, pods: pods.map((p) => p.metadata!.name!).sort() };
 }
 
 const agentOptions = (duration: string): RunAgentsOptions => ({
-  cluster, agents: 2, url: cluster.podReach.serviceUrl(licenseApi.workload.nodePort), namespace: 'default',
+  cluster,
+  agents: 2,
+  url: cluster.podReach.serviceUrl(licenseApi.workload.nodePort),
+  namespace: 'default',
   // 40 license flows a second (acquire → heartbeat → release: 120 requests a second), split over two agents.
   executor: { executor: 'constant-arrival-rate', rate: 40, duration },
-  scenario: SCENARIO, env: { LICENSE_TOKEN: token, LICENSE_KEY: 'TEST-KEY' },
-  identityHeaders: licenseApi.identityHeaders, thresholds: { http_req_failed: ['rate<0.01'] },
-  startDelayMs: 8000, onProgress: log,
+  scenario: SCENARIO,
+  env: { LICENSE_TOKEN: token, LICENSE_KEY: 'TEST-KEY' },
+  identityHeaders: licenseApi.identityHeaders,
+  thresholds: { http_req_failed: ['rate<0.01'] },
+  startDelayMs: 8000,
+  onProgress: log,
 });
 
 async function nothingLeft(job: string, selector: string): Promise<void> {
@@ -99,21 +120,40 @@ writeFileSync(process.env.MARK_DIR + '/' + process.env.JOB_COMPLETION_INDEX + '.
 process.exitCode = process.env.JOB_COMPLETION_INDEX === '2' ? 3 : 0;`,
     });
     const name = 'indexed-check';
-    await batch.createNamespacedJob({ namespace: 'default', body: {
-      metadata: { name },
-      spec: {
-        completionMode: 'Indexed', completions: 3, parallelism: 3, backoffLimitPerIndex: 0, podReplacementPolicy: 'Failed',
-        template: { spec: { restartPolicy: 'Never', securityContext: { runAsUser: 65532 }, containers: [{ name: 'c', image: 'verdict-test-indexed:v1', env: [{ name: 'MARK_DIR', value: marks }] }] } },
+    await batch.createNamespacedJob({
+      namespace: 'default',
+      body: {
+        metadata: { name },
+        spec: {
+          completionMode: 'Indexed',
+          completions: 3,
+          parallelism: 3,
+          backoffLimitPerIndex: 0,
+          podReplacementPolicy: 'Failed',
+          template: {
+            spec: {
+              restartPolicy: 'Never',
+              securityContext: { runAsUser: 65532 },
+              containers: [{ name: 'c', image: 'verdict-test-indexed:v1', env: [{ name: 'MARK_DIR', value: marks }] }],
+            },
+          },
+        },
       },
-    } });
+    });
     try {
-      const job = await waitFor('the Job to finish', async () => {
-        const j = await batch.readNamespacedJob({ name, namespace: 'default' });
-        return j.status?.conditions?.some((c) => (c.type === 'Failed' || c.type === 'Complete') && c.status === 'True') && j;
-      }, 90_000, 500);
+      const job = await waitFor(
+        'the Job to finish',
+        async () => {
+          const j = await batch.readNamespacedJob({ name, namespace: 'default' });
+          return j.status?.conditions?.some((c) => (c.type === 'Failed' || c.type === 'Complete') && c.status === 'True') && j;
+        },
+        90_000,
+        500,
+      );
       expect(job.status).toMatchObject({ completedIndexes: '0,1', failedIndexes: '2', succeeded: 2, failed: 1 });
       expect(job.status!.conditions!.find((c) => c.type === 'Failed')).toMatchObject({ status: 'True', reason: 'FailedIndexes' });
-      const pods = (await core.listNamespacedPod({ namespace: 'default', labelSelector: `batch.kubernetes.io/job-name=${name}` })).items;
+      const pods = (await core.listNamespacedPod({ namespace: 'default', labelSelector: `batch.kubernetes.io/job-name=${name}` }))
+        .items;
       const byIndex = new Map(pods.map((p) => [p.metadata!.labels!['batch.kubernetes.io/job-completion-index'], p]));
       expect([...byIndex.keys()].sort()).toEqual(['0', '1', '2']);
       expect(['0', '1', '2'].map((i) => byIndex.get(i)!.status!.phase)).toEqual(['Succeeded', 'Succeeded', 'Failed']);
@@ -124,7 +164,13 @@ process.exitCode = process.env.JOB_COMPLETION_INDEX === '2' ? 3 : 0;`,
       }
     } finally {
       await batch.deleteNamespacedJob({ name, namespace: 'default', propagationPolicy: 'Background' });
-      await waitFor('the Job\'s pods gone', async () => (await core.listNamespacedPod({ namespace: 'default', labelSelector: `batch.kubernetes.io/job-name=${name}` })).items.length === 0, 60_000);
+      await waitFor(
+        "the Job's pods gone",
+        async () =>
+          (await core.listNamespacedPod({ namespace: 'default', labelSelector: `batch.kubernetes.io/job-name=${name}` })).items
+            .length === 0,
+        60_000,
+      );
     }
   }, 180_000);
 });
@@ -138,9 +184,14 @@ describe('load agents as an Indexed Job', () => {
     await new Promise((r) => setTimeout(r, 1500));
     const after = await licenseRequestsServed();
     const { summary, assessment, ledger, agents } = result;
-    log(`merged: ${summary.counts.scheduled} requests, ${summary.counts.failed} failed; agents ${JSON.stringify(agents)}; ${assessment.verdict} ${assessment.reasons.join('; ')}`);
+    log(
+      `merged: ${summary.counts.scheduled} requests, ${summary.counts.failed} failed; agents ${JSON.stringify(agents)}; ${assessment.verdict} ${assessment.reasons.join('; ')}`,
+    );
     expect(assessment).toEqual({ verdict: 'PASS', reasons: [] });
-    expect(agents.map((a) => [a.index, a.reported, a.problem])).toEqual([[0, true, null], [1, true, null]]);
+    expect(agents.map((a) => [a.index, a.reported, a.problem])).toEqual([
+      [0, true, null],
+      [1, true, null],
+    ]);
     // 600 planned flows (40/s for 15 s), each agent 300 of them, three requests each.
     expect(summary.rates.planned).toBe(600);
     expect(summary.counts.iterations.started).toBe(600);
@@ -165,16 +216,27 @@ describe('load agents as an Indexed Job', () => {
   it('a killed agent makes the run INCONCLUSIVE, naming the agent that is missing', async () => {
     const run = await startAgents(agentOptions('20s'));
     await new Promise((r) => setTimeout(r, run.startAt + 5000 - Date.now()));
-    const victim = await waitFor('agent 1\'s pod', async () => (await core.listNamespacedPod({ namespace: run.namespace, labelSelector: run.selector })).items
-      .find((p) => p.metadata?.labels?.['batch.kubernetes.io/job-completion-index'] === '1' && p.status?.phase === 'Running'), 10_000);
+    const victim = await waitFor(
+      "agent 1's pod",
+      async () =>
+        (await core.listNamespacedPod({ namespace: run.namespace, labelSelector: run.selector })).items.find(
+          (p) => p.metadata?.labels?.['batch.kubernetes.io/job-completion-index'] === '1' && p.status?.phase === 'Running',
+        ),
+      10_000,
+    );
     log(`deleting ${victim.metadata!.name} with grace 0`);
     await core.deleteNamespacedPod({ name: victim.metadata!.name!, namespace: run.namespace, gracePeriodSeconds: 0 });
     const result = await run.result;
     log(`${result.assessment.verdict}: ${result.assessment.reasons.join('; ')}`);
     expect(result.assessment.verdict).toBe('INCONCLUSIVE');
-    expect(result.assessment.reasons[0]).toMatch(new RegExp(`^agent 1 \\(${victim.metadata!.name}\\) did not report: its pod ${victim.metadata!.name} (failed|was deleted)`));
+    expect(result.assessment.reasons[0]).toMatch(
+      new RegExp(`^agent 1 \\(${victim.metadata!.name}\\) did not report: its pod ${victim.metadata!.name} (failed|was deleted)`),
+    );
     expect(result.assessment.reasons.join('\n')).toMatch(/achieved load below target/);
-    expect(result.agents.map((a) => [a.index, a.reported])).toEqual([[0, true], [1, false]]);
+    expect(result.agents.map((a) => [a.index, a.reported])).toEqual([
+      [0, true],
+      [1, false],
+    ]);
     // The surviving agent ran its whole share (a lost agent does not take the others down).
     expect(result.agents[0].rows).toBe(1200);
     expect(result.ledger.length).toBe(1200);
@@ -187,10 +249,16 @@ describe('experiments with their load from agents (--agents)', () => {
   const config = harnessConfigSchema.parse({ experiments: { rate: 150, warmupMs: 3000, settleMs: 5000 } });
   async function run(faults: string[] = []): Promise<CheckResult> {
     const [r] = await runExperiments(cluster, [EXPERIMENTS['rollout-under-load']], {
-      app: licenseApi, config, signal: new AbortController().signal, say: log, agents: 2,
+      app: licenseApi,
+      config,
+      signal: new AbortController().signal,
+      say: log,
+      agents: 2,
       options: { rate: config.experiments.rate, from: 'v1', to: 'v2', faults: faults.map((f) => licenseApi.faults[f]) },
     });
-    log(`rollout-under-load${faults.length ? ` [${faults}]` : ''} from 2 agents: ${r.verdict}${r.error ? ` ${r.error}` : ''}\n${r.gates.map((g) => `  ${g.verdict} ${g.name}: ${g.evidence}`).join('\n')}`);
+    log(
+      `rollout-under-load${faults.length ? ` [${faults}]` : ''} from 2 agents: ${r.verdict}${r.error ? ` ${r.error}` : ''}\n${r.gates.map((g) => `  ${g.verdict} ${g.name}: ${g.evidence}`).join('\n')}`,
+    );
     return r;
   }
 
@@ -202,12 +270,23 @@ describe('experiments with their load from agents (--agents)', () => {
     // from the agents. Its PASS is not asserted: in the seconds both versions answer, the new pods'
     // first requests (pool connections, JIT) moved v2's p99 to 207 ms against v1's 22 ms in 1 of 4
     // agent runs on this 2-core machine (README, experiments: latency held).
-    expect(r.gates.map((g) => [g.name, g.name === 'latency held' ? (g.verdict === 'PASS' || g.verdict === 'FAIL') : g.verdict])).toEqual([
-      ['rollout completed', 'PASS'], ['no failed request', 'PASS'], ['load as planned', 'PASS'], ['traffic crossed the rollout', 'PASS'],
-      ['capacity held', 'PASS'], ['sessions preserved', 'PASS'], ['latency held', true]]);
+    expect(
+      r.gates.map((g) => [g.name, g.name === 'latency held' ? g.verdict === 'PASS' || g.verdict === 'FAIL' : g.verdict]),
+    ).toEqual([
+      ['rollout completed', 'PASS'],
+      ['no failed request', 'PASS'],
+      ['load as planned', 'PASS'],
+      ['traffic crossed the rollout', 'PASS'],
+      ['capacity held', 'PASS'],
+      ['sessions preserved', 'PASS'],
+      ['latency held', true],
+    ]);
     const load = r.evidence!.loads[0];
     const result = load.result as DistributedLoadResult;
-    expect(result.agents.map((a) => [a.index, a.reported, a.problem])).toEqual([[0, true, null], [1, true, null]]);
+    expect(result.agents.map((a) => [a.index, a.reported, a.problem])).toEqual([
+      [0, true, null],
+      [1, true, null],
+    ]);
     expect(result.ledger.length).toBe(result.agents[0].rows + result.agents[1].rows);
     // Stopped when the experiment was done (the new release carried the traffic), not aborted, and
     // well before the load's upper bound.

@@ -65,7 +65,10 @@ const MAX_ROW_LINE = 64 << 10;
 
 class Refused extends Error {
   readonly status: number;
-  constructor(status: number, message: string) { super(message); this.status = status; }
+  constructor(status: number, message: string) {
+    super(message);
+    this.status = status;
+  }
 }
 
 export async function startCollector(o: CollectorOptions): Promise<Collector> {
@@ -85,8 +88,16 @@ export async function startCollector(o: CollectorOptions): Promise<Collector> {
       if (body.length > MAX_PROGRESS_BODY) throw new Refused(413, `a progress body longer than ${MAX_PROGRESS_BODY} characters`);
     }
     let answers: unknown;
-    try { answers = (JSON.parse(body) as { answers?: unknown }).answers; } catch { throw new Refused(400, 'progress is not JSON'); }
-    if (typeof answers !== 'object' || answers === null || Object.values(answers).some((n) => !Number.isInteger(n) || (n as number) < 0)) {
+    try {
+      answers = (JSON.parse(body) as { answers?: unknown }).answers;
+    } catch {
+      throw new Refused(400, 'progress is not JSON');
+    }
+    if (
+      typeof answers !== 'object' ||
+      answers === null ||
+      Object.values(answers).some((n) => !Number.isInteger(n) || (n as number) < 0)
+    ) {
       throw new Refused(400, 'progress must be {"answers": {"<version>": <count>, ...}}');
     }
     if (!reports.has(index)) progress.set(index, answers as Record<string, number>);
@@ -99,7 +110,8 @@ export async function startCollector(o: CollectorOptions): Promise<Collector> {
       const m = /^\/v1\/(reports|progress)\/(\d{1,6})$/.exec(req.url ?? '');
       if (req.method !== 'POST' || !m) throw new Refused(404, 'POST /v1/reports/<agent index> or /v1/progress/<agent index>');
       const auth = Buffer.from(req.headers.authorization ?? '');
-      if (auth.length !== expected.length || !timingSafeEqual(auth, expected)) throw new Refused(401, 'wrong or missing bearer token');
+      if (auth.length !== expected.length || !timingSafeEqual(auth, expected))
+        throw new Refused(401, 'wrong or missing bearer token');
       index = Number(m[2]);
       if (index >= o.agents) throw new Refused(400, `agent index ${index} is not one of this run's 0..${o.agents - 1}`);
       if (m[1] === 'progress') return await handleProgress(req, res, index);
@@ -123,22 +135,28 @@ export async function startCollector(o: CollectorOptions): Promise<Collector> {
     }
   };
 
-  const server = createServer((req, res) => { void handle(req, res); });
+  const server = createServer((req, res) => {
+    void handle(req, res);
+  });
   server.requestTimeout = 300_000;
   server.headersTimeout = 30_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen({ host: o.host, port: o.port ?? 0 }, () => { server.off('error', reject); resolve(); });
+    server.listen({ host: o.host, port: o.port ?? 0 }, () => {
+      server.off('error', reject);
+      resolve();
+    });
   });
   server.on('error', () => {});
   const { address, port } = server.address() as AddressInfo;
   const host = address.includes(':') ? `[${address}]` : address;
   let closed: Promise<void> | null = null;
-  const close = () => (closed ??= new Promise<void>((resolve) => {
-    server.close(() => resolve());
-    server.closeAllConnections();
-    for (const w of [...waiters]) w();
-  }));
+  const close = () =>
+    (closed ??= new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+      for (const w of [...waiters]) w();
+    }));
   return {
     url: `http://${host}:${port}/v1/reports`,
     progressUrl: `http://${host}:${port}/v1/progress`,
@@ -181,7 +199,8 @@ export async function startCollector(o: CollectorOptions): Promise<Collector> {
 /** Reads one report body (gzip or plain NDJSON) into a header and a ledger. */
 async function readReport(req: IncomingMessage, index: number, maxRows: number): Promise<AgentReport> {
   const encoding = (req.headers['content-encoding'] ?? 'identity').toLowerCase();
-  if (encoding !== 'gzip' && encoding !== 'identity') throw new Refused(415, `content-encoding ${encoding} is not supported (gzip or none)`);
+  if (encoding !== 'gzip' && encoding !== 'identity')
+    throw new Refused(415, `content-encoding ${encoding} is not supported (gzip or none)`);
   const body = encoding === 'gzip' ? req.pipe(createGunzip()) : req;
   if (body !== req) req.on('error', (e) => body.destroy(e));
   body.setEncoding('utf8');
@@ -198,7 +217,11 @@ async function readReport(req: IncomingMessage, index: number, maxRows: number):
     }
     if (++rows > header.rows) throw new Refused(400, `more rows than the ${header.rows} the header announced`);
     let value: unknown;
-    try { value = JSON.parse(text); } catch { throw new Refused(400, `row ${rows} is not JSON`); }
+    try {
+      value = JSON.parse(text);
+    } catch {
+      throw new Refused(400, `row ${rows} is not JSON`);
+    }
     try {
       ledger!.append(rowFromNdjson(value, header.originEpochMs));
     } catch (err) {
@@ -225,12 +248,19 @@ async function readReport(req: IncomingMessage, index: number, maxRows: number):
 
 function parseHeader(text: string, index: number, maxRows: number): AgentReportHeader {
   let h: AgentReportHeader;
-  try { h = JSON.parse(text); } catch { throw new Refused(400, 'the first line is not a JSON report header'); }
-  if (h?.type !== REPORT_TYPE || h.version !== REPORT_VERSION) throw new Refused(400, `the first line is not a ${REPORT_TYPE} v${REPORT_VERSION} header`);
+  try {
+    h = JSON.parse(text);
+  } catch {
+    throw new Refused(400, 'the first line is not a JSON report header');
+  }
+  if (h?.type !== REPORT_TYPE || h.version !== REPORT_VERSION)
+    throw new Refused(400, `the first line is not a ${REPORT_TYPE} v${REPORT_VERSION} header`);
   if (h.index !== index) throw new Refused(400, `the header says agent ${h.index}, the URL agent ${index}`);
-  if (!Number.isInteger(h.rows) || h.rows < 0 || h.rows > maxRows) throw new Refused(413, `${h.rows} rows: at most ${maxRows} per agent`);
+  if (!Number.isInteger(h.rows) || h.rows < 0 || h.rows > maxRows)
+    throw new Refused(413, `${h.rows} rows: at most ${maxRows} per agent`);
   if (!Number.isFinite(h.originEpochMs)) throw new Refused(400, 'originEpochMs must be a number');
-  if (!h.summary?.counts || !h.assessment) throw new Refused(400, 'the header needs the agent\'s summary and assessment');
-  if (h.summary.counts.scheduled !== h.rows) throw new Refused(400, `the summary counts ${h.summary.counts.scheduled} rows, the header ${h.rows}`);
+  if (!h.summary?.counts || !h.assessment) throw new Refused(400, "the header needs the agent's summary and assessment");
+  if (h.summary.counts.scheduled !== h.rows)
+    throw new Refused(400, `the summary counts ${h.summary.counts.scheduled} rows, the header ${h.rows}`);
   return h;
 }

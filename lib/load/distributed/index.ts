@@ -5,7 +5,14 @@
  *   const result = await runAgents({ cluster: target, agents: 2, url, executor, scenario, thresholds });
  *   result.assessment.verdict; result.agents   // per agent: reported or why not
  */
-export { runAgents, startAgents, type AgentCluster, type AgentImageSource, type AgentsRun, type RunAgentsOptions } from './run-agents.ts';
+export {
+  runAgents,
+  startAgents,
+  type AgentCluster,
+  type AgentImageSource,
+  type AgentsRun,
+  type RunAgentsOptions,
+} from './run-agents.ts';
 export { mergeAgentResults, mergeLedgers, type AgentOutcome, type DistributedLoadResult, type MergeInput } from './merge.ts';
 export { startCollector, type AgentReport, type Collector, type CollectorOptions } from './collector.ts';
 export { agentShare, shareExecutor, type AgentShare } from './share.ts';

@@ -61,13 +61,27 @@ const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
 export function mergeLedgers(parts: Array<{ ledger: Ledger; connectionOffset: number }>, originEpochMs: number): Ledger {
   const out = new Ledger(originEpochMs - performance.timeOrigin);
   const state = parts.map(({ ledger, connectionOffset }) => ({
-    ledger, connectionOffset, next: 0, shift: ledger.origin.epochMs - originEpochMs,
-    names: new Map<number, number>(), served: new Map<number, number>(), versions: new Map<number, number>(), codes: new Map<number, number>(),
+    ledger,
+    connectionOffset,
+    next: 0,
+    shift: ledger.origin.epochMs - originEpochMs,
+    names: new Map<number, number>(),
+    served: new Map<number, number>(),
+    versions: new Map<number, number>(),
+    codes: new Map<number, number>(),
   }));
-  const map = (cache: Map<number, number>, id: number, from: (id: number) => string | undefined, to: (v: string | undefined) => number) => {
+  const map = (
+    cache: Map<number, number>,
+    id: number,
+    from: (id: number) => string | undefined,
+    to: (v: string | undefined) => number,
+  ) => {
     if (id === 0) return 0;
     let m = cache.get(id);
-    if (m === undefined) { m = to(from(id)); cache.set(id, m); }
+    if (m === undefined) {
+      m = to(from(id));
+      cache.set(id, m);
+    }
     return m;
   };
   for (;;) {
@@ -78,26 +92,59 @@ export function mergeLedgers(parts: Array<{ ledger: Ledger; connectionOffset: nu
       const s = state[k];
       if (s.next >= s.ledger.length) continue;
       const at = s.ledger.issuedAt(s.next) + s.shift;
-      if (at < bestAt) { bestAt = at; best = k; }
+      if (at < bestAt) {
+        bestAt = at;
+        best = k;
+      }
     }
     if (best < 0) break;
     const s = state[best];
     const l = s.ledger;
     const r = s.next++;
-    const name = map(s.names, l.nameId(r), (id) => l.names.value(id), (v) => out.names.id(v));
+    const name = map(
+      s.names,
+      l.nameId(r),
+      (id) => l.names.value(id),
+      (v) => out.names.id(v),
+    );
     const outcome = l.outcome(r);
     const scheduled = l.scheduledAt(r) + s.shift;
-    if (outcome === Outcome.dropped) { out.addDropped(scheduled, bestAt, name, l.iteration(r)); continue; }
+    if (outcome === Outcome.dropped) {
+      out.addDropped(scheduled, bestAt, name, l.iteration(r));
+      continue;
+    }
     const row = out.add(scheduled, bestAt, name, l.iteration(r));
     const started = l.startedAt(r);
     const conn = l.connection(r);
-    if (!Number.isNaN(started)) out.markStarted(row, started + s.shift, conn === 0xffff ? 0xffff : Math.min(0xfffe, conn + s.connectionOffset));
+    if (!Number.isNaN(started))
+      out.markStarted(row, started + s.shift, conn === 0xffff ? 0xffff : Math.min(0xfffe, conn + s.connectionOffset));
     if (outcome !== Outcome.pending) {
-      out.finish(row, l.endedAt(r) + s.shift, outcome, l.status(r), l.errorClass(r),
-        map(s.codes, l.errorCodeId(r), (id) => l.errorCodes.value(id), (v) => out.errorCodes.id(v)),
-        map(s.served, l.servedById(r), (id) => l.servedBy.value(id), (v) => out.servedBy.id(v)),
-        map(s.versions, l.appVersionId(r), (id) => l.appVersions.value(id), (v) => out.appVersions.id(v)),
-        l.localPort(r));
+      out.finish(
+        row,
+        l.endedAt(r) + s.shift,
+        outcome,
+        l.status(r),
+        l.errorClass(r),
+        map(
+          s.codes,
+          l.errorCodeId(r),
+          (id) => l.errorCodes.value(id),
+          (v) => out.errorCodes.id(v),
+        ),
+        map(
+          s.served,
+          l.servedById(r),
+          (id) => l.servedBy.value(id),
+          (v) => out.servedBy.id(v),
+        ),
+        map(
+          s.versions,
+          l.appVersionId(r),
+          (id) => l.appVersions.value(id),
+          (v) => out.appVersions.id(v),
+        ),
+        l.localPort(r),
+      );
     }
   }
   return out;
@@ -120,17 +167,34 @@ export function mergeAgentResults(m: MergeInput): DistributedLoadResult {
     const r = m.reports.get(index);
     if (!r) {
       const why = m.missing.get(index) ?? 'no report arrived';
-      problems.push(`agent ${index}${m.pods?.get(index) ? ` (${m.pods.get(index)})` : ''} did not report: ${why}; its share of the load is missing`);
-      return { index, pod: m.pods?.get(index) ?? null, reported: false, problem: why, rows: 0, ownVerdict: null, startLateMs: null };
+      problems.push(
+        `agent ${index}${m.pods?.get(index) ? ` (${m.pods.get(index)})` : ''} did not report: ${why}; its share of the load is missing`,
+      );
+      return {
+        index,
+        pod: m.pods?.get(index) ?? null,
+        reported: false,
+        problem: why,
+        rows: 0,
+        ownVerdict: null,
+        startLateMs: null,
+      };
     }
     let problem: string | null = null;
     if (r.header.startLateMs > m.maxStartLatenessMs) {
       problem = `started ${Math.round(r.header.startLateMs)} ms after its start instant`;
-      problems.push(`agent ${index} (${r.header.host}) ${problem} (at most ${m.maxStartLatenessMs} ms): the agents did not start together`);
+      problems.push(
+        `agent ${index} (${r.header.host}) ${problem} (at most ${m.maxStartLatenessMs} ms): the agents did not start together`,
+      );
     }
     return {
-      index, pod: m.pods?.get(index) ?? r.header.host, reported: true, problem, rows: r.header.rows,
-      ownVerdict: r.header.assessment.verdict, startLateMs: r.header.startLateMs,
+      index,
+      pod: m.pods?.get(index) ?? r.header.host,
+      reported: true,
+      problem,
+      rows: r.header.rows,
+      ownVerdict: r.header.assessment.verdict,
+      startLateMs: r.header.startLateMs,
     };
   });
 
@@ -141,28 +205,54 @@ export function mergeAgentResults(m: MergeInput): DistributedLoadResult {
   ingestRows(ledger, all, stats, thresholds);
 
   const counts = (k: keyof IterationCounts) => sum(reported.map((r) => r.header.summary.counts.iterations[k]));
-  const iterations: IterationCounts = { started: counts('started'), completed: counts('completed'), failed: counts('failed'), interrupted: counts('interrupted'), dropped: counts('dropped') };
+  const iterations: IterationCounts = {
+    started: counts('started'),
+    completed: counts('completed'),
+    failed: counts('failed'),
+    interrupted: counts('interrupted'),
+    dropped: counts('dropped'),
+  };
   const ended = reported.map((r) => rel(r, r.header.summary.run.elapsedMs));
   const endedAt = Math.max(0, ...ended);
-  const schedulingEndedAt = reported.length ? Math.max(...reported.map((r) => rel(r, r.header.summary.run.schedulingEndedAtMs))) : NaN;
+  const schedulingEndedAt = reported.length
+    ? Math.max(...reported.map((r) => rel(r, r.header.summary.run.schedulingEndedAtMs)))
+    : NaN;
   const stops = [...new Set(reported.map((r) => r.header.summary.run.stopReason))];
-  const stopReason = stops.length === 1 ? stops[0] : reported.map((r) => `agent ${r.header.index}: ${r.header.summary.run.stopReason}`).join('; ');
-  const aborts = reported.filter((r) => r.header.summary.run.abortReason).map((r) => `agent ${r.header.index}: ${r.header.summary.run.abortReason}`);
+  const stopReason =
+    stops.length === 1 ? stops[0] : reported.map((r) => `agent ${r.header.index}: ${r.header.summary.run.stopReason}`).join('; ');
+  const aborts = reported
+    .filter((r) => r.header.summary.run.abortReason)
+    .map((r) => `agent ${r.header.index}: ${r.header.summary.run.abortReason}`);
   // An agent's abort-on-fail threshold fired on its share: a breach, as in one process.
-  const abortedByThreshold = !m.abortReason && reported.some((r) => r.header.assessment.reasons.some((x) => x.startsWith('run aborted on breach')));
+  const abortedByThreshold =
+    !m.abortReason && reported.some((r) => r.header.assessment.reasons.some((x) => x.startsWith('run aborted on breach')));
   if (m.abortReason) aborts.unshift(m.abortReason);
-  const plan: Plan = m.plan.model === 'open' && m.plannedArrivals !== null
-    ? { ...m.plan, arrivals: { ...m.plan.arrivals, count: m.plannedArrivals } }
-    : m.plan;
+  const plan: Plan =
+    m.plan.model === 'open' && m.plannedArrivals !== null
+      ? { ...m.plan, arrivals: { ...m.plan.arrivals, count: m.plannedArrivals } }
+      : m.plan;
   const maxRequests = sum(reported.map((r) => r.header.summary.run.maxRequests)) || 1;
 
   const judged = judgeRun({
-    ledger, stats, plan, target: m.target, iterations, connections: offset, timeoutMs: m.timeoutMs,
+    ledger,
+    stats,
+    plan,
+    target: m.target,
+    iterations,
+    connections: offset,
+    timeoutMs: m.timeoutMs,
     maxRequests: reported.length === m.agents ? maxRequests : Number.MAX_SAFE_INTEGER,
-    schedulingEndedAt, lastIssuedAt: ledger.length ? ledger.issuedAt(ledger.length - 1) : NaN, endedAt,
-    stopReason, abortReason: aborts.length ? aborts.join('; ') : null, ndjsonRows: null,
-    thresholds, minRequests: m.minRequests, maxScheduleDelayMs: m.maxScheduleDelayMs,
-    abortedByThreshold, inconclusive: problems,
+    schedulingEndedAt,
+    lastIssuedAt: ledger.length ? ledger.issuedAt(ledger.length - 1) : NaN,
+    endedAt,
+    stopReason,
+    abortReason: aborts.length ? aborts.join('; ') : null,
+    ndjsonRows: null,
+    thresholds,
+    minRequests: m.minRequests,
+    maxScheduleDelayMs: m.maxScheduleDelayMs,
+    abortedByThreshold,
+    inconclusive: problems,
   });
   return { ledger, ...judged, agents };
 }

@@ -48,7 +48,13 @@ export interface SendReportOptions {
 export class ReportRejectedError extends Error {}
 
 /** Sends the header and every ledger row; retries what may succeed on a second try. */
-export async function sendReport(url: string, token: string, header: AgentReportHeader, ledger: Ledger, o: SendReportOptions = {}): Promise<void> {
+export async function sendReport(
+  url: string,
+  token: string,
+  header: AgentReportHeader,
+  ledger: Ledger,
+  o: SendReportOptions = {},
+): Promise<void> {
   const attempts = o.attempts ?? 5;
   for (let attempt = 1; ; attempt++) {
     try {
@@ -69,24 +75,34 @@ function postOnce(url: string, token: string, header: AgentReportHeader, ledger:
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      if (err) reject(err); else resolve();
+      if (err) reject(err);
+      else resolve();
     };
-    const req = request(url, {
-      method: 'POST', agent: false,
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/x-ndjson', 'content-encoding': 'gzip' },
-    }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (d) => { if (body.length < 4096) body += d; });
-      res.on('end', () => {
-        const status = res.statusCode ?? 0;
-        if (status >= 200 && status < 300) finish();
-        else if (status >= 500) finish(new Error(`the collector answered ${status}: ${body.trim()}`));
-        else finish(new ReportRejectedError(`the collector refused the report (${status}): ${body.trim()}`));
-      });
-      res.on('error', (e) => finish(e));
-    });
-    const timer = setTimeout(() => { req.destroy(new Error(`no answer from the collector within ${timeoutMs / 1000} s`)); }, timeoutMs);
+    const req = request(
+      url,
+      {
+        method: 'POST',
+        agent: false,
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/x-ndjson', 'content-encoding': 'gzip' },
+      },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d) => {
+          if (body.length < 4096) body += d;
+        });
+        res.on('end', () => {
+          const status = res.statusCode ?? 0;
+          if (status >= 200 && status < 300) finish();
+          else if (status >= 500) finish(new Error(`the collector answered ${status}: ${body.trim()}`));
+          else finish(new ReportRejectedError(`the collector refused the report (${status}): ${body.trim()}`));
+        });
+        res.on('error', (e) => finish(e));
+      },
+    );
+    const timer = setTimeout(() => {
+      req.destroy(new Error(`no answer from the collector within ${timeoutMs / 1000} s`));
+    }, timeoutMs);
     req.on('error', (e) => finish(e));
     const gzip = createGzip();
     gzip.on('error', (e) => req.destroy(e));
@@ -99,7 +115,10 @@ function postOnce(url: string, token: string, header: AgentReportHeader, ledger:
       let batch = '';
       for (let row = 0; row < header.rows && !settled; row++) {
         batch += ledger.toNdjsonLine(row) + '\n';
-        if (batch.length >= 1 << 16) { await write(batch); batch = ''; }
+        if (batch.length >= 1 << 16) {
+          await write(batch);
+          batch = '';
+        }
       }
       if (batch) await write(batch);
       gzip.end();

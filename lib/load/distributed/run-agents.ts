@@ -119,7 +119,9 @@ const TERMINATION_GRACE_S = 20;
 
 /** Runs the agents and waits for the merged result. */
 export async function runAgents(o: RunAgentsOptions): Promise<DistributedLoadResult> {
-  return await (await startAgents(o)).result;
+  return await (
+    await startAgents(o)
+  ).result;
 }
 
 /**
@@ -133,7 +135,9 @@ export async function startAgents(o: RunAgentsOptions): Promise<AgentsRun> {
   const timeoutMs = parseDuration(o.timeout ?? '10s');
   if (!(timeoutMs > 0)) throw new RangeError('timeout must be > 0');
   const plan = planExecutor(o.executor, { timeoutMs });
-  const shares = Array.from({ length: n }, (_, k) => agentShare(o.executor, n, k, { connections: o.connections, maxRequests: o.maxRequests }));
+  const shares = Array.from({ length: n }, (_, k) =>
+    agentShare(o.executor, n, k, { connections: o.connections, maxRequests: o.maxRequests }),
+  );
   const agentPlans = shares.map((s) => planExecutor(s.executor, { timeoutMs }));
   const thresholdConfig = o.thresholds && Object.keys(o.thresholds).length ? o.thresholds : DEFAULT_THRESHOLDS;
   const thresholds = parseThresholds(thresholdConfig);
@@ -141,11 +145,15 @@ export async function startAgents(o: RunAgentsOptions): Promise<AgentsRun> {
   const harnessNetworks = o.harnessNetworks ?? o.cluster.podReach?.networks ?? [];
   const target = await vetTarget(o.url, { harnessNetworks });
   if (target.kind === 'remote') {
-    throw new TargetNotAllowedError(`${target.url.origin} is neither loopback nor a network the harness created; distributed load goes only to the harness's own networks (${harnessNetworks.join(', ') || 'none given'})`);
+    throw new TargetNotAllowedError(
+      `${target.url.origin} is neither loopback nor a network the harness created; distributed load goes only to the harness's own networks (${harnessNetworks.join(', ') || 'none given'})`,
+    );
   }
   const collectorHost = o.collector?.host ?? o.cluster.podReach?.harnessAddress;
   if (!collectorHost) {
-    throw new Error('this target does not say at which address pods reach this machine (podReach), so the agents could not report: pass collector.host (the embedded cluster has it; kind and existing clusters are not supported yet)');
+    throw new Error(
+      'this target does not say at which address pods reach this machine (podReach), so the agents could not report: pass collector.host (the embedded cluster has it; kind and existing clusters are not supported yet)',
+    );
   }
   const namespace = o.namespace ?? 'default';
   const runId = randomBytes(4).toString('hex');
@@ -155,23 +163,46 @@ export async function startAgents(o: RunAgentsOptions): Promise<AgentsRun> {
   const batch = kc.makeApiClient(k8s.BatchV1Api);
   const core = kc.makeApiClient(k8s.CoreV1Api);
 
-  const image = o.image ?? await buildAgentImage(o, say);
+  const image = o.image ?? (await buildAgentImage(o, say));
   const token = randomBytes(24).toString('base64url');
   const collector = await startCollector({
-    host: collectorHost, port: o.collector?.port, token, agents: n,
+    host: collectorHost,
+    port: o.collector?.port,
+    token,
+    agents: n,
     maxRowsPerAgent: Math.max(...shares.map((s) => s.maxRequests ?? 5_000_000)),
-    onReport: (r) => say(`agent ${r.header.index} reported: ${r.header.rows} requests, its own verdict ${r.header.assessment.verdict}`),
+    onReport: (r) =>
+      say(`agent ${r.header.index} reported: ${r.header.rows} requests, its own verdict ${r.header.assessment.verdict}`),
     onRefused: (i, why) => say(`refused a report${i === null ? '' : ` from agent ${i}`}: ${why}`),
   });
 
   const startAt = Date.now() + (o.startDelayMs ?? 10_000);
   const longestMs = Math.max(...agentPlans.map((p, k) => shares[k].offsetMs + p.durationMs + 1000 + p.gracefulStopMs));
   const reportTimeoutMs = o.reportTimeoutMs ?? 60_000;
-  const labels = { 'app.kubernetes.io/name': 'verdict-load-agent', 'app.kubernetes.io/managed-by': 'verdict', [RUN_LABEL]: runId };
+  const labels = {
+    'app.kubernetes.io/name': 'verdict-load-agent',
+    'app.kubernetes.io/managed-by': 'verdict',
+    [RUN_LABEL]: runId,
+  };
   const args = [
-    '--url', o.url, '--agents', String(n), '--start-at', String(startAt), '--report-to', collector.url, '--progress-to', collector.progressUrl,
-    '--executor-json', JSON.stringify(o.executor), '--thresholds-json', JSON.stringify(thresholdConfig),
-    '--timeout', `${timeoutMs}ms`, '--min-requests', '0',
+    '--url',
+    o.url,
+    '--agents',
+    String(n),
+    '--start-at',
+    String(startAt),
+    '--report-to',
+    collector.url,
+    '--progress-to',
+    collector.progressUrl,
+    '--executor-json',
+    JSON.stringify(o.executor),
+    '--thresholds-json',
+    JSON.stringify(thresholdConfig),
+    '--timeout',
+    `${timeoutMs}ms`,
+    '--min-requests',
+    '0',
     ...(o.connections !== undefined ? ['--connections', String(o.connections)] : []),
     ...(o.maxRequests !== undefined ? ['--max-requests', String(o.maxRequests)] : []),
     ...(maxScheduleDelayMs !== undefined ? ['--max-schedule-delay', `${maxScheduleDelayMs}ms`] : []),
@@ -180,10 +211,13 @@ export async function startAgents(o: RunAgentsOptions): Promise<AgentsRun> {
     ...(o.identityHeaders?.version ? ['--version-header', o.identityHeaders.version] : []),
   ];
   const job: k8s.V1Job = {
-    apiVersion: 'batch/v1', kind: 'Job',
+    apiVersion: 'batch/v1',
+    kind: 'Job',
     metadata: { name, namespace, labels },
     spec: {
-      completionMode: 'Indexed', completions: n, parallelism: n,
+      completionMode: 'Indexed',
+      completions: n,
+      parallelism: n,
       // No retries, and per index: a lost agent must not take the others down (backoffLimit 0 would
       // fail the whole Job at the first loss and terminate every other agent) nor be re-run later.
       backoffLimitPerIndex: 0,
@@ -197,35 +231,78 @@ export async function startAgents(o: RunAgentsOptions): Promise<AgentsRun> {
           enableServiceLinks: false,
           automountServiceAccountToken: false,
           securityContext: { runAsNonRoot: true, runAsUser: AGENT_USER, runAsGroup: AGENT_USER },
-          topologySpreadConstraints: [{ maxSkew: 1, topologyKey: 'kubernetes.io/hostname', whenUnsatisfiable: 'ScheduleAnyway', labelSelector: { matchLabels: { [RUN_LABEL]: runId } } }],
-          containers: [{
-            name: 'agent', image, command: ['node', 'load-agent.mjs'], args,
-            envFrom: [{ secretRef: { name } }],
-            securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
-          }],
+          topologySpreadConstraints: [
+            {
+              maxSkew: 1,
+              topologyKey: 'kubernetes.io/hostname',
+              whenUnsatisfiable: 'ScheduleAnyway',
+              labelSelector: { matchLabels: { [RUN_LABEL]: runId } },
+            },
+          ],
+          containers: [
+            {
+              name: 'agent',
+              image,
+              command: ['node', 'load-agent.mjs'],
+              args,
+              envFrom: [{ secretRef: { name } }],
+              securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
+            },
+          ],
         },
       },
     },
   };
 
   const cleanup = async () => {
-    await batch.deleteNamespacedJob({ name, namespace, propagationPolicy: 'Background' }).catch((err) => { if (!isNotFound(err)) say(`deleting Job ${name}: ${messageOf(err)}`); });
-    await core.deleteNamespacedSecret({ name, namespace }).catch((err) => { if (!isNotFound(err)) say(`deleting Secret ${name}: ${messageOf(err)}`); });
+    await batch.deleteNamespacedJob({ name, namespace, propagationPolicy: 'Background' }).catch((err) => {
+      if (!isNotFound(err)) say(`deleting Job ${name}: ${messageOf(err)}`);
+    });
+    await core.deleteNamespacedSecret({ name, namespace }).catch((err) => {
+      if (!isNotFound(err)) say(`deleting Secret ${name}: ${messageOf(err)}`);
+    });
     // The Job's pods go with it (garbage collector); wait for them, bounded, so nothing is left running.
     const deadline = Date.now() + 60_000;
     for (;;) {
-      const left = await core.listNamespacedPod({ namespace, labelSelector: selector }).then((l) => l.items.length, () => 0);
+      const left = await core.listNamespacedPod({ namespace, labelSelector: selector }).then(
+        (l) => l.items.length,
+        () => 0,
+      );
       if (left === 0) break;
-      if (Date.now() > deadline) { say(`${left} agent pods of ${name} still there after 60 s; they end with the Job's deadline`); break; }
+      if (Date.now() > deadline) {
+        say(`${left} agent pods of ${name} still there after 60 s; they end with the Job's deadline`);
+        break;
+      }
       await sleep(500);
     }
     await collector.close();
   };
 
   try {
-    await core.createNamespacedSecret({ namespace, body: { metadata: { name, namespace, labels }, type: 'Opaque', stringData: { ...(o.env ?? {}), VERDICT_REPORT_TOKEN: token } } });
+    await core.createNamespacedSecret({
+      namespace,
+      body: {
+        metadata: { name, namespace, labels },
+        type: 'Opaque',
+        stringData: { ...(o.env ?? {}), VERDICT_REPORT_TOKEN: token },
+      },
+    });
     const created = await batch.createNamespacedJob({ namespace, body: job });
-    await core.patchNamespacedSecret({ name, namespace, body: { metadata: { ownerReferences: [{ apiVersion: 'batch/v1', kind: 'Job', name, uid: created.metadata!.uid!, blockOwnerDeletion: false }] } } }, mergePatch)
+    await core
+      .patchNamespacedSecret(
+        {
+          name,
+          namespace,
+          body: {
+            metadata: {
+              ownerReferences: [
+                { apiVersion: 'batch/v1', kind: 'Job', name, uid: created.metadata!.uid!, blockOwnerDeletion: false },
+              ],
+            },
+          },
+        },
+        mergePatch,
+      )
       .catch((err) => say(`the Secret ${name} has no owner (deleted explicitly afterwards): ${messageOf(err)}`));
   } catch (err) {
     await cleanup();
@@ -247,7 +324,13 @@ export async function startAgents(o: RunAgentsOptions): Promise<AgentsRun> {
   const result = (async (): Promise<DistributedLoadResult> => {
     try {
       const { missing, pods } = await watchAgents({
-        core, namespace, selector, agents: n, collector, say, aborted: aborted.signal,
+        core,
+        namespace,
+        selector,
+        agents: n,
+        collector,
+        say,
+        aborted: aborted.signal,
         deadline: startAt + longestMs + reportTimeoutMs,
         // While the agents run their schedule, no report is due: say nothing until it is over or stopped.
         reportsDue: () => collector.stopRequested || Date.now() > startAt + longestMs,
@@ -258,10 +341,22 @@ export async function startAgents(o: RunAgentsOptions): Promise<AgentsRun> {
         },
       });
       return mergeAgentResults({
-        agents: n, reports: collector.reports, missing, pods, plan,
-        plannedArrivals: agentPlans.every((p) => p.model === 'open') ? agentPlans.reduce((s, p) => s + (p.model === 'open' ? p.arrivals.count : 0), 0) : null,
-        target, thresholds, timeoutMs, minRequests: o.minRequests ?? 100, maxScheduleDelayMs,
-        maxStartLatenessMs: o.maxStartLatenessMs ?? 1000, originEpochMs: startAt, abortReason,
+        agents: n,
+        reports: collector.reports,
+        missing,
+        pods,
+        plan,
+        plannedArrivals: agentPlans.every((p) => p.model === 'open')
+          ? agentPlans.reduce((s, p) => s + (p.model === 'open' ? p.arrivals.count : 0), 0)
+          : null,
+        target,
+        thresholds,
+        timeoutMs,
+        minRequests: o.minRequests ?? 100,
+        maxScheduleDelayMs,
+        maxStartLatenessMs: o.maxStartLatenessMs ?? 1000,
+        originEpochMs: startAt,
+        abortReason,
       });
     } finally {
       o.signal?.removeEventListener('abort', onSignal);
@@ -270,9 +365,21 @@ export async function startAgents(o: RunAgentsOptions): Promise<AgentsRun> {
   })();
   result.catch(() => {});
   let settled = false;
-  void result.then(() => { settled = true; }, () => { settled = true; });
+  void result.then(
+    () => {
+      settled = true;
+    },
+    () => {
+      settled = true;
+    },
+  );
   return {
-    job: name, namespace, selector, startAt, result, abort,
+    job: name,
+    namespace,
+    selector,
+    startAt,
+    result,
+    abort,
     stop(reason = 'stopped by caller') {
       collector.requestStop(reason);
     },
@@ -282,11 +389,16 @@ export async function startAgents(o: RunAgentsOptions): Promise<AgentsRun> {
     async started(withinMs = 30_000) {
       const deadline = startAt + withinMs;
       for (;;) {
-        const waiting = Array.from({ length: n }, (_, i) => i).filter((i) => !collector.progress.has(i) && !collector.reports.has(i));
+        const waiting = Array.from({ length: n }, (_, i) => i).filter(
+          (i) => !collector.progress.has(i) && !collector.reports.has(i),
+        );
         if (waiting.length === 0) return;
         if (abortReason !== null) throw new Error(`the load agents were stopped before they all started: ${abortReason}`);
         if (settled) throw new Error(`the load agents' run ended before agents ${waiting.join(', ')} started`);
-        if (Date.now() > deadline) throw new Error(`load agents ${waiting.join(', ')} of Job ${namespace}/${name} had not started ${Math.round(withinMs / 1000)} s after the start instant`);
+        if (Date.now() > deadline)
+          throw new Error(
+            `load agents ${waiting.join(', ')} of Job ${namespace}/${name} had not started ${Math.round(withinMs / 1000)} s after the start instant`,
+          );
         await sleep(200);
       }
     },
@@ -299,13 +411,22 @@ export async function startAgents(o: RunAgentsOptions): Promise<AgentsRun> {
 
 async function buildAgentImage(o: RunAgentsOptions, say: (m: string) => void): Promise<string> {
   const images = o.cluster.images;
-  if (!images) throw new Error('this target cannot load images: build the agent (verdict load --bundle) into an image with node and load-agent.mjs in its working directory, and pass it as image');
+  if (!images)
+    throw new Error(
+      'this target cannot load images: build the agent (verdict load --bundle) into an image with node and load-agent.mjs in its working directory, and pass it as image',
+    );
   const dir = await mkdtemp(join(tmpdir(), 'verdict-load-agent-'));
   try {
     const { outfile, bytes } = await bundleLoadAgent({ scenario: o.scenario, outfile: join(dir, 'load-agent.mjs') });
-    const ref = `verdict-load-agent:${createHash('sha256').update(await readFile(outfile)).digest('hex').slice(0, 12)}`;
+    const ref = `verdict-load-agent:${createHash('sha256')
+      .update(await readFile(outfile))
+      .digest('hex')
+      .slice(0, 12)}`;
     say(`load agent bundled (${Math.round(bytes / 1024)} KiB${o.scenario ? `, scenario ${o.scenario}` : ''}) as ${ref}`);
-    await images.load({ ref, bundle: { cmd: ['node', 'load-agent.mjs'], fill: (d) => copyFile(outfile, join(d, 'load-agent.mjs')) } }, say);
+    await images.load(
+      { ref, bundle: { cmd: ['node', 'load-agent.mjs'], fill: (d) => copyFile(outfile, join(d, 'load-agent.mjs')) } },
+      say,
+    );
     return ref;
   } finally {
     await rm(dir, { recursive: true, force: true });
@@ -367,7 +488,8 @@ async function watchAgents(w: WatchInput): Promise<{ missing: Map<number, string
         else if (phase === 'Succeeded') {
           // It exits 0 only after its report was accepted: a report is on its way or was refused.
           const ended = terminatedAt(pod);
-          if (ended !== null && Date.now() - ended > 5000) missing.set(index, `its pod ${pod.metadata!.name} exited 0 but no complete report arrived`);
+          if (ended !== null && Date.now() - ended > 5000)
+            missing.set(index, `its pod ${pod.metadata!.name} exited 0 but no complete report arrived`);
         }
       }
       for (const index of open()) {
@@ -378,15 +500,24 @@ async function watchAgents(w: WatchInput): Promise<{ missing: Map<number, string
     for (const index of open()) {
       if (Date.now() <= deadline) break;
       const pod = lastSeen.get(index);
-      missing.set(index, pod
-        ? `no report by the deadline (pod ${pod.metadata!.name}: ${pod.status?.phase ?? 'unknown phase'}${waitingReason(pod)})`
-        : 'no pod ran for it by the deadline');
+      missing.set(
+        index,
+        pod
+          ? `no report by the deadline (pod ${pod.metadata!.name}: ${pod.status?.phase ?? 'unknown phase'}${waitingReason(pod)})`
+          : 'no pod ran for it by the deadline',
+      );
     }
-    for (const [index, why] of missing) if (!told.has(index)) { told.add(index); w.say(`agent ${index} lost: ${why}`); }
+    for (const [index, why] of missing)
+      if (!told.has(index)) {
+        told.add(index);
+        w.say(`agent ${index} lost: ${why}`);
+      }
     if (open().length === 0) break;
     if (Date.now() - lastSay > 10_000 && (w.reportsDue() || w.aborted.aborted)) {
       lastSay = Date.now();
-      w.say(`agents: ${w.collector.reports.size} of ${w.agents} reported${missing.size ? `, ${missing.size} lost` : ''}; waiting`);
+      w.say(
+        `agents: ${w.collector.reports.size} of ${w.agents} reported${missing.size ? `, ${missing.size} lost` : ''}; waiting`,
+      );
     }
     await w.collector.waitForAll(AbortSignal.any([AbortSignal.timeout(1000), w.aborted]));
     if (w.aborted.aborted) await sleep(1000);

@@ -23,8 +23,10 @@ export function vuShare(total: number, agents: number, index: number): number {
 const ceilShare = (v: number | undefined, agents: number) => (v === undefined ? undefined : Math.max(1, Math.ceil(v / agents)));
 
 function checkAgents(agents: number, index: number): void {
-  if (!Number.isInteger(agents) || agents < 1 || agents > 1000) throw new RangeError(`agents must be a whole number from 1 to 1000, got ${agents}`);
-  if (!Number.isInteger(index) || index < 0 || index >= agents) throw new RangeError(`agent index must be a whole number from 0 to ${agents - 1}, got ${index}`);
+  if (!Number.isInteger(agents) || agents < 1 || agents > 1000)
+    throw new RangeError(`agents must be a whole number from 1 to 1000, got ${agents}`);
+  if (!Number.isInteger(index) || index < 0 || index >= agents)
+    throw new RangeError(`agent index must be a whole number from 0 to ${agents - 1}, got ${index}`);
 }
 
 /** The executor agent `index` of `agents` runs. Throws a RangeError when the load cannot be split that way. */
@@ -34,19 +36,35 @@ export function shareExecutor(executor: ExecutorConfig, agents: number, index: n
   const stages = (list: Stage[], split: (target: number) => number) => list.map((s) => ({ ...s, target: split(s.target) }));
   switch (executor.executor) {
     case 'constant-arrival-rate':
-      return { ...executor, rate: executor.rate / agents, preAllocatedVUs: ceilShare(executor.preAllocatedVUs, agents), maxVUs: ceilShare(executor.maxVUs, agents) };
+      return {
+        ...executor,
+        rate: executor.rate / agents,
+        preAllocatedVUs: ceilShare(executor.preAllocatedVUs, agents),
+        maxVUs: ceilShare(executor.maxVUs, agents),
+      };
     case 'ramping-arrival-rate':
       return {
-        ...executor, startRate: (executor.startRate ?? 0) / agents, stages: stages(executor.stages, (t) => t / agents),
-        preAllocatedVUs: ceilShare(executor.preAllocatedVUs, agents), maxVUs: ceilShare(executor.maxVUs, agents),
+        ...executor,
+        startRate: (executor.startRate ?? 0) / agents,
+        stages: stages(executor.stages, (t) => t / agents),
+        preAllocatedVUs: ceilShare(executor.preAllocatedVUs, agents),
+        maxVUs: ceilShare(executor.maxVUs, agents),
       };
     case 'constant-vus':
-      if (executor.vus < agents) throw new RangeError(`${executor.vus} virtual users cannot be split over ${agents} agents (each needs at least one)`);
+      if (executor.vus < agents)
+        throw new RangeError(`${executor.vus} virtual users cannot be split over ${agents} agents (each needs at least one)`);
       return { ...executor, vus: vuShare(executor.vus, agents, index) };
     case 'ramping-vus': {
       const peak = Math.max(executor.startVUs ?? 1, ...executor.stages.map((s) => s.target));
-      if (peak < agents) throw new RangeError(`at most ${peak} virtual users cannot be split over ${agents} agents (each needs at least one at the peak)`);
-      return { ...executor, startVUs: vuShare(executor.startVUs ?? 1, agents, index), stages: stages(executor.stages, (t) => vuShare(t, agents, index)) };
+      if (peak < agents)
+        throw new RangeError(
+          `at most ${peak} virtual users cannot be split over ${agents} agents (each needs at least one at the peak)`,
+        );
+      return {
+        ...executor,
+        startVUs: vuShare(executor.startVUs ?? 1, agents, index),
+        stages: stages(executor.stages, (t) => vuShare(t, agents, index)),
+      };
     }
     default:
       throw new RangeError(`unknown executor "${(executor as { executor: string }).executor}"`);
@@ -57,7 +75,12 @@ export function shareExecutor(executor: ExecutorConfig, agents: number, index: n
  * Agent `index`'s share: its executor, its start offset, its connections and request cap. The
  * offset is index/agents of the agent's own first arrival interval (at most 1 s); 0 for VUs.
  */
-export function agentShare(executor: ExecutorConfig, agents: number, index: number, totals: { connections?: number; maxRequests?: number } = {}): AgentShare {
+export function agentShare(
+  executor: ExecutorConfig,
+  agents: number,
+  index: number,
+  totals: { connections?: number; maxRequests?: number } = {},
+): AgentShare {
   const mine = shareExecutor(executor, agents, index);
   let offsetMs = 0;
   if (agents > 1 && (mine.executor === 'constant-arrival-rate' || mine.executor === 'ramping-arrival-rate')) {
@@ -67,5 +90,10 @@ export function agentShare(executor: ExecutorConfig, agents: number, index: numb
       if (Number.isFinite(interval)) offsetMs = (index / agents) * Math.min(interval, 1000);
     }
   }
-  return { executor: mine, offsetMs, connections: ceilShare(totals.connections, agents), maxRequests: ceilShare(totals.maxRequests, agents) };
+  return {
+    executor: mine,
+    offsetMs,
+    connections: ceilShare(totals.connections, agents),
+    maxRequests: ceilShare(totals.maxRequests, agents),
+  };
 }

@@ -31,10 +31,11 @@ export async function startTestServer(handler: Handler, opts: { keepAliveTimeout
   });
   const port = (server.address() as AddressInfo).port;
   let closed: Promise<void> | null = null;
-  const close = () => (closed ??= new Promise<void>((resolve) => {
-    server.close(() => resolve());
-    server.closeAllConnections();
-  }));
+  const close = () =>
+    (closed ??= new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    }));
   return { url: `http://127.0.0.1:${port}`, port, requests: () => n, close, [Symbol.asyncDispose]: close };
 }
 
@@ -42,19 +43,26 @@ export async function startTestServer(handler: Handler, opts: { keepAliveTimeout
 export function ok(servedBy: string | ((n: number) => string) = 'pod-a', version = '1.0.0'): Handler {
   return (_req, res, n) => {
     res.writeHead(200, {
-      'content-type': 'text/plain', 'x-served-by': typeof servedBy === 'function' ? servedBy(n) : servedBy, 'x-app-version': version,
+      'content-type': 'text/plain',
+      'x-served-by': typeof servedBy === 'function' ? servedBy(n) : servedBy,
+      'x-app-version': version,
     });
     res.end('ok\n');
   };
 }
 
 export function status(code: number): Handler {
-  return (_req, res) => { res.writeHead(code, { 'x-served-by': 'pod-err' }); res.end(); };
+  return (_req, res) => {
+    res.writeHead(code, { 'x-served-by': 'pod-err' });
+    res.end();
+  };
 }
 
 /** Resets the TCP connection (RST) on every request. */
 export function reset(): Handler {
-  return (req) => { req.socket.resetAndDestroy(); };
+  return (req) => {
+    req.socket.resetAndDestroy();
+  };
 }
 
 /** Answers the first request on each socket, then closes the socket (FIN) under the next one. */

@@ -75,13 +75,22 @@ export class HeartbeatBatcher {
    */
   extend(id: string, subject: string, deadline: Deadline): Promise<Date | null> {
     return new Promise((resolve, reject) => {
-      if (deadline.expired()) { reject(timeout()); return; }
+      if (deadline.expired()) {
+        reject(timeout());
+        return;
+      }
       if (this.queued >= this.maxQueued) {
         reject(new DependencyError('the database', new Error('heartbeat queue is full')));
         return;
       }
       const p: Pending = {
-        id, subject, deadline, settled: false, taken: false, resolve, reject,
+        id,
+        subject,
+        deadline,
+        settled: false,
+        taken: false,
+        resolve,
+        reject,
         timer: setTimeout(() => {
           if (p.settled) return;
           p.settled = true;
@@ -135,7 +144,10 @@ export class HeartbeatBatcher {
     if (live.length === 0) return;
     // Wait no longer than the latest deadline in the batch (each member also has its own timer).
     const remaining = Math.max(...live.map((p) => p.deadline.remaining()));
-    if (remaining <= 0) { settleAll(live, (p) => p.reject(timeout())); return; }
+    if (remaining <= 0) {
+      settleAll(live, (p) => p.reject(timeout()));
+      return;
+    }
     const sorted = [...live].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     let rows: Array<{ id: string; subject: string; expires_at: Date }>;
     try {
@@ -173,5 +185,7 @@ function settleAll(batch: Pending[], settle: (p: Pending) => void): void {
 }
 
 function timeout(): DependencyError {
-  return new DependencyError('the database', new Error('request deadline passed while waiting for a heartbeat batch'), { timedOut: true });
+  return new DependencyError('the database', new Error('request deadline passed while waiting for a heartbeat batch'), {
+    timedOut: true,
+  });
 }

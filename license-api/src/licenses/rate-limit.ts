@@ -46,7 +46,12 @@ export class RateLimiter {
     }
     if (count > this.perMinute) {
       const retry = String(60 - Math.floor((Date.now() % 60_000) / 1000));
-      throw new ApiError(429, 'RATE_LIMITED', `more than ${this.perMinute} acquire attempts per minute for this subject and license`, { 'Retry-After': retry });
+      throw new ApiError(
+        429,
+        'RATE_LIMITED',
+        `more than ${this.perMinute} acquire attempts per minute for this subject and license`,
+        { 'Retry-After': retry },
+      );
     }
   }
 }

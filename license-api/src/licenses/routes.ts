@@ -20,7 +20,10 @@ function parse<T>(schema: z.ZodType<T>, req: Request): T {
   }
   const r = schema.safeParse(req.body);
   if (!r.success) {
-    const detail = r.error.issues.slice(0, 5).map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ');
+    const detail = r.error.issues
+      .slice(0, 5)
+      .map((i) => `${i.path.join('.') || 'body'}: ${i.message}`)
+      .join('; ');
     throw new ApiError(400, 'INVALID_REQUEST', detail);
   }
   return r.data;
@@ -28,14 +31,23 @@ function parse<T>(schema: z.ZodType<T>, req: Request): T {
 
 function ended(state: Extract<EndState, { ok: false }>): ApiError {
   switch (state.reason) {
-    case 'not_found': return new ApiError(404, 'SESSION_NOT_FOUND', 'no such session');
-    case 'released': return new ApiError(410, 'SESSION_RELEASED', 'this session was released; acquire a new one');
-    case 'expired': return new ApiError(410, 'SESSION_EXPIRED', 'this session missed its heartbeats and expired; acquire a new one');
+    case 'not_found':
+      return new ApiError(404, 'SESSION_NOT_FOUND', 'no such session');
+    case 'released':
+      return new ApiError(410, 'SESSION_RELEASED', 'this session was released; acquire a new one');
+    case 'expired':
+      return new ApiError(410, 'SESSION_EXPIRED', 'this session missed its heartbeats and expired; acquire a new one');
   }
 }
 
 /** Routes carry their full paths (`prefix` included) so metrics and logs see the whole template. */
-export function licenseRoutes(prefix: string, store: LicenseStore, limiter: RateLimiter, metrics: Metrics, heartbeatIntervalSeconds: number): Router {
+export function licenseRoutes(
+  prefix: string,
+  store: LicenseStore,
+  limiter: RateLimiter,
+  metrics: Metrics,
+  heartbeatIntervalSeconds: number,
+): Router {
   const r = Router();
   const who = (res: { locals: Record<string, unknown> }) => (res.locals.principal as Principal).subject;
   const deadline = (res: { locals: Record<string, unknown> }) => res.locals.deadline as Deadline;
@@ -45,7 +57,8 @@ export function licenseRoutes(prefix: string, store: LicenseStore, limiter: Rate
     try {
       if (limiter.enabled) {
         // Count attempts only against licenses that exist: a made-up key must not create a Redis key.
-        if (!await store.licenseExists(body.license_key, deadline(res))) throw new ApiError(404, 'LICENSE_NOT_FOUND', 'no license with this key');
+        if (!(await store.licenseExists(body.license_key, deadline(res))))
+          throw new ApiError(404, 'LICENSE_NOT_FOUND', 'no license with this key');
         await limiter.check(who(res), body.license_key, deadline(res));
       }
       const grant = await store.acquire(body.license_key, body.hardware_id, who(res), deadline(res));

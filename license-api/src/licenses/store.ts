@@ -14,7 +14,10 @@ export interface SessionGrant {
 
 export type EndState = { ok: true; expiresAt: Date } | { ok: false; reason: 'not_found' | 'expired' | 'released' };
 
-export interface SweepResult { expired: number; deleted: number }
+export interface SweepResult {
+  expired: number;
+  deleted: number;
+}
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const DB = 'the database';
@@ -44,7 +47,10 @@ export class LicenseStore {
 
   async ensureLicenses(licenses: Array<{ key: string; seats: number }>): Promise<void> {
     for (const l of licenses) {
-      await this.pool.query('INSERT INTO licenses (license_key, seats) VALUES ($1, $2) ON CONFLICT (license_key) DO NOTHING', [l.key, l.seats]);
+      await this.pool.query('INSERT INTO licenses (license_key, seats) VALUES ($1, $2) ON CONFLICT (license_key) DO NOTHING', [
+        l.key,
+        l.seats,
+      ]);
     }
   }
 
@@ -67,31 +73,43 @@ export class LicenseStore {
     };
     try {
       await q('BEGIN');
-      const lic = await q<{ id: string; seats: number }>('SELECT id, seats FROM licenses WHERE license_key = $1 FOR UPDATE', [licenseKey]);
+      const lic = await q<{ id: string; seats: number }>('SELECT id, seats FROM licenses WHERE license_key = $1 FOR UPDATE', [
+        licenseKey,
+      ]);
       if (lic.rowCount === 0) throw new ApiError(404, 'LICENSE_NOT_FOUND', 'no license with this key');
       const { id: licenseId, seats } = lic.rows[0];
       // Sessions that missed their heartbeats give their seats back here, under the license lock.
-      await q(`UPDATE sessions SET ended_at = expires_at, end_reason = 'expired'
-               WHERE license_id = $1 AND ended_at IS NULL AND expires_at <= now()`, [licenseId]);
+      await q(
+        `UPDATE sessions SET ended_at = expires_at, end_reason = 'expired'
+               WHERE license_id = $1 AND ended_at IS NULL AND expires_at <= now()`,
+        [licenseId],
+      );
       const open = await q<{ id: string; subject: string }>(
-        'SELECT id, subject FROM sessions WHERE license_id = $1 AND hardware_id = $2 AND ended_at IS NULL', [licenseId, hardwareId]);
+        'SELECT id, subject FROM sessions WHERE license_id = $1 AND hardware_id = $2 AND ended_at IS NULL',
+        [licenseId, hardwareId],
+      );
       if (open.rowCount) {
         if (open.rows[0].subject !== subject) {
           throw new ApiError(409, 'HARDWARE_IN_USE', 'a seat of this license is held for this hardware id by another subject');
         }
         const same = await q<{ id: string; expires_at: Date }>(
           `UPDATE sessions SET expires_at = now() + make_interval(secs => $2), last_heartbeat_at = now()
-           WHERE id = $1 RETURNING id, expires_at`, [open.rows[0].id, this.ttlSeconds]);
+           WHERE id = $1 RETURNING id, expires_at`,
+          [open.rows[0].id, this.ttlSeconds],
+        );
         await q('COMMIT');
         client.release();
         return { sessionId: same.rows[0].id, expiresAt: same.rows[0].expires_at, created: false };
       }
-      const live = await q<{ n: number }>('SELECT count(*)::int AS n FROM sessions WHERE license_id = $1 AND ended_at IS NULL', [licenseId]);
+      const live = await q<{ n: number }>('SELECT count(*)::int AS n FROM sessions WHERE license_id = $1 AND ended_at IS NULL', [
+        licenseId,
+      ]);
       if (live.rows[0].n >= seats) throw new ApiError(409, 'NO_SEAT_AVAILABLE', `all ${seats} seats of this license are in use`);
       const ins = await q<{ id: string; expires_at: Date }>(
         `INSERT INTO sessions (id, license_id, hardware_id, subject, expires_at)
          VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5)) RETURNING id, expires_at`,
-        [randomUUID(), licenseId, hardwareId, subject, this.ttlSeconds]);
+        [randomUUID(), licenseId, hardwareId, subject, this.ttlSeconds],
+      );
       await q('COMMIT');
       client.release();
       return { sessionId: ins.rows[0].id, expiresAt: ins.rows[0].expires_at, created: true };
@@ -104,25 +122,34 @@ export class LicenseStore {
   async heartbeat(sessionId: string, subject: string, deadline: Deadline): Promise<EndState> {
     if (!UUID.test(sessionId)) return { ok: false, reason: 'not_found' };
     let expiresAt: Date | null;
-    try { expiresAt = await this.heartbeats.extend(sessionId.toLowerCase(), subject, deadline); } catch (err) { throw asDbError(err); }
+    try {
+      expiresAt = await this.heartbeats.extend(sessionId.toLowerCase(), subject, deadline);
+    } catch (err) {
+      throw asDbError(err);
+    }
     if (expiresAt) return { ok: true, expiresAt };
     return await this.whyNotLive(sessionId, subject, deadline);
   }
 
   async release(sessionId: string, subject: string, deadline: Deadline): Promise<EndState> {
     if (!UUID.test(sessionId)) return { ok: false, reason: 'not_found' };
-    const r = await this.query<{ ended_at: Date }>({
-      text: `UPDATE sessions SET ended_at = now(), end_reason = 'released'
+    const r = await this.query<{ ended_at: Date }>(
+      {
+        text: `UPDATE sessions SET ended_at = now(), end_reason = 'released'
              WHERE id = $1 AND subject = $2 AND ended_at IS NULL AND expires_at > now() RETURNING ended_at`,
-      values: [sessionId, subject],
-    }, deadline);
+        values: [sessionId, subject],
+      },
+      deadline,
+    );
     if (r.rowCount) return { ok: true, expiresAt: r.rows[0].ended_at };
     return await this.whyNotLive(sessionId, subject, deadline);
   }
 
   /** Open, unexpired sessions of every license (for the metrics gauge, refreshed in the background). */
   async countActive(): Promise<number> {
-    const r = await this.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM sessions WHERE ended_at IS NULL AND expires_at > now()');
+    const r = await this.pool.query<{ n: number }>(
+      'SELECT count(*)::int AS n FROM sessions WHERE ended_at IS NULL AND expires_at > now()',
+    );
     return r.rows[0].n;
   }
 
@@ -139,7 +166,9 @@ export class LicenseStore {
       const r = await this.pool.query(
         `UPDATE sessions SET ended_at = expires_at, end_reason = 'expired'
          WHERE id IN (SELECT id FROM sessions WHERE ended_at IS NULL AND expires_at <= now()
-                      ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED)`, [batchSize]);
+                      ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED)`,
+        [batchSize],
+      );
       result.expired += r.rowCount ?? 0;
       if ((r.rowCount ?? 0) < batchSize) break;
     }
@@ -147,7 +176,9 @@ export class LicenseStore {
       const r = await this.pool.query(
         `DELETE FROM sessions
          WHERE id IN (SELECT id FROM sessions WHERE ended_at IS NOT NULL AND ended_at < now() - make_interval(secs => $1)
-                      ORDER BY ended_at LIMIT $2 FOR UPDATE SKIP LOCKED)`, [retentionSeconds, batchSize]);
+                      ORDER BY ended_at LIMIT $2 FOR UPDATE SKIP LOCKED)`,
+        [retentionSeconds, batchSize],
+      );
       result.deleted += r.rowCount ?? 0;
       if ((r.rowCount ?? 0) < batchSize) break;
     }
@@ -155,8 +186,13 @@ export class LicenseStore {
   }
 
   private async whyNotLive(sessionId: string, subject: string, deadline: Deadline): Promise<EndState> {
-    const r = await this.query<{ end_reason: string | null }>({
-      text: 'SELECT end_reason FROM sessions WHERE id = $1 AND subject = $2', values: [sessionId, subject] }, deadline);
+    const r = await this.query<{ end_reason: string | null }>(
+      {
+        text: 'SELECT end_reason FROM sessions WHERE id = $1 AND subject = $2',
+        values: [sessionId, subject],
+      },
+      deadline,
+    );
     // Another subject's session is reported as unknown: its existence is not ours to reveal.
     if (!r.rowCount) return { ok: false, reason: 'not_found' };
     return { ok: false, reason: r.rows[0].end_reason === 'released' ? 'released' : 'expired' };
@@ -196,8 +232,13 @@ export class LicenseStore {
   private abandon(client: pg.PoolClient, err: unknown): void {
     // Our own errors (404, 409, a deadline noticed between statements) come after a statement that completed.
     const healthy = err instanceof ApiError || isServerError(err);
-    if (!healthy) { client.release(err instanceof Error ? err : new Error(String(err))); return; }
-    client.query({ text: 'ROLLBACK', query_timeout: this.statementTimeoutMs + CLIENT_TIMEOUT_MARGIN_MS } as pg.QueryConfig)
-      .then(() => client.release(), (e: unknown) => client.release(e instanceof Error ? e : new Error(String(e))));
+    if (!healthy) {
+      client.release(err instanceof Error ? err : new Error(String(err)));
+      return;
+    }
+    client.query({ text: 'ROLLBACK', query_timeout: this.statementTimeoutMs + CLIENT_TIMEOUT_MARGIN_MS } as pg.QueryConfig).then(
+      () => client.release(),
+      (e: unknown) => client.release(e instanceof Error ? e : new Error(String(e))),
+    );
   }
 }

@@ -22,13 +22,31 @@ export async function startPodServer(network: PodNetwork, name: string, port = 8
   let output = '';
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`pod server ${name} did not listen within 10 s: ${output}`)); }, 10_000);
-    child.stdout!.on('data', (b: Buffer) => { output += b.toString(); if (output.includes('listening')) { clearTimeout(timer); resolve(); } });
-    child.stderr!.on('data', (b: Buffer) => { output += b.toString(); });
-    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`pod server ${name} exited ${code}: ${output}`)); });
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`pod server ${name} did not listen within 10 s: ${output}`));
+    }, 10_000);
+    child.stdout!.on('data', (b: Buffer) => {
+      output += b.toString();
+      if (output.includes('listening')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.stderr!.on('data', (b: Buffer) => {
+      output += b.toString();
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`pod server ${name} exited ${code}: ${output}`));
+    });
   });
   return {
-    name, ip, port, netns, process: child,
+    name,
+    ip,
+    port,
+    netns,
+    process: child,
     async stop() {
       if (child.exitCode === null && child.signalCode === null) {
         child.kill('SIGTERM');

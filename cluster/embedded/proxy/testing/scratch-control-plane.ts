@@ -30,7 +30,11 @@ export async function startScratchControlPlane(opts: { onProgress?: (line: strin
     const stop = async () => {
       if (stopped) return;
       stopped = true;
-      try { await cp.stop(); } finally { await rm(stateDir, { recursive: true, force: true }); }
+      try {
+        await cp.stop();
+      } finally {
+        await rm(stateDir, { recursive: true, force: true });
+      }
     };
     return { kubeconfigPath: cp.kubeconfig, kubeConfig, stop, [Symbol.asyncDispose]: stop };
   } catch (err) {
