@@ -178,7 +178,7 @@ describe('every finding, from a manifest broken that way', () => {
       },
       'startup.budget',
       'error',
-      /budget .* = 10 s; start time measured 12 s \(pod created → Ready\)/,
+      /budget .* = 2 s; start time measured 12 s \(pod created → Ready\)/,
     ],
     [
       'a preStop shorter than the measured propagation',

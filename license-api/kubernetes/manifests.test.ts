@@ -42,9 +42,9 @@ describe.each(overlays)('overlay %s', (overlay) => {
     expect(probe(c.startupProbe)).toEqual({
       path: '/health/startup',
       initialDelaySeconds: 0,
-      periodSeconds: 5,
-      timeoutSeconds: 3,
-      failureThreshold: 30,
+      periodSeconds: 1,
+      timeoutSeconds: 1,
+      failureThreshold: 150,
     });
     expect(probe(c.livenessProbe)).toEqual({
       path: '/health/live',
@@ -55,7 +55,7 @@ describe.each(overlays)('overlay %s', (overlay) => {
     });
     expect(probe(c.readinessProbe)).toEqual({
       path: '/health/ready',
-      initialDelaySeconds: 10,
+      initialDelaySeconds: undefined,
       periodSeconds: 5,
       timeoutSeconds: 3,
       failureThreshold: 3,

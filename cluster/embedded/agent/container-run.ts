@@ -138,6 +138,8 @@ export class ContainerRun {
         if (ok) {
           this.started = true;
           this.hooks.changed();
+          // As the kubelet's status update does: a started container's readiness is probed at once.
+          this.probes.find((p) => p.kind === 'readiness')?.trigger();
         } else this.failedProbe('startup', message);
       } else if (kind === 'liveness') {
         if (!ok) this.failedProbe('liveness', message);

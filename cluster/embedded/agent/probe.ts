@@ -153,6 +153,9 @@ export class ProbeWorker {
   private readonly gate: () => boolean;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
+  private startedAt = 0;
+  private inFlight = false;
+  private pending = false;
   private successes = 0;
   private failures = 0;
 
@@ -172,7 +175,27 @@ export class ProbeWorker {
   }
 
   start(): void {
+    this.startedAt = Date.now();
     this.timer = setTimeout(() => void this.tick(), (this.probe.initialDelaySeconds ?? 0) * 1000);
+  }
+
+  /**
+   * Probes now and then every periodSeconds from now: the kubelet's manual run. Its prober manager
+   * triggers the readiness worker whenever it updates the status of a started container whose
+   * readiness has not succeeded yet (pkg/kubelet/prober/prober_manager.go, UpdatePodStatus →
+   * worker.manualTriggerCh; the worker resets its ticker), so a pod is probed ready right after its
+   * startup probe succeeds instead of at the readiness worker's next tick. Before initialDelaySeconds
+   * the kubelet skips the attempt (worker.doProbe), and so does this.
+   */
+  trigger(): void {
+    if (this.stopped) return;
+    if (this.inFlight) {
+      this.pending = true;
+      return;
+    }
+    if (Date.now() - this.startedAt < (this.probe.initialDelaySeconds ?? 0) * 1000) return;
+    clearTimeout(this.timer);
+    void this.tick();
   }
 
   stop(): void {
@@ -185,7 +208,8 @@ export class ProbeWorker {
     const period = (this.probe.periodSeconds ?? 10) * 1000;
     const started = Date.now();
     if (this.gate()) {
-      const outcome = await runProbe(this.probe, this.target);
+      this.inFlight = true;
+      const outcome = await runProbe(this.probe, this.target).finally(() => (this.inFlight = false));
       if (this.stopped) return;
       this.lastMessage = outcome.message;
       if (outcome.ok) {
@@ -209,6 +233,8 @@ export class ProbeWorker {
       }
       if (this.kind === 'startup' && this.result) return; // startup probes stop after the first success
     }
-    this.timer = setTimeout(() => void this.tick(), Math.max(0, period - (Date.now() - started)));
+    const next = this.pending ? 0 : Math.max(0, period - (Date.now() - started));
+    this.pending = false;
+    this.timer = setTimeout(() => void this.tick(), next);
   }
 }
