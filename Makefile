@@ -6,7 +6,7 @@ NODE_BIN := $(shell scripts/node24.sh)
 export PATH := $(NODE_BIN):$(PATH)
 REPORTS ?= .reports
 
-.PHONY: help setup deps docker-deps controlplane kind-node-image test lint verify-local bench clean
+.PHONY: help setup deps docker-deps controlplane kind-node-image test test-nightly lint verify-local bench clean
 
 help: ## list the targets
 	@echo "verdict: deployment-verification harness for the license API"
@@ -68,6 +68,10 @@ test: setup docker-deps lint controlplane ## run every test (vitest, real Postgr
 	npx vitest run --no-file-parallelism $(CLUSTER_E2E) --reporter=default --reporter=json --outputFile.json=$(REPORTS)/vitest-2-cluster.json \
 	  --reporter=junit --outputFile.junit=$(REPORTS)/vitest-2-cluster.junit.xml || rc=1; \
 	exit $$rc
+
+# The scheduled CI run: everything make test runs, plus the repeated statistical runs (test/nightly.ts).
+test-nightly: ## make test plus the repeated statistical runs (five naive controls, kind's broken release, more propagation samples)
+	@VERDICT_NIGHTLY=1 $(MAKE) --no-print-directory test
 
 verify-local: setup controlplane ## roll v1 -> v2 out under load on the embedded cluster and print the verdict (root)
 	node cli/verdict.ts verify-local

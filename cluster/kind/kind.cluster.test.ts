@@ -12,6 +12,7 @@ import { useEngine, type DockerEngine } from '../../lib/docker/engine.ts';
 import { k8s } from '../../lib/kube/client.ts';
 import { deployRelease } from '../../lib/kube/deploy.ts';
 import { runCommand } from '../../lib/proc/run.ts';
+import { NIGHTLY, repeats } from '../../test/nightly.ts';
 import {
   bridgeNameFor,
   kindBinary,
@@ -212,18 +213,21 @@ describe('rollout-under-load on kind (real kubelet and kube-proxy)', () => {
     expect(out.stdout.trim()).toBe(`200 ${b.metadata!.name}`);
   }, 120_000);
 
-  it('a release that answers 500 while ready FAILs, every failure an application-5xx from a v2 pod, as on the embedded cluster', async () => {
-    const r = await run('rollout-under-load', ['errors-after-start']);
-    expect(r.verdict).toBe('FAIL');
-    expect(gate(r, 'no failed request')?.verdict).toBe('FAIL');
-    const failures = r.evidence!.loads[0].joined.failures;
-    expect(failures.length).toBeGreaterThan(10);
-    for (const f of failures) {
-      expect(f.status).toBe(500);
-      expect(f.version).toBe('v2');
-      expect(f.cause).toBe('application-5xx');
-    }
-  }, 900_000);
+  // Nightly only: make test shows the same detector FAIL this release on the embedded cluster
+  // (experiments.cluster.test.ts); kind adds the real kubelet and kube-proxy, which the PASS above exercises.
+  if (NIGHTLY)
+    it('a release that answers 500 while ready FAILs, every failure an application-5xx from a v2 pod, as on the embedded cluster', async () => {
+      const r = await run('rollout-under-load', ['errors-after-start']);
+      expect(r.verdict).toBe('FAIL');
+      expect(gate(r, 'no failed request')?.verdict).toBe('FAIL');
+      const failures = r.evidence!.loads[0].joined.failures;
+      expect(failures.length).toBeGreaterThan(10);
+      for (const f of failures) {
+        expect(f.status).toBe(500);
+        expect(f.version).toBe('v2');
+        expect(f.cause).toBe('application-5xx');
+      }
+    }, 900_000);
 });
 
 describe('fidelity', () => {
@@ -240,9 +244,9 @@ describe('fidelity', () => {
       replicas: 3,
       say,
     };
-    const quiet = await measureEndpointLag(cluster, { ...o, samples: 6 });
+    const quiet = await measureEndpointLag(cluster, { ...o, samples: repeats(2, 6) });
     // Another pod deleted 300 ms before: its sync was under a second ago, so kube-proxy's minSyncPeriod holds this one back.
-    const burst = await measureEndpointLag(cluster, { ...o, samples: 4, pairGapMs: 300 });
+    const burst = await measureEndpointLag(cluster, { ...o, samples: repeats(2, 4), pairGapMs: 300 });
     process.stderr.write(
       `kind endpoint propagation, alone: ${JSON.stringify(summarize(quiet))}\nkind endpoint propagation, 300 ms after another change: ${JSON.stringify(summarize(burst))}\n`,
     );
