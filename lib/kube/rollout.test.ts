@@ -4,7 +4,7 @@ import { deploymentRolloutState, pollRollout, rolloutProblem } from './rollout.t
 
 const pod = (
   name: string,
-  o: { restarts?: number; ready?: boolean; waiting?: string; exit?: number; runningFor?: number },
+  o: { restarts?: number; ready?: boolean; waiting?: string; exit?: number; runningFor?: number; started?: boolean },
   now = 100_000,
 ): k8s.V1Pod => ({
   metadata: { name },
@@ -16,6 +16,7 @@ const pod = (
         image: 'i',
         imageID: '',
         ready: !!o.ready,
+        started: o.started,
         restartCount: o.restarts ?? 0,
         state: o.waiting
           ? { waiting: { reason: o.waiting } }
@@ -43,6 +44,16 @@ describe('rolloutProblem: a rollout that cannot finish, said as soon as it is cl
       /run for 61 s without becoming Ready/,
     );
     expect(rolloutProblem([pod('a', { runningFor: 30_000 })], 100_000, opts)).toBeUndefined();
+  });
+  it('the budget runs from the start-up probe passing: a slow starter is not stuck, a started one is, counted from when it was seen started', () => {
+    // Not started after 100 s: within its startupProbe budget (the kubelet restarts it if it never starts).
+    expect(rolloutProblem([pod('a', { runningFor: 100_000, started: false })], 100_000, opts)).toBeUndefined();
+    // Seen started for the first time now, after 100 s of start-up: 60 s more before it is stuck.
+    const seen = new Map<string, number>();
+    const p = pod('a', { runningFor: 100_000, started: true }, 100_000);
+    expect(rolloutProblem([p], 100_000, { ...opts, seen })).toBeUndefined();
+    expect(rolloutProblem([p], 150_000, { ...opts, seen })).toBeUndefined();
+    expect(rolloutProblem([p], 161_000, { ...opts, seen })?.reason).toMatch(/run for 161 s without becoming Ready \(started/);
   });
   it('a healthy start is no problem: ready, or starting within budget, or one restart without back-off', () => {
     expect(
