@@ -96,10 +96,12 @@ function newPodsCheck(
   // The kubelet needs initialDelay + period × failureThreshold to call a pod unready; give it that
   // twice over plus 30 s before calling a readiness that never passes hopeless.
   const budgetMs = ((rp.initialDelaySeconds ?? 0) + (rp.periodSeconds ?? 10) * (rp.failureThreshold ?? 3)) * 2000 + 30_000;
+  // When each pod was first seen started (its startup probe passed): the budget's origin.
+  const seen = new Map<string, number>();
   return async () => {
     const hash = await currentTemplateHash(kc, namespace, deployment);
     if (!hash) return undefined;
     const pods = (await core.listNamespacedPod({ namespace, labelSelector: `${base},pod-template-hash=${hash}` })).items;
-    return rolloutProblem(pods, Date.now(), { notReadyAfterMs: budgetMs });
+    return rolloutProblem(pods, Date.now(), { notReadyAfterMs: budgetMs, seen });
   };
 }

@@ -112,13 +112,19 @@ const HOPELESS_WAITING = new Set([
  * Looks at the new release's pods (`pods`, already filtered to the new version) and says whether the
  * rollout is hopeless now rather than at its progress deadline: a container restarted `maxRestarts`
  * times or waiting for a reason that does not heal by itself (CrashLoopBackOff, image errors), or a
- * running pod not Ready after `notReadyAfterMs` (its readiness never passes). Undefined when it may
+ * started pod not Ready after `notReadyAfterMs` (its readiness never passes). Undefined when it may
  * still succeed.
+ *
+ * The readiness budget runs from the moment the container has started (`started`: its startup probe
+ * passed), not from its process start: a slow starter within its startupProbe budget is not stuck
+ * (the kubelet restarts it if it never starts, which the restart rule sees). The API gives no time for
+ * `started`, so `seen` (kept by the caller across polls) remembers when each pod was first seen
+ * started; without it, the process start stands in.
  */
 export function rolloutProblem(
   pods: k8s.V1Pod[],
   now: number,
-  opts: { maxRestarts?: number; notReadyAfterMs: number },
+  opts: { maxRestarts?: number; notReadyAfterMs: number; seen?: Map<string, number> },
 ): RolloutProblem | undefined {
   const maxRestarts = opts.maxRestarts ?? 2;
   const described = pods.map((p) => {
@@ -133,9 +139,10 @@ export function rolloutProblem(
         ? `exit ${term.exitCode}${term.reason ? ` (${term.reason})` : ''}${term.message ? `: ${term.message.slice(0, 200)}` : ''}`
         : null,
       runningSince: cs.map((c) => c.state?.running?.startedAt).find(Boolean),
+      started: cs.every((c) => c.started !== false),
     };
   });
-  const list = described.map(({ runningSince: _r, ...d }) => d);
+  const list = described.map(({ runningSince: _r, started: _s, ...d }) => d);
   const crashing = described.find(
     (d) =>
       d.restarts >= maxRestarts ||
@@ -148,14 +155,23 @@ export function rolloutProblem(
       pods: list,
     };
   }
-  const stuck = described.find(
-    (d) => !d.ready && d.runningSince && now - new Date(d.runningSince).getTime() > opts.notReadyAfterMs,
-  );
-  if (stuck) {
-    return {
-      reason: `pod ${stuck.name} has run for ${((now - new Date(stuck.runningSince!).getTime()) / 1000).toFixed(0)} s without becoming Ready (its readiness probe keeps failing)`,
-      pods: list,
-    };
+  /** Since when the pod counts as started (its readiness budget's origin), or undefined while it is not. */
+  const startedSince = (d: (typeof described)[number]) => {
+    if (!d.runningSince || !d.started) return undefined;
+    const running = new Date(d.runningSince).getTime();
+    if (!opts.seen) return running;
+    const key = `${d.name}@${running}`;
+    if (!opts.seen.has(key)) opts.seen.set(key, now);
+    return Math.max(running, opts.seen.get(key)!);
+  };
+  for (const d of described) {
+    const since = d.ready ? undefined : startedSince(d);
+    if (since !== undefined && now - since > opts.notReadyAfterMs) {
+      return {
+        reason: `pod ${d.name} has run for ${((now - new Date(d.runningSince!).getTime()) / 1000).toFixed(0)} s without becoming Ready (started, and its readiness probe keeps failing)`,
+        pods: list,
+      };
+    }
   }
   return undefined;
 }
