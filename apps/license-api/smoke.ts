@@ -28,6 +28,11 @@ const NO_SUCH_LICENSE = 'VERDICT-SMOKE-NO-SUCH-LICENSE';
 /** The app's version header. */
 export const VERSION_HEADER = 'x-app-version';
 
+/**
+ * The start of a body, for evidence. `r.text` is already redacted (the suite's client redacts each
+ * body as it reads it, see lib/checks/redact.ts), so the cut here cannot leave part of a token that
+ * the service reflected.
+ */
 const snippet = (r: HttpResponse) => `${r.text.slice(0, 160).replace(/\s+/g, ' ')}${r.text.length > 160 ? '…' : ''}`;
 const answered = (what: string, r: HttpResponse) => `${what} answered ${r.status} ${snippet(r)}`;
 const isObject = (v: unknown): v is Record<string, any> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -313,7 +318,7 @@ export function smokeChecks(o: SmokeOptions): SuiteCheck[] {
   function trackSeat(ctx: CheckContext, hw: string): SeatHolder {
     let sessionId: string | null = null;
     const unregister = ctx.cleanup.add(`seat ${hw}`, async (signal) => {
-      const http = new HttpClient({ baseUrl: o.url, signal, timeoutMs: 5000 });
+      const http = new HttpClient({ baseUrl: o.url, signal, timeoutMs: 5000, redact: ctx.redact });
       let id = sessionId;
       if (!id) {
         // The acquire's answer never came: the same subject acquiring the same hardware id gets the seat it holds back (200), or a new one (201).

@@ -5,6 +5,7 @@ import type { AppProfile } from '../../experiments/app-profile.ts';
 import { describeTarget } from '../../experiments/record.ts';
 import { runGate } from '../../gate/post-deploy-gate.ts';
 import { parseBaseUrl } from '../../lib/checks/http.ts';
+import { shortSecretWarning } from '../../lib/checks/redact.ts';
 import { parseDuration } from '../../lib/load/units.ts';
 import { CloudMonitoringSource, gmpSource, PromqlSource, type MetricSource } from '../../lib/metrics/index.ts';
 import { suiteRunRecord } from '../../suites/record.ts';
@@ -190,6 +191,8 @@ Example:
       const started = Date.now();
       const secrets = token ? [token] : [];
       const say = progress(started, secrets);
+      const short = shortSecretWarning(secrets);
+      if (short) say(`warning: ${short}`);
       using interrupt = interruptOnSignals(say);
       if (token && !process.env.LICENSE_TOKEN) process.env.LICENSE_TOKEN = token; // the app's load uses it
       let error: string | null = null;

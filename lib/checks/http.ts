@@ -115,6 +115,11 @@ export interface HttpClientOptions {
   signal?: AbortSignal;
   /** Called with every exchange as it ends. */
   onExchange?: (e: HttpExchange) => void;
+  /**
+   * Applied to every body (before it is parsed, cut or quoted) and every recorded header value as
+   * they are read: a service that reflects the bearer token hands back `[REDACTED]` (see `./redact.ts`).
+   */
+  redact?: (s: string) => string;
 }
 
 /** Parses and checks a base URL; throws a message naming the fix (a usage error for the CLI). */
@@ -143,6 +148,7 @@ export class HttpClient {
   readonly #keep: string[];
   readonly #signal?: AbortSignal;
   readonly #onExchange?: (e: HttpExchange) => void;
+  readonly #redact: (s: string) => string;
   /** The check whose requests these are (set by the runner). */
   check: string | null = null;
 
@@ -153,6 +159,7 @@ export class HttpClient {
     this.#keep = (o.recordHeaders ?? []).map((h) => h.toLowerCase());
     this.#signal = o.signal;
     this.#onExchange = o.onExchange;
+    this.#redact = o.redact ?? ((s) => s);
   }
 
   /** A client for another base URL (e.g. a pod address) sharing this one's record and settings. */
@@ -163,6 +170,7 @@ export class HttpClient {
       maxBodyBytes: this.#maxBody,
       recordHeaders: this.#keep,
       signal: this.#signal,
+      redact: this.#redact,
       onExchange: (e) => {
         this.exchanges.push(e);
         this.#onExchange?.(e);
@@ -197,7 +205,12 @@ export class HttpClient {
         durationMs: performance.now() - t0,
         error,
         check: this.check,
-        headers: Object.fromEntries(this.#keep.map((k) => [k, h?.get(k) ?? null])),
+        headers: Object.fromEntries(
+          this.#keep.map((k) => {
+            const v = h?.get(k);
+            return [k, v == null ? null : this.#redact(v)];
+          }),
+        ),
       };
       this.exchanges.push(e);
       this.#onExchange?.(e);
@@ -211,7 +224,9 @@ export class HttpClient {
         redirect: 'manual',
         body: o.body === undefined ? undefined : typeof o.body === 'string' ? o.body : JSON.stringify(o.body),
       });
-      const { text, truncated } = await readLimited(res, this.#maxBody);
+      const read = await readLimited(res, this.#maxBody);
+      const text = this.#redact(read.text);
+      const truncated = read.truncated;
       const e = record(res.status, res.headers, null);
       let json: unknown;
       try {

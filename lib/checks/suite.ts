@@ -15,10 +15,14 @@
  * - The cleanup registry always runs, in reverse order, after the last check or when the signal
  *   fires (SIGINT/SIGTERM from the command), each step bounded in time and with its own signal, so
  *   what a check acquired is given back even when the run is interrupted.
- * - `secrets` (a token) are redacted from every string the runner returns.
+ * - `secrets` (a token) are redacted from every string the runner returns, and from every body
+ *   and recorded header as the client reads it, before any check can cut it (`./redact.ts`).
  */
 import { worst, type Verdict } from '../verdict.ts';
 import { ConnectionError, HttpClient, RequestTimeoutError, UnreachableError, type HttpExchange } from './http.ts';
+import { redactDeep, redactor } from './redact.ts';
+
+export { redactDeep, redactor } from './redact.ts';
 
 export type Scalar = number | string | boolean | null;
 
@@ -68,6 +72,8 @@ export interface CheckContext {
   state: Map<string, unknown>;
   /** Every exchange of the run so far, every check's. */
   exchanges(): readonly HttpExchange[];
+  /** The run's secrets out of a string (for a client a check makes itself, e.g. in a cleanup step). */
+  redact: (s: string) => string;
 }
 
 export interface SuiteCheck {
@@ -209,33 +215,6 @@ export interface SuiteRun {
   versionHeader: string | null;
 }
 
-/** Replaces every secret (and each long part of a dotted token, e.g. a JWT's signature) by `[REDACTED]`. */
-export function redactor(secrets: readonly string[]): (s: string) => string {
-  const parts = new Set<string>();
-  for (const s of secrets) {
-    if (!s) continue;
-    parts.add(s);
-    for (const p of s.split('.')) if (p.length >= 16) parts.add(p);
-  }
-  const list = [...parts].sort((a, b) => b.length - a.length);
-  if (!list.length) return (s) => s;
-  return (s) => {
-    let out = s;
-    for (const p of list) out = out.split(p).join('[REDACTED]');
-    return out;
-  };
-}
-
-/** A deep copy of `value` with every string passed through `redact`. */
-export function redactDeep<T>(value: T, redact: (s: string) => string): T {
-  if (typeof value === 'string') return redact(value) as T;
-  if (Array.isArray(value)) return value.map((v) => redactDeep(v, redact)) as T;
-  if (value && typeof value === 'object') {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [redact(k), redactDeep(v, redact)])) as T;
-  }
-  return value;
-}
-
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve) => {
     const t = setTimeout(resolve, ms);
@@ -326,6 +305,7 @@ export async function runSuite(o: SuiteOptions): Promise<SuiteRun> {
         signal,
         recordHeaders: o.recordHeaders,
         timeoutMs: o.requestTimeoutMs ?? Math.max(5000, check.budgetMs * 4),
+        redact,
         onExchange: (e) => {
           mine.push(e);
           exchanges.push(e);
@@ -339,7 +319,7 @@ export async function runSuite(o: SuiteOptions): Promise<SuiteRun> {
       let wasUnreachable = false;
       ran++;
       try {
-        outcome = await check.run({ http, signal, cleanup, attempt: attempt + 1, state, exchanges: () => exchanges });
+        outcome = await check.run({ http, signal, cleanup, attempt: attempt + 1, state, exchanges: () => exchanges, redact });
         ({ verdict, evidence } = outcome);
         observed = { ...(outcome.observed ?? {}) };
       } catch (err) {

@@ -1,0 +1,141 @@
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { SignJWT } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+// `verdict smoke` against a hostile service on loopback: one that reflects the bearer token, one
+// that answers with terminal and CI-command injections, one that answers a huge nested JSON body.
+// Every output of the command is read back: stdout, stderr and the run directory's files.
+const CLI = fileURLToPath(new URL('../verdict.ts', import.meta.url));
+
+interface CliRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+function cli(args: string[], env: Record<string, string> = {}, nodeOptions: string[] = []): Promise<CliRun> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [...nodeOptions, CLI, ...args], {
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', CI: 'true', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (d) => (stdout += d));
+    child.stderr!.on('data', (d) => (stderr += d));
+    child.once('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** Every file of the run directory the command wrote into `out`, by name. */
+async function runFiles(out: string): Promise<Record<string, string>> {
+  const files: Record<string, string> = {};
+  for (const e of await readdir(out, { withFileTypes: true, recursive: true })) {
+    if (e.isFile() && !e.name.endsWith('.gz')) files[e.name] = await readFile(join(e.parentPath, e.name), 'utf8');
+  }
+  return files;
+}
+
+type Handler = (req: IncomingMessage, body: string, res: ServerResponse) => void;
+const json = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) =>
+  res.writeHead(status, { 'content-type': 'application/json', 'x-app-version': 'v1', ...headers }).end(JSON.stringify(body));
+const METRICS = '# HELP http_requests_total Requests.\n# TYPE http_requests_total counter\nhttp_requests_total{route="/"} 3\n';
+
+/** The license API's answers where a test does not replace them. */
+const wellBehaved: Handler = (req, _body, res) => {
+  if (req.url === '/health/ready') return json(res, 200, { status: 'ready', checks: { database: 'ok' } });
+  if (req.url === '/health/live') return json(res, 200, { status: 'ok' });
+  if (req.url === '/metrics')
+    return res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4', 'x-app-version': 'v1' }).end(METRICS);
+  if (!req.headers.authorization) return json(res, 401, { error: { code: 'UNAUTHENTICATED', message: 'no token' } });
+  return json(res, 401, { error: { code: 'INVALID_TOKEN', message: 'bad token' } });
+};
+
+describe('verdict smoke against a hostile service', () => {
+  let server: Server;
+  let url: string;
+  let handler: Handler = wellBehaved;
+  let out: string;
+  let token: string;
+  beforeAll(async () => {
+    server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (d) => (body += d));
+      req.on('end', () => handler(req, body, res));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    out = await mkdtemp(join(tmpdir(), 'verdict-hostile-'));
+    token = await new SignJWT({})
+      .setProtectedHeader({ alg: 'HS256' })
+      .setSubject('smoke-hostile')
+      .setIssuedAt()
+      .setExpirationTime('1h')
+      .sign(randomBytes(32));
+  });
+  afterAll(async () => {
+    server?.closeAllConnections();
+    await new Promise<void>((r) => server?.close(() => r()));
+    if (out) await rm(out, { recursive: true, force: true });
+  });
+
+  it('a token the service reflects in a 500 body reaches no output, not even in part (issue 19 item 9)', async () => {
+    // The reviewer's server: `500 upstream error; request had Authorization: <header>`, padded so that
+    // a 160-character cut of the body lands 20 characters into the token's signature.
+    const header = 'Authorization: Bearer ';
+    const sigStart = token.lastIndexOf('.') + 1;
+    const pad = 160 - 20 - header.length - sigStart;
+    expect(pad).toBeGreaterThan(0);
+    handler = (req, body, res) => {
+      if (req.url!.startsWith('/api/') && req.headers.authorization === `Bearer ${token}`)
+        return res
+          .writeHead(500, { 'content-type': 'text/plain', 'x-app-version': 'v1' })
+          .end(`${'u'.repeat(pad)}Authorization: ${req.headers.authorization} (request body ${body.length} bytes)`);
+      return wellBehaved(req, body, res);
+    };
+    const dir = join(out, 'reflect');
+    const r = await cli(['smoke', '--url', url, '--out', dir], { TEST_TOKEN: token });
+    const j = await cli(['smoke', '--url', url, '--out', dir, '--json'], { TEST_TOKEN: token });
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(
+      /heartbeat-unknown: POST \/api\/v1\/licenses\/heartbeat answered 500 u+Authorization: Bearer \[REDACTED\]/,
+    );
+    const files = await runFiles(dir);
+    expect(Object.keys(files)).toEqual(expect.arrayContaining(['verdict.json', 'junit.xml', 'summary.md', 'report.html']));
+    const outputs: Record<string, string> = {
+      stdout: r.stdout,
+      stderr: r.stderr,
+      'stdout --json': j.stdout,
+      'stderr --json': j.stderr,
+      ...files,
+    };
+    // Not the token, and no 8 consecutive characters of its signature (the rule redacts every run of 12;
+    // the server reflected the token whole, so nothing at all may be left of it).
+    const sig = token.slice(sigStart);
+    const leaks = (text: string) =>
+      [token, ...Array.from({ length: sig.length - 7 }, (_, i) => sig.slice(i, i + 8))].filter((p) => text.includes(p));
+    for (const [name, text] of Object.entries(outputs)) expect({ name, leaks: leaks(text) }).toEqual({ name, leaks: [] });
+    expect(files['verdict.json']).toContain('[REDACTED]');
+  });
+
+  it('a token under 8 characters is not redacted, and the command says so instead of crashing (issue 22)', async () => {
+    handler = wellBehaved;
+    const dir = join(out, 'short');
+    const r = await cli(['smoke', '--url', url, '--out', dir, '--json'], { TEST_TOKEN: 'x' });
+    expect(r.stderr).not.toMatch(/TypeError|Cannot read properties/);
+    expect(r.stderr).toMatch(/warning: the token is 1 character long: values under 8 characters are not redacted/);
+    expect(r.code).toBe(1);
+    const record = JSON.parse(r.stdout);
+    expect(record.verdict).toBe('FAIL');
+    expect(JSON.stringify(record)).not.toContain('[REDACTED]');
+    expect(record.checks[0].gates.find((g: { name: string }) => g.name === 'heartbeat-unknown').evidence).toMatch(
+      /the token was refused/,
+    );
+  });
+});
