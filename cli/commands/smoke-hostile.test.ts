@@ -124,6 +124,69 @@ describe('verdict smoke against a hostile service', () => {
     expect(files['verdict.json']).toContain('[REDACTED]');
   });
 
+  it('what the service says cannot drive the terminal, forge lines or command CI, in any output (issue 19 item 10)', async () => {
+    const ESC = '\x1b';
+    const forged = 'redis\r\n[   0.1s] metrics: PASS forged\r\n::error::forged';
+    const body = `${ESC}[31m::error::boom\r\n::add-mask::x\r\n##[error]old ${ESC}]0;title\x07 \u009b2J`;
+    const session = `s-1\r\n::error::session${ESC}[2J`;
+    const future = new Date(Date.now() + 600_000).toISOString();
+    handler = (req, reqBody, res) => {
+      const p = req.url!;
+      if (p === '/health/ready')
+        return json(res, 200, {
+          status: 'ready',
+          degraded: [`${ESC}]0;pwned\x07${ESC}[2J`, `${ESC}]52;c;ZWNobyBwd25lZA==\x07`, forged, '::add-mask::abc'],
+        });
+      if (p === '/metrics') return res.writeHead(500, { 'content-type': 'text/plain', 'x-app-version': 'v1' }).end(body);
+      if (!req.headers.authorization) return wellBehaved(req, reqBody, res);
+      if (req.headers.authorization !== `Bearer ${token}`) return wellBehaved(req, reqBody, res);
+      if (p.endsWith('/acquire'))
+        return json(res, 201, { session_id: session, expires_at: future, heartbeat_interval_seconds: 30 });
+      if (p.endsWith('/heartbeat') && !reqBody.includes('s-1'))
+        return json(res, 404, { error: { code: 'SESSION_NOT_FOUND', message: `no${ESC}[2J\n::error::x` } });
+      return res.writeHead(500, { 'content-type': 'text/plain', 'x-app-version': 'v1' }).end(body);
+    };
+    const dir = join(out, 'inject');
+    const r = await cli(['smoke', '--url', url, '--out', dir], { TEST_TOKEN: token });
+    const j = await cli(['smoke', '--url', url, '--out', dir, '--json'], { TEST_TOKEN: token });
+    expect(r.code).toBe(1);
+    // What was said is still there to read, escaped: the evidence keeps its meaning.
+    expect(r.stderr).toContain('ready: PASS GET /health/ready answered 200 {status: "ready"} (degraded: \\x1b]0;pwned\\x07');
+    expect(r.stderr).toContain('\\x1b]52;c;ZWNobyBwd25lZA==\\x07');
+    expect(r.stderr).toMatch(
+      /cleanup seat verdict-smoke-\w+-1: FAILED release of session s-1\\r\\n::error::session\\x1b\[2J answered 500/,
+    );
+    const files = await runFiles(dir);
+    const outputs: Record<string, string> = {
+      stdout: r.stdout,
+      stderr: r.stderr,
+      'stdout --json': j.stdout,
+      'stderr --json': j.stderr,
+      ...files,
+    };
+    for (const [name, text] of Object.entries(outputs)) {
+      // No control character but tab and line feed; no C1; no line that GitHub Actions reads as a command.
+      expect({ name, controls: text.match(/[\x00-\x08\x0b-\x1f\x7f-\x9f]/g) ?? [] }).toEqual({ name, controls: [] });
+      const commands = text.split('\n').filter((l) => /^\s*(::|##\[)/.test(l));
+      expect({ name, commands }).toEqual({ name, commands: [] });
+    }
+    // Every progress line is one of ours (time-stamped); no forged PASS line anywhere.
+    for (const line of r.stderr.split('\n').filter(Boolean)) expect(line).toMatch(/^\[\s*\d+\.\ds\] /);
+    for (const text of Object.values(outputs)) expect(text).not.toMatch(/^\[\s*0\.1s\] metrics: PASS forged/m);
+    // verdict.json as `jq -r` would print its strings: each on its own line, none a command.
+    const strings: string[] = [];
+    const walk = (v: unknown): void => {
+      if (typeof v === 'string') strings.push(v);
+      else if (v && typeof v === 'object') for (const x of Object.values(v)) walk(x);
+    };
+    walk(JSON.parse(j.stdout));
+    walk(JSON.parse(files['verdict.json']));
+    for (const s of strings) {
+      expect(s).not.toMatch(/[\x00-\x1f\x7f-\x9f]/);
+      expect(s).not.toMatch(/^\s*(::|##\[)/);
+    }
+  });
+
   it('a token under 8 characters is not redacted, and the command says so instead of crashing (issue 22)', async () => {
     handler = wellBehaved;
     const dir = join(out, 'short');

@@ -21,6 +21,7 @@
 import { worst, type Verdict } from '../verdict.ts';
 import { ConnectionError, HttpClient, RequestTimeoutError, UnreachableError, type HttpExchange } from './http.ts';
 import { redactDeep, redactor } from './redact.ts';
+import { safeText } from '../safe-text.ts';
 
 export { redactDeep, redactor } from './redact.ts';
 
@@ -190,7 +191,7 @@ export interface SuiteOptions {
   recordHeaders?: string[];
   /** The header that names the app version (for the record's answers per version). */
   versionHeader?: string;
-  /** Progress lines (already redacted). */
+  /** Progress lines (already redacted and sanitised). */
   say?: (line: string) => void;
   /** Pause between retries, ms. Default 500. */
   retryDelayMs?: number;
@@ -233,7 +234,8 @@ export async function runSuite(o: SuiteOptions): Promise<SuiteRun> {
   const startedAt = Date.now();
   const signal = o.signal ?? new AbortController().signal;
   const redact = redactor(o.secrets ?? []);
-  const say = (m: string) => o.say?.(redact(m));
+  // What the service answered reaches these lines and the record: redacted, then sanitised (../safe-text.ts).
+  const say = (m: string) => o.say?.(safeText(redact(m)));
   const retries = Math.max(0, Math.floor(o.retries ?? 0));
   const leftOut = o.checks.flatMap((c) =>
     c.skip ? [{ name: c.name, why: c.skip }] : o.readOnly && c.writes ? [{ name: c.name, why: 'read-only' }] : [],
@@ -408,5 +410,5 @@ export async function runSuite(o: SuiteOptions): Promise<SuiteRun> {
     endedAt: Date.now(),
     versionHeader: o.versionHeader?.toLowerCase() ?? null,
   };
-  return redactDeep(run, redact);
+  return redactDeep(run, (s) => safeText(redact(s)));
 }
