@@ -187,6 +187,32 @@ describe('verdict smoke against a hostile service', () => {
     }
   });
 
+  it('a 4 MiB deeply nested JSON answer is a clean FAIL of that check, in a 64 MiB heap (issue 19 item 11)', async () => {
+    // The reviewer's body: readiness "ready" with degraded[] nested about two million deep. The old
+    // client parsed it (1.33 GB) and the check died in Array.join with a RangeError; in a 64 MiB
+    // heap the old code is killed outright (heap out of memory, exit 134).
+    const levels = (4 * 1024 * 1024 - 40) / 2;
+    const deep = `{"status":"ready","degraded":${'['.repeat(levels)}${']'.repeat(levels)}}`;
+    handler = (req, body, res) =>
+      req.url === '/health/ready'
+        ? res.writeHead(200, { 'content-type': 'application/json', 'x-app-version': 'v1' }).end(deep)
+        : wellBehaved(req, body, res);
+    const dir = join(out, 'deep');
+    const r = await cli(['smoke', '--url', url, '--read-only', '--out', dir, '--json'], {}, ['--max-old-space-size=64']);
+    expect(r.stderr).not.toMatch(/RangeError|heap out of memory/);
+    expect(r.code).toBe(1);
+    const record = JSON.parse(r.stdout);
+    const ready = record.checks[0].gates.find((g: { name: string }) => g.name === 'ready');
+    expect(ready.verdict).toBe('FAIL');
+    expect(ready.evidence).toMatch(
+      /^GET \/health\/ready answered 200 but not \{status: "ready"\}: \(the body is 4\.0 MiB of JSON, over the 1\.0 MiB a check parses: not parsed\) \{"status":"ready","degraded":\[\[\[/,
+    );
+    // The other checks ran and passed: one hostile answer costs one check, not the run.
+    expect(
+      record.checks[0].gates.filter((g: { verdict: string }) => g.verdict !== 'PASS').map((g: { name: string }) => g.name),
+    ).toEqual(['ready']);
+  });
+
   it('a token under 8 characters is not redacted, and the command says so instead of crashing (issue 22)', async () => {
     handler = wellBehaved;
     const dir = join(out, 'short');
