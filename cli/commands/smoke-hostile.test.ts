@@ -228,3 +228,30 @@ describe('verdict smoke against a hostile service', () => {
     );
   });
 });
+
+describe('verdict smoke --url on a port fetch refuses (issue 22)', () => {
+  let out: string;
+  beforeAll(async () => {
+    out = await mkdtemp(join(tmpdir(), 'verdict-badport-'));
+  });
+  afterAll(async () => {
+    if (out) await rm(out, { recursive: true, force: true });
+  });
+
+  it.each<[string, Record<string, string>]>([
+    ['1', { TEST_TOKEN: 'x' }],
+    ['6000', { TEST_TOKEN: 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJiYWRwb3J0In0.c2lnbmF0dXJlLW9mLWEtdGVzdC10b2tlbg' }],
+    ['6665', {}],
+  ])('port %s: ERROR (exit 3) naming the blocked port and why, no stack trace', async (port, env) => {
+    const args = ['smoke', '--url', `http://127.0.0.1:${port}`, '--out', out, ...(env.TEST_TOKEN ? [] : ['--read-only'])];
+    const r = await cli(args, { ...env });
+    expect(r.stderr).not.toMatch(/TypeError|Cannot read properties|\n\s+at /);
+    expect(r.code).toBe(3);
+    expect(r.stdout).toMatch(
+      new RegExp(
+        `^ERROR {2}cannot reach http://127\\.0\\.0\\.1:${port}/health/ready: BAD_PORT \\(port ${port} is on the Fetch standard's list of blocked ports \\("bad ports"\\), which Node's fetch \\(undici\\) refuses to connect to`,
+      ),
+    );
+    expect(r.stdout).toMatch(/metrics: not run: cannot reach/);
+  });
+});

@@ -310,6 +310,11 @@ export class HttpClient {
         record(0, null, 'timeout');
         throw new RequestTimeoutError(url, timeoutMs);
       }
+      const blocked = blockedPort(err, url);
+      if (blocked) {
+        record(0, null, 'BAD_PORT');
+        throw new UnreachableError(url, 'BAD_PORT', blocked);
+      }
       const code = errorCode(err);
       record(0, null, code);
       const detail = String((err as Error & { cause?: Error }).cause?.message ?? (err as Error).message ?? err);
@@ -319,6 +324,24 @@ export class HttpClient {
       clearTimeout(timer);
     }
   }
+}
+
+/**
+ * Node's fetch (undici) refuses, without trying, the ports the Fetch standard blocks ("bad ports":
+ * 1, 7, 9, ..., 6000, 6665-6669, ...), with a bare `TypeError: fetch failed` caused by "bad port".
+ * Nothing can be reached there by fetch, whatever listens: the user must be told that, not that a
+ * connection failed.
+ */
+function blockedPort(err: unknown, url: string): string | null {
+  const cause = (err as { cause?: unknown })?.cause;
+  const said = cause instanceof Error ? cause.message : typeof cause === 'string' ? cause : '';
+  if (!(err instanceof TypeError) || !/^bad port$/i.test(said)) return null;
+  const u = new URL(url);
+  const port = u.port || (u.protocol === 'https:' ? '443' : '80');
+  return (
+    `port ${port} is on the Fetch standard's list of blocked ports ("bad ports"), which Node's fetch (undici) ` +
+    `refuses to connect to whatever listens there: serve or port-forward the service on another port`
+  );
 }
 
 async function readLimited(res: Response, max: number): Promise<{ text: string; truncated: boolean }> {
