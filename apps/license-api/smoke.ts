@@ -183,10 +183,15 @@ export function smokeChecks(o: SmokeOptions): SuiteCheck[] {
       'the token is accepted, and a heartbeat of a session that does not exist answers the documented 404 {error: {code: "SESSION_NOT_FOUND"}}',
     async run({ http }) {
       const r = await post(http, `${API}/heartbeat`, { session_id: randomUUID() }, token);
-      if (r.status === 401)
+      if (r.status === 401) {
+        const code =
+          isObject(r.json) && isObject(r.json.error) && typeof r.json.error.code === 'string' ? r.json.error.code : null;
         throw new CheckFailed(`the token was refused: ${answered(`POST ${API}/heartbeat`, r)} (check --token / TEST_TOKEN)`, {
           status: r.status,
+          token_refused: true,
+          token_error: code,
         });
+      }
       if (r.status !== 404)
         throw new CheckFailed(`${answered(`POST ${API}/heartbeat`, r)} for a session that does not exist, not 404`, {
           status: r.status,

@@ -224,4 +224,35 @@ describe('verdict gate: usage', () => {
     expect(record.verdict).toBe('ERROR');
     expect(record.error).toMatch(/context "nowhere" does not answer/);
   });
+
+  it('warns at the start when the token expires before the run can end (a 600 s token, the default 10 min window)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'verdict-gate-token-'));
+    dirs.push(dir);
+    const kubeconfig = join(dir, 'kubeconfig');
+    await writeFile(
+      kubeconfig,
+      'apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: "https://127.0.0.1:9"}}]\nusers: [{name: u, user: {token: x}}]\ncontexts: [{name: nowhere, context: {cluster: c, user: u}}]\ncurrent-context: nowhere\n',
+    );
+    const secret = 's'.repeat(40);
+    const minted = await verdict(['token', '--sub', 'gate', '--ttl', '600'], undefined, { JWT_SECRET: secret });
+    expect(minted.code).toBe(0);
+    const args = ['gate', '--context', 'nowhere', '--kubeconfig', kubeconfig, '--deployment', 'coditect/license-api'];
+    const r = await verdict([...args, '--url', 'http://127.0.0.1:9', '--out', join(dir, 'out')], undefined, {
+      TEST_TOKEN: minted.stdout.trim(),
+    });
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(
+      /\] warning: the token expires at \S+Z, in (9 min 5\d s|10 min), before this gate can end \(up to 34 min 30 s: rollout 10 min \+ smoke 2 min \+ window 10 min .*verdict token --ttl 2400/,
+    );
+    // verdict token's default lifetime covers the longest default gate run: no warning.
+    const long = await verdict(['token', '--sub', 'gate'], undefined, { JWT_SECRET: secret });
+    const [, payload] = long.stdout.trim().split('.');
+    const claims = JSON.parse(Buffer.from(payload, 'base64url').toString());
+    expect(claims.exp - claims.iat).toBe(2400);
+    const quiet = await verdict([...args, '--url', 'http://127.0.0.1:9', '--out', join(dir, 'out')], undefined, {
+      TEST_TOKEN: long.stdout.trim(),
+    });
+    expect(quiet.code).toBe(3);
+    expect(quiet.stderr).not.toMatch(/warning: the token/);
+  });
 });
