@@ -7,7 +7,13 @@
 import { licenseApi } from '../apps/license-api/profile.ts';
 import { openTarget, type TargetSpec, type Target } from '../cluster/target.ts';
 import { TARGET_STRATEGIES } from '../cluster/strategies.ts';
-import { assertTargetAllowed, ConfigFileError, loadHarnessConfig, TargetNotAllowedError } from '../experiments/config.ts';
+import {
+  assertNotDenied,
+  assertTargetAllowed,
+  ConfigFileError,
+  loadHarnessConfig,
+  TargetNotAllowedError,
+} from '../experiments/config.ts';
 import { EXPERIMENTS } from '../experiments/index.ts';
 import { describeTarget, ledgerLines, runRecord } from '../experiments/record.ts';
 import { runExperiments, type CheckResult } from '../experiments/runner.ts';
@@ -65,7 +71,6 @@ export function checkUsage(o: ExperimentRunOptions, app: AppProfile = licenseApi
 }
 
 export async function runExperimentCommand(o: ExperimentRunOptions, app: AppProfile = licenseApi): Promise<number> {
-  checkUsage(o, app);
   let loaded;
   try {
     loaded = await loadHarnessConfig(o.config);
@@ -74,15 +79,17 @@ export async function runExperimentCommand(o: ExperimentRunOptions, app: AppProf
     throw err;
   }
   const { config, source } = loaded;
-  // Someone else's cluster: refuse before touching it when the config does not allow it.
-  if (o.target.startsWith('context:')) {
-    const context = o.target.slice('context:'.length);
-    try {
-      assertTargetAllowed({ owned: false, kind: 'existing', context, name: context }, config, source);
-    } catch (err) {
-      if (err instanceof TargetNotAllowedError) throw new UsageError(err.message);
-      throw err;
-    }
+  // Someone else's cluster: refuse before touching it (no request is sent) when the config does not
+  // allow it; a denied (production) context first, whatever else is wrong with the command.
+  const context = o.target.startsWith('context:') ? o.target.slice('context:'.length) : null;
+  const existing = context ? ({ owned: false, kind: 'existing', context, name: context } as const) : null;
+  try {
+    if (existing) assertNotDenied(existing, config, source);
+    checkUsage(o, app);
+    if (existing) assertTargetAllowed(existing, config, source);
+  } catch (err) {
+    if (err instanceof TargetNotAllowedError) throw new UsageError(err.message);
+    throw err;
   }
   const started = Date.now();
   // Steps as lines; the load's progress as one live line on a terminal, a line every 10 s in CI.

@@ -9,7 +9,8 @@ import type { RunRecord } from '../reports/run-record.ts';
 import { createRunDirectory, writeRun } from '../reports/run-directory.ts';
 import { renderJson } from '../reports/render/json.ts';
 import { printRunSummary } from '../reports/render/terminal.ts';
-import { redactDeep, redactor } from '../lib/checks/suite.ts';
+import { redactDeep, redactor } from '../lib/checks/redact.ts';
+import { safeDeep, safeText } from '../lib/safe-text.ts';
 
 export interface Interrupt extends Disposable {
   signal: AbortSignal;
@@ -41,10 +42,13 @@ export function interruptOnSignals(say: (m: string) => void): Interrupt {
   };
 }
 
-/** Progress on stderr, timed from `started`, with every secret redacted. */
+/**
+ * Progress on stderr, timed from `started`, with every secret redacted and the line sanitised
+ * (lib/safe-text.ts): what a service answered cannot drive the terminal, add a line or command CI.
+ */
 export function progress(started: number, secrets: string[]): (m: string) => void {
   const redact = redactor(secrets);
-  return (m) => process.stderr.write(redact(`[${((Date.now() - started) / 1000).toFixed(1).padStart(6)}s] ${m}\n`));
+  return (m) => process.stderr.write(`[${((Date.now() - started) / 1000).toFixed(1).padStart(6)}s] ${safeText(redact(m))}\n`);
 }
 
 /** Writes the run directory, prints the summary (or verdict.json), returns the exit code. */
@@ -52,7 +56,7 @@ export async function finishRun(
   record: RunRecord,
   o: { out: string; json?: boolean; secrets: string[]; started: number; ledger?: Iterable<string> | null },
 ): Promise<number> {
-  const safe = redactDeep(record, redactor(o.secrets));
+  const safe = safeDeep(redactDeep(record, redactor(o.secrets)));
   const { dir } = await createRunDirectory(o.out, safe.command, new Date(o.started));
   const files = await writeRun(dir, safe, o.ledger ?? null);
   if (o.json) process.stdout.write(renderJson(safe));

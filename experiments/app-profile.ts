@@ -92,6 +92,9 @@ export interface SmokeSuite {
   writesAtMost: string;
   /** Environment variables that may hold the token, in order (`--token` wins). */
   tokenEnv: string[];
+  // A check that sent the token and had it refused says so in its observed values:
+  // `token_refused: true` and `token_error` (the service's error code, e.g. "TOKEN_EXPIRED"), so
+  // that a gate can tell "the token expired" from "the service is broken".
 }
 
 /** One health endpoint and what it must answer on a healthy, serving instance. */

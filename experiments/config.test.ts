@@ -2,7 +2,14 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { assertTargetAllowed, ConfigFileError, harnessConfigSchema, loadHarnessConfig, TargetNotAllowedError } from './config.ts';
+import {
+  assertNotDenied,
+  assertTargetAllowed,
+  ConfigFileError,
+  harnessConfigSchema,
+  loadHarnessConfig,
+  TargetNotAllowedError,
+} from './config.ts';
 
 const t = (o: { owned?: boolean; context?: string | null; kind?: 'embedded' | 'kind' | 'existing' }) => ({
   owned: o.owned ?? false,
@@ -42,6 +49,22 @@ describe('context allow-list', () => {
     expect(() => assertTargetAllowed(t({ context: 'gke_acme_us-central1_staging' }), c)).not.toThrow();
     const strict = harnessConfigSchema.parse({ allowedContexts: ['*'], deniedContexts: ['gke_*'] });
     expect(() => assertTargetAllowed(t({ context: 'gke_acme_us-central1_staging' }), strict)).toThrow(TargetNotAllowedError);
+  });
+
+  it('a denial matches in any letter case: production spelled PROD or Production is refused (the allow-list says gke_*)', () => {
+    const c = harnessConfigSchema.parse({ allowedContexts: ['gke_*', 'staging*'] });
+    for (const context of ['gke_acme_us-central1_PROD', 'gke_acme_Production', 'gke_acme_pRoD-eu', 'gke_acme_prod'])
+      expect(() => assertTargetAllowed(t({ context }), c)).toThrow(/matches deniedContexts "\*prod\*".*any letter case/);
+    expect(() => assertNotDenied(t({ context: 'gke_acme_PRODUCTION' }), c)).toThrow(TargetNotAllowedError);
+    expect(() => assertNotDenied(t({ context: 'gke_acme_staging' }), c)).not.toThrow();
+    const upper = harnessConfigSchema.parse({ allowedContexts: ['*'], deniedContexts: ['GKE_*_LIVE'] });
+    expect(() => assertTargetAllowed(t({ context: 'gke_acme_live' }), upper)).toThrow(/deniedContexts "GKE_\*_LIVE"/);
+  });
+
+  it('an allowance matches the name as written (Kubernetes context names are case-sensitive): fail-closed', () => {
+    const c = harnessConfigSchema.parse({ allowedContexts: ['staging-*'] });
+    expect(() => assertTargetAllowed(t({ context: 'staging-east' }), c)).not.toThrow();
+    expect(() => assertTargetAllowed(t({ context: 'Staging-East' }), c)).toThrow(/not in allowedContexts/);
   });
 });
 

@@ -6,7 +6,9 @@
  *
  * Chaos against the wrong cluster is the worst bug this product can have, so an existing context is
  * refused unless it matches `allowedContexts` and none of `deniedContexts`; a cluster the harness
- * created itself (embedded, kind) is always allowed.
+ * created itself (embedded, kind) is always allowed. Denials match in any letter case (`*prod*`
+ * refuses `gke_acme_us-central1_PROD` and `gke_acme_Production`); allowances match the name exactly,
+ * as Kubernetes compares context names: both rules err towards refusing.
  */
 import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
@@ -18,9 +20,9 @@ const rate = z.number().min(0).max(1);
 const ms = z.number().int().min(0).max(3_600_000);
 
 export const harnessConfigSchema = z.strictObject({
-  /** Glob patterns (`*` only) of kubeconfig contexts experiments may disrupt. Empty: none. */
+  /** Glob patterns (`*` only) of kubeconfig contexts experiments may disrupt, matched case-sensitively. Empty: none. */
   allowedContexts: z.array(z.string().min(1)).default([]),
-  /** Never these, even when allowed (checked first). */
+  /** Never these, even when allowed (checked first), matched in any letter case. */
   deniedContexts: z.array(z.string().min(1)).default(['*prod*']),
   gates: z
     .strictObject({
@@ -99,12 +101,14 @@ export async function loadHarnessConfig(path?: string): Promise<{ config: Harnes
   return { config: parsed.data, source: file };
 }
 
-function glob(pattern: string): RegExp {
+/** An anchored pattern of a glob with `*` only; `ignoreCase` for the deny-list. */
+function glob(pattern: string, ignoreCase: boolean): RegExp {
   return new RegExp(
     `^${pattern
       .split('*')
       .map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
       .join('.*')}$`,
+    ignoreCase ? 'is' : 's',
   );
 }
 
@@ -118,17 +122,30 @@ export function assertTargetAllowed(
   source = 'the config',
 ): void {
   if (target.owned) return;
+  assertNotDenied(target, config, source);
   const context = target.context ?? target.name;
-  const denied = config.deniedContexts.find((p) => glob(p).test(context));
-  if (denied) {
-    throw new TargetNotAllowedError(
-      `refusing to run experiments against context "${context}": it matches deniedContexts "${denied}" in ${source}. Experiments disrupt the cluster; point them at a staging or throw-away cluster.`,
-    );
-  }
-  if (!config.allowedContexts.some((p) => glob(p).test(context))) {
+  // Allowed only as written: Kubernetes context names are case-sensitive, and `staging` does not vouch for `STAGING`.
+  if (!config.allowedContexts.some((p) => glob(p, false).test(context))) {
     throw new TargetNotAllowedError(
       `refusing to run experiments against context "${context}": it is not in allowedContexts (${source}). ` +
         `If this cluster may be disrupted, add it to allowedContexts in ${DEFAULT_CONFIG_FILE}, e.g.\n  allowedContexts: ["${context}"]`,
+    );
+  }
+}
+
+/** Throws when `target` is someone else's context that matches `deniedContexts` (in any letter case). */
+export function assertNotDenied(
+  target: Pick<Target, 'owned' | 'kind' | 'context' | 'name'>,
+  config: HarnessConfig,
+  source = 'the config',
+): void {
+  if (target.owned) return;
+  const context = target.context ?? target.name;
+  // A production context is refused whatever its letter case: `*prod*` must catch `..._PROD` and `..._Production`.
+  const denied = config.deniedContexts.find((p) => glob(p, true).test(context));
+  if (denied) {
+    throw new TargetNotAllowedError(
+      `refusing to run experiments against context "${context}": it matches deniedContexts "${denied}" in ${source} (denials match in any letter case). Experiments disrupt the cluster; point them at a staging or throw-away cluster.`,
     );
   }
 }

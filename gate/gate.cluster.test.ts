@@ -9,6 +9,8 @@ import { startPrometheus, type PrometheusServer } from '../lib/services/promethe
 import { assertValidRunRecord } from '../reports/render/json.ts';
 import { suiteRunRecord } from '../suites/record.ts';
 import { runGate, type GateOptions, type GateResult } from './post-deploy-gate.ts';
+import { gateHeadline } from './rollback.ts';
+import { exitCodeOf } from '../lib/verdict.ts';
 
 // The post-deploy gate on the embedded cluster: the release is applied without waiting (as the
 // production pipeline does), then the gate waits, smokes, judges a window of the harness's own load
@@ -175,5 +177,41 @@ describe('verdict gate', () => {
       .makeApiClient(k8s.AppsV1Api)
       .readNamespacedDeployment({ namespace: NS, name: 'license-api' });
     expect(d.spec!.template.metadata!.labels!['app.kubernetes.io/version']).toBe('v2');
+  }, 600_000);
+
+  it('a rollback that worked but whose verification met an expired token: "rollback done, verification could not run", ERROR', async () => {
+    // Issue 22: the token lives 20 s; the never-ready release FAILs at its readiness budget (about
+    // 80 s), is rolled back, and the read-only smoke after the rollback gets 401 TOKEN_EXPIRED.
+    const shortLived = await licenseApiToken('embedded', 'gate-expiring', '20s');
+    await apply('v2', ['never-ready']);
+    const r = await gate({ sources: [], token: shortLived });
+    expect(r.decision).toBe('FAIL');
+    expect(r.action).toBe('rolled-back-unverified');
+    const rollback = r.checks.find((c) => c.name === 'rollback')!;
+    expect(rollback.gates.map((g) => [g.name, g.verdict])).toEqual([
+      ['rolled back', 'PASS'],
+      ['rollback rolled out', 'PASS'],
+      ['read-only smoke after the rollback', 'ERROR'],
+    ]);
+    expect(rollback.gates[2].evidence).toMatch(
+      /^verification could not run: the token expired at .*heartbeat-unknown was refused with 401/,
+    );
+    const record = suiteRunRecord({
+      command: 'gate',
+      target: { kind: 'embedded', name: 'verdict', context: null, serverVersion: null, url: null, endpointLagMs: 1000 },
+      checks: r.checks,
+      startedAt: Date.now() - 1000,
+      endedAt: Date.now(),
+      app: { name: 'license-api', versions: {}, faults: [] },
+    });
+    expect(gateHeadline(record.verdict, r)).toBe(
+      `ERROR: release ${r.versions.candidate} FAIL; rollback done, verification could not run: token expired`,
+    );
+    expect(exitCodeOf(record.verdict)).toBe(3);
+    const d = await cluster.kubeConfig
+      .makeApiClient(k8s.AppsV1Api)
+      .readNamespacedDeployment({ namespace: NS, name: 'license-api' });
+    expect(d.spec!.template.metadata!.labels!['app.kubernetes.io/version']).toBe('v2');
+    expect(d.spec!.template.spec!.containers[0].readinessProbe?.httpGet?.path).not.toBe('/health/never');
   }, 600_000);
 });

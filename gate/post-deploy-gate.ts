@@ -11,7 +11,8 @@
  *  3. decide with the four verdicts, fail-closed: a source that errs or has no data is never PASS;
  *  4. on FAIL or ERROR (and on INCONCLUSIVE unless told to hold) roll back as `kubectl rollout undo`
  *     does, wait for that rollout, run the read-only smoke against it, and report the decision and
- *     whether the rollback itself worked.
+ *     whether the rollback itself worked: verified, done but not verifiable because the token
+ *     expired, or failed (./rollback.ts decides, without a cluster).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ClusterTimeline } from '../lib/evidence/timeline.ts';
@@ -31,6 +32,8 @@ import type { CheckRecord, GateRecord, TimelineRecord } from '../reports/run-rec
 import type { Target } from '../cluster/target.ts';
 import type { AppProfile } from '../experiments/app-profile.ts';
 import { runSmoke } from '../suites/smoke.ts';
+import { tokenExpiresAt } from '../lib/checks/token.ts';
+import { onlyTokenExpired, rollbackOutcome, type GateAction } from './rollback.ts';
 
 const VERSION_LABEL = 'app.kubernetes.io/version';
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -77,8 +80,8 @@ export interface GateResult {
   checks: CheckRecord[];
   /** The release's verdict (before any rollback). */
   decision: Verdict;
-  /** What was done about it. */
-  action: 'none' | 'rolled-back' | 'rollback-failed' | 'held' | 'would-roll-back';
+  /** What was done about it (`rolled-back-unverified`: the rollback worked, the token had expired for its smoke). */
+  action: GateAction;
   /** The light load's ledger lines' source, for the run's ledger file. */
   ledger: import('../lib/load/ledger.ts').Ledger | null;
   versions: { candidate: string | null; baseline: string | null };
@@ -364,65 +367,52 @@ export async function runGate(o: GateOptions): Promise<GateResult> {
     } else {
       say(`decision ${decision}: rolling back to ${to}`);
       timeline.action(`deployment/${o.deployment}`, 'rollback', to);
-      const gates: GateRecord[] = [];
+      let undoGate: GateRecord;
+      let rolloutGate: GateRecord | null = null;
+      let verification: CheckRecord | null = null;
       let undone: Awaited<ReturnType<typeof undo>> | undefined;
+      const expect = versions.baseline ?? undefined;
+      const expires = tokenExpiresAt(o.token);
       try {
         undone = await undo(kc, o.namespace, o.deployment);
-        gates.push(
-          gate('rolled back', undone.action === 'rollback' ? 'PASS' : 'FAIL', undone.message, {
-            revision: undone.revision,
-            replicaSet: undone.replicaSet,
-          }),
-        );
+        undoGate = gate('rolled back', undone.action === 'rollback' ? 'PASS' : 'FAIL', undone.message, {
+          revision: undone.revision,
+          replicaSet: undone.replicaSet,
+        });
       } catch (err) {
-        gates.push(gate('rolled back', 'ERROR', `the rollback was refused or failed: ${(err as Error).message}`));
+        undoGate = gate('rolled back', 'ERROR', `the rollback was refused or failed: ${(err as Error).message}`);
       }
       if (undone?.action === 'rollback') {
         const back = await waitRollout(o, 'rollback');
-        gates.push(
-          back.ok
-            ? gate('rollback rolled out', 'PASS', `rolled out in ${(back.ms / 1000).toFixed(1)} s`)
-            : gate('rollback rolled out', 'ERROR', `the rollback did not roll out: ${back.error}`),
-        );
+        rolloutGate = back.ok
+          ? gate('rollback rolled out', 'PASS', `rolled out in ${(back.ms / 1000).toFixed(1)} s`)
+          : gate('rollback rolled out', 'ERROR', `the rollback did not roll out: ${back.error}`);
         if (back.ok) {
           // The data plane follows the rollback with its own lag: the read-only smoke waits for the old version to answer.
-          const expect = versions.baseline ?? undefined;
           const deadline = Date.now() + 30_000;
-          let smoke = await runSmoke({
-            app: o.app,
-            url: o.url,
-            token: o.token,
-            expectVersion: expect,
-            readOnly: true,
-            signal: o.signal,
-          });
-          while (smoke.record.verdict !== 'PASS' && Date.now() < deadline) {
+          const verify = () =>
+            runSmoke({ app: o.app, url: o.url, token: o.token, expectVersion: expect, readOnly: true, signal: o.signal });
+          let smoke = await verify();
+          // An expired token does not come back: waiting for it would only delay saying so.
+          const expired = () => onlyTokenExpired(smoke.record, expires !== null && expires <= Date.now());
+          while (smoke.record.verdict !== 'PASS' && !expired() && Date.now() < deadline) {
             await sleep(1000, undefined, { signal: o.signal });
-            smoke = await runSmoke({
-              app: o.app,
-              url: o.url,
-              token: o.token,
-              expectVersion: expect,
-              readOnly: true,
-              signal: o.signal,
-            });
+            smoke = await verify();
           }
-          gates.push(
-            gate(
-              'read-only smoke after the rollback',
-              smoke.record.verdict === 'PASS' ? 'PASS' : 'ERROR',
-              `${smoke.record.verdict}: ${
-                smoke.record.gates
-                  .filter((g) => g.verdict !== 'PASS')
-                  .map((g) => `${g.name}: ${g.evidence}`)
-                  .join('; ') || `every read-only check passed${expect ? `, answering ${expect}` : ''}`
-              }`,
-            ),
-          );
+          verification = smoke.record;
         }
       }
-      const ok = gates.every((g) => g.verdict === 'PASS');
-      action = ok ? 'rolled-back' : 'rollback-failed';
+      const outcome = rollbackOutcome({
+        undo: undoGate,
+        rollout: rolloutGate,
+        verification,
+        expectVersion: expect,
+        tokenExpiresAt: expires,
+        verifiedAt: Date.now(),
+      });
+      const gates = outcome.gates;
+      action = outcome.action;
+      if (action === 'rolled-back-unverified') say('rollback done, verification could not run: token expired');
       checks.push(
         check(
           'rollback',

@@ -20,6 +20,7 @@ import { InvalidRunRecordError, assertValidRunRecord } from './render/json.ts';
 import { renderJunit } from './render/junit.ts';
 import { appendStepSummary, renderMarkdown } from './render/markdown.ts';
 import type { RunRecord } from './run-record.ts';
+import { safeDeep } from '../lib/safe-text.ts';
 
 export const RUN_FILES = {
   verdict: 'verdict.json',
@@ -123,7 +124,11 @@ export async function writeRun(
   ledgerLines: LineSource | null,
   opts: WriteRunOptions = {},
 ): Promise<RunFiles> {
-  const checked = assertValidRunRecord({ ...record, files: { ...record.files, ledger: ledgerLines ? LEDGER_FILE : null } });
+  // Every file of the run gets the sanitised record (lib/safe-text.ts): text a service or a cluster
+  // controls reaches no terminal, CI log or workflow-command parser that reads these files.
+  const checked = assertValidRunRecord(
+    safeDeep({ ...record, files: { ...record.files, ledger: ledgerLines ? LEDGER_FILE : null } }),
+  );
   const files: RunFiles = {
     dir,
     verdictJson: join(dir, RUN_FILES.verdict),
@@ -213,7 +218,7 @@ export async function renderRunDirectory(
   dir: string,
   formats: readonly ReportFormat[] = REPORT_FORMATS,
 ): Promise<RerenderResult> {
-  const record = await readRunRecord(dir);
+  const record = safeDeep(await readRunRecord(dir));
   const written: RerenderResult['written'] = {};
   let ledgerLines = 0;
   if (formats.includes('json')) {

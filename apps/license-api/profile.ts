@@ -90,7 +90,7 @@ export const FAULTS: Record<string, Fault> = {
 };
 
 /** A bearer token the overlay's license API accepts (HS256 with the overlay's own secret), or LICENSE_TOKEN. */
-export async function licenseApiToken(kind: TargetKind, subject = 'verdict'): Promise<string> {
+export async function licenseApiToken(kind: TargetKind, subject = 'verdict', expiresIn = '2h'): Promise<string> {
   if (kind === 'existing') {
     const t = process.env.LICENSE_TOKEN ?? process.env.TEST_TOKEN;
     if (!t) throw new Error("an existing cluster's license API needs a token: set LICENSE_TOKEN (or TEST_TOKEN)");
@@ -106,7 +106,7 @@ export async function licenseApiToken(kind: TargetKind, subject = 'verdict'): Pr
     .setProtectedHeader({ alg: 'HS256' })
     .setSubject(subject)
     .setIssuedAt()
-    .setExpirationTime('2h')
+    .setExpirationTime(expiresIn)
     .sign(new TextEncoder().encode(key));
 }
 

@@ -28,7 +28,22 @@ const NO_SUCH_LICENSE = 'VERDICT-SMOKE-NO-SUCH-LICENSE';
 /** The app's version header. */
 export const VERSION_HEADER = 'x-app-version';
 
-const snippet = (r: HttpResponse) => `${r.text.slice(0, 160).replace(/\s+/g, ' ')}${r.text.length > 160 ? '…' : ''}`;
+/**
+ * The start of a body, for evidence, after why it was not parsed when the client refused to (too
+ * large, too deep: lib/checks/http.ts). `r.text` is already redacted (the suite's client redacts each
+ * body as it reads it, see lib/checks/redact.ts), so the cut here cannot leave part of a token that
+ * the service reflected.
+ */
+const snippet = (r: HttpResponse) =>
+  `${r.jsonProblem ? `(${r.jsonProblem}) ` : ''}${r.text.slice(0, 160).replace(/\s+/g, ' ')}${r.text.length > 160 ? '…' : ''}`;
+/** `degraded[]` of a readiness answer as evidence: its strings only, at most 10, each cut. */
+const degradedOf = (v: unknown): string[] =>
+  Array.isArray(v)
+    ? v
+        .filter((x): x is string => typeof x === 'string')
+        .slice(0, 10)
+        .map((x) => (x.length > 80 ? `${x.slice(0, 80)}…` : x))
+    : [];
 const answered = (what: string, r: HttpResponse) => `${what} answered ${r.status} ${snippet(r)}`;
 const isObject = (v: unknown): v is Record<string, any> => typeof v === 'object' && v !== null && !Array.isArray(v);
 /** `{error: {code, message}}` with this code, or why not. */
@@ -69,11 +84,11 @@ export function smokeChecks(o: SmokeOptions): SuiteCheck[] {
       if (r.status !== 200) throw new CheckFailed(answered('GET /health/ready', r), { status: r.status });
       if (!isObject(r.json) || r.json.status !== 'ready')
         throw new CheckFailed(`GET /health/ready answered 200 but not {status: "ready"}: ${snippet(r)}`, { status: r.status });
-      const degraded =
-        Array.isArray(r.json.degraded) && r.json.degraded.length ? ` (degraded: ${r.json.degraded.join(', ')})` : '';
+      const list = degradedOf(r.json.degraded);
+      const degraded = list.length ? ` (degraded: ${list.join(', ')})` : '';
       return pass(`GET /health/ready answered 200 {status: "ready"}${degraded} in ${r.durationMs.toFixed(0)} ms`, {
         status: r.status,
-        degraded: degraded ? r.json.degraded.join(',') : null,
+        degraded: list.length ? list.join(',') : null,
       });
     },
   };
@@ -168,10 +183,15 @@ export function smokeChecks(o: SmokeOptions): SuiteCheck[] {
       'the token is accepted, and a heartbeat of a session that does not exist answers the documented 404 {error: {code: "SESSION_NOT_FOUND"}}',
     async run({ http }) {
       const r = await post(http, `${API}/heartbeat`, { session_id: randomUUID() }, token);
-      if (r.status === 401)
+      if (r.status === 401) {
+        const code =
+          isObject(r.json) && isObject(r.json.error) && typeof r.json.error.code === 'string' ? r.json.error.code : null;
         throw new CheckFailed(`the token was refused: ${answered(`POST ${API}/heartbeat`, r)} (check --token / TEST_TOKEN)`, {
           status: r.status,
+          token_refused: true,
+          token_error: code,
         });
+      }
       if (r.status !== 404)
         throw new CheckFailed(`${answered(`POST ${API}/heartbeat`, r)} for a session that does not exist, not 404`, {
           status: r.status,
@@ -313,7 +333,7 @@ export function smokeChecks(o: SmokeOptions): SuiteCheck[] {
   function trackSeat(ctx: CheckContext, hw: string): SeatHolder {
     let sessionId: string | null = null;
     const unregister = ctx.cleanup.add(`seat ${hw}`, async (signal) => {
-      const http = new HttpClient({ baseUrl: o.url, signal, timeoutMs: 5000 });
+      const http = new HttpClient({ baseUrl: o.url, signal, timeoutMs: 5000, redact: ctx.redact });
       let id = sessionId;
       if (!id) {
         // The acquire's answer never came: the same subject acquiring the same hardware id gets the seat it holds back (200), or a new one (201).

@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,9 +14,17 @@ afterAll(async () => {
   for (const d of dirs) await rm(d, { recursive: true, force: true });
 });
 
-async function verdict(args: string[], cwd?: string): Promise<{ code: number; stdout: string; stderr: string }> {
+async function verdict(
+  args: string[],
+  cwd?: string,
+  env?: Record<string, string>,
+): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const r = await run(process.execPath, [CLI, ...args], { cwd, timeout: 60_000 });
+    const r = await run(process.execPath, [CLI, ...args], {
+      cwd,
+      timeout: 60_000,
+      env: env ? { ...process.env, ...env } : undefined,
+    });
     return { code: 0, stdout: r.stdout, stderr: r.stderr };
   } catch (err) {
     const e = err as { code: number; stdout: string; stderr: string };
@@ -73,6 +82,100 @@ describe('verdict experiment / verify-local: usage', () => {
   });
 });
 
+/** A loopback TCP listener that counts the connections made to it (and answers nothing). */
+async function recorder(): Promise<{ url: string; connections: () => number; close: () => Promise<void> }> {
+  let n = 0;
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((s) => {
+    n++;
+    sockets.add(s);
+    s.on('error', () => {});
+    s.destroy();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  return {
+    url: `https://127.0.0.1:${port}`,
+    connections: () => n,
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
+}
+
+describe('a production context in any letter case is refused by every disruptive command, before any request', () => {
+  // The reviewer's config: production is not in the allow-list by name, but "gke_*" would let it through
+  // were it not for the deny-list, which must match "PROD" and "Production" as well as "prod".
+  const PROD = ['gke_acme_us-central1_PROD', 'gke_acme_Production'];
+  let dir: string;
+  let cluster: Awaited<ReturnType<typeof recorder>>;
+  let service: Awaited<ReturnType<typeof recorder>>;
+  let env: Record<string, string>;
+  afterAll(async () => {
+    await cluster?.close();
+    await service?.close();
+  });
+  it('experiment, verify-local and load --agents exit 64 with the deny-list refusal; nothing reaches the cluster or the service', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'verdict-prod-guard-'));
+    dirs.push(dir);
+    cluster = await recorder();
+    service = await recorder();
+    const kubeconfig = join(dir, 'kubeconfig');
+    const contexts = [...PROD, 'staging-east'];
+    await writeFile(
+      kubeconfig,
+      [
+        'apiVersion: v1',
+        'kind: Config',
+        `clusters: [{name: c, cluster: {server: "${cluster.url}", insecure-skip-tls-verify: true}}]`,
+        'users: [{name: u, user: {token: x}}]',
+        `contexts: [${contexts.map((c) => `{name: ${c}, context: {cluster: c, user: u}}`).join(', ')}]`,
+        `current-context: ${PROD[0]}`,
+        '',
+      ].join('\n'),
+    );
+    await writeFile(join(dir, 'verdict.config.yaml'), 'allowedContexts: ["gke_*", "staging*"]\n');
+    env = { KUBECONFIG: kubeconfig, CI: 'true' };
+    const svc = service.url.replace('https:', 'http:');
+    for (const context of PROD) {
+      const commands = [
+        ['experiment', 'pod-kill', '--target', `context:${context}`, '--url', svc],
+        ['experiment', 'rollout-under-load', '--target', `context:${context}`, '--url', svc, '--agents', '2'],
+        ['experiment', 'node-drain', 'sigterm-drain', '--target', `context:${context}`, '--url', svc],
+        ['verify-local', '--target', `context:${context}`],
+        ['verify-local', '--all', '--target', `context:${context}`, '--agents', '2'],
+        ['load', '--agents', '1', '--target', `context:${context}`, '--url', svc, '--rate', '1/s', '--duration', '1s'],
+      ];
+      for (const args of commands) {
+        const r = await verdict(args, dir, env);
+        expect({ args, code: r.code }).toEqual({ args, code: 64 });
+        expect(r.stderr).toContain(
+          `refusing to run experiments against context "${context}": it matches deniedContexts "*prod*"`,
+        );
+      }
+    }
+    expect(cluster.connections()).toBe(0);
+    expect(service.connections()).toBe(0);
+  });
+
+  it('the recorder sees a command that does contact the cluster (an allowed context): the zero above is meaningful', async () => {
+    const r = await verdict(
+      [
+        'experiment',
+        'pod-kill',
+        '--target',
+        'context:staging-east',
+        '--url',
+        service.url.replace('https:', 'http:'),
+        '--out',
+        join(dir, 'out'),
+      ],
+      dir,
+      env,
+    );
+    expect(r.code).toBe(3);
+    expect(cluster.connections()).toBeGreaterThan(0);
+  });
+});
+
 describe('verdict gate: usage', () => {
   it('names what is missing or wrong, exit 64, before touching any cluster', async () => {
     const base = ['gate', '--context', 'staging', '--deployment', 'coditect/license-api', '--url', 'http://127.0.0.1:9'];
@@ -120,5 +223,36 @@ describe('verdict gate: usage', () => {
     const record = JSON.parse(r.stdout);
     expect(record.verdict).toBe('ERROR');
     expect(record.error).toMatch(/context "nowhere" does not answer/);
+  });
+
+  it('warns at the start when the token expires before the run can end (a 600 s token, the default 10 min window)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'verdict-gate-token-'));
+    dirs.push(dir);
+    const kubeconfig = join(dir, 'kubeconfig');
+    await writeFile(
+      kubeconfig,
+      'apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: "https://127.0.0.1:9"}}]\nusers: [{name: u, user: {token: x}}]\ncontexts: [{name: nowhere, context: {cluster: c, user: u}}]\ncurrent-context: nowhere\n',
+    );
+    const secret = 's'.repeat(40);
+    const minted = await verdict(['token', '--sub', 'gate', '--ttl', '600'], undefined, { JWT_SECRET: secret });
+    expect(minted.code).toBe(0);
+    const args = ['gate', '--context', 'nowhere', '--kubeconfig', kubeconfig, '--deployment', 'coditect/license-api'];
+    const r = await verdict([...args, '--url', 'http://127.0.0.1:9', '--out', join(dir, 'out')], undefined, {
+      TEST_TOKEN: minted.stdout.trim(),
+    });
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(
+      /\] warning: the token expires at \S+Z, in (9 min 5\d s|10 min), before this gate can end \(up to 34 min 30 s: rollout 10 min \+ smoke 2 min \+ window 10 min .*verdict token --ttl 2400/,
+    );
+    // verdict token's default lifetime covers the longest default gate run: no warning.
+    const long = await verdict(['token', '--sub', 'gate'], undefined, { JWT_SECRET: secret });
+    const [, payload] = long.stdout.trim().split('.');
+    const claims = JSON.parse(Buffer.from(payload, 'base64url').toString());
+    expect(claims.exp - claims.iat).toBe(2400);
+    const quiet = await verdict([...args, '--url', 'http://127.0.0.1:9', '--out', join(dir, 'out')], undefined, {
+      TEST_TOKEN: long.stdout.trim(),
+    });
+    expect(quiet.code).toBe(3);
+    expect(quiet.stderr).not.toMatch(/warning: the token/);
   });
 });

@@ -4,7 +4,9 @@ import { openExisting } from '../../cluster/existing/existing-target.ts';
 import type { AppProfile } from '../../experiments/app-profile.ts';
 import { describeTarget } from '../../experiments/record.ts';
 import { runGate } from '../../gate/post-deploy-gate.ts';
+import { GATE_DEFAULTS, gateHeadline, tokenLifetimeWarning } from '../../gate/rollback.ts';
 import { parseBaseUrl } from '../../lib/checks/http.ts';
+import { shortSecretWarning } from '../../lib/checks/redact.ts';
 import { parseDuration } from '../../lib/load/units.ts';
 import { CloudMonitoringSource, gmpSource, PromqlSource, type MetricSource } from '../../lib/metrics/index.ts';
 import { suiteRunRecord } from '../../suites/record.ts';
@@ -120,7 +122,7 @@ export function gateCommand(app: AppProfile = licenseApi): Command {
     .addOption(
       new Option('--window <duration>', 'the judged window: the light load runs this long')
         .argParser(duration('--window', 60 * 60_000))
-        .default(600_000, '10m'),
+        .default(GATE_DEFAULTS.windowMs, '10m'),
     )
     .addOption(
       new Option('--rate <req/s>', "the light load's rate (capped at 10 off loopback)")
@@ -150,12 +152,12 @@ export function gateCommand(app: AppProfile = licenseApi): Command {
         "bound on waiting for the rollout (and the rollback); the Deployment's progress deadline may end it sooner",
       )
         .argParser(duration('--timeout', 60 * 60_000))
-        .default(600_000, '10m'),
+        .default(GATE_DEFAULTS.timeoutMs, '10m'),
     )
     .addOption(
       new Option('--source-delay <duration>', 'wait after the window before asking server sources (two scrape intervals)')
         .argParser(duration('--source-delay', 10 * 60_000))
-        .default(30_000, '30s'),
+        .default(GATE_DEFAULTS.sourceDelayMs, '30s'),
     )
     .option('--out <dir>', 'where the run directory goes', '.reports/gate')
     .option('--json', 'print verdict.json to stdout instead of the summary', false)
@@ -166,7 +168,10 @@ Steps: 1. rollout status (crash-looping or never-ready: FAIL at once, with resta
 2. the smoke suite; 3. a light bounded load for --window while the sources are read; 4. the decision,
 fail-closed (a source that errs or has no data is never PASS); 5. on FAIL or ERROR (and INCONCLUSIVE
 unless --on-inconclusive hold) kubectl rollout undo, wait for it, read-only smoke against it.
-The run's verdict is the release's; a rollback that itself failed makes it ERROR.
+The run's verdict is the release's; a rollback that itself failed makes it ERROR, and so does one
+that worked but could not be verified because the token expired ("rollback done, verification
+could not run: token expired"). A token (JWT) that expires before the run can end is warned about
+at the start.
 
 Exit codes: 0 PASS (promote), 1 FAIL, 2 INCONCLUSIVE, 3 ERROR, 64 bad usage.
 Example:
@@ -190,6 +195,15 @@ Example:
       const started = Date.now();
       const secrets = token ? [token] : [];
       const say = progress(started, secrets);
+      const short = shortSecretWarning(secrets);
+      if (short) say(`warning: ${short}`);
+      const lifetime = tokenLifetimeWarning(token, {
+        now: started,
+        timeoutMs: f.timeout,
+        windowMs: f.window,
+        sourceDelayMs: f.sourceDelay,
+      });
+      if (lifetime) say(`warning: ${lifetime}`);
       using interrupt = interruptOnSignals(say);
       if (token && !process.env.LICENSE_TOKEN) process.env.LICENSE_TOKEN = token; // the app's load uses it
       let error: string | null = null;
@@ -247,16 +261,7 @@ Example:
           faults: [],
         },
       });
-      if (result) {
-        const what = {
-          none: 'nothing to do',
-          'rolled-back': `rolled back to ${result.versions.baseline ?? 'the previous revision'} and verified`,
-          'rollback-failed': 'the ROLLBACK FAILED',
-          held: 'held for a person to decide',
-          'would-roll-back': 'would roll back (--no-rollback)',
-        }[result.action];
-        record.headline = `${record.verdict}: release ${result.versions.candidate ?? '?'} ${result.decision}; ${what}`;
-      }
+      if (result) record.headline = gateHeadline(record.verdict, result);
       const lines = result?.ledger
         ? (function* (l) {
             for (let r = 0; r < l.length; r++) yield `{"check":"metrics",${l.toNdjsonLine(r).slice(1)}`;

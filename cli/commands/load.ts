@@ -106,6 +106,7 @@ Exit codes: 0 PASS, 1 FAIL (threshold breached), 2 INCONCLUSIVE (too little data
 aborted), 3 ERROR, 64 bad usage (including a target the guard refuses).`,
     )
     .action(async (flags: LoadCommandFlags) => {
+      await refuseDisallowedContext(flags.target);
       // The engine (undici, esbuild, zod, ...) loads only when this command runs, not for `verdict --help`.
       const { startLoad, TargetNotAllowedError, ThresholdSyntaxError } = await import('../../lib/load/index.ts');
       const { progressLine, summaryTable } = await import('../../lib/load/report-text.ts');
@@ -189,6 +190,25 @@ aborted), 3 ERROR, 64 bad usage (including a target the guard refuses).`,
       }
       process.exitCode = exitCodeOf(result.assessment.verdict);
     });
+}
+
+/**
+ * `--target context:<name>`: agents in someone else's cluster are load and pods in it, so the
+ * context must pass the experiments' allow-list (verdict.config.yaml in the working directory:
+ * `--config` here is the k6 options file) before anything else is said or done, production first.
+ */
+async function refuseDisallowedContext(target: string | undefined): Promise<void> {
+  if (!target?.startsWith('context:')) return;
+  const { assertTargetAllowed, ConfigFileError, loadHarnessConfig, TargetNotAllowedError } =
+    await import('../../experiments/config.ts');
+  const context = target.slice('context:'.length);
+  try {
+    const { config, source } = await loadHarnessConfig();
+    assertTargetAllowed({ owned: false, kind: 'existing', context, name: context }, config, source);
+  } catch (err) {
+    if (err instanceof TargetNotAllowedError || err instanceof ConfigFileError) throw new UsageError(err.message);
+    throw err;
+  }
 }
 
 /** `verdict load --agents N`: the load from N agents on the running embedded cluster, merged. */

@@ -2,6 +2,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { licenseApi } from '../../apps/license-api/profile.ts';
 import type { AppProfile } from '../../experiments/app-profile.ts';
 import { parseBaseUrl } from '../../lib/checks/http.ts';
+import { shortSecretWarning } from '../../lib/checks/redact.ts';
 import { urlTarget, suiteRunRecord } from '../../suites/record.ts';
 import { runSmoke } from '../../suites/smoke.ts';
 import { finishRun, interruptOnSignals, progress } from '../suite-run.ts';
@@ -55,6 +56,8 @@ export async function runSmokeCommand(o: SmokeCommandOptions, app: AppProfile = 
   const started = Date.now();
   const secrets = o.token ? [o.token] : [];
   const say = progress(started, secrets);
+  const short = shortSecretWarning(secrets);
+  if (short) say(`warning: ${short}`);
   using interrupt = interruptOnSignals(say);
   say(`smoke ${url}${o.readOnly ? ' (read-only)' : ''}${o.expectVersion ? `, expecting version ${o.expectVersion}` : ''}`);
   const { run, record } = await runSmoke({

@@ -4,6 +4,11 @@
  * It never retries (a retry is the suite runner's decision, and it is reported) and never records
  * request headers, so a bearer token cannot reach a report through it.
  *
+ * What it reads from a service under test is bounded: at most `maxBodyBytes` (4 MiB) of a body, and
+ * only a body of at most {@link MAX_JSON_CHARS} characters nested at most {@link MAX_JSON_DEPTH}
+ * deep is parsed as JSON (`jsonProblem` says why another was not), so a hostile answer costs the
+ * run a few MiB, not gigabytes, and no check meets a structure too deep to walk.
+ *
  * A request that gets no answer because the server cannot be reached (refused, unresolvable name,
  * unreachable network, TLS failure) throws {@link UnreachableError}: the suite reports ERROR (we
  * could not look), never PASS and never FAIL. A server that accepts the connection but does not
@@ -35,8 +40,74 @@ export interface HttpResponse {
   text: string;
   truncated: boolean;
   durationMs: number;
-  /** JSON.parse(text), or undefined when the body is not JSON. */
+  /** JSON.parse(text), or undefined when the body is not JSON or was not parsed (see `jsonProblem`). */
   json: unknown;
+  /** Why a body that looks like JSON was not parsed (too large, too deep, cut), or null. */
+  jsonProblem: string | null;
+}
+
+/** Bodies longer than this many characters are not parsed as JSON (a service's JSON answers are a few hundred). */
+export const MAX_JSON_CHARS = 1024 * 1024;
+/** JSON nested deeper than this is not parsed: nothing the checks read is more than a few levels deep. */
+export const MAX_JSON_DEPTH = 64;
+
+const mib = (n: number) => (n >= 1024 * 1024 ? `${(n / (1024 * 1024)).toFixed(1)} MiB` : `${(n / 1024).toFixed(1)} KiB`);
+
+/**
+ * How deep `text` nests arrays and objects (outside strings), counting only up to `limit + 1`: the
+ * scan stops as soon as the limit is passed, so it costs one pass over the text at most.
+ */
+export function jsonDepth(text: string, limit = MAX_JSON_DEPTH): number {
+  let depth = 0;
+  let max = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c)
+        i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) {
+      if (++depth > max && (max = depth) > limit) return max;
+    } else if (c === 0x7d || c === 0x5d) depth--;
+  }
+  return max;
+}
+
+/**
+ * The body parsed as JSON within the bounds, or why not: `{json: undefined, problem}` for a body
+ * that looks like JSON but is cut, too large or too deep; `{json: undefined, problem: null}` for one
+ * that is not JSON at all.
+ */
+export function boundedJson(
+  text: string,
+  truncated: boolean,
+  limits: { maxChars?: number; maxDepth?: number } = {},
+): { json: unknown; problem: string | null } {
+  const maxChars = limits.maxChars ?? MAX_JSON_CHARS;
+  const maxDepth = limits.maxDepth ?? MAX_JSON_DEPTH;
+  const start = /^\s*[[{]/.test(text.slice(0, 64));
+  if (start && truncated)
+    return { json: undefined, problem: `the body was cut at ${mib(text.length)} (the most a check reads): not parsed as JSON` };
+  if (start && text.length > maxChars)
+    return {
+      json: undefined,
+      problem: `the body is ${mib(text.length)} of JSON, over the ${mib(maxChars)} a check parses: not parsed`,
+    };
+  if (start) {
+    const depth = jsonDepth(text, maxDepth);
+    if (depth > maxDepth)
+      return {
+        json: undefined,
+        problem: `the body is JSON nested more than ${maxDepth} levels deep (${mib(text.length)}): not parsed`,
+      };
+  }
+  try {
+    return { json: JSON.parse(text), problem: null };
+  } catch (err) {
+    return { json: undefined, problem: start ? `the body is not valid JSON: ${(err as Error).message.slice(0, 120)}` : null };
+  }
 }
 
 export interface RequestOptions {
@@ -115,6 +186,11 @@ export interface HttpClientOptions {
   signal?: AbortSignal;
   /** Called with every exchange as it ends. */
   onExchange?: (e: HttpExchange) => void;
+  /**
+   * Applied to every body (before it is parsed, cut or quoted) and every recorded header value as
+   * they are read: a service that reflects the bearer token hands back `[REDACTED]` (see `./redact.ts`).
+   */
+  redact?: (s: string) => string;
 }
 
 /** Parses and checks a base URL; throws a message naming the fix (a usage error for the CLI). */
@@ -143,6 +219,7 @@ export class HttpClient {
   readonly #keep: string[];
   readonly #signal?: AbortSignal;
   readonly #onExchange?: (e: HttpExchange) => void;
+  readonly #redact: (s: string) => string;
   /** The check whose requests these are (set by the runner). */
   check: string | null = null;
 
@@ -153,6 +230,7 @@ export class HttpClient {
     this.#keep = (o.recordHeaders ?? []).map((h) => h.toLowerCase());
     this.#signal = o.signal;
     this.#onExchange = o.onExchange;
+    this.#redact = o.redact ?? ((s) => s);
   }
 
   /** A client for another base URL (e.g. a pod address) sharing this one's record and settings. */
@@ -163,6 +241,7 @@ export class HttpClient {
       maxBodyBytes: this.#maxBody,
       recordHeaders: this.#keep,
       signal: this.#signal,
+      redact: this.#redact,
       onExchange: (e) => {
         this.exchanges.push(e);
         this.#onExchange?.(e);
@@ -197,7 +276,12 @@ export class HttpClient {
         durationMs: performance.now() - t0,
         error,
         check: this.check,
-        headers: Object.fromEntries(this.#keep.map((k) => [k, h?.get(k) ?? null])),
+        headers: Object.fromEntries(
+          this.#keep.map((k) => {
+            const v = h?.get(k);
+            return [k, v == null ? null : this.#redact(v)];
+          }),
+        ),
       };
       this.exchanges.push(e);
       this.#onExchange?.(e);
@@ -211,15 +295,12 @@ export class HttpClient {
         redirect: 'manual',
         body: o.body === undefined ? undefined : typeof o.body === 'string' ? o.body : JSON.stringify(o.body),
       });
-      const { text, truncated } = await readLimited(res, this.#maxBody);
+      const read = await readLimited(res, this.#maxBody);
+      const text = this.#redact(read.text);
+      const truncated = read.truncated;
       const e = record(res.status, res.headers, null);
-      let json: unknown;
-      try {
-        json = JSON.parse(text);
-      } catch {
-        json = undefined;
-      }
-      return { status: res.status, headers: res.headers, text, truncated, durationMs: e.durationMs, json };
+      const { json, problem } = boundedJson(text, truncated);
+      return { status: res.status, headers: res.headers, text, truncated, durationMs: e.durationMs, json, jsonProblem: problem };
     } catch (err) {
       if (this.#signal?.aborted) {
         record(0, null, 'aborted');
@@ -228,6 +309,11 @@ export class HttpClient {
       if (timeout.signal.aborted) {
         record(0, null, 'timeout');
         throw new RequestTimeoutError(url, timeoutMs);
+      }
+      const blocked = blockedPort(err, url);
+      if (blocked) {
+        record(0, null, 'BAD_PORT');
+        throw new UnreachableError(url, 'BAD_PORT', blocked);
       }
       const code = errorCode(err);
       record(0, null, code);
@@ -238,6 +324,24 @@ export class HttpClient {
       clearTimeout(timer);
     }
   }
+}
+
+/**
+ * Node's fetch (undici) refuses, without trying, the ports the Fetch standard blocks ("bad ports":
+ * 1, 7, 9, ..., 6000, 6665-6669, ...), with a bare `TypeError: fetch failed` caused by "bad port".
+ * Nothing can be reached there by fetch, whatever listens: the user must be told that, not that a
+ * connection failed.
+ */
+function blockedPort(err: unknown, url: string): string | null {
+  const cause = (err as { cause?: unknown })?.cause;
+  const said = cause instanceof Error ? cause.message : typeof cause === 'string' ? cause : '';
+  if (!(err instanceof TypeError) || !/^bad port$/i.test(said)) return null;
+  const u = new URL(url);
+  const port = u.port || (u.protocol === 'https:' ? '443' : '80');
+  return (
+    `port ${port} is on the Fetch standard's list of blocked ports ("bad ports"), which Node's fetch (undici) ` +
+    `refuses to connect to whatever listens there: serve or port-forward the service on another port`
+  );
 }
 
 async function readLimited(res: Response, max: number): Promise<{ text: string; truncated: boolean }> {

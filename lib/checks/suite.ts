@@ -15,10 +15,15 @@
  * - The cleanup registry always runs, in reverse order, after the last check or when the signal
  *   fires (SIGINT/SIGTERM from the command), each step bounded in time and with its own signal, so
  *   what a check acquired is given back even when the run is interrupted.
- * - `secrets` (a token) are redacted from every string the runner returns.
+ * - `secrets` (a token) are redacted from every string the runner returns, and from every body
+ *   and recorded header as the client reads it, before any check can cut it (`./redact.ts`).
  */
 import { worst, type Verdict } from '../verdict.ts';
 import { ConnectionError, HttpClient, RequestTimeoutError, UnreachableError, type HttpExchange } from './http.ts';
+import { redactDeep, redactor } from './redact.ts';
+import { safeText } from '../safe-text.ts';
+
+export { redactDeep, redactor } from './redact.ts';
 
 export type Scalar = number | string | boolean | null;
 
@@ -68,6 +73,8 @@ export interface CheckContext {
   state: Map<string, unknown>;
   /** Every exchange of the run so far, every check's. */
   exchanges(): readonly HttpExchange[];
+  /** The run's secrets out of a string (for a client a check makes itself, e.g. in a cleanup step). */
+  redact: (s: string) => string;
 }
 
 export interface SuiteCheck {
@@ -184,7 +191,7 @@ export interface SuiteOptions {
   recordHeaders?: string[];
   /** The header that names the app version (for the record's answers per version). */
   versionHeader?: string;
-  /** Progress lines (already redacted). */
+  /** Progress lines (already redacted and sanitised). */
   say?: (line: string) => void;
   /** Pause between retries, ms. Default 500. */
   retryDelayMs?: number;
@@ -209,33 +216,6 @@ export interface SuiteRun {
   versionHeader: string | null;
 }
 
-/** Replaces every secret (and each long part of a dotted token, e.g. a JWT's signature) by `[REDACTED]`. */
-export function redactor(secrets: readonly string[]): (s: string) => string {
-  const parts = new Set<string>();
-  for (const s of secrets) {
-    if (!s) continue;
-    parts.add(s);
-    for (const p of s.split('.')) if (p.length >= 16) parts.add(p);
-  }
-  const list = [...parts].sort((a, b) => b.length - a.length);
-  if (!list.length) return (s) => s;
-  return (s) => {
-    let out = s;
-    for (const p of list) out = out.split(p).join('[REDACTED]');
-    return out;
-  };
-}
-
-/** A deep copy of `value` with every string passed through `redact`. */
-export function redactDeep<T>(value: T, redact: (s: string) => string): T {
-  if (typeof value === 'string') return redact(value) as T;
-  if (Array.isArray(value)) return value.map((v) => redactDeep(v, redact)) as T;
-  if (value && typeof value === 'object') {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [redact(k), redactDeep(v, redact)])) as T;
-  }
-  return value;
-}
-
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve) => {
     const t = setTimeout(resolve, ms);
@@ -254,7 +234,8 @@ export async function runSuite(o: SuiteOptions): Promise<SuiteRun> {
   const startedAt = Date.now();
   const signal = o.signal ?? new AbortController().signal;
   const redact = redactor(o.secrets ?? []);
-  const say = (m: string) => o.say?.(redact(m));
+  // What the service answered reaches these lines and the record: redacted, then sanitised (../safe-text.ts).
+  const say = (m: string) => o.say?.(safeText(redact(m)));
   const retries = Math.max(0, Math.floor(o.retries ?? 0));
   const leftOut = o.checks.flatMap((c) =>
     c.skip ? [{ name: c.name, why: c.skip }] : o.readOnly && c.writes ? [{ name: c.name, why: 'read-only' }] : [],
@@ -326,6 +307,7 @@ export async function runSuite(o: SuiteOptions): Promise<SuiteRun> {
         signal,
         recordHeaders: o.recordHeaders,
         timeoutMs: o.requestTimeoutMs ?? Math.max(5000, check.budgetMs * 4),
+        redact,
         onExchange: (e) => {
           mine.push(e);
           exchanges.push(e);
@@ -339,7 +321,7 @@ export async function runSuite(o: SuiteOptions): Promise<SuiteRun> {
       let wasUnreachable = false;
       ran++;
       try {
-        outcome = await check.run({ http, signal, cleanup, attempt: attempt + 1, state, exchanges: () => exchanges });
+        outcome = await check.run({ http, signal, cleanup, attempt: attempt + 1, state, exchanges: () => exchanges, redact });
         ({ verdict, evidence } = outcome);
         observed = { ...(outcome.observed ?? {}) };
       } catch (err) {
@@ -428,5 +410,5 @@ export async function runSuite(o: SuiteOptions): Promise<SuiteRun> {
     endedAt: Date.now(),
     versionHeader: o.versionHeader?.toLowerCase() ?? null,
   };
-  return redactDeep(run, redact);
+  return redactDeep(run, (s) => safeText(redact(s)));
 }

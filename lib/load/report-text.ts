@@ -4,6 +4,7 @@
 import type { Progress, LoadResult } from './engine.ts';
 import type { Trend } from './statistics.ts';
 import { formatDuration } from './units.ts';
+import { safeText } from '../safe-text.ts';
 
 const fmtMs = (v: number | null | undefined) => (v === null || v === undefined ? '-' : formatDuration(v));
 const int = (n: number) => n.toLocaleString('en-US');
@@ -34,7 +35,7 @@ function counts(map: Record<string, number>, limit = 8): string {
   if (entries.length === 0) return '-';
   const shown = entries
     .slice(0, limit)
-    .map(([k, v]) => `${k}: ${int(v)}`)
+    .map(([k, v]) => `${safeText(k)}: ${int(v)}`)
     .join('   ');
   return entries.length > limit ? `${shown}   (+${entries.length - limit} more)` : shown;
 }

@@ -9,6 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 import type { RunRecord } from '../run-record.ts';
+import { safeDeep } from '../../lib/safe-text.ts';
 
 export const SCHEMA_PATH = new URL('../schema/verdict-v1.schema.json', import.meta.url);
 
@@ -74,7 +75,10 @@ export function assertValidRunRecord(value: unknown, what?: string): RunRecord {
   return r.record;
 }
 
-/** verdict.json's text: two-space indentation, a final newline. Validates first. */
+/**
+ * verdict.json's text: two-space indentation, a final newline. Validates first. Every string passes
+ * the output sanitiser (lib/safe-text.ts): `jq -r .headline` in a CI step prints it raw.
+ */
 export function renderJson(record: RunRecord): string {
-  return JSON.stringify(assertValidRunRecord(record), null, 2) + '\n';
+  return JSON.stringify(assertValidRunRecord(safeDeep(record)), null, 2) + '\n';
 }

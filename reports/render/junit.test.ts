@@ -86,7 +86,9 @@ describe('junit.xml', () => {
     const body = xpath(xml, 'string(//testcase[@name="run"]/error)');
     expect(body).toContain('kube-apiserver unreachable');
     expect(body).toContain('& <tags> "quotes" </script><!-- ]]>');
-    expect(body).toContain('\\u001b[31mraw\\u001b[0m bytes \\u0000\\u0007');
+    // The output sanitiser's escapes (lib/safe-text.ts): visible, one line per field.
+    expect(body).toContain('\\x1b[31mraw\\x1b[0m bytes \\x00\\x07');
+    expect(body).toContain('after 5 tries\\n\\x1b[31m');
     expect(body).toContain('\\ufffe end');
     expect(xpath(xml, 'string(/testsuites/@errors)')).toBe('1');
   });

@@ -17,6 +17,7 @@
  */
 import { ExitCode, type Verdict } from '../../lib/verdict.ts';
 import type { CheckRecord, GateRecord, RunRecord } from '../run-record.ts';
+import { safeText as field } from '../../lib/safe-text.ts';
 
 // ------------------------------------------------------------------ XML text
 
@@ -59,7 +60,7 @@ interface Case {
 function observedText(o: GateRecord['observed']): string {
   const entries = Object.entries(o);
   if (!entries.length) return '';
-  return '\n\nobserved:\n' + entries.map(([k, v]) => `  ${k}: ${v === null ? 'null' : String(v)}`).join('\n');
+  return '\n\nobserved:\n' + entries.map(([k, v]) => `  ${field(k)}: ${v === null ? 'null' : field(String(v))}`).join('\n');
 }
 
 function caseXml(c: Case, indent: string): string {
@@ -72,23 +73,25 @@ function caseXml(c: Case, indent: string): string {
 
 function checkCases(record: RunRecord, check: CheckRecord): Case[] {
   const classname = `verdict.${record.command}.${check.name}`;
+  // Each field passes the output sanitiser (a CI reporter prints these lines): no control
+  // characters, no line break inside a field, no leading `::` workflow command.
   const cases: Case[] = check.gates.map((g) => ({
-    name: g.name,
+    name: field(g.name),
     classname,
     verdict: g.verdict,
-    message: g.evidence,
+    message: field(g.evidence),
     body:
       g.verdict === 'PASS'
-        ? g.evidence + observedText(g.observed)
-        : `${g.evidence}${observedText(g.observed)}\n\ncheck: ${check.name} (${check.kind}), verdict ${check.verdict}`,
+        ? field(g.evidence) + observedText(g.observed)
+        : `${field(g.evidence)}${observedText(g.observed)}\n\ncheck: ${field(check.name)} (${check.kind}), verdict ${check.verdict}`,
   }));
   if (check.error !== null) {
     cases.push({
-      name: check.gates.length ? `${check.name}: error` : check.name,
+      name: field(check.gates.length ? `${check.name}: error` : check.name),
       classname,
       verdict: 'ERROR',
-      message: check.error,
-      body: check.error,
+      message: field(check.error),
+      body: field(check.error),
     });
   } else if (!check.gates.length) {
     // Nothing judged it: one testcase with the check's own verdict (INCONCLUSIVE when not PASS).
@@ -96,8 +99,8 @@ function checkCases(record: RunRecord, check: CheckRecord): Case[] {
       name: check.name,
       classname,
       verdict: check.verdict,
-      message: check.description || 'no gate judged this check',
-      body: check.description,
+      message: field(check.description || 'no gate judged this check'),
+      body: field(check.description),
     });
   } else if (check.verdict !== 'PASS' && cases.every((c) => c.verdict === 'PASS')) {
     cases.push({
@@ -105,7 +108,7 @@ function checkCases(record: RunRecord, check: CheckRecord): Case[] {
       classname,
       verdict: check.verdict,
       message: `the check's verdict is ${check.verdict} although every gate passed`,
-      body: check.description,
+      body: field(check.description),
     });
   }
   return cases;
@@ -135,7 +138,7 @@ export function renderJunit(record: RunRecord): string {
   const suites: { name: string; cases: Case[]; xml: string }[] = [];
   for (const check of record.checks) {
     const cases = checkCases(record, check);
-    const props: Record<string, string> = { verdict: check.verdict, kind: check.kind, description: check.description };
+    const props: Record<string, string> = { verdict: check.verdict, kind: check.kind, description: field(check.description) };
     if (check.requests) {
       props['requests.total'] = String(check.requests.total);
       props['requests.failed'] = String(check.requests.failed);
@@ -160,14 +163,26 @@ export function renderJunit(record: RunRecord): string {
       name: 'run',
       classname,
       verdict: 'ERROR',
-      message: record.error,
-      body: `${record.headline}\n\n${record.error}`,
+      message: field(record.error),
+      body: `${field(record.headline)}\n\n${field(record.error)}`,
     });
   } else if (record.verdict !== 'PASS' && suites.every((s) => s.cases.every((c) => c.verdict === 'PASS'))) {
-    runCases.push({ name: 'run verdict', classname, verdict: record.verdict, message: record.headline, body: record.headline });
+    runCases.push({
+      name: 'run verdict',
+      classname,
+      verdict: record.verdict,
+      message: field(record.headline),
+      body: field(record.headline),
+    });
   } else if (record.checks.length === 0) {
     // A PASS with nothing judged cannot be (worst-of of nothing is INCONCLUSIVE); keep the file non-empty anyway.
-    runCases.push({ name: 'run verdict', classname, verdict: record.verdict, message: record.headline, body: record.headline });
+    runCases.push({
+      name: 'run verdict',
+      classname,
+      verdict: record.verdict,
+      message: field(record.headline),
+      body: field(record.headline),
+    });
   }
   if (runCases.length) {
     const props = {

@@ -8,6 +8,7 @@
 import { appendFile, stat } from 'node:fs/promises';
 import { ExitCode, type Verdict } from '../../lib/verdict.ts';
 import type { CheckRecord, FailureExample, RunRecord } from '../run-record.ts';
+import { safeText } from '../../lib/safe-text.ts';
 
 /** GitHub's limit for one step's summary is 1 MiB; stay a little under it. */
 export const SUMMARY_MAX_BYTES = 1024 * 1024 - 16 * 1024;
@@ -17,21 +18,17 @@ export const VERDICT_ICON: Record<Verdict, string> = { PASS: '✅', FAIL: '❌',
 const bytes = (s: string) => Buffer.byteLength(s, 'utf8');
 const int = (n: number) => n.toLocaleString('en-US');
 
-/** Inline text: Markdown and HTML specials escaped, newlines folded, control characters dropped. */
+/** Inline text: newlines folded, then the output sanitiser (lib/safe-text.ts), then Markdown and HTML specials escaped. */
 export function mdText(s: string, max = 2000): string {
-  let t = s
-    .toWellFormed()
-    .replace(/[\u0000-\u0008\u000B-\u001F\u007F\uFFFE\uFFFF]/g, '')
-    .replace(/\r?\n/g, ' ⏎ ');
+  let t = safeText(s.replace(/\r?\n/g, ' ⏎ ')).replace(/[\uFFFE\uFFFF]/g, '');
   if (t.length > max) t = t.slice(0, max) + '… (cut)';
   return t.replace(/[\\`*_[\]|<>&#]/g, (c) => (c === '<' ? '&lt;' : c === '>' ? '&gt;' : c === '&' ? '&amp;' : `\\${c}`));
 }
 
 /** Text for a `code span`: no escapes work there, so backticks and newlines are replaced instead. */
 export function mdCode(s: string, max = 300): string {
-  let t = s
-    .toWellFormed()
-    .replace(/[\u0000-\u001F\u007F\uFFFE\uFFFF]/g, ' ')
+  let t = safeText(s.replace(/\r?\n/g, ' '))
+    .replace(/[\uFFFE\uFFFF]/g, ' ')
     .replace(/`/g, "'");
   if (t.length > max) t = t.slice(0, max) + '…';
   // GFM splits table cells on | before it parses code spans.

@@ -125,4 +125,22 @@ describe('ProgressLine', () => {
     expect(out.text).toBe('t=0\nt=5000\nt=10000\n');
     expect(out.text).not.toContain('\r');
   });
+
+  it('a step line with what a service or a cluster said cannot drive the terminal or command CI (issue 19 item 10)', () => {
+    const hostile = `pod x: ${ESC}]52;c;cHduZWQ=\x07${ESC}[2J\r\n[   1.0s] rollout: PASS forged\n::error::forged`;
+    for (const tty of [true, false]) {
+      const out = sink(tty);
+      const p = new ProgressLine({ stream: out, env: tty ? {} : { CI: 'true' } });
+      p.log(hostile);
+      p.done('::add-mask::x');
+      const lines = out.text
+        .replace(/\r\x1b\[K/g, '')
+        .split('\n')
+        .filter(Boolean);
+      expect(lines).toEqual([
+        'pod x: \\x1b]52;c;cHduZWQ=\\x07\\x1b[2J\\r\\n[   1.0s] rollout: PASS forged\\n::error::forged',
+        '\\x3a:add-mask::x',
+      ]);
+    }
+  });
 });

@@ -5,6 +5,7 @@
  */
 import { ExitCode, type Verdict } from '../../lib/verdict.ts';
 import type { CheckRecord, RunRecord } from '../run-record.ts';
+import { safeText } from '../../lib/safe-text.ts';
 
 export interface OutputStream {
   write(s: string): unknown;
@@ -54,8 +55,8 @@ const VERDICT_COLOR: Record<Verdict, string> = { PASS: SGR.green, FAIL: SGR.red,
 export const VERDICT_MARK: Record<Verdict, string> = { PASS: '✓', FAIL: '✗', INCONCLUSIVE: '?', ERROR: '!' };
 
 const int = (n: number) => n.toLocaleString('en-US');
-/** Control characters out of text that came from elsewhere (error messages): a report must not drive the terminal. */
-const safe = (s: string) => s.replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ');
+/** Text that came from elsewhere (error messages, evidence): a report must not drive the terminal or the CI log. */
+const safe = safeText;
 
 function duration(ms: number): string {
   const s = ms / 1000;
@@ -249,8 +250,9 @@ export class ProgressLine {
     this.#stream.write(line + '\n');
   }
 
-  /** Prints a line of its own above the progress line (which is redrawn). */
-  log(text: string): void {
+  /** Prints a line of its own above the progress line (which is redrawn); sanitised as one line. */
+  log(raw: string): void {
+    const text = safe(raw);
     if (this.interactive && this.#shown) this.#stream.write(`\r\x1b[K${text}\n${this.#shown}\x1b[K`);
     else this.#stream.write(text + '\n');
   }
@@ -259,6 +261,6 @@ export class ProgressLine {
   done(final?: string): void {
     if (this.interactive && this.#shown) this.#stream.write('\r\x1b[K');
     this.#shown = '';
-    if (final !== undefined) this.#stream.write(final + '\n');
+    if (final !== undefined) this.#stream.write(safe(final) + '\n');
   }
 }
