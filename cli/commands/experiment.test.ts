@@ -144,8 +144,9 @@ describe('a production context in any letter case is refused by every disruptive
         ['verify-local', '--all', '--target', `context:${context}`, '--agents', '2'],
         ['load', '--agents', '1', '--target', `context:${context}`, '--url', svc, '--rate', '1/s', '--duration', '1s'],
       ];
-      for (const args of commands) {
-        const r = await verdict(args, dir, env);
+      // Side by side: each is a whole CLI process, a dozen in a row outlast the test on a busy machine.
+      const results = await Promise.all(commands.map(async (args) => ({ args, r: await verdict(args, dir, env) })));
+      for (const { args, r } of results) {
         expect({ args, code: r.code }).toEqual({ args, code: 64 });
         expect(r.stderr).toContain(
           `refusing to run experiments against context "${context}": it matches deniedContexts "*prod*"`,
@@ -154,7 +155,7 @@ describe('a production context in any letter case is refused by every disruptive
     }
     expect(cluster.connections()).toBe(0);
     expect(service.connections()).toBe(0);
-  });
+  }, 180_000);
 
   it('the recorder sees a command that does contact the cluster (an allowed context): the zero above is meaningful', async () => {
     const r = await verdict(
