@@ -1,35 +1,16 @@
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readRunRecord } from '../../reports/run-directory.ts';
+import { runCli } from '../testing/run-cli.ts';
 
-const verdict = resolve(import.meta.dirname, '../verdict.ts');
 const DATA = resolve(import.meta.dirname, '../../lib/policy/testdata');
 const root = mkdtempSync(join(tmpdir(), 'verdict-plan-risk-cli-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 let n = 0;
 
-export function cli(
-  args: string[],
-  o: { stdin?: string; env?: NodeJS.ProcessEnv; cwd?: string } = {},
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((res, rej) => {
-    const child = spawn(process.execPath, [verdict, ...args], {
-      stdio: ['pipe', 'pipe', 'pipe'],
-      cwd: o.cwd,
-      env: { ...process.env, CI: 'true', GITHUB_STEP_SUMMARY: '', ...o.env },
-    });
-    let stdout = '',
-      stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', rej);
-    child.on('close', (code) => res({ code, stdout, stderr }));
-    child.stdin.end(o.stdin ?? '');
-  });
-}
+const cli = runCli;
 
 /** Runs plan-risk on a fixture into a fresh --out; returns the result and the run directory (null when none). */
 async function planRisk(file: string, extra: string[] = [], o: { stdin?: string } = {}) {
