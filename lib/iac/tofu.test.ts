@@ -242,6 +242,21 @@ describe('a real tofu plan', () => {
     expect(r.stderr).toMatch(/is a binary plan, and reading it needs tofu: none was found .*scripts\/tofu\.sh/);
   });
 
+  it("the repository's opentofu/ layout is tofu fmt-clean, and both environments use the module", () => {
+    const fmt = execFileSync(tofu, ['fmt', '-check', '-recursive', '-diff', join(ROOT, 'opentofu')], { env, encoding: 'utf8' });
+    expect(fmt).toBe('');
+    for (const e of ['staging', 'production']) {
+      const main = readFileSync(join(ROOT, 'opentofu', 'environments', e, 'main.tf'), 'utf8');
+      expect(main).toContain('source = "../../modules/license-platform"');
+      expect(main).toContain(`environment = "${e}"`);
+    }
+    // fmt -check can fail: a badly indented copy is reported.
+    const bad = join(dir, 'bad-fmt');
+    execFileSync('mkdir', ['-p', bad]);
+    writeFileSync(join(bad, 'x.tf'), 'resource "terraform_data" "x" {\ninput = 1\n}\n');
+    expect(() => execFileSync(tofu, ['fmt', '-check', bad], { env, stdio: 'pipe' })).toThrow();
+  });
+
   it('the state file is in the temporary directory, never elsewhere', () => {
     expect(
       JSON.parse(readFileSync(join(dir, 'terraform.tfstate'), 'utf8'))
