@@ -10,6 +10,7 @@ import { CloudMonitoringSource, gmpSource, PromqlSource, type MetricSource } fro
 import { suiteRunRecord } from '../../suites/record.ts';
 import { finishRun, interruptOnSignals, progress } from '../suite-run.ts';
 import { UsageError } from '../exit-codes.ts';
+import { checkDeployWindowOrRefuse, windowOptions, type WindowFlags } from '../deploy-window.ts';
 
 const SOURCES = ['client', 'promql', 'gmp', 'cloud-monitoring'] as const;
 const duration = (what: string, maxMs: number) => (v: string) => {
@@ -30,7 +31,7 @@ const number = (what: string, min: number, max: number) => (v: string) => {
 };
 const collect = (v: string, prev: string[]) => [...prev, v];
 
-interface GateFlags {
+interface GateFlags extends WindowFlags {
   context?: string;
   kubeconfig?: string;
   deployment?: string;
@@ -157,6 +158,9 @@ export function gateCommand(app: AppProfile = licenseApi): Command {
         .argParser(duration('--source-delay', 10 * 60_000))
         .default(30_000, '30s'),
     )
+    .addOption(windowOptions.environment())
+    .addOption(windowOptions.overrideWindow())
+    .addOption(windowOptions.config())
     .option('--out <dir>', 'where the run directory goes', '.reports/gate')
     .option('--json', 'print verdict.json to stdout instead of the summary', false)
     .addHelpText(
@@ -167,6 +171,11 @@ Steps: 1. rollout status (crash-looping or never-ready: FAIL at once, with resta
 fail-closed (a source that errs or has no data is never PASS); 5. on FAIL or ERROR (and INCONCLUSIVE
 unless --on-inconclusive hold) kubectl rollout undo, wait for it, read-only smoke against it.
 The run's verdict is the release's; a rollback that itself failed makes it ERROR.
+
+Deploy windows: the gate promotes a release, so outside the environment's window (deployWindows in
+verdict.config.yaml; --environment, else matched by --context) it refuses at once with exit 64 and the
+next allowed time, before contacting the cluster. --override-window "<reason>" proceeds and records who
+and why in verdict.json. A rollback is never refused.
 
 Exit codes: 0 PASS (promote), 1 FAIL, 2 INCONCLUSIVE, 3 ERROR, 64 bad usage.
 Example:
@@ -184,6 +193,8 @@ Example:
       } catch (err) {
         throw new UsageError(`--url: ${(err as Error).message}`);
       }
+      // Before the cluster or a metric source is contacted: a closed deploy window refuses (exit 64) unless overridden.
+      const window = await checkDeployWindowOrRefuse('gate', f, { context: f.context });
       const sources = sourcesOf(f);
       const token = f.token ?? process.env.TEST_TOKEN ?? process.env.LICENSE_TOKEN ?? null;
       const [namespace, name] = f.deployment.split('/');
@@ -247,6 +258,7 @@ Example:
           faults: [],
         },
       });
+      if (window.approval) record.approvals = [window.approval];
       if (result) {
         const what = {
           none: 'nothing to do',
