@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { harnessConfigSchema } from '../experiments/config.ts';
 
 // The GitHub workflows: every file passes actionlint (pinned, built by scripts/actionlint.sh, with
 // shellcheck on the run: scripts), every action is pinned to a full commit SHA or an explicit major,
@@ -98,6 +99,21 @@ describe('GitHub workflows', () => {
     expect(steps).toMatch(/verdict deploy --overlay gke --image "\$\{IMAGE\}:\$\{TAG\}" --no-wait/);
     expect(steps).toMatch(/verdict gate[\s\S]*--expect-version "\$\{TAG\}"/);
     expect(steps).not.toMatch(/kubectl set image|--record/);
+  });
+
+  it('deploy-production: inside the deploy window (or overridden with a reason), the gate notifies Slack itself, no Slack action', () => {
+    const text = readFileSync(join(DIR, 'deploy-production.yml'), 'utf8');
+    const w = load('deploy-production.yml');
+    const steps = w.jobs.deploy.steps.map((s: { run?: string }) => s.run ?? '').join('\n');
+    expect(steps).toMatch(/verdict deploy [\s\S]*--environment production --config \.github\/release-policy\.config\.yaml/);
+    expect(steps).toMatch(/verdict gate[\s\S]*--environment production --config \.github\/release-policy\.config\.yaml/);
+    expect(steps.match(/\$\{OVERRIDE_WINDOW:\+--override-window "\$OVERRIDE_WINDOW"\}/g)).toHaveLength(2);
+    expect(steps).toMatch(/verdict gate[\s\S]*--notify slack:SLACK_WEBHOOK --report-url "\$RUN_URL"/);
+    expect(w.on.workflow_dispatch.inputs['override-window'].required).toBe(false);
+    expect(text).not.toMatch(/action-slack|slackapi\/|curl [^\n]*SLACK_WEBHOOK/);
+    // The policy file the workflows read is a valid config with production's windows.
+    const policy = parse(readFileSync(join(ROOT, '.github', 'release-policy.config.yaml'), 'utf8'));
+    expect(harnessConfigSchema.parse(policy).deployWindows.production.windows.length).toBeGreaterThan(0);
   });
 
   it('chaos-rehearsal refuses production before anything else', () => {
