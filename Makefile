@@ -15,11 +15,12 @@ help: ## list the targets
 	@echo
 	@echo "CLI: npx verdict --help"
 
-setup: deps node_modules/.package-lock.json $(if $(KIND),kind-node-image) ## install Node 24, npm packages, Debian packages (Postgres, Redis, ...) and actionlint (KIND=1: and the kind node image)
+setup: deps node_modules/.package-lock.json $(if $(KIND),kind-node-image) ## install Node 24, npm packages, Debian packages (Postgres, Redis, ...), actionlint and OpenTofu (KIND=1: and the kind node image)
 
 deps:
 	@scripts/setup-deps.sh
 	@scripts/actionlint.sh >/dev/null
+	@scripts/tofu.sh >/dev/null
 
 docker-deps: ## Debian's docker.io engine and debootstrap, for the container tests (root)
 	@scripts/setup-deps.sh --docker
