@@ -237,7 +237,10 @@ describe('sending, to a local receiver', () => {
 
 describe('verdict <command> --notify (the CLI)', () => {
   const DATA = resolve(import.meta.dirname, '../lib/policy/testdata');
-  const out = mkdtempSync(join(tmpdir(), 'verdict-notify-cli-'));
+  let out = '';
+  beforeAll(() => {
+    out = mkdtempSync(join(tmpdir(), 'verdict-notify-cli-'));
+  });
   afterAll(() => rmSync(out, { recursive: true, force: true }));
 
   it('plan-risk FAIL posts its evidence to Slack and the webhook; the exit code is the verdict', async () => {
