@@ -6,7 +6,7 @@ NODE_BIN := $(shell scripts/node24.sh)
 export PATH := $(NODE_BIN):$(PATH)
 REPORTS ?= .reports
 
-.PHONY: help setup deps docker-deps controlplane kind-node-image test test-nightly lint verify-local bench clean
+.PHONY: help setup deps docker-deps controlplane tofu kind-node-image test test-nightly lint verify-local bench clean
 
 help: ## list the targets
 	@echo "verdict: deployment-verification harness for the license API"
@@ -31,6 +31,9 @@ node_modules/.package-lock.json: package.json package-lock.json
 controlplane: ## build the embedded control plane (cached in ~/.cache/verdict; cold: 10-25 min on 2 cores)
 	@cluster/embedded/controlplane/build.sh >/dev/null
 
+tofu: ## build OpenTofu for plan-risk and its tests (scripts/tofu.sh; cached in ~/.cache/verdict; cold about 10 min on 2 cores)
+	@scripts/tofu.sh >/dev/null
+
 # kind's node image, built from source without a registry (cluster/kind/node-image/build.sh): cached in
 # ~/.cache/verdict/kind-node/<hash of the inputs>; a warm machine only imports it into the engine.
 kind-node-image: docker-deps ## build the kind node image (Kubernetes v1.37.2 from source; root, Docker; cold about 10 min with a warm Go cache)
@@ -53,7 +56,7 @@ lint: setup ## type-check (tsc --noEmit)
 # The kind end-to-end suite (cluster/kind/kind.cluster.test.ts) is one of them: kind up on the node
 # image built here, deploy, rollout-under-load healthy and broken, endpoint propagation, down.
 CLUSTER_E2E := cluster/embedded/embedded-cluster.test.ts experiments/experiments.cluster.test.ts suites/suites.cluster.test.ts gate/gate.cluster.test.ts lib/load/distributed/agents.cluster.test.ts cluster/kind/kind.cluster.test.ts
-test: setup docker-deps lint controlplane ## run every test (vitest, real Postgres, Redis, Docker engine and control plane); JSON reports in .reports/
+test: setup docker-deps lint controlplane tofu ## run every test (vitest, real Postgres, Redis, Docker engine and control plane); JSON reports in .reports/
 	@mkdir -p $(REPORTS)
 	@rm -f $(REPORTS)/vitest-*.json $(REPORTS)/vitest-*.junit.xml
 	@rc=0; holder=$$$$; \

@@ -2,6 +2,7 @@
 import { Command, CommanderError } from 'commander';
 import { commands } from './commands/index.ts';
 import { ExitCode, UsageError } from './exit-codes.ts';
+import { withNotify } from './notify.ts';
 
 const program = new Command('verdict')
   .description('Deployment-verification harness: may this release of the license API be promoted?')
@@ -13,7 +14,7 @@ const program = new Command('verdict')
 Exit codes: 0 PASS, 1 FAIL, 2 INCONCLUSIVE, 3 ERROR, 64 bad usage.
 Anything but 0 means "do not promote".`,
   );
-for (const make of commands) program.addCommand(make().exitOverride());
+for (const make of commands) program.addCommand(withNotify(make()).exitOverride());
 
 try {
   await program.parseAsync(process.argv);

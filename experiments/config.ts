@@ -15,6 +15,8 @@ import { existsSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import type { Target } from '../cluster/target.ts';
+import { planRiskConfigSchema } from '../lib/policy/plan-risk.ts';
+import { deployWindowsSchema } from '../lib/policy/deploy-window.ts';
 
 const rate = z.number().min(0).max(1);
 const ms = z.number().int().min(0).max(3_600_000);
@@ -72,6 +74,10 @@ export const harnessConfigSchema = z.strictObject({
       settleMs: ms.default(8_000),
     })
     .prefault({}),
+  /** `verdict plan-risk`: rules added to or overriding the default table (lib/policy/plan-risk.ts). */
+  planRisk: planRiskConfigSchema.prefault({}),
+  /** Deploy windows and freezes per environment (lib/policy/deploy-window.ts). */
+  deployWindows: deployWindowsSchema.prefault({}),
 });
 
 export type HarnessConfig = z.infer<typeof harnessConfigSchema>;

@@ -148,7 +148,20 @@ export async function writeRun(
   await writeAtomic(files.summary, renderMarkdown(checked));
   await writeAtomic(files.html, renderHtml(checked, collector.result(checked)));
   files.stepSummary = await appendStepSummary(checked, opts.env ?? process.env);
+  for (const l of runWrittenListeners) l(checked, files);
   return files;
+}
+
+export type RunWrittenListener = (record: RunRecord, files: RunFiles) => void;
+const runWrittenListeners = new Set<RunWrittenListener>();
+
+/**
+ * Calls `listener` after every run directory this process writes (the record as written: validated
+ * and redacted), e.g. to send its notification once the command is done. Returns the unsubscribe.
+ */
+export function onRunWritten(listener: RunWrittenListener): () => void {
+  runWrittenListeners.add(listener);
+  return () => runWrittenListeners.delete(listener);
 }
 
 // ------------------------------------------------------------------ reading a run directory back

@@ -32,13 +32,26 @@ export interface RunRecord {
   checks: CheckRecord[];
   /** A run-level error (the run broke before or outside any check), or null. */
   error: string | null;
+  /** Optional: go-aheads given by a person (an approved plan, an overridden deploy window), with who and why. */
+  approvals?: ApprovalRecord[];
   /** Files of the run directory, relative to it. */
   files: { ledger: string | null };
 }
 
+export interface ApprovalRecord {
+  /** What was approved: a plan's high-risk changes, or a deploy outside its window. */
+  what: 'plan-risk' | 'deploy-window';
+  /** Who: `--approved-by`, or $GITHUB_ACTOR / $USER for a window override. */
+  by: string;
+  reason: string | null;
+  at: string;
+  /** E.g. the window that was closed and when it opens next. */
+  detail?: string | null;
+}
+
 export interface TargetRecord {
-  /** `embedded`, `kind`, `existing` (a kubeconfig context) or `url` (a service URL only). */
-  kind: 'embedded' | 'kind' | 'existing' | 'url';
+  /** `embedded`, `kind`, `existing` (a kubeconfig context), `url` (a service URL only) or `plan` (an OpenTofu plan). */
+  kind: 'embedded' | 'kind' | 'existing' | 'url' | 'plan';
   name: string;
   context: string | null;
   /** The apiserver's gitVersion, when a cluster was reached. */
@@ -59,7 +72,7 @@ export interface AppRecord {
 
 export interface CheckRecord {
   name: string;
-  kind: 'experiment' | 'suite' | 'probe' | 'gate';
+  kind: 'experiment' | 'suite' | 'probe' | 'gate' | 'plan';
   verdict: Verdict;
   /** What the check does, one sentence. */
   description: string;

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { harnessConfigSchema } from '../experiments/config.ts';
 
 // The GitHub workflows: every file passes actionlint (pinned, built by scripts/actionlint.sh, with
 // shellcheck on the run: scripts), every action is pinned to a full commit SHA or an explicit major,
@@ -43,12 +44,14 @@ function pinProblems(text: string): string[] {
 const load = (name: string) => parse(readFileSync(join(DIR, name), 'utf8'));
 
 describe('GitHub workflows', () => {
-  it('are the four the project needs', () => {
+  it('are the ones the project needs', () => {
     expect(files.map((f) => f.split('/').at(-1)).sort()).toEqual([
       'chaos-rehearsal.yml',
       'ci.yml',
       'deploy-production.yml',
+      'infrastructure.yml',
       'scheduled-smoke.yml',
+      'tofu-plan.yml',
     ]);
   });
 
@@ -98,6 +101,21 @@ describe('GitHub workflows', () => {
     expect(steps).not.toMatch(/kubectl set image|--record/);
   });
 
+  it('deploy-production: inside the deploy window (or overridden with a reason), the gate notifies Slack itself, no Slack action', () => {
+    const text = readFileSync(join(DIR, 'deploy-production.yml'), 'utf8');
+    const w = load('deploy-production.yml');
+    const steps = w.jobs.deploy.steps.map((s: { run?: string }) => s.run ?? '').join('\n');
+    expect(steps).toMatch(/verdict deploy [\s\S]*--environment production --config \.github\/release-policy\.config\.yaml/);
+    expect(steps).toMatch(/verdict gate[\s\S]*--environment production --config \.github\/release-policy\.config\.yaml/);
+    expect(steps.match(/\$\{OVERRIDE_WINDOW:\+--override-window "\$OVERRIDE_WINDOW"\}/g)).toHaveLength(2);
+    expect(steps).toMatch(/verdict gate[\s\S]*--notify slack:SLACK_WEBHOOK --report-url "\$RUN_URL"/);
+    expect(w.on.workflow_dispatch.inputs['override-window'].required).toBe(false);
+    expect(text).not.toMatch(/action-slack|slackapi\/|curl [^\n]*SLACK_WEBHOOK/);
+    // The policy file the workflows read is a valid config with production's windows.
+    const policy = parse(readFileSync(join(ROOT, '.github', 'release-policy.config.yaml'), 'utf8'));
+    expect(harnessConfigSchema.parse(policy).deployWindows.production.windows.length).toBeGreaterThan(0);
+  });
+
   it('chaos-rehearsal refuses production before anything else', () => {
     const w = load('chaos-rehearsal.yml');
     const first = w.jobs.rehearse.steps[0];
@@ -117,5 +135,72 @@ describe('GitHub workflows', () => {
     expect(text).toMatch(/verdict smoke --url "\$\{SERVICE_URL\}" --read-only/);
     expect(text).toMatch(/gh issue list --label "\$\{ISSUE_LABEL\}" --state open/);
     expect(load('scheduled-smoke.yml').permissions.issues).toBe('write');
+  });
+
+  it("infrastructure: fmt, then each environment's plan judged by plan-risk; applied on main only, a high-risk production plan only through the production environment", () => {
+    const w = load('infrastructure.yml');
+    const text = readFileSync(join(DIR, 'infrastructure.yml'), 'utf8');
+    expect(Object.keys(w.on)).toEqual(['pull_request', 'push', 'workflow_dispatch']);
+    expect(w.on.pull_request.paths).toContain('opentofu/**');
+    expect(w.concurrency['cancel-in-progress']).toBe(false);
+    expect(w.jobs.fmt.steps.at(-1).run).toMatch(/fmt -check -recursive -diff opentofu/);
+    for (const e of ['staging', 'production']) {
+      expect(w.jobs[`plan-${e}`]).toMatchObject({
+        needs: 'fmt',
+        uses: './.github/workflows/tofu-plan.yml',
+        with: { environment: e },
+      });
+    }
+    const apply = w.jobs.apply;
+    expect(apply.if).toBe("github.event_name != 'pull_request' && github.ref == 'refs/heads/main'");
+    expect(apply.strategy).toMatchObject({
+      'max-parallel': 1,
+      'fail-fast': true,
+      matrix: { environment: ['staging', 'production'] },
+    });
+    // The environment the job waits in: production (required reviewers) exactly when the production plan is high-risk.
+    expect(apply.environment.name).toBe(
+      "${{ matrix.environment == 'staging' && 'staging' || (needs.plan-production.outputs.risk == 'high' && 'production' || 'production-low-risk') }}",
+    );
+    const runs = apply.steps.map((s: { run?: string; name?: string }) => s.run ?? '').join('\n');
+    expect(runs).toMatch(/--approved-by "\$\{approver\} \(production environment, run \$\{GITHUB_RUN_ID\}\)"/);
+    expect(runs).toMatch(/tofu apply -no-color -lock-timeout=5m tfplan/);
+    // The apply is the judged plan (downloaded), after plan-risk passed, and before the seed's verification.
+    const names = apply.steps.map((s: { name?: string; uses?: string }) => s.name ?? s.uses);
+    expect(names.indexOf('actions/download-artifact@v4')).toBeLessThan(names.indexOf('Plan risk, with the approval'));
+    expect(names.indexOf('Plan risk, with the approval')).toBeLessThan(names.indexOf('tofu apply tfplan'));
+    expect(names.indexOf('tofu apply tfplan')).toBeLessThan(names.indexOf('Verify'));
+    expect(runs).toMatch(/gcloud container clusters list[\s\S]*gcloud sql instances list[\s\S]*kubectl get nodes/);
+    expect(text).not.toMatch(/credentials_json|GCP_SA_KEY|-auto-approve/);
+  });
+
+  it('tofu-plan: plan -out, plan-risk with the risk as the output, the plan JSON never kept, the plan file encrypted', () => {
+    const w = load('tofu-plan.yml');
+    const job = w.jobs.plan;
+    expect(w.on.workflow_call.outputs.risk.value).toBe('${{ jobs.plan.outputs.risk }}');
+    expect(job.env.TF_ENCRYPTION).toMatch(/key_provider "gcp_kms" "plan"[\s\S]*plan \{\s*method = method\.aes_gcm\.plan/);
+    const step = job.steps.find((s: { name?: string }) => s.name === 'Plan risk');
+    expect(step.run).toMatch(/tofu show -json tfplan > "\$RUNNER_TEMP\/plan\.json"/);
+    expect(step.run).toMatch(/npx verdict plan-risk "\$RUNNER_TEMP\/plan\.json"/);
+    expect(step.run).toMatch(/rm -f "\$RUNNER_TEMP\/plan\.json"/);
+    // The step's decision, run as bash: exit 1 of plan-risk is risk=high (and the job goes on), 3 fails it.
+    const decide = (code: number) => {
+      const out = join(tmp, `out-${code}`);
+      writeFileSync(out, '');
+      const script = step.run
+        .replace(/^tofu show .*$/m, ':')
+        .replace(/\(cd "\$GITHUB_WORKSPACE" && npx verdict plan-risk[\s\S]*?\)\n/, `(exit ${code})\n`);
+      const r = spawnSync('bash', ['-euo', 'pipefail', '-c', script], {
+        env: { ...process.env, GITHUB_OUTPUT: out, RUNNER_TEMP: tmp, ENVIRONMENT: 'production' },
+        encoding: 'utf8',
+      });
+      return { status: r.status, output: readFileSync(out, 'utf8') };
+    };
+    expect(decide(0)).toEqual({ status: 0, output: 'risk=none\n' });
+    expect(decide(1)).toEqual({ status: 0, output: 'risk=high\n' });
+    expect(decide(3).status).toBe(3);
+    expect(decide(64).status).toBe(64);
+    const upload = job.steps.find((s: { uses?: string }) => s.uses === 'actions/upload-artifact@v4');
+    expect(upload.with.path).not.toMatch(/plan\.json/);
   });
 });

@@ -5,6 +5,7 @@ import { loadKubeConfig } from '../../lib/kube/client.ts';
 import { deployRelease } from '../../lib/kube/deploy.ts';
 import { parseImageRef } from '../../cluster/embedded/image-store.ts';
 import { UsageError } from '../exit-codes.ts';
+import { checkDeployWindowOrRefuse, windowOptions, type WindowFlags } from '../deploy-window.ts';
 
 /** `verdict deploy`: apply an overlay with a given image and wait for the rollout (kubectl apply + rollout status). */
 export function deployCommand(): Command {
@@ -17,20 +18,25 @@ export function deployCommand(): Command {
     .option('--name <name>', 'embedded cluster name', 'verdict')
     .option('--timeout <seconds>', 'rollout timeout', (v) => Number(v), 600)
     .option('--no-wait', 'apply and return at once (verdict gate then waits for the rollout and judges it)')
+    .addOption(windowOptions.environment())
+    .addOption(windowOptions.overrideWindow())
+    .addOption(windowOptions.config())
     .addHelpText(
       'after',
-      '\nExample:\n  verdict image build --tag v2 && verdict deploy --overlay embedded --image license-api:v2',
+      '\nOutside the environment\'s deploy window (deployWindows in verdict.config.yaml) it refuses with exit 64 and the\nnext allowed time, before contacting the cluster; --override-window "<reason>" proceeds and says who and why.\n\nExample:\n  verdict image build --tag v2 && verdict deploy --overlay embedded --image license-api:v2',
     )
     .action(
-      async (o: {
-        overlay: string;
-        image: string;
-        kubeconfig?: string;
-        context?: string;
-        name: string;
-        timeout: number;
-        wait: boolean;
-      }) => {
+      async (
+        o: WindowFlags & {
+          overlay: string;
+          image: string;
+          kubeconfig?: string;
+          context?: string;
+          name: string;
+          timeout: number;
+          wait: boolean;
+        },
+      ) => {
         let tag: string;
         try {
           tag = parseImageRef(o.image).tag;
@@ -41,6 +47,8 @@ export function deployCommand(): Command {
         const kubeconfig =
           o.kubeconfig ?? (o.overlay === 'embedded' ? (await readClusterState(stateDirOf(o.name)))?.kubeconfig : undefined);
         const kc = loadKubeConfig(kubeconfig, o.context);
+        // Before anything reaches the cluster: a closed window refuses (exit 64) unless overridden.
+        await checkDeployWindowOrRefuse('deploy', o, { context: o.context ?? (kc.getCurrentContext() || null) });
         const started = Date.now();
         await deployRelease(
           kc,

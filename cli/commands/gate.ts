@@ -12,6 +12,7 @@ import { CloudMonitoringSource, gmpSource, PromqlSource, type MetricSource } fro
 import { suiteRunRecord } from '../../suites/record.ts';
 import { finishRun, interruptOnSignals, progress } from '../suite-run.ts';
 import { UsageError } from '../exit-codes.ts';
+import { checkDeployWindowOrRefuse, windowOptions, type WindowFlags } from '../deploy-window.ts';
 
 const SOURCES = ['client', 'promql', 'gmp', 'cloud-monitoring'] as const;
 const duration = (what: string, maxMs: number) => (v: string) => {
@@ -32,7 +33,7 @@ const number = (what: string, min: number, max: number) => (v: string) => {
 };
 const collect = (v: string, prev: string[]) => [...prev, v];
 
-interface GateFlags {
+interface GateFlags extends WindowFlags {
   context?: string;
   kubeconfig?: string;
   deployment?: string;
@@ -159,6 +160,9 @@ export function gateCommand(app: AppProfile = licenseApi): Command {
         .argParser(duration('--source-delay', 10 * 60_000))
         .default(GATE_DEFAULTS.sourceDelayMs, '30s'),
     )
+    .addOption(windowOptions.environment())
+    .addOption(windowOptions.overrideWindow())
+    .addOption(windowOptions.config())
     .option('--out <dir>', 'where the run directory goes', '.reports/gate')
     .option('--json', 'print verdict.json to stdout instead of the summary', false)
     .addHelpText(
@@ -172,6 +176,11 @@ The run's verdict is the release's; a rollback that itself failed makes it ERROR
 that worked but could not be verified because the token expired ("rollback done, verification
 could not run: token expired"). A token (JWT) that expires before the run can end is warned about
 at the start.
+
+Deploy windows: the gate promotes a release, so outside the environment's window (deployWindows in
+verdict.config.yaml; --environment, else matched by --context) it refuses at once with exit 64 and the
+next allowed time, before contacting the cluster. --override-window "<reason>" proceeds and records who
+and why in verdict.json. A rollback is never refused.
 
 Exit codes: 0 PASS (promote), 1 FAIL, 2 INCONCLUSIVE, 3 ERROR, 64 bad usage.
 Example:
@@ -189,6 +198,8 @@ Example:
       } catch (err) {
         throw new UsageError(`--url: ${(err as Error).message}`);
       }
+      // Before the cluster or a metric source is contacted: a closed deploy window refuses (exit 64) unless overridden.
+      const window = await checkDeployWindowOrRefuse('gate', f, { context: f.context });
       const sources = sourcesOf(f);
       const token = f.token ?? process.env.TEST_TOKEN ?? process.env.LICENSE_TOKEN ?? null;
       const [namespace, name] = f.deployment.split('/');
@@ -261,6 +272,7 @@ Example:
           faults: [],
         },
       });
+      if (window.approval) record.approvals = [window.approval];
       if (result) record.headline = gateHeadline(record.verdict, result);
       const lines = result?.ledger
         ? (function* (l) {

@@ -11,6 +11,7 @@ import { historyCommand, pauseCommand, resumeCommand, rollbackCommand } from './
 import { smokeCommand } from './smoke.ts';
 import { gateCommand } from './gate.ts';
 import { probesCommand } from './probes.ts';
+import { planRiskCommand } from './plan-risk.ts';
 
 /** Every `verdict` subcommand, in the order `--help` lists them. */
 export const commands: Array<() => Command> = [
@@ -19,6 +20,7 @@ export const commands: Array<() => Command> = [
   smokeCommand,
   gateCommand,
   probesCommand,
+  planRiskCommand,
   clusterCommand,
   imageCommand,
   deployCommand,

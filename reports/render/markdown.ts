@@ -69,6 +69,10 @@ function header(r: RunRecord): string {
   facts.push(
     `**Ran** ${r.startedAt.replace('T', ' ').slice(0, 19)} UTC for ${duration(r.durationMs)} · exit code ${ExitCode[r.verdict]} · harness ${mdText(r.harness.version, 50)} on Node ${mdText(r.harness.node, 50)}`,
   );
+  for (const a of r.approvals ?? [])
+    facts.push(
+      `**Approved** (${mdText(a.what, 50)}) by ${mdText(a.by, 200)}${a.reason ? `: ${mdText(a.reason, 500)}` : ''}${a.detail ? ` (${mdText(a.detail, 500)})` : ''}`,
+    );
   lines.push(facts.join('  \n'), '');
   if (r.error !== null) lines.push(`> 💥 **The run broke:** ${mdText(r.error, 4000)}`, '');
   return lines.join('\n') + '\n';

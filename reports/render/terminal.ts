@@ -99,7 +99,9 @@ function checkLines(c: CheckRecord, p: Painter, mode: 'full' | 'line' | 'problem
   const q = c.requests;
   const facts = q
     ? `${int(q.total)} requests · ${int(q.failed)} failed · ${int(q.dropped)} dropped${c.latency ? ` · p99 ${c.latency.p99.toFixed(1)} ms` : ''}`
-    : 'no requests';
+    : c.kind === 'plan'
+      ? `${int(c.gates.filter((g) => g.observed.risk !== undefined).length)} changes`
+      : 'no requests';
   const passedGates = c.gates.filter((g) => g.verdict === 'PASS').length;
   const extra = mode === 'problems' && passedGates ? ` · ${passedGates} gate${passedGates === 1 ? '' : 's'} passed` : '';
   const head = `  ${safe(c.name)} (${c.kind})  `;
@@ -144,6 +146,12 @@ export function renderTerminalSummary(record: RunRecord, opts: SummaryOptions): 
   top.push({ head: '', tail: facts, paintTail: p.dim });
   if (record.error !== null)
     top.push({ head: '  ! run error: ', paintHead: (s) => p.verdict('ERROR', s), tail: safe(record.error) });
+  for (const a of record.approvals ?? [])
+    top.push({
+      head: `  approved (${a.what}): `,
+      paintHead: p.bold,
+      tail: safe(`by ${a.by}${a.reason ? `: ${a.reason}` : ''}${a.detail ? ` (${a.detail})` : ''}`),
+    });
 
   const bottom: Line[] = [];
   if (opts.reportPath) bottom.push({ head: '  report: ', paintHead: p.dim, tail: opts.reportPath });

@@ -553,6 +553,12 @@
       ]);
       if (r.app.faults.length) items.push(['deliberate faults', r.app.faults.join(', ')]);
     }
+    (r.approvals || []).forEach(function (a) {
+      items.push([
+        'approved (' + a.what + ')',
+        'by ' + a.by + (a.reason ? ': ' + a.reason : '') + (a.detail ? ' (' + a.detail + ')' : ''),
+      ]);
+    });
     items.push(['ran', utcStamp(r.startedAt) + ' for ' + duration(r.durationMs)]);
     items.push(['exit code', EXIT[r.verdict] + (r.verdict === 'PASS' ? ' (promote)' : ' (do not promote)')]);
     h.appendChild(facts('facts', items));
