@@ -36,6 +36,7 @@ describe('shell scripts', () => {
         '.ci/run',
         'scripts/setup-deps.sh',
         'scripts/node24.sh',
+        'scripts/fresh-check.sh',
         'cluster/embedded/controlplane/build.sh',
         'cluster/kind/node-image/build.sh',
       ]),
