@@ -38,7 +38,7 @@ node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch $@
 
-controlplane: ## build the embedded control plane (cached in ~/.cache/verdict; cold: 10-25 min on 2 cores)
+controlplane: ## build the embedded control plane (cached in ~/.cache/verdict; empty Go cache: about 7-13 min on 2 cores)
 	@cluster/embedded/controlplane/build.sh >/dev/null
 
 # kind's node image, built from source without a registry (cluster/kind/node-image/build.sh): cached in
