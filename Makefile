@@ -88,7 +88,7 @@ bench: setup ## run the benchmarks in bench/ (not part of the tests; BENCH=heart
 
 # A new machine's setup, for real: every install branch of scripts/setup-deps.sh, scripts/node24.sh
 # and npm ci run from nothing in a clean Debian bookworm root; the host keeps nothing but debootstrap.
-fresh-check: ## run setup from nothing in a clean Debian root (debootstrap; root; about 6 min): setup-deps, node24.sh, npm ci
+fresh-check: ## run setup from nothing in a clean Debian root (debootstrap; root; 7-10 min): setup-deps, node24.sh, npm ci
 	@scripts/fresh-check.sh
 
 clean: ## remove build output and reports

@@ -197,7 +197,7 @@ fill_root() {
   # The repository: the tracked files as they are now (git stash create: a commit of the working
   # tree's tracked changes, or nothing when there are none; it touches neither the tree nor the stash).
   local tree
-  tree="$(git stash create)"
+  tree="$(git -c user.name=fresh-check -c user.email=fresh-check@localhost stash create)"
   tree="${tree:-HEAD}"
   mkdir -p "$r/root/verdict"
   git archive --format=tar "$tree" | tar -C "$r/root/verdict" -xf -
