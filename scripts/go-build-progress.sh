@@ -19,8 +19,12 @@ every="${VERDICT_PROGRESS_SECONDS:-30}"
 
 log="$(mktemp)"
 ticker=""
-cleanup() {
+stop_ticker() {
   if [[ -n "$ticker" ]]; then kill "$ticker" 2>/dev/null || true; wait "$ticker" 2>/dev/null || true; fi
+  ticker=""
+}
+cleanup() {
+  stop_ticker
   rm -f "$log"
 }
 trap cleanup EXIT
@@ -48,6 +52,8 @@ ticker=$!
 
 rc=0
 "$@" 2>"$log" || rc=$?
+# No progress line may come after the last one.
+stop_ticker
 if [[ $rc -ne 0 ]]; then
   grep -v -E '^[^[:space:]:#]+$' "$log" | tail -n 40 >&2 || true
   echo "$label: failed (exit $rc) after $(human $((SECONDS - start))), $(compiled) packages compiled" >&2
