@@ -2,11 +2,21 @@
 # machine's Node is older) and sets up what it needs first.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
+# Node 24 first on PATH for every target that runs Node. When scripts/node24.sh fails, make stops
+# here, its error above: a PATH without Node 24 would only mislead later. The targets that run no
+# Node here do not look for it: help and clean work without it, and fresh-check installs nothing on
+# this machine (it sets Node up inside its own root).
+NODE_FREE_GOALS := help clean controlplane tofu docker-deps fresh-check
+ifneq ($(filter-out $(NODE_FREE_GOALS),$(or $(MAKECMDGOALS),$(.DEFAULT_GOAL))),)
 NODE_BIN := $(shell scripts/node24.sh)
+ifneq ($(.SHELLSTATUS)$(if $(NODE_BIN),,:empty),0)
+$(error scripts/node24.sh gave no Node 24 (its error is above); make $(MAKECMDGOALS) needs it)
+endif
 export PATH := $(NODE_BIN):$(PATH)
+endif
 REPORTS ?= .reports
 
-.PHONY: help setup deps docker-deps controlplane tofu kind-node-image test test-nightly lint verify-local bench clean
+.PHONY: help setup deps docker-deps controlplane tofu kind-node-image test test-nightly lint verify-local bench clean fresh-check
 
 help: ## list the targets
 	@echo "verdict: deployment-verification harness for the license API"
@@ -28,7 +38,7 @@ node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch $@
 
-controlplane: ## build the embedded control plane (cached in ~/.cache/verdict; cold: 10-25 min on 2 cores)
+controlplane: ## build the embedded control plane (cached in ~/.cache/verdict; empty Go cache: about 7-13 min on 2 cores)
 	@cluster/embedded/controlplane/build.sh >/dev/null
 
 tofu: ## build OpenTofu for plan-risk and its tests (scripts/tofu.sh; cached in ~/.cache/verdict; cold about 10 min on 2 cores)
@@ -82,6 +92,11 @@ verify-local: setup controlplane ## roll v1 -> v2 out under load on the embedded
 bench: setup ## run the benchmarks in bench/ (not part of the tests; BENCH=heartbeat|load-engine|embedded-network)
 	@scripts/setup-deps.sh --bench
 	@for b in $(or $(BENCH),heartbeat load-engine embedded-network); do echo "== bench/$$b.ts"; node bench/$$b.ts || exit 1; done
+
+# A new machine's setup, for real: every install branch of scripts/setup-deps.sh, scripts/node24.sh
+# and npm ci run from nothing in a clean Debian bookworm root; the host keeps nothing but debootstrap.
+fresh-check: ## run setup from nothing in a clean Debian root (debootstrap; root; 7-10 min): setup-deps, node24.sh, npm ci
+	@scripts/fresh-check.sh
 
 clean: ## remove build output and reports
 	rm -rf dist $(REPORTS)

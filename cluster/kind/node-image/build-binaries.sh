@@ -15,7 +15,9 @@ COREDNS_VERSION=v1.14.6
 CRICTL_VERSION=v1.36.0
 log() { printf 'kind-node-binaries: %s\n' "$*" >&2; }
 command -v go >/dev/null || { log "go not found in PATH; install Go >= 1.26"; exit 1; }
-command -v gcc >/dev/null || { log "gcc not found (pause.c and cgo need it): apt-get install gcc libc6-dev"; exit 1; }
+command -v gcc >/dev/null || { log "gcc not found (pause.c and cgo need it): apt-get install gcc libc6-dev (scripts/setup-deps.sh installs both)"; exit 1; }
+echo '#include <stdio.h>' | gcc -E -x c - >/dev/null 2>&1 ||
+  { log "gcc finds no C library headers (pause.c and cgo need them): apt-get install libc6-dev (scripts/setup-deps.sh installs it)"; exit 1; }
 
 hash="$(
   cd "$here"

@@ -41,6 +41,27 @@ say() { echo "kind-node-image: $*" >&2; }
 quiet() { local err; err="$(mktemp)"; if "$@" 2>"$err" >/dev/null; then rm -f "$err"; else cat "$err" >&2; rm -f "$err"; return 1; fi; }
 [[ -n "${DOCKER_HOST:-}" ]] || { say "DOCKER_HOST is not set (start an engine: node lib/docker/engine.ts up)"; exit 2; }
 
+# What a cold build needs on this machine, all named at once (a warm one, with node.tar cached, only
+# imports it). Checked before the binaries' long build when no node image is cached at all, and again
+# before the root is made.
+cold_build_tools() {
+  local missing=()
+  command -v go >/dev/null || missing+=("go (Go >= 1.26: the binaries are built from source)")
+  command -v gcc >/dev/null || missing+=("gcc (Debian's gcc and libc6-dev: pause.c and cgo)")
+  command -v docker >/dev/null || missing+=("docker (the Docker CLI, from Debian's docker.io)")
+  command -v debootstrap >/dev/null || missing+=("debootstrap (Debian's debootstrap: the node's root)")
+  command -v containerd >/dev/null && command -v ctr >/dev/null ||
+    missing+=("containerd and ctr (Debian's containerd, a dependency of docker.io: the images into the node)")
+  command -v python3 >/dev/null || missing+=("python3 (Debian's python3: patches kind's entrypoint)")
+  command -v systemctl >/dev/null || missing+=("systemctl (Debian's systemd, as a tool only: enables the node's units with --root)")
+  [[ ${#missing[@]} -eq 0 ]] && return 0
+  say "the node image's cold build needs what this machine lacks:"
+  printf '  - %s\n' "${missing[@]}" >&2
+  say "scripts/setup-deps.sh --docker installs the Debian packages (make docker-deps); Go >= 1.26 is yours to install"
+  exit 2
+}
+compgen -G "$cache/*/node.tar" >/dev/null || cold_build_tools
+
 bin="$("$here/build-binaries.sh" | tail -1)"
 kind_mod="$(cd / && GOFLAGS=-mod=mod go mod download -json "sigs.k8s.io/kind@$KIND_VERSION" | sed -n 's/^\s*"Dir": "\(.*\)",$/\1/p')"
 [[ -d "$kind_mod/images/base/files" ]] || { say "kind $KIND_VERSION's module has no images/base/files ($kind_mod)"; exit 1; }
@@ -57,8 +78,7 @@ fi
 dir="$cache/$hash"
 if [[ ! -s "$dir/node.tar" ]]; then
   [[ $(id -u) -eq 0 ]] || { say "debootstrap needs root"; exit 2; }
-  command -v debootstrap >/dev/null || { say "debootstrap is not installed (scripts/setup-deps.sh --docker)"; exit 2; }
-  command -v containerd >/dev/null && command -v ctr >/dev/null || { say "containerd and ctr are not installed (Debian's containerd, a dependency of docker.io)"; exit 2; }
+  cold_build_tools
   mkdir -p "$dir"
   tmp="$(mktemp -d "$dir/build.XXXXXX")"
   ctd_pid=""
