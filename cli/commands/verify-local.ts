@@ -18,7 +18,7 @@ export const targetOption = () =>
     }
   });
 export const rateOption = () =>
-  new Option('--rate <req/s>', "requests per second of the app's load mix (default from the config: 300)").argParser((v) => {
+  new Option('--rate <req/s>', "requests per second of the app's load mix (default from the config: 450)").argParser((v) => {
     const n = Number(v);
     if (!Number.isFinite(n) || n <= 0 || n > 5000)
       throw new InvalidArgumentError('must be a number of requests per second from 1 to 5000');
