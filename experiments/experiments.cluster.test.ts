@@ -73,7 +73,8 @@ describe('rollout-under-load', () => {
       ['latency held', 'PASS'],
     ]);
     const load = r.evidence!.loads[0];
-    expect(load.joined.total).toBeGreaterThan(5000);
+    // 200 req/s through warm-up, a rollout of a few seconds and the settle time.
+    expect(load.joined.total).toBeGreaterThan(3000);
     // The watched timeline saw every v1 pod terminate and every v2 pod become ready.
     const events = r.evidence!.timeline.events;
     expect(events.filter((e) => e.kind === 'pod' && e.change === 'terminating').length).toBeGreaterThanOrEqual(3);

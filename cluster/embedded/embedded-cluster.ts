@@ -104,7 +104,7 @@ export async function upEmbedded(opts: EmbeddedUpOptions = {}): Promise<Embedded
     teardown.push(['pod network', () => network.destroy()]);
 
     progress(`starting Postgres and Redis on ${network.gateway}`);
-    const hostServices = await startHostServices(network.gateway, network.clusterCidr, stateDir);
+    const hostServices = await startHostServices(network.gateway, network.clusterCidr, stateDir, 'license', { say: progress });
     teardown.push(['host services', () => hostServices.stop()]);
 
     progress('starting the control plane (building it first if needed)');
