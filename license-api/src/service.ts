@@ -1,7 +1,8 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import { Server as NetServer, type AddressInfo, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createApp, type App } from './app.ts';
+import { Connections } from './connections.ts';
 import { startBackground, type Background } from './background.ts';
 import { parseLicenseSeed, type Config } from './config.ts';
 import { createPool, migrate } from './db.ts';
@@ -12,6 +13,7 @@ import { createRedis } from './redis.ts';
 export interface Service {
   readonly app: App;
   readonly server: Server;
+  readonly connections: Connections;
   readonly lifecycle: Lifecycle;
   /** `http://host:port` the server listens on (once start() has bound it). */
   readonly url: string;
@@ -68,6 +70,8 @@ export function createService(config: Config): Service {
   let background: Background | undefined;
   let url: string | undefined;
 
+  // Every open connection and the requests each has in flight (see Connections).
+  const connections = new Connections(app.express);
   const server = createServer(
     {
       keepAliveTimeout: config.KEEPALIVE_TIMEOUT_MS,
@@ -76,8 +80,9 @@ export function createService(config: Config): Service {
       // How often Node checks the two timeouts above (its default, 30 s, would let a header timeout run 30 s late).
       connectionsCheckingInterval: Math.min(1000, config.HEADERS_TIMEOUT_MS),
     },
-    app.express,
+    connections.handle,
   );
+  connections.attach(server);
   // Malformed HTTP never reaches Express: answer it in the same JSON shape instead of a bare reset.
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     if (!socket.writable || err.code === 'ECONNRESET') {
@@ -95,26 +100,6 @@ export function createService(config: Config): Service {
         : CLIENT_ERROR_BODY(400, 'BAD_REQUEST', 'malformed HTTP request'),
     );
   });
-
-  // Every open socket, and how many requests each has in flight (dispatched to the app, response not
-  // finished). A socket with none carries no request: it is idle between requests, or has sent
-  // nothing, or only part of its headers. The drain closes those; Node's closeIdleConnections()
-  // leaves the last two open (for Node they are busy), which kept a drain waiting for its deadline.
-  const sockets = new Map<Socket, number>();
-  server.on('connection', (s: Socket) => {
-    sockets.set(s, 0);
-    s.once('close', () => sockets.delete(s));
-  });
-  server.prependListener('request', (req: IncomingMessage, res: ServerResponse) => {
-    const s = req.socket;
-    sockets.set(s, (sockets.get(s) ?? 0) + 1);
-    res.once('close', () => {
-      if (sockets.has(s)) sockets.set(s, Math.max(0, sockets.get(s)! - 1));
-    });
-  });
-  const closeSocketsWithoutRequest = () => {
-    for (const [s, inFlight] of sockets) if (inFlight === 0) s.destroy();
-  };
 
   const closeDeps = async () => {
     await Promise.race([
@@ -208,8 +193,10 @@ export function createService(config: Config): Service {
       // request has its deadline (a body that never comes is answered 408 then).
       netClose.call(server);
       await sleep(CLOSE_LINGER_MS);
-      closeSocketsWithoutRequest();
-      const sweep = setInterval(closeSocketsWithoutRequest, 100);
+      // Node's closeIdleConnections() would leave the last two open (for Node they are busy), which
+      // kept a drain waiting for its deadline.
+      connections.closeIdle();
+      const sweep = setInterval(() => connections.closeIdle(), 100);
       await closed;
       clearInterval(sweep);
       await stopBackground;
@@ -222,6 +209,7 @@ export function createService(config: Config): Service {
   return {
     app,
     server,
+    connections,
     lifecycle,
     start,
     shutdown,
