@@ -47,16 +47,6 @@ export function createApp({ config, pool, probePool, redis, log, lifecycle }: Ap
     const id = given && REQUEST_ID.test(given) ? given : randomUUID();
     res.locals.requestId = id;
     res.set({ 'X-Served-By': config.POD_NAME, 'X-App-Version': config.APP_VERSION, 'X-Request-Id': id });
-    // From SIGTERM on, every response asks its client to reconnect (elsewhere): a kept-alive
-    // connection stays pinned to this pod whatever the endpoints say, so it must be ended by us,
-    // cleanly after a response, never under a request in flight. Decided when the headers are
-    // written, not when the request arrived: a request that began before SIGTERM and ends after it
-    // needs the header too.
-    const writeHead = res.writeHead;
-    res.writeHead = function (this: Response, ...args: unknown[]) {
-      if (lifecycle.phase === 'draining' || lifecycle.phase === 'closing') this.setHeader('Connection', 'close');
-      return (writeHead as (...a: unknown[]) => Response).apply(this, args);
-    } as Response['writeHead'];
     const start = process.hrtime.bigint();
     res.once('finish', () => {
       if (!log.isLevelEnabled('info')) return;

@@ -25,7 +25,7 @@ export interface Service {
   /**
    * Stops the service, from any phase. During start-up: stop the retries, close what is open.
    * Graceful: readiness 503 at once; keep serving for SHUTDOWN_DELAY_MS with `Connection: close`
-   * on every response; stop accepting; close every connection that carries no request; let
+   * on the last response in flight on each connection; stop accepting; close every connection that carries no request; let
    * in-flight requests finish (each within its deadline); close Postgres and Redis. Naive: drop
    * every connection at once (for experiments only).
    */
@@ -70,8 +70,13 @@ export function createService(config: Config): Service {
   let background: Background | undefined;
   let url: string | undefined;
 
-  // Every open connection and the requests each has in flight (see Connections).
-  const connections = new Connections(app.express);
+  // Every open connection and the requests each has in flight (see Connections). From SIGTERM on,
+  // every connection is ended after the requests it has in flight: a kept-alive connection stays
+  // pinned to this pod whatever the endpoints say, so it must be ended by us, cleanly after a
+  // response, never under a request in flight (nor under one pipelined behind it).
+  const connections = new Connections(app.express, {
+    closing: () => lifecycle.phase === 'draining' || lifecycle.phase === 'closing',
+  });
   const server = createServer(
     {
       keepAliveTimeout: config.KEEPALIVE_TIMEOUT_MS,

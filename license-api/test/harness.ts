@@ -22,6 +22,8 @@ export function mintToken(subject = 'user-1', opts: { secret?: string; expiresIn
 export interface TestApi extends AsyncDisposable {
   service: Service;
   url: string;
+  /** The service's own database (query it with a client of your own once the service is shut down). */
+  databaseUrl: string;
   token: string;
   post(path: string, body: unknown, token?: string): Promise<{ status: number; body: any; headers: Headers }>;
 }
@@ -31,7 +33,7 @@ export async function startTestApi(env: Record<string, string> = {}): Promise<Te
   const config = loadConfig({
     PORT: '0',
     HOST: '127.0.0.1',
-    DATABASE_URL: await freshDatabase('api'),
+    DATABASE_URL: env.DATABASE_URL ?? (await freshDatabase('api')),
     REDIS_URL: inject('redisUrl'),
     JWT_SECRET: TEST_SECRET,
     LOG_LEVEL: 'warn',
@@ -58,7 +60,14 @@ export async function startTestApi(env: Record<string, string> = {}): Promise<Te
     }
     return { status: res.status, body: parsed as any, headers: res.headers };
   };
-  return { service, url: service.url, token, post, [Symbol.asyncDispose]: () => service.shutdown('test over') };
+  return {
+    service,
+    url: service.url,
+    databaseUrl: config.DATABASE_URL,
+    token,
+    post,
+    [Symbol.asyncDispose]: () => service.shutdown('test over'),
+  };
 }
 
 export interface ApiProcess extends AsyncDisposable {
