@@ -42,6 +42,8 @@ export class StartAborted extends Error {
 /** net.Server#close: stops accepting without http.Server's immediate close of idle sockets. */
 const netClose = NetServer.prototype.close;
 const CLOSE_LINGER_MS = 250;
+/** After the drain delay, a connection whose client has not read an answer for this long is closed. */
+const NOT_READING_DURING_DRAIN_MS = 500;
 /** Closing Postgres and Redis connections waits at most this (a frozen server never answers a goodbye). */
 const CLOSE_DEPS_TIMEOUT_MS = 2000;
 
@@ -199,9 +201,16 @@ export function createService(config: Config): Service {
       netClose.call(server);
       await sleep(CLOSE_LINGER_MS);
       // Node's closeIdleConnections() would leave the last two open (for Node they are busy), which
-      // kept a drain waiting for its deadline.
-      connections.closeIdle();
-      const sweep = setInterval(() => connections.closeIdle(), 100);
+      // kept a drain waiting for its deadline. A connection whose client does not read its answers
+      // would hold the drain until the deadline too: it is closed as soon as it has not read for
+      // NOT_READING_DURING_DRAIN_MS (its answers cannot be delivered; the requests behind them in
+      // flight are lost to a client that would never have read them).
+      const closeDone = () => {
+        connections.closeIdle();
+        connections.closeNotReading(NOT_READING_DURING_DRAIN_MS);
+      };
+      closeDone();
+      const sweep = setInterval(closeDone, 100);
       await closed;
       clearInterval(sweep);
       await stopBackground;

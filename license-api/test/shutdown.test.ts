@@ -217,6 +217,71 @@ describe('requests in flight on one connection when the drain begins (issue 19, 
   });
 });
 
+describe('clients that hold a drain hostage (issue 19, item 4)', () => {
+  it('a client that pipelines and never reads, and 200 sockets with partial headers: exit 0 soon after the delay, not at the deadline', async () => {
+    await using api = await spawnApi({ SHUTDOWN_DELAY_MS: '1000', SHUTDOWN_TIMEOUT_MS: '10000', LOG_LEVEL: 'warn' });
+    const sockets: Socket[] = [];
+    const open = (text: string, pause: boolean) => {
+      const s = connect({ host: '127.0.0.1', port: api.port });
+      if (pause) s.pause();
+      s.on('error', () => {});
+      s.once('connect', () => s.write(text));
+      sockets.push(s);
+      return s;
+    };
+    try {
+      // 3,000 pipelined at once (the reviewer's client), and one that stays within the in-flight
+      // limit but keeps sending until its unread answers fill the kernel's buffers.
+      open('GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(3000), true);
+      const patient = open('', true);
+      for (let i = 0; i < 60; i++) {
+        patient.write('GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(8));
+        await sleep(20);
+      }
+      for (let i = 0; i < 200; i++) open('POST /api/v1/licenses/heartbeat HTTP/1.1\r\nHost: x\r\nContent-Ty', false);
+      await sleep(500);
+      const t0 = Date.now();
+      api.child.kill('SIGTERM');
+      const exit = await api.exit;
+      console.info(`drain with a non-reading pipeliner and 200 partial headers: exit ${exit.code} after ${exit.at - t0} ms`);
+      expect({ code: exit.code, output: api.output().includes('missed its') }).toEqual({ code: 0, output: false });
+    } finally {
+      for (const s of sockets) s.destroy();
+    }
+  });
+
+  it('a second SIGTERM during the drain does not cut it short: 20 requests in flight are all answered, exit 0', async () => {
+    await using api = await spawnApi({ SHUTDOWN_DELAY_MS: '300', SHUTDOWN_TIMEOUT_MS: '8000' });
+    const token = await mintToken();
+    const slow = await Promise.all(Array.from({ length: 20 }, () => slowRequest(api.port, token)));
+    await sleep(150);
+    api.child.kill('SIGTERM');
+    await sleep(100);
+    api.child.kill('SIGTERM');
+    await sleep(600);
+    for (const s of slow) s.finish();
+    const results = await Promise.all(slow.map((s) => s.done));
+    const exit = await api.exit;
+    console.info(`second SIGTERM: ${results.filter((r) => r.status === 404).length} of 20 in-flight requests answered`);
+    expect(results).toEqual(results.map(() => ({ status: 404, connectionClose: true })));
+    expect(exit.code).toBe(0);
+    expect(api.output()).toContain('already shutting down');
+  });
+
+  it('a third signal ends the process at once, with exit 1', async () => {
+    await using api = await spawnApi({ SHUTDOWN_DELAY_MS: '5000', SHUTDOWN_TIMEOUT_MS: '8000' });
+    const t0 = Date.now();
+    for (const sig of ['SIGTERM', 'SIGINT', 'SIGTERM'] as const) {
+      api.child.kill(sig);
+      await sleep(100);
+    }
+    const exit = await api.exit;
+    expect(exit.code).toBe(1);
+    expect(exit.at - t0).toBeLessThan(4000);
+    expect(api.output()).toContain('third signal');
+  });
+});
+
 describe('SIGTERM during start-up', () => {
   const unreachable = async () => `postgres://postgres@127.0.0.1:${await freePort()}/nothing`;
 
