@@ -69,16 +69,19 @@ export function createApp({ config, pool, probePool, redis, log, lifecycle }: Ap
   // Rendering the registry costs CPU on the event loop that serves license requests: a scrape
   // flood must not starve them. Scrapes within METRICS_RENDER_MIN_INTERVAL_MS of a rendering share
   // it (Prometheus scrapes every 15-60 s; a snapshot under a second old changes nothing for it).
-  let rendered: { at: number; text: Promise<string> } | undefined;
+  // They share its bytes too: one Buffer written by every response, where a string would be
+  // joined with each response's headers and encoded again for each (a client pipelining scrapes
+  // it does not read made every one of them a copy of its own).
+  let rendered: { at: number; body: Promise<Buffer> } | undefined;
   app.get('/metrics', async (_req, res) => {
     if (!rendered || Date.now() - rendered.at >= METRICS_RENDER_MIN_INTERVAL_MS) {
-      const r = { at: Date.now(), text: metrics.registry.metrics() };
+      const r = { at: Date.now(), body: metrics.registry.metrics().then((text) => Buffer.from(text, 'utf8')) };
       rendered = r;
-      r.text.catch(() => {
+      r.body.catch(() => {
         if (rendered === r) rendered = undefined;
       });
     }
-    res.set('Content-Type', metrics.registry.contentType).send(await rendered.text);
+    res.set('Content-Type', metrics.registry.contentType).send(await rendered.body);
   });
 
   const notStarted = (_req: Request, _res: Response, next: NextFunction) => {

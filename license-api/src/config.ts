@@ -57,8 +57,19 @@ export const configSchema = z
     RATE_LIMIT_PER_MINUTE: int(0, 1_000_000).default(0),
     /** Tokens must carry `exp`, at most this far in the future (a stolen long-lived token is refused). */
     JWT_MAX_LIFETIME_SECONDS: int(60, 31_536_000).default(86_400),
-    /** A client that has not sent complete request headers within this long gets `408` and is closed. */
-    HEADERS_TIMEOUT_MS: int(1000, 120_000).default(30_000),
+    /**
+     * A client that has not sent complete request headers within this long (from connecting, or
+     * from its previous answer) gets `408` and is closed. Every such connection costs about 10 KB of
+     * memory while it lasts: 10 s frees them three times sooner than the 30 s it was, and is still
+     * far more than a real client needs to send its headers (one packet).
+     */
+    HEADERS_TIMEOUT_MS: int(1000, 120_000).default(10_000),
+    /**
+     * Open connections at most; the process closes one more at once (and counts it in
+     * `http_connections_closed_total{reason="max_connections"}`). Sized for the pod's memory
+     * limit (256 Mi): see the README's license API section for the measured cost per connection.
+     */
+    MAX_CONNECTIONS: int(10, 1_000_000).default(1000),
     /** How often `license_active_sessions` is recounted in the background (a scrape never queries Postgres). */
     ACTIVE_SESSIONS_REFRESH_SECONDS: int(1, 3600).default(15),
     /** How often the sweeper ends expired sessions and deletes old ended ones (in bounded batches). */

@@ -38,6 +38,8 @@ export interface ConnectionsOptions {
    * would not get the answers behind it).
    */
   closing?: () => boolean;
+  /** Called for each connection ended or closed to protect the process (for metrics and logs). */
+  onProtect?: (reason: 'pipelined_too_deep' | 'not_reading') => void;
 }
 
 /**
@@ -59,6 +61,7 @@ export class Connections {
   private readonly conns = new Map<Socket, Conn>();
   private readonly app: RequestListener;
   private readonly closing: () => boolean;
+  private readonly onProtect: NonNullable<ConnectionsOptions['onProtect']>;
   private timer: NodeJS.Timeout | undefined;
   /** Connections ended or closed by us, by reason (for logs and tests). */
   readonly stats = { pipelinedTooDeep: 0, notReading: 0 };
@@ -66,6 +69,7 @@ export class Connections {
   constructor(app: RequestListener, opts: ConnectionsOptions = {}) {
     this.app = app;
     this.closing = opts.closing ?? (() => false);
+    this.onProtect = opts.onProtect ?? (() => {});
   }
 
   /** The server's request listener. */
@@ -76,6 +80,7 @@ export class Connections {
     if (c.ending || socket.destroyed) return;
     if (c.inFlight.length >= MAX_IN_FLIGHT_PER_CONNECTION) {
       this.stats.pipelinedTooDeep++;
+      this.onProtect('pipelined_too_deep');
       this.stopProcessing(c);
       return;
     }
@@ -123,6 +128,7 @@ export class Connections {
       c.stalledSince ??= now;
       if (now - c.stalledSince >= ms) {
         this.stats.notReading++;
+        this.onProtect('not_reading');
         c.socket.destroy();
       }
     }

@@ -7,7 +7,7 @@ import { startBackground, type Background } from './background.ts';
 import { parseLicenseSeed, type Config } from './config.ts';
 import { createPool, migrate } from './db.ts';
 import { Lifecycle } from './lifecycle.ts';
-import { createLogger } from './logger.ts';
+import { createLogger, ThrottledLog } from './logger.ts';
 import { createRedis } from './redis.ts';
 
 export interface Service {
@@ -76,8 +76,14 @@ export function createService(config: Config): Service {
   // every connection is ended after the requests it has in flight: a kept-alive connection stays
   // pinned to this pod whatever the endpoints say, so it must be ended by us, cleanly after a
   // response, never under a request in flight (nor under one pipelined behind it).
+  const protectLog = new ThrottledLog(log, 10_000);
+  const protect = (reason: string) => {
+    app.metrics.connectionsClosed.inc({ reason });
+    protectLog.warn(reason, { reason }, 'connection refused or closed to protect the process');
+  };
   const connections = new Connections(app.express, {
     closing: () => lifecycle.phase === 'draining' || lifecycle.phase === 'closing',
+    onProtect: protect,
   });
   const server = createServer(
     {
@@ -90,6 +96,10 @@ export function createService(config: Config): Service {
     connections.handle,
   );
   connections.attach(server);
+  // Each connection costs memory (about 10 KB idle, more with requests in flight): past
+  // MAX_CONNECTIONS Node closes a new one at once instead of letting the pod run out of memory.
+  server.maxConnections = config.MAX_CONNECTIONS;
+  server.on('drop', () => protect('max_connections'));
   // Malformed HTTP never reaches Express: answer it in the same JSON shape instead of a bare reset.
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     if (!socket.writable || err.code === 'ECONNRESET') {

@@ -3,6 +3,7 @@ import { connect, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request } from 'undici';
 import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../src/config.ts';
 import { MAX_IN_FLIGHT_PER_CONNECTION } from '../src/connections.ts';
 import { mintToken, spawnApi, startTestApi, type ApiProcess } from './harness.ts';
 
@@ -159,5 +160,69 @@ describe('requests in flight per connection', () => {
     } finally {
       await agent.close();
     }
+  });
+});
+
+/** Opens `n` connections that send `text` (maybe nothing); resolves once all are connected. */
+async function openConnections(port: number, n: number, text = ''): Promise<Array<{ socket: Socket; closed: Promise<number> }>> {
+  return await Promise.all(
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<{ socket: Socket; closed: Promise<number> }>((resolve) => {
+          const socket = connect({ host: '127.0.0.1', port });
+          socket.on('error', () => {});
+          socket.resume(); // read (and drop) whatever comes, so that the server's close is seen
+          const closed = new Promise<number>((r) => socket.once('close', () => r(Date.now())));
+          socket.once('connect', () => {
+            if (text) socket.write(text);
+            resolve({ socket, closed });
+          });
+        }),
+    ),
+  );
+}
+
+const within = <T>(p: Promise<T>, ms: number) => Promise.race([p, sleep(ms).then(() => 'still open' as const)]);
+
+describe('connection exhaustion (issue 19, item 5)', () => {
+  it('past MAX_CONNECTIONS a new connection is closed at once and counted; the ones held keep working', async () => {
+    await using api = await startTestApi({ MAX_CONNECTIONS: '20' });
+    const port = Number(new URL(api.url).port);
+    const held = await openConnections(port, 20);
+    // Until the server has accepted all 20, a 21st could still get in.
+    for (let i = 0; i < 50 && api.service.connections.size < 20; i++) await sleep(20);
+    expect(api.service.connections.size).toBe(20);
+    const extra = await openConnections(port, 5);
+    const extraClosed = await Promise.all(extra.map((e) => within(e.closed, 2000)));
+    expect(extraClosed.filter((c) => c === 'still open')).toEqual([]);
+    // A connection it holds is served as ever.
+    const answer = await rawExchange(port, 'GET /health/live HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', 3000);
+    expect(answer.statuses).toEqual([]); // (a 21st connection: refused)
+    held[0].socket.write('GET /health/live HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    expect(await within(held[0].closed, 3000)).not.toBe('still open');
+    for (const h of held) h.socket.destroy();
+    await sleep(100);
+    expect((await fetch(`${api.url}/health/live`)).status).toBe(200);
+    const metrics = await (await fetch(`${api.url}/metrics`)).text();
+    expect(metrics).toMatch(/^http_connections_closed_total\{reason="max_connections"[^}]*\} 6$/m);
+  });
+
+  it('connections that send nothing, or only part of their headers, are answered 408 and closed after HEADERS_TIMEOUT_MS', async () => {
+    await using api = await startTestApi({ HEADERS_TIMEOUT_MS: '1000' });
+    const port = Number(new URL(api.url).port);
+    const t0 = Date.now();
+    const idle = await openConnections(port, 20);
+    const partial = await openConnections(port, 20, 'POST /api/v1/licenses/acquire HTTP/1.1\r\nHost: x\r\nContent-Ty');
+    const closed = await Promise.all([...idle, ...partial].map((c) => within(c.closed, 5000)));
+    expect(closed.filter((c) => c === 'still open')).toEqual([]);
+    expect(Math.min(...(closed as number[])) - t0).toBeGreaterThanOrEqual(900);
+    for (let i = 0; i < 50 && api.service.connections.size > 0; i++) await sleep(20);
+    expect(api.service.connections.size).toBe(0);
+  });
+
+  it('the defaults: headers within 10 s (was 30 s), at most 1,000 connections', () => {
+    const c = loadConfig({ DATABASE_URL: 'postgres://x', REDIS_URL: 'redis://x', JWT_SECRET: 'x'.repeat(32) });
+    expect({ headers: c.HEADERS_TIMEOUT_MS, max: c.MAX_CONNECTIONS }).toEqual({ headers: 10_000, max: 1000 });
   });
 });
