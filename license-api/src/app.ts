@@ -146,6 +146,8 @@ export function createApp({ config, pool, probePool, redis, log, lifecycle }: Ap
       issuer: config.JWT_ISSUER,
       audience: config.JWT_AUDIENCE,
       maxLifetimeSeconds: config.JWT_MAX_LIFETIME_SECONDS,
+      jwksRefreshSeconds: config.JWT_JWKS_REFRESH_SECONDS,
+      jwksStaleMaxSeconds: config.JWT_JWKS_STALE_MAX_SECONDS,
     }),
     express.json({ limit: config.BODY_LIMIT_BYTES, strict: true, type: 'application/json' }),
   );

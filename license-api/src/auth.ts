@@ -1,6 +1,7 @@
 import type { NextFunction, Request, Response } from 'express';
-import { createRemoteJWKSet, errors, jwtVerify, type JWTVerifyGetKey, type JWTVerifyOptions } from 'jose';
+import { errors, jwtVerify, type JWTVerifyGetKey, type JWTVerifyOptions } from 'jose';
 import { ApiError, DependencyError } from './errors.ts';
+import { JwksKeys } from './jwks.ts';
 
 export interface AuthOptions {
   secret?: string;
@@ -9,6 +10,10 @@ export interface AuthOptions {
   audience?: string;
   /** A token's `exp` may be at most this far in the future (default 24 h). */
   maxLifetimeSeconds?: number;
+  /** The JWKS is refetched when older than this (default 600). */
+  jwksRefreshSeconds?: number;
+  /** While the JWKS endpoint fails, the last key set fetched keeps verifying until it is this old (default 21,600). */
+  jwksStaleMaxSeconds?: number;
 }
 
 export interface Principal {
@@ -51,7 +56,11 @@ export function bearerAuth(opts: AuthOptions) {
     key = new TextEncoder().encode(opts.secret);
     verifyOpts.algorithms = ['HS256'];
   } else if (opts.jwksUrl) {
-    key = createRemoteJWKSet(new URL(opts.jwksUrl), { timeoutDuration: 2000, cooldownDuration: 30_000 });
+    key = new JwksKeys({
+      url: opts.jwksUrl,
+      refreshMs: (opts.jwksRefreshSeconds ?? 600) * 1000,
+      staleMaxMs: (opts.jwksStaleMaxSeconds ?? 21_600) * 1000,
+    }).getKey;
     verifyOpts.algorithms = ['RS256', 'PS256', 'ES256', 'EdDSA'];
   } else {
     throw new Error('bearerAuth needs a secret or a JWKS URL');
@@ -82,9 +91,9 @@ export function bearerAuth(opts: AuthOptions) {
       res.locals.principal = principal;
       next();
     } catch (err) {
+      // A failure to get the keys (DependencyError, 503) is the endpoint's, never the token's.
       if (err instanceof ApiError) throw err;
-      if (err instanceof errors.JWKSTimeout || !(err instanceof errors.JOSEError))
-        throw new DependencyError('the JWKS endpoint', err);
+      if (!(err instanceof errors.JOSEError)) throw new DependencyError('token verification', err);
       if (err instanceof errors.JWTExpired) throw unauthorized('TOKEN_EXPIRED', 'token has expired');
       if (err instanceof errors.JWTClaimValidationFailed && err.claim === 'exp' && err.reason === 'missing') {
         throw unauthorized('INVALID_TOKEN', 'token has no expiry (exp) claim; every token must expire');

@@ -17,6 +17,17 @@ export const configSchema = z
     REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL'),
     JWT_SECRET: z.string().min(32, 'must be at least 32 characters (HS256 key)').optional(),
     JWT_JWKS_URL: z.url().optional(),
+    /** The key set from JWT_JWKS_URL is refetched (in the background) when it is older than this. */
+    JWT_JWKS_REFRESH_SECONDS: int(1, 86_400).default(600),
+    /**
+     * While JWT_JWKS_URL fails (503, a redirect, not a key set, no answer), the last key set
+     * fetched keeps verifying tokens until it is this old; then tokens get 503 until the endpoint
+     * answers again. 6 h: an outage of 30 minutes (or of several hours) refuses no valid token,
+     * and a key the identity provider removed (a compromised one) is trusted at most 6 h past
+     * the last successful fetch when the endpoint cannot be reached (with it reachable, a removal
+     * is seen within JWT_JWKS_REFRESH_SECONDS).
+     */
+    JWT_JWKS_STALE_MAX_SECONDS: int(1, 2_592_000).default(21_600),
     JWT_ISSUER: z.string().min(1).optional(),
     JWT_AUDIENCE: z.string().min(1).optional(),
     POD_NAME: z.string().min(1).default(hostname()),
@@ -98,6 +109,13 @@ export const configSchema = z
     }
     if (c.JWT_SECRET && c.JWT_JWKS_URL) {
       ctx.addIssue({ code: 'custom', path: ['JWT_JWKS_URL'], message: 'set only one of JWT_SECRET and JWT_JWKS_URL' });
+    }
+    if (c.JWT_JWKS_STALE_MAX_SECONDS < c.JWT_JWKS_REFRESH_SECONDS) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['JWT_JWKS_STALE_MAX_SECONDS'],
+        message: 'must be at least JWT_JWKS_REFRESH_SECONDS',
+      });
     }
     if (c.SHUTDOWN_DELAY_MS >= c.SHUTDOWN_TIMEOUT_MS) {
       ctx.addIssue({ code: 'custom', path: ['SHUTDOWN_DELAY_MS'], message: 'must be shorter than SHUTDOWN_TIMEOUT_MS' });
