@@ -151,7 +151,9 @@ export function createApp({ config, pool, probePool, redis, log, lifecycle }: Ap
     }),
     express.json({ limit: config.BODY_LIMIT_BYTES, strict: true, type: 'application/json' }),
   );
-  app.use(licenseRoutes(licenses, store, limiter, metrics, config.HEARTBEAT_INTERVAL_SECONDS));
+  app.use(
+    licenseRoutes(licenses, store, limiter, metrics, config.HEARTBEAT_INTERVAL_SECONDS, config.JWT_LICENSES_CLAIM === 'optional'),
+  );
 
   app.use((req, _res) => {
     throw new ApiError(404, 'NOT_FOUND', `no route for ${req.method} ${req.path.slice(0, 200)}`);

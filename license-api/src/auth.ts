@@ -18,6 +18,32 @@ export interface AuthOptions {
 
 export interface Principal {
   subject: string;
+  /**
+   * The licenses the token grants (its `licenses` claim): every one (`'*'`), the keys named, or
+   * none said (no claim: see JWT_LICENSES_CLAIM).
+   */
+  licenses: '*' | ReadonlySet<string> | undefined;
+}
+
+/** Whether `principal` may use the license `key`; `claimOptional`: a token without the claim may use every license. */
+export function grants(principal: Principal, key: string, claimOptional: boolean): boolean {
+  if (principal.licenses === undefined) return claimOptional;
+  return principal.licenses === '*' || principal.licenses.has(key);
+}
+
+const MAX_LICENSES_IN_CLAIM = 1000;
+const LICENSE_KEY = /^[\x21-\x7e]{1,128}$/;
+
+/**
+ * The `licenses` claim: a list of license keys (printable ASCII, at most 128 characters each, at
+ * most 1,000), or `["*"]` for every license. Returns why it is unusable, or the licenses granted.
+ */
+export function parseLicensesClaim(claim: unknown): { problem: string } | { licenses: Principal['licenses'] } {
+  if (claim === undefined) return { licenses: undefined };
+  const problem = `token licenses claim must be a list of 1 to ${MAX_LICENSES_IN_CLAIM} license keys, or ["*"]`;
+  if (!Array.isArray(claim) || claim.length === 0 || claim.length > MAX_LICENSES_IN_CLAIM) return { problem };
+  if (!claim.every((k) => typeof k === 'string' && LICENSE_KEY.test(k))) return { problem };
+  return { licenses: claim.includes('*') ? '*' : new Set(claim as string[]) };
 }
 
 const CLOCK_TOLERANCE_SECONDS = 5;
@@ -42,6 +68,8 @@ export function subjectProblem(sub: unknown): string | undefined {
  * secret, asymmetric ones for a JWKS), so a token cannot choose its own algorithm ("none",
  * or HS256 signed with a public key). Every token must expire (`exp` is required), and no later
  * than `maxLifetimeSeconds` from now: a token that never expires would be a permanent credential.
+ * Its `licenses` claim, when present, must be well-formed (see parseLicensesClaim); which licenses
+ * it grants is checked by the routes (see grants).
  */
 export function bearerAuth(opts: AuthOptions) {
   const maxLifetime = opts.maxLifetimeSeconds ?? 86_400;
@@ -86,7 +114,9 @@ export function bearerAuth(opts: AuthOptions) {
       if (exp - Date.now() / 1000 > maxLifetime + CLOCK_TOLERANCE_SECONDS) {
         throw unauthorized('INVALID_TOKEN', `token expires more than ${maxLifetime} s from now; tokens must be short-lived`);
       }
-      const principal: Principal = { subject: payload.sub as string };
+      const claim = parseLicensesClaim(payload.licenses);
+      if ('problem' in claim) throw unauthorized('INVALID_TOKEN', claim.problem);
+      const principal: Principal = { subject: payload.sub as string, licenses: claim.licenses };
       cache.set(match[1], principal, exp * 1000);
       res.locals.principal = principal;
       next();

@@ -64,8 +64,17 @@ export const configSchema = z
      */
     DB_STATEMENT_TIMEOUT_MS: int(10, 60_000).default(2000),
     BODY_LIMIT_BYTES: int(64, 1_048_576).default(16_384),
-    /** Acquire attempts per subject and license key per minute (counted in Redis); 0 disables the limit. */
+    /**
+     * Acquire attempts per subject and license key per minute, and per subject for license keys that
+     * do not exist (counted in Redis); 0 disables the limit.
+     */
     RATE_LIMIT_PER_MINUTE: int(0, 1_000_000).default(0),
+    /**
+     * `required`: a token may use only the licenses its `licenses` claim names (`["*"]`: all), and a
+     * token without the claim none. `optional`: a token without the claim may use every license
+     * (as before the claim existed); for the time an identity provider is being changed to issue it.
+     */
+    JWT_LICENSES_CLAIM: z.enum(['required', 'optional']).default('required'),
     /** Tokens must carry `exp`, at most this far in the future (a stolen long-lived token is refused). */
     JWT_MAX_LIFETIME_SECONDS: int(60, 31_536_000).default(86_400),
     /**

@@ -69,7 +69,7 @@ describe('token expiry is required and bounded', () => {
     await api?.[Symbol.asyncDispose]();
   });
   const sign = (exp?: number | string) => {
-    const jwt = new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('exp-user').setIssuedAt();
+    const jwt = new SignJWT({ licenses: ['*'] }).setProtectedHeader({ alg: 'HS256' }).setSubject('exp-user').setIssuedAt();
     if (exp !== undefined) jwt.setExpirationTime(exp);
     return jwt.sign(new TextEncoder().encode(TEST_SECRET));
   };
@@ -164,7 +164,7 @@ describe('JWKS (asymmetric) tokens', () => {
   });
 
   it('accepts an RS256 token from the JWKS and refuses algorithm confusion', async () => {
-    const good = await new SignJWT({})
+    const good = await new SignJWT({ licenses: ['*'] })
       .setProtectedHeader({ alg: 'RS256', kid: 'k1' })
       .setSubject('u')
       .setIssuer('https://issuer.test')

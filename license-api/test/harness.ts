@@ -10,8 +10,16 @@ import { startService, type Service } from '../src/service.ts';
 
 export const TEST_SECRET = 'test-secret-test-secret-test-secret-0123';
 
-export function mintToken(subject = 'user-1', opts: { secret?: string; expiresIn?: string; alg?: string } = {}): Promise<string> {
-  return new SignJWT({})
+/**
+ * A token the test API accepts. `licenses` is the claim binding the subject to licenses: every
+ * license (`['*']`, what the harness's own tokens carry) unless given; `null` leaves it out.
+ */
+export function mintToken(
+  subject = 'user-1',
+  opts: { secret?: string; expiresIn?: string; alg?: string; licenses?: unknown } = {},
+): Promise<string> {
+  const licenses = opts.licenses === undefined ? ['*'] : opts.licenses;
+  return new SignJWT(licenses === null ? {} : { licenses })
     .setProtectedHeader({ alg: opts.alg ?? 'HS256' })
     .setSubject(subject)
     .setIssuedAt()
