@@ -64,6 +64,12 @@ export function createApp({ config, pool, probePool, redis, log, lifecycle }: Ap
     next();
   });
   app.use(metrics.middleware());
+  // HTTP/1.1 requires Host (RFC 9112, 3.2); HTTP/1.0 does not.
+  app.use((req, _res, next) => {
+    if (req.httpVersionMajor === 1 && req.httpVersionMinor === 1 && req.headers.host === undefined)
+      throw new ApiError(400, 'BAD_REQUEST', 'an HTTP/1.1 request needs a Host header', { Connection: 'close' });
+    next();
+  });
 
   app.use(healthRoutes(lifecycle, probePool, redis, config.DEPENDENCY_TIMEOUT_MS));
   // Rendering the registry costs CPU on the event loop that serves license requests: a scrape

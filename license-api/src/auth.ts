@@ -109,6 +109,10 @@ export function bearerAuth(opts: AuthOptions) {
         typeof key === 'function' ? await jwtVerify(match[1], key, verifyOpts) : await jwtVerify(match[1], key, verifyOpts);
       const problem = subjectProblem(payload.sub);
       if (problem) throw unauthorized('INVALID_TOKEN', problem);
+      // jose checks iat's type, and its age only with maxTokenAge (which would make iat required).
+      if (typeof payload.iat === 'number' && payload.iat > Date.now() / 1000 + CLOCK_TOLERANCE_SECONDS) {
+        throw unauthorized('INVALID_TOKEN', "token is issued in the future (iat); check the issuer's clock");
+      }
       // jose has checked that exp is present and not past.
       const exp = payload.exp as number;
       if (exp - Date.now() / 1000 > maxLifetime + CLOCK_TOLERANCE_SECONDS) {

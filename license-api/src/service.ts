@@ -92,6 +92,8 @@ export function createService(config: Config): Service {
       requestTimeout: 60_000,
       // How often Node checks the two timeouts above (its default, 30 s, would let a header timeout run 30 s late).
       connectionsCheckingInterval: Math.min(1000, config.HEADERS_TIMEOUT_MS),
+      // Node answers an HTTP/1.1 request without Host with a bare 400; the app answers it in JSON.
+      requireHostHeader: false,
     },
     connections.handle,
   );
