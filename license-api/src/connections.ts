@@ -87,15 +87,17 @@ export class Connections {
     c.inFlight.push(res);
     if (c.inFlight.length >= MAX_IN_FLIGHT_PER_CONNECTION) this.pause(c);
     res.once('close', () => this.finished(c, res));
-    const writeHead = res.writeHead;
-    const self = this;
-    res.writeHead = function (this: ServerResponse, ...args: unknown[]) {
-      if ((c.ending || self.closing()) && c.inFlight.at(-1) === this && !this.headersSent) this.setHeader('Connection', 'close');
-      const result = (writeHead as (...a: unknown[]) => ServerResponse).apply(this, args);
-      if (!this.shouldKeepAlive || /(^|,)\s*close\s*(,|$)/i.test(String(this.getHeader('connection') ?? '')))
-        self.stopProcessing(c);
+    // Decided when the headers are written, not when the request arrived: a request that began
+    // before SIGTERM and ends after it needs the header too, and one pipelined behind it may have
+    // come meanwhile.
+    const writeHead = res.writeHead.bind(res) as (...a: unknown[]) => ServerResponse;
+    res.writeHead = ((...args: unknown[]) => {
+      if ((c.ending || this.closing()) && c.inFlight.at(-1) === res && !res.headersSent) res.setHeader('Connection', 'close');
+      const result = writeHead(...args);
+      if (!res.shouldKeepAlive || /(^|,)\s*close\s*(,|$)/i.test(String(res.getHeader('connection') ?? '')))
+        this.stopProcessing(c);
       return result;
-    } as ServerResponse['writeHead'];
+    }) as ServerResponse['writeHead'];
     this.app(req, res);
   };
 
