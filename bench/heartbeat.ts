@@ -85,7 +85,7 @@ async function main() {
       break;
     await new Promise((r) => setTimeout(r, 100));
   }
-  const token = await new SignJWT({})
+  const token = await new SignJWT({ licenses: ['*'] })
     .setProtectedHeader({ alg: 'HS256' })
     .setSubject('bench')
     .setExpirationTime('1h')

@@ -102,7 +102,7 @@ export async function licenseApiToken(kind: TargetKind, subject = 'verdict', exp
   );
   const key = Buffer.from(secret?.data?.JWT_SECRET ?? '', 'base64').toString();
   if (key.length < 32) throw new Error(`the ${overlay} overlay has no usable JWT_SECRET`);
-  return await new SignJWT({})
+  return await new SignJWT({ licenses: ['*'] })
     .setProtectedHeader({ alg: 'HS256' })
     .setSubject(subject)
     .setIssuedAt()

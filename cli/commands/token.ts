@@ -26,7 +26,7 @@ export function tokenCommand(): Command {
       if (!secret || secret.length < 32) {
         throw new UsageError(`set ${opts.secretEnv} to the license API's HS256 secret (at least 32 characters)`);
       }
-      const token = await new SignJWT({})
+      const token = await new SignJWT({ licenses: ['*'] })
         .setProtectedHeader({ alg: 'HS256' })
         .setSubject(opts.sub)
         .setIssuedAt()

@@ -47,16 +47,6 @@ export function createApp({ config, pool, probePool, redis, log, lifecycle }: Ap
     const id = given && REQUEST_ID.test(given) ? given : randomUUID();
     res.locals.requestId = id;
     res.set({ 'X-Served-By': config.POD_NAME, 'X-App-Version': config.APP_VERSION, 'X-Request-Id': id });
-    // From SIGTERM on, every response asks its client to reconnect (elsewhere): a kept-alive
-    // connection stays pinned to this pod whatever the endpoints say, so it must be ended by us,
-    // cleanly after a response, never under a request in flight. Decided when the headers are
-    // written, not when the request arrived: a request that began before SIGTERM and ends after it
-    // needs the header too.
-    const writeHead = res.writeHead;
-    res.writeHead = function (this: Response, ...args: unknown[]) {
-      if (lifecycle.phase === 'draining' || lifecycle.phase === 'closing') this.setHeader('Connection', 'close');
-      return (writeHead as (...a: unknown[]) => Response).apply(this, args);
-    } as Response['writeHead'];
     const start = process.hrtime.bigint();
     res.once('finish', () => {
       if (!log.isLevelEnabled('info')) return;
@@ -74,21 +64,30 @@ export function createApp({ config, pool, probePool, redis, log, lifecycle }: Ap
     next();
   });
   app.use(metrics.middleware());
+  // HTTP/1.1 requires Host (RFC 9112, 3.2); HTTP/1.0 does not.
+  app.use((req, _res, next) => {
+    if (req.httpVersionMajor === 1 && req.httpVersionMinor === 1 && req.headers.host === undefined)
+      throw new ApiError(400, 'BAD_REQUEST', 'an HTTP/1.1 request needs a Host header', { Connection: 'close' });
+    next();
+  });
 
   app.use(healthRoutes(lifecycle, probePool, redis, config.DEPENDENCY_TIMEOUT_MS));
   // Rendering the registry costs CPU on the event loop that serves license requests: a scrape
   // flood must not starve them. Scrapes within METRICS_RENDER_MIN_INTERVAL_MS of a rendering share
   // it (Prometheus scrapes every 15-60 s; a snapshot under a second old changes nothing for it).
-  let rendered: { at: number; text: Promise<string> } | undefined;
+  // They share its bytes too: one Buffer written by every response, where a string would be
+  // joined with each response's headers and encoded again for each (a client pipelining scrapes
+  // it does not read made every one of them a copy of its own).
+  let rendered: { at: number; body: Promise<Buffer> } | undefined;
   app.get('/metrics', async (_req, res) => {
     if (!rendered || Date.now() - rendered.at >= METRICS_RENDER_MIN_INTERVAL_MS) {
-      const r = { at: Date.now(), text: metrics.registry.metrics() };
+      const r = { at: Date.now(), body: metrics.registry.metrics().then((text) => Buffer.from(text, 'utf8')) };
       rendered = r;
-      r.text.catch(() => {
+      r.body.catch(() => {
         if (rendered === r) rendered = undefined;
       });
     }
-    res.set('Content-Type', metrics.registry.contentType).send(await rendered.text);
+    res.set('Content-Type', metrics.registry.contentType).send(await rendered.body);
   });
 
   const notStarted = (_req: Request, _res: Response, next: NextFunction) => {
@@ -153,10 +152,14 @@ export function createApp({ config, pool, probePool, redis, log, lifecycle }: Ap
       issuer: config.JWT_ISSUER,
       audience: config.JWT_AUDIENCE,
       maxLifetimeSeconds: config.JWT_MAX_LIFETIME_SECONDS,
+      jwksRefreshSeconds: config.JWT_JWKS_REFRESH_SECONDS,
+      jwksStaleMaxSeconds: config.JWT_JWKS_STALE_MAX_SECONDS,
     }),
     express.json({ limit: config.BODY_LIMIT_BYTES, strict: true, type: 'application/json' }),
   );
-  app.use(licenseRoutes(licenses, store, limiter, metrics, config.HEARTBEAT_INTERVAL_SECONDS));
+  app.use(
+    licenseRoutes(licenses, store, limiter, metrics, config.HEARTBEAT_INTERVAL_SECONDS, config.JWT_LICENSES_CLAIM === 'optional'),
+  );
 
   app.use((req, _res) => {
     throw new ApiError(404, 'NOT_FOUND', `no route for ${req.method} ${req.path.slice(0, 200)}`);

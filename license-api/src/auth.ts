@@ -1,6 +1,7 @@
 import type { NextFunction, Request, Response } from 'express';
-import { createRemoteJWKSet, errors, jwtVerify, type JWTVerifyGetKey, type JWTVerifyOptions } from 'jose';
+import { errors, jwtVerify, type JWTVerifyGetKey, type JWTVerifyOptions } from 'jose';
 import { ApiError, DependencyError } from './errors.ts';
+import { JwksKeys } from './jwks.ts';
 
 export interface AuthOptions {
   secret?: string;
@@ -9,10 +10,40 @@ export interface AuthOptions {
   audience?: string;
   /** A token's `exp` may be at most this far in the future (default 24 h). */
   maxLifetimeSeconds?: number;
+  /** The JWKS is refetched when older than this (default 600). */
+  jwksRefreshSeconds?: number;
+  /** While the JWKS endpoint fails, the last key set fetched keeps verifying until it is this old (default 21,600). */
+  jwksStaleMaxSeconds?: number;
 }
 
 export interface Principal {
   subject: string;
+  /**
+   * The licenses the token grants (its `licenses` claim): every one (`'*'`), the keys named, or
+   * none said (no claim: see JWT_LICENSES_CLAIM).
+   */
+  licenses: '*' | ReadonlySet<string> | undefined;
+}
+
+/** Whether `principal` may use the license `key`; `claimOptional`: a token without the claim may use every license. */
+export function grants(principal: Principal, key: string, claimOptional: boolean): boolean {
+  if (principal.licenses === undefined) return claimOptional;
+  return principal.licenses === '*' || principal.licenses.has(key);
+}
+
+const MAX_LICENSES_IN_CLAIM = 1000;
+const LICENSE_KEY = /^[\x21-\x7e]{1,128}$/;
+
+/**
+ * The `licenses` claim: a list of license keys (printable ASCII, at most 128 characters each, at
+ * most 1,000), or `["*"]` for every license. Returns why it is unusable, or the licenses granted.
+ */
+export function parseLicensesClaim(claim: unknown): { problem: string } | { licenses: Principal['licenses'] } {
+  if (claim === undefined) return { licenses: undefined };
+  const problem = `token licenses claim must be a list of 1 to ${MAX_LICENSES_IN_CLAIM} license keys, or ["*"]`;
+  if (!Array.isArray(claim) || claim.length === 0 || claim.length > MAX_LICENSES_IN_CLAIM) return { problem };
+  if (!claim.every((k) => typeof k === 'string' && LICENSE_KEY.test(k))) return { problem };
+  return { licenses: claim.includes('*') ? '*' : new Set(claim as string[]) };
 }
 
 const CLOCK_TOLERANCE_SECONDS = 5;
@@ -37,6 +68,8 @@ export function subjectProblem(sub: unknown): string | undefined {
  * secret, asymmetric ones for a JWKS), so a token cannot choose its own algorithm ("none",
  * or HS256 signed with a public key). Every token must expire (`exp` is required), and no later
  * than `maxLifetimeSeconds` from now: a token that never expires would be a permanent credential.
+ * Its `licenses` claim, when present, must be well-formed (see parseLicensesClaim); which licenses
+ * it grants is checked by the routes (see grants).
  */
 export function bearerAuth(opts: AuthOptions) {
   const maxLifetime = opts.maxLifetimeSeconds ?? 86_400;
@@ -51,7 +84,11 @@ export function bearerAuth(opts: AuthOptions) {
     key = new TextEncoder().encode(opts.secret);
     verifyOpts.algorithms = ['HS256'];
   } else if (opts.jwksUrl) {
-    key = createRemoteJWKSet(new URL(opts.jwksUrl), { timeoutDuration: 2000, cooldownDuration: 30_000 });
+    key = new JwksKeys({
+      url: opts.jwksUrl,
+      refreshMs: (opts.jwksRefreshSeconds ?? 600) * 1000,
+      staleMaxMs: (opts.jwksStaleMaxSeconds ?? 21_600) * 1000,
+    }).getKey;
     verifyOpts.algorithms = ['RS256', 'PS256', 'ES256', 'EdDSA'];
   } else {
     throw new Error('bearerAuth needs a secret or a JWKS URL');
@@ -72,19 +109,25 @@ export function bearerAuth(opts: AuthOptions) {
         typeof key === 'function' ? await jwtVerify(match[1], key, verifyOpts) : await jwtVerify(match[1], key, verifyOpts);
       const problem = subjectProblem(payload.sub);
       if (problem) throw unauthorized('INVALID_TOKEN', problem);
+      // jose checks iat's type, and its age only with maxTokenAge (which would make iat required).
+      if (typeof payload.iat === 'number' && payload.iat > Date.now() / 1000 + CLOCK_TOLERANCE_SECONDS) {
+        throw unauthorized('INVALID_TOKEN', "token is issued in the future (iat); check the issuer's clock");
+      }
       // jose has checked that exp is present and not past.
       const exp = payload.exp as number;
       if (exp - Date.now() / 1000 > maxLifetime + CLOCK_TOLERANCE_SECONDS) {
         throw unauthorized('INVALID_TOKEN', `token expires more than ${maxLifetime} s from now; tokens must be short-lived`);
       }
-      const principal: Principal = { subject: payload.sub as string };
+      const claim = parseLicensesClaim(payload.licenses);
+      if ('problem' in claim) throw unauthorized('INVALID_TOKEN', claim.problem);
+      const principal: Principal = { subject: payload.sub as string, licenses: claim.licenses };
       cache.set(match[1], principal, exp * 1000);
       res.locals.principal = principal;
       next();
     } catch (err) {
+      // A failure to get the keys (DependencyError, 503) is the endpoint's, never the token's.
       if (err instanceof ApiError) throw err;
-      if (err instanceof errors.JWKSTimeout || !(err instanceof errors.JOSEError))
-        throw new DependencyError('the JWKS endpoint', err);
+      if (!(err instanceof errors.JOSEError)) throw new DependencyError('token verification', err);
       if (err instanceof errors.JWTExpired) throw unauthorized('TOKEN_EXPIRED', 'token has expired');
       if (err instanceof errors.JWTClaimValidationFailed && err.claim === 'exp' && err.reason === 'missing') {
         throw unauthorized('INVALID_TOKEN', 'token has no expiry (exp) claim; every token must expire');

@@ -17,6 +17,17 @@ export const configSchema = z
     REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL'),
     JWT_SECRET: z.string().min(32, 'must be at least 32 characters (HS256 key)').optional(),
     JWT_JWKS_URL: z.url().optional(),
+    /** The key set from JWT_JWKS_URL is refetched (in the background) when it is older than this. */
+    JWT_JWKS_REFRESH_SECONDS: int(1, 86_400).default(600),
+    /**
+     * While JWT_JWKS_URL fails (503, a redirect, not a key set, no answer), the last key set
+     * fetched keeps verifying tokens until it is this old; then tokens get 503 until the endpoint
+     * answers again. 6 h: an outage of 30 minutes (or of several hours) refuses no valid token,
+     * and a key the identity provider removed (a compromised one) is trusted at most 6 h past
+     * the last successful fetch when the endpoint cannot be reached (with it reachable, a removal
+     * is seen within JWT_JWKS_REFRESH_SECONDS).
+     */
+    JWT_JWKS_STALE_MAX_SECONDS: int(1, 2_592_000).default(21_600),
     JWT_ISSUER: z.string().min(1).optional(),
     JWT_AUDIENCE: z.string().min(1).optional(),
     POD_NAME: z.string().min(1).default(hostname()),
@@ -53,12 +64,32 @@ export const configSchema = z
      */
     DB_STATEMENT_TIMEOUT_MS: int(10, 60_000).default(2000),
     BODY_LIMIT_BYTES: int(64, 1_048_576).default(16_384),
-    /** Acquire attempts per subject and license key per minute (counted in Redis); 0 disables the limit. */
+    /**
+     * Acquire attempts per subject and license key per minute, and per subject for license keys that
+     * do not exist (counted in Redis); 0 disables the limit.
+     */
     RATE_LIMIT_PER_MINUTE: int(0, 1_000_000).default(0),
+    /**
+     * `required`: a token may use only the licenses its `licenses` claim names (`["*"]`: all), and a
+     * token without the claim none. `optional`: a token without the claim may use every license
+     * (as before the claim existed); for the time an identity provider is being changed to issue it.
+     */
+    JWT_LICENSES_CLAIM: z.enum(['required', 'optional']).default('required'),
     /** Tokens must carry `exp`, at most this far in the future (a stolen long-lived token is refused). */
     JWT_MAX_LIFETIME_SECONDS: int(60, 31_536_000).default(86_400),
-    /** A client that has not sent complete request headers within this long gets `408` and is closed. */
-    HEADERS_TIMEOUT_MS: int(1000, 120_000).default(30_000),
+    /**
+     * A client that has not sent complete request headers within this long (from connecting, or
+     * from its previous answer) gets `408` and is closed. Every such connection costs about 10 KB of
+     * memory while it lasts: 10 s frees them three times sooner than the 30 s it was, and is still
+     * far more than a real client needs to send its headers (one packet).
+     */
+    HEADERS_TIMEOUT_MS: int(1000, 120_000).default(10_000),
+    /**
+     * Open connections at most; the process closes one more at once (and counts it in
+     * `http_connections_closed_total{reason="max_connections"}`). Sized for the pod's memory
+     * limit (256 Mi): see the README's license API section for the measured cost per connection.
+     */
+    MAX_CONNECTIONS: int(10, 1_000_000).default(1000),
     /** How often `license_active_sessions` is recounted in the background (a scrape never queries Postgres). */
     ACTIVE_SESSIONS_REFRESH_SECONDS: int(1, 3600).default(15),
     /** How often the sweeper ends expired sessions and deletes old ended ones (in bounded batches). */
@@ -87,6 +118,13 @@ export const configSchema = z
     }
     if (c.JWT_SECRET && c.JWT_JWKS_URL) {
       ctx.addIssue({ code: 'custom', path: ['JWT_JWKS_URL'], message: 'set only one of JWT_SECRET and JWT_JWKS_URL' });
+    }
+    if (c.JWT_JWKS_STALE_MAX_SECONDS < c.JWT_JWKS_REFRESH_SECONDS) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['JWT_JWKS_STALE_MAX_SECONDS'],
+        message: 'must be at least JWT_JWKS_REFRESH_SECONDS',
+      });
     }
     if (c.SHUTDOWN_DELAY_MS >= c.SHUTDOWN_TIMEOUT_MS) {
       ctx.addIssue({ code: 'custom', path: ['SHUTDOWN_DELAY_MS'], message: 'must be shorter than SHUTDOWN_TIMEOUT_MS' });

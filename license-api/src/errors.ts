@@ -19,13 +19,13 @@ export class ApiError extends Error {
 export class DependencyError extends ApiError {
   readonly dependency: string;
   readonly timedOut: boolean;
-  constructor(dependency: string, cause?: unknown, opts: { timedOut?: boolean } = {}) {
+  constructor(dependency: string, cause?: unknown, opts: { timedOut?: boolean; retryAfterSeconds?: number } = {}) {
     const timedOut = opts.timedOut ?? false;
     super(
       503,
       timedOut ? 'DEPENDENCY_TIMEOUT' : 'DEPENDENCY_UNAVAILABLE',
       timedOut ? `${dependency} did not answer in time; retry later` : `${dependency} is unavailable; retry later`,
-      { 'Retry-After': '1' },
+      { 'Retry-After': String(opts.retryAfterSeconds ?? 1) },
     );
     this.dependency = dependency;
     this.timedOut = timedOut;

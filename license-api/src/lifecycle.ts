@@ -1,7 +1,8 @@
 /**
  * Where the process is in its life. `draining` is the endpoint-propagation window after SIGTERM:
- * readiness already answers 503 but requests are still served normally; `closing` adds
- * `Connection: close` to every response while in-flight requests finish.
+ * readiness already answers 503 and requests are still served, each connection ending after the
+ * requests it has in flight (`Connection: close` on the last); `closing`: no new connection is
+ * accepted, connections without a request are closed, in-flight requests finish.
  */
 export type Phase = 'starting' | 'serving' | 'draining' | 'closing';
 

@@ -10,6 +10,7 @@ export class Metrics {
   readonly heartbeats: Counter<'result'>;
   readonly releases: Counter<'result'>;
   readonly activeSessions: Gauge;
+  readonly connectionsClosed: Counter<'reason'>;
 
   constructor(labels: Record<string, string>) {
     this.registry.setDefaultLabels(labels);
@@ -46,6 +47,12 @@ export class Metrics {
     this.activeSessions = new Gauge({
       name: 'license_active_sessions',
       help: 'Open, unexpired sessions (all licenses), recounted in the background every ACTIVE_SESSIONS_REFRESH_SECONDS',
+      registers,
+    });
+    this.connectionsClosed = new Counter({
+      name: 'http_connections_closed_total',
+      help: 'Connections the server refused or closed to protect itself, by reason: max_connections (MAX_CONNECTIONS open already), pipelined_too_deep (more requests in flight than allowed), not_reading (the client did not read its answers)',
+      labelNames: ['reason'],
       registers,
     });
   }

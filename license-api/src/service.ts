@@ -1,17 +1,19 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import { Server as NetServer, type AddressInfo, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createApp, type App } from './app.ts';
+import { Connections } from './connections.ts';
 import { startBackground, type Background } from './background.ts';
 import { parseLicenseSeed, type Config } from './config.ts';
 import { createPool, migrate } from './db.ts';
 import { Lifecycle } from './lifecycle.ts';
-import { createLogger } from './logger.ts';
+import { createLogger, ThrottledLog } from './logger.ts';
 import { createRedis } from './redis.ts';
 
 export interface Service {
   readonly app: App;
   readonly server: Server;
+  readonly connections: Connections;
   readonly lifecycle: Lifecycle;
   /** `http://host:port` the server listens on (once start() has bound it). */
   readonly url: string;
@@ -23,7 +25,7 @@ export interface Service {
   /**
    * Stops the service, from any phase. During start-up: stop the retries, close what is open.
    * Graceful: readiness 503 at once; keep serving for SHUTDOWN_DELAY_MS with `Connection: close`
-   * on every response; stop accepting; close every connection that carries no request; let
+   * on the last response in flight on each connection; stop accepting; close every connection that carries no request; let
    * in-flight requests finish (each within its deadline); close Postgres and Redis. Naive: drop
    * every connection at once (for experiments only).
    */
@@ -40,6 +42,8 @@ export class StartAborted extends Error {
 /** net.Server#close: stops accepting without http.Server's immediate close of idle sockets. */
 const netClose = NetServer.prototype.close;
 const CLOSE_LINGER_MS = 250;
+/** After the drain delay, a connection whose client has not read an answer for this long is closed. */
+const NOT_READING_DURING_DRAIN_MS = 500;
 /** Closing Postgres and Redis connections waits at most this (a frozen server never answers a goodbye). */
 const CLOSE_DEPS_TIMEOUT_MS = 2000;
 
@@ -68,6 +72,19 @@ export function createService(config: Config): Service {
   let background: Background | undefined;
   let url: string | undefined;
 
+  // Every open connection and the requests each has in flight (see Connections). From SIGTERM on,
+  // every connection is ended after the requests it has in flight: a kept-alive connection stays
+  // pinned to this pod whatever the endpoints say, so it must be ended by us, cleanly after a
+  // response, never under a request in flight (nor under one pipelined behind it).
+  const protectLog = new ThrottledLog(log, 10_000);
+  const protect = (reason: string) => {
+    app.metrics.connectionsClosed.inc({ reason });
+    protectLog.warn(reason, { reason }, 'connection refused or closed to protect the process');
+  };
+  const connections = new Connections(app.express, {
+    closing: () => lifecycle.phase === 'draining' || lifecycle.phase === 'closing',
+    onProtect: protect,
+  });
   const server = createServer(
     {
       keepAliveTimeout: config.KEEPALIVE_TIMEOUT_MS,
@@ -75,9 +92,16 @@ export function createService(config: Config): Service {
       requestTimeout: 60_000,
       // How often Node checks the two timeouts above (its default, 30 s, would let a header timeout run 30 s late).
       connectionsCheckingInterval: Math.min(1000, config.HEADERS_TIMEOUT_MS),
+      // Node answers an HTTP/1.1 request without Host with a bare 400; the app answers it in JSON.
+      requireHostHeader: false,
     },
-    app.express,
+    connections.handle,
   );
+  connections.attach(server);
+  // Each connection costs memory (about 10 KB idle, more with requests in flight): past
+  // MAX_CONNECTIONS Node closes a new one at once instead of letting the pod run out of memory.
+  server.maxConnections = config.MAX_CONNECTIONS;
+  server.on('drop', () => protect('max_connections'));
   // Malformed HTTP never reaches Express: answer it in the same JSON shape instead of a bare reset.
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     if (!socket.writable || err.code === 'ECONNRESET') {
@@ -95,26 +119,6 @@ export function createService(config: Config): Service {
         : CLIENT_ERROR_BODY(400, 'BAD_REQUEST', 'malformed HTTP request'),
     );
   });
-
-  // Every open socket, and how many requests each has in flight (dispatched to the app, response not
-  // finished). A socket with none carries no request: it is idle between requests, or has sent
-  // nothing, or only part of its headers. The drain closes those; Node's closeIdleConnections()
-  // leaves the last two open (for Node they are busy), which kept a drain waiting for its deadline.
-  const sockets = new Map<Socket, number>();
-  server.on('connection', (s: Socket) => {
-    sockets.set(s, 0);
-    s.once('close', () => sockets.delete(s));
-  });
-  server.prependListener('request', (req: IncomingMessage, res: ServerResponse) => {
-    const s = req.socket;
-    sockets.set(s, (sockets.get(s) ?? 0) + 1);
-    res.once('close', () => {
-      if (sockets.has(s)) sockets.set(s, Math.max(0, sockets.get(s)! - 1));
-    });
-  });
-  const closeSocketsWithoutRequest = () => {
-    for (const [s, inFlight] of sockets) if (inFlight === 0) s.destroy();
-  };
 
   const closeDeps = async () => {
     await Promise.race([
@@ -208,8 +212,17 @@ export function createService(config: Config): Service {
       // request has its deadline (a body that never comes is answered 408 then).
       netClose.call(server);
       await sleep(CLOSE_LINGER_MS);
-      closeSocketsWithoutRequest();
-      const sweep = setInterval(closeSocketsWithoutRequest, 100);
+      // Node's closeIdleConnections() would leave the last two open (for Node they are busy), which
+      // kept a drain waiting for its deadline. A connection whose client does not read its answers
+      // would hold the drain until the deadline too: it is closed as soon as it has not read for
+      // NOT_READING_DURING_DRAIN_MS (its answers cannot be delivered; the requests behind them in
+      // flight are lost to a client that would never have read them).
+      const closeDone = () => {
+        connections.closeIdle();
+        connections.closeNotReading(NOT_READING_DURING_DRAIN_MS);
+      };
+      closeDone();
+      const sweep = setInterval(closeDone, 100);
       await closed;
       clearInterval(sweep);
       await stopBackground;
@@ -222,6 +235,7 @@ export function createService(config: Config): Service {
   return {
     app,
     server,
+    connections,
     lifecycle,
     start,
     shutdown,

@@ -69,7 +69,7 @@ describe('token expiry is required and bounded', () => {
     await api?.[Symbol.asyncDispose]();
   });
   const sign = (exp?: number | string) => {
-    const jwt = new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('exp-user').setIssuedAt();
+    const jwt = new SignJWT({ licenses: ['*'] }).setProtectedHeader({ alg: 'HS256' }).setSubject('exp-user').setIssuedAt();
     if (exp !== undefined) jwt.setExpirationTime(exp);
     return jwt.sign(new TextEncoder().encode(TEST_SECRET));
   };
@@ -88,6 +88,34 @@ describe('token expiry is required and bounded', () => {
     );
     expect(tenYears.status).toBe(401);
     expect((await api.post('/api/v1/licenses/acquire', body, await sign('59m'))).status).toBe(201);
+  });
+});
+
+describe('the issued-at claim (issue 19, item 7)', () => {
+  let api: TestApi;
+  beforeAll(async () => {
+    api = await startTestApi();
+  });
+  afterAll(async () => {
+    await api?.[Symbol.asyncDispose]();
+  });
+  const issuedAt = (secondsFromNow: number) =>
+    new SignJWT({ licenses: ['*'] })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setSubject('iat-user')
+      .setIssuedAt(Math.floor(Date.now() / 1000) + secondsFromNow)
+      .setExpirationTime('10m')
+      .sign(new TextEncoder().encode(TEST_SECRET));
+  const session = { session_id: '00000000-0000-4000-8000-000000000000' };
+
+  it('refuses a token issued in the future beyond the clock tolerance (5 s) with 401, accepts one within it', async () => {
+    for (const ahead of [365 * 86_400, 3600, 60]) {
+      const r = await api.post('/api/v1/licenses/heartbeat', session, await issuedAt(ahead));
+      expect([ahead, r.status, r.body.error?.code]).toEqual([ahead, 401, 'INVALID_TOKEN']);
+      expect(r.body.error.message).toMatch(/iat/);
+    }
+    expect((await api.post('/api/v1/licenses/heartbeat', session, await issuedAt(3))).status).toBe(404);
+    expect((await api.post('/api/v1/licenses/heartbeat', session, await issuedAt(-60))).status).toBe(404);
   });
 });
 
@@ -164,7 +192,7 @@ describe('JWKS (asymmetric) tokens', () => {
   });
 
   it('accepts an RS256 token from the JWKS and refuses algorithm confusion', async () => {
-    const good = await new SignJWT({})
+    const good = await new SignJWT({ licenses: ['*'] })
       .setProtectedHeader({ alg: 'RS256', kid: 'k1' })
       .setSubject('u')
       .setIssuer('https://issuer.test')

@@ -247,6 +247,8 @@ describe('Postgres failing under the license API', () => {
       LICENSE_SEED: 'FROZEN=100',
       REQUEST_DEADLINE_MS: String(DEADLINE),
       DB_STATEMENT_TIMEOUT_MS: '3800',
+      // 1,500 heartbeats at once come on 1,500 connections (more than the default MAX_CONNECTIONS).
+      MAX_CONNECTIONS: '2000',
     });
     const token = await mintToken('frozen');
     const s = await call(api, '/api/v1/licenses/acquire', { license_key: 'FROZEN', hardware_id: 'before' }, token);

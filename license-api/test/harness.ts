@@ -10,8 +10,16 @@ import { startService, type Service } from '../src/service.ts';
 
 export const TEST_SECRET = 'test-secret-test-secret-test-secret-0123';
 
-export function mintToken(subject = 'user-1', opts: { secret?: string; expiresIn?: string; alg?: string } = {}): Promise<string> {
-  return new SignJWT({})
+/**
+ * A token the test API accepts. `licenses` is the claim binding the subject to licenses: every
+ * license (`['*']`, what the harness's own tokens carry) unless given; `null` leaves it out.
+ */
+export function mintToken(
+  subject = 'user-1',
+  opts: { secret?: string; expiresIn?: string; alg?: string; licenses?: unknown } = {},
+): Promise<string> {
+  const licenses = opts.licenses === undefined ? ['*'] : opts.licenses;
+  return new SignJWT(licenses === null ? {} : { licenses })
     .setProtectedHeader({ alg: opts.alg ?? 'HS256' })
     .setSubject(subject)
     .setIssuedAt()
@@ -22,6 +30,8 @@ export function mintToken(subject = 'user-1', opts: { secret?: string; expiresIn
 export interface TestApi extends AsyncDisposable {
   service: Service;
   url: string;
+  /** The service's own database (query it with a client of your own once the service is shut down). */
+  databaseUrl: string;
   token: string;
   post(path: string, body: unknown, token?: string): Promise<{ status: number; body: any; headers: Headers }>;
 }
@@ -31,7 +41,7 @@ export async function startTestApi(env: Record<string, string> = {}): Promise<Te
   const config = loadConfig({
     PORT: '0',
     HOST: '127.0.0.1',
-    DATABASE_URL: await freshDatabase('api'),
+    DATABASE_URL: env.DATABASE_URL ?? (await freshDatabase('api')),
     REDIS_URL: inject('redisUrl'),
     JWT_SECRET: TEST_SECRET,
     LOG_LEVEL: 'warn',
@@ -58,7 +68,14 @@ export async function startTestApi(env: Record<string, string> = {}): Promise<Te
     }
     return { status: res.status, body: parsed as any, headers: res.headers };
   };
-  return { service, url: service.url, token, post, [Symbol.asyncDispose]: () => service.shutdown('test over') };
+  return {
+    service,
+    url: service.url,
+    databaseUrl: config.DATABASE_URL,
+    token,
+    post,
+    [Symbol.asyncDispose]: () => service.shutdown('test over'),
+  };
 }
 
 export interface ApiProcess extends AsyncDisposable {

@@ -220,6 +220,37 @@ describe('hostile and malformed requests', () => {
   });
 });
 
+describe('a request without Host (issue 19, item 7)', () => {
+  let api: TestApi;
+  beforeAll(async () => {
+    api = await startTestApi();
+  });
+  afterAll(async () => {
+    await api?.[Symbol.asyncDispose]();
+  });
+
+  it('HTTP/1.1 without Host gets 400 with the JSON error body (not the bare 400 of Node), and the connection is closed', async () => {
+    const port = Number(new URL(api.url).port);
+    for (const raw of [
+      'GET /health/live HTTP/1.1\r\n\r\n',
+      'GET /metrics HTTP/1.1\r\nConnection: keep-alive\r\n\r\n',
+      `POST /api/v1/licenses/acquire HTTP/1.1\r\nauthorization: Bearer ${api.token}\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}`,
+    ]) {
+      const r = await rawRequest(port, Buffer.from(raw, 'latin1'));
+      expect([raw.slice(0, 20), r.status, JSON.parse(r.body || 'null')?.error?.code]).toEqual([
+        raw.slice(0, 20),
+        400,
+        'BAD_REQUEST',
+      ]);
+      expect(JSON.parse(r.body).error.message).toMatch(/Host/);
+      expect(r.headers).toMatch(/\r\nconnection: close/i);
+      expect(r.headers).toMatch(/\r\ncontent-type: application\/json/i);
+    }
+    // HTTP/1.0 needs no Host.
+    expect((await rawRequest(port, Buffer.from('GET /health/live HTTP/1.0\r\n\r\n', 'latin1'))).status).toBe(200);
+  });
+});
+
 describe('request header timeout', () => {
   let api: TestApi;
   beforeAll(async () => {

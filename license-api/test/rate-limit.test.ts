@@ -7,7 +7,7 @@ const LIMIT = 3;
 let api: TestApi;
 const redis = createClient({ url: inject('redisUrl') });
 beforeAll(async () => {
-  api = await startTestApi({ RATE_LIMIT_PER_MINUTE: String(LIMIT) });
+  api = await startTestApi({ RATE_LIMIT_PER_MINUTE: String(LIMIT), LICENSE_SEED: 'TEST-KEY=1000' });
   await redis.connect();
 });
 afterAll(async () => {
@@ -47,15 +47,36 @@ describe('acquire rate limit', () => {
     expect(Number(r.limited.headers.get('retry-after'))).toBeGreaterThan(0);
   });
 
-  it('made-up license keys create no Redis key (404 before anything is counted)', async () => {
-    const tag = randomBytes(4).toString('hex');
-    const token = await mintToken('sprayer');
-    for (let i = 0; i < 20; i++) {
-      const r = await api.post('/api/v1/licenses/acquire', { license_key: `MADE-UP-${tag}-${i}`, hardware_id: 'h' }, token);
-      expect([r.status, r.body.error.code]).toEqual([404, 'LICENSE_NOT_FOUND']);
-    }
-    const keys: string[] = [];
-    for await (const batch of redis.scanIterator({ MATCH: `*MADE-UP-${tag}*`, COUNT: 1000 })) keys.push(...batch);
-    expect(keys).toEqual([]);
+  it('made-up license keys are limited per subject too (the 404 was an oracle): past the limit every acquire of that subject gets 429, and no Redis key is made per made-up key', async () => {
+    const r = await withinOneWindow(async (tag) => {
+      const token = await mintToken(`sprayer-${tag}`);
+      const guesses: string[] = [];
+      for (let i = 0; i < 20; i++) {
+        const g = await api.post('/api/v1/licenses/acquire', { license_key: `MADE-UP-${tag}-${i}`, hardware_id: 'h' }, token);
+        guesses.push(`${g.status} ${g.body.error.code}`);
+      }
+      // Once over its budget, a key that exists answers the same: 404 and 201 can no longer be told apart.
+      const existing = await api.post(
+        '/api/v1/licenses/acquire',
+        { license_key: 'TEST-KEY', hardware_id: `sprayer-${tag}` },
+        token,
+      );
+      const someoneElse = await api.post(
+        '/api/v1/licenses/acquire',
+        { license_key: 'TEST-KEY', hardware_id: `other-${tag}` },
+        await mintToken(`other-${tag}`),
+      );
+      const keys: string[] = [];
+      for await (const batch of redis.scanIterator({ MATCH: `*MADE-UP-${tag}*`, COUNT: 1000 })) keys.push(...batch);
+      return { guesses, existing, someoneElse, keys };
+    });
+    expect(r.guesses).toEqual([
+      ...Array.from({ length: LIMIT }, () => '404 LICENSE_NOT_FOUND'),
+      ...Array.from({ length: 20 - LIMIT }, () => '429 RATE_LIMITED'),
+    ]);
+    expect([r.existing.status, r.existing.body.error?.code]).toEqual([429, 'RATE_LIMITED']);
+    expect(r.existing.body.error.message).toContain('do not exist');
+    expect(r.someoneElse.status).toBe(201);
+    expect(r.keys).toEqual([]);
   });
 });

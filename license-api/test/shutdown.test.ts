@@ -3,10 +3,12 @@ import { existsSync, readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
 import { describe, expect, inject, it } from 'vitest';
 import { freePort } from '../../lib/net/free-port.ts';
+import { freshDatabase } from '../../test/databases.ts';
 import { keepAliveLoad, slowRequest } from './drain-load.ts';
-import { mintToken, spawnApi, type ApiProcess } from './harness.ts';
+import { mintToken, spawnApi, startTestApi, type ApiProcess } from './harness.ts';
 
 /**
  * SIGTERM while keep-alive load runs. The load goes on for `propagationMs` after the signal, as
@@ -124,6 +126,159 @@ describe('SIGTERM drain', () => {
     expect((await (await halfBody).done).status).toBe(408);
     expect(api.output()).toContain('shutdown complete');
     expect(api.output()).not.toContain('missed its');
+  });
+});
+
+/**
+ * Writes the acquires for `hardwareIds` pipelined on one new connection and reads until the server
+ * closes it: each answer's status, whether it carries Connection: close, and its session id.
+ */
+function pipelinedAcquires(port: number, token: string, hardwareIds: string[]) {
+  const s: Socket = connect({ host: '127.0.0.1', port });
+  let text = '';
+  s.on('data', (d) => {
+    text += d.toString('latin1');
+  });
+  s.on('error', () => {});
+  const done = new Promise<Array<{ status: number; close: boolean; session?: string }>>((resolve) =>
+    s.on('close', () => {
+      const answers = text.split(/(?=HTTP\/1\.1 \d{3} )/).filter((a) => a.startsWith('HTTP/1.1'));
+      resolve(
+        answers.map((a) => ({
+          status: Number(a.slice(9, 12)),
+          close: /\r\nconnection: close\r\n/i.test(a),
+          session: /"session_id":"([0-9a-f-]{36})"/.exec(a)?.[1],
+        })),
+      );
+    }),
+  );
+  s.write(
+    hardwareIds
+      .map((hw) => {
+        const body = JSON.stringify({ license_key: 'TEST-KEY', hardware_id: hw });
+        return `POST /api/v1/licenses/acquire HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\nauthorization: Bearer ${token}\r\ncontent-length: ${body.length}\r\n\r\n${body}`;
+      })
+      .join(''),
+  );
+  return done;
+}
+
+/** `hardware_id=session id` of every session stored in the database at `url`, ordered by hardware id. */
+async function storedSessions(url: string): Promise<string> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    const { rows } = await c.query<{ id: string; hardware_id: string }>(
+      'SELECT id, hardware_id FROM sessions ORDER BY hardware_id',
+    );
+    return rows.map((r) => `${r.hardware_id}=${r.id}`).join(',');
+  } finally {
+    await c.end();
+  }
+}
+
+describe('requests in flight on one connection when the drain begins (issue 19, item 2)', () => {
+  it('two pipelined acquires, shutdown 200 ms later: both answered, Connection: close only on the last, both sessions stored (20 of 20 runs)', async () => {
+    const runs: string[] = [];
+    for (let run = 0; run < 20; run++) {
+      await using api = await startTestApi({ FAULT_EXTRA_LATENCY_MS: '600', SHUTDOWN_DELAY_MS: '0' });
+      const answers = pipelinedAcquires(Number(new URL(api.url).port), api.token, [`X-1`, `X-2`]);
+      await sleep(200);
+      const drained = api.service.shutdown('test');
+      const got = await answers;
+      await drained;
+      const stored = await storedSessions(api.databaseUrl);
+      const answered = got.map((a, i) => `X-${i + 1}=${a.session}`).join(',');
+      runs.push(
+        got.map((a) => `${a.status}${a.close ? ' close' : ''}`).join(' | ') + (stored === answered ? '' : ` stored ${stored}`),
+      );
+    }
+    console.info(
+      `pipelined acquires across a drain: ${runs.filter((r) => r === '201 | 201 close').length} of 20 runs lost nothing`,
+    );
+    expect(runs).toEqual(runs.map(() => '201 | 201 close'));
+  });
+
+  it('the same across a real SIGTERM to the process', async () => {
+    const db = await freshDatabase('proc');
+    await using api = await spawnApi({
+      DATABASE_URL: db,
+      FAULT_EXTRA_LATENCY_MS: '600',
+      SHUTDOWN_DELAY_MS: '300',
+      SHUTDOWN_TIMEOUT_MS: '5000',
+    });
+    const answers = pipelinedAcquires(api.port, await mintToken(), ['P-1', 'P-2']);
+    await sleep(200);
+    api.child.kill('SIGTERM');
+    const got = await answers;
+    expect(got.map((a) => `${a.status}${a.close ? ' close' : ''}`)).toEqual(['201', '201 close']);
+    expect((await api.exit).code).toBe(0);
+    expect(await storedSessions(db)).toBe(`P-1=${got[0].session},P-2=${got[1].session}`);
+  });
+});
+
+describe('clients that hold a drain hostage (issue 19, item 4)', () => {
+  it('a client that pipelines and never reads, and 200 sockets with partial headers: exit 0 soon after the delay, not at the deadline', async () => {
+    await using api = await spawnApi({ SHUTDOWN_DELAY_MS: '1000', SHUTDOWN_TIMEOUT_MS: '10000', LOG_LEVEL: 'warn' });
+    const sockets: Socket[] = [];
+    const open = (text: string, pause: boolean) => {
+      const s = connect({ host: '127.0.0.1', port: api.port });
+      if (pause) s.pause();
+      s.on('error', () => {});
+      s.once('connect', () => s.write(text));
+      sockets.push(s);
+      return s;
+    };
+    try {
+      // 3,000 pipelined at once (the reviewer's client), and one that stays within the in-flight
+      // limit but keeps sending until its unread answers fill the kernel's buffers.
+      open('GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(3000), true);
+      const patient = open('', true);
+      for (let i = 0; i < 60; i++) {
+        patient.write('GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(8));
+        await sleep(20);
+      }
+      for (let i = 0; i < 200; i++) open('POST /api/v1/licenses/heartbeat HTTP/1.1\r\nHost: x\r\nContent-Ty', false);
+      await sleep(500);
+      const t0 = Date.now();
+      api.child.kill('SIGTERM');
+      const exit = await api.exit;
+      console.info(`drain with a non-reading pipeliner and 200 partial headers: exit ${exit.code} after ${exit.at - t0} ms`);
+      expect({ code: exit.code, output: api.output().includes('missed its') }).toEqual({ code: 0, output: false });
+    } finally {
+      for (const s of sockets) s.destroy();
+    }
+  });
+
+  it('a second SIGTERM during the drain does not cut it short: 20 requests in flight are all answered, exit 0', async () => {
+    await using api = await spawnApi({ SHUTDOWN_DELAY_MS: '300', SHUTDOWN_TIMEOUT_MS: '8000' });
+    const token = await mintToken();
+    const slow = await Promise.all(Array.from({ length: 20 }, () => slowRequest(api.port, token)));
+    await sleep(150);
+    api.child.kill('SIGTERM');
+    await sleep(100);
+    api.child.kill('SIGTERM');
+    await sleep(600);
+    for (const s of slow) s.finish();
+    const results = await Promise.all(slow.map((s) => s.done));
+    const exit = await api.exit;
+    console.info(`second SIGTERM: ${results.filter((r) => r.status === 404).length} of 20 in-flight requests answered`);
+    expect(results).toEqual(results.map(() => ({ status: 404, connectionClose: true })));
+    expect(exit.code).toBe(0);
+    expect(api.output()).toContain('already shutting down');
+  });
+
+  it('a third signal ends the process at once, with exit 1', async () => {
+    await using api = await spawnApi({ SHUTDOWN_DELAY_MS: '5000', SHUTDOWN_TIMEOUT_MS: '8000' });
+    const t0 = Date.now();
+    for (const sig of ['SIGTERM', 'SIGINT', 'SIGTERM'] as const) {
+      api.child.kill(sig);
+      await sleep(100);
+    }
+    const exit = await api.exit;
+    expect(exit.code).toBe(1);
+    expect(exit.at - t0).toBeLessThan(4000);
+    expect(api.output()).toContain('third signal');
   });
 });
 

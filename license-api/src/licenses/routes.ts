@@ -1,6 +1,6 @@
 import { Router, type Request } from 'express';
 import { z } from 'zod';
-import type { Principal } from '../auth.ts';
+import { grants, type Principal } from '../auth.ts';
 import type { Deadline } from '../deadline.ts';
 import { ApiError } from '../errors.ts';
 import type { Metrics } from '../metrics.ts';
@@ -47,18 +47,41 @@ export function licenseRoutes(
   limiter: RateLimiter,
   metrics: Metrics,
   heartbeatIntervalSeconds: number,
+  licensesClaimOptional = false,
 ): Router {
   const r = Router();
-  const who = (res: { locals: Record<string, unknown> }) => (res.locals.principal as Principal).subject;
+  const principal = (res: { locals: Record<string, unknown> }) => res.locals.principal as Principal;
+  const who = (res: { locals: Record<string, unknown> }) => principal(res).subject;
   const deadline = (res: { locals: Record<string, unknown> }) => res.locals.deadline as Deadline;
+  const notPermitted = (p: Principal, what: string) =>
+    new ApiError(
+      403,
+      'LICENSE_NOT_PERMITTED',
+      p.licenses === undefined
+        ? 'the token grants no license: it has no licenses claim (a list of the license keys it may use, or ["*"])'
+        : `the token does not grant ${what}`,
+    );
+  /** A session may be heartbeaten or released only with a token that grants its license. */
+  const checkSessionLicense = async (res: { locals: Record<string, unknown> }, sessionId: string) => {
+    const p = principal(res);
+    if (p.licenses === '*' || (p.licenses === undefined && licensesClaimOptional)) return;
+    if (p.licenses === undefined) throw notPermitted(p, 'this license');
+    const key = await store.sessionLicense(sessionId, p.subject, deadline(res));
+    // An unknown session is answered as such by the store.
+    if (key !== undefined && !p.licenses.has(key)) throw notPermitted(p, "this session's license");
+  };
 
   r.post(`${prefix}/acquire`, async (req, res) => {
     const body = parse(acquireBody, req);
     try {
+      // Before anything is looked up: a key the token does not grant gets the same answer whether it exists or not.
+      if (!grants(principal(res), body.license_key, licensesClaimOptional)) throw notPermitted(principal(res), 'this license');
       if (limiter.enabled) {
-        // Count attempts only against licenses that exist: a made-up key must not create a Redis key.
-        if (!(await store.licenseExists(body.license_key, deadline(res))))
+        // Made-up keys are counted per subject (one Redis key), existing ones per subject and license.
+        if (!(await store.licenseExists(body.license_key, deadline(res)))) {
+          await limiter.checkUnknown(who(res), deadline(res));
           throw new ApiError(404, 'LICENSE_NOT_FOUND', 'no license with this key');
+        }
         await limiter.check(who(res), body.license_key, deadline(res));
       }
       const grant = await store.acquire(body.license_key, body.hardware_id, who(res), deadline(res));
@@ -78,6 +101,7 @@ export function licenseRoutes(
 
   r.post(`${prefix}/heartbeat`, async (req, res) => {
     const body = parse(sessionBody, req);
+    await checkSessionLicense(res, body.session_id);
     const state = await store.heartbeat(body.session_id, who(res), deadline(res));
     metrics.heartbeats.inc({ result: state.ok ? 'ok' : state.reason });
     if (res.headersSent) return;
@@ -87,6 +111,7 @@ export function licenseRoutes(
 
   r.post(`${prefix}/release`, async (req, res) => {
     const body = parse(sessionBody, req);
+    await checkSessionLicense(res, body.session_id);
     const state = await store.release(body.session_id, who(res), deadline(res));
     metrics.releases.inc({ result: state.ok ? 'ok' : state.reason });
     if (res.headersSent) return;

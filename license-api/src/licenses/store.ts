@@ -60,6 +60,19 @@ export class LicenseStore {
     return (r.rowCount ?? 0) > 0;
   }
 
+  /** The license key of the subject's session `sessionId`, or undefined when the subject has no such session. */
+  async sessionLicense(sessionId: string, subject: string, deadline: Deadline): Promise<string | undefined> {
+    if (!UUID.test(sessionId)) return undefined;
+    const r = await this.query<{ license_key: string }>(
+      {
+        text: `SELECT l.license_key FROM sessions s JOIN licenses l ON l.id = s.license_id WHERE s.id = $1 AND s.subject = $2`,
+        values: [sessionId, subject],
+      },
+      deadline,
+    );
+    return r.rows[0]?.license_key;
+  }
+
   /**
    * A seat for `hardwareId` on the license. Idempotent for the same subject (its open session for
    * that hardware id comes back, extended); another subject's open session for the same hardware id
