@@ -134,6 +134,13 @@ export interface AppProfile {
   workload: Workload;
   /** Response headers naming the pod that answered and the app version (ledger attribution). */
   identityHeaders: Required<IdentityHeaders>;
+  /**
+   * The answers that mean "no such resource" for a request that names one (a session, a cart): a
+   * request the load tagged with the version and pod that created its resource, answered so by
+   * another version or pod, is state the two do not share (cause `state-not-shared`). Absent: 404
+   * and 410.
+   */
+  unknownResource?: { statuses: number[]; what?: string };
   /** Deliberate faults by name. */
   faults: Record<string, Fault>;
   /**

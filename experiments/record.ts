@@ -4,9 +4,16 @@
  */
 import { hostname } from 'node:os';
 import { failuresByCause } from '../lib/evidence/join.ts';
-import type { SecondOfEvidence } from '../lib/evidence/join.ts';
+import type { JoinedFailure, SecondOfEvidence } from '../lib/evidence/join.ts';
+import type { Timeline } from '../lib/evidence/timeline.ts';
 import { worst, type Verdict } from '../lib/verdict.ts';
-import { RUN_RECORD_SCHEMA, type CheckRecord, type RunRecord, type TargetRecord } from '../reports/run-record.ts';
+import {
+  RUN_RECORD_SCHEMA,
+  type CheckRecord,
+  type FailureGroup,
+  type RunRecord,
+  type TargetRecord,
+} from '../reports/run-record.ts';
 import type { Target } from '../cluster/target.ts';
 import type { CheckResult } from './runner.ts';
 
@@ -23,6 +30,30 @@ export async function describeTarget(target: Target, url: string | null): Promis
     url,
     endpointLagMs: target.endpointLagMs,
   };
+}
+
+/** Failed requests grouped by cause for the record: counts, version × route cells and examples with their pod's history. */
+export function failureGroups(failures: JoinedFailure[], timeline?: Pick<Timeline, 'before'>): FailureGroup[] {
+  return failuresByCause(failures).map((g) => ({
+    cause: g.cause,
+    count: g.count,
+    breakdown: g.breakdown,
+    examples: g.examples.map((f) => ({
+      at: f.at,
+      step: f.step,
+      status: f.status,
+      error: f.error,
+      pod: f.pod,
+      version: f.version,
+      attributedBy: f.attributedBy,
+      route: f.route,
+      kind: f.kind,
+      createdBy: f.createdBy,
+      contrast: f.contrast,
+      reason: f.reason,
+      podHistory: f.pod && timeline ? timeline.before(f.pod, f.at) : [],
+    })),
+  }));
 }
 
 export function checkRecord(r: CheckResult): CheckRecord {
@@ -43,7 +74,6 @@ export function checkRecord(r: CheckResult): CheckRecord {
         { total: 0, succeeded: 0, failed: 0, dropped: 0, byVersion: {} as Record<string, number> },
       )
     : null;
-  const groups = failuresByCause(loads.flatMap((l) => l.joined.failures));
   const biggest = [...loads].sort((a, b) => b.joined.total - a.joined.total)[0];
   const series = new Map<number, SecondOfEvidence>();
   for (const l of loads) {
@@ -72,21 +102,10 @@ export function checkRecord(r: CheckResult): CheckRecord {
     error: r.error,
     gates: r.gates.map((g) => ({ name: g.name, verdict: g.verdict, evidence: g.evidence, observed: g.observed ?? {} })),
     requests,
-    failures: groups.map((g) => ({
-      cause: g.cause,
-      count: g.count,
-      examples: g.examples.map((f) => ({
-        at: f.at,
-        step: f.step,
-        status: f.status,
-        error: f.error,
-        pod: f.pod,
-        version: f.version,
-        attributedBy: f.attributedBy,
-        reason: f.reason,
-        podHistory: f.pod && e ? e.timeline.before(f.pod, f.at) : [],
-      })),
-    })),
+    failures: failureGroups(
+      loads.flatMap((l) => l.joined.failures),
+      e?.timeline,
+    ),
     latency: biggest?.joined.latency ?? null,
     series: [...series.values()].sort((a, b) => a.t - b.t),
     timeline:

@@ -362,6 +362,8 @@ export async function runExperiment(
       outages,
       endpointLagMs: target.endpointLagMs ?? 0,
       recoveryAllowanceMs: o.config.gates.dependency.recoveryMs,
+      unknownResourceStatuses: o.app.unknownResource?.statuses,
+      resourceName: o.app.unknownResource?.what,
       // The Service proxy's connection records are keyed by this machine's client ports: agents' rows are not.
       podOfConnection: target.attribution && !l.agents ? (port) => target.attribution!.podOf(port) : undefined,
     });

@@ -9,7 +9,7 @@
  */
 import type { Verdict } from '../lib/verdict.ts';
 import type { FailureCause } from '../lib/evidence/causes.ts';
-import type { JoinedFailure, SecondOfEvidence } from '../lib/evidence/join.ts';
+import type { FailureCell, JoinedFailure, SecondOfEvidence } from '../lib/evidence/join.ts';
 import type { TimelineEvent } from '../lib/evidence/timeline.ts';
 
 export const RUN_RECORD_SCHEMA = 'verdict/v1';
@@ -101,22 +101,30 @@ export interface RequestCounts {
   byVersion: Record<string, number>;
 }
 
-/** The fixed list of causes a failed request is given (exactly one each): see lib/evidence/causes.ts. */
-export { FAILURE_CAUSES, type FailureCause } from '../lib/evidence/causes.ts';
+/** The fixed list of causes a failed request is given (exactly one each), and their registry: see lib/evidence/causes.ts. */
+export { CAUSES, FAILURE_CAUSES, type FailureCause } from '../lib/evidence/causes.ts';
+export type { FailureCell } from '../lib/evidence/join.ts';
 
 export interface FailureGroup {
   cause: FailureCause;
   count: number;
   /** Up to 10 examples, earliest first. */
   examples: FailureExample[];
+  /** The failures of this cause by answering version × route, most first (absent in records before it existed). */
+  breakdown?: FailureCell[];
 }
+
+/** Fields of a failure example that records written before them lack. */
+type LaterExampleFields = 'route' | 'kind' | 'createdBy' | 'contrast';
 
 /**
  * A failed request as the evidence layer joined it (lib/evidence/join.ts: when, which step, what
- * came back, the pod and how it was known, the rule's reason), with the pod's last timeline events
- * at or before it.
+ * came back, the pod and how it was known, the request's kind and route, who created the resource
+ * it used, another version's answer to the same kind, the rule's reason), with the pod's last
+ * timeline events at or before it.
  */
-export type FailureExample = Omit<JoinedFailure, 'row' | 'cause'> & { podHistory: TimelineEvent[] };
+export type FailureExample = Omit<JoinedFailure, 'row' | 'cause' | LaterExampleFields> &
+  Partial<Pick<JoinedFailure, LaterExampleFields>> & { podHistory: TimelineEvent[] };
 
 /**
  * One second of load: requests that ended in it, failures by cause, p50/p99 latency (ms, null when

@@ -1,6 +1,8 @@
 /**
  * The license API's client flows as a load scenario: acquire a seat → heartbeat it → release it,
- * the session id carried from step to step, one fresh hardware id per iteration; optionally mixed
+ * the session id carried from step to step (with the version and pod that created it, so that a
+ * session one version created and another does not know is named as such), one fresh hardware id
+ * per iteration; optionally mixed
  * with heartbeats on long-lived sessions (what a fleet of running clients sends most) and with
  * readiness probes.
  *
@@ -26,6 +28,21 @@ export interface LicenseFlowOptions {
   sessions?: string[];
   /** Weight of the heartbeat-on-a-live-session flow against the license flow's 1 (default 0). */
   heartbeatWeight?: number;
+  /** Who created each long-lived session (the version and pod that answered its acquire), by session id. */
+  sessionCreators?: Record<string, SessionCreator>;
+}
+
+/** The app version and pod whose answer created a session (its X-App-Version and X-Served-By). */
+export interface SessionCreator {
+  version: string | null;
+  pod: string | null;
+}
+
+const header = (v: string | string[] | undefined): string | null => (Array.isArray(v) ? (v[0] ?? null) : (v ?? null));
+
+/** The creator of a session from the headers of the response that created it. */
+export function creatorOf(headers: Readonly<Record<string, string | string[] | undefined>>): SessionCreator {
+  return { version: header(headers['x-app-version']), pod: header(headers['x-served-by']) };
 }
 
 export function licenseFlow(o: LicenseFlowOptions): Scenario {
@@ -36,6 +53,7 @@ export function licenseFlow(o: LicenseFlowOptions): Scenario {
     path: '/api/v1/licenses/heartbeat',
     thinkTimeMs: o.thinkTimeMs,
     body: (c: { vars: Record<string, unknown> }) => ({ session_id: c.vars.sessionId }),
+    createdBy: (c: { vars: Record<string, unknown> }) => c.vars.createdBy as SessionCreator,
   }));
   const scenario: Scenario = {
     name: 'license-flow',
@@ -60,10 +78,18 @@ export function licenseFlow(o: LicenseFlowOptions): Scenario {
               const id = res.json().session_id;
               if (typeof id !== 'string') throw new Error('acquire answered without a session_id');
               c.vars.sessionId = id;
+              // Who created it: a later step answered "unknown session" by another version names both.
+              c.vars.createdBy = creatorOf(res.headers);
             },
           },
           ...heartbeats,
-          { name: 'release', method: 'POST', path: '/api/v1/licenses/release', body: (c) => ({ session_id: c.vars.sessionId }) },
+          {
+            name: 'release',
+            method: 'POST',
+            path: '/api/v1/licenses/release',
+            body: (c) => ({ session_id: c.vars.sessionId }),
+            createdBy: (c) => c.vars.createdBy as SessionCreator,
+          },
         ],
       },
     ],
@@ -80,6 +106,7 @@ export function licenseFlow(o: LicenseFlowOptions): Scenario {
           method: 'POST',
           path: '/api/v1/licenses/heartbeat',
           body: (c) => ({ session_id: c.data as string }),
+          createdBy: (c) => o.sessionCreators?.[c.data as string],
         },
       ],
     });
@@ -102,13 +129,16 @@ export function requestsPerIteration(
 /**
  * The options of {@link licenseFlow} as environment variables, for a scenario module that runs
  * elsewhere (a load agent): LICENSE_TOKEN, LICENSE_KEY, LICENSE_PROBE_WEIGHT, LICENSE_SESSIONS
- * (comma-separated session ids) and LICENSE_HEARTBEAT_WEIGHT.
+ * (comma-separated session ids), LICENSE_HEARTBEAT_WEIGHT and LICENSE_SESSION_CREATORS (JSON: session
+ * id → {version, pod}).
  */
 export function licenseFlowEnv(o: LicenseFlowOptions): Record<string, string> {
   const env: Record<string, string> = { LICENSE_TOKEN: o.token, LICENSE_KEY: o.licenseKey ?? 'TEST-KEY' };
   if (o.probeWeight) env.LICENSE_PROBE_WEIGHT = String(o.probeWeight);
   if (o.sessions?.length) env.LICENSE_SESSIONS = o.sessions.join(',');
   if (o.heartbeatWeight) env.LICENSE_HEARTBEAT_WEIGHT = String(o.heartbeatWeight);
+  if (o.sessionCreators && Object.keys(o.sessionCreators).length)
+    env.LICENSE_SESSION_CREATORS = JSON.stringify(o.sessionCreators);
   return env;
 }
 
@@ -119,4 +149,5 @@ export default licenseFlow({
   probeWeight: Number(process.env.LICENSE_PROBE_WEIGHT ?? 0),
   sessions: process.env.LICENSE_SESSIONS ? process.env.LICENSE_SESSIONS.split(',') : undefined,
   heartbeatWeight: Number(process.env.LICENSE_HEARTBEAT_WEIGHT ?? 0),
+  sessionCreators: process.env.LICENSE_SESSION_CREATORS ? JSON.parse(process.env.LICENSE_SESSION_CREATORS) : undefined,
 });

@@ -287,7 +287,7 @@ class LoadEngine implements ExchangeOwner {
     this.versionHeader = options.identityHeaders?.version?.toLowerCase() ?? null;
     const scenario =
       options.scenario ?? singleRequest({ path: target.url.pathname + target.url.search, name: `GET ${target.url.pathname}` });
-    this.#pick = compileScenario(scenario, this.ledger.names, target.hostHeader).pick;
+    this.#pick = compileScenario(scenario, this.ledger.names, target.hostHeader, this.ledger.kinds).pick;
     const connections =
       options.connections ?? (plan.model === 'open' ? Math.min(32, plan.maxVUs) : Math.min(1024, plan.vus.peakVUs));
     this.#pool = new ConnectionPool({

@@ -76,6 +76,9 @@ export class Exchange implements PoolJob, Dispatcher.DispatchHandler {
     this.opts = step.options(ctx);
     this.issuedAt = issuedAt;
     this.iteration = iteration;
+    const kind = step.kindOf(this.opts);
+    const by = step.step.createdBy;
+    if (kind !== 0 || by) owner.ledger.describe(row, kind, by ? owner.ledger.creatorId(by(ctx)) : 0);
   }
 
   // ---- PoolJob ----

@@ -43,6 +43,18 @@ export interface Step<D = any> {
   capture?: (res: StepResponse, ctx: IterationContext<D>) => void;
   /** Pause after this step before the next one (ms). */
   thinkTimeMs?: number;
+  /**
+   * The route of this request for its kind (method + route + body shape), when its path carries
+   * ids ("/api/v1/sessions/:id"). Default: a fixed path without its query; a computed path: the step's name.
+   */
+  route?: string;
+  /**
+   * Who created the resource this request uses: the app version and pod of the response that
+   * created it (a step's `capture` can note them from the response headers). Recorded per request,
+   * so that a resource one version or pod created and another answers as unknown is named as state
+   * the versions do not share.
+   */
+  createdBy?: (ctx: IterationContext<D>) => { version?: string | null; pod?: string | null } | null | undefined;
 }
 
 export interface Flow<D = any> {
@@ -59,6 +71,41 @@ export interface Scenario {
   /** Headers sent with every request (e.g. Authorization). */
   headers?: Record<string, string>;
   flows: Flow[];
+}
+
+/**
+ * The shape of a request body for its kind: a JSON object's keys with their value types, sorted
+ * (`{hardware_id:string,license_key:string}`); `text` or `bytes` for a raw body; '' for none.
+ */
+export function bodyShape(body: unknown): string {
+  if (body === undefined || body === null) return '';
+  if (typeof body === 'string') return 'text';
+  if (body instanceof Uint8Array) return 'bytes';
+  if (Array.isArray(body)) return '[array]';
+  if (typeof body !== 'object') return typeof body;
+  const keys = Object.keys(body).sort();
+  let out = '{';
+  for (let i = 0; i < keys.length; i++) {
+    const v = (body as Record<string, unknown>)[keys[i]];
+    out += `${i ? ',' : ''}${keys[i]}:${v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v}`;
+  }
+  return out + '}';
+}
+
+/** A request kind as the ledger records it: `METHOD route shape`. */
+export function requestKind(method: string, route: string, shape: string): string {
+  return shape ? `${method} ${route} ${shape}` : `${method} ${route}`;
+}
+
+/** The parts of a request kind ({@link requestKind}); a route holds no space. */
+export function splitKind(kind: string): { method: string; route: string; shape: string } {
+  const a = kind.indexOf(' ');
+  const b = kind.indexOf(' ', a + 1);
+  return {
+    method: kind.slice(0, a),
+    route: b < 0 ? kind.slice(a + 1) : kind.slice(a + 1, b),
+    shape: b < 0 ? '' : kind.slice(b + 1),
+  };
 }
 
 /** Identity function that gives a scenario file its types. */
@@ -121,6 +168,9 @@ export function validateScenario(value: unknown, where = 'scenario'): Scenario {
 // ---- compiled form, used by the engine ----
 
 const JSON_TYPE = 'application/json';
+/** The request kind's id, carried on the options object the step built (undici reads only its own fields). */
+const KIND = Symbol('verdict.requestKind');
+type KindedOptions = Dispatcher.DispatchOptions & { [KIND]?: number };
 
 export interface CompiledStep {
   readonly step: Step;
@@ -129,7 +179,14 @@ export interface CompiledStep {
   readonly staticOptions: Dispatcher.DispatchOptions | null;
   readonly needsBody: boolean;
   options(ctx: IterationContext<any>): Dispatcher.DispatchOptions;
+  /** The request kind's id (in the `kinds` interner) of the options `options` returned last. */
+  kindOf(opts: Dispatcher.DispatchOptions): number;
   expects(status: number): boolean;
+}
+
+/** Request kinds: a method, route and body shape each, interned (the ledger's `kinds`). */
+export interface KindInterner {
+  id(value: string): number;
 }
 
 export interface CompiledFlow {
@@ -143,8 +200,26 @@ function encodeBody(body: unknown): { body?: string | Uint8Array; json: boolean 
   return { body: JSON.stringify(body), json: true };
 }
 
-function compileStep(step: Step, scenario: Scenario, names: Interner, hostHeader: string | undefined): CompiledStep {
+function compileStep(
+  step: Step,
+  scenario: Scenario,
+  names: Interner,
+  hostHeader: string | undefined,
+  kinds: KindInterner | undefined,
+): CompiledStep {
   const method = (step.method ?? 'GET').toUpperCase();
+  const route = step.route ?? (typeof step.path === 'string' ? step.path.split('?')[0] : step.name);
+  const shapes = new Map<string, number>();
+  const kindId = (body: unknown): number => {
+    if (!kinds) return 0;
+    const shape = bodyShape(body);
+    let id = shapes.get(shape);
+    if (id === undefined) {
+      id = kinds.id(requestKind(method, route, shape));
+      shapes.set(shape, id);
+    }
+    return id;
+  };
   const base: Record<string, string> = {};
   if (hostHeader) base.host = hostHeader;
   Object.assign(base, scenario.headers);
@@ -152,12 +227,13 @@ function compileStep(step: Step, scenario: Scenario, names: Interner, hostHeader
   const build = (ctx: IterationContext<any>): Dispatcher.DispatchOptions => {
     const path = typeof step.path === 'function' ? step.path(ctx) : step.path;
     const extra = typeof step.headers === 'function' ? step.headers(ctx) : step.headers;
-    const { body, json } = encodeBody(
-      typeof step.body === 'function' ? (step.body as (c: IterationContext<any>) => unknown)(ctx) : step.body,
-    );
+    const raw = typeof step.body === 'function' ? (step.body as (c: IterationContext<any>) => unknown)(ctx) : step.body;
+    const { body, json } = encodeBody(raw);
     const headers: Record<string, string> = { ...base, ...extra };
     if (json && !Object.keys(headers).some((h) => h.toLowerCase() === 'content-type')) headers['content-type'] = JSON_TYPE;
-    return { method, path, headers, body };
+    const opts: KindedOptions = { method, path, headers, body };
+    opts[KIND] = kindId(raw);
+    return opts;
   };
   const isStatic = typeof step.path !== 'function' && typeof step.headers !== 'function' && typeof step.body !== 'function';
   const staticOptions = isStatic ? build({ iteration: 0, data: undefined, vars: {} }) : null;
@@ -167,6 +243,7 @@ function compileStep(step: Step, scenario: Scenario, names: Interner, hostHeader
     staticOptions,
     needsBody: Boolean(step.check || step.capture),
     options: staticOptions ? () => staticOptions : build,
+    kindOf: (opts) => (opts as KindedOptions)[KIND] ?? 0,
     expects: expect ? (s) => expect.has(s) : (s) => s >= 200 && s < 400,
   };
 }
@@ -176,11 +253,12 @@ export function compileScenario(
   scenario: Scenario,
   names: Interner,
   hostHeader?: string,
+  kinds?: KindInterner,
 ): { flows: CompiledFlow[]; pick(): CompiledFlow } {
   validateScenario(scenario);
   const flows = scenario.flows.map((flow) => ({
     flow,
-    steps: flow.steps.map((s) => compileStep(s, scenario, names, hostHeader)),
+    steps: flow.steps.map((s) => compileStep(s, scenario, names, hostHeader, kinds)),
   }));
   if (flows.length === 1) return { flows, pick: () => flows[0] };
   // Smooth weighted round-robin (as nginx does): deterministic, and evenly interleaved.

@@ -5,6 +5,7 @@
  */
 import { ExitCode, type Verdict } from '../../lib/verdict.ts';
 import type { CheckRecord, RunRecord } from '../run-record.ts';
+import { topCause, unknownWarning } from '../failure-summary.ts';
 
 export interface OutputStream {
   write(s: string): unknown;
@@ -113,10 +114,14 @@ function checkLines(c: CheckRecord, p: Painter, mode: 'full' | 'line' | 'problem
     out.push({ head: left, paintHead: (s) => p.verdict(g.verdict, s), tail: text });
   }
   if (c.error !== null) out.push({ head: '    ! error: ', paintHead: (s) => p.verdict('ERROR', s), tail: safe(c.error) });
-  if (c.failures.length) {
+  const top = topCause(c);
+  if (top) out.push({ head: '    top cause: ', paintHead: p.bold, tail: safe(top.line) });
+  if (c.failures.length > 1) {
     const causes = c.failures.map((f) => `${f.cause} ${int(f.count)}`).join(' · ');
     out.push({ head: '    failures by cause: ', paintHead: p.dim, tail: causes });
   }
+  const warning = unknownWarning(c);
+  if (warning) out.push({ head: '    ! WARNING: ', paintHead: (s) => p.verdict('INCONCLUSIVE', s), tail: safe(warning) });
   return out;
 }
 
