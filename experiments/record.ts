@@ -4,7 +4,7 @@
  */
 import { hostname } from 'node:os';
 import { failuresByCause } from '../lib/evidence/join.ts';
-import type { JoinedFailure, SecondOfEvidence } from '../lib/evidence/join.ts';
+import type { ByConnection, JoinedFailure, SecondOfEvidence } from '../lib/evidence/join.ts';
 import type { Timeline } from '../lib/evidence/timeline.ts';
 import { worst, type Verdict } from '../lib/verdict.ts';
 import {
@@ -32,6 +32,12 @@ export async function describeTarget(target: Target, url: string | null): Promis
   };
 }
 
+const emptyByConnection = (): ByConnection => ({
+  new: { total: 0, failed: 0 },
+  reused: { total: 0, failed: 0 },
+  unknown: { total: 0, failed: 0 },
+});
+
 /** Failed requests grouped by cause for the record: counts, version × route cells and examples with their pod's history. */
 export function failureGroups(failures: JoinedFailure[], timeline?: Pick<Timeline, 'before'>): FailureGroup[] {
   return failuresByCause(failures).map((g) => ({
@@ -50,6 +56,8 @@ export function failureGroups(failures: JoinedFailure[], timeline?: Pick<Timelin
       kind: f.kind,
       createdBy: f.createdBy,
       contrast: f.contrast,
+      connection: f.connection,
+      connectionAgeMs: f.connectionAgeMs,
       reason: f.reason,
       podHistory: f.pod && timeline ? timeline.before(f.pod, f.at) : [],
     })),
@@ -69,9 +77,20 @@ export function checkRecord(r: CheckResult): CheckRecord {
           acc.failed += l.joined.failed;
           acc.dropped += l.joined.dropped;
           for (const [v, n] of Object.entries(l.joined.byVersion)) acc.byVersion[v] = (acc.byVersion[v] ?? 0) + n;
+          for (const k of ['new', 'reused', 'unknown'] as const) {
+            acc.byConnection[k].total += l.joined.byConnection[k].total;
+            acc.byConnection[k].failed += l.joined.byConnection[k].failed;
+          }
           return acc;
         },
-        { total: 0, succeeded: 0, failed: 0, dropped: 0, byVersion: {} as Record<string, number> },
+        {
+          total: 0,
+          succeeded: 0,
+          failed: 0,
+          dropped: 0,
+          byVersion: {} as Record<string, number>,
+          byConnection: emptyByConnection(),
+        },
       )
     : null;
   const biggest = [...loads].sort((a, b) => b.joined.total - a.joined.total)[0];

@@ -209,7 +209,8 @@ export async function runExperiment(
       });
     },
     async load(label, l) {
-      const rpi = conn.requestsPerIteration({ sessions: l.sessions });
+      const mix = { sessions: l.sessions, rate: l.rate };
+      const rpi = conn.requestsPerIteration(mix);
       const arrivals = l.rate / rpi;
       const maxMs = Math.min(l.maxMs, MAX_LOAD_MS);
       const executor = {
@@ -224,7 +225,7 @@ export async function runExperiment(
       let entry: LoadEntry;
       let answersFrom: (version: string) => number;
       if (o.agents) {
-        const agentScenario = conn.agentScenario?.({ sessions: l.sessions });
+        const agentScenario = conn.agentScenario?.(mix);
         if (!agentScenario) throw new Error(`${o.app.name} has no scenario module for load agents: run without --agents`);
         const agentsRun = await startAgents({
           cluster: target,
@@ -256,7 +257,7 @@ export async function runExperiment(
         const run = await startLoad({
           url,
           executor,
-          scenario: conn.scenario({ sessions: l.sessions }),
+          scenario: conn.scenario(mix),
           identityHeaders: o.app.identityHeaders,
           timeout: '10s',
           thresholds,

@@ -5,6 +5,7 @@
  * evidence and nothing wrong is PASS. The verdicts' order and exit codes live in lib/verdict.ts.
  */
 import { worst, type Verdict } from '../lib/verdict.ts';
+import type { ByConnection } from '../lib/evidence/join.ts';
 
 export type { Verdict };
 
@@ -40,6 +41,17 @@ export interface ErrorRateGateInput {
   /** Highest acceptable failure rate (0 for "no request may fail"). */
   maxRate: number;
   minRequests: number;
+  /** The requests and failures by the connection they went out on (new or reused), counted apart in the evidence. */
+  byConnection?: ByConnection;
+}
+
+/** "on new connections 0 of 1,200 failed, on reused 14 of 9,800" (unknown only when there are some). */
+export function connectionEvidence(b: ByConnection): string {
+  const n = (x: number) => x.toLocaleString('en-US');
+  const part = (k: keyof ByConnection, label: string) => `${label} ${n(b[k].failed)} of ${n(b[k].total)}`;
+  return [part('new', 'on new connections'), part('reused', 'on reused'), b.unknown.total ? part('unknown', 'on unknown') : null]
+    .filter(Boolean)
+    .join(', ');
 }
 
 /**
@@ -49,7 +61,7 @@ export interface ErrorRateGateInput {
 export function errorRateGate(i: ErrorRateGateInput): Gate {
   const rate = i.total > 0 ? i.failed / i.total : null;
   const w = wilson(i.failed, i.total);
-  const observed = {
+  const observed: Record<string, number | null> = {
     failed: i.failed,
     total: i.total,
     rate,
@@ -57,6 +69,12 @@ export function errorRateGate(i: ErrorRateGateInput): Gate {
     max_rate: i.maxRate,
     min_requests: i.minRequests,
   };
+  if (i.byConnection) {
+    for (const k of ['new', 'reused'] as const) {
+      observed[`failed_${k}_connection`] = i.byConnection[k].failed;
+      observed[`total_${k}_connection`] = i.byConnection[k].total;
+    }
+  }
   const fmt = (x: number) => `${(x * 100).toPrecision(2)}%`;
   if (i.total < i.minRequests) {
     return {
@@ -71,7 +89,9 @@ export function errorRateGate(i: ErrorRateGateInput): Gate {
     name: i.name,
     verdict: over ? 'FAIL' : 'PASS',
     observed,
-    evidence: `${i.failed} of ${i.total} requests failed (${fmt(rate ?? 0)}; 95% upper bound ${fmt(w.high)}); allowed: ${i.maxRate === 0 ? 'none' : fmt(i.maxRate)}`,
+    evidence:
+      `${i.failed} of ${i.total} requests failed (${fmt(rate ?? 0)}; 95% upper bound ${fmt(w.high)}); allowed: ${i.maxRate === 0 ? 'none' : fmt(i.maxRate)}` +
+      (i.byConnection ? `; ${connectionEvidence(i.byConnection)}` : ''),
   };
 }
 

@@ -9,7 +9,7 @@
  */
 import type { Verdict } from '../lib/verdict.ts';
 import type { FailureCause } from '../lib/evidence/causes.ts';
-import type { FailureCell, JoinedFailure, SecondOfEvidence } from '../lib/evidence/join.ts';
+import type { ByConnection, FailureCell, JoinedFailure, SecondOfEvidence } from '../lib/evidence/join.ts';
 import type { TimelineEvent } from '../lib/evidence/timeline.ts';
 
 export const RUN_RECORD_SCHEMA = 'verdict/v1';
@@ -99,11 +99,16 @@ export interface RequestCounts {
   dropped: number;
   /** Answers per app version (X-App-Version or the app's equivalent). */
   byVersion: Record<string, number>;
+  /**
+   * Requests and failures by the connection they went out on: new (opened for it) or reused (kept
+   * alive), as disruption monitors sample the two apart (absent in records before it existed).
+   */
+  byConnection?: ByConnection;
 }
 
 /** The fixed list of causes a failed request is given (exactly one each), and their registry: see lib/evidence/causes.ts. */
 export { CAUSES, FAILURE_CAUSES, type FailureCause } from '../lib/evidence/causes.ts';
-export type { FailureCell } from '../lib/evidence/join.ts';
+export type { ByConnection, FailureCell } from '../lib/evidence/join.ts';
 
 export interface FailureGroup {
   cause: FailureCause;
@@ -115,7 +120,7 @@ export interface FailureGroup {
 }
 
 /** Fields of a failure example that records written before them lack. */
-type LaterExampleFields = 'route' | 'kind' | 'createdBy' | 'contrast';
+type LaterExampleFields = 'route' | 'kind' | 'createdBy' | 'contrast' | 'connection' | 'connectionAgeMs';
 
 /**
  * A failed request as the evidence layer joined it (lib/evidence/join.ts: when, which step, what

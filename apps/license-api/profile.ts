@@ -8,7 +8,15 @@ import { renderKustomization, type KubeObject } from '../../lib/kube/render.ts';
 import type { ReleaseSpec } from '../../lib/kube/deploy.ts';
 import type { TargetKind } from '../../cluster/target.ts';
 import type { AppConnection, AppProfile, Fault, SessionControl } from '../../experiments/app-profile.ts';
-import { creatorOf, licenseFlow, licenseFlowEnv, requestsPerIteration, type SessionCreator } from './load-scenario.ts';
+import {
+  creatorOf,
+  idleClientsFor,
+  licenseFlow,
+  licenseFlowEnv,
+  requestsPerIteration,
+  type LicenseFlowOptions,
+  type SessionCreator,
+} from './load-scenario.ts';
 import { licenseApiProbes, licenseApiSmoke } from './smoke.ts';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
@@ -61,6 +69,12 @@ export const FAULTS: Record<string, Fault> = {
     side: 'to',
     what: 'every license request of the new pods takes 150 ms longer (a latency regression that fails nothing)',
     env: { FAULT_EXTRA_LATENCY_MS: '150' },
+  },
+  'keepalive-drain': {
+    name: 'keepalive-drain',
+    side: 'from',
+    what: 'the pods drain without Connection: close: kept-alive connections stay pinned to a terminating pod until it closes them under its clients',
+    env: { FAULT_KEEPALIVE_DRAIN: '1' },
   },
   'bad-config': {
     name: 'bad-config',
@@ -224,7 +238,7 @@ export const licenseApi: AppProfile = {
     {
       name: 'postgres',
       neededBy: 'every license request (acquire, heartbeat, release) and readiness',
-      steps: ['acquire', 'heartbeat', 'release', 'heartbeat-live'],
+      steps: ['acquire', 'heartbeat', 'release', 'heartbeat-live', 'heartbeat-idle-client'],
     },
     // The rate limiter is off in the shipped overlays (RATE_LIMIT_PER_MINUTE unset): nothing needs Redis.
     { name: 'redis', neededBy: 'only the acquire rate limiter, when RATE_LIMIT_PER_MINUTE is set (off as shipped)', steps: [] },
@@ -268,17 +282,26 @@ export const licenseApi: AppProfile = {
   async connect(target, baseUrl): Promise<AppConnection> {
     const token = await licenseApiToken(target.kind);
     const creators = new Map<string, SessionCreator>();
-    const mix = (sessions?: string[]) => ({
-      token,
-      licenseKey: LOAD_LICENSE_KEY,
-      sessions,
-      heartbeatWeight: sessions?.length ? 9 : 0,
-      sessionCreators: Object.fromEntries((sessions ?? []).flatMap((id) => (creators.has(id) ? [[id, creators.get(id)!]] : []))),
-    });
+    // Beside the busy clients, SDK-like ones on the held sessions whose pooled keep-alive
+    // connections sit idle ~2.5 s between heartbeats: less than the drain delay (3 s), so a good
+    // drain tells every one of them to reconnect elsewhere (Connection: close) before it closes them.
+    const mix = ({ sessions, rate }: { sessions?: string[]; rate?: number }): LicenseFlowOptions => {
+      const o: LicenseFlowOptions = {
+        token,
+        licenseKey: LOAD_LICENSE_KEY,
+        sessions,
+        heartbeatWeight: sessions?.length ? 9 : 0,
+        sessionCreators: Object.fromEntries(
+          (sessions ?? []).flatMap((id) => (creators.has(id) ? [[id, creators.get(id)!]] : [])),
+        ),
+      };
+      if (sessions?.length && rate) o.idleClients = idleClientsFor(rate, o);
+      return o;
+    };
     return {
-      scenario: ({ sessions }) => licenseFlow(mix(sessions)),
-      requestsPerIteration: ({ sessions }) => requestsPerIteration(mix(sessions)),
-      agentScenario: ({ sessions }) => ({ module: LOAD_SCENARIO_MODULE, env: licenseFlowEnv(mix(sessions)) }),
+      scenario: (m) => licenseFlow(mix(m)),
+      requestsPerIteration: (m) => requestsPerIteration(mix(m)),
+      agentScenario: (m) => ({ module: LOAD_SCENARIO_MODULE, env: licenseFlowEnv(mix(m)) }),
       sessions: sessionControl(baseUrl, token, creators),
     };
   },

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ErrorClass } from '../load/error-class.ts';
-import { Ledger, Outcome } from '../load/ledger.ts';
+import { ConnectionUse, Ledger, Outcome } from '../load/ledger.ts';
 import { latencyGate } from '../../reports/gates.ts';
 import { failuresByCause, joinLedger } from './join.ts';
 import { Timeline } from './timeline.ts';
@@ -40,6 +40,28 @@ describe('joinLedger', () => {
     expect(j).toMatchObject({ total: 3, succeeded: 2, failed: 1, byVersion: { v1: 1, v2: 1 } });
     expect(j.failures).toHaveLength(1);
     expect(j.series.map((s) => s.requests).reduce((a, b) => a + b)).toBe(3);
+  });
+
+  it('counts requests and failures by the connection they went out on (new, reused, unknown)', () => {
+    const l = ledgerOf([
+      [0, 5, 'v1', true],
+      [0.1, 5, 'v1', true],
+      [0.2, 5, 'v1', false],
+      [0.3, 5, 'v1', false],
+    ]);
+    l.markConnection(0, ConnectionUse.new, 0.5);
+    l.markConnection(1, ConnectionUse.reused, 100);
+    l.markConnection(2, ConnectionUse.reused, 200);
+    const j = joinLedger(l, { timeline: new Timeline() });
+    expect(j.byConnection).toEqual({
+      new: { total: 1, failed: 0 },
+      reused: { total: 2, failed: 1 },
+      unknown: { total: 1, failed: 1 },
+    });
+    expect(j.failures.map((f) => [f.connection, f.connectionAgeMs])).toEqual([
+      ['reused', 200],
+      [null, null],
+    ]);
   });
 
   it('compares versions only over the seconds both answered (canary against baseline)', () => {

@@ -3,7 +3,7 @@
  * (from the response header, else from the target's connection records) and exactly one cause;
  * every second gets its request count, failures by cause, latency and answering versions.
  */
-import { Outcome, type Creator, type Ledger } from '../load/ledger.ts';
+import { Outcome, type ConnectionUseName, type Creator, type Ledger } from '../load/ledger.ts';
 import { splitKind } from '../load/scenario.ts';
 import { classifyFailure, type AcceptedAnswer, type CauseContext, type FailureCause, type KindAnswers } from './causes.ts';
 
@@ -26,6 +26,9 @@ export interface JoinedFailure {
   createdBy: Creator | null;
   /** For a version comparison (contract-break): the earliest answer of another version that accepted the same kind. */
   contrast: AcceptedAnswer | null;
+  /** It went out on a new connection or a reused keep-alive one (null when unknown), and that connection's age (ms). */
+  connection: ConnectionUseName | null;
+  connectionAgeMs: number | null;
   cause: FailureCause;
   reason: string;
 }
@@ -41,9 +44,14 @@ export interface SecondOfEvidence {
   versions: Record<string, number>;
 }
 
+/** Judged requests and failures by the kind of connection they went out on. */
+export type ByConnection = Record<ConnectionUseName | 'unknown', { total: number; failed: number }>;
+
 export interface JoinedLoad {
   /** Judged requests: succeeded + failed, not counting those the run itself aborted. */
   total: number;
+  /** The same by connection kind: new (opened for the request), reused (kept alive), unknown. */
+  byConnection: ByConnection;
   succeeded: number;
   failed: number;
   dropped: number;
@@ -146,6 +154,11 @@ export function joinLedger(ledger: Ledger, joinContext: JoinContext): JoinedLoad
   let succeeded = 0;
   let failed = 0;
   let dropped = 0;
+  const byConnection: ByConnection = {
+    new: { total: 0, failed: 0 },
+    reused: { total: 0, failed: 0 },
+    unknown: { total: 0, failed: 0 },
+  };
   let from: number | null = null;
   let to: number | null = null;
   const epoch = (t: number | null) => (t === null ? null : ledger.epochMs(t));
@@ -166,6 +179,9 @@ export function joinLedger(ledger: Ledger, joinContext: JoinContext): JoinedLoad
       seconds.set(sec, s);
     }
     s.requests++;
+    const kindOfConnection = byConnection[r.connectionUse ?? 'unknown'];
+    kindOfConnection.total++;
+    if (r.outcome !== 'succeeded') kindOfConnection.failed++;
     const duration = ended - scheduled;
     s.durations.push(duration);
     durations.push(duration);
@@ -220,6 +236,8 @@ export function joinLedger(ledger: Ledger, joinContext: JoinContext): JoinedLoad
       kind: r.kind,
       createdBy: r.createdBy,
       contrast: c.contrast ?? null,
+      connection: r.connectionUse,
+      connectionAgeMs: r.connectionAgeMs,
       cause: c.cause,
       reason: c.reason,
     });
@@ -270,6 +288,7 @@ export function joinLedger(ledger: Ledger, joinContext: JoinContext): JoinedLoad
   }
   return {
     total: succeeded + failed,
+    byConnection,
     succeeded,
     failed,
     dropped,

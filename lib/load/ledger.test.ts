@@ -102,9 +102,12 @@ describe('ledger rows across processes', () => {
       a.kinds.id('POST /api/v1/licenses/heartbeat {session_id:string}'),
       a.creatorId({ version: 'v1', pod: 'pod-b' }),
     );
+    a.markConnection(ok, 2, 1234.5);
     expect(a.row(ok)).toMatchObject({
       kind: 'POST /api/v1/licenses/heartbeat {session_id:string}',
       createdBy: { version: 'v1', pod: 'pod-b' },
+      connectionUse: 'reused',
+      connectionAgeMs: 1234.5,
     });
     const failed = a.add(3, 3, name, 8);
     a.finish(failed, 10_003, 2, 0, 4, a.errorCodes.id('VERDICT_REQUEST_TIMEOUT'), 0, 0);

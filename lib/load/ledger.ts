@@ -17,7 +17,12 @@ const CHUNK = 1 << CHUNK_BITS;
 const MASK = CHUNK - 1;
 
 /** Bytes one row occupies across all columns (see {@link LedgerChunk}). */
-export const LEDGER_BYTES_PER_ROW = 8 * 4 + 2 + 1 + 1 + 2 + 2 + 2 + 2 + 4 + 2 + 2 + 2 + 2;
+export const LEDGER_BYTES_PER_ROW = 8 * 4 + 2 + 1 + 1 + 2 + 2 + 2 + 2 + 4 + 2 + 2 + 2 + 2 + 1 + 4;
+
+/** Whether a request went out on a connection opened for it or on one kept alive from earlier requests. */
+export const ConnectionUse = { unknown: 0, new: 1, reused: 2 } as const;
+export type ConnectionUseId = (typeof ConnectionUse)[keyof typeof ConnectionUse];
+export type ConnectionUseName = 'new' | 'reused';
 
 /** One block of CHUNK rows; every column is a typed array of the same length. */
 class LedgerChunk {
@@ -61,6 +66,10 @@ class LedgerChunk {
    * answers as unknown is state the versions do not share.
    */
   readonly createdBy = new Uint16Array(CHUNK);
+  /** {@link ConnectionUse}: the request was written on a new connection or a reused keep-alive one (0 unknown). */
+  readonly connectionUse = new Uint8Array(CHUNK);
+  /** Age of that connection (since its TCP connect) when the request was written, ms; NaN when unknown. */
+  readonly connectionAge = new Float32Array(CHUNK);
 }
 
 /** Strings stored as small integers; id 0 means "absent". */
@@ -124,6 +133,10 @@ export interface LedgerRow {
   kind: string | null;
   /** Who created the resource the request used (the scenario's tag), null when untagged. */
   createdBy: Creator | null;
+  /** The request went out on a new connection or a reused keep-alive one (null when unknown). */
+  connectionUse: ConnectionUseName | null;
+  /** That connection's age when the request was written, ms (null when unknown). */
+  connectionAgeMs: number | null;
 }
 
 /** The app version and pod whose response created a resource (either may be unknown). */
@@ -179,6 +192,7 @@ export class Ledger {
     c.name[i] = nameId;
     c.iteration[i] = iteration;
     c.connection[i] = 0xffff;
+    c.connectionAge[i] = NaN;
     return row;
   }
 
@@ -200,6 +214,14 @@ export class Ledger {
   /** The id in `creators` of a creator (0 for none). */
   creatorId(c: CreatorTag): number {
     return this.creators.id(creatorKey(c));
+  }
+
+  /** The request went out on a new (`ConnectionUse.new`) or a reused connection of this age (ms). */
+  markConnection(row: number, use: ConnectionUseId, ageMs: number): void {
+    const c = this.#chunks[row >>> CHUNK_BITS];
+    const i = row & MASK;
+    c.connectionUse[i] = use;
+    c.connectionAge[i] = ageMs;
   }
 
   markStarted(row: number, t: number, connection: number): void {
@@ -281,6 +303,12 @@ export class Ledger {
   createdById(row: number): number {
     return this.#chunks[row >>> CHUNK_BITS].createdBy[row & MASK];
   }
+  connectionUse(row: number): ConnectionUseId {
+    return this.#chunks[row >>> CHUNK_BITS].connectionUse[row & MASK] as ConnectionUseId;
+  }
+  connectionAge(row: number): number {
+    return this.#chunks[row >>> CHUNK_BITS].connectionAge[row & MASK];
+  }
   /** The creator interned as `id` in `creators`. */
   creator(id: number): Creator | null {
     return creatorOf(this.creators.value(id));
@@ -295,6 +323,7 @@ export class Ledger {
     if (r.outcome === 'dropped') return this.addDropped(r.scheduledAt, r.issuedAt, nameId, r.iteration);
     const row = this.add(r.scheduledAt, r.issuedAt, nameId, r.iteration);
     this.describe(row, this.kinds.id(r.kind), this.creatorId(r.createdBy));
+    if (r.connectionUse) this.markConnection(row, ConnectionUse[r.connectionUse], r.connectionAgeMs ?? NaN);
     if (r.startedAt !== null) this.markStarted(row, r.startedAt, r.connection ?? 0xffff);
     if (r.outcome !== 'pending') {
       const err = r.error === null ? 0 : errorClassNames.indexOf(r.error);
@@ -339,6 +368,8 @@ export class Ledger {
       localPort: c.localPort[i] === 0 ? null : c.localPort[i],
       kind: this.kinds.value(c.kind[i]) ?? null,
       createdBy: this.creator(c.createdBy[i]),
+      connectionUse: useNames[c.connectionUse[i]],
+      connectionAgeMs: Number.isNaN(c.connectionAge[i]) ? null : Math.round(c.connectionAge[i] * 1000) / 1000,
     };
   }
 
@@ -381,6 +412,8 @@ export class Ledger {
       local_port: r.localPort,
       kind: r.kind,
       created_by: r.createdBy,
+      connection_use: r.connectionUse,
+      connection_age_ms: r.connectionAgeMs,
     });
   }
 }
@@ -405,6 +438,8 @@ export interface LedgerNdjsonRow {
   /** Absent in lines written before the column existed. */
   kind?: string | null;
   created_by?: Creator | null;
+  connection_use?: ConnectionUseName | null;
+  connection_age_ms?: number | null;
 }
 
 const time = (v: unknown, what: string): number => {
@@ -415,6 +450,13 @@ const timeOrNull = (v: unknown, what: string): number | null => (v === null || v
 const textOrNull = (v: unknown, what: string): string | null => {
   if (v === null || v === undefined) return null;
   if (typeof v !== 'string') throw new TypeError(`${what} must be a string or null`);
+  return v;
+};
+
+const useNames: Array<ConnectionUseName | null> = [null, 'new', 'reused'];
+const useOrNull = (v: unknown): ConnectionUseName | null => {
+  if (v === null || v === undefined) return null;
+  if (v !== 'new' && v !== 'reused') throw new TypeError(`connection_use "${String(v)}" is not new, reused or null`);
   return v;
 };
 
@@ -456,5 +498,7 @@ export function rowFromNdjson(value: unknown, originEpochMs: number): Omit<Ledge
     localPort: timeOrNull(o.local_port, 'local_port'),
     kind: textOrNull(o.kind, 'kind'),
     createdBy: creatorOrNull(o.created_by),
+    connectionUse: useOrNull(o.connection_use),
+    connectionAgeMs: timeOrNull(o.connection_age_ms, 'connection_age_ms'),
   };
 }

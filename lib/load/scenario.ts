@@ -61,6 +61,12 @@ export interface Flow<D = any> {
   name: string;
   /** Relative share of iterations (default 1). */
   weight?: number;
+  /**
+   * The scenario's connection pool (`Scenario.pools`) this flow's requests go through; default the
+   * run's main pool. A small pool for a low-rate flow makes clients whose pooled keep-alive
+   * connections sit idle between requests, as SDKs and proxies keep them.
+   */
+  pool?: string;
   /** Per-iteration data, e.g. a unique hardware id per iteration. */
   data?: (iteration: number) => D;
   steps: Step<D>[];
@@ -71,6 +77,14 @@ export interface Scenario {
   /** Headers sent with every request (e.g. Authorization). */
   headers?: Record<string, string>;
   flows: Flow[];
+  /**
+   * Connection pools beside the run's main one, by name, for flows that name them: each its own
+   * keep-alive connections, used round robin (the one idle longest first), so a pool of N
+   * connections carrying R requests/s leaves each idle about N/R s between requests. `watchIdle:
+   * false`: clients that notice a server's close of an idle connection only when they next write on
+   * it (no stale-connection check), so a close without `Connection: close` fails their next request.
+   */
+  pools?: Record<string, PoolSpec>;
 }
 
 /**
@@ -106,6 +120,13 @@ export function splitKind(kind: string): { method: string; route: string; shape:
     route: b < 0 ? kind.slice(a + 1) : kind.slice(a + 1, b),
     shape: b < 0 ? '' : kind.slice(b + 1),
   };
+}
+
+/** A connection pool of a scenario (see `Scenario.pools`). */
+export interface PoolSpec {
+  connections: number;
+  /** Default true; false: idle connections are not watched (see `Scenario.pools`). */
+  watchIdle?: boolean;
 }
 
 /** Identity function that gives a scenario file its types. */
@@ -153,6 +174,8 @@ export function validateScenario(value: unknown, where = 'scenario'): Scenario {
       throw new TypeError(`${where}: every flow needs a "name" and a non-empty "steps" array`);
     }
     if (f.weight !== undefined && !(f.weight > 0)) throw new TypeError(`${where}: flow "${f.name}" weight must be > 0`);
+    if (f.pool !== undefined && !s.pools?.[f.pool])
+      throw new TypeError(`${where}: flow "${f.name}" names pool "${f.pool}", which the scenario's "pools" does not declare`);
     for (const st of f.steps) {
       if (!st || typeof st.name !== 'string' || (typeof st.path !== 'string' && typeof st.path !== 'function')) {
         throw new TypeError(`${where}: every step of flow "${f.name}" needs a "name" and a "path"`);
@@ -161,6 +184,12 @@ export function validateScenario(value: unknown, where = 'scenario'): Scenario {
         throw new TypeError(`${where}: step "${st.name}" path must start with "/" (the origin comes from --url)`);
       }
     }
+  }
+  for (const [name, p] of Object.entries(s.pools ?? {})) {
+    if (!p || !Number.isInteger(p.connections) || p.connections < 1 || p.connections > 10_000)
+      throw new TypeError(`${where}: pool "${name}" needs "connections", a whole number from 1 to 10000`);
+    if (p.watchIdle !== undefined && typeof p.watchIdle !== 'boolean')
+      throw new TypeError(`${where}: pool "${name}" watchIdle must be true or false`);
   }
   return s;
 }
@@ -192,6 +221,8 @@ export interface KindInterner {
 export interface CompiledFlow {
   readonly flow: Flow;
   readonly steps: CompiledStep[];
+  /** Index of its pool in `compileScenario(...).pools` (0: the run's main pool). */
+  readonly pool: number;
 }
 
 function encodeBody(body: unknown): { body?: string | Uint8Array; json: boolean } {
@@ -254,19 +285,26 @@ export function compileScenario(
   names: Interner,
   hostHeader?: string,
   kinds?: KindInterner,
-): { flows: CompiledFlow[]; pick(): CompiledFlow } {
+): { flows: CompiledFlow[]; pick(): CompiledFlow; pools: Array<PoolSpec & { name: string }> } {
   validateScenario(scenario);
+  /** Index 0 is the run's main pool (its size is the engine's `connections`). */
+  const pools: Array<PoolSpec & { name: string }> = [
+    { name: '', connections: 0 },
+    ...Object.entries(scenario.pools ?? {}).map(([name, p]) => ({ name, ...p })),
+  ];
   const flows = scenario.flows.map((flow) => ({
     flow,
     steps: flow.steps.map((s) => compileStep(s, scenario, names, hostHeader, kinds)),
+    pool: flow.pool === undefined ? 0 : pools.findIndex((p) => p.name === flow.pool),
   }));
-  if (flows.length === 1) return { flows, pick: () => flows[0] };
+  if (flows.length === 1) return { flows, pick: () => flows[0], pools };
   // Smooth weighted round-robin (as nginx does): deterministic, and evenly interleaved.
   const weights = flows.map((f) => f.flow.weight ?? 1);
   const total = weights.reduce((a, b) => a + b, 0);
   const current = weights.map(() => 0);
   return {
     flows,
+    pools,
     pick() {
       let best = 0;
       for (let i = 0; i < flows.length; i++) {

@@ -54,7 +54,9 @@ export function createApp({ config, pool, probePool, redis, log, lifecycle }: Ap
     // needs the header too.
     const writeHead = res.writeHead;
     res.writeHead = function (this: Response, ...args: unknown[]) {
-      if (lifecycle.phase === 'draining' || lifecycle.phase === 'closing') this.setHeader('Connection', 'close');
+      // (FAULT_KEEPALIVE_DRAIN, for detector tests: drain without it, keeping the connections alive.)
+      if ((lifecycle.phase === 'draining' || lifecycle.phase === 'closing') && !config.FAULT_KEEPALIVE_DRAIN)
+        this.setHeader('Connection', 'close');
       return (writeHead as (...a: unknown[]) => Response).apply(this, args);
     } as Response['writeHead'];
     const start = process.hrtime.bigint();

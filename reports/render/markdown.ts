@@ -9,6 +9,7 @@ import { appendFile, stat } from 'node:fs/promises';
 import { ExitCode, type Verdict } from '../../lib/verdict.ts';
 import type { CheckRecord, FailureExample, RunRecord } from '../run-record.ts';
 import { topCause, unknownWarning } from '../failure-summary.ts';
+import { connectionEvidence } from '../gates.ts';
 
 /** GitHub's limit for one step's summary is 1 MiB; stay a little under it. */
 export const SUMMARY_MAX_BYTES = 1024 * 1024 - 16 * 1024;
@@ -130,6 +131,7 @@ function checkDetail(c: CheckRecord, examples: number, evidenceMax: number): str
     const total = c.failures.reduce((s, f) => s + f.count, 0);
     const top = topCause(c);
     if (top) out.push(`\n**Top cause:** ${mdText(top.line, evidenceMax)}\n`);
+    if (c.requests?.byConnection) out.push(`\n**Failed by connection:** ${connectionEvidence(c.requests.byConnection)}\n`);
     const warning = unknownWarning(c);
     if (warning) out.push(`\n> ⚠️ **WARNING:** ${mdText(warning, evidenceMax)}\n`);
     out.push(

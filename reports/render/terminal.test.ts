@@ -39,6 +39,10 @@ describe('the one-screen summary', () => {
     expect(out.text).not.toContain(ESC);
     const lines = out.text.trimEnd().split('\n');
     expect(lines[0]).toBe(`FAIL  ${record.checks[0].requests!.failed} of 12,000 requests failed in pod-kill`);
+    const q = record.checks[0].requests!;
+    expect(out.text).toContain(
+      ` · ${q.failed} failed (${q.byConnection!.new.failed} on new, ${q.byConnection!.reused.failed} on reused connections) · `,
+    );
     for (const g of record.checks[0].gates)
       expect(lines.filter((l) => l.includes(`${g.verdict}`) && l.includes(`${g.name}: ${g.evidence}`))).toHaveLength(1);
     expect(out.text).toMatch(/failures by cause: endpoint-not-yet-removed \d+ · reset-during-drain \d+/);

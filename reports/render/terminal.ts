@@ -97,8 +97,12 @@ interface Line {
 
 function checkLines(c: CheckRecord, p: Painter, mode: 'full' | 'line' | 'problems'): Line[] {
   const q = c.requests;
+  const byConnection =
+    q?.byConnection && q.failed
+      ? ` (${int(q.byConnection.new.failed)} on new, ${int(q.byConnection.reused.failed)} on reused connections)`
+      : '';
   const facts = q
-    ? `${int(q.total)} requests · ${int(q.failed)} failed · ${int(q.dropped)} dropped${c.latency ? ` · p99 ${c.latency.p99.toFixed(1)} ms` : ''}`
+    ? `${int(q.total)} requests · ${int(q.failed)} failed${byConnection} · ${int(q.dropped)} dropped${c.latency ? ` · p99 ${c.latency.p99.toFixed(1)} ms` : ''}`
     : 'no requests';
   const passedGates = c.gates.filter((g) => g.verdict === 'PASS').length;
   const extra = mode === 'problems' && passedGates ? ` · ${passedGates} gate${passedGates === 1 ? '' : 's'} passed` : '';

@@ -289,6 +289,9 @@ function simulate(spec: CheckSpec, row: number): SimRow {
   };
 }
 
+/** Each of the 32 connections is new for its first request, reused after. */
+const connectionUse = (r: SimRow): 'new' | 'reused' | null => (r.connection === null ? null : r.row < 32 ? 'new' : 'reused');
+
 const round3 = (x: number | null) => (x === null ? null : Math.round(x * 1000) / 1000);
 
 /** The ledger line of a row, in `Ledger.toNdjsonLine`'s field order plus `check`, `cause`, `pod`. */
@@ -309,6 +312,10 @@ function ledgerLine(r: SimRow, label: string): string {
     app_version: r.appVersion,
     connection: r.connection,
     local_port: r.localPort,
+    kind: null,
+    created_by: null,
+    connection_use: connectionUse(r),
+    connection_age_ms: null,
     check: label,
   };
   if (r.outcome === 'failed') {
@@ -335,6 +342,7 @@ export function buildCheck(spec: CheckSpec): CheckRecord {
     failed = 0,
     dropped = 0;
   const byVersion: Record<string, number> = {};
+  const byConnection = { new: { total: 0, failed: 0 }, reused: { total: 0, failed: 0 }, unknown: { total: 0, failed: 0 } };
   const groups = new Map<FailureCause, FailureGroup>();
   const latencies = new Float64Array(n);
   let judged = 0;
@@ -365,11 +373,14 @@ export function buildCheck(spec: CheckSpec): CheckRecord {
       byVersion[r.appVersion] = (byVersion[r.appVersion] ?? 0) + 1;
       b.versions[r.appVersion] = (b.versions[r.appVersion] ?? 0) + 1;
     }
+    const conn = byConnection[connectionUse(r) ?? 'unknown'];
+    conn.total++;
     if (r.outcome === 'succeeded') {
       succeeded++;
       continue;
     }
     failed++;
+    conn.failed++;
     const cause = r.cause!;
     b.failed[cause] = (b.failed[cause] ?? 0) + 1;
     let g = groups.get(cause);
@@ -409,7 +420,7 @@ export function buildCheck(spec: CheckSpec): CheckRecord {
     endedAt: iso(Math.max(lastEnd, spec.startMs + spec.durationS * 1000)),
     error: null,
     gates: [],
-    requests: { total: succeeded + failed, succeeded, failed, dropped, byVersion },
+    requests: { total: succeeded + failed, succeeded, failed, dropped, byVersion, byConnection },
     failures,
     latency: judged
       ? {
@@ -446,6 +457,8 @@ function example(spec: CheckSpec, r: SimRow): FailureExample {
     kind: null,
     createdBy: null,
     contrast: null,
+    connection: connectionUse(r),
+    connectionAgeMs: null,
     reason: shapeOf(r.cause!).reason,
     podHistory: history,
   };

@@ -131,6 +131,8 @@ export function mergeLedgers(parts: Array<{ ledger: Ledger; connectionOffset: nu
         (v) => out.creators.id(v),
       ),
     );
+    const use = l.connectionUse(r);
+    if (use) out.markConnection(row, use, l.connectionAge(r));
     const started = l.startedAt(r);
     const conn = l.connection(r);
     if (!Number.isNaN(started))

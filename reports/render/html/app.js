@@ -743,6 +743,15 @@
     var items = [['took', duration(Date.parse(c.endedAt) - Date.parse(c.startedAt))]];
     if (q) {
       items.push(['requests', int(q.total)], ['failed', int(q.failed)], ['dropped', int(q.dropped)]);
+      if (q.byConnection)
+        items.push([
+          'failed by connection',
+          ['new', 'reused']
+            .map(function (k) {
+              return k + ' ' + int(q.byConnection[k].failed) + ' of ' + int(q.byConnection[k].total);
+            })
+            .join(' · '),
+        ]);
       var v = Object.keys(q.byVersion);
       if (v.length)
         items.push([
