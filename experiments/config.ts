@@ -44,6 +44,10 @@ export const harnessConfigSchema = z.strictObject({
           /** Ratios of p99s below this many ms are noise, not a regression. */
           minP99DifferenceMs: z.number().min(0).default(20),
           minRequestsPerVersion: z.number().int().min(1).default(200),
+          /** A new pod's cold start (after it became Ready) is judged apart, on its own p99 budget. */
+          coldStartMs: ms.default(2000),
+          coldStartP99Ms: z.number().positive().default(1000),
+          coldStartMinRequests: z.number().int().min(1).default(50),
         })
         .prefault({}),
       /** Sessions held across a disruption; how long the active count may take to return to baseline. */

@@ -71,6 +71,7 @@ describe('rollout-under-load', () => {
       ['capacity held', 'PASS'],
       ['sessions preserved', 'PASS'],
       ['latency held', 'PASS'],
+      ['cold-start latency', 'PASS'],
     ]);
     const load = r.evidence!.loads[0];
     expect(load.joined.total).toBeGreaterThan(5000);

@@ -364,6 +364,7 @@ export async function runExperiment(
       endpointLagMs: target.endpointLagMs ?? 0,
       recoveryAllowanceMs: o.config.gates.dependency.recoveryMs,
       unknownResourceStatuses: o.app.unknownResource?.statuses,
+      coldStartMs: o.config.gates.latency.coldStartMs,
       resourceName: o.app.unknownResource?.what,
       // The Service proxy's connection records are keyed by this machine's client ports: agents' rows are not.
       podOfConnection: target.attribution && !l.agents ? (port) => target.attribution!.podOf(port) : undefined,

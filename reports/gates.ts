@@ -172,6 +172,51 @@ export function latencyGate(i: LatencyInput, name = 'latency held'): Gate {
   };
 }
 
+export interface ColdStartInput {
+  /** Latency (ms) of the requests new pods served in their cold start, per version, with their counts and those pods. */
+  versions: Record<string, { count: number; p99: number; pods: number }>;
+  candidate: string;
+  /** The cold start's length after Ready (ms). */
+  windowMs: number;
+  /** The cold start's own budget: p99 at most this (ms). */
+  p99Ms: number;
+  minRequests: number;
+}
+
+/**
+ * Cold start, judged apart from steady state: the new version's requests served by pods in their
+ * first `windowMs` after Ready, against their own p99 budget. No new pod seen turning Ready, or too
+ * few of its requests, is INCONCLUSIVE.
+ */
+export function coldStartGate(i: ColdStartInput, name = 'cold-start latency'): Gate {
+  const c = i.versions[i.candidate];
+  const secs = (i.windowMs / 1000).toFixed(1);
+  const observed = {
+    candidate_cold_p99_ms: c?.p99 ?? null,
+    candidate_cold_n: c?.count ?? 0,
+    new_pods: c?.pods ?? 0,
+    window_ms: i.windowMs,
+    budget_p99_ms: i.p99Ms,
+  };
+  if (!c || c.count < i.minRequests) {
+    return {
+      name,
+      verdict: 'INCONCLUSIVE',
+      observed,
+      evidence: !c
+        ? `no new pod of ${i.candidate} was seen turning Ready and answering while the load ran, so its cold start was not measured`
+        : `only ${c.count} answers from ${i.candidate}'s ${c.pods} new pods in their first ${secs} s after Ready (need ${i.minRequests})`,
+    };
+  }
+  const over = c.p99 > i.p99Ms;
+  return {
+    name,
+    verdict: over ? 'FAIL' : 'PASS',
+    observed,
+    evidence: `p99 ${c.p99.toFixed(1)} ms for ${i.candidate} (n=${c.count}) in its ${c.pods} new pods' first ${secs} s after Ready; budget p99 <= ${i.p99Ms} ms${over ? ': the new pods are too slow to start' : ''}`,
+  };
+}
+
 /** Minimum requests for a zero-failure result to bound the failure rate at `bound` (Wilson 95 %). */
 export function requestsToBound(bound: number): number {
   let lo = 1;

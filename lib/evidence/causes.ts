@@ -45,6 +45,8 @@ export interface TimelineView {
   endpointAt(pod: string, t: number): { listed: boolean; ready: boolean } | undefined;
   endpointGoneSince(pod: string, t: number): number | undefined;
   podNames(): string[];
+  /** When the pod was seen turning Ready the first time (its cold start begins), when the view knows it. */
+  becameReadyAt?(pod: string): number | undefined;
 }
 
 /** An answer a version gave that counts as accepting a request (the earliest of its kind). */

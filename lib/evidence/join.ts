@@ -64,10 +64,16 @@ export interface JoinedLoad {
   /** Latency per answering app version (succeeded requests). */
   latencyByVersion: Record<string, { count: number; p50: number; p99: number }>;
   /**
-   * The same, over only the seconds in which every version answered (the canary/baseline window):
-   * the versions compared under the same load, machine and minutes, not one calm and one busy.
+   * The same in steady state, over only the seconds in which every version answered (the
+   * canary/baseline window): the versions compared under the same load, machine and minutes, not
+   * one calm and one busy. Requests a new pod served in its cold start are left out (see `coldStart`).
    */
   latencyWhileAllServed: { seconds: number; versions: Record<string, { count: number; p50: number; p99: number }> };
+  /**
+   * Cold start: the requests each new pod served in its first `windowMs` after it became Ready (as
+   * the timeline saw it turn Ready), per version: judged on their own budget, apart from steady state.
+   */
+  coldStart: { windowMs: number; versions: Record<string, { count: number; p50: number; p99: number; pods: number }> };
   /** Epoch ms of the first scheduled and the last ended request. */
   from: number | null;
   to: number | null;
@@ -76,7 +82,12 @@ export interface JoinedLoad {
 export interface JoinContext extends Omit<CauseContext, 'answers'> {
   /** The pod a client connection (by local port) was forwarded to, where the target knows it. */
   podOfConnection?: (clientPort: number) => string | undefined;
+  /** A new pod's cold start: this long after it became Ready (ms). Default {@link DEFAULT_COLD_START_MS}. */
+  coldStartMs?: number;
 }
+
+/** A new pod's first 2 s after it became Ready are its cold start. */
+export const DEFAULT_COLD_START_MS = 2000;
 
 function quantile(sorted: Float64Array, q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
@@ -149,8 +160,17 @@ export function joinLedger(ledger: Ledger, joinContext: JoinContext): JoinedLoad
   >();
   const durations: number[] = [];
   const versionDurations = new Map<string, number[]>();
-  /** Per version: [end second, duration] of each success, for the overlap window. */
+  /** Per version: [end second, duration] of each steady-state success, for the overlap window. */
   const versionSeconds = new Map<string, number[]>();
+  /** Per version: durations of the successes new pods served in their cold start, and those pods. */
+  const coldDurations = new Map<string, number[]>();
+  const coldPods = new Map<string, Set<string>>();
+  const coldStartMs = joinContext.coldStartMs ?? DEFAULT_COLD_START_MS;
+  const readyAt = new Map<string, number | undefined>();
+  const becameReady = (pod: string) => {
+    if (!readyAt.has(pod)) readyAt.set(pod, ctx.timeline.becameReadyAt?.(pod));
+    return readyAt.get(pod);
+  };
   let succeeded = 0;
   let failed = 0;
   let dropped = 0;
@@ -196,6 +216,18 @@ export function joinLedger(ledger: Ledger, joinContext: JoinContext): JoinedLoad
           versionDurations.set(r.appVersion, v);
         }
         v.push(duration);
+        const ready = r.servedBy ? becameReady(r.servedBy) : undefined;
+        const servedAt = epoch(r.startedAt) ?? scheduled;
+        if (ready !== undefined && servedAt >= ready && servedAt < ready + coldStartMs) {
+          let c = coldDurations.get(r.appVersion);
+          if (!c) {
+            coldDurations.set(r.appVersion, (c = []));
+            coldPods.set(r.appVersion, new Set());
+          }
+          c.push(duration);
+          coldPods.get(r.appVersion)!.add(r.servedBy!);
+          continue;
+        }
         let vs = versionSeconds.get(r.appVersion);
         if (!vs) {
           vs = [];
@@ -286,9 +318,20 @@ export function joinLedger(ledger: Ledger, joinContext: JoinContext): JoinedLoad
         latencyWhileAllServed.versions[v] = { count: d.length, p50: round(quantile(d, 0.5)), p99: round(quantile(d, 0.99)) };
     }
   }
+  const coldStart: JoinedLoad['coldStart'] = { windowMs: coldStartMs, versions: {} };
+  for (const [v, list] of coldDurations) {
+    const d = Float64Array.from(list).sort();
+    coldStart.versions[v] = {
+      count: d.length,
+      p50: round(quantile(d, 0.5)),
+      p99: round(quantile(d, 0.99)),
+      pods: coldPods.get(v)!.size,
+    };
+  }
   return {
     total: succeeded + failed,
     byConnection,
+    coldStart,
     succeeded,
     failed,
     dropped,
