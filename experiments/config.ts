@@ -50,6 +50,18 @@ export const harnessConfigSchema = z.strictObject({
           coldStartMinRequests: z.number().int().min(1).default(50),
         })
         .prefault({}),
+      /**
+       * No worse than history (reports/history.ts): each figure against the last `runs` comparable
+       * runs (same experiment, target kind, app and replicas; no deliberate fault; PASS): above their
+       * P99, or above their median by more than `margins[figure]` (a fraction; a figure's name before
+       * its first "." also matches), is a FAIL; fewer runs is INCONCLUSIVE.
+       */
+      history: z
+        .strictObject({
+          runs: z.number().int().min(1).max(1000).default(10),
+          margins: z.record(z.string(), z.number().min(0)).default({}),
+        })
+        .prefault({}),
       /** Sessions held across a disruption; how long the active count may take to return to baseline. */
       sessions: z.strictObject({ held: z.number().int().min(0).max(500).default(20), settleMs: ms.default(20_000) }).prefault({}),
       /**

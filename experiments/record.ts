@@ -111,6 +111,8 @@ export function checkRecord(r: CheckResult): CheckRecord {
     }
   }
   const events = e?.timeline.events ?? [];
+  const figures =
+    e && (r.kind ?? 'experiment') === 'experiment' ? historyFigures(r, requests, biggest?.joined.latencyByVersion) : undefined;
   return {
     name: r.name,
     kind: r.kind ?? 'experiment',
@@ -141,7 +143,33 @@ export function checkRecord(r: CheckResult): CheckRecord {
           ]
         : events,
     ledgerLabel: loads.length ? r.name : null,
+    ...(figures ? { figures } : {}),
+    ...(r.replicas !== undefined ? { replicas: r.replicas } : {}),
   };
+}
+
+/**
+ * What the run history keeps of an experiment: failed requests, p99 per version and the longest
+ * drain (a pod's terminating → gone on the timeline), plus the experiment's own figures.
+ */
+function historyFigures(
+  r: CheckResult,
+  requests: CheckRecord['requests'],
+  latencyByVersion: Record<string, { p99: number }> | undefined,
+): Record<string, number> {
+  const out: Record<string, number> = {};
+  if (requests) out.failed_requests = requests.failed;
+  for (const [v, l] of Object.entries(latencyByVersion ?? {})) out[`p99_ms.${v}`] = l.p99;
+  const terminating = new Map<string, number>();
+  let drain = -1;
+  for (const ev of r.evidence?.timeline.events ?? []) {
+    if (ev.kind !== 'pod') continue;
+    if (ev.change === 'terminating') terminating.set(ev.object, ev.at);
+    else if (ev.change === 'gone' && terminating.has(ev.object)) drain = Math.max(drain, ev.at - terminating.get(ev.object)!);
+  }
+  if (drain >= 0) out.drain_s_max = Math.round(drain) / 1000;
+  for (const [k, v] of Object.entries(r.figures ?? {})) if (Number.isFinite(v)) out[k] = v;
+  return out;
 }
 
 export interface RunRecordInput {

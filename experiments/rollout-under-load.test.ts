@@ -8,6 +8,7 @@ import type { LoadResult } from '../lib/load/index.ts';
 import { harnessConfigSchema } from './config.ts';
 import type { Evidence } from './experiment.ts';
 import { rolloutUnderLoad, type RolloutData } from './rollout-under-load.ts';
+import { checkRecord } from './record.ts';
 
 const pod = (name: string, version: string, o: { ready?: boolean; terminating?: boolean } = {}): V1Pod => ({
   metadata: {
@@ -119,5 +120,23 @@ describe('rollout-under-load: cold start judged apart from steady state', () => 
     expect(Object.keys(e.loads[0].joined.coldStart.versions)).toEqual(['v2']);
     expect(e.timeline.becameReadyAt('old-0')).toBeUndefined();
     expect(e.timeline.becameReadyAt('new-0')).toBe(10_000);
+  });
+
+  it('the record keeps the run history figures: failed requests, p99 per version, the longest drain, the rollout time, the replicas', () => {
+    const e = rollout(400, 10);
+    const rec = checkRecord({
+      name: 'rollout-under-load',
+      description: '',
+      verdict: 'PASS',
+      gates: judge(e),
+      error: null,
+      evidence: e as Evidence<unknown>,
+      startedAt: 0,
+      endedAt: 40_000,
+      figures: rolloutUnderLoad.figures!(e),
+      replicas: 3,
+    });
+    expect(rec.figures).toEqual({ failed_requests: 0, 'p99_ms.v1': 10, 'p99_ms.v2': 400, drain_s_max: 2, rollout_s: 16 });
+    expect(rec.replicas).toBe(3);
   });
 });

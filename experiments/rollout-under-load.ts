@@ -134,6 +134,9 @@ export const rolloutUnderLoad: Experiment<RolloutData> = {
     return { shape, rollout: { ok: r.ok, error: r.ok ? null : r.error, startedAt, endedAt }, sessions };
   },
 
+  figures: (e): Record<string, number> =>
+    e.data.rollout.ok ? { rollout_s: (e.data.rollout.endedAt - e.data.rollout.startedAt) / 1000 } : {},
+
   judge(e, { options, config }) {
     const { data } = e;
     const load = e.loads.find((l) => l.label === 'rollout');
@@ -144,6 +147,7 @@ export const rolloutUnderLoad: Experiment<RolloutData> = {
             name: 'rollout completed',
             verdict: 'PASS',
             evidence: `${options.from} → ${options.to} rolled out in ${((data.rollout.endedAt - data.rollout.startedAt) / 1000).toFixed(1)} s`,
+            observed: { seconds: Math.round(data.rollout.endedAt - data.rollout.startedAt) / 1000 },
           }
         : { name: 'rollout completed', verdict: 'FAIL', evidence: `the rollout did not complete: ${data.rollout.error}` },
     );

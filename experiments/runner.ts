@@ -32,6 +32,10 @@ export interface CheckResult {
   evidence: Evidence<unknown> | null;
   startedAt: number;
   endedAt: number;
+  /** The experiment's own history figures (Experiment.figures), beside the generic ones the record adds. */
+  figures?: Record<string, number>;
+  /** Replicas of the release under test (a history key), null when unknown. */
+  replicas?: number | null;
 }
 
 export interface RunnerOptions {
@@ -105,15 +109,22 @@ export async function runExperiments(target: Target, experiments: Experiment<any
   }
   const url = target.serviceUrl(o.app.workload.nodePort);
   const conn = await o.app.connect(target, url);
+  const replicas = await replicasOf(o, target.kind).catch(() => null);
   const results: CheckResult[] = [];
   for (const exp of experiments) {
     o.signal.throwIfAborted();
     say(`experiment ${exp.name}: ${exp.description}`);
-    const r = await runExperiment(target, exp, conn, url, o);
+    const r = { ...(await runExperiment(target, exp, conn, url, o)), replicas };
     say(`experiment ${exp.name}: ${r.verdict}${r.error ? ` (${r.error})` : ''}`);
     results.push(r);
   }
   return results;
+}
+
+/** Replicas the release under test's manifests ask for (the history's key), null when they name none. */
+async function replicasOf(o: RunnerOptions, kind: Target['kind']): Promise<number | null> {
+  const objects = await renderRelease(o.app.release(o.options.to, kind));
+  return objects.find((x) => x.kind === 'Deployment')?.spec?.replicas ?? null;
 }
 
 /** Waits until `url` answers 200 three times in a row (bounded): the data plane routes to the release. */
@@ -377,8 +388,10 @@ export async function runExperiment(
     return { name: exp.name, description: exp.description, verdict: 'ERROR', gates: [], error, evidence, startedAt, endedAt };
   }
   let gates: Gate[];
+  let figures: Record<string, number> | undefined;
   try {
     gates = exp.judge(evidence, { options: o.options, config: o.config, target });
+    figures = exp.figures?.(evidence);
   } catch (err) {
     return {
       name: exp.name,
@@ -400,5 +413,6 @@ export async function runExperiment(
     evidence,
     startedAt,
     endedAt,
+    figures,
   };
 }

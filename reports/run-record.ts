@@ -80,6 +80,13 @@ export interface CheckRecord {
   timeline: TimelineEvent[];
   /** Label of this check's rows in the ledger (`check` field of each ledger line), or null. */
   ledgerLabel: string | null;
+  /**
+   * An experiment's figures for the run history (reports/history.ts): `failed_requests`,
+   * `p99_ms.<version>`, `drain_s_max`, and its own (`rollout_s`, `no_ready_endpoint_s.<dependency>`).
+   */
+  figures?: Record<string, number>;
+  /** Replicas of the release under test (a history key), null when unknown. */
+  replicas?: number | null;
 }
 
 export interface GateRecord {

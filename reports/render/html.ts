@@ -117,7 +117,8 @@ export async function collectFailedRows(
 const require = createRequire(import.meta.url);
 let assets: { uplotJs: string; uplotCss: string; uplotLicense: string; appJs: string; appCss: string } | undefined;
 
-function loadAssets() {
+/** uPlot's script, style and licence notice and the report's own script and style, read once (checked to be inlinable). */
+export function loadAssets() {
   if (assets) return assets;
   const uplotDir = dirname(require.resolve('uplot/package.json'));
   const version = (JSON.parse(readFileSync(join(uplotDir, 'package.json'), 'utf8')) as { version: string }).version;
