@@ -124,7 +124,7 @@ const DRAIN = ['terminating-pod', 'endpoint-not-yet-removed', 'reset-during-drai
 
 describe('rollout-under-load: a drain that keeps connections alive', () => {
   // The release going away drains without Connection: close (fault keepalive-drain). The load's idle
-  // keep-alive clients (connections idle ~2.5 s, no stale check) keep their connections to the old pods
+  // keep-alive clients (connections idle ~2 s, no stale check) keep their connections to the old pods
   // through the drain, and the old pods close them under them: their next heartbeats fail, on reused
   // connections. At the default rate (300 req/s) and data-plane lag (DEFAULT_ENDPOINT_LAG_MS).
   // make test: one run; make test-nightly: 5 of 5.

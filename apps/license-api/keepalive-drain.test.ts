@@ -91,11 +91,11 @@ async function podKillUnderLoad(env: Record<string, string>) {
 
 // The idle keep-alive clients of the license load, against the drain fault: a drain that keeps
 // connections alive (no Connection: close) closes the idle clients' connections under them; the
-// shipped drain tells each of them to reconnect first (their idle time, 2.5 s, is below its 3 s).
+// shipped drain tells each of them to reconnect first (their idle time, 2 s, is well below its 3 s).
 describe('idle keep-alive clients and the drain', () => {
   it("a drain without Connection: close fails the idle clients' next requests, on reused connections", async () => {
     const { idle, joined } = await podKillUnderLoad(FAULTS['keepalive-drain'].env!);
-    expect(idle.connections).toBeGreaterThanOrEqual(30);
+    expect(idle.connections).toBeGreaterThanOrEqual(25);
     expect(joined.failed).toBeGreaterThan(3);
     const idleClientFailures = joined.failures.filter((f) => f.step === 'heartbeat-idle-client');
     expect(idleClientFailures.length).toBeGreaterThan(3);

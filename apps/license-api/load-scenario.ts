@@ -169,7 +169,7 @@ export function idleClientsFor(
   rate: number,
   o: Pick<LicenseFlowOptions, 'heartbeats' | 'probeWeight' | 'sessions' | 'heartbeatWeight'>,
   weight = 1,
-  idleMs = 2500,
+  idleMs = 2000,
 ): { connections: number; weight: number } {
   const perIteration = requestsPerIteration({ ...o, idleClients: { connections: 1, weight } });
   const hb = o.sessions?.length && o.heartbeatWeight ? o.heartbeatWeight : 0;

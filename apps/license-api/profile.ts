@@ -283,7 +283,7 @@ export const licenseApi: AppProfile = {
     const token = await licenseApiToken(target.kind);
     const creators = new Map<string, SessionCreator>();
     // Beside the busy clients, SDK-like ones on the held sessions whose pooled keep-alive
-    // connections sit idle ~2.5 s between heartbeats: less than the drain delay (3 s), so a good
+    // connections sit idle ~2 s between heartbeats: well below the drain delay (3 s), so a good
     // drain tells every one of them to reconnect elsewhere (Connection: close) before it closes them.
     const mix = ({ sessions, rate }: { sessions?: string[]; rate?: number }): LicenseFlowOptions => {
       const o: LicenseFlowOptions = {
