@@ -26,6 +26,9 @@ import { LEDGER_FILE } from '../reports/ledger-file.ts';
 import { renderJson } from '../reports/render/json.ts';
 import { printRunSummary, ProgressLine } from '../reports/render/terminal.ts';
 import { UsageError } from './exit-codes.ts';
+import { dirname, join, resolve } from 'node:path';
+import { HISTORY_FILE, RunHistory } from '../reports/history.ts';
+import { noWorseThanHistory } from '../experiments/history-gate.ts';
 
 export interface ExperimentRunOptions {
   command: 'verify-local' | 'experiment';
@@ -45,7 +48,15 @@ export interface ExperimentRunOptions {
   clusterName: string;
   /** Load from this many agents in the cluster (embedded only). */
   agents?: number;
+  /** The run history to append to (default: history.sqlite beside the --out folder, i.e. .reports/history.sqlite). */
+  history?: string;
+  /** Judge the run against the history too ("no worse than history"). */
+  againstHistory?: boolean;
 }
+
+/** Where a run's history is kept: `--history`, else beside the run folders (`.reports/history.sqlite`). */
+export const historyPathOf = (o: Pick<ExperimentRunOptions, 'history' | 'out'>) =>
+  o.history ? resolve(o.history) : join(dirname(resolve(o.out)), HISTORY_FILE);
 
 const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 
@@ -170,18 +181,29 @@ export async function runExperimentCommand(o: ExperimentRunOptions, app: AppProf
     process.off('SIGTERM', onTerm);
   }
   const hasLedger = results.some((r) => r.evidence?.loads.length);
-  const record = runRecord({
-    command: o.command,
-    target: targetRecord,
-    results,
-    startedAt: started,
-    endedAt: Date.now(),
-    error: runError,
-    app: { name: app.name, versions: { from: o.from, to: o.to }, faults: o.breaks },
-    ledgerFile: hasLedger ? LEDGER_FILE : null,
-  });
+  const recordOf = (checks: CheckResult[]) =>
+    runRecord({
+      command: o.command,
+      target: targetRecord,
+      results: checks,
+      startedAt: started,
+      endedAt: Date.now(),
+      error: runError,
+      app: { name: app.name, versions: { from: o.from, to: o.to }, faults: o.breaks },
+      ledgerFile: hasLedger ? LEDGER_FILE : null,
+    });
+  const historyPath = historyPathOf(o);
+  if (o.againstHistory && results.length) results.push(noWorseThanHistory(historyPath, recordOf(results), config.gates.history));
+  const record = recordOf(results);
   const { dir } = await createRunDirectory(o.out, o.command, new Date(started));
   const files = await writeRun(dir, record, hasLedger ? ledgerLines(results) : null);
+  // Every run joins the history (a run that broke before any experiment adds nothing).
+  try {
+    using history = RunHistory.open(historyPath);
+    history.append(record, dir);
+  } catch (err) {
+    process.stderr.write(`verdict: the run was not added to the history ${historyPath}: ${(err as Error).message}\n`);
+  }
   if (o.json) process.stdout.write(renderJson(record));
   else printRunSummary(record, files.html);
   return exitCodeOf(record.verdict);

@@ -51,20 +51,28 @@ export interface SessionControl {
   activeCount(): Promise<number | null>;
 }
 
+/** What the load mix is built for. */
+export interface LoadMix {
+  sessions?: string[];
+  /** Requests/s the load runs at. */
+  rate?: number;
+}
+
 /** The profile bound to one running target: credentials, load and sessions. */
 export interface AppConnection {
   /**
    * The load the experiments drive: a mix of the app's real client flows. `sessions` are
-   * long-lived sessions the mix may use for high-rate cheap requests (e.g. heartbeats).
+   * long-lived sessions the mix may use for high-rate cheap requests (e.g. heartbeats); `rate` is
+   * the requests/s it will run at (for clients whose connections must sit idle a given time).
    */
-  scenario(o: { sessions?: string[] }): Scenario;
+  scenario(o: LoadMix): Scenario;
   /** Mean HTTP requests per iteration of `scenario` (to turn a request rate into an arrival rate). */
-  requestsPerIteration(o: { sessions?: string[] }): number;
+  requestsPerIteration(o: LoadMix): number;
   /**
    * The same load as `scenario`, for load agents in the cluster: a module whose default export is
    * the scenario (bundled into the agent) and the environment it reads. Absent: no agents.
    */
-  agentScenario?(o: { sessions?: string[] }): { module: string; env: Record<string, string> };
+  agentScenario?(o: LoadMix): { module: string; env: Record<string, string> };
   sessions?: SessionControl;
 }
 
@@ -137,6 +145,13 @@ export interface AppProfile {
   workload: Workload;
   /** Response headers naming the pod that answered and the app version (ledger attribution). */
   identityHeaders: Required<IdentityHeaders>;
+  /**
+   * The answers that mean "no such resource" for a request that names one (a session, a cart): a
+   * request the load tagged with the version and pod that created its resource, answered so by
+   * another version or pod, is state the two do not share (cause `state-not-shared`). Absent: 404
+   * and 410.
+   */
+  unknownResource?: { statuses: number[]; what?: string };
   /** Deliberate faults by name. */
   faults: Record<string, Fault>;
   /**

@@ -70,6 +70,7 @@ export function loadGates(
       total: load.joined.total,
       maxRate: o.maxErrorRate ?? d.maxErrorRate,
       minRequests: o.minRequests ?? d.minRequests,
+      byConnection: load.joined.byConnection,
     }),
     loadAsPlannedGate(
       {

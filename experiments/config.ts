@@ -48,6 +48,22 @@ export const harnessConfigSchema = z.strictObject({
           /** Ratios of p99s below this many ms are noise, not a regression. */
           minP99DifferenceMs: z.number().min(0).default(20),
           minRequestsPerVersion: z.number().int().min(1).default(200),
+          /** A new pod's cold start (after it became Ready) is judged apart, on its own p99 budget. */
+          coldStartMs: ms.default(2000),
+          coldStartP99Ms: z.number().positive().default(1000),
+          coldStartMinRequests: z.number().int().min(1).default(50),
+        })
+        .prefault({}),
+      /**
+       * No worse than history (reports/history.ts): each figure against the last `runs` comparable
+       * runs (same experiment, target kind, app and replicas; no deliberate fault; PASS): above their
+       * P99, or above their median by more than `margins[figure]` (a fraction; a figure's name before
+       * its first "." also matches), is a FAIL; fewer runs is INCONCLUSIVE.
+       */
+      history: z
+        .strictObject({
+          runs: z.number().int().min(1).max(1000).default(10),
+          margins: z.record(z.string(), z.number().min(0)).default({}),
         })
         .prefault({}),
       /** Sessions held across a disruption; how long the active count may take to return to baseline. */

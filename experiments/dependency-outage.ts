@@ -69,6 +69,13 @@ export const dependencyOutage: Experiment<DependencyOutageData> = {
     await load.stop();
     return { windows, skipped, recoveryMs };
   },
+  figures: (e) =>
+    Object.fromEntries(
+      e.data.windows.map((w) => [
+        `no_ready_endpoint_s.${w.dependency}`,
+        e.timeline.noneReadyMs(w.from, w.to + e.data.recoveryMs) / 1000,
+      ]),
+    ),
   judge(e, { config }) {
     const load = e.loads[0];
     const gates: Gate[] = [];

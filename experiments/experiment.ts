@@ -97,4 +97,10 @@ export interface Experiment<D = unknown> {
   setup(ctx: RunContext): Promise<void>;
   act(ctx: RunContext): Promise<D>;
   judge(evidence: Evidence<D>, ctx: JudgeContext): Gate[];
+  /**
+   * Figures of this experiment kept in the run history beside the generic ones (failed requests,
+   * p99 per version, drain times), e.g. the rollout's duration: what can be non-zero by design and
+   * should not grow from run to run (`no worse than history`). Names are `word_unit[.qualifier]`.
+   */
+  figures?(evidence: Evidence<D>): Record<string, number>;
 }

@@ -10,7 +10,7 @@ import { assertValidRunRecord } from '../reports/render/json.ts';
 import { runExperiments, type CheckResult } from './runner.ts';
 import type { Experiment } from './experiment.ts';
 import { killPodsOneByOne, underLoad } from './pod-kill.ts';
-import { NIGHTLY } from '../test/nightly.ts';
+import { NIGHTLY, repeats } from '../test/nightly.ts';
 
 // Every experiment against the embedded cluster (real control plane, node agent, pod network and
 // the Service proxy with the endpoint lag measured on kube-proxy, DEFAULT_ENDPOINT_LAG_MS): the shipped release must PASS, and a
@@ -32,7 +32,7 @@ async function run(name: string, faults: string[] = [], target: Target = cluster
     config: cfg,
     signal: new AbortController().signal,
     say: (m) => process.stderr.write(`  ${m}\n`),
-    options: { rate: config.experiments.rate, from: 'v1', to: 'v2', faults: faults.map((f) => licenseApi.faults[f]) },
+    options: { rate: cfg.experiments.rate, from: 'v1', to: 'v2', faults: faults.map((f) => licenseApi.faults[f]) },
   });
   const rec = checkRecord(r);
   // Every real result makes a valid verdict/v1 record, with its ledger lines.
@@ -71,6 +71,7 @@ describe('rollout-under-load', () => {
       ['capacity held', 'PASS'],
       ['sessions preserved', 'PASS'],
       ['latency held', 'PASS'],
+      ['cold-start latency', 'PASS'],
     ]);
     const load = r.evidence!.loads[0];
     // 200 req/s through warm-up, a rollout of a few seconds and the settle time.
@@ -121,6 +122,39 @@ describe('rollout-under-load', () => {
 });
 
 const DRAIN = ['terminating-pod', 'endpoint-not-yet-removed', 'reset-during-drain'];
+
+describe('rollout-under-load: a drain that keeps connections alive', () => {
+  // The release going away drains without Connection: close (fault keepalive-drain). The load's idle
+  // keep-alive clients (connections idle ~2 s, no stale check) keep their connections to the old pods
+  // through the drain, and the old pods close them under them: their next heartbeats fail, on reused
+  // connections. At the default rate (300 req/s) and data-plane lag (DEFAULT_ENDPOINT_LAG_MS).
+  // make test: one run; make test-nightly: 5 of 5.
+  const runs = repeats(1, 5);
+  it(
+    `FAILs in ${runs} of ${runs} runs at the default rate and lag, its failures on reused connections to the old pods`,
+    async () => {
+      const defaults = harnessConfigSchema.parse({});
+      expect(defaults.experiments.rate).toBe(300);
+      expect(cluster.endpointLagMs).toBe(DEFAULT_ENDPOINT_LAG_MS);
+      for (let i = 0; i < runs; i++) {
+        const r = await run('rollout-under-load', ['keepalive-drain'], cluster, defaults);
+        expect(r.error).toBeNull();
+        expect(r.verdict).toBe('FAIL');
+        expect(gate(r, 'rollout completed')?.verdict).toBe('PASS');
+        const g = gate(r, 'no failed request')!;
+        expect(g.verdict).toBe('FAIL');
+        expect(g.observed?.failed_reused_connection).toBeGreaterThan(0);
+        const failures = r.evidence!.loads[0].joined.failures;
+        const idle = failures.filter((f) => f.step === 'heartbeat-idle-client');
+        expect(idle.length).toBeGreaterThan(0);
+        for (const f of idle) expect(f.connection).toBe('reused');
+        // Put on the old pods as they drained, not unknown.
+        expect(failures.filter((f) => DRAIN.includes(f.cause)).length / failures.length).toBeGreaterThan(0.9);
+      }
+    },
+    runs * 420_000,
+  );
+});
 
 describe('pod-kill', () => {
   it('a release with a naive shutdown FAILs, its failures put on the terminating pods', async () => {

@@ -4,9 +4,16 @@
  */
 import { hostname } from 'node:os';
 import { failuresByCause } from '../lib/evidence/join.ts';
-import type { SecondOfEvidence } from '../lib/evidence/join.ts';
+import type { ByConnection, JoinedFailure, SecondOfEvidence } from '../lib/evidence/join.ts';
+import type { Timeline } from '../lib/evidence/timeline.ts';
 import { worst, type Verdict } from '../lib/verdict.ts';
-import { RUN_RECORD_SCHEMA, type CheckRecord, type RunRecord, type TargetRecord } from '../reports/run-record.ts';
+import {
+  RUN_RECORD_SCHEMA,
+  type CheckRecord,
+  type FailureGroup,
+  type RunRecord,
+  type TargetRecord,
+} from '../reports/run-record.ts';
 import type { Target } from '../cluster/target.ts';
 import type { CheckResult } from './runner.ts';
 
@@ -25,6 +32,38 @@ export async function describeTarget(target: Target, url: string | null): Promis
   };
 }
 
+const emptyByConnection = (): ByConnection => ({
+  new: { total: 0, failed: 0 },
+  reused: { total: 0, failed: 0 },
+  unknown: { total: 0, failed: 0 },
+});
+
+/** Failed requests grouped by cause for the record: counts, version × route cells and examples with their pod's history. */
+export function failureGroups(failures: JoinedFailure[], timeline?: Pick<Timeline, 'before'>): FailureGroup[] {
+  return failuresByCause(failures).map((g) => ({
+    cause: g.cause,
+    count: g.count,
+    breakdown: g.breakdown,
+    examples: g.examples.map((f) => ({
+      at: f.at,
+      step: f.step,
+      status: f.status,
+      error: f.error,
+      pod: f.pod,
+      version: f.version,
+      attributedBy: f.attributedBy,
+      route: f.route,
+      kind: f.kind,
+      createdBy: f.createdBy,
+      contrast: f.contrast,
+      connection: f.connection,
+      connectionAgeMs: f.connectionAgeMs,
+      reason: f.reason,
+      podHistory: f.pod && timeline ? timeline.before(f.pod, f.at) : [],
+    })),
+  }));
+}
+
 export function checkRecord(r: CheckResult): CheckRecord {
   const e = r.evidence;
   // The release under test only: a control load (a deliberately broken release run to show the
@@ -38,12 +77,22 @@ export function checkRecord(r: CheckResult): CheckRecord {
           acc.failed += l.joined.failed;
           acc.dropped += l.joined.dropped;
           for (const [v, n] of Object.entries(l.joined.byVersion)) acc.byVersion[v] = (acc.byVersion[v] ?? 0) + n;
+          for (const k of ['new', 'reused', 'unknown'] as const) {
+            acc.byConnection[k].total += l.joined.byConnection[k].total;
+            acc.byConnection[k].failed += l.joined.byConnection[k].failed;
+          }
           return acc;
         },
-        { total: 0, succeeded: 0, failed: 0, dropped: 0, byVersion: {} as Record<string, number> },
+        {
+          total: 0,
+          succeeded: 0,
+          failed: 0,
+          dropped: 0,
+          byVersion: {} as Record<string, number>,
+          byConnection: emptyByConnection(),
+        },
       )
     : null;
-  const groups = failuresByCause(loads.flatMap((l) => l.joined.failures));
   const biggest = [...loads].sort((a, b) => b.joined.total - a.joined.total)[0];
   const series = new Map<number, SecondOfEvidence>();
   for (const l of loads) {
@@ -62,6 +111,8 @@ export function checkRecord(r: CheckResult): CheckRecord {
     }
   }
   const events = e?.timeline.events ?? [];
+  const figures =
+    e && (r.kind ?? 'experiment') === 'experiment' ? historyFigures(r, requests, biggest?.joined.latencyByVersion) : undefined;
   return {
     name: r.name,
     kind: r.kind ?? 'experiment',
@@ -72,21 +123,10 @@ export function checkRecord(r: CheckResult): CheckRecord {
     error: r.error,
     gates: r.gates.map((g) => ({ name: g.name, verdict: g.verdict, evidence: g.evidence, observed: g.observed ?? {} })),
     requests,
-    failures: groups.map((g) => ({
-      cause: g.cause,
-      count: g.count,
-      examples: g.examples.map((f) => ({
-        at: f.at,
-        step: f.step,
-        status: f.status,
-        error: f.error,
-        pod: f.pod,
-        version: f.version,
-        attributedBy: f.attributedBy,
-        reason: f.reason,
-        podHistory: f.pod && e ? e.timeline.before(f.pod, f.at) : [],
-      })),
-    })),
+    failures: failureGroups(
+      loads.flatMap((l) => l.joined.failures),
+      e?.timeline,
+    ),
     latency: biggest?.joined.latency ?? null,
     series: [...series.values()].sort((a, b) => a.t - b.t),
     timeline:
@@ -103,7 +143,33 @@ export function checkRecord(r: CheckResult): CheckRecord {
           ]
         : events,
     ledgerLabel: loads.length ? r.name : null,
+    ...(figures ? { figures } : {}),
+    ...(r.replicas !== undefined ? { replicas: r.replicas } : {}),
   };
+}
+
+/**
+ * What the run history keeps of an experiment: failed requests, p99 per version and the longest
+ * drain (a pod's terminating → gone on the timeline), plus the experiment's own figures.
+ */
+function historyFigures(
+  r: CheckResult,
+  requests: CheckRecord['requests'],
+  latencyByVersion: Record<string, { p99: number }> | undefined,
+): Record<string, number> {
+  const out: Record<string, number> = {};
+  if (requests) out.failed_requests = requests.failed;
+  for (const [v, l] of Object.entries(latencyByVersion ?? {})) out[`p99_ms.${v}`] = l.p99;
+  const terminating = new Map<string, number>();
+  let drain = -1;
+  for (const ev of r.evidence?.timeline.events ?? []) {
+    if (ev.kind !== 'pod') continue;
+    if (ev.change === 'terminating') terminating.set(ev.object, ev.at);
+    else if (ev.change === 'gone' && terminating.has(ev.object)) drain = Math.max(drain, ev.at - terminating.get(ev.object)!);
+  }
+  if (drain >= 0) out.drain_s_max = Math.round(drain) / 1000;
+  for (const [k, v] of Object.entries(r.figures ?? {})) if (Number.isFinite(v)) out[k] = v;
+  return out;
 }
 
 export interface RunRecordInput {

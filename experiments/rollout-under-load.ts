@@ -5,7 +5,7 @@
  * still work after it, and no seat may leak.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { latencyGate, type Gate } from '../reports/gates.ts';
+import { coldStartGate, latencyGate, type Gate } from '../reports/gates.ts';
 import type { Experiment, RunContext } from './experiment.ts';
 import { faultsOf, loadGates, pause, workloadShape, type WorkloadShape } from './common.ts';
 
@@ -134,6 +134,9 @@ export const rolloutUnderLoad: Experiment<RolloutData> = {
     return { shape, rollout: { ok: r.ok, error: r.ok ? null : r.error, startedAt, endedAt }, sessions };
   },
 
+  figures: (e): Record<string, number> =>
+    e.data.rollout.ok ? { rollout_s: (e.data.rollout.endedAt - e.data.rollout.startedAt) / 1000 } : {},
+
   judge(e, { options, config }) {
     const { data } = e;
     const load = e.loads.find((l) => l.label === 'rollout');
@@ -144,6 +147,7 @@ export const rolloutUnderLoad: Experiment<RolloutData> = {
             name: 'rollout completed',
             verdict: 'PASS',
             evidence: `${options.from} → ${options.to} rolled out in ${((data.rollout.endedAt - data.rollout.startedAt) / 1000).toFixed(1)} s`,
+            observed: { seconds: Math.round(data.rollout.endedAt - data.rollout.startedAt) / 1000 },
           }
         : { name: 'rollout completed', verdict: 'FAIL', evidence: `the rollout did not complete: ${data.rollout.error}` },
     );
@@ -181,20 +185,29 @@ export const rolloutUnderLoad: Experiment<RolloutData> = {
     );
     gates.push(sessionsGate(data.sessions));
     if (load) {
-      // Canary against baseline: only the seconds in which both versions answered, so that both
-      // are measured under the same load on the same machine (the rollout's churn included).
+      // Canary against baseline in steady state: only the seconds in which both versions answered,
+      // so that both are measured under the same load on the same machine (the rollout's churn
+      // included), without the requests new pods served in their cold start: those have their own gate.
       const l = config.gates.latency;
       const w = load.joined.latencyWhileAllServed;
+      const cold = load.joined.coldStart;
       gates.push(
         latencyGate({
           versions: w.versions,
-          window: `in the ${w.seconds} s both versions answered`,
+          window: `in the ${w.seconds} s both versions answered (steady state: new pods' first ${(cold.windowMs / 1000).toFixed(1)} s after Ready judged apart)`,
           baseline: options.from,
           candidate: options.to,
           p99Ms: l.p99Ms,
           maxP99Ratio: l.maxP99Ratio,
           minP99DifferenceMs: l.minP99DifferenceMs,
           minRequestsPerVersion: l.minRequestsPerVersion,
+        }),
+        coldStartGate({
+          versions: cold.versions,
+          candidate: options.to,
+          windowMs: cold.windowMs,
+          p99Ms: l.coldStartP99Ms,
+          minRequests: l.coldStartMinRequests,
         }),
       );
     }

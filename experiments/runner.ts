@@ -32,6 +32,10 @@ export interface CheckResult {
   evidence: Evidence<unknown> | null;
   startedAt: number;
   endedAt: number;
+  /** The experiment's own history figures (Experiment.figures), beside the generic ones the record adds. */
+  figures?: Record<string, number>;
+  /** Replicas of the release under test (a history key), null when unknown. */
+  replicas?: number | null;
 }
 
 export interface RunnerOptions {
@@ -105,15 +109,22 @@ export async function runExperiments(target: Target, experiments: Experiment<any
   }
   const url = target.serviceUrl(o.app.workload.nodePort);
   const conn = await o.app.connect(target, url);
+  const replicas = await replicasOf(o, target.kind).catch(() => null);
   const results: CheckResult[] = [];
   for (const exp of experiments) {
     o.signal.throwIfAborted();
     say(`experiment ${exp.name}: ${exp.description}`);
-    const r = await runExperiment(target, exp, conn, url, o);
+    const r = { ...(await runExperiment(target, exp, conn, url, o)), replicas };
     say(`experiment ${exp.name}: ${r.verdict}${r.error ? ` (${r.error})` : ''}`);
     results.push(r);
   }
   return results;
+}
+
+/** Replicas the release under test's manifests ask for (the history's key), null when they name none. */
+async function replicasOf(o: RunnerOptions, kind: Target['kind']): Promise<number | null> {
+  const objects = await renderRelease(o.app.release(o.options.to, kind));
+  return objects.find((x) => x.kind === 'Deployment')?.spec?.replicas ?? null;
 }
 
 /** Waits until `url` answers 200 three times in a row (bounded): the data plane routes to the release. */
@@ -209,7 +220,8 @@ export async function runExperiment(
       });
     },
     async load(label, l) {
-      const rpi = conn.requestsPerIteration({ sessions: l.sessions });
+      const mix = { sessions: l.sessions, rate: l.rate };
+      const rpi = conn.requestsPerIteration(mix);
       const arrivals = l.rate / rpi;
       const maxMs = Math.min(l.maxMs, MAX_LOAD_MS);
       const executor = {
@@ -224,7 +236,7 @@ export async function runExperiment(
       let entry: LoadEntry;
       let answersFrom: (version: string) => number;
       if (o.agents) {
-        const agentScenario = conn.agentScenario?.({ sessions: l.sessions });
+        const agentScenario = conn.agentScenario?.(mix);
         if (!agentScenario) throw new Error(`${o.app.name} has no scenario module for load agents: run without --agents`);
         const agentsRun = await startAgents({
           cluster: target,
@@ -256,7 +268,7 @@ export async function runExperiment(
         const run = await startLoad({
           url,
           executor,
-          scenario: conn.scenario({ sessions: l.sessions }),
+          scenario: conn.scenario(mix),
           identityHeaders: o.app.identityHeaders,
           timeout: '10s',
           thresholds,
@@ -362,6 +374,9 @@ export async function runExperiment(
       outages,
       endpointLagMs: target.endpointLagMs ?? 0,
       recoveryAllowanceMs: o.config.gates.dependency.recoveryMs,
+      unknownResourceStatuses: o.app.unknownResource?.statuses,
+      coldStartMs: o.config.gates.latency.coldStartMs,
+      resourceName: o.app.unknownResource?.what,
       // The Service proxy's connection records are keyed by this machine's client ports: agents' rows are not.
       podOfConnection: target.attribution && !l.agents ? (port) => target.attribution!.podOf(port) : undefined,
     });
@@ -373,8 +388,10 @@ export async function runExperiment(
     return { name: exp.name, description: exp.description, verdict: 'ERROR', gates: [], error, evidence, startedAt, endedAt };
   }
   let gates: Gate[];
+  let figures: Record<string, number> | undefined;
   try {
     gates = exp.judge(evidence, { options: o.options, config: o.config, target });
+    figures = exp.figures?.(evidence);
   } catch (err) {
     return {
       name: exp.name,
@@ -396,5 +413,6 @@ export async function runExperiment(
     evidence,
     startedAt,
     endedAt,
+    figures,
   };
 }

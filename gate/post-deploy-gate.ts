@@ -16,7 +16,8 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ClusterTimeline } from '../lib/evidence/timeline.ts';
-import { joinLedger, failuresByCause } from '../lib/evidence/join.ts';
+import { joinLedger } from '../lib/evidence/join.ts';
+import { failureGroups } from '../experiments/record.ts';
 import { k8s } from '../lib/kube/client.ts';
 import { liveRolloutCheck } from '../lib/kube/deploy.ts';
 import { history, undo } from '../lib/kube/rollout-history.ts';
@@ -308,21 +309,7 @@ export async function runGate(o: GateOptions): Promise<GateResult> {
               dropped: joined.dropped,
               byVersion: joined.byVersion,
             },
-            failures: failuresByCause(joined.failures).map((g) => ({
-              cause: g.cause,
-              count: g.count,
-              examples: g.examples.map((f) => ({
-                at: f.at,
-                step: f.step,
-                status: f.status,
-                error: f.error,
-                pod: f.pod,
-                version: f.version,
-                attributedBy: f.attributedBy,
-                reason: f.reason,
-                podHistory: f.pod ? timeline.before(f.pod, f.at) : [],
-              })),
-            })),
+            failures: failureGroups(joined.failures, timeline),
             latency: joined.latency,
             series: joined.series,
             ledgerLabel: 'metrics',

@@ -32,4 +32,23 @@ describe('gates', () => {
     expect(errorRateGate({ name: 'x', failed: 40, total: 10000, maxRate: 0.01, minRequests: 300 }).verdict).toBe('PASS');
     expect(errorRateGate({ name: 'x', failed: 200, total: 10000, maxRate: 0.01, minRequests: 300 }).verdict).toBe('FAIL');
   });
+
+  it('error-rate gate: failures on new and on reused connections are counted apart', () => {
+    const g = errorRateGate({
+      name: 'no failed request',
+      failed: 14,
+      total: 12_000,
+      maxRate: 0,
+      minRequests: 300,
+      byConnection: { new: { total: 1500, failed: 0 }, reused: { total: 10_500, failed: 14 }, unknown: { total: 0, failed: 0 } },
+    });
+    expect(g.verdict).toBe('FAIL');
+    expect(g.evidence).toMatch(/; on new connections 0 of 1,500, on reused 14 of 10,500$/);
+    expect(g.observed).toMatchObject({
+      failed_new_connection: 0,
+      total_new_connection: 1500,
+      failed_reused_connection: 14,
+      total_reused_connection: 10_500,
+    });
+  });
 });

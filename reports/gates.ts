@@ -5,6 +5,7 @@
  * evidence and nothing wrong is PASS. The verdicts' order and exit codes live in lib/verdict.ts.
  */
 import { worst, type Verdict } from '../lib/verdict.ts';
+import type { ByConnection } from '../lib/evidence/join.ts';
 
 export type { Verdict };
 
@@ -40,6 +41,17 @@ export interface ErrorRateGateInput {
   /** Highest acceptable failure rate (0 for "no request may fail"). */
   maxRate: number;
   minRequests: number;
+  /** The requests and failures by the connection they went out on (new or reused), counted apart in the evidence. */
+  byConnection?: ByConnection;
+}
+
+/** "on new connections 0 of 1,200 failed, on reused 14 of 9,800" (unknown only when there are some). */
+export function connectionEvidence(b: ByConnection): string {
+  const n = (x: number) => x.toLocaleString('en-US');
+  const part = (k: keyof ByConnection, label: string) => `${label} ${n(b[k].failed)} of ${n(b[k].total)}`;
+  return [part('new', 'on new connections'), part('reused', 'on reused'), b.unknown.total ? part('unknown', 'on unknown') : null]
+    .filter(Boolean)
+    .join(', ');
 }
 
 /**
@@ -49,7 +61,7 @@ export interface ErrorRateGateInput {
 export function errorRateGate(i: ErrorRateGateInput): Gate {
   const rate = i.total > 0 ? i.failed / i.total : null;
   const w = wilson(i.failed, i.total);
-  const observed = {
+  const observed: Record<string, number | null> = {
     failed: i.failed,
     total: i.total,
     rate,
@@ -57,6 +69,12 @@ export function errorRateGate(i: ErrorRateGateInput): Gate {
     max_rate: i.maxRate,
     min_requests: i.minRequests,
   };
+  if (i.byConnection) {
+    for (const k of ['new', 'reused'] as const) {
+      observed[`failed_${k}_connection`] = i.byConnection[k].failed;
+      observed[`total_${k}_connection`] = i.byConnection[k].total;
+    }
+  }
   const fmt = (x: number) => `${(x * 100).toPrecision(2)}%`;
   if (i.total < i.minRequests) {
     return {
@@ -71,7 +89,9 @@ export function errorRateGate(i: ErrorRateGateInput): Gate {
     name: i.name,
     verdict: over ? 'FAIL' : 'PASS',
     observed,
-    evidence: `${i.failed} of ${i.total} requests failed (${fmt(rate ?? 0)}; 95% upper bound ${fmt(w.high)}); allowed: ${i.maxRate === 0 ? 'none' : fmt(i.maxRate)}`,
+    evidence:
+      `${i.failed} of ${i.total} requests failed (${fmt(rate ?? 0)}; 95% upper bound ${fmt(w.high)}); allowed: ${i.maxRate === 0 ? 'none' : fmt(i.maxRate)}` +
+      (i.byConnection ? `; ${connectionEvidence(i.byConnection)}` : ''),
   };
 }
 
@@ -149,6 +169,51 @@ export function latencyGate(i: LatencyInput, name = 'latency held'): Gate {
       `p99 ${c.p99.toFixed(1)} ms for ${i.candidate} (n=${c.count}) vs ${b.p99.toFixed(1)} ms for ${i.baseline} (n=${b.count}) ${i.window ?? 'in the same run'}: ` +
       `×${Number.isFinite(ratio) ? ratio.toFixed(2) : '∞'} (allowed ×${i.maxP99Ratio} unless under ${i.minP99DifferenceMs} ms apart); objective p99 <= ${i.p99Ms} ms` +
       (slower ? ': the new version is slower' : overObjective ? ': over the objective' : ''),
+  };
+}
+
+export interface ColdStartInput {
+  /** Latency (ms) of the requests new pods served in their cold start, per version, with their counts and those pods. */
+  versions: Record<string, { count: number; p99: number; pods: number }>;
+  candidate: string;
+  /** The cold start's length after Ready (ms). */
+  windowMs: number;
+  /** The cold start's own budget: p99 at most this (ms). */
+  p99Ms: number;
+  minRequests: number;
+}
+
+/**
+ * Cold start, judged apart from steady state: the new version's requests served by pods in their
+ * first `windowMs` after Ready, against their own p99 budget. No new pod seen turning Ready, or too
+ * few of its requests, is INCONCLUSIVE.
+ */
+export function coldStartGate(i: ColdStartInput, name = 'cold-start latency'): Gate {
+  const c = i.versions[i.candidate];
+  const secs = (i.windowMs / 1000).toFixed(1);
+  const observed = {
+    candidate_cold_p99_ms: c?.p99 ?? null,
+    candidate_cold_n: c?.count ?? 0,
+    new_pods: c?.pods ?? 0,
+    window_ms: i.windowMs,
+    budget_p99_ms: i.p99Ms,
+  };
+  if (!c || c.count < i.minRequests) {
+    return {
+      name,
+      verdict: 'INCONCLUSIVE',
+      observed,
+      evidence: !c
+        ? `no new pod of ${i.candidate} was seen turning Ready and answering while the load ran, so its cold start was not measured`
+        : `only ${c.count} answers from ${i.candidate}'s ${c.pods} new pods in their first ${secs} s after Ready (need ${i.minRequests})`,
+    };
+  }
+  const over = c.p99 > i.p99Ms;
+  return {
+    name,
+    verdict: over ? 'FAIL' : 'PASS',
+    observed,
+    evidence: `p99 ${c.p99.toFixed(1)} ms for ${i.candidate} (n=${c.count}) in its ${c.pods} new pods' first ${secs} s after Ready; budget p99 <= ${i.p99Ms} ms${over ? ': the new pods are too slow to start' : ''}`,
   };
 }
 

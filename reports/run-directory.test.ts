@@ -149,6 +149,10 @@ describe('writeRun', () => {
       'app_version',
       'connection',
       'local_port',
+      'kind',
+      'created_by',
+      'connection_use',
+      'connection_age_ms',
       'check',
     ]);
   });

@@ -9,7 +9,7 @@
  */
 import type { Verdict } from '../lib/verdict.ts';
 import type { FailureCause } from '../lib/evidence/causes.ts';
-import type { JoinedFailure, SecondOfEvidence } from '../lib/evidence/join.ts';
+import type { ByConnection, FailureCell, JoinedFailure, SecondOfEvidence } from '../lib/evidence/join.ts';
 import type { TimelineEvent } from '../lib/evidence/timeline.ts';
 
 export const RUN_RECORD_SCHEMA = 'verdict/v1';
@@ -93,6 +93,13 @@ export interface CheckRecord {
   timeline: TimelineEvent[];
   /** Label of this check's rows in the ledger (`check` field of each ledger line), or null. */
   ledgerLabel: string | null;
+  /**
+   * An experiment's figures for the run history (reports/history.ts): `failed_requests`,
+   * `p99_ms.<version>`, `drain_s_max`, and its own (`rollout_s`, `no_ready_endpoint_s.<dependency>`).
+   */
+  figures?: Record<string, number>;
+  /** Replicas of the release under test (a history key), null when unknown. */
+  replicas?: number | null;
 }
 
 export interface GateRecord {
@@ -112,24 +119,37 @@ export interface RequestCounts {
   dropped: number;
   /** Answers per app version (X-App-Version or the app's equivalent). */
   byVersion: Record<string, number>;
+  /**
+   * Requests and failures by the connection they went out on: new (opened for it) or reused (kept
+   * alive), as disruption monitors sample the two apart (absent in records before it existed).
+   */
+  byConnection?: ByConnection;
 }
 
-/** The fixed list of causes a failed request is given (exactly one each): see lib/evidence/causes.ts. */
-export { FAILURE_CAUSES, type FailureCause } from '../lib/evidence/causes.ts';
+/** The fixed list of causes a failed request is given (exactly one each), and their registry: see lib/evidence/causes.ts. */
+export { CAUSES, FAILURE_CAUSES, type FailureCause } from '../lib/evidence/causes.ts';
+export type { ByConnection, FailureCell } from '../lib/evidence/join.ts';
 
 export interface FailureGroup {
   cause: FailureCause;
   count: number;
   /** Up to 10 examples, earliest first. */
   examples: FailureExample[];
+  /** The failures of this cause by answering version × route, most first (absent in records before it existed). */
+  breakdown?: FailureCell[];
 }
+
+/** Fields of a failure example that records written before them lack. */
+type LaterExampleFields = 'route' | 'kind' | 'createdBy' | 'contrast' | 'connection' | 'connectionAgeMs';
 
 /**
  * A failed request as the evidence layer joined it (lib/evidence/join.ts: when, which step, what
- * came back, the pod and how it was known, the rule's reason), with the pod's last timeline events
- * at or before it.
+ * came back, the pod and how it was known, the request's kind and route, who created the resource
+ * it used, another version's answer to the same kind, the rule's reason), with the pod's last
+ * timeline events at or before it.
  */
-export type FailureExample = Omit<JoinedFailure, 'row' | 'cause'> & { podHistory: TimelineEvent[] };
+export type FailureExample = Omit<JoinedFailure, 'row' | 'cause' | LaterExampleFields> &
+  Partial<Pick<JoinedFailure, LaterExampleFields>> & { podHistory: TimelineEvent[] };
 
 /**
  * One second of load: requests that ended in it, failures by cause, p50/p99 latency (ms, null when

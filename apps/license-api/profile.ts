@@ -8,7 +8,15 @@ import { renderKustomization, type KubeObject } from '../../lib/kube/render.ts';
 import type { ReleaseSpec } from '../../lib/kube/deploy.ts';
 import type { TargetKind } from '../../cluster/target.ts';
 import type { AppConnection, AppProfile, Fault, SessionControl } from '../../experiments/app-profile.ts';
-import { licenseFlow, licenseFlowEnv, requestsPerIteration } from './load-scenario.ts';
+import {
+  creatorOf,
+  idleClientsFor,
+  licenseFlow,
+  licenseFlowEnv,
+  requestsPerIteration,
+  type LicenseFlowOptions,
+  type SessionCreator,
+} from './load-scenario.ts';
 import { licenseApiProbes, licenseApiSmoke } from './smoke.ts';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
@@ -62,6 +70,12 @@ export const FAULTS: Record<string, Fault> = {
     what: 'every license request of the new pods takes 150 ms longer (a latency regression that fails nothing)',
     env: { FAULT_EXTRA_LATENCY_MS: '150' },
   },
+  'keepalive-drain': {
+    name: 'keepalive-drain',
+    side: 'from',
+    what: 'the pods drain without Connection: close: kept-alive connections stay pinned to a terminating pod until it closes them under its clients',
+    env: { FAULT_KEEPALIVE_DRAIN: '1' },
+  },
   'bad-config': {
     name: 'bad-config',
     side: 'to',
@@ -110,17 +124,23 @@ export async function licenseApiToken(kind: TargetKind, subject = 'verdict', exp
     .sign(new TextEncoder().encode(key));
 }
 
-async function call(baseUrl: string, token: string, path: string, body: unknown): Promise<{ status: number; text: string }> {
+async function call(
+  baseUrl: string,
+  token: string,
+  path: string,
+  body: unknown,
+): Promise<{ status: number; text: string; creator: SessionCreator }> {
   const res = await fetch(baseUrl + path, {
     method: 'POST',
     body: JSON.stringify(body),
     signal: AbortSignal.timeout(10_000),
     headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
   });
-  return { status: res.status, text: await res.text() };
+  return { status: res.status, text: await res.text(), creator: creatorOf(Object.fromEntries(res.headers)) };
 }
 
-function sessionControl(baseUrl: string, token: string): SessionControl {
+/** Sessions the harness holds open, and who (version, pod) created each: the load's heartbeats on them carry it. */
+function sessionControl(baseUrl: string, token: string, creators: Map<string, SessionCreator>): SessionControl {
   const run = Math.random().toString(36).slice(2, 8);
   return {
     async open(n) {
@@ -132,7 +152,9 @@ function sessionControl(baseUrl: string, token: string): SessionControl {
         });
         if (r.status !== 200 && r.status !== 201)
           throw new Error(`could not open session ${i + 1} of ${n}: HTTP ${r.status} ${r.text.slice(0, 200)}`);
-        ids.push(JSON.parse(r.text).session_id);
+        const id = JSON.parse(r.text).session_id;
+        ids.push(id);
+        creators.set(id, r.creator);
       }
       return ids;
     },
@@ -207,13 +229,16 @@ export const licenseApi: AppProfile = {
     readyPath: '/health/ready',
   },
   identityHeaders: { backend: 'x-served-by', version: 'x-app-version' },
+  // A heartbeat or release for a session the pod does not know: 404 SESSION_NOT_FOUND. (410 is a
+  // session it knows to be released or expired: the same answer to a client that lost its session.)
+  unknownResource: { statuses: [404, 410], what: 'session' },
   faults: FAULTS,
   naiveShutdown: FAULTS['naive-shutdown'],
   dependencies: [
     {
       name: 'postgres',
       neededBy: 'every license request (acquire, heartbeat, release) and readiness',
-      steps: ['acquire', 'heartbeat', 'release', 'heartbeat-live'],
+      steps: ['acquire', 'heartbeat', 'release', 'heartbeat-live', 'heartbeat-idle-client'],
     },
     // The rate limiter is off in the shipped overlays (RATE_LIMIT_PER_MINUTE unset): nothing needs Redis.
     { name: 'redis', neededBy: 'only the acquire rate limiter, when RATE_LIMIT_PER_MINUTE is set (off as shipped)', steps: [] },
@@ -256,17 +281,28 @@ export const licenseApi: AppProfile = {
   },
   async connect(target, baseUrl): Promise<AppConnection> {
     const token = await licenseApiToken(target.kind);
-    const mix = (sessions?: string[]) => ({
-      token,
-      licenseKey: LOAD_LICENSE_KEY,
-      sessions,
-      heartbeatWeight: sessions?.length ? 9 : 0,
-    });
+    const creators = new Map<string, SessionCreator>();
+    // Beside the busy clients, SDK-like ones on the held sessions whose pooled keep-alive
+    // connections sit idle ~2 s between heartbeats: well below the drain delay (3 s), so a good
+    // drain tells every one of them to reconnect elsewhere (Connection: close) before it closes them.
+    const mix = ({ sessions, rate }: { sessions?: string[]; rate?: number }): LicenseFlowOptions => {
+      const o: LicenseFlowOptions = {
+        token,
+        licenseKey: LOAD_LICENSE_KEY,
+        sessions,
+        heartbeatWeight: sessions?.length ? 9 : 0,
+        sessionCreators: Object.fromEntries(
+          (sessions ?? []).flatMap((id) => (creators.has(id) ? [[id, creators.get(id)!]] : [])),
+        ),
+      };
+      if (sessions?.length && rate) o.idleClients = idleClientsFor(rate, o);
+      return o;
+    };
     return {
-      scenario: ({ sessions }) => licenseFlow(mix(sessions)),
-      requestsPerIteration: ({ sessions }) => requestsPerIteration(mix(sessions)),
-      agentScenario: ({ sessions }) => ({ module: LOAD_SCENARIO_MODULE, env: licenseFlowEnv(mix(sessions)) }),
-      sessions: sessionControl(baseUrl, token),
+      scenario: (m) => licenseFlow(mix(m)),
+      requestsPerIteration: (m) => requestsPerIteration(mix(m)),
+      agentScenario: (m) => ({ module: LOAD_SCENARIO_MODULE, env: licenseFlowEnv(mix(m)) }),
+      sessions: sessionControl(baseUrl, token, creators),
     };
   },
   smoke: licenseApiSmoke,

@@ -2,7 +2,16 @@ import { Command } from 'commander';
 import { EXPERIMENTS } from '../../experiments/index.ts';
 import { runExperimentCommand } from '../experiment-run.ts';
 import { UsageError } from '../exit-codes.ts';
-import { agentsOption, breakOption, lagOption, nodesOption, rateOption, targetOption } from './verify-local.ts';
+import {
+  againstHistoryOption,
+  agentsOption,
+  breakOption,
+  historyOption,
+  lagOption,
+  nodesOption,
+  rateOption,
+  targetOption,
+} from './verify-local.ts';
 
 interface Opts {
   list: boolean;
@@ -19,6 +28,8 @@ interface Opts {
   url?: string;
   json: boolean;
   agents?: number;
+  history?: string;
+  againstHistory: boolean;
 }
 
 /** `verdict experiment <name...>`: one or more experiments against any allowed target. */
@@ -40,6 +51,8 @@ export function experimentCommand(): Command {
     .option('--state-dir <dir>', "the embedded cluster's state directory")
     .option('--json', 'print verdict.json to stdout instead of the summary', false)
     .addOption(breakOption())
+    .addOption(historyOption())
+    .addOption(againstHistoryOption())
     .addHelpText(
       'after',
       `
@@ -84,6 +97,8 @@ Examples:
         json: o.json,
         clusterName: 'experiment',
         agents: o.agents,
+        history: o.history,
+        againstHistory: o.againstHistory,
       });
     });
 }

@@ -7,6 +7,7 @@ import { verifyLocalCommand } from './verify-local.ts';
 import { experimentCommand } from './experiment.ts';
 import { loadCommand } from './load.ts';
 import { reportCommand } from './report.ts';
+import { trendCommand } from './trend.ts';
 import { historyCommand, pauseCommand, resumeCommand, rollbackCommand } from './rollout.ts';
 import { smokeCommand } from './smoke.ts';
 import { gateCommand } from './gate.ts';
@@ -31,4 +32,5 @@ export const commands: Array<() => Command> = [
   tokenCommand,
   loadCommand,
   reportCommand,
+  trendCommand,
 ];

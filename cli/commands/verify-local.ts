@@ -71,7 +71,22 @@ interface Opts {
   endpointLag?: number;
   json: boolean;
   agents?: number;
+  history?: string;
+  againstHistory: boolean;
 }
+
+/** `--history <path>`: the run history file (a CI cache or artifact shared by a team). */
+export const historyOption = () =>
+  new Option(
+    '--history <path>',
+    'the run history every run is appended to (SQLite; default: history.sqlite beside the --out folder, .reports/history.sqlite)',
+  );
+/** `--against-history`: judge the run against the history too. */
+export const againstHistoryOption = () =>
+  new Option(
+    '--against-history',
+    'judge the run against the last comparable runs of the history too ("no worse than history"; too few runs: INCONCLUSIVE)',
+  ).default(false);
 
 /** `verdict verify-local`: the main job. A local cluster, the release rolled out and disrupted under load, one verdict. */
 export function verifyLocalCommand(): Command {
@@ -94,6 +109,8 @@ export function verifyLocalCommand(): Command {
     .option('--state-dir <dir>', "the embedded cluster's state directory (default /var/lib/verdict/verify-local)")
     .option('--json', 'print verdict.json to stdout instead of the summary', false)
     .addOption(breakOption())
+    .addOption(historyOption())
+    .addOption(againstHistoryOption())
     .addHelpText(
       'after',
       `
@@ -132,6 +149,8 @@ Examples:
         json: o.json,
         clusterName: 'verify-local',
         agents: o.agents,
+        history: o.history,
+        againstHistory: o.againstHistory,
       });
     });
 }

@@ -189,6 +189,7 @@ describe('rollout-under-load on kind (real kubelet and kube-proxy)', () => {
       ['capacity held', 'PASS'],
       ['sessions preserved', 'PASS'],
       ['latency held', 'PASS'],
+      ['cold-start latency', 'PASS'],
     ]);
     expect(r.evidence!.loads[0].joined.total).toBeGreaterThan(3000);
   }, 900_000);

@@ -1,6 +1,6 @@
 import type { V1EndpointSlice, V1Pod } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
-import { classifyFailure, type FailedRequest } from './causes.ts';
+import { CAUSE_RULES, CAUSES, classifyFailure, FAILURE_CAUSES, type FailedRequest, type KindAnswers } from './causes.ts';
 import { Timeline } from './timeline.ts';
 
 // A pod's life as the watches would deliver it: created → ready → terminating → gone, with its
@@ -180,14 +180,110 @@ describe('failure causes', () => {
     ).toBe('application-5xx');
   });
 
-  it('unknown: a 4xx from a ready pod, or a 5xx no pod claims', () => {
-    expect(
-      classifyFailure(req({ scheduledAt: 3000, startedAt: 3000, endedAt: 3001, pod: 'b', status: 409, error: 'http_4xx' }), ctx)
-        .cause,
-    ).toBe('unknown');
+  it('application-4xx: a 4xx the app answered that no version comparison explains; unknown: a 5xx no pod claims', () => {
+    const c = classifyFailure(
+      req({ scheduledAt: 3000, startedAt: 3000, endedAt: 3001, pod: 'b', status: 409, error: 'http_4xx', version: 'v1' }),
+      ctx,
+    );
+    expect(c.cause).toBe('application-4xx');
+    expect(c.reason).toBe('HTTP 409 from pod b (v1)');
     const lb = classifyFailure(req({ scheduledAt: 3000, startedAt: 3000, endedAt: 3001, status: 502, error: 'http_5xx' }), ctx);
     expect(lb.cause).toBe('unknown');
     expect(lb.reason).toMatch(/a proxy or load balancer answered/);
+    // A 4xx nobody claims (no pod, no version) stays unknown too: it may not be the app's.
+    expect(
+      classifyFailure(req({ scheduledAt: 3000, startedAt: 3000, endedAt: 3001, status: 403, error: 'http_4xx' }), ctx).cause,
+    ).toBe('unknown');
+  });
+});
+
+/** What each version answered per kind, from a table: kind → version → [accepted, refused]. */
+function answers(t: Record<string, Record<string, [number, number]>>): KindAnswers {
+  return {
+    accepted: (k, v) => t[k]?.[v]?.[0] ?? 0,
+    refused: (k, v) => t[k]?.[v]?.[1] ?? 0,
+    acceptedElsewhere(k, v) {
+      const other = Object.entries(t[k] ?? {}).find(([x, [a]]) => x !== v && a > 0);
+      return other
+        ? { count: other[1][0], example: { version: other[0], pod: 'b', at: Date.UTC(2026, 2, 3, 14, 0, 1, 250), status: 200 } }
+        : null;
+    },
+  };
+}
+
+describe('causes that compare versions within a run', () => {
+  const timeline = story();
+  const HB = 'POST /api/v1/licenses/heartbeat {session_id:string}';
+  // c (v2) is Ready from 2600; b (v1) Ready all along.
+  const hb = (o: Partial<FailedRequest>) =>
+    req({ scheduledAt: 3000, startedAt: 3000, endedAt: 3002, pod: 'c', version: 'v2', kind: HB, error: 'http_4xx', ...o });
+
+  it('contract-break: a kind v1 accepted and v2 refused with a 4xx every time, with an example of each side', () => {
+    const ctx = { timeline, answers: answers({ [HB]: { v1: [5120, 0], v2: [0, 4239] } }) };
+    const c = classifyFailure(hb({ status: 400 }), ctx);
+    expect(c.cause).toBe('contract-break');
+    expect(c.reason).toBe(
+      `${HB}: v1 accepted 5,120 (e.g. HTTP 200 from v1, pod b at 14:00:01.250 UTC), v2 accepted none and refused 4,239 with a 4xx (this one HTTP 400 from v2, pod c)`,
+    );
+    expect(c.contrast).toEqual({ version: 'v1', pod: 'b', at: Date.UTC(2026, 2, 3, 14, 0, 1, 250), status: 200 });
+    // Before the version rules existed this was unknown; now only evidence from both sides makes it a contract break:
+    // v2 also accepted some of the kind (a 4xx that depends on the request, not its kind): an application 4xx.
+    const mixed = { timeline, answers: answers({ [HB]: { v1: [5120, 0], v2: [10, 30] } }) };
+    expect(classifyFailure(hb({ status: 400 }), mixed).cause).toBe('application-4xx');
+    // Nobody else accepted it: nothing to compare against.
+    const alone = { timeline, answers: answers({ [HB]: { v2: [0, 30] } }) };
+    expect(classifyFailure(hb({ status: 400 }), alone).cause).toBe('application-4xx');
+    // Without the request's kind (an old ledger) there is no comparison.
+    expect(classifyFailure(hb({ status: 400, kind: null }), ctx).cause).toBe('application-4xx');
+  });
+
+  it('state-not-shared: a session one version created that another answers as unknown (404/410), naming both', () => {
+    const ctx = { timeline, answers: answers({ [HB]: { v1: [5000, 0], v2: [800, 4201] } }), resourceName: 'session' };
+    const c = classifyFailure(hb({ status: 404, createdBy: { version: 'v1', pod: 'b' } }), ctx);
+    expect(c.cause).toBe('state-not-shared');
+    expect(c.reason).toBe(
+      'a session created by v1, pod b is unknown to v2, pod c: HTTP 404; v2 accepted 800 requests of this kind (for sessions it knows)',
+    );
+    expect(classifyFailure(hb({ status: 410, createdBy: { version: 'v1', pod: 'b' } }), ctx).cause).toBe('state-not-shared');
+    // The same version on another pod (state kept in the pod's memory) is the same failure.
+    expect(classifyFailure(hb({ status: 404, createdBy: { version: 'v2', pod: 'a' } }), ctx).cause).toBe('state-not-shared');
+    // The pod that created it does not know it either: not a sharing problem.
+    expect(classifyFailure(hb({ status: 404, createdBy: { version: 'v2', pod: 'c' } }), ctx).cause).toBe('application-4xx');
+    // A status the app does not call "unknown resource", or an untagged request: not this rule.
+    expect(
+      classifyFailure(hb({ status: 404, createdBy: { version: 'v1', pod: 'b' } }), { ...ctx, unknownResourceStatuses: [410] })
+        .cause,
+    ).toBe('application-4xx');
+    expect(classifyFailure(hb({ status: 404 }), ctx).cause).toBe('application-4xx');
+  });
+
+  it('a version that refuses the whole kind broke the contract, whoever created the session', () => {
+    // v2 removed the route: 404 for everything, also for its own sessions; v1 accepted it.
+    const ctx = { timeline, answers: answers({ [HB]: { v1: [5000, 0], v2: [0, 3000] } }) };
+    expect(classifyFailure(hb({ status: 404, createdBy: { version: 'v1', pod: 'b' } }), ctx).cause).toBe('contract-break');
+    expect(classifyFailure(hb({ status: 404, createdBy: { version: 'v2', pod: 'c' } }), ctx).cause).toBe('contract-break');
+  });
+
+  it('the version rules judge 4xx answers only, and after the no-answer rules and a dependency outage', () => {
+    const ctx = { timeline, answers: answers({ [HB]: { v1: [5000, 0], v2: [0, 3000] } }) };
+    expect(classifyFailure(hb({ status: 500, error: 'http_5xx' }), ctx).cause).toBe('application-5xx');
+    const outages = [{ dependency: 'postgres', from: 2900, to: 3100 }];
+    expect(classifyFailure(hb({ status: 400 }), { ...ctx, outages }).cause).toBe('dependency-outage');
+  });
+});
+
+describe('the cause registry', () => {
+  it('lists every cause once, in rule order, each with a description and a #rrggbb colour; unknown last', () => {
+    expect(CAUSES.map((c) => c.name)).toEqual(FAILURE_CAUSES);
+    expect(new Set(FAILURE_CAUSES).size).toBe(FAILURE_CAUSES.length);
+    expect(CAUSES.map((c) => c.rule)).toEqual(FAILURE_CAUSES.map((_, i) => i + 1));
+    expect(FAILURE_CAUSES.at(-1)).toBe('unknown');
+    for (const c of CAUSES) {
+      expect(c.colour).toMatch(/^#[0-9a-f]{6}$/);
+      expect(c.description.length).toBeGreaterThan(20);
+    }
+    expect(new Set(CAUSES.map((c) => c.colour)).size).toBe(CAUSES.length);
+    expect(CAUSE_RULES).toHaveLength(CAUSES.length);
   });
 });
 

@@ -121,6 +121,17 @@ export class Timeline {
     return stateAt(this.#pods.get(pod), t);
   }
 
+  /**
+   * When the pod was seen turning Ready for the first time (a transition watched, not a pod that
+   * was Ready when the watches began), or undefined: where a new pod's cold start begins.
+   */
+  becameReadyAt(pod: string): number | undefined {
+    const h = this.#pods.get(pod);
+    if (!h) return undefined;
+    for (let i = 1; i < h.length; i++) if (h[i].ready && h[i].exists && !h[i - 1].ready) return h[i].at;
+    return undefined;
+  }
+
   /** When the pod was first seen terminating (deletionTimestamp), or undefined. */
   terminatingSince(pod: string): number | undefined {
     return this.#pods.get(pod)?.find((s) => s.terminating)?.at;

@@ -17,7 +17,7 @@
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { ExitCode, exitCodeOf } from '../verdict.ts';
-import { agentShare } from './distributed/share.ts';
+import { agentShare, sharePools } from './distributed/share.ts';
 import { REPORT_TYPE, REPORT_VERSION, sendReport } from './distributed/report.ts';
 import { startLoad, type LoadRun } from './engine.ts';
 import { progressLine, summaryTable } from './report-text.ts';
@@ -147,6 +147,8 @@ export async function runAgent(scenario?: Scenario, argv: string[] = process.arg
     if (share.connections !== undefined) options.connections = share.connections;
     if (share.maxRequests !== undefined) options.maxRequests = share.maxRequests;
     if (agents > 1) options.iterationNumbers = { offset: index, stride: agents };
+    if (agents > 1 && options.scenario?.pools)
+      options.scenario = { ...options.scenario, pools: sharePools(options.scenario.pools, agents) };
     if (startFlag !== undefined) options.startAt = startAt = Number(startFlag) + share.offsetMs;
     if (values.ndjson) options.ndjson = values.ndjson as string;
     options.signal = interrupted.signal;

@@ -11,7 +11,7 @@ import { ConnectionPool } from './connection-pool.ts';
 import { ErrorClass } from './error-class.ts';
 import { Exchange, type ExchangeOwner } from './exchange.ts';
 import { planExecutor, type ClosedPlan, type ExecutorConfig, type OpenPlan, type Plan } from './executors.ts';
-import { Ledger, Outcome, type OutcomeId } from './ledger.ts';
+import { ConnectionUse, Ledger, Outcome, type OutcomeId } from './ledger.ts';
 import { LedgerNdjsonWriter } from './ndjson-writer.ts';
 import { RingQueue } from './ring-queue.ts';
 import { compileScenario, singleRequest, type CompiledFlow, type IterationContext, type Scenario } from './scenario.ts';
@@ -215,7 +215,10 @@ class LoadEngine implements ExchangeOwner {
   readonly #options: LoadOptions;
   readonly #timeoutMs: number;
   readonly #maxRequests: number;
-  readonly #pool: ConnectionPool;
+  /** The main pool first, then the scenario's own pools; connections are numbered across them. */
+  readonly #pools: ConnectionPool[];
+  /** Pool index of every connection number. */
+  readonly #poolOf: Uint8Array;
   readonly #pick: () => CompiledFlow;
   readonly #stats = new RequestStatistics();
   readonly #thresholds: ThresholdStatistics[];
@@ -287,17 +290,29 @@ class LoadEngine implements ExchangeOwner {
     this.versionHeader = options.identityHeaders?.version?.toLowerCase() ?? null;
     const scenario =
       options.scenario ?? singleRequest({ path: target.url.pathname + target.url.search, name: `GET ${target.url.pathname}` });
-    this.#pick = compileScenario(scenario, this.ledger.names, target.hostHeader).pick;
+    const compiled = compileScenario(scenario, this.ledger.names, target.hostHeader, this.ledger.kinds);
+    this.#pick = compiled.pick;
     const connections =
       options.connections ?? (plan.model === 'open' ? Math.min(32, plan.maxVUs) : Math.min(1024, plan.vus.peakVUs));
-    this.#pool = new ConnectionPool({
-      origin: target.origin,
-      connections,
-      servername: target.servername,
-      rejectUnauthorized: options.rejectUnauthorized,
-      connectTimeoutMs: Math.min(timeoutMs, 10_000),
-      idleTimeoutMs: timeoutMs + 5_000,
-    });
+    if (compiled.pools.length > 255) throw new RangeError('a scenario may declare at most 254 connection pools');
+    this.#pools = [];
+    let first = 0;
+    for (const p of compiled.pools) {
+      const pool = new ConnectionPool({
+        origin: target.origin,
+        connections: p.name === '' ? connections : p.connections,
+        servername: target.servername,
+        rejectUnauthorized: options.rejectUnauthorized,
+        connectTimeoutMs: Math.min(timeoutMs, 10_000),
+        idleTimeoutMs: timeoutMs + 5_000,
+        firstIndex: first,
+        watchIdle: p.watchIdle,
+      });
+      first += pool.size;
+      this.#pools.push(pool);
+    }
+    this.#poolOf = new Uint8Array(first);
+    this.#pools.forEach((p, k) => this.#poolOf.fill(k, p.first, p.first + p.size));
     this.#thresholds = thresholdStatistics(thresholds, this.#stats);
     this.#iterationOffset = options.iterationNumbers?.offset ?? 0;
     this.#iterationStride = options.iterationNumbers?.stride ?? 1;
@@ -331,11 +346,26 @@ class LoadEngine implements ExchangeOwner {
   }
 
   release(connection: number): void {
-    this.#pool.release(connection);
+    this.#pools[this.#poolOf[connection]].release(connection);
   }
 
   localPort(connection: number): number {
-    return this.#pool.localPort(connection);
+    return connection >= 0 ? this.#pools[this.#poolOf[connection]].localPort(connection) : 0;
+  }
+
+  connectionUsed(row: number, connection: number): void {
+    const pool = this.#pools[this.#poolOf[connection]];
+    const before = pool.use(connection);
+    this.ledger.markConnection(
+      row,
+      before === 0 ? ConnectionUse.new : ConnectionUse.reused,
+      pool.socketAge(connection, performance.now()),
+    );
+  }
+
+  connectionUnwritten(row: number, _connection: number): void {
+    // It waited for a connection being opened for it (undici writes at once on a live idle one).
+    this.ledger.markConnection(row, ConnectionUse.new, NaN);
   }
 
   start(): void {
@@ -482,7 +512,7 @@ class LoadEngine implements ExchangeOwner {
     }
     this.#inFlight++;
     this.#active.push(ex);
-    this.#pool.submit(ex);
+    this.#pools[it.flow.pool].submit(ex);
   }
 
   recorded(ex: Exchange, outcome: OutcomeId): void {
@@ -567,7 +597,7 @@ class LoadEngine implements ExchangeOwner {
       this.#active.shift();
       ex.timeout();
     }
-    this.#pool.pruneWaiting();
+    for (const p of this.#pools) p.pruneWaiting();
   }
 
   #ingest(): void {
@@ -618,13 +648,19 @@ class LoadEngine implements ExchangeOwner {
       failed: s.failed,
       dropped: s.dropped,
       inFlight: this.#inFlight,
-      waiting: this.#pool.waiting,
+      waiting: this.#waiting(),
       activeIterations: this.#activeIterations,
       recentRate,
       recentFailed,
       recentP99,
       p99: s.duration.totalCount ? s.duration.getValueAtPercentile(99) / 1000 : null,
     };
+  }
+
+  #waiting(): number {
+    let n = 0;
+    for (const p of this.#pools) n += p.waiting;
+    return n;
   }
 
   #report(): void {
@@ -692,7 +728,7 @@ class LoadEngine implements ExchangeOwner {
     this.#removeAbortListener?.();
     const endedAt = this.now();
     this.#ingest();
-    await this.#pool.destroy();
+    await Promise.all(this.#pools.map((p) => p.destroy()));
     let ndjsonError: unknown = null;
     await this.#ndjson?.close().catch((err) => {
       ndjsonError = err;
@@ -724,7 +760,7 @@ class LoadEngine implements ExchangeOwner {
       plan: this.plan,
       target: this.target,
       iterations,
-      connections: this.#pool.size,
+      connections: this.#pools.reduce((n, p) => n + p.size, 0),
       timeoutMs: this.#timeoutMs,
       maxRequests: this.#maxRequests,
       schedulingEndedAt: this.#schedulingEndedAt,

@@ -25,6 +25,10 @@ export interface ExchangeOwner {
   release(connection: number): void;
   /** Local port of the connection's current socket (0 when unknown). */
   localPort(connection: number): number;
+  /** The request is being written on the connection's current socket: note new or reused, and its age. */
+  connectionUsed(row: number, connection: number): void;
+  /** The request ended without being written on a connection it was given (it failed while one was opened for it). */
+  connectionUnwritten(row: number, connection: number): void;
   /** The ledger row is final. */
   recorded(ex: Exchange, outcome: OutcomeId): void;
 }
@@ -55,6 +59,7 @@ export class Exchange implements PoolJob, Dispatcher.DispatchHandler {
   status = 0;
   #controller: Dispatcher.DispatchController | null = null;
   #dispatching = false;
+  #written = false;
   #servedBy = 0;
   #appVersion = 0;
   #headers: Record<string, string | string[] | undefined> | null = null;
@@ -76,6 +81,9 @@ export class Exchange implements PoolJob, Dispatcher.DispatchHandler {
     this.opts = step.options(ctx);
     this.issuedAt = issuedAt;
     this.iteration = iteration;
+    const kind = step.kindOf(this.opts);
+    const by = step.step.createdBy;
+    if (kind !== 0 || by) owner.ledger.describe(row, kind, by ? owner.ledger.creatorId(by(ctx)) : 0);
   }
 
   // ---- PoolJob ----
@@ -99,6 +107,9 @@ export class Exchange implements PoolJob, Dispatcher.DispatchHandler {
       return;
     }
     this.#controller = controller;
+    // undici calls this on the socket it is about to write to, just before the write.
+    this.#written = true;
+    this.owner.connectionUsed(this.row, this.connection);
   }
 
   onResponseStart(
@@ -190,6 +201,7 @@ export class Exchange implements PoolJob, Dispatcher.DispatchHandler {
 
   #record(outcome: OutcomeId, err: ErrorClassId, errCodeId: number): void {
     this.recorded = true;
+    if (!this.#written && this.connection >= 0) this.owner.connectionUnwritten(this.row, this.connection);
     this.owner.ledger.finish(
       this.row,
       this.owner.now(),

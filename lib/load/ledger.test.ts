@@ -97,6 +97,18 @@ describe('ledger rows across processes', () => {
     const ok = a.add(1.5, 1.75, name, 7);
     a.markStarted(ok, 2.25, 3);
     a.finish(ok, 9.125, 1, 201, 0, 0, a.servedBy.id('pod-a'), a.appVersions.id('v2'), 40123);
+    a.describe(
+      ok,
+      a.kinds.id('POST /api/v1/licenses/heartbeat {session_id:string}'),
+      a.creatorId({ version: 'v1', pod: 'pod-b' }),
+    );
+    a.markConnection(ok, 2, 1234.5);
+    expect(a.row(ok)).toMatchObject({
+      kind: 'POST /api/v1/licenses/heartbeat {session_id:string}',
+      createdBy: { version: 'v1', pod: 'pod-b' },
+      connectionUse: 'reused',
+      connectionAgeMs: 1234.5,
+    });
     const failed = a.add(3, 3, name, 8);
     a.finish(failed, 10_003, 2, 0, 4, a.errorCodes.id('VERDICT_REQUEST_TIMEOUT'), 0, 0);
     a.addDropped(4, 4.5, name, 9);

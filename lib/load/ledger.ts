@@ -17,7 +17,12 @@ const CHUNK = 1 << CHUNK_BITS;
 const MASK = CHUNK - 1;
 
 /** Bytes one row occupies across all columns (see {@link LedgerChunk}). */
-export const LEDGER_BYTES_PER_ROW = 8 * 4 + 2 + 1 + 1 + 2 + 2 + 2 + 2 + 4 + 2 + 2;
+export const LEDGER_BYTES_PER_ROW = 8 * 4 + 2 + 1 + 1 + 2 + 2 + 2 + 2 + 4 + 2 + 2 + 2 + 2 + 1 + 4;
+
+/** Whether a request went out on a connection opened for it or on one kept alive from earlier requests. */
+export const ConnectionUse = { unknown: 0, new: 1, reused: 2 } as const;
+export type ConnectionUseId = (typeof ConnectionUse)[keyof typeof ConnectionUse];
+export type ConnectionUseName = 'new' | 'reused';
 
 /** One block of CHUNK rows; every column is a typed array of the same length. */
 class LedgerChunk {
@@ -50,6 +55,21 @@ class LedgerChunk {
    * per-connection proxy recorded, so a request that got no response can still be put on a pod.
    */
   readonly localPort = new Uint16Array(CHUNK);
+  /**
+   * Interned request kind: method, route and body shape (`POST /api/v1/licenses/heartbeat {session_id:string}`),
+   * 0 when unknown. Requests of one kind that one app version accepted and another refused are a contract break.
+   */
+  readonly kind = new Uint16Array(CHUNK);
+  /**
+   * Interned creator of the resource the request used (`version\tpod` of the response that created
+   * it, as the scenario tagged it), 0 when untagged: a resource one version created that another
+   * answers as unknown is state the versions do not share.
+   */
+  readonly createdBy = new Uint16Array(CHUNK);
+  /** {@link ConnectionUse}: the request was written on a new connection or a reused keep-alive one (0 unknown). */
+  readonly connectionUse = new Uint8Array(CHUNK);
+  /** Age of that connection (since its TCP connect) when the request was written, ms; NaN when unknown. */
+  readonly connectionAge = new Float32Array(CHUNK);
 }
 
 /** Strings stored as small integers; id 0 means "absent". */
@@ -109,7 +129,29 @@ export interface LedgerRow {
   appVersion: string | null;
   connection: number | null;
   localPort: number | null;
+  /** The request's kind (method, route, body shape), null when not recorded. */
+  kind: string | null;
+  /** Who created the resource the request used (the scenario's tag), null when untagged. */
+  createdBy: Creator | null;
+  /** The request went out on a new connection or a reused keep-alive one (null when unknown). */
+  connectionUse: ConnectionUseName | null;
+  /** That connection's age when the request was written, ms (null when unknown). */
+  connectionAgeMs: number | null;
 }
+
+/** The app version and pod whose response created a resource (either may be unknown). */
+export interface Creator {
+  version: string | null;
+  pod: string | null;
+}
+
+type CreatorTag = { version?: string | null; pod?: string | null } | null | undefined;
+const creatorKey = (c: CreatorTag): string | null => (c && (c.version || c.pod) ? `${c.version ?? ''}\t${c.pod ?? ''}` : null);
+const creatorOf = (key: string | undefined): Creator | null => {
+  if (key === undefined) return null;
+  const [version, pod] = key.split('\t');
+  return { version: version || null, pod: pod || null };
+};
 
 export class Ledger {
   readonly #chunks: LedgerChunk[] = [];
@@ -120,6 +162,8 @@ export class Ledger {
   readonly servedBy = new Interner();
   readonly appVersions = new Interner();
   readonly errorCodes = new Interner();
+  readonly kinds = new Interner();
+  readonly creators = new Interner();
 
   constructor(originPerfMs = performance.now()) {
     this.origin = { perfMs: originPerfMs, epochMs: performance.timeOrigin + originPerfMs };
@@ -148,6 +192,7 @@ export class Ledger {
     c.name[i] = nameId;
     c.iteration[i] = iteration;
     c.connection[i] = 0xffff;
+    c.connectionAge[i] = NaN;
     return row;
   }
 
@@ -156,6 +201,27 @@ export class Ledger {
     const row = this.add(scheduledAt, issuedAt, nameId, iteration);
     this.#chunks[row >>> CHUNK_BITS].outcome[row & MASK] = Outcome.dropped;
     return row;
+  }
+
+  /** Records what the request was (its kind id in `kinds`) and who created the resource it used (id in `creators`). */
+  describe(row: number, kindId: number, createdById: number): void {
+    const c = this.#chunks[row >>> CHUNK_BITS];
+    const i = row & MASK;
+    c.kind[i] = kindId;
+    c.createdBy[i] = createdById;
+  }
+
+  /** The id in `creators` of a creator (0 for none). */
+  creatorId(c: CreatorTag): number {
+    return this.creators.id(creatorKey(c));
+  }
+
+  /** The request went out on a new (`ConnectionUse.new`) or a reused connection of this age (ms). */
+  markConnection(row: number, use: ConnectionUseId, ageMs: number): void {
+    const c = this.#chunks[row >>> CHUNK_BITS];
+    const i = row & MASK;
+    c.connectionUse[i] = use;
+    c.connectionAge[i] = ageMs;
   }
 
   markStarted(row: number, t: number, connection: number): void {
@@ -231,6 +297,22 @@ export class Ledger {
   localPort(row: number): number {
     return this.#chunks[row >>> CHUNK_BITS].localPort[row & MASK];
   }
+  kindId(row: number): number {
+    return this.#chunks[row >>> CHUNK_BITS].kind[row & MASK];
+  }
+  createdById(row: number): number {
+    return this.#chunks[row >>> CHUNK_BITS].createdBy[row & MASK];
+  }
+  connectionUse(row: number): ConnectionUseId {
+    return this.#chunks[row >>> CHUNK_BITS].connectionUse[row & MASK] as ConnectionUseId;
+  }
+  connectionAge(row: number): number {
+    return this.#chunks[row >>> CHUNK_BITS].connectionAge[row & MASK];
+  }
+  /** The creator interned as `id` in `creators`. */
+  creator(id: number): Creator | null {
+    return creatorOf(this.creators.value(id));
+  }
 
   /**
    * Appends a whole row, e.g. one another engine recorded (read back with {@link rowFromNdjson});
@@ -240,6 +322,8 @@ export class Ledger {
     const nameId = this.names.id(r.name);
     if (r.outcome === 'dropped') return this.addDropped(r.scheduledAt, r.issuedAt, nameId, r.iteration);
     const row = this.add(r.scheduledAt, r.issuedAt, nameId, r.iteration);
+    this.describe(row, this.kinds.id(r.kind), this.creatorId(r.createdBy));
+    if (r.connectionUse) this.markConnection(row, ConnectionUse[r.connectionUse], r.connectionAgeMs ?? NaN);
     if (r.startedAt !== null) this.markStarted(row, r.startedAt, r.connection ?? 0xffff);
     if (r.outcome !== 'pending') {
       const err = r.error === null ? 0 : errorClassNames.indexOf(r.error);
@@ -282,6 +366,10 @@ export class Ledger {
       appVersion: this.appVersions.value(c.appVersion[i]) ?? null,
       connection: c.connection[i] === 0xffff ? null : c.connection[i],
       localPort: c.localPort[i] === 0 ? null : c.localPort[i],
+      kind: this.kinds.value(c.kind[i]) ?? null,
+      createdBy: this.creator(c.createdBy[i]),
+      connectionUse: useNames[c.connectionUse[i]],
+      connectionAgeMs: Number.isNaN(c.connectionAge[i]) ? null : Math.round(c.connectionAge[i] * 1000) / 1000,
     };
   }
 
@@ -322,6 +410,10 @@ export class Ledger {
       app_version: r.appVersion,
       connection: r.connection,
       local_port: r.localPort,
+      kind: r.kind,
+      created_by: r.createdBy,
+      connection_use: r.connectionUse,
+      connection_age_ms: r.connectionAgeMs,
     });
   }
 }
@@ -343,6 +435,11 @@ export interface LedgerNdjsonRow {
   app_version: string | null;
   connection: number | null;
   local_port: number | null;
+  /** Absent in lines written before the column existed. */
+  kind?: string | null;
+  created_by?: Creator | null;
+  connection_use?: ConnectionUseName | null;
+  connection_age_ms?: number | null;
 }
 
 const time = (v: unknown, what: string): number => {
@@ -354,6 +451,20 @@ const textOrNull = (v: unknown, what: string): string | null => {
   if (v === null || v === undefined) return null;
   if (typeof v !== 'string') throw new TypeError(`${what} must be a string or null`);
   return v;
+};
+
+const useNames: Array<ConnectionUseName | null> = [null, 'new', 'reused'];
+const useOrNull = (v: unknown): ConnectionUseName | null => {
+  if (v === null || v === undefined) return null;
+  if (v !== 'new' && v !== 'reused') throw new TypeError(`connection_use "${String(v)}" is not new, reused or null`);
+  return v;
+};
+
+const creatorOrNull = (v: unknown): Creator | null => {
+  if (v === null || v === undefined) return null;
+  if (typeof v !== 'object') throw new TypeError('created_by must be an object {version, pod} or null');
+  const c = v as Record<string, unknown>;
+  return { version: textOrNull(c.version, 'created_by.version'), pod: textOrNull(c.pod, 'created_by.pod') };
 };
 
 /**
@@ -385,5 +496,9 @@ export function rowFromNdjson(value: unknown, originEpochMs: number): Omit<Ledge
     appVersion: textOrNull(o.app_version, 'app_version'),
     connection: timeOrNull(o.connection, 'connection'),
     localPort: timeOrNull(o.local_port, 'local_port'),
+    kind: textOrNull(o.kind, 'kind'),
+    createdBy: creatorOrNull(o.created_by),
+    connectionUse: useOrNull(o.connection_use),
+    connectionAgeMs: timeOrNull(o.connection_age_ms, 'connection_age_ms'),
   };
 }

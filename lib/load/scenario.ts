@@ -43,12 +43,30 @@ export interface Step<D = any> {
   capture?: (res: StepResponse, ctx: IterationContext<D>) => void;
   /** Pause after this step before the next one (ms). */
   thinkTimeMs?: number;
+  /**
+   * The route of this request for its kind (method + route + body shape), when its path carries
+   * ids ("/api/v1/sessions/:id"). Default: a fixed path without its query; a computed path: the step's name.
+   */
+  route?: string;
+  /**
+   * Who created the resource this request uses: the app version and pod of the response that
+   * created it (a step's `capture` can note them from the response headers). Recorded per request,
+   * so that a resource one version or pod created and another answers as unknown is named as state
+   * the versions do not share.
+   */
+  createdBy?: (ctx: IterationContext<D>) => { version?: string | null; pod?: string | null } | null | undefined;
 }
 
 export interface Flow<D = any> {
   name: string;
   /** Relative share of iterations (default 1). */
   weight?: number;
+  /**
+   * The scenario's connection pool (`Scenario.pools`) this flow's requests go through; default the
+   * run's main pool. A small pool for a low-rate flow makes clients whose pooled keep-alive
+   * connections sit idle between requests, as SDKs and proxies keep them.
+   */
+  pool?: string;
   /** Per-iteration data, e.g. a unique hardware id per iteration. */
   data?: (iteration: number) => D;
   steps: Step<D>[];
@@ -59,6 +77,56 @@ export interface Scenario {
   /** Headers sent with every request (e.g. Authorization). */
   headers?: Record<string, string>;
   flows: Flow[];
+  /**
+   * Connection pools beside the run's main one, by name, for flows that name them: each its own
+   * keep-alive connections, used round robin (the one idle longest first), so a pool of N
+   * connections carrying R requests/s leaves each idle about N/R s between requests. `watchIdle:
+   * false`: clients that notice a server's close of an idle connection only when they next write on
+   * it (no stale-connection check), so a close without `Connection: close` fails their next request.
+   */
+  pools?: Record<string, PoolSpec>;
+}
+
+/**
+ * The shape of a request body for its kind: a JSON object's keys with their value types, sorted
+ * (`{hardware_id:string,license_key:string}`); `text` or `bytes` for a raw body; '' for none.
+ */
+export function bodyShape(body: unknown): string {
+  if (body === undefined || body === null) return '';
+  if (typeof body === 'string') return 'text';
+  if (body instanceof Uint8Array) return 'bytes';
+  if (Array.isArray(body)) return '[array]';
+  if (typeof body !== 'object') return typeof body;
+  const keys = Object.keys(body).sort();
+  let out = '{';
+  for (let i = 0; i < keys.length; i++) {
+    const v = (body as Record<string, unknown>)[keys[i]];
+    out += `${i ? ',' : ''}${keys[i]}:${v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v}`;
+  }
+  return out + '}';
+}
+
+/** A request kind as the ledger records it: `METHOD route shape`. */
+export function requestKind(method: string, route: string, shape: string): string {
+  return shape ? `${method} ${route} ${shape}` : `${method} ${route}`;
+}
+
+/** The parts of a request kind ({@link requestKind}); a route holds no space. */
+export function splitKind(kind: string): { method: string; route: string; shape: string } {
+  const a = kind.indexOf(' ');
+  const b = kind.indexOf(' ', a + 1);
+  return {
+    method: kind.slice(0, a),
+    route: b < 0 ? kind.slice(a + 1) : kind.slice(a + 1, b),
+    shape: b < 0 ? '' : kind.slice(b + 1),
+  };
+}
+
+/** A connection pool of a scenario (see `Scenario.pools`). */
+export interface PoolSpec {
+  connections: number;
+  /** Default true; false: idle connections are not watched (see `Scenario.pools`). */
+  watchIdle?: boolean;
 }
 
 /** Identity function that gives a scenario file its types. */
@@ -106,6 +174,8 @@ export function validateScenario(value: unknown, where = 'scenario'): Scenario {
       throw new TypeError(`${where}: every flow needs a "name" and a non-empty "steps" array`);
     }
     if (f.weight !== undefined && !(f.weight > 0)) throw new TypeError(`${where}: flow "${f.name}" weight must be > 0`);
+    if (f.pool !== undefined && !s.pools?.[f.pool])
+      throw new TypeError(`${where}: flow "${f.name}" names pool "${f.pool}", which the scenario's "pools" does not declare`);
     for (const st of f.steps) {
       if (!st || typeof st.name !== 'string' || (typeof st.path !== 'string' && typeof st.path !== 'function')) {
         throw new TypeError(`${where}: every step of flow "${f.name}" needs a "name" and a "path"`);
@@ -115,12 +185,21 @@ export function validateScenario(value: unknown, where = 'scenario'): Scenario {
       }
     }
   }
+  for (const [name, p] of Object.entries(s.pools ?? {})) {
+    if (!p || !Number.isInteger(p.connections) || p.connections < 1 || p.connections > 10_000)
+      throw new TypeError(`${where}: pool "${name}" needs "connections", a whole number from 1 to 10000`);
+    if (p.watchIdle !== undefined && typeof p.watchIdle !== 'boolean')
+      throw new TypeError(`${where}: pool "${name}" watchIdle must be true or false`);
+  }
   return s;
 }
 
 // ---- compiled form, used by the engine ----
 
 const JSON_TYPE = 'application/json';
+/** The request kind's id, carried on the options object the step built (undici reads only its own fields). */
+const KIND = Symbol('verdict.requestKind');
+type KindedOptions = Dispatcher.DispatchOptions & { [KIND]?: number };
 
 export interface CompiledStep {
   readonly step: Step;
@@ -129,12 +208,21 @@ export interface CompiledStep {
   readonly staticOptions: Dispatcher.DispatchOptions | null;
   readonly needsBody: boolean;
   options(ctx: IterationContext<any>): Dispatcher.DispatchOptions;
+  /** The request kind's id (in the `kinds` interner) of the options `options` returned last. */
+  kindOf(opts: Dispatcher.DispatchOptions): number;
   expects(status: number): boolean;
+}
+
+/** Request kinds: a method, route and body shape each, interned (the ledger's `kinds`). */
+export interface KindInterner {
+  id(value: string): number;
 }
 
 export interface CompiledFlow {
   readonly flow: Flow;
   readonly steps: CompiledStep[];
+  /** Index of its pool in `compileScenario(...).pools` (0: the run's main pool). */
+  readonly pool: number;
 }
 
 function encodeBody(body: unknown): { body?: string | Uint8Array; json: boolean } {
@@ -143,8 +231,26 @@ function encodeBody(body: unknown): { body?: string | Uint8Array; json: boolean 
   return { body: JSON.stringify(body), json: true };
 }
 
-function compileStep(step: Step, scenario: Scenario, names: Interner, hostHeader: string | undefined): CompiledStep {
+function compileStep(
+  step: Step,
+  scenario: Scenario,
+  names: Interner,
+  hostHeader: string | undefined,
+  kinds: KindInterner | undefined,
+): CompiledStep {
   const method = (step.method ?? 'GET').toUpperCase();
+  const route = step.route ?? (typeof step.path === 'string' ? step.path.split('?')[0] : step.name);
+  const shapes = new Map<string, number>();
+  const kindId = (body: unknown): number => {
+    if (!kinds) return 0;
+    const shape = bodyShape(body);
+    let id = shapes.get(shape);
+    if (id === undefined) {
+      id = kinds.id(requestKind(method, route, shape));
+      shapes.set(shape, id);
+    }
+    return id;
+  };
   const base: Record<string, string> = {};
   if (hostHeader) base.host = hostHeader;
   Object.assign(base, scenario.headers);
@@ -152,12 +258,13 @@ function compileStep(step: Step, scenario: Scenario, names: Interner, hostHeader
   const build = (ctx: IterationContext<any>): Dispatcher.DispatchOptions => {
     const path = typeof step.path === 'function' ? step.path(ctx) : step.path;
     const extra = typeof step.headers === 'function' ? step.headers(ctx) : step.headers;
-    const { body, json } = encodeBody(
-      typeof step.body === 'function' ? (step.body as (c: IterationContext<any>) => unknown)(ctx) : step.body,
-    );
+    const raw = typeof step.body === 'function' ? (step.body as (c: IterationContext<any>) => unknown)(ctx) : step.body;
+    const { body, json } = encodeBody(raw);
     const headers: Record<string, string> = { ...base, ...extra };
     if (json && !Object.keys(headers).some((h) => h.toLowerCase() === 'content-type')) headers['content-type'] = JSON_TYPE;
-    return { method, path, headers, body };
+    const opts: KindedOptions = { method, path, headers, body };
+    opts[KIND] = kindId(raw);
+    return opts;
   };
   const isStatic = typeof step.path !== 'function' && typeof step.headers !== 'function' && typeof step.body !== 'function';
   const staticOptions = isStatic ? build({ iteration: 0, data: undefined, vars: {} }) : null;
@@ -167,6 +274,7 @@ function compileStep(step: Step, scenario: Scenario, names: Interner, hostHeader
     staticOptions,
     needsBody: Boolean(step.check || step.capture),
     options: staticOptions ? () => staticOptions : build,
+    kindOf: (opts) => (opts as KindedOptions)[KIND] ?? 0,
     expects: expect ? (s) => expect.has(s) : (s) => s >= 200 && s < 400,
   };
 }
@@ -176,19 +284,27 @@ export function compileScenario(
   scenario: Scenario,
   names: Interner,
   hostHeader?: string,
-): { flows: CompiledFlow[]; pick(): CompiledFlow } {
+  kinds?: KindInterner,
+): { flows: CompiledFlow[]; pick(): CompiledFlow; pools: Array<PoolSpec & { name: string }> } {
   validateScenario(scenario);
+  /** Index 0 is the run's main pool (its size is the engine's `connections`). */
+  const pools: Array<PoolSpec & { name: string }> = [
+    { name: '', connections: 0 },
+    ...Object.entries(scenario.pools ?? {}).map(([name, p]) => ({ name, ...p })),
+  ];
   const flows = scenario.flows.map((flow) => ({
     flow,
-    steps: flow.steps.map((s) => compileStep(s, scenario, names, hostHeader)),
+    steps: flow.steps.map((s) => compileStep(s, scenario, names, hostHeader, kinds)),
+    pool: flow.pool === undefined ? 0 : pools.findIndex((p) => p.name === flow.pool),
   }));
-  if (flows.length === 1) return { flows, pick: () => flows[0] };
+  if (flows.length === 1) return { flows, pick: () => flows[0], pools };
   // Smooth weighted round-robin (as nginx does): deterministic, and evenly interleaved.
   const weights = flows.map((f) => f.flow.weight ?? 1);
   const total = weights.reduce((a, b) => a + b, 0);
   const current = weights.map(() => 0);
   return {
     flows,
+    pools,
     pick() {
       let best = 0;
       for (let i = 0; i < flows.length; i++) {

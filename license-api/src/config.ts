@@ -106,6 +106,8 @@ export const configSchema = z
     FAULT_ERROR_RATE: z.coerce.number().min(0).max(1).default(0),
     /** Fault injection for detector tests: every license request takes this much longer (a slow release). 0 (the default) is off. */
     FAULT_EXTRA_LATENCY_MS: int(0, 10_000).default(0),
+    /** Fault injection for detector tests: the drain keeps connections alive (no `Connection: close` after SIGTERM). Off by default. */
+    FAULT_KEEPALIVE_DRAIN: bool.default(false),
     /** Licenses to create at start-up if missing: `KEY=SEATS,KEY2=SEATS`. */
     LICENSE_SEED: z
       .string()

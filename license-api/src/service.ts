@@ -82,7 +82,8 @@ export function createService(config: Config): Service {
     protectLog.warn(reason, { reason }, 'connection refused or closed to protect the process');
   };
   const connections = new Connections(app.express, {
-    closing: () => lifecycle.phase === 'draining' || lifecycle.phase === 'closing',
+    // (FAULT_KEEPALIVE_DRAIN, for detector tests: drain without Connection: close, keeping the connections alive.)
+    closing: () => (lifecycle.phase === 'draining' || lifecycle.phase === 'closing') && !config.FAULT_KEEPALIVE_DRAIN,
     onProtect: protect,
   });
   const server = createServer(

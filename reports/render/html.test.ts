@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FAILURE_CAUSES } from '../run-record.ts';
+import { CAUSES, FAILURE_CAUSES } from '../run-record.ts';
 import { launchReportBrowser, paintedPixels, type ReportBrowser } from '../testing/browser.ts';
 import {
   errorRun,
@@ -163,12 +163,52 @@ describe('report.html in Chromium', () => {
     expect(new Set(onlyPod.map((p) => p[0]))).toEqual(new Set([pod]));
     expect(new Set(onlyPod.map((p) => p[1])).size).toBeGreaterThan(1); // this pod failed in more than one way
 
-    await page.selectOption('select[data-filter="cause"]', 'endpoint-not-yet-removed');
+    const cause = onlyPod.find((p) => p[1] !== 'unknown')![1]!;
+    await page.selectOption('select[data-filter="cause"]', cause);
     const both = await visible.evaluateAll((trs) => trs.map((t) => [t.getAttribute('data-pod'), t.getAttribute('data-cause')]));
     expect(both.length).toBeGreaterThan(0);
+    expect(both.length).toBeLessThan(onlyPod.length);
     for (const [p, c] of both) {
       expect(p).toBe(pod);
-      expect(c).toBe('endpoint-not-yet-removed');
+      expect(c).toBe(cause);
+    }
+    expect(opened.errors).toEqual([]);
+    await opened.close();
+  });
+
+  it('the failure table by cause × version × route, the top cause, the unknown warning and the legend from the cause registry', async () => {
+    const run = everyCauseRun();
+    const c = run.record.checks[0];
+    const opened = await check(run, 3);
+    const { page } = opened;
+    const cells = c.failures.flatMap((f) => f.breakdown!.map((x) => [f.cause, x.version ?? '–', x.route, String(x.count)]));
+    const rows = await page.$$eval('table.breakdown tbody tr', (trs) =>
+      trs.map((tr) => [...tr.querySelectorAll('td')].slice(0, 4).map((td) => td.textContent)),
+    );
+    expect(rows).toEqual(cells);
+    expect(await page.locator('.cause-summary .top-cause').textContent()).toMatch(/^Top cause: \S+: \d+ of \d+ failures/);
+    expect(await page.locator('.cause-summary .warning').textContent()).toMatch(
+      /^WARNING: \d+ of \d+ failures .* have no known cause/,
+    );
+    // The legend lists every cause in rule order, and each swatch has the registry's colour.
+    const legend = await page.$$eval('details.legend tbody tr', (trs) =>
+      trs.map((tr: any) => [
+        tr.children[1].textContent,
+        (globalThis as any).getComputedStyle(tr.querySelector('.swatch')).backgroundColor,
+      ]),
+    );
+    const rgb = (hex: string) => `rgb(${[1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16)).join(', ')})`;
+    expect(legend).toEqual(CAUSES.map((x) => [x.name, rgb(x.colour)]));
+    // The chart's failure bars take their colours from the registry too.
+    const strokes: string[][] = await page.$$eval('.uplot .u-legend .u-series', (series) =>
+      series.map((x: any) => [
+        x.querySelector('.u-label')?.textContent,
+        (globalThis as any).getComputedStyle(x.querySelector('.u-marker')).borderColor,
+      ]),
+    );
+    for (const x of CAUSES) {
+      const drawn = strokes.find(([label]) => label === x.name);
+      if (c.failures.some((f) => f.cause === x.name)) expect(drawn?.[1]).toBe(rgb(x.colour));
     }
     expect(opened.errors).toEqual([]);
     await opened.close();

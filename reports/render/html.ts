@@ -12,7 +12,8 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { FAILURE_CAUSES, type FailureCause, type RunRecord } from '../run-record.ts';
+import { CAUSES, FAILURE_CAUSES, type FailureCause, type RunRecord } from '../run-record.ts';
+import { topCause, unknownWarning } from '../failure-summary.ts';
 
 /** At most this many failed requests per check go into the page's table (the ledger has them all). */
 export const FAILED_ROWS_CAP = 5000;
@@ -116,7 +117,8 @@ export async function collectFailedRows(
 const require = createRequire(import.meta.url);
 let assets: { uplotJs: string; uplotCss: string; uplotLicense: string; appJs: string; appCss: string } | undefined;
 
-function loadAssets() {
+/** uPlot's script, style and licence notice and the report's own script and style, read once (checked to be inlinable). */
+export function loadAssets() {
   if (assets) return assets;
   const uplotDir = dirname(require.resolve('uplot/package.json'));
   const version = (JSON.parse(readFileSync(join(uplotDir, 'package.json'), 'utf8')) as { version: string }).version;
@@ -138,6 +140,20 @@ function loadAssets() {
 }
 
 // ------------------------------------------------------------------ page
+
+/** Per check, the summary's lines on its failures: the top cause and the unknown-cause warning (reports/failure-summary.ts). */
+function notesOf(record: RunRecord): Array<{ top: string | null; warning: string | null }> {
+  return record.checks.map((c) => ({ top: topCause(c)?.line ?? null, warning: unknownWarning(c) }));
+}
+
+/** The swatch of each cause (`.c-<cause>`), from the registry's colours (lib/evidence/causes.ts). */
+export function causeCss(): string {
+  return CAUSES.map((c) => {
+    if (!/^#[0-9a-f]{6}$/i.test(c.colour) || !/^[a-z0-9-]+$/.test(c.name))
+      throw new Error(`cause ${c.name}: colour ${c.colour} must be #rrggbb and the name lower-case letters, digits and dashes`);
+    return `.c-${c.name} { background: ${c.colour}; }`;
+  }).join('\n');
+}
 
 /** Text and attribute values: &, <, >, " and ' escaped; control characters (but tab and newline) dropped. */
 export function esc(s: string): string {
@@ -178,14 +194,15 @@ export function renderHtml(record: RunRecord, failed: CheckFailedRows[]): string
 <link rel="icon" href="data:,">
 <title>${esc(title)}</title>
 <style>${a.uplotCss}</style>
-<style>${a.appCss}</style>
+<style>${a.appCss}
+${causeCss()}</style>
 </head>
 <body>
 <header id="run" class="run v-${record.verdict}"><div class="title"><span class="badge v-${record.verdict}">${record.verdict}</span><h1>verdict ${esc(record.command.replace(/[^a-z0-9-]/gi, ''))}</h1></div>
 <noscript><p>This report is drawn by its own inlined script, which is switched off here. The same data is in verdict.json beside this file (and summary.md reads without a browser).</p></noscript></header>
 <main id="checks"></main>
 <footer id="foot"></footer>
-<script type="application/json" id="verdict-data">${scriptJson({ causes: FAILURE_CAUSES, record, failures: failed })}</script>
+<script type="application/json" id="verdict-data">${scriptJson({ causes: CAUSES, record, failures: failed, notes: notesOf(record) })}</script>
 <script>${a.uplotLicense}
 ${a.uplotJs}</script>
 <script>${a.appJs}</script>

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { errorRun, everyCauseRun, noRequestsRun, podKillRun, rolloutPassRun } from '../testing/synthetic.ts';
-import { InvalidRunRecordError, assertValidRunRecord, renderJson, validateRunRecord } from './json.ts';
+import { readFileSync } from 'node:fs';
+import { FAILURE_CAUSES } from '../run-record.ts';
+import { InvalidRunRecordError, SCHEMA_PATH, assertValidRunRecord, renderJson, validateRunRecord } from './json.ts';
 
 describe('verdict.json and its schema', () => {
   it('every synthetic record matches reports/schema/verdict-v1.schema.json', () => {
@@ -8,6 +10,14 @@ describe('verdict.json and its schema', () => {
       const r = validateRunRecord(make().record);
       expect(r.ok ? [] : r.problems).toEqual([]);
     }
+  });
+
+  it("the schema's cause enum is the cause registry's list, in rule order (lib/evidence/causes.ts CAUSE_RULES)", () => {
+    const schema = JSON.parse(readFileSync(SCHEMA_PATH, 'utf8'));
+    expect(
+      schema.$defs.cause.enum,
+      `reports/schema/verdict-v1.schema.json $defs.cause.enum must be ${JSON.stringify(FAILURE_CAUSES)}`,
+    ).toEqual(FAILURE_CAUSES);
   });
 
   it('renders pretty JSON that parses back to the same record', () => {

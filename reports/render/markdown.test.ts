@@ -20,7 +20,13 @@ describe('summary.md', () => {
     expect(md).toContain(`| pod-kill | experiment | ❌ FAIL | 12,000 | ${c.requests!.failed} | 0 |`);
     expect(md).toContain(`| no failed request | ❌ FAIL | ${c.requests!.failed} of 12000 requests failed`);
     expect(md).toContain('| load as planned | ✅ PASS |');
-    for (const f of c.failures) expect(md).toContain(`| ${f.cause} | ${f.count} |`);
+    // The failure table: cause × version × route, each cell with its count.
+    expect(md).toContain('| cause | version | route | count | share |');
+    for (const f of c.failures)
+      for (const x of f.breakdown!) expect(md).toContain(`| ${f.cause} | ${x.version} | \`${x.route}\` | ${x.count} |`);
+    const top = c.failures.reduce((a, b) => (b.count > a.count ? b : a));
+    expect(md).toContain(`**Top cause:** ${top.cause}: ${top.count} of ${c.requests!.failed} failures`);
+    expect(md).not.toContain('WARNING');
     expect(md).toContain('- **endpoint-not-yet-removed**');
     expect(md).toMatch(
       / {2}- \d\d:\d\d:\d\d\.\d{3} \w+: conn\\_refused on `license-api-7d9f8c-x2kqp` \(v1\.4\.2\) via the proxy — pod: /,
@@ -39,9 +45,15 @@ describe('summary.md', () => {
     expect(md.indexOf('### ⚠️ smoke')).toBeLessThan(md.indexOf('### ✅ manifest lint'));
   });
 
-  it('every failure cause is listed', () => {
-    const md = renderMarkdown(everyCauseRun().record);
+  it('every failure cause is listed; unknown over 1 % of the failures is a WARNING', () => {
+    const { record } = everyCauseRun();
+    const md = renderMarkdown(record);
     for (const cause of FAILURE_CAUSES) expect(md).toContain(`- **${cause}** (`);
+    const failures = record.checks[0].failures;
+    const unknown = failures.find((f) => f.cause === 'unknown')!.count;
+    const total = failures.reduce((s, f) => s + f.count, 0);
+    expect(unknown / total).toBeGreaterThan(0.01);
+    expect(md).toContain(`> ⚠️ **WARNING:** ${unknown} of ${total} failures`);
   });
 
   it('a run that ended in ERROR with no checks: the error, escaped, and no table', () => {

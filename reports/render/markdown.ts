@@ -9,6 +9,8 @@ import { appendFile, stat } from 'node:fs/promises';
 import { ExitCode, type Verdict } from '../../lib/verdict.ts';
 import type { CheckRecord, FailureExample, RunRecord } from '../run-record.ts';
 import { safeText } from '../../lib/safe-text.ts';
+import { topCause, unknownWarning } from '../failure-summary.ts';
+import { connectionEvidence } from '../gates.ts';
 
 /** GitHub's limit for one step's summary is 1 MiB; stay a little under it. */
 export const SUMMARY_MAX_BYTES = 1024 * 1024 - 16 * 1024;
@@ -97,6 +99,9 @@ function checkRow(c: CheckRecord): string {
   ];
   return `| ${cols.join(' | ')} |\n`;
 }
+/** Version × route rows per cause in the summary's failure table (the rest are summed in one row). */
+const BREAKDOWN_ROWS = 5;
+
 const CHECKS_HEAD =
   '| check | kind | verdict | requests | failed | dropped | p99 | failures by cause |\n|---|---|---|--:|--:|--:|--:|---|\n';
 
@@ -125,8 +130,27 @@ function checkDetail(c: CheckRecord, examples: number, evidenceMax: number): str
   }
   if (c.failures.length) {
     const total = c.failures.reduce((s, f) => s + f.count, 0);
-    out.push(`\n**Failed requests by cause** (${int(total)}):\n\n| cause | count | share |\n|---|--:|--:|\n`);
-    for (const f of c.failures) out.push(`| ${f.cause} | ${int(f.count)} | ${((f.count / total) * 100).toFixed(1)}% |\n`);
+    const top = topCause(c);
+    if (top) out.push(`\n**Top cause:** ${mdText(top.line, evidenceMax)}\n`);
+    if (c.requests?.byConnection) out.push(`\n**Failed by connection:** ${connectionEvidence(c.requests.byConnection)}\n`);
+    const warning = unknownWarning(c);
+    if (warning) out.push(`\n> ⚠️ **WARNING:** ${mdText(warning, evidenceMax)}\n`);
+    out.push(
+      `\n**Failed requests by cause, version and route** (${int(total)}):\n\n| cause | version | route | count | share |\n|---|---|---|--:|--:|\n`,
+    );
+    for (const f of c.failures) {
+      const cells = f.breakdown?.length ? f.breakdown : [{ version: null, route: '', count: f.count }];
+      const shown = cells.slice(0, BREAKDOWN_ROWS);
+      for (const x of shown)
+        out.push(
+          `| ${f.cause} | ${x.version === null ? '–' : mdText(x.version, 50)} | ${x.route ? mdCode(x.route, 120) : '–'} | ${int(x.count)} | ${((x.count / total) * 100).toFixed(1)}% |\n`,
+        );
+      const rest = cells.slice(BREAKDOWN_ROWS).reduce((n, x) => n + x.count, 0);
+      if (rest)
+        out.push(
+          `| ${f.cause} | … | ${int(cells.length - shown.length)} more | ${int(rest)} | ${((rest / total) * 100).toFixed(1)}% |\n`,
+        );
+    }
     if (examples > 0) {
       out.push('\n<details><summary>Examples, earliest first</summary>\n\n');
       for (const f of c.failures) {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { CheckRecord } from '../run-record.ts';
-import { errorRun, podKillRun, rolloutPassRun } from '../testing/synthetic.ts';
+import { errorRun, everyCauseRun, podKillRun, rolloutPassRun } from '../testing/synthetic.ts';
 import { ProgressLine, isCi, printRunSummary, renderTerminalSummary, terminalStyle, type OutputStream } from './terminal.ts';
 
 const ESC = '\x1b';
@@ -39,11 +39,34 @@ describe('the one-screen summary', () => {
     expect(out.text).not.toContain(ESC);
     const lines = out.text.trimEnd().split('\n');
     expect(lines[0]).toBe(`FAIL  ${record.checks[0].requests!.failed} of 12,000 requests failed in pod-kill`);
+    const q = record.checks[0].requests!;
+    expect(out.text).toContain(
+      ` · ${q.failed} failed (${q.byConnection!.new.failed} on new, ${q.byConnection!.reused.failed} on reused connections) · `,
+    );
     for (const g of record.checks[0].gates)
       expect(lines.filter((l) => l.includes(`${g.verdict}`) && l.includes(`${g.name}: ${g.evidence}`))).toHaveLength(1);
     expect(out.text).toMatch(/failures by cause: endpoint-not-yet-removed \d+ · reset-during-drain \d+/);
+    // The top cause in one line: how many, where most of them were, and why.
+    const top = record.checks[0].failures[0];
+    const lead = top.breakdown![0];
+    expect(lines.filter((l) => l.startsWith('    top cause: '))).toEqual([
+      `    top cause: ${top.cause}: ${top.count} of ${record.checks[0].requests!.failed} failures (${Math.round((top.count / record.checks[0].requests!.failed) * 100)} %), mostly ${lead.version} · ${lead.route} (${lead.count}): ${top.examples[0].reason}`,
+    ]);
+    expect(out.text).not.toContain('WARNING');
     expect(out.text).toContain('  report: /runs/experiment-x/report.html\n');
     expect(lines.at(-1)).toBe('  exit 1: do not promote');
+  });
+
+  it('unknown causes over 1 % of the failures: a WARNING line', () => {
+    const { record } = everyCauseRun();
+    const out = sink(false);
+    printRunSummary(record, null, out, { CI: 'true' });
+    const unknown = record.checks[0].failures.find((f) => f.cause === 'unknown')!.count;
+    expect(out.text).toMatch(
+      new RegExp(
+        `\\n {4}! WARNING: ${unknown} of ${record.checks[0].requests!.failed} failures \\(\\d+(\\.\\d)? %\\) have no known cause \\(unknown\\)`,
+      ),
+    );
   });
 
   it('coloured on a terminal, and cut to its width', () => {

@@ -6,6 +6,7 @@
 import { ExitCode, type Verdict } from '../../lib/verdict.ts';
 import type { CheckRecord, RunRecord } from '../run-record.ts';
 import { safeText } from '../../lib/safe-text.ts';
+import { topCause, unknownWarning } from '../failure-summary.ts';
 
 export interface OutputStream {
   write(s: string): unknown;
@@ -97,8 +98,12 @@ interface Line {
 
 function checkLines(c: CheckRecord, p: Painter, mode: 'full' | 'line' | 'problems'): Line[] {
   const q = c.requests;
+  const byConnection =
+    q?.byConnection && q.failed
+      ? ` (${int(q.byConnection.new.failed)} on new, ${int(q.byConnection.reused.failed)} on reused connections)`
+      : '';
   const facts = q
-    ? `${int(q.total)} requests · ${int(q.failed)} failed · ${int(q.dropped)} dropped${c.latency ? ` · p99 ${c.latency.p99.toFixed(1)} ms` : ''}`
+    ? `${int(q.total)} requests · ${int(q.failed)} failed${byConnection} · ${int(q.dropped)} dropped${c.latency ? ` · p99 ${c.latency.p99.toFixed(1)} ms` : ''}`
     : c.kind === 'plan'
       ? `${int(c.gates.filter((g) => g.observed.risk !== undefined).length)} changes`
       : 'no requests';
@@ -116,10 +121,14 @@ function checkLines(c: CheckRecord, p: Painter, mode: 'full' | 'line' | 'problem
     out.push({ head: left, paintHead: (s) => p.verdict(g.verdict, s), tail: text });
   }
   if (c.error !== null) out.push({ head: '    ! error: ', paintHead: (s) => p.verdict('ERROR', s), tail: safe(c.error) });
-  if (c.failures.length) {
+  const top = topCause(c);
+  if (top) out.push({ head: '    top cause: ', paintHead: p.bold, tail: safe(top.line) });
+  if (c.failures.length > 1) {
     const causes = c.failures.map((f) => `${f.cause} ${int(f.count)}`).join(' · ');
     out.push({ head: '    failures by cause: ', paintHead: p.dim, tail: causes });
   }
+  const warning = unknownWarning(c);
+  if (warning) out.push({ head: '    ! WARNING: ', paintHead: (s) => p.verdict('INCONCLUSIVE', s), tail: safe(warning) });
   return out;
 }
 

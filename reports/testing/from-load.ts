@@ -2,7 +2,7 @@
  * For the tests: a RunRecord and its ledger lines from a real run of the load engine (lib/load),
  * the way the experiment runner will build them: every ledger row as `Ledger.toNdjsonLine` writes
  * it plus `check`, and `cause` and `pod` on failed rows. The cause here is a plain rule on the row
- * (a 5xx answer is application-5xx, a timeout is timeout, anything else unknown): the runner's
+ * (a 5xx answer is application-5xx, a 4xx application-4xx, a timeout is timeout, anything else unknown): the runner's
  * join with the cluster timeline is not this file's business.
  */
 import { worst } from '../../lib/verdict.ts';
@@ -20,18 +20,15 @@ import {
 
 function causeOf(status: number, error: string | null): FailureCause {
   if (status >= 500) return 'application-5xx';
+  if (status >= 400) return 'application-4xx';
   if (error === 'timeout') return 'timeout';
   return 'unknown';
 }
 
-const REASON: Record<FailureCause, string> = {
+const REASON: Partial<Record<FailureCause, string>> = {
   'application-5xx': 'a 5xx answer from a ready pod with no pod or dependency event around it',
+  'application-4xx': 'a 4xx answer from the app',
   timeout: 'no response within the request timeout',
-  'terminating-pod': '',
-  'endpoint-not-yet-removed': '',
-  'pod-not-ready': '',
-  'reset-during-drain': '',
-  'dependency-outage': '',
   unknown: 'no rule matched',
 };
 
@@ -100,7 +97,7 @@ export function recordFromLoad(result: LoadResult, o: FromLoadOptions): { record
         pod: r.servedBy,
         version: r.appVersion,
         attributedBy: r.servedBy ? 'response-header' : null,
-        reason: REASON[cause],
+        reason: REASON[cause] ?? '',
         podHistory: [],
       });
     }

@@ -104,11 +104,27 @@ interface SimRow {
   localPort: number | null;
 }
 
+interface FailureShape {
+  status: number;
+  error: string;
+  code: string | null;
+  answered: boolean;
+  reason: string;
+  latency: number;
+}
+
+/** A cause without a shape of its own below looks like this (a new cause needs none to be drawn). */
+const DEFAULT_SHAPE: FailureShape = {
+  status: 0,
+  error: 'other',
+  code: 'EPROTO',
+  answered: false,
+  reason: 'a failure of this cause (no shape of its own in the synthetic model)',
+  latency: 5,
+};
+
 /** What a failure of each cause looks like on the wire, and the rule that explains it. */
-const FAILURE_SHAPE: Record<
-  FailureCause,
-  { status: number; error: string; code: string | null; answered: boolean; reason: string; latency: number }
-> = {
+const FAILURE_SHAPE: Partial<Record<FailureCause, FailureShape>> = {
   'terminating-pod': {
     status: 0,
     error: 'other_side_closed',
@@ -173,7 +189,34 @@ const FAILURE_SHAPE: Record<
     reason: 'no rule matched: no pod, endpoint or dependency event explains it',
     latency: 5,
   },
+  'state-not-shared': {
+    status: 404,
+    error: 'http_4xx',
+    code: null,
+    answered: true,
+    reason: 'a session created by v1, pod license-api-7d9f8c-p0 is unknown to v2, pod license-api-7d9f8c-p2: HTTP 404',
+    latency: 3,
+  },
+  'contract-break': {
+    status: 400,
+    error: 'http_4xx',
+    code: null,
+    answered: true,
+    reason:
+      'POST /api/v1/licenses/heartbeat {session_id:string}: v1 accepted 2,310 (e.g. HTTP 200 from v1, pod license-api-7d9f8c-p0), v2 accepted none and refused 410 with a 4xx',
+    latency: 2,
+  },
+  'application-4xx': {
+    status: 409,
+    error: 'http_4xx',
+    code: null,
+    answered: true,
+    reason:
+      'HTTP 409 from pod license-api-7d9f8c-p1 (v1) to POST /api/v1/licenses/acquire {hardware_id:string,license_key:string}',
+    latency: 4,
+  },
 };
+const shapeOf = (cause: FailureCause): FailureShape => FAILURE_SHAPE[cause] ?? DEFAULT_SHAPE;
 
 function simulate(spec: CheckSpec, row: number): SimRow {
   const seed = spec.seed ?? 1;
@@ -230,7 +273,7 @@ function simulate(spec: CheckSpec, row: number): SimRow {
       appVersion: pod!.version,
     };
   }
-  const shape = FAILURE_SHAPE[cause];
+  const shape = shapeOf(cause);
   latency = shape.latency * (0.7 + 0.6 * uniform(seed, row, 6));
   return {
     ...out,
@@ -245,6 +288,9 @@ function simulate(spec: CheckSpec, row: number): SimRow {
     cause,
   };
 }
+
+/** Each of the 32 connections is new for its first request, reused after. */
+const connectionUse = (r: SimRow): 'new' | 'reused' | null => (r.connection === null ? null : r.row < 32 ? 'new' : 'reused');
 
 const round3 = (x: number | null) => (x === null ? null : Math.round(x * 1000) / 1000);
 
@@ -266,6 +312,10 @@ function ledgerLine(r: SimRow, label: string): string {
     app_version: r.appVersion,
     connection: r.connection,
     local_port: r.localPort,
+    kind: null,
+    created_by: null,
+    connection_use: connectionUse(r),
+    connection_age_ms: null,
     check: label,
   };
   if (r.outcome === 'failed') {
@@ -292,6 +342,7 @@ export function buildCheck(spec: CheckSpec): CheckRecord {
     failed = 0,
     dropped = 0;
   const byVersion: Record<string, number> = {};
+  const byConnection = { new: { total: 0, failed: 0 }, reused: { total: 0, failed: 0 }, unknown: { total: 0, failed: 0 } };
   const groups = new Map<FailureCause, FailureGroup>();
   const latencies = new Float64Array(n);
   let judged = 0;
@@ -322,20 +373,27 @@ export function buildCheck(spec: CheckSpec): CheckRecord {
       byVersion[r.appVersion] = (byVersion[r.appVersion] ?? 0) + 1;
       b.versions[r.appVersion] = (b.versions[r.appVersion] ?? 0) + 1;
     }
+    const conn = byConnection[connectionUse(r) ?? 'unknown'];
+    conn.total++;
     if (r.outcome === 'succeeded') {
       succeeded++;
       continue;
     }
     failed++;
+    conn.failed++;
     const cause = r.cause!;
     b.failed[cause] = (b.failed[cause] ?? 0) + 1;
     let g = groups.get(cause);
     if (!g) {
-      g = { cause, count: 0, examples: [] };
+      g = { cause, count: 0, examples: [], breakdown: [] };
       groups.set(cause, g);
     }
     g.count++;
     if (g.examples.length < 10) g.examples.push(example(spec, r));
+    const version = r.appVersion ?? spec.pods.find((p) => p.name === r.pod)?.version ?? null;
+    const cell = g.breakdown!.find((x) => x.version === version && x.route === routeOf(r.step));
+    if (cell) cell.count++;
+    else g.breakdown!.push({ version, route: routeOf(r.step), count: 1 });
   }
   const sorted = latencies.subarray(0, judged).sort();
   const series: SecondRecord[] = buckets.map((b, k) => {
@@ -349,6 +407,7 @@ export function buildCheck(spec: CheckSpec): CheckRecord {
       versions: b.versions,
     };
   });
+  for (const g of groups.values()) g.breakdown!.sort((a, b) => b.count - a.count);
   const failures = [...groups.values()].sort(
     (a, b) => b.count - a.count || FAILURE_CAUSES.indexOf(a.cause) - FAILURE_CAUSES.indexOf(b.cause),
   );
@@ -361,7 +420,7 @@ export function buildCheck(spec: CheckSpec): CheckRecord {
     endedAt: iso(Math.max(lastEnd, spec.startMs + spec.durationS * 1000)),
     error: null,
     gates: [],
-    requests: { total: succeeded + failed, succeeded, failed, dropped, byVersion },
+    requests: { total: succeeded + failed, succeeded, failed, dropped, byVersion, byConnection },
     failures,
     latency: judged
       ? {
@@ -380,6 +439,10 @@ export function buildCheck(spec: CheckSpec): CheckRecord {
   return check;
 }
 
+/** The route the synthetic license load uses for a step. */
+const routeOf = (step: string) =>
+  step === 'ready' ? 'GET /health/ready' : `POST /api/v1/licenses/${step.replace(/-live$/, '')}`;
+
 function example(spec: CheckSpec, r: SimRow): FailureExample {
   const history = r.pod ? spec.timeline.filter((e) => e.object === `pod/${r.pod}` && e.at <= r.scheduledAt).slice(-3) : [];
   return {
@@ -390,7 +453,13 @@ function example(spec: CheckSpec, r: SimRow): FailureExample {
     pod: r.pod,
     version: r.appVersion ?? spec.pods.find((p) => p.name === r.pod)?.version ?? null,
     attributedBy: r.pod === null ? null : r.servedBy ? 'response-header' : 'proxy-connection',
-    reason: FAILURE_SHAPE[r.cause!].reason,
+    route: routeOf(r.step),
+    kind: null,
+    createdBy: null,
+    contrast: null,
+    connection: connectionUse(r),
+    connectionAgeMs: null,
+    reason: shapeOf(r.cause!).reason,
     podHistory: history,
   };
 }
@@ -680,7 +749,7 @@ export function everyCauseRun(): SyntheticRun {
   const timeline = faults.map((f, i) =>
     ev(
       T0 + f.from * 1000,
-      (['pod', 'endpoint', 'pod', 'pod', 'event', 'event', 'chaos', 'node'] as const)[i],
+      (['pod', 'endpoint', 'pod', 'pod', 'event', 'event', 'chaos', 'node'] as const)[i % 8],
       f.pod ? `pod/${f.pod}` : 'node/verdict-node-2',
       `${f.cause}-start`,
       `window for ${f.cause}`,
@@ -694,7 +763,7 @@ export function everyCauseRun(): SyntheticRun {
         description: 'one window of failures for each cause',
         startMs: T0,
         rate: 50,
-        durationS: 30,
+        durationS: 4 + 3 * FAILURE_CAUSES.length,
         steps: ['acquire', 'heartbeat'],
         pods,
         faults,

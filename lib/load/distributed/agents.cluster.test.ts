@@ -262,27 +262,27 @@ describe('experiments with their load from agents (--agents)', () => {
     return r;
   }
 
-  it('rollout-under-load on the shipped release: every gate but latency PASSes, latency is judged on both versions from the agents, the load merged from both and stopped gracefully', async () => {
+  it('rollout-under-load on the shipped release: every gate PASSes, latency judged on both versions from the agents (cold start apart), the load merged from both and stopped gracefully', async () => {
     const r = await run();
     expect(r.error).toBeNull();
-    // Latency is judged by the same gate as in-process (experiments.cluster.test.ts asserts its PASS
-    // and its FAIL on a slower release); here it must have been judged on both versions' answers
-    // from the agents. Its PASS is not asserted: in the seconds both versions answer, the new pods'
-    // first requests (pool connections, JIT) moved v2's p99 to 207 ms against v1's 22 ms in 1 of 4
-    // agent runs on this 2-core machine (README, experiments: latency held).
-    expect(
-      r.gates.map((g) => [g.name, g.name === 'latency held' ? g.verdict === 'PASS' || g.verdict === 'FAIL' : g.verdict]),
-    ).toEqual([
+    // Steady state and cold start are judged apart: the new pods' first requests (pool connections,
+    // JIT), which moved v2's p99 to 207 ms against v1's 22 ms in 1 of 4 agent runs on this 2-core
+    // machine when they counted as steady state, are the cold-start gate's, on its own budget.
+    expect(r.gates.map((g) => [g.name, g.verdict])).toEqual([
       ['rollout completed', 'PASS'],
       ['no failed request', 'PASS'],
       ['load as planned', 'PASS'],
       ['traffic crossed the rollout', 'PASS'],
       ['capacity held', 'PASS'],
       ['sessions preserved', 'PASS'],
-      ['latency held', true],
+      ['latency held', 'PASS'],
+      ['cold-start latency', 'PASS'],
     ]);
-    // Judged, not skipped: both versions' answers from the agents reached the latency gate.
+    // Judged, not skipped: both versions' answers from the agents reached the latency gates.
     expect(r.gates.find((g) => g.name === 'latency held')?.evidence).toMatch(/for v2 \(n=\d+\) vs .* for v1 \(n=\d+\)/);
+    expect(r.gates.find((g) => g.name === 'cold-start latency')?.evidence).toMatch(
+      /for v2 \(n=\d+\) in its \d+ new pods' first 2\.0 s after Ready/,
+    );
     const load = r.evidence!.loads[0];
     const result = load.result as DistributedLoadResult;
     expect(result.agents.map((a) => [a.index, a.reported, a.problem])).toEqual([

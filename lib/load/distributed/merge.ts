@@ -69,6 +69,8 @@ export function mergeLedgers(parts: Array<{ ledger: Ledger; connectionOffset: nu
     served: new Map<number, number>(),
     versions: new Map<number, number>(),
     codes: new Map<number, number>(),
+    kinds: new Map<number, number>(),
+    creators: new Map<number, number>(),
   }));
   const map = (
     cache: Map<number, number>,
@@ -114,6 +116,23 @@ export function mergeLedgers(parts: Array<{ ledger: Ledger; connectionOffset: nu
       continue;
     }
     const row = out.add(scheduled, bestAt, name, l.iteration(r));
+    out.describe(
+      row,
+      map(
+        s.kinds,
+        l.kindId(r),
+        (id) => l.kinds.value(id),
+        (v) => out.kinds.id(v),
+      ),
+      map(
+        s.creators,
+        l.createdById(r),
+        (id) => l.creators.value(id),
+        (v) => out.creators.id(v),
+      ),
+    );
+    const use = l.connectionUse(r);
+    if (use) out.markConnection(row, use, l.connectionAge(r));
     const started = l.startedAt(r);
     const conn = l.connection(r);
     if (!Number.isNaN(started))

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { planExecutor, type ExecutorConfig } from '../executors.ts';
-import { agentShare, shareExecutor, vuShare } from './share.ts';
+import { agentShare, shareExecutor, vuShare, sharePools } from './share.ts';
 
 const arrivals = (e: ExecutorConfig) => {
   const p = planExecutor(e, { timeoutMs: 10_000 });
@@ -54,5 +54,15 @@ describe('agent shares', () => {
     );
     expect(agentShare({ executor: 'constant-vus', vus: 4, duration: '5s' }, 2, 1).offsetMs).toBe(0);
     expect(() => shareExecutor(ramp, 2, 2)).toThrow(RangeError);
+  });
+
+  it("a scenario's own pools are shared too, so each connection keeps its idle time at 1/N of the rate", () => {
+    expect(sharePools({ idle: { connections: 58, watchIdle: false } }, 2)).toEqual({
+      idle: { connections: 29, watchIdle: false },
+    });
+    expect(sharePools({ idle: { connections: 3 } }, 4)).toEqual({ idle: { connections: 1 } });
+    expect(sharePools(undefined, 2)).toBeUndefined();
+    const one = { idle: { connections: 5 } };
+    expect(sharePools(one, 1)).toBe(one);
   });
 });

@@ -4,6 +4,7 @@
  * staggered by a fraction of one arrival interval so that the merged arrivals are as evenly spaced
  * as one process would have made them (constant rate R: agent k's arrivals fall at k/R + i·N/R).
  */
+import type { PoolSpec } from '../scenario.ts';
 import { planExecutor, type ExecutorConfig, type Stage } from '../executors.ts';
 
 export interface AgentShare {
@@ -96,4 +97,15 @@ export function agentShare(
     connections: ceilShare(totals.connections, agents),
     maxRequests: ceilShare(totals.maxRequests, agents),
   };
+}
+
+/**
+ * The scenario's own connection pools for one of `agents` agents: 1/N of each (rounded up), so
+ * that with 1/N of the rate each connection keeps the idle time the scenario meant.
+ */
+export function sharePools(pools: Record<string, PoolSpec> | undefined, agents: number): Record<string, PoolSpec> | undefined {
+  if (!pools || agents <= 1) return pools;
+  return Object.fromEntries(
+    Object.entries(pools).map(([name, p]) => [name, { ...p, connections: Math.max(1, Math.ceil(p.connections / agents)) }]),
+  );
 }

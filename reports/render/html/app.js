@@ -7,18 +7,16 @@
   'use strict';
   var data = JSON.parse(document.getElementById('verdict-data').textContent);
   var record = data.record;
-  var CAUSES = data.causes;
-
-  var CAUSE_COLOR = {
-    'terminating-pod': '#e8590c',
-    'endpoint-not-yet-removed': '#d6336c',
-    'pod-not-ready': '#f59f00',
-    'reset-during-drain': '#7048e8',
-    'application-5xx': '#c92a2a',
-    timeout: '#343a40',
-    'dependency-outage': '#0b7285',
-    unknown: '#adb5bd',
-  };
+  // The causes in rule order with their colours and descriptions: lib/evidence/causes.ts, the one registry.
+  var CAUSES = data.causes.map(function (c) {
+    return c.name;
+  });
+  var CAUSE_COLOR = {},
+    CAUSE_DESCRIPTION = {};
+  data.causes.forEach(function (c) {
+    CAUSE_COLOR[c.name] = c.colour;
+    CAUSE_DESCRIPTION[c.name] = c.description;
+  });
   var VERSION_COLORS = ['#2f9e44', '#e67700', '#1098ad', '#ae3ec9', '#5c940d', '#d9480f', '#3b5bdb', '#a61e4d'];
   var MARKER = {
     chaos: { color: '#c92a2a', width: 2.5, dash: [] },
@@ -601,6 +599,53 @@
     return t.table;
   }
 
+  /** The top cause in one line, the unknown-cause warning, and the failures by cause × version × route. */
+  function renderCauseSummary(c, note) {
+    if (!c.failures.length) return null;
+    var box = el('div', { class: 'cause-summary' });
+    if (note && note.top) append(box, append(el('p', { class: 'top-cause' }), el('b', null, 'Top cause: '), note.top));
+    if (note && note.warning) append(box, append(el('p', { class: 'warning' }), el('b', null, 'WARNING: '), note.warning));
+    if (
+      !c.failures.some(function (f) {
+        return f.breakdown && f.breakdown.length;
+      })
+    )
+      return box;
+    var total = c.failures.reduce(function (s, f) {
+      return s + f.count;
+    }, 0);
+    var t = table('breakdown', ['cause', 'version', 'route', 'count', 'share']);
+    c.failures.forEach(function (f) {
+      (f.breakdown || []).forEach(function (x) {
+        var cause = el('td');
+        append(cause, el('span', { class: 'swatch c-' + f.cause }), f.cause);
+        row(t.body, [
+          { td: cause },
+          x.version === null ? '–' : x.version,
+          { td: el('td', { class: 'mono' }, x.route) },
+          { td: el('td', { class: 'num' }, int(x.count)) },
+          { td: el('td', { class: 'num' }, ((x.count / total) * 100).toFixed(1) + '%') },
+        ]);
+      });
+    });
+    box.appendChild(t.table);
+    return box;
+  }
+
+  /** Every cause in rule order, with its colour and what it means (lib/evidence/causes.ts). */
+  function renderLegend() {
+    var det = el('details', { class: 'legend' });
+    det.appendChild(el('summary', null, 'What the failure causes mean (the first rule that matches decides)'));
+    var t = table(null, ['rule', 'cause', 'when']);
+    data.causes.forEach(function (x) {
+      var cause = el('td');
+      append(cause, el('span', { class: 'swatch c-' + x.name }), x.name);
+      row(t.body, [{ td: el('td', { class: 'num' }, String(x.rule)) }, { td: cause }, x.description]);
+    });
+    det.appendChild(t.table);
+    return det;
+  }
+
   function renderCauses(c) {
     if (!c.failures.length) return c.requests ? el('p', { class: 'none' }, 'No request failed.') : null;
     var total = c.failures.reduce(function (s, f) {
@@ -626,6 +671,29 @@
               e.attributedBy === 'proxy-connection' ? el('span', { class: 'muted' }, ' via the proxy') : null,
             );
           else li.appendChild(el('span', { class: 'muted' }, 'pod unknown'));
+          if (e.createdBy)
+            li.appendChild(
+              el(
+                'span',
+                { class: 'muted' },
+                ' — created by ' + [e.createdBy.version, e.createdBy.pod].filter(Boolean).join(' on '),
+              ),
+            );
+          if (e.contrast)
+            li.appendChild(
+              el(
+                'span',
+                { class: 'muted' },
+                ' — accepted by ' +
+                  e.contrast.version +
+                  (e.contrast.pod ? ' on ' + e.contrast.pod : '') +
+                  ' (HTTP ' +
+                  e.contrast.status +
+                  ' at ' +
+                  utcTime(e.contrast.at) +
+                  ')',
+              ),
+            );
           if (e.podHistory.length)
             li.appendChild(
               el(
@@ -681,6 +749,15 @@
     var items = [['took', duration(Date.parse(c.endedAt) - Date.parse(c.startedAt))]];
     if (q) {
       items.push(['requests', int(q.total)], ['failed', int(q.failed)], ['dropped', int(q.dropped)]);
+      if (q.byConnection)
+        items.push([
+          'failed by connection',
+          ['new', 'reused']
+            .map(function (k) {
+              return k + ' ' + int(q.byConnection[k].failed) + ' of ' + int(q.byConnection[k].total);
+            })
+            .join(' · '),
+        ]);
       var v = Object.keys(q.byVersion);
       if (v.length)
         items.push([
@@ -723,7 +800,7 @@
     sec.appendChild(el('h3', null, 'Gates'));
     sec.appendChild(renderGates(c));
     if (c.failures.length || c.requests) sec.appendChild(el('h3', null, 'Failed requests by cause'));
-    append(sec, renderCauses(c));
+    append(sec, renderCauseSummary(c, data.notes && data.notes[i]), renderCauses(c));
     var f = failed[i];
     if (f && f.rows.length) {
       sec.appendChild(
@@ -753,6 +830,12 @@
   record.checks.forEach(function (c, i) {
     renderCheck(c, i, data.failures);
   });
+  if (
+    record.checks.some(function (c) {
+      return c.failures.length;
+    })
+  )
+    main.appendChild(renderLegend());
   var foot = document.getElementById('foot');
   foot.textContent =
     'verdict ' +
