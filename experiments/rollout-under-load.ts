@@ -21,6 +21,8 @@ export interface SessionsEvidence {
 export interface RolloutData {
   shape: WorkloadShape;
   rollout: { ok: boolean; error: string | null; startedAt: number; endedAt: number };
+  /** Epoch ms the load began, and when it was stopped (the steady-state windows lie before and after the rollout). */
+  load: { startedAt: number; stoppedAt: number };
   sessions: SessionsEvidence | null;
 }
 
@@ -114,6 +116,7 @@ export const rolloutUnderLoad: Experiment<RolloutData> = {
       maxMs: warmupMs + rolloutTimeoutMs + settleMs + 60_000,
       sessions: held?.ids,
     });
+    const loadStartedAt = Date.now();
     await pause(ctx, warmupMs);
     const startedAt = Date.now();
     ctx.timeline.action(`deployment/${app.workload.deployment}`, 'rollout', `${options.from} → ${options.to}`);
@@ -129,9 +132,15 @@ export const rolloutUnderLoad: Experiment<RolloutData> = {
       await pause(ctx, settleMs);
       while (Date.now() < until && load.answersFrom(options.to) < want) await pause(ctx, 1000);
     }
+    const stoppedAt = Date.now();
     await load.stop();
     const sessions = await checkSessions(ctx, held);
-    return { shape, rollout: { ok: r.ok, error: r.ok ? null : r.error, startedAt, endedAt }, sessions };
+    return {
+      shape,
+      rollout: { ok: r.ok, error: r.ok ? null : r.error, startedAt, endedAt },
+      load: { startedAt: loadStartedAt, stoppedAt },
+      sessions,
+    };
   },
 
   figures: (e): Record<string, number> =>
@@ -185,16 +194,25 @@ export const rolloutUnderLoad: Experiment<RolloutData> = {
     );
     gates.push(sessionsGate(data.sessions));
     if (load) {
-      // Canary against baseline in steady state: only the seconds in which both versions answered,
-      // so that both are measured under the same load on the same machine (the rollout's churn
-      // included), without the requests new pods served in their cold start: those have their own gate.
+      // Canary against baseline in steady state, under the same load on the same machine minutes
+      // apart: the old version before the rollout began, the new one after the last old pod was gone
+      // (the rollout returns once the Deployment is settled), each without the requests new pods
+      // served in their cold start (those have their own gate). The seconds in which both versions
+      // answered are not the window: with pods Ready a second after they listen, they are the
+      // rollout's churn (3-5 s of clients reconnecting onto the new pods), which the no-failure gate
+      // judges, not the version.
       const l = config.gates.latency;
-      const w = load.joined.latencyWhileAllServed;
+      const before = load.joined.latencyBetween(data.load.startedAt, data.rollout.startedAt);
+      const after = data.rollout.ok ? load.joined.latencyBetween(data.rollout.endedAt, data.load.stoppedAt) : {};
+      const versions: Record<string, { count: number; p99: number }> = {};
+      if (before[options.from]) versions[options.from] = before[options.from];
+      if (after[options.to]) versions[options.to] = after[options.to];
       const cold = load.joined.coldStart;
+      const secs = (a: number, b: number) => ((b - a) / 1000).toFixed(1);
       gates.push(
         latencyGate({
-          versions: w.versions,
-          window: `in the ${w.seconds} s both versions answered (steady state: new pods' first ${(cold.windowMs / 1000).toFixed(1)} s after Ready judged apart)`,
+          versions,
+          window: `in steady state: ${options.from} in the ${secs(data.load.startedAt, data.rollout.startedAt)} s before the rollout, ${options.to} in the ${secs(data.rollout.endedAt, data.load.stoppedAt)} s after the old pods were gone (new pods' first ${(cold.windowMs / 1000).toFixed(1)} s of serving judged apart)`,
           baseline: options.from,
           candidate: options.to,
           p99Ms: l.p99Ms,

@@ -204,8 +204,8 @@ export function coldStartGate(i: ColdStartInput, name = 'cold-start latency'): G
       verdict: 'INCONCLUSIVE',
       observed,
       evidence: !c
-        ? `no new pod of ${i.candidate} was seen turning Ready and answering while the load ran, so its cold start was not measured`
-        : `only ${c.count} answers from ${i.candidate}'s ${c.pods} new pods in their first ${secs} s after Ready (need ${i.minRequests})`,
+        ? `no new pod of ${i.candidate} was seen turning Ready and then answering while the load ran, so its cold start was not measured`
+        : `only ${c.count} answers from ${i.candidate}'s ${c.pods} new pods in their first ${secs} s of serving (need ${i.minRequests})`,
     };
   }
   const over = c.p99 > i.p99Ms;
@@ -213,7 +213,7 @@ export function coldStartGate(i: ColdStartInput, name = 'cold-start latency'): G
     name,
     verdict: over ? 'FAIL' : 'PASS',
     observed,
-    evidence: `p99 ${c.p99.toFixed(1)} ms for ${i.candidate} (n=${c.count}) in its ${c.pods} new pods' first ${secs} s after Ready; budget p99 <= ${i.p99Ms} ms${over ? ': the new pods are too slow to start' : ''}`,
+    evidence: `p99 ${c.p99.toFixed(1)} ms for ${i.candidate} (n=${c.count}) in its ${c.pods} new pods' first ${secs} s of serving; budget p99 <= ${i.p99Ms} ms${over ? ': the new pods are too slow to start' : ''}`,
   };
 }
 

@@ -70,6 +70,12 @@ export interface JoinedLoad {
    */
   latencyWhileAllServed: { seconds: number; versions: Record<string, { count: number; p50: number; p99: number }> };
   /**
+   * Steady-state latency per version of the successes that ended in [from, to) (epoch ms), cold
+   * starts left out: a version's own quiet minutes, e.g. the old one before a rollout and the new
+   * one after it, under the same load on the same machine.
+   */
+  latencyBetween(from: number, to: number): Record<string, { count: number; p50: number; p99: number }>;
+  /**
    * Cold start: the requests each new pod served in its first `windowMs` after it became Ready (as
    * the timeline saw it turn Ready), per version: judged on their own budget, apart from steady state.
    */
@@ -82,11 +88,19 @@ export interface JoinedLoad {
 export interface JoinContext extends Omit<CauseContext, 'answers'> {
   /** The pod a client connection (by local port) was forwarded to, where the target knows it. */
   podOfConnection?: (clientPort: number) => string | undefined;
-  /** A new pod's cold start: this long after it became Ready (ms). Default {@link DEFAULT_COLD_START_MS}. */
+  /**
+   * A new pod's cold start: its first this many ms of serving, once it became Ready (ms). Default
+   * {@link DEFAULT_COLD_START_MS}.
+   */
   coldStartMs?: number;
 }
 
-/** A new pod's first 2 s after it became Ready are its cold start. */
+/**
+ * A new pod's cold start: its first 2 s of serving after it became Ready. It begins with the first
+ * request the pod answered, not at Ready: a Ready pod can wait seconds for traffic (the data plane's
+ * endpoint lag, and keep-alive clients that stay on the old pods until those close their
+ * connections), and what is cold in it (JIT, pooled connections, caches) warms with requests, not time.
+ */
 export const DEFAULT_COLD_START_MS = 2000;
 
 function quantile(sorted: Float64Array, q: number): number {
@@ -162,6 +176,8 @@ export function joinLedger(ledger: Ledger, joinContext: JoinContext): JoinedLoad
   const versionDurations = new Map<string, number[]>();
   /** Per version: [end second, duration] of each steady-state success, for the overlap window. */
   const versionSeconds = new Map<string, number[]>();
+  /** Per version: [end epoch ms, duration] of each steady-state success. */
+  const steady = new Map<string, number[]>();
   /** Per version: durations of the successes new pods served in their cold start, and those pods. */
   const coldDurations = new Map<string, number[]>();
   const coldPods = new Map<string, Set<string>>();
@@ -171,6 +187,17 @@ export function joinLedger(ledger: Ledger, joinContext: JoinContext): JoinedLoad
     if (!readyAt.has(pod)) readyAt.set(pod, ctx.timeline.becameReadyAt?.(pod));
     return readyAt.get(pod);
   };
+  /** When each pod began serving: its first answer at or after it became Ready (the cold start's origin). */
+  const firstServed = new Map<string, number>();
+  for (const r of ledger.rows()) {
+    if (r.outcome !== 'succeeded' && r.outcome !== 'failed') continue;
+    if (!r.servedBy || r.startedAt === null) continue;
+    const ready = becameReady(r.servedBy);
+    const at = ledger.epochMs(r.startedAt);
+    if (ready === undefined || at < ready) continue;
+    const prev = firstServed.get(r.servedBy);
+    if (prev === undefined || at < prev) firstServed.set(r.servedBy, at);
+  }
   let succeeded = 0;
   let failed = 0;
   let dropped = 0;
@@ -216,9 +243,9 @@ export function joinLedger(ledger: Ledger, joinContext: JoinContext): JoinedLoad
           versionDurations.set(r.appVersion, v);
         }
         v.push(duration);
-        const ready = r.servedBy ? becameReady(r.servedBy) : undefined;
+        const coldFrom = r.servedBy ? firstServed.get(r.servedBy) : undefined;
         const servedAt = epoch(r.startedAt) ?? scheduled;
-        if (ready !== undefined && servedAt >= ready && servedAt < ready + coldStartMs) {
+        if (coldFrom !== undefined && servedAt >= coldFrom && servedAt < coldFrom + coldStartMs) {
           let c = coldDurations.get(r.appVersion);
           if (!c) {
             coldDurations.set(r.appVersion, (c = []));
@@ -234,6 +261,9 @@ export function joinLedger(ledger: Ledger, joinContext: JoinContext): JoinedLoad
           versionSeconds.set(r.appVersion, vs);
         }
         vs.push(sec, duration);
+        let st = steady.get(r.appVersion);
+        if (!st) steady.set(r.appVersion, (st = []));
+        st.push(ended, duration);
       }
       continue;
     }
@@ -318,6 +348,16 @@ export function joinLedger(ledger: Ledger, joinContext: JoinContext): JoinedLoad
         latencyWhileAllServed.versions[v] = { count: d.length, p50: round(quantile(d, 0.5)), p99: round(quantile(d, 0.99)) };
     }
   }
+  const latencyBetween: JoinedLoad['latencyBetween'] = (from, to) => {
+    const out: Record<string, { count: number; p50: number; p99: number }> = {};
+    for (const [v, st] of steady) {
+      const list: number[] = [];
+      for (let i = 0; i < st.length; i += 2) if (st[i] >= from && st[i] < to) list.push(st[i + 1]);
+      const d = Float64Array.from(list).sort();
+      if (d.length) out[v] = { count: d.length, p50: round(quantile(d, 0.5)), p99: round(quantile(d, 0.99)) };
+    }
+    return out;
+  };
   const coldStart: JoinedLoad['coldStart'] = { windowMs: coldStartMs, versions: {} };
   for (const [v, list] of coldDurations) {
     const d = Float64Array.from(list).sort();
@@ -332,6 +372,7 @@ export function joinLedger(ledger: Ledger, joinContext: JoinContext): JoinedLoad
     total: succeeded + failed,
     byConnection,
     coldStart,
+    latencyBetween,
     succeeded,
     failed,
     dropped,

@@ -281,7 +281,7 @@ describe('experiments with their load from agents (--agents)', () => {
     // Judged, not skipped: both versions' answers from the agents reached the latency gates.
     expect(r.gates.find((g) => g.name === 'latency held')?.evidence).toMatch(/for v2 \(n=\d+\) vs .* for v1 \(n=\d+\)/);
     expect(r.gates.find((g) => g.name === 'cold-start latency')?.evidence).toMatch(
-      /for v2 \(n=\d+\) in its \d+ new pods' first 2\.0 s after Ready/,
+      /for v2 \(n=\d+\) in its \d+ new pods' first 2\.0 s of serving/,
     );
     const load = r.evidence!.loads[0];
     const result = load.result as DistributedLoadResult;
