@@ -117,7 +117,10 @@ export const rolloutUnderLoad: Experiment<RolloutData> = {
       sessions: held?.ids,
     });
     const loadStartedAt = Date.now();
-    await pause(ctx, warmupMs);
+    // The old version's steady state is the baseline: its pods past their own cold start (they are
+    // new too when the experiment deployed them) and enough of their answers to compare.
+    const l = config.gates.latency;
+    await pause(ctx, Math.max(warmupMs, l.coldStartMs + Math.ceil(((2 * l.minRequestsPerVersion) / options.rate) * 1000)));
     const startedAt = Date.now();
     ctx.timeline.action(`deployment/${app.workload.deployment}`, 'rollout', `${options.from} → ${options.to}`);
     ctx.say(`rolling out ${options.to} under load`);
