@@ -183,6 +183,6 @@ export async function runExperimentCommand(o: ExperimentRunOptions, app: AppProf
   const { dir } = await createRunDirectory(o.out, o.command, new Date(started));
   const files = await writeRun(dir, record, hasLedger ? ledgerLines(results) : null);
   if (o.json) process.stdout.write(renderJson(record));
-  else printRunSummary(record, files.html);
+  else printRunSummary(record, files.reports.html);
   return exitCodeOf(record.verdict);
 }

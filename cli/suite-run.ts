@@ -60,6 +60,6 @@ export async function finishRun(
   const { dir } = await createRunDirectory(o.out, safe.command, new Date(o.started));
   const files = await writeRun(dir, safe, o.ledger ?? null);
   if (o.json) process.stdout.write(renderJson(safe));
-  else printRunSummary(safe, files.html);
+  else printRunSummary(safe, files.reports.html);
   return exitCodeOf(safe.verdict);
 }

@@ -13,6 +13,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { FAILURE_CAUSES, type FailureCause, type RunRecord } from '../run-record.ts';
+import type { ReportRenderer } from './renderer.ts';
 
 /** At most this many failed requests per check go into the page's table (the ledger has them all). */
 export const FAILED_ROWS_CAP = 5000;
@@ -193,3 +194,14 @@ ${a.uplotJs}</script>
 </html>
 `;
 }
+
+/** report.html: the only format that reads the ledger (its table of failed requests). */
+export const htmlReport: ReportRenderer<'html', CheckFailedRows[]> = {
+  format: 'html',
+  file: 'report.html',
+  readLedger(record) {
+    const collector = new FailedRowCollector(record);
+    return { add: (line) => collector.add(line), result: () => collector.result(record) };
+  },
+  render: (record, failed) => renderHtml(record, failed),
+};
