@@ -8,13 +8,14 @@ import { GATE_DEFAULTS, gateHeadline, tokenLifetimeWarning } from '../../gate/ro
 import { parseBaseUrl } from '../../lib/checks/http.ts';
 import { shortSecretWarning } from '../../lib/checks/redact.ts';
 import { parseDuration } from '../../lib/load/units.ts';
-import { CloudMonitoringSource, gmpSource, PromqlSource, type MetricSource } from '../../lib/metrics/index.ts';
+import { flagName, METRIC_SOURCES, SourceUsageError, type MetricSource } from '../../lib/metrics/index.ts';
 import { suiteRunRecord } from '../../suites/record.ts';
 import { finishRun, interruptOnSignals, progress } from '../suite-run.ts';
 import { UsageError } from '../exit-codes.ts';
 import { checkDeployWindowOrRefuse, windowOptions, type WindowFlags } from '../deploy-window.ts';
 
-const SOURCES = ['client', 'promql', 'gmp', 'cloud-monitoring'] as const;
+/** `client` (the gate's own load, always measured) and every source built from flags. */
+const SOURCES = ['client', ...METRIC_SOURCES.map((p) => p.name)];
 const duration = (what: string, maxMs: number) => (v: string) => {
   let ms: number;
   try {
@@ -41,11 +42,6 @@ interface GateFlags extends WindowFlags {
   expectVersion?: string;
   token?: string;
   source: string[];
-  prometheusUrl?: string;
-  promqlSelector?: string;
-  project?: string;
-  gmpUrl?: string;
-  cloudMonitoringEndpoint?: string;
   window: number;
   rate: number;
   maxErrorRate: number;
@@ -59,38 +55,39 @@ interface GateFlags extends WindowFlags {
   json: boolean;
 }
 
-function sourcesOf(f: GateFlags): MetricSource[] {
-  const wanted = new Set(f.source.length ? f.source : ['client']);
+/** One option for each distinct flag of the metric sources (lib/metrics/providers.ts), its help naming the sources that read it. */
+function sourceOptions(): Option[] {
+  const byFlag = new Map<string, { description: string; sources: string[] }>();
+  for (const p of METRIC_SOURCES)
+    for (const f of p.flags) {
+      const o = byFlag.get(f.flag) ?? { description: f.description, sources: [] };
+      o.sources.push(p.name);
+      byFlag.set(f.flag, o);
+    }
+  return [...byFlag].map(([flag, o]) => new Option(flag, `${o.sources.join(', ')}: ${o.description}`));
+}
+
+/** The sources `--source` names, each built by its provider from its flags' values (bad usage: UsageError). */
+function sourcesOf(wanted: string[], values: Record<string, unknown>): MetricSource[] {
+  const names = new Set(wanted.length ? wanted : ['client']);
+  for (const s of names) if (!SOURCES.includes(s)) throw new UsageError(`unknown --source "${s}": use ${SOURCES.join(', ')}`);
   const out: MetricSource[] = [];
-  for (const s of wanted) {
-    if (!(SOURCES as readonly string[]).includes(s)) throw new UsageError(`unknown --source "${s}": use ${SOURCES.join(', ')}`);
-  }
-  if (wanted.has('promql')) {
-    if (!f.prometheusUrl)
-      throw new UsageError('--source promql needs --prometheus-url (the Prometheus HTTP API, e.g. http://prometheus:9090)');
-    out.push(new PromqlSource({ baseUrl: f.prometheusUrl, selector: f.promqlSelector }));
-  }
-  if (wanted.has('gmp')) {
-    if (!f.project)
-      throw new UsageError('--source gmp needs --project (the Google Cloud project whose Managed Prometheus holds the metrics)');
-    out.push(gmpSource({ project: f.project, baseUrl: f.gmpUrl, selector: f.promqlSelector }));
-  }
-  if (wanted.has('cloud-monitoring')) {
-    if (!f.project) throw new UsageError('--source cloud-monitoring needs --project');
-    const [host, port] = (f.cloudMonitoringEndpoint ?? '').split(':');
-    out.push(
-      new CloudMonitoringSource({
-        project: f.project,
-        ...(f.cloudMonitoringEndpoint ? { apiEndpoint: host, port: Number(port) } : {}),
-      }),
-    );
+  for (const p of METRIC_SOURCES.filter((x) => names.has(x.name))) {
+    const flags: Record<string, string | undefined> = {};
+    for (const f of p.flags) flags[flagName(f)] = values[new Option(f.flag).attributeName()] as string | undefined;
+    try {
+      out.push(p.create(flags));
+    } catch (err) {
+      if (err instanceof SourceUsageError) throw new UsageError(err.message);
+      throw err;
+    }
   }
   return out;
 }
 
 /** `verdict gate`: after a deploy, decide on evidence, roll back on anything but PASS, and prove the rollback. */
 export function gateCommand(app: AppProfile = licenseApi): Command {
-  return new Command('gate')
+  const cmd = new Command('gate')
     .description(
       'post-deploy gate: wait for the rollout, smoke it, judge a window of client and server metrics, roll back and verify the rollback unless PASS',
     )
@@ -108,18 +105,9 @@ export function gateCommand(app: AppProfile = licenseApi): Command {
       `metric source, repeatable: ${SOURCES.join(', ')} (client, the gate's own load, is always used)`,
       collect,
       [],
-    )
-    .option('--prometheus-url <url>', 'promql: the Prometheus HTTP API')
-    .option(
-      '--promql-selector <matchers>',
-      'promql/gmp: label matchers for the workload, e.g. namespace="coditect",route!~"/health/.*"',
-    )
-    .option('--project <id>', 'gmp, cloud-monitoring: the Google Cloud project (credentials: Application Default Credentials)')
-    .option('--gmp-url <url>', "gmp: the Prometheus API base URL (default Cloud Monitoring's)")
-    .option(
-      '--cloud-monitoring-endpoint <host:port>',
-      'cloud-monitoring: the API endpoint (default monitoring.googleapis.com:443)',
-    )
+    );
+  for (const o of sourceOptions()) cmd.addOption(o);
+  return cmd
     .addOption(
       new Option('--window <duration>', 'the judged window: the light load runs this long')
         .argParser(duration('--window', 60 * 60_000))
@@ -200,7 +188,7 @@ Example:
       }
       // Before the cluster or a metric source is contacted: a closed deploy window refuses (exit 64) unless overridden.
       const window = await checkDeployWindowOrRefuse('gate', f, { context: f.context });
-      const sources = sourcesOf(f);
+      const sources = sourcesOf(f.source, f as unknown as Record<string, unknown>);
       const token = f.token ?? process.env.TEST_TOKEN ?? process.env.LICENSE_TOKEN ?? null;
       const [namespace, name] = f.deployment.split('/');
       const started = Date.now();
