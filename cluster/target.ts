@@ -1,8 +1,9 @@
 /**
- * Where the harness runs: one interface for every target cluster, with optional capabilities
- * (the e2e-framework shape: providers behind one interface), and strategies tried in order when
- * the user does not name one (the testcontainers shape: each strategy says why it cannot run here,
- * and one clear error lists them all at the end).
+ * Where the harness runs: one interface for every target cluster, with optional capabilities in a
+ * typed map (kubernetes-sigs/e2e-framework's optional interfaces: `Capabilities` below, each with its
+ * words in `CAPABILITIES`), and strategies tried in order when the user does not name one (the
+ * testcontainers shape: each strategy says why it cannot run here, and one clear error lists them
+ * all at the end).
  *
  * - `embedded`: a cluster the harness makes here (real control plane, process node agent; root).
  * - `kind`: a kind cluster (needs Docker and kind).
@@ -64,7 +65,97 @@ export interface RoutingObservation {
   routingHistory(nodePort: number): Array<{ at: number; routable: string[] }>;
 }
 
-export interface Target extends AsyncDisposable {
+/**
+ * A fault a target put on itself, taken back with `recover` (chaos-mesh's Apply/Recover pair): the
+ * inject operation resolves once the fault is in effect, `recover` once the target is as before.
+ */
+export interface Injection {
+  /** One line for the timeline's action, e.g. `kube-apiserver stopped (etcd kept)`. */
+  readonly what: string;
+  /** Takes the fault back; idempotent, and safe to call after an interrupted inject. */
+  recover(signal?: AbortSignal): Promise<void>;
+}
+
+/**
+ * The target can stop parts of its own control plane and start them again with their state kept
+ * (the control-plane-outage rehearsal: workloads keep serving while the API is gone). Declared for
+ * issue 21; no target implements it yet.
+ */
+export interface ControlPlaneControl {
+  /** The parts it can stop, e.g. `kube-apiserver`, `kube-controller-manager`, `kube-scheduler`, `etcd`. */
+  components(): string[];
+  /** Stops `component`; running pods are left alone. Recovering starts it again on the same state. */
+  stop(component: string, signal?: AbortSignal): Promise<Injection>;
+}
+
+/**
+ * The target can add and remove nodes (the node-pool-upgrade rehearsal). Declared for issue 21; no
+ * target implements it yet.
+ */
+export interface NodeControl {
+  /** Adds a node and resolves once it is Ready; recovering removes it again. */
+  add(o?: { name?: string; signal?: AbortSignal }): Promise<Injection & { node: string }>;
+  /** Removes `node` as a lost machine does (its pods go with it); recovering brings a node back in its place. */
+  remove(node: string, o?: { signal?: AbortSignal }): Promise<Injection>;
+}
+
+/**
+ * The target can cut the network between parts of itself (a partition). Declared for issue 21; no
+ * target implements it yet.
+ */
+export interface NetworkControl {
+  /**
+   * Cuts traffic between `from` and `to` (pods, nodes or dependencies by name), both ways unless
+   * `oneWay`; recovering heals it.
+   */
+  partition(o: { from: string[]; to: string[]; oneWay?: boolean; signal?: AbortSignal }): Promise<Injection>;
+}
+
+/** What a target may be able to do besides being a cluster: each optional, each typed. */
+export interface Capabilities {
+  images: ImageLoader;
+  dependencies: DependencyControl;
+  attribution: ConnectionAttribution;
+  routing: RoutingObservation;
+  podReach: PodReach;
+  controlPlane: ControlPlaneControl;
+  nodes: NodeControl;
+  network: NetworkControl;
+}
+
+export type Capability = keyof Capabilities;
+
+/** Each capability in words, as "the <kind> target cannot <does>" reads. */
+export const CAPABILITIES: { readonly [K in Capability]: { readonly does: string } } = {
+  images: { does: 'load images' },
+  dependencies: { does: 'take dependencies away' },
+  attribution: { does: 'tell which pod served a connection' },
+  routing: { does: "observe its data plane's routing" },
+  podReach: { does: 'let its pods reach this machine' },
+  controlPlane: { does: 'stop and start its control plane' },
+  nodes: { does: 'add or remove nodes' },
+  network: { does: 'partition its network' },
+};
+
+/** A target known to have the capabilities `K` (not optional there). */
+export type TargetWith<K extends Capability = never> = Target & { readonly [P in K]-?: Capabilities[P] };
+
+/** The capabilities of `needs` that `target` lacks, in order. */
+export function missingCapabilities(target: Target, needs: readonly Capability[]): Capability[] {
+  return needs.filter((n) => !target[n]);
+}
+
+/** True when `target` has every capability of `needs`: then it is a TargetWith them. */
+export function hasCapabilities<K extends Capability>(target: Target, needs: readonly K[]): target is TargetWith<K> {
+  return missingCapabilities(target, needs).length === 0;
+}
+
+/** "the kind target cannot load images or take dependencies away" */
+export function cannotSentence(target: Target, missing: readonly Capability[]): string {
+  return `the ${target.kind} target cannot ${missing.map((m) => CAPABILITIES[m].does).join(' or ')}`;
+}
+
+export interface Target extends AsyncDisposable, Readonly<Partial<Capabilities>> {
   readonly kind: TargetKind;
   /** Cluster name (embedded, kind) or context name (existing). */
   readonly name: string;
@@ -84,11 +175,6 @@ export interface Target extends AsyncDisposable {
   readonly harnessNetworks?: string[];
   /** The data plane's modelled endpoint lag (ms) where the harness sets it, else null (unknown, real). */
   readonly endpointLagMs: number | null;
-  readonly images?: ImageLoader;
-  readonly attribution?: ConnectionAttribution;
-  readonly dependencies?: DependencyControl;
-  readonly routing?: RoutingObservation;
-  readonly podReach?: PodReach;
   /** The apiserver's version (gitVersion), or null when it cannot be read. */
   serverVersion(): Promise<string | null>;
   /** Stops what the harness created; leaves a cluster it only found. Idempotent. */

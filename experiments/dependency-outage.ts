@@ -10,7 +10,7 @@
  */
 import type { JoinedFailure } from '../lib/evidence/join.ts';
 import type { Gate } from '../reports/gates.ts';
-import type { Experiment } from './experiment.ts';
+import { defineExperiment } from './experiment.ts';
 import { deployOrUseRunning, loadGates, pause } from './common.ts';
 
 export interface OutageWindow {
@@ -28,14 +28,14 @@ export interface DependencyOutageData {
   recoveryMs: number;
 }
 
-export const dependencyOutage: Experiment<DependencyOutageData> = {
+export const dependencyOutage = defineExperiment<DependencyOutageData>()({
   name: 'dependency-outage',
   description:
     'takes each dependency (Postgres, Redis) away under load and brings it back: no crash, no restart, typed 503s only, nothing fails that does not need it, recovery in time',
   needs: ['dependencies'],
   setup: deployOrUseRunning,
   async act(ctx) {
-    const deps = ctx.target.dependencies!;
+    const deps = ctx.target.dependencies;
     const have = new Set(deps.names());
     const wanted = ctx.app.dependencies.filter((d) => have.has(d.name));
     const skipped = ctx.app.dependencies.filter((d) => !have.has(d.name)).map((d) => d.name);
@@ -98,7 +98,7 @@ export const dependencyOutage: Experiment<DependencyOutageData> = {
       });
     return gates;
   },
-};
+});
 
 function describe(f: JoinedFailure): string {
   return `${f.step} ${f.status ? `HTTP ${f.status}` : (f.error ?? 'no answer')} (pod ${f.pod ?? 'unknown'}, ${f.cause})`;

@@ -6,7 +6,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { latencyGate, type Gate } from '../reports/gates.ts';
-import type { Experiment, RunContext } from './experiment.ts';
+import { defineExperiment, type RunContext } from './experiment.ts';
 import { faultsOf, loadGates, pause, workloadShape, type WorkloadShape } from './common.ts';
 
 export interface SessionsEvidence {
@@ -89,7 +89,7 @@ export function sessionsGate(s: SessionsEvidence | null): Gate {
   };
 }
 
-export const rolloutUnderLoad: Experiment<RolloutData> = {
+export const rolloutUnderLoad = defineExperiment<RolloutData>()({
   name: 'rollout-under-load',
   description:
     'rolls the new release out under load with the real Deployment controller: no request may fail, capacity must hold, sessions must survive, the new version must not be slower',
@@ -200,4 +200,4 @@ export const rolloutUnderLoad: Experiment<RolloutData> = {
     }
     return gates;
   },
-};
+});

@@ -15,10 +15,10 @@ import { startAgents } from '../lib/load/distributed/index.ts';
 import { VersionAnswers } from '../lib/load/version-answers.ts';
 import type { Verdict } from '../lib/verdict.ts';
 import { combine, type Gate } from '../reports/gates.ts';
-import type { Target } from '../cluster/target.ts';
+import { cannotSentence, missingCapabilities, type Target } from '../cluster/target.ts';
 import type { AppConnection, AppProfile } from './app-profile.ts';
 import { assertTargetAllowed, type HarnessConfig } from './config.ts';
-import type { Evidence, Experiment, ExperimentOptions, LoadEvidence, LoadHandle, RunContext } from './experiment.ts';
+import type { AnyExperiment, Evidence, ExperimentOptions, LoadEvidence, LoadHandle, RunContext } from './experiment.ts';
 
 export interface CheckResult {
   name: string;
@@ -81,17 +81,17 @@ const MAX_LOAD_MS = 30 * 60_000;
  * experiment that could not run is an ERROR result, never skipped); rejects only when the run as a
  * whole cannot start (a refused target, images that cannot be built, an app that cannot be reached).
  */
-export async function runExperiments(target: Target, experiments: Experiment<any>[], o: RunnerOptions): Promise<CheckResult[]> {
+export async function runExperiments(target: Target, experiments: AnyExperiment[], o: RunnerOptions): Promise<CheckResult[]> {
   const say = o.say ?? (() => {});
   assertTargetAllowed(target, o.config, o.configSource);
   if (o.agents !== undefined) {
     if (!Number.isInteger(o.agents) || o.agents < 1 || o.agents > 100)
       throw new RangeError(`agents must be a whole number from 1 to 100, got ${o.agents}`);
-    if (!target.podReach || !target.images) {
+    const missing = missingCapabilities(target, ['podReach', 'images']);
+    if (missing.length)
       throw new Error(
-        `load agents run on targets whose pods reach the harness and that load images (the embedded cluster); the ${target.kind} target cannot: run without --agents`,
+        `load agents run on targets whose pods reach the harness and that load images (the embedded cluster); ${cannotSentence(target, missing)}: run without --agents`,
       );
-    }
   }
   if (target.images) {
     for (const img of o.app.supportImages?.(target.kind) ?? []) {
@@ -140,20 +140,16 @@ async function waitForService(url: string, signal: AbortSignal, timeoutMs = 60_0
   }
 }
 
-function missingCapabilities(target: Target, exp: Experiment<any>): string[] {
-  return (exp.needs ?? []).filter((n) => (n === 'images' ? !target.images : !target.dependencies));
-}
-
 export async function runExperiment(
   target: Target,
-  exp: Experiment<any>,
+  exp: AnyExperiment,
   conn: AppConnection,
   url: string,
   o: RunnerOptions,
 ): Promise<CheckResult> {
   const startedAt = Date.now();
   const say = (m: string) => o.say?.(`${exp.name}: ${m}`);
-  const missing = missingCapabilities(target, exp);
+  const missing = missingCapabilities(target, exp.needs ?? []);
   if (missing.length) {
     return {
       name: exp.name,
@@ -167,7 +163,7 @@ export async function runExperiment(
         {
           name: 'target can run it',
           verdict: 'INCONCLUSIVE',
-          evidence: `the ${target.kind} target cannot ${missing.map((m) => (m === 'images' ? 'load images' : 'take dependencies away')).join(' or ')}, so this experiment cannot show anything here`,
+          evidence: `${cannotSentence(target, missing)}, so this experiment cannot show anything here`,
         },
       ],
     };

@@ -8,7 +8,7 @@
  */
 import type { FailureCause } from '../lib/evidence/causes.ts';
 import type { Gate } from '../reports/gates.ts';
-import type { Experiment } from './experiment.ts';
+import { defineExperiment } from './experiment.ts';
 import { faultsOf, loadGates } from './common.ts';
 import { killPodsOneByOne, killsGate, underLoad, type Kill } from './pod-kill.ts';
 
@@ -19,7 +19,7 @@ export interface SigtermDrainData {
   shipped: { replicas: number; kills: Kill[] };
 }
 
-export const sigtermDrain: Experiment<SigtermDrainData> = {
+export const sigtermDrain = defineExperiment<SigtermDrainData>()({
   name: 'sigterm-drain',
   description:
     'kills pods under load twice: with a naive shutdown as a control (must show drain failures) and as shipped (must show none)',
@@ -74,4 +74,4 @@ export const sigtermDrain: Experiment<SigtermDrainData> = {
     gates.push(killsGate(e.data.shipped.kills, e.data.shipped.replicas));
     return gates.map((g, i) => (gates.findIndex((x) => x.name === g.name) === i ? g : { ...g, name: `${g.name} (shipped)` }));
   },
-};
+});

@@ -14,7 +14,7 @@
  *    FAIL for errors (and warnings with failOn 'warning').
  */
 import type { AppProfile, ProbeEndpoint } from '../experiments/app-profile.ts';
-import type { Target } from '../cluster/target.ts';
+import { hasCapabilities, type Target, type TargetWith } from '../cluster/target.ts';
 import { k8s } from '../lib/kube/client.ts';
 import { isPodReady } from '../lib/kube/disrupt.ts';
 import type { CheckRecord, GateRecord } from '../reports/run-record.ts';
@@ -99,7 +99,7 @@ function endpointCheck(e: ProbeEndpoint, container: Record<string, any> | undefi
 }
 
 /** Liveness on every pod while `dep` is stopped; the dependency is restarted (also on interrupt) and the service must be ready again. */
-function withoutDependencyCheck(app: AppProfile, target: Target, dep: string): SuiteCheck {
+function withoutDependencyCheck(app: AppProfile, target: TargetWith<'dependencies'>, dep: string): SuiteCheck {
   const live = app.probes!.endpoints.find((e) => e.probe === 'liveness')!;
   const ready = app.probes!.endpoints.find((e) => e.probe === 'readiness');
   const w = app.workload;
@@ -115,7 +115,7 @@ function withoutDependencyCheck(app: AppProfile, target: Target, dep: string): S
       if (!pods.length) throw new CheckFailed(`no ready pod of ${w.selector} to ask`);
       const portOf = (p: k8s.V1Pod) => p.spec?.containers.find((c) => c.name === w.container)?.ports?.[0]?.containerPort ?? 80;
       const restartsBefore = pods.map((p) => (p.status?.containerStatuses ?? []).reduce((n, c) => n + (c.restartCount ?? 0), 0));
-      const deps = target.dependencies!;
+      const deps = target.dependencies;
       await deps.stop(dep);
       const undo = ctx.cleanup.add(`start ${dep}`, async () => {
         await deps.start(dep);
@@ -178,7 +178,7 @@ export async function runProbes(o: ProbesRunOptions): Promise<ProbesResult> {
     );
   const checks: SuiteCheck[] = app.probes.endpoints.map((e) => endpointCheck(e, container, samples));
   const t = o.target;
-  if (t?.dependencies && (o.cutDependencies ?? true) && t.owned) {
+  if (t && hasCapabilities(t, ['dependencies']) && (o.cutDependencies ?? true) && t.owned) {
     for (const dep of t.dependencies.names()) checks.push(withoutDependencyCheck(app, t, dep));
   }
   const endpoints = await runSuite({

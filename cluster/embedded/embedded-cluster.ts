@@ -43,7 +43,8 @@ export interface EmbeddedCluster extends Target {
   readonly images: NonNullable<Target['images']>;
   readonly agent: NodeAgent;
   readonly proxy: ServiceProxy;
-  readonly network: PodNetwork;
+  /** The pod network (bridge, namespaces, addresses); `network` is the partition capability's name. */
+  readonly podNetwork: PodNetwork;
   readonly hostServices: HostServices;
   readonly kubeConfig: k8s.KubeConfig;
   readonly endpointLagMs: number;
@@ -177,7 +178,7 @@ export async function upEmbedded(opts: EmbeddedUpOptions = {}): Promise<Embedded
       stateDir,
       agent,
       proxy,
-      network,
+      podNetwork: network,
       hostServices,
       kubeConfig,
       endpointLagMs,

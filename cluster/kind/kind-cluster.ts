@@ -50,9 +50,11 @@ export interface KindCluster extends Target {
   readonly kind: 'kind';
   readonly kubeconfigPath: string;
   /** The docker network the nodes are on, its subnet and bridge interface. */
-  readonly network: KindNetwork;
+  /** Its docker network (`network` is the partition capability's name). */
+  readonly dockerNetwork: KindNetwork;
   /** Node container name → its address on the network. */
-  readonly nodes: Array<{ name: string; role: string; ip: string; podCIDR: string }>;
+  /** Its node containers (`nodes` is the add/remove capability's name). */
+  readonly kindNodes: Array<{ name: string; role: string; ip: string; podCIDR: string }>;
   /** Which node image runs, and why. */
   readonly nodeImage: { ref: string; source: 'official' | 'local' | 'given' };
   /** True when `--privileged` was refused and the wrapper gave capabilities instead. */
@@ -621,7 +623,7 @@ interface MakeArgs {
   engine: DockerEngine;
   runner: KindRunner;
   network: KindNetwork;
-  nodes: KindCluster['nodes'];
+  nodes: KindCluster['kindNodes'];
   cpIp: string;
   kubeconfigPath: string;
   kubeConfig: k8s.KubeConfig;
@@ -644,8 +646,8 @@ function makeCluster(a: MakeArgs): KindCluster {
     kubeconfigPath: a.kubeconfigPath,
     owned: a.owned,
     endpointLagMs: null,
-    network,
-    nodes: a.nodes,
+    dockerNetwork: network,
+    kindNodes: a.nodes,
     nodeImage: a.nodeImage,
     unprivileged: a.unprivileged,
     timings: a.timings,
