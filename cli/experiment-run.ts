@@ -5,7 +5,7 @@
  * cluster the harness created, and still writes what was found (verdict ERROR).
  */
 import { licenseApi } from '../apps/license-api/profile.ts';
-import { openTarget, type TargetSpec, type Target } from '../cluster/target.ts';
+import { openTarget, specTarget, type TargetSpec, type Target } from '../cluster/target.ts';
 import { TARGET_STRATEGIES } from '../cluster/strategies.ts';
 import {
   assertNotDenied,
@@ -63,7 +63,7 @@ export function checkUsage(o: ExperimentRunOptions, app: AppProfile = licenseApi
     if (!app.faults[b])
       throw new UsageError(`unknown fault "${b}" for --break; the faults are: ${Object.keys(app.faults).join(', ')}`);
   }
-  if (o.agents !== undefined && o.target !== 'embedded' && o.target !== 'auto') {
+  if (o.agents !== undefined && !['embedded', 'auto'].includes(specTarget(o.target).kind)) {
     throw new UsageError(
       `--agents runs on --target embedded only for now (got "${o.target}"): kind and existing clusters give pods no address of the harness to report to yet`,
     );
@@ -81,7 +81,7 @@ export async function runExperimentCommand(o: ExperimentRunOptions, app: AppProf
   const { config, source } = loaded;
   // Someone else's cluster: refuse before touching it (no request is sent) when the config does not
   // allow it; a denied (production) context first, whatever else is wrong with the command.
-  const context = o.target.startsWith('context:') ? o.target.slice('context:'.length) : null;
+  const { kind, context } = specTarget(o.target);
   const existing = context ? ({ owned: false, kind: 'existing', context, name: context } as const) : null;
   try {
     if (existing) assertNotDenied(existing, config, source);
@@ -111,7 +111,7 @@ export async function runExperimentCommand(o: ExperimentRunOptions, app: AppProf
   let results: CheckResult[] = [];
   let runError: string | null = null;
   let targetRecord: TargetRecord = {
-    kind: o.target.startsWith('context:') ? 'existing' : o.target === 'kind' ? 'kind' : 'embedded',
+    kind: kind === 'auto' ? 'embedded' : kind,
     name: o.clusterName,
     context: null,
     serverVersion: null,

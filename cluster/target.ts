@@ -155,8 +155,29 @@ export function cannotSentence(target: Target, missing: readonly Capability[]): 
   return `the ${target.kind} target cannot ${missing.map((m) => CAPABILITIES[m].does).join(' or ')}`;
 }
 
+/**
+ * What a workload deployed on a target can count on. An app profile picks its manifests and
+ * credentials from this, never from the target's kind, so a new kind of target needs no change there.
+ */
+export interface Platform {
+  /**
+   * Where the app's backing services (database, cache) come from: `host`, the target runs them on
+   * this machine, reached by its pods at their gateway (embedded); `in-cluster`, the app's manifests
+   * bring them, from images the harness loads (kind); `external`, the platform's own, run by someone
+   * else (managed services behind an existing cluster).
+   */
+  readonly services: 'host' | 'in-cluster' | 'external';
+  /**
+   * `throwaway`: a cluster on this machine that only the harness uses, where an app's development
+   * secrets are fine; `provided`: someone's cluster, whose credentials come from the environment.
+   */
+  readonly secrets: 'throwaway' | 'provided';
+}
+
 export interface Target extends AsyncDisposable, Readonly<Partial<Capabilities>> {
   readonly kind: TargetKind;
+  /** What a workload deployed here can count on (the app profile reads this, not `kind`). */
+  readonly platform: Platform;
   /** Cluster name (embedded, kind) or context name (existing). */
   readonly name: string;
   /** The kubeconfig context, when there is one by name. */
@@ -192,6 +213,11 @@ export interface OpenOptions {
   serviceUrl?: string;
   /** Existing only: the kubeconfig context (set from `context:<name>`). */
   context?: string;
+  /**
+   * Embedded only: attach to the cluster `verdict cluster up` runs under `name` (or `stateDir`)
+   * instead of making one; it is left running. Fails with TargetUnavailableError when none runs.
+   */
+  attach?: boolean;
   kubeconfig?: string;
   onProgress?: (message: string) => void;
   signal?: AbortSignal;
@@ -204,15 +230,28 @@ export interface TargetStrategy {
   open(opts: OpenOptions): Promise<Target>;
 }
 
-/** `embedded`, `kind`, `context:<name>` or `auto` (the strategies in order). */
+/** `embedded`, `kind`, `context:<name>` or `auto` (the strategies in order): the value of every `--target`. */
 export type TargetSpec = 'auto' | 'embedded' | 'kind' | `context:${string}`;
 
 export class TargetUnavailableError extends Error {}
 
+/** The one parser of `--target` (and of a bare `--context <name>`, as `context:<name>`). */
 export function parseTargetSpec(v: string): TargetSpec {
   if (v === 'auto' || v === 'embedded' || v === 'kind') return v;
-  if (/^context:[A-Za-z0-9_.:@/-]{1,253}$/.test(v)) return v as TargetSpec;
+  if (v.startsWith('context:')) {
+    const name = v.slice('context:'.length);
+    if (/^[A-Za-z0-9_.:@/-]{1,253}$/.test(name)) return v as TargetSpec;
+    throw new Error(
+      `${JSON.stringify(name)} is not a kubeconfig context name the harness takes: letters, digits and _ . : @ / -, at most 253`,
+    );
+  }
   throw new Error(`unknown target "${v}": use embedded, kind, context:<kubeconfig context> or auto`);
+}
+
+/** What a spec names: the kind of target (`auto` before a strategy is picked) and, for `existing`, the context. */
+export function specTarget(spec: TargetSpec): { kind: TargetKind | 'auto'; context: string | null } {
+  if (spec.startsWith('context:')) return { kind: 'existing', context: spec.slice('context:'.length) };
+  return { kind: spec as TargetKind | 'auto', context: null };
 }
 
 /**
@@ -220,10 +259,8 @@ export function parseTargetSpec(v: string): TargetSpec {
  * none can run, one error lists every strategy with its reason.
  */
 export async function openTarget(spec: TargetSpec, strategies: TargetStrategy[], opts: OpenOptions = {}): Promise<Target> {
-  const wanted =
-    spec === 'auto'
-      ? strategies.filter((s) => s.kind !== 'existing')
-      : strategies.filter((s) => s.kind === (spec.startsWith('context:') ? 'existing' : spec));
+  const { kind, context } = specTarget(spec);
+  const wanted = strategies.filter((s) => (kind === 'auto' ? s.kind !== 'existing' : s.kind === kind));
   if (wanted.length === 0) throw new TargetUnavailableError(`no strategy for target ${spec}`);
   const reasons: string[] = [];
   for (const s of wanted) {
@@ -233,7 +270,7 @@ export async function openTarget(spec: TargetSpec, strategies: TargetStrategy[],
       continue;
     }
     opts.onProgress?.(`target: ${s.kind}`);
-    return await s.open(spec.startsWith('context:') ? { ...opts, context: spec.slice('context:'.length) } : opts);
+    return await s.open(context ? { ...opts, context } : opts);
   }
   throw new TargetUnavailableError(`no target can run here:\n  ${reasons.join('\n  ')}`);
 }

@@ -92,7 +92,7 @@ export const nodeDrain = defineExperiment<NodeDrainData>()({
     'drains each node that runs the app in turn under load (cordon, evict with PDB retries, uncordon): no request may fail, the PDB must hold',
   setup: deployOrUseRunning,
   async act(ctx) {
-    const shape = await workloadShape(ctx.app.release(ctx.options.to, ctx.target.kind, faultsOf(ctx.options.faults)));
+    const shape = await workloadShape(ctx.app.release(ctx.options.to, ctx.target.platform, faultsOf(ctx.options.faults)));
     const startedAt = Date.now();
     const drains = await underLoad(ctx, 'node-drain', () => drainNodes(ctx, shape.replicas));
     const endedAt = Date.now();

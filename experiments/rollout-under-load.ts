@@ -98,13 +98,13 @@ export const rolloutUnderLoad = defineExperiment<RolloutData>()({
   async setup(ctx) {
     const { app, options, target } = ctx;
     ctx.say(`deploying ${options.from} (the release before)`);
-    const r = await ctx.deploy(app.release(options.from, target.kind, faultsOf(options.faults, 'from')));
+    const r = await ctx.deploy(app.release(options.from, target.platform, faultsOf(options.faults, 'from')));
     if (!r.ok) throw new Error(`the release before (${options.from}) did not deploy: ${r.error}`);
   },
 
   async act(ctx) {
     const { app, options, target, config } = ctx;
-    const to = app.release(options.to, target.kind, faultsOf(options.faults, 'to'));
+    const to = app.release(options.to, target.platform, faultsOf(options.faults, 'to'));
     const shape = await workloadShape(to);
     const held = await holdSessions(ctx);
     const { warmupMs, settleMs } = config.experiments;

@@ -94,7 +94,7 @@ export async function runExperiments(target: Target, experiments: AnyExperiment[
       );
   }
   if (target.images) {
-    for (const img of o.app.supportImages?.(target.kind) ?? []) {
+    for (const img of o.app.supportImages?.(target.platform) ?? []) {
       o.signal.throwIfAborted();
       await target.images.load(img, say);
     }

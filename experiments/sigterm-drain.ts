@@ -30,12 +30,12 @@ export const sigtermDrain = defineExperiment<SigtermDrainData>()({
     let control: SigtermDrainData['control'] = null;
     if (app.naiveShutdown) {
       ctx.say(`control: ${options.to} with ${app.naiveShutdown.name} (${app.naiveShutdown.what})`);
-      const r = await ctx.deploy(app.release(options.to, target.kind, [app.naiveShutdown]));
+      const r = await ctx.deploy(app.release(options.to, target.platform, [app.naiveShutdown]));
       if (!r.ok) throw new Error(`the control release did not deploy: ${r.error}`);
       control = await underLoad(ctx, 'naive', () => killPodsOneByOne(ctx), { control: true });
     }
     ctx.say(`shipped: ${options.to}${options.faults.length ? ` with ${options.faults.map((f) => f.name).join(', ')}` : ''}`);
-    const r = await ctx.deploy(app.release(options.to, target.kind, faultsOf(options.faults)));
+    const r = await ctx.deploy(app.release(options.to, target.platform, faultsOf(options.faults)));
     if (!r.ok) throw new Error(`the release under test did not deploy: ${r.error}`);
     const shipped = await underLoad(ctx, 'shipped', () => killPodsOneByOne(ctx));
     return { control, shipped };

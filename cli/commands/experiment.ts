@@ -1,8 +1,9 @@
 import { Command } from 'commander';
+import type { TargetSpec } from '../../cluster/target.ts';
 import { EXPERIMENTS } from '../../experiments/index.ts';
 import { runExperimentCommand } from '../experiment-run.ts';
 import { UsageError } from '../exit-codes.ts';
-import { agentsOption, breakOption, lagOption, nodesOption, rateOption, targetOption } from './verify-local.ts';
+import { agentsOption, breakOption, lagOption, nodesOption, rateOption, targetOption } from '../options.ts';
 
 interface Opts {
   list: boolean;
@@ -13,7 +14,7 @@ interface Opts {
   out: string;
   break: string[];
   stateDir?: string;
-  target: string;
+  target: TargetSpec;
   config?: string;
   endpointLag?: number;
   url?: string;
@@ -70,7 +71,7 @@ Examples:
       process.exitCode = await runExperimentCommand({
         command: 'experiment',
         experiments: names,
-        target: o.target as never,
+        target: o.target,
         from: o.from,
         to: o.to,
         rate: o.rate,

@@ -1,6 +1,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { licenseApi } from '../../apps/license-api/profile.ts';
-import { openExisting } from '../../cluster/existing/existing-target.ts';
+import { TARGET_STRATEGIES } from '../../cluster/strategies.ts';
+import { openTarget, parseTargetSpec, type TargetSpec } from '../../cluster/target.ts';
 import type { AppProfile } from '../../experiments/app-profile.ts';
 import { describeTarget } from '../../experiments/record.ts';
 import { runGate } from '../../gate/post-deploy-gate.ts';
@@ -180,6 +181,12 @@ Example:
       if (!f.deployment || !/^[a-z0-9-]{1,63}\/[a-z0-9.-]{1,253}$/.test(f.deployment))
         throw new UsageError('give --deployment as namespace/name, e.g. coditect/license-api');
       if (!f.url) throw new UsageError("give --url, the Service's URL from here");
+      let spec: TargetSpec;
+      try {
+        spec = parseTargetSpec(`context:${f.context}`);
+      } catch (err) {
+        throw new UsageError(`--context: ${(err as Error).message}`);
+      }
       let url: string;
       try {
         url = parseBaseUrl(f.url).toString().replace(/\/$/, '');
@@ -216,7 +223,7 @@ Example:
         endpointLagMs: null,
       };
       try {
-        const target = await openExisting({ context: f.context, kubeconfig: f.kubeconfig, serviceUrl: url });
+        const target = await openTarget(spec, TARGET_STRATEGIES, { kubeconfig: f.kubeconfig, serviceUrl: url });
         targetRecord = (await describeTarget(target, url)) as typeof targetRecord;
         result = await runGate({
           target,

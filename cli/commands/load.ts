@@ -2,6 +2,8 @@ import { mkdir, open, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { licenseApi } from '../../apps/license-api/profile.ts';
 import { Command } from 'commander';
+import type { TargetSpec } from '../../cluster/target.ts';
+import { targetOption } from '../options.ts';
 import type { LoadRun } from '../../lib/load/index.ts';
 import type { LoadFlags } from '../../lib/load/run-options.ts';
 import { ExitCode, exitCodeOf, UsageError } from '../exit-codes.ts';
@@ -12,7 +14,7 @@ interface LoadCommandFlags extends LoadFlags {
   bundle?: string;
   progressEvery?: string;
   agents?: string;
-  target?: string;
+  target?: TargetSpec;
   name?: string;
   stateDir?: string;
   namespace?: string;
@@ -61,10 +63,10 @@ export function loadCommand(): Command {
       '--agents <n>',
       'run the load from N agents in the cluster (a Kubernetes Indexed Job), each 1/N of it, merged into one result',
     )
-    .option(
-      '--target <target>',
-      'with --agents: where the agents run; only "embedded" (the running `verdict cluster up` cluster) for now',
-      'embedded',
+    .addOption(
+      targetOption(
+        'with --agents: where the agents run; only "embedded" (the running `verdict cluster up` cluster) for now',
+      ).default('embedded'),
     )
     .option('--name <name>', "with --agents: the embedded cluster's name", 'verdict')
     .option('--state-dir <dir>', "with --agents: the embedded cluster's state directory")
@@ -197,11 +199,12 @@ aborted), 3 ERROR, 64 bad usage (including a target the guard refuses).`,
  * context must pass the experiments' allow-list (verdict.config.yaml in the working directory:
  * `--config` here is the k6 options file) before anything else is said or done, production first.
  */
-async function refuseDisallowedContext(target: string | undefined): Promise<void> {
-  if (!target?.startsWith('context:')) return;
+async function refuseDisallowedContext(target: TargetSpec | undefined): Promise<void> {
+  const { specTarget } = await import('../../cluster/target.ts');
+  const context = target ? specTarget(target).context : null;
+  if (!context) return;
   const { assertTargetAllowed, ConfigFileError, loadHarnessConfig, TargetNotAllowedError } =
     await import('../../experiments/config.ts');
-  const context = target.slice('context:'.length);
   try {
     const { config, source } = await loadHarnessConfig();
     assertTargetAllowed({ owned: false, kind: 'existing', context, name: context }, config, source);
@@ -218,17 +221,14 @@ async function distributedLoad(flags: LoadCommandFlags): Promise<number> {
   const { parseDuration } = await import('../../lib/load/units.ts');
   const { summaryTable } = await import('../../lib/load/report-text.ts');
   const { startAgents } = await import('../../lib/load/distributed/index.ts');
-  const { alive, readClusterState, stateDirOf } = await import('../../cluster/embedded/state.ts');
-  const { ImageStore } = await import('../../cluster/embedded/image-store.ts');
-  const { embeddedPodReach } = await import('../../cluster/embedded/embedded-cluster.ts');
-  const { DEFAULT_CLUSTER_CIDR, DEFAULT_GATEWAY } = await import('../../cluster/embedded/network/pod-network.ts');
-  const { loadKubeConfig } = await import('../../lib/kube/client.ts');
+  const { openTarget, specTarget, TargetUnavailableError } = await import('../../cluster/target.ts');
+  const { TARGET_STRATEGIES } = await import('../../cluster/strategies.ts');
 
   const agents = Number(flags.agents);
   if (!Number.isInteger(agents) || agents < 1 || agents > 100)
     throw new UsageError(`--agents must be a whole number from 1 to 100, got "${flags.agents}"`);
   if (flags.bundle) throw new UsageError('--bundle writes an agent; --agents runs them: use one or the other');
-  if (flags.target !== 'embedded')
+  if (specTarget(flags.target ?? 'embedded').kind !== 'embedded')
     throw new UsageError(
       `--agents runs on --target embedded only for now (got "${flags.target}"): kind and existing clusters are not supported yet`,
     );
@@ -248,16 +248,17 @@ async function distributedLoad(flags: LoadCommandFlags): Promise<number> {
     env[name] = value;
   }
 
-  const stateDir = stateDirOf(flags.name ?? 'verdict', flags.stateDir);
-  const state = await readClusterState(stateDir);
-  if (!state || !alive(state.pid)) {
-    throw new UsageError(
-      `--agents runs the agents on the embedded cluster "${flags.name ?? 'verdict'}", and none is running (${stateDir}): ` +
-        'start it with `verdict cluster up` (as root) and deploy the app first',
-    );
+  // The cluster `verdict cluster up` runs, attached to (not made, and left running): its image store and pod reach.
+  let target;
+  try {
+    target = await openTarget('embedded', TARGET_STRATEGIES, { attach: true, name: flags.name, stateDir: flags.stateDir });
+  } catch (err) {
+    if (err instanceof TargetUnavailableError)
+      throw new UsageError(`--agents runs the agents on a running embedded cluster: ${err.message}`);
+    throw err;
   }
-  const podReach = embeddedPodReach(state.gateway ?? DEFAULT_GATEWAY, state.clusterCidr ?? DEFAULT_CLUSTER_CIDR);
-  const store = new ImageStore(stateDir);
+  const { podReach } = target;
+  if (!podReach) throw new UsageError(`--agents: the ${target.kind} target gives its pods no way back to this machine`);
   const url = new URL(options.url);
   if (isLoopback(url.hostname.replace(/^\[|\]$/g, ''))) {
     url.hostname = new URL(podReach.serviceUrl(Number(url.port || 80))).hostname;
@@ -288,17 +289,7 @@ async function distributedLoad(flags: LoadCommandFlags): Promise<number> {
     let run;
     try {
       run = await startAgents({
-        cluster: {
-          kubeConfig: loadKubeConfig(state.kubeconfig),
-          podReach,
-          images: {
-            load: async (src, progress) => {
-              progress?.(`adding ${src.ref} to the embedded image store`);
-              await store.add(src.ref, src.bundle!.cmd, src.bundle!.fill);
-              await store.runtimeNode();
-            },
-          },
-        },
+        cluster: target,
         agents,
         url: url.href,
         executor: options.executor,

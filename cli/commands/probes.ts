@@ -1,7 +1,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { licenseApi } from '../../apps/license-api/profile.ts';
-import { openExisting } from '../../cluster/existing/existing-target.ts';
-import type { Target } from '../../cluster/target.ts';
+import { TARGET_STRATEGIES } from '../../cluster/strategies.ts';
+import { openTarget, parseTargetSpec, type Target, type TargetSpec } from '../../cluster/target.ts';
 import type { AppProfile } from '../../experiments/app-profile.ts';
 import { loadManifests, readDeployment, type ManifestSource } from '../../probes/manifest-source.ts';
 import { runProbes } from '../../probes/probes.ts';
@@ -51,6 +51,12 @@ export async function runProbesCommand(o: ProbesCommandOptions, app: AppProfile 
       '--deployment needs --context <kubeconfig context> (the cluster to read it from; nothing there is changed)',
     );
   if (o.context && !o.deployment) throw new UsageError('--context goes with --deployment <namespace>/<name>');
+  let spec: TargetSpec | null = null;
+  try {
+    spec = o.context ? parseTargetSpec(`context:${o.context}`) : null;
+  } catch (err) {
+    throw new UsageError(`--context: ${(err as Error).message}`);
+  }
   const started = Date.now();
   const say = progress(started, []);
   using interrupt = interruptOnSignals(say);
@@ -66,10 +72,10 @@ export async function runProbesCommand(o: ProbesCommandOptions, app: AppProfile 
       } catch (err) {
         throw new UsageError(`--manifests: ${(err as Error).message}`);
       }
-    } else if (o.deployment) {
+    } else if (o.deployment && spec) {
       const [namespace, name] = o.deployment.split('/');
       // Someone else's cluster, used read-only: start times from the pods' conditions, nothing deleted or stopped.
-      target = await openExisting({ kubeconfig: o.kubeconfig, context: o.context!, serviceUrl: url });
+      target = await openTarget(spec, TARGET_STRATEGIES, { kubeconfig: o.kubeconfig, serviceUrl: url });
       targetRecord = {
         kind: 'existing',
         name: target.name,

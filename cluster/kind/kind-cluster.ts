@@ -30,7 +30,10 @@ import { docker, imagePresent } from '../../lib/docker/cli.ts';
 import { dockerEnv, useEngine, type DockerEngine } from '../../lib/docker/engine.ts';
 import { buildImage, ensureBaseImage, LOCAL_NODE_IMAGE } from '../../lib/docker/images.ts';
 import { dockerfileBaseImages } from '../../lib/docker/cli.ts';
-import type { ImageSource, OpenOptions, Target, TargetStrategy } from '../target.ts';
+import type { ImageSource, OpenOptions, Platform, Target, TargetStrategy } from '../target.ts';
+
+/** kind: the app's manifests bring their dependencies, from images the harness loads; throw-away secrets. */
+export const KIND_PLATFORM: Platform = { services: 'in-cluster', secrets: 'throwaway' };
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 export const KIND_CONFIG = join(REPO, 'kind-config.yaml');
@@ -640,6 +643,7 @@ function makeCluster(a: MakeArgs): KindCluster {
   let isDown = false;
   const cluster: KindCluster = {
     kind: 'kind',
+    platform: KIND_PLATFORM,
     name,
     context: `kind-${name}`,
     kubeConfig,

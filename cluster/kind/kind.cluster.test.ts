@@ -15,6 +15,7 @@ import { runCommand } from '../../lib/proc/run.ts';
 import { NIGHTLY, repeats } from '../../test/nightly.ts';
 import {
   bridgeNameFor,
+  KIND_PLATFORM,
   kindBinary,
   kindLeftovers,
   networkNameFor,
@@ -240,7 +241,7 @@ describe('rollout-under-load on kind (real kubelet and kube-proxy)', () => {
 describe('fidelity', () => {
   it('endpoint propagation through the real kube-proxy: pod deletion → new connections stop reaching the pod (alone, and right after another change)', async () => {
     // The shipped release (preStop sleep 5 s: a deleted pod answers for 5 s more), settled.
-    await deployRelease(cluster.kubeConfig, licenseApi.release('v1', 'kind'), { timeoutMs: 300_000, onProgress: say });
+    await deployRelease(cluster.kubeConfig, licenseApi.release('v1', KIND_PLATFORM), { timeoutMs: 300_000, onProgress: say });
     const w = licenseApi.workload;
     const o = {
       namespace: w.namespace,
