@@ -19,13 +19,10 @@ import { describeTarget, ledgerLines, runRecord } from '../experiments/record.ts
 import { runExperiments, type CheckResult } from '../experiments/runner.ts';
 import { evidenceStrength } from '../experiments/evidence-strength.ts';
 import type { AppProfile } from '../experiments/app-profile.ts';
-import { exitCodeOf } from '../lib/verdict.ts';
 import type { TargetRecord } from '../reports/run-record.ts';
-import { createRunDirectory, writeRun } from '../reports/run-directory.ts';
 import { LEDGER_FILE } from '../reports/ledger-file.ts';
-import { renderJson } from '../reports/render/json.ts';
-import { printRunSummary, ProgressLine } from '../reports/render/terminal.ts';
 import { UsageError } from './exit-codes.ts';
+import { openShell } from './shell.ts';
 
 export interface ExperimentRunOptions {
   command: 'verify-local' | 'experiment';
@@ -91,22 +88,12 @@ export async function runExperimentCommand(o: ExperimentRunOptions, app: AppProf
     if (err instanceof TargetNotAllowedError) throw new UsageError(err.message);
     throw err;
   }
-  const started = Date.now();
   // Steps as lines; the load's progress as one live line on a terminal, a line every 10 s in CI.
-  const progress = new ProgressLine({ stream: process.stderr, everyMs: 10_000 });
-  const stamp = () => `[${((Date.now() - started) / 1000).toFixed(1).padStart(6)}s]`;
-  const say = (m: string) => progress.log(`${stamp()} ${m}`);
+  using shell = openShell({ stopping: 'stopping the load and tearing down' });
+  const { say, started } = shell;
   const faults = o.breaks.map((b) => app.faults[b]);
   for (const f of faults) say(`deliberately broken release: ${f.name} (${f.what}); the verdict should not be PASS`);
-  const abort = new AbortController();
-  const onSignal = (sig: string) => {
-    say(`${sig}: stopping the load and tearing down (again to force)`);
-    abort.abort(new Error(`interrupted by ${sig}`));
-  };
-  const onInt = () => onSignal('SIGINT');
-  const onTerm = () => onSignal('SIGTERM');
-  process.once('SIGINT', onInt);
-  process.once('SIGTERM', onTerm);
+  shell.leaves(leftBehind(o, kind));
   let target: Target | undefined;
   let results: CheckResult[] = [];
   let runError: string | null = null;
@@ -126,7 +113,7 @@ export async function runExperimentCommand(o: ExperimentRunOptions, app: AppProf
       endpointLagMs: o.endpointLag,
       serviceUrl: o.url,
       onProgress: say,
-      signal: abort.signal,
+      signal: shell.signal,
     });
     let url: string | null = null;
     try {
@@ -142,13 +129,13 @@ export async function runExperimentCommand(o: ExperimentRunOptions, app: AppProf
         app,
         config,
         configSource: source,
-        signal: abort.signal,
+        signal: shell.signal,
         say,
         agents: o.agents,
         options: { rate: o.rate ?? config.experiments.rate, from: o.from, to: o.to, faults },
         onLoadProgress: (label, p) =>
-          progress.update(
-            `${stamp()} load ${label}: ${p.succeeded} ok, ${p.failed} failed, ${p.dropped} dropped, ${p.recentRate.toFixed(0)} req/s, p99 ${p.recentP99?.toFixed(1) ?? '-'} ms`,
+          shell.update(
+            `load ${label}: ${p.succeeded} ok, ${p.failed} failed, ${p.dropped} dropped, ${p.recentRate.toFixed(0)} req/s, p99 ${p.recentP99?.toFixed(1) ?? '-'} ms`,
           ),
       },
     );
@@ -157,17 +144,13 @@ export async function runExperimentCommand(o: ExperimentRunOptions, app: AppProf
     if (err instanceof TargetNotAllowedError) {
       process.stderr.write(`verdict: ${err.message}\n`);
     }
-    runError = abort.signal.aborted
-      ? `interrupted: ${(abort.signal.reason as Error)?.message ?? abort.signal.reason}`
-      : (err as Error).message;
+    runError = shell.errorOf(err);
   } finally {
-    progress.done();
+    shell.done();
     if (target) {
       say(target.owned ? 'tearing the cluster down' : 'leaving the cluster as found');
       await target.close().catch((err) => say(`teardown: ${err}`));
     }
-    process.off('SIGINT', onInt);
-    process.off('SIGTERM', onTerm);
   }
   const hasLedger = results.some((r) => r.evidence?.loads.length);
   const record = runRecord({
@@ -180,9 +163,13 @@ export async function runExperimentCommand(o: ExperimentRunOptions, app: AppProf
     app: { name: app.name, versions: { from: o.from, to: o.to }, faults: o.breaks },
     ledgerFile: hasLedger ? LEDGER_FILE : null,
   });
-  const { dir } = await createRunDirectory(o.out, o.command, new Date(started));
-  const files = await writeRun(dir, record, hasLedger ? ledgerLines(results) : null);
-  if (o.json) process.stdout.write(renderJson(record));
-  else printRunSummary(record, files.reports.html);
-  return exitCodeOf(record.verdict);
+  return await shell.finish(record, { out: o.out, json: o.json, ledger: hasLedger ? ledgerLines(results) : null });
+}
+
+/** What quitting at once (a second Ctrl-C) may leave of the cluster this run makes, and how to remove it. */
+function leftBehind(o: ExperimentRunOptions, kind: ReturnType<typeof specTarget>['kind']): string {
+  if (kind === 'existing') return "the experiment's Deployment, load and pods in the context, as they were when it quit";
+  const embedded = `what the embedded cluster started: verdict cluster down --name ${o.clusterName}${o.stateDir ? ` --state-dir ${o.stateDir}` : ''}`;
+  const kindCluster = `the kind cluster: verdict cluster down --provider kind --name ${o.clusterName}`;
+  return kind === 'embedded' ? embedded : kind === 'kind' ? kindCluster : `${embedded}; or ${kindCluster}`;
 }

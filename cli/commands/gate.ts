@@ -11,7 +11,7 @@ import { shortSecretWarning } from '../../lib/checks/redact.ts';
 import { parseDuration } from '../../lib/load/units.ts';
 import { flagName, METRIC_SOURCES, SourceUsageError, type MetricSource } from '../../lib/metrics/index.ts';
 import { suiteRunRecord } from '../../suites/record.ts';
-import { finishRun, interruptOnSignals, progress } from '../suite-run.ts';
+import { openShell } from '../shell.ts';
 import { UsageError } from '../exit-codes.ts';
 import { checkDeployWindowOrRefuse, windowOptions, type WindowFlags } from '../deploy-window.ts';
 
@@ -198,9 +198,9 @@ Example:
       const sources = sourcesOf(f.source, f as unknown as Record<string, unknown>);
       const token = f.token ?? process.env.TEST_TOKEN ?? process.env.LICENSE_TOKEN ?? null;
       const [namespace, name] = f.deployment.split('/');
-      const started = Date.now();
       const secrets = token ? [token] : [];
-      const say = progress(started, secrets);
+      using shell = openShell({ stopping: 'stopping; cleaning up what the run created first', secrets });
+      const { say, started } = shell;
       const short = shortSecretWarning(secrets);
       if (short) say(`warning: ${short}`);
       const lifetime = tokenLifetimeWarning(token, {
@@ -210,7 +210,9 @@ Example:
         sourceDelayMs: f.sourceDelay,
       });
       if (lifetime) say(`warning: ${lifetime}`);
-      using interrupt = interruptOnSignals(say);
+      shell.leaves(
+        `a rollout or rollback of ${f.deployment} half done and unverified: see verdict history --context ${f.context} --deployment ${f.deployment}`,
+      );
       if (token && !process.env.LICENSE_TOKEN) process.env.LICENSE_TOKEN = token; // the app's load uses it
       let error: string | null = null;
       let result: Awaited<ReturnType<typeof runGate>> | undefined;
@@ -243,11 +245,11 @@ Example:
           rollback: f.rollback,
           timeoutMs: f.timeout,
           sourceDelayMs: f.sourceDelay,
-          signal: interrupt.signal,
+          signal: shell.signal,
           say,
         });
       } catch (err) {
-        error = interrupt.signal.aborted ? `interrupted: ${(interrupt.signal.reason as Error)?.message}` : (err as Error).message;
+        error = shell.errorOf(err);
       } finally {
         await Promise.allSettled(sources.map((s) => s.close()));
       }
@@ -275,6 +277,6 @@ Example:
           })(result.ledger)
         : null;
       if (lines) record.files = { ledger: 'ledger.ndjson.gz' };
-      process.exitCode = await finishRun(record, { out: f.out, json: f.json, secrets, started, ledger: lines });
+      process.exitCode = await shell.finish(record, { out: f.out, json: f.json, ledger: lines });
     });
 }

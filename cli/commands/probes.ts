@@ -9,7 +9,7 @@ import type { TargetRecord } from '../../reports/run-record.ts';
 import { parseBaseUrl } from '../../lib/checks/http.ts';
 import { suiteRunRecord, urlTarget } from '../../suites/record.ts';
 import { UsageError } from '../exit-codes.ts';
-import { finishRun, interruptOnSignals, progress } from '../suite-run.ts';
+import { openShell } from '../shell.ts';
 
 interface ProbesFlags {
   url?: string;
@@ -57,9 +57,8 @@ export async function runProbesCommand(o: ProbesCommandOptions, app: AppProfile 
   } catch (err) {
     throw new UsageError(`--context: ${(err as Error).message}`);
   }
-  const started = Date.now();
-  const say = progress(started, []);
-  using interrupt = interruptOnSignals(say);
+  using shell = openShell({ stopping: 'stopping; cleaning up what the run created first' });
+  const { say, started } = shell;
   let manifests: ManifestSource | undefined;
   let target: Target | undefined;
   let targetRecord: TargetRecord = urlTarget(url);
@@ -96,14 +95,14 @@ export async function runProbesCommand(o: ProbesCommandOptions, app: AppProfile 
       measure: target ? 'read-only' : 'none',
       failOn: o.failOn,
       samples: o.samples,
-      signal: interrupt.signal,
+      signal: shell.signal,
       say,
     });
     checks = r.checks;
     error = r.error;
   } catch (err) {
     if (err instanceof UsageError) throw err;
-    error = interrupt.signal.aborted ? (interrupt.signal.reason as Error).message : (err as Error).message;
+    error = shell.signal.aborted ? (shell.signal.reason as Error).message : (err as Error).message;
   } finally {
     await target?.close().catch(() => {});
   }
@@ -116,7 +115,7 @@ export async function runProbesCommand(o: ProbesCommandOptions, app: AppProfile 
     error,
     app: { name: app.name, versions: {}, faults: [] },
   });
-  return await finishRun(record, { out: o.out, json: o.json, secrets: [], started });
+  return await shell.finish(record, { out: o.out, json: o.json });
 }
 
 /** `verdict probes --url URL [--manifests path | --deployment ns/name --context C]`. */

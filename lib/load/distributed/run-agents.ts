@@ -317,7 +317,10 @@ export async function startAgents(o: RunAgentsOptions): Promise<AgentsRun> {
     abortReason = reason;
     aborted.abort(reason);
   };
-  const onSignal = () => abort(String(o.signal?.reason ?? 'interrupted'));
+  const onSignal = () => {
+    const why = o.signal?.reason;
+    abort(why instanceof Error ? why.message : String(why ?? 'interrupted'));
+  };
   o.signal?.addEventListener('abort', onSignal, { once: true });
   if (o.signal?.aborted) onSignal();
 
