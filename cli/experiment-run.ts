@@ -13,16 +13,17 @@ import {
   ConfigFileError,
   loadHarnessConfig,
   TargetNotAllowedError,
+  type HarnessConfig,
 } from '../experiments/config.ts';
 import { EXPERIMENTS } from '../experiments/index.ts';
 import { describeTarget, ledgerLines, runRecord } from '../experiments/record.ts';
 import { runExperiments, type CheckResult } from '../experiments/runner.ts';
 import { evidenceStrength } from '../experiments/evidence-strength.ts';
-import type { AppProfile } from '../experiments/app-profile.ts';
+import type { AppProfile, Fault } from '../experiments/app-profile.ts';
 import type { TargetRecord } from '../reports/run-record.ts';
 import { LEDGER_FILE } from '../reports/ledger-file.ts';
 import { UsageError } from './exit-codes.ts';
-import { openShell } from './shell.ts';
+import { openShell, type Shell } from './shell.ts';
 
 export interface ExperimentRunOptions {
   command: 'verify-local' | 'experiment';
@@ -68,6 +69,33 @@ export function checkUsage(o: ExperimentRunOptions, app: AppProfile = licenseApi
 }
 
 export async function runExperimentCommand(o: ExperimentRunOptions, app: AppProfile = licenseApi): Promise<number> {
+  const { config, source } = await allowedConfig(o, app);
+  // Steps as lines; the load's progress as one live line on a terminal, a line every 10 s in CI.
+  using shell = openShell({ stopping: 'stopping the load and tearing down' });
+  const faults = o.breaks.map((b) => app.faults[b]);
+  for (const f of faults) shell.say(`deliberately broken release: ${f.name} (${f.what}); the verdict should not be PASS`);
+  shell.leaves(leftBehind(o, specTarget(o.target).kind));
+  const { results, targetRecord, runError } = await runOnTarget(o, app, shell, { config, source, faults });
+  const hasLedger = results.some((r) => r.evidence?.loads.length);
+  const record = runRecord({
+    command: o.command,
+    target: targetRecord,
+    results,
+    startedAt: shell.started,
+    endedAt: Date.now(),
+    error: runError,
+    app: { name: app.name, versions: { from: o.from, to: o.to }, faults: o.breaks },
+    ledgerFile: hasLedger ? LEDGER_FILE : null,
+  });
+  return await shell.finish(record, { out: o.out, json: o.json, ledger: hasLedger ? ledgerLines(results) : null });
+}
+
+/**
+ * The config file, and the command checked against it: someone else's cluster is refused before it
+ * is touched (no request is sent) when the config does not allow it, a denied (production) context
+ * first, whatever else is wrong with the command.
+ */
+async function allowedConfig(o: ExperimentRunOptions, app: AppProfile): Promise<{ config: HarnessConfig; source?: string }> {
   let loaded;
   try {
     loaded = await loadHarnessConfig(o.config);
@@ -76,9 +104,7 @@ export async function runExperimentCommand(o: ExperimentRunOptions, app: AppProf
     throw err;
   }
   const { config, source } = loaded;
-  // Someone else's cluster: refuse before touching it (no request is sent) when the config does not
-  // allow it; a denied (production) context first, whatever else is wrong with the command.
-  const { kind, context } = specTarget(o.target);
+  const { context } = specTarget(o.target);
   const existing = context ? ({ owned: false, kind: 'existing', context, name: context } as const) : null;
   try {
     if (existing) assertNotDenied(existing, config, source);
@@ -88,12 +114,18 @@ export async function runExperimentCommand(o: ExperimentRunOptions, app: AppProf
     if (err instanceof TargetNotAllowedError) throw new UsageError(err.message);
     throw err;
   }
-  // Steps as lines; the load's progress as one live line on a terminal, a line every 10 s in CI.
-  using shell = openShell({ stopping: 'stopping the load and tearing down' });
-  const { say, started } = shell;
-  const faults = o.breaks.map((b) => app.faults[b]);
-  for (const f of faults) say(`deliberately broken release: ${f.name} (${f.what}); the verdict should not be PASS`);
-  shell.leaves(leftBehind(o, kind));
+  return { config, source };
+}
+
+/** Opens the target, runs the experiments (and, for verify-local, the evidence-strength gate), closes the target. */
+async function runOnTarget(
+  o: ExperimentRunOptions,
+  app: AppProfile,
+  shell: Shell,
+  c: { config: HarnessConfig; source?: string; faults: Fault[] },
+): Promise<{ results: CheckResult[]; targetRecord: TargetRecord; runError: string | null }> {
+  const { say } = shell;
+  const { kind } = specTarget(o.target);
   let target: Target | undefined;
   let results: CheckResult[] = [];
   let runError: string | null = null;
@@ -127,23 +159,21 @@ export async function runExperimentCommand(o: ExperimentRunOptions, app: AppProf
       o.experiments.map((n) => EXPERIMENTS[n]),
       {
         app,
-        config,
-        configSource: source,
+        config: c.config,
+        configSource: c.source,
         signal: shell.signal,
         say,
         agents: o.agents,
-        options: { rate: o.rate ?? config.experiments.rate, from: o.from, to: o.to, faults },
+        options: { rate: o.rate ?? c.config.experiments.rate, from: o.from, to: o.to, faults: c.faults },
         onLoadProgress: (label, p) =>
           shell.update(
             `load ${label}: ${p.succeeded} ok, ${p.failed} failed, ${p.dropped} dropped, ${p.recentRate.toFixed(0)} req/s, p99 ${p.recentP99?.toFixed(1) ?? '-'} ms`,
           ),
       },
     );
-    if (o.command === 'verify-local') results.push(evidenceStrength(results, config.gates.evidence.maxUpperBound));
+    if (o.command === 'verify-local') results.push(evidenceStrength(results, c.config.gates.evidence.maxUpperBound));
   } catch (err) {
-    if (err instanceof TargetNotAllowedError) {
-      process.stderr.write(`verdict: ${err.message}\n`);
-    }
+    if (err instanceof TargetNotAllowedError) process.stderr.write(`verdict: ${err.message}\n`);
     runError = shell.errorOf(err);
   } finally {
     shell.done();
@@ -152,18 +182,7 @@ export async function runExperimentCommand(o: ExperimentRunOptions, app: AppProf
       await target.close().catch((err) => say(`teardown: ${err}`));
     }
   }
-  const hasLedger = results.some((r) => r.evidence?.loads.length);
-  const record = runRecord({
-    command: o.command,
-    target: targetRecord,
-    results,
-    startedAt: started,
-    endedAt: Date.now(),
-    error: runError,
-    app: { name: app.name, versions: { from: o.from, to: o.to }, faults: o.breaks },
-    ledgerFile: hasLedger ? LEDGER_FILE : null,
-  });
-  return await shell.finish(record, { out: o.out, json: o.json, ledger: hasLedger ? ledgerLines(results) : null });
+  return { results, targetRecord, runError };
 }
 
 /** What quitting at once (a second Ctrl-C) may leave of the cluster this run makes, and how to remove it. */

@@ -11,6 +11,7 @@ import { shortSecretWarning } from '../../lib/checks/redact.ts';
 import { parseDuration } from '../../lib/load/units.ts';
 import { flagName, METRIC_SOURCES, SourceUsageError, type MetricSource } from '../../lib/metrics/index.ts';
 import { suiteRunRecord } from '../../suites/record.ts';
+import type { ApprovalRecord, RunRecord, TargetRecord } from '../../reports/run-record.ts';
 import { openShell } from '../shell.ts';
 import { UsageError } from '../exit-codes.ts';
 import { checkDeployWindowOrRefuse, windowOptions, type WindowFlags } from '../deploy-window.ts';
@@ -56,18 +57,6 @@ interface GateFlags extends WindowFlags {
   json: boolean;
 }
 
-/** One option for each distinct flag of the metric sources (lib/metrics/providers.ts), its help naming the sources that read it. */
-function sourceOptions(): Option[] {
-  const byFlag = new Map<string, { description: string; sources: string[] }>();
-  for (const p of METRIC_SOURCES)
-    for (const f of p.flags) {
-      const o = byFlag.get(f.flag) ?? { description: f.description, sources: [] };
-      o.sources.push(p.name);
-      byFlag.set(f.flag, o);
-    }
-  return [...byFlag].map(([flag, o]) => new Option(flag, `${o.sources.join(', ')}: ${o.description}`));
-}
-
 /** The sources `--source` names, each built by its provider from its flags' values (bad usage: UsageError). */
 function sourcesOf(wanted: string[], values: Record<string, unknown>): MetricSource[] {
   const names = new Set(wanted.length ? wanted : ['client']);
@@ -88,10 +77,22 @@ function sourcesOf(wanted: string[], values: Record<string, unknown>): MetricSou
 
 /** `verdict gate`: after a deploy, decide on evidence, roll back on anything but PASS, and prove the rollback. */
 export function gateCommand(app: AppProfile = licenseApi): Command {
-  const cmd = new Command('gate')
-    .description(
-      'post-deploy gate: wait for the rollout, smoke it, judge a window of client and server metrics, roll back and verify the rollback unless PASS',
-    )
+  const cmd = new Command('gate').description(
+    'post-deploy gate: wait for the rollout, smoke it, judge a window of client and server metrics, roll back and verify the rollback unless PASS',
+  );
+  return judgementOptions(sourceOptions(releaseOptions(cmd)))
+    .addOption(windowOptions.environment())
+    .addOption(windowOptions.overrideWindow())
+    .addOption(windowOptions.config())
+    .option('--out <dir>', 'where the run directory goes', '.reports/gate')
+    .option('--json', 'print verdict.json to stdout instead of the summary', false)
+    .addHelpText('after', GATE_HELP)
+    .action((f: GateFlags) => runGateCommand(f, app));
+}
+
+/** Where the release went and how to reach it. */
+function releaseOptions(cmd: Command): Command {
+  return cmd
     .option('--context <name>', 'kubeconfig context of the cluster (required)')
     .option('--kubeconfig <path>', 'kubeconfig file (default $KUBECONFIG, ~/.kube/config)')
     .option('--deployment <ns/name>', 'the Deployment just deployed, e.g. coditect/license-api (required)')
@@ -100,14 +101,30 @@ export function gateCommand(app: AppProfile = licenseApi): Command {
       '--expect-version <v>',
       "the version the new release must report (default: its pod template's app.kubernetes.io/version)",
     )
-    .option('--token <jwt>', 'bearer token for the smoke and the load (default $TEST_TOKEN, then $LICENSE_TOKEN); never printed')
-    .option(
-      '--source <name>',
-      `metric source, repeatable: ${SOURCES.join(', ')} (client, the gate's own load, is always used)`,
-      collect,
-      [],
-    );
-  for (const o of sourceOptions()) cmd.addOption(o);
+    .option('--token <jwt>', 'bearer token for the smoke and the load (default $TEST_TOKEN, then $LICENSE_TOKEN); never printed');
+}
+
+/** `--source`, and one option for each distinct flag of the metric sources (lib/metrics/providers.ts), its help naming the sources that read it. */
+function sourceOptions(cmd: Command): Command {
+  cmd.option(
+    '--source <name>',
+    `metric source, repeatable: ${SOURCES.join(', ')} (client, the gate's own load, is always used)`,
+    collect,
+    [],
+  );
+  const byFlag = new Map<string, { description: string; sources: string[] }>();
+  for (const p of METRIC_SOURCES)
+    for (const f of p.flags) {
+      const o = byFlag.get(f.flag) ?? { description: f.description, sources: [] };
+      o.sources.push(p.name);
+      byFlag.set(f.flag, o);
+    }
+  for (const [flag, o] of byFlag) cmd.addOption(new Option(flag, `${o.sources.join(', ')}: ${o.description}`));
+  return cmd;
+}
+
+/** The window, what PASSes in it, and what happens otherwise. */
+function judgementOptions(cmd: Command): Command {
   return cmd
     .addOption(
       new Option('--window <duration>', 'the judged window: the light load runs this long')
@@ -148,15 +165,10 @@ export function gateCommand(app: AppProfile = licenseApi): Command {
       new Option('--source-delay <duration>', 'wait after the window before asking server sources (two scrape intervals)')
         .argParser(duration('--source-delay', 10 * 60_000))
         .default(GATE_DEFAULTS.sourceDelayMs, '30s'),
-    )
-    .addOption(windowOptions.environment())
-    .addOption(windowOptions.overrideWindow())
-    .addOption(windowOptions.config())
-    .option('--out <dir>', 'where the run directory goes', '.reports/gate')
-    .option('--json', 'print verdict.json to stdout instead of the summary', false)
-    .addHelpText(
-      'after',
-      `
+    );
+}
+
+const GATE_HELP = `
 Steps: 1. rollout status (crash-looping or never-ready: FAIL at once, with restarts, last state, events);
 2. the smoke suite; 3. a light bounded load for --window while the sources are read; 4. the decision,
 fail-closed (a source that errs or has no data is never PASS); 5. on FAIL or ERROR (and INCONCLUSIVE
@@ -174,109 +186,132 @@ and why in verdict.json. A rollback is never refused.
 Exit codes: 0 PASS (promote), 1 FAIL, 2 INCONCLUSIVE, 3 ERROR, 64 bad usage.
 Example:
   TEST_TOKEN=... npx verdict gate --context gke_acme_us-central1_prod --deployment coditect/license-api \\
-    --url https://api.example.com --expect-version v1.0.42-abc1234 --source client --source gmp --project acme`,
-    )
-    .action(async (f: GateFlags) => {
-      if (!f.context) throw new UsageError('give --context (the kubeconfig context of the cluster the release went to)');
-      if (!f.deployment || !/^[a-z0-9-]{1,63}\/[a-z0-9.-]{1,253}$/.test(f.deployment))
-        throw new UsageError('give --deployment as namespace/name, e.g. coditect/license-api');
-      if (!f.url) throw new UsageError("give --url, the Service's URL from here");
-      let spec: TargetSpec;
-      try {
-        spec = parseTargetSpec(`context:${f.context}`);
-      } catch (err) {
-        throw new UsageError(`--context: ${(err as Error).message}`);
-      }
-      let url: string;
-      try {
-        url = parseBaseUrl(f.url).toString().replace(/\/$/, '');
-      } catch (err) {
-        throw new UsageError(`--url: ${(err as Error).message}`);
-      }
-      // Before the cluster or a metric source is contacted: a closed deploy window refuses (exit 64) unless overridden.
-      const window = await checkDeployWindowOrRefuse('gate', f, { context: f.context });
-      const sources = sourcesOf(f.source, f as unknown as Record<string, unknown>);
-      const token = f.token ?? process.env.TEST_TOKEN ?? process.env.LICENSE_TOKEN ?? null;
-      const [namespace, name] = f.deployment.split('/');
-      const secrets = token ? [token] : [];
-      using shell = openShell({ stopping: 'stopping; cleaning up what the run created first', secrets });
-      const { say, started } = shell;
-      const short = shortSecretWarning(secrets);
-      if (short) say(`warning: ${short}`);
-      const lifetime = tokenLifetimeWarning(token, {
-        now: started,
-        timeoutMs: f.timeout,
-        windowMs: f.window,
-        sourceDelayMs: f.sourceDelay,
-      });
-      if (lifetime) say(`warning: ${lifetime}`);
-      shell.leaves(
-        `a rollout or rollback of ${f.deployment} half done and unverified: see verdict history --context ${f.context} --deployment ${f.deployment}`,
-      );
-      if (token && !process.env.LICENSE_TOKEN) process.env.LICENSE_TOKEN = token; // the app's load uses it
-      let error: string | null = null;
-      let result: Awaited<ReturnType<typeof runGate>> | undefined;
-      let targetRecord = {
-        kind: 'existing' as const,
-        name: f.context,
-        context: f.context,
-        serverVersion: null,
-        url,
-        endpointLagMs: null,
-      };
-      try {
-        const target = await openTarget(spec, TARGET_STRATEGIES, { kubeconfig: f.kubeconfig, serviceUrl: url });
-        targetRecord = (await describeTarget(target, url)) as typeof targetRecord;
-        result = await runGate({
-          target,
-          app,
-          namespace,
-          deployment: name,
-          url,
-          token,
-          expectVersion: f.expectVersion,
-          sources,
-          windowMs: f.window,
-          rate: f.rate,
-          maxErrorRate: f.maxErrorRate,
-          minRequests: f.minRequests,
-          p99Ms: f.p99,
-          onInconclusive: f.onInconclusive,
-          rollback: f.rollback,
-          timeoutMs: f.timeout,
-          sourceDelayMs: f.sourceDelay,
-          signal: shell.signal,
-          say,
-        });
-      } catch (err) {
-        error = shell.errorOf(err);
-      } finally {
-        await Promise.allSettled(sources.map((s) => s.close()));
-      }
-      const record = suiteRunRecord({
-        command: 'gate',
-        target: targetRecord,
-        checks: result?.checks ?? [],
-        startedAt: started,
-        endedAt: Date.now(),
-        error,
-        app: {
-          name: app.name,
-          versions: {
-            ...(result?.versions.candidate ? { candidate: result.versions.candidate } : {}),
-            ...(result?.versions.baseline ? { baseline: result.versions.baseline } : {}),
-          },
-          faults: [],
-        },
-      });
-      if (window.approval) record.approvals = [window.approval];
-      if (result) record.headline = gateHeadline(record.verdict, result);
-      const lines = result?.ledger
-        ? (function* (l) {
-            for (let r = 0; r < l.length; r++) yield `{"check":"metrics",${l.toNdjsonLine(r).slice(1)}`;
-          })(result.ledger)
-        : null;
-      if (lines) record.files = { ledger: 'ledger.ndjson.gz' };
-      process.exitCode = await shell.finish(record, { out: f.out, json: f.json, ledger: lines });
+    --url https://api.example.com --expect-version v1.0.42-abc1234 --source client --source gmp --project acme`;
+
+/** What a gate run needs from its flags, each mistake a UsageError before anything is contacted. */
+function gateUsage(f: GateFlags): {
+  context: string;
+  deployment: string;
+  spec: TargetSpec;
+  url: string;
+  namespace: string;
+  name: string;
+} {
+  if (!f.context) throw new UsageError('give --context (the kubeconfig context of the cluster the release went to)');
+  if (!f.deployment || !/^[a-z0-9-]{1,63}\/[a-z0-9.-]{1,253}$/.test(f.deployment))
+    throw new UsageError('give --deployment as namespace/name, e.g. coditect/license-api');
+  if (!f.url) throw new UsageError("give --url, the Service's URL from here");
+  let spec: TargetSpec;
+  try {
+    spec = parseTargetSpec(`context:${f.context}`);
+  } catch (err) {
+    throw new UsageError(`--context: ${(err as Error).message}`);
+  }
+  let url: string;
+  try {
+    url = parseBaseUrl(f.url).toString().replace(/\/$/, '');
+  } catch (err) {
+    throw new UsageError(`--url: ${(err as Error).message}`);
+  }
+  const [namespace, name] = f.deployment.split('/');
+  return { context: f.context, deployment: f.deployment, spec, url, namespace, name };
+}
+
+async function runGateCommand(f: GateFlags, app: AppProfile): Promise<void> {
+  const { context, deployment, spec, url, namespace, name } = gateUsage(f);
+  // Before the cluster or a metric source is contacted: a closed deploy window refuses (exit 64) unless overridden.
+  const window = await checkDeployWindowOrRefuse('gate', f, { context });
+  const sources = sourcesOf(f.source, f as unknown as Record<string, unknown>);
+  const token = f.token ?? process.env.TEST_TOKEN ?? process.env.LICENSE_TOKEN ?? null;
+  const secrets = token ? [token] : [];
+  using shell = openShell({ stopping: 'stopping; cleaning up what the run created first', secrets });
+  const { say, started } = shell;
+  const short = shortSecretWarning(secrets);
+  if (short) say(`warning: ${short}`);
+  const lifetime = tokenLifetimeWarning(token, {
+    now: started,
+    timeoutMs: f.timeout,
+    windowMs: f.window,
+    sourceDelayMs: f.sourceDelay,
+  });
+  if (lifetime) say(`warning: ${lifetime}`);
+  shell.leaves(
+    `a rollout or rollback of ${deployment} half done and unverified: see verdict history --context ${context} --deployment ${deployment}`,
+  );
+  if (token && !process.env.LICENSE_TOKEN) process.env.LICENSE_TOKEN = token; // the app's load uses it
+  let error: string | null = null;
+  let result: GateResult | undefined;
+  let targetRecord = {
+    kind: 'existing' as const,
+    name: context,
+    context,
+    serverVersion: null,
+    url,
+    endpointLagMs: null,
+  };
+  try {
+    const target = await openTarget(spec, TARGET_STRATEGIES, { kubeconfig: f.kubeconfig, serviceUrl: url });
+    targetRecord = (await describeTarget(target, url)) as typeof targetRecord;
+    result = await runGate({
+      target,
+      app,
+      namespace,
+      deployment: name,
+      url,
+      token,
+      expectVersion: f.expectVersion,
+      sources,
+      windowMs: f.window,
+      rate: f.rate,
+      maxErrorRate: f.maxErrorRate,
+      minRequests: f.minRequests,
+      p99Ms: f.p99,
+      onInconclusive: f.onInconclusive,
+      rollback: f.rollback,
+      timeoutMs: f.timeout,
+      sourceDelayMs: f.sourceDelay,
+      signal: shell.signal,
+      say,
     });
+  } catch (err) {
+    error = shell.errorOf(err);
+  } finally {
+    await Promise.allSettled(sources.map((s) => s.close()));
+  }
+  const { record, lines } = gateRecord(app, { target: targetRecord, started, error, result, approval: window.approval });
+  process.exitCode = await shell.finish(record, { out: f.out, json: f.json, ledger: lines });
+}
+
+type GateResult = Awaited<ReturnType<typeof runGate>>;
+
+/** The gate's run record (its approval and headline) and its ledger's lines, from what the run found. */
+function gateRecord(
+  app: AppProfile,
+  r: { target: TargetRecord; started: number; error: string | null; result?: GateResult; approval: ApprovalRecord | null },
+): { record: RunRecord; lines: Iterable<string> | null } {
+  const record = suiteRunRecord({
+    command: 'gate',
+    target: r.target,
+    checks: r.result?.checks ?? [],
+    startedAt: r.started,
+    endedAt: Date.now(),
+    error: r.error,
+    app: {
+      name: app.name,
+      versions: {
+        ...(r.result?.versions.candidate ? { candidate: r.result.versions.candidate } : {}),
+        ...(r.result?.versions.baseline ? { baseline: r.result.versions.baseline } : {}),
+      },
+      faults: [],
+    },
+  });
+  if (r.approval) record.approvals = [r.approval];
+  if (r.result) record.headline = gateHeadline(record.verdict, r.result);
+  const lines = r.result?.ledger
+    ? (function* (l) {
+        for (let r = 0; r < l.length; r++) yield `{"check":"metrics",${l.toNdjsonLine(r).slice(1)}`;
+      })(r.result.ledger)
+    : null;
+  if (lines) record.files = { ledger: 'ledger.ndjson.gz' };
+  return { record, lines };
 }

@@ -35,7 +35,8 @@ export interface ProbesCommandOptions {
   json: boolean;
 }
 
-export async function runProbesCommand(o: ProbesCommandOptions, app: AppProfile = licenseApi): Promise<number> {
+/** The base URL and, with --deployment, the context's target spec; each mistake a UsageError. */
+function probesUsage(o: ProbesCommandOptions): { url: string; spec: TargetSpec | null } {
   let url: string;
   try {
     url = parseBaseUrl(o.url).toString().replace(/\/$/, '');
@@ -57,6 +58,11 @@ export async function runProbesCommand(o: ProbesCommandOptions, app: AppProfile 
   } catch (err) {
     throw new UsageError(`--context: ${(err as Error).message}`);
   }
+  return { url, spec };
+}
+
+export async function runProbesCommand(o: ProbesCommandOptions, app: AppProfile = licenseApi): Promise<number> {
+  const { url, spec } = probesUsage(o);
   using shell = openShell({ stopping: 'stopping; cleaning up what the run created first' });
   const { say, started } = shell;
   let manifests: ManifestSource | undefined;

@@ -372,50 +372,9 @@ function followAgents(
   };
   o.signal?.addEventListener('abort', onSignal, { once: true });
   if (o.signal?.aborted) onSignal();
-  const result = (async (): Promise<DistributedLoadResult> => {
-    try {
-      const { missing, pods } = await watchAgents({
-        core: job.core,
-        namespace: job.namespace,
-        selector: job.selector,
-        agents: p.n,
-        collector,
-        say: job.say,
-        aborted: aborted.signal,
-        deadline: t.startAt + t.longestMs + t.reportTimeoutMs,
-        // While the agents run their schedule, no report is due: say nothing until it is over or stopped.
-        reportsDue: () => collector.stopRequested || Date.now() > t.startAt + t.longestMs,
-        onAbort: async () => {
-          // SIGTERM to every agent (the Job's pods deleted with their grace): each reports what it has.
-          await job.batch
-            .deleteNamespacedJob({ name: job.name, namespace: job.namespace, propagationPolicy: 'Background' })
-            .catch(() => {});
-          return Date.now() + (TERMINATION_GRACE_S + 10) * 1000;
-        },
-      });
-      return mergeAgentResults({
-        agents: p.n,
-        reports: collector.reports,
-        missing,
-        pods,
-        plan: p.plan,
-        plannedArrivals: p.agentPlans.every((ap) => ap.model === 'open')
-          ? p.agentPlans.reduce((s, ap) => s + (ap.model === 'open' ? ap.arrivals.count : 0), 0)
-          : null,
-        target: p.target,
-        thresholds: p.thresholds,
-        timeoutMs: p.timeoutMs,
-        minRequests: o.minRequests ?? 100,
-        maxScheduleDelayMs: p.maxScheduleDelayMs,
-        maxStartLatenessMs: o.maxStartLatenessMs ?? 1000,
-        originEpochMs: t.startAt,
-        abortReason,
-      });
-    } finally {
-      o.signal?.removeEventListener('abort', onSignal);
-      await t.cleanup();
-    }
-  })();
+  const result = watchAndMerge(o, p, job, collector, t, aborted.signal, () => abortReason).finally(() =>
+    o.signal?.removeEventListener('abort', onSignal),
+  );
   result.catch(() => {});
   let settled = false;
   const done = () => {
@@ -448,6 +407,59 @@ function followAgents(
       await result.catch(() => {});
     },
   };
+}
+
+/** Watches the agents until each reported or is known lost, merges and judges their reports, then removes the Job. */
+async function watchAndMerge(
+  o: RunAgentsOptions,
+  p: AgentsPlan,
+  job: JobRef,
+  collector: Collector,
+  t: { startAt: number; longestMs: number; reportTimeoutMs: number; cleanup: () => Promise<void> },
+  aborted: AbortSignal,
+  abortReason: () => string | null,
+): Promise<DistributedLoadResult> {
+  try {
+    const { missing, pods } = await watchAgents({
+      core: job.core,
+      namespace: job.namespace,
+      selector: job.selector,
+      agents: p.n,
+      collector,
+      say: job.say,
+      aborted,
+      deadline: t.startAt + t.longestMs + t.reportTimeoutMs,
+      // While the agents run their schedule, no report is due: say nothing until it is over or stopped.
+      reportsDue: () => collector.stopRequested || Date.now() > t.startAt + t.longestMs,
+      onAbort: async () => {
+        // SIGTERM to every agent (the Job's pods deleted with their grace): each reports what it has.
+        await job.batch
+          .deleteNamespacedJob({ name: job.name, namespace: job.namespace, propagationPolicy: 'Background' })
+          .catch(() => {});
+        return Date.now() + (TERMINATION_GRACE_S + 10) * 1000;
+      },
+    });
+    return mergeAgentResults({
+      agents: p.n,
+      reports: collector.reports,
+      missing,
+      pods,
+      plan: p.plan,
+      plannedArrivals: p.agentPlans.every((ap) => ap.model === 'open')
+        ? p.agentPlans.reduce((s, ap) => s + (ap.model === 'open' ? ap.arrivals.count : 0), 0)
+        : null,
+      target: p.target,
+      thresholds: p.thresholds,
+      timeoutMs: p.timeoutMs,
+      minRequests: o.minRequests ?? 100,
+      maxScheduleDelayMs: p.maxScheduleDelayMs,
+      maxStartLatenessMs: o.maxStartLatenessMs ?? 1000,
+      originEpochMs: t.startAt,
+      abortReason: abortReason(),
+    });
+  } finally {
+    await t.cleanup();
+  }
 }
 
 /** Resolves once every agent has posted progress (or reported); rejects when one has not in time, or the run ended or stopped. */
