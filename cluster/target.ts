@@ -1,141 +1,19 @@
 /**
  * Where the harness runs: one interface for every target cluster, with optional capabilities in a
- * typed map (kubernetes-sigs/e2e-framework's optional interfaces: `Capabilities` below, each with its
- * words in `CAPABILITIES`), and strategies tried in order when the user does not name one (the
- * testcontainers shape: each strategy says why it cannot run here, and one clear error lists them
- * all at the end).
+ * typed map (kubernetes-sigs/e2e-framework's optional interfaces: ./capabilities.ts), and
+ * strategies tried in order when the user does not name one (the testcontainers shape: each
+ * strategy says why it cannot run here, and one clear error lists them all at the end).
  *
  * - `embedded`: a cluster the harness makes here (real control plane, process node agent; root).
  * - `kind`: a kind cluster (needs Docker and kind).
  * - `existing`: a kubeconfig context someone else runs; never created or deleted by the harness.
  */
 import type { k8s } from '../lib/kube/client.ts';
+import { CAPABILITIES, type Capabilities, type Capability } from './capabilities.ts';
+
+export * from './capabilities.ts';
 
 export type TargetKind = 'embedded' | 'kind' | 'existing';
-
-/** How to make an image: a bundle for the embedded image store, a Docker build for kind. */
-export interface ImageSource {
-  /** `name:tag`, e.g. `license-api:v2`. */
-  ref: string;
-  /** Writes the app's files into `dir`; the image runs `cmd` there (the embedded image store). */
-  bundle?: { fill(dir: string): Promise<void>; cmd: string[] };
-  /** `docker build` of a context (kind: then `kind load docker-image`). */
-  docker?: { context: string; dockerfile?: string; buildArgs?: Record<string, string> };
-}
-
-/** The target can make a locally built image runnable in the cluster. */
-export interface ImageLoader {
-  load(image: ImageSource, onProgress?: (m: string) => void): Promise<void>;
-}
-
-/** The target knows which pod a client connection (by its local port) was forwarded to. */
-export interface ConnectionAttribution {
-  podOf(clientPort: number): string | undefined;
-}
-
-/**
- * Pods reach this machine and the cluster's NodePort Services at known addresses (the embedded
- * cluster: its pod network's gateway), so the harness can run things in pods that talk back to it,
- * e.g. distributed load agents that target a Service and report to a collector here.
- */
-export interface PodReach {
-  /** An address of this machine that pods connect to (bind a server there for them). */
-  harnessAddress: string;
-  /** Base URL of a NodePort Service as pods see it. */
-  serviceUrl(nodePort: number): string;
-  /** CIDRs of the networks the harness created that these addresses lie in (for the load target guard). */
-  networks: string[];
-}
-
-/** The target runs the app's dependencies itself and can take them away and bring them back. */
-export interface DependencyControl {
-  /** Names of the dependencies it controls, e.g. `postgres`, `redis`. */
-  names(): string[];
-  stop(name: string): Promise<void>;
-  start(name: string): Promise<void>;
-}
-
-/**
- * The target sees its own data plane route: when each endpoint behind a node port started or
- * stopped taking new connections (the embedded Service proxy's record). Lets the harness measure
- * endpoint propagation (pod deleted → no new connection sent to it) instead of assuming it.
- */
-export interface RoutingObservation {
-  /** Every change of the routable endpoints (`ip:port`) behind `nodePort`, oldest first, with Date.now() times. */
-  routingHistory(nodePort: number): Array<{ at: number; routable: string[] }>;
-}
-
-/**
- * A fault a target put on itself, taken back with `recover` (chaos-mesh's Apply/Recover pair): the
- * inject operation resolves once the fault is in effect, `recover` once the target is as before.
- */
-export interface Injection {
-  /** One line for the timeline's action, e.g. `kube-apiserver stopped (etcd kept)`. */
-  readonly what: string;
-  /** Takes the fault back; idempotent, and safe to call after an interrupted inject. */
-  recover(signal?: AbortSignal): Promise<void>;
-}
-
-/**
- * The target can stop parts of its own control plane and start them again with their state kept
- * (the control-plane-outage rehearsal: workloads keep serving while the API is gone). Declared for
- * issue 21; no target implements it yet.
- */
-export interface ControlPlaneControl {
-  /** The parts it can stop, e.g. `kube-apiserver`, `kube-controller-manager`, `kube-scheduler`, `etcd`. */
-  components(): string[];
-  /** Stops `component`; running pods are left alone. Recovering starts it again on the same state. */
-  stop(component: string, signal?: AbortSignal): Promise<Injection>;
-}
-
-/**
- * The target can add and remove nodes (the node-pool-upgrade rehearsal). Declared for issue 21; no
- * target implements it yet.
- */
-export interface NodeControl {
-  /** Adds a node and resolves once it is Ready; recovering removes it again. */
-  add(o?: { name?: string; signal?: AbortSignal }): Promise<Injection & { node: string }>;
-  /** Removes `node` as a lost machine does (its pods go with it); recovering brings a node back in its place. */
-  remove(node: string, o?: { signal?: AbortSignal }): Promise<Injection>;
-}
-
-/**
- * The target can cut the network between parts of itself (a partition). Declared for issue 21; no
- * target implements it yet.
- */
-export interface NetworkControl {
-  /**
-   * Cuts traffic between `from` and `to` (pods, nodes or dependencies by name), both ways unless
-   * `oneWay`; recovering heals it.
-   */
-  partition(o: { from: string[]; to: string[]; oneWay?: boolean; signal?: AbortSignal }): Promise<Injection>;
-}
-
-/** What a target may be able to do besides being a cluster: each optional, each typed. */
-export interface Capabilities {
-  images: ImageLoader;
-  dependencies: DependencyControl;
-  attribution: ConnectionAttribution;
-  routing: RoutingObservation;
-  podReach: PodReach;
-  controlPlane: ControlPlaneControl;
-  nodes: NodeControl;
-  network: NetworkControl;
-}
-
-export type Capability = keyof Capabilities;
-
-/** Each capability in words, as "the <kind> target cannot <does>" reads. */
-export const CAPABILITIES: { readonly [K in Capability]: { readonly does: string } } = {
-  images: { does: 'load images' },
-  dependencies: { does: 'take dependencies away' },
-  attribution: { does: 'tell which pod served a connection' },
-  routing: { does: "observe its data plane's routing" },
-  podReach: { does: 'let its pods reach this machine' },
-  controlPlane: { does: 'stop and start its control plane' },
-  nodes: { does: 'add or remove nodes' },
-  network: { does: 'partition its network' },
-};
 
 /** A target known to have the capabilities `K` (not optional there). */
 export type TargetWith<K extends Capability = never> = Target & { readonly [P in K]-?: Capabilities[P] };
