@@ -4,11 +4,13 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TARGET_STRATEGIES } from '../strategies.ts';
 import { openTarget, TargetUnavailableError } from '../target.ts';
-import { EMBEDDED_PLATFORM } from './embedded-cluster.ts';
+import { attachEmbedded, EMBEDDED_PLATFORM } from './embedded-cluster.ts';
 import type { ClusterStateFile } from './state.ts';
 
 // `--target embedded` in attach mode (what `verdict load --agents` uses): the running cluster found by
 // its state file, without starting or contacting one (the state names this test's own live pid).
+// Each case calls attachEmbedded itself first: where attach mode is missing, openTarget would start a
+// real embedded cluster, which a unit test must never do.
 let dir: string;
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'verdict-attach-'));
@@ -28,6 +30,7 @@ current-context: verdict-embedded
 
 describe('the embedded strategy, attached', () => {
   it('no cluster running under that state directory: TargetUnavailableError naming the fix', async () => {
+    await expect(attachEmbedded({ name: 'x', stateDir: join(dir, 'none') })).rejects.toThrow(TargetUnavailableError);
     const err = await openTarget('embedded', TARGET_STRATEGIES, { attach: true, name: 'x', stateDir: join(dir, 'none') }).catch(
       (e) => e,
     );
@@ -47,6 +50,7 @@ describe('the embedded strategy, attached', () => {
     };
     await writeFile(state.kubeconfig, KUBECONFIG);
     await writeFile(join(dir, 'cluster.json'), JSON.stringify(state));
+    expect((await attachEmbedded({ name: 'attached', stateDir: dir })).owned).toBe(false);
     const t = await openTarget('embedded', TARGET_STRATEGIES, { attach: true, name: 'attached', stateDir: dir });
     expect(t).toMatchObject({
       kind: 'embedded',
