@@ -5,7 +5,7 @@
  * cluster the harness created, and still writes what was found (verdict ERROR).
  */
 import { licenseApi } from '../apps/license-api/profile.ts';
-import { openTarget, type TargetSpec, type Target } from '../cluster/target.ts';
+import { openTarget, specTarget, type TargetSpec, type Target } from '../cluster/target.ts';
 import { TARGET_STRATEGIES } from '../cluster/strategies.ts';
 import {
   assertNotDenied,
@@ -13,22 +13,20 @@ import {
   ConfigFileError,
   loadHarnessConfig,
   TargetNotAllowedError,
+  type HarnessConfig,
 } from '../experiments/config.ts';
 import { EXPERIMENTS } from '../experiments/index.ts';
 import { describeTarget, ledgerLines, runRecord } from '../experiments/record.ts';
 import { runExperiments, type CheckResult } from '../experiments/runner.ts';
 import { evidenceStrength } from '../experiments/evidence-strength.ts';
-import type { AppProfile } from '../experiments/app-profile.ts';
-import { exitCodeOf } from '../lib/verdict.ts';
+import type { AppProfile, Fault } from '../experiments/app-profile.ts';
 import type { TargetRecord } from '../reports/run-record.ts';
-import { createRunDirectory, writeRun } from '../reports/run-directory.ts';
 import { LEDGER_FILE } from '../reports/ledger-file.ts';
-import { renderJson } from '../reports/render/json.ts';
-import { printRunSummary, ProgressLine } from '../reports/render/terminal.ts';
 import { UsageError } from './exit-codes.ts';
 import { dirname, join, resolve } from 'node:path';
 import { HISTORY_FILE, RunHistory } from '../reports/history.ts';
 import { noWorseThanHistory } from '../experiments/history-gate.ts';
+import { openShell, type Shell } from './shell.ts';
 
 export interface ExperimentRunOptions {
   command: 'verify-local' | 'experiment';
@@ -74,7 +72,7 @@ export function checkUsage(o: ExperimentRunOptions, app: AppProfile = licenseApi
     if (!app.faults[b])
       throw new UsageError(`unknown fault "${b}" for --break; the faults are: ${Object.keys(app.faults).join(', ')}`);
   }
-  if (o.agents !== undefined && o.target !== 'embedded' && o.target !== 'auto') {
+  if (o.agents !== undefined && !['embedded', 'auto'].includes(specTarget(o.target).kind)) {
     throw new UsageError(
       `--agents runs on --target embedded only for now (got "${o.target}"): kind and existing clusters give pods no address of the harness to report to yet`,
     );
@@ -82,6 +80,49 @@ export function checkUsage(o: ExperimentRunOptions, app: AppProfile = licenseApi
 }
 
 export async function runExperimentCommand(o: ExperimentRunOptions, app: AppProfile = licenseApi): Promise<number> {
+  const { config, source } = await allowedConfig(o, app);
+  // Steps as lines; the load's progress as one live line on a terminal, a line every 10 s in CI.
+  using shell = openShell({ stopping: 'stopping the load and tearing down' });
+  const faults = o.breaks.map((b) => app.faults[b]);
+  for (const f of faults) shell.say(`deliberately broken release: ${f.name} (${f.what}); the verdict should not be PASS`);
+  shell.leaves(leftBehind(o, specTarget(o.target).kind));
+  const { results, targetRecord, runError } = await runOnTarget(o, app, shell, { config, source, faults });
+  const hasLedger = results.some((r) => r.evidence?.loads.length);
+  const recordOf = (checks: CheckResult[]) =>
+    runRecord({
+      command: o.command,
+      target: targetRecord,
+      results: checks,
+      startedAt: shell.started,
+      endedAt: Date.now(),
+      error: runError,
+      app: { name: app.name, versions: { from: o.from, to: o.to }, faults: o.breaks },
+      ledgerFile: hasLedger ? LEDGER_FILE : null,
+    });
+  const historyPath = historyPathOf(o);
+  if (o.againstHistory && results.length) results.push(noWorseThanHistory(historyPath, recordOf(results), config.gates.history));
+  return await shell.finish(recordOf(results), {
+    out: o.out,
+    json: o.json,
+    ledger: hasLedger ? ledgerLines(results) : null,
+    // Every run joins the history (a run that broke before any experiment adds nothing).
+    onWritten: (dir, record) => {
+      try {
+        using history = RunHistory.open(historyPath);
+        history.append(record, dir);
+      } catch (err) {
+        process.stderr.write(`verdict: the run was not added to the history ${historyPath}: ${(err as Error).message}\n`);
+      }
+    },
+  });
+}
+
+/**
+ * The config file, and the command checked against it: someone else's cluster is refused before it
+ * is touched (no request is sent) when the config does not allow it, a denied (production) context
+ * first, whatever else is wrong with the command.
+ */
+async function allowedConfig(o: ExperimentRunOptions, app: AppProfile): Promise<{ config: HarnessConfig; source?: string }> {
   let loaded;
   try {
     loaded = await loadHarnessConfig(o.config);
@@ -90,9 +131,7 @@ export async function runExperimentCommand(o: ExperimentRunOptions, app: AppProf
     throw err;
   }
   const { config, source } = loaded;
-  // Someone else's cluster: refuse before touching it (no request is sent) when the config does not
-  // allow it; a denied (production) context first, whatever else is wrong with the command.
-  const context = o.target.startsWith('context:') ? o.target.slice('context:'.length) : null;
+  const { context } = specTarget(o.target);
   const existing = context ? ({ owned: false, kind: 'existing', context, name: context } as const) : null;
   try {
     if (existing) assertNotDenied(existing, config, source);
@@ -102,27 +141,23 @@ export async function runExperimentCommand(o: ExperimentRunOptions, app: AppProf
     if (err instanceof TargetNotAllowedError) throw new UsageError(err.message);
     throw err;
   }
-  const started = Date.now();
-  // Steps as lines; the load's progress as one live line on a terminal, a line every 10 s in CI.
-  const progress = new ProgressLine({ stream: process.stderr, everyMs: 10_000 });
-  const stamp = () => `[${((Date.now() - started) / 1000).toFixed(1).padStart(6)}s]`;
-  const say = (m: string) => progress.log(`${stamp()} ${m}`);
-  const faults = o.breaks.map((b) => app.faults[b]);
-  for (const f of faults) say(`deliberately broken release: ${f.name} (${f.what}); the verdict should not be PASS`);
-  const abort = new AbortController();
-  const onSignal = (sig: string) => {
-    say(`${sig}: stopping the load and tearing down (again to force)`);
-    abort.abort(new Error(`interrupted by ${sig}`));
-  };
-  const onInt = () => onSignal('SIGINT');
-  const onTerm = () => onSignal('SIGTERM');
-  process.once('SIGINT', onInt);
-  process.once('SIGTERM', onTerm);
+  return { config, source };
+}
+
+/** Opens the target, runs the experiments (and, for verify-local, the evidence-strength gate), closes the target. */
+async function runOnTarget(
+  o: ExperimentRunOptions,
+  app: AppProfile,
+  shell: Shell,
+  c: { config: HarnessConfig; source?: string; faults: Fault[] },
+): Promise<{ results: CheckResult[]; targetRecord: TargetRecord; runError: string | null }> {
+  const { say } = shell;
+  const { kind } = specTarget(o.target);
   let target: Target | undefined;
   let results: CheckResult[] = [];
   let runError: string | null = null;
   let targetRecord: TargetRecord = {
-    kind: o.target.startsWith('context:') ? 'existing' : o.target === 'kind' ? 'kind' : 'embedded',
+    kind: kind === 'auto' ? 'embedded' : kind,
     name: o.clusterName,
     context: null,
     serverVersion: null,
@@ -137,7 +172,7 @@ export async function runExperimentCommand(o: ExperimentRunOptions, app: AppProf
       endpointLagMs: o.endpointLag,
       serviceUrl: o.url,
       onProgress: say,
-      signal: abort.signal,
+      signal: shell.signal,
     });
     let url: string | null = null;
     try {
@@ -151,60 +186,36 @@ export async function runExperimentCommand(o: ExperimentRunOptions, app: AppProf
       o.experiments.map((n) => EXPERIMENTS[n]),
       {
         app,
-        config,
-        configSource: source,
-        signal: abort.signal,
+        config: c.config,
+        configSource: c.source,
+        signal: shell.signal,
         say,
         agents: o.agents,
-        options: { rate: o.rate ?? config.experiments.rate, from: o.from, to: o.to, faults },
+        options: { rate: o.rate ?? c.config.experiments.rate, from: o.from, to: o.to, faults: c.faults },
         onLoadProgress: (label, p) =>
-          progress.update(
-            `${stamp()} load ${label}: ${p.succeeded} ok, ${p.failed} failed, ${p.dropped} dropped, ${p.recentRate.toFixed(0)} req/s, p99 ${p.recentP99?.toFixed(1) ?? '-'} ms`,
+          shell.update(
+            `load ${label}: ${p.succeeded} ok, ${p.failed} failed, ${p.dropped} dropped, ${p.recentRate.toFixed(0)} req/s, p99 ${p.recentP99?.toFixed(1) ?? '-'} ms`,
           ),
       },
     );
-    if (o.command === 'verify-local') results.push(evidenceStrength(results, config.gates.evidence.maxUpperBound));
+    if (o.command === 'verify-local') results.push(evidenceStrength(results, c.config.gates.evidence.maxUpperBound));
   } catch (err) {
-    if (err instanceof TargetNotAllowedError) {
-      process.stderr.write(`verdict: ${err.message}\n`);
-    }
-    runError = abort.signal.aborted
-      ? `interrupted: ${(abort.signal.reason as Error)?.message ?? abort.signal.reason}`
-      : (err as Error).message;
+    if (err instanceof TargetNotAllowedError) process.stderr.write(`verdict: ${err.message}\n`);
+    runError = shell.errorOf(err);
   } finally {
-    progress.done();
+    shell.done();
     if (target) {
       say(target.owned ? 'tearing the cluster down' : 'leaving the cluster as found');
       await target.close().catch((err) => say(`teardown: ${err}`));
     }
-    process.off('SIGINT', onInt);
-    process.off('SIGTERM', onTerm);
   }
-  const hasLedger = results.some((r) => r.evidence?.loads.length);
-  const recordOf = (checks: CheckResult[]) =>
-    runRecord({
-      command: o.command,
-      target: targetRecord,
-      results: checks,
-      startedAt: started,
-      endedAt: Date.now(),
-      error: runError,
-      app: { name: app.name, versions: { from: o.from, to: o.to }, faults: o.breaks },
-      ledgerFile: hasLedger ? LEDGER_FILE : null,
-    });
-  const historyPath = historyPathOf(o);
-  if (o.againstHistory && results.length) results.push(noWorseThanHistory(historyPath, recordOf(results), config.gates.history));
-  const record = recordOf(results);
-  const { dir } = await createRunDirectory(o.out, o.command, new Date(started));
-  const files = await writeRun(dir, record, hasLedger ? ledgerLines(results) : null);
-  // Every run joins the history (a run that broke before any experiment adds nothing).
-  try {
-    using history = RunHistory.open(historyPath);
-    history.append(record, dir);
-  } catch (err) {
-    process.stderr.write(`verdict: the run was not added to the history ${historyPath}: ${(err as Error).message}\n`);
-  }
-  if (o.json) process.stdout.write(renderJson(record));
-  else printRunSummary(record, files.html);
-  return exitCodeOf(record.verdict);
+  return { results, targetRecord, runError };
+}
+
+/** What quitting at once (a second Ctrl-C) may leave of the cluster this run makes, and how to remove it. */
+function leftBehind(o: ExperimentRunOptions, kind: ReturnType<typeof specTarget>['kind']): string {
+  if (kind === 'existing') return "the experiment's Deployment, load and pods in the context, as they were when it quit";
+  const embedded = `what the embedded cluster started: verdict cluster down --name ${o.clusterName}${o.stateDir ? ` --state-dir ${o.stateDir}` : ''}`;
+  const kindCluster = `the kind cluster: verdict cluster down --provider kind --name ${o.clusterName}`;
+  return kind === 'embedded' ? embedded : kind === 'kind' ? kindCluster : `${embedded}; or ${kindCluster}`;
 }

@@ -12,7 +12,9 @@ const program = new Command('verdict')
     'after',
     `
 Exit codes: 0 PASS, 1 FAIL, 2 INCONCLUSIVE, 3 ERROR, 64 bad usage.
-Anything but 0 means "do not promote".`,
+Anything but 0 means "do not promote".
+Ctrl-C (or SIGTERM) stops a command and cleans up what it made, still reporting what it found; a
+second one quits at once with exit code 130 and says what may be left behind.`,
   );
 for (const make of commands) program.addCommand(withNotify(make()).exitOverride());
 

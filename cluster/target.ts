@@ -1,71 +1,61 @@
 /**
- * Where the harness runs: one interface for every target cluster, with optional capabilities
- * (the e2e-framework shape: providers behind one interface), and strategies tried in order when
- * the user does not name one (the testcontainers shape: each strategy says why it cannot run here,
- * and one clear error lists them all at the end).
+ * Where the harness runs: one interface for every target cluster, with optional capabilities in a
+ * typed map (kubernetes-sigs/e2e-framework's optional interfaces: ./capabilities.ts), and
+ * strategies tried in order when the user does not name one (the testcontainers shape: each
+ * strategy says why it cannot run here, and one clear error lists them all at the end).
  *
  * - `embedded`: a cluster the harness makes here (real control plane, process node agent; root).
  * - `kind`: a kind cluster (needs Docker and kind).
  * - `existing`: a kubeconfig context someone else runs; never created or deleted by the harness.
  */
 import type { k8s } from '../lib/kube/client.ts';
+import { CAPABILITIES, type Capabilities, type Capability } from './capabilities.ts';
+
+export * from './capabilities.ts';
 
 export type TargetKind = 'embedded' | 'kind' | 'existing';
 
-/** How to make an image: a bundle for the embedded image store, a Docker build for kind. */
-export interface ImageSource {
-  /** `name:tag`, e.g. `license-api:v2`. */
-  ref: string;
-  /** Writes the app's files into `dir`; the image runs `cmd` there (the embedded image store). */
-  bundle?: { fill(dir: string): Promise<void>; cmd: string[] };
-  /** `docker build` of a context (kind: then `kind load docker-image`). */
-  docker?: { context: string; dockerfile?: string; buildArgs?: Record<string, string> };
+/** A target known to have the capabilities `K` (not optional there). */
+export type TargetWith<K extends Capability = never> = Target & { readonly [P in K]-?: Capabilities[P] };
+
+/** The capabilities of `needs` that `target` lacks, in order. */
+export function missingCapabilities(target: Target, needs: readonly Capability[]): Capability[] {
+  return needs.filter((n) => !target[n]);
 }
 
-/** The target can make a locally built image runnable in the cluster. */
-export interface ImageLoader {
-  load(image: ImageSource, onProgress?: (m: string) => void): Promise<void>;
+/** True when `target` has every capability of `needs`: then it is a TargetWith them. */
+export function hasCapabilities<K extends Capability>(target: Target, needs: readonly K[]): target is TargetWith<K> {
+  return missingCapabilities(target, needs).length === 0;
 }
 
-/** The target knows which pod a client connection (by its local port) was forwarded to. */
-export interface ConnectionAttribution {
-  podOf(clientPort: number): string | undefined;
-}
-
-/**
- * Pods reach this machine and the cluster's NodePort Services at known addresses (the embedded
- * cluster: its pod network's gateway), so the harness can run things in pods that talk back to it,
- * e.g. distributed load agents that target a Service and report to a collector here.
- */
-export interface PodReach {
-  /** An address of this machine that pods connect to (bind a server there for them). */
-  harnessAddress: string;
-  /** Base URL of a NodePort Service as pods see it. */
-  serviceUrl(nodePort: number): string;
-  /** CIDRs of the networks the harness created that these addresses lie in (for the load target guard). */
-  networks: string[];
-}
-
-/** The target runs the app's dependencies itself and can take them away and bring them back. */
-export interface DependencyControl {
-  /** Names of the dependencies it controls, e.g. `postgres`, `redis`. */
-  names(): string[];
-  stop(name: string): Promise<void>;
-  start(name: string): Promise<void>;
+/** "the kind target cannot load images or take dependencies away" */
+export function cannotSentence(target: Target, missing: readonly Capability[]): string {
+  return `the ${target.kind} target cannot ${missing.map((m) => CAPABILITIES[m].does).join(' or ')}`;
 }
 
 /**
- * The target sees its own data plane route: when each endpoint behind a node port started or
- * stopped taking new connections (the embedded Service proxy's record). Lets the harness measure
- * endpoint propagation (pod deleted → no new connection sent to it) instead of assuming it.
+ * What a workload deployed on a target can count on. An app profile picks its manifests and
+ * credentials from this, never from the target's kind, so a new kind of target needs no change there.
  */
-export interface RoutingObservation {
-  /** Every change of the routable endpoints (`ip:port`) behind `nodePort`, oldest first, with Date.now() times. */
-  routingHistory(nodePort: number): Array<{ at: number; routable: string[] }>;
+export interface Platform {
+  /**
+   * Where the app's backing services (database, cache) come from: `host`, the target runs them on
+   * this machine, reached by its pods at their gateway (embedded); `in-cluster`, the app's manifests
+   * bring them, from images the harness loads (kind); `external`, the platform's own, run by someone
+   * else (managed services behind an existing cluster).
+   */
+  readonly services: 'host' | 'in-cluster' | 'external';
+  /**
+   * `throwaway`: a cluster on this machine that only the harness uses, where an app's development
+   * secrets are fine; `provided`: someone's cluster, whose credentials come from the environment.
+   */
+  readonly secrets: 'throwaway' | 'provided';
 }
 
-export interface Target extends AsyncDisposable {
+export interface Target extends AsyncDisposable, Readonly<Partial<Capabilities>> {
   readonly kind: TargetKind;
+  /** What a workload deployed here can count on (the app profile reads this, not `kind`). */
+  readonly platform: Platform;
   /** Cluster name (embedded, kind) or context name (existing). */
   readonly name: string;
   /** The kubeconfig context, when there is one by name. */
@@ -84,11 +74,6 @@ export interface Target extends AsyncDisposable {
   readonly harnessNetworks?: string[];
   /** The data plane's modelled endpoint lag (ms) where the harness sets it, else null (unknown, real). */
   readonly endpointLagMs: number | null;
-  readonly images?: ImageLoader;
-  readonly attribution?: ConnectionAttribution;
-  readonly dependencies?: DependencyControl;
-  readonly routing?: RoutingObservation;
-  readonly podReach?: PodReach;
   /** The apiserver's version (gitVersion), or null when it cannot be read. */
   serverVersion(): Promise<string | null>;
   /** Stops what the harness created; leaves a cluster it only found. Idempotent. */
@@ -106,6 +91,11 @@ export interface OpenOptions {
   serviceUrl?: string;
   /** Existing only: the kubeconfig context (set from `context:<name>`). */
   context?: string;
+  /**
+   * Embedded only: attach to the cluster `verdict cluster up` runs under `name` (or `stateDir`)
+   * instead of making one; it is left running. Fails with TargetUnavailableError when none runs.
+   */
+  attach?: boolean;
   kubeconfig?: string;
   onProgress?: (message: string) => void;
   signal?: AbortSignal;
@@ -118,15 +108,28 @@ export interface TargetStrategy {
   open(opts: OpenOptions): Promise<Target>;
 }
 
-/** `embedded`, `kind`, `context:<name>` or `auto` (the strategies in order). */
+/** `embedded`, `kind`, `context:<name>` or `auto` (the strategies in order): the value of every `--target`. */
 export type TargetSpec = 'auto' | 'embedded' | 'kind' | `context:${string}`;
 
 export class TargetUnavailableError extends Error {}
 
+/** The one parser of `--target` (and of a bare `--context <name>`, as `context:<name>`). */
 export function parseTargetSpec(v: string): TargetSpec {
   if (v === 'auto' || v === 'embedded' || v === 'kind') return v;
-  if (/^context:[A-Za-z0-9_.:@/-]{1,253}$/.test(v)) return v as TargetSpec;
+  if (v.startsWith('context:')) {
+    const name = v.slice('context:'.length);
+    if (/^[A-Za-z0-9_.:@/-]{1,253}$/.test(name)) return v as TargetSpec;
+    throw new Error(
+      `${JSON.stringify(name)} is not a kubeconfig context name the harness takes: letters, digits and _ . : @ / -, at most 253`,
+    );
+  }
   throw new Error(`unknown target "${v}": use embedded, kind, context:<kubeconfig context> or auto`);
+}
+
+/** What a spec names: the kind of target (`auto` before a strategy is picked) and, for `existing`, the context. */
+export function specTarget(spec: TargetSpec): { kind: TargetKind | 'auto'; context: string | null } {
+  if (spec.startsWith('context:')) return { kind: 'existing', context: spec.slice('context:'.length) };
+  return { kind: spec as TargetKind | 'auto', context: null };
 }
 
 /**
@@ -134,10 +137,8 @@ export function parseTargetSpec(v: string): TargetSpec {
  * none can run, one error lists every strategy with its reason.
  */
 export async function openTarget(spec: TargetSpec, strategies: TargetStrategy[], opts: OpenOptions = {}): Promise<Target> {
-  const wanted =
-    spec === 'auto'
-      ? strategies.filter((s) => s.kind !== 'existing')
-      : strategies.filter((s) => s.kind === (spec.startsWith('context:') ? 'existing' : spec));
+  const { kind, context } = specTarget(spec);
+  const wanted = strategies.filter((s) => (kind === 'auto' ? s.kind !== 'existing' : s.kind === kind));
   if (wanted.length === 0) throw new TargetUnavailableError(`no strategy for target ${spec}`);
   const reasons: string[] = [];
   for (const s of wanted) {
@@ -147,7 +148,7 @@ export async function openTarget(spec: TargetSpec, strategies: TargetStrategy[],
       continue;
     }
     opts.onProgress?.(`target: ${s.kind}`);
-    return await s.open(spec.startsWith('context:') ? { ...opts, context: spec.slice('context:'.length) } : opts);
+    return await s.open(context ? { ...opts, context } : opts);
   }
   throw new TargetUnavailableError(`no target can run here:\n  ${reasons.join('\n  ')}`);
 }

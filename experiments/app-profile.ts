@@ -7,7 +7,7 @@
 import type { ReleaseSpec } from '../lib/kube/deploy.ts';
 import type { KubeObject } from '../lib/kube/render.ts';
 import type { IdentityHeaders, Scenario } from '../lib/load/index.ts';
-import type { ImageSource, Target, TargetKind } from '../cluster/target.ts';
+import type { ImageSource, Platform, Target } from '../cluster/target.ts';
 import type { SuiteCheck } from '../lib/checks/suite.ts';
 
 export interface Workload {
@@ -167,13 +167,13 @@ export interface AppProfile {
   dependencies: Array<{ name: string; neededBy: string; steps: string[] }>;
   /**
    * Images a target that loads images needs besides the app's own (the in-cluster dependencies of
-   * its overlay), for the target kind given; loaded before the releases.
+   * its overlay), on the platform given; loaded before the releases.
    */
-  supportImages?(target: TargetKind): ImageSource[];
+  supportImages?(platform: Platform): ImageSource[];
   /** How to build `tag` for a target that loads images. */
   image(tag: string): ImageSource;
-  /** The manifests of release `tag` on a target of this kind, with faults applied. */
-  release(tag: string, target: TargetKind, faults?: Fault[]): ReleaseSpec;
+  /** The manifests of release `tag` for a target offering `platform` (`target.platform`), with faults applied. */
+  release(tag: string, platform: Platform, faults?: Fault[]): ReleaseSpec;
   /** Binds the profile to a target reachable at `baseUrl`. */
   connect(target: Target, baseUrl: string): Promise<AppConnection>;
   /** The smoke suite (`verdict smoke`); absent: the app has none. */

@@ -90,7 +90,7 @@ export function loadGates(
 export async function deployOrUseRunning(ctx: RunContext): Promise<void> {
   const { app, options, target } = ctx;
   if (target.images) {
-    const r = await ctx.deploy(app.release(options.to, target.kind, faultsOf(options.faults)));
+    const r = await ctx.deploy(app.release(options.to, target.platform, faultsOf(options.faults)));
     if (!r.ok) throw new Error(`the release under test (${options.to}) did not deploy: ${r.error}`);
     return;
   }

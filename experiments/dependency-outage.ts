@@ -10,7 +10,7 @@
  */
 import type { JoinedFailure } from '../lib/evidence/join.ts';
 import type { Gate } from '../reports/gates.ts';
-import type { Experiment } from './experiment.ts';
+import { defineExperiment } from './experiment.ts';
 import { deployOrUseRunning, loadGates, pause } from './common.ts';
 
 export interface OutageWindow {
@@ -28,14 +28,14 @@ export interface DependencyOutageData {
   recoveryMs: number;
 }
 
-export const dependencyOutage: Experiment<DependencyOutageData> = {
+export const dependencyOutage = defineExperiment<DependencyOutageData>()({
   name: 'dependency-outage',
   description:
     'takes each dependency (Postgres, Redis) away under load and brings it back: no crash, no restart, typed 503s only, nothing fails that does not need it, recovery in time',
   needs: ['dependencies'],
   setup: deployOrUseRunning,
   async act(ctx) {
-    const deps = ctx.target.dependencies!;
+    const deps = ctx.target.dependencies;
     const have = new Set(deps.names());
     const wanted = ctx.app.dependencies.filter((d) => have.has(d.name));
     const skipped = ctx.app.dependencies.filter((d) => !have.has(d.name)).map((d) => d.name);
@@ -105,7 +105,7 @@ export const dependencyOutage: Experiment<DependencyOutageData> = {
       });
     return gates;
   },
-};
+});
 
 function describe(f: JoinedFailure): string {
   return `${f.step} ${f.status ? `HTTP ${f.status}` : (f.error ?? 'no answer')} (pod ${f.pod ?? 'unknown'}, ${f.cause})`;
@@ -163,25 +163,45 @@ function windowGates(
       ? `${innocent.length} requests that do not need ${w.dependency} failed (${[...new Set(innocent.map((f) => f.step))].join(', ')}; first: ${describe(innocent[0])})`
       : `every request that does not need ${w.dependency} succeeded during its outage`,
   });
-  // The Service's ready endpoints during the window: readiness on a shared dependency empties it.
+  gates.push(readyEndpointsGate(e, w, during, recoveryMs), recoveryGate(w, series, until, recoveryMs));
+  return gates;
+}
+
+/** The Service's ready endpoints during the window: readiness on a shared dependency empties it. */
+function readyEndpointsGate(
+  e: Parameters<typeof dependencyOutage.judge>[0],
+  w: OutageWindow,
+  during: JoinedFailure[],
+  recoveryMs: number,
+): Gate {
   const cap = e.timeline.capacityBetween(w.from, w.to + recoveryMs);
   const resets = during.filter((f) => f.status === 0).length;
   const emptyMs = e.timeline.noneReadyMs(w.from, w.to + recoveryMs);
-  gates.push(
-    !cap
-      ? { name: name('ready endpoints'), verdict: 'INCONCLUSIVE', evidence: 'the pods were not watched during the outage' }
-      : {
-          name: name('ready endpoints'),
-          verdict: cap.minReady === 0 && w.steps.length === 0 ? 'FAIL' : 'PASS',
-          observed: { minReady: cap.minReady, no_ready_pod_ms: emptyMs, connection_failures: resets },
-          evidence:
-            cap.minReady === 0
-              ? `readiness removed every endpoint because of a shared dependency (no pod Ready for ${(emptyMs / 1000).toFixed(1)} s): ${resets} requests got no answer at all` +
-                `${resets === 0 ? ' (established keep-alive connections kept reaching the pods, as through kube-proxy)' : ''}${w.steps.length === 0 ? `, although nothing needs ${w.dependency}` : ''}`
-              : `ready pods never below ${cap.minReady} during the outage`,
-        },
-  );
-  // Recovery: the first second after the dependency is back from which nothing failed.
+  return !cap
+    ? {
+        name: `${w.dependency}: ready endpoints`,
+        verdict: 'INCONCLUSIVE',
+        evidence: 'the pods were not watched during the outage',
+      }
+    : {
+        name: `${w.dependency}: ready endpoints`,
+        verdict: cap.minReady === 0 && w.steps.length === 0 ? 'FAIL' : 'PASS',
+        observed: { minReady: cap.minReady, no_ready_pod_ms: emptyMs, connection_failures: resets },
+        evidence:
+          cap.minReady === 0
+            ? `readiness removed every endpoint because of a shared dependency (no pod Ready for ${(emptyMs / 1000).toFixed(1)} s): ${resets} requests got no answer at all` +
+              `${resets === 0 ? ' (established keep-alive connections kept reaching the pods, as through kube-proxy)' : ''}${w.steps.length === 0 ? `, although nothing needs ${w.dependency}` : ''}`
+            : `ready pods never below ${cap.minReady} during the outage`,
+      };
+}
+
+/** Recovery: the first second after the dependency is back from which nothing failed. */
+function recoveryGate(
+  w: OutageWindow,
+  series: Array<{ t: number; requests: number; failed: Record<string, number | undefined> }>,
+  until: number,
+  recoveryMs: number,
+): Gate {
   const after = series.filter((s) => s.t >= Math.floor(w.to / 1000) * 1000 && s.t + 1000 <= until);
   let recoveredAt: number | null = null;
   for (let i = 0; i < after.length; i++) {
@@ -191,14 +211,13 @@ function windowGates(
     }
   }
   const recovery = recoveredAt === null ? null : Math.max(0, recoveredAt - w.to);
-  gates.push({
-    name: name('recovered in time'),
+  return {
+    name: `${w.dependency}: recovered in time`,
     verdict: recovery === null ? 'FAIL' : recovery <= recoveryMs ? 'PASS' : 'FAIL',
     observed: { recovery_ms: recovery, allowed_ms: recoveryMs },
     evidence:
       recovery === null
         ? `requests still failed at the end of the run, after ${w.dependency} came back`
         : `no failure from ${(recovery / 1000).toFixed(1)} s after ${w.dependency} came back (allowed ${recoveryMs / 1000} s)`,
-  });
-  return gates;
+  };
 }

@@ -12,7 +12,7 @@ import type { LoadResult } from '../lib/load/index.ts';
 import type { JoinedLoad } from '../lib/evidence/join.ts';
 import type { Outage } from '../lib/evidence/causes.ts';
 import type { Timeline } from '../lib/evidence/timeline.ts';
-import type { Target } from '../cluster/target.ts';
+import type { Capability, TargetWith } from '../cluster/target.ts';
 import type { AppConnection, AppProfile, Fault } from './app-profile.ts';
 import type { HarnessConfig } from './config.ts';
 
@@ -35,8 +35,9 @@ export interface LoadHandle {
   stop(reason?: string): Promise<LoadResult>;
 }
 
-export interface RunContext {
-  readonly target: Target;
+/** What an experiment gets while it runs; `N`: the capabilities it needs, which its target has for sure. */
+export interface RunContext<N extends Capability = never> {
+  readonly target: TargetWith<N>;
   readonly app: AppProfile;
   readonly conn: AppConnection;
   /** Base URL of the app's Service from here. */
@@ -82,25 +83,41 @@ export interface Evidence<D> {
   endedAt: number;
 }
 
-export interface JudgeContext {
+export interface JudgeContext<N extends Capability = never> {
   options: ExperimentOptions;
   config: HarnessConfig;
-  target: Target;
+  target: TargetWith<N>;
 }
 
-export interface Experiment<D = unknown> {
+/**
+ * `D`: what `act` returns for `judge`; `N`: the target capabilities (cluster/target.ts) it cannot run
+ * without. Write one with {@link defineExperiment}, which reads `N` off `needs`, so that inside
+ * `ctx.target.<capability>` is there without a `!`.
+ */
+export interface Experiment<D = unknown, N extends Capability = never> {
   name: string;
   /** One sentence: what it shows. */
   description: string;
-  /** Target capabilities it cannot run without; the runner says which is missing instead of running. */
-  needs?: Array<'images' | 'dependencies'>;
-  setup(ctx: RunContext): Promise<void>;
-  act(ctx: RunContext): Promise<D>;
-  judge(evidence: Evidence<D>, ctx: JudgeContext): Gate[];
+  /** Target capabilities it cannot run without; the runner says which is missing (in CAPABILITIES' words) instead of running. */
+  needs?: readonly N[];
+  setup(ctx: RunContext<N>): Promise<void>;
+  act(ctx: RunContext<N>): Promise<D>;
+  judge(evidence: Evidence<D>, ctx: JudgeContext<N>): Gate[];
   /**
    * Figures of this experiment kept in the run history beside the generic ones (failed requests,
    * p99 per version, drain times), e.g. the rollout's duration: what can be non-zero by design and
    * should not grow from run to run (`no worse than history`). Names are `word_unit[.qualifier]`.
    */
   figures?(evidence: Evidence<D>): Record<string, number>;
+}
+
+/** An experiment of any data and needs (the runner's and the registry's view). */
+export type AnyExperiment = Experiment<any, any>;
+
+/**
+ * Types an experiment whose act returns `D`: its `needs` become the capabilities `ctx.target`
+ * surely has (`defineExperiment<Data>()({ needs: ['dependencies'], ... })`).
+ */
+export function defineExperiment<D>() {
+  return <const N extends Capability = never>(e: Experiment<D, N>): Experiment<D, N> => e;
 }

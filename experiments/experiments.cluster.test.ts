@@ -1,6 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { licenseApi, licenseApiToken } from '../apps/license-api/profile.ts';
-import { DEFAULT_ENDPOINT_LAG_MS, upEmbedded, type EmbeddedCluster } from '../cluster/embedded/embedded-cluster.ts';
+import {
+  DEFAULT_ENDPOINT_LAG_MS,
+  EMBEDDED_PLATFORM,
+  upEmbedded,
+  type EmbeddedCluster,
+} from '../cluster/embedded/embedded-cluster.ts';
 import type { Target } from '../cluster/target.ts';
 import { openExisting } from '../cluster/existing/existing-target.ts';
 import { assertTargetAllowed, harnessConfigSchema, TargetNotAllowedError } from './config.ts';
@@ -116,7 +121,9 @@ describe('rollout-under-load', () => {
     expect(gate(r, 'no failed request')?.verdict).toBe('PASS');
     const g = gate(r, 'latency held')!;
     expect(g.verdict).toBe('FAIL');
-    expect(g.evidence).toMatch(/in steady state: v1 in the .* before the rollout, v2 in the .* after the old pods were gone .*the new version is slower/);
+    expect(g.evidence).toMatch(
+      /in steady state: v1 in the .* before the rollout, v2 in the .* after the old pods were gone .*the new version is slower/,
+    );
     expect(r.verdict).toBe('FAIL');
   }, 400_000);
 });
@@ -177,7 +184,7 @@ describe('sigterm-drain', () => {
         name: 'naive-control',
         description: 'the sigterm-drain control alone',
         async setup(ctx) {
-          const r = await ctx.deploy(ctx.app.release('v2', ctx.target.kind, [ctx.app.naiveShutdown!]));
+          const r = await ctx.deploy(ctx.app.release('v2', ctx.target.platform, [ctx.app.naiveShutdown!]));
           if (!r.ok) throw new Error(r.error);
         },
         act: (ctx) => underLoad(ctx, 'naive', () => killPodsOneByOne(ctx), { control: true }),
@@ -227,7 +234,7 @@ describe('node-drain', () => {
 describe('targets', () => {
   it("an existing context works for real when allowed: pod-kill through the same cluster reached as someone else's", async () => {
     // As a user of someone else's cluster would: the token comes from the environment.
-    process.env.LICENSE_TOKEN = await licenseApiToken('embedded');
+    process.env.LICENSE_TOKEN = await licenseApiToken(EMBEDDED_PLATFORM);
     const existing = await openExisting({
       kubeconfig: cluster.kubeconfigPath,
       context: cluster.context!,

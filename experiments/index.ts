@@ -1,4 +1,4 @@
-import type { Experiment } from './experiment.ts';
+import type { AnyExperiment } from './experiment.ts';
 import { dependencyOutage } from './dependency-outage.ts';
 import { nodeDrain } from './node-drain.ts';
 import { podKill } from './pod-kill.ts';
@@ -6,7 +6,7 @@ import { rolloutUnderLoad } from './rollout-under-load.ts';
 import { sigtermDrain } from './sigterm-drain.ts';
 
 /** Every experiment by name, in the order `--list` shows them. */
-export const EXPERIMENTS: Record<string, Experiment<any>> = Object.fromEntries(
+export const EXPERIMENTS: Record<string, AnyExperiment> = Object.fromEntries(
   [rolloutUnderLoad, podKill(), podKill(true), sigtermDrain, nodeDrain, dependencyOutage].map((e) => [e.name, e]),
 );
 

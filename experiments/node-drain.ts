@@ -8,7 +8,7 @@
 import { k8s } from '../lib/kube/client.ts';
 import { activePods, cordonedNodes, evictPod, setUnschedulable, waitForReplacement } from '../lib/kube/disrupt.ts';
 import type { Gate } from '../reports/gates.ts';
-import type { Experiment, RunContext } from './experiment.ts';
+import { defineExperiment, type RunContext } from './experiment.ts';
 import { deployOrUseRunning, faultsOf, loadGates, workloadShape, type WorkloadShape } from './common.ts';
 import { underLoad } from './pod-kill.ts';
 
@@ -86,13 +86,13 @@ async function drainNodes(ctx: RunContext, replicas: number): Promise<Drain[]> {
   return drains;
 }
 
-export const nodeDrain: Experiment<NodeDrainData> = {
+export const nodeDrain = defineExperiment<NodeDrainData>()({
   name: 'node-drain',
   description:
     'drains each node that runs the app in turn under load (cordon, evict with PDB retries, uncordon): no request may fail, the PDB must hold',
   setup: deployOrUseRunning,
   async act(ctx) {
-    const shape = await workloadShape(ctx.app.release(ctx.options.to, ctx.target.kind, faultsOf(ctx.options.faults)));
+    const shape = await workloadShape(ctx.app.release(ctx.options.to, ctx.target.platform, faultsOf(ctx.options.faults)));
     const startedAt = Date.now();
     const drains = await underLoad(ctx, 'node-drain', () => drainNodes(ctx, shape.replicas));
     const endedAt = Date.now();
@@ -145,4 +145,4 @@ export const nodeDrain: Experiment<NodeDrainData> = {
     );
     return gates;
   },
-};
+});

@@ -16,6 +16,7 @@ import {
 } from '../reports/run-record.ts';
 import type { Target } from '../cluster/target.ts';
 import type { CheckResult } from './runner.ts';
+import type { LoadEvidence } from './experiment.ts';
 
 const HARNESS_VERSION = '0.1.0';
 const MAX_TIMELINE = 5000;
@@ -64,36 +65,33 @@ export function failureGroups(failures: JoinedFailure[], timeline?: Pick<Timelin
   }));
 }
 
-export function checkRecord(r: CheckResult): CheckRecord {
-  const e = r.evidence;
-  // The release under test only: a control load (a deliberately broken release run to show the
-  // harness sees a failure mode) is evidence for its own gate, not requests of this release.
-  const loads = (e?.loads ?? []).filter((l) => !l.control);
-  const requests = loads.length
-    ? loads.reduce(
-        (acc, l) => {
-          acc.total += l.joined.total;
-          acc.succeeded += l.joined.succeeded;
-          acc.failed += l.joined.failed;
-          acc.dropped += l.joined.dropped;
-          for (const [v, n] of Object.entries(l.joined.byVersion)) acc.byVersion[v] = (acc.byVersion[v] ?? 0) + n;
-          for (const k of ['new', 'reused', 'unknown'] as const) {
-            acc.byConnection[k].total += l.joined.byConnection[k].total;
-            acc.byConnection[k].failed += l.joined.byConnection[k].failed;
-          }
-          return acc;
-        },
-        {
-          total: 0,
-          succeeded: 0,
-          failed: 0,
-          dropped: 0,
-          byVersion: {} as Record<string, number>,
-          byConnection: emptyByConnection(),
-        },
-      )
-    : null;
-  const biggest = [...loads].sort((a, b) => b.joined.total - a.joined.total)[0];
+/** The requests of the release's loads, added up (null without any load). */
+function requestTotals(loads: LoadEvidence[]): CheckRecord['requests'] {
+  if (!loads.length) return null;
+  const acc = {
+    total: 0,
+    succeeded: 0,
+    failed: 0,
+    dropped: 0,
+    byVersion: {} as Record<string, number>,
+    byConnection: emptyByConnection(),
+  };
+  for (const l of loads) {
+    acc.total += l.joined.total;
+    acc.succeeded += l.joined.succeeded;
+    acc.failed += l.joined.failed;
+    acc.dropped += l.joined.dropped;
+    for (const [v, n] of Object.entries(l.joined.byVersion)) acc.byVersion[v] = (acc.byVersion[v] ?? 0) + n;
+    for (const k of ['new', 'reused', 'unknown'] as const) {
+      acc.byConnection[k].total += l.joined.byConnection[k].total;
+      acc.byConnection[k].failed += l.joined.byConnection[k].failed;
+    }
+  }
+  return acc;
+}
+
+/** The loads' per-second evidence merged second by second (the worst p50/p99 of a second kept). */
+function mergedSeries(loads: LoadEvidence[]): SecondOfEvidence[] {
   const series = new Map<number, SecondOfEvidence>();
   for (const l of loads) {
     for (const s of l.joined.series) {
@@ -110,6 +108,16 @@ export function checkRecord(r: CheckResult): CheckRecord {
       m.p99 = Math.max(m.p99 ?? 0, s.p99 ?? 0);
     }
   }
+  return [...series.values()].sort((a, b) => a.t - b.t);
+}
+
+export function checkRecord(r: CheckResult): CheckRecord {
+  const e = r.evidence;
+  // The release under test only: a control load (a deliberately broken release run to show the
+  // harness sees a failure mode) is evidence for its own gate, not requests of this release.
+  const loads = (e?.loads ?? []).filter((l) => !l.control);
+  const requests = requestTotals(loads);
+  const biggest = [...loads].sort((a, b) => b.joined.total - a.joined.total)[0];
   const events = e?.timeline.events ?? [];
   const figures =
     e && (r.kind ?? 'experiment') === 'experiment' ? historyFigures(r, requests, biggest?.joined.latencyByVersion) : undefined;
@@ -128,7 +136,7 @@ export function checkRecord(r: CheckResult): CheckRecord {
       e?.timeline,
     ),
     latency: biggest?.joined.latency ?? null,
-    series: [...series.values()].sort((a, b) => a.t - b.t),
+    series: mergedSeries(loads),
     timeline:
       events.length > MAX_TIMELINE
         ? [

@@ -6,7 +6,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { coldStartGate, latencyGate, type Gate } from '../reports/gates.ts';
-import type { Experiment, RunContext } from './experiment.ts';
+import { defineExperiment, type RunContext } from './experiment.ts';
 import { faultsOf, loadGates, pause, workloadShape, type WorkloadShape } from './common.ts';
 
 export interface SessionsEvidence {
@@ -91,7 +91,7 @@ export function sessionsGate(s: SessionsEvidence | null): Gate {
   };
 }
 
-export const rolloutUnderLoad: Experiment<RolloutData> = {
+export const rolloutUnderLoad = defineExperiment<RolloutData>()({
   name: 'rollout-under-load',
   description:
     'rolls the new release out under load with the real Deployment controller: no request may fail, capacity must hold, sessions must survive, the new version must not be slower',
@@ -100,13 +100,13 @@ export const rolloutUnderLoad: Experiment<RolloutData> = {
   async setup(ctx) {
     const { app, options, target } = ctx;
     ctx.say(`deploying ${options.from} (the release before)`);
-    const r = await ctx.deploy(app.release(options.from, target.kind, faultsOf(options.faults, 'from')));
+    const r = await ctx.deploy(app.release(options.from, target.platform, faultsOf(options.faults, 'from')));
     if (!r.ok) throw new Error(`the release before (${options.from}) did not deploy: ${r.error}`);
   },
 
   async act(ctx) {
     const { app, options, target, config } = ctx;
-    const to = app.release(options.to, target.kind, faultsOf(options.faults, 'to'));
+    const to = app.release(options.to, target.platform, faultsOf(options.faults, 'to'));
     const shape = await workloadShape(to);
     const held = await holdSessions(ctx);
     const { warmupMs, settleMs } = config.experiments;
@@ -234,4 +234,4 @@ export const rolloutUnderLoad: Experiment<RolloutData> = {
     }
     return gates;
   },
-};
+});

@@ -8,7 +8,7 @@
  */
 import type { FailureCause } from '../lib/evidence/causes.ts';
 import type { Gate } from '../reports/gates.ts';
-import type { Experiment } from './experiment.ts';
+import { defineExperiment } from './experiment.ts';
 import { faultsOf, loadGates } from './common.ts';
 import { killPodsOneByOne, killsGate, underLoad, type Kill } from './pod-kill.ts';
 
@@ -19,7 +19,7 @@ export interface SigtermDrainData {
   shipped: { replicas: number; kills: Kill[] };
 }
 
-export const sigtermDrain: Experiment<SigtermDrainData> = {
+export const sigtermDrain = defineExperiment<SigtermDrainData>()({
   name: 'sigterm-drain',
   description:
     'kills pods under load twice: with a naive shutdown as a control (must show drain failures) and as shipped (must show none)',
@@ -30,12 +30,12 @@ export const sigtermDrain: Experiment<SigtermDrainData> = {
     let control: SigtermDrainData['control'] = null;
     if (app.naiveShutdown) {
       ctx.say(`control: ${options.to} with ${app.naiveShutdown.name} (${app.naiveShutdown.what})`);
-      const r = await ctx.deploy(app.release(options.to, target.kind, [app.naiveShutdown]));
+      const r = await ctx.deploy(app.release(options.to, target.platform, [app.naiveShutdown]));
       if (!r.ok) throw new Error(`the control release did not deploy: ${r.error}`);
       control = await underLoad(ctx, 'naive', () => killPodsOneByOne(ctx), { control: true });
     }
     ctx.say(`shipped: ${options.to}${options.faults.length ? ` with ${options.faults.map((f) => f.name).join(', ')}` : ''}`);
-    const r = await ctx.deploy(app.release(options.to, target.kind, faultsOf(options.faults)));
+    const r = await ctx.deploy(app.release(options.to, target.platform, faultsOf(options.faults)));
     if (!r.ok) throw new Error(`the release under test did not deploy: ${r.error}`);
     const shipped = await underLoad(ctx, 'shipped', () => killPodsOneByOne(ctx));
     return { control, shipped };
@@ -74,4 +74,4 @@ export const sigtermDrain: Experiment<SigtermDrainData> = {
     gates.push(killsGate(e.data.shipped.kills, e.data.shipped.replicas));
     return gates.map((g, i) => (gates.findIndex((x) => x.name === g.name) === i ? g : { ...g, name: `${g.name} (shipped)` }));
   },
-};
+});

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { licenseApi, licenseApiToken } from '../apps/license-api/profile.ts';
-import { upEmbedded, type EmbeddedCluster } from '../cluster/embedded/embedded-cluster.ts';
+import { EMBEDDED_PLATFORM, upEmbedded, type EmbeddedCluster } from '../cluster/embedded/embedded-cluster.ts';
 import { k8s } from '../lib/kube/client.ts';
 import { deployRelease } from '../lib/kube/deploy.ts';
 import { waitForSettled } from '../lib/kube/disrupt.ts';
@@ -23,7 +23,7 @@ let token: string;
 
 const fault = (name: string) => licenseApi.faults[name];
 const apply = (tag: string, faults: string[] = []) =>
-  deployRelease(cluster.kubeConfig, licenseApi.release(tag, 'embedded', faults.map(fault)), { wait: false });
+  deployRelease(cluster.kubeConfig, licenseApi.release(tag, EMBEDDED_PLATFORM, faults.map(fault)), { wait: false });
 const envOfTemplate = async () =>
   (
     await cluster.kubeConfig.makeApiClient(k8s.AppsV1Api).readNamespacedDeployment({ namespace: NS, name: 'license-api' })
@@ -32,9 +32,9 @@ const envOfTemplate = async () =>
 beforeAll(async () => {
   cluster = await upEmbedded({ name: 'verdict', stateDir: STATE, nodes: 3 });
   for (const tag of ['v1', 'v2']) await cluster.images.load(licenseApi.image(tag));
-  await deployRelease(cluster.kubeConfig, licenseApi.release('v1', 'embedded'), { timeoutMs: 240_000 });
+  await deployRelease(cluster.kubeConfig, licenseApi.release('v1', EMBEDDED_PLATFORM), { timeoutMs: 240_000 });
   await waitForSettled(cluster.kubeConfig, NS, licenseApi.workload.selector, 'license-api', 3);
-  token = await licenseApiToken('embedded', 'gate-test');
+  token = await licenseApiToken(EMBEDDED_PLATFORM, 'gate-test');
   prometheus = await startPrometheus({ jobs: [], fileJobs: [{ name: 'license-api' }], scrapeIntervalSeconds: 1 });
   // Service discovery: every pod of the workload with an address, from the Kubernetes API, kept
   // current in Prometheus' target file (what a cluster's Prometheus does with kubernetes_sd).
@@ -182,7 +182,7 @@ describe('verdict gate', () => {
   it('a rollback that worked but whose verification met an expired token: "rollback done, verification could not run", ERROR', async () => {
     // Issue 22: the token lives 20 s; the never-ready release FAILs at its readiness budget (about
     // 80 s), is rolled back, and the read-only smoke after the rollback gets 401 TOKEN_EXPIRED.
-    const shortLived = await licenseApiToken('embedded', 'gate-expiring', '20s');
+    const shortLived = await licenseApiToken(EMBEDDED_PLATFORM, 'gate-expiring', '20s');
     await apply('v2', ['never-ready']);
     const r = await gate({ sources: [], token: shortLived });
     expect(r.decision).toBe('FAIL');

@@ -3,7 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { licenseApiProbes, CONFIG_DEFAULTS } from '../apps/license-api/smoke.ts';
 import { renderKustomization, type KubeObject } from '../lib/kube/render.ts';
 import { loadConfig } from '../license-api/src/config.ts';
-import { findingVerdict, lintManifests, preStopDelayMs, type Finding, type LintOptions } from './manifest-lint.ts';
+import { findingVerdict, lintManifests, preStopDelayMs, RULES, type Finding, type LintOptions } from './manifest-lint.ts';
 
 // Every overlay passes the zero-downtime rules with no warning; a manifest broken in one way gives
 // the finding for that way, naming the field, what is there or was measured, the rule and the fix.
@@ -46,7 +46,7 @@ describe('every finding, from a manifest broken that way', () => {
     propagationMs: { ms: 1200, source: 'measured on the embedded cluster' },
     startMs: { ms: 12_000, source: 'pod created → Ready' },
   };
-  it.each<[string, (o: KubeObject[]) => void, string, Finding['severity'], RegExp?]>([
+  const CASES: Array<[string, (o: KubeObject[]) => void, string, Finding['severity'], RegExp?]> = [
     [
       'one replica',
       (o) => {
@@ -281,7 +281,13 @@ describe('every finding, from a manifest broken that way', () => {
       'service.selector',
       'error',
     ],
-  ])('%s', (_name, mutate, rule, severity, measuredText) => {
+  ];
+  it('the rule table: ids of their own, and each rule broken by one of the cases below', () => {
+    const ids = RULES.map((r) => r.id);
+    expect(new Set(ids).size).toBe(ids.length);
+    expect([...new Set(CASES.map((c) => c[2]))].sort()).toEqual([...ids].sort());
+  });
+  it.each(CASES)('%s', (_name, mutate, rule, severity, measuredText) => {
     const f = lint(broken(mutate), { measured });
     const hit = f.filter((x) => x.rule === rule && x.severity !== 'info');
     expect(hit.length, `${rule} in ${JSON.stringify(f.map((x) => `${x.severity} ${x.rule}`))}`).toBeGreaterThan(0);

@@ -112,15 +112,7 @@ export async function measureByDeletingOnePod(
     const t0 = Date.now();
     timeline.action(`pod/${name}`, 'delete', 'to measure endpoint propagation and start time');
     await deletePod(kc, w.namespace, name);
-    let proxyAt: number | undefined;
-    const deadline = Date.now() + timeoutMs;
-    while (proxyAt === undefined) {
-      proxyAt = routing.routingHistory(w.nodePort).find((c) => c.at >= t0 && !routedTo(c.routable))?.at;
-      if (proxyAt !== undefined) break;
-      if (Date.now() > deadline)
-        throw new Error(`the Service proxy still routed to ${name} ${timeoutMs / 1000} s after its deletion`);
-      await sleep(20, o.signal);
-    }
+    const proxyAt = await routingStopped(routing, w.nodePort, t0, routedTo, { name, timeoutMs, signal: o.signal });
     const sliceAt = timeline.events.find(
       (e) =>
         e.at >= t0 &&
@@ -131,30 +123,55 @@ export async function measureByDeletingOnePod(
     )?.at;
     o.say?.(`measuring: the proxy stopped routing to ${name} after ${proxyAt - t0} ms; waiting for its replacement`);
     await waitForReplacement(kc, w.namespace, w.selector, pods.length, [name], { timeoutMs, signal: o.signal });
-    const created = timeline.events.find((e) => e.kind === 'pod' && e.change === 'created' && e.at >= t0);
-    const ready = created && timeline.events.find((e) => e.kind === 'pod' && e.object === created.object && e.change === 'ready');
-    const lag = target.endpointLagMs;
-    const sliceMs = sliceAt === undefined ? null : sliceAt - t0;
-    const why = [
-      sliceMs !== null ? `its EndpointSlice entry turned not-ready after ${sliceMs} ms` : null,
-      lag ? `the proxy applies changes ${lag} ms late, as kube-proxy's minSyncPeriod does` : null,
-    ].filter(Boolean);
-    return {
-      propagationMs: {
-        ms: proxyAt - t0,
-        source: `pod ${name} deleted → the Service proxy stopped routing new connections to it${why.length ? ` (${why.join('; ')})` : ''}; one deletion on the ${target.kind} cluster`,
-      },
-      startMs:
-        created && ready
-          ? {
-              ms: ready.at - created.at,
-              source: `pod created → Ready of the replacement ${created.object.slice(4)}, watched (ms)`,
-            }
-          : undefined,
-      sliceMs,
-      timeline: timeline.events.filter((e) => e.at >= t0).slice(0, 200),
-    };
+    return measurement(target, timeline, { name, t0, proxyAt, sliceAt });
   } finally {
     await timeline.stop();
   }
+}
+
+/** When the proxy stopped routing to the deleted pod (polled from its routing history, bounded). */
+async function routingStopped(
+  routing: NonNullable<Target['routing']>,
+  nodePort: number,
+  t0: number,
+  routedTo: (routable: string[]) => boolean,
+  o: { name: string; timeoutMs: number; signal?: AbortSignal },
+): Promise<number> {
+  const deadline = Date.now() + o.timeoutMs;
+  for (;;) {
+    const at = routing.routingHistory(nodePort).find((c) => c.at >= t0 && !routedTo(c.routable))?.at;
+    if (at !== undefined) return at;
+    if (Date.now() > deadline)
+      throw new Error(`the Service proxy still routed to ${o.name} ${o.timeoutMs / 1000} s after its deletion`);
+    await sleep(20, o.signal);
+  }
+}
+
+/** The propagation (deletion → no new connection) and the replacement's start time, as watched. */
+function measurement(
+  target: Target,
+  timeline: ClusterTimeline,
+  m: { name: string; t0: number; proxyAt: number; sliceAt: number | undefined },
+): DisruptiveMeasurement {
+  const { name, t0, proxyAt, sliceAt } = m;
+  const created = timeline.events.find((e) => e.kind === 'pod' && e.change === 'created' && e.at >= t0);
+  const ready = created && timeline.events.find((e) => e.kind === 'pod' && e.object === created.object && e.change === 'ready');
+  const lag = target.endpointLagMs;
+  const sliceMs = sliceAt === undefined ? null : sliceAt - t0;
+  const why = [
+    sliceMs !== null ? `its EndpointSlice entry turned not-ready after ${sliceMs} ms` : null,
+    lag ? `the proxy applies changes ${lag} ms late, as kube-proxy's minSyncPeriod does` : null,
+  ].filter(Boolean);
+  return {
+    propagationMs: {
+      ms: proxyAt - t0,
+      source: `pod ${name} deleted → the Service proxy stopped routing new connections to it${why.length ? ` (${why.join('; ')})` : ''}; one deletion on the ${target.kind} cluster`,
+    },
+    startMs:
+      created && ready
+        ? { ms: ready.at - created.at, source: `pod created → Ready of the replacement ${created.object.slice(4)}, watched (ms)` }
+        : undefined,
+    sliceMs,
+    timeline: timeline.events.filter((e) => e.at >= t0).slice(0, 200),
+  };
 }

@@ -14,7 +14,7 @@
  *    FAIL for errors (and warnings with failOn 'warning').
  */
 import type { AppProfile, ProbeEndpoint } from '../experiments/app-profile.ts';
-import type { Target } from '../cluster/target.ts';
+import { hasCapabilities, type Target, type TargetWith } from '../cluster/target.ts';
 import { k8s } from '../lib/kube/client.ts';
 import { isPodReady } from '../lib/kube/disrupt.ts';
 import type { CheckRecord, GateRecord } from '../reports/run-record.ts';
@@ -99,7 +99,7 @@ function endpointCheck(e: ProbeEndpoint, container: Record<string, any> | undefi
 }
 
 /** Liveness on every pod while `dep` is stopped; the dependency is restarted (also on interrupt) and the service must be ready again. */
-function withoutDependencyCheck(app: AppProfile, target: Target, dep: string): SuiteCheck {
+function withoutDependencyCheck(app: AppProfile, target: TargetWith<'dependencies'>, dep: string): SuiteCheck {
   const live = app.probes!.endpoints.find((e) => e.probe === 'liveness')!;
   const ready = app.probes!.endpoints.find((e) => e.probe === 'readiness');
   const w = app.workload;
@@ -115,7 +115,7 @@ function withoutDependencyCheck(app: AppProfile, target: Target, dep: string): S
       if (!pods.length) throw new CheckFailed(`no ready pod of ${w.selector} to ask`);
       const portOf = (p: k8s.V1Pod) => p.spec?.containers.find((c) => c.name === w.container)?.ports?.[0]?.containerPort ?? 80;
       const restartsBefore = pods.map((p) => (p.status?.containerStatuses ?? []).reduce((n, c) => n + (c.restartCount ?? 0), 0));
-      const deps = target.dependencies!;
+      const deps = target.dependencies;
       await deps.stop(dep);
       const undo = ctx.cleanup.add(`start ${dep}`, async () => {
         await deps.start(dep);
@@ -170,15 +170,14 @@ export async function runProbes(o: ProbesRunOptions): Promise<ProbesResult> {
   const { app } = o;
   if (!app.probes) throw new Error(`the ${app.name} profile has no probe description`);
   const say = o.say ?? (() => {});
-  const samples = o.samples ?? 5;
   const container = appContainer(app, o.manifests?.objects);
   if (o.manifests && !container)
     throw new Error(
       `${o.manifests.source} has no Deployment ${app.workload.deployment} with a container ${app.workload.container}`,
     );
-  const checks: SuiteCheck[] = app.probes.endpoints.map((e) => endpointCheck(e, container, samples));
+  const checks: SuiteCheck[] = app.probes.endpoints.map((e) => endpointCheck(e, container, o.samples ?? 5));
   const t = o.target;
-  if (t?.dependencies && (o.cutDependencies ?? true) && t.owned) {
+  if (t && hasCapabilities(t, ['dependencies']) && (o.cutDependencies ?? true) && t.owned) {
     for (const dep of t.dependencies.names()) checks.push(withoutDependencyCheck(app, t, dep));
   }
   const endpoints = await runSuite({
@@ -194,120 +193,151 @@ export async function runProbes(o: ProbesRunOptions): Promise<ProbesResult> {
   });
   const records: CheckRecord[] = [suiteCheckRecord(endpoints, 'probe')];
   let error = endpoints.error;
-
   const measured: Measurements = {};
   if (t && !error && (o.measure ?? 'disruptive') !== 'none') {
-    const started = Date.now();
-    const gates: GateRecord[] = [];
-    let timeline: CheckRecord['timeline'] = [];
-    const disruptive = (o.measure ?? 'disruptive') === 'disruptive' && !!t.routing && t.owned;
-    try {
-      if (disruptive) {
-        const m = await measureByDeletingOnePod(t, app.workload, { signal: o.signal, say });
-        measured.propagationMs = m.propagationMs;
-        measured.startMs = m.startMs;
-        timeline = m.timeline;
-      }
-      measured.startMs ??= await startTimeFromPods(t.kubeConfig, app.workload.namespace, app.workload.selector);
-      gates.push(
-        measured.startMs
-          ? {
-              name: 'start time',
-              verdict: 'PASS',
-              evidence: `${(measured.startMs.ms / 1000).toFixed(2)} s: ${measured.startMs.source}`,
-              observed: { ms: measured.startMs.ms },
-            }
-          : {
-              name: 'start time',
-              verdict: 'INCONCLUSIVE',
-              evidence: 'no ready pod to measure a start time from',
-              observed: { ms: null },
-            },
-      );
-      gates.push(
-        measured.propagationMs
-          ? {
-              name: 'endpoint propagation',
-              verdict: 'PASS',
-              evidence: `${(measured.propagationMs.ms / 1000).toFixed(2)} s: ${measured.propagationMs.source}`,
-              observed: { ms: measured.propagationMs.ms },
-            }
-          : {
-              name: 'endpoint propagation',
-              verdict: 'PASS',
-              evidence: `not measured: the ${t.kind} target ${t.routing ? "is not the harness's own (it deletes no pod there)" : 'does not observe its data plane'}; the manifest check assumes a value and says so`,
-              observed: { ms: null },
-            },
-      );
-    } catch (err) {
-      if (o.signal?.aborted) error = String((o.signal.reason as Error)?.message ?? o.signal.reason ?? 'interrupted');
-      gates.push({
-        name: 'measurement',
-        verdict: 'ERROR',
-        evidence: `the measurement broke: ${(err as Error).message}`,
-        observed: {},
-      });
-    }
-    records.push({
-      name: 'measurements',
-      kind: 'probe',
-      verdict: gates.some((g) => g.verdict === 'ERROR')
-        ? 'ERROR'
-        : gates.some((g) => g.verdict === 'INCONCLUSIVE')
-          ? 'INCONCLUSIVE'
-          : 'PASS',
-      description: disruptive
-        ? `start time and endpoint propagation measured on the ${t.kind} cluster by deleting one pod (with its grace period) and watching its replacement`
-        : `start time read from the pods' conditions on the ${t.kind} target (read-only)`,
-      startedAt: new Date(started).toISOString(),
-      endedAt: new Date().toISOString(),
-      error: null,
-      gates,
-      requests: null,
-      failures: [],
-      latency: null,
-      series: [],
-      timeline: timeline.map((e) => ({ ...e })),
-      ledgerLabel: null,
-    });
+    const m = await measurements(t, o, measured);
+    records.push(m.record);
+    error = m.error ?? error;
   }
-
   let findings: Finding[] = [];
   if (o.manifests) {
-    const failOn = o.failOn ?? 'error';
-    const started = Date.now();
-    findings = lintManifests(o.manifests.objects, { deployments: [app.workload.deployment], app: app.probes, measured });
-    const gates: GateRecord[] = findings.map((f) => ({
-      name: f.rule,
-      verdict: findingVerdict(f, failOn),
-      evidence: `${f.severity}: ${f.message}`,
-      observed: {
-        severity: f.severity,
-        object: f.object,
-        field: f.field,
-        measured: f.measured,
-        required: f.required,
-        fix: f.fix,
-      },
-    }));
-    if (!gates.length) gates.push({ name: 'manifests', verdict: 'PASS', evidence: 'no finding', observed: {} });
-    const worstV = gates.some((g) => g.verdict === 'FAIL') ? 'FAIL' : 'PASS';
-    records.push({
-      name: 'manifests',
-      kind: 'probe',
-      verdict: worstV,
-      description: `zero-downtime rules of ${o.manifests.source} (Deployment ${app.workload.deployment}), failing on ${failOn === 'warning' ? 'warnings and errors' : 'errors'}: ${findings.filter((f) => f.severity === 'error').length} errors, ${findings.filter((f) => f.severity === 'warning').length} warnings, ${findings.filter((f) => f.severity === 'info').length} notes`,
-      startedAt: new Date(started).toISOString(),
-      endedAt: new Date().toISOString(),
-      error: null,
-      gates,
-      requests: null,
-      failures: [],
-      latency: null,
-      series: [],
-      timeline: [],
-      ledgerLabel: null,
-    });
+    const m = manifestsRecord(o.manifests, app, o.failOn ?? 'error', measured);
+    findings = m.findings;
+    records.push(m.record);
   }
   return { checks: records, endpoints, findings, measured, error };
+}
+
+/**
+ * Start time and endpoint propagation on the target, into `measured`: by deleting one pod where the
+ * harness owns a target that observes its routing, else read from the pods' conditions. A
+ * measurement that broke is an ERROR gate, never a silent assumption.
+ */
+async function measurements(
+  t: Target,
+  o: ProbesRunOptions,
+  measured: Measurements,
+): Promise<{ record: CheckRecord; error: string | null }> {
+  const { app } = o;
+  const started = Date.now();
+  const gates: GateRecord[] = [];
+  let timeline: CheckRecord['timeline'] = [];
+  let error: string | null = null;
+  const disruptive = (o.measure ?? 'disruptive') === 'disruptive' && !!t.routing && t.owned;
+  try {
+    if (disruptive) {
+      const m = await measureByDeletingOnePod(t, app.workload, { signal: o.signal, say: o.say });
+      measured.propagationMs = m.propagationMs;
+      measured.startMs = m.startMs;
+      timeline = m.timeline;
+    }
+    measured.startMs ??= await startTimeFromPods(t.kubeConfig, app.workload.namespace, app.workload.selector);
+    gates.push(startTimeGate(measured), propagationGate(measured, t));
+  } catch (err) {
+    if (o.signal?.aborted) error = String((o.signal.reason as Error)?.message ?? o.signal.reason ?? 'interrupted');
+    gates.push({
+      name: 'measurement',
+      verdict: 'ERROR',
+      evidence: `the measurement broke: ${(err as Error).message}`,
+      observed: {},
+    });
+  }
+  const record: CheckRecord = {
+    name: 'measurements',
+    kind: 'probe',
+    verdict: gates.some((g) => g.verdict === 'ERROR')
+      ? 'ERROR'
+      : gates.some((g) => g.verdict === 'INCONCLUSIVE')
+        ? 'INCONCLUSIVE'
+        : 'PASS',
+    description: disruptive
+      ? `start time and endpoint propagation measured on the ${t.kind} cluster by deleting one pod (with its grace period) and watching its replacement`
+      : `start time read from the pods' conditions on the ${t.kind} target (read-only)`,
+    startedAt: new Date(started).toISOString(),
+    endedAt: new Date().toISOString(),
+    error: null,
+    gates,
+    requests: null,
+    failures: [],
+    latency: null,
+    series: [],
+    timeline: timeline.map((e) => ({ ...e })),
+    ledgerLabel: null,
+  };
+  return { record, error };
+}
+
+function startTimeGate(measured: Measurements): GateRecord {
+  return measured.startMs
+    ? {
+        name: 'start time',
+        verdict: 'PASS',
+        evidence: `${(measured.startMs.ms / 1000).toFixed(2)} s: ${measured.startMs.source}`,
+        observed: { ms: measured.startMs.ms },
+      }
+    : {
+        name: 'start time',
+        verdict: 'INCONCLUSIVE',
+        evidence: 'no ready pod to measure a start time from',
+        observed: { ms: null },
+      };
+}
+
+function propagationGate(measured: Measurements, t: Target): GateRecord {
+  return measured.propagationMs
+    ? {
+        name: 'endpoint propagation',
+        verdict: 'PASS',
+        evidence: `${(measured.propagationMs.ms / 1000).toFixed(2)} s: ${measured.propagationMs.source}`,
+        observed: { ms: measured.propagationMs.ms },
+      }
+    : {
+        name: 'endpoint propagation',
+        verdict: 'PASS',
+        evidence: `not measured: the ${t.kind} target ${t.routing ? "is not the harness's own (it deletes no pod there)" : 'does not observe its data plane'}; the manifest check assumes a value and says so`,
+        observed: { ms: null },
+      };
+}
+
+/** The manifests' findings, one gate each: FAIL for errors (and warnings with failOn 'warning'). */
+function manifestsRecord(
+  manifests: ManifestSource,
+  app: AppProfile,
+  failOn: 'error' | 'warning',
+  measured: Measurements,
+): { record: CheckRecord; findings: Finding[] } {
+  const started = Date.now();
+  const findings = lintManifests(manifests.objects, { deployments: [app.workload.deployment], app: app.probes, measured });
+  const gates: GateRecord[] = findings.map((f) => ({
+    name: f.rule,
+    verdict: findingVerdict(f, failOn),
+    evidence: `${f.severity}: ${f.message}`,
+    observed: {
+      severity: f.severity,
+      object: f.object,
+      field: f.field,
+      measured: f.measured,
+      required: f.required,
+      fix: f.fix,
+    },
+  }));
+  if (!gates.length) gates.push({ name: 'manifests', verdict: 'PASS', evidence: 'no finding', observed: {} });
+  const count = (s: Finding['severity']) => findings.filter((f) => f.severity === s).length;
+  const record: CheckRecord = {
+    name: 'manifests',
+    kind: 'probe',
+    verdict: gates.some((g) => g.verdict === 'FAIL') ? 'FAIL' : 'PASS',
+    description: `zero-downtime rules of ${manifests.source} (Deployment ${app.workload.deployment}), failing on ${failOn === 'warning' ? 'warnings and errors' : 'errors'}: ${count('error')} errors, ${count('warning')} warnings, ${count('info')} notes`,
+    startedAt: new Date(started).toISOString(),
+    endedAt: new Date().toISOString(),
+    error: null,
+    gates,
+    requests: null,
+    failures: [],
+    latency: null,
+    series: [],
+    timeline: [],
+    ledgerLabel: null,
+  };
+  return { record, findings };
 }

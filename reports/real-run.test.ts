@@ -67,7 +67,7 @@ describe('reports of real load runs', () => {
   it("PASS: every file valid, the ledger is the engine's, the page draws", async () => {
     const { record, files, ledgerRows } = await realRun(good, 'steady');
     expect(record.verdict).toBe('PASS');
-    const written = JSON.parse(readFileSync(files.verdictJson, 'utf8')) as RunRecord;
+    const written = JSON.parse(readFileSync(files.reports.json, 'utf8')) as RunRecord;
     expect(validateRunRecord(written).ok).toBe(true);
     expect(files.ledgerLines).toBe(ledgerRows);
     let n = 0;
@@ -78,8 +78,8 @@ describe('reports of real load runs', () => {
     }
     expect(n).toBe(300);
     const xsd = new URL('./schema/junit.xsd', import.meta.url).pathname;
-    expect(spawnSync('xmllint', ['--noout', '--schema', xsd, files.junit]).status).toBe(0);
-    const page = await browser.open(readFileSync(files.html, 'utf8'));
+    expect(spawnSync('xmllint', ['--noout', '--schema', xsd, files.reports.junit]).status).toBe(0);
+    const page = await browser.open(readFileSync(files.reports.html, 'utf8'));
     expect(page.errors).toEqual([]);
     expect(page.requests).toEqual([page.url]);
     for (const p of await paintedPixels(page.page)) expect(p).toBeGreaterThan(1000);
@@ -95,7 +95,7 @@ describe('reports of real load runs', () => {
     expect(sent500).toBeGreaterThan(10);
     expect(c.requests!.failed).toBe(sent500);
     const n500 = sent500;
-    const page = await browser.open(readFileSync(files.html, 'utf8'));
+    const page = await browser.open(readFileSync(files.reports.html, 'utf8'));
     expect(page.errors).toEqual([]);
     expect(await page.page.locator('.failures tbody tr').count()).toBe(n500);
     await page.page.selectOption('select[data-filter="pod"]', 'pod-b');

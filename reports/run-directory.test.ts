@@ -24,6 +24,7 @@ import {
   runStamp,
   writeRun,
 } from './run-directory.ts';
+import { RENDERERS } from './render/index.ts';
 import type { FailureCause, RunRecord } from './run-record.ts';
 import {
   errorRun,
@@ -117,12 +118,12 @@ describe('writeRun', () => {
     const { files } = await write(run, { GITHUB_STEP_SUMMARY: stepSummary });
     for (const f of ['verdict.json', 'ledger.ndjson.gz', 'junit.xml', 'summary.md', 'report.html'])
       expect(existsSync(join(files.dir, f))).toBe(true);
-    const written = JSON.parse(readFileSync(files.verdictJson, 'utf8')) as RunRecord;
+    const written = JSON.parse(readFileSync(files.reports.json, 'utf8')) as RunRecord;
     expect(validateRunRecord(written).ok).toBe(true);
     expect(written).toEqual(run.record);
     expect(files.ledgerLines).toBe(12_000);
-    expect(xmllintOk(files.junit)).toBe(true);
-    expect(readFileSync(stepSummary, 'utf8')).toBe(readFileSync(files.summary, 'utf8'));
+    expect(xmllintOk(files.reports.junit)).toBe(true);
+    expect(readFileSync(stepSummary, 'utf8')).toBe(readFileSync(files.reports.markdown, 'utf8'));
     expect(files.stepSummary).toBe(stepSummary);
     const c = written.checks[0];
     const again = (await recompute(files.dir)).get(c.ledgerLabel!)!;
@@ -160,8 +161,8 @@ describe('writeRun', () => {
   it('PASS, every cause, no requests: valid files each', async () => {
     for (const run of [rolloutPassRun(), everyCauseRun(), noRequestsRun()]) {
       const { files } = await write(run);
-      expect(validateRunRecord(JSON.parse(readFileSync(files.verdictJson, 'utf8'))).ok).toBe(true);
-      expect(xmllintOk(files.junit)).toBe(true);
+      expect(validateRunRecord(JSON.parse(readFileSync(files.reports.json, 'utf8'))).ok).toBe(true);
+      expect(xmllintOk(files.reports.junit)).toBe(true);
     }
   });
 
@@ -169,10 +170,10 @@ describe('writeRun', () => {
     const { files } = await write(errorRun());
     expect(files.ledger).toBeNull();
     expect(existsSync(join(files.dir, 'ledger.ndjson.gz'))).toBe(false);
-    const written = JSON.parse(readFileSync(files.verdictJson, 'utf8')) as RunRecord;
+    const written = JSON.parse(readFileSync(files.reports.json, 'utf8')) as RunRecord;
     expect(written.verdict).toBe('ERROR');
     expect(written.files.ledger).toBeNull();
-    expect(xmllintOk(files.junit)).toBe(true);
+    expect(xmllintOk(files.reports.junit)).toBe(true);
   });
 
   it('takes the ledger as an async iterable too', async () => {
@@ -188,7 +189,7 @@ describe('writeRun', () => {
       count++;
     }
     expect(count).toBe(12_000);
-    expect(readFileSync(files.html, 'utf8')).toContain('"source":"ledger"');
+    expect(readFileSync(files.reports.html, 'utf8')).toContain('"source":"ledger"');
   });
 
   it('an invalid record is a bug: it throws with the schema problems and writes nothing', async () => {
@@ -208,9 +209,9 @@ describe('writeRun', () => {
       const run = longRun({ rate: 1000, durationS: 1000 });
       const { files } = await write(run);
       expect(files.ledgerLines).toBe(1_000_000);
-      expect(statSync(files.summary).size).toBeLessThan(1024 * 1024);
-      expect(statSync(files.html).size).toBeLessThan(5 * 1024 * 1024);
-      expect(xmllintOk(files.junit)).toBe(true);
+      expect(statSync(files.reports.markdown).size).toBeLessThan(1024 * 1024);
+      expect(statSync(files.reports.html).size).toBeLessThan(5 * 1024 * 1024);
+      expect(xmllintOk(files.reports.junit)).toBe(true);
       const again = (await recompute(files.dir)).get(run.record.checks[0].ledgerLabel!)!;
       expect(again.total).toBe(1_000_000);
       expect(again.failed).toBe(run.record.checks[0].requests!.failed);
@@ -231,6 +232,20 @@ describe('renderRunDirectory (verdict report)', () => {
     expect(Object.keys(r.written).sort()).toEqual(['html', 'json', 'junit', 'markdown']);
     expect(r.ledgerLines).toBe(files.ledgerLines);
     for (const [f, text] of Object.entries(before)) expect(readFileSync(join(d.dir, f), 'utf8')).toBe(text);
+  });
+
+  it('writes and re-renders one file per registered format (render/index.ts), and reads the ledger only for those that ask', async () => {
+    const run = podKillRun();
+    const d = await createRunDirectory(fresh(), 'experiment', NOW);
+    const files = await writeRun(d.dir, run.record, run.ledgerLines!(), { env: {} });
+    expect(Object.keys(files.reports)).toEqual(RENDERERS.map((r) => r.format));
+    for (const r of RENDERERS) expect(files.reports[r.format]).toBe(join(d.dir, r.file));
+    expect(readdirSync(d.dir).sort()).toEqual(['ledger.ndjson.gz', ...RENDERERS.map((r) => r.file)].sort());
+    const withoutLedger = RENDERERS.filter((r) => !('readLedger' in r)).map((r) => r.format);
+    rmSync(join(d.dir, 'ledger.ndjson.gz'));
+    const r = await renderRunDirectory(d.dir, withoutLedger);
+    expect(Object.keys(r.written)).toEqual(withoutLedger);
+    expect(r.ledgerLines).toBe(0);
   });
 
   it('names the problem: not a run directory, damaged verdict.json, missing or truncated ledger', async () => {

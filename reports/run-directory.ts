@@ -1,34 +1,30 @@
 /**
  * The run directory every verdict-giving command writes: `<out>/<command>-<UTC timestamp>/`, with a
- * `latest` link beside it, holding
+ * `latest` link beside it, holding `ledger.ndjson.gz` (every request of the run, streamed through
+ * gzip) and one file per report format of ./render/index.ts:
  *
  *   verdict.json       the RunRecord (schema verdict/v1), validated before anything is written
- *   ledger.ndjson.gz   every request of the run, streamed through gzip
  *   junit.xml          for CI test reporters
  *   summary.md         for GITHUB_STEP_SUMMARY (appended there when that variable is set)
  *   report.html        the offline timeline report
  *
- * `renderRunDirectory` re-renders the last three (and verdict.json) from verdict.json + the ledger,
- * which is what `verdict report <run-dir>` does with a CI artifact.
+ * `renderRunDirectory` re-renders them from verdict.json + the ledger, which is what
+ * `verdict report <run-dir>` does with a CI artifact.
  */
 import { randomUUID } from 'node:crypto';
 import { lstat, mkdir, readFile, rename, stat, symlink, unlink, writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { LEDGER_FILE, readLedgerLines, writeLedgerGz, type LineSource } from './ledger-file.ts';
-import { FailedRowCollector, renderHtml } from './render/html.ts';
-import { InvalidRunRecordError, assertValidRunRecord } from './render/json.ts';
-import { renderJunit } from './render/junit.ts';
-import { appendStepSummary, renderMarkdown } from './render/markdown.ts';
+import { REPORT_FORMATS, rendererOf, type LedgerReader, type ReportFormat } from './render/index.ts';
+import { InvalidRunRecordError, assertValidRunRecord, jsonReport } from './render/json.ts';
+import { appendStepSummary } from './render/markdown.ts';
 import type { RunRecord } from './run-record.ts';
 import { safeDeep } from '../lib/safe-text.ts';
 
-export const RUN_FILES = {
-  verdict: 'verdict.json',
-  ledger: LEDGER_FILE,
-  junit: 'junit.xml',
-  summary: 'summary.md',
-  html: 'report.html',
-} as const;
+export { REPORT_FORMATS, rendererOf, type ReportFormat };
+
+/** verdict.json: the file that makes a folder a run directory. */
+export const VERDICT_FILE = jsonReport.file;
 
 export const LATEST_LINK = 'latest';
 
@@ -87,12 +83,10 @@ export async function createRunDirectory(outRoot: string, command: string, now: 
 
 export interface RunFiles {
   dir: string;
-  verdictJson: string;
+  /** Every report written, by format (`json` is verdict.json): the renderers of ./render/index.ts. */
+  reports: Record<ReportFormat, string>;
   /** null when the run had no ledger (it broke before sending load). */
   ledger: string | null;
-  junit: string;
-  summary: string;
-  html: string;
   /** `$GITHUB_STEP_SUMMARY` when the summary was appended to it. */
   stepSummary: string | null;
   /** Ledger lines written. */
@@ -129,27 +123,45 @@ export async function writeRun(
   const checked = assertValidRunRecord(
     safeDeep({ ...record, files: { ...record.files, ledger: ledgerLines ? LEDGER_FILE : null } }),
   );
+  await mkdir(dir, { recursive: true });
   const files: RunFiles = {
     dir,
-    verdictJson: join(dir, RUN_FILES.verdict),
-    ledger: ledgerLines ? join(dir, RUN_FILES.ledger) : null,
-    junit: join(dir, RUN_FILES.junit),
-    summary: join(dir, RUN_FILES.summary),
-    html: join(dir, RUN_FILES.html),
+    reports: {} as RunFiles['reports'],
+    ledger: ledgerLines ? join(dir, LEDGER_FILE) : null,
     stepSummary: null,
     ledgerLines: 0,
   };
-  await mkdir(dir, { recursive: true });
-  await writeAtomic(files.verdictJson, JSON.stringify(checked, null, 2) + '\n');
-  const collector = new FailedRowCollector(checked);
+  // The formats that need only the record first (verdict.json leads): a run whose ledger cannot be
+  // written still leaves its record. Then the ledger, streamed once into the gzip file and every
+  // reader of the other formats (the HTML report's table of failed requests), then those formats.
+  const readers = ledgerReaders(checked, REPORT_FORMATS);
+  for (const f of REPORT_FORMATS) if (!readers.has(f)) files.reports[f] = await writeReport(dir, checked, f, undefined);
   if (ledgerLines && files.ledger)
-    files.ledgerLines = await writeLedgerGz(files.ledger, ledgerLines, (line) => collector.add(line));
-  await writeAtomic(files.junit, renderJunit(checked));
-  await writeAtomic(files.summary, renderMarkdown(checked));
-  await writeAtomic(files.html, renderHtml(checked, collector.result(checked)));
+    files.ledgerLines = await writeLedgerGz(files.ledger, ledgerLines, (line) => {
+      for (const r of readers.values()) r.add(line);
+    });
+  for (const [f, r] of readers) files.reports[f] = await writeReport(dir, checked, f, r.result());
   files.stepSummary = await appendStepSummary(checked, opts.env ?? process.env);
   for (const l of runWrittenListeners) l(checked, files);
   return files;
+}
+
+/** A ledger reader for each of `formats` that reads the ledger (./render/renderer.ts), in the registry's order. */
+function ledgerReaders(record: RunRecord, formats: readonly ReportFormat[]): Map<ReportFormat, LedgerReader<unknown>> {
+  const readers = new Map<ReportFormat, LedgerReader<unknown>>();
+  for (const f of formats) {
+    const r = rendererOf(f);
+    if (r.readLedger) readers.set(f, r.readLedger(record));
+  }
+  return readers;
+}
+
+/** Writes one format's file (atomically) and returns its path. */
+async function writeReport(dir: string, record: RunRecord, format: ReportFormat, fromLedger: unknown): Promise<string> {
+  const r = rendererOf(format);
+  const path = join(dir, r.file);
+  await writeAtomic(path, r.render(record, fromLedger));
+  return path;
 }
 
 export type RunWrittenListener = (record: RunRecord, files: RunFiles) => void;
@@ -185,15 +197,15 @@ export async function readRunRecord(dir: string): Promise<RunRecord> {
   if (!st) throw new NotARunDirectoryError(`${dir} does not exist. ${HOW}`);
   if (!st.isDirectory())
     throw new NotARunDirectoryError(
-      `${dir} is a file, not a run directory${basename(dir) === RUN_FILES.verdict ? ': give the folder that holds it' : ''}. ${HOW}`,
+      `${dir} is a file, not a run directory${basename(dir) === VERDICT_FILE ? ': give the folder that holds it' : ''}. ${HOW}`,
     );
-  const file = join(dir, RUN_FILES.verdict);
+  const file = join(dir, VERDICT_FILE);
   let text: string;
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT')
-      throw new NotARunDirectoryError(`${dir} is not a run directory: it has no ${RUN_FILES.verdict}. ${HOW}`);
+      throw new NotARunDirectoryError(`${dir} is not a run directory: it has no ${VERDICT_FILE}. ${HOW}`);
     throw new UnreadableRunError(`${file}: ${(err as Error).message}`);
   }
   let value: unknown;
@@ -212,58 +224,56 @@ export async function readRunRecord(dir: string): Promise<RunRecord> {
   }
 }
 
-export type ReportFormat = 'json' | 'junit' | 'markdown' | 'html';
-export const REPORT_FORMATS: readonly ReportFormat[] = ['json', 'junit', 'markdown', 'html'];
-
 export interface RerenderResult {
   record: RunRecord;
   /** Files written, by format. */
   written: Partial<Record<ReportFormat, string>>;
-  /** Ledger lines read (0 when no HTML was asked for, or the run has no ledger). */
+  /** Ledger lines read (0 when no format that reads it was asked for, or the run has no ledger). */
   ledgerLines: number;
 }
 
 /**
  * Re-renders the given formats of a run directory from its verdict.json and ledger (the ledger is
- * read, streaming, only for the HTML report's table of failed requests).
+ * read, streaming, only for the formats that read it: the HTML report's table of failed requests).
  */
 export async function renderRunDirectory(
   dir: string,
   formats: readonly ReportFormat[] = REPORT_FORMATS,
 ): Promise<RerenderResult> {
   const record = safeDeep(await readRunRecord(dir));
+  const wanted = REPORT_FORMATS.filter((f) => formats.includes(f));
   const written: RerenderResult['written'] = {};
-  let ledgerLines = 0;
-  if (formats.includes('json')) {
-    written.json = join(dir, RUN_FILES.verdict);
-    await writeAtomic(written.json, JSON.stringify(record, null, 2) + '\n');
-  }
-  if (formats.includes('junit')) await writeAtomic((written.junit = join(dir, RUN_FILES.junit)), renderJunit(record));
-  if (formats.includes('markdown')) await writeAtomic((written.markdown = join(dir, RUN_FILES.summary)), renderMarkdown(record));
-  if (formats.includes('html')) {
-    const collector = new FailedRowCollector(record);
-    if (record.files.ledger !== null) {
-      // A file of the run directory, named, not a path: a verdict.json from elsewhere must not make us read outside it.
-      if (record.files.ledger !== basename(record.files.ledger) || record.files.ledger.startsWith('.')) {
-        throw new UnreadableRunError(
-          `${join(dir, RUN_FILES.verdict)}: files.ledger must name a file in the run directory, not ${JSON.stringify(record.files.ledger)}`,
-        );
-      }
-      const ledger = join(dir, record.files.ledger);
-      if (!(await stat(ledger).catch(() => null)))
-        throw new UnreadableRunError(
-          `${ledger} is missing, but verdict.json names it: copy it from the run's artifact too (it holds every request)`,
-        );
-      try {
-        for await (const line of readLedgerLines(ledger)) collector.add(line);
-      } catch (err) {
-        throw new UnreadableRunError(
-          `${ledger} cannot be read: ${(err as Error).message} (the file is damaged or truncated: take it again from the run's artifact)`,
-        );
-      }
-      ledgerLines = collector.lines;
-    }
-    await writeAtomic((written.html = join(dir, RUN_FILES.html)), renderHtml(record, collector.result(record)));
-  }
+  const readers = ledgerReaders(record, wanted);
+  for (const f of wanted) if (!readers.has(f)) written[f] = await writeReport(dir, record, f, undefined);
+  const ledgerLines = readers.size ? await readLedgerInto(dir, record, [...readers.values()]) : 0;
+  for (const [f, r] of readers) written[f] = await writeReport(dir, record, f, r.result());
   return { record, written, ledgerLines };
+}
+
+/** Feeds every line of the run's ledger (if it has one) to `readers`; returns the lines read. */
+async function readLedgerInto(dir: string, record: RunRecord, readers: LedgerReader<unknown>[]): Promise<number> {
+  if (record.files.ledger === null) return 0;
+  // A file of the run directory, named, not a path: a verdict.json from elsewhere must not make us read outside it.
+  if (record.files.ledger !== basename(record.files.ledger) || record.files.ledger.startsWith('.')) {
+    throw new UnreadableRunError(
+      `${join(dir, VERDICT_FILE)}: files.ledger must name a file in the run directory, not ${JSON.stringify(record.files.ledger)}`,
+    );
+  }
+  const ledger = join(dir, record.files.ledger);
+  if (!(await stat(ledger).catch(() => null)))
+    throw new UnreadableRunError(
+      `${ledger} is missing, but verdict.json names it: copy it from the run's artifact too (it holds every request)`,
+    );
+  let lines = 0;
+  try {
+    for await (const line of readLedgerLines(ledger)) {
+      lines++;
+      for (const r of readers) r.add(line);
+    }
+  } catch (err) {
+    throw new UnreadableRunError(
+      `${ledger} cannot be read: ${(err as Error).message} (the file is damaged or truncated: take it again from the run's artifact)`,
+    );
+  }
+  return lines;
 }

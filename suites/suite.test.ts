@@ -285,7 +285,7 @@ describe('runSuite', () => {
     try {
       const { dir } = await createRunDirectory(out, 'smoke');
       const files = await writeRun(dir, rec, null, { env: {} });
-      for (const f of [files.verdictJson, files.junit, files.summary, files.html])
+      for (const f of [files.reports.json, files.reports.junit, files.reports.markdown, files.reports.html])
         expect(await readFile(f, 'utf8')).not.toContain(token.split('.')[2]);
     } finally {
       await rm(out, { recursive: true, force: true });

@@ -4,7 +4,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { licenseApi, licenseApiToken } from '../apps/license-api/profile.ts';
 import { SMOKE_HARDWARE_PREFIX } from '../apps/license-api/smoke.ts';
-import { upEmbedded, type EmbeddedCluster } from '../cluster/embedded/embedded-cluster.ts';
+import { EMBEDDED_PLATFORM, upEmbedded, type EmbeddedCluster } from '../cluster/embedded/embedded-cluster.ts';
 import { deployRelease, renderRelease } from '../lib/kube/deploy.ts';
 import { waitForSettled } from '../lib/kube/disrupt.ts';
 import { lintManifests } from '../probes/manifest-lint.ts';
@@ -28,7 +28,7 @@ let token: string;
 let probes: ProbesResult;
 
 async function deploy(tag: string, faults: Fault[] = []): Promise<void> {
-  const release = licenseApi.release(tag, 'embedded', faults);
+  const release = licenseApi.release(tag, EMBEDDED_PLATFORM, faults);
   await deployRelease(cluster.kubeConfig, release, { timeoutMs: 300_000 });
   await waitForSettled(cluster.kubeConfig, w.namespace, w.selector, w.deployment, 3, { timeoutMs: 180_000 });
   const deadline = Date.now() + 60_000;
@@ -62,7 +62,7 @@ beforeAll(async () => {
   url = cluster.serviceUrl(w.nodePort);
   for (const tag of ['v1', 'v2']) await cluster.images.load(licenseApi.image(tag));
   await deploy('v1');
-  token = await licenseApiToken('embedded', 'smoke-e2e');
+  token = await licenseApiToken(EMBEDDED_PLATFORM, 'smoke-e2e');
 }, 900_000);
 afterAll(async () => {
   await cluster?.close();
@@ -95,7 +95,7 @@ describe('smoke on the embedded cluster', () => {
 
 describe('probes on the embedded cluster', () => {
   it('the shipped release PASSes: endpoints, liveness without each dependency, measured start and propagation, manifests', async () => {
-    const objects = await renderRelease(licenseApi.release('v1', 'embedded'));
+    const objects = await renderRelease(licenseApi.release('v1', EMBEDDED_PLATFORM));
     probes = await runProbes({
       app: licenseApi,
       url,
@@ -142,7 +142,7 @@ describe('probes on the embedded cluster', () => {
   it('a manifest that keeps serving for less than the measured propagation gets that finding, with the measured value', async () => {
     const { propagationMs } = probes.measured;
     const short = await renderRelease(
-      licenseApi.release('v1', 'embedded', [
+      licenseApi.release('v1', EMBEDDED_PLATFORM, [
         {
           name: 'short-drain',
           side: 'to',
@@ -163,7 +163,7 @@ describe('probes on the embedded cluster', () => {
     expect(f.measured).toMatch(/no preStop \+ the app keeps serving 0\.5 s .* = 0\.5 s after deletion/);
     expect(f.fix).toMatch(/add lifecycle\.preStop\.sleep\.seconds: \d+/);
     // The naive-shutdown fault (no preStop, no delay) is an error whatever the measurement.
-    const naive = await renderRelease(licenseApi.release('v1', 'embedded', [licenseApi.faults['naive-shutdown']]));
+    const naive = await renderRelease(licenseApi.release('v1', EMBEDDED_PLATFORM, [licenseApi.faults['naive-shutdown']]));
     const rules = lintManifests(naive, { deployments: ['license-api'], app: licenseApi.probes, measured: probes.measured })
       .filter((x) => x.severity === 'error')
       .map((x) => x.rule);

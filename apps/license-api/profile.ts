@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { SignJWT } from 'jose';
 import { renderKustomization, type KubeObject } from '../../lib/kube/render.ts';
 import type { ReleaseSpec } from '../../lib/kube/deploy.ts';
-import type { TargetKind } from '../../cluster/target.ts';
+import type { Platform } from '../../cluster/target.ts';
 import type { AppConnection, AppProfile, Fault, SessionControl } from '../../experiments/app-profile.ts';
 import {
   creatorOf,
@@ -29,8 +29,12 @@ export const LOAD_LICENSE_KEY = 'TEST-KEY';
 export type Overlay = 'embedded' | 'kind' | 'gke';
 export const overlayDir = (overlay: Overlay) =>
   fileURLToPath(new URL(`../../license-api/kubernetes/overlays/${overlay}`, import.meta.url));
-/** The overlay for a target kind: `existing` means GKE unless told otherwise. */
-export const overlayFor = (kind: TargetKind): Overlay => (kind === 'existing' ? 'gke' : kind);
+/**
+ * The overlay for what a target offers: its own backing services on the host (embedded), the
+ * dependencies in the cluster (kind), or the platform's managed ones (GKE).
+ */
+const OVERLAY_OF: Record<Platform['services'], Overlay> = { host: 'embedded', 'in-cluster': 'kind', external: 'gke' };
+export const overlayFor = (platform: Platform): Overlay => OVERLAY_OF[platform.services];
 
 const deploymentOf = (objects: KubeObject[]) => {
   const d = objects.find((o) => o.kind === 'Deployment' && o.metadata.name === 'license-api');
@@ -103,14 +107,17 @@ export const FAULTS: Record<string, Fault> = {
   },
 };
 
-/** A bearer token the overlay's license API accepts (HS256 with the overlay's own secret), or LICENSE_TOKEN. */
-export async function licenseApiToken(kind: TargetKind, subject = 'verdict', expiresIn = '2h'): Promise<string> {
-  if (kind === 'existing') {
+/**
+ * A bearer token the overlay's license API accepts (HS256 with the overlay's own throw-away secret),
+ * or, on a platform whose secrets are provided, LICENSE_TOKEN.
+ */
+export async function licenseApiToken(platform: Platform, subject = 'verdict', expiresIn = '2h'): Promise<string> {
+  if (platform.secrets === 'provided') {
     const t = process.env.LICENSE_TOKEN ?? process.env.TEST_TOKEN;
     if (!t) throw new Error("an existing cluster's license API needs a token: set LICENSE_TOKEN (or TEST_TOKEN)");
     return t;
   }
-  const overlay = overlayFor(kind);
+  const overlay = overlayFor(platform);
   const secret = (await renderKustomization(overlayDir(overlay))).find(
     (x) => x.kind === 'Secret' && x.metadata.name.startsWith('license-api-secrets'),
   );
@@ -243,8 +250,8 @@ export const licenseApi: AppProfile = {
     // The rate limiter is off in the shipped overlays (RATE_LIMIT_PER_MINUTE unset): nothing needs Redis.
     { name: 'redis', neededBy: 'only the acquire rate limiter, when RATE_LIMIT_PER_MINUTE is set (off as shipped)', steps: [] },
   ],
-  supportImages(kind) {
-    if (kind !== 'kind') return [];
+  supportImages(platform) {
+    if (platform.services !== 'in-cluster') return [];
     return Object.values(KIND_SUPPORT_IMAGES).map((x) => ({ ref: x.ref, docker: { context: x.context } }));
   },
   image(tag) {
@@ -260,13 +267,14 @@ export const licenseApi: AppProfile = {
       docker: { context: REPO, buildArgs: { APP_VERSION: tag } },
     };
   },
-  release(tag, kind, faults = []): ReleaseSpec {
+  release(tag, platform, faults = []): ReleaseSpec {
     const env: Record<string, string> = {};
     for (const f of faults) Object.assign(env, f.env ?? {});
     const transforms = faults.flatMap((f) => (f.transform ? [f.transform] : []));
-    if (kind === 'kind') transforms.unshift(kindImages);
+    // Dependencies in the cluster run the stand-ins the harness loads (supportImages), and nothing is pulled.
+    if (platform.services === 'in-cluster') transforms.unshift(kindImages);
     return {
-      kustomization: overlayDir(overlayFor(kind)),
+      kustomization: overlayDir(overlayFor(platform)),
       deployment: 'license-api',
       container: 'license-api',
       image: `license-api:${tag}`,
@@ -280,7 +288,7 @@ export const licenseApi: AppProfile = {
     };
   },
   async connect(target, baseUrl): Promise<AppConnection> {
-    const token = await licenseApiToken(target.kind);
+    const token = await licenseApiToken(target.platform);
     const creators = new Map<string, SessionCreator>();
     // Beside the busy clients, SDK-like ones on the held sessions whose pooled keep-alive
     // connections sit idle ~2 s between heartbeats: well below the drain delay (3 s), so a good

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -11,6 +11,7 @@ import { alive, readClusterState, stateDirOf } from '../../cluster/embedded/stat
 import { downKind, kindStrategy, upKind } from '../../cluster/kind/kind-cluster.ts';
 import { runCommand } from '../../lib/proc/run.ts';
 import { ExitCode } from '../exit-codes.ts';
+import { openShell } from '../shell.ts';
 
 const DAEMON = fileURLToPath(new URL('../../cluster/embedded/daemon.ts', import.meta.url));
 
@@ -28,8 +29,22 @@ const providerOption = () =>
 /** `verdict cluster up|down|status`: the local cluster the harness runs against. */
 export function clusterCommand(): Command {
   const cmd = new Command('cluster').description('bring a local cluster up or down, or show its state');
-  cmd
-    .command('up')
+  cmd.addCommand(upCommand());
+  cmd.addCommand(downCommand());
+  cmd.addCommand(statusCommand());
+  return cmd;
+}
+
+interface UpFlags {
+  provider: string;
+  name: string;
+  nodes: number;
+  stateDir?: string;
+  foreground: boolean;
+}
+
+function upCommand(): Command {
+  return new Command('up')
     .description('start a local cluster and print how to use it with kubectl')
     .addOption(providerOption())
     .option('--name <name>', 'cluster name', 'verdict')
@@ -48,93 +63,104 @@ Examples:
   verdict cluster up --foreground     # Ctrl-C tears it down
   verdict cluster down`,
     )
-    .action(async (o: { provider: string; name: string; nodes: number; stateDir?: string; foreground: boolean }) => {
-      if (o.provider === 'kind') {
-        const a = await kindStrategy.available();
-        if (!a.ok) {
-          process.stderr.write(`cluster up: ${a.reason}\n`);
-          process.exitCode = ExitCode.ERROR;
-          return;
-        }
-        // The Docker engine stays held by the calling shell (as `node lib/docker/engine.ts up` does): the cluster outlives this command.
-        const c = await upKind({
-          name: o.name,
-          keepExisting: true,
-          engineHolderPid: process.ppid,
-          onProgress: (m) => process.stderr.write(`${m}\n`),
-        });
-        process.stdout.write(
-          `kind cluster ${o.name} is up (node image ${c.nodeImage.ref}, ${c.nodeImage.source})\n  export KUBECONFIG=${c.kubeconfigPath}\n  kubectl get nodes -o wide\n` +
-            `  the Service: ${c.serviceUrl(30080)}\nStop it with: verdict cluster down --provider kind${o.name === 'verdict' ? '' : ` --name ${o.name}`}\n`,
-        );
-        return;
-      }
-      const stateDir = stateDirOf(o.name, o.stateDir);
-      const existing = await readClusterState(stateDir);
-      if (existing && alive(existing.pid)) {
-        process.stdout.write(`cluster ${o.name} is already up (pid ${existing.pid})\nexport KUBECONFIG=${existing.kubeconfig}\n`);
-        return;
-      }
-      await mkdir(stateDir, { recursive: true });
-      const logPath = join(stateDir, 'daemon.log');
-      const log = await open(logPath, 'a');
-      const child = spawn(process.execPath, [DAEMON, '--name', o.name, '--nodes', String(o.nodes), '--state-dir', stateDir], {
-        detached: !o.foreground,
-        stdio: ['ignore', 'pipe', log.fd],
-      });
-      const tty = process.stderr.isTTY;
-      const interrupted = () => {
-        process.stderr.write('\ninterrupted: tearing the cluster down...\n');
-        child.kill('SIGTERM');
-      };
-      process.on('SIGINT', interrupted);
-      process.on('SIGTERM', interrupted);
-      const started = Date.now();
-      const result = await new Promise<{ ok: boolean; message?: string; kubeconfig?: string }>((resolve) => {
-        const rl = createInterface({ input: child.stdout! });
-        rl.on('line', (line) => {
-          let m: { progress?: string; ready?: boolean; error?: string; kubeconfig?: string; stopped?: boolean };
-          try {
-            m = JSON.parse(line);
-          } catch {
-            return;
-          }
-          const t = ((Date.now() - started) / 1000).toFixed(1).padStart(5);
-          if (m.progress) process.stderr.write(tty ? `\r\x1b[K[${t}s] ${m.progress}` : `[${t}s] ${m.progress}\n`);
-          if (m.ready === true) resolve({ ok: true, kubeconfig: m.kubeconfig });
-          if (m.ready === false) resolve({ ok: false, message: m.error });
-        });
-        child.once('exit', (code) => resolve({ ok: false, message: `the cluster process exited (${code}); see ${logPath}` }));
-      });
-      if (tty) process.stderr.write('\n');
-      if (!result.ok) {
-        process.stderr.write(`cluster up failed: ${result.message}\n`);
-        await new Promise((r) => (child.exitCode !== null ? r(null) : child.once('exit', r)));
-        process.exitCode = ExitCode.ERROR;
-        return;
-      }
-      process.stdout.write(
-        [
-          `cluster ${o.name} is up (${o.nodes} nodes, ${((Date.now() - started) / 1000).toFixed(1)} s)`,
-          `  export KUBECONFIG=${result.kubeconfig}`,
-          '  kubectl get nodes -o wide',
-          `  services: http://127.0.0.1:<nodePort>    logs: ${logPath}`,
-          o.foreground ? 'Ctrl-C tears it down.' : 'Stop it with: verdict cluster down',
-          '',
-        ].join('\n'),
-      );
-      if (o.foreground) {
-        await new Promise((r) => child.once('exit', r));
-      } else {
-        process.off('SIGINT', interrupted);
-        process.off('SIGTERM', interrupted);
-        child.stdout?.destroy();
-        child.unref();
-      }
+    .action(async (o: UpFlags) => {
+      process.exitCode = o.provider === 'kind' ? await upKindCluster(o) : await upEmbeddedCluster(o);
     });
+}
 
-  cmd
-    .command('down')
+async function upKindCluster(o: UpFlags): Promise<number> {
+  const a = await kindStrategy.available();
+  if (!a.ok) {
+    process.stderr.write(`cluster up: ${a.reason}\n`);
+    return ExitCode.ERROR;
+  }
+  // The Docker engine stays held by the calling shell (as `node lib/docker/engine.ts up` does): the cluster outlives this command.
+  const c = await upKind({
+    name: o.name,
+    keepExisting: true,
+    engineHolderPid: process.ppid,
+    onProgress: (m) => process.stderr.write(`${m}\n`),
+  });
+  process.stdout.write(
+    `kind cluster ${o.name} is up (node image ${c.nodeImage.ref}, ${c.nodeImage.source})\n  export KUBECONFIG=${c.kubeconfigPath}\n  kubectl get nodes -o wide\n` +
+      `  the Service: ${c.serviceUrl(30080)}\nStop it with: verdict cluster down --provider kind${o.name === 'verdict' ? '' : ` --name ${o.name}`}\n`,
+  );
+  return 0;
+}
+
+/**
+ * Starts the cluster daemon (cluster/embedded/daemon.ts) and follows its progress until it is ready;
+ * detached unless `--foreground`. Ctrl-C passes SIGTERM to it (it tears the cluster down).
+ */
+async function upEmbeddedCluster(o: UpFlags): Promise<number> {
+  const stateDir = stateDirOf(o.name, o.stateDir);
+  const existing = await readClusterState(stateDir);
+  if (existing && alive(existing.pid)) {
+    process.stdout.write(`cluster ${o.name} is already up (pid ${existing.pid})\nexport KUBECONFIG=${existing.kubeconfig}\n`);
+    return 0;
+  }
+  await mkdir(stateDir, { recursive: true });
+  const logPath = join(stateDir, 'daemon.log');
+  const log = await open(logPath, 'a');
+  const child = spawn(process.execPath, [DAEMON, '--name', o.name, '--nodes', String(o.nodes), '--state-dir', stateDir], {
+    detached: !o.foreground,
+    stdio: ['ignore', 'pipe', log.fd],
+  });
+  using shell = openShell({ stopping: 'tearing the cluster down', everyMs: 0, onInterrupt: () => child.kill('SIGTERM') });
+  shell.leaves(
+    `the cluster process ${child.pid}, still tearing down: verdict cluster down --name ${o.name} removes what is left`,
+  );
+  const result = await daemonReady(child, logPath, shell.update);
+  shell.done();
+  if (!result.ok) {
+    process.stderr.write(`cluster up failed: ${result.message}\n`);
+    await new Promise((r) => (child.exitCode !== null ? r(null) : child.once('exit', r)));
+    return ExitCode.ERROR;
+  }
+  process.stdout.write(
+    [
+      `cluster ${o.name} is up (${o.nodes} nodes, ${((Date.now() - shell.started) / 1000).toFixed(1)} s)`,
+      `  export KUBECONFIG=${result.kubeconfig}`,
+      '  kubectl get nodes -o wide',
+      `  services: http://127.0.0.1:<nodePort>    logs: ${logPath}`,
+      o.foreground ? 'Ctrl-C tears it down.' : 'Stop it with: verdict cluster down',
+      '',
+    ].join('\n'),
+  );
+  if (o.foreground) {
+    await new Promise((r) => child.once('exit', r));
+  } else {
+    child.stdout?.destroy();
+    child.unref();
+  }
+  return 0;
+}
+
+/** Follows the daemon's JSON lines on stdout: progress, then ready (or its error, or its exit). */
+function daemonReady(
+  child: ChildProcess,
+  logPath: string,
+  progress: (line: string) => void,
+): Promise<{ ok: boolean; message?: string; kubeconfig?: string }> {
+  return new Promise((resolve) => {
+    const rl = createInterface({ input: child.stdout! });
+    rl.on('line', (line) => {
+      let m: { progress?: string; ready?: boolean; error?: string; kubeconfig?: string; stopped?: boolean };
+      try {
+        m = JSON.parse(line);
+      } catch {
+        return;
+      }
+      if (m.progress) progress(m.progress);
+      if (m.ready === true) resolve({ ok: true, kubeconfig: m.kubeconfig });
+      if (m.ready === false) resolve({ ok: false, message: m.error });
+    });
+    child.once('exit', (code) => resolve({ ok: false, message: `the cluster process exited (${code}); see ${logPath}` }));
+  });
+}
+
+function downCommand(): Command {
+  return new Command('down')
     .description('stop the local cluster and remove every process, namespace, bridge, route and listener it made')
     .addOption(providerOption())
     .option('--name <name>', 'cluster name', 'verdict')
@@ -150,26 +176,31 @@ Examples:
         process.stdout.write(`kind cluster ${o.name} is deleted; nothing left behind\n`);
         return;
       }
-      const stateDir = stateDirOf(o.name, o.stateDir);
-      const state = await readClusterState(stateDir);
-      if (state && alive(state.pid)) {
-        process.stderr.write(`stopping cluster ${o.name} (pid ${state.pid})...\n`);
-        process.kill(state.pid, 'SIGTERM');
-        const deadline = Date.now() + 60_000;
-        while (alive(state.pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
-        if (alive(state.pid)) process.kill(state.pid, 'SIGKILL');
-      }
-      // Whatever a killed run left: pods, the control plane, Postgres and Redis all run from the state dir.
-      const killed = await killProcessesUsing(stateDir);
-      const left = await PodNetwork.cleanupLeftovers({ stateDir });
-      if (killed.length) process.stderr.write(`stopped ${killed.length} leftover processes\n`);
-      process.stdout.write(
-        `cluster ${o.name} is down${left.namespaces.length ? ` (removed ${left.namespaces.length} leftover namespaces)` : ''}\n`,
-      );
+      await downEmbedded(o.name, stateDirOf(o.name, o.stateDir));
     });
+}
 
-  cmd
-    .command('status')
+/** Stops the daemon (SIGTERM, SIGKILL after a minute), then whatever a killed run left under the state directory. */
+async function downEmbedded(name: string, stateDir: string): Promise<void> {
+  const state = await readClusterState(stateDir);
+  if (state && alive(state.pid)) {
+    process.stderr.write(`stopping cluster ${name} (pid ${state.pid})...\n`);
+    process.kill(state.pid, 'SIGTERM');
+    const deadline = Date.now() + 60_000;
+    while (alive(state.pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    if (alive(state.pid)) process.kill(state.pid, 'SIGKILL');
+  }
+  // Whatever a killed run left: pods, the control plane, Postgres and Redis all run from the state dir.
+  const killed = await killProcessesUsing(stateDir);
+  const left = await PodNetwork.cleanupLeftovers({ stateDir });
+  if (killed.length) process.stderr.write(`stopped ${killed.length} leftover processes\n`);
+  process.stdout.write(
+    `cluster ${name} is down${left.namespaces.length ? ` (removed ${left.namespaces.length} leftover namespaces)` : ''}\n`,
+  );
+}
+
+function statusCommand(): Command {
+  return new Command('status')
     .description('show whether the local cluster runs, and its nodes')
     .option('--name <name>', 'cluster name', 'verdict')
     .option('--state-dir <dir>', "the cluster's state directory")
@@ -192,5 +223,4 @@ Examples:
         );
       }
     });
-  return cmd;
 }

@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import type { TargetSpec } from '../../cluster/target.ts';
 import { EXPERIMENTS } from '../../experiments/index.ts';
 import { runExperimentCommand } from '../experiment-run.ts';
 import { UsageError } from '../exit-codes.ts';
@@ -11,7 +12,7 @@ import {
   nodesOption,
   rateOption,
   targetOption,
-} from './verify-local.ts';
+} from '../options.ts';
 
 interface Opts {
   list: boolean;
@@ -22,7 +23,7 @@ interface Opts {
   out: string;
   break: string[];
   stateDir?: string;
-  target: string;
+  target: TargetSpec;
   config?: string;
   endpointLag?: number;
   url?: string;
@@ -83,7 +84,7 @@ Examples:
       process.exitCode = await runExperimentCommand({
         command: 'experiment',
         experiments: names,
-        target: o.target as never,
+        target: o.target,
         from: o.from,
         to: o.to,
         rate: o.rate,

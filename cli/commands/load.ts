@@ -2,7 +2,11 @@ import { mkdir, open, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { licenseApi } from '../../apps/license-api/profile.ts';
 import { Command } from 'commander';
+import type { PodReach, TargetSpec } from '../../cluster/target.ts';
+import { targetOption } from '../options.ts';
+import { openShell } from '../shell.ts';
 import type { LoadRun } from '../../lib/load/index.ts';
+import type { DistributedLoadResult } from '../../lib/load/distributed/index.ts';
 import type { LoadFlags } from '../../lib/load/run-options.ts';
 import { ExitCode, exitCodeOf, UsageError } from '../exit-codes.ts';
 
@@ -12,7 +16,7 @@ interface LoadCommandFlags extends LoadFlags {
   bundle?: string;
   progressEvery?: string;
   agents?: string;
-  target?: string;
+  target?: TargetSpec;
   name?: string;
   stateDir?: string;
   namespace?: string;
@@ -24,8 +28,22 @@ const collect = (value: string, previous: string[]) => [...previous, value];
 
 /** `verdict load`: bounded HTTP load against one URL, with a per-request ledger and a verdict. */
 export function loadCommand(): Command {
-  return new Command('load')
-    .description('send bounded HTTP load to a URL (open or closed model) and judge it against thresholds')
+  const cmd = new Command('load').description(
+    'send bounded HTTP load to a URL (open or closed model) and judge it against thresholds',
+  );
+  return agentOptions(engineOptions(cmd))
+    .addHelpText('after', LOAD_HELP)
+    .action(async (flags: LoadCommandFlags) => {
+      await refuseDisallowedContext(flags.target);
+      if (flags.agents !== undefined) process.exitCode = await distributedLoad(flags);
+      else if (flags.bundle) await bundleAgent(flags);
+      else process.exitCode = await localLoad(flags);
+    });
+}
+
+/** The engine's flags (lib/load/run-options.ts reads them) and where the results go. */
+function engineOptions(cmd: Command): Command {
+  return cmd
     .option('--url <url>', 'target URL (loopback by default; its path is requested when no scenario is given)')
     .option('--rate <rate>', 'open model: constant arrival rate, e.g. 500/s, 30000/m')
     .option('--vus <n>', 'closed model: constant virtual users')
@@ -46,7 +64,12 @@ export function loadCommand(): Command {
     .option('--insecure', 'do not verify TLS certificates')
     .option('--precision <mode>', 'scheduling: "timer" (default) or "spin" (sub-ms, costs a core)')
     .option('--progress-every <duration>', 'progress line interval when stderr is not a TTY (default 5s)')
-    .option('--bundle <file>', 'instead of running: write a single-file load agent (engine + scenario) for plain node')
+    .option('--bundle <file>', 'instead of running: write a single-file load agent (engine + scenario) for plain node');
+}
+
+/** Identity headers, and `--agents` with the flags that go with it. */
+function agentOptions(cmd: Command): Command {
+  return cmd
     .option(
       '--backend-header <name>',
       'response header naming the pod that answered (recorded per request)',
@@ -61,10 +84,10 @@ export function loadCommand(): Command {
       '--agents <n>',
       'run the load from N agents in the cluster (a Kubernetes Indexed Job), each 1/N of it, merged into one result',
     )
-    .option(
-      '--target <target>',
-      'with --agents: where the agents run; only "embedded" (the running `verdict cluster up` cluster) for now',
-      'embedded',
+    .addOption(
+      targetOption(
+        'with --agents: where the agents run; only "embedded" (the running `verdict cluster up` cluster) for now',
+      ).default('embedded'),
     )
     .option('--name <name>', "with --agents: the embedded cluster's name", 'verdict')
     .option('--state-dir <dir>', "with --agents: the embedded cluster's state directory")
@@ -79,10 +102,10 @@ export function loadCommand(): Command {
       '--start-delay <duration>',
       "with --agents: how far ahead the agents' shared start is set (time for their pods to start)",
       '10s',
-    )
-    .addHelpText(
-      'after',
-      `
+    );
+}
+
+const LOAD_HELP = `
 Examples:
   verdict load --url http://127.0.0.1:8080/health/ready --rate 500/s --duration 30s
   verdict load --url http://127.0.0.1:8080 --scenario apps/license-api/load-scenario.ts --rate 200/s --duration 1m \\
@@ -103,93 +126,69 @@ thresholds as one process; an agent that does not report makes the run INCONCLUS
 and its pods are deleted afterwards, also on Ctrl-C. kind and existing clusters: not yet.
 
 Exit codes: 0 PASS, 1 FAIL (threshold breached), 2 INCONCLUSIVE (too little data, load below target,
-aborted), 3 ERROR, 64 bad usage (including a target the guard refuses).`,
-    )
-    .action(async (flags: LoadCommandFlags) => {
-      await refuseDisallowedContext(flags.target);
-      // The engine (undici, esbuild, zod, ...) loads only when this command runs, not for `verdict --help`.
-      const { startLoad, TargetNotAllowedError, ThresholdSyntaxError } = await import('../../lib/load/index.ts');
-      const { progressLine, summaryTable } = await import('../../lib/load/report-text.ts');
-      const { parseDuration } = await import('../../lib/load/units.ts');
-      if (flags.agents !== undefined) {
-        process.exitCode = await distributedLoad(flags);
-        return;
-      }
-      if (flags.bundle) {
-        const { bundleLoadAgent } = await import('../../lib/load/bundle.ts');
-        const out = await bundleLoadAgent({ scenario: flags.scenario, outfile: flags.bundle });
-        process.stderr.write(
-          `load agent written to ${out.outfile} (${(out.bytes / 1024).toFixed(0)} KiB); run: node ${out.outfile} --url URL --rate 100/s --duration 30s\n`,
-        );
-        return;
-      }
-      const { options, defaultThresholds } = await usageFromFlags(flags);
-      if (flags.ndjson && !flags.out) throw new UsageError('--ndjson writes into --out: give --out <dir> as well');
-      if (flags.out) {
-        await mkdir(flags.out, { recursive: true });
-        if (flags.ndjson) options.ndjson = join(flags.out, 'requests.ndjson');
-      }
-      const tty = Boolean(process.stderr.isTTY);
-      let plainEvery = 5000;
-      if (flags.progressEvery) {
-        try {
-          plainEvery = parseDuration(flags.progressEvery);
-        } catch (err) {
-          throw new UsageError(`--progress-every: ${(err as Error).message}`);
-        }
-      }
-      let lastPlain = 0;
-      let run: LoadRun;
-      options.progressIntervalMs = tty ? 250 : Math.min(1000, plainEvery);
-      options.onProgress = (p) => {
-        if (p.phase === 'done') {
-          if (tty) process.stderr.write('\r\x1b[K');
-          return;
-        }
-        const line = progressLine(p, run?.plan.durationMs ?? 0);
-        if (tty) process.stderr.write(`\r\x1b[K${line}`);
-        else if (p.elapsedMs - lastPlain >= plainEvery - 1) {
-          lastPlain = p.elapsedMs;
-          process.stderr.write(`load: ${line}\n`);
-        }
-      };
-      try {
-        run = await startLoad(options);
-      } catch (err) {
-        if (err instanceof TargetNotAllowedError || err instanceof ThresholdSyntaxError || err instanceof RangeError) {
-          throw new UsageError((err as Error).message);
-        }
-        throw err;
-      }
-      if (defaultThresholds)
-        process.stderr.write('load: no thresholds given; judging with the default http_req_failed: rate<0.01\n');
-      let interrupts = 0;
-      const onSignal = (sig: NodeJS.Signals) => {
-        if (++interrupts > 1) process.exit(130);
-        process.stderr.write(`\nload: ${sig}: stopping (in-flight requests are recorded as aborted; again to quit at once)\n`);
-        run.abort(`interrupted by ${sig}`);
-      };
-      process.on('SIGINT', onSignal);
-      process.on('SIGTERM', onSignal);
-      let result;
-      try {
-        result = await run.result;
-      } finally {
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
-      }
-      process.stdout.write(summaryTable(result) + '\n');
-      if (flags.out) {
-        const file = join(flags.out, 'load-summary.json');
-        await writeFile(
-          file,
-          JSON.stringify({ summary: result.summary, thresholds: result.thresholds, assessment: result.assessment }, null, 2) +
-            '\n',
-        );
-        process.stderr.write(`load: results in ${file}${flags.ndjson ? ` and ${options.ndjson}` : ''}\n`);
-      }
-      process.exitCode = exitCodeOf(result.assessment.verdict);
-    });
+aborted), 3 ERROR, 64 bad usage (including a target the guard refuses).`;
+
+/** `--bundle <file>`: the single-file load agent (engine + scenario) for plain node, instead of a run. */
+async function bundleAgent(flags: LoadCommandFlags): Promise<void> {
+  const { bundleLoadAgent } = await import('../../lib/load/bundle.ts');
+  const out = await bundleLoadAgent({ scenario: flags.scenario, outfile: flags.bundle! });
+  process.stderr.write(
+    `load agent written to ${out.outfile} (${(out.bytes / 1024).toFixed(0)} KiB); run: node ${out.outfile} --url URL --rate 100/s --duration 30s\n`,
+  );
+}
+
+/** The load from this process: a live progress line, Ctrl-C through the shell, the summary, the verdict's exit code. */
+async function localLoad(flags: LoadCommandFlags): Promise<number> {
+  // The engine (undici, esbuild, zod, ...) loads only when this command runs, not for `verdict --help`.
+  const { startLoad, TargetNotAllowedError, ThresholdSyntaxError } = await import('../../lib/load/index.ts');
+  const { progressLine, summaryTable } = await import('../../lib/load/report-text.ts');
+  const { options, defaultThresholds } = await usageFromFlags(flags);
+  if (flags.ndjson && !flags.out) throw new UsageError('--ndjson writes into --out: give --out <dir> as well');
+  if (flags.out) {
+    await mkdir(flags.out, { recursive: true });
+    if (flags.ndjson) options.ndjson = join(flags.out, 'requests.ndjson');
+  }
+  const plainEvery = await progressEvery(flags);
+  let run: LoadRun | undefined;
+  using shell = openShell({
+    label: 'load',
+    stopping: 'stopping; in-flight requests are recorded as aborted',
+    // The engine reports on its own clock: a line is due when about `plainEvery` has passed.
+    everyMs: plainEvery * 0.9,
+    onInterrupt: (sig) => run?.abort(`interrupted by ${sig}`),
+  });
+  options.progressIntervalMs = process.stderr.isTTY ? 250 : Math.min(1000, plainEvery);
+  options.onProgress = (p) => (p.phase === 'done' ? shell.done() : shell.update(progressLine(p, run?.plan.durationMs ?? 0)));
+  try {
+    run = await startLoad(options);
+  } catch (err) {
+    if (err instanceof TargetNotAllowedError || err instanceof ThresholdSyntaxError || err instanceof RangeError)
+      throw new UsageError((err as Error).message);
+    throw err;
+  }
+  if (shell.signal.aborted) run.abort((shell.signal.reason as Error).message);
+  if (defaultThresholds) shell.say('no thresholds given; judging with the default http_req_failed: rate<0.01');
+  const result = await run.result;
+  shell.done();
+  process.stdout.write(summaryTable(result) + '\n');
+  if (flags.out) {
+    const file = join(flags.out, 'load-summary.json');
+    const { summary, thresholds, assessment } = result;
+    await writeFile(file, JSON.stringify({ summary, thresholds, assessment }, null, 2) + '\n');
+    shell.say(`results in ${file}${flags.ndjson ? ` and ${options.ndjson}` : ''}`);
+  }
+  return exitCodeOf(result.assessment.verdict);
+}
+
+/** `--progress-every`: how often a plain progress line is printed off a terminal (default 5 s). */
+async function progressEvery(flags: LoadCommandFlags): Promise<number> {
+  if (!flags.progressEvery) return 5000;
+  const { parseDuration } = await import('../../lib/load/units.ts');
+  try {
+    return parseDuration(flags.progressEvery);
+  } catch (err) {
+    throw new UsageError(`--progress-every: ${(err as Error).message}`);
+  }
 }
 
 /**
@@ -197,11 +196,12 @@ aborted), 3 ERROR, 64 bad usage (including a target the guard refuses).`,
  * context must pass the experiments' allow-list (verdict.config.yaml in the working directory:
  * `--config` here is the k6 options file) before anything else is said or done, production first.
  */
-async function refuseDisallowedContext(target: string | undefined): Promise<void> {
-  if (!target?.startsWith('context:')) return;
+async function refuseDisallowedContext(target: TargetSpec | undefined): Promise<void> {
+  const { specTarget } = await import('../../cluster/target.ts');
+  const context = target ? specTarget(target).context : null;
+  if (!context) return;
   const { assertTargetAllowed, ConfigFileError, loadHarnessConfig, TargetNotAllowedError } =
     await import('../../experiments/config.ts');
-  const context = target.slice('context:'.length);
   try {
     const { config, source } = await loadHarnessConfig();
     assertTargetAllowed({ owned: false, kind: 'existing', context, name: context }, config, source);
@@ -213,28 +213,70 @@ async function refuseDisallowedContext(target: string | undefined): Promise<void
 
 /** `verdict load --agents N`: the load from N agents on the running embedded cluster, merged. */
 async function distributedLoad(flags: LoadCommandFlags): Promise<number> {
-  const { isLoopback, TargetNotAllowedError } = await import('../../lib/load/target-guard.ts');
+  const { TargetNotAllowedError } = await import('../../lib/load/target-guard.ts');
   const { ThresholdSyntaxError } = await import('../../lib/load/thresholds.ts');
-  const { parseDuration } = await import('../../lib/load/units.ts');
   const { summaryTable } = await import('../../lib/load/report-text.ts');
   const { startAgents } = await import('../../lib/load/distributed/index.ts');
-  const { alive, readClusterState, stateDirOf } = await import('../../cluster/embedded/state.ts');
-  const { ImageStore } = await import('../../cluster/embedded/image-store.ts');
-  const { embeddedPodReach } = await import('../../cluster/embedded/embedded-cluster.ts');
-  const { DEFAULT_CLUSTER_CIDR, DEFAULT_GATEWAY } = await import('../../cluster/embedded/network/pod-network.ts');
-  const { loadKubeConfig } = await import('../../lib/kube/client.ts');
+  const { agents, startDelayMs, env } = await agentUsage(flags);
+  const { options, defaultThresholds, scenarioPath } = await usageFromFlags(flags);
+  // Ctrl-C from the start (also while the image is built or the Job created): the first stops the
+  // agents (they report what they have, the run is INCONCLUSIVE), a second quits at once.
+  using shell = openShell({ label: 'load', stopping: 'stopping the agents; each reports what it has', everyMs: 0 });
+  const target = await attachedCluster(flags);
+  const url = await agentsUrl(options.url, target.podReach, shell.say);
+  if (defaultThresholds) shell.say('no thresholds given; judging with the default http_req_failed: rate<0.01');
+  let run;
+  try {
+    run = await startAgents({
+      cluster: target,
+      agents,
+      url,
+      executor: options.executor,
+      scenario: scenarioPath,
+      env,
+      thresholds: options.thresholds,
+      timeout: options.timeout,
+      connections: options.connections,
+      maxRequests: options.maxRequests,
+      minRequests: options.minRequests,
+      maxScheduleDelay: options.maxScheduleDelay,
+      identityHeaders: options.identityHeaders,
+      namespace: flags.namespace,
+      startDelayMs,
+      onProgress: shell.say,
+      signal: shell.signal,
+    });
+  } catch (err) {
+    if (err instanceof TargetNotAllowedError || err instanceof ThresholdSyntaxError || err instanceof RangeError)
+      throw new UsageError((err as Error).message);
+    throw err;
+  }
+  shell.leaves(
+    `the Job ${run.namespace}/${run.job}, which ends by its own deadline (or: kubectl delete job -n ${run.namespace} ${run.job})`,
+  );
+  const result = await run.result;
+  process.stdout.write(summaryTable(result) + '\n');
+  process.stdout.write(`\n  agents      ${result.agents.map(agentLine).join('\n              ')}\n`);
+  if (flags.out) shell.say(`results in ${await writeAgentResults(flags.out, result, flags.ndjson ?? false)}`);
+  return exitCodeOf(result.assessment.verdict);
+}
 
+/** `--agents`' own flags, checked before any cluster is touched. */
+async function agentUsage(
+  flags: LoadCommandFlags,
+): Promise<{ agents: number; startDelayMs: number; env: Record<string, string> }> {
+  const { specTarget } = await import('../../cluster/target.ts');
+  const { parseDuration } = await import('../../lib/load/units.ts');
   const agents = Number(flags.agents);
   if (!Number.isInteger(agents) || agents < 1 || agents > 100)
     throw new UsageError(`--agents must be a whole number from 1 to 100, got "${flags.agents}"`);
   if (flags.bundle) throw new UsageError('--bundle writes an agent; --agents runs them: use one or the other');
-  if (flags.target !== 'embedded')
+  if (specTarget(flags.target ?? 'embedded').kind !== 'embedded')
     throw new UsageError(
       `--agents runs on --target embedded only for now (got "${flags.target}"): kind and existing clusters are not supported yet`,
     );
   if (flags.allowRemote) throw new UsageError("--agents loads only the cluster's own Services: --allow-remote does not apply");
   if (flags.ndjson && !flags.out) throw new UsageError('--ndjson writes into --out: give --out <dir> as well');
-  const { options, defaultThresholds, scenarioPath } = await usageFromFlags(flags);
   let startDelayMs: number;
   try {
     startDelayMs = parseDuration(flags.startDelay ?? '10s');
@@ -247,120 +289,63 @@ async function distributedLoad(flags: LoadCommandFlags): Promise<number> {
     if (value === undefined) throw new UsageError(`--agent-env ${name}: ${name} is not set in this environment`);
     env[name] = value;
   }
+  return { agents, startDelayMs, env };
+}
 
-  const stateDir = stateDirOf(flags.name ?? 'verdict', flags.stateDir);
-  const state = await readClusterState(stateDir);
-  if (!state || !alive(state.pid)) {
-    throw new UsageError(
-      `--agents runs the agents on the embedded cluster "${flags.name ?? 'verdict'}", and none is running (${stateDir}): ` +
-        'start it with `verdict cluster up` (as root) and deploy the app first',
-    );
+/** The cluster `verdict cluster up` runs, attached to through the embedded strategy (not made, and left running). */
+async function attachedCluster(flags: LoadCommandFlags) {
+  const { openTarget, TargetUnavailableError } = await import('../../cluster/target.ts');
+  const { TARGET_STRATEGIES } = await import('../../cluster/strategies.ts');
+  try {
+    return await openTarget('embedded', TARGET_STRATEGIES, { attach: true, name: flags.name, stateDir: flags.stateDir });
+  } catch (err) {
+    if (err instanceof TargetUnavailableError)
+      throw new UsageError(`--agents runs the agents on a running embedded cluster: ${err.message}`);
+    throw err;
   }
-  const podReach = embeddedPodReach(state.gateway ?? DEFAULT_GATEWAY, state.clusterCidr ?? DEFAULT_CLUSTER_CIDR);
-  const store = new ImageStore(stateDir);
-  const url = new URL(options.url);
+}
+
+/** The URL as the agents' pods reach it: a loopback URL is the Service's NodePort, at the pod network's gateway. */
+async function agentsUrl(given: string, podReach: PodReach | undefined, say: (m: string) => void): Promise<string> {
+  const { isLoopback } = await import('../../lib/load/target-guard.ts');
+  if (!podReach) throw new UsageError('--agents: the target gives its pods no way back to this machine');
+  const url = new URL(given);
   if (isLoopback(url.hostname.replace(/^\[|\]$/g, ''))) {
     url.hostname = new URL(podReach.serviceUrl(Number(url.port || 80))).hostname;
-    process.stderr.write(`load: the agents reach ${options.url} at ${url.href} (the node port on the pod network's gateway)\n`);
+    say(`the agents reach ${given} at ${url.href} (the node port on the pod network's gateway)`);
   }
-  if (defaultThresholds) process.stderr.write('load: no thresholds given; judging with the default http_req_failed: rate<0.01\n');
+  return url.href;
+}
 
-  const say = (m: string) => process.stderr.write(`load: ${m}\n`);
-  // Ctrl-C from the start (also while the image is built or the Job created): the first stops the
-  // agents (they report what they have, the run is INCONCLUSIVE), a second quits at once.
-  const interrupted = new AbortController();
-  let interrupts = 0;
-  let job: { namespace: string; name: string } | null = null;
-  const onSignal = (sig: NodeJS.Signals) => {
-    if (++interrupts > 1) {
-      process.stderr.write(
-        `\nload: quitting${job ? `; the Job ${job.namespace}/${job.name} ends by its own deadline (or: kubectl delete job -n ${job.namespace} ${job.name})` : ''}\n`,
-      );
-      process.exit(130);
-    }
-    process.stderr.write(`\nload: ${sig}: stopping the agents (each reports what it has; again to quit at once)\n`);
-    interrupted.abort(`interrupted by ${sig}`);
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  let result;
+function agentLine(a: DistributedLoadResult['agents'][number]): string {
+  const what = a.reported
+    ? `${a.rows.toLocaleString('en-US')} requests${a.problem ? `, ${a.problem}` : ''}`
+    : `lost, ${a.problem}`;
+  return `${a.index}${a.pod ? ` (${a.pod})` : ''}: ${what}`;
+}
+
+/** load-summary.json (and requests.ndjson) of the merged run in `dir`; returns what was written, in words. */
+async function writeAgentResults(dir: string, result: DistributedLoadResult, ndjson: boolean): Promise<string> {
+  await mkdir(dir, { recursive: true });
+  const file = join(dir, 'load-summary.json');
+  const { summary, thresholds, assessment, agents } = result;
+  await writeFile(file, JSON.stringify({ summary, thresholds, assessment, agents }, null, 2) + '\n');
+  if (!ndjson) return file;
+  const out = await open(join(dir, 'requests.ndjson'), 'w');
   try {
-    let run;
-    try {
-      run = await startAgents({
-        cluster: {
-          kubeConfig: loadKubeConfig(state.kubeconfig),
-          podReach,
-          images: {
-            load: async (src, progress) => {
-              progress?.(`adding ${src.ref} to the embedded image store`);
-              await store.add(src.ref, src.bundle!.cmd, src.bundle!.fill);
-              await store.runtimeNode();
-            },
-          },
-        },
-        agents,
-        url: url.href,
-        executor: options.executor,
-        scenario: scenarioPath,
-        env,
-        thresholds: options.thresholds,
-        timeout: options.timeout,
-        connections: options.connections,
-        maxRequests: options.maxRequests,
-        minRequests: options.minRequests,
-        maxScheduleDelay: options.maxScheduleDelay,
-        identityHeaders: options.identityHeaders,
-        namespace: flags.namespace,
-        startDelayMs,
-        onProgress: say,
-        signal: interrupted.signal,
-      });
-    } catch (err) {
-      if (err instanceof TargetNotAllowedError || err instanceof ThresholdSyntaxError || err instanceof RangeError)
-        throw new UsageError((err as Error).message);
-      throw err;
-    }
-    job = { namespace: run.namespace, name: run.job };
-    result = await run.result;
-  } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-  }
-  process.stdout.write(summaryTable(result) + '\n');
-  process.stdout.write(
-    `\n  agents      ${result.agents.map((a) => `${a.index}${a.pod ? ` (${a.pod})` : ''}: ${a.reported ? `${a.rows.toLocaleString('en-US')} requests${a.problem ? `, ${a.problem}` : ''}` : `lost, ${a.problem}`}`).join('\n              ')}\n`,
-  );
-  if (flags.out) {
-    await mkdir(flags.out, { recursive: true });
-    const file = join(flags.out, 'load-summary.json');
-    await writeFile(
-      file,
-      JSON.stringify(
-        { summary: result.summary, thresholds: result.thresholds, assessment: result.assessment, agents: result.agents },
-        null,
-        2,
-      ) + '\n',
-    );
-    if (flags.ndjson) {
-      const out = await open(join(flags.out, 'requests.ndjson'), 'w');
-      try {
-        let batch = '';
-        for (let r = 0; r < result.ledger.length; r++) {
-          batch += result.ledger.toNdjsonLine(r) + '\n';
-          if (batch.length >= 1 << 16) {
-            await out.write(batch);
-            batch = '';
-          }
-        }
-        if (batch) await out.write(batch);
-      } finally {
-        await out.close();
+    let batch = '';
+    for (let r = 0; r < result.ledger.length; r++) {
+      batch += result.ledger.toNdjsonLine(r) + '\n';
+      if (batch.length >= 1 << 16) {
+        await out.write(batch);
+        batch = '';
       }
     }
-    process.stderr.write(`load: results in ${file}${flags.ndjson ? ` and ${join(flags.out, 'requests.ndjson')}` : ''}\n`);
+    if (batch) await out.write(batch);
+  } finally {
+    await out.close();
   }
-  return exitCodeOf(result.assessment.verdict);
+  return `${file} and ${join(dir, 'requests.ndjson')}`;
 }
 
 /** The load options of the flags; a flag the load engine rejects is bad usage (exit 64). */

@@ -6,7 +6,7 @@ import { classifyPlan, effectiveRules } from '../../lib/policy/plan-risk.ts';
 import { judgePlan } from '../../reports/plan-risk.ts';
 import type { RunRecord } from '../../reports/run-record.ts';
 import { suiteRunRecord } from '../../suites/record.ts';
-import { finishRun } from '../suite-run.ts';
+import { finishRun } from '../shell.ts';
 import { UsageError } from '../exit-codes.ts';
 
 export interface PlanRiskCommandOptions {

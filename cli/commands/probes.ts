@@ -1,7 +1,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { licenseApi } from '../../apps/license-api/profile.ts';
-import { openExisting } from '../../cluster/existing/existing-target.ts';
-import type { Target } from '../../cluster/target.ts';
+import { TARGET_STRATEGIES } from '../../cluster/strategies.ts';
+import { openTarget, parseTargetSpec, type Target, type TargetSpec } from '../../cluster/target.ts';
 import type { AppProfile } from '../../experiments/app-profile.ts';
 import { loadManifests, readDeployment, type ManifestSource } from '../../probes/manifest-source.ts';
 import { runProbes } from '../../probes/probes.ts';
@@ -9,7 +9,7 @@ import type { TargetRecord } from '../../reports/run-record.ts';
 import { parseBaseUrl } from '../../lib/checks/http.ts';
 import { suiteRunRecord, urlTarget } from '../../suites/record.ts';
 import { UsageError } from '../exit-codes.ts';
-import { finishRun, interruptOnSignals, progress } from '../suite-run.ts';
+import { openShell } from '../shell.ts';
 
 interface ProbesFlags {
   url?: string;
@@ -35,7 +35,8 @@ export interface ProbesCommandOptions {
   json: boolean;
 }
 
-export async function runProbesCommand(o: ProbesCommandOptions, app: AppProfile = licenseApi): Promise<number> {
+/** The base URL and, with --deployment, the context's target spec; each mistake a UsageError. */
+function probesUsage(o: ProbesCommandOptions): { url: string; spec: TargetSpec | null } {
   let url: string;
   try {
     url = parseBaseUrl(o.url).toString().replace(/\/$/, '');
@@ -51,9 +52,19 @@ export async function runProbesCommand(o: ProbesCommandOptions, app: AppProfile 
       '--deployment needs --context <kubeconfig context> (the cluster to read it from; nothing there is changed)',
     );
   if (o.context && !o.deployment) throw new UsageError('--context goes with --deployment <namespace>/<name>');
-  const started = Date.now();
-  const say = progress(started, []);
-  using interrupt = interruptOnSignals(say);
+  let spec: TargetSpec | null = null;
+  try {
+    spec = o.context ? parseTargetSpec(`context:${o.context}`) : null;
+  } catch (err) {
+    throw new UsageError(`--context: ${(err as Error).message}`);
+  }
+  return { url, spec };
+}
+
+export async function runProbesCommand(o: ProbesCommandOptions, app: AppProfile = licenseApi): Promise<number> {
+  const { url, spec } = probesUsage(o);
+  using shell = openShell({ stopping: 'stopping; cleaning up what the run created first' });
+  const { say, started } = shell;
   let manifests: ManifestSource | undefined;
   let target: Target | undefined;
   let targetRecord: TargetRecord = urlTarget(url);
@@ -66,10 +77,10 @@ export async function runProbesCommand(o: ProbesCommandOptions, app: AppProfile 
       } catch (err) {
         throw new UsageError(`--manifests: ${(err as Error).message}`);
       }
-    } else if (o.deployment) {
+    } else if (o.deployment && spec) {
       const [namespace, name] = o.deployment.split('/');
       // Someone else's cluster, used read-only: start times from the pods' conditions, nothing deleted or stopped.
-      target = await openExisting({ kubeconfig: o.kubeconfig, context: o.context!, serviceUrl: url });
+      target = await openTarget(spec, TARGET_STRATEGIES, { kubeconfig: o.kubeconfig, serviceUrl: url });
       targetRecord = {
         kind: 'existing',
         name: target.name,
@@ -90,14 +101,14 @@ export async function runProbesCommand(o: ProbesCommandOptions, app: AppProfile 
       measure: target ? 'read-only' : 'none',
       failOn: o.failOn,
       samples: o.samples,
-      signal: interrupt.signal,
+      signal: shell.signal,
       say,
     });
     checks = r.checks;
     error = r.error;
   } catch (err) {
     if (err instanceof UsageError) throw err;
-    error = interrupt.signal.aborted ? (interrupt.signal.reason as Error).message : (err as Error).message;
+    error = shell.signal.aborted ? (shell.signal.reason as Error).message : (err as Error).message;
   } finally {
     await target?.close().catch(() => {});
   }
@@ -110,7 +121,7 @@ export async function runProbesCommand(o: ProbesCommandOptions, app: AppProfile 
     error,
     app: { name: app.name, versions: {}, faults: [] },
   });
-  return await finishRun(record, { out: o.out, json: o.json, secrets: [], started });
+  return await shell.finish(record, { out: o.out, json: o.json });
 }
 
 /** `verdict probes --url URL [--manifests path | --deployment ns/name --context C]`. */

@@ -2,25 +2,27 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { ExitCode, exitCodeOf } from '../../lib/verdict.ts';
+import { RENDERERS, REPORT_FORMATS, rendererOf, type ReportFormat } from '../../reports/render/index.ts';
 import { UsageError } from '../exit-codes.ts';
 
 interface ReportFlags {
-  format?: 'all' | 'html' | 'junit' | 'markdown' | 'json';
+  format?: 'all' | ReportFormat;
   json?: boolean;
 }
 
 /** `verdict report <run-dir>`: re-renders a run directory's reports from verdict.json and the ledger. */
 export function reportCommand(): Command {
   return new Command('report')
-    .description('re-render a run directory (verdict.json + ledger.ndjson.gz) into report.html, junit.xml and summary.md')
+    .description(
+      `re-render a run directory (verdict.json + ledger.ndjson.gz) into ${RENDERERS.filter((r) => r.format !== 'json')
+        .map((r) => r.file)
+        .join(', ')}`,
+    )
     .argument('<run-dir>', 'a run directory, e.g. .reports/latest or an unpacked CI artifact')
     .addOption(
       new Option('--format <format>', 'which files to write (default: all; none with --json alone)').choices([
         'all',
-        'html',
-        'junit',
-        'markdown',
-        'json',
+        ...REPORT_FORMATS,
       ]),
     )
     .option('--json', 'print verdict.json to stdout instead of the summary')
@@ -37,9 +39,7 @@ re-rendered artifact; 3 as well when the files cannot be read; 64 when the path 
 directory or a flag is wrong.`,
     )
     .action(async (runDir: string, flags: ReportFlags) => {
-      // The renderers (ajv, uPlot's source) load only when this command runs.
-      const { NotARunDirectoryError, UnreadableRunError, renderRunDirectory, REPORT_FORMATS, RUN_FILES } =
-        await import('../../reports/run-directory.ts');
+      const { NotARunDirectoryError, UnreadableRunError, renderRunDirectory } = await import('../../reports/run-directory.ts');
       const { printRunSummary } = await import('../../reports/render/terminal.ts');
       const formats =
         flags.format === undefined
@@ -65,7 +65,8 @@ directory or a flag is wrong.`,
       if (flags.json) {
         process.stdout.write(JSON.stringify(record, null, 2) + '\n');
       } else {
-        const html = written.html ?? (existsSync(join(runDir, RUN_FILES.html)) ? join(runDir, RUN_FILES.html) : null);
+        const page = join(runDir, rendererOf('html').file);
+        const html = written.html ?? (existsSync(page) ? page : null);
         printRunSummary(record, html);
       }
       const files = Object.values(written);

@@ -5,7 +5,7 @@ import { parseBaseUrl } from '../../lib/checks/http.ts';
 import { shortSecretWarning } from '../../lib/checks/redact.ts';
 import { urlTarget, suiteRunRecord } from '../../suites/record.ts';
 import { runSmoke } from '../../suites/smoke.ts';
-import { finishRun, interruptOnSignals, progress } from '../suite-run.ts';
+import { openShell } from '../shell.ts';
 import { UsageError } from '../exit-codes.ts';
 
 interface SmokeFlags {
@@ -53,12 +53,12 @@ export async function runSmokeCommand(o: SmokeCommandOptions, app: AppProfile = 
   }
   if (o.expectVersion !== undefined && !/^[\x21-\x7e]{1,128}$/.test(o.expectVersion))
     throw new UsageError('--expect-version must be a version string without spaces, e.g. v1.0.42-abc1234');
-  const started = Date.now();
   const secrets = o.token ? [o.token] : [];
-  const say = progress(started, secrets);
+  using shell = openShell({ stopping: 'stopping; cleaning up what the run created first', secrets });
+  const { say, started } = shell;
   const short = shortSecretWarning(secrets);
   if (short) say(`warning: ${short}`);
-  using interrupt = interruptOnSignals(say);
+  if (!o.readOnly) shell.leaves(`what the smoke wrote and had not undone yet (at most ${app.smoke.writesAtMost})`);
   say(`smoke ${url}${o.readOnly ? ' (read-only)' : ''}${o.expectVersion ? `, expecting version ${o.expectVersion}` : ''}`);
   const { run, record } = await runSmoke({
     app,
@@ -68,7 +68,7 @@ export async function runSmokeCommand(o: SmokeCommandOptions, app: AppProfile = 
     readOnly: o.readOnly,
     retries: o.retries,
     budgetMs: o.budgetMs,
-    signal: interrupt.signal,
+    signal: shell.signal,
     say,
   });
   const rec = suiteRunRecord({
@@ -80,7 +80,7 @@ export async function runSmokeCommand(o: SmokeCommandOptions, app: AppProfile = 
     error: run.error,
     app: { name: app.name, versions: o.expectVersion ? { expected: o.expectVersion } : {}, faults: [] },
   });
-  return await finishRun(rec, { out: o.out, json: o.json, secrets, started });
+  return await shell.finish(rec, { out: o.out, json: o.json });
 }
 
 /** `verdict smoke --url URL`: the app's smoke suite against any environment, production included. */

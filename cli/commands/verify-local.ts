@@ -1,61 +1,18 @@
-import { Command, InvalidArgumentError, Option } from 'commander';
-import { parseTargetSpec } from '../../cluster/target.ts';
+import { Command } from 'commander';
+import type { TargetSpec } from '../../cluster/target.ts';
 import { EXPERIMENTS, VERIFY_LOCAL_ALL, VERIFY_LOCAL_DEFAULT } from '../../experiments/index.ts';
-import { FAULTS } from '../../apps/license-api/profile.ts';
 import { runExperimentCommand } from '../experiment-run.ts';
 import { UsageError } from '../exit-codes.ts';
-
-export const collect = (v: string, prev: string[]) => [...prev, v];
-export const targetOption = () =>
-  new Option(
-    '--target <target>',
-    'embedded (made here, needs root), kind (needs Docker), context:<name> (an allowed kubeconfig context), or auto',
-  ).argParser((v) => {
-    try {
-      return parseTargetSpec(v);
-    } catch (err) {
-      throw new InvalidArgumentError((err as Error).message);
-    }
-  });
-export const rateOption = () =>
-  new Option('--rate <req/s>', "requests per second of the app's load mix (default from the config: 450)").argParser((v) => {
-    const n = Number(v);
-    if (!Number.isFinite(n) || n <= 0 || n > 5000)
-      throw new InvalidArgumentError('must be a number of requests per second from 1 to 5000');
-    return n;
-  });
-export const nodesOption = () =>
-  new Option('--nodes <n>', 'embedded cluster nodes (the Deployment has 3 replicas and a PDB of 2)')
-    .argParser((v) => {
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < 1 || n > 10) throw new InvalidArgumentError('must be a whole number from 1 to 10');
-      return n;
-    })
-    .default(3);
-export const lagOption = () =>
-  new Option(
-    '--endpoint-lag <ms>',
-    'embedded: delay before the Service proxy applies an endpoint change (default 1100, measured on kube-proxy in kind: see the README; 0 turns it off)',
-  ).argParser((v) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 0 || n > 60_000) throw new InvalidArgumentError('must be whole milliseconds from 0 to 60000');
-    return n;
-  });
-export const agentsOption = () =>
-  new Option(
-    '--agents <n>',
-    'embedded: run the load from N load agents in the cluster (an Indexed Job of the bundled engine; their ledgers merged and judged as one) instead of this process',
-  ).argParser((v) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 1 || n > 100)
-      throw new InvalidArgumentError('must be a whole number of agents from 1 to 100');
-    return n;
-  });
-export const breakOption = () =>
-  new Option('--break <fault>', 'deploy a deliberately broken release, to see the verdict catch it (repeatable)')
-    .choices(Object.keys(FAULTS))
-    .argParser(collect)
-    .default([]);
+import {
+  againstHistoryOption,
+  agentsOption,
+  breakOption,
+  historyOption,
+  lagOption,
+  nodesOption,
+  rateOption,
+  targetOption,
+} from '../options.ts';
 
 interface Opts {
   from: string;
@@ -65,7 +22,7 @@ interface Opts {
   out: string;
   break: string[];
   stateDir?: string;
-  target?: string;
+  target?: TargetSpec;
   all: boolean;
   config?: string;
   endpointLag?: number;
@@ -74,19 +31,6 @@ interface Opts {
   history?: string;
   againstHistory: boolean;
 }
-
-/** `--history <path>`: the run history file (a CI cache or artifact shared by a team). */
-export const historyOption = () =>
-  new Option(
-    '--history <path>',
-    'the run history every run is appended to (SQLite; default: history.sqlite beside the --out folder, .reports/history.sqlite)',
-  );
-/** `--against-history`: judge the run against the history too. */
-export const againstHistoryOption = () =>
-  new Option(
-    '--against-history',
-    'judge the run against the last comparable runs of the history too ("no worse than history"; too few runs: INCONCLUSIVE)',
-  ).default(false);
 
 /** `verdict verify-local`: the main job. A local cluster, the release rolled out and disrupted under load, one verdict. */
 export function verifyLocalCommand(): Command {
@@ -136,7 +80,7 @@ Examples:
       process.exitCode = await runExperimentCommand({
         command: 'verify-local',
         experiments: o.all ? VERIFY_LOCAL_ALL : VERIFY_LOCAL_DEFAULT,
-        target: (o.target ?? 'embedded') as never,
+        target: o.target ?? 'embedded',
         from: o.from,
         to: o.to,
         rate: o.rate,

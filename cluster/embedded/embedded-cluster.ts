@@ -3,7 +3,15 @@ import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { loadKubeConfig, k8s } from '../../lib/kube/client.ts';
 import { killProcessesUsing } from '../../lib/proc/kill-by-path.ts';
-import type { OpenOptions, PodReach, Target, TargetStrategy } from '../target.ts';
+import {
+  TargetUnavailableError,
+  type ImageLoader,
+  type OpenOptions,
+  type Platform,
+  type PodReach,
+  type Target,
+  type TargetStrategy,
+} from '../target.ts';
 import { NodeAgent } from './agent/node-agent.ts';
 import type { PodWorkerDeps } from './agent/pod-worker.ts';
 import { startControlPlane, type ControlPlane } from './control-plane.ts';
@@ -11,7 +19,8 @@ import { startHostServices, type HostServices } from './host-services.ts';
 import { ImageStore } from './image-store.ts';
 import { commandInNamespace, PodNetwork } from './network/pod-network.ts';
 import { ServiceProxy } from './proxy/service-proxy.ts';
-import { DEFAULT_STATE_ROOT, type ClusterStateFile } from './state.ts';
+import { DEFAULT_GATEWAY, DEFAULT_CLUSTER_CIDR } from './network/pod-network.ts';
+import { alive, DEFAULT_STATE_ROOT, readClusterState, stateDirOf, type ClusterStateFile } from './state.ts';
 
 export { DEFAULT_STATE_ROOT };
 
@@ -29,6 +38,9 @@ export const DEFAULT_ENDPOINT_LAG_MS = 1100;
 /** Controllers the embedded cluster runs besides the control plane binary's defaults. */
 export const EXTRA_CONTROLLERS = ['job-controller'];
 
+/** The embedded cluster runs the app's backing services on this machine; it is the harness's own. */
+export const EMBEDDED_PLATFORM: Platform = { services: 'host', secrets: 'throwaway' };
+
 /** How pods reach this machine and NodePort Services: the pod bridge's gateway, where the proxy listens too. */
 export function embeddedPodReach(gateway: string, clusterCidr: string): PodReach {
   return { harnessAddress: gateway, serviceUrl: (nodePort) => `http://${gateway}:${nodePort}`, networks: [clusterCidr] };
@@ -43,7 +55,8 @@ export interface EmbeddedCluster extends Target {
   readonly images: NonNullable<Target['images']>;
   readonly agent: NodeAgent;
   readonly proxy: ServiceProxy;
-  readonly network: PodNetwork;
+  /** The pod network (bridge, namespaces, addresses); `network` is the partition capability's name. */
+  readonly podNetwork: PodNetwork;
   readonly hostServices: HostServices;
   readonly kubeConfig: k8s.KubeConfig;
   readonly endpointLagMs: number;
@@ -58,6 +71,21 @@ export interface EmbeddedUpOptions extends Pick<
   backoffBaseMs?: number;
   onLifecycle?: PodWorkerDeps['onLifecycle'];
   log?: Logger;
+}
+
+/** The image store as a target's image loader: it takes the bundle an app profile gives. */
+function storeLoader(store: ImageStore): ImageLoader {
+  return {
+    async load(src, say) {
+      if (!src.bundle)
+        throw new Error(
+          `the embedded image store needs a bundle for ${src.ref} (the app profile gives none): use --target kind for Docker-only images`,
+        );
+      say?.(`building ${src.ref} into the embedded image store`);
+      await store.add(src.ref, src.bundle.cmd, src.bundle.fill);
+      await store.runtimeNode();
+    },
+  };
 }
 
 /**
@@ -153,6 +181,7 @@ export async function upEmbedded(opts: EmbeddedUpOptions = {}): Promise<Embedded
       startedAt: new Date().toISOString(),
       gateway: network.gateway,
       clusterCidr: network.clusterCidr,
+      endpointLagMs,
     };
     await writeFile(join(stateDir, 'cluster.json'), JSON.stringify(state, null, 2));
     teardown.push(['state file', () => rm(join(stateDir, 'cluster.json'), { force: true })]);
@@ -170,6 +199,7 @@ export async function upEmbedded(opts: EmbeddedUpOptions = {}): Promise<Embedded
     };
     const cluster: EmbeddedCluster = {
       kind: 'embedded',
+      platform: EMBEDDED_PLATFORM,
       name,
       context: kubeConfig.getCurrentContext() || null,
       kubeconfigPath: cp.kubeconfig,
@@ -177,21 +207,12 @@ export async function upEmbedded(opts: EmbeddedUpOptions = {}): Promise<Embedded
       stateDir,
       agent,
       proxy,
-      network,
+      podNetwork: network,
       hostServices,
       kubeConfig,
       endpointLagMs,
       imageStore: images,
-      images: {
-        async load(src, say) {
-          if (!src.bundle)
-            throw new Error(
-              `the embedded image store needs a bundle for ${src.ref} (the app profile gives none): use --target kind for Docker-only images`,
-            );
-          say?.(`building ${src.ref} into the embedded image store`);
-          await images.add(src.ref, src.bundle.cmd, src.bundle.fill);
-        },
-      },
+      images: storeLoader(images),
       attribution: { podOf: (port) => proxy.lookup(port)?.backend?.podName },
       routing: {
         routingHistory: (nodePort) =>
@@ -244,7 +265,47 @@ async function waitNodesReady(kc: k8s.KubeConfig, names: string[], timeoutMs: nu
   }
 }
 
-/** The embedded cluster as a target strategy: runs here as root, without Docker. */
+/**
+ * The embedded cluster `verdict cluster up` runs (found by its state file), as a target of this
+ * process: its image store and pod reach, not the parts that live in the cluster's own process
+ * (attribution, routing, dependencies). Left running by `close()`.
+ */
+export async function attachEmbedded(opts: Pick<OpenOptions, 'name' | 'stateDir'> = {}): Promise<Target> {
+  const name = opts.name ?? 'verdict';
+  const stateDir = stateDirOf(name, opts.stateDir);
+  const state = await readClusterState(stateDir);
+  if (!state || !alive(state.pid))
+    throw new TargetUnavailableError(
+      `none is running as "${name}" (${stateDir}): start it with \`verdict cluster up\` (as root) and deploy the app first`,
+    );
+  const kubeConfig = loadKubeConfig(state.kubeconfig);
+  const store = new ImageStore(stateDir);
+  const target: Target = {
+    kind: 'embedded',
+    platform: EMBEDDED_PLATFORM,
+    name,
+    context: kubeConfig.getCurrentContext() || null,
+    kubeConfig,
+    kubeconfigPath: state.kubeconfig,
+    owned: false,
+    endpointLagMs: state.endpointLagMs ?? null,
+    images: storeLoader(store),
+    podReach: embeddedPodReach(state.gateway ?? DEFAULT_GATEWAY, state.clusterCidr ?? DEFAULT_CLUSTER_CIDR),
+    serviceUrl: (nodePort) => `http://127.0.0.1:${nodePort}`,
+    async serverVersion() {
+      try {
+        return (await kubeConfig.makeApiClient(k8s.VersionApi).getCode()).gitVersion;
+      } catch {
+        return null;
+      }
+    },
+    async close() {},
+    async [Symbol.asyncDispose]() {},
+  };
+  return target;
+}
+
+/** The embedded cluster as a target strategy: runs here as root, without Docker; made here, or attached to (`attach`). */
 export const embeddedStrategy: TargetStrategy = {
   kind: 'embedded',
   async available() {
@@ -252,5 +313,5 @@ export const embeddedStrategy: TargetStrategy = {
       return { ok: false, reason: 'needs root (network namespaces for pods): run as root, e.g. sudo make verify-local' };
     return { ok: true };
   },
-  open: (opts) => upEmbedded(opts),
+  open: (opts) => (opts.attach ? attachEmbedded(opts) : upEmbedded(opts)),
 };

@@ -12,6 +12,8 @@ export interface ClusterStateFile {
   /** The pod network's gateway (pods reach this machine there) and the cluster CIDR; absent in older files. */
   gateway?: string;
   clusterCidr?: string;
+  /** The Service proxy's endpoint lag (ms); absent in older files. */
+  endpointLagMs?: number;
 }
 
 export function stateDirOf(name: string, stateDir?: string): string {

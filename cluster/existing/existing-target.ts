@@ -1,5 +1,8 @@
 import { loadKubeConfig, k8s, messageOf } from '../../lib/kube/client.ts';
-import type { OpenOptions, Target, TargetStrategy } from '../target.ts';
+import type { OpenOptions, Platform, Target, TargetStrategy } from '../target.ts';
+
+/** Someone's cluster: managed backing services, credentials from the environment. */
+export const EXISTING_PLATFORM: Platform = { services: 'external', secrets: 'provided' };
 
 /**
  * A cluster someone else runs, reached through a kubeconfig context: never created, never deleted,
@@ -26,6 +29,7 @@ export async function openExisting(opts: OpenOptions & { context: string }): Pro
   }
   const target: Target = {
     kind: 'existing',
+    platform: EXISTING_PLATFORM,
     name: opts.context,
     context: opts.context,
     kubeConfig,

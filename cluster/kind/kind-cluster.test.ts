@@ -7,9 +7,11 @@ import { parse } from 'yaml';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { licenseApi } from '../../apps/license-api/profile.ts';
 import { renderRelease } from '../../lib/kube/deploy.ts';
+import { EMBEDDED_PLATFORM } from '../embedded/embedded-cluster.ts';
 import {
   bridgeNameFor,
   cniConfigFor,
+  KIND_PLATFORM,
   KIND_POD_SUBNET,
   KIND_SERVICE_SUBNET,
   kindConfigFor,
@@ -66,7 +68,7 @@ describe('kind config', () => {
   });
 
   it('kind releases run the stand-in dependency images and never pull', async () => {
-    const objects = await renderRelease(licenseApi.release('v2', 'kind'));
+    const objects = await renderRelease(licenseApi.release('v2', KIND_PLATFORM));
     const images = Object.fromEntries(
       objects
         .filter((o) => o.kind === 'Deployment')
@@ -82,11 +84,11 @@ describe('kind config', () => {
       postgres: ['verdict/postgres:15-bookworm-local Never'],
       redis: ['verdict/redis:7-bookworm-local Never'],
     });
-    expect(licenseApi.supportImages!('kind').map((i) => i.ref)).toEqual([
+    expect(licenseApi.supportImages!(KIND_PLATFORM).map((i) => i.ref)).toEqual([
       'verdict/postgres:15-bookworm-local',
       'verdict/redis:7-bookworm-local',
     ]);
-    expect(licenseApi.supportImages!('embedded')).toEqual([]);
+    expect(licenseApi.supportImages!(EMBEDDED_PLATFORM)).toEqual([]);
   });
 });
 

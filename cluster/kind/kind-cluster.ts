@@ -30,7 +30,10 @@ import { docker, imagePresent } from '../../lib/docker/cli.ts';
 import { dockerEnv, useEngine, type DockerEngine } from '../../lib/docker/engine.ts';
 import { buildImage, ensureBaseImage, LOCAL_NODE_IMAGE } from '../../lib/docker/images.ts';
 import { dockerfileBaseImages } from '../../lib/docker/cli.ts';
-import type { ImageSource, OpenOptions, Target, TargetStrategy } from '../target.ts';
+import type { ImageSource, OpenOptions, Platform, Target, TargetStrategy } from '../target.ts';
+
+/** kind: the app's manifests bring their dependencies, from images the harness loads; throw-away secrets. */
+export const KIND_PLATFORM: Platform = { services: 'in-cluster', secrets: 'throwaway' };
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 export const KIND_CONFIG = join(REPO, 'kind-config.yaml');
@@ -50,9 +53,11 @@ export interface KindCluster extends Target {
   readonly kind: 'kind';
   readonly kubeconfigPath: string;
   /** The docker network the nodes are on, its subnet and bridge interface. */
-  readonly network: KindNetwork;
+  /** Its docker network (`network` is the partition capability's name). */
+  readonly dockerNetwork: KindNetwork;
   /** Node container name → its address on the network. */
-  readonly nodes: Array<{ name: string; role: string; ip: string; podCIDR: string }>;
+  /** Its node containers (`nodes` is the add/remove capability's name). */
+  readonly kindNodes: Array<{ name: string; role: string; ip: string; podCIDR: string }>;
   /** Which node image runs, and why. */
   readonly nodeImage: { ref: string; source: 'official' | 'local' | 'given' };
   /** True when `--privileged` was refused and the wrapper gave capabilities instead. */
@@ -621,7 +626,7 @@ interface MakeArgs {
   engine: DockerEngine;
   runner: KindRunner;
   network: KindNetwork;
-  nodes: KindCluster['nodes'];
+  nodes: KindCluster['kindNodes'];
   cpIp: string;
   kubeconfigPath: string;
   kubeConfig: k8s.KubeConfig;
@@ -638,14 +643,15 @@ function makeCluster(a: MakeArgs): KindCluster {
   let isDown = false;
   const cluster: KindCluster = {
     kind: 'kind',
+    platform: KIND_PLATFORM,
     name,
     context: `kind-${name}`,
     kubeConfig,
     kubeconfigPath: a.kubeconfigPath,
     owned: a.owned,
     endpointLagMs: null,
-    network,
-    nodes: a.nodes,
+    dockerNetwork: network,
+    kindNodes: a.nodes,
     nodeImage: a.nodeImage,
     unprivileged: a.unprivileged,
     timings: a.timings,

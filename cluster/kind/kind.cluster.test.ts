@@ -15,6 +15,7 @@ import { runCommand } from '../../lib/proc/run.ts';
 import { NIGHTLY, repeats } from '../../test/nightly.ts';
 import {
   bridgeNameFor,
+  KIND_PLATFORM,
   kindBinary,
   kindLeftovers,
   networkNameFor,
@@ -128,15 +129,15 @@ const gate = (r: CheckResult, name: string) => r.gates.find((g) => g.name === na
 
 describe('kind cluster', () => {
   it('is up with 1 control plane and 2 workers, each with its own pod range, reached on its own network, never on loopback', async () => {
-    expect(cluster.nodes.map((n) => n.role).sort()).toEqual(['control-plane', 'worker', 'worker']);
-    expect(new Set(cluster.nodes.map((n) => n.podCIDR)).size).toBe(3);
-    for (const n of cluster.nodes) expect(n.podCIDR.startsWith('10.250.')).toBe(true);
+    expect(cluster.kindNodes.map((n) => n.role).sort()).toEqual(['control-plane', 'worker', 'worker']);
+    expect(new Set(cluster.kindNodes.map((n) => n.podCIDR)).size).toBe(3);
+    for (const n of cluster.kindNodes) expect(n.podCIDR.startsWith('10.250.')).toBe(true);
     expect(await cluster.serverVersion()).toMatch(cluster.nodeImage.source === 'official' ? /^v1\./ : /^v1\.37\.2$/);
     expect(cluster.serviceUrl(30080)).toMatch(
-      new RegExp(`^http://${cluster.network.subnet.split('.').slice(0, 3).join('\\.')}\\.\\d+:30080$`),
+      new RegExp(`^http://${cluster.dockerNetwork.subnet.split('.').slice(0, 3).join('\\.')}\\.\\d+:30080$`),
     );
     say(
-      `node image ${cluster.nodeImage.ref} (${cluster.nodeImage.source}); ${cluster.unprivileged ? 'without --privileged (refused here)' : 'privileged'}; network ${cluster.network.name} ${cluster.network.subnet}`,
+      `node image ${cluster.nodeImage.ref} (${cluster.nodeImage.source}); ${cluster.unprivileged ? 'without --privileged (refused here)' : 'privileged'}; network ${cluster.dockerNetwork.name} ${cluster.dockerNetwork.subnet}`,
     );
   });
 
@@ -241,7 +242,7 @@ describe('rollout-under-load on kind (real kubelet and kube-proxy)', () => {
 describe('fidelity', () => {
   it('endpoint propagation through the real kube-proxy: pod deletion → new connections stop reaching the pod (alone, and right after another change)', async () => {
     // The shipped release (preStop sleep 5 s: a deleted pod answers for 5 s more), settled.
-    await deployRelease(cluster.kubeConfig, licenseApi.release('v1', 'kind'), { timeoutMs: 300_000, onProgress: say });
+    await deployRelease(cluster.kubeConfig, licenseApi.release('v1', KIND_PLATFORM), { timeoutMs: 300_000, onProgress: say });
     const w = licenseApi.workload;
     const o = {
       namespace: w.namespace,

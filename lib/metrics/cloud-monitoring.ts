@@ -11,6 +11,7 @@
  */
 import { MetricServiceClient, type protos } from '@google-cloud/monitoring';
 import type { ChannelCredentials } from '@grpc/grpc-js';
+import { GCP_PROJECT_FLAG, SourceUsageError, type MetricSourceProvider } from './provider.ts';
 import {
   abortedByCaller,
   boundPoints,
@@ -338,3 +339,18 @@ function numberOf(v: protos.google.monitoring.v3.ITypedValue | null | undefined)
   const n = Number(pick);
   return Number.isFinite(n) ? n : null;
 }
+
+/** `--source cloud-monitoring`: the load balancer's request counts and latency from Cloud Monitoring. */
+export const cloudMonitoringProvider: MetricSourceProvider = {
+  name: 'cloud-monitoring',
+  flags: [
+    GCP_PROJECT_FLAG,
+    { flag: '--cloud-monitoring-endpoint <host:port>', description: 'the API endpoint (default monitoring.googleapis.com:443)' },
+  ],
+  create(v) {
+    if (!v.project) throw new SourceUsageError('--source cloud-monitoring needs --project');
+    const endpoint = v['cloud-monitoring-endpoint'];
+    const [host, port] = (endpoint ?? '').split(':');
+    return new CloudMonitoringSource({ project: v.project, ...(endpoint ? { apiEndpoint: host, port: Number(port) } : {}) });
+  },
+};

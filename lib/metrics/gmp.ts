@@ -7,6 +7,7 @@
  */
 import { GoogleAuth } from 'google-auth-library';
 import { PromqlSource, type PromqlSourceOptions } from './promql.ts';
+import { GCP_PROJECT_FLAG, PROMQL_SELECTOR_FLAG, SourceUsageError, type MetricSourceProvider } from './provider.ts';
 
 export const GMP_SCOPE = 'https://www.googleapis.com/auth/monitoring.read';
 
@@ -57,3 +58,20 @@ export function gmpSource(o: GmpSourceOptions): PromqlSource {
     },
   });
 }
+
+/** `--source gmp`: Google Managed Prometheus. */
+export const gmpProvider: MetricSourceProvider = {
+  name: 'gmp',
+  flags: [
+    GCP_PROJECT_FLAG,
+    { flag: '--gmp-url <url>', description: "the Prometheus API base URL (default Cloud Monitoring's)" },
+    PROMQL_SELECTOR_FLAG,
+  ],
+  create(v) {
+    if (!v.project)
+      throw new SourceUsageError(
+        '--source gmp needs --project (the Google Cloud project whose Managed Prometheus holds the metrics)',
+      );
+    return gmpSource({ project: v.project, baseUrl: v['gmp-url'], selector: v['promql-selector'] });
+  },
+};

@@ -1,9 +1,12 @@
 /**
  * Metric sources behind one interface (see source.ts): `client` (the ledger), `promql` (a
- * Prometheus server), `gmp` (Google Managed Prometheus), `cloud-monitoring` (listTimeSeries).
+ * Prometheus server), `gmp` (Google Managed Prometheus), `cloud-monitoring` (listTimeSeries); the
+ * ones built from command-line flags are listed, with their flags, in providers.ts.
  * The gates on their measurements are in reports/metric-gates.ts.
  */
 export * from './source.ts';
+export * from './provider.ts';
+export { METRIC_SOURCES } from './providers.ts';
 export { ClientSource, type ClientSourceOptions } from './client.ts';
 export {
   PromqlSource,

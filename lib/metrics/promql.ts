@@ -17,6 +17,7 @@
  * increments of its first scrape, and the edges are extrapolated, so counts are close to, not
  * equal to, what was sent (the tests measure how close).
  */
+import { PROMQL_SELECTOR_FLAG, SourceUsageError, type MetricSourceProvider } from './provider.ts';
 import {
   abortedByCaller,
   boundPoints,
@@ -385,3 +386,14 @@ function parse(v: string): number {
 }
 
 const round = (x: number) => Math.round(x * 1000) / 1000;
+
+/** `--source promql`: a Prometheus server's HTTP API. */
+export const promqlProvider: MetricSourceProvider = {
+  name: 'promql',
+  flags: [{ flag: '--prometheus-url <url>', description: 'the Prometheus HTTP API' }, PROMQL_SELECTOR_FLAG],
+  create(v) {
+    if (!v['prometheus-url'])
+      throw new SourceUsageError('--source promql needs --prometheus-url (the Prometheus HTTP API, e.g. http://prometheus:9090)');
+    return new PromqlSource({ baseUrl: v['prometheus-url'], selector: v['promql-selector'] });
+  },
+};

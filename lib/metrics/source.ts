@@ -63,7 +63,8 @@ export interface FailedMeasurement extends MeasurementBase {
 
 export type Measurement = OkMeasurement | FailedMeasurement;
 
-export type SourceKind = 'client' | 'promql' | 'gmp' | 'cloud-monitoring';
+/** `client` (the ledger), or the name a provider registers in providers.ts (`promql`, `gmp`, `cloud-monitoring`, ...). */
+export type SourceKind = string;
 
 /**
  * One provider per metric source. `measure` resolves with an `error` or `no-data` measurement for

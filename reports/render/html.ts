@@ -14,6 +14,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { CAUSES, FAILURE_CAUSES, type FailureCause, type RunRecord } from '../run-record.ts';
 import { topCause, unknownWarning } from '../failure-summary.ts';
+import type { ReportRenderer } from './renderer.ts';
 
 /** At most this many failed requests per check go into the page's table (the ledger has them all). */
 export const FAILED_ROWS_CAP = 5000;
@@ -210,3 +211,14 @@ ${a.uplotJs}</script>
 </html>
 `;
 }
+
+/** report.html: the only format that reads the ledger (its table of failed requests). */
+export const htmlReport: ReportRenderer<'html', CheckFailedRows[]> = {
+  format: 'html',
+  file: 'report.html',
+  readLedger(record) {
+    const collector = new FailedRowCollector(record);
+    return { add: (line) => collector.add(line), result: () => collector.result(record) };
+  },
+  render: (record, failed) => renderHtml(record, failed),
+};

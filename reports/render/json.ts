@@ -9,6 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 import type { RunRecord } from '../run-record.ts';
+import type { ReportRenderer } from './renderer.ts';
 import { safeDeep } from '../../lib/safe-text.ts';
 
 export const SCHEMA_PATH = new URL('../schema/verdict-v1.schema.json', import.meta.url);
@@ -82,3 +83,10 @@ export function assertValidRunRecord(value: unknown, what?: string): RunRecord {
 export function renderJson(record: RunRecord): string {
   return JSON.stringify(assertValidRunRecord(safeDeep(record)), null, 2) + '\n';
 }
+
+/** verdict.json in the run directory (the record comes validated and sanitised: written as it is). */
+export const jsonReport: ReportRenderer<'json'> = {
+  format: 'json',
+  file: 'verdict.json',
+  render: (record) => JSON.stringify(record, null, 2) + '\n',
+};

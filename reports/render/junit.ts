@@ -17,6 +17,7 @@
  */
 import { ExitCode, type Verdict } from '../../lib/verdict.ts';
 import type { CheckRecord, GateRecord, RunRecord } from '../run-record.ts';
+import type { ReportRenderer } from './renderer.ts';
 import { safeText as field } from '../../lib/safe-text.ts';
 
 // ------------------------------------------------------------------ XML text
@@ -213,3 +214,9 @@ export function renderJunit(record: RunRecord): string {
     '',
   ].join('\n');
 }
+
+export const junitReport: ReportRenderer<'junit'> = {
+  format: 'junit',
+  file: 'junit.xml',
+  render: (record) => renderJunit(record),
+};

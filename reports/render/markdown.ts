@@ -8,6 +8,7 @@
 import { appendFile, stat } from 'node:fs/promises';
 import { ExitCode, type Verdict } from '../../lib/verdict.ts';
 import type { CheckRecord, FailureExample, RunRecord } from '../run-record.ts';
+import type { ReportRenderer } from './renderer.ts';
 import { safeText } from '../../lib/safe-text.ts';
 import { topCause, unknownWarning } from '../failure-summary.ts';
 import { connectionEvidence } from '../gates.ts';
@@ -268,3 +269,10 @@ export async function appendStepSummary(record: RunRecord, env: NodeJS.ProcessEn
   await appendFile(file, (existing > 0 ? '\n' : '') + text);
   return file;
 }
+
+/** summary.md (writeRun also appends it to `$GITHUB_STEP_SUMMARY` when set). */
+export const markdownReport: ReportRenderer<'markdown'> = {
+  format: 'markdown',
+  file: 'summary.md',
+  render: (record) => renderMarkdown(record),
+};

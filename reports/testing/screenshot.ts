@@ -22,7 +22,7 @@ try {
   const run = podKillRun();
   const d = await createRunDirectory(dir, 'experiment', new Date(Date.parse(run.record.startedAt)));
   const files = await writeRun(d.dir, run.record, run.ledgerLines!(), { env: {} });
-  const page = await browser.open(await readFile(files.html, 'utf8'), { width: 1280, height: 900 });
+  const page = await browser.open(await readFile(files.reports.html, 'utf8'), { width: 1280, height: 900 });
   if (page.errors.length) throw new Error(`the page logged errors: ${page.errors.join('; ')}`);
   // Open the first cause's examples, as a reader would.
   await page.page.locator('table.causes details summary').first().click();

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { licenseApi, licenseApiToken } from '../../../apps/license-api/profile.ts';
-import { upEmbedded, type EmbeddedCluster } from '../../../cluster/embedded/embedded-cluster.ts';
+import { EMBEDDED_PLATFORM, upEmbedded, type EmbeddedCluster } from '../../../cluster/embedded/embedded-cluster.ts';
 import { isNotFound, k8s } from '../../kube/client.ts';
 import { deployRelease, renderRelease } from '../../kube/deploy.ts';
 import { isPodReady, waitForSettled } from '../../kube/disrupt.ts';
@@ -48,7 +48,7 @@ beforeAll(async () => {
   core = cluster.kubeConfig.makeApiClient(k8s.CoreV1Api);
   batch = cluster.kubeConfig.makeApiClient(k8s.BatchV1Api);
   await cluster.images.load(licenseApi.image('v1'), log);
-  const release = licenseApi.release('v1', 'embedded');
+  const release = licenseApi.release('v1', EMBEDDED_PLATFORM);
   await deployRelease(cluster.kubeConfig, release, { timeoutMs: 240_000, onProgress: log }).catch(async (err) => {
     // Say what the node agent saw before failing (a CreateContainerConfigError names its cause in an Event).
     const events = (await core.listNamespacedEvent({ namespace: NS })).items.filter((e) => e.type === 'Warning');
@@ -65,7 +65,7 @@ beforeAll(async () => {
       60_000,
     );
   }
-  token = await licenseApiToken('embedded', 'load-agents');
+  token = await licenseApiToken(EMBEDDED_PLATFORM, 'load-agents');
 }, 600_000);
 afterAll(async () => {
   await cluster?.close();

@@ -10,7 +10,7 @@
  * ({@link Collector.requestStop}: no new iteration starts, running ones finish, each agent reports).
  */
 import { timingSafeEqual } from 'node:crypto';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createGunzip } from 'node:zlib';
 import { Ledger, rowFromNdjson } from '../ledger.ts';
@@ -71,72 +71,34 @@ class Refused extends Error {
   }
 }
 
+/** What the collector knows while the agents report. */
+interface CollectorState {
+  reports: Map<number, AgentReport>;
+  /** Agents whose report is being read. */
+  receiving: Set<number>;
+  /** Called at each complete report and at close (waitForAll). */
+  waiters: Set<() => void>;
+  /** Each agent's answers by version, as of its last progress post. */
+  progress: Map<number, Record<string, number>>;
+  counted: Map<number, VersionAnswers>;
+  stopReason: string | null;
+  maxRows: number;
+  expected: Buffer;
+}
+
 export async function startCollector(o: CollectorOptions): Promise<Collector> {
-  const reports = new Map<number, AgentReport>();
-  const receiving = new Set<number>();
-  const waiters = new Set<() => void>();
-  const maxRows = o.maxRowsPerAgent ?? 5_000_000;
-  const expected = Buffer.from(`Bearer ${o.token}`);
-  const progress = new Map<number, Record<string, number>>();
-  const counted = new Map<number, VersionAnswers>();
-  let stopReason: string | null = null;
-
-  const handleProgress = async (req: IncomingMessage, res: ServerResponse, index: number) => {
-    let body = '';
-    for await (const chunk of req.setEncoding('utf8') as AsyncIterable<string>) {
-      body += chunk;
-      if (body.length > MAX_PROGRESS_BODY) throw new Refused(413, `a progress body longer than ${MAX_PROGRESS_BODY} characters`);
-    }
-    let answers: unknown;
-    try {
-      answers = (JSON.parse(body) as { answers?: unknown }).answers;
-    } catch {
-      throw new Refused(400, 'progress is not JSON');
-    }
-    if (
-      typeof answers !== 'object' ||
-      answers === null ||
-      Object.values(answers).some((n) => !Number.isInteger(n) || (n as number) < 0)
-    ) {
-      throw new Refused(400, 'progress must be {"answers": {"<version>": <count>, ...}}');
-    }
-    if (!reports.has(index)) progress.set(index, answers as Record<string, number>);
-    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ stop: stopReason }));
+  const st: CollectorState = {
+    reports: new Map(),
+    receiving: new Set(),
+    waiters: new Set(),
+    progress: new Map(),
+    counted: new Map(),
+    stopReason: null,
+    maxRows: o.maxRowsPerAgent ?? 5_000_000,
+    expected: Buffer.from(`Bearer ${o.token}`),
   };
-
-  const handle = async (req: IncomingMessage, res: ServerResponse) => {
-    let index: number | null = null;
-    try {
-      const m = /^\/v1\/(reports|progress)\/(\d{1,6})$/.exec(req.url ?? '');
-      if (req.method !== 'POST' || !m) throw new Refused(404, 'POST /v1/reports/<agent index> or /v1/progress/<agent index>');
-      const auth = Buffer.from(req.headers.authorization ?? '');
-      if (auth.length !== expected.length || !timingSafeEqual(auth, expected))
-        throw new Refused(401, 'wrong or missing bearer token');
-      index = Number(m[2]);
-      if (index >= o.agents) throw new Refused(400, `agent index ${index} is not one of this run's 0..${o.agents - 1}`);
-      if (m[1] === 'progress') return await handleProgress(req, res, index);
-      if (reports.has(index) || receiving.has(index)) throw new Refused(409, `agent ${index} has reported already`);
-      receiving.add(index);
-      try {
-        const report = await readReport(req, index, maxRows);
-        reports.set(index, report);
-        o.onReport?.(report);
-      } finally {
-        receiving.delete(index);
-      }
-      res.writeHead(204).end();
-      for (const w of [...waiters]) w();
-    } catch (err) {
-      const status = err instanceof Refused ? err.status : 400;
-      const message = (err as Error).message;
-      o.onRefused?.(index, message);
-      if (!res.headersSent) res.writeHead(status, { 'content-type': 'text/plain', connection: 'close' }).end(message + '\n');
-      req.resume();
-    }
-  };
-
   const server = createServer((req, res) => {
-    void handle(req, res);
+    void handle(st, o, req, res);
   });
   server.requestTimeout = 300_000;
   server.headersTimeout = 30_000;
@@ -148,6 +110,69 @@ export async function startCollector(o: CollectorOptions): Promise<Collector> {
     });
   });
   server.on('error', () => {});
+  return collectorOf(st, o, server);
+}
+
+/** One request: a report (`POST /v1/reports/<index>`) or a progress post, with the run's bearer token; anything else refused. */
+async function handle(st: CollectorState, o: CollectorOptions, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  let index: number | null = null;
+  try {
+    const m = /^\/v1\/(reports|progress)\/(\d{1,6})$/.exec(req.url ?? '');
+    if (req.method !== 'POST' || !m) throw new Refused(404, 'POST /v1/reports/<agent index> or /v1/progress/<agent index>');
+    const auth = Buffer.from(req.headers.authorization ?? '');
+    if (auth.length !== st.expected.length || !timingSafeEqual(auth, st.expected))
+      throw new Refused(401, 'wrong or missing bearer token');
+    index = Number(m[2]);
+    if (index >= o.agents) throw new Refused(400, `agent index ${index} is not one of this run's 0..${o.agents - 1}`);
+    if (m[1] === 'progress') {
+      const answers = await readProgress(req);
+      if (!st.reports.has(index)) st.progress.set(index, answers);
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ stop: st.stopReason }));
+      return;
+    }
+    if (st.reports.has(index) || st.receiving.has(index)) throw new Refused(409, `agent ${index} has reported already`);
+    st.receiving.add(index);
+    try {
+      const report = await readReport(req, index, st.maxRows);
+      st.reports.set(index, report);
+      o.onReport?.(report);
+    } finally {
+      st.receiving.delete(index);
+    }
+    res.writeHead(204).end();
+    for (const w of [...st.waiters]) w();
+  } catch (err) {
+    const status = err instanceof Refused ? err.status : 400;
+    const message = (err as Error).message;
+    o.onRefused?.(index, message);
+    if (!res.headersSent) res.writeHead(status, { 'content-type': 'text/plain', connection: 'close' }).end(message + '\n');
+    req.resume();
+  }
+}
+
+/** A progress post's body: `{"answers": {"<version>": <count>, ...}}`, bounded. */
+async function readProgress(req: IncomingMessage): Promise<Record<string, number>> {
+  let body = '';
+  for await (const chunk of req.setEncoding('utf8') as AsyncIterable<string>) {
+    body += chunk;
+    if (body.length > MAX_PROGRESS_BODY) throw new Refused(413, `a progress body longer than ${MAX_PROGRESS_BODY} characters`);
+  }
+  let answers: unknown;
+  try {
+    answers = (JSON.parse(body) as { answers?: unknown }).answers;
+  } catch {
+    throw new Refused(400, 'progress is not JSON');
+  }
+  if (
+    typeof answers !== 'object' ||
+    answers === null ||
+    Object.values(answers).some((n) => !Number.isInteger(n) || (n as number) < 0)
+  )
+    throw new Refused(400, 'progress must be {"answers": {"<version>": <count>, ...}}');
+  return answers as Record<string, number>;
+}
+
+function collectorOf(st: CollectorState, o: CollectorOptions, server: Server): Collector {
   const { address, port } = server.address() as AddressInfo;
   const host = address.includes(':') ? `[${address}]` : address;
   let closed: Promise<void> | null = null;
@@ -155,8 +180,9 @@ export async function startCollector(o: CollectorOptions): Promise<Collector> {
     (closed ??= new Promise<void>((resolve) => {
       server.close(() => resolve());
       server.closeAllConnections();
-      for (const w of [...waiters]) w();
+      for (const w of [...st.waiters]) w();
     }));
+  const { reports, progress, counted, waiters } = st;
   return {
     url: `http://${host}:${port}/v1/reports`,
     progressUrl: `http://${host}:${port}/v1/progress`,
@@ -172,10 +198,10 @@ export async function startCollector(o: CollectorOptions): Promise<Collector> {
       return n;
     },
     requestStop(reason) {
-      stopReason ??= reason;
+      st.stopReason ??= reason;
     },
     get stopRequested() {
-      return stopReason !== null;
+      return st.stopReason !== null;
     },
     waitForAll(signal) {
       return new Promise((resolve) => {

@@ -57,35 +57,35 @@ export interface MergeInput {
 
 const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
 
+/** One agent's ledger as the merge reads it: the next row, its time shift, its ids mapped into the merged ledger's. */
+interface MergePart {
+  ledger: Ledger;
+  connectionOffset: number;
+  next: number;
+  shift: number;
+  names: Map<number, number>;
+  served: Map<number, number>;
+  versions: Map<number, number>;
+  codes: Map<number, number>;
+  kinds: Map<number, number>;
+  creators: Map<number, number>;
+}
+
 /** Merges agent ledgers into one on `originEpochMs`, in issue order; connection numbers offset per agent. */
 export function mergeLedgers(parts: Array<{ ledger: Ledger; connectionOffset: number }>, originEpochMs: number): Ledger {
   const out = new Ledger(originEpochMs - performance.timeOrigin);
-  const state = parts.map(({ ledger, connectionOffset }) => ({
+  const state: MergePart[] = parts.map(({ ledger, connectionOffset }) => ({
     ledger,
     connectionOffset,
     next: 0,
     shift: ledger.origin.epochMs - originEpochMs,
-    names: new Map<number, number>(),
-    served: new Map<number, number>(),
-    versions: new Map<number, number>(),
-    codes: new Map<number, number>(),
-    kinds: new Map<number, number>(),
-    creators: new Map<number, number>(),
+    names: new Map(),
+    served: new Map(),
+    versions: new Map(),
+    codes: new Map(),
+    kinds: new Map(),
+    creators: new Map(),
   }));
-  const map = (
-    cache: Map<number, number>,
-    id: number,
-    from: (id: number) => string | undefined,
-    to: (v: string | undefined) => number,
-  ) => {
-    if (id === 0) return 0;
-    let m = cache.get(id);
-    if (m === undefined) {
-      m = to(from(id));
-      cache.set(id, m);
-    }
-    return m;
-  };
   for (;;) {
     // k-way merge by issue time: each agent's rows are in its own issue order.
     let best = -1;
@@ -100,73 +100,92 @@ export function mergeLedgers(parts: Array<{ ledger: Ledger; connectionOffset: nu
       }
     }
     if (best < 0) break;
-    const s = state[best];
-    const l = s.ledger;
-    const r = s.next++;
-    const name = map(
-      s.names,
-      l.nameId(r),
-      (id) => l.names.value(id),
-      (v) => out.names.id(v),
-    );
-    const outcome = l.outcome(r);
-    const scheduled = l.scheduledAt(r) + s.shift;
-    if (outcome === Outcome.dropped) {
-      out.addDropped(scheduled, bestAt, name, l.iteration(r));
-      continue;
-    }
-    const row = out.add(scheduled, bestAt, name, l.iteration(r));
-    out.describe(
-      row,
-      map(
-        s.kinds,
-        l.kindId(r),
-        (id) => l.kinds.value(id),
-        (v) => out.kinds.id(v),
-      ),
-      map(
-        s.creators,
-        l.createdById(r),
-        (id) => l.creators.value(id),
-        (v) => out.creators.id(v),
-      ),
-    );
-    const use = l.connectionUse(r);
-    if (use) out.markConnection(row, use, l.connectionAge(r));
-    const started = l.startedAt(r);
-    const conn = l.connection(r);
-    if (!Number.isNaN(started))
-      out.markStarted(row, started + s.shift, conn === 0xffff ? 0xffff : Math.min(0xfffe, conn + s.connectionOffset));
-    if (outcome !== Outcome.pending) {
-      out.finish(
-        row,
-        l.endedAt(r) + s.shift,
-        outcome,
-        l.status(r),
-        l.errorClass(r),
-        map(
-          s.codes,
-          l.errorCodeId(r),
-          (id) => l.errorCodes.value(id),
-          (v) => out.errorCodes.id(v),
-        ),
-        map(
-          s.served,
-          l.servedById(r),
-          (id) => l.servedBy.value(id),
-          (v) => out.servedBy.id(v),
-        ),
-        map(
-          s.versions,
-          l.appVersionId(r),
-          (id) => l.appVersions.value(id),
-          (v) => out.appVersions.id(v),
-        ),
-        l.localPort(r),
-      );
-    }
+    copyRow(out, state[best], bestAt);
   }
   return out;
+}
+
+/** An id of one ledger's string table as the merged ledger's id of the same string (0 stays 0). */
+function mapId(
+  cache: Map<number, number>,
+  id: number,
+  from: (id: number) => string | undefined,
+  to: (v: string | undefined) => number,
+) {
+  if (id === 0) return 0;
+  let m = cache.get(id);
+  if (m === undefined) {
+    m = to(from(id));
+    cache.set(id, m);
+  }
+  return m;
+}
+
+/** Appends the part's next row to `out`, issued at `issuedAt` on the merged clock. */
+function copyRow(out: Ledger, s: MergePart, issuedAt: number): void {
+  const l = s.ledger;
+  const r = s.next++;
+  const name = mapId(
+    s.names,
+    l.nameId(r),
+    (id) => l.names.value(id),
+    (v) => out.names.id(v),
+  );
+  const outcome = l.outcome(r);
+  const scheduled = l.scheduledAt(r) + s.shift;
+  if (outcome === Outcome.dropped) {
+    out.addDropped(scheduled, issuedAt, name, l.iteration(r));
+    return;
+  }
+  const row = out.add(scheduled, issuedAt, name, l.iteration(r));
+  out.describe(
+    row,
+    mapId(
+      s.kinds,
+      l.kindId(r),
+      (id) => l.kinds.value(id),
+      (v) => out.kinds.id(v),
+    ),
+    mapId(
+      s.creators,
+      l.createdById(r),
+      (id) => l.creators.value(id),
+      (v) => out.creators.id(v),
+    ),
+  );
+  const use = l.connectionUse(r);
+  if (use) out.markConnection(row, use, l.connectionAge(r));
+  const started = l.startedAt(r);
+  const conn = l.connection(r);
+  if (!Number.isNaN(started))
+    out.markStarted(row, started + s.shift, conn === 0xffff ? 0xffff : Math.min(0xfffe, conn + s.connectionOffset));
+  if (outcome === Outcome.pending) return;
+  out.finish(
+    row,
+    l.endedAt(r) + s.shift,
+    outcome,
+    l.status(r),
+    l.errorClass(r),
+    mapId(
+      s.codes,
+      l.errorCodeId(r),
+      (id) => l.errorCodes.value(id),
+      (v) => out.errorCodes.id(v),
+    ),
+    mapId(
+      s.served,
+      l.servedById(r),
+      (id) => l.servedBy.value(id),
+      (v) => out.servedBy.id(v),
+    ),
+    mapId(
+      s.versions,
+      l.appVersionId(r),
+      (id) => l.appVersions.value(id),
+      (v) => out.appVersions.id(v),
+    ),
+    l.localPort(r),
+  );
 }
 
 export function mergeAgentResults(m: MergeInput): DistributedLoadResult {
@@ -179,43 +198,9 @@ export function mergeAgentResults(m: MergeInput): DistributedLoadResult {
     return part;
   });
   const ledger = mergeLedgers(parts, m.originEpochMs);
-  const rel = (r: AgentReport, t: number) => t + r.header.originEpochMs - m.originEpochMs;
 
   const problems: string[] = [];
-  const agents: AgentOutcome[] = indexes.map((index) => {
-    const r = m.reports.get(index);
-    if (!r) {
-      const why = m.missing.get(index) ?? 'no report arrived';
-      problems.push(
-        `agent ${index}${m.pods?.get(index) ? ` (${m.pods.get(index)})` : ''} did not report: ${why}; its share of the load is missing`,
-      );
-      return {
-        index,
-        pod: m.pods?.get(index) ?? null,
-        reported: false,
-        problem: why,
-        rows: 0,
-        ownVerdict: null,
-        startLateMs: null,
-      };
-    }
-    let problem: string | null = null;
-    if (r.header.startLateMs > m.maxStartLatenessMs) {
-      problem = `started ${Math.round(r.header.startLateMs)} ms after its start instant`;
-      problems.push(
-        `agent ${index} (${r.header.host}) ${problem} (at most ${m.maxStartLatenessMs} ms): the agents did not start together`,
-      );
-    }
-    return {
-      index,
-      pod: m.pods?.get(index) ?? r.header.host,
-      reported: true,
-      problem,
-      rows: r.header.rows,
-      ownVerdict: r.header.assessment.verdict,
-      startLateMs: r.header.startLateMs,
-    };
-  });
+  const agents = indexes.map((index) => agentOutcome(m, index, problems));
 
   const stats = new RequestStatistics();
   const thresholds = thresholdStatistics(m.thresholds, stats);
@@ -223,6 +208,74 @@ export function mergeAgentResults(m: MergeInput): DistributedLoadResult {
   for (let i = 0; i < all.length; i++) all[i] = i;
   ingestRows(ledger, all, stats, thresholds);
 
+  const { iterations, endedAt, schedulingEndedAt, stopReason, aborts, abortedByThreshold, plan, maxRequests } = runTotals(
+    m,
+    reported,
+  );
+
+  const judged = judgeRun({
+    ledger,
+    stats,
+    plan,
+    target: m.target,
+    iterations,
+    connections: offset,
+    timeoutMs: m.timeoutMs,
+    maxRequests: reported.length === m.agents ? maxRequests : Number.MAX_SAFE_INTEGER,
+    schedulingEndedAt,
+    lastIssuedAt: ledger.length ? ledger.issuedAt(ledger.length - 1) : NaN,
+    endedAt,
+    stopReason,
+    abortReason: aborts.length ? aborts.join('; ') : null,
+    ndjsonRows: null,
+    thresholds,
+    minRequests: m.minRequests,
+    maxScheduleDelayMs: m.maxScheduleDelayMs,
+    abortedByThreshold,
+    inconclusive: problems,
+  });
+  return { ledger, ...judged, agents };
+}
+
+/** What happened to agent `index`: reported (maybe late), or lost; each problem is added to `problems`. */
+function agentOutcome(m: MergeInput, index: number, problems: string[]): AgentOutcome {
+  const r = m.reports.get(index);
+  if (!r) {
+    const why = m.missing.get(index) ?? 'no report arrived';
+    problems.push(
+      `agent ${index}${m.pods?.get(index) ? ` (${m.pods.get(index)})` : ''} did not report: ${why}; its share of the load is missing`,
+    );
+    return {
+      index,
+      pod: m.pods?.get(index) ?? null,
+      reported: false,
+      problem: why,
+      rows: 0,
+      ownVerdict: null,
+      startLateMs: null,
+    };
+  }
+  let problem: string | null = null;
+  if (r.header.startLateMs > m.maxStartLatenessMs) {
+    problem = `started ${Math.round(r.header.startLateMs)} ms after its start instant`;
+    problems.push(
+      `agent ${index} (${r.header.host}) ${problem} (at most ${m.maxStartLatenessMs} ms): the agents did not start together`,
+    );
+  }
+  return {
+    index,
+    pod: m.pods?.get(index) ?? r.header.host,
+    reported: true,
+    problem,
+    rows: r.header.rows,
+    ownVerdict: r.header.assessment.verdict,
+    startLateMs: r.header.startLateMs,
+  };
+}
+
+/** The run as a whole from the agents' summaries: iterations, when it ended and why, the plan as planned over all agents. */
+function runTotals(m: MergeInput, reported: AgentReport[]) {
+  const rel = (r: AgentReport, t: number) => t + r.header.originEpochMs - m.originEpochMs;
   const counts = (k: keyof IterationCounts) => sum(reported.map((r) => r.header.summary.counts.iterations[k]));
   const iterations: IterationCounts = {
     started: counts('started'),
@@ -251,27 +304,5 @@ export function mergeAgentResults(m: MergeInput): DistributedLoadResult {
       ? { ...m.plan, arrivals: { ...m.plan.arrivals, count: m.plannedArrivals } }
       : m.plan;
   const maxRequests = sum(reported.map((r) => r.header.summary.run.maxRequests)) || 1;
-
-  const judged = judgeRun({
-    ledger,
-    stats,
-    plan,
-    target: m.target,
-    iterations,
-    connections: offset,
-    timeoutMs: m.timeoutMs,
-    maxRequests: reported.length === m.agents ? maxRequests : Number.MAX_SAFE_INTEGER,
-    schedulingEndedAt,
-    lastIssuedAt: ledger.length ? ledger.issuedAt(ledger.length - 1) : NaN,
-    endedAt,
-    stopReason,
-    abortReason: aborts.length ? aborts.join('; ') : null,
-    ndjsonRows: null,
-    thresholds,
-    minRequests: m.minRequests,
-    maxScheduleDelayMs: m.maxScheduleDelayMs,
-    abortedByThreshold,
-    inconclusive: problems,
-  });
-  return { ledger, ...judged, agents };
+  return { iterations, endedAt, schedulingEndedAt, stopReason, aborts, abortedByThreshold, plan, maxRequests };
 }

@@ -130,6 +130,50 @@ export async function runAgents(o: RunAgentsOptions): Promise<DistributedLoadRes
  */
 export async function startAgents(o: RunAgentsOptions): Promise<AgentsRun> {
   const say = o.onProgress ?? (() => {});
+  const p = await planAgents(o);
+  const runId = randomBytes(4).toString('hex');
+  const kc = o.cluster.kubeConfig;
+  const job: JobRef = {
+    name: `verdict-load-${runId}`,
+    namespace: o.namespace ?? 'default',
+    runId,
+    selector: `${RUN_LABEL}=${runId}`,
+    batch: kc.makeApiClient(k8s.BatchV1Api),
+    core: kc.makeApiClient(k8s.CoreV1Api),
+    say,
+  };
+  const image = o.image ?? (await buildAgentImage(o, say));
+  const token = randomBytes(24).toString('base64url');
+  const collector = await startCollector({
+    host: p.collectorHost,
+    port: o.collector?.port,
+    token,
+    agents: p.n,
+    maxRowsPerAgent: Math.max(...p.shares.map((s) => s.maxRequests ?? 5_000_000)),
+    onReport: (r) =>
+      say(`agent ${r.header.index} reported: ${r.header.rows} requests, its own verdict ${r.header.assessment.verdict}`),
+    onRefused: (i, why) => say(`refused a report${i === null ? '' : ` from agent ${i}`}: ${why}`),
+  });
+  const startAt = Date.now() + (o.startDelayMs ?? 10_000);
+  const longestMs = Math.max(...p.agentPlans.map((ap, k) => p.shares[k].offsetMs + ap.durationMs + 1000 + ap.gracefulStopMs));
+  const reportTimeoutMs = o.reportTimeoutMs ?? 60_000;
+  const deadlineS = Math.ceil((startAt - Date.now() + longestMs + reportTimeoutMs) / 1000) + 30;
+  const cleanup = () => removeJob(job, collector);
+  try {
+    await createJob(job, agentJob(job, image, agentArgs(o, p, startAt, collector), p.n, deadlineS), {
+      ...(o.env ?? {}),
+      VERDICT_REPORT_TOKEN: token,
+    });
+  } catch (err) {
+    await cleanup();
+    throw new Error(`creating the load agents' Job ${job.namespace}/${job.name} failed: ${messageOf(err)}`);
+  }
+  say(`Job ${job.namespace}/${job.name}: ${p.n} agents of ${image}, starting together at ${new Date(startAt).toISOString()}`);
+  return followAgents(o, p, job, collector, { startAt, longestMs, reportTimeoutMs, cleanup });
+}
+
+/** What the flags make of the run: the plans (whole and per agent), thresholds and where the agents load and report. */
+async function planAgents(o: RunAgentsOptions) {
   const n = o.agents;
   if (!Number.isInteger(n) || n < 1 || n > 100) throw new RangeError(`agents must be a whole number from 1 to 100, got ${n}`);
   const timeoutMs = parseDuration(o.timeout ?? '10s');
@@ -155,40 +199,47 @@ export async function startAgents(o: RunAgentsOptions): Promise<AgentsRun> {
       'this target does not say at which address pods reach this machine (podReach), so the agents could not report: pass collector.host (the embedded cluster has it; kind and existing clusters are not supported yet)',
     );
   }
-  const namespace = o.namespace ?? 'default';
-  const runId = randomBytes(4).toString('hex');
-  const name = `verdict-load-${runId}`;
-  const selector = `${RUN_LABEL}=${runId}`;
-  const kc = o.cluster.kubeConfig;
-  const batch = kc.makeApiClient(k8s.BatchV1Api);
-  const core = kc.makeApiClient(k8s.CoreV1Api);
-
-  const image = o.image ?? (await buildAgentImage(o, say));
-  const token = randomBytes(24).toString('base64url');
-  const collector = await startCollector({
-    host: collectorHost,
-    port: o.collector?.port,
-    token,
-    agents: n,
-    maxRowsPerAgent: Math.max(...shares.map((s) => s.maxRequests ?? 5_000_000)),
-    onReport: (r) =>
-      say(`agent ${r.header.index} reported: ${r.header.rows} requests, its own verdict ${r.header.assessment.verdict}`),
-    onRefused: (i, why) => say(`refused a report${i === null ? '' : ` from agent ${i}`}: ${why}`),
-  });
-
-  const startAt = Date.now() + (o.startDelayMs ?? 10_000);
-  const longestMs = Math.max(...agentPlans.map((p, k) => shares[k].offsetMs + p.durationMs + 1000 + p.gracefulStopMs));
-  const reportTimeoutMs = o.reportTimeoutMs ?? 60_000;
-  const labels = {
-    'app.kubernetes.io/name': 'verdict-load-agent',
-    'app.kubernetes.io/managed-by': 'verdict',
-    [RUN_LABEL]: runId,
+  return {
+    n,
+    timeoutMs,
+    plan,
+    shares,
+    agentPlans,
+    thresholdConfig,
+    thresholds,
+    maxScheduleDelayMs,
+    harnessNetworks,
+    target,
+    collectorHost,
   };
-  const args = [
+}
+
+type AgentsPlan = Awaited<ReturnType<typeof planAgents>>;
+
+/** The Job of one run, and how to reach it. */
+interface JobRef {
+  name: string;
+  namespace: string;
+  runId: string;
+  selector: string;
+  batch: k8s.BatchV1Api;
+  core: k8s.CoreV1Api;
+  say: (m: string) => void;
+}
+
+const labelsOf = (job: JobRef) => ({
+  'app.kubernetes.io/name': 'verdict-load-agent',
+  'app.kubernetes.io/managed-by': 'verdict',
+  [RUN_LABEL]: job.runId,
+});
+
+/** The agent's command line: the whole run's executor (each agent takes its share by its index), where to report. */
+function agentArgs(o: RunAgentsOptions, p: AgentsPlan, startAt: number, collector: Collector): string[] {
+  return [
     '--url',
     o.url,
     '--agents',
-    String(n),
+    String(p.n),
     '--start-at',
     String(startAt),
     '--report-to',
@@ -198,22 +249,27 @@ export async function startAgents(o: RunAgentsOptions): Promise<AgentsRun> {
     '--executor-json',
     JSON.stringify(o.executor),
     '--thresholds-json',
-    JSON.stringify(thresholdConfig),
+    JSON.stringify(p.thresholdConfig),
     '--timeout',
-    `${timeoutMs}ms`,
+    `${p.timeoutMs}ms`,
     '--min-requests',
     '0',
     ...(o.connections !== undefined ? ['--connections', String(o.connections)] : []),
     ...(o.maxRequests !== undefined ? ['--max-requests', String(o.maxRequests)] : []),
-    ...(maxScheduleDelayMs !== undefined ? ['--max-schedule-delay', `${maxScheduleDelayMs}ms`] : []),
-    ...harnessNetworks.flatMap((c) => ['--harness-network', c]),
+    ...(p.maxScheduleDelayMs !== undefined ? ['--max-schedule-delay', `${p.maxScheduleDelayMs}ms`] : []),
+    ...p.harnessNetworks.flatMap((c) => ['--harness-network', c]),
     ...(o.identityHeaders?.backend ? ['--backend-header', o.identityHeaders.backend] : []),
     ...(o.identityHeaders?.version ? ['--version-header', o.identityHeaders.version] : []),
   ];
-  const job: k8s.V1Job = {
+}
+
+/** The Indexed Job of the agents: one pod per agent, spread over the nodes, no retries, bounded by a deadline. */
+function agentJob(job: JobRef, image: string, args: string[], n: number, activeDeadlineSeconds: number): k8s.V1Job {
+  const labels = labelsOf(job);
+  return {
     apiVersion: 'batch/v1',
     kind: 'Job',
-    metadata: { name, namespace, labels },
+    metadata: { name: job.name, namespace: job.namespace, labels },
     spec: {
       completionMode: 'Indexed',
       completions: n,
@@ -222,7 +278,7 @@ export async function startAgents(o: RunAgentsOptions): Promise<AgentsRun> {
       // fail the whole Job at the first loss and terminate every other agent) nor be re-run later.
       backoffLimitPerIndex: 0,
       podReplacementPolicy: 'Failed',
-      activeDeadlineSeconds: Math.ceil((startAt - Date.now() + longestMs + reportTimeoutMs) / 1000) + 30,
+      activeDeadlineSeconds,
       template: {
         metadata: { labels },
         spec: {
@@ -236,7 +292,7 @@ export async function startAgents(o: RunAgentsOptions): Promise<AgentsRun> {
               maxSkew: 1,
               topologyKey: 'kubernetes.io/hostname',
               whenUnsatisfiable: 'ScheduleAnyway',
-              labelSelector: { matchLabels: { [RUN_LABEL]: runId } },
+              labelSelector: { matchLabels: { [RUN_LABEL]: job.runId } },
             },
           ],
           containers: [
@@ -245,7 +301,7 @@ export async function startAgents(o: RunAgentsOptions): Promise<AgentsRun> {
               image,
               command: ['node', 'load-agent.mjs'],
               args,
-              envFrom: [{ secretRef: { name } }],
+              envFrom: [{ secretRef: { name: job.name } }],
               securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
             },
           ],
@@ -253,63 +309,56 @@ export async function startAgents(o: RunAgentsOptions): Promise<AgentsRun> {
       },
     },
   };
+}
 
-  const cleanup = async () => {
-    await batch.deleteNamespacedJob({ name, namespace, propagationPolicy: 'Background' }).catch((err) => {
-      if (!isNotFound(err)) say(`deleting Job ${name}: ${messageOf(err)}`);
-    });
-    await core.deleteNamespacedSecret({ name, namespace }).catch((err) => {
-      if (!isNotFound(err)) say(`deleting Secret ${name}: ${messageOf(err)}`);
-    });
-    // The Job's pods go with it (garbage collector); wait for them, bounded, so nothing is left running.
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      const left = await core.listNamespacedPod({ namespace, labelSelector: selector }).then(
-        (l) => l.items.length,
-        () => 0,
-      );
-      if (left === 0) break;
-      if (Date.now() > deadline) {
-        say(`${left} agent pods of ${name} still there after 60 s; they end with the Job's deadline`);
-        break;
-      }
-      await sleep(500);
+/** The Secret (the agents' environment and report token), the Job, then the Job made the Secret's owner. */
+async function createJob(job: JobRef, body: k8s.V1Job, env: Record<string, string>): Promise<void> {
+  const { name, namespace, core, batch } = job;
+  await core.createNamespacedSecret({
+    namespace,
+    body: { metadata: { name, namespace, labels: labelsOf(job) }, type: 'Opaque', stringData: env },
+  });
+  const created = await batch.createNamespacedJob({ namespace, body });
+  const owner = { apiVersion: 'batch/v1', kind: 'Job', name, uid: created.metadata!.uid!, blockOwnerDeletion: false };
+  await core
+    .patchNamespacedSecret({ name, namespace, body: { metadata: { ownerReferences: [owner] } } }, mergePatch)
+    .catch((err) => job.say(`the Secret ${name} has no owner (deleted explicitly afterwards): ${messageOf(err)}`));
+}
+
+/** Deletes the Job and its Secret, waits (bounded) until its pods are gone, closes the collector. */
+async function removeJob(job: JobRef, collector: Collector): Promise<void> {
+  const { name, namespace, core, batch, say } = job;
+  await batch.deleteNamespacedJob({ name, namespace, propagationPolicy: 'Background' }).catch((err) => {
+    if (!isNotFound(err)) say(`deleting Job ${name}: ${messageOf(err)}`);
+  });
+  await core.deleteNamespacedSecret({ name, namespace }).catch((err) => {
+    if (!isNotFound(err)) say(`deleting Secret ${name}: ${messageOf(err)}`);
+  });
+  // The Job's pods go with it (garbage collector); wait for them, bounded, so nothing is left running.
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const left = await core.listNamespacedPod({ namespace, labelSelector: job.selector }).then(
+      (l) => l.items.length,
+      () => 0,
+    );
+    if (left === 0) break;
+    if (Date.now() > deadline) {
+      say(`${left} agent pods of ${name} still there after 60 s; they end with the Job's deadline`);
+      break;
     }
-    await collector.close();
-  };
-
-  try {
-    await core.createNamespacedSecret({
-      namespace,
-      body: {
-        metadata: { name, namespace, labels },
-        type: 'Opaque',
-        stringData: { ...(o.env ?? {}), VERDICT_REPORT_TOKEN: token },
-      },
-    });
-    const created = await batch.createNamespacedJob({ namespace, body: job });
-    await core
-      .patchNamespacedSecret(
-        {
-          name,
-          namespace,
-          body: {
-            metadata: {
-              ownerReferences: [
-                { apiVersion: 'batch/v1', kind: 'Job', name, uid: created.metadata!.uid!, blockOwnerDeletion: false },
-              ],
-            },
-          },
-        },
-        mergePatch,
-      )
-      .catch((err) => say(`the Secret ${name} has no owner (deleted explicitly afterwards): ${messageOf(err)}`));
-  } catch (err) {
-    await cleanup();
-    throw new Error(`creating the load agents' Job ${namespace}/${name} failed: ${messageOf(err)}`);
+    await sleep(500);
   }
-  say(`Job ${namespace}/${name}: ${n} agents of ${image}, starting together at ${new Date(startAt).toISOString()}`);
+  await collector.close();
+}
 
+/** The running Job as an AgentsRun: its result (watched, merged, cleaned up), abort, stop and start. */
+function followAgents(
+  o: RunAgentsOptions,
+  p: AgentsPlan,
+  job: JobRef,
+  collector: Collector,
+  t: { startAt: number; longestMs: number; reportTimeoutMs: number; cleanup: () => Promise<void> },
+): AgentsRun {
   const aborted = new AbortController();
   let abortReason: string | null = null;
   const abort = (reason = 'aborted by caller') => {
@@ -317,67 +366,26 @@ export async function startAgents(o: RunAgentsOptions): Promise<AgentsRun> {
     abortReason = reason;
     aborted.abort(reason);
   };
-  const onSignal = () => abort(String(o.signal?.reason ?? 'interrupted'));
+  const onSignal = () => {
+    const why = o.signal?.reason;
+    abort(why instanceof Error ? why.message : String(why ?? 'interrupted'));
+  };
   o.signal?.addEventListener('abort', onSignal, { once: true });
   if (o.signal?.aborted) onSignal();
-
-  const result = (async (): Promise<DistributedLoadResult> => {
-    try {
-      const { missing, pods } = await watchAgents({
-        core,
-        namespace,
-        selector,
-        agents: n,
-        collector,
-        say,
-        aborted: aborted.signal,
-        deadline: startAt + longestMs + reportTimeoutMs,
-        // While the agents run their schedule, no report is due: say nothing until it is over or stopped.
-        reportsDue: () => collector.stopRequested || Date.now() > startAt + longestMs,
-        onAbort: async () => {
-          // SIGTERM to every agent (the Job's pods deleted with their grace): each reports what it has.
-          await batch.deleteNamespacedJob({ name, namespace, propagationPolicy: 'Background' }).catch(() => {});
-          return Date.now() + (TERMINATION_GRACE_S + 10) * 1000;
-        },
-      });
-      return mergeAgentResults({
-        agents: n,
-        reports: collector.reports,
-        missing,
-        pods,
-        plan,
-        plannedArrivals: agentPlans.every((p) => p.model === 'open')
-          ? agentPlans.reduce((s, p) => s + (p.model === 'open' ? p.arrivals.count : 0), 0)
-          : null,
-        target,
-        thresholds,
-        timeoutMs,
-        minRequests: o.minRequests ?? 100,
-        maxScheduleDelayMs,
-        maxStartLatenessMs: o.maxStartLatenessMs ?? 1000,
-        originEpochMs: startAt,
-        abortReason,
-      });
-    } finally {
-      o.signal?.removeEventListener('abort', onSignal);
-      await cleanup();
-    }
-  })();
+  const result = watchAndMerge(o, p, job, collector, t, aborted.signal, () => abortReason).finally(() =>
+    o.signal?.removeEventListener('abort', onSignal),
+  );
   result.catch(() => {});
   let settled = false;
-  void result.then(
-    () => {
-      settled = true;
-    },
-    () => {
-      settled = true;
-    },
-  );
+  const done = () => {
+    settled = true;
+  };
+  void result.then(done, done);
   return {
-    job: name,
-    namespace,
-    selector,
-    startAt,
+    job: job.name,
+    namespace: job.namespace,
+    selector: job.selector,
+    startAt: t.startAt,
     result,
     abort,
     stop(reason = 'stopped by caller') {
@@ -386,27 +394,93 @@ export async function startAgents(o: RunAgentsOptions): Promise<AgentsRun> {
     answersFrom(version) {
       return collector.answersFrom(version);
     },
-    async started(withinMs = 30_000) {
-      const deadline = startAt + withinMs;
-      for (;;) {
-        const waiting = Array.from({ length: n }, (_, i) => i).filter(
-          (i) => !collector.progress.has(i) && !collector.reports.has(i),
-        );
-        if (waiting.length === 0) return;
-        if (abortReason !== null) throw new Error(`the load agents were stopped before they all started: ${abortReason}`);
-        if (settled) throw new Error(`the load agents' run ended before agents ${waiting.join(', ')} started`);
-        if (Date.now() > deadline)
-          throw new Error(
-            `load agents ${waiting.join(', ')} of Job ${namespace}/${name} had not started ${Math.round(withinMs / 1000)} s after the start instant`,
-          );
-        await sleep(200);
-      }
-    },
+    started: (withinMs = 30_000) =>
+      allStarted(collector, p.n, {
+        startAt: t.startAt,
+        withinMs,
+        job,
+        stoppedBecause: () => abortReason,
+        settled: () => settled,
+      }),
     async [Symbol.asyncDispose]() {
       abort('disposed');
       await result.catch(() => {});
     },
   };
+}
+
+/** Watches the agents until each reported or is known lost, merges and judges their reports, then removes the Job. */
+async function watchAndMerge(
+  o: RunAgentsOptions,
+  p: AgentsPlan,
+  job: JobRef,
+  collector: Collector,
+  t: { startAt: number; longestMs: number; reportTimeoutMs: number; cleanup: () => Promise<void> },
+  aborted: AbortSignal,
+  abortReason: () => string | null,
+): Promise<DistributedLoadResult> {
+  try {
+    const { missing, pods } = await watchAgents({
+      core: job.core,
+      namespace: job.namespace,
+      selector: job.selector,
+      agents: p.n,
+      collector,
+      say: job.say,
+      aborted,
+      deadline: t.startAt + t.longestMs + t.reportTimeoutMs,
+      // While the agents run their schedule, no report is due: say nothing until it is over or stopped.
+      reportsDue: () => collector.stopRequested || Date.now() > t.startAt + t.longestMs,
+      onAbort: async () => {
+        // SIGTERM to every agent (the Job's pods deleted with their grace): each reports what it has.
+        await job.batch
+          .deleteNamespacedJob({ name: job.name, namespace: job.namespace, propagationPolicy: 'Background' })
+          .catch(() => {});
+        return Date.now() + (TERMINATION_GRACE_S + 10) * 1000;
+      },
+    });
+    return mergeAgentResults({
+      agents: p.n,
+      reports: collector.reports,
+      missing,
+      pods,
+      plan: p.plan,
+      plannedArrivals: p.agentPlans.every((ap) => ap.model === 'open')
+        ? p.agentPlans.reduce((s, ap) => s + (ap.model === 'open' ? ap.arrivals.count : 0), 0)
+        : null,
+      target: p.target,
+      thresholds: p.thresholds,
+      timeoutMs: p.timeoutMs,
+      minRequests: o.minRequests ?? 100,
+      maxScheduleDelayMs: p.maxScheduleDelayMs,
+      maxStartLatenessMs: o.maxStartLatenessMs ?? 1000,
+      originEpochMs: t.startAt,
+      abortReason: abortReason(),
+    });
+  } finally {
+    await t.cleanup();
+  }
+}
+
+/** Resolves once every agent has posted progress (or reported); rejects when one has not in time, or the run ended or stopped. */
+async function allStarted(
+  collector: Collector,
+  n: number,
+  o: { startAt: number; withinMs: number; job: JobRef; stoppedBecause: () => string | null; settled: () => boolean },
+): Promise<void> {
+  const deadline = o.startAt + o.withinMs;
+  for (;;) {
+    const waiting = Array.from({ length: n }, (_, i) => i).filter((i) => !collector.progress.has(i) && !collector.reports.has(i));
+    if (waiting.length === 0) return;
+    const stopped = o.stoppedBecause();
+    if (stopped !== null) throw new Error(`the load agents were stopped before they all started: ${stopped}`);
+    if (o.settled()) throw new Error(`the load agents' run ended before agents ${waiting.join(', ')} started`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `load agents ${waiting.join(', ')} of Job ${o.job.namespace}/${o.job.name} had not started ${Math.round(o.withinMs / 1000)} s after the start instant`,
+      );
+    await sleep(200);
+  }
 }
 
 async function buildAgentImage(o: RunAgentsOptions, say: (m: string) => void): Promise<string> {

@@ -1,0 +1,41 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { renderRelease } from '../../lib/kube/deploy.ts';
+import type { Platform } from '../../cluster/target.ts';
+import { licenseApi, licenseApiToken, overlayFor } from './profile.ts';
+
+// The profile asks the target what it offers (Target.platform), never which kind it is: a target of a
+// kind it has never heard of gets the manifests and credentials its platform calls for.
+const saved = { ...process.env };
+afterEach(() => {
+  process.env = { ...saved };
+});
+
+describe('the license API profile on a platform', () => {
+  const inCluster: Platform = { services: 'in-cluster', secrets: 'throwaway' };
+  const managed: Platform = { services: 'external', secrets: 'provided' };
+  const host: Platform = { services: 'host', secrets: 'throwaway' };
+
+  it('picks the overlay by where the backing services are', () => {
+    expect([host, inCluster, managed].map(overlayFor)).toEqual(['embedded', 'kind', 'gke']);
+    expect(licenseApi.release('v2', inCluster).kustomization).toMatch(/overlays\/kind$/);
+  });
+
+  it('dependencies in the cluster: the stand-in images are loaded and nothing is pulled; on the host: none', async () => {
+    expect(licenseApi.supportImages!(inCluster).map((i) => i.ref)).toHaveLength(2);
+    expect(licenseApi.supportImages!(host)).toEqual([]);
+    const objects = await renderRelease(licenseApi.release('v2', inCluster));
+    const pulls = objects
+      .filter((o) => o.kind === 'Deployment')
+      .flatMap((o) => o.spec.template.spec.containers.map((c: { imagePullPolicy?: string }) => c.imagePullPolicy));
+    expect(new Set(pulls)).toEqual(new Set(['Never']));
+  });
+
+  it("a throw-away cluster's token is signed with the overlay's secret; provided secrets come from the environment", async () => {
+    expect((await licenseApiToken(host, 'test')).split('.')).toHaveLength(3);
+    delete process.env.LICENSE_TOKEN;
+    delete process.env.TEST_TOKEN;
+    await expect(licenseApiToken(managed)).rejects.toThrow(/needs a token: set LICENSE_TOKEN/);
+    process.env.LICENSE_TOKEN = 'provided-token-123';
+    expect(await licenseApiToken(managed)).toBe('provided-token-123');
+  });
+});
