@@ -102,10 +102,18 @@ const gateOf = (r: GateResult, check: string, name: RegExp) =>
   r.checks.find((c) => c.name === check)?.gates.find((g) => name.test(g.name));
 
 describe('verdict gate', () => {
-  it('a good v2 PASSes on client and Prometheus evidence, and nothing is rolled back', async () => {
+  it('a good v2 PASSes on client and Prometheus evidence after the whole watched window, and nothing is rolled back', async () => {
     await apply('v2');
-    const r = await gate({ sources: [promql()] });
+    const r = await gate({ sources: [promql()], lookEveryMs: 3000 });
     expect(r.decision).toBe('PASS');
+    // Watched every 3 s and never stopped: a PASS needs the whole window (4 looks of 12 s).
+    const watched = gateOf(r, 'metrics', /^client: watched continuously/)!;
+    expect([watched.verdict, watched.observed.looks, watched.observed.planned_looks, watched.observed.stopped_early]).toEqual([
+      'PASS',
+      4,
+      4,
+      0,
+    ]);
     expect(r.action).toBe('none');
     expect(r.versions).toEqual({ candidate: 'v2', baseline: 'v1' });
     expect(gateOf(r, 'metrics', /^promql: error rate/)?.verdict).toBe('PASS');
@@ -113,14 +121,18 @@ describe('verdict gate', () => {
     expect(r.checks.map((c) => c.name)).toEqual(['rollout', 'smoke', 'metrics']);
   }, 600_000);
 
-  it('a v2 with a raised error rate FAILs on the Wilson bound, is rolled back, and the rollback is verified', async () => {
+  it('a v2 with a raised error rate is stopped early in a long watched window, FAILs, is rolled back, and the rollback is verified', async () => {
     await apply('v2', ['error-rate']);
-    const r = await gate({ sources: [promql()] });
+    // A 5-minute window judged every 3 s: the clear failure must not wait for the window's end.
+    const r = await gate({ sources: [promql()], windowMs: 300_000, lookEveryMs: 3000 });
     expect(r.decision).toBe('FAIL');
-    const client = gateOf(r, 'metrics', /^client: error rate/)!;
-    expect(client.verdict).toBe('FAIL');
-    expect(client.evidence).toMatch(/95% upper bound/);
-    expect(gateOf(r, 'metrics', /^promql: error rate/)?.verdict).toBe('FAIL');
+    const watched = gateOf(r, 'metrics', /^client: watched continuously/)!;
+    expect(watched.verdict).toBe('FAIL');
+    expect(watched.observed.stopped_early).toBe(1);
+    expect(watched.observed.looks).toBeLessThanOrEqual(5);
+    expect(watched.evidence).toMatch(/stopped early at look \d+ of 100/);
+    // The fixed-window gates judge what the window got; none can PASS a release at 5 % errors.
+    expect(gateOf(r, 'metrics', /^client: error rate/)?.verdict).not.toBe('PASS');
     expect(r.action).toBe('rolled-back');
     expect(r.checks.find((c) => c.name === 'rollback')?.gates.map((g) => [g.name, g.verdict])).toEqual([
       ['rolled back', 'PASS'],

@@ -29,6 +29,7 @@ import { ClientSource } from '../lib/metrics/client.ts';
 import { measureAll, type MetricSource } from '../lib/metrics/index.ts';
 import { worst, type Verdict } from '../lib/verdict.ts';
 import { metricGates } from '../reports/metric-gates.ts';
+import { SequentialErrorRateRule, type SequentialState } from '../reports/sequential.ts';
 import type { CheckRecord, GateRecord, TimelineRecord } from '../reports/run-record.ts';
 import type { Target } from '../cluster/target.ts';
 import type { AppProfile } from '../experiments/app-profile.ts';
@@ -54,6 +55,12 @@ export interface GateOptions {
   sources: MetricSource[];
   /** The judged window: the light load runs this long. */
   windowMs: number;
+  /**
+   * Judge the client's evidence every this many ms while the window runs and stop it at once on a
+   * clear FAIL (reports/sequential.ts: a bound valid under repeated looks); a PASS still needs the
+   * whole window. 0 or undefined: one judgement at the end.
+   */
+  lookEveryMs?: number;
   /** Requests per second of the light load (the remote-target guard caps it at 10 off loopback). */
   rate: number;
   maxErrorRate: number;
@@ -262,7 +269,9 @@ export async function runGate(o: GateOptions): Promise<GateResult> {
         timeout: '10s',
         signal: o.signal,
       });
+      const watch = o.lookEveryMs ? watchWindow(run, o, timeline, say) : null;
       const result = await run.result;
+      const watched = await watch?.done();
       timeline.phase('window-end');
       ledger = result.ledger;
       const window = {
@@ -290,6 +299,7 @@ export async function runGate(o: GateOptions): Promise<GateResult> {
         p99Ms: o.p99Ms,
         compare,
       });
+      if (watched) gates.unshift(watchedGate(watched, o.lookEveryMs!));
       const joined = joinLedger(result.ledger, {
         timeline,
         endpointLagMs: o.target.endpointLagMs ?? 0,
@@ -413,4 +423,71 @@ export async function runGate(o: GateOptions): Promise<GateResult> {
   } finally {
     await timeline.stop();
   }
+}
+
+/**
+ * The continuous judgement of the window (the seed's 30-minute watch): every `lookEveryMs`, the
+ * client's requests that ended since the last look go to the sequential rule; on STOP-FAIL the load
+ * is stopped at once. Resolves with the rule's last state when the load is over.
+ */
+function watchWindow(
+  run: { ledger: import('../lib/load/ledger.ts').Ledger; stop(reason?: string): unknown },
+  o: GateOptions,
+  timeline: ClusterTimeline,
+  say: (m: string) => void,
+): { done(): Promise<SequentialState> } {
+  const plannedLooks = Math.max(1, Math.ceil(o.windowMs / o.lookEveryMs!));
+  const rule = new SequentialErrorRateRule({ maxErrorRate: o.maxErrorRate, plannedLooks, minRequests: o.minRequests });
+  const client = new ClientSource({ ledger: run.ledger });
+  const stop = new AbortController();
+  let state = rule.state;
+  const loop = (async () => {
+    let from = Date.now();
+    for (let k = 1; k < plannedLooks; k++) {
+      try {
+        await sleep(o.lookEveryMs!, undefined, { signal: AbortSignal.any([stop.signal, o.signal]) });
+      } catch {
+        return;
+      }
+      const to = Date.now();
+      const m = await client.measure({ from: new Date(from), to: new Date(to) });
+      from = to;
+      if (m.status !== 'ok') continue;
+      state = rule.look({ requests: m.total, errors: m.failed });
+      say(`watch, look ${state.look} of ${plannedLooks}: ${state.evidence}`);
+      if (state.decision === 'STOP-FAIL') {
+        timeline.phase('early-stop', state.evidence);
+        run.stop('early stop: the error rate is clearly over the threshold');
+        return;
+      }
+    }
+  })();
+  return {
+    async done() {
+      stop.abort();
+      await loop;
+      if (state.decision !== 'STOP-FAIL') {
+        // The requests since the last look: the window's last look.
+        const m = await client.measure({ from: new Date(0), to: new Date(Date.now() + 1000) });
+        if (m.status === 'ok')
+          state = rule.look({ requests: Math.max(0, m.total - state.requests), errors: Math.max(0, m.failed - state.errors) });
+      }
+      return state;
+    },
+  };
+}
+
+/** The watch's verdict: FAIL when it stopped the window early, else what its last look says. */
+function watchedGate(s: SequentialState, lookEveryMs: number): GateRecord {
+  const verdict: Verdict =
+    s.decision === 'STOP-FAIL' || s.decision === 'FAIL' ? 'FAIL' : s.decision === 'PASS' ? 'PASS' : 'INCONCLUSIVE';
+  const stopped =
+    s.decision === 'STOP-FAIL' ? `stopped early at look ${s.look} of ${s.plannedLooks}` : `${s.look} of ${s.plannedLooks} looks`;
+  return gate('client: watched continuously', verdict, `${stopped} (one every ${lookEveryMs / 1000} s): ${s.evidence}`, {
+    looks: s.look,
+    planned_looks: s.plannedLooks,
+    requests: s.requests,
+    errors: s.errors,
+    stopped_early: s.decision === 'STOP-FAIL' ? 1 : 0,
+  });
 }

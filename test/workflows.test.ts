@@ -106,6 +106,18 @@ describe('GitHub workflows', () => {
     expect(steps).not.toMatch(/kubectl set image|--record/);
   });
 
+  it("deploy-production: the gate watches the seed's 30 minutes with an early stop, its Google sources named with the project, within the job's time", () => {
+    const w = load('deploy-production.yml');
+    const gateStep = w.jobs.deploy.steps.map((s: { run?: string }) => s.run ?? '').find((r: string) => /verdict gate/.test(r))!;
+    const minutes = (flag: string) => Number(/(\d+)m\b/.exec(new RegExp(`${flag} (\\S+)`).exec(gateStep)![1])![1]);
+    expect(minutes('--window')).toBeGreaterThanOrEqual(30);
+    expect(gateStep).toMatch(/--look-every 1m/);
+    // A Google source without --project is bad usage (exit 64): the gate would never judge anything.
+    if (/--source (gmp|cloud-monitoring)/.test(gateStep)) expect(gateStep).toMatch(/--project "?\$\{?PROJECT_ID/);
+    // The job outlives the rollout wait, the window and a rollback wait.
+    expect(w.jobs.deploy['timeout-minutes']).toBeGreaterThanOrEqual(minutes('--timeout') * 2 + minutes('--window') + 5);
+  });
+
   it('deploy-production: inside the deploy window (or overridden with a reason), the gate notifies Slack itself, no Slack action', () => {
     const text = readFileSync(join(DIR, 'deploy-production.yml'), 'utf8');
     const w = load('deploy-production.yml');

@@ -45,6 +45,7 @@ interface GateFlags extends WindowFlags {
   token?: string;
   source: string[];
   window: number;
+  lookEvery: number;
   rate: number;
   maxErrorRate: number;
   minRequests: number;
@@ -130,6 +131,14 @@ function judgementOptions(cmd: Command): Command {
       new Option('--window <duration>', 'the judged window: the light load runs this long')
         .argParser(duration('--window', 60 * 60_000))
         .default(GATE_DEFAULTS.windowMs, '10m'),
+    )
+    .addOption(
+      new Option(
+        '--look-every <duration>',
+        "judge the gate's own requests this often during the window and stop it early on a clear FAIL (a sequential test valid under repeated looks); a PASS still needs the whole window; 0: judge once, at the end",
+      )
+        .argParser((v) => (v === '0' ? 0 : duration('--look-every', 60 * 60_000)(v)))
+        .default(60_000, '1m'),
     )
     .addOption(
       new Option('--rate <req/s>', "the light load's rate (capped at 10 off loopback)")
@@ -262,6 +271,7 @@ async function runGateCommand(f: GateFlags, app: AppProfile): Promise<void> {
       expectVersion: f.expectVersion,
       sources,
       windowMs: f.window,
+      lookEveryMs: f.lookEvery,
       rate: f.rate,
       maxErrorRate: f.maxErrorRate,
       minRequests: f.minRequests,
