@@ -16,7 +16,7 @@ export PATH := $(NODE_BIN):$(PATH)
 endif
 REPORTS ?= .reports
 
-.PHONY: help setup deps docker-deps controlplane tofu kind-node-image test test-nightly lint verify-local bench clean fresh-check
+.PHONY: help setup deps docker-deps controlplane tofu kind-node-image test test-nightly lint format verify-local bench clean fresh-check
 
 help: ## list the targets
 	@echo "verdict: deployment-verification harness for the license API"
@@ -51,8 +51,14 @@ kind-node-image: docker-deps ## build the kind node image (Kubernetes v1.37.2 fr
 	trap 'node lib/docker/engine.ts release --hold '$$holder EXIT; \
 	DOCKER_HOST=$$host cluster/kind/node-image/build.sh
 
-lint: setup ## type-check (tsc --noEmit)
+lint: setup ## type-check (tsc), lint (oxlint with type-aware rules: floating and misused promises, unsorted numbers, ...) and check formatting (Prettier)
 	npx tsc --noEmit
+	npx oxlint --type-aware --deny-warnings .
+	npx prettier --check --log-level warn .
+
+format: setup ## format the code base with Prettier (print width 130) and apply oxlint's safe fixes
+	npx prettier --write --log-level warn .
+	npx oxlint --type-aware --fix .
 
 # The control plane is built before the tests start, so that no test pays for (or races) a cold build.
 # Two runs: everything else in parallel, then the embedded-cluster end-to-end suites one file at a

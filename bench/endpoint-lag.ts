@@ -138,7 +138,7 @@ export async function measureEndpointLag(target: Target, o: LagOptions): Promise
     })();
     await deleting;
     await prober;
-    await Promise.allSettled([...inflight]);
+    await Promise.allSettled(inflight);
     watch.abort();
     const s: LagSample = {
       pod: victim,

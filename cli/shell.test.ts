@@ -42,8 +42,14 @@ function run(twice: boolean, cleanupMs: number): Promise<{ code: number | null; 
     let sent = 0;
     child.stdout.on('data', (d) => {
       stdout += d;
-      if (sent === 0 && stdout.includes('ready\n')) (child.kill('SIGINT'), sent++);
-      if (twice && sent === 1 && stdout.includes('error: ')) (child.kill('SIGINT'), sent++);
+      if (sent === 0 && stdout.includes('ready\n')) {
+        child.kill('SIGINT');
+        sent++;
+      }
+      if (twice && sent === 1 && stdout.includes('error: ')) {
+        child.kill('SIGINT');
+        sent++;
+      }
     });
     child.stderr.on('data', (d) => (stderr += d));
     child.on('error', rej);

@@ -5,6 +5,7 @@
  */
 import { deployRelease, renderRelease, type ReleaseSpec } from '../lib/kube/deploy.ts';
 import { waitForSettled } from '../lib/kube/disrupt.ts';
+import { describeError } from '../lib/errors.ts';
 import { RolloutFailedError } from '../lib/kube/rollout.ts';
 import type { Timeline } from '../lib/evidence/timeline.ts';
 import type { Target } from '../cluster/target.ts';
@@ -79,7 +80,7 @@ async function waitForService(url: string, signal: AbortSignal, timeoutMs = 60_0
       last = `HTTP ${r.status}`;
     } catch (err) {
       ok = 0;
-      last = String((err as Error).cause ?? (err as Error).message);
+      last = describeError(err);
     }
     if (Date.now() > deadline) throw new Error(`the Service does not answer at ${url} (last: ${last})`);
     if (ok < 3) await new Promise((r) => setTimeout(r, 200));

@@ -128,7 +128,7 @@ export class ExperimentScope {
         l.result = l.final();
       }
     }
-    await Promise.allSettled(this.#loads.map((l) => l.result));
+    await Promise.allSettled(this.#loads.flatMap((l) => (l.result ? [l.result] : [])));
     await this.#stack.disposeAsync().catch((err) => this.teardownErrors.push(String(err)));
     this.o.signal.removeEventListener('abort', this.#onAbort);
   }

@@ -205,7 +205,9 @@ const CAPACITY: Rule[] = [
     required: 'a budget that keeps at least one pod through voluntary disruptions',
     check: ({ minAvailable: min, maxUnavailable: maxU, replicas }) =>
       (min !== undefined && zero(min)) || (typeof maxU === 'number' && maxU >= replicas) || String(maxU) === '100%'
-        ? { measured: `${min !== undefined ? `minAvailable ${min}` : `maxUnavailable ${maxU}`} with ${replicas} replicas` }
+        ? {
+            measured: `${min !== undefined ? `minAvailable ${JSON.stringify(min)}` : `maxUnavailable ${JSON.stringify(maxU)}`} with ${replicas} replicas`,
+          }
         : null,
     fix: (p) => `set minAvailable: ${oneLess(p.replicas)}`,
   }),

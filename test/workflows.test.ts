@@ -49,7 +49,7 @@ const load = (name: string) => parse(readFileSync(join(DIR, name), 'utf8'));
 
 describe('GitHub workflows', () => {
   it('are the ones the project needs', () => {
-    expect(files.map((f) => f.split('/').at(-1)).sort()).toEqual([
+    expect(files.map((f) => f.split('/').at(-1)!).sort()).toEqual([
       'chaos-rehearsal.yml',
       'ci.yml',
       'deploy-production.yml',

@@ -75,29 +75,31 @@ async function rollingFront(
   refuse?: (path: string, body: Record<string, unknown>) => { status: number; code: string } | null,
 ): Promise<{ url: string; switchToV2(): void; close(): Promise<void> }> {
   let backend = v1;
-  const server: Server = createServer(async (req, res) => {
-    const chunks: Buffer[] = [];
-    for await (const c of req) chunks.push(c as Buffer);
-    const body = Buffer.concat(chunks).toString();
-    const to = backend;
-    const refused = to === v2 && refuse ? refuse(req.url ?? '', body ? JSON.parse(body) : {}) : null;
-    if (refused) {
-      res.writeHead(refused.status, { 'content-type': 'application/json', 'x-app-version': 'v2', 'x-served-by': 'api-v2' });
-      res.end(JSON.stringify({ error: { code: refused.code, message: refused.code } }));
-      return;
-    }
-    const r = await fetch(to.url + req.url, {
-      method: req.method,
-      headers: { 'content-type': 'application/json', authorization: req.headers.authorization ?? '' },
-      body: req.method === 'POST' ? body : undefined,
-    });
-    const text = await r.text();
-    res.writeHead(r.status, {
-      'content-type': r.headers.get('content-type') ?? 'application/json',
-      'x-app-version': r.headers.get('x-app-version') ?? '',
-      'x-served-by': r.headers.get('x-served-by') ?? '',
-    });
-    res.end(text);
+  const server: Server = createServer((req, res) => {
+    void (async () => {
+      const chunks: Buffer[] = [];
+      for await (const c of req) chunks.push(c as Buffer);
+      const body = Buffer.concat(chunks).toString();
+      const to = backend;
+      const refused = to === v2 && refuse ? refuse(req.url ?? '', body ? JSON.parse(body) : {}) : null;
+      if (refused) {
+        res.writeHead(refused.status, { 'content-type': 'application/json', 'x-app-version': 'v2', 'x-served-by': 'api-v2' });
+        res.end(JSON.stringify({ error: { code: refused.code, message: refused.code } }));
+        return;
+      }
+      const r = await fetch(to.url + req.url, {
+        method: req.method,
+        headers: { 'content-type': 'application/json', authorization: req.headers.authorization ?? '' },
+        body: req.method === 'POST' ? body : undefined,
+      });
+      const text = await r.text();
+      res.writeHead(r.status, {
+        'content-type': r.headers.get('content-type') ?? 'application/json',
+        'x-app-version': r.headers.get('x-app-version') ?? '',
+        'x-served-by': r.headers.get('x-served-by') ?? '',
+      });
+      res.end(text);
+    })();
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {

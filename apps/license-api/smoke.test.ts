@@ -321,7 +321,7 @@ describe('verdict smoke (the command, against the API as its own process)', () =
     });
     expect(rec.checks.map((c) => [c.name, c.kind])).toEqual([['smoke', 'suite']]);
     const files = await filesUnder(out);
-    expect(files.map((f) => f.split('/').pop()).sort()).toEqual(
+    expect(files.map((f) => f.split('/').pop()!).sort()).toEqual(
       expect.arrayContaining(['verdict.json', 'junit.xml', 'summary.md', 'report.html']),
     );
     const texts = [

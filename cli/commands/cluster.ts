@@ -9,7 +9,6 @@ import { PodNetwork } from '../../cluster/embedded/network/pod-network.ts';
 import { killProcessesUsing } from '../../lib/proc/kill-by-path.ts';
 import { alive, readClusterState, stateDirOf } from '../../cluster/embedded/state.ts';
 import { downKind, kindStrategy, upKind } from '../../cluster/kind/kind-cluster.ts';
-import { runCommand } from '../../lib/proc/run.ts';
 import { ExitCode } from '../exit-codes.ts';
 import { openShell } from '../shell.ts';
 

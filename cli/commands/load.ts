@@ -8,7 +8,7 @@ import { openShell } from '../shell.ts';
 import type { LoadRun } from '../../lib/load/index.ts';
 import type { DistributedLoadResult } from '../../lib/load/distributed/index.ts';
 import type { LoadFlags } from '../../lib/load/run-options.ts';
-import { ExitCode, exitCodeOf, UsageError } from '../exit-codes.ts';
+import { exitCodeOf, UsageError } from '../exit-codes.ts';
 
 interface LoadCommandFlags extends LoadFlags {
   out?: string;
@@ -175,7 +175,7 @@ async function localLoad(flags: LoadCommandFlags): Promise<number> {
     const file = join(flags.out, 'load-summary.json');
     const { summary, thresholds, assessment } = result;
     await writeFile(file, JSON.stringify({ summary, thresholds, assessment }, null, 2) + '\n');
-    shell.say(`results in ${file}${flags.ndjson ? ` and ${options.ndjson}` : ''}`);
+    shell.say(`results in ${file}${typeof options.ndjson === 'string' ? ` and ${options.ndjson}` : ''}`);
   }
   return exitCodeOf(result.assessment.verdict);
 }

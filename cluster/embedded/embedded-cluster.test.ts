@@ -11,6 +11,7 @@ import { renderKustomization } from '../../lib/kube/render.ts';
 import { upEmbedded, type EmbeddedCluster } from './embedded-cluster.ts';
 import { licenseApi } from '../../apps/license-api/profile.ts';
 import { addTestImages } from './testdata/test-images.ts';
+import { errorText } from '../../lib/errors.ts';
 
 const run = promisify(execFile);
 const overlay = (o: string) => fileURLToPath(new URL(`../../license-api/kubernetes/overlays/${o}`, import.meta.url));
@@ -28,7 +29,7 @@ async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>
       last = err;
     }
     if (Date.now() > deadline)
-      throw new Error(`${what}: not within ${timeoutMs / 1000} s${last ? ` (last error: ${last})` : ''}`);
+      throw new Error(`${what}: not within ${timeoutMs / 1000} s${last ? ` (last error: ${errorText(last)})` : ''}`);
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }

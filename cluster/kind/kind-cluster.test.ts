@@ -117,15 +117,16 @@ describe('docker wrapper (what kind runs as `docker`)', () => {
             VERDICT_KIND_DOCKER_LOG: join(dir, 'log'),
           },
         },
-        async (err, _out, stderr) => {
-          const ran = await readFile(join(dir, 'args'), 'utf8').catch(() => null);
-          await rm(join(dir, 'args'), { force: true });
-          resolve({
-            code: err ? Number((err as { code?: number }).code ?? 1) : 0,
-            args: ran === null ? [] : ran.split('\n').slice(0, -1),
-            stderr,
-          });
-        },
+        (err, _out, stderr) =>
+          void (async () => {
+            const ran = await readFile(join(dir, 'args'), 'utf8').catch(() => null);
+            await rm(join(dir, 'args'), { force: true });
+            resolve({
+              code: err ? Number((err as { code?: number }).code ?? 1) : 0,
+              args: ran === null ? [] : ran.split('\n').slice(0, -1),
+              stderr,
+            });
+          })(),
       );
     });
 

@@ -28,7 +28,7 @@ import { loadKubeConfig, k8s } from '../../lib/kube/client.ts';
 import { runCommand } from '../../lib/proc/run.ts';
 import { docker, imagePresent } from '../../lib/docker/cli.ts';
 import { dockerEnv, useEngine, type DockerEngine } from '../../lib/docker/engine.ts';
-import { buildImage, ensureBaseImage, LOCAL_NODE_IMAGE } from '../../lib/docker/images.ts';
+import { buildImage, ensureBaseImage } from '../../lib/docker/images.ts';
 import { dockerfileBaseImages } from '../../lib/docker/cli.ts';
 import type { ImageSource, OpenOptions, Platform, Target, TargetStrategy } from '../target.ts';
 
@@ -123,7 +123,7 @@ export function kindConfigFor(o: { name: string; image: string; workers?: number
     name: o.name,
     nodes,
     networking: {
-      ...(cfg.networking ?? {}),
+      ...cfg.networking,
       disableDefaultCNI: true,
       podSubnet: KIND_POD_SUBNET,
       serviceSubnet: KIND_SERVICE_SUBNET,
@@ -279,7 +279,7 @@ export async function ensureLocalNodeImage(engine: { host: string }, say: (m: st
     });
     child.stderr.on('data', (d) => {
       stderr += d;
-      for (const line of String(d).split('\n')) if (/^kind-node/.test(line.trim())) say(line.trim());
+      for (const line of String(d).split('\n')) if (line.trim().startsWith('kind-node')) say(line.trim());
     });
     child.once('error', reject);
     child.once('exit', (code, sig) => {

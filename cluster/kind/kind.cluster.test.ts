@@ -18,7 +18,6 @@ import {
   KIND_PLATFORM,
   kindBinary,
   kindLeftovers,
-  networkNameFor,
   upKind,
   wrapperCalls,
   type KindCluster,

@@ -263,7 +263,7 @@ export class HttpClient {
     const timeout = new AbortController();
     const timer = setTimeout(() => timeout.abort(), timeoutMs);
     const signal = this.#signal ? AbortSignal.any([this.#signal, timeout.signal]) : timeout.signal;
-    const headers: Record<string, string> = { ...(o.headers ?? {}) };
+    const headers: Record<string, string> = { ...o.headers };
     if (o.body !== undefined) headers['content-type'] ??= 'application/json';
     const at = Date.now();
     const t0 = performance.now();

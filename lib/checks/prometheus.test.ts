@@ -26,7 +26,7 @@ describe('parseExposition', () => {
     expect(e.problems).toEqual([]);
     const f = family(e, 'http_requests_total')!;
     expect(f.type).toBe('COUNTER');
-    expect(f.metrics.map((s) => sampleValue(s)).sort()).toEqual([1, 3]);
+    expect(f.metrics.map((s) => sampleValue(s)).sort((a, b) => a - b)).toEqual([1, 3]);
     expect(f.metrics.find((s) => s.labels?.status === '200')!.labels!.route).toBe('/a"b\\c\nd');
     expect(family(e, 'http_request_duration_seconds')!.type).toBe('HISTOGRAM');
     expect(e.families.length).toBeGreaterThan(10);

@@ -323,7 +323,7 @@ export async function runSuite(o: SuiteOptions): Promise<SuiteRun> {
       try {
         outcome = await check.run({ http, signal, cleanup, attempt: attempt + 1, state, exchanges: () => exchanges, redact });
         ({ verdict, evidence } = outcome);
-        observed = { ...(outcome.observed ?? {}) };
+        observed = { ...outcome.observed };
       } catch (err) {
         if (signal.aborted) {
           verdict = 'ERROR';
@@ -335,7 +335,7 @@ export async function runSuite(o: SuiteOptions): Promise<SuiteRun> {
         } else if (err instanceof CheckFailed) {
           verdict = 'FAIL';
           evidence = err.message;
-          observed = { ...(err.observed ?? {}) };
+          observed = { ...err.observed };
         } else if (err instanceof RequestTimeoutError || err instanceof ConnectionError) {
           verdict = 'FAIL';
           evidence = err.message;

@@ -126,7 +126,7 @@ describe('ListWatch (reflector)', () => {
     expect(
       lw
         .items()
-        .map((s) => s.metadata?.name)
+        .map((s) => s.metadata?.name ?? '')
         .sort(),
     ).toEqual(['c', 'd']);
     expect(listCalls.n).toBe(3);

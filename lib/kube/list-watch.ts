@@ -1,5 +1,6 @@
 import { HttpMethod, RequestContext, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import { fetch } from 'undici';
+import { errorText } from '../errors.ts';
 
 export interface ListWatchOptions<T extends KubernetesObject> {
   kubeConfig: KubeConfig;
@@ -81,7 +82,7 @@ export class ListWatch<T extends KubernetesObject> {
         () =>
           reject(
             new Error(
-              `no successful list of ${this.#o.path} within ${syncTimeoutMs} ms: ${String(this.#lastError ?? 'no answer')}`,
+              `no successful list of ${this.#o.path} within ${syncTimeoutMs} ms: ${this.#lastError === undefined ? 'no answer' : errorText(this.#lastError)}`,
             ),
           ),
         syncTimeoutMs,

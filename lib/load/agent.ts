@@ -229,7 +229,7 @@ function wholeNumber(flag: string, v: string | undefined, min: number): number |
 function json<T>(flag: string, v: unknown): T | undefined {
   if (v === undefined) return undefined;
   try {
-    return JSON.parse(String(v)) as T;
+    return JSON.parse(typeof v === 'string' ? v : JSON.stringify(v)) as T;
   } catch (err) {
     throw new LoadUsageError(`--${flag} is not JSON: ${(err as Error).message}`);
   }

@@ -19,7 +19,7 @@ describe('connection use in the ledger', () => {
     expect(rows).toHaveLength(100);
     const byConnection = new Map<number, typeof rows>();
     for (const x of rows) byConnection.set(x.connection!, [...(byConnection.get(x.connection!) ?? []), x]);
-    expect([...byConnection.keys()].sort()).toEqual([0, 1, 2, 3]);
+    expect([...byConnection.keys()].sort((a, b) => a - b)).toEqual([0, 1, 2, 3]);
     for (const list of byConnection.values()) {
       expect(list.map((x) => x.connectionUse)).toEqual(['new', ...Array(list.length - 1).fill('reused')]);
       // The age grows with the run: the last request's socket is about as old as the run since its first.

@@ -456,7 +456,7 @@ const textOrNull = (v: unknown, what: string): string | null => {
 const useNames: Array<ConnectionUseName | null> = [null, 'new', 'reused'];
 const useOrNull = (v: unknown): ConnectionUseName | null => {
   if (v === null || v === undefined) return null;
-  if (v !== 'new' && v !== 'reused') throw new TypeError(`connection_use "${String(v)}" is not new, reused or null`);
+  if (v !== 'new' && v !== 'reused') throw new TypeError(`connection_use ${JSON.stringify(v)} is not new, reused or null`);
   return v;
 };
 

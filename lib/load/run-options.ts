@@ -153,7 +153,7 @@ export async function loadOptionsFromFlags(
   if (!executor)
     throw new LoadUsageError('say how much load: --rate 500/s --duration 30s, --vus 10 --duration 30s, or --config k6.json');
 
-  let thresholds: ThresholdConfig = { ...(file.thresholds ?? {}), ...(given.thresholds ?? {}) };
+  let thresholds: ThresholdConfig = { ...file.thresholds, ...given.thresholds };
   for (const t of flags.threshold ?? []) {
     const parsed = usage('threshold', () => parseThresholdFlag(t));
     for (const [metric, list] of Object.entries(parsed)) {

@@ -191,12 +191,12 @@ export class CloudMonitoringSource implements MetricSource {
         const slot =
           version === undefined ? undefined : (byVersion[version] ??= { total: 0, failed: 0, failed4xx: 0, p99Ms: null });
         if (slot) slot.total += v;
-        if (/^5/.test(cls)) {
+        if (cls.startsWith('5')) {
           n5xx += v;
           perStep.failed.set(t, (perStep.failed.get(t) ?? 0) + v);
           if (slot) slot.failed += v;
         }
-        if (/^4/.test(cls)) {
+        if (cls.startsWith('4')) {
           n4xx += v;
           if (slot) slot.failed4xx! += v;
         }

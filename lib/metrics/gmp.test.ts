@@ -84,22 +84,24 @@ beforeAll(async () => {
   subjectToken = randomBytes(24).toString('base64url');
   issued = `ya29.${randomBytes(24).toString('base64url')}`;
   gmpToken = issued;
-  [sts, stsUrl] = await listen(async (req, res) => {
-    const form = new URLSearchParams(await read(req));
-    stsRequests.push(form);
-    if (req.method !== 'POST' || req.url !== '/v1/token') return json(res, 404, { error: 'not_found' });
-    if (
-      form.get('grant_type') !== 'urn:ietf:params:oauth:grant-type:token-exchange' ||
-      form.get('subject_token') !== subjectToken
-    ) {
-      return json(res, 400, { error: 'invalid_grant', error_description: 'subject token rejected' });
-    }
-    json(res, 200, {
-      access_token: issued,
-      issued_token_type: 'urn:ietf:params:oauth:token-type:access_token',
-      token_type: 'Bearer',
-      expires_in: 3600,
-    });
+  [sts, stsUrl] = await listen((req, res) => {
+    void (async () => {
+      const form = new URLSearchParams(await read(req));
+      stsRequests.push(form);
+      if (req.method !== 'POST' || req.url !== '/v1/token') return json(res, 404, { error: 'not_found' });
+      if (
+        form.get('grant_type') !== 'urn:ietf:params:oauth:grant-type:token-exchange' ||
+        form.get('subject_token') !== subjectToken
+      ) {
+        return json(res, 400, { error: 'invalid_grant', error_description: 'subject token rejected' });
+      }
+      json(res, 200, {
+        access_token: issued,
+        issued_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+        token_type: 'Bearer',
+        expires_in: 3600,
+      });
+    })();
   });
   [gmp, gmpUrl] = await listen((req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');

@@ -144,15 +144,4 @@ export function quote(query: string, max = 300): string {
   return `\`${q.length > max ? `${q.slice(0, max)}…` : q}\``;
 }
 
-/** The text of an error and its causes (fetch hides the socket error in `cause`). */
-export function describeError(err: unknown): string {
-  const parts: string[] = [];
-  let e: unknown = err;
-  for (let i = 0; e && i < 4; i++) {
-    const x = e as { message?: string; code?: string; name?: string; cause?: unknown };
-    const text = x.message ?? String(e);
-    if (!parts.some((p) => p.includes(text))) parts.push(x.code && !text.includes(x.code) ? `${text} (${x.code})` : text);
-    e = x.cause;
-  }
-  return parts.join(': ');
-}
+export { describeError } from '../errors.ts';

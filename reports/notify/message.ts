@@ -83,7 +83,7 @@ export function notificationOf(r: RunRecord, reportUrl: string | null = null): N
     command: r.command,
     headline: r.headline,
     target: `${t.kind} ${t.name}${t.context && t.context !== t.name ? ` (context ${t.context})` : ''}${t.url ? ` ${t.url}` : ''}`,
-    releases: { ...(r.app?.versions ?? {}) },
+    releases: { ...r.app?.versions },
     failedGates: r.checks.flatMap((c) =>
       c.gates
         .filter((g) => g.verdict !== 'PASS')

@@ -119,8 +119,8 @@ describe('report.html in Chromium', () => {
   });
 
   it('PASS (rollout), every cause, 300,000 requests, no requests, ERROR: each renders without an error', async () => {
-    (await check(rolloutPassRun(), 3)).close();
-    (await check(everyCauseRun(), 3)).close();
+    await (await check(rolloutPassRun(), 3)).close();
+    await (await check(everyCauseRun(), 3)).close();
     const long = await check(longRun(), 3);
     const shown = await long.page.locator('.failures [data-role="shown"]').textContent();
     expect(shown).toMatch(/^showing \d+ of \d+$/);

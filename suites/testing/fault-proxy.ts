@@ -57,7 +57,7 @@ export async function startFaultProxy(
     const p = plan({ method, path, n }) ?? {};
     if (p.answer) {
       req.resume();
-      res.writeHead(p.answer.status, { 'content-type': 'text/plain', ...(p.answer.headers ?? {}) }).end(p.answer.body);
+      res.writeHead(p.answer.status, { 'content-type': 'text/plain', ...p.answer.headers }).end(p.answer.body);
       return;
     }
     const headers = { ...req.headers, host: up.host };

@@ -1,6 +1,7 @@
 import { CoreV1Api, DiscoveryV1Api, type KubeConfig, type V1EndpointSlice, type V1Service } from '@kubernetes/client-node';
 import type { EndpointSource, EndpointSourceEvent } from './endpoint-source.ts';
 import { ListWatch } from '../../../lib/kube/list-watch.ts';
+import { errorText } from '../../../lib/errors.ts';
 import { nodePortRoutes, type NodePortRoute } from './node-port-routes.ts';
 
 /** NodePort routes from a cluster's Services and discovery.k8s.io/v1 EndpointSlices (all namespaces). */
@@ -71,7 +72,7 @@ function describe(err: unknown): string {
           /* keep text */
         }
       }
-      const msg = (body as { message?: string } | undefined)?.message ?? String(e.body);
+      const msg = (body as { message?: string } | undefined)?.message ?? errorText(e.body);
       return `HTTP ${e.code}: ${msg}`;
     }
     if (e.message) return e.message;

@@ -169,7 +169,7 @@ export class ServiceProxy {
         },
         (e) => proxy.#onEvent(e),
       );
-      while (proxy.#pendingBinds.size > 0) await Promise.all([...proxy.#pendingBinds]);
+      while (proxy.#pendingBinds.size > 0) await Promise.all(proxy.#pendingBinds);
     } catch (err) {
       await proxy.stop();
       throw err;

@@ -105,7 +105,7 @@ describe('agents as local processes', () => {
     );
     for (const r of runs) expect(r, r.stderr).toMatchObject({ code: 0 });
     const reports = await collector.waitForAll();
-    expect([...reports.keys()].sort()).toEqual([0, 1]);
+    expect([...reports.keys()].sort((a, b) => a - b)).toEqual([0, 1]);
 
     const merged = mergeAgentResults(await mergeInput(2, startAt, reports));
     const parts = [0, 1].map((k) => reports.get(k)!.header);

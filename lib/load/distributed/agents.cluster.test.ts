@@ -16,6 +16,7 @@ import { harnessConfigSchema } from '../../../experiments/config.ts';
 import { EXPERIMENTS } from '../../../experiments/index.ts';
 import { runExperiments, type CheckResult } from '../../../experiments/runner.ts';
 import { startAgents, type DistributedLoadResult, type RunAgentsOptions } from './index.ts';
+import { errorText } from '../../errors.ts';
 
 const STATE = '/var/lib/verdict/test-agents';
 const NS = licenseApi.workload.namespace;
@@ -38,7 +39,7 @@ async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>
       last = err;
     }
     if (Date.now() > deadline)
-      throw new Error(`${what}: not within ${timeoutMs / 1000} s${last ? ` (last error: ${last})` : ''}`);
+      throw new Error(`${what}: not within ${timeoutMs / 1000} s${last ? ` (last error: ${errorText(last)})` : ''}`);
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }

@@ -161,7 +161,7 @@ export async function startAgents(o: RunAgentsOptions): Promise<AgentsRun> {
   const cleanup = () => removeJob(job, collector);
   try {
     await createJob(job, agentJob(job, image, agentArgs(o, p, startAt, collector), p.n, deadlineS), {
-      ...(o.env ?? {}),
+      ...o.env,
       VERDICT_REPORT_TOKEN: token,
     });
   } catch (err) {
