@@ -163,6 +163,29 @@ describe('rollout-under-load: a drain that keeps connections alive', () => {
   );
 });
 
+// Nightly: the two classic rolling-update breakages as real releases on the cluster (make test shows
+// the same causes with two real license APIs on loopback: apps/license-api/load-scenario.test.ts).
+if (NIGHTLY)
+  describe('rollout-under-load: breakages named by cause, never unknown', () => {
+    it.each([
+      ['contract-break', 400],
+      ['state-not-shared', 404],
+    ] as const)(
+      'a v2 with %s FAILs, every failure that cause, from v2, with the versions compared',
+      async (fault, status) => {
+        const r = await run('rollout-under-load', [fault]);
+        expect(r.verdict).toBe('FAIL');
+        const failures = r.evidence!.loads[0].joined.failures;
+        expect(failures.length).toBeGreaterThan(10);
+        expect(failures.filter((f) => f.cause === 'unknown')).toEqual([]);
+        const named = failures.filter((f) => f.cause === fault);
+        expect(named.length / failures.length).toBeGreaterThan(0.9);
+        for (const f of named) expect([f.version, f.status]).toEqual(['v2', status]);
+      },
+      400_000,
+    );
+  });
+
 describe('pod-kill', () => {
   it('a release with a naive shutdown FAILs, its failures put on the terminating pods', async () => {
     const r = await run('pod-kill', ['naive-shutdown']);

@@ -66,14 +66,9 @@ describe('license flow scenario', () => {
 
 /**
  * A rollout as the clients see it: a front on loopback that sends every request to v1 until the
- * switch, then to v2 (two real license APIs). `refuse` lets the front answer for v2 instead, as a
- * v2 with a new validation rule would.
+ * switch, then to v2 (two real license APIs on one database, v2 with a fault switch).
  */
-async function rollingFront(
-  v1: TestApi,
-  v2: TestApi,
-  refuse?: (path: string, body: Record<string, unknown>) => { status: number; code: string } | null,
-): Promise<{ url: string; switchToV2(): void; close(): Promise<void> }> {
+async function rollingFront(v1: TestApi, v2: TestApi): Promise<{ url: string; switchToV2(): void; close(): Promise<void> }> {
   let backend = v1;
   const server: Server = createServer((req, res) => {
     void (async () => {
@@ -81,12 +76,6 @@ async function rollingFront(
       for await (const c of req) chunks.push(c as Buffer);
       const body = Buffer.concat(chunks).toString();
       const to = backend;
-      const refused = to === v2 && refuse ? refuse(req.url ?? '', body ? JSON.parse(body) : {}) : null;
-      if (refused) {
-        res.writeHead(refused.status, { 'content-type': 'application/json', 'x-app-version': 'v2', 'x-served-by': 'api-v2' });
-        res.end(JSON.stringify({ error: { code: refused.code, message: refused.code } }));
-        return;
-      }
       const r = await fetch(to.url + req.url, {
         method: req.method,
         headers: { 'content-type': 'application/json', authorization: req.headers.authorization ?? '' },
@@ -135,10 +124,17 @@ async function holdSessions(
 // The two classic rolling-update breakages, with the real scenario through a real rollout of real
 // license APIs on loopback: every failure gets a cause that names the versions, none is unknown.
 describe('the license load names the rolling-update breakages', () => {
-  async function rollout(v2Env: Record<string, string>, refuse?: Parameters<typeof rollingFront>[2]) {
+  async function rollout(v2Env: Record<string, string>) {
     await using v1 = await startTestApi({ LICENSE_SEED: 'LOAD-KEY=100000', POD_NAME: 'api-v1', APP_VERSION: 'v1' });
-    await using v2 = await startTestApi({ LICENSE_SEED: 'LOAD-KEY=100000', POD_NAME: 'api-v2', APP_VERSION: 'v2', ...v2Env });
-    const front = await rollingFront(v1, v2, refuse);
+    // One database, as a rollout has: what v2 cannot see, only its own code hides from it.
+    await using v2 = await startTestApi({
+      LICENSE_SEED: 'LOAD-KEY=100000',
+      POD_NAME: 'api-v2',
+      APP_VERSION: 'v2',
+      DATABASE_URL: v1.databaseUrl,
+      ...v2Env,
+    });
+    const front = await rollingFront(v1, v2);
     try {
       const held = await holdSessions(front.url, v1.token, 4);
       const timer = setTimeout(() => front.switchToV2(), 1200);
@@ -167,9 +163,8 @@ describe('the license load names the rolling-update breakages', () => {
   }
 
   it("a v2 that answers 400 to the old clients' heartbeats: contract-break, v1 accepted the same kind", async () => {
-    const j = await rollout({}, (path, body) =>
-      path.endsWith('/heartbeat') && body.client_version === undefined ? { status: 400, code: 'CLIENT_VERSION_REQUIRED' } : null,
-    );
+    // The real fault switch: v2 requires a client_version field the old clients do not send.
+    const j = await rollout({ FAULT_REQUIRE_CLIENT_VERSION: '1' });
     expect(j.failed).toBeGreaterThan(10);
     expect(new Set(j.failures.map((f) => f.cause))).toEqual(new Set(['contract-break']));
     const f = j.failures[0];
@@ -177,9 +172,9 @@ describe('the license load names the rolling-update breakages', () => {
     expect(f.contrast).toMatchObject({ version: 'v1', pod: 'api-v1', status: 200 });
   }, 60_000);
 
-  it('a v2 on its own database (sessions of v1 unknown to it): state-not-shared, with the creating and the answering version', async () => {
-    // startTestApi gives each API a fresh database: v2 cannot read v1's sessions, as a v2 with its own store.
-    const j = await rollout({});
+  it('a v2 that keeps sessions in its own process (sessions of v1 unknown to it): state-not-shared, with the creating and the answering version', async () => {
+    // The real fault switch: v2 knows only the sessions it created itself.
+    const j = await rollout({ FAULT_SESSIONS_IN_PROCESS: '1' });
     expect(j.failed).toBeGreaterThan(10);
     expect(new Set(j.failures.map((f) => f.cause))).toEqual(new Set(['state-not-shared']));
     const f = j.failures[0];

@@ -80,6 +80,18 @@ export const FAULTS: Record<string, Fault> = {
     what: 'the pods drain without Connection: close: kept-alive connections stay pinned to a terminating pod until it closes them under its clients',
     env: { FAULT_KEEPALIVE_DRAIN: '1' },
   },
+  'contract-break': {
+    name: 'contract-break',
+    side: 'to',
+    what: 'the new pods require a client_version field in heartbeats that the old clients do not send (an incompatible API change): 400',
+    env: { FAULT_REQUIRE_CLIENT_VERSION: '1' },
+  },
+  'state-not-shared': {
+    name: 'state-not-shared',
+    side: 'to',
+    what: 'the new pods keep sessions in their own process, so a session created by an old pod (or another new one) is unknown to them: 404',
+    env: { FAULT_SESSIONS_IN_PROCESS: '1' },
+  },
   'bad-config': {
     name: 'bad-config',
     side: 'to',

@@ -158,7 +158,18 @@ export function createApp({ config, pool, probePool, redis, log, lifecycle }: Ap
     express.json({ limit: config.BODY_LIMIT_BYTES, strict: true, type: 'application/json' }),
   );
   app.use(
-    licenseRoutes(licenses, store, limiter, metrics, config.HEARTBEAT_INTERVAL_SECONDS, config.JWT_LICENSES_CLAIM === 'optional'),
+    licenseRoutes(
+      licenses,
+      store,
+      limiter,
+      metrics,
+      config.HEARTBEAT_INTERVAL_SECONDS,
+      config.JWT_LICENSES_CLAIM === 'optional',
+      {
+        requireClientVersion: config.FAULT_REQUIRE_CLIENT_VERSION,
+        sessionsInProcess: config.FAULT_SESSIONS_IN_PROCESS,
+      },
+    ),
   );
 
   app.use((req, _res) => {

@@ -108,6 +108,16 @@ export const configSchema = z
     FAULT_EXTRA_LATENCY_MS: int(0, 10_000).default(0),
     /** Fault injection for detector tests: the drain keeps connections alive (no `Connection: close` after SIGTERM). Off by default. */
     FAULT_KEEPALIVE_DRAIN: bool.default(false),
+    /**
+     * Fault injection for detector tests: an incompatible API change. Heartbeats must carry a
+     * `client_version` field, which the clients of the release before do not send (400). Off by default.
+     */
+    FAULT_REQUIRE_CLIENT_VERSION: bool.default(false),
+    /**
+     * Fault injection for detector tests: state not shared. Sessions live in this process only, so a
+     * session another pod or version created is unknown here (404). Off by default.
+     */
+    FAULT_SESSIONS_IN_PROCESS: bool.default(false),
     /** Licenses to create at start-up if missing: `KEY=SEATS,KEY2=SEATS`. */
     LICENSE_SEED: z
       .string()

@@ -13,6 +13,14 @@ const acquireBody = z.strictObject({
   hardware_id: z.string().min(1).max(256).regex(printable, 'printable ASCII without spaces'),
 });
 const sessionBody = z.strictObject({ session_id: z.string().min(1).max(128) });
+/** The FAULT_REQUIRE_CLIENT_VERSION release's heartbeat: an incompatible change (old clients send no client_version). */
+const heartbeatBodyV2 = z.strictObject({ session_id: z.string().min(1).max(128), client_version: z.string().min(1).max(64) });
+
+/** Detector faults of the license routes (config FAULT_*); none is on in a real release. */
+export interface RouteFaults {
+  requireClientVersion?: boolean;
+  sessionsInProcess?: boolean;
+}
 
 function parse<T>(schema: z.ZodType<T>, req: Request): T {
   if (!req.is('application/json')) {
@@ -48,8 +56,12 @@ export function licenseRoutes(
   metrics: Metrics,
   heartbeatIntervalSeconds: number,
   licensesClaimOptional = false,
+  faults: RouteFaults = {},
 ): Router {
   const r = Router();
+  /** FAULT_SESSIONS_IN_PROCESS: the sessions this process created (state not shared with other pods or versions). */
+  const own = faults.sessionsInProcess ? new Set<string>() : null;
+  const unknownElsewhere = (id: string) => own !== null && !own.has(id);
   const principal = (res: { locals: Record<string, unknown> }) => res.locals.principal as Principal;
   const who = (res: { locals: Record<string, unknown> }) => principal(res).subject;
   const deadline = (res: { locals: Record<string, unknown> }) => res.locals.deadline as Deadline;
@@ -88,6 +100,7 @@ export function licenseRoutes(
       metrics.acquires.inc({ result: grant.created ? 'granted' : 'reused' });
       // The deadline answered already (503): the client will retry and get this session back (200).
       if (res.headersSent) return;
+      own?.add(grant.sessionId);
       res.status(grant.created ? 201 : 200).json({
         session_id: grant.sessionId,
         expires_at: grant.expiresAt.toISOString(),
@@ -100,7 +113,8 @@ export function licenseRoutes(
   });
 
   r.post(`${prefix}/heartbeat`, async (req, res) => {
-    const body = parse(sessionBody, req);
+    const body = faults.requireClientVersion ? parse(heartbeatBodyV2, req) : parse(sessionBody, req);
+    if (unknownElsewhere(body.session_id)) throw ended({ ok: false, reason: 'not_found' });
     await checkSessionLicense(res, body.session_id);
     const state = await store.heartbeat(body.session_id, who(res), deadline(res));
     metrics.heartbeats.inc({ result: state.ok ? 'ok' : state.reason });
@@ -111,6 +125,7 @@ export function licenseRoutes(
 
   r.post(`${prefix}/release`, async (req, res) => {
     const body = parse(sessionBody, req);
+    if (unknownElsewhere(body.session_id)) throw ended({ ok: false, reason: 'not_found' });
     await checkSessionLicense(res, body.session_id);
     const state = await store.release(body.session_id, who(res), deadline(res));
     metrics.releases.inc({ result: state.ok ? 'ok' : state.reason });
