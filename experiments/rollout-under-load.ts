@@ -131,7 +131,9 @@ export const rolloutUnderLoad = defineExperiment<RolloutData>()({
       // answers from the new version for its latency to be evidence.
       ctx.say('rollout finished; keeping the load on while the new release settles');
       const want = config.gates.latency.minRequestsPerVersion * 2;
-      const until = Date.now() + 60_000;
+      // A healthy release gives them within a second or two at the load's rate: wait at most four
+      // times that (bounded by a minute), so a release answering errors does not hold the run a minute.
+      const until = Date.now() + settleMs + Math.min(60_000, Math.ceil(((4 * want) / options.rate) * 1000));
       await pause(ctx, settleMs);
       while (Date.now() < until && load.answersFrom(options.to) < want) await pause(ctx, 1000);
     }
