@@ -61,31 +61,42 @@ format: setup ## format the code base with Prettier (print width 130) and apply 
 	npx oxlint --type-aware --fix .
 
 # The control plane is built before the tests start, so that no test pays for (or races) a cold build.
-# Two runs: everything else in parallel, then the embedded-cluster end-to-end suites one file at a
-# time (each brings up its own cluster on the one pod bridge), so their load gates (the load engine's
-# own lateness) are not judged on a machine busy with other suites.
-# The container tests (all in the first run) share one Docker engine (lib/docker/engine.ts: our own
-# dockerd under /var/lib/verdict/docker, no iptables, no IP forwarding, no bridge; reused when it runs
-# already), held by this recipe's shell and released after that run (or on any exit), and the registry-free base image
-# is made before the tests start (scripts/docker-base.sh; cached in ~/.cache/verdict). When no engine
-# can run, the container tests fail and say why.
-# The kind end-to-end suite (cluster/kind/kind.cluster.test.ts) is one of them: kind up on the node
-# image built here, deploy, rollout-under-load healthy and broken, endpoint propagation, down.
-CLUSTER_E2E := cluster/embedded/embedded-cluster.test.ts experiments/experiments.cluster.test.ts suites/suites.cluster.test.ts gate/gate.cluster.test.ts lib/load/distributed/agents.cluster.test.ts cluster/kind/kind.cluster.test.ts
+# Three vitest runs, the first two side by side:
+#   1. every suite but the end-to-end cluster suites, files in parallel (its output is kept in
+#      .reports/vitest-1-suites.log and printed when it ends);
+#   2. meanwhile, the calm cluster suites one file at a time: their gates judge behaviour, not the
+#      load engine's lateness, so a busy machine slows them but cannot change their verdicts;
+#   3. then the loaded cluster suites one file at a time, alone on the machine: their load gates (the
+#      engine's own lateness, latency compared between versions) must not be judged on a machine busy
+#      with other suites.
+# Each cluster suite brings up its own cluster on the one pod bridge, hence one file at a time.
+# The container tests (all in run 1) share one Docker engine (lib/docker/engine.ts: our own dockerd
+# under /var/lib/verdict/docker, no iptables, no IP forwarding, no bridge; reused when it runs
+# already), held by this recipe's shell and released after runs 1 and 2 (or on any exit), and the
+# registry-free base image is made before the tests start (scripts/docker-base.sh; cached in
+# ~/.cache/verdict). When no engine can run, the container tests fail and say why.
+# The kind end-to-end suite (cluster/kind/kind.cluster.test.ts) is a loaded one: kind up on the node
+# image built here, deploy, rollout-under-load, endpoint propagation, down.
+CLUSTER_CALM := cluster/embedded/embedded-cluster.test.ts suites/suites.cluster.test.ts gate/gate.cluster.test.ts
+CLUSTER_LOADED := experiments/experiments.cluster.test.ts lib/load/distributed/agents.cluster.test.ts cluster/kind/kind.cluster.test.ts
+CLUSTER_E2E := $(CLUSTER_CALM) $(CLUSTER_LOADED)
+VITEST_REPORTS = --reporter=json --outputFile.json=$(REPORTS)/vitest-$(1).json --reporter=junit --outputFile.junit=$(REPORTS)/vitest-$(1).junit.xml
 test: setup docker-deps lint controlplane tofu ## run every test (vitest, real Postgres, Redis, Docker engine and control plane); JSON reports in .reports/
 	@mkdir -p $(REPORTS)
-	@rm -f $(REPORTS)/vitest-*.json $(REPORTS)/vitest-*.junit.xml
+	@rm -f $(REPORTS)/vitest-*.json $(REPORTS)/vitest-*.junit.xml $(REPORTS)/vitest-*.log
 	@rc=0; holder=$$$$; \
 	if host=$$(node lib/docker/engine.ts up --hold $$holder); then \
 	  trap 'node lib/docker/engine.ts release --hold '$$holder EXIT; \
 	  DOCKER_HOST=$$host scripts/docker-base.sh >/dev/null || echo "make test: the local base image could not be built (the container tests will fail and say why)" >&2; \
 	  DOCKER_HOST=$$host cluster/kind/node-image/build.sh >/dev/null || echo "make test: the kind node image could not be built (the kind suite will fail and say why)" >&2; \
 	else echo "make test: no Docker engine (the container tests will fail and say why)" >&2; fi; \
-	npx vitest run $(addprefix --exclude ,$(CLUSTER_E2E)) --reporter=default --reporter=json --outputFile.json=$(REPORTS)/vitest-1-suites.json \
-	  --reporter=junit --outputFile.junit=$(REPORTS)/vitest-1-suites.junit.xml || rc=1; \
+	echo "make test: run 1 (the suites, in parallel) writes to $(REPORTS)/vitest-1-suites.log while run 2 (the calm cluster suites) runs"; \
+	npx vitest run $(addprefix --exclude ,$(CLUSTER_E2E)) --reporter=default $(call VITEST_REPORTS,1-suites) >$(REPORTS)/vitest-1-suites.log 2>&1 & suites=$$!; \
+	npx vitest run --no-file-parallelism $(CLUSTER_CALM) --reporter=default $(call VITEST_REPORTS,2-cluster-calm) || rc=1; \
+	wait $$suites || rc=1; \
+	echo "make test: run 1's output:"; cat $(REPORTS)/vitest-1-suites.log; \
 	node lib/docker/engine.ts release --hold $$holder || rc=1; \
-	npx vitest run --no-file-parallelism $(CLUSTER_E2E) --reporter=default --reporter=json --outputFile.json=$(REPORTS)/vitest-2-cluster.json \
-	  --reporter=junit --outputFile.junit=$(REPORTS)/vitest-2-cluster.junit.xml || rc=1; \
+	npx vitest run --no-file-parallelism $(CLUSTER_LOADED) --reporter=default $(call VITEST_REPORTS,3-cluster-loaded) || rc=1; \
 	exit $$rc
 
 # The scheduled CI run: everything make test runs, plus the repeated statistical runs (test/nightly.ts).

@@ -192,10 +192,12 @@ describe('verdict gate', () => {
   }, 600_000);
 
   it('a rollback that worked but whose verification met an expired token: "rollback done, verification could not run", ERROR', async () => {
-    // Issue 22: the token lives 20 s; the never-ready release FAILs at its readiness budget (about
-    // 80 s), is rolled back, and the read-only smoke after the rollback gets 401 TOKEN_EXPIRED.
-    const shortLived = await licenseApiToken(EMBEDDED_PLATFORM, 'gate-expiring', '20s');
-    await apply('v2', ['never-ready']);
+    // Issue 22: the token lives 5 s; the crash-looping release FAILs once that is clear (a crash,
+    // the kubelet's back-off: always later than 5 s), is rolled back, and the read-only smoke after
+    // the rollback gets 401 TOKEN_EXPIRED. (The rollout needs no token; the never-ready case above
+    // shows the rollout's own failure path.)
+    const shortLived = await licenseApiToken(EMBEDDED_PLATFORM, 'gate-expiring', '5s');
+    await apply('v2', ['bad-config']);
     const r = await gate({ sources: [], token: shortLived });
     expect(r.decision).toBe('FAIL');
     expect(r.action).toBe('rolled-back-unverified');
