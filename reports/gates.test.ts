@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { combine, errorRateGate, wilson } from './gates.ts';
+import { combine, errorRateGate, latencyGate, wilson } from './gates.ts';
 
 describe('gates', () => {
   it('the worst gate decides, and no gate at all is never PASS', () => {
@@ -50,5 +50,36 @@ describe('gates', () => {
       failed_reused_connection: 14,
       total_reused_connection: 10_500,
     });
+  });
+});
+
+describe('latencyGate: compared at p90 when both versions have it', () => {
+  const base = {
+    baseline: 'v1',
+    candidate: 'v2',
+    p99Ms: 1000,
+    maxP99Ratio: 1.5,
+    minP99DifferenceMs: 20,
+    minRequestsPerVersion: 200,
+  };
+  it('a good release whose p99 alone is two GC pauses off PASSes: the p90s agree', () => {
+    const g = latencyGate({
+      ...base,
+      versions: { v1: { count: 400, p90: 4, p99: 10.7 }, v2: { count: 1000, p90: 4.5, p99: 31.7 } },
+    });
+    expect(g.verdict).toBe('PASS');
+    expect(g.evidence).toMatch(/^p90 4\.5 ms \(p99 31\.7\) for v2 \(n=1000\) vs 4\.0 ms \(p99 10\.7\) for v1 \(n=400\)/);
+  });
+  it('a release slower in steady state FAILs: every quantile moved', () => {
+    const g = latencyGate({
+      ...base,
+      versions: { v1: { count: 400, p90: 4, p99: 10 }, v2: { count: 1000, p90: 155, p99: 170 } },
+    });
+    expect(g.verdict).toBe('FAIL');
+    expect(g.evidence).toMatch(/p90 ×38\.75 .*the new version is slower/);
+  });
+  it('without p90s it compares p99s, as before', () => {
+    const g = latencyGate({ ...base, versions: { v1: { count: 400, p99: 10 }, v2: { count: 400, p99: 40 } } });
+    expect([g.verdict, g.observed?.compared]).toEqual(['FAIL', 'p99']);
   });
 });

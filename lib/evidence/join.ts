@@ -74,7 +74,7 @@ export interface JoinedLoad {
    * starts left out: a version's own quiet minutes, e.g. the old one before a rollout and the new
    * one after it, under the same load on the same machine.
    */
-  latencyBetween(from: number, to: number): Record<string, { count: number; p50: number; p99: number }>;
+  latencyBetween(from: number, to: number): Record<string, { count: number; p50: number; p90: number; p99: number }>;
   /**
    * Cold start: the requests each new pod served in its first `windowMs` after it became Ready (as
    * the timeline saw it turn Ready), per version: judged on their own budget, apart from steady state.
@@ -349,12 +349,13 @@ export function joinLedger(ledger: Ledger, joinContext: JoinContext): JoinedLoad
     }
   }
   const latencyBetween: JoinedLoad['latencyBetween'] = (from, to) => {
-    const out: Record<string, { count: number; p50: number; p99: number }> = {};
+    const out: Record<string, { count: number; p50: number; p90: number; p99: number }> = {};
     for (const [v, st] of steady) {
       const list: number[] = [];
       for (let i = 0; i < st.length; i += 2) if (st[i] >= from && st[i] < to) list.push(st[i + 1]);
       const d = Float64Array.from(list).sort();
-      if (d.length) out[v] = { count: d.length, p50: round(quantile(d, 0.5)), p99: round(quantile(d, 0.99)) };
+      if (d.length)
+        out[v] = { count: d.length, p50: round(quantile(d, 0.5)), p90: round(quantile(d, 0.9)), p99: round(quantile(d, 0.99)) };
     }
     return out;
   };
