@@ -17,7 +17,7 @@ import {
   type LicenseFlowOptions,
   type SessionCreator,
 } from './load-scenario.ts';
-import { licenseApiProbes, licenseApiSmoke } from './smoke.ts';
+import { isObject, licenseApiProbes, licenseApiSmoke } from './smoke.ts';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const API = '/api/v1/licenses';
@@ -167,7 +167,12 @@ function sessionControl(baseUrl: string, token: string, creators: Map<string, Se
         });
         if (r.status !== 200 && r.status !== 201)
           throw new Error(`could not open session ${i + 1} of ${n}: HTTP ${r.status} ${r.text.slice(0, 200)}`);
-        const id = JSON.parse(r.text).session_id;
+        const body: unknown = JSON.parse(r.text);
+        const id = isObject(body) && typeof body.session_id === 'string' ? body.session_id : '';
+        if (!id)
+          throw new Error(
+            `could not open session ${i + 1} of ${n}: acquire answered without a session_id: ${r.text.slice(0, 200)}`,
+          );
         ids.push(id);
         creators.set(id, r.creator);
       }
