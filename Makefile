@@ -51,7 +51,7 @@ kind-node-image: docker-deps ## build the kind node image (Kubernetes v1.37.2 fr
 	trap 'node lib/docker/engine.ts release --hold '$$holder EXIT; \
 	DOCKER_HOST=$$host cluster/kind/node-image/build.sh
 
-lint: setup ## type-check (tsc), lint (oxlint with type-aware rules: floating and misused promises, unsorted numbers, ...) and check formatting (Prettier)
+lint: setup ## type-check (tsc), lint (oxlint with type-aware rules: floating and misused promises, unsorted numbers, unsafe any, ...) and check formatting (Prettier)
 	npx tsc --noEmit
 	npx oxlint --type-aware --deny-warnings .
 	npx prettier --check --log-level warn .

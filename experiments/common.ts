@@ -1,6 +1,7 @@
 /** Pieces every experiment uses: the workload's shape, the load gates, waiting that honours Ctrl-C. */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { renderRelease, type ReleaseSpec } from '../lib/kube/deploy.ts';
+import { findKind } from '../lib/kube/render.ts';
 import { activePods, isPodReady } from '../lib/kube/disrupt.ts';
 import { errorRateGate, loadAsPlannedGate, type Gate } from '../reports/gates.ts';
 import type { HarnessConfig } from './config.ts';
@@ -27,14 +28,14 @@ const count = (v: unknown, of: number, roundUp: boolean) => {
 /** Replicas, surge, unavailability and the PDB of a release, from its rendered manifests. */
 export async function workloadShape(release: ReleaseSpec): Promise<WorkloadShape> {
   const objects = await renderRelease(release);
-  const d = objects.find((o) => o.kind === 'Deployment' && o.metadata.name === release.deployment)!;
-  const replicas = d.spec.replicas ?? 1;
-  const ru = d.spec.strategy?.rollingUpdate ?? {};
-  const pdb = objects.find((o) => o.kind === 'PodDisruptionBudget');
+  const d = findKind(objects, 'Deployment', release.deployment)!;
+  const replicas = d.spec?.replicas ?? 1;
+  const ru = d.spec?.strategy?.rollingUpdate ?? {};
+  const pdb = findKind(objects, 'PodDisruptionBudget');
   let pdbMinAvailable: number | null = null;
   if (pdb) {
-    const min = count(pdb.spec.minAvailable, replicas, true);
-    const maxUn = count(pdb.spec.maxUnavailable, replicas, false);
+    const min = count(pdb.spec?.minAvailable, replicas, true);
+    const maxUn = count(pdb.spec?.maxUnavailable, replicas, false);
     pdbMinAvailable = min ?? (maxUn !== undefined ? replicas - maxUn : null);
   }
   return {

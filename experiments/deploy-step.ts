@@ -4,6 +4,7 @@
  * rollout that fails is an answer (`ok: false` with the pods' state), not a throw.
  */
 import { deployRelease, renderRelease, type ReleaseSpec } from '../lib/kube/deploy.ts';
+import { findKind } from '../lib/kube/render.ts';
 import { waitForSettled } from '../lib/kube/disrupt.ts';
 import { describeError } from '../lib/errors.ts';
 import { RolloutFailedError } from '../lib/kube/rollout.ts';
@@ -39,7 +40,7 @@ export async function deployStep(
     timeline.phase('rolled-out', release.image);
     // Done means settled: no pod of another release left (a terminating pod still answers
     // through a lagging data plane) and the Service answers, as it does for clients.
-    const replicas = (await renderRelease(release)).find((x) => x.kind === 'Deployment')?.spec.replicas ?? 1;
+    const replicas = findKind(await renderRelease(release), 'Deployment')?.spec?.replicas ?? 1;
     await waitForSettled(target.kubeConfig, workload.namespace, workload.selector, release.deployment, replicas, { signal });
     await waitForService(s.url + workload.readyPath, signal);
     timeline.phase('settled', release.image);

@@ -111,8 +111,12 @@ export interface Experiment<D = unknown, N extends Capability = never> {
   figures?(evidence: Evidence<D>): Record<string, number>;
 }
 
-/** An experiment of any data and needs (the runner's and the registry's view). */
-export type AnyExperiment = Experiment<any, any>;
+/**
+ * An experiment of any data and needs (the runner's and the registry's view): the runner checks its
+ * `needs` against the target before it hands over a context, so it sees a context without promises
+ * (its methods take their parameters bivariantly, as methods do, so every experiment fits).
+ */
+export type AnyExperiment = Omit<Experiment<unknown>, 'needs'> & { needs?: readonly Capability[] };
 
 /**
  * Types an experiment whose act returns `D`: its `needs` become the capabilities `ctx.target`

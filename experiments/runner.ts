@@ -5,6 +5,7 @@
  * fresh timeline. Where loads run is ./loads.ts, how a release is deployed ./deploy-step.ts.
  */
 import { renderRelease } from '../lib/kube/deploy.ts';
+import { findKind } from '../lib/kube/render.ts';
 import type { Verdict } from '../lib/verdict.ts';
 import { combine, type Gate } from '../reports/gates.ts';
 import { cannotSentence, missingCapabilities, type Capability, type Target } from '../cluster/target.ts';
@@ -78,7 +79,7 @@ export async function runExperiments(target: Target, experiments: AnyExperiment[
 /** Replicas the release under test's manifests ask for (the history's key), null when they name none. */
 async function replicasOf(o: RunnerOptions, target: Target): Promise<number | null> {
   const objects = await renderRelease(o.app.release(o.options.to, target.platform));
-  return objects.find((x) => x.kind === 'Deployment')?.spec?.replicas ?? null;
+  return findKind(objects, 'Deployment')?.spec?.replicas ?? null;
 }
 
 /** One experiment on the target: its needs checked, then setup and act in its scope, unwound, judged. */

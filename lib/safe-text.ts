@@ -38,7 +38,7 @@ export function safeText(s: string): string {
 /** A deep copy of `value` with every string (keys too) passed through {@link safeText}. */
 export function safeDeep<T>(value: T): T {
   if (typeof value === 'string') return safeText(value) as T;
-  if (Array.isArray(value)) return value.map((v) => safeDeep(v)) as T;
+  if (Array.isArray(value)) return value.map((v: unknown) => safeDeep(v)) as T;
   if (value && typeof value === 'object') {
     return Object.fromEntries(Object.entries(value).map(([k, v]) => [safeText(k), safeDeep(v)])) as T;
   }

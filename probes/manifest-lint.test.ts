@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { licenseApiProbes, CONFIG_DEFAULTS } from '../apps/license-api/smoke.ts';
-import { renderKustomization, type KubeObject } from '../lib/kube/render.ts';
+import { isKind, renderKustomization, type KnownKinds, type KubeObject, type KubeObjectOf } from '../lib/kube/render.ts';
 import { loadConfig } from '../license-api/src/config.ts';
 import { findingVerdict, lintManifests, preStopDelayMs, RULES, type Finding, type LintOptions } from './manifest-lint.ts';
 
@@ -16,11 +16,14 @@ beforeAll(async () => {
 
 const lint = (objs: KubeObject[], o: Partial<LintOptions> = {}) =>
   lintManifests(objs, { deployments: ['license-api'], app: licenseApiProbes, ...o });
-const find = (objs: KubeObject[], kind: string, name: string) =>
-  objs.find((x) => x.kind === kind && x.metadata.name.startsWith(name))!;
-const dep = (o: KubeObject[]) => find(o, 'Deployment', 'license-api');
-const ctr = (o: KubeObject[]) => dep(o).spec.template.spec.containers[0];
-const cm = (o: KubeObject[]) => find(o, 'ConfigMap', 'license-api-config');
+const find = <K extends keyof KnownKinds>(objs: KubeObject[], kind: K, name: string) =>
+  objs.find((x): x is KubeObjectOf<K> => isKind(x, kind) && x.metadata.name.startsWith(name))!;
+const dep = (o: KubeObject[]) => find(o, 'Deployment', 'license-api').spec!;
+const pod = (o: KubeObject[]) => dep(o).template.spec!;
+const ctr = (o: KubeObject[]) => pod(o).containers[0];
+const cm = (o: KubeObject[]) => find(o, 'ConfigMap', 'license-api-config').data!;
+const pdb = (o: KubeObject[]) => find(o, 'PodDisruptionBudget', 'license-api').spec!;
+const svc = (o: KubeObject[]) => find(o, 'Service', 'license-api').spec!;
 const broken = (mutate: (o: KubeObject[]) => void) => {
   const o = structuredClone(rendered.get('embedded')!);
   mutate(o);
@@ -50,8 +53,8 @@ describe('every finding, from a manifest broken that way', () => {
     [
       'one replica',
       (o) => {
-        dep(o).spec.replicas = 1;
-        find(o, 'PodDisruptionBudget', 'license-api').spec.minAvailable = 0;
+        dep(o).replicas = 1;
+        pdb(o).minAvailable = 0;
       },
       'replicas.min-two',
       'error',
@@ -60,7 +63,7 @@ describe('every finding, from a manifest broken that way', () => {
     [
       'Recreate',
       (o) => {
-        dep(o).spec.strategy = { type: 'Recreate' };
+        dep(o).strategy = { type: 'Recreate' };
       },
       'rollout.strategy',
       'error',
@@ -68,7 +71,7 @@ describe('every finding, from a manifest broken that way', () => {
     [
       'maxUnavailable 1',
       (o) => {
-        dep(o).spec.strategy.rollingUpdate.maxUnavailable = 1;
+        dep(o).strategy!.rollingUpdate!.maxUnavailable = 1;
       },
       'rollout.max-unavailable',
       'error',
@@ -76,7 +79,7 @@ describe('every finding, from a manifest broken that way', () => {
     [
       'maxSurge 0',
       (o) => {
-        dep(o).spec.strategy.rollingUpdate.maxSurge = 0;
+        dep(o).strategy!.rollingUpdate!.maxSurge = 0;
       },
       'rollout.max-surge',
       'error',
@@ -92,7 +95,7 @@ describe('every finding, from a manifest broken that way', () => {
     [
       'a PDB that blocks drains',
       (o) => {
-        find(o, 'PodDisruptionBudget', 'license-api').spec.minAvailable = 3;
+        pdb(o).minAvailable = 3;
       },
       'pdb.blocks-drain',
       'error',
@@ -100,7 +103,7 @@ describe('every finding, from a manifest broken that way', () => {
     [
       'a PDB that keeps nothing',
       (o) => {
-        find(o, 'PodDisruptionBudget', 'license-api').spec.minAvailable = 0;
+        pdb(o).minAvailable = 0;
       },
       'pdb.keeps-capacity',
       'warning',
@@ -108,7 +111,7 @@ describe('every finding, from a manifest broken that way', () => {
     [
       'runs as root',
       (o) => {
-        delete dep(o).spec.template.spec.securityContext;
+        delete pod(o).securityContext;
       },
       'security.run-as-non-root',
       'warning',
@@ -132,7 +135,7 @@ describe('every finding, from a manifest broken that way', () => {
     [
       'a probe timeout over its period',
       (o) => {
-        ctr(o).readinessProbe.timeoutSeconds = 10;
+        ctr(o).readinessProbe!.timeoutSeconds = 10;
       },
       'probe.timeout-over-period',
       'warning',
@@ -140,7 +143,7 @@ describe('every finding, from a manifest broken that way', () => {
     [
       'liveness successThreshold 2',
       (o) => {
-        ctr(o).livenessProbe.successThreshold = 2;
+        ctr(o).livenessProbe!.successThreshold = 2;
       },
       'probe.success-threshold',
       'error',
@@ -148,7 +151,7 @@ describe('every finding, from a manifest broken that way', () => {
     [
       'readiness on a path that never answers (never-ready)',
       (o) => {
-        ctr(o).readinessProbe.httpGet.path = '/health/never';
+        ctr(o).readinessProbe!.httpGet!.path = '/health/never';
       },
       'probe.path',
       'error',
@@ -157,7 +160,7 @@ describe('every finding, from a manifest broken that way', () => {
     [
       'liveness the same check as readiness',
       (o) => {
-        ctr(o).livenessProbe.httpGet = { ...ctr(o).readinessProbe.httpGet };
+        ctr(o).livenessProbe!.httpGet = { ...ctr(o).readinessProbe!.httpGet! };
       },
       'probe.liveness-equals-readiness',
       'error',
@@ -165,8 +168,8 @@ describe('every finding, from a manifest broken that way', () => {
     [
       'liveness on the dependency-checking endpoint',
       (o) => {
-        ctr(o).livenessProbe.httpGet.path = '/health/ready';
-        ctr(o).readinessProbe.httpGet.port = 8000;
+        ctr(o).livenessProbe!.httpGet!.path = '/health/ready';
+        ctr(o).readinessProbe!.httpGet!.port = 8000;
       },
       'probe.liveness-on-dependencies',
       'error',
@@ -174,7 +177,7 @@ describe('every finding, from a manifest broken that way', () => {
     [
       'a startup budget under the measured start time',
       (o) => {
-        ctr(o).startupProbe.failureThreshold = 2;
+        ctr(o).startupProbe!.failureThreshold = 2;
       },
       'startup.budget',
       'error',
@@ -184,7 +187,7 @@ describe('every finding, from a manifest broken that way', () => {
       'a preStop shorter than the measured propagation',
       (o) => {
         delete ctr(o).lifecycle;
-        cm(o).data.SHUTDOWN_DELAY_MS = '500';
+        cm(o).SHUTDOWN_DELAY_MS = '500';
       },
       'drain.prestop-vs-propagation',
       'error',
@@ -194,7 +197,7 @@ describe('every finding, from a manifest broken that way', () => {
       'no delay at all',
       (o) => {
         delete ctr(o).lifecycle;
-        cm(o).data.SHUTDOWN_DELAY_MS = '0';
+        cm(o).SHUTDOWN_DELAY_MS = '0';
       },
       'drain.prestop-vs-propagation',
       'error',
@@ -202,7 +205,7 @@ describe('every finding, from a manifest broken that way', () => {
     [
       'a naive shutdown',
       (o) => {
-        cm(o).data.SHUTDOWN_MODE = 'naive';
+        cm(o).SHUTDOWN_MODE = 'naive';
       },
       'drain.naive',
       'error',
@@ -210,8 +213,8 @@ describe('every finding, from a manifest broken that way', () => {
     [
       'a grace period shorter than preStop + drain + the longest request',
       (o) => {
-        dep(o).spec.template.spec.terminationGracePeriodSeconds = 10;
-        cm(o).data.SHUTDOWN_TIMEOUT_MS = '4000';
+        pod(o).terminationGracePeriodSeconds = 10;
+        cm(o).SHUTDOWN_TIMEOUT_MS = '4000';
       },
       'drain.grace-period',
       'error',
@@ -220,7 +223,7 @@ describe('every finding, from a manifest broken that way', () => {
     [
       "a forced exit after the kubelet's SIGKILL",
       (o) => {
-        cm(o).data.SHUTDOWN_TIMEOUT_MS = '28000';
+        cm(o).SHUTDOWN_TIMEOUT_MS = '28000';
       },
       'drain.exceeds-grace',
       'error',
@@ -228,7 +231,7 @@ describe('every finding, from a manifest broken that way', () => {
     [
       'a readiness dependency timeout over the probe timeout',
       (o) => {
-        cm(o).data.DEPENDENCY_TIMEOUT_MS = '3000';
+        cm(o).DEPENDENCY_TIMEOUT_MS = '3000';
       },
       'probe.dependency-timeout',
       'error',
@@ -236,7 +239,7 @@ describe('every finding, from a manifest broken that way', () => {
     [
       'no resource requests',
       (o) => {
-        delete ctr(o).resources.requests;
+        delete ctr(o).resources!.requests;
       },
       'resources.requests',
       'warning',
@@ -244,7 +247,7 @@ describe('every finding, from a manifest broken that way', () => {
     [
       'no memory limit',
       (o) => {
-        delete ctr(o).resources.limits;
+        delete ctr(o).resources!.limits;
       },
       'resources.memory-limit',
       'warning',
@@ -252,7 +255,7 @@ describe('every finding, from a manifest broken that way', () => {
     [
       'privilege escalation allowed',
       (o) => {
-        delete ctr(o).securityContext.allowPrivilegeEscalation;
+        delete ctr(o).securityContext!.allowPrivilegeEscalation;
       },
       'security.privilege-escalation',
       'warning',
@@ -260,7 +263,7 @@ describe('every finding, from a manifest broken that way', () => {
     [
       'capabilities kept',
       (o) => {
-        ctr(o).securityContext.capabilities.drop = [];
+        ctr(o).securityContext!.capabilities!.drop = [];
       },
       'security.capabilities',
       'warning',
@@ -268,7 +271,7 @@ describe('every finding, from a manifest broken that way', () => {
     [
       'a Service targetPort naming no port',
       (o) => {
-        find(o, 'Service', 'license-api').spec.ports[0].targetPort = 'web';
+        svc(o).ports![0].targetPort = 'web';
       },
       'service.target-port',
       'error',
@@ -276,7 +279,7 @@ describe('every finding, from a manifest broken that way', () => {
     [
       'a Service selecting nothing',
       (o) => {
-        find(o, 'Service', 'license-api').spec.selector = { app: 'typo' };
+        svc(o).selector = { app: 'typo' };
       },
       'service.selector',
       'error',
@@ -300,8 +303,8 @@ describe('every finding, from a manifest broken that way', () => {
   it('what was not measured is said so, with the assumption and its source, and is at most a warning', () => {
     const short = broken((o) => {
       delete ctr(o).lifecycle;
-      cm(o).data.SHUTDOWN_DELAY_MS = '500';
-      ctr(o).startupProbe.failureThreshold = 2;
+      cm(o).SHUTDOWN_DELAY_MS = '500';
+      ctr(o).startupProbe!.failureThreshold = 2;
     });
     const f = lint(short);
     const prop = f.find((x) => x.rule === 'drain.prestop-vs-propagation')!;
@@ -337,7 +340,7 @@ describe('every finding, from a manifest broken that way', () => {
   it('reads a preStop delay from sleep or an exec of sleep', () => {
     expect(preStopDelayMs({ sleep: { seconds: 7 } })).toBe(7000);
     expect(preStopDelayMs({ exec: { command: ['/bin/sh', '-c', 'sleep 15'] } })).toBe(15_000);
-    expect(preStopDelayMs({ httpGet: { path: '/drain' } })).toBe(0);
+    expect(preStopDelayMs({ httpGet: { path: '/drain', port: 'http' } })).toBe(0);
     expect(preStopDelayMs(undefined)).toBe(0);
   });
 

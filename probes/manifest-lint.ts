@@ -1,4 +1,5 @@
-import type { KubeObject } from '../lib/kube/render.ts';
+import type { V1Container } from '@kubernetes/client-node';
+import { ofKind, type KubeObject, type KubeObjectOf } from '../lib/kube/render.ts';
 import {
   preStopDelayMs,
   RULES,
@@ -66,27 +67,25 @@ export {
  */
 export function lintManifests(objects: KubeObject[], opts: LintOptions = {}): Finding[] {
   const findings: Finding[] = [];
-  const configMaps = new Map(objects.filter((o) => o.kind === 'ConfigMap').map((o) => [o.metadata.name, o.data ?? {}]));
-  const deployments = objects.filter((o) => o.kind === 'Deployment');
+  const configMaps = new Map(ofKind(objects, 'ConfigMap').map((o) => [o.metadata.name, o.data ?? {}]));
+  const deployments = ofKind(objects, 'Deployment');
   for (const d of deployments.filter((x) => !opts.deployments || opts.deployments.includes(x.metadata.name)))
     findings.push(...lintDeployment(d, objects, configMaps, opts));
-  for (const svc of objects.filter((o) => o.kind === 'Service' && o.spec?.selector))
+  for (const svc of ofKind(objects, 'Service').filter((o) => o.spec?.selector))
     findings.push(...applyRules(RULES, 'service', { object: svc, deployments }));
   return findings;
 }
 
 function lintDeployment(
-  d: KubeObject,
+  d: Deployment,
   objects: KubeObject[],
   configMaps: Map<string, Record<string, string>>,
   opts: LintOptions,
 ): Finding[] {
   const out: Finding[] = [];
   const dep = deploymentSubject(d, objects);
-  const containers = ((dep.podSpec.containers ?? []) as Array<Record<string, any>>).map((c) =>
-    containerSubject(d, dep, c, configMaps, opts),
-  );
-  const services = objects.filter((o) => o.kind === 'Service' && sameNamespace(o, d) && selects(o.spec?.selector, podLabels(d)));
+  const containers = (dep.podSpec.containers ?? []).map((c) => containerSubject(d, dep, c, configMaps, opts));
+  const services = ofKind(objects, 'Service').filter((o) => sameNamespace(o, d) && selects(o.spec?.selector, podLabels(d)));
   const inDeployment = RULES.filter((r) => r.on !== 'service');
   for (const run of runsOf(inDeployment, (r) => (r.on === 'probe' ? 'container' : r.on))) {
     const on = run[0].on;
@@ -109,11 +108,13 @@ function lintDeployment(
         }
       }
     for (const svc of on === 'service-port' ? services : [])
-      for (const port of svc.spec.ports ?? [])
+      for (const port of svc.spec?.ports ?? [])
         out.push(...applyRules(run, 'service-port', { object: svc, deployment: d, targetPort: port.targetPort }));
   }
   return out;
 }
+
+type Deployment = KubeObjectOf<'Deployment'>;
 
 /** `list` cut into runs of consecutive items with the same key. */
 function runsOf<T>(list: readonly T[], key: (x: T) => string): T[][] {
@@ -152,8 +153,8 @@ function finding<K extends keyof Subjects>(r: RuleOn<K>, subject: Subjects[K]): 
   ];
 }
 
-function deploymentSubject(d: KubeObject, objects: KubeObject[]): DeploymentSubject {
-  const spec = d.spec ?? {};
+function deploymentSubject(d: Deployment, objects: KubeObject[]): DeploymentSubject {
+  const spec: DeploymentSubject['spec'] = d.spec ?? {};
   const labels = podLabels(d);
   return {
     object: d,
@@ -161,22 +162,22 @@ function deploymentSubject(d: KubeObject, objects: KubeObject[]): DeploymentSubj
     replicas: spec.replicas ?? 1,
     rollingUpdate: spec.strategy?.rollingUpdate ?? {},
     podSpec: spec.template?.spec ?? {},
-    pdbs: objects.filter(
-      (o) => o.kind === 'PodDisruptionBudget' && sameNamespace(o, d) && selects(o.spec?.selector?.matchLabels, labels),
+    pdbs: ofKind(objects, 'PodDisruptionBudget').filter(
+      (o) => sameNamespace(o, d) && selects(o.spec?.selector?.matchLabels, labels),
     ),
   };
 }
 
 /** A container with its probes and the app's drain settings from its environment (ConfigMaps merged, then env). */
 function containerSubject(
-  d: KubeObject,
+  d: Deployment,
   dep: DeploymentSubject,
-  c: Record<string, any>,
+  c: V1Container,
   configMaps: Map<string, Record<string, string>>,
   opts: LintOptions,
 ): ContainerSubject {
   const env: Record<string, string> = {};
-  for (const ef of c.envFrom ?? []) if (ef.configMapRef) Object.assign(env, configMaps.get(ef.configMapRef.name) ?? {});
+  for (const ef of c.envFrom ?? []) if (ef.configMapRef?.name) Object.assign(env, configMaps.get(ef.configMapRef.name) ?? {});
   for (const e of c.env ?? []) if (typeof e.value === 'string') env[e.name] = e.value;
   return {
     object: d,
@@ -194,7 +195,7 @@ function containerSubject(
 
 const nameOf = (o: KubeObject) => `${o.kind}/${o.metadata.namespace ?? ''}${o.metadata.namespace ? '/' : ''}${o.metadata.name}`;
 const sameNamespace = (a: KubeObject, b: KubeObject) => (a.metadata.namespace ?? '') === (b.metadata.namespace ?? '');
-const podLabels = (d: KubeObject): Record<string, string> => d.spec?.template?.metadata?.labels ?? {};
+const podLabels = (d: Deployment): Record<string, string> => d.spec?.template?.metadata?.labels ?? {};
 
 /** The verdict of a finding under `--fail-on`: errors always fail, warnings when asked to, info never. */
 export function findingVerdict(f: Finding, failOn: 'error' | 'warning'): 'PASS' | 'FAIL' {

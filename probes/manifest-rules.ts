@@ -5,7 +5,15 @@
  * values (a measured start time, a propagation delay) returns its severity with what it found, and
  * such rules also report their numbers as `info` when they hold. A new rule is one entry here.
  */
-import type { KubeObject } from '../lib/kube/render.ts';
+import type {
+  V1Container,
+  V1DeploymentSpec,
+  V1LifecycleHandler,
+  V1PodSpec,
+  V1Probe,
+  V1RollingUpdateDeployment,
+} from '@kubernetes/client-node';
+import type { KubeObjectOf } from '../lib/kube/render.ts';
 import type { DrainSettings, ProbeDescription } from '../experiments/app-profile.ts';
 
 export type Severity = 'error' | 'warning' | 'info';
@@ -41,21 +49,21 @@ export const DEFAULT_ASSUMED_PROPAGATION: Measured = {
     "kube-proxy's default minSyncPeriod (1 s); a cloud load balancer's endpoint sync (e.g. GKE NEGs) can take several seconds more: measure it",
 };
 
-type Manifest = Record<string, any>;
+type Deployment = KubeObjectOf<'Deployment'>;
 
-/** A Deployment held to the rules, with what belongs to it. */
+/** A Deployment held to the rules, with what belongs to it. Its parts may be missing in a manifest that is wrong. */
 export interface DeploymentSubject {
-  object: KubeObject;
-  spec: Manifest;
+  object: Deployment;
+  spec: Partial<V1DeploymentSpec>;
   replicas: number;
-  rollingUpdate: Manifest;
-  podSpec: Manifest;
-  pdbs: KubeObject[];
+  rollingUpdate: V1RollingUpdateDeployment;
+  podSpec: Partial<V1PodSpec>;
+  pdbs: Array<KubeObjectOf<'PodDisruptionBudget'>>;
 }
 
 /** A PodDisruptionBudget selecting the Deployment's pods. */
 export interface PdbSubject {
-  object: KubeObject;
+  object: KubeObjectOf<'PodDisruptionBudget'>;
   replicas: number;
   minAvailable: unknown;
   maxUnavailable: unknown;
@@ -63,13 +71,13 @@ export interface PdbSubject {
 
 /** One container of the Deployment, with its probes and its drain settings (from the app profile). */
 export interface ContainerSubject {
-  object: KubeObject;
-  c: Manifest;
+  object: Deployment;
+  c: V1Container;
   /** `spec.template.spec.containers[<name>]` */
   at: string;
-  readiness?: Manifest;
-  liveness?: Manifest;
-  startup?: Manifest;
+  readiness?: V1Probe;
+  liveness?: V1Probe;
+  startup?: V1Probe;
   /** terminationGracePeriodSeconds */
   grace: number;
   drain: DrainSettings | null;
@@ -79,23 +87,23 @@ export interface ContainerSubject {
 
 /** One probe of a container. */
 export interface ProbeSubject {
-  object: KubeObject;
+  object: Deployment;
   container: ContainerSubject;
   kind: 'readiness' | 'liveness' | 'startup';
-  probe: Manifest;
+  probe: V1Probe;
 }
 
 /** A port of a Service that selects the Deployment's pods. */
 export interface PortSubject {
-  object: KubeObject;
-  deployment: KubeObject;
+  object: KubeObjectOf<'Service'>;
+  deployment: Deployment;
   targetPort: unknown;
 }
 
 /** A Service with a selector, and every Deployment of the manifests. */
 export interface ServiceSubject {
-  object: KubeObject;
-  deployments: KubeObject[];
+  object: KubeObjectOf<'Service'>;
+  deployments: Deployment[];
 }
 
 export interface Subjects {
@@ -149,7 +157,8 @@ const CAPACITY: Rule[] = [
     field: 'spec.strategy.type',
     severity: 'error',
     required: 'RollingUpdate',
-    check: (d) => ((d.spec.strategy?.type ?? 'RollingUpdate') !== 'RollingUpdate' ? { measured: d.spec.strategy.type } : null),
+    check: (d) =>
+      (d.spec.strategy?.type ?? 'RollingUpdate') !== 'RollingUpdate' ? { measured: String(d.spec.strategy?.type) } : null,
     fix: 'use strategy RollingUpdate: Recreate takes every pod down at once',
   }),
   rule({
@@ -523,9 +532,8 @@ const SERVICES: Rule[] = [
     severity: 'error',
     required: (p) => `a container port name of Deployment ${p.deployment.metadata.name}`,
     check: ({ targetPort, deployment }) => {
-      const containers: Manifest[] = deployment.spec?.template?.spec?.containers ?? [];
-      return typeof targetPort === 'string' &&
-        !containers.some((c) => (c.ports ?? []).some((p: Manifest) => p.name === targetPort))
+      const containers = deployment.spec?.template?.spec?.containers ?? [];
+      return typeof targetPort === 'string' && !containers.some((c) => (c.ports ?? []).some((p) => p.name === targetPort))
         ? {
             measured: `"${targetPort}"`,
             message: `targetPort "${targetPort}" names no container port of Deployment ${deployment.metadata.name}`,
@@ -544,11 +552,11 @@ const SERVICES: Rule[] = [
       deployments.some(
         (d) =>
           (d.metadata.namespace ?? '') === (svc.metadata.namespace ?? '') &&
-          selects(svc.spec.selector, d.spec?.template?.metadata?.labels ?? {}),
+          selects(svc.spec?.selector, d.spec?.template?.metadata?.labels ?? {}),
       )
         ? null
         : {
-            measured: JSON.stringify(svc.spec.selector),
+            measured: JSON.stringify(svc.spec?.selector),
             message: "selector matches no Deployment's pods: the Service has no endpoints",
           },
     fix: "match the Deployment's pod template labels",
@@ -559,7 +567,7 @@ const SERVICES: Rule[] = [
 export const RULES: readonly Rule[] = [...CAPACITY, ...PROBES, ...DRAIN, ...RESOURCES, ...SERVICES];
 
 /** The preStop hook's delay, ms: `sleep.seconds`, or an exec of `sleep N`; 0 otherwise. */
-export function preStopDelayMs(preStop: any): number {
+export function preStopDelayMs(preStop: V1LifecycleHandler | undefined): number {
   if (!preStop) return 0;
   if (typeof preStop.sleep?.seconds === 'number') return preStop.sleep.seconds * 1000;
   const cmd: string[] = preStop.exec?.command ?? [];
@@ -569,7 +577,7 @@ export function preStopDelayMs(preStop: any): number {
 }
 
 /** What a probe asks, to tell two probes apart: `GET /health/ready :http`, `exec ...`, `tcp :8000`; null for none. */
-export function probeKey(p: any): string | null {
+export function probeKey(p: V1Probe | undefined): string | null {
   if (!p) return null;
   if (p.httpGet) return `GET ${p.httpGet.path ?? '/'} :${p.httpGet.port}`;
   if (p.exec) return `exec ${(p.exec.command ?? []).join(' ')}`;

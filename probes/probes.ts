@@ -17,6 +17,7 @@ import type { AppProfile, ProbeEndpoint } from '../experiments/app-profile.ts';
 import { hasCapabilities, type Target, type TargetWith } from '../cluster/target.ts';
 import { k8s } from '../lib/kube/client.ts';
 import { isPodReady } from '../lib/kube/disrupt.ts';
+import { findKind } from '../lib/kube/render.ts';
 import type { CheckRecord, GateRecord } from '../reports/run-record.ts';
 import { CheckFailed, pass, runSuite, type SuiteCheck, type SuiteRun } from '../lib/checks/suite.ts';
 import { suiteCheckRecord } from '../suites/record.ts';
@@ -59,15 +60,15 @@ export interface ProbesResult {
 const K8S_DEFAULT_TIMEOUT_S = 1;
 
 /** The app's container in the workload's Deployment among `objects`, or undefined. */
-function appContainer(app: AppProfile, objects: ManifestSource['objects'] | undefined): Record<string, any> | undefined {
-  const d = objects?.find((o) => o.kind === 'Deployment' && o.metadata.name === app.workload.deployment);
-  return d?.spec?.template?.spec?.containers?.find((c: { name: string }) => c.name === app.workload.container);
+function appContainer(app: AppProfile, objects: ManifestSource['objects'] | undefined): k8s.V1Container | undefined {
+  const d = objects && findKind(objects, 'Deployment', app.workload.deployment);
+  return d?.spec?.template?.spec?.containers?.find((c) => c.name === app.workload.container);
 }
 
-function endpointCheck(e: ProbeEndpoint, container: Record<string, any> | undefined, samples: number): SuiteCheck {
-  const probe = container?.[`${e.probe}Probe`];
-  const path: string = probe?.httpGet?.path ?? e.path;
-  const timeoutS: number = probe?.timeoutSeconds ?? K8S_DEFAULT_TIMEOUT_S;
+function endpointCheck(e: ProbeEndpoint, container: k8s.V1Container | undefined, samples: number): SuiteCheck {
+  const probe = container?.[`${e.probe}Probe` as const];
+  const path = probe?.httpGet?.path ?? e.path;
+  const timeoutS = probe?.timeoutSeconds ?? K8S_DEFAULT_TIMEOUT_S;
   const timeoutSource = probe
     ? `the manifest's ${e.probe}Probe timeoutSeconds ${timeoutS} s`
     : container

@@ -6,6 +6,7 @@ import { licenseApi, licenseApiToken } from '../apps/license-api/profile.ts';
 import { SMOKE_HARDWARE_PREFIX } from '../apps/license-api/smoke.ts';
 import { EMBEDDED_PLATFORM, upEmbedded, type EmbeddedCluster } from '../cluster/embedded/embedded-cluster.ts';
 import { deployRelease, renderRelease } from '../lib/kube/deploy.ts';
+import { findKind } from '../lib/kube/render.ts';
 import { waitForSettled } from '../lib/kube/disrupt.ts';
 import { lintManifests } from '../probes/manifest-lint.ts';
 import { runProbes, type ProbesResult } from '../probes/probes.ts';
@@ -149,7 +150,7 @@ describe('probes on the embedded cluster', () => {
           what: 'no preStop and a 0.5 s shutdown delay',
           env: { SHUTDOWN_DELAY_MS: '500' },
           transform: (objs) => {
-            delete objs.find((o) => o.kind === 'Deployment')!.spec.template.spec.containers[0].lifecycle;
+            delete findKind(objs, 'Deployment')!.spec!.template.spec!.containers[0].lifecycle;
           },
         },
       ]),

@@ -88,7 +88,7 @@ export function licenseFlow(o: LicenseFlowOptions): Scenario {
               hardware_id: (c.data as { hardwareId: string }).hardwareId,
             }),
             capture: (res, c) => {
-              const id = res.json().session_id;
+              const id = res.json<{ session_id?: unknown }>().session_id;
               if (typeof id !== 'string') throw new Error('acquire answered without a session_id');
               c.vars.sessionId = id;
               // Who created it: a later step answered "unknown session" by another version names both.

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { renderRelease } from '../../lib/kube/deploy.ts';
+import { ofKind } from '../../lib/kube/render.ts';
 import type { Platform } from '../../cluster/target.ts';
 import { licenseApi, licenseApiToken, overlayFor } from './profile.ts';
 
@@ -24,9 +25,7 @@ describe('the license API profile on a platform', () => {
     expect(licenseApi.supportImages!(inCluster).map((i) => i.ref)).toHaveLength(2);
     expect(licenseApi.supportImages!(host)).toEqual([]);
     const objects = await renderRelease(licenseApi.release('v2', inCluster));
-    const pulls = objects
-      .filter((o) => o.kind === 'Deployment')
-      .flatMap((o) => o.spec.template.spec.containers.map((c: { imagePullPolicy?: string }) => c.imagePullPolicy));
+    const pulls = ofKind(objects, 'Deployment').flatMap((o) => o.spec!.template.spec!.containers.map((c) => c.imagePullPolicy));
     expect(new Set(pulls)).toEqual(new Set(['Never']));
   });
 

@@ -4,7 +4,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { SignJWT } from 'jose';
-import { renderKustomization, type KubeObject } from '../../lib/kube/render.ts';
+import { findKind, ofKind, renderKustomization, type KubeObject } from '../../lib/kube/render.ts';
 import type { ReleaseSpec } from '../../lib/kube/deploy.ts';
 import type { Platform } from '../../cluster/target.ts';
 import type { AppConnection, AppProfile, Fault, SessionControl } from '../../experiments/app-profile.ts';
@@ -17,7 +17,7 @@ import {
   type LicenseFlowOptions,
   type SessionCreator,
 } from './load-scenario.ts';
-import { licenseApiProbes, licenseApiSmoke } from './smoke.ts';
+import { isObject, licenseApiProbes, licenseApiSmoke } from './smoke.ts';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const API = '/api/v1/licenses';
@@ -37,12 +37,21 @@ const OVERLAY_OF: Record<Platform['services'], Overlay> = { host: 'embedded', 'i
 export const overlayFor = (platform: Platform): Overlay => OVERLAY_OF[platform.services];
 
 const deploymentOf = (objects: KubeObject[]) => {
-  const d = objects.find((o) => o.kind === 'Deployment' && o.metadata.name === 'license-api');
+  const d = findKind(objects, 'Deployment', 'license-api');
   if (!d) throw new Error('the manifests render no Deployment license-api');
   return d;
 };
-const containerOf = (objects: KubeObject[]) =>
-  deploymentOf(objects).spec.template.spec.containers.find((c: { name: string }) => c.name === 'license-api');
+const containerOf = (objects: KubeObject[]) => {
+  const c = deploymentOf(objects).spec?.template.spec?.containers.find((x) => x.name === 'license-api');
+  if (!c) throw new Error('the Deployment license-api has no container license-api');
+  return c;
+};
+/** The container's readiness or liveness probe with its HTTP GET (whose path a fault changes). */
+const httpProbeOf = (objects: KubeObject[], kind: 'readinessProbe' | 'livenessProbe') => {
+  const probe = containerOf(objects)[kind];
+  if (!probe?.httpGet) throw new Error(`the license-api container has no ${kind} with an httpGet`);
+  return { probe, httpGet: probe.httpGet };
+};
 
 /** The license API's deliberate faults: the same code, switched into a broken release. */
 export const FAULTS: Record<string, Fault> = {
@@ -103,8 +112,7 @@ export const FAULTS: Record<string, Fault> = {
     side: 'to',
     what: 'the new pods run but their readiness probe asks a path that never answers 200, so they never become ready',
     transform: (objects) => {
-      const c = containerOf(objects);
-      c.readinessProbe.httpGet.path = '/health/never';
+      httpProbeOf(objects, 'readinessProbe').httpGet.path = '/health/never';
     },
   },
   'liveness-on-dependencies': {
@@ -112,9 +120,9 @@ export const FAULTS: Record<string, Fault> = {
     side: 'to',
     what: 'an eager liveness probe (every 2 s, 2 failures) that checks the dependencies (it asks /health/ready): a dependency outage restarts every container',
     transform: (objects) => {
-      const c = containerOf(objects);
-      Object.assign(c.livenessProbe, { periodSeconds: 2, failureThreshold: 2, initialDelaySeconds: 0 });
-      c.livenessProbe.httpGet.path = '/health/ready';
+      const { probe, httpGet } = httpProbeOf(objects, 'livenessProbe');
+      Object.assign(probe, { periodSeconds: 2, failureThreshold: 2, initialDelaySeconds: 0 });
+      httpGet.path = '/health/ready';
     },
   },
 };
@@ -130,8 +138,8 @@ export async function licenseApiToken(platform: Platform, subject = 'verdict', e
     return t;
   }
   const overlay = overlayFor(platform);
-  const secret = (await renderKustomization(overlayDir(overlay))).find(
-    (x) => x.kind === 'Secret' && x.metadata.name.startsWith('license-api-secrets'),
+  const secret = ofKind(await renderKustomization(overlayDir(overlay)), 'Secret').find((x) =>
+    x.metadata.name.startsWith('license-api-secrets'),
   );
   const key = Buffer.from(secret?.data?.JWT_SECRET ?? '', 'base64').toString();
   if (key.length < 32) throw new Error(`the ${overlay} overlay has no usable JWT_SECRET`);
@@ -171,7 +179,12 @@ function sessionControl(baseUrl: string, token: string, creators: Map<string, Se
         });
         if (r.status !== 200 && r.status !== 201)
           throw new Error(`could not open session ${i + 1} of ${n}: HTTP ${r.status} ${r.text.slice(0, 200)}`);
-        const id = JSON.parse(r.text).session_id;
+        const body: unknown = JSON.parse(r.text);
+        const id = isObject(body) && typeof body.session_id === 'string' ? body.session_id : '';
+        if (!id)
+          throw new Error(
+            `could not open session ${i + 1} of ${n}: acquire answered without a session_id: ${r.text.slice(0, 200)}`,
+          );
         ids.push(id);
         creators.set(id, r.creator);
       }
@@ -226,10 +239,9 @@ export const KIND_SUPPORT_IMAGES = {
 
 /** kind: the stand-in images for the dependencies, and `imagePullPolicy: Never` everywhere (a missing image fails, it is never pulled). */
 function kindImages(objects: KubeObject[]): void {
-  for (const o of objects) {
-    if (o.kind !== 'Deployment') continue;
+  for (const o of ofKind(objects, 'Deployment')) {
     const support = Object.values(KIND_SUPPORT_IMAGES).find((x) => x.deployment === o.metadata.name);
-    for (const c of o.spec.template.spec.containers ?? []) {
+    for (const c of o.spec?.template.spec?.containers ?? []) {
       if (support) c.image = support.ref;
       c.imagePullPolicy = 'Never';
     }

@@ -45,12 +45,13 @@ const degradedOf = (v: unknown): string[] =>
         .map((x) => (x.length > 80 ? `${x.slice(0, 80)}…` : x))
     : [];
 const answered = (what: string, r: HttpResponse) => `${what} answered ${r.status} ${snippet(r)}`;
-const isObject = (v: unknown): v is Record<string, any> => typeof v === 'object' && v !== null && !Array.isArray(v);
+export const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 /** `{error: {code, message}}` with this code, or why not. */
 function errorBodyProblem(json: unknown, code: string | string[]): string | null {
   const codes = Array.isArray(code) ? code : [code];
   if (!isObject(json) || !isObject(json.error)) return 'the body is not the documented {error: {code, message}}';
-  if (!codes.includes(json.error.code)) return `error code ${JSON.stringify(json.error.code)}, not ${codes.join(' or ')}`;
+  if (typeof json.error.code !== 'string' || !codes.includes(json.error.code))
+    return `error code ${JSON.stringify(json.error.code)}, not ${codes.join(' or ')}`;
   if (typeof json.error.message !== 'string') return 'the error has no message';
   return null;
 }
@@ -408,7 +409,7 @@ function drain(env: Record<string, string>): DrainSettings {
 }
 
 const statusIs =
-  (want: number, body: (j: Record<string, any>) => string | null) => (r: { status: number; json: unknown; text: string }) => {
+  (want: number, body: (j: Record<string, unknown>) => string | null) => (r: { status: number; json: unknown; text: string }) => {
     if (r.status !== want) return `answered ${r.status}, not ${want}: ${r.text.slice(0, 120)}`;
     if (!isObject(r.json)) return `answered ${r.status} without a JSON body: ${r.text.slice(0, 120)}`;
     return body(r.json);
@@ -433,13 +434,14 @@ export const licenseApiProbes: ProbeDescription = {
       probe: 'readiness',
       path: '/health/ready',
       expects: '200 {status: "ready", checks: {database: "ok"}} while serving; 503 while starting, draining or without Postgres',
-      judge: statusIs(200, (j) =>
-        j.status !== 'ready'
+      judge: statusIs(200, (j) => {
+        const database = isObject(j.checks) ? j.checks.database : undefined;
+        return j.status !== 'ready'
           ? `status ${JSON.stringify(j.status)}, not "ready"`
-          : j.checks?.database !== 'ok'
-            ? `checks.database is ${JSON.stringify(j.checks?.database)}, not "ok"`
-            : null,
-      ),
+          : database !== 'ok'
+            ? `checks.database is ${JSON.stringify(database)}, not "ok"`
+            : null;
+      }),
       statusWithoutDependency: 503,
     },
   ],

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyObjects } from '../../lib/kube/apply.ts';
 import { isNotFound, k8s, mergePatch, statusOf } from '../../lib/kube/client.ts';
 import { deployRelease, renderRelease } from '../../lib/kube/deploy.ts';
-import { renderKustomization } from '../../lib/kube/render.ts';
+import { findKind, renderKustomization } from '../../lib/kube/render.ts';
 import { upEmbedded, type EmbeddedCluster } from './embedded-cluster.ts';
 import { licenseApi } from '../../apps/license-api/profile.ts';
 import { addTestImages } from './testdata/test-images.ts';
@@ -133,7 +133,7 @@ describe('embedded cluster', () => {
     }
     // A broken manifest is refused by the same dry run.
     const broken = await renderRelease(release('v1'));
-    broken.find((x) => x.kind === 'Deployment')!.spec.strategy.rollingUpdate.maxSurge = 0;
+    findKind(broken, 'Deployment')!.spec!.strategy!.rollingUpdate!.maxSurge = 0;
     await expect(applyObjects(cluster.kubeConfig, broken, { dryRun: true })).rejects.toThrow(
       /maxUnavailable|maxSurge|may not be 0/,
     );

@@ -23,7 +23,8 @@ export function stateDirOf(name: string, stateDir?: string): string {
 /** The running embedded cluster's state file, or undefined when none is recorded. */
 export async function readClusterState(stateDir: string): Promise<ClusterStateFile | undefined> {
   try {
-    return JSON.parse(await readFile(join(stateDir, 'cluster.json'), 'utf8'));
+    // The file embedded-cluster.ts writes (older files lack the optional fields).
+    return JSON.parse(await readFile(join(stateDir, 'cluster.json'), 'utf8')) as ClusterStateFile;
   } catch {
     return undefined;
   }

@@ -7,6 +7,7 @@ import { parse } from 'yaml';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { licenseApi } from '../../apps/license-api/profile.ts';
 import { renderRelease } from '../../lib/kube/deploy.ts';
+import { ofKind } from '../../lib/kube/render.ts';
 import { EMBEDDED_PLATFORM } from '../embedded/embedded-cluster.ts';
 import {
   bridgeNameFor,
@@ -70,14 +71,10 @@ describe('kind config', () => {
   it('kind releases run the stand-in dependency images and never pull', async () => {
     const objects = await renderRelease(licenseApi.release('v2', KIND_PLATFORM));
     const images = Object.fromEntries(
-      objects
-        .filter((o) => o.kind === 'Deployment')
-        .map((o) => [
-          o.metadata.name,
-          o.spec.template.spec.containers.map(
-            (c: { image: string; imagePullPolicy: string }) => `${c.image} ${c.imagePullPolicy}`,
-          ),
-        ]),
+      ofKind(objects, 'Deployment').map((o) => [
+        o.metadata.name,
+        o.spec!.template.spec!.containers.map((c) => `${c.image} ${c.imagePullPolicy}`),
+      ]),
     );
     expect(images).toEqual({
       'license-api': ['license-api:v2 Never'],

@@ -99,6 +99,15 @@ export function officialNodeImage(configText = readFileSync(KIND_CONFIG, 'utf8')
   return img;
 }
 
+/** A node of a kind config: its role is read here, the rest passes through. */
+type KindNode = { role?: string; [field: string]: unknown };
+/** The parts of a kind config (kind.x-k8s.io/v1alpha4) kindConfigFor reads; the rest is not kept. */
+interface KindConfig {
+  nodes?: KindNode[];
+  networking?: Record<string, unknown>;
+  kubeadmConfigPatches?: unknown[];
+}
+
 /**
  * The kind config the harness runs: kind-config.yaml's nodes with `image` set, no host port
  * mappings (the Service is reached at the node's address; 127.0.0.1:30080 is the embedded
@@ -106,8 +115,8 @@ export function officialNodeImage(configText = readFileSync(KIND_CONFIG, 'utf8')
  * and what the kubelet needs on a cgroup v1 host.
  */
 export function kindConfigFor(o: { name: string; image: string; workers?: number; configText?: string }): string {
-  const cfg = parseYaml(o.configText ?? readFileSync(KIND_CONFIG, 'utf8')) as Record<string, any>;
-  let nodes: Array<Record<string, any>> = (cfg.nodes ?? [{ role: 'control-plane' }]).map((n: Record<string, any>) => {
+  const cfg = parseYaml(o.configText ?? readFileSync(KIND_CONFIG, 'utf8')) as KindConfig;
+  let nodes: KindNode[] = (cfg.nodes ?? [{ role: 'control-plane' }]).map((n) => {
     const { extraPortMappings: _dropped, ...rest } = n;
     return { ...rest, image: o.image };
   });

@@ -346,7 +346,8 @@ function blockedPort(err: unknown, url: string): string | null {
 
 async function readLimited(res: Response, max: number): Promise<{ text: string; truncated: boolean }> {
   if (!res.body) return { text: '', truncated: false };
-  const reader = res.body.getReader();
+  // A fetch body is a stream of bytes.
+  const reader: ReadableStreamDefaultReader<Uint8Array> = res.body.getReader();
   const chunks: Uint8Array[] = [];
   let n = 0;
   let truncated = false;

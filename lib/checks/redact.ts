@@ -97,7 +97,7 @@ export function shortSecretWarning(secrets: readonly (string | null | undefined)
 /** A deep copy of `value` with every string (keys too) passed through `redact`. */
 export function redactDeep<T>(value: T, redact: (s: string) => string): T {
   if (typeof value === 'string') return redact(value) as T;
-  if (Array.isArray(value)) return value.map((v) => redactDeep(v, redact)) as T;
+  if (Array.isArray(value)) return value.map((v: unknown) => redactDeep(v, redact)) as T;
   if (value && typeof value === 'object') {
     return Object.fromEntries(Object.entries(value).map(([k, v]) => [redact(k), redactDeep(v, redact)])) as T;
   }

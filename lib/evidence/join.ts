@@ -114,7 +114,8 @@ const round = (x: number) => Math.round(x * 1000) / 1000;
  */
 export function kindAnswers(ledger: Ledger): KindAnswers {
   // kind id → version id → counts and the earliest accepted row
-  const byKind = new Map<number, Map<number, { accepted: number; refused: number; first: number }>>();
+  type Counts = { accepted: number; refused: number; first: number };
+  const byKind = new Map<number, Map<number, Counts>>();
   for (let r = 0; r < ledger.length; r++) {
     const kind = ledger.kindId(r);
     const version = ledger.appVersionId(r);
@@ -124,7 +125,7 @@ export function kindAnswers(ledger: Ledger): KindAnswers {
     const refused = outcome === Outcome.failed && status >= 400 && status < 500;
     if (outcome !== Outcome.succeeded && !refused) continue;
     let versions = byKind.get(kind);
-    if (!versions) byKind.set(kind, (versions = new Map()));
+    if (!versions) byKind.set(kind, (versions = new Map<number, Counts>()));
     let c = versions.get(version);
     if (!c) versions.set(version, (c = { accepted: 0, refused: 0, first: -1 }));
     if (refused) c.refused++;

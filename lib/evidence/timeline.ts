@@ -7,7 +7,7 @@
  * resumes when it expires (lib/kube/list-watch.ts); a change that happened while a watch was down
  * is found by diffing the re-list and recorded with `(seen on re-list)`, at the time it was seen.
  */
-import type { KubeConfig, V1EndpointSlice, V1Node, V1Pod, CoreV1Event } from '@kubernetes/client-node';
+import type { KubeConfig, KubernetesObject, V1EndpointSlice, V1Node, V1Pod, CoreV1Event } from '@kubernetes/client-node';
 import { CoreV1Api, DiscoveryV1Api } from '@kubernetes/client-node';
 import { ListWatch, type ObjectChange } from '../kube/list-watch.ts';
 
@@ -350,7 +350,8 @@ export class Timeline {
 /** A {@link Timeline} fed by watches of one workload's pods, its Service's EndpointSlices, the Nodes and the namespace's Events. */
 export class ClusterTimeline extends Timeline {
   readonly #o: TimelineOptions;
-  readonly #watches: ListWatch<any>[] = [];
+  /** Watches of different kinds: only started and stopped together here. */
+  readonly #watches: Array<Pick<ListWatch<KubernetesObject>, 'start' | 'stop'>> = [];
   #started = false;
   #syncedAt: number | undefined;
 

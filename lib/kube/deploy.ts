@@ -1,6 +1,6 @@
 import { applyObjects } from './apply.ts';
 import { k8s } from './client.ts';
-import { renderKustomization, type KubeObject } from './render.ts';
+import { findKind, renderKustomization, type KubeObject } from './render.ts';
 import { currentTemplateHash, rolloutProblem, waitForRollout, type RolloutProblem } from './rollout.ts';
 
 export interface ReleaseSpec {
@@ -21,14 +21,16 @@ export interface ReleaseSpec {
 /** Renders an overlay and pins the release under test: image, version label, extra env. */
 export async function renderRelease(spec: ReleaseSpec): Promise<KubeObject[]> {
   const objects = await renderKustomization(spec.kustomization);
-  const d = objects.find((o) => o.kind === 'Deployment' && o.metadata.name === spec.deployment);
+  const d = findKind(objects, 'Deployment', spec.deployment);
   if (!d) throw new Error(`${spec.kustomization} renders no Deployment named ${spec.deployment}`);
-  const c = d.spec.template.spec.containers.find((x: { name: string }) => x.name === spec.container);
-  if (!c) throw new Error(`Deployment ${spec.deployment} has no container named ${spec.container}`);
+  const template = d.spec?.template;
+  const c = template?.spec?.containers.find((x) => x.name === spec.container);
+  if (!template || !c) throw new Error(`Deployment ${spec.deployment} has no container named ${spec.container}`);
   c.image = spec.image;
-  d.spec.template.metadata.labels = { ...d.spec.template.metadata.labels, 'app.kubernetes.io/version': spec.version };
+  template.metadata ??= {};
+  template.metadata.labels = { ...template.metadata.labels, 'app.kubernetes.io/version': spec.version };
   for (const [name, value] of Object.entries(spec.env ?? {})) {
-    c.env = [...(c.env ?? []).filter((e: { name: string }) => e.name !== name), { name, value }];
+    c.env = [...(c.env ?? []).filter((e) => e.name !== name), { name, value }];
   }
   spec.transform?.(objects);
   return objects;
@@ -54,7 +56,7 @@ export interface DeployOptions {
 export async function deployRelease(kc: k8s.KubeConfig, spec: ReleaseSpec, opts: DeployOptions = {}): Promise<void> {
   const objects = await renderRelease(spec);
   await applyObjects(kc, objects);
-  const d = objects.find((o) => o.kind === 'Deployment' && o.metadata.name === spec.deployment)!;
+  const d = findKind(objects, 'Deployment', spec.deployment)!;
   const namespace = d.metadata.namespace ?? 'default';
   if (opts.wait === false) return;
   const check = opts.failFast === false ? undefined : newPodsCheck(kc, namespace, d, spec.deployment, spec.container);
@@ -73,7 +75,7 @@ export async function liveRolloutCheck(
 ): Promise<() => Promise<RolloutProblem | undefined>> {
   const d = await kc.makeApiClient(k8s.AppsV1Api).readNamespacedDeployment({ namespace, name });
   const container = d.spec?.template.spec?.containers[0]?.name ?? '';
-  return newPodsCheck(kc, namespace, d as unknown as KubeObject, name, container);
+  return newPodsCheck(kc, namespace, d, name, container);
 }
 
 /**
@@ -83,15 +85,15 @@ export async function liveRolloutCheck(
 function newPodsCheck(
   kc: k8s.KubeConfig,
   namespace: string,
-  d: KubeObject,
+  d: k8s.V1Deployment,
   deployment: string,
   container: string,
 ): () => Promise<RolloutProblem | undefined> {
   const core = kc.makeApiClient(k8s.CoreV1Api);
-  const base = Object.entries(d.spec.selector?.matchLabels ?? {})
+  const base = Object.entries(d.spec?.selector?.matchLabels ?? {})
     .map(([k, v]) => `${k}=${v}`)
     .join(',');
-  const c = d.spec.template.spec.containers.find((x: { name: string }) => x.name === container);
+  const c = d.spec?.template.spec?.containers.find((x) => x.name === container);
   const rp = c?.readinessProbe ?? {};
   // The kubelet needs initialDelay + period × failureThreshold to call a pod unready; give it that
   // twice over plus 30 s before calling a readiness that never passes hopeless.

@@ -131,7 +131,7 @@ describe('flows', () => {
               body: (c) => ({ license_key: 'K', hardware_id: (c.data as { hw: string }).hw }),
               expectStatus: [200, 201],
               capture: (res, c) => {
-                c.vars.session = res.json().session_id;
+                c.vars.session = res.json<{ session_id: string }>().session_id;
               },
             },
             {

@@ -53,19 +53,25 @@ const TLS_CODES = new Set([
   'HOSTNAME_MISMATCH',
 ]);
 
+type Caused = { code?: unknown; cause?: unknown } | null | undefined;
+
+/** The string codes of the error and its causes, outermost first, at most 4 deep (undici wraps some socket errors). */
+function codesOf(err: unknown): string[] {
+  const codes: string[] = [];
+  for (let e = err as Caused, depth = 0; e && depth < 4; e = e.cause as Caused, depth++)
+    if (typeof e.code === 'string') codes.push(e.code);
+  return codes;
+}
+
 /** The error's code, walking `cause` (undici wraps some socket errors). */
 export function errorCode(err: unknown): string {
-  for (let e: any = err, depth = 0; e && depth < 4; e = e.cause, depth++) {
-    if (typeof e.code === 'string' && e.code) return e.code;
-  }
-  return (err as Error)?.name ?? 'Error';
+  return codesOf(err).find((c) => c !== '') ?? (err as Error)?.name ?? 'Error';
 }
 
 /** Classifies an error raised by undici or the socket layer. */
 export function classifyError(err: unknown): ErrorClassId {
   const e = err as { code?: string; message?: string; cause?: unknown } | undefined;
-  const codes: string[] = [];
-  for (let c: any = e, depth = 0; c && depth < 4; c = c.cause, depth++) if (typeof c.code === 'string') codes.push(c.code);
+  const codes = codesOf(e);
   const message = String(e?.message ?? '');
   for (const code of codes) {
     switch (code) {

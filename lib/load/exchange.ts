@@ -47,7 +47,7 @@ export class Exchange implements PoolJob, Dispatcher.DispatchHandler {
   readonly owner: ExchangeOwner;
   readonly row: number;
   readonly step: CompiledStep;
-  readonly ctx: IterationContext<any>;
+  readonly ctx: IterationContext;
   readonly opts: Dispatcher.DispatchOptions;
   /** Issue time (ms since origin): the request timeout counts from here. */
   readonly issuedAt: number;
@@ -70,7 +70,7 @@ export class Exchange implements PoolJob, Dispatcher.DispatchHandler {
     owner: ExchangeOwner,
     row: number,
     step: CompiledStep,
-    ctx: IterationContext<any>,
+    ctx: IterationContext,
     issuedAt: number,
     iteration: unknown,
   ) {
@@ -231,7 +231,7 @@ export class Exchange implements PoolJob, Dispatcher.DispatchHandler {
       status: this.status,
       headers: this.#headers ?? {},
       text: readText,
-      json: () => JSON.parse(readText()),
+      json: <T>() => JSON.parse(readText()) as T,
     };
   }
 }

@@ -1,8 +1,9 @@
 import { readFile } from 'node:fs/promises';
+import type { V1Probe } from '@kubernetes/client-node';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { renderKustomization, type KubeObject } from '../../lib/kube/render.ts';
+import { ofKind, renderKustomization, type KnownKinds, type KubeObject, type KubeObjectOf } from '../../lib/kube/render.ts';
 import { lintManifests } from '../../probes/manifest-lint.ts';
 import { licenseApiProbes } from '../../apps/license-api/smoke.ts';
 import { loadConfig } from '../src/config.ts';
@@ -15,11 +16,13 @@ beforeAll(async () => {
   for (const o of overlays) rendered.set(o, await renderKustomization(here(`./overlays/${o}`)));
 });
 
-const find = (objs: KubeObject[], kind: string, name: string) => {
+function find<K extends keyof KnownKinds>(objs: KubeObject[], kind: K, name: string): KubeObjectOf<K>;
+function find(objs: KubeObject[], kind: string, name: string): KubeObject;
+function find(objs: KubeObject[], kind: string, name: string): KubeObject {
   const o = objs.find((x) => x.kind === kind && x.metadata.name.startsWith(name));
   if (!o) throw new Error(`${kind}/${name} missing`);
   return o;
-};
+}
 
 describe.each(overlays)('overlay %s', (overlay) => {
   it("keeps the seed's rollout, probe and drain settings", () => {
@@ -28,16 +31,16 @@ describe.each(overlays)('overlay %s', (overlay) => {
     for (const o of objs.filter((x) => x.kind !== 'Namespace'))
       expect([o.kind, o.metadata.namespace]).toEqual([o.kind, 'coditect']);
     const d = find(objs, 'Deployment', 'license-api');
-    expect(d.spec.replicas).toBe(3);
-    expect(d.spec.strategy).toEqual({ type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } });
-    const pod = d.spec.template.spec;
+    expect(d.spec!.replicas).toBe(3);
+    expect(d.spec!.strategy).toEqual({ type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } });
+    const pod = d.spec!.template.spec!;
     const c = pod.containers[0];
-    const probe = (p: any) => ({
-      path: p.httpGet.path,
-      initialDelaySeconds: p.initialDelaySeconds,
-      periodSeconds: p.periodSeconds,
-      timeoutSeconds: p.timeoutSeconds,
-      failureThreshold: p.failureThreshold,
+    const probe = (p: V1Probe | undefined) => ({
+      path: p?.httpGet?.path,
+      initialDelaySeconds: p?.initialDelaySeconds,
+      periodSeconds: p?.periodSeconds,
+      timeoutSeconds: p?.timeoutSeconds,
+      failureThreshold: p?.failureThreshold,
     });
     expect(probe(c.startupProbe)).toEqual({
       path: '/health/startup',
@@ -61,16 +64,16 @@ describe.each(overlays)('overlay %s', (overlay) => {
       failureThreshold: 3,
     });
     expect(c.ports).toEqual([{ name: 'http', containerPort: 8000 }]);
-    expect(c.lifecycle.preStop.sleep.seconds).toBeGreaterThan(0);
+    expect(c.lifecycle?.preStop?.sleep?.seconds).toBeGreaterThan(0);
     expect(pod.terminationGracePeriodSeconds).toBe(30);
-    const env = Object.fromEntries(c.env.map((e: any) => [e.name, e.valueFrom?.fieldRef?.fieldPath ?? e.value]));
+    const env = Object.fromEntries((c.env ?? []).map((e) => [e.name, e.valueFrom?.fieldRef?.fieldPath ?? e.value]));
     expect(env).toMatchObject({
       HOST: 'status.podIP',
       POD_NAME: 'metadata.name',
       APP_VERSION: "metadata.labels['app.kubernetes.io/version']",
     });
-    expect(c.resources.requests).toBeTruthy();
-    expect(c.resources.limits.memory).toBeTruthy();
+    expect(c.resources?.requests).toBeTruthy();
+    expect(c.resources?.limits?.memory).toBeTruthy();
     expect(pod.securityContext).toMatchObject({
       runAsNonRoot: true,
       runAsUser: 1000,
@@ -82,7 +85,7 @@ describe.each(overlays)('overlay %s', (overlay) => {
       capabilities: { drop: ['ALL'] },
     });
     const pdb = find(objs, 'PodDisruptionBudget', 'license-api');
-    expect(pdb.spec.minAvailable).toBe(2);
+    expect(pdb.spec?.minAvailable).toBe(2);
   });
 
   it('passes the rollout/probe/drain lint with no error and no warning', () => {
@@ -93,17 +96,18 @@ describe.each(overlays)('overlay %s', (overlay) => {
   it('carries configuration the app accepts, whose drain fits the grace period', () => {
     const objs = rendered.get(overlay)!;
     const cm = find(objs, 'ConfigMap', 'license-api-config').data;
-    const secret = objs.find((x) => x.kind === 'Secret' && x.metadata.name.startsWith('license-api-secrets'));
+    const secret = ofKind(objs, 'Secret').find((x) => x.metadata.name.startsWith('license-api-secrets'));
     const secretEnv = secret
       ? Object.fromEntries(Object.entries(secret.data ?? {}).map(([k, v]) => [k, Buffer.from(String(v), 'base64').toString()]))
       : { DATABASE_URL: 'postgres://x', REDIS_URL: 'redis://x', JWT_SECRET: 'y'.repeat(32) }; // gke: synced from Secret Manager
     const config = loadConfig({ ...cm, ...secretEnv });
     const d = find(objs, 'Deployment', 'license-api');
-    const c = d.spec.template.spec.containers[0];
-    expect(c.lifecycle.preStop.sleep.seconds + config.SHUTDOWN_TIMEOUT_MS / 1000).toBeLessThan(
-      d.spec.template.spec.terminationGracePeriodSeconds,
+    const pod = d.spec!.template.spec!;
+    const c = pod.containers[0];
+    expect(c.lifecycle!.preStop!.sleep!.seconds + config.SHUTDOWN_TIMEOUT_MS / 1000).toBeLessThan(
+      pod.terminationGracePeriodSeconds!,
     );
-    expect(config.DEPENDENCY_TIMEOUT_MS).toBeLessThan(c.readinessProbe.timeoutSeconds * 1000);
+    expect(config.DEPENDENCY_TIMEOUT_MS).toBeLessThan(c.readinessProbe!.timeoutSeconds! * 1000);
     // A request in flight at SIGTERM ends by its deadline, before the forced exit.
     expect(config.SHUTDOWN_DELAY_MS + config.REQUEST_DEADLINE_MS).toBeLessThan(config.SHUTDOWN_TIMEOUT_MS);
     expect(config.SHUTDOWN_MODE).toBe('graceful');
@@ -114,8 +118,8 @@ describe('target specifics', () => {
   it('embedded and kind expose nodePort 30080; kind-config maps it to 127.0.0.1:30080 with digest-pinned nodes', async () => {
     for (const o of ['embedded', 'kind']) {
       const svc = find(rendered.get(o)!, 'Service', 'license-api');
-      expect(svc.spec.type).toBe('NodePort');
-      expect(svc.spec.ports[0]).toMatchObject({ nodePort: 30080, targetPort: 'http' });
+      expect(svc.spec?.type).toBe('NodePort');
+      expect(svc.spec?.ports?.[0]).toMatchObject({ nodePort: 30080, targetPort: 'http' });
     }
     const kind = parse(await readFile(here('../../kind-config.yaml'), 'utf8'));
     expect(kind.nodes.map((n: any) => n.role)).toEqual(['control-plane', 'worker', 'worker']);
@@ -140,19 +144,19 @@ describe('target specifics', () => {
         .map((o) => o.metadata.name),
     ).toEqual(['license-api']);
     const secret = find(rendered.get('embedded')!, 'Secret', 'license-api-secrets');
-    expect(Buffer.from(secret.data.DATABASE_URL, 'base64').toString()).toContain('@10.244.0.1:');
+    expect(Buffer.from(secret.data?.DATABASE_URL ?? '', 'base64').toString()).toContain('@10.244.0.1:');
   });
 
   it('gke pulls from Artifact Registry, uses Workload Identity and generates no secret', () => {
     const objs = rendered.get('gke')!;
-    const image = find(objs, 'Deployment', 'license-api').spec.template.spec.containers[0].image;
+    const image = find(objs, 'Deployment', 'license-api').spec?.template.spec?.containers[0].image;
     expect(image).toMatch(/^[a-z0-9-]+-docker\.pkg\.dev\/[^/]+\/[^/]+\/license-api:/);
     expect(JSON.stringify(objs)).not.toContain('gcr.io');
     expect(find(objs, 'ServiceAccount', 'license-api').metadata.annotations?.['iam.gke.io/gcp-service-account']).toMatch(
       /@.*\.iam\.gserviceaccount\.com$/,
     );
     expect(objs.some((o) => o.kind === 'Secret')).toBe(false);
-    expect(find(objs, 'Service', 'license-api').spec.type).toBe('ClusterIP');
+    expect(find(objs, 'Service', 'license-api').spec?.type).toBe('ClusterIP');
   });
 });
 
@@ -164,64 +168,65 @@ describe('the lint catches broken configurations', () => {
       .filter((f) => f.severity === 'error')
       .map((f) => f.rule);
   };
-  const dep = (objs: KubeObject[]) => find(objs, 'Deployment', 'license-api');
-  const cm = (objs: KubeObject[]) => find(objs, 'ConfigMap', 'license-api-config');
+  const dep = (objs: KubeObject[]) => find(objs, 'Deployment', 'license-api').spec!;
+  const ctr = (objs: KubeObject[]) => dep(objs).template.spec!.containers[0];
+  const cm = (objs: KubeObject[]) => find(objs, 'ConfigMap', 'license-api-config').data!;
 
   it.each([
     [
       'maxUnavailable 1',
       (o: KubeObject[]) => {
-        dep(o).spec.strategy.rollingUpdate.maxUnavailable = 1;
+        dep(o).strategy!.rollingUpdate!.maxUnavailable = 1;
       },
       'rollout.max-unavailable',
     ],
     [
       'no readiness probe',
       (o: KubeObject[]) => {
-        delete dep(o).spec.template.spec.containers[0].readinessProbe;
+        delete ctr(o).readinessProbe;
       },
       'probe.readiness-missing',
     ],
     [
       'drain longer than grace',
       (o: KubeObject[]) => {
-        cm(o).data.SHUTDOWN_TIMEOUT_MS = '28000';
+        cm(o).SHUTDOWN_TIMEOUT_MS = '28000';
       },
       'drain.exceeds-grace',
     ],
     [
       'naive shutdown',
       (o: KubeObject[]) => {
-        cm(o).data.SHUTDOWN_MODE = 'naive';
+        cm(o).SHUTDOWN_MODE = 'naive';
       },
       'drain.naive',
     ],
     [
       'no delay at all',
       (o: KubeObject[]) => {
-        delete dep(o).spec.template.spec.containers[0].lifecycle;
-        cm(o).data.SHUTDOWN_DELAY_MS = '0';
+        delete ctr(o).lifecycle;
+        cm(o).SHUTDOWN_DELAY_MS = '0';
       },
       'drain.prestop-vs-propagation',
     ],
     [
       'PDB that blocks drains',
       (o: KubeObject[]) => {
-        find(o, 'PodDisruptionBudget', 'license-api').spec.minAvailable = 3;
+        find(o, 'PodDisruptionBudget', 'license-api').spec!.minAvailable = 3;
       },
       'pdb.blocks-drain',
     ],
     [
       'Service selecting nothing',
       (o: KubeObject[]) => {
-        find(o, 'Service', 'license-api').spec.selector = { app: 'typo' };
+        find(o, 'Service', 'license-api').spec!.selector = { app: 'typo' };
       },
       'service.selector',
     ],
     [
       'readiness dependency timeout too long',
       (o: KubeObject[]) => {
-        cm(o).data.DEPENDENCY_TIMEOUT_MS = '3000';
+        cm(o).DEPENDENCY_TIMEOUT_MS = '3000';
       },
       'probe.dependency-timeout',
     ],

@@ -154,7 +154,9 @@ async function readAtMost(res: Response, max: number): Promise<string | undefine
   if (!res.body) return '';
   const chunks: Uint8Array[] = [];
   let size = 0;
-  for await (const chunk of res.body) {
+  // A fetch body is a stream of bytes.
+  const body: ReadableStream<Uint8Array> = res.body;
+  for await (const chunk of body) {
     size += chunk.byteLength;
     if (size > max) return undefined;
     chunks.push(chunk);

@@ -11,6 +11,7 @@ import { licenseApi, licenseApiToken } from '../../../apps/license-api/profile.t
 import { EMBEDDED_PLATFORM, upEmbedded, type EmbeddedCluster } from '../../../cluster/embedded/embedded-cluster.ts';
 import { isNotFound, k8s } from '../../kube/client.ts';
 import { deployRelease, renderRelease } from '../../kube/deploy.ts';
+import { findKind } from '../../kube/render.ts';
 import { isPodReady, waitForSettled } from '../../kube/disrupt.ts';
 import { harnessConfigSchema } from '../../../experiments/config.ts';
 import { EXPERIMENTS } from '../../../experiments/index.ts';
@@ -56,7 +57,7 @@ beforeAll(async () => {
     for (const e of events) log(`event ${e.involvedObject.name} ${e.reason}: ${e.message}`);
     throw err;
   });
-  const replicas = (await renderRelease(release)).find((x) => x.kind === 'Deployment')?.spec.replicas ?? 1;
+  const replicas = findKind(await renderRelease(release), 'Deployment')?.spec?.replicas ?? 1;
   await waitForSettled(cluster.kubeConfig, NS, licenseApi.workload.selector, licenseApi.workload.deployment, replicas);
   // The Service answers on the node port at the pod gateway too (where the agents reach it).
   for (const base of [cluster.serviceUrl(30080), cluster.podReach.serviceUrl(30080)]) {
