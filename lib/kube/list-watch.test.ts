@@ -141,9 +141,7 @@ describe('ListWatch (reflector)', () => {
   it('start() rejects when no list succeeds in time; stop() ends an open watch', async () => {
     const failing = await scriptedApiserver([status(503)]);
     const lw1 = listWatchOver(failing.kc, { n: 0 }, [], { n: 0 });
-    await expect(lw1.start(500)).rejects.toThrow(
-      /no successful list of \/api\/v1\/services within 500 ms: list: HTTP 503/,
-    );
+    await expect(lw1.start(500)).rejects.toThrow(/no successful list of \/api\/v1\/services within 500 ms: list: HTTP 503/);
 
     const open = await scriptedApiserver([list('1', []), events([], false)]);
     const lw2 = listWatchOver(open.kc, { n: 0 }, [], { n: 0 });
