@@ -33,6 +33,14 @@ export interface PodWorkerDeps {
 type Condition = k8s.V1PodCondition;
 
 /**
+ * The kubelet's status manager (pkg/kubelet/status/status_manager.go): it sends a pod's status when
+ * it changes and, for what could not be sent, again on its 10 s sync tick (`syncPeriod`). So while
+ * the apiserver is away a status update that failed waits for the next change or the next tick, and
+ * once the apiserver is back a pod's readiness reaches it up to 10 s later.
+ */
+export const KUBELET_STATUS_SYNC_PERIOD_MS = 10_000;
+
+/**
  * One pod on one node, as the kubelet runs it: sandbox (network namespace), containers as OS
  * processes, status, and the termination sequence deletionTimestamp → preStop → SIGTERM →
  * SIGKILL at the grace deadline → terminal phase → final delete with grace 0.
@@ -51,6 +59,9 @@ export class PodWorker {
   private gone = false;
   private syncing = false;
   private syncAgain = false;
+  /** Wakes a status sync waiting after a failure (a new change is sent at once, as the status manager does). */
+  private wakeSync: (() => void) | undefined;
+  private syncFailing = false;
 
   constructor(pod: k8s.V1Pod, deps: PodWorkerDeps) {
     this.pod = pod;
@@ -258,6 +269,7 @@ export class PodWorker {
   /** The object vanished without a graceful termination (force delete): kill at once and clean up. */
   async forceStop(): Promise<void> {
     this.gone = true;
+    this.wakeSync?.();
     for (const c of this.containers) c.stopRestarts();
     await Promise.all(this.containers.map((c) => c.kill(0, 'SIGKILL')));
     await this.teardownSandbox();
@@ -267,6 +279,7 @@ export class PodWorker {
   /** Agent shutdown (`cluster down`): a short SIGTERM, then SIGKILL; no API calls. */
   async shutdown(graceMs: number): Promise<void> {
     this.gone = true;
+    this.wakeSync?.();
     for (const c of this.containers) c.stopRestarts();
     await Promise.all(this.containers.map((c) => c.kill(graceMs)));
     await this.teardownSandbox();
@@ -388,6 +401,7 @@ export class PodWorker {
   sync(): void {
     if (this.syncing) {
       this.syncAgain = true;
+      this.wakeSync?.();
       return;
     }
     void this.syncNow();
@@ -408,13 +422,27 @@ export class PodWorker {
             mergePatch,
           );
           this.mark('status', `${status.phase} ready=${wasReady}`);
+          if (this.syncFailing) this.deps.log.warn({ pod: this.name }, 'status update sent again');
+          this.syncFailing = false;
         } catch (err) {
           if (isNotFound(err)) {
             this.gone = true;
             break;
           }
-          this.deps.log.warn({ pod: this.name, err: messageOf(err) }, 'status update failed; retrying');
-          await sleep(500);
+          if (!this.syncFailing)
+            this.deps.log.warn(
+              { pod: this.name, err: messageOf(err) },
+              'status update failed; sending it with the next change or sync tick',
+            );
+          this.syncFailing = true;
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, KUBELET_STATUS_SYNC_PERIOD_MS);
+            this.wakeSync = () => {
+              clearTimeout(timer);
+              resolve();
+            };
+          });
+          this.wakeSync = undefined;
           this.syncAgain = true;
         }
       } while (this.syncAgain);
