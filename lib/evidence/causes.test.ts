@@ -272,6 +272,50 @@ describe('causes that compare versions within a run', () => {
   });
 });
 
+describe('endpoints-frozen (the control plane away)', () => {
+  // Pod "r" is ready at 0; the control plane goes away at 10 000 and is back at 40 000; meanwhile its
+  // container exits and restarts, which the watches learn only on re-list at 41 000 (restart count 1).
+  function frozen(): Timeline {
+    const t = new Timeline(() => 0);
+    const r = (restarts: number): V1Pod => {
+      const p = pod('r', { ready: true });
+      p.status!.containerStatuses = [{ name: 'c', image: 'i', imageID: '', ready: true, restartCount: restarts }];
+      return p;
+    };
+    t.ingestPod({ type: 'ADDED', object: r(0), previous: undefined, fromRelist: false }, 0);
+    t.ingestSlices([slice([{ pod: 'r', ready: true }])], 0);
+    t.ingestPod({ type: 'MODIFIED', object: r(1), previous: undefined, fromRelist: true }, 41_000);
+    return t;
+  }
+  const away = [{ from: 10_000, to: 40_000, staleForMs: 5000 }];
+
+  it('a request without an answer while the control plane was away, or before the data plane caught up, is endpoints-frozen', () => {
+    const ctx = { timeline: frozen(), controlPlaneAway: away };
+    const during = classifyFailure(req({ startedAt: 20_000, endedAt: 20_001, error: 'conn_refused', pod: 'r' }), ctx);
+    expect(during.cause).toBe('endpoints-frozen');
+    expect(during.reason).toMatch(/10\.00 s into the control-plane outage: the endpoints could not change/);
+    expect(during.reason).toMatch(/restarted 1 times meanwhile/);
+    const after = classifyFailure(req({ startedAt: 43_000, endedAt: 43_001, error: 'conn_reset', pod: 'r' }), ctx);
+    expect(after.cause).toBe('endpoints-frozen');
+    expect(after.reason).toMatch(
+      /3\.00 s after the control plane was back, before the data plane had caught up \(allowed 5\.00 s\)/,
+    );
+  });
+
+  it('not: answered failures, timeouts, and anything outside the window (their own rules apply)', () => {
+    const ctx = { timeline: frozen(), controlPlaneAway: away };
+    expect(classifyFailure(req({ startedAt: 20_000, status: 500, error: 'http_5xx', pod: 'r' }), ctx).cause).toBe(
+      'application-5xx',
+    );
+    expect(classifyFailure(req({ startedAt: 20_000, error: 'timeout', pod: 'r' }), ctx).cause).toBe('timeout');
+    expect(classifyFailure(req({ startedAt: 46_000, error: 'conn_refused', pod: 'r' }), ctx).cause).not.toBe('endpoints-frozen');
+    expect(classifyFailure(req({ startedAt: 9000, error: 'conn_refused', pod: 'r' }), ctx).cause).not.toBe('endpoints-frozen');
+    expect(classifyFailure(req({ startedAt: 20_000, error: 'conn_refused', pod: 'r' }), { timeline: frozen() }).cause).not.toBe(
+      'endpoints-frozen',
+    );
+  });
+});
+
 describe('the cause registry', () => {
   it('lists every cause once, in rule order, each with a description and a #rrggbb colour; unknown last', () => {
     expect(CAUSES.map((c) => c.name)).toEqual(FAILURE_CAUSES);
