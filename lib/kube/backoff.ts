@@ -34,6 +34,14 @@ export const CLIENT_GO_REFLECTOR_BACKOFF: BackoffOptions = {
 /** The longest a client-go informer can wait before its next try after a long outage: cap × (1 + jitter), 60 s. */
 export const CLIENT_GO_MAX_RETRY_WAIT_MS = CLIENT_GO_REFLECTOR_BACKOFF.capMs * (1 + CLIENT_GO_REFLECTOR_BACKOFF.jitter);
 
+/**
+ * The kubelet's status manager (k8s.io/kubernetes v1.37.2 pkg/kubelet/status/status_manager.go,
+ * `syncPeriod`): a pod's status is sent when it changes and, what could not be sent, again on this
+ * tick. So once the apiserver is back after an outage, a readiness that changed meanwhile reaches it
+ * up to 10 s later (sooner if the pod changes again).
+ */
+export const KUBELET_STATUS_SYNC_PERIOD_MS = 10_000;
+
 /** A retry schedule: the wait before each next try (ms). */
 export interface RetryBackoff {
   next(): number;

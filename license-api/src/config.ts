@@ -108,6 +108,13 @@ export const configSchema = z
     FAULT_EXTRA_LATENCY_MS: int(0, 10_000).default(0),
     /** Fault injection for detector tests: the drain keeps connections alive (no `Connection: close` after SIGTERM). Off by default. */
     FAULT_KEEPALIVE_DRAIN: bool.default(false),
+    /**
+     * Fault injection for detector tests: once serving for this long (± 50 %, drawn per process),
+     * the process takes itself out as on SIGTERM (readiness 503 for SHUTDOWN_DELAY_MS, then the
+     * drain) and exits 0, for the kubelet to restart it: a release that recycles its processes. 0
+     * (the default) is off.
+     */
+    FAULT_EXIT_AFTER_MS: int(0, 86_400_000).default(0),
     /** Licenses to create at start-up if missing: `KEY=SEATS,KEY2=SEATS`. */
     LICENSE_SEED: z
       .string()

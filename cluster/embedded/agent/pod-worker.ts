@@ -2,6 +2,7 @@ import { request } from 'node:http';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
+import { KUBELET_STATUS_SYNC_PERIOD_MS } from '../../../lib/kube/backoff.ts';
 import { isNotFound, k8s, mergePatch, messageOf } from '../../../lib/kube/client.ts';
 import type { ImageStore } from '../image-store.ts';
 import { containerEnv, expandRefs, type ConfigSource } from './container-env.ts';
@@ -33,14 +34,6 @@ export interface PodWorkerDeps {
 type Condition = k8s.V1PodCondition;
 
 /**
- * The kubelet's status manager (pkg/kubelet/status/status_manager.go): it sends a pod's status when
- * it changes and, for what could not be sent, again on its 10 s sync tick (`syncPeriod`). So while
- * the apiserver is away a status update that failed waits for the next change or the next tick, and
- * once the apiserver is back a pod's readiness reaches it up to 10 s later.
- */
-export const KUBELET_STATUS_SYNC_PERIOD_MS = 10_000;
-
-/**
  * One pod on one node, as the kubelet runs it: sandbox (network namespace), containers as OS
  * processes, status, and the termination sequence deletionTimestamp → preStop → SIGTERM →
  * SIGKILL at the grace deadline → terminal phase → final delete with grace 0.
@@ -59,7 +52,10 @@ export class PodWorker {
   private gone = false;
   private syncing = false;
   private syncAgain = false;
-  /** Wakes a status sync waiting after a failure (a new change is sent at once, as the status manager does). */
+  /**
+   * Wakes a status sync waiting after a failure: a new change is sent at once, what failed again on
+   * the status manager's tick (KUBELET_STATUS_SYNC_PERIOD_MS).
+   */
   private wakeSync: (() => void) | undefined;
   private syncFailing = false;
 
