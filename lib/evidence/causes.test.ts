@@ -302,16 +302,58 @@ describe('endpoints-frozen (the control plane away)', () => {
     );
   });
 
-  it('not: answered failures, timeouts, and anything outside the window (their own rules apply)', () => {
+  it('a 5xx from a pod whose containers restarted meanwhile (a process starting again, routed while not ready) is endpoints-frozen too', () => {
     const ctx = { timeline: frozen(), controlPlaneAway: away };
-    expect(classifyFailure(req({ startedAt: 20_000, status: 500, error: 'http_5xx', pod: 'r' }), ctx).cause).toBe(
-      'application-5xx',
+    const c = classifyFailure(req({ startedAt: 20_000, status: 503, error: 'http_5xx', pod: 'r' }), ctx);
+    expect(c.cause).toBe('endpoints-frozen');
+    expect(c.reason).toMatch(/which answered HTTP 503 .*restarted 1 times meanwhile/);
+  });
+
+  it('not: a 5xx from a pod that did not restart, 4xx, timeouts, and anything outside the window (their own rules apply)', () => {
+    const ctx = { timeline: frozen(), controlPlaneAway: away };
+    const steady = new Timeline(() => 0);
+    steady.ingestPod({ type: 'ADDED', object: pod('s', { ready: true }), previous: undefined, fromRelist: false }, 0);
+    expect(
+      classifyFailure(req({ startedAt: 20_000, status: 500, error: 'http_5xx', pod: 's' }), {
+        timeline: steady,
+        controlPlaneAway: away,
+      }).cause,
+    ).toBe('application-5xx');
+    expect(classifyFailure(req({ startedAt: 20_000, status: 404, error: 'http_4xx', pod: 'r' }), ctx).cause).not.toBe(
+      'endpoints-frozen',
     );
     expect(classifyFailure(req({ startedAt: 20_000, error: 'timeout', pod: 'r' }), ctx).cause).toBe('timeout');
     expect(classifyFailure(req({ startedAt: 46_000, error: 'conn_refused', pod: 'r' }), ctx).cause).not.toBe('endpoints-frozen');
     expect(classifyFailure(req({ startedAt: 9000, error: 'conn_refused', pod: 'r' }), ctx).cause).not.toBe('endpoints-frozen');
     expect(classifyFailure(req({ startedAt: 20_000, error: 'conn_refused', pod: 'r' }), { timeline: frozen() }).cause).not.toBe(
       'endpoints-frozen',
+    );
+  });
+});
+
+describe('a pod deleted with grace 0 (kubectl delete --force)', () => {
+  it('terminates at the instant it is gone: what was in flight on it was cut by its termination, what came later went to a gone pod', () => {
+    const t = new Timeline(() => 0);
+    const f = pod('f', { ready: true });
+    t.ingestPod({ type: 'ADDED', object: f, previous: undefined, fromRelist: false }, 0);
+    t.ingestSlices([slice([{ pod: 'f', ready: true }])], 0);
+    const deleted: V1Pod = {
+      ...f,
+      metadata: { ...f.metadata, deletionTimestamp: new Date(5000), deletionGracePeriodSeconds: 0 },
+    };
+    t.ingestPod({ type: 'DELETED', object: deleted, previous: f, fromRelist: false }, 5000);
+    expect(t.terminatingSince('f')).toBe(5000);
+    expect(t.podAt('f', 5000)?.exists).toBe(false);
+    expect(t.events.filter((e) => e.object === 'pod/f').map((e) => [e.change, e.detail])).toEqual([
+      ['created', 'version v1, node node-1'],
+      ['ready', null],
+      ['terminating', 'deleted at once (grace 0 s)'],
+      ['gone', null],
+    ]);
+    const ctx = { timeline: t, endpointLagMs: 1000 };
+    expect(classifyFailure(req({ startedAt: 4990, endedAt: 5010, pod: 'f' }), ctx).cause).toBe('reset-during-drain');
+    expect(classifyFailure(req({ startedAt: 5300, endedAt: 5301, error: 'conn_refused', pod: 'f' }), ctx).cause).toBe(
+      'endpoint-not-yet-removed',
     );
   });
 });

@@ -214,26 +214,28 @@ export const CAUSE_RULES = [
   {
     name: 'endpoints-frozen',
     description:
-      'no answer while the control plane was away (or before the data plane caught up after it): the endpoints could not change, so the Service still sent the request to a pod that had stopped answering (a container that exited or restarted meanwhile, a pod no longer ready)',
+      'while the control plane was away (or before the data plane caught up after it) the endpoints could not change, so the Service still sent the request to a pod that could not serve it: no answer, or a 5xx from a pod whose containers restarted meanwhile (starting again, not ready)',
     colour: '#5c7cfa',
     rule: (x) => {
-      if (!x.noResponse || x.timedOut) return null;
+      if (x.timedOut || (!x.noResponse && x.f.status < 500)) return null;
       for (const w of x.ctx.controlPlaneAway ?? []) {
         const until = w.to === null ? Infinity : w.to + w.staleForMs;
         if (x.begin < w.from || x.begin > until) continue;
+        const pod = x.pod ?? x.candidates[0];
+        const before = pod ? x.ctx.timeline.podAt(pod, w.from) : undefined;
+        const after = pod ? x.ctx.timeline.podAt(pod, until === Infinity ? Number.MAX_SAFE_INTEGER : until) : undefined;
+        const restarts =
+          before?.restarts !== undefined && after?.restarts !== undefined ? Math.max(0, after.restarts - before.restarts) : 0;
+        // An answer is the outage's only when its pod was restarting meanwhile; else it is the app's own 5xx.
+        if (!x.noResponse && !restarts) return null;
         const when =
           w.to !== null && x.begin > w.to
             ? `${secs(x.begin - w.to)} after the control plane was back, before the data plane had caught up (allowed ${secs(w.staleForMs)})`
             : `${secs(x.begin - w.from)} into the control-plane outage`;
-        const pod = x.pod ?? x.candidates[0];
-        const before = pod ? x.ctx.timeline.podAt(pod, w.from) : undefined;
-        const after = pod && w.to !== null ? x.ctx.timeline.podAt(pod, w.to + w.staleForMs) : undefined;
-        const restarted =
-          before?.restarts !== undefined && after?.restarts !== undefined && after.restarts > before.restarts
-            ? `; its containers restarted ${after.restarts - before.restarts} times meanwhile (seen once the API was back)`
-            : '';
+        const what = x.noResponse ? `which gave no answer (${x.f.error ?? 'closed'})` : `which answered ${describe(x.f)}`;
+        const restarted = restarts ? `; its containers restarted ${restarts} times meanwhile (seen once the API was back)` : '';
         return {
-          reason: `sent ${when}: the endpoints could not change, so the Service still routed to ${x.who}, which gave no answer (${x.f.error ?? 'closed'})${restarted}`,
+          reason: `sent ${when}: the endpoints could not change, so the Service still routed to ${x.who}, ${what}${restarted}`,
           ...x.inferred,
         };
       }

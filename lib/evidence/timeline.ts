@@ -269,11 +269,17 @@ export class Timeline {
     const next: PodState =
       c.type === 'DELETED' ? { ...(prev ?? podState(p, at)), at, exists: false, ready: false } : podState(p, at);
     if (prev && samePodState(prev, next)) return;
-    history.push(next);
-    this.#pods.set(name, history);
     const object = `pod/${name}`;
     const relist = c.fromRelist ? 'seen on re-list' : null;
     const say = (change: string, detail: string | null = relist) => this.events.push({ at, kind: 'pod', object, change, detail });
+    // A pod deleted with grace 0 (kubectl delete --force, a lost node's pods) goes in one event:
+    // it terminated at that instant, so what was in flight on it was cut by its termination.
+    if (c.type === 'DELETED' && prev?.exists && !prev.terminating && p.metadata?.deletionTimestamp) {
+      history.push({ ...prev, at, terminating: true, ready: false });
+      say('terminating', `deleted at once (grace ${p.metadata.deletionGracePeriodSeconds ?? 0} s)`);
+    }
+    history.push(next);
+    this.#pods.set(name, history);
     if (!prev)
       say(
         baseline ? 'present' : 'created',
