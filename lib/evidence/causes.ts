@@ -233,7 +233,9 @@ export const CAUSE_RULES = [
             ? `${secs(x.begin - w.to)} after the control plane was back, before the data plane had caught up (allowed ${secs(w.staleForMs)})`
             : `${secs(x.begin - w.from)} into the control-plane outage`;
         const what = x.noResponse ? `which gave no answer (${x.f.error ?? 'closed'})` : `which answered ${describe(x.f)}`;
-        const restarted = restarts ? `; its containers restarted ${restarts} times meanwhile (seen once the API was back)` : '';
+        const restarted = restarts
+          ? `; its containers restarted ${restarts === 1 ? 'once' : `${restarts} times`} meanwhile (seen once the API was back)`
+          : '';
         return {
           reason: `sent ${when}: the endpoints could not change, so the Service still routed to ${x.who}, ${what}${restarted}`,
           ...x.inferred,
