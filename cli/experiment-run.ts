@@ -20,7 +20,8 @@ import { describeTarget, ledgerLines, runRecord } from '../experiments/record.ts
 import { runExperiments, type CheckResult } from '../experiments/runner.ts';
 import { evidenceStrength } from '../experiments/evidence-strength.ts';
 import type { AppProfile, Fault } from '../experiments/app-profile.ts';
-import type { TargetRecord } from '../reports/run-record.ts';
+import type { ApprovalRecord, TargetRecord } from '../reports/run-record.ts';
+import type { AnyExperiment } from '../experiments/experiment.ts';
 import { LEDGER_FILE } from '../reports/ledger-file.ts';
 import { UsageError } from './exit-codes.ts';
 import { dirname, join, resolve } from 'node:path';
@@ -29,8 +30,9 @@ import { noWorseThanHistory } from '../experiments/history-gate.ts';
 import { openShell, type Shell } from './shell.ts';
 
 export interface ExperimentRunOptions {
-  command: 'verify-local' | 'experiment';
-  experiments: string[];
+  command: 'verify-local' | 'experiment' | 'rehearse';
+  /** By name (experiments/index.ts), or made for this run (observe mode's foreign action). */
+  experiments: Array<string | AnyExperiment>;
   target: TargetSpec;
   from: string;
   to: string;
@@ -50,6 +52,10 @@ export interface ExperimentRunOptions {
   history?: string;
   /** Judge the run against the history too ("no worse than history"). */
   againstHistory?: boolean;
+  /** A person's go-ahead the run carries (a deploy window overridden), for verdict.json. */
+  approvals?: ApprovalRecord[];
+  /** Changes to the config for this run (a flag that overrides a config value). */
+  configPatch?: (config: HarnessConfig) => void;
 }
 
 /** Where a run's history is kept: `--history`, else beside the run folders (`.reports/history.sqlite`). */
@@ -63,7 +69,7 @@ export function checkUsage(o: ExperimentRunOptions, app: AppProfile = licenseApi
   if (!TAG.test(o.from) || !TAG.test(o.to) || o.from === o.to)
     throw new UsageError('--from and --to must be two different image tags, e.g. --from v1 --to v2');
   for (const name of o.experiments) {
-    if (!EXPERIMENTS[name])
+    if (typeof name === 'string' && !EXPERIMENTS[name])
       throw new UsageError(
         `unknown experiment "${name}"; the experiments are: ${Object.keys(EXPERIMENTS).join(', ')} (verdict experiment --list)`,
       );
@@ -81,6 +87,7 @@ export function checkUsage(o: ExperimentRunOptions, app: AppProfile = licenseApi
 
 export async function runExperimentCommand(o: ExperimentRunOptions, app: AppProfile = licenseApi): Promise<number> {
   const { config, source } = await allowedConfig(o, app);
+  o.configPatch?.(config);
   // Steps as lines; the load's progress as one live line on a terminal, a line every 10 s in CI.
   using shell = openShell({ stopping: 'stopping the load and tearing down' });
   const faults = o.breaks.map((b) => app.faults[b]);
@@ -88,8 +95,8 @@ export async function runExperimentCommand(o: ExperimentRunOptions, app: AppProf
   shell.leaves(leftBehind(o, specTarget(o.target).kind));
   const { results, targetRecord, runError } = await runOnTarget(o, app, shell, { config, source, faults });
   const hasLedger = results.some((r) => r.evidence?.loads.length);
-  const recordOf = (checks: CheckResult[]) =>
-    runRecord({
+  const recordOf = (checks: CheckResult[]) => ({
+    ...runRecord({
       command: o.command,
       target: targetRecord,
       results: checks,
@@ -98,7 +105,9 @@ export async function runExperimentCommand(o: ExperimentRunOptions, app: AppProf
       error: runError,
       app: { name: app.name, versions: { from: o.from, to: o.to }, faults: o.breaks },
       ledgerFile: hasLedger ? LEDGER_FILE : null,
-    });
+    }),
+    ...(o.approvals?.length ? { approvals: o.approvals } : {}),
+  });
   const historyPath = historyPathOf(o);
   if (o.againstHistory && results.length) results.push(noWorseThanHistory(historyPath, recordOf(results), config.gates.history));
   return await shell.finish(recordOf(results), {
@@ -183,7 +192,7 @@ async function runOnTarget(
     targetRecord = await describeTarget(target, url);
     results = await runExperiments(
       target,
-      o.experiments.map((n) => EXPERIMENTS[n]),
+      o.experiments.map((n) => (typeof n === 'string' ? EXPERIMENTS[n] : n)),
       {
         app,
         config: c.config,

@@ -70,8 +70,9 @@ export interface Injection {
 
 /**
  * The target can stop parts of its own control plane and start them again with their state kept
- * (the control-plane-outage rehearsal: workloads keep serving while the API is gone). Declared for
- * issue 21; no target implements it yet.
+ * (the control-plane-outage rehearsal: workloads keep serving while the API is gone). The embedded
+ * cluster stops its one control-plane process (`control-plane`), kind its apiserver's static pod
+ * (`kube-apiserver`).
  */
 export interface ControlPlaneControl {
   /** The parts it can stop, e.g. `kube-apiserver`, `kube-controller-manager`, `kube-scheduler`, `etcd`. */
@@ -81,12 +82,12 @@ export interface ControlPlaneControl {
 }
 
 /**
- * The target can add and remove nodes (the node-pool-upgrade rehearsal). Declared for issue 21; no
- * target implements it yet.
+ * The target can add and remove nodes (the node-pool-upgrade rehearsal): the embedded cluster's node
+ * agent runs one more node, or one fewer.
  */
 export interface NodeControl {
-  /** Adds a node and resolves once it is Ready; recovering removes it again. */
-  add(o?: { name?: string; signal?: AbortSignal }): Promise<Injection & { node: string }>;
+  /** Adds a node (with `labels`, e.g. its version) and resolves once it is Ready; recovering removes it again. */
+  add(o?: { name?: string; labels?: Record<string, string>; signal?: AbortSignal }): Promise<Injection & { node: string }>;
   /** Removes `node` as a lost machine does (its pods go with it); recovering brings a node back in its place. */
   remove(node: string, o?: { signal?: AbortSignal }): Promise<Injection>;
 }

@@ -92,6 +92,15 @@ export const harnessConfigSchema = z.strictObject({
       /** Load before the disruption begins, and after it ends. */
       warmupMs: ms.default(5_000),
       settleMs: ms.default(8_000),
+      /**
+       * control-plane-outage: how long the API stays away. GKE documents that a zonal cluster's
+       * single control plane is unavailable during its upgrade ("you cannot deploy new workloads,
+       * modify existing workloads, or make other changes to the cluster's configuration until the
+       * upgrade is complete": cloud.google.com/kubernetes-engine/docs/concepts/cluster-upgrades)
+       * but gives no length; 120 s is issue 21's figure, a few minutes at most being what SREs
+       * report. Set it to what your own upgrades took (`verdict rehearse --outage <s>`).
+       */
+      controlPlaneOutageMs: ms.min(1000).default(120_000),
     })
     .prefault({}),
   /** `verdict plan-risk`: rules added to or overriding the default table (lib/policy/plan-risk.ts). */

@@ -10,7 +10,7 @@ import type { Gate } from '../reports/gates.ts';
 import type { ReleaseSpec } from '../lib/kube/deploy.ts';
 import type { LoadResult } from '../lib/load/index.ts';
 import type { JoinedLoad } from '../lib/evidence/join.ts';
-import type { Outage } from '../lib/evidence/causes.ts';
+import type { ControlPlaneAway, Outage } from '../lib/evidence/causes.ts';
 import type { Timeline } from '../lib/evidence/timeline.ts';
 import type { Capability, TargetWith } from '../cluster/target.ts';
 import type { AppConnection, AppProfile, Fault } from './app-profile.ts';
@@ -64,6 +64,8 @@ export interface RunContext<N extends Capability = never> {
   ): Promise<{ ok: true } | { ok: false; error: string }>;
   /** Records a dependency outage window (for failure causes). */
   outage(o: Outage): void;
+  /** Records a spell in which the control plane was away (the endpoints frozen; for failure causes). */
+  controlPlaneAway(w: ControlPlaneAway): void;
 }
 
 export interface LoadEvidence {

@@ -1,4 +1,6 @@
 import type { AnyExperiment } from './experiment.ts';
+import { controlPlaneOutage } from './control-plane-outage.ts';
+import { nodePoolUpgrade } from './node-pool-upgrade.ts';
 import { dependencyOutage } from './dependency-outage.ts';
 import { nodeDrain } from './node-drain.ts';
 import { podKill } from './pod-kill.ts';
@@ -9,6 +11,9 @@ import { sigtermDrain } from './sigterm-drain.ts';
 export const EXPERIMENTS: Record<string, AnyExperiment> = Object.fromEntries(
   [rolloutUnderLoad, podKill(), podKill(true), sigtermDrain, nodeDrain, dependencyOutage].map((e) => [e.name, e]),
 );
+// The GKE upgrade rehearsals (issue 21: verdict rehearse gke-upgrade).
+EXPERIMENTS[controlPlaneOutage.name] = controlPlaneOutage;
+EXPERIMENTS[nodePoolUpgrade.name] = nodePoolUpgrade;
 
 /** What `verify-local` runs by default, and with `--all`. */
 export const VERIFY_LOCAL_DEFAULT = ['rollout-under-load', 'pod-kill', 'sigterm-drain'];

@@ -153,7 +153,7 @@ export type FailureExample = Omit<JoinedFailure, 'row' | 'cause' | LaterExampleF
 
 /**
  * One second of load: requests that ended in it, failures by cause, p50/p99 latency (ms, null when
- * none ended), answers per app version; and the pod, endpoint, node, event, chaos and phase markers.
+ * none ended), answers per app version; and the pod, endpoint, node, event, chaos and phase markers, and the watch gaps.
  * Both are the evidence layer's own types (lib/evidence), recorded as they are.
  */
 export type { SecondOfEvidence as SecondRecord } from '../lib/evidence/join.ts';

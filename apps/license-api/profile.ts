@@ -125,6 +125,21 @@ export const FAULTS: Record<string, Fault> = {
       httpGet.path = '/health/ready';
     },
   },
+  'self-restarts': {
+    name: 'self-restarts',
+    side: 'to',
+    what: "each pod's process takes itself out once it has served ~15 s (± 50 %): readiness 503 for 20 s (enough for readiness to take it out of the Service), then it closes its connections and exits for the kubelet to restart it; unnoticed while the endpoints follow readiness, not while the control plane is away",
+    env: { FAULT_EXIT_AFTER_MS: '15000', SHUTDOWN_DELAY_MS: '20000', SHUTDOWN_TIMEOUT_MS: '28000' },
+  },
+  'no-disruption-budget': {
+    name: 'no-disruption-budget',
+    side: 'to',
+    what: 'the PodDisruptionBudget allows every eviction (minAvailable 0, as if there were none) and 4 replicas on 3 nodes put 2 pods on one node: a drain takes both at once',
+    transform: (objects) => {
+      deploymentOf(objects).spec.replicas = 4;
+      for (const o of objects) if (o.kind === 'PodDisruptionBudget') o.spec = { ...o.spec, minAvailable: 0 };
+    },
+  },
 };
 
 /**

@@ -5,6 +5,7 @@ import { imageCommand } from './image.ts';
 import { tokenCommand } from './token.ts';
 import { verifyLocalCommand } from './verify-local.ts';
 import { experimentCommand } from './experiment.ts';
+import { rehearseCommand } from './rehearse.ts';
 import { loadCommand } from './load.ts';
 import { reportCommand } from './report.ts';
 import { trendCommand } from './trend.ts';
@@ -18,6 +19,7 @@ import { planRiskCommand } from './plan-risk.ts';
 export const commands: Array<() => Command> = [
   verifyLocalCommand,
   experimentCommand,
+  rehearseCommand,
   smokeCommand,
   gateCommand,
   probesCommand,

@@ -33,8 +33,19 @@ export async function controlPlaneBinary(onProgress: (line: string) => void = ()
 
 export interface ControlPlane extends AsyncDisposable {
   readonly kubeconfig: string;
+  /** The process running now (each start makes a new one). */
   readonly process: OwnedProcess;
+  /** The apiserver's and etcd's ports, kept across a stop and a start. */
+  readonly ports: { api: number; etcd: number; etcdPeer: number };
+  /** False between `stop()` and the next `start()`. */
+  readonly running: boolean;
+  /** Stops etcd, the apiserver, the controller manager and the scheduler (one process); their state stays on disk. */
   stop(): Promise<void>;
+  /**
+   * Starts them again on the same state (etcd data, certificates, kubeconfig) and the same ports, as a
+   * control plane comes back after an upgrade: resolves once the apiserver is ready again.
+   */
+  start(): Promise<void>;
 }
 
 export interface ControlPlaneOptions {
@@ -51,28 +62,13 @@ export interface ControlPlaneOptions {
   extraControllers?: string[];
 }
 
-/** Starts etcd + apiserver + controller-manager + scheduler (one process) and waits for readiness. */
-export async function startControlPlane(opts: ControlPlaneOptions): Promise<ControlPlane> {
-  const bin = await controlPlaneBinary(opts.onProgress);
-  // Free ports unless told otherwise: a developer's machine may already run a cluster on 6443.
-  const args = [
-    '--state-dir',
-    opts.stateDir,
-    '--port',
-    String(opts.port ?? (await freePort())),
-    '--etcd-port',
-    String(opts.etcdPort ?? (await freePort())),
-    '--etcd-peer-port',
-    String(await freePort()),
-  ];
-  if (opts.advertiseAddress) args.push('--advertise-address', opts.advertiseAddress);
-  // --controllers is a string list: given again, it adds to the defaults main.go sets.
-  if (opts.extraControllers?.length) args.push(`--controller-manager-arg=--controllers=${opts.extraControllers.join(',')}`);
+/** Runs the binary once and waits for its `ready kubeconfig=<path>` line. */
+async function launch(bin: string, args: string[], timeoutMs: number): Promise<{ proc: OwnedProcess; kubeconfig: string }> {
   const proc = startProcess(bin, args, { name: 'kube-embedded', keepLines: 60 });
   const kubeconfig = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(
-      () => reject(new Error(`the control plane was not ready within ${(opts.timeoutMs ?? 90_000) / 1000} s:\n${proc.tail()}`)),
-      opts.timeoutMs ?? 90_000,
+      () => reject(new Error(`the control plane was not ready within ${timeoutMs / 1000} s:\n${proc.tail()}`)),
+      timeoutMs,
     );
     let buf = '';
     proc.child.stdout?.on('data', (d) => {
@@ -91,8 +87,58 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     await proc.stop('SIGTERM', 5000);
     throw err;
   });
+  return { proc, kubeconfig };
+}
+
+/** Starts etcd + apiserver + controller-manager + scheduler (one process) and waits for readiness. */
+export async function startControlPlane(opts: ControlPlaneOptions): Promise<ControlPlane> {
+  const bin = await controlPlaneBinary(opts.onProgress);
+  // Free ports unless told otherwise: a developer's machine may already run a cluster on 6443.
+  const ports = {
+    api: opts.port ?? (await freePort()),
+    etcd: opts.etcdPort ?? (await freePort()),
+    etcdPeer: await freePort(),
+  };
+  const args = [
+    '--state-dir',
+    opts.stateDir,
+    '--port',
+    String(ports.api),
+    '--etcd-port',
+    String(ports.etcd),
+    '--etcd-peer-port',
+    String(ports.etcdPeer),
+  ];
+  if (opts.advertiseAddress) args.push('--advertise-address', opts.advertiseAddress);
+  // --controllers is a string list: given again, it adds to the defaults main.go sets.
+  if (opts.extraControllers?.length) args.push(`--controller-manager-arg=--controllers=${opts.extraControllers.join(',')}`);
+  const timeoutMs = opts.timeoutMs ?? 90_000;
+  let { proc, kubeconfig } = await launch(bin, args, timeoutMs);
+  let running = true;
   const stop = async () => {
+    running = false;
     await proc.stop('SIGTERM', 15_000);
   };
-  return { kubeconfig, process: proc, stop, [Symbol.asyncDispose]: stop };
+  return {
+    get kubeconfig() {
+      return kubeconfig;
+    },
+    ports,
+    get process() {
+      return proc;
+    },
+    get running() {
+      return running;
+    },
+    stop,
+    async start() {
+      if (running && !proc.exited()) return;
+      // The same state dir, ports and arguments: the binary reuses its certificates and etcd data.
+      const again = await launch(bin, args, timeoutMs);
+      proc = again.proc;
+      kubeconfig = again.kubeconfig;
+      running = true;
+    },
+    [Symbol.asyncDispose]: stop,
+  };
 }

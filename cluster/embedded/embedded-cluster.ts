@@ -15,6 +15,7 @@ import {
 import { NodeAgent } from './agent/node-agent.ts';
 import type { PodWorkerDeps } from './agent/pod-worker.ts';
 import { startControlPlane, type ControlPlane } from './control-plane.ts';
+import { embeddedControlPlane, embeddedNodes, waitNodesReady } from './rehearsal-capabilities.ts';
 import { startHostServices, type HostServices } from './host-services.ts';
 import { ImageStore } from './image-store.ts';
 import { commandInNamespace, PodNetwork } from './network/pod-network.ts';
@@ -61,6 +62,8 @@ export interface EmbeddedCluster extends Target {
   readonly kubeConfig: k8s.KubeConfig;
   readonly endpointLagMs: number;
   readonly podReach: PodReach;
+  readonly controlPlane: NonNullable<Target['controlPlane']>;
+  readonly nodes: NonNullable<Target['nodes']>;
 }
 
 export interface EmbeddedUpOptions extends Pick<
@@ -228,6 +231,8 @@ export async function upEmbedded(opts: EmbeddedUpOptions = {}): Promise<Embedded
       },
       serviceUrl: (nodePort) => `http://127.0.0.1:${nodePort}`,
       podReach: embeddedPodReach(network.gateway, network.clusterCidr),
+      controlPlane: embeddedControlPlane(cp),
+      nodes: embeddedNodes(agent, kubeConfig, name),
       async serverVersion() {
         try {
           return (await kubeConfig.makeApiClient(k8s.VersionApi).getCode()).gitVersion;
@@ -248,20 +253,6 @@ export async function upEmbedded(opts: EmbeddedUpOptions = {}): Promise<Embedded
   } catch (err) {
     await down();
     throw err;
-  }
-}
-
-async function waitNodesReady(kc: k8s.KubeConfig, names: string[], timeoutMs: number): Promise<void> {
-  const core = kc.makeApiClient(k8s.CoreV1Api);
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const list = await core.listNode();
-    const ready = list.items.filter(
-      (n) => names.includes(n.metadata!.name!) && n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'),
-    );
-    if (ready.length === names.length) return;
-    if (Date.now() > deadline) throw new Error(`nodes not Ready within ${timeoutMs / 1000} s (${ready.length}/${names.length})`);
-    await new Promise((r) => setTimeout(r, 200));
   }
 }
 

@@ -24,9 +24,10 @@ import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promis
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
-import { loadKubeConfig, k8s } from '../../lib/kube/client.ts';
+import { apiAnswers, loadKubeConfig, k8s } from '../../lib/kube/client.ts';
 import { runCommand } from '../../lib/proc/run.ts';
 import { docker, imagePresent } from '../../lib/docker/cli.ts';
+import { kindControlPlane } from './control-plane.ts';
 import { dockerEnv, useEngine, type DockerEngine } from '../../lib/docker/engine.ts';
 import { buildImage, ensureBaseImage } from '../../lib/docker/images.ts';
 import { dockerfileBaseImages } from '../../lib/docker/cli.ts';
@@ -650,6 +651,7 @@ function makeCluster(a: MakeArgs): KindCluster {
   const { name, engine, runner, network, cpIp, kubeConfig } = a;
   const say = a.opts.onProgress ?? (() => {});
   let isDown = false;
+  const controlPlaneNode = a.nodes.find((n) => n.role === 'control-plane')?.name ?? `${name}-control-plane`;
   const cluster: KindCluster = {
     kind: 'kind',
     platform: KIND_PLATFORM,
@@ -665,6 +667,13 @@ function makeCluster(a: MakeArgs): KindCluster {
     unprivileged: a.unprivileged,
     timings: a.timings,
     harnessNetworks: [network.subnet],
+    // The apiserver's static pod taken away and back (./control-plane.ts). kind cannot add nodes to a
+    // running cluster, so it has no `nodes`: node-pool-upgrade says so and is INCONCLUSIVE there.
+    controlPlane: kindControlPlane({
+      node: controlPlaneNode,
+      exec: (node, cmd) => cluster.execInNode(node, cmd),
+      apiAnswers: () => apiAnswers(kubeConfig),
+    }),
     serviceUrl(nodePort) {
       if (nodePort < 30000 || nodePort > 32767) throw new Error(`${nodePort} is not a NodePort`);
       return `http://${cpIp}:${nodePort}`;

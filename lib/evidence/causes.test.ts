@@ -272,6 +272,92 @@ describe('causes that compare versions within a run', () => {
   });
 });
 
+describe('endpoints-frozen (the control plane away)', () => {
+  // Pod "r" is ready at 0; the control plane goes away at 10 000 and is back at 40 000; meanwhile its
+  // container exits and restarts, which the watches learn only on re-list at 41 000 (restart count 1).
+  function frozen(): Timeline {
+    const t = new Timeline(() => 0);
+    const r = (restarts: number): V1Pod => {
+      const p = pod('r', { ready: true });
+      p.status!.containerStatuses = [{ name: 'c', image: 'i', imageID: '', ready: true, restartCount: restarts }];
+      return p;
+    };
+    t.ingestPod({ type: 'ADDED', object: r(0), previous: undefined, fromRelist: false }, 0);
+    t.ingestSlices([slice([{ pod: 'r', ready: true }])], 0);
+    t.ingestPod({ type: 'MODIFIED', object: r(1), previous: undefined, fromRelist: true }, 41_000);
+    return t;
+  }
+  const away = [{ from: 10_000, to: 40_000, staleForMs: 5000 }];
+
+  it('a request without an answer while the control plane was away, or before the data plane caught up, is endpoints-frozen', () => {
+    const ctx = { timeline: frozen(), controlPlaneAway: away };
+    const during = classifyFailure(req({ startedAt: 20_000, endedAt: 20_001, error: 'conn_refused', pod: 'r' }), ctx);
+    expect(during.cause).toBe('endpoints-frozen');
+    expect(during.reason).toMatch(/10\.00 s into the control-plane outage: the endpoints could not change/);
+    expect(during.reason).toMatch(/restarted once meanwhile/);
+    const after = classifyFailure(req({ startedAt: 43_000, endedAt: 43_001, error: 'conn_reset', pod: 'r' }), ctx);
+    expect(after.cause).toBe('endpoints-frozen');
+    expect(after.reason).toMatch(
+      /3\.00 s after the control plane was back, before the data plane had caught up \(allowed 5\.00 s\)/,
+    );
+  });
+
+  it('a 5xx from a pod whose containers restarted meanwhile (a process starting again, routed while not ready) is endpoints-frozen too', () => {
+    const ctx = { timeline: frozen(), controlPlaneAway: away };
+    const c = classifyFailure(req({ startedAt: 20_000, status: 503, error: 'http_5xx', pod: 'r' }), ctx);
+    expect(c.cause).toBe('endpoints-frozen');
+    expect(c.reason).toMatch(/which answered HTTP 503 .*restarted once meanwhile/);
+  });
+
+  it('not: a 5xx from a pod that did not restart, 4xx, timeouts, and anything outside the window (their own rules apply)', () => {
+    const ctx = { timeline: frozen(), controlPlaneAway: away };
+    const steady = new Timeline(() => 0);
+    steady.ingestPod({ type: 'ADDED', object: pod('s', { ready: true }), previous: undefined, fromRelist: false }, 0);
+    expect(
+      classifyFailure(req({ startedAt: 20_000, status: 500, error: 'http_5xx', pod: 's' }), {
+        timeline: steady,
+        controlPlaneAway: away,
+      }).cause,
+    ).toBe('application-5xx');
+    expect(classifyFailure(req({ startedAt: 20_000, status: 404, error: 'http_4xx', pod: 'r' }), ctx).cause).not.toBe(
+      'endpoints-frozen',
+    );
+    expect(classifyFailure(req({ startedAt: 20_000, error: 'timeout', pod: 'r' }), ctx).cause).toBe('timeout');
+    expect(classifyFailure(req({ startedAt: 46_000, error: 'conn_refused', pod: 'r' }), ctx).cause).not.toBe('endpoints-frozen');
+    expect(classifyFailure(req({ startedAt: 9000, error: 'conn_refused', pod: 'r' }), ctx).cause).not.toBe('endpoints-frozen');
+    expect(classifyFailure(req({ startedAt: 20_000, error: 'conn_refused', pod: 'r' }), { timeline: frozen() }).cause).not.toBe(
+      'endpoints-frozen',
+    );
+  });
+});
+
+describe('a pod deleted with grace 0 (kubectl delete --force)', () => {
+  it('terminates at the instant it is gone: what was in flight on it was cut by its termination, what came later went to a gone pod', () => {
+    const t = new Timeline(() => 0);
+    const f = pod('f', { ready: true });
+    t.ingestPod({ type: 'ADDED', object: f, previous: undefined, fromRelist: false }, 0);
+    t.ingestSlices([slice([{ pod: 'f', ready: true }])], 0);
+    const deleted: V1Pod = {
+      ...f,
+      metadata: { ...f.metadata, deletionTimestamp: new Date(5000), deletionGracePeriodSeconds: 0 },
+    };
+    t.ingestPod({ type: 'DELETED', object: deleted, previous: f, fromRelist: false }, 5000);
+    expect(t.terminatingSince('f')).toBe(5000);
+    expect(t.podAt('f', 5000)?.exists).toBe(false);
+    expect(t.events.filter((e) => e.object === 'pod/f').map((e) => [e.change, e.detail])).toEqual([
+      ['created', 'version v1, node node-1'],
+      ['ready', null],
+      ['terminating', 'deleted at once (grace 0 s)'],
+      ['gone', null],
+    ]);
+    const ctx = { timeline: t, endpointLagMs: 1000 };
+    expect(classifyFailure(req({ startedAt: 4990, endedAt: 5010, pod: 'f' }), ctx).cause).toBe('reset-during-drain');
+    expect(classifyFailure(req({ startedAt: 5300, endedAt: 5301, error: 'conn_refused', pod: 'f' }), ctx).cause).toBe(
+      'endpoint-not-yet-removed',
+    );
+  });
+});
+
 describe('the cause registry', () => {
   it('lists every cause once, in rule order, each with a description and a #rrggbb colour; unknown last', () => {
     expect(CAUSES.map((c) => c.name)).toEqual(FAILURE_CAUSES);

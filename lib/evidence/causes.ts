@@ -40,7 +40,7 @@ export interface FailedRequest {
 
 /** What the rules may ask of the timeline (a ClusterTimeline satisfies it). */
 export interface TimelineView {
-  podAt(pod: string, t: number): { exists: boolean; ready: boolean; terminating: boolean } | undefined;
+  podAt(pod: string, t: number): { exists: boolean; ready: boolean; terminating: boolean; restarts?: number } | undefined;
   terminatingSince(pod: string): number | undefined;
   endpointAt(pod: string, t: number): { listed: boolean; ready: boolean } | undefined;
   endpointGoneSince(pod: string, t: number): number | undefined;
@@ -75,9 +75,28 @@ export interface Outage {
   to: number | null;
 }
 
+/**
+ * A spell in which the cluster's control plane was away (control-plane-outage): nothing could change
+ * the EndpointSlices, so the data plane kept routing by the last ones, to pods whatever became of
+ * them, until its watches found the control plane again.
+ */
+export interface ControlPlaneAway {
+  from: number;
+  /** When the control plane was back (null while still away at the end of the run). */
+  to: number | null;
+  /**
+   * How long after `to` the data plane may still route by the frozen endpoints (ms): its watches'
+   * retry after the outage (client-go's reflector back-off, up to 60 s), the kubelet's status sync
+   * and the endpoint lag. A failure then is still the outage's.
+   */
+  staleForMs: number;
+}
+
 export interface CauseContext {
   timeline: TimelineView;
   outages?: Outage[];
+  /** When the control plane was away (the endpoints frozen). */
+  controlPlaneAway?: ControlPlaneAway[];
   /** Time allowed after an outage for the service to recover before failures are its own (ms). */
   recoveryAllowanceMs?: number;
   /**
@@ -188,6 +207,39 @@ export const CAUSE_RULES = [
               : 'during its outage';
           return { reason: `ended ${when}: ${o.dependency}` };
         }
+      }
+      return null;
+    },
+  },
+  {
+    name: 'endpoints-frozen',
+    description:
+      'while the control plane was away (or before the data plane caught up after it) the endpoints could not change, so the Service still sent the request to a pod that could not serve it: no answer, or a 5xx from a pod whose containers restarted meanwhile (starting again, not ready)',
+    colour: '#5c7cfa',
+    rule: (x) => {
+      if (x.timedOut || (!x.noResponse && x.f.status < 500)) return null;
+      for (const w of x.ctx.controlPlaneAway ?? []) {
+        const until = w.to === null ? Infinity : w.to + w.staleForMs;
+        if (x.begin < w.from || x.begin > until) continue;
+        const pod = x.pod ?? x.candidates[0];
+        const before = pod ? x.ctx.timeline.podAt(pod, w.from) : undefined;
+        const after = pod ? x.ctx.timeline.podAt(pod, until === Infinity ? Number.MAX_SAFE_INTEGER : until) : undefined;
+        const restarts =
+          before?.restarts !== undefined && after?.restarts !== undefined ? Math.max(0, after.restarts - before.restarts) : 0;
+        // An answer is the outage's only when its pod was restarting meanwhile; else it is the app's own 5xx.
+        if (!x.noResponse && !restarts) return null;
+        const when =
+          w.to !== null && x.begin > w.to
+            ? `${secs(x.begin - w.to)} after the control plane was back, before the data plane had caught up (allowed ${secs(w.staleForMs)})`
+            : `${secs(x.begin - w.from)} into the control-plane outage`;
+        const what = x.noResponse ? `which gave no answer (${x.f.error ?? 'closed'})` : `which answered ${describe(x.f)}`;
+        const restarted = restarts
+          ? `; its containers restarted ${restarts === 1 ? 'once' : `${restarts} times`} meanwhile (seen once the API was back)`
+          : '';
+        return {
+          reason: `sent ${when}: the endpoints could not change, so the Service still routed to ${x.who}, ${what}${restarted}`,
+          ...x.inferred,
+        };
       }
       return null;
     },

@@ -6,6 +6,9 @@
  * Watches, not polls: every readiness flip reaches us, however short. Each watch re-lists and
  * resumes when it expires (lib/kube/list-watch.ts); a change that happened while a watch was down
  * is found by diffing the re-list and recorded with `(seen on re-list)`, at the time it was seen.
+ * A spell in which a watch could not reach the apiserver (a control-plane outage) is a gap: marked
+ * on the timeline (`watch/<what>` lost, then resumed with what the re-list found changed unseen)
+ * and kept in `gaps`, so that a report can say what the harness did not see as it happened.
  */
 import type { KubeConfig, KubernetesObject, V1EndpointSlice, V1Node, V1Pod, CoreV1Event } from '@kubernetes/client-node';
 import { CoreV1Api, DiscoveryV1Api } from '@kubernetes/client-node';
@@ -14,7 +17,7 @@ import { ListWatch, type ObjectChange } from '../kube/list-watch.ts';
 export interface TimelineEvent {
   /** Epoch ms when the change was seen. */
   at: number;
-  kind: 'pod' | 'endpoint' | 'node' | 'event' | 'chaos' | 'phase';
+  kind: 'pod' | 'endpoint' | 'node' | 'event' | 'chaos' | 'phase' | 'watch';
   /** `pod/<name>`, `node/<name>`, `dependency/<name>`, `Pod/<name>` (an Event's object), ... */
   object: string;
   change: string;
@@ -41,6 +44,18 @@ export interface EndpointState {
   ready: boolean;
   serving: boolean;
   terminating: boolean;
+}
+
+/** A spell in which one of the timeline's watches could not see the cluster (its apiserver unreachable, a watch failed). */
+export interface WatchGap {
+  /** What was watched: `pods`, `endpointslices`, `nodes`, `events`. */
+  watch: string;
+  /** The first error, and the re-list that ended the spell (epoch ms). */
+  from: number;
+  to: number;
+  errors: number;
+  /** What the re-list found changed meanwhile (`pod/x restarted`, ...): changes that happened unseen, at unknown times. */
+  unseen: string[];
 }
 
 /** Ready and active (non-terminating) pods of the workload from some instant on. */
@@ -80,6 +95,8 @@ export class Timeline {
   readonly capacity: CapacitySample[] = [];
   /** Watch errors (each followed by a re-list): evidence that the timeline may have holes. */
   readonly watchErrors: string[] = [];
+  /** Spells in which a watch saw nothing (see {@link WatchGap}), oldest first. */
+  readonly gaps: WatchGap[] = [];
   protected readonly now: () => number;
   readonly #pods = new Map<string, PodState[]>();
   readonly #endpoints = new Map<string, EndpointState[]>();
@@ -94,8 +111,8 @@ export class Timeline {
   ingestPod(c: ObjectChange<V1Pod>, at = this.now(), baseline = false): void {
     this.#onPod(c, at, baseline);
   }
-  ingestSlices(slices: V1EndpointSlice[], at = this.now()): void {
-    this.#onSlices(slices, at);
+  ingestSlices(slices: V1EndpointSlice[], at = this.now(), fromRelist = false): void {
+    this.#onSlices(slices, at, fromRelist);
   }
   ingestNode(c: ObjectChange<V1Node>, at = this.now()): void {
     this.#onNode(c, at);
@@ -109,6 +126,33 @@ export class Timeline {
     const e: TimelineEvent = { at, kind: 'chaos', object, change, detail };
     this.events.push(e);
     return e;
+  }
+
+  /** A watch lost the cluster at `at` (the first error of a spell). */
+  watchLost(watch: string, error: string, at = this.now()): void {
+    this.events.push({ at, kind: 'watch', object: `watch/${watch}`, change: 'lost', detail: error.slice(0, 300) });
+  }
+
+  /** A watch is back: the gap from its first error to this re-list, and what the re-list found changed unseen. */
+  watchResumed(g: WatchGap): void {
+    this.gaps.push(g);
+    const shown = g.unseen.slice(0, 20).join(', ');
+    this.events.push({
+      at: g.to,
+      kind: 'watch',
+      object: `watch/${g.watch}`,
+      change: 'resumed',
+      detail:
+        `blind for ${((g.to - g.from) / 1000).toFixed(1)} s (${g.errors} errors); ` +
+        (g.unseen.length
+          ? `${g.unseen.length} changes happened unseen, found on re-list: ${shown}${g.unseen.length > 20 ? ', ...' : ''}`
+          : 'the re-list found nothing changed'),
+    });
+  }
+
+  /** The gaps that overlap [from, to], merged across watches: when the harness saw nothing of the cluster. */
+  gapsBetween(from: number, to: number): WatchGap[] {
+    return this.gaps.filter((g) => g.to >= from && g.from <= to);
   }
 
   /** Marks an experiment phase (`load-start`, `rollout-start`, `settle`, ...). */
@@ -225,11 +269,17 @@ export class Timeline {
     const next: PodState =
       c.type === 'DELETED' ? { ...(prev ?? podState(p, at)), at, exists: false, ready: false } : podState(p, at);
     if (prev && samePodState(prev, next)) return;
-    history.push(next);
-    this.#pods.set(name, history);
     const object = `pod/${name}`;
     const relist = c.fromRelist ? 'seen on re-list' : null;
     const say = (change: string, detail: string | null = relist) => this.events.push({ at, kind: 'pod', object, change, detail });
+    // A pod deleted with grace 0 (kubectl delete --force, a lost node's pods) goes in one event:
+    // it terminated at that instant, so what was in flight on it was cut by its termination.
+    if (c.type === 'DELETED' && prev?.exists && !prev.terminating && p.metadata?.deletionTimestamp) {
+      history.push({ ...prev, at, terminating: true, ready: false });
+      say('terminating', `deleted at once (grace ${p.metadata.deletionGracePeriodSeconds ?? 0} s)`);
+    }
+    history.push(next);
+    this.#pods.set(name, history);
     if (!prev)
       say(
         baseline ? 'present' : 'created',
@@ -263,7 +313,7 @@ export class Timeline {
     this.capacity.push({ at, ready, active, total });
   }
 
-  #onSlices(slices: V1EndpointSlice[], at = this.now()): void {
+  #onSlices(slices: V1EndpointSlice[], at = this.now(), fromRelist = false): void {
     const now = new Map<string, Omit<EndpointState, 'at'>>();
     for (const s of slices) {
       for (const ep of s.endpoints ?? []) {
@@ -305,7 +355,13 @@ export class Timeline {
         kind: 'endpoint',
         object: `endpoint/${pod}`,
         change,
-        detail: cur.listed ? `ready=${cur.ready} serving=${cur.serving} terminating=${cur.terminating}` : null,
+        detail:
+          [
+            cur.listed ? `ready=${cur.ready} serving=${cur.serving} terminating=${cur.terminating}` : null,
+            fromRelist ? 'seen on re-list' : null,
+          ]
+            .filter(Boolean)
+            .join(', ') || null,
       });
     }
   }
@@ -370,61 +426,32 @@ export class ClusterTimeline extends Timeline {
     this.#started = true;
     const { kubeConfig: kc, namespace: ns } = this.#o;
     const core = kc.makeApiClient(CoreV1Api);
-    const timeoutSeconds = this.#o.watchTimeoutSeconds ?? 25;
-    const onError = (what: string) => (err: unknown) => {
-      this.watchErrors.push(`${new Date(this.now()).toISOString()} ${what}: ${String((err as Error)?.message ?? err)}`);
-    };
     const sel = encodeURIComponent(this.#o.selector);
-    const pods = new ListWatch<V1Pod>({
-      kubeConfig: kc,
+    const pods = this.#watch<V1Pod>('pods', {
       path: `/api/v1/namespaces/${ns}/pods?labelSelector=${sel}`,
-      timeoutSeconds,
       list: () => core.listNamespacedPod({ namespace: ns, labelSelector: this.#o.selector }),
-      onChange: () => {},
-      onObject: (c) => this.ingestPod(c),
-      onError: onError('pods'),
+      ingest: (c) => this.ingestPod(c),
     });
-    this.#watches.push(pods);
     let slices: ListWatch<V1EndpointSlice> | undefined;
     if (this.#o.service) {
       const discovery = kc.makeApiClient(DiscoveryV1Api);
       const label = `kubernetes.io/service-name=${this.#o.service}`;
-      slices = new ListWatch<V1EndpointSlice>({
-        kubeConfig: kc,
+      slices = this.#watch<V1EndpointSlice>('endpointslices', {
         path: `/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices?labelSelector=${encodeURIComponent(label)}`,
-        timeoutSeconds,
         list: () => discovery.listNamespacedEndpointSlice({ namespace: ns, labelSelector: label }),
-        onChange: () => this.ingestSlices(slices!.items()),
-        onError: onError('endpointslices'),
+        // The slices are judged as a set (each change recomputes every endpoint): see onChange.
+        ingest: () => {},
+        onChange: (relist) => this.ingestSlices(slices!.items(), this.now(), relist),
       });
-      this.#watches.push(slices);
     }
-    if (this.#o.nodes ?? true) {
-      this.#watches.push(
-        new ListWatch<V1Node>({
-          kubeConfig: kc,
-          path: '/api/v1/nodes',
-          timeoutSeconds,
-          list: () => core.listNode({}),
-          onChange: () => {},
-          onObject: (c) => this.ingestNode(c),
-          onError: onError('nodes'),
-        }),
-      );
-    }
-    if (this.#o.kubeEvents ?? true) {
-      this.#watches.push(
-        new ListWatch<CoreV1Event>({
-          kubeConfig: kc,
-          path: `/api/v1/namespaces/${ns}/events`,
-          timeoutSeconds,
-          list: () => core.listNamespacedEvent({ namespace: ns }),
-          onChange: () => {},
-          onObject: (c) => this.ingestEvent(c),
-          onError: onError('events'),
-        }),
-      );
-    }
+    if (this.#o.nodes ?? true)
+      this.#watch<V1Node>('nodes', { path: '/api/v1/nodes', list: () => core.listNode({}), ingest: (c) => this.ingestNode(c) });
+    if (this.#o.kubeEvents ?? true)
+      this.#watch<CoreV1Event>('events', {
+        path: `/api/v1/namespaces/${ns}/events`,
+        list: () => core.listNamespacedEvent({ namespace: ns }),
+        ingest: (c) => this.ingestEvent(c),
+      });
     try {
       await Promise.all(this.#watches.map((w) => w.start()));
     } catch (err) {
@@ -441,6 +468,59 @@ export class ClusterTimeline extends Timeline {
 
   async stop(): Promise<void> {
     await Promise.all(this.#watches.map((w) => w.stop()));
+  }
+
+  /**
+   * One watch of the timeline, with its gaps: the first error of a spell marks it lost, the re-list
+   * that ends the spell marks it resumed with the events its changes made (those happened unseen).
+   */
+  #watch<T extends KubernetesObject>(
+    name: string,
+    w: {
+      path: string;
+      list: () => Promise<{ items: T[]; metadata?: { resourceVersion?: string } }>;
+      ingest: (c: ObjectChange<T>) => void;
+      /** After every change; `relist`: it came from a re-list's diff. */
+      onChange?: (relist: boolean) => void;
+    },
+  ): ListWatch<T> {
+    let lost = false;
+    let relisted = false;
+    let unseen: string[] = [];
+    const lw = new ListWatch<T>({
+      kubeConfig: this.#o.kubeConfig,
+      path: w.path,
+      timeoutSeconds: this.#o.watchTimeoutSeconds ?? 25,
+      list: w.list,
+      onObject: (c) => {
+        const before = this.events.length;
+        w.ingest(c);
+        if (!c.fromRelist) return;
+        relisted = true;
+        unseen.push(...this.events.slice(before).map((e) => `${e.object} ${e.change}`));
+        if (this.events.length === before && !w.onChange)
+          unseen.push(`${name.replace(/s$/, '')}/${c.object.metadata?.name ?? '?'} ${c.type.toLowerCase()}`);
+      },
+      onChange: () => {
+        const before = this.events.length;
+        w.onChange?.(relisted);
+        if (relisted) unseen.push(...this.events.slice(before).map((e) => `${e.object} ${e.change}`));
+        relisted = false;
+      },
+      onError: (err) => {
+        const message = String((err as Error)?.message ?? err);
+        this.watchErrors.push(`${new Date(this.now()).toISOString()} ${name}: ${message}`);
+        if (!lost && this.#syncedAt !== undefined) this.watchLost(name, message);
+        lost = true;
+      },
+      onResynced: (g) => {
+        if (this.#syncedAt !== undefined) this.watchResumed({ watch: name, from: g.since, to: g.at, errors: g.errors, unseen });
+        unseen = [];
+        lost = false;
+      },
+    });
+    this.#watches.push(lw);
+    return lw;
   }
 }
 

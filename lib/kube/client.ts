@@ -43,3 +43,23 @@ export function messageOf(err: unknown): string {
 
 export const isNotFound = (err: unknown) => statusOf(err) === 404;
 export const isConflict = (err: unknown) => statusOf(err) === 409;
+
+/** Whether the cluster's apiserver answers (its /version) within `timeoutMs`: false while it is away. */
+export async function apiAnswers(kc: k8s.KubeConfig, timeoutMs = 3000): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      kc
+        .makeApiClient(k8s.VersionApi)
+        .getCode()
+        .then(() => true),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(false), timeoutMs);
+      }),
+    ]);
+  } catch {
+    return false;
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -152,4 +152,47 @@ describe('ListWatch (reflector)', () => {
     expect(Date.now() - t0).toBeLessThan(1000);
     await until(() => open.open.size === 0, 'the server to see the watch closed');
   });
+
+  it('a spell of errors ends with onResynced (since, errors, what the re-list found changed) and waits as `backoff` says', async () => {
+    // The apiserver goes away (a refused connection, then 503s), and comes back with one object changed.
+    const { kc } = await scriptedApiserver([
+      list('10', [svc('a', '5'), svc('b', '6')]),
+      status(503), // the watch fails
+      status(503), // the re-list fails
+      status(503),
+      list('20', [svc('a', '15'), svc('b', '6')]),
+      events([], false),
+    ]);
+    const waits: number[] = [];
+    const backoff = { next: () => (waits.push(waits.length + 1), 5 * waits.length) };
+    const gaps: Array<{ since: number; errors: number; changed: number; at: number }> = [];
+    const objects: string[] = [];
+    const errors: string[] = [];
+    const lw = new ListWatch<V1Service>({
+      kubeConfig: kc,
+      path: '/api/v1/services',
+      list: async () => {
+        const r = await fetch(`${kc.getCurrentCluster()!.server}/api/v1/services`);
+        if (!r.ok) throw new Error(`list: HTTP ${r.status}`);
+        return (await r.json()) as { items: V1Service[]; metadata: { resourceVersion: string } };
+      },
+      onChange: () => {},
+      onObject: (c) => objects.push(`${c.type} ${c.object.metadata?.name}${c.fromRelist ? ' (relist)' : ''}`),
+      onError: (e, retry) => errors.push(`${String(e)} retry=${retry}`),
+      onResynced: (g) => gaps.push(g),
+      backoff,
+      timeoutSeconds: 5,
+    });
+    cleanups.push(() => lw.stop());
+    const t0 = Date.now();
+    await lw.start(5000);
+    await until(() => gaps.length === 1, 'the re-list after the errors');
+    expect(gaps[0].errors).toBe(3);
+    expect(gaps[0].changed).toBe(1);
+    expect(gaps[0].since).toBeGreaterThanOrEqual(t0);
+    expect(gaps[0].at).toBeGreaterThanOrEqual(gaps[0].since);
+    expect(objects).toEqual(['MODIFIED a (relist)']);
+    // The waits came from the given back-off, not from backoffMs.
+    expect(errors.map((e) => e.replace(/.* retry=/, ''))).toEqual(['5', '10', '15']);
+  });
 });

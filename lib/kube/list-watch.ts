@@ -1,6 +1,7 @@
 import { HttpMethod, RequestContext, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import { fetch } from 'undici';
 import { errorText } from '../errors.ts';
+import type { RetryBackoff } from './backoff.ts';
 
 export interface ListWatchOptions<T extends KubernetesObject> {
   kubeConfig: KubeConfig;
@@ -22,6 +23,18 @@ export interface ListWatchOptions<T extends KubernetesObject> {
   /** Initial back-off after an error, doubled up to `maxBackoffMs`. */
   backoffMs?: number;
   maxBackoffMs?: number;
+  /**
+   * The waits after errors, instead of `backoffMs`/`maxBackoffMs` (e.g. client-go's reflector
+   * back-off, ./backoff.ts, for a twin of a kubelet or kube-proxy). A 410 Gone re-lists at once either way.
+   */
+  backoff?: RetryBackoff;
+  /**
+   * Called after a re-list that ended a spell of errors (the apiserver was unreachable, a watch
+   * failed): when the first of those errors came, how many there were, and how many objects the
+   * re-list found changed meanwhile (each also given to `onObject` with `fromRelist`). The time
+   * between is a gap in what this watch saw.
+   */
+  onResynced?: (gap: { since: number; errors: number; changed: number; at: number }) => void;
 }
 
 /** One object's change as the reflector saw it; `previous` is the cached object before it. */
@@ -51,6 +64,9 @@ export class ListWatch<T extends KubernetesObject> {
   #loop: Promise<void> | undefined;
   #synced = false;
   #lastError: unknown;
+  /** Since when the watch has been failing (null while it is healthy), and how often. */
+  #failingSince: number | null = null;
+  #errors = 0;
 
   constructor(opts: ListWatchOptions<T>) {
     this.#o = opts;
@@ -117,22 +133,30 @@ export class ListWatch<T extends KubernetesObject> {
           const old = this.#synced ? new Map(this.#cache) : undefined;
           this.#cache.clear();
           for (const item of body.items) this.#cache.set(keyOf(item), item);
-          if (old && this.#o.onObject) this.#diff(old);
+          const changed = old && this.#o.onObject ? this.#diff(old) : 0;
           this.#resourceVersion = body.metadata?.resourceVersion;
           needList = false;
+          const wasSynced = this.#synced;
           this.#synced = true;
           this.#o.onChange();
           onSynced();
+          if (this.#failingSince !== null && wasSynced)
+            this.#o.onResynced?.({ since: this.#failingSince, errors: this.#errors, changed, at: Date.now() });
+          this.#failingSince = null;
+          this.#errors = 0;
         }
         await this.#watchOnce();
         backoff = base;
       } catch (err) {
         if (this.#stopped) return;
         this.#lastError = err;
+        this.#failingSince ??= Date.now();
+        this.#errors++;
         needList = true;
-        const wait = err instanceof ResourceExpired ? 0 : backoff;
+        const expired = err instanceof ResourceExpired;
+        const wait = expired ? 0 : this.#o.backoff ? this.#o.backoff.next() : backoff;
         this.#o.onError?.(err, wait);
-        if (!(err instanceof ResourceExpired)) backoff = Math.min(backoff * 2, this.#o.maxBackoffMs ?? 5_000);
+        if (!expired) backoff = Math.min(backoff * 2, this.#o.maxBackoffMs ?? 5_000);
         await new Promise<void>((resolve) => {
           const t = setTimeout(resolve, wait);
           this.#wake = () => {
@@ -201,17 +225,27 @@ export class ListWatch<T extends KubernetesObject> {
     }
   }
 
-  /** After a re-list: report what appeared, changed (by resourceVersion) or disappeared meanwhile. */
-  #diff(old: Map<string, T>): void {
+  /** After a re-list: report what appeared, changed (by resourceVersion) or disappeared meanwhile; returns how many. */
+  #diff(old: Map<string, T>): number {
     const emit = this.#o.onObject!;
+    let n = 0;
     for (const [key, obj] of this.#cache) {
       const prev = old.get(key);
-      if (!prev) emit({ type: 'ADDED', object: obj, previous: undefined, fromRelist: true });
-      else if (prev.metadata?.resourceVersion !== obj.metadata?.resourceVersion)
+      if (!prev) {
+        emit({ type: 'ADDED', object: obj, previous: undefined, fromRelist: true });
+        n++;
+      } else if (prev.metadata?.resourceVersion !== obj.metadata?.resourceVersion) {
         emit({ type: 'MODIFIED', object: obj, previous: prev, fromRelist: true });
+        n++;
+      }
     }
-    for (const [key, prev] of old)
-      if (!this.#cache.has(key)) emit({ type: 'DELETED', object: prev, previous: prev, fromRelist: true });
+    for (const [key, prev] of old) {
+      if (!this.#cache.has(key)) {
+        emit({ type: 'DELETED', object: prev, previous: prev, fromRelist: true });
+        n++;
+      }
+    }
+    return n;
   }
 
   #onWatchEvent(ev: { type: string; object: T & { code?: number; message?: string } }): void {

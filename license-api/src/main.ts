@@ -25,7 +25,7 @@ function main(): void {
   // A second signal during the drain (a supervisor, an impatient Ctrl-C) must not cut it short:
   // the requests in flight would be reset. A third ends the process at once.
   let signals = 0;
-  const onSignal = (signal: NodeJS.Signals) => {
+  const onSignal = (signal: NodeJS.Signals | 'FAULT_EXIT_AFTER_MS') => {
     signals++;
     if (signals === 2) {
       process.stderr.write(`license-api: ${signal}: already shutting down; a third signal ends the process at once\n`);
@@ -50,11 +50,18 @@ function main(): void {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
-  service.start().catch((err) => {
-    if (err instanceof StartAborted) return; // the signal handler exits
-    process.stderr.write(`license-api: start-up failed: ${err?.message ?? err}\n`);
-    process.exit(1);
-  });
+  service.start().then(
+    () => {
+      // FAULT_EXIT_AFTER_MS (detector tests): the process recycles itself, as if it were sent SIGTERM.
+      if (config.FAULT_EXIT_AFTER_MS > 0)
+        setTimeout(() => onSignal('FAULT_EXIT_AFTER_MS'), config.FAULT_EXIT_AFTER_MS * (0.5 + Math.random())).unref();
+    },
+    (err) => {
+      if (err instanceof StartAborted) return; // the signal handler exits
+      process.stderr.write(`license-api: start-up failed: ${err?.message ?? err}\n`);
+      process.exit(1);
+    },
+  );
 }
 
 try {

@@ -54,6 +54,31 @@ describe('SIGTERM drain', () => {
     expect(api.output()).toContain('shutdown complete');
   });
 
+  it('FAULT_EXIT_AFTER_MS: the process takes itself out as on SIGTERM once it has served that long (± 50 %) and exits 0', async () => {
+    const t0 = Date.now();
+    await using api = await spawnApi({ FAULT_EXIT_AFTER_MS: '600', SHUTDOWN_DELAY_MS: '800', SHUTDOWN_TIMEOUT_MS: '5000' });
+    let unreadyAt = 0;
+    while (!unreadyAt && Date.now() - t0 < 10_000) {
+      const r = await fetch(`${api.url}/health/ready`).catch(() => null);
+      if (r?.status === 503) unreadyAt = Date.now();
+      else await sleep(50);
+    }
+    expect(unreadyAt).toBeGreaterThan(0);
+    // Still serving while it drains (what lets readiness take it out of the Service first).
+    const token = await mintToken();
+    const during = await fetch(`${api.url}/api/v1/licenses/heartbeat`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ session_id: '00000000-0000-4000-8000-000000000000' }),
+    });
+    expect(during.status).toBe(404);
+    const exit = await api.exit;
+    expect(exit.code).toBe(0);
+    expect(exit.at - unreadyAt).toBeGreaterThanOrEqual(600);
+    expect(api.output()).toMatch(/FAULT_EXIT_AFTER_MS/);
+    expect(api.output()).toContain('shutdown complete');
+  });
+
   it('naive: the same SIGTERM drops the in-flight requests (what the graceful drain prevents)', async () => {
     await using api = await spawnApi({ SHUTDOWN_MODE: 'naive', SHUTDOWN_DELAY_MS: '0', SHUTDOWN_TIMEOUT_MS: '5000' });
     const r = await sigtermUnderLoad(api, 300);

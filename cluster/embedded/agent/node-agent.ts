@@ -1,6 +1,7 @@
 import { arch, cpus, hostname, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import { ReflectorBackoff } from '../../../lib/kube/backoff.ts';
 import { isConflict, isNotFound, k8s, mergePatch, messageOf } from '../../../lib/kube/client.ts';
 import type { ImageStore } from '../image-store.ts';
 import type { ConfigSource } from './container-env.ts';
@@ -27,7 +28,14 @@ export const KUBELET_VERSION = 'v1.37.2';
 
 /**
  * The embedded cluster's kubelet: registers Node objects, keeps their Leases fresh, and runs every
- * pod bound to them as OS processes (one PodWorker per pod).
+ * pod bound to them as OS processes (one PodWorker per pod). Nodes can be added and removed while it
+ * runs (a node pool's surge upgrade).
+ *
+ * While the apiserver is unreachable it does what the kubelet does: the pods keep running, their
+ * probes and restarts go on locally, what changes is reported once the apiserver answers again (the
+ * status manager's retry, pod-worker.ts), and the pod watch tries again with client-go's reflector
+ * back-off (lib/kube/backoff.ts), so a pod deleted right after a long outage may wait up to a minute
+ * for its node to notice, as on a real node.
  */
 export class NodeAgent {
   private readonly opts: NodeAgentOptions;
@@ -35,6 +43,9 @@ export class NodeAgent {
   private readonly coordination: k8s.CoordinationV1Api;
   private readonly workers = new Map<string, PodWorker>();
   private readonly nodeSet: Set<string>;
+  private readonly nodeLabels = new Map<string, Record<string, string>>();
+  /** Nodes whose lease renewal is failing (logged once per spell). */
+  private readonly leaseFailing = new Set<string>();
   private informer: (k8s.Informer<k8s.V1Pod> & k8s.ObjectCache<k8s.V1Pod>) | undefined;
   private leaseTimer: NodeJS.Timeout | undefined;
   private stopped = false;
@@ -60,11 +71,49 @@ export class NodeAgent {
   }
 
   async start(): Promise<void> {
-    for (const name of this.opts.nodes) await this.registerNode(name);
+    for (const name of this.nodeSet) await this.registerNode(name);
     await this.renewLeases();
     this.leaseTimer = setInterval(() => void this.renewLeases(), (this.opts.leaseRenewSeconds ?? 10) * 1000);
     this.leaseTimer.unref();
     await this.watchPods();
+  }
+
+  /** The nodes it runs now. */
+  nodes(): string[] {
+    return [...this.nodeSet];
+  }
+
+  /** Registers one more node (with `labels` besides the usual ones) and renews its lease: its pods run here from now on. */
+  async addNode(name: string, labels: Record<string, string> = {}): Promise<void> {
+    if (this.stopped) throw new Error('the node agent is stopped');
+    this.nodeSet.add(name);
+    this.nodeLabels.set(name, labels);
+    await this.registerNode(name);
+    await this.renewLeases([name]);
+  }
+
+  /**
+   * Takes a node away as a machine that is switched off: its pods' processes are killed and their
+   * sandboxes removed at once (no API call for them: the pod garbage collector deletes pods bound to
+   * a node that no longer exists), its lease is no longer renewed, and its Node object is deleted.
+   */
+  async removeNode(name: string): Promise<void> {
+    if (!this.nodeSet.has(name)) throw new Error(`the node agent runs no node "${name}" (it runs: ${this.nodes().join(', ')})`);
+    this.nodeSet.delete(name);
+    this.leaseFailing.delete(name);
+    const gone = [...this.workers.entries()].filter(([, w]) => w.pod.spec?.nodeName === name);
+    for (const [uid] of gone) this.workers.delete(uid);
+    await Promise.all(gone.map(([, w]) => w.forceStop()));
+    for (const del of [
+      () => this.coordination.deleteNamespacedLease({ name, namespace: 'kube-node-lease' }),
+      () => this.core.deleteNode({ name }),
+    ]) {
+      try {
+        await del();
+      } catch (err) {
+        if (!isNotFound(err)) throw new Error(`removing node ${name} failed: ${messageOf(err)}`);
+      }
+    }
   }
 
   /** Pod workers by pod uid (for tests and the timeline). */
@@ -153,6 +202,7 @@ export class NodeAgent {
       metadata: {
         name,
         labels: {
+          ...this.nodeLabels.get(name),
           'kubernetes.io/hostname': name,
           'kubernetes.io/os': 'linux',
           'kubernetes.io/arch': arch() === 'x64' ? 'amd64' : arch(),
@@ -169,8 +219,8 @@ export class NodeAgent {
     await this.core.patchNodeStatus({ name, body: { status: this.nodeStatus() } }, mergePatch);
   }
 
-  private async renewLeases(): Promise<void> {
-    for (const name of this.opts.nodes) {
+  private async renewLeases(names: Iterable<string> = this.nodeSet): Promise<void> {
+    for (const name of [...names]) {
       const spec: k8s.V1LeaseSpec = { holderIdentity: name, leaseDurationSeconds: 40, renewTime: new k8s.V1MicroTime() };
       try {
         try {
@@ -191,8 +241,12 @@ export class NodeAgent {
             },
           });
         }
+        if (this.leaseFailing.delete(name)) this.opts.log.warn({ node: name }, 'lease renewed again');
       } catch (err) {
-        if (!this.stopped) this.opts.log.warn({ node: name, err: messageOf(err) }, 'lease renewal failed');
+        if (!this.stopped && this.nodeSet.has(name) && !this.leaseFailing.has(name)) {
+          this.leaseFailing.add(name);
+          this.opts.log.warn({ node: name, err: messageOf(err) }, 'lease renewal failed; trying again every renewal period');
+        }
       }
     }
   }
@@ -203,12 +257,23 @@ export class NodeAgent {
     informer.on('add', (p) => this.onPod(p));
     informer.on('update', (p) => this.onPod(p));
     informer.on('delete', (p) => this.onPodDeleted(p));
+    // The kubelet's pod source is a client-go reflector: after an error it tries again with the
+    // reflector's back-off (800 ms doubling to [30, 60) s), not at once.
+    const backoff = new ReflectorBackoff();
+    let loggedAt = 0;
     informer.on('error', (err) => {
       if (this.stopped) return;
-      this.opts.log.warn({ err: messageOf(err) }, 'pod watch failed; restarting in 1 s');
+      const wait = backoff.next();
+      if (Date.now() - loggedAt > 30_000) {
+        loggedAt = Date.now();
+        this.opts.log.warn(
+          { err: messageOf(err), retryInMs: Math.round(wait) },
+          'pod watch failed; trying again with the reflector back-off',
+        );
+      }
       setTimeout(() => {
         if (!this.stopped) informer.start().catch(() => {});
-      }, 1000);
+      }, wait).unref();
     });
     await informer.start();
   }

@@ -2,6 +2,7 @@ import { request } from 'node:http';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
+import { KUBELET_STATUS_SYNC_PERIOD_MS } from '../../../lib/kube/backoff.ts';
 import { isNotFound, k8s, mergePatch, messageOf } from '../../../lib/kube/client.ts';
 import type { ImageStore } from '../image-store.ts';
 import { containerEnv, expandRefs, type ConfigSource } from './container-env.ts';
@@ -51,6 +52,12 @@ export class PodWorker {
   private gone = false;
   private syncing = false;
   private syncAgain = false;
+  /**
+   * Wakes a status sync waiting after a failure: a new change is sent at once, what failed again on
+   * the status manager's tick (KUBELET_STATUS_SYNC_PERIOD_MS).
+   */
+  private wakeSync: (() => void) | undefined;
+  private syncFailing = false;
 
   constructor(pod: k8s.V1Pod, deps: PodWorkerDeps) {
     this.pod = pod;
@@ -258,6 +265,7 @@ export class PodWorker {
   /** The object vanished without a graceful termination (force delete): kill at once and clean up. */
   async forceStop(): Promise<void> {
     this.gone = true;
+    this.wakeSync?.();
     for (const c of this.containers) c.stopRestarts();
     await Promise.all(this.containers.map((c) => c.kill(0, 'SIGKILL')));
     await this.teardownSandbox();
@@ -267,6 +275,7 @@ export class PodWorker {
   /** Agent shutdown (`cluster down`): a short SIGTERM, then SIGKILL; no API calls. */
   async shutdown(graceMs: number): Promise<void> {
     this.gone = true;
+    this.wakeSync?.();
     for (const c of this.containers) c.stopRestarts();
     await Promise.all(this.containers.map((c) => c.kill(graceMs)));
     await this.teardownSandbox();
@@ -388,6 +397,7 @@ export class PodWorker {
   sync(): void {
     if (this.syncing) {
       this.syncAgain = true;
+      this.wakeSync?.();
       return;
     }
     void this.syncNow();
@@ -408,13 +418,27 @@ export class PodWorker {
             mergePatch,
           );
           this.mark('status', `${status.phase} ready=${wasReady}`);
+          if (this.syncFailing) this.deps.log.warn({ pod: this.name }, 'status update sent again');
+          this.syncFailing = false;
         } catch (err) {
           if (isNotFound(err)) {
             this.gone = true;
             break;
           }
-          this.deps.log.warn({ pod: this.name, err: messageOf(err) }, 'status update failed; retrying');
-          await sleep(500);
+          if (!this.syncFailing)
+            this.deps.log.warn(
+              { pod: this.name, err: messageOf(err) },
+              'status update failed; sending it with the next change or sync tick',
+            );
+          this.syncFailing = true;
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, KUBELET_STATUS_SYNC_PERIOD_MS);
+            this.wakeSync = () => {
+              clearTimeout(timer);
+              resolve();
+            };
+          });
+          this.wakeSync = undefined;
           this.syncAgain = true;
         }
       } while (this.syncAgain);

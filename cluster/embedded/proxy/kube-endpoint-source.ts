@@ -1,10 +1,17 @@
 import { CoreV1Api, DiscoveryV1Api, type KubeConfig, type V1EndpointSlice, type V1Service } from '@kubernetes/client-node';
 import type { EndpointSource, EndpointSourceEvent } from './endpoint-source.ts';
+import { ReflectorBackoff } from '../../../lib/kube/backoff.ts';
 import { ListWatch } from '../../../lib/kube/list-watch.ts';
 import { errorText } from '../../../lib/errors.ts';
 import { nodePortRoutes, type NodePortRoute } from './node-port-routes.ts';
 
-/** NodePort routes from a cluster's Services and discovery.k8s.io/v1 EndpointSlices (all namespaces). */
+/**
+ * NodePort routes from a cluster's Services and discovery.k8s.io/v1 EndpointSlices (all namespaces),
+ * watched as kube-proxy's informers watch them: while the apiserver is unreachable the last routes
+ * stay in force (kube-proxy keeps its rules), and each watch tries again with client-go's reflector
+ * back-off (800 ms doubling to [30, 60) s, lib/kube/backoff.ts), so after a long control-plane
+ * outage the routes can stay stale for up to a minute after the apiserver is back, as on a real node.
+ */
 export class KubeEndpointSource implements EndpointSource {
   readonly #kubeConfig: KubeConfig;
   readonly #timeoutSeconds: number;
@@ -33,6 +40,7 @@ export class KubeEndpointSource implements EndpointSource {
       onChange: publish,
       onError: onError('list/watch /api/v1/services'),
       timeoutSeconds: this.#timeoutSeconds,
+      backoff: new ReflectorBackoff(),
     });
     const slices = new ListWatch<V1EndpointSlice>({
       kubeConfig: this.#kubeConfig,
@@ -41,6 +49,7 @@ export class KubeEndpointSource implements EndpointSource {
       onChange: publish,
       onError: onError('list/watch /apis/discovery.k8s.io/v1/endpointslices'),
       timeoutSeconds: this.#timeoutSeconds,
+      backoff: new ReflectorBackoff(),
     });
     this.#services = services;
     this.#slices = slices;

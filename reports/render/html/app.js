@@ -25,6 +25,8 @@
     node: { color: '#a0522d', width: 1.5, dash: [8, 3, 2, 3] },
     event: { color: '#868e96', width: 1, dash: [3, 3] },
     phase: { color: '#2b8a3e', width: 1, dash: [] },
+    // A watch of the harness lost the cluster (e.g. its control plane) and resumed: what lies between went unseen.
+    watch: { color: '#e8590c', width: 2, dash: [1, 2] },
   };
   var REQUESTS_COLOR = '#1864ab';
 

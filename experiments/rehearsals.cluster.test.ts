@@ -1,0 +1,229 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { licenseApi, licenseApiToken } from '../apps/license-api/profile.ts';
+import { EMBEDDED_PLATFORM, upEmbedded, type EmbeddedCluster } from '../cluster/embedded/embedded-cluster.ts';
+import { k8s } from '../lib/kube/client.ts';
+import { assertValidRunRecord } from '../reports/render/json.ts';
+import { readRunRecord } from '../reports/run-directory.ts';
+import { runCli } from '../cli/testing/run-cli.ts';
+import { harnessConfigSchema } from './config.ts';
+import type { ControlPlaneOutageData } from './control-plane-outage.ts';
+import type { AnyExperiment } from './experiment.ts';
+import { EXPERIMENTS } from './index.ts';
+import type { NodePoolUpgradeData } from './node-pool-upgrade.ts';
+import { observeExperiment, type ObserveData } from './observe.ts';
+import { checkRecord, describeTarget, runRecord } from './record.ts';
+import { runExperiments, type CheckResult } from './runner.ts';
+
+// The pre-upgrade rehearsals on the embedded cluster (issue 21): each new experiment PASSes the
+// shipped release and FAILs a broken release of the same code for the right cause, and observe
+// mode (`verdict rehearse -- <command>`) PASSes a command that changes nothing and FAILs one that
+// force-deletes a pod. The control plane is away 30 s here (120 s by default): the points shown —
+// the data plane serves on, the endpoints freeze, the harness's watches re-list — are the same
+// after 30 s, and the rest of make test needs the time.
+const STATE = '/var/lib/verdict/rehearse-a-rehearsals';
+const config = harnessConfigSchema.parse({
+  experiments: { rate: 200, warmupMs: 3000, settleMs: 5000, controlPlaneOutageMs: 30_000 },
+});
+
+let cluster: EmbeddedCluster;
+const dirs: string[] = [];
+beforeAll(async () => {
+  cluster = await upEmbedded({ name: 'verdict', stateDir: STATE, nodes: 3 });
+}, 600_000);
+afterAll(async () => {
+  await cluster?.close();
+  for (const d of dirs) await rm(d, { recursive: true, force: true });
+}, 120_000);
+
+async function run(exp: AnyExperiment, faults: string[] = []): Promise<CheckResult> {
+  const [r] = await runExperiments(cluster, [exp], {
+    app: licenseApi,
+    config,
+    signal: new AbortController().signal,
+    say: (m) => process.stderr.write(`  ${m}\n`),
+    options: { rate: config.experiments.rate, from: 'v1', to: 'v2', faults: faults.map((f) => licenseApi.faults[f]) },
+  });
+  const rec = checkRecord(r);
+  assertValidRunRecord(
+    runRecord({
+      command: 'rehearse',
+      target: await describeTarget(cluster, cluster.serviceUrl(30080)),
+      results: [r],
+      startedAt: r.startedAt,
+      endedAt: r.endedAt,
+      app: { name: 'license-api', versions: { from: 'v1', to: 'v2' }, faults },
+      ledgerFile: r.evidence?.loads.length ? 'ledger.ndjson.gz' : null,
+    }),
+    exp.name,
+  );
+  process.stderr.write(
+    `${exp.name}${faults.length ? ` [${faults}]` : ''}: ${r.verdict}${r.error ? ` ${r.error}` : ''} in ${((r.endedAt - r.startedAt) / 1000).toFixed(1)} s\n` +
+      `${r.gates.map((g) => `  ${g.verdict} ${g.name}: ${g.evidence}`).join('\n')}\n` +
+      `${rec.failures.map((f) => `  ${f.count} × ${f.cause}: ${f.examples[0]?.reason}`).join('\n')}\n`,
+  );
+  return r;
+}
+const gate = (r: CheckResult, name: string) => r.gates.find((g) => g.name === name);
+const verdicts = (r: CheckResult) => r.gates.map((g) => [g.name, g.verdict]);
+
+describe('control-plane-outage', () => {
+  it('the shipped release PASSes: the data plane serves through 30 s without a control plane; the harness re-lists and says what it missed', async () => {
+    const r = await run(EXPERIMENTS['control-plane-outage']);
+    expect(r.error).toBeNull();
+    expect(verdicts(r)).toEqual([
+      ['control plane away', 'PASS'],
+      ['no failed request', 'PASS'],
+      ['load as planned', 'PASS'],
+      ['workload whole after the outage', 'PASS'],
+      ['the harness saw through the outage', 'PASS'],
+    ]);
+    const d = r.evidence!.data as ControlPlaneOutageData;
+    expect(d.to - d.from).toBeGreaterThanOrEqual(30_000);
+    // Requests were served while the API was away.
+    const during = r.evidence!.loads[0].joined.series.filter((s) => s.t >= d.from && s.t + 1000 <= d.to);
+    expect(during.reduce((n, s) => n + s.requests, 0)).toBeGreaterThan(20 * 150);
+    // The timeline marked the gap: each watch lost the API and resumed after it.
+    const watch = r.evidence!.timeline.events.filter((e) => e.kind === 'watch');
+    for (const w of ['pods', 'endpointslices', 'nodes', 'events']) {
+      expect(watch.some((e) => e.object === `watch/${w}` && e.change === 'lost' && e.at >= d.from && e.at <= d.to)).toBe(true);
+      expect(watch.some((e) => e.object === `watch/${w}` && e.change === 'resumed' && e.at >= d.to)).toBe(true);
+    }
+    process.stderr.write(
+      `control-plane-outage: API away ${((d.to - d.from) / 1000).toFixed(1)} s (asked ${d.requestedMs / 1000} s)\n`,
+    );
+  }, 400_000);
+
+  it('a release whose pods restart themselves FAILs: with the endpoints frozen, the Service sends requests to a process that is gone (endpoints-frozen)', async () => {
+    const r = await run(EXPERIMENTS['control-plane-outage'], ['self-restarts']);
+    expect(r.error).toBeNull();
+    expect(r.verdict).toBe('FAIL');
+    expect(gate(r, 'no failed request')?.verdict).toBe('FAIL');
+    const d = r.evidence!.data as ControlPlaneOutageData;
+    const failures = r.evidence!.loads[0].joined.failures;
+    const frozen = failures.filter((f) => f.cause === 'endpoints-frozen');
+    expect(frozen.length).toBeGreaterThan(0);
+    // Every failure inside the outage (and before the data plane caught up) is put on it, but a timeout (its own rule).
+    const inside = failures.filter((f) => f.at >= d.from && f.at <= d.to + d.staleForMs);
+    expect(inside.filter((f) => f.cause !== 'endpoints-frozen' && f.cause !== 'timeout')).toEqual([]);
+    expect(frozen.length / failures.length).toBeGreaterThan(0.9);
+    expect(frozen[0].reason).toMatch(/the endpoints could not change, so the Service still routed to pod license-api-/);
+  }, 400_000);
+});
+
+describe('node-pool-upgrade', () => {
+  it('the shipped release PASSes: each node replaced by a surge node, drained with the PDB held, every pod on a new node', async () => {
+    const r = await run(EXPERIMENTS['node-pool-upgrade']);
+    expect(r.error).toBeNull();
+    expect(verdicts(r)).toEqual([
+      ['nodes upgraded', 'PASS'],
+      ['no failed request', 'PASS'],
+      ['load as planned', 'PASS'],
+      ['capacity held', 'PASS'],
+      ['every pod on a new node', 'PASS'],
+      ['node pool whole', 'PASS'],
+    ]);
+    const d = r.evidence!.data as NodePoolUpgradeData;
+    expect(d.upgrades.length).toBe(3);
+    expect(d.nodesAfter.length).toBe(3);
+    expect(d.nodesAfter.some((n) => d.nodesBefore.includes(n))).toBe(false);
+    const labels = (await cluster.kubeConfig.makeApiClient(k8s.CoreV1Api).listNode()).items.map(
+      (n) => n.metadata?.labels?.['verdict.dev/node-version'],
+    );
+    expect(new Set(labels)).toEqual(new Set([d.version]));
+    for (const u of d.upgrades)
+      process.stderr.write(`node-pool-upgrade: ${u.old} drained in ${((u.drainedAt - u.cordonedAt) / 1000).toFixed(1)} s\n`);
+  }, 400_000);
+
+  it('a release without a disruption budget (2 pods on one node) FAILs on capacity: the drain took both at once', async () => {
+    const r = await run(EXPERIMENTS['node-pool-upgrade'], ['no-disruption-budget']);
+    expect(r.error).toBeNull();
+    expect(r.verdict).toBe('FAIL');
+    const g = gate(r, 'capacity held')!;
+    expect(g.verdict).toBe('FAIL');
+    expect(g.evidence).toMatch(
+      /at least 3 needed: one pod down at a time: the release declares no disruption budget \(minAvailable 0\)/,
+    );
+    expect(Number(g.observed?.minReady)).toBeLessThanOrEqual(2);
+  }, 500_000);
+});
+
+describe('verdict rehearse -- <command> (observe mode)', () => {
+  it('a command that changes nothing PASSes; its exit code and output are in the report', async () => {
+    const r = await run(
+      observeExperiment({
+        argv: ['sh', '-c', 'echo checking; kubectl get nodes -o name'],
+        allowFailedRate: 0,
+        timeoutMs: 60_000,
+      }),
+    );
+    expect(r.error).toBeNull();
+    expect(verdicts(r)).toEqual([
+      ['the operation succeeded', 'PASS'],
+      ['no failed request', 'PASS'],
+      ['load as planned', 'PASS'],
+      ['workload settled', 'PASS'],
+      ['disruption budget held', 'PASS'],
+    ]);
+    const d = r.evidence!.data as ObserveData;
+    expect(d.exitCode).toBe(0);
+    expect(d.output).toContain('checking');
+    expect(gate(r, 'the operation succeeded')?.evidence).toMatch(/exit 0 .*node\/verdict-node-/s);
+  }, 300_000);
+
+  it('a command that force-deletes a pod FAILs, each failure with its cause', async () => {
+    const kill =
+      'kubectl -n coditect delete "$(kubectl -n coditect get pods -l app=license-api -o name | head -n 1)" --grace-period=0 --force';
+    const r = await run(observeExperiment({ argv: ['sh', '-c', kill], allowFailedRate: 0, timeoutMs: 60_000 }));
+    expect(r.error).toBeNull();
+    expect(r.verdict).toBe('FAIL');
+    expect(gate(r, 'the operation succeeded')?.verdict).toBe('PASS');
+    expect(gate(r, 'no failed request')?.verdict).toBe('FAIL');
+    expect(gate(r, 'workload settled')?.verdict).toBe('PASS');
+    const failures = r.evidence!.loads[0].joined.failures;
+    expect(failures.length).toBeGreaterThan(0);
+    // Put on the deleted pod's termination, not unknown.
+    const drain = failures.filter((f) => ['reset-during-drain', 'endpoint-not-yet-removed', 'terminating-pod'].includes(f.cause));
+    expect(drain.length / failures.length).toBeGreaterThan(0.9);
+  }, 300_000);
+
+  it('end to end through the CLI against a context: PASS, the command streamed, exit code and output in verdict.json', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'rehearse-cli-'));
+    dirs.push(dir);
+    const context = cluster.context!;
+    await writeFile(
+      join(dir, 'verdict.config.yaml'),
+      `allowedContexts: ["${context}"]\nexperiments: { rate: 200, warmupMs: 3000, settleMs: 5000 }\n`,
+    );
+    const out = join(dir, 'out');
+    const r = await runCli(
+      [
+        'rehearse',
+        '--target',
+        `context:${context}`,
+        '--url',
+        'http://127.0.0.1:30080',
+        '--out',
+        out,
+        '--',
+        'sh',
+        '-c',
+        'echo rehearsed; exit 0',
+      ],
+      {
+        cwd: dir,
+        env: { KUBECONFIG: cluster.kubeconfigPath, LICENSE_TOKEN: await licenseApiToken(EMBEDDED_PLATFORM) },
+      },
+    );
+    expect({ code: r.code, stderr: r.stderr.slice(-2000) }).toMatchObject({ code: 0 });
+    expect(r.stderr).toContain('| rehearsed');
+    const rec = await readRunRecord(join(out, 'latest'));
+    expect(rec.command).toBe('rehearse');
+    expect(rec.verdict).toBe('PASS');
+    const op = rec.checks[0].gates.find((g) => g.name === 'the operation succeeded')!;
+    expect(op.observed.exit_code).toBe(0);
+    expect(op.evidence).toContain('rehearsed');
+  }, 300_000);
+});
