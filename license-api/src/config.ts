@@ -108,6 +108,10 @@ export const configSchema = z
     FAULT_EXTRA_LATENCY_MS: int(0, 10_000).default(0),
     /** Fault injection for detector tests: the drain keeps connections alive (no `Connection: close` after SIGTERM). Off by default. */
     FAULT_KEEPALIVE_DRAIN: bool.default(false),
+    /** Fault injection for detector tests: /health/live checks Postgres and Redis (the seed's naive liveness). Off by default. */
+    FAULT_LIVENESS_CHECKS_DEPENDENCIES: bool.default(false),
+    /** Fault injection for detector tests: tokens are verified against the first key of the JWKS only, whatever their `kid` (a release that holds one signing key). Off by default. */
+    FAULT_JWKS_FIRST_KEY_ONLY: bool.default(false),
     /** Licenses to create at start-up if missing: `KEY=SEATS,KEY2=SEATS`. */
     LICENSE_SEED: z
       .string()
