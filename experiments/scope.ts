@@ -5,7 +5,7 @@
  * runs the deferred work in reverse order, whatever happened; `evidence()` joins each load's ledger
  * with the timeline.
  */
-import type { Outage } from '../lib/evidence/causes.ts';
+import type { CredentialRotation, Outage } from '../lib/evidence/causes.ts';
 import { joinLedger } from '../lib/evidence/join.ts';
 import { ClusterTimeline } from '../lib/evidence/timeline.ts';
 import type { Target } from '../cluster/target.ts';
@@ -41,6 +41,7 @@ export class ExperimentScope {
   readonly #stack = new AsyncDisposableStack();
   readonly #loads: LoadEntry[] = [];
   readonly #outages: Outage[] = [];
+  readonly #rotations: CredentialRotation[] = [];
   readonly #onAbort: () => void;
 
   readonly target: Target;
@@ -110,6 +111,9 @@ export class ExperimentScope {
       outage: (x) => {
         this.#outages.push(x);
       },
+      credentialRotation: (x) => {
+        this.#rotations.push(x);
+      },
     };
   }
 
@@ -144,6 +148,7 @@ export class ExperimentScope {
       const joined = joinLedger(result.ledger, {
         timeline,
         outages: this.#outages,
+        credentialRotations: this.#rotations,
         endpointLagMs: target.endpointLagMs ?? 0,
         recoveryAllowanceMs: this.o.config.gates.dependency.recoveryMs,
         unknownResourceStatuses: this.o.app.unknownResource?.statuses,
@@ -154,7 +159,7 @@ export class ExperimentScope {
       });
       loads.push({ label: l.label, control: l.control, result, joined });
     }
-    return { data, loads, timeline, outages: this.#outages, startedAt, endedAt };
+    return { data, loads, timeline, outages: this.#outages, rotations: this.#rotations, startedAt, endedAt };
   }
 
   #defer(what: string, fn: () => Promise<unknown>): void {
