@@ -1,5 +1,7 @@
 import type { AnyExperiment } from './experiment.ts';
 import { dependencyOutage } from './dependency-outage.ts';
+import { cacheFailover, databaseMaintenance } from './dependency-outage.ts';
+import { keyRotation } from './key-rotation.ts';
 import { nodeDrain } from './node-drain.ts';
 import { podKill } from './pod-kill.ts';
 import { rolloutUnderLoad } from './rollout-under-load.ts';
@@ -9,6 +11,9 @@ import { sigtermDrain } from './sigterm-drain.ts';
 export const EXPERIMENTS: Record<string, AnyExperiment> = Object.fromEntries(
   [rolloutUnderLoad, podKill(), podKill(true), sigtermDrain, nodeDrain, dependencyOutage].map((e) => [e.name, e]),
 );
+
+// The rehearsals of the seed's database instance changes and key rotation (issue 21).
+for (const e of [databaseMaintenance, cacheFailover, keyRotation] as AnyExperiment[]) EXPERIMENTS[e.name] = e;
 
 /** What `verify-local` runs by default, and with `--all`. */
 export const VERIFY_LOCAL_DEFAULT = ['rollout-under-load', 'pod-kill', 'sigterm-drain'];
