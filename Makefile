@@ -65,7 +65,7 @@ lint: setup ## type-check (tsc --noEmit)
 # can run, the container tests fail and say why.
 # The kind end-to-end suite (cluster/kind/kind.cluster.test.ts) is one of them: kind up on the node
 # image built here, deploy, rollout-under-load healthy and broken, endpoint propagation, down.
-CLUSTER_E2E := cluster/embedded/embedded-cluster.test.ts experiments/experiments.cluster.test.ts suites/suites.cluster.test.ts gate/gate.cluster.test.ts lib/load/distributed/agents.cluster.test.ts cluster/kind/kind.cluster.test.ts
+CLUSTER_E2E := cluster/embedded/embedded-cluster.test.ts experiments/experiments.cluster.test.ts experiments/dependency-rehearsals.cluster.test.ts suites/suites.cluster.test.ts gate/gate.cluster.test.ts lib/load/distributed/agents.cluster.test.ts cluster/kind/kind.cluster.test.ts
 test: setup docker-deps lint controlplane tofu ## run every test (vitest, real Postgres, Redis, Docker engine and control plane); JSON reports in .reports/
 	@mkdir -p $(REPORTS)
 	@rm -f $(REPORTS)/vitest-*.json $(REPORTS)/vitest-*.junit.xml
