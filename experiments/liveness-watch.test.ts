@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { livenessGate, type LivenessRecord, type LivenessSample } from './liveness-watch.ts';
+import { livenessGate, probeTurn, type LivenessRecord, type LivenessSample } from './liveness-watch.ts';
 
 // An outage from t=10 s to t=55 s, judged until 65 s (its recovery allowance); probes every second.
 const W = { from: 10_000, to: 55_000, until: 65_000 };
@@ -30,6 +30,7 @@ function record(
     declared: pods.map((p) => `${p}/app`),
     handlers: { app: 'GET :http/health/live (timeout 5 s)' },
     everyMs: 1000,
+    delayed: 0,
     ...o,
   };
 }
@@ -101,5 +102,24 @@ describe("livenessGate: the harness's own liveness probes during a dependency ou
       verdict: 'PASS',
       evidence: expect.stringMatching(/no container declares a liveness probe/),
     });
+  });
+});
+
+describe('probeTurn: when the harness asks a container its liveness', () => {
+  const started = new Date(100_000);
+  const running = (startedFlag?: boolean) => ({ started: startedFlag, state: { running: { startedAt: started } } });
+  const shipped = { livenessProbe: { initialDelaySeconds: 30 }, startupProbe: { periodSeconds: 1 } };
+  it('a container whose startup probe passed is asked at once, inside its initialDelaySeconds too (a fresh rollout before an outage)', () => {
+    expect(probeTurn(shipped, running(true), 105_000)).toBe('probe');
+  });
+  it('without a startup probe the initial delay is honoured, as the kubelet does; after it, asked', () => {
+    const noStartup = { livenessProbe: { initialDelaySeconds: 30 } };
+    expect(probeTurn(noStartup, running(true), 105_000)).toBe('delayed');
+    expect(probeTurn(noStartup, running(true), 131_000)).toBe('probe');
+  });
+  it('not running, or its startup probe not yet passed: not asked', () => {
+    expect(probeTurn(shipped, running(false), 200_000)).toBe('not-running');
+    expect(probeTurn(shipped, { state: { waiting: { reason: 'CrashLoopBackOff' } } }, 200_000)).toBe('not-running');
+    expect(probeTurn(shipped, undefined, 200_000)).toBe('not-running');
   });
 });

@@ -41,6 +41,8 @@ export interface LivenessRecord {
   /** The declared handler per container name, in words (`GET :http/health/live, timeout 5 s`). */
   handlers: Record<string, string>;
   everyMs: number;
+  /** Probe turns skipped for a container inside its initialDelaySeconds without a startup probe that passed. */
+  delayed: number;
 }
 
 export interface LivenessWatchOptions {
@@ -66,7 +68,7 @@ export class LivenessWatch {
   constructor(o: LivenessWatchOptions) {
     this.#o = { everyMs: 1000, ...o };
     this.#allowed = networksList(o.networks);
-    this.#record = { samples: [], unprobed: [], declared: [], handlers: {}, everyMs: this.#o.everyMs };
+    this.#record = { samples: [], unprobed: [], declared: [], handlers: {}, everyMs: this.#o.everyMs, delayed: 0 };
   }
 
   start(): void {
@@ -126,11 +128,13 @@ export class LivenessWatch {
       const key = `${pod}/${c.name}`;
       if (!this.#record.declared.includes(key)) this.#record.declared.push(key);
       this.#record.handlers[c.name] ??= describeHandler(probe);
-      const status = p.status?.containerStatuses?.find((s) => s.name === c.name);
-      const startedAt = status?.state?.running?.startedAt;
-      // The kubelet probes liveness of a running container once its startup probe passed and its initial delay is over.
-      if (!startedAt || status?.started === false) continue;
-      if (Date.now() - new Date(startedAt).getTime() < (probe.initialDelaySeconds ?? 0) * 1000) continue;
+      const turn = probeTurn(
+        c,
+        p.status?.containerStatuses?.find((s) => s.name === c.name),
+        Date.now(),
+      );
+      if (turn === 'delayed') this.#record.delayed++;
+      if (turn !== 'probe') continue;
       const why = unprobeable(probe, ip, this.#allowed);
       if (why) {
         if (!this.#record.unprobed.some((u) => u.pod === pod && u.container === c.name))
@@ -159,6 +163,23 @@ export class LivenessWatch {
       this.#pending.add(done);
     }
   }
+}
+
+/**
+ * Whether a container's liveness is asked now: once it runs and its startup probe passed, at once,
+ * initialDelaySeconds or not (the delay postpones the kubelet's first probe, it does not change what
+ * the endpoint answers while the dependency is away); without a startup probe the delay is all that
+ * says the app is up, so it is honoured (`delayed`), as the kubelet does.
+ */
+export function probeTurn(
+  c: Pick<k8s.V1Container, 'livenessProbe' | 'startupProbe'>,
+  status: Pick<k8s.V1ContainerStatus, 'started' | 'state'> | undefined,
+  now: number,
+): 'probe' | 'delayed' | 'not-running' {
+  const startedAt = status?.state?.running?.startedAt;
+  if (!startedAt || status?.started === false) return 'not-running';
+  const inDelay = now - new Date(startedAt).getTime() < (c.livenessProbe?.initialDelaySeconds ?? 0) * 1000;
+  return inDelay && !(c.startupProbe && status?.started === true) ? 'delayed' : 'probe';
 }
 
 /** Why the harness cannot run this probe as the kubelet would, or null. */
@@ -250,7 +271,11 @@ export function livenessGate(dependency: string, w: { from: number; to: number; 
       name,
       verdict: 'INCONCLUSIVE',
       observed: { probes: during.length, seconds_probed: covered, seconds },
-      evidence: `the harness probed liveness in only ${covered} of ${seconds} periods of ${s(r.everyMs)} during the ${dependency} outage: too few to show it never failed`,
+      evidence:
+        `the harness probed liveness in only ${covered} of ${seconds} periods of ${s(r.everyMs)} during the ${dependency} outage: too few to show it never failed` +
+        (r.delayed
+          ? ` (${r.delayed} turns skipped for containers inside their initialDelaySeconds without a startup probe)`
+          : ''),
     };
   return {
     name,
