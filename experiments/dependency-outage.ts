@@ -104,8 +104,15 @@ function outageExperiment(o: { name: string; description: string; pick: (d: Depe
         // Recovery is judged up to the next outage (or the end of the load).
         const until = e.data.windows[i + 1]?.from ?? load.joined.to ?? w.to + e.data.recoveryMs;
         gates.push(windowGate(w, e.data.plan!));
-        if (e.data.liveness)
-          gates.push(livenessGate(w.dependency, { from: w.from, to: w.to, until: w.to + e.data.recoveryMs }, e.data.liveness));
+        gates.push(
+          e.data.liveness
+            ? livenessGate(w.dependency, { from: w.from, to: w.to, until: w.to + e.data.recoveryMs }, e.data.liveness)
+            : {
+                name: `${w.dependency}: liveness independent of it`,
+                verdict: 'INCONCLUSIVE',
+                evidence: 'the harness did not probe liveness',
+              },
+        );
         gates.push(...windowGates(e, w, load.joined.failures, e.data.recoveryMs, load.joined.series, until));
         if (w.sweeps) gates.push(staleConnectionGate(w.dependency, w, w.sweeps, load.joined.failures, e.data.recoveryMs));
       });
@@ -313,9 +320,11 @@ function windowGates(
   const name = (g: string) => `${w.dependency}: ${g}`;
   const during = failures.filter((f) => f.at >= w.from && f.at <= w.to + recoveryMs);
   const gates: Gate[] = [];
-  // Restarts caused by the outage: a liveness probe that checks the dependency, or a crash.
+  // Restarts caused by the outage: a liveness probe that checks the dependency, or a crash. Until the
+  // next outage (or the end): a container the kubelet killed late in the outage restarts only after
+  // its grace period.
   const restarts = e.timeline.events.filter(
-    (x) => x.kind === 'pod' && x.change === 'restarted' && x.at >= w.from && x.at <= w.to + recoveryMs,
+    (x) => x.kind === 'pod' && x.change === 'restarted' && x.at >= w.from && x.at <= until,
   );
   gates.push({
     name: name('no container restarted'),
@@ -323,7 +332,7 @@ function windowGates(
     observed: { restarts: restarts.length },
     evidence: restarts.length
       ? `${restarts.length} container restarts during the outage: ${restarts.map((r) => `${r.object} (${r.detail})`).join(', ')}`
-      : 'no container restarted during the outage or its recovery',
+      : 'no container restarted during the outage or after it',
   });
   // Answers during the outage: a typed 503 (or no answer once readiness withdrew the endpoint), never another 5xx.
   const untyped = during.filter((f) => f.status >= 500 && f.status !== 503);
