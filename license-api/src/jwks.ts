@@ -160,7 +160,9 @@ export class JwksKeys {
 function firstKeyOnly(set: JSONWebKeySet): LocalSet {
   const first = Array.isArray(set?.keys) ? set.keys[0] : undefined;
   const one = createLocalJWKSet({ keys: first ? [{ ...first, kid: undefined }] : [] });
-  return (header, token) => one({ ...header, kid: undefined }, token);
+  const verifyAll: (header?: JWSHeaderParameters, token?: FlattenedJWSInput) => ReturnType<LocalSet> = (header, token) =>
+    one({ ...header, kid: undefined } as JWSHeaderParameters, token);
+  return Object.assign(verifyAll, { jwks: () => one.jwks() });
 }
 
 /** The body as text, or undefined as soon as it passes `max` bytes (the rest is never read). */
