@@ -78,7 +78,7 @@ format: setup ## format the code base with Prettier (print width 130) and apply 
 # The kind end-to-end suite (cluster/kind/kind.cluster.test.ts) is a loaded one: kind up on the node
 # image built here, deploy, rollout-under-load, endpoint propagation, down.
 CLUSTER_CALM := cluster/embedded/embedded-cluster.test.ts suites/suites.cluster.test.ts gate/gate.cluster.test.ts
-CLUSTER_LOADED := experiments/experiments.cluster.test.ts experiments/rehearsals.cluster.test.ts lib/load/distributed/agents.cluster.test.ts cluster/kind/kind.cluster.test.ts
+CLUSTER_LOADED := experiments/experiments.cluster.test.ts experiments/rehearsals.cluster.test.ts experiments/dependency-rehearsals.cluster.test.ts lib/load/distributed/agents.cluster.test.ts cluster/kind/kind.cluster.test.ts
 CLUSTER_E2E := $(CLUSTER_CALM) $(CLUSTER_LOADED)
 VITEST_REPORTS = --reporter=json --outputFile.json=$(REPORTS)/vitest-$(1).json --reporter=junit --outputFile.junit=$(REPORTS)/vitest-$(1).junit.xml
 test: setup docker-deps lint controlplane tofu ## run every test (vitest, real Postgres, Redis, Docker engine and control plane); JSON reports in .reports/

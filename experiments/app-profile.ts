@@ -7,6 +7,8 @@
 import type { ReleaseSpec } from '../lib/kube/deploy.ts';
 import type { KubeObject } from '../lib/kube/render.ts';
 import type { IdentityHeaders, Scenario } from '../lib/load/index.ts';
+import type { CredentialSource } from '../lib/load/credentials.ts';
+import type { CryptoKey } from 'jose';
 import type { ImageSource, Platform, Target } from '../cluster/target.ts';
 import type { SuiteCheck } from '../lib/checks/suite.ts';
 
@@ -56,6 +58,46 @@ export interface LoadMix {
   sessions?: string[];
   /** Requests/s the load runs at. */
   rate?: number;
+  /** The bearer credential to send, asked for every request (a token that changes during the run); absent: the connection's own. */
+  credentials?: CredentialSource;
+}
+
+/**
+ * A request each pod answers through its own connections to a dependency, changing nothing (e.g.
+ * a lookup of a session that does not exist, through the pool the requests use): after an outage
+ * the harness asks it at each pod's address, `burst` times at once, more than the pod's pool
+ * holds, so that every pooled connection is drawn.
+ */
+export interface DependencyCheck {
+  burst: number;
+  /** Asks the pod at `baseUrl` (`http://<pod address>:<port>`); null when the answer says its connection works, else what went wrong. */
+  ask(baseUrl: string): Promise<string | null>;
+}
+
+/** A signing key of the harness's own issuer (the key-rotation rehearsal): its id, algorithm and private key. */
+export interface SigningKey {
+  kid: string;
+  alg: string;
+  privateKey: CryptoKey;
+}
+
+/**
+ * How the app verifies tokens against a key set the harness publishes (JWKS), for the key-rotation
+ * rehearsal: the release's settings that point it at the set, what it reads of them back from the
+ * rendered manifests, and how a token it accepts for the load is made.
+ */
+export interface SignedTokens {
+  /** Environment that makes a release verify tokens against the key set at `url` (and nothing else). */
+  env(url: string): Record<string, string>;
+  /**
+   * How long a pod may keep verifying with a key set it fetched before it fetches it again, from the
+   * container's merged environment (ConfigMap values and env), with where the value came from.
+   */
+  keySetRefreshMs(env: Record<string, string>): { ms: number; source: string };
+  /** A token for the load signed with `key`, valid for `lifetimeSeconds`. */
+  mint(key: SigningKey, lifetimeSeconds: number): Promise<string>;
+  /** Sends the pod at `baseUrl` one request with `token` that changes nothing; its HTTP status (401: the token was refused). */
+  ask(baseUrl: string, token: string): Promise<number>;
 }
 
 /** The profile bound to one running target: credentials, load and sessions. */
@@ -74,6 +116,8 @@ export interface AppConnection {
    */
   agentScenario?(o: LoadMix): { module: string; env: Record<string, string> };
   sessions?: SessionControl;
+  /** The check of each pod's connections to `dependency` once it is back (the stale-connection sweep); undefined: none. */
+  dependencyCheck?(dependency: string): DependencyCheck | undefined;
 }
 
 /** What a smoke run is given (the `verdict smoke` flags). */
@@ -164,7 +208,13 @@ export interface AppProfile {
    * The app's dependencies a target may take away (dependency-outage): for each, what needs it in
    * words, and the load steps that cannot succeed without it (all others must keep working).
    */
-  dependencies: Array<{ name: string; neededBy: string; steps: string[] }>;
+  dependencies: Array<{
+    name: string;
+    neededBy: string;
+    steps: string[];
+    /** What it is, for the rehearsals that take one kind away (database-maintenance, cache-failover). */
+    kind?: 'database' | 'cache';
+  }>;
   /**
    * Images a target that loads images needs besides the app's own (the in-cluster dependencies of
    * its overlay), on the platform given; loaded before the releases.
@@ -180,4 +230,6 @@ export interface AppProfile {
   smoke?: SmokeSuite;
   /** The health endpoints and shutdown settings (`verdict probes`); absent: only the manifests' generic rules apply. */
   probes?: ProbeDescription;
+  /** Tokens signed with keys of a key set the harness publishes (key-rotation); absent: that rehearsal is INCONCLUSIVE. */
+  signedTokens?: SignedTokens;
 }

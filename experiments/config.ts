@@ -74,11 +74,15 @@ export const harnessConfigSchema = z.strictObject({
        */
       evidence: z.strictObject({ maxUpperBound: rate.default(0.0001) }).prefault({}),
       /**
-       * A dependency outage: how long it lasts, and the recovery time the service is allowed once it
-       * is back. 25 s outlasts the shipped readiness probe's failure budget (5 s × 3) plus the data
-       * plane's lag, so what readiness does about the outage reaches the clients.
+       * A dependency outage (dependency-outage, database-maintenance, cache-failover): the shortest
+       * it may last, and the recovery time the service is allowed once it is back. How long it does
+       * last comes from the workload (experiments/outage-window.ts): at least the Deployment's
+       * longest liveness failure budget (periodSeconds × failureThreshold + timeoutSeconds) plus a
+       * margin, and never under `outageMs`; 60 s, as a managed database's maintenance or failover
+       * often lasts (and more than the shipped readiness budget, 5 s × 3, plus the data plane's lag,
+       * so that what readiness does about the outage reaches the clients).
        */
-      dependency: z.strictObject({ outageMs: ms.default(25_000), recoveryMs: ms.default(10_000) }).prefault({}),
+      dependency: z.strictObject({ outageMs: ms.default(60_000), recoveryMs: ms.default(10_000) }).prefault({}),
     })
     .prefault({}),
   experiments: z

@@ -10,7 +10,8 @@ import type { Gate } from '../reports/gates.ts';
 import type { ReleaseSpec } from '../lib/kube/deploy.ts';
 import type { LoadResult } from '../lib/load/index.ts';
 import type { JoinedLoad } from '../lib/evidence/join.ts';
-import type { ControlPlaneAway, Outage } from '../lib/evidence/causes.ts';
+import type { ControlPlaneAway, CredentialRotation, Outage } from '../lib/evidence/causes.ts';
+import type { CredentialSource } from '../lib/load/credentials.ts';
 import type { Timeline } from '../lib/evidence/timeline.ts';
 import type { Capability, TargetWith } from '../cluster/target.ts';
 import type { AppConnection, AppProfile, Fault } from './app-profile.ts';
@@ -56,7 +57,10 @@ export interface RunContext<N extends Capability = never> {
    * handle). A `control` load runs a deliberately broken release: its failures are expected and it
    * does not count as evidence for the release under test.
    */
-  load(label: string, o: { rate: number; maxMs: number; sessions?: string[]; control?: boolean }): Promise<LoadHandle>;
+  load(
+    label: string,
+    o: { rate: number; maxMs: number; sessions?: string[]; control?: boolean; credentials?: CredentialSource },
+  ): Promise<LoadHandle>;
   /** Applies a release and waits for its rollout (kubectl apply + rollout status), with phase markers. */
   deploy(
     release: ReleaseSpec,
@@ -66,6 +70,8 @@ export interface RunContext<N extends Capability = never> {
   outage(o: Outage): void;
   /** Records a spell in which the control plane was away (the endpoints frozen; for failure causes). */
   controlPlaneAway(w: ControlPlaneAway): void;
+  /** Records a rotation of the credentials the load sends (for failure causes: a token refused meanwhile). */
+  credentialRotation(o: CredentialRotation): void;
 }
 
 export interface LoadEvidence {
@@ -80,6 +86,8 @@ export interface Evidence<D> {
   loads: LoadEvidence[];
   timeline: Timeline;
   outages: Outage[];
+  /** Credential rotations the experiment made (key-rotation). */
+  rotations?: CredentialRotation[];
   /** Epoch ms. */
   startedAt: number;
   endedAt: number;

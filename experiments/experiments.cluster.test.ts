@@ -298,20 +298,5 @@ describe('targets', () => {
   }, 60_000);
 });
 
-describe('dependency-outage', () => {
-  it('the shipped release PASSes: no restart, typed 503s, nothing fails that does not need the dependency, recovery in time', async () => {
-    const r = await run('dependency-outage');
-    const failing = r.gates.filter((g) => g.verdict !== 'PASS').map((g) => `${g.name}: ${g.evidence}`);
-    expect(failing).toEqual([]);
-    // Postgres out: requests that need it fail (typed), and readiness takes the pods out of the Service.
-    expect(r.gates.find((g) => g.name === 'postgres: typed answers')?.observed?.['503']).toBeGreaterThan(0);
-    // Redis out: nothing needs it, nothing failed.
-    expect(r.evidence!.loads[0].joined.failures.filter((f) => f.reason.includes('redis'))).toEqual([]);
-  }, 600_000);
-
-  it('a release whose liveness checks its dependencies FAILs: containers restart because of the outage', async () => {
-    const r = await run('dependency-outage', ['liveness-on-dependencies']);
-    expect(r.verdict).toBe('FAIL');
-    expect(r.gates.filter((g) => g.name.endsWith('no container restarted')).some((g) => g.verdict === 'FAIL')).toBe(true);
-  }, 600_000);
-});
+// dependency-outage and the outage rehearsals (database-maintenance, cache-failover) share their code:
+// their cluster tests are in dependency-rehearsals.cluster.test.ts.

@@ -7,6 +7,7 @@ import { startLoad, type ExecutorConfig, type LoadResult, type Progress } from '
 import { startAgents } from '../lib/load/distributed/index.ts';
 import { VersionAnswers } from '../lib/load/version-answers.ts';
 import type { Target } from '../cluster/target.ts';
+import type { CredentialSource } from '../lib/load/credentials.ts';
 import type { AppConnection, AppProfile } from './app-profile.ts';
 
 /** A load an experiment started, as the runner tracks it. */
@@ -29,6 +30,8 @@ export interface LoadRequest {
   maxMs: number;
   sessions?: string[];
   control?: boolean;
+  /** The bearer credential to send, asked for every request (a token that changes during the run). */
+  credentials?: CredentialSource;
 }
 
 /** What every load of one experiment shares. */
@@ -69,7 +72,7 @@ const THRESHOLDS = { http_req_failed: ['rate<=1'] };
 
 /** The app's load mix at `l.rate` requests/s as an open-model executor (iterations/s from requests per iteration). */
 export function loadExecutor(conn: AppConnection, l: LoadRequest): { executor: ExecutorConfig; arrivals: number } {
-  const arrivals = l.rate / conn.requestsPerIteration({ sessions: l.sessions, rate: l.rate });
+  const arrivals = l.rate / conn.requestsPerIteration({ sessions: l.sessions, rate: l.rate, credentials: l.credentials });
   const maxMs = Math.min(l.maxMs, MAX_LOAD_MS);
   return {
     arrivals,
@@ -96,7 +99,7 @@ function inProcessLoad(s: LoadSetup): LoadStrategy {
       const run = await startLoad({
         url: s.url,
         executor,
-        scenario: s.conn.scenario({ sessions: l.sessions, rate: l.rate }),
+        scenario: s.conn.scenario({ sessions: l.sessions, rate: l.rate, credentials: l.credentials }),
         identityHeaders: s.app.identityHeaders,
         timeout: '10s',
         thresholds: THRESHOLDS,
@@ -125,6 +128,8 @@ function agentsLoad(s: LoadSetup, agents: number): LoadStrategy {
   return {
     where: ` from ${agents} load agents`,
     async start(l, executor, track) {
+      if (l.credentials)
+        throw new Error(`${l.label}: a load whose credentials change during the run runs in this process: run without --agents`);
       const agentScenario = s.conn.agentScenario?.({ sessions: l.sessions, rate: l.rate });
       if (!agentScenario) throw new Error(`${s.app.name} has no scenario module for load agents: run without --agents`);
       const run = await startAgents({

@@ -5,7 +5,7 @@
  * runs the deferred work in reverse order, whatever happened; `evidence()` joins each load's ledger
  * with the timeline.
  */
-import type { ControlPlaneAway, Outage } from '../lib/evidence/causes.ts';
+import type { ControlPlaneAway, CredentialRotation, Outage } from '../lib/evidence/causes.ts';
 import { joinLedger } from '../lib/evidence/join.ts';
 import { ClusterTimeline } from '../lib/evidence/timeline.ts';
 import type { Target } from '../cluster/target.ts';
@@ -42,6 +42,7 @@ export class ExperimentScope {
   readonly #loads: LoadEntry[] = [];
   readonly #outages: Outage[] = [];
   readonly #controlPlaneAway: ControlPlaneAway[] = [];
+  readonly #rotations: CredentialRotation[] = [];
   readonly #onAbort: () => void;
 
   readonly target: Target;
@@ -114,6 +115,9 @@ export class ExperimentScope {
       controlPlaneAway: (w) => {
         this.#controlPlaneAway.push(w);
       },
+      credentialRotation: (x) => {
+        this.#rotations.push(x);
+      },
     };
   }
 
@@ -149,6 +153,7 @@ export class ExperimentScope {
         timeline,
         outages: this.#outages,
         controlPlaneAway: this.#controlPlaneAway,
+        credentialRotations: this.#rotations,
         endpointLagMs: target.endpointLagMs ?? 0,
         recoveryAllowanceMs: this.o.config.gates.dependency.recoveryMs,
         unknownResourceStatuses: this.o.app.unknownResource?.statuses,
@@ -159,7 +164,7 @@ export class ExperimentScope {
       });
       loads.push({ label: l.label, control: l.control, result, joined });
     }
-    return { data, loads, timeline, outages: this.#outages, startedAt, endedAt };
+    return { data, loads, timeline, outages: this.#outages, rotations: this.#rotations, startedAt, endedAt };
   }
 
   #defer(what: string, fn: () => Promise<unknown>): void {

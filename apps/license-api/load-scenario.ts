@@ -14,10 +14,13 @@
  * NO_SEAT_AVAILABLE is counted as a failure, because a rollout that loses seats is a broken rollout.
  */
 import type { Scenario } from '../../lib/load/scenario.ts';
+import type { CredentialSource } from '../../lib/load/credentials.ts';
 
 export interface LicenseFlowOptions {
   /** Bearer token for the license API (`verdict token`). */
   token: string;
+  /** Asked for the bearer token of every request instead of `token` (a token issuer rotating its signing key). */
+  tokens?: CredentialSource;
   licenseKey?: string;
   /** Heartbeats per session (default 1). */
   heartbeats?: number;
@@ -70,7 +73,7 @@ export function licenseFlow(o: LicenseFlowOptions): Scenario {
   }));
   const scenario: Scenario = {
     name: 'license-flow',
-    headers: { authorization: `Bearer ${o.token}` },
+    headers: o.tokens ? () => ({ authorization: `Bearer ${o.tokens!.current()}` }) : { authorization: `Bearer ${o.token}` },
     flows: [
       {
         name: 'acquire-heartbeat-release',

@@ -2,12 +2,20 @@
  * Everything the harness knows about the license API: its workload, how to build and release it,
  * the faults it can be broken with, the load its clients make and its sessions (seats).
  */
+import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { SignJWT } from 'jose';
 import { findKind, ofKind, renderKustomization, type KubeObject } from '../../lib/kube/render.ts';
 import type { ReleaseSpec } from '../../lib/kube/deploy.ts';
 import type { Platform } from '../../cluster/target.ts';
-import type { AppConnection, AppProfile, Fault, SessionControl } from '../../experiments/app-profile.ts';
+import type {
+  AppConnection,
+  AppProfile,
+  DependencyCheck,
+  Fault,
+  LoadMix,
+  SessionControl,
+} from '../../experiments/app-profile.ts';
 import {
   creatorOf,
   idleClientsFor,
@@ -115,6 +123,18 @@ export const FAULTS: Record<string, Fault> = {
       httpProbeOf(objects, 'readinessProbe').httpGet.path = '/health/never';
     },
   },
+  'liveness-checks-dependencies': {
+    name: 'liveness-checks-dependencies',
+    side: 'to',
+    what: "/health/live asks Postgres and Redis (the seed's naive liveness) with the shipped probe timings: an outage longer than the liveness budget restarts every replica at once",
+    env: { FAULT_LIVENESS_CHECKS_DEPENDENCIES: 'true' },
+  },
+  'single-signing-key': {
+    name: 'single-signing-key',
+    side: 'to',
+    what: 'tokens are verified against the first key of the JWKS only, whatever their kid: while a rotation publishes two keys, the tokens of the other are refused',
+    env: { FAULT_JWKS_FIRST_KEY_ONLY: 'true' },
+  },
   'liveness-on-dependencies': {
     name: 'liveness-on-dependencies',
     side: 'to',
@@ -136,8 +156,9 @@ export const FAULTS: Record<string, Fault> = {
     side: 'to',
     what: 'the PodDisruptionBudget allows every eviction (minAvailable 0, as if there were none) and 4 replicas on 3 nodes put 2 pods on one node: a drain takes both at once',
     transform: (objects) => {
-      deploymentOf(objects).spec.replicas = 4;
-      for (const o of objects) if (o.kind === 'PodDisruptionBudget') o.spec = { ...o.spec, minAvailable: 0 };
+      const d = deploymentOf(objects);
+      d.spec = { ...d.spec!, replicas: 4 };
+      for (const o of ofKind(objects, 'PodDisruptionBudget')) o.spec = { ...o.spec, minAvailable: 0 };
     },
   },
 };
@@ -263,6 +284,37 @@ function kindImages(objects: KubeObject[]): void {
   }
 }
 
+/**
+ * Each pod's connections to a dependency, asked at the pod's address once the dependency is back
+ * (the stale-connection sweep of the outage rehearsals). Postgres: a release of a session that does
+ * not exist, answered 404 SESSION_NOT_FOUND through the request pool (DB_POOL_MAX, 10 as shipped:
+ * a burst of 20 draws every pooled connection) and changing nothing; a 503 is a connection that did
+ * not work. Redis: readiness's own report of it (`checks.redis`); the pod has one client.
+ */
+const DEPENDENCY_CHECKS: Record<string, (token: string) => DependencyCheck> = {
+  postgres: (token) => ({
+    burst: 20,
+    async ask(baseUrl) {
+      const r = await fetch(`${baseUrl}${API}/release`, {
+        method: 'POST',
+        body: JSON.stringify({ session_id: randomUUID() }),
+        signal: AbortSignal.timeout(5000),
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      });
+      const text = await r.text();
+      return r.status === 404 ? null : `HTTP ${r.status} ${text.slice(0, 120)}`;
+    },
+  }),
+  redis: () => ({
+    burst: 4,
+    async ask(baseUrl) {
+      const r = await fetch(`${baseUrl}/health/ready`, { signal: AbortSignal.timeout(5000) });
+      const redis = ((await r.json().catch(() => ({}))) as { checks?: { redis?: string } }).checks?.redis;
+      return redis === 'ok' ? null : `readiness reports redis: ${redis ?? `nothing (HTTP ${r.status})`}`;
+    },
+  }),
+};
+
 export const licenseApi: AppProfile = {
   name: 'license-api',
   workload: {
@@ -285,9 +337,15 @@ export const licenseApi: AppProfile = {
       name: 'postgres',
       neededBy: 'every license request (acquire, heartbeat, release) and readiness',
       steps: ['acquire', 'heartbeat', 'release', 'heartbeat-live', 'heartbeat-idle-client'],
+      kind: 'database',
     },
     // The rate limiter is off in the shipped overlays (RATE_LIMIT_PER_MINUTE unset): nothing needs Redis.
-    { name: 'redis', neededBy: 'only the acquire rate limiter, when RATE_LIMIT_PER_MINUTE is set (off as shipped)', steps: [] },
+    {
+      name: 'redis',
+      neededBy: 'only the acquire rate limiter, when RATE_LIMIT_PER_MINUTE is set (off as shipped)',
+      steps: [],
+      kind: 'cache',
+    },
   ],
   supportImages(platform) {
     if (platform.services !== 'in-cluster') return [];
@@ -332,9 +390,10 @@ export const licenseApi: AppProfile = {
     // Beside the busy clients, SDK-like ones on the held sessions whose pooled keep-alive
     // connections sit idle ~2 s between heartbeats: well below the drain delay (3 s), so a good
     // drain tells every one of them to reconnect elsewhere (Connection: close) before it closes them.
-    const mix = ({ sessions, rate }: { sessions?: string[]; rate?: number }): LicenseFlowOptions => {
+    const mix = ({ sessions, rate, credentials }: LoadMix): LicenseFlowOptions => {
       const o: LicenseFlowOptions = {
         token,
+        tokens: credentials,
         licenseKey: LOAD_LICENSE_KEY,
         sessions,
         heartbeatWeight: sessions?.length ? 9 : 0,
@@ -348,10 +407,44 @@ export const licenseApi: AppProfile = {
     return {
       scenario: (m) => licenseFlow(mix(m)),
       requestsPerIteration: (m) => requestsPerIteration(mix(m)),
-      agentScenario: (m) => ({ module: LOAD_SCENARIO_MODULE, env: licenseFlowEnv(mix(m)) }),
+      agentScenario: (m) => {
+        if (m.credentials)
+          throw new Error('a load whose token changes during the run runs in this process: run it without --agents');
+        return { module: LOAD_SCENARIO_MODULE, env: licenseFlowEnv(mix(m)) };
+      },
       sessions: sessionControl(baseUrl, token, creators),
+      dependencyCheck: (dependency) => DEPENDENCY_CHECKS[dependency]?.(token),
     };
   },
   smoke: licenseApiSmoke,
   probes: licenseApiProbes,
+  signedTokens: {
+    // The harness's key set instead of the overlay's HS256 secret (exactly one of the two: an empty
+    // JWT_SECRET is unset), refetched every 30 s: the key-rotation rehearsal's own setting, read
+    // back from the rendered release by keySetRefreshMs like any other value.
+    env: (url) => ({ JWT_SECRET: '', JWT_JWKS_URL: url, JWT_JWKS_REFRESH_SECONDS: '30' }),
+    keySetRefreshMs(env) {
+      const v = env.JWT_JWKS_REFRESH_SECONDS;
+      return v !== undefined && /^\d+$/.test(v.trim())
+        ? { ms: Number(v) * 1000, source: `${v} s (JWT_JWKS_REFRESH_SECONDS=${v})` }
+        : { ms: 600_000, source: "600 s (JWT_JWKS_REFRESH_SECONDS unset: the app's default)" };
+    },
+    mint: (key, lifetimeSeconds) =>
+      new SignJWT({ licenses: ['*'] })
+        .setProtectedHeader({ alg: key.alg, kid: key.kid })
+        .setSubject('verdict-key-rotation')
+        .setIssuedAt()
+        .setExpirationTime(Math.floor(Date.now() / 1000) + lifetimeSeconds)
+        .sign(key.privateKey),
+    async ask(baseUrl, token) {
+      const r = await fetch(`${baseUrl}${API}/release`, {
+        method: 'POST',
+        body: JSON.stringify({ session_id: randomUUID() }),
+        signal: AbortSignal.timeout(5000),
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      });
+      await r.body?.cancel();
+      return r.status;
+    },
+  },
 };

@@ -38,7 +38,11 @@ describe('verdict experiment / verify-local: usage', () => {
     expect(r.code).toBe(0);
     for (const name of ['rollout-under-load', 'pod-kill', 'pod-kill-force', 'sigterm-drain', 'node-drain', 'dependency-outage'])
       expect(r.stdout).toContain(name);
-    expect(r.stdout).toMatch(/dependency-outage .*\[needs: dependencies\]/);
+    // The harness probes liveness at the pods' own addresses during an outage: it needs to reach them.
+    expect(r.stdout).toMatch(/dependency-outage .*\[needs: dependencies, podReach\]/);
+    expect(r.stdout).toMatch(/database-maintenance .*\[needs: dependencies, podReach\]/);
+    expect(r.stdout).toMatch(/cache-failover .*\[needs: dependencies, podReach\]/);
+    expect(r.stdout).toMatch(/key-rotation .*\[needs: podReach, images\]/);
   });
 
   it('bad names, faults, targets and rates exit 64 naming the fix, before anything starts', async () => {

@@ -358,6 +358,32 @@ describe('a pod deleted with grace 0 (kubectl delete --force)', () => {
   });
 });
 
+describe('token-refused-during-rotation (issue 21: key-rotation)', () => {
+  const timeline = story();
+  const rotation = { what: 'signing key k1 → k2', from: 3000, to: 9000 };
+  const hb = (o: Partial<FailedRequest>) =>
+    req({ scheduledAt: o.startedAt ?? 5000, pod: 'b', version: 'v1', error: 'http_4xx', ...o });
+  it('a 401 from a pod while the harness rotated the signing key: a valid token refused', () => {
+    const c = classifyFailure(hb({ status: 401, startedAt: 5000, endedAt: 5010 }), { timeline, credentialRotations: [rotation] });
+    expect(c.cause).toBe('token-refused-during-rotation');
+    expect(c.reason).toMatch(
+      /^HTTP 401 from pod b \(v1\) 2\.01 s into the rotation \(signing key k1 → k2\): a token the harness issued valid/,
+    );
+  });
+
+  it('not a 401, or a 401 outside the rotation (or without one), is not this cause', () => {
+    const ctx = { timeline, credentialRotations: [rotation] };
+    expect(classifyFailure(hb({ status: 403, startedAt: 5000, endedAt: 5010 }), ctx).cause).toBe('application-4xx');
+    expect(classifyFailure(hb({ status: 401, startedAt: 9500, endedAt: 9510 }), ctx).cause).toBe('application-4xx');
+    expect(classifyFailure(hb({ status: 401, startedAt: 5000, endedAt: 5010 }), { timeline }).cause).toBe('application-4xx');
+    // Still under way at the end of the run: open-ended.
+    const open = { timeline, credentialRotations: [{ ...rotation, to: null }] };
+    expect(classifyFailure(hb({ status: 401, startedAt: 50_000, endedAt: 50_010 }), open).cause).toBe(
+      'token-refused-during-rotation',
+    );
+  });
+});
+
 describe('the cause registry', () => {
   it('lists every cause once, in rule order, each with a description and a #rrggbb colour; unknown last', () => {
     expect(CAUSES.map((c) => c.name)).toEqual(FAILURE_CAUSES);

@@ -92,11 +92,25 @@ export interface ControlPlaneAway {
   staleForMs: number;
 }
 
+/**
+ * A rotation of the credentials the load sends, made by the harness (a signing key rotated under
+ * load): from its first step until it was done, every token the load sent was valid when issued.
+ */
+export interface CredentialRotation {
+  /** In words, e.g. `signing key k1 → k2`. */
+  what: string;
+  from: number;
+  /** When it was done (null while still under way at the end of the run). */
+  to: number | null;
+}
+
 export interface CauseContext {
   timeline: TimelineView;
   outages?: Outage[];
   /** When the control plane was away (the endpoints frozen). */
   controlPlaneAway?: ControlPlaneAway[];
+  /** Credential rotations the harness made: a 401 meanwhile is a valid token refused. */
+  credentialRotations?: CredentialRotation[];
   /** Time allowed after an outage for the service to recover before failures are its own (ms). */
   recoveryAllowanceMs?: number;
   /**
@@ -312,6 +326,22 @@ export const CAUSE_RULES = [
           (acceptedByAnswerer
             ? `; ${f.version} accepted ${int(acceptedByAnswerer)} requests of this kind (for ${what}s it knows)`
             : ''),
+      };
+    },
+  },
+  {
+    name: 'token-refused-during-rotation',
+    description:
+      'a 401 while the harness rotated the signing key, for a token it had issued valid and sent before it expired: the release refused a key its issuer had published',
+    colour: '#ae3ec9',
+    rule: ({ f, ctx, begin, end, pod, who }) => {
+      if (f.status !== 401) return null;
+      const r = (ctx.credentialRotations ?? []).find((x) => end >= x.from && (x.to === null || begin <= x.to));
+      if (!r) return null;
+      return {
+        reason:
+          `HTTP 401 from ${pod ? who : 'the app'}${versionOf(f)} ${secs(end - r.from)} into the rotation (${r.what}): ` +
+          'a token the harness issued valid, sent before its expiry, was refused',
       };
     },
   },

@@ -75,8 +75,11 @@ export interface Flow<D = unknown> {
 
 export interface Scenario {
   name?: string;
-  /** Headers sent with every request (e.g. Authorization). */
-  headers?: Record<string, string>;
+  /**
+   * Headers sent with every request (e.g. Authorization). A function is asked for every request: a
+   * credential that changes during the run (`lib/load/credentials.ts`, a token issuer rotating its key).
+   */
+  headers?: Record<string, string> | (() => Record<string, string>);
   /**
    * Each flow has its own data type, and a flow's callbacks take it as a parameter, so no one type
    * (unknown included) takes every flow: only any does.
@@ -259,20 +262,22 @@ function compileStep(
   };
   const base: Record<string, string> = {};
   if (hostHeader) base.host = hostHeader;
-  Object.assign(base, scenario.headers);
+  const perRequest = typeof scenario.headers === 'function' ? scenario.headers : null;
+  if (!perRequest) Object.assign(base, scenario.headers);
   const expect = step.expectStatus ? new Set(step.expectStatus) : null;
   const build = (ctx: IterationContext): Dispatcher.DispatchOptions => {
     const path = typeof step.path === 'function' ? step.path(ctx) : step.path;
     const extra = typeof step.headers === 'function' ? step.headers(ctx) : step.headers;
     const raw = typeof step.body === 'function' ? (step.body as (c: IterationContext) => unknown)(ctx) : step.body;
     const { body, json } = encodeBody(raw);
-    const headers: Record<string, string> = { ...base, ...extra };
+    const headers: Record<string, string> = perRequest ? { ...base, ...perRequest(), ...extra } : { ...base, ...extra };
     if (json && !Object.keys(headers).some((h) => h.toLowerCase() === 'content-type')) headers['content-type'] = JSON_TYPE;
     const opts: KindedOptions = { method, path, headers, body };
     opts[KIND] = kindId(raw);
     return opts;
   };
-  const isStatic = typeof step.path !== 'function' && typeof step.headers !== 'function' && typeof step.body !== 'function';
+  const isStatic =
+    !perRequest && typeof step.path !== 'function' && typeof step.headers !== 'function' && typeof step.body !== 'function';
   const staticOptions = isStatic ? build({ iteration: 0, data: undefined, vars: {} }) : null;
   return {
     step,

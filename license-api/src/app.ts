@@ -71,7 +71,11 @@ export function createApp({ config, pool, probePool, redis, log, lifecycle }: Ap
     next();
   });
 
-  app.use(healthRoutes(lifecycle, probePool, redis, config.DEPENDENCY_TIMEOUT_MS));
+  app.use(
+    healthRoutes(lifecycle, probePool, redis, config.DEPENDENCY_TIMEOUT_MS, {
+      livenessChecksDependencies: config.FAULT_LIVENESS_CHECKS_DEPENDENCIES,
+    }),
+  );
   // Rendering the registry costs CPU on the event loop that serves license requests: a scrape
   // flood must not starve them. Scrapes within METRICS_RENDER_MIN_INTERVAL_MS of a rendering share
   // it (Prometheus scrapes every 15-60 s; a snapshot under a second old changes nothing for it).
@@ -154,6 +158,7 @@ export function createApp({ config, pool, probePool, redis, log, lifecycle }: Ap
       maxLifetimeSeconds: config.JWT_MAX_LIFETIME_SECONDS,
       jwksRefreshSeconds: config.JWT_JWKS_REFRESH_SECONDS,
       jwksStaleMaxSeconds: config.JWT_JWKS_STALE_MAX_SECONDS,
+      jwksFirstKeyOnly: config.FAULT_JWKS_FIRST_KEY_ONLY,
     }),
     express.json({ limit: config.BODY_LIMIT_BYTES, strict: true, type: 'application/json' }),
   );

@@ -14,6 +14,8 @@ export interface AuthOptions {
   jwksRefreshSeconds?: number;
   /** While the JWKS endpoint fails, the last key set fetched keeps verifying until it is this old (default 21,600). */
   jwksStaleMaxSeconds?: number;
+  /** Fault injection (FAULT_JWKS_FIRST_KEY_ONLY): verify against the first key of the set only, whatever the token's `kid`. */
+  jwksFirstKeyOnly?: boolean;
 }
 
 export interface Principal {
@@ -88,6 +90,7 @@ export function bearerAuth(opts: AuthOptions) {
       url: opts.jwksUrl,
       refreshMs: (opts.jwksRefreshSeconds ?? 600) * 1000,
       staleMaxMs: (opts.jwksStaleMaxSeconds ?? 21_600) * 1000,
+      firstKeyOnly: opts.jwksFirstKeyOnly,
     }).getKey;
     verifyOpts.algorithms = ['RS256', 'PS256', 'ES256', 'EdDSA'];
   } else {

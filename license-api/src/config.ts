@@ -118,12 +118,17 @@ export const configSchema = z
      * session another pod or version created is unknown here (404). Off by default.
      */
     FAULT_SESSIONS_IN_PROCESS: bool.default(false),
+    /**
      * Fault injection for detector tests: once serving for this long (± 50 %, drawn per process),
      * the process takes itself out as on SIGTERM (readiness 503 for SHUTDOWN_DELAY_MS, then the
      * drain) and exits 0, for the kubelet to restart it: a release that recycles its processes. 0
      * (the default) is off.
      */
     FAULT_EXIT_AFTER_MS: int(0, 86_400_000).default(0),
+    /** Fault injection for detector tests: /health/live checks Postgres and Redis (the seed's naive liveness). Off by default. */
+    FAULT_LIVENESS_CHECKS_DEPENDENCIES: bool.default(false),
+    /** Fault injection for detector tests: tokens are verified against the first key of the JWKS only, whatever their `kid` (a release that holds one signing key). Off by default. */
+    FAULT_JWKS_FIRST_KEY_ONLY: bool.default(false),
     /** Licenses to create at start-up if missing: `KEY=SEATS,KEY2=SEATS`. */
     LICENSE_SEED: z
       .string()

@@ -17,13 +17,41 @@ import { withTimeout, type RedisClient } from './redis.ts';
  *   degraded acquire (or a non-event) into a full outage, heartbeats included. This replaces the
  *   seed's "ready checks DB and Redis".
  */
-export function healthRoutes(lifecycle: Lifecycle, pool: pg.Pool, redis: RedisClient, timeoutMs: number): Router {
+export function healthRoutes(
+  lifecycle: Lifecycle,
+  pool: pg.Pool,
+  redis: RedisClient,
+  timeoutMs: number,
+  faults: { livenessChecksDependencies?: boolean } = {},
+): Router {
   const r = Router();
+  const check = async (name: string, fn: () => Promise<unknown>) => {
+    try {
+      await withTimeout(timeoutMs, name, fn);
+      return 'ok';
+    } catch (err) {
+      return `error: ${(err as Error).message || 'unavailable'}`;
+    }
+  };
+  const dependencies = () =>
+    Promise.all([
+      check('database', () => pool.query('SELECT 1')),
+      // Not connected: say so without sending a command that would wait for the timeout.
+      redis.isReady ? check('redis', () => redis.ping()) : Promise.resolve('error: not connected'),
+    ]);
   r.get('/health/startup', (_req, res) => {
     if (lifecycle.phase === 'starting') res.status(503).json({ status: 'starting' });
     else res.json({ status: 'ok' });
   });
-  r.get('/health/live', (_req, res) => {
+  r.get('/health/live', async (_req, res) => {
+    if (faults.livenessChecksDependencies) {
+      // FAULT_LIVENESS_CHECKS_DEPENDENCIES (detector tests): the seed's naive liveness, which fails
+      // while Postgres or Redis is away, so that the kubelet restarts every replica in an outage.
+      const [database, cache] = await dependencies();
+      const ok = database === 'ok' && cache === 'ok';
+      res.status(ok ? 200 : 503).json({ status: ok ? 'ok' : 'unhealthy', checks: { database, redis: cache } });
+      return;
+    }
     res.json({ status: 'ok' });
   });
   r.get('/health/ready', async (_req, res) => {
@@ -31,19 +59,7 @@ export function healthRoutes(lifecycle: Lifecycle, pool: pg.Pool, redis: RedisCl
       res.status(503).json({ status: lifecycle.phase === 'starting' ? 'starting' : 'shutting_down', checks: {} });
       return;
     }
-    const check = async (name: string, fn: () => Promise<unknown>) => {
-      try {
-        await withTimeout(timeoutMs, name, fn);
-        return 'ok';
-      } catch (err) {
-        return `error: ${(err as Error).message || 'unavailable'}`;
-      }
-    };
-    const [database, cache] = await Promise.all([
-      check('database', () => pool.query('SELECT 1')),
-      // Not connected: say so without sending a command that would wait for the timeout.
-      redis.isReady ? check('redis', () => redis.ping()) : Promise.resolve('error: not connected'),
-    ]);
+    const [database, cache] = await dependencies();
     const ready = database === 'ok' && lifecycle.phase === 'serving';
     const degraded = cache === 'ok' ? [] : ['redis'];
     res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not_ready', checks: { database, redis: cache }, degraded });

@@ -25,6 +25,12 @@ export interface JwksOptions {
   staleMaxMs: number;
   /** The clock (tests move it). */
   now?: () => number;
+  /**
+   * Fault injection (FAULT_JWKS_FIRST_KEY_ONLY, for detector tests): keep only the first key of
+   * each set fetched and verify every token against it, whatever its `kid`: a release that holds
+   * one signing key at a time, which refuses the tokens of the other key while a rotation has both.
+   */
+  firstKeyOnly?: boolean;
 }
 
 type LocalSet = ReturnType<typeof createLocalJWKSet>;
@@ -47,7 +53,7 @@ export class JwksKeys {
   fetches = 0;
 
   constructor(opts: JwksOptions) {
-    this.opts = { now: Date.now, ...opts };
+    this.opts = { now: Date.now, firstKeyOnly: false, ...opts };
   }
 
   /** The key for a token's header (jose's JWTVerifyGetKey). */
@@ -137,6 +143,7 @@ export class JwksKeys {
         throw fail('answer is not JSON', err);
       }
       try {
+        if (this.opts.firstKeyOnly) return firstKeyOnly(json as JSONWebKeySet);
         return createLocalJWKSet(json as JSONWebKeySet);
       } catch (err) {
         throw fail('answer is not a JSON Web Key Set', err);
@@ -147,6 +154,15 @@ export class JwksKeys {
       throw signal.aborted ? timedOut(err) : fail(`reading the answer failed: ${(err as Error).message}`, err);
     }
   }
+}
+
+/** The fault FAULT_JWKS_FIRST_KEY_ONLY: the set's first key, used for every token whatever its `kid`. */
+function firstKeyOnly(set: JSONWebKeySet): LocalSet {
+  const first = Array.isArray(set?.keys) ? set.keys[0] : undefined;
+  const one = createLocalJWKSet({ keys: first ? [{ ...first, kid: undefined }] : [] });
+  const verifyAll: (header?: JWSHeaderParameters, token?: FlattenedJWSInput) => ReturnType<LocalSet> = (header, token) =>
+    one({ ...header, kid: undefined } as JWSHeaderParameters, token);
+  return Object.assign(verifyAll, { jwks: () => one.jwks() });
 }
 
 /** The body as text, or undefined as soon as it passes `max` bytes (the rest is never read). */

@@ -102,3 +102,18 @@ describe('Redis down', () => {
     );
   });
 });
+
+describe('the liveness fault (FAULT_LIVENESS_CHECKS_DEPENDENCIES, for the outage rehearsals)', () => {
+  const live = (api: TestApi) => fetch(`${api.url}/health/live`).then((r) => r.status);
+  it('shipped, /health/live answers 200 while Redis is away; with the fault it answers 503 (the seed naive liveness), 200 once Redis is back', async () => {
+    await using shipped = await startTestApi({ REDIS_URL: redis.url });
+    await using broken = await startTestApi({ REDIS_URL: redis.url, FAULT_LIVENESS_CHECKS_DEPENDENCIES: 'true' });
+    await waitFor('Redis seen up', redisSeen(broken, 'up'));
+    expect([await live(shipped), await live(broken)]).toEqual([200, 200]);
+    await redis.pause();
+    await waitFor('Redis seen down', redisSeen(broken, 'down'));
+    expect([await live(shipped), await live(broken)]).toEqual([200, 503]);
+    await redis.start();
+    await waitFor('liveness back', async () => (await live(broken)) === 200);
+  });
+});

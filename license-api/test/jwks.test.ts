@@ -206,6 +206,26 @@ describe('a JWKS outage after keys were fetched', () => {
   });
 });
 
+describe('a signing key rotation (issue 21: key-rotation)', () => {
+  it('a key set of two keys verifies the tokens of both by kid; with FAULT_JWKS_FIRST_KEY_ONLY the second key is refused (401)', async () => {
+    const next = await generateKeyPair('RS256');
+    const nextJwk = { ...(await exportJWK(next.publicKey)), alg: 'RS256', kid: 'k2', use: 'sig' };
+    jwks.mode = 'ok';
+    jwks.keys = [signer.jwk, nextJwk];
+    try {
+      await using api = await startTestApi(jwksEnv());
+      expect((await acquire(api, await validToken('k1'))).status).toBe(201);
+      expect((await acquire(api, await validToken('k2', next.privateKey))).status).toBe(201);
+      await using broken = await startTestApi(jwksEnv({ FAULT_JWKS_FIRST_KEY_ONLY: 'true' }));
+      expect((await acquire(broken, await validToken('k1'))).status).toBe(201);
+      const refused = await acquire(broken, await validToken('k2', next.privateKey));
+      expect([refused.status, refused.body.error?.code]).toEqual([401, 'INVALID_TOKEN']);
+    } finally {
+      jwks.keys = [signer.jwk];
+    }
+  });
+});
+
 describe('a long JWKS outage, on a clock the test moves', () => {
   it('an outage of 30 minutes (and of hours) refuses no valid token; past the stale limit tokens get 503; the endpoint is asked about once per failed-fetch backoff', async () => {
     jwks.mode = 'ok';
