@@ -192,12 +192,15 @@ describe('verdict gate', () => {
   }, 600_000);
 
   it('a rollback that worked but whose verification met an expired token: "rollback done, verification could not run", ERROR', async () => {
-    // Issue 22: the token lives 5 s; the crash-looping release FAILs once that is clear (a crash,
-    // the kubelet's back-off: always later than 5 s), is rolled back, and the read-only smoke after
-    // the rollback gets 401 TOKEN_EXPIRED. (The rollout needs no token; the never-ready case above
-    // shows the rollout's own failure path.)
-    const shortLived = await licenseApiToken(EMBEDDED_PLATFORM, 'gate-expiring', '5s');
+    // Issue 22: the token has expired before the gate starts, past the API's 5 s clock tolerance (the
+    // rollout needs no token; how soon a crash loop is judged depends on probe timing, so the test does
+    // not race it); the crash-looping
+    // release FAILs, is rolled back, and the read-only smoke after the rollback gets 401 TOKEN_EXPIRED.
+    // (The never-ready case above shows the rollout's own failure path.)
+    const shortLived = await licenseApiToken(EMBEDDED_PLATFORM, 'gate-expiring', '1s');
+    await apply('v2'); // the release before: rolled back to, whichever test ran before this one
     await apply('v2', ['bad-config']);
+    await new Promise((resolve) => setTimeout(resolve, 7_500));
     const r = await gate({ sources: [], token: shortLived });
     expect(r.decision).toBe('FAIL');
     expect(r.action).toBe('rolled-back-unverified');
