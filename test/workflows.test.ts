@@ -147,6 +147,15 @@ describe('GitHub workflows', () => {
     expect(config.deniedContexts).toContain('*prod*');
   });
 
+  it('chaos-rehearsal: with a command, verdict rehearse runs it under load (observe mode); without, the experiments', () => {
+    const steps = load('chaos-rehearsal.yml').jobs.rehearse.steps as Array<{ name?: string; if?: string; run?: string }>;
+    const observe = steps.find((s) => s.name === 'Rehearse the operation under load')!;
+    expect(observe.if).toBe("inputs.command != ''");
+    expect(observe.run).toMatch(/npx verdict rehearse --target "context:\$\{CONTEXT\}" .*--allow-failed-rate "\$ALLOW"/s);
+    expect(observe.run).toMatch(/ -- "\$\{argv\[@\]\}"$/m);
+    expect(steps.find((s) => s.name === 'Run the experiments')!.if).toBe("inputs.command == ''");
+  });
+
   it('scheduled-smoke: read-only on every run, one issue for failures', () => {
     const text = readFileSync(join(DIR, 'scheduled-smoke.yml'), 'utf8');
     expect(text).toMatch(/verdict smoke --url "\$\{SERVICE_URL\}" --read-only/);
