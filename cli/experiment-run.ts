@@ -58,6 +58,44 @@ export interface ExperimentRunOptions {
   configPatch?: (config: HarnessConfig) => void;
 }
 
+/** The flags `experiment`, `verify-local` and `rehearse` share, as commander parses them. */
+export interface SharedRunFlags {
+  from: string;
+  to: string;
+  rate?: number;
+  break: string[];
+  out: string;
+  config?: string;
+  nodes: number;
+  stateDir?: string;
+  endpointLag?: number;
+  json?: boolean;
+  history?: string;
+}
+
+/** The run options the shared flags give (`--break` becomes `breaks`). */
+export const sharedRunOptions = (o: SharedRunFlags) => ({
+  from: o.from,
+  to: o.to,
+  rate: o.rate,
+  breaks: o.break,
+  out: o.out,
+  config: o.config,
+  nodes: o.nodes,
+  stateDir: o.stateDir,
+  endpointLag: o.endpointLag,
+  json: o.json,
+  history: o.history,
+});
+
+/** The embedded target makes network namespaces: without root, refuse before anything starts, naming the other targets. */
+export function requireRootForEmbedded(target: TargetSpec, command = 'this command'): void {
+  if (process.getuid?.() !== 0 && target === 'embedded')
+    throw new UsageError(
+      `${command} on the embedded target needs root (network namespaces): run as root (e.g. sudo), or use --target kind or --target context:<name>`,
+    );
+}
+
 /** Where a run's history is kept: `--history`, else beside the run folders (`.reports/history.sqlite`). */
 export const historyPathOf = (o: Pick<ExperimentRunOptions, 'history' | 'out'>) =>
   o.history ? resolve(o.history) : join(dirname(resolve(o.out)), HISTORY_FILE);

@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import type { TargetSpec } from '../../cluster/target.ts';
 import { EXPERIMENTS } from '../../experiments/index.ts';
-import { runExperimentCommand } from '../experiment-run.ts';
+import { requireRootForEmbedded, runExperimentCommand, sharedRunOptions } from '../experiment-run.ts';
 import { UsageError } from '../exit-codes.ts';
 import {
   againstHistoryOption,
@@ -77,28 +77,15 @@ Examples:
         throw new UsageError(
           'name the experiments to run (verdict experiment --list shows them), e.g. verdict experiment rollout-under-load',
         );
-      if (process.getuid?.() !== 0 && o.target === 'embedded')
-        throw new UsageError(
-          'the embedded target needs root (network namespaces): run as root, or use --target kind or --target context:<name>',
-        );
+      requireRootForEmbedded(o.target, 'verdict experiment');
       process.exitCode = await runExperimentCommand({
         command: 'experiment',
         experiments: names,
         target: o.target,
-        from: o.from,
-        to: o.to,
-        rate: o.rate,
-        breaks: o.break,
-        out: o.out,
-        config: o.config,
-        nodes: o.nodes,
-        stateDir: o.stateDir,
-        endpointLag: o.endpointLag,
+        ...sharedRunOptions(o),
         url: o.url,
-        json: o.json,
         clusterName: 'experiment',
         agents: o.agents,
-        history: o.history,
         againstHistory: o.againstHistory,
       });
     });

@@ -17,7 +17,7 @@ import { observeExperiment } from '../../experiments/observe.ts';
 import { ALL_JOURNEYS, JOURNEYS, journeyExperiments, UnknownJourneyError } from '../../experiments/rehearsals.ts';
 import { EXPERIMENTS } from '../../experiments/index.ts';
 import { checkDeployWindowOrRefuse, windowOptions } from '../deploy-window.ts';
-import { runExperimentCommand } from '../experiment-run.ts';
+import { requireRootForEmbedded, runExperimentCommand, sharedRunOptions } from '../experiment-run.ts';
 import { UsageError } from '../exit-codes.ts';
 import { breakOption, historyOption, lagOption, nodesOption, rateOption, targetOption } from '../options.ts';
 
@@ -117,29 +117,16 @@ async function rehearse(operands: string[], o: Opts, cmd: Command): Promise<void
   const raw = (cmd.parent as unknown as { rawArgs?: string[] } | null)?.rawArgs ?? process.argv;
   const { journey, command } = splitRehearseArgs(raw, operands);
   const experiments = experimentsOf(journey, command, o);
-  if (process.getuid?.() !== 0 && o.target === 'embedded')
-    throw new UsageError(
-      'the embedded target needs root (network namespaces): run as root, or use --target kind or --target context:<name>',
-    );
+  requireRootForEmbedded(o.target, 'verdict rehearse');
   // Before anything else (any cluster, any load): a closed deploy window refuses unless overridden.
   const window = await checkDeployWindowOrRefuse('rehearse', o, { context: specTarget(o.target).context });
   process.exitCode = await runExperimentCommand({
     command: 'rehearse',
     experiments,
     target: o.target,
-    from: o.from,
-    to: o.to,
-    rate: o.rate,
-    breaks: o.break,
-    out: o.out,
-    config: o.config,
-    nodes: o.nodes,
-    stateDir: o.stateDir,
-    endpointLag: o.endpointLag,
+    ...sharedRunOptions(o),
     url: o.url,
-    json: o.json,
     clusterName: 'rehearse',
-    history: o.history,
     approvals: window.approval ? [window.approval] : [],
     configPatch: (c) => {
       if (o.outage !== undefined) c.experiments.controlPlaneOutageMs = o.outage * 1000;

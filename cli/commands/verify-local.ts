@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import type { TargetSpec } from '../../cluster/target.ts';
 import { EXPERIMENTS, VERIFY_LOCAL_ALL, VERIFY_LOCAL_DEFAULT } from '../../experiments/index.ts';
-import { runExperimentCommand } from '../experiment-run.ts';
+import { runExperimentCommand, sharedRunOptions } from '../experiment-run.ts';
 import { UsageError } from '../exit-codes.ts';
 import {
   againstHistoryOption,
@@ -81,19 +81,9 @@ Examples:
         command: 'verify-local',
         experiments: o.all ? VERIFY_LOCAL_ALL : VERIFY_LOCAL_DEFAULT,
         target: o.target ?? 'embedded',
-        from: o.from,
-        to: o.to,
-        rate: o.rate,
-        breaks: o.break,
-        out: o.out,
-        config: o.config,
-        nodes: o.nodes,
-        stateDir: o.stateDir,
-        endpointLag: o.endpointLag,
-        json: o.json,
+        ...sharedRunOptions(o),
         clusterName: 'verify-local',
         agents: o.agents,
-        history: o.history,
         againstHistory: o.againstHistory,
       });
     });
