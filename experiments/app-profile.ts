@@ -47,8 +47,11 @@ export interface SessionControl {
   open(n: number): Promise<string[]>;
   /** Which of them still work (an extend/heartbeat call succeeds), with what the others answered. */
   check(ids: string[]): Promise<{ alive: string[]; dead: Array<{ id: string; status: number; body: string }> }>;
-  /** Ends them (best effort, never throws). */
-  close(ids: string[]): Promise<void>;
+  /**
+   * Ends them (retrying what a busy or restarting service refuses; never throws) and returns those it
+   * could not end, with the last answer: their seats are the harness's, not a leak of the release.
+   */
+  close(ids: string[]): Promise<Array<{ id: string; status: number; body: string }>>;
   /** How many sessions the app holds open in all (for a leak check), or null when it does not say. */
   activeCount(): Promise<number | null>;
 }

@@ -16,6 +16,8 @@ export interface SessionsEvidence {
   /** Active sessions before the load and after it (null when the app does not say). */
   baseline: number | null;
   after: number | null;
+  /** Held sessions the harness could not release afterwards (their seats are its own), with the last answer. */
+  notReleased?: Array<{ id: string; status: number; body: string }>;
 }
 
 export interface RolloutData {
@@ -45,14 +47,14 @@ export async function checkSessions(
   const s = ctx.conn.sessions;
   if (!s || !held) return null;
   const { alive, dead } = await s.check(held.ids);
-  await s.close(held.ids);
+  const notReleased = await s.close(held.ids);
   let after = await s.activeCount();
   const deadline = Date.now() + ctx.config.gates.sessions.settleMs;
   while (held.baseline !== null && after !== null && after > held.baseline && Date.now() < deadline) {
     await sleep(500, undefined, { signal: ctx.signal });
     after = await s.activeCount();
   }
-  return { held: held.ids.length, alive: alive.length, dead, baseline: held.baseline, after };
+  return { held: held.ids.length, alive: alive.length, dead, baseline: held.baseline, after, notReleased };
 }
 
 export function sessionsGate(s: SessionsEvidence | null): Gate {
@@ -80,13 +82,23 @@ export function sessionsGate(s: SessionsEvidence | null): Gate {
       evidence: `all ${s.held} held sessions still work, but the app's active-session count could not be read, so a seat leak cannot be ruled out`,
     };
   }
+  const ownSeats = s.notReleased?.length ?? 0;
+  if (lostSeats > 0 && lostSeats <= ownSeats) {
+    const first = s.notReleased![0];
+    return {
+      name: 'sessions preserved',
+      verdict: 'INCONCLUSIVE',
+      observed: { ...observed, not_released_by_harness: ownSeats },
+      evidence: `all ${s.held} held sessions still work, and ${lostSeats} seats stayed taken (${s.after} active, baseline ${s.baseline}), but the harness could not release ${ownSeats} of its own held sessions (last answer: HTTP ${first.status} ${first.body}): those seats may be its own, so a leak cannot be judged`,
+    };
+  }
   return {
     name: 'sessions preserved',
     verdict: lostSeats > 0 ? 'FAIL' : 'PASS',
     observed,
     evidence:
       lostSeats > 0
-        ? `all ${s.held} held sessions still work, but ${lostSeats} seats stayed taken after the load released its sessions (${s.after} active, baseline ${s.baseline})`
+        ? `all ${s.held} held sessions still work, but ${lostSeats} seats stayed taken after the load released its sessions (${s.after} active, baseline ${s.baseline}${ownSeats ? `; ${ownSeats} of them at most the harness's own, which it could not release` : ''})`
         : `all ${s.held} held sessions still work after it; active sessions back to ${s.after} (baseline ${s.baseline}): no seat leaked`,
   };
 }

@@ -4,9 +4,11 @@
  */
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { SignJWT } from 'jose';
 import { findKind, ofKind, renderKustomization, type KubeObject } from '../../lib/kube/render.ts';
 import type { ReleaseSpec } from '../../lib/kube/deploy.ts';
+import { errorText } from '../../lib/errors.ts';
 import type { Platform } from '../../cluster/target.ts';
 import type {
   AppConnection,
@@ -202,8 +204,11 @@ async function call(
   return { status: res.status, text: await res.text(), creator: creatorOf(Object.fromEntries(res.headers)) };
 }
 
+/** How often the harness asks to release a held session before it says it could not (waits 0.5, 1, 1.5, 2 s between). */
+const RELEASE_ATTEMPTS = 5;
+
 /** Sessions the harness holds open, and who (version, pod) created each: the load's heartbeats on them carry it. */
-function sessionControl(baseUrl: string, token: string, creators: Map<string, SessionCreator>): SessionControl {
+export function sessionControl(baseUrl: string, token: string, creators: Map<string, SessionCreator>): SessionControl {
   const run = Math.random().toString(36).slice(2, 8);
   return {
     async open(n) {
@@ -240,7 +245,25 @@ function sessionControl(baseUrl: string, token: string, creators: Map<string, Se
       return { alive, dead };
     },
     async close(ids) {
-      await Promise.allSettled(ids.map((id) => call(baseUrl, token, `${API}/release`, { session_id: id })));
+      const notReleased: Array<{ id: string; status: number; body: string }> = [];
+      await Promise.all(
+        ids.map(async (id) => {
+          for (let attempt = 1; ; attempt++) {
+            const r = await call(baseUrl, token, `${API}/release`, { session_id: id }).catch((err: unknown) => ({
+              status: 0,
+              text: errorText(err),
+            }));
+            // Released, or already gone (ended or expired): the seat is free either way.
+            if ((r.status >= 200 && r.status < 300) || r.status === 404 || r.status === 410) return;
+            if (attempt === RELEASE_ATTEMPTS) {
+              notReleased.push({ id, status: r.status, body: r.text.slice(0, 200) });
+              return;
+            }
+            await sleep(500 * attempt);
+          }
+        }),
+      );
+      return notReleased;
     },
     async activeCount() {
       try {

@@ -1,0 +1,79 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { describe, expect, it } from 'vitest';
+import { sessionControl } from '../apps/license-api/profile.ts';
+import { sessionsGate, type SessionsEvidence } from './rollout-under-load.ts';
+
+const evidence = (o: Partial<SessionsEvidence>): SessionsEvidence => ({
+  held: 20,
+  alive: 20,
+  dead: [],
+  baseline: 0,
+  after: 0,
+  ...o,
+});
+const refused = (n: number) => Array.from({ length: n }, (_, i) => ({ id: `s${i}`, status: 503, body: 'busy' }));
+
+describe('sessions preserved', () => {
+  it('PASS when every held session works and the active count is back to the baseline', () => {
+    expect(sessionsGate(evidence({})).verdict).toBe('PASS');
+  });
+
+  it('FAIL when seats stay taken that are not the harness’s own', () => {
+    const g = sessionsGate(evidence({ after: 7 }));
+    expect(g.verdict).toBe('FAIL');
+    expect(g.evidence).toMatch(/7 seats stayed taken/);
+    // More seats taken than the harness could not release: still a leak of the release.
+    const more = sessionsGate(evidence({ after: 7, notReleased: refused(3) }));
+    expect(more.verdict).toBe('FAIL');
+    expect(more.evidence).toMatch(/3 of them at most the harness's own/);
+  });
+
+  it('INCONCLUSIVE, never FAIL or PASS, when the seats still taken may be the held sessions the harness could not release', () => {
+    const g = sessionsGate(evidence({ after: 7, notReleased: refused(7) }));
+    expect(g.verdict).toBe('INCONCLUSIVE');
+    expect(g.evidence).toMatch(/could not release 7 of its own held sessions \(last answer: HTTP 503 busy\)/);
+  });
+});
+
+describe('the license API profile releases its held sessions', () => {
+  async function server(answer: (n: number) => number) {
+    let calls = 0;
+    const s = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        const status = answer(++calls);
+        res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify({ status }));
+      });
+    });
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+    return { url: `http://127.0.0.1:${(s.address() as AddressInfo).port}`, calls: () => calls, close: () => s.close() };
+  }
+
+  it('retries a refused release until it is done, and counts an already-ended session (404) as released', async () => {
+    const busy = await server((n) => (n <= 2 ? 503 : 200));
+    try {
+      expect(await sessionControl(busy.url, 'token', new Map()).close(['a'])).toEqual([]);
+      expect(busy.calls()).toBe(3);
+    } finally {
+      busy.close();
+    }
+    const gone = await server(() => 404);
+    try {
+      expect(await sessionControl(gone.url, 'token', new Map()).close(['a', 'b'])).toEqual([]);
+    } finally {
+      gone.close();
+    }
+  });
+
+  it('says which sessions it could not release, with the last answer', async () => {
+    const down = await server(() => 503);
+    try {
+      const notReleased = await sessionControl(down.url, 'token', new Map()).close(['a']);
+      expect(notReleased).toEqual([{ id: 'a', status: 503, body: '{"status":503}' }]);
+      expect(down.calls()).toBe(5);
+    } finally {
+      down.close();
+    }
+  });
+});
