@@ -118,6 +118,25 @@ export async function collectFailedRows(
 const require = createRequire(import.meta.url);
 let assets: { uplotJs: string; uplotCss: string; uplotLicense: string; appJs: string; appCss: string } | undefined;
 
+/**
+ * Everything of an offline page up to `</head>`: the CSP that forbids any network access, no
+ * referrer, no favicon request, uPlot's stylesheet and the page's own (report.html and trend.html).
+ */
+export function pageHead(title: string, pageCss: string): string {
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="${CSP}">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="no-referrer">
+<link rel="icon" href="data:,">
+<title>${esc(title)}</title>
+<style>${loadAssets().uplotCss}</style>
+<style>${pageCss}</style>
+</head>`;
+}
+
 /** uPlot's script, style and licence notice and the report's own script and style, read once (checked to be inlinable). */
 export function loadAssets() {
   if (assets) return assets;
@@ -185,19 +204,11 @@ export function scriptJson(value: unknown): string {
 export function renderHtml(record: RunRecord, failed: CheckFailedRows[]): string {
   const a = loadAssets();
   const title = `${record.verdict} · verdict ${record.command.replace(/[^a-z0-9-]/gi, '')} · ${record.startedAt.replace('T', ' ').slice(0, 16)} UTC`;
-  return `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="${CSP}">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="no-referrer">
-<link rel="icon" href="data:,">
-<title>${esc(title)}</title>
-<style>${a.uplotCss}</style>
-<style>${a.appCss}
-${causeCss()}</style>
-</head>
+  return `${pageHead(
+    title,
+    `${a.appCss}
+${causeCss()}`,
+  )}
 <body>
 <header id="run" class="run v-${record.verdict}"><div class="title"><span class="badge v-${record.verdict}">${record.verdict}</span><h1>verdict ${esc(record.command.replace(/[^a-z0-9-]/gi, ''))}</h1></div>
 <noscript><p>This report is drawn by its own inlined script, which is switched off here. The same data is in verdict.json beside this file (and summary.md reads without a browser).</p></noscript></header>

@@ -7,7 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { HistoryKey, HistoryRun } from '../history.ts';
-import { CSP, esc, loadAssets, scriptJson } from './html.ts';
+import { loadAssets, pageHead, scriptJson } from './html.ts';
 
 export interface TrendGroup {
   key: HistoryKey;
@@ -99,18 +99,7 @@ export function renderTrendHtml(groups: TrendGroup[], o: { history: string; gene
       })),
     })),
   };
-  return `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="${CSP}">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="no-referrer">
-<link rel="icon" href="data:,">
-<title>${esc(`verdict trend · ${o.generatedAt.toISOString().replace('T', ' ').slice(0, 16)} UTC`)}</title>
-<style>${a.uplotCss}</style>
-<style>${a.appCss}</style>
-</head>
+  return `${pageHead(`verdict trend · ${o.generatedAt.toISOString().replace('T', ' ').slice(0, 16)} UTC`, a.appCss)}
 <body>
 <header id="run" class="run"><div class="title"><h1>verdict trend</h1></div>
 <noscript><p>This page is drawn by its own inlined script, which is switched off here; verdict trend prints the same history as text.</p></noscript></header>
