@@ -233,7 +233,7 @@ async function measurements(
       timeline = m.timeline;
     }
     measured.startMs ??= await startTimeFromPods(t.kubeConfig, app.workload.namespace, app.workload.selector);
-    gates.push(startTimeGate(measured), propagationGate(measured, t));
+    gates.push(startTimeGate(measured), ...propagationGate(measured));
   } catch (err) {
     if (o.signal?.aborted) error = String((o.signal.reason as Error)?.message ?? o.signal.reason ?? 'interrupted');
     gates.push({
@@ -253,7 +253,7 @@ async function measurements(
         : 'PASS',
     description: disruptive
       ? `start time and endpoint propagation measured on the ${t.kind} cluster by deleting one pod (with its grace period) and watching its replacement`
-      : `start time read from the pods' conditions on the ${t.kind} target (read-only)`,
+      : `start time read from the pods' conditions on the ${t.kind} target (read-only); ${propagationNotMeasured(t)}`,
     startedAt: new Date(started).toISOString(),
     endedAt: new Date().toISOString(),
     error: null,
@@ -284,20 +284,29 @@ function startTimeGate(measured: Measurements): GateRecord {
       };
 }
 
-function propagationGate(measured: Measurements, t: Target): GateRecord {
-  return measured.propagationMs
-    ? {
-        name: 'endpoint propagation',
-        verdict: 'PASS',
-        evidence: `${(measured.propagationMs.ms / 1000).toFixed(2)} s: ${measured.propagationMs.source}`,
-        observed: { ms: measured.propagationMs.ms },
-      }
-    : {
-        name: 'endpoint propagation',
-        verdict: 'PASS',
-        evidence: `not measured: the ${t.kind} target ${t.routing ? "is not the harness's own (it deletes no pod there)" : 'does not observe its data plane'}; the manifest check assumes a value and says so`,
-        observed: { ms: null },
-      };
+/**
+ * The measured propagation as a gate, or none: a target where the harness deletes no pod (not its
+ * own, or blind to its data plane) gives no evidence, and an unmeasured value must not read as a
+ * PASS. The record's description says it was not measured and why; the manifest check assumes a
+ * value and says so in its finding.
+ */
+function propagationGate(measured: Measurements): GateRecord[] {
+  const p = measured.propagationMs;
+  return p
+    ? [
+        {
+          name: 'endpoint propagation',
+          verdict: 'PASS',
+          evidence: `${(p.ms / 1000).toFixed(2)} s: ${p.source}`,
+          observed: { ms: p.ms },
+        },
+      ]
+    : [];
+}
+
+/** Why propagation was not measured on `t`, for the record's description. */
+function propagationNotMeasured(t: Target): string {
+  return `endpoint propagation not measured: the ${t.kind} target ${t.routing ? "is not the harness's own (it deletes no pod there)" : 'does not observe its data plane'} (no gate: the manifest check assumes a value and says so)`;
 }
 
 /** The manifests' findings, one gate each: FAIL for errors (and warnings with failOn 'warning'). */
