@@ -61,42 +61,50 @@ format: setup ## format the code base with Prettier (print width 130) and apply 
 	npx oxlint --type-aware --fix .
 
 # The control plane is built before the tests start, so that no test pays for (or races) a cold build.
-# Three vitest runs, the first two side by side:
-#   1. every suite but the end-to-end cluster suites, files in parallel (its output is kept in
-#      .reports/vitest-1-suites.log and printed when it ends);
-#   2. meanwhile, the calm cluster suites one file at a time: their gates judge behaviour, not the
-#      load engine's lateness, so a busy machine slows them but cannot change their verdicts;
-#   3. then the loaded cluster suites one file at a time, alone on the machine: their load gates (the
-#      engine's own lateness, latency compared between versions) must not be judged on a machine busy
-#      with other suites.
-# Each cluster suite brings up its own cluster on the one pod bridge, hence one file at a time.
+# Everything runs at once, at three CPU priorities, so that the loaded suites see the machine as if
+# alone while the rest fills the CPU they leave idle (most of their time is waiting: outages, drains,
+# grace periods):
+#   3. the loaded cluster suites, one file at a time, at normal priority, in the foreground: their
+#      load gates (the engine's own lateness, latency compared between versions) must not be judged
+#      on a machine busy with other suites. Their embedded clusters use network slot 1
+#      (cluster/embedded/testing/lanes.ts): bridge verdict1, pods in 10.244.16.0/24, NodePorts on
+#      127.0.1.1. The kind suite is one of them (kind up on the node image built here, deploy,
+#      rollout-under-load, endpoint propagation, down);
+#   2. the calm cluster suites, one file at a time, at nice 10, on slot 0 (verdict0, 127.0.0.1): their
+#      gates judge behaviour, not the load engine's lateness, so a busy machine slows them but cannot
+#      change their verdicts;
+#   1. lint, then every suite but the end-to-end cluster suites (files in parallel), in the idle
+#      scheduling class (chrt --idle: they run only on CPU nobody else wants).
+# Runs 1 and 2 and lint write to .reports/*.log, printed when the loaded suites end. Each lane runs
+# one cluster at a time; the two lanes never share a bridge, a pod range or a NodePort address.
 # The container tests (all in run 1) share one Docker engine (lib/docker/engine.ts: our own dockerd
 # under /var/lib/verdict/docker, no iptables, no IP forwarding, no bridge; reused when it runs
-# already), held by this recipe's shell and released after runs 1 and 2 (or on any exit), and the
-# registry-free base image is made before the tests start (scripts/docker-base.sh; cached in
-# ~/.cache/verdict). When no engine can run, the container tests fail and say why.
-# The kind end-to-end suite (cluster/kind/kind.cluster.test.ts) is a loaded one: kind up on the node
-# image built here, deploy, rollout-under-load, endpoint propagation, down.
+# already), held by this recipe's shell until every run ended (or on any exit); the kind suite
+# leases the same engine. The registry-free base image is made before the tests start
+# (scripts/docker-base.sh; cached in ~/.cache/verdict). When no engine can run, the container tests
+# fail and say why.
 CLUSTER_CALM := cluster/embedded/embedded-cluster.test.ts suites/suites.cluster.test.ts gate/gate.cluster.test.ts
 CLUSTER_LOADED := experiments/experiments.cluster.test.ts experiments/rehearsals.cluster.test.ts experiments/dependency-rehearsals.cluster.test.ts lib/load/distributed/agents.cluster.test.ts cluster/kind/kind.cluster.test.ts
 CLUSTER_E2E := $(CLUSTER_CALM) $(CLUSTER_LOADED)
 VITEST_REPORTS = --reporter=json --outputFile.json=$(REPORTS)/vitest-$(1).json --reporter=junit --outputFile.junit=$(REPORTS)/vitest-$(1).junit.xml
-test: setup docker-deps lint controlplane tofu ## run every test (vitest, real Postgres, Redis, Docker engine and control plane); JSON reports in .reports/
+IDLE_CPU := chrt --idle 0
+test: setup docker-deps controlplane tofu ## run every test and the lint (vitest, real Postgres, Redis, Docker engine and control plane); JSON reports in .reports/
 	@mkdir -p $(REPORTS)
-	@rm -f $(REPORTS)/vitest-*.json $(REPORTS)/vitest-*.junit.xml $(REPORTS)/vitest-*.log
+	@rm -f $(REPORTS)/vitest-*.json $(REPORTS)/vitest-*.junit.xml $(REPORTS)/vitest-*.log $(REPORTS)/lint.log
 	@rc=0; holder=$$$$; \
 	if host=$$(node lib/docker/engine.ts up --hold $$holder); then \
 	  trap 'node lib/docker/engine.ts release --hold '$$holder EXIT; \
 	  DOCKER_HOST=$$host scripts/docker-base.sh >/dev/null || echo "make test: the local base image could not be built (the container tests will fail and say why)" >&2; \
 	  DOCKER_HOST=$$host cluster/kind/node-image/build.sh >/dev/null || echo "make test: the kind node image could not be built (the kind suite will fail and say why)" >&2; \
 	else echo "make test: no Docker engine (the container tests will fail and say why)" >&2; fi; \
-	echo "make test: run 1 (the suites, in parallel) writes to $(REPORTS)/vitest-1-suites.log while run 2 (the calm cluster suites) runs"; \
-	npx vitest run $(addprefix --exclude ,$(CLUSTER_E2E)) --reporter=default $(call VITEST_REPORTS,1-suites) >$(REPORTS)/vitest-1-suites.log 2>&1 & suites=$$!; \
-	npx vitest run --no-file-parallelism $(CLUSTER_CALM) --reporter=default $(call VITEST_REPORTS,2-cluster-calm) || rc=1; \
-	wait $$suites || rc=1; \
-	echo "make test: run 1's output:"; cat $(REPORTS)/vitest-1-suites.log; \
-	node lib/docker/engine.ts release --hold $$holder || rc=1; \
+	echo "make test: the loaded cluster suites run here; lint and the suites (idle CPU, $(REPORTS)/lint.log, $(REPORTS)/vitest-1-suites.log) and the calm cluster suites (nice 10, $(REPORTS)/vitest-2-cluster-calm.log) run beside them"; \
+	{ $(IDLE_CPU) $(MAKE) --no-print-directory lint >$(REPORTS)/lint.log 2>&1; l=$$?; \
+	  $(IDLE_CPU) npx vitest run $(addprefix --exclude ,$(CLUSTER_E2E)) --reporter=default $(call VITEST_REPORTS,1-suites) >$(REPORTS)/vitest-1-suites.log 2>&1 && exit $$l; } & suites=$$!; \
+	nice -n 10 npx vitest run --no-file-parallelism $(CLUSTER_CALM) --reporter=default $(call VITEST_REPORTS,2-cluster-calm) >$(REPORTS)/vitest-2-cluster-calm.log 2>&1 & calm=$$!; \
 	npx vitest run --no-file-parallelism $(CLUSTER_LOADED) --reporter=default $(call VITEST_REPORTS,3-cluster-loaded) || rc=1; \
+	wait $$calm || rc=1; echo "make test: the calm cluster suites' output:"; cat $(REPORTS)/vitest-2-cluster-calm.log; \
+	wait $$suites || rc=1; echo "make test: the lint's output:"; cat $(REPORTS)/lint.log; echo "make test: the suites' output:"; cat $(REPORTS)/vitest-1-suites.log; \
+	node lib/docker/engine.ts release --hold $$holder || rc=1; \
 	exit $$rc
 
 # The scheduled CI run: everything make test runs, plus the repeated statistical runs (test/nightly.ts).

@@ -10,6 +10,8 @@ import { keyRotationExperiment } from './key-rotation.ts';
 import { checkRecord, describeTarget, runRecord } from './record.ts';
 import { assertValidRunRecord } from '../reports/render/json.ts';
 import { runExperiments, type CheckResult } from './runner.ts';
+import { timedSay } from './testing/timed-say.ts';
+import { LOADED_SLOT } from '../cluster/embedded/testing/lanes.ts';
 
 // The rehearsals of issue 21 on the embedded cluster (its own Postgres and Redis on the pod gateway,
 // pods reached at their own addresses): database-maintenance, cache-failover and key-rotation each
@@ -39,7 +41,7 @@ const keyRotation = keyRotationExperiment({ tokenLifetimeMs: 10_000 });
 
 let cluster: EmbeddedCluster;
 beforeAll(async () => {
-  cluster = await upEmbedded({ name: 'verdict', stateDir: STATE, nodes: 3 });
+  cluster = await upEmbedded({ name: 'verdict', stateDir: STATE, nodes: 3, slot: LOADED_SLOT });
 }, 600_000);
 afterAll(async () => {
   await cluster?.close();
@@ -51,7 +53,7 @@ async function run(exp: AnyExperiment, faults: string[] = [], app: AppProfile = 
     app,
     config,
     signal: new AbortController().signal,
-    say: (m) => process.stderr.write(`  ${m}\n`),
+    say: timedSay(),
     options: { rate: config.experiments.rate, from: 'v1', to: 'v2', faults: faults.map((f) => licenseApi.faults[f]) },
   });
   const rec = checkRecord(r);

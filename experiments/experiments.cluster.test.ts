@@ -13,6 +13,8 @@ import { EXPERIMENTS } from './index.ts';
 import { checkRecord, describeTarget, ledgerLines, runRecord } from './record.ts';
 import { assertValidRunRecord } from '../reports/render/json.ts';
 import { runExperiments, type CheckResult } from './runner.ts';
+import { timedSay } from './testing/timed-say.ts';
+import { LOADED_SLOT } from '../cluster/embedded/testing/lanes.ts';
 import type { Experiment } from './experiment.ts';
 import { killPodsOneByOne, underLoad } from './pod-kill.ts';
 import { NIGHTLY, repeats } from '../test/nightly.ts';
@@ -25,7 +27,7 @@ const config = harnessConfigSchema.parse({ experiments: { rate: 200, warmupMs: 3
 
 let cluster: EmbeddedCluster;
 beforeAll(async () => {
-  cluster = await upEmbedded({ name: 'verdict', stateDir: STATE, nodes: 3 });
+  cluster = await upEmbedded({ name: 'verdict', stateDir: STATE, nodes: 3, slot: LOADED_SLOT });
 }, 600_000);
 afterAll(async () => {
   await cluster?.close();
@@ -36,7 +38,7 @@ async function run(name: string, faults: string[] = [], target: Target = cluster
     app: licenseApi,
     config: cfg,
     signal: new AbortController().signal,
-    say: (m) => process.stderr.write(`  ${m}\n`),
+    say: timedSay(),
     options: { rate: cfg.experiments.rate, from: 'v1', to: 'v2', faults: faults.map((f) => licenseApi.faults[f]) },
   });
   const rec = checkRecord(r);

@@ -16,6 +16,8 @@ import type { NodePoolUpgradeData } from './node-pool-upgrade.ts';
 import { observeExperiment, type ObserveData } from './observe.ts';
 import { checkRecord, describeTarget, runRecord } from './record.ts';
 import { runExperiments, type CheckResult } from './runner.ts';
+import { timedSay } from './testing/timed-say.ts';
+import { LOADED_SLOT } from '../cluster/embedded/testing/lanes.ts';
 
 // The pre-upgrade rehearsals on the embedded cluster (issue 21): each new experiment PASSes the
 // shipped release and FAILs a broken release of the same code for the right cause, and observe
@@ -31,7 +33,7 @@ const config = harnessConfigSchema.parse({
 let cluster: EmbeddedCluster;
 const dirs: string[] = [];
 beforeAll(async () => {
-  cluster = await upEmbedded({ name: 'verdict', stateDir: STATE, nodes: 3 });
+  cluster = await upEmbedded({ name: 'verdict', stateDir: STATE, nodes: 3, slot: LOADED_SLOT });
 }, 600_000);
 afterAll(async () => {
   await cluster?.close();
@@ -43,7 +45,7 @@ async function run(exp: AnyExperiment, faults: string[] = []): Promise<CheckResu
     app: licenseApi,
     config,
     signal: new AbortController().signal,
-    say: (m) => process.stderr.write(`  ${m}\n`),
+    say: timedSay(),
     options: { rate: config.experiments.rate, from: 'v1', to: 'v2', faults: faults.map((f) => licenseApi.faults[f]) },
   });
   const rec = checkRecord(r);
@@ -204,7 +206,7 @@ describe('verdict rehearse -- <command> (observe mode)', () => {
         '--target',
         `context:${context}`,
         '--url',
-        'http://127.0.0.1:30080',
+        cluster.serviceUrl(30080),
         '--out',
         out,
         '--',

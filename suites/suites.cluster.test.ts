@@ -218,7 +218,9 @@ describe('probes on the embedded cluster', () => {
     // Read-only on a context: propagation is not measured, so no gate claims it (never PASS on missing evidence).
     const measurements = rec.checks.find((c) => c.name === 'measurements')!;
     expect(measurements.gates.map((g) => g.name)).toEqual(['start time']);
-    expect(measurements.description).toMatch(/endpoint propagation not measured: the existing target (is not the harness's own|does not observe its data plane)/);
+    expect(measurements.description).toMatch(
+      /endpoint propagation not measured: the existing target (is not the harness's own|does not observe its data plane)/,
+    );
     const manifests = rec.checks.find((c) => c.name === 'manifests')!;
     expect(String(manifests.gates.find((g) => g.name === 'startup.budget')!.observed.measured)).toMatch(
       /start time measured .* from the pods' conditions/,

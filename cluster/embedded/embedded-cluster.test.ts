@@ -43,7 +43,7 @@ async function leftovers(): Promise<string[]> {
   out.push(...ns.map((n) => `netns ${n}`));
   const links = (await run('ip', ['-o', 'link', 'show', 'type', 'bridge'])).stdout;
   if (/\bverdict0\b/.test(links)) out.push('bridge verdict0');
-  const routes = (await run('ip', ['route'])).stdout.split('\n').filter((l) => l.includes('10.244.'));
+  const routes = (await run('ip', ['route'])).stdout.split('\n').filter((l) => /(^| )10\.244\.0\./.test(l));
   out.push(...routes.map((r) => `route ${r}`));
   const listeners = (await run('ss', ['-ltnH'])).stdout
     .split('\n')

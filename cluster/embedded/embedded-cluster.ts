@@ -21,6 +21,7 @@ import { ImageStore } from './image-store.ts';
 import { commandInNamespace, PodNetwork } from './network/pod-network.ts';
 import { ServiceProxy } from './proxy/service-proxy.ts';
 import { DEFAULT_GATEWAY, DEFAULT_CLUSTER_CIDR } from './network/pod-network.ts';
+import { networkSlot } from './network/slots.ts';
 import { alive, DEFAULT_STATE_ROOT, readClusterState, stateDirOf, type ClusterStateFile } from './state.ts';
 
 export { DEFAULT_STATE_ROOT };
@@ -70,6 +71,11 @@ export interface EmbeddedUpOptions extends Pick<
   OpenOptions,
   'name' | 'nodes' | 'stateDir' | 'onProgress' | 'signal' | 'endpointLagMs'
 > {
+  /**
+   * Which network slot (0–7, network/slots.ts): its own bridge, pod range and NodePort address, so
+   * that clusters of different names run side by side. 0 (the default) is 127.0.0.1 and verdict0.
+   */
+  slot?: number;
   /** Kubelet restart back-off base (10 s like the kubelet; tests may shorten it). */
   backoffBaseMs?: number;
   onLifecycle?: PodWorkerDeps['onLifecycle'];
@@ -105,6 +111,7 @@ export async function upEmbedded(opts: EmbeddedUpOptions = {}): Promise<Embedded
   }
   const name = opts.name ?? 'verdict';
   const stateDir = opts.stateDir ?? join(DEFAULT_STATE_ROOT, name);
+  const slot = networkSlot(opts.slot);
   const report = opts.onProgress ?? (() => {});
   // Every step starts by checking for cancellation (Ctrl-C during `up`): the catch below tears down what exists.
   const progress = (m: string) => {
@@ -126,12 +133,12 @@ export async function upEmbedded(opts: EmbeddedUpOptions = {}): Promise<Embedded
   try {
     progress('cleaning up leftovers of earlier runs');
     await killProcessesUsing(stateDir);
-    await PodNetwork.cleanupLeftovers({ stateDir });
+    await PodNetwork.cleanupLeftovers({ stateDir, ...slot.pod });
     await rm(join(stateDir, 'controlplane'), { recursive: true, force: true });
     await mkdir(stateDir, { recursive: true, mode: 0o755 });
 
     progress('creating the pod network (bridge, blackhole route)');
-    const network = await PodNetwork.create({ stateDir });
+    const network = await PodNetwork.create({ stateDir, ...slot.pod });
     teardown.push(['pod network', () => network.destroy()]);
 
     progress(`starting Postgres and Redis on ${network.gateway}`);
@@ -169,9 +176,11 @@ export async function upEmbedded(opts: EmbeddedUpOptions = {}): Promise<Embedded
     await agent.start();
 
     const endpointLagMs = opts.endpointLagMs ?? DEFAULT_ENDPOINT_LAG_MS;
-    // A NodePort answers on every node address: 127.0.0.1 for the harness, the gateway for pods.
-    progress(`starting the service proxy on 127.0.0.1 and ${network.gateway} (endpoint lag ${endpointLagMs} ms)`);
-    const proxy = await ServiceProxy.start({ kubeConfig, hosts: ['127.0.0.1', network.gateway], endpointLagMs });
+    // A NodePort answers on every node address: the slot's loopback address (127.0.0.1 for slot 0)
+    // for the harness, the gateway for pods.
+    const { nodePortHost } = slot;
+    progress(`starting the service proxy on ${nodePortHost} and ${network.gateway} (endpoint lag ${endpointLagMs} ms)`);
+    const proxy = await ServiceProxy.start({ kubeConfig, hosts: [nodePortHost, network.gateway], endpointLagMs });
     teardown.push(['service proxy', () => proxy.stop()]);
 
     progress('waiting for the nodes to be Ready');
@@ -184,6 +193,7 @@ export async function upEmbedded(opts: EmbeddedUpOptions = {}): Promise<Embedded
       startedAt: new Date().toISOString(),
       gateway: network.gateway,
       clusterCidr: network.clusterCidr,
+      nodePortHost,
       endpointLagMs,
     };
     await writeFile(join(stateDir, 'cluster.json'), JSON.stringify(state, null, 2));
@@ -229,7 +239,7 @@ export async function upEmbedded(opts: EmbeddedUpOptions = {}): Promise<Embedded
         stop: (n) => dependency(n).stop(),
         start: (n) => dependency(n).start(),
       },
-      serviceUrl: (nodePort) => `http://127.0.0.1:${nodePort}`,
+      serviceUrl: (nodePort) => `http://${nodePortHost}:${nodePort}`,
       podReach: embeddedPodReach(network.gateway, network.clusterCidr),
       controlPlane: embeddedControlPlane(cp),
       nodes: embeddedNodes(agent, kubeConfig, name),
@@ -282,7 +292,7 @@ export async function attachEmbedded(opts: Pick<OpenOptions, 'name' | 'stateDir'
     endpointLagMs: state.endpointLagMs ?? null,
     images: storeLoader(store),
     podReach: embeddedPodReach(state.gateway ?? DEFAULT_GATEWAY, state.clusterCidr ?? DEFAULT_CLUSTER_CIDR),
-    serviceUrl: (nodePort) => `http://127.0.0.1:${nodePort}`,
+    serviceUrl: (nodePort) => `http://${state.nodePortHost ?? '127.0.0.1'}:${nodePort}`,
     async serverVersion() {
       try {
         return (await kubeConfig.makeApiClient(k8s.VersionApi).getCode()).gitVersion;

@@ -12,6 +12,8 @@ export interface ClusterStateFile {
   /** The pod network's gateway (pods reach this machine there) and the cluster CIDR; absent in older files. */
   gateway?: string;
   clusterCidr?: string;
+  /** Where its NodePorts answer on this machine (127.0.0.1 for network slot 0); absent in older files. */
+  nodePortHost?: string;
   /** The Service proxy's endpoint lag (ms); absent in older files. */
   endpointLagMs?: number;
 }

@@ -19,6 +19,7 @@ import { runExperiments, type CheckResult } from '../../../experiments/runner.ts
 import { startAgents, type DistributedLoadResult, type RunAgentsOptions } from './index.ts';
 import { errorText } from '../../errors.ts';
 import { repeats } from '../../../test/nightly.ts';
+import { LOADED_SLOT } from '../../../cluster/embedded/testing/lanes.ts';
 
 const STATE = '/var/lib/verdict/test-agents';
 const NS = licenseApi.workload.namespace;
@@ -47,7 +48,7 @@ async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>
 }
 
 beforeAll(async () => {
-  cluster = await upEmbedded({ name: 'verdict', stateDir: STATE, nodes: 3, onProgress: log });
+  cluster = await upEmbedded({ name: 'verdict', stateDir: STATE, nodes: 3, slot: LOADED_SLOT, onProgress: log });
   core = cluster.kubeConfig.makeApiClient(k8s.CoreV1Api);
   batch = cluster.kubeConfig.makeApiClient(k8s.BatchV1Api);
   await cluster.images.load(licenseApi.image('v1'), log);
