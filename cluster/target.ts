@@ -50,6 +50,11 @@ export interface Platform {
    * secrets are fine; `provided`: someone's cluster, whose credentials come from the environment.
    */
   readonly secrets: 'throwaway' | 'provided';
+  /**
+   * With services `host`: the address the pods reach them at (the embedded cluster's pod gateway,
+   * which differs per network slot); an app's manifests may name another, which its profile rewrites.
+   */
+  readonly hostServicesAddress?: string;
 }
 
 export interface Target extends AsyncDisposable, Readonly<Partial<Capabilities>> {

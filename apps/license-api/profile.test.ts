@@ -29,6 +29,19 @@ describe('the license API profile on a platform', () => {
     expect(new Set(pulls)).toEqual(new Set(['Never']));
   });
 
+  it("host services: the pods are pointed at the address the platform gives (an embedded cluster's network slot), else the overlay's", async () => {
+    const urls = async (p: Platform) => {
+      const secret = ofKind(await renderRelease(licenseApi.release('v2', p)), 'Secret')[0];
+      const data = secret.data as Record<string, string>;
+      return ['DATABASE_URL', 'REDIS_URL'].map((k) => Buffer.from(data[k], 'base64').toString());
+    };
+    expect(await urls(host)).toEqual(['postgres://postgres@10.244.0.1:5432/license', 'redis://10.244.0.1:6379']);
+    expect(await urls({ ...host, hostServicesAddress: '10.244.16.1' })).toEqual([
+      'postgres://postgres@10.244.16.1:5432/license',
+      'redis://10.244.16.1:6379',
+    ]);
+  });
+
   it("a throw-away cluster's token is signed with the overlay's secret; provided secrets come from the environment", async () => {
     expect((await licenseApiToken(host, 'test')).split('.')).toHaveLength(3);
     delete process.env.LICENSE_TOKEN;

@@ -307,6 +307,25 @@ function kindImages(objects: KubeObject[]): void {
   }
 }
 
+/** The Secret keys that name the host services (the embedded overlay's, at the default slot's gateway). */
+const HOST_SERVICE_URLS = ['DATABASE_URL', 'REDIS_URL'];
+
+/**
+ * Host services (embedded): the Secret's service URLs pointed at `address`, where this cluster's pods
+ * reach Postgres and Redis (its network slot's gateway; the overlay names slot 0's, 10.244.0.1).
+ */
+export function hostServicesAt(objects: KubeObject[], address: string): void {
+  for (const o of ofKind(objects, 'Secret')) {
+    const data = o.data as Record<string, string> | undefined;
+    for (const key of HOST_SERVICE_URLS) {
+      if (!data?.[key]) continue;
+      const url = new URL(Buffer.from(data[key], 'base64').toString('utf8'));
+      url.hostname = address;
+      data[key] = Buffer.from(url.toString()).toString('base64');
+    }
+  }
+}
+
 /**
  * Each pod's connections to a dependency, asked at the pod's address once the dependency is back
  * (the stale-connection sweep of the outage rehearsals). Postgres: a release of a session that does
@@ -393,6 +412,8 @@ export const licenseApi: AppProfile = {
     const transforms = faults.flatMap((f) => (f.transform ? [f.transform] : []));
     // Dependencies in the cluster run the stand-ins the harness loads (supportImages), and nothing is pulled.
     if (platform.services === 'in-cluster') transforms.unshift(kindImages);
+    const at = platform.services === 'host' ? platform.hostServicesAddress : undefined;
+    if (at) transforms.unshift((objects) => hostServicesAt(objects, at));
     return {
       kustomization: overlayDir(overlayFor(platform)),
       deployment: 'license-api',

@@ -212,7 +212,7 @@ export async function upEmbedded(opts: EmbeddedUpOptions = {}): Promise<Embedded
     };
     const cluster: EmbeddedCluster = {
       kind: 'embedded',
-      platform: EMBEDDED_PLATFORM,
+      platform: { ...EMBEDDED_PLATFORM, hostServicesAddress: network.gateway },
       name,
       context: kubeConfig.getCurrentContext() || null,
       kubeconfigPath: cp.kubeconfig,
@@ -283,7 +283,7 @@ export async function attachEmbedded(opts: Pick<OpenOptions, 'name' | 'stateDir'
   const store = new ImageStore(stateDir);
   const target: Target = {
     kind: 'embedded',
-    platform: EMBEDDED_PLATFORM,
+    platform: { ...EMBEDDED_PLATFORM, hostServicesAddress: state.gateway ?? DEFAULT_GATEWAY },
     name,
     context: kubeConfig.getCurrentContext() || null,
     kubeConfig,

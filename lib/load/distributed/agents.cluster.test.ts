@@ -52,7 +52,7 @@ beforeAll(async () => {
   core = cluster.kubeConfig.makeApiClient(k8s.CoreV1Api);
   batch = cluster.kubeConfig.makeApiClient(k8s.BatchV1Api);
   await cluster.images.load(licenseApi.image('v1'), log);
-  const release = licenseApi.release('v1', EMBEDDED_PLATFORM);
+  const release = licenseApi.release('v1', cluster.platform);
   await deployRelease(cluster.kubeConfig, release, { timeoutMs: 240_000, onProgress: log }).catch(async (err) => {
     // Say what the node agent saw before failing (a CreateContainerConfigError names its cause in an Event).
     const events = (await core.listNamespacedEvent({ namespace: NS })).items.filter((e) => e.type === 'Warning');
