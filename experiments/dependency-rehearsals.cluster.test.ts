@@ -7,10 +7,8 @@ import { harnessConfigSchema } from './config.ts';
 import type { AnyExperiment } from './experiment.ts';
 import { EXPERIMENTS } from './index.ts';
 import { keyRotationExperiment } from './key-rotation.ts';
-import { checkRecord, describeTarget, runRecord } from './record.ts';
-import { assertValidRunRecord } from '../reports/render/json.ts';
-import { runExperiments, type CheckResult } from './runner.ts';
-import { timedSay } from './testing/timed-say.ts';
+import type { CheckResult } from './runner.ts';
+import { runOnCluster } from './testing/run-on-cluster.ts';
 import { LOADED_SLOT } from '../cluster/embedded/testing/lanes.ts';
 
 // The rehearsals of issue 21 on the embedded cluster (its own Postgres and Redis on the pod gateway,
@@ -47,31 +45,8 @@ afterAll(async () => {
   await cluster?.close();
 }, 120_000);
 
-async function run(exp: AnyExperiment, faults: string[] = [], app: AppProfile = licenseApi): Promise<CheckResult> {
-  const started = Date.now();
-  const [r] = await runExperiments(cluster, [exp], {
-    app,
-    config,
-    signal: new AbortController().signal,
-    say: timedSay(),
-    options: { rate: config.experiments.rate, from: 'v1', to: 'v2', faults: faults.map((f) => licenseApi.faults[f]) },
-  });
-  const rec = checkRecord(r);
-  const record = runRecord({
-    command: 'experiment',
-    target: await describeTarget(cluster, cluster.serviceUrl(30080)),
-    results: [r],
-    startedAt: r.startedAt,
-    endedAt: r.endedAt,
-    app: { name: 'license-api', versions: { from: 'v1', to: 'v2' }, faults },
-    ledgerFile: r.evidence?.loads.length ? 'ledger.ndjson.gz' : null,
-  });
-  assertValidRunRecord(record, exp.name);
-  process.stderr.write(
-    `${exp.name}${faults.length ? ` [${faults}]` : ''}: ${r.verdict} in ${((Date.now() - started) / 1000).toFixed(0)} s${r.error ? ` ${r.error}` : ''}\n` +
-      `${r.gates.map((g) => `  ${g.verdict} ${g.name}: ${g.evidence}`).join('\n')}\n` +
-      `${rec.failures.map((f) => `  ${f.count} × ${f.cause}: ${f.examples[0]?.reason}`).join('\n')}\n`,
-  );
+async function run(experiment: AnyExperiment, faults: string[] = [], app: AppProfile = licenseApi): Promise<CheckResult> {
+  const r = await runOnCluster({ target: cluster, experiment, app, config, faults, serviceUrl: cluster.serviceUrl(30080) });
   expect(r.error).toBeNull();
   return r;
 }

@@ -10,10 +10,8 @@ import type { Target } from '../cluster/target.ts';
 import { openExisting } from '../cluster/existing/existing-target.ts';
 import { assertTargetAllowed, harnessConfigSchema, TargetNotAllowedError } from './config.ts';
 import { EXPERIMENTS } from './index.ts';
-import { checkRecord, describeTarget, ledgerLines, runRecord } from './record.ts';
-import { assertValidRunRecord } from '../reports/render/json.ts';
 import { runExperiments, type CheckResult } from './runner.ts';
-import { timedSay } from './testing/timed-say.ts';
+import { runOnCluster } from './testing/run-on-cluster.ts';
 import { LOADED_SLOT } from '../cluster/embedded/testing/lanes.ts';
 import type { Experiment } from './experiment.ts';
 import { killPodsOneByOne, underLoad } from './pod-kill.ts';
@@ -34,35 +32,14 @@ afterAll(async () => {
 }, 120_000);
 
 async function run(name: string, faults: string[] = [], target: Target = cluster, cfg = config): Promise<CheckResult> {
-  const [r] = await runExperiments(target, [EXPERIMENTS[name]], {
+  return runOnCluster({
+    target,
+    experiment: EXPERIMENTS[name],
     app: licenseApi,
     config: cfg,
-    signal: new AbortController().signal,
-    say: timedSay(),
-    options: { rate: cfg.experiments.rate, from: 'v1', to: 'v2', faults: faults.map((f) => licenseApi.faults[f]) },
+    faults,
+    serviceUrl: cluster.serviceUrl(30080),
   });
-  const rec = checkRecord(r);
-  // Every real result makes a valid verdict/v1 record, with its ledger lines.
-  const record = runRecord({
-    command: 'experiment',
-    target: await describeTarget(target, cluster.serviceUrl(30080)),
-    results: [r],
-    startedAt: r.startedAt,
-    endedAt: r.endedAt,
-    app: { name: 'license-api', versions: { from: 'v1', to: 'v2' }, faults },
-    ledgerFile: r.evidence?.loads.length ? 'ledger.ndjson.gz' : null,
-  });
-  assertValidRunRecord(record, name);
-  let lines = 0;
-  for (const line of ledgerLines([r])) {
-    if (lines++ === 0) expect(JSON.parse(line).check).toMatch(new RegExp(`^${name}`));
-  }
-  expect(lines).toBe(r.evidence?.loads.reduce((n, l) => n + l.result.ledger.length, 0) ?? 0);
-  process.stderr.write(
-    `${name}${faults.length ? ` [${faults}]` : ''}: ${r.verdict}${r.error ? ` ${r.error}` : ''}\n${r.gates.map((g) => `  ${g.verdict} ${g.name}: ${g.evidence}`).join('\n')}\n` +
-      `${rec.failures.map((f) => `  ${f.count} × ${f.cause}: ${f.examples[0]?.reason}`).join('\n')}\n`,
-  );
-  return r;
 }
 const gate = (r: CheckResult, name: string) => r.gates.find((g) => g.name === name);
 

@@ -5,7 +5,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { licenseApi, licenseApiToken } from '../apps/license-api/profile.ts';
 import { EMBEDDED_PLATFORM, upEmbedded, type EmbeddedCluster } from '../cluster/embedded/embedded-cluster.ts';
 import { k8s } from '../lib/kube/client.ts';
-import { assertValidRunRecord } from '../reports/render/json.ts';
 import { readRunRecord } from '../reports/run-directory.ts';
 import { runCli } from '../cli/testing/run-cli.ts';
 import { harnessConfigSchema } from './config.ts';
@@ -14,9 +13,8 @@ import type { AnyExperiment } from './experiment.ts';
 import { EXPERIMENTS } from './index.ts';
 import type { NodePoolUpgradeData } from './node-pool-upgrade.ts';
 import { observeExperiment, type ObserveData } from './observe.ts';
-import { checkRecord, describeTarget, runRecord } from './record.ts';
-import { runExperiments, type CheckResult } from './runner.ts';
-import { timedSay } from './testing/timed-say.ts';
+import type { CheckResult } from './runner.ts';
+import { runOnCluster } from './testing/run-on-cluster.ts';
 import { LOADED_SLOT } from '../cluster/embedded/testing/lanes.ts';
 
 // The pre-upgrade rehearsals on the embedded cluster (issue 21): each new experiment PASSes the
@@ -40,34 +38,16 @@ afterAll(async () => {
   for (const d of dirs) await rm(d, { recursive: true, force: true });
 }, 120_000);
 
-async function run(exp: AnyExperiment, faults: string[] = []): Promise<CheckResult> {
-  const [r] = await runExperiments(cluster, [exp], {
+const run = (experiment: AnyExperiment, faults: string[] = []): Promise<CheckResult> =>
+  runOnCluster({
+    target: cluster,
+    experiment,
     app: licenseApi,
     config,
-    signal: new AbortController().signal,
-    say: timedSay(),
-    options: { rate: config.experiments.rate, from: 'v1', to: 'v2', faults: faults.map((f) => licenseApi.faults[f]) },
+    faults,
+    command: 'rehearse',
+    serviceUrl: cluster.serviceUrl(30080),
   });
-  const rec = checkRecord(r);
-  assertValidRunRecord(
-    runRecord({
-      command: 'rehearse',
-      target: await describeTarget(cluster, cluster.serviceUrl(30080)),
-      results: [r],
-      startedAt: r.startedAt,
-      endedAt: r.endedAt,
-      app: { name: 'license-api', versions: { from: 'v1', to: 'v2' }, faults },
-      ledgerFile: r.evidence?.loads.length ? 'ledger.ndjson.gz' : null,
-    }),
-    exp.name,
-  );
-  process.stderr.write(
-    `${exp.name}${faults.length ? ` [${faults}]` : ''}: ${r.verdict}${r.error ? ` ${r.error}` : ''} in ${((r.endedAt - r.startedAt) / 1000).toFixed(1)} s\n` +
-      `${r.gates.map((g) => `  ${g.verdict} ${g.name}: ${g.evidence}`).join('\n')}\n` +
-      `${rec.failures.map((f) => `  ${f.count} × ${f.cause}: ${f.examples[0]?.reason}`).join('\n')}\n`,
-  );
-  return r;
-}
 const gate = (r: CheckResult, name: string) => r.gates.find((g) => g.name === name);
 const verdicts = (r: CheckResult) => r.gates.map((g) => [g.name, g.verdict]);
 
