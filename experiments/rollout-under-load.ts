@@ -50,7 +50,10 @@ export async function checkSessions(
   const notReleased = await s.close(held.ids);
   let after = await s.activeCount();
   const deadline = Date.now() + ctx.config.gates.sessions.settleMs;
-  while (held.baseline !== null && after !== null && after > held.baseline && Date.now() < deadline) {
+  // Wait for the seats the harness gave back to show as free; a seat whose release was refused
+  // stays taken (the gate puts it on the harness, INCONCLUSIVE), so waiting for it proves nothing.
+  const settled = (n: number) => n <= held.baseline! + notReleased.length;
+  while (held.baseline !== null && after !== null && !settled(after) && Date.now() < deadline) {
     await sleep(500, undefined, { signal: ctx.signal });
     after = await s.activeCount();
   }

@@ -2,7 +2,8 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { sessionControl } from '../apps/license-api/profile.ts';
-import { sessionsGate, type SessionsEvidence } from './rollout-under-load.ts';
+import { checkSessions, sessionsGate, type SessionsEvidence } from './rollout-under-load.ts';
+import type { RunContext } from './experiment.ts';
 
 const evidence = (o: Partial<SessionsEvidence>): SessionsEvidence => ({
   held: 20,
@@ -75,5 +76,39 @@ describe('the license API profile releases its held sessions', () => {
     } finally {
       down.close();
     }
+  });
+});
+
+describe('checkSessions: waiting for the seats to free', () => {
+  const ctxWith = (counts: number[], refusedIds: number) => {
+    let asked = 0;
+    const sessions = {
+      open: () => Promise.resolve([]),
+      check: (ids: string[]) => Promise.resolve({ alive: ids, dead: [] }),
+      close: () => Promise.resolve(refused(refusedIds)),
+      activeCount: () => Promise.resolve(counts[Math.min(asked++, counts.length - 1)]),
+    };
+    const ctx = {
+      conn: { sessions },
+      config: { gates: { sessions: { settleMs: 60_000 } } },
+      signal: new AbortController().signal,
+    } as unknown as RunContext;
+    return { ctx, asked: () => asked };
+  };
+  const held = { ids: ['a', 'b', 'c'], baseline: 0 };
+
+  it('does not wait for seats whose release was refused: they stay taken, and the gate puts them on the harness', async () => {
+    const { ctx, asked } = ctxWith([2], 2);
+    const s = (await checkSessions(ctx, held))!;
+    expect(asked()).toBe(1);
+    expect(s).toMatchObject({ after: 2, notReleased: refused(2) });
+    expect(sessionsGate(s).verdict).toBe('INCONCLUSIVE');
+  });
+
+  it('waits for released seats to show as free', async () => {
+    const { ctx, asked } = ctxWith([3, 1, 0], 0);
+    const s = (await checkSessions(ctx, held))!;
+    expect(asked()).toBe(3);
+    expect(sessionsGate(s).verdict).toBe('PASS');
   });
 });

@@ -30,7 +30,7 @@ import { measureAll, type MetricSource } from '../lib/metrics/index.ts';
 import { worst, type Verdict } from '../lib/verdict.ts';
 import { metricGates } from '../reports/metric-gates.ts';
 import { SequentialErrorRateRule, type SequentialState } from '../reports/sequential.ts';
-import type { CheckRecord, GateRecord, TimelineRecord } from '../reports/run-record.ts';
+import { checkWithoutLoad, type CheckRecord, type GateRecord, type TimelineRecord } from '../reports/run-record.ts';
 import type { Target } from '../cluster/target.ts';
 import type { AppProfile } from '../experiments/app-profile.ts';
 import { runSmoke } from '../suites/smoke.ts';
@@ -38,7 +38,6 @@ import { tokenExpiresAt } from '../lib/checks/token.ts';
 import { onlyTokenExpired, rollbackOutcome, type GateAction } from './rollback.ts';
 
 const VERSION_LABEL = 'app.kubernetes.io/version';
-const iso = (ms: number) => new Date(ms).toISOString();
 
 export interface GateOptions {
   target: Target;
@@ -109,23 +108,7 @@ function check(
   gates: GateRecord[],
   extra: Partial<CheckRecord> = {},
 ): CheckRecord {
-  return {
-    name,
-    kind: 'gate',
-    description,
-    verdict: worst(gates.map((g) => g.verdict)),
-    startedAt: iso(startedAt),
-    endedAt: iso(Date.now()),
-    error: null,
-    gates,
-    requests: null,
-    failures: [],
-    latency: null,
-    series: [],
-    timeline: [],
-    ledgerLabel: null,
-    ...extra,
-  };
+  return { ...checkWithoutLoad({ name, kind: 'gate', description, startedAt, gates }), ...extra };
 }
 
 /** The versions of the Deployment's current and previous revisions (pod template label). */

@@ -18,7 +18,7 @@ import { hasCapabilities, type Target, type TargetWith } from '../cluster/target
 import { k8s } from '../lib/kube/client.ts';
 import { isPodReady } from '../lib/kube/disrupt.ts';
 import { findKind } from '../lib/kube/render.ts';
-import type { CheckRecord, GateRecord } from '../reports/run-record.ts';
+import { checkWithoutLoad, type CheckRecord, type GateRecord } from '../reports/run-record.ts';
 import { CheckFailed, pass, runSuite, type SuiteCheck, type SuiteRun } from '../lib/checks/suite.ts';
 import { suiteCheckRecord } from '../suites/record.ts';
 import { findingVerdict, lintManifests, type Finding, type Measurements } from './manifest-lint.ts';
@@ -243,28 +243,16 @@ async function measurements(
       observed: {},
     });
   }
-  const record: CheckRecord = {
+  const record = checkWithoutLoad({
     name: 'measurements',
     kind: 'probe',
-    verdict: gates.some((g) => g.verdict === 'ERROR')
-      ? 'ERROR'
-      : gates.some((g) => g.verdict === 'INCONCLUSIVE')
-        ? 'INCONCLUSIVE'
-        : 'PASS',
     description: disruptive
       ? `start time and endpoint propagation measured on the ${t.kind} cluster by deleting one pod (with its grace period) and watching its replacement`
       : `start time read from the pods' conditions on the ${t.kind} target (read-only); ${propagationNotMeasured(t)}`,
-    startedAt: new Date(started).toISOString(),
-    endedAt: new Date().toISOString(),
-    error: null,
+    startedAt: started,
     gates,
-    requests: null,
-    failures: [],
-    latency: null,
-    series: [],
     timeline: timeline.map((e) => ({ ...e })),
-    ledgerLabel: null,
-  };
+  });
   return { record, error };
 }
 
@@ -333,21 +321,12 @@ function manifestsRecord(
   }));
   if (!gates.length) gates.push({ name: 'manifests', verdict: 'PASS', evidence: 'no finding', observed: {} });
   const count = (s: Finding['severity']) => findings.filter((f) => f.severity === s).length;
-  const record: CheckRecord = {
+  const record = checkWithoutLoad({
     name: 'manifests',
     kind: 'probe',
-    verdict: gates.some((g) => g.verdict === 'FAIL') ? 'FAIL' : 'PASS',
     description: `zero-downtime rules of ${manifests.source} (Deployment ${app.workload.deployment}), failing on ${failOn === 'warning' ? 'warnings and errors' : 'errors'}: ${count('error')} errors, ${count('warning')} warnings, ${count('info')} notes`,
-    startedAt: new Date(started).toISOString(),
-    endedAt: new Date().toISOString(),
-    error: null,
+    startedAt: started,
     gates,
-    requests: null,
-    failures: [],
-    latency: null,
-    series: [],
-    timeline: [],
-    ledgerLabel: null,
-  };
+  });
   return { record, findings };
 }

@@ -7,7 +7,7 @@
  *
  * Times are ISO-8601 strings in records and epoch milliseconds in series and timelines.
  */
-import type { Verdict } from '../lib/verdict.ts';
+import { worst, type Verdict } from '../lib/verdict.ts';
 import type { FailureCause } from '../lib/evidence/causes.ts';
 import type { ByConnection, FailureCell, JoinedFailure, SecondOfEvidence } from '../lib/evidence/join.ts';
 import type { TimelineEvent } from '../lib/evidence/timeline.ts';
@@ -158,3 +158,33 @@ export type FailureExample = Omit<JoinedFailure, 'row' | 'cause' | LaterExampleF
  */
 export type { SecondOfEvidence as SecondRecord } from '../lib/evidence/join.ts';
 export type { TimelineEvent as TimelineRecord } from '../lib/evidence/timeline.ts';
+
+/**
+ * A check that sent no load of its own (a measurement, a manifest lint, a gate's query): no requests,
+ * failures, latency or seconds of load; its verdict the worst of its gates (none at all: INCONCLUSIVE).
+ */
+export function checkWithoutLoad(o: {
+  name: string;
+  kind: CheckRecord['kind'];
+  description: string;
+  startedAt: number;
+  gates: GateRecord[];
+  timeline?: TimelineEvent[];
+}): CheckRecord {
+  return {
+    name: o.name,
+    kind: o.kind,
+    verdict: worst(o.gates.map((g) => g.verdict)),
+    description: o.description,
+    startedAt: new Date(o.startedAt).toISOString(),
+    endedAt: new Date().toISOString(),
+    error: null,
+    gates: o.gates,
+    requests: null,
+    failures: [],
+    latency: null,
+    series: [],
+    timeline: o.timeline ?? [],
+    ledgerLabel: null,
+  };
+}

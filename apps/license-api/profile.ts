@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { SignJWT } from 'jose';
 import { findKind, ofKind, renderKustomization, type KubeObject } from '../../lib/kube/render.ts';
 import type { ReleaseSpec } from '../../lib/kube/deploy.ts';
-import { errorText } from '../../lib/errors.ts';
+import { describeError, errorText } from '../../lib/errors.ts';
 import type { Platform } from '../../cluster/target.ts';
 import type {
   AppConnection,
@@ -189,19 +189,28 @@ export async function licenseApiToken(platform: Platform, subject = 'verdict', e
     .sign(new TextEncoder().encode(key));
 }
 
+/** How long a held session's acquire or release may take before the harness gives up on it. */
+const CALL_TIMEOUT_MS = 10_000;
+
 async function call(
   baseUrl: string,
   token: string,
   path: string,
   body: unknown,
 ): Promise<{ status: number; text: string; creator: SessionCreator }> {
-  const res = await fetch(baseUrl + path, {
-    method: 'POST',
-    body: JSON.stringify(body),
-    signal: AbortSignal.timeout(10_000),
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-  });
-  return { status: res.status, text: await res.text(), creator: creatorOf(Object.fromEntries(res.headers)) };
+  try {
+    const res = await fetch(baseUrl + path, {
+      method: 'POST',
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(CALL_TIMEOUT_MS),
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+    });
+    return { status: res.status, text: await res.text(), creator: creatorOf(Object.fromEntries(res.headers)) };
+  } catch (err) {
+    // Say which call and what happened: a bare "The operation was aborted due to timeout" names neither.
+    const what = (err as Error).name === 'TimeoutError' ? `no answer within ${CALL_TIMEOUT_MS / 1000} s` : describeError(err);
+    throw new Error(`POST ${baseUrl}${path}: ${what}`, { cause: err });
+  }
 }
 
 /** How often the harness asks to release a held session before it says it could not (waits 0.5, 1, 1.5, 2 s between). */
@@ -217,6 +226,8 @@ export function sessionControl(baseUrl: string, token: string, creators: Map<str
         const r = await call(baseUrl, token, `${API}/acquire`, {
           license_key: LOAD_LICENSE_KEY,
           hardware_id: `verdict-held-${run}-${i}`,
+        }).catch((err: Error) => {
+          throw new Error(`could not open session ${i + 1} of ${n}: ${err.message}`, { cause: err });
         });
         if (r.status !== 200 && r.status !== 201)
           throw new Error(`could not open session ${i + 1} of ${n}: HTTP ${r.status} ${r.text.slice(0, 200)}`);

@@ -48,4 +48,19 @@ describe('held sessions', () => {
       await new Promise((resolve) => server.close(resolve));
     }
   });
+
+  it('an acquire nobody answers is an error naming the call and the wait, not a bare "aborted due to timeout"', async () => {
+    const server = createServer(() => {}); // reads the request, never answers
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const sessions = (await licenseApi.connect(provided, url)).sessions!;
+      await expect(sessions.open(1)).rejects.toThrow(
+        new RegExp(`could not open session 1 of 1: POST ${url}/api/v1/licenses/acquire: no answer within 10 s`),
+      );
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  }, 30_000);
 });

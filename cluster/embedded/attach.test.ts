@@ -1,4 +1,4 @@
-import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -59,7 +59,9 @@ describe('the embedded strategy, attached', () => {
       endpointLagMs: 1100,
       context: 'verdict-embedded',
     });
-    expect(t.platform).toEqual(EMBEDDED_PLATFORM);
+    // Host services at the state's gateway; NodePorts on 127.0.0.1 when the state names no address (slot 0, older files).
+    expect(t.platform).toEqual({ ...EMBEDDED_PLATFORM, hostServicesAddress: '10.244.0.1' });
+    expect(t.serviceUrl(30080)).toBe('http://127.0.0.1:30080');
     expect(t.podReach?.serviceUrl(30080)).toBe('http://10.244.0.1:30080');
     expect(t.podReach?.networks).toEqual(['10.244.0.0/16']);
     expect(t.dependencies).toBeUndefined(); // they live in the cluster's own process
@@ -75,5 +77,25 @@ describe('the embedded strategy, attached', () => {
     expect(await readFile(join(dir, 'images', 'probe', 'v1', 'main.mjs'), 'utf8')).toBe('console.log(1)\n');
     await t.close();
     expect(JSON.parse(await readFile(join(dir, 'cluster.json'), 'utf8')).pid).toBe(process.pid);
+  });
+
+  it('a cluster on another network slot: its NodePort address and gateway from the state file', async () => {
+    const slotDir = join(dir, 'slot1');
+    await mkdir(slotDir);
+    const state: ClusterStateFile = {
+      name: 'slot1',
+      pid: process.pid,
+      kubeconfig: join(slotDir, 'kubeconfig'),
+      startedAt: new Date().toISOString(),
+      gateway: '10.244.16.1',
+      clusterCidr: '10.244.16.0/20',
+      nodePortHost: '127.0.1.1',
+    };
+    await writeFile(state.kubeconfig, KUBECONFIG);
+    await writeFile(join(slotDir, 'cluster.json'), JSON.stringify(state));
+    const t = await attachEmbedded({ name: 'slot1', stateDir: slotDir });
+    expect(t.serviceUrl(30080)).toBe('http://127.0.1.1:30080');
+    expect(t.podReach?.serviceUrl(30080)).toBe('http://10.244.16.1:30080');
+    expect(t.platform.hostServicesAddress).toBe('10.244.16.1');
   });
 });

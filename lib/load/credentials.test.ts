@@ -1,5 +1,4 @@
-import { setTimeout as sleep } from 'node:timers/promises';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { TokenClients } from './credentials.ts';
 import { runLoad } from './engine.ts';
 import { defineScenario } from './scenario.ts';
@@ -12,12 +11,14 @@ const mintLike = () => {
 
 describe('TokenClients: clients of an issuer that rotates its signing key', () => {
   it('after the switch each client keeps its token of the old key until it renews, then holds the new key; the last old token is known', async () => {
+    // On a fake clock: the renewals are 1 s apart, which a busy machine must not blur.
+    vi.useFakeTimers();
     const t = new TokenClients({ clients: 4, lifetimeMs: 8000, key: 'k1', mint: mintLike(), tickMs: 20 });
     const until = async (what: string, cond: () => boolean) => {
       const end = Date.now() + 15_000;
       while (!cond()) {
         if (Date.now() > end) throw new Error(`${what} did not happen within 15 s`);
-        await sleep(20);
+        await vi.advanceTimersByTimeAsync(20);
       }
     };
     await t.start();
@@ -40,6 +41,7 @@ describe('TokenClients: clients of an issuer that rotates its signing key', () =
       expect(t.current().split('.')[1]).toBe('8');
     } finally {
       t.stop();
+      vi.useRealTimers();
     }
   });
 
@@ -49,26 +51,27 @@ describe('TokenClients: clients of an issuer that rotates its signing key', () =
 });
 
 describe('a scenario whose headers are a function (lib/load)', () => {
-  it('is asked for every request: the credential changes in the middle of a run', async () => {
+  it('is asked for every request: each request carries the credential of its own call', async () => {
     const seen: string[] = [];
     await using server = await startTestServer((req, res) => {
       seen.push(String(req.headers.authorization));
       res.writeHead(200).end();
     });
-    let token = 'first';
-    setTimeout(() => (token = 'second'), 250);
+    // A new credential on every call: each request must carry a different one (none cached, none reused).
+    let calls = 0;
     const r = await runLoad({
       url: server.url,
       executor: { executor: 'constant-arrival-rate', rate: 100, duration: '500ms', maxVUs: 10 },
       scenario: defineScenario({
-        headers: () => ({ authorization: `Bearer ${token}` }),
+        headers: () => ({ authorization: `Bearer t${++calls}` }),
         flows: [{ name: 'f', steps: [{ name: 'get', path: '/' }] }],
       }),
       thresholds: { http_req_failed: ['rate<1'] },
     });
-    expect(r.summary.counts.succeeded).toBe(50);
-    expect(seen[0]).toBe('Bearer first');
-    expect(seen.at(-1)).toBe('Bearer second');
-    expect(new Set(seen)).toEqual(new Set(['Bearer first', 'Bearer second']));
+    // How many arrivals started depends on the machine (late ones are dropped); what each carried does not.
+    expect(r.summary.counts.succeeded).toBe(seen.length);
+    expect(seen.length).toBeGreaterThan(1);
+    expect(new Set(seen).size).toBe(seen.length);
+    expect(seen[0]).toBe('Bearer t1');
   });
 });
