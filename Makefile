@@ -61,56 +61,45 @@ format: setup ## format the code base with Prettier (print width 130) and apply 
 	npx oxlint --type-aware --fix .
 
 # The control plane is built before the tests start, so that no test pays for (or races) a cold build.
-# Everything runs at once, at three CPU priorities, so that the load engines judged on their
-# lateness see the machine as if alone while the rest fills the CPU they leave idle (the loaded
-# suites' own time is mostly waiting: outages, drains, grace periods):
-#   3. in the foreground, at normal priority, one file at a time: the loaded embedded-cluster suites
-#      (rollouts and rehearsals under load, judged on the engine's lateness and on latency compared
-#      between versions) on network slot 1 (cluster/embedded/testing/lanes.ts: bridge verdict1, pods
-#      in 10.244.16.0/24, NodePorts on 127.0.1.1), and the suites whose claims are real-time bounds of
-#      the app's own answers (SUITES_TIMED: typed 503s within a deadline while Postgres is frozen);
-#   2. beside it, one file at a time: the calm cluster suites at nice 10 on slot 0 (verdict0,
-#      127.0.0.1): their gates judge behaviour, not the load engine's lateness, so a busy machine slows
-#      them but cannot change their verdicts; then
-#   4. the kind suite (kind up on the node image built here, deploy, rollout-under-load, endpoint
-#      propagation, down) at normal priority, with the Docker engine and so kind's nodes at nice 10
-#      (lib/docker/engine.ts nice): its load engine and the foreground's yield to neither's cluster;
-#   1. beside both, in the idle scheduling class (chrt --idle: only CPU nobody else wants): lint,
-#      then every other suite, files in parallel.
-# The background runs' output (.reports/*.log) is printed when the foreground ends. Each lane runs
-# one cluster at a time; the two embedded lanes never share a bridge, a pod range or a NodePort address.
-# The container tests (in run 1) and the kind suite share one Docker engine (our own dockerd under
-# /var/lib/verdict/docker, no iptables, no IP forwarding, no bridge; reused when it runs already),
-# held by this recipe's shell until every run ended (or on any exit). The registry-free base image is
-# made before the tests start (scripts/docker-base.sh; cached in ~/.cache/verdict). When no engine can
-# run, the container tests and the kind suite fail and say why.
+# Three vitest runs, the first two side by side:
+#   1. every suite but the end-to-end cluster suites, files in parallel (its output is kept in
+#      .reports/vitest-1-suites.log and printed when it ends);
+#   2. meanwhile, the calm cluster suites one file at a time: their gates judge behaviour, not the
+#      load engine's lateness, so a busy machine slows them but cannot change their verdicts;
+#   3. then the loaded cluster suites one file at a time, alone on the machine: their load gates (the
+#      engine's own lateness, latency compared between versions) must not be judged on a machine busy
+#      with other suites.
+# Each cluster suite brings up its own cluster, one file at a time in each run; the loaded ones use
+# embedded network slot 1 (cluster/embedded/testing/lanes.ts: bridge verdict1, pods in
+# 10.244.16.0/24, NodePorts on 127.0.1.1), the calm ones slot 0. Running the lanes side by side was
+# tried and measured (docs/testing.md, "Why the loaded suites run alone"): their verdicts broke.
+# The container tests (all in run 1) share one Docker engine (lib/docker/engine.ts: our own dockerd
+# under /var/lib/verdict/docker, no iptables, no IP forwarding, no bridge; reused when it runs
+# already), held by this recipe's shell and released after runs 1 and 2 (or on any exit), and the
+# registry-free base image is made before the tests start (scripts/docker-base.sh; cached in
+# ~/.cache/verdict). When no engine can run, the container tests fail and say why.
+# The kind end-to-end suite (cluster/kind/kind.cluster.test.ts) is a loaded one: kind up on the node
+# image built here, deploy, rollout-under-load, endpoint propagation, down.
 CLUSTER_CALM := cluster/embedded/embedded-cluster.test.ts suites/suites.cluster.test.ts gate/gate.cluster.test.ts
-CLUSTER_LOADED := experiments/experiments.cluster.test.ts experiments/rehearsals.cluster.test.ts experiments/dependency-rehearsals.cluster.test.ts lib/load/distributed/agents.cluster.test.ts
-CLUSTER_KIND := cluster/kind/kind.cluster.test.ts
-CLUSTER_E2E := $(CLUSTER_CALM) $(CLUSTER_LOADED) $(CLUSTER_KIND)
-SUITES_TIMED := license-api/test/failing-postgres.test.ts
+CLUSTER_LOADED := experiments/experiments.cluster.test.ts experiments/rehearsals.cluster.test.ts experiments/dependency-rehearsals.cluster.test.ts lib/load/distributed/agents.cluster.test.ts cluster/kind/kind.cluster.test.ts
+CLUSTER_E2E := $(CLUSTER_CALM) $(CLUSTER_LOADED)
 VITEST_REPORTS = --reporter=json --outputFile.json=$(REPORTS)/vitest-$(1).json --reporter=junit --outputFile.junit=$(REPORTS)/vitest-$(1).junit.xml
-IDLE_CPU := chrt --idle 0
-test: setup docker-deps controlplane tofu ## run every test and the lint (vitest, real Postgres, Redis, Docker engine and control plane); JSON reports in .reports/
+test: setup docker-deps lint controlplane tofu ## run every test (vitest, real Postgres, Redis, Docker engine and control plane); JSON reports in .reports/
 	@mkdir -p $(REPORTS)
-	@rm -f $(REPORTS)/vitest-*.json $(REPORTS)/vitest-*.junit.xml $(REPORTS)/vitest-*.log $(REPORTS)/lint.log
+	@rm -f $(REPORTS)/vitest-*.json $(REPORTS)/vitest-*.junit.xml $(REPORTS)/vitest-*.log
 	@rc=0; holder=$$$$; \
 	if host=$$(node lib/docker/engine.ts up --hold $$holder); then \
 	  trap 'node lib/docker/engine.ts release --hold '$$holder EXIT; \
-	  node lib/docker/engine.ts nice --nice 10 || echo "make test: the Docker engine's priority could not be lowered (kind's nodes compete with the load engines)" >&2; \
 	  DOCKER_HOST=$$host scripts/docker-base.sh >/dev/null || echo "make test: the local base image could not be built (the container tests will fail and say why)" >&2; \
 	  DOCKER_HOST=$$host cluster/kind/node-image/build.sh >/dev/null || echo "make test: the kind node image could not be built (the kind suite will fail and say why)" >&2; \
 	else echo "make test: no Docker engine (the container tests will fail and say why)" >&2; fi; \
-	echo "make test: the loaded suites run here; beside them the calm cluster suites then kind ($(REPORTS)/vitest-2-cluster-calm.log, vitest-4-kind.log), lint and the other suites (idle CPU: $(REPORTS)/lint.log, vitest-1-suites.log)"; \
-	{ $(IDLE_CPU) $(MAKE) --no-print-directory lint >$(REPORTS)/lint.log 2>&1; l=$$?; \
-	  $(IDLE_CPU) npx vitest run $(addprefix --exclude ,$(CLUSTER_E2E) $(SUITES_TIMED)) --reporter=default $(call VITEST_REPORTS,1-suites) >$(REPORTS)/vitest-1-suites.log 2>&1 && exit $$l; } & suites=$$!; \
-	{ nice -n 10 npx vitest run --no-file-parallelism $(CLUSTER_CALM) --reporter=default $(call VITEST_REPORTS,2-cluster-calm) >$(REPORTS)/vitest-2-cluster-calm.log 2>&1; c=$$?; \
-	  npx vitest run $(CLUSTER_KIND) --reporter=default $(call VITEST_REPORTS,4-kind) >$(REPORTS)/vitest-4-kind.log 2>&1 && exit $$c; } & calm=$$!; \
-	npx vitest run --no-file-parallelism $(SUITES_TIMED) $(CLUSTER_LOADED) --reporter=default $(call VITEST_REPORTS,3-cluster-loaded) || rc=1; \
-	wait $$calm || rc=1; echo "make test: the calm cluster suites' output:"; cat $(REPORTS)/vitest-2-cluster-calm.log; \
-	echo "make test: the kind suite's output:"; cat $(REPORTS)/vitest-4-kind.log; \
-	wait $$suites || rc=1; echo "make test: the lint's output:"; cat $(REPORTS)/lint.log; echo "make test: the suites' output:"; cat $(REPORTS)/vitest-1-suites.log; \
+	echo "make test: run 1 (the suites, in parallel) writes to $(REPORTS)/vitest-1-suites.log while run 2 (the calm cluster suites) runs"; \
+	npx vitest run $(addprefix --exclude ,$(CLUSTER_E2E)) --reporter=default $(call VITEST_REPORTS,1-suites) >$(REPORTS)/vitest-1-suites.log 2>&1 & suites=$$!; \
+	npx vitest run --no-file-parallelism $(CLUSTER_CALM) --reporter=default $(call VITEST_REPORTS,2-cluster-calm) || rc=1; \
+	wait $$suites || rc=1; \
+	echo "make test: run 1's output:"; cat $(REPORTS)/vitest-1-suites.log; \
 	node lib/docker/engine.ts release --hold $$holder || rc=1; \
+	npx vitest run --no-file-parallelism $(CLUSTER_LOADED) --reporter=default $(call VITEST_REPORTS,3-cluster-loaded) || rc=1; \
 	exit $$rc
 
 # The scheduled CI run: everything make test runs, plus the repeated statistical runs (test/nightly.ts).

@@ -1,29 +1,11 @@
 import { spawn, spawnSync } from 'node:child_process';
-import {
-  chmodSync,
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { docker, dockerfileBaseImages, guardArgs, RegistryRefusedError, runImageOf } from './cli.ts';
-import {
-  cannotStartReason,
-  leftovers,
-  reniceEngine,
-  stopEngine,
-  unavailableMessage,
-  useEngine,
-  type DockerEngine,
-} from './engine.ts';
+import { cannotStartReason, leftovers, stopEngine, unavailableMessage, useEngine, type DockerEngine } from './engine.ts';
 import { diffHostNet, snapshotHostNet, type HostNetSnapshot } from './host-safety.ts';
 
 describe('the docker CLI gate (no engine needed)', () => {
@@ -133,32 +115,6 @@ describe('our own dockerd', () => {
     const r = await docker(engine, ['run', '--rm', '--network', 'host', 'verdict/tiny:test', '/tini', '--version']);
     expect(r.stdout).toMatch(/tini version/);
     expect(diffHostNet(before, snapshotHostNet())).toEqual([]);
-  });
-
-  it('reniceEngine lowers dockerd and every process under it; what it starts later inherits it', async () => {
-    const niceOf = (pid: number) => {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
-    };
-    const parentOf = (pid: number) => {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-    };
-    const dockerd = Number(readFileSync(join(root, 'docker.pid'), 'utf8').trim());
-    const children = () =>
-      readdirSync('/proc')
-        .map(Number)
-        .filter((pid) => Number.isInteger(pid) && existsSync(`/proc/${pid}/stat`) && parentOf(pid) === dockerd);
-    expect(niceOf(dockerd)).toBe(0);
-    expect(children().length).toBeGreaterThan(0); // its containerd
-    expect(reniceEngine(root, 7)).toBeGreaterThanOrEqual(1 + children().length);
-    expect([dockerd, ...children()].map(niceOf)).toEqual([dockerd, ...children()].map(() => 7));
-    // The engine still works, and a container still runs.
-    const r = await docker(engine, ['run', '--rm', '--network', 'host', 'verdict/tiny:test', '/tini', '--version']);
-    expect(r.stdout).toMatch(/tini version/);
-    expect(reniceEngine(root, 0)).toBeGreaterThanOrEqual(2);
-    expect(niceOf(dockerd)).toBe(0);
-    expect(reniceEngine(join(root, 'none'), 7)).toBe(0);
   });
 
   it('is shared through leases: the last holder stops it, and then nothing is left (process, mount, folder)', async () => {

@@ -30,7 +30,6 @@ import { readFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { setPriority } from 'node:os';
 import { killProcessesUsing } from '../proc/kill-by-path.ts';
 import { runCommand } from '../proc/run.ts';
 import {
@@ -602,45 +601,7 @@ function releaseSync(l: Layout, lease: string): void {
   }
 }
 
-/**
- * Sets the scheduling priority (nice value) of our running `dockerd` and every process under it
- * (containerd, shims, containers); containers started afterwards inherit it. `make test` lowers it
- * so that kind's nodes yield the CPU to the load engines judged on their lateness. Returns how many
- * processes it changed (0: our engine is not running).
- */
-export function reniceEngine(root: string, niceness: number): number {
-  const top = enginePid(layout(resolve(root)));
-  if (!top || !alive(top)) return 0;
-  const parentOf = new Map<number, number>();
-  for (const name of readdirSync('/proc')) {
-    const pid = Number(name);
-    if (!Number.isInteger(pid)) continue;
-    try {
-      // /proc/<pid>/stat: "pid (comm) state ppid …"; comm may hold spaces and parentheses.
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      parentOf.set(pid, Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
-    } catch {
-      /* gone */
-    }
-  }
-  const under = (pid: number): boolean => {
-    for (let p = pid, hops = 0; p > 1 && hops < 64; p = parentOf.get(p) ?? 0, hops++) if (p === top) return true;
-    return false;
-  };
-  let changed = 0;
-  for (const pid of parentOf.keys()) {
-    if (!under(pid)) continue;
-    try {
-      setPriority(pid, niceness);
-      changed++;
-    } catch {
-      /* gone meanwhile */
-    }
-  }
-  return changed;
-}
-
-// `node lib/docker/engine.ts up|release|down|status|nice [--root DIR] [--hold PID] [--nice N]`: an engine for a whole CI run or `make test`.
+// `node lib/docker/engine.ts up|release|down|status [--root DIR] [--hold PID]`: an engine for a whole CI run or `make test`.
 if (import.meta.url === `file://${process.argv[1]}`) {
   const [cmd, ...rest] = process.argv.slice(2);
   const flag = (name: string) => {
@@ -665,12 +626,6 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     } else if (cmd === 'down') {
       const r = await stopEngine(root, { onProgress: say });
       say(r.wasRunning ? 'stopped; nothing left behind' : 'no engine was running; nothing left behind');
-    } else if (cmd === 'nice') {
-      const n = Number(flag('--nice') ?? 10);
-      if (!Number.isInteger(n) || n < -20 || n > 19)
-        throw new RangeError(`--nice takes a whole number from -20 to 19, got ${flag('--nice')}`);
-      const changed = reniceEngine(root, n);
-      say(changed ? `nice ${n}: dockerd and ${changed - 1} processes under it` : 'our engine is not running: nothing to renice');
     } else if (cmd === 'status') {
       const found = await findEngine({ root, external: false });
       process.stdout.write(
@@ -679,7 +634,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
           : `not running${leftovers(root).length ? ` (left: ${leftovers(root).join('; ')})` : ''}\n`,
       );
     } else {
-      process.stderr.write('usage: node lib/docker/engine.ts up|release|down|status|nice [--root DIR] [--hold PID] [--nice N]\n');
+      process.stderr.write('usage: node lib/docker/engine.ts up|release|down|status [--root DIR] [--hold PID]\n');
       process.exit(64);
     }
   } catch (err) {

@@ -1,8 +1,8 @@
 /**
- * make test runs the cluster suites in two lanes at once (Makefile, "test"): the loaded suites
- * (rollouts and rehearsals under load, judged on the load engine's lateness) one file at a time on
- * network slot 1 at normal priority, and the calm ones (embedded-cluster, suites, gate) on slot 0
- * at a lower priority. Each embedded cluster of a lane uses its lane's slot, so the two never share
- * a bridge, a pod range or a NodePort address.
+ * The embedded network slot of the loaded cluster suites (rollouts and rehearsals under load): slot 1
+ * (bridge verdict1, pods in 10.244.16.0/24, NodePorts on 127.0.1.1), apart from the calm suites and
+ * `verdict cluster up` on slot 0, so that a loaded file can run next to a calm one or next to a
+ * developer's cluster without sharing a bridge, a pod range or a NodePort address. make test still
+ * runs the loaded suites alone (docs/testing.md, "Why the loaded suites run alone").
  */
 export const LOADED_SLOT = 1;
