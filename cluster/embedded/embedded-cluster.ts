@@ -73,7 +73,7 @@ export interface EmbeddedUpOptions extends Pick<
 > {
   /**
    * Which network slot (0–7, network/slots.ts): its own bridge, pod range and NodePort address, so
-   * that clusters of different names run side by side. 0 (the default) is 127.0.0.1 and verdict0.
+   * that clusters with their own state directories run side by side. 0 (the default) is 127.0.0.1 and verdict0.
    */
   slot?: number;
   /** Kubelet restart back-off base (10 s like the kubelet; tests may shorten it). */
