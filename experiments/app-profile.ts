@@ -41,17 +41,24 @@ export interface Fault {
   transform?: (objects: KubeObject[]) => void;
 }
 
+/** A held session and the app's last answer about it (a session that no longer works, or would not end). */
+export interface SessionAnswer {
+  id: string;
+  status: number;
+  body: string;
+}
+
 /** Client sessions the app keeps (seats, carts, logins): for the sessions-preserved gate. */
 export interface SessionControl {
   /** Opens `n` sessions and returns their ids. */
   open(n: number): Promise<string[]>;
   /** Which of them still work (an extend/heartbeat call succeeds), with what the others answered. */
-  check(ids: string[]): Promise<{ alive: string[]; dead: Array<{ id: string; status: number; body: string }> }>;
+  check(ids: string[]): Promise<{ alive: string[]; dead: SessionAnswer[] }>;
   /**
    * Ends them (retrying what a busy or restarting service refuses; never throws) and returns those it
    * could not end, with the last answer: their seats are the harness's, not a leak of the release.
    */
-  close(ids: string[]): Promise<Array<{ id: string; status: number; body: string }>>;
+  close(ids: string[]): Promise<SessionAnswer[]>;
   /** How many sessions the app holds open in all (for a leak check), or null when it does not say. */
   activeCount(): Promise<number | null>;
 }

@@ -8,16 +8,17 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { coldStartGate, latencyGate, type Gate } from '../reports/gates.ts';
 import { defineExperiment, type RunContext } from './experiment.ts';
 import { faultsOf, loadGates, pause, workloadShape, type WorkloadShape } from './common.ts';
+import type { SessionAnswer } from './app-profile.ts';
 
 export interface SessionsEvidence {
   held: number;
   alive: number;
-  dead: Array<{ id: string; status: number; body: string }>;
+  dead: SessionAnswer[];
   /** Active sessions before the load and after it (null when the app does not say). */
   baseline: number | null;
   after: number | null;
   /** Held sessions the harness could not release afterwards (their seats are its own), with the last answer. */
-  notReleased?: Array<{ id: string; status: number; body: string }>;
+  notReleased?: SessionAnswer[];
 }
 
 export interface RolloutData {

@@ -16,6 +16,7 @@ import type {
   DependencyCheck,
   Fault,
   LoadMix,
+  SessionAnswer,
   SessionControl,
 } from '../../experiments/app-profile.ts';
 import {
@@ -244,7 +245,7 @@ export function sessionControl(baseUrl: string, token: string, creators: Map<str
     },
     async check(ids) {
       const alive: string[] = [];
-      const dead: Array<{ id: string; status: number; body: string }> = [];
+      const dead: SessionAnswer[] = [];
       for (const id of ids) {
         const r = await call(baseUrl, token, `${API}/heartbeat`, { session_id: id }).catch((err) => ({
           status: 0,
@@ -256,7 +257,7 @@ export function sessionControl(baseUrl: string, token: string, creators: Map<str
       return { alive, dead };
     },
     async close(ids) {
-      const notReleased: Array<{ id: string; status: number; body: string }> = [];
+      const notReleased: SessionAnswer[] = [];
       await Promise.all(
         ids.map(async (id) => {
           for (let attempt = 1; ; attempt++) {
@@ -325,7 +326,7 @@ const HOST_SERVICE_URLS = ['DATABASE_URL', 'REDIS_URL'];
  * Host services (embedded): the Secret's service URLs pointed at `address`, where this cluster's pods
  * reach Postgres and Redis (its network slot's gateway; the overlay names slot 0's, 10.244.0.1).
  */
-export function hostServicesAt(objects: KubeObject[], address: string): void {
+function hostServicesAt(objects: KubeObject[], address: string): void {
   for (const o of ofKind(objects, 'Secret')) {
     const data = o.data as Record<string, string> | undefined;
     for (const key of HOST_SERVICE_URLS) {

@@ -6,7 +6,6 @@ import type { HarnessConfig } from '../config.ts';
 import type { AnyExperiment } from '../experiment.ts';
 import { checkRecord, describeTarget, ledgerLines, runRecord } from '../record.ts';
 import { runExperiments, type CheckResult } from '../runner.ts';
-import { timedSay } from './timed-say.ts';
 
 export interface ClusterRun {
   target: Target;
@@ -58,4 +57,12 @@ export async function runOnCluster(o: ClusterRun): Promise<CheckResult> {
       `${rec.failures.map((f) => `  ${f.count} × ${f.cause}: ${f.examples[0]?.reason}`).join('\n')}\n`,
   );
   return r;
+}
+
+/**
+ * Progress on stderr, each line with the seconds since the run began, so that a slow phase (deploy,
+ * warm-up, outage, recovery, settle) shows in the log of any run.
+ */
+function timedSay(started = Date.now()): (message: string) => void {
+  return (m) => process.stderr.write(`  +${((Date.now() - started) / 1000).toFixed(1)} s ${m}\n`);
 }

@@ -1,5 +1,5 @@
-import type { PodNetworkOptions } from './pod-network.ts';
 import {
+  type PodNetworkOptions,
   DEFAULT_BRIDGE,
   DEFAULT_CLUSTER_CIDR,
   DEFAULT_GATEWAY,
