@@ -29,32 +29,42 @@ export interface RolloutData {
   sessions: SessionsEvidence | null;
 }
 
+/** Held sessions: their ids, the active count before them, and whether the harness has closed them yet. */
+export interface HeldSessions {
+  ids: string[];
+  baseline: number | null;
+  closed: boolean;
+}
+
 /** Opens the held sessions (and reads the baseline count) where the app has sessions. */
-export async function holdSessions(ctx: RunContext): Promise<{ ids: string[]; baseline: number | null } | null> {
+export async function holdSessions(ctx: RunContext): Promise<HeldSessions | null> {
   const s = ctx.conn.sessions;
   const n = ctx.config.gates.sessions.held;
   if (!s || n === 0) return null;
   const baseline = await s.activeCount();
   const ids = await s.open(n);
-  ctx.defer('release the held sessions', () => s.close(ids));
-  return { ids, baseline };
+  const held: HeldSessions = { ids, baseline, closed: false };
+  // Released here only when the experiment did not get to checkSessions (an error, Ctrl-C): that
+  // already asked for each release with its retries, and asking again would change nothing.
+  ctx.defer('release the held sessions', () => (held.closed ? Promise.resolve() : s.close(ids)));
+  return held;
 }
 
 /** After the load: do the held sessions still work, and does the active count return to the baseline? */
-export async function checkSessions(
-  ctx: RunContext,
-  held: { ids: string[]; baseline: number | null } | null,
-): Promise<SessionsEvidence | null> {
+export async function checkSessions(ctx: RunContext, held: HeldSessions | null): Promise<SessionsEvidence | null> {
   const s = ctx.conn.sessions;
   if (!s || !held) return null;
   const { alive, dead } = await s.check(held.ids);
   const notReleased = await s.close(held.ids);
+  held.closed = true;
   let after = await s.activeCount();
   const deadline = Date.now() + ctx.config.gates.sessions.settleMs;
   // Wait for the seats the harness gave back to show as free; a seat whose release was refused
   // stays taken (the gate puts it on the harness, INCONCLUSIVE), so waiting for it proves nothing.
+  // Nor is there anything to wait for once a held session is dead: the gate FAILs on that whatever
+  // the seats say, and the count read now is reported as it is.
   const settled = (n: number) => n <= held.baseline! + notReleased.length;
-  while (held.baseline !== null && after !== null && !settled(after) && Date.now() < deadline) {
+  while (dead.length === 0 && held.baseline !== null && after !== null && !settled(after) && Date.now() < deadline) {
     await sleep(500, undefined, { signal: ctx.signal });
     after = await s.activeCount();
   }

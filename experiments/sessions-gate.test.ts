@@ -80,11 +80,15 @@ describe('the license API profile releases its held sessions', () => {
 });
 
 describe('checkSessions: waiting for the seats to free', () => {
-  const ctxWith = (counts: number[], refusedIds: number) => {
+  const ctxWith = (counts: number[], refusedIds: number, deadIds = 0) => {
     let asked = 0;
     const sessions = {
       open: () => Promise.resolve([]),
-      check: (ids: string[]) => Promise.resolve({ alive: ids, dead: [] }),
+      check: (ids: string[]) =>
+        Promise.resolve({
+          alive: ids.slice(deadIds),
+          dead: ids.slice(0, deadIds).map((id) => ({ id, status: 500, body: 'fault' })),
+        }),
       close: () => Promise.resolve(refused(refusedIds)),
       activeCount: () => Promise.resolve(counts[Math.min(asked++, counts.length - 1)]),
     };
@@ -95,19 +99,29 @@ describe('checkSessions: waiting for the seats to free', () => {
     } as unknown as RunContext;
     return { ctx, asked: () => asked };
   };
-  const held = { ids: ['a', 'b', 'c'], baseline: 0 };
+  const held = () => ({ ids: ['a', 'b', 'c'], baseline: 0, closed: false });
 
   it('does not wait for seats whose release was refused: they stay taken, and the gate puts them on the harness', async () => {
     const { ctx, asked } = ctxWith([2], 2);
-    const s = (await checkSessions(ctx, held))!;
+    const s = (await checkSessions(ctx, held()))!;
     expect(asked()).toBe(1);
     expect(s).toMatchObject({ after: 2, notReleased: refused(2) });
     expect(sessionsGate(s).verdict).toBe('INCONCLUSIVE');
   });
 
+  it('does not wait for seats once a held session is dead: the gate FAILs on that, and the count is reported as read', async () => {
+    const { ctx, asked } = ctxWith([3, 0], 0, 1);
+    const h = held();
+    const s = (await checkSessions(ctx, h))!;
+    expect(asked()).toBe(1);
+    expect(h.closed).toBe(true);
+    expect(s).toMatchObject({ alive: 2, after: 3 });
+    expect(sessionsGate(s).verdict).toBe('FAIL');
+  });
+
   it('waits for released seats to show as free', async () => {
     const { ctx, asked } = ctxWith([3, 1, 0], 0);
-    const s = (await checkSessions(ctx, held))!;
+    const s = (await checkSessions(ctx, held()))!;
     expect(asked()).toBe(3);
     expect(sessionsGate(s).verdict).toBe('PASS');
   });

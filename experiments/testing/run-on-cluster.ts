@@ -6,6 +6,7 @@ import type { HarnessConfig } from '../config.ts';
 import type { AnyExperiment } from '../experiment.ts';
 import { checkRecord, describeTarget, ledgerLines, runRecord } from '../record.ts';
 import { runExperiments, type CheckResult } from '../runner.ts';
+import { removeWorkload } from './fresh-workload.ts';
 
 export interface ClusterRun {
   target: Target;
@@ -22,17 +23,25 @@ export interface ClusterRun {
 
 /**
  * One experiment on a cluster for the cluster suites, as the CLI runs it (v1 → v2 at the config's
- * rate): every real result must make a valid verdict/v1 record with one ledger line per recorded
+ * rate), on a namespace without the previous test's pods (removeWorkload): every real result must make a valid verdict/v1 record with one ledger line per recorded
  * request; the verdict, gates and failure causes are printed with the run's duration.
  */
 export async function runOnCluster(o: ClusterRun): Promise<CheckResult> {
   const faults = o.faults ?? [];
   const name = o.experiment.name;
+  const say = timedSay();
+  // Where the harness deploys (the target takes images), it starts from an empty namespace rather
+  // than draining the previous test's pods; on a target it cannot deploy to, the running workload is
+  // what it tests.
+  if (o.target.images) {
+    await removeWorkload(o.target, o.app.workload);
+    say(`the previous test's workload removed`);
+  }
   const [r] = await runExperiments(o.target, [o.experiment], {
     app: o.app,
     config: o.config,
     signal: new AbortController().signal,
-    say: timedSay(),
+    say,
     options: { rate: o.config.experiments.rate, from: 'v1', to: 'v2', faults: faults.map((f) => o.app.faults[f]) },
   });
   const rec = checkRecord(r);

@@ -6,3 +6,9 @@
  * runs the loaded suites alone (docs/testing.md, "Why the loaded suites run alone").
  */
 export const LOADED_SLOT = 1;
+
+/** A second loaded slot (bridge verdict2, pods in 10.244.32.0/24, NodePorts on 127.0.2.1). */
+export const SECOND_LOADED_SLOT = 2;
+
+/** A third loaded slot (bridge verdict3, pods in 10.244.48.0/24, NodePorts on 127.0.3.1). */
+export const THIRD_LOADED_SLOT = 3;

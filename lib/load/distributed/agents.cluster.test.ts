@@ -2,7 +2,8 @@
 // Job reaching its Service at the pod gateway's NodePort and reporting to a collector on that gateway.
 // The merged totals must be the sum of the agents' parts and match the Service's own
 // http_requests_total; a killed agent must make the run INCONCLUSIVE, naming it. An experiment
-// whose load comes from agents (--agents) must judge as one from this process does. Needs root.
+// whose load comes from agents (--agents) must judge as one from this process does: a broken release
+// here, the shipped one in agents-rollout.cluster.test.ts. Needs root.
 import { chmod, mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,13 +14,10 @@ import { isNotFound, k8s } from '../../kube/client.ts';
 import { deployRelease, renderRelease } from '../../kube/deploy.ts';
 import { findKind } from '../../kube/render.ts';
 import { isPodReady, waitForSettled } from '../../kube/disrupt.ts';
-import { harnessConfigSchema } from '../../../experiments/config.ts';
-import { EXPERIMENTS } from '../../../experiments/index.ts';
-import { runExperiments, type CheckResult } from '../../../experiments/runner.ts';
-import { startAgents, type DistributedLoadResult, type RunAgentsOptions } from './index.ts';
+import { startAgents, type RunAgentsOptions } from './index.ts';
+import { noAgentsLeft, rolloutFromAgents } from './testing/agents-experiment.ts';
 import { errorText } from '../../errors.ts';
-import { repeats } from '../../../test/nightly.ts';
-import { LOADED_SLOT } from '../../../cluster/embedded/testing/lanes.ts';
+import { THIRD_LOADED_SLOT } from '../../../cluster/embedded/testing/lanes.ts';
 
 const STATE = '/var/lib/verdict/test-agents';
 const NS = licenseApi.workload.namespace;
@@ -48,7 +46,7 @@ async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>
 }
 
 beforeAll(async () => {
-  cluster = await upEmbedded({ name: 'verdict', stateDir: STATE, nodes: 3, slot: LOADED_SLOT, onProgress: log });
+  cluster = await upEmbedded({ name: 'verdict', stateDir: STATE, nodes: 3, slot: THIRD_LOADED_SLOT, onProgress: log });
   core = cluster.kubeConfig.makeApiClient(k8s.CoreV1Api);
   batch = cluster.kubeConfig.makeApiClient(k8s.BatchV1Api);
   await cluster.images.load(licenseApi.image('v1'), log);
@@ -249,66 +247,11 @@ describe('load agents as an Indexed Job', () => {
   }, 240_000);
 });
 
+// The shipped release's rollout with the load from agents runs alone (its latency is judged):
+// agents-rollout.cluster.test.ts. This FAIL runs beside other suites in make test.
 describe('experiments with their load from agents (--agents)', () => {
-  const config = harnessConfigSchema.parse({ experiments: { rate: 150, warmupMs: 3000, settleMs: 5000 } });
-  async function run(faults: string[] = []): Promise<CheckResult> {
-    const [r] = await runExperiments(cluster, [EXPERIMENTS['rollout-under-load']], {
-      app: licenseApi,
-      config,
-      signal: new AbortController().signal,
-      say: log,
-      agents: 2,
-      options: { rate: config.experiments.rate, from: 'v1', to: 'v2', faults: faults.map((f) => licenseApi.faults[f]) },
-    });
-    log(
-      `rollout-under-load${faults.length ? ` [${faults}]` : ''} from 2 agents: ${r.verdict}${r.error ? ` ${r.error}` : ''}\n${r.gates.map((g) => `  ${g.verdict} ${g.name}: ${g.evidence}`).join('\n')}`,
-    );
-    return r;
-  }
-
-  // Issue 22: a good release PASSes the agents' rollout 10 of 10 (make test-nightly); make test runs it once.
-  const shippedRuns = repeats(1, 10);
-  for (let i = 1; i <= shippedRuns; i++)
-    it(`rollout-under-load on the shipped release${shippedRuns > 1 ? ` (run ${i} of ${shippedRuns})` : ''}: every gate PASSes, latency judged on both versions from the agents (cold start apart), the load merged from both and stopped gracefully`, async () => {
-      const r = await run();
-      expect(r.error).toBeNull();
-      // Steady state and cold start are judged apart: the new pods' first requests (pool connections,
-      // JIT), which moved v2's p99 to 207 ms against v1's 22 ms in 1 of 4 agent runs on this 2-core
-      // machine when they counted as steady state, are the cold-start gate's, on its own budget.
-      expect(r.gates.map((g) => [g.name, g.verdict])).toEqual([
-        ['rollout completed', 'PASS'],
-        ['no failed request', 'PASS'],
-        ['load as planned', 'PASS'],
-        ['traffic crossed the rollout', 'PASS'],
-        ['capacity held', 'PASS'],
-        ['sessions preserved', 'PASS'],
-        ['latency held', 'PASS'],
-        ['cold-start latency', 'PASS'],
-      ]);
-      // Judged, not skipped: both versions' answers from the agents reached the latency gates.
-      expect(r.gates.find((g) => g.name === 'latency held')?.evidence).toMatch(/for v2 \(n=\d+\) vs .* for v1 \(n=\d+\)/);
-      expect(r.gates.find((g) => g.name === 'cold-start latency')?.evidence).toMatch(
-        /for v2 \(n=\d+\) in its \d+ new pods' first 2\.0 s of serving/,
-      );
-      const load = r.evidence!.loads[0];
-      const result = load.result as DistributedLoadResult;
-      expect(result.agents.map((a) => [a.index, a.reported, a.problem])).toEqual([
-        [0, true, null],
-        [1, true, null],
-      ]);
-      expect(result.ledger.length).toBe(result.agents[0].rows + result.agents[1].rows);
-      // Stopped when the experiment was done (the new release carried the traffic), not aborted, and
-      // well before the load's upper bound.
-      expect(result.summary.run.abortReason).toBeNull();
-      expect(result.summary.counts.abortedByRun).toBe(0);
-      expect(result.summary.run.stopReason).toMatch(/experiment over/);
-      expect(result.summary.appVersions.v2).toBeGreaterThan(0);
-      expect(load.joined.total).toBeGreaterThan(3000);
-      await noAgentsLeft();
-    }, 600_000);
-
   it('a release with a raised error rate FAILs, every failure an application-5xx from a v2 pod, as with the load in-process', async () => {
-    const r = await run(['error-rate']);
+    const r = await rolloutFromAgents(cluster, ['error-rate']);
     expect(r.verdict).toBe('FAIL');
     expect(r.gates.find((g) => g.name === 'no failed request')?.verdict).toBe('FAIL');
     const failures = r.evidence!.loads[0].joined.failures;
@@ -317,14 +260,6 @@ describe('experiments with their load from agents (--agents)', () => {
       expect(f.cause).toBe('application-5xx');
       expect(f.version).toBe('v2');
     }
-    await noAgentsLeft();
+    await noAgentsLeft(cluster);
   }, 600_000);
 });
-
-/** No Job, pod or Secret of any load agent is left in the agents' namespace. */
-async function noAgentsLeft(): Promise<void> {
-  const labelSelector = 'app.kubernetes.io/name=verdict-load-agent,app.kubernetes.io/managed-by=verdict';
-  expect((await batch.listNamespacedJob({ namespace: 'default', labelSelector })).items).toEqual([]);
-  expect((await core.listNamespacedPod({ namespace: 'default', labelSelector })).items).toEqual([]);
-  expect((await core.listNamespacedSecret({ namespace: 'default', labelSelector })).items).toEqual([]);
-}
