@@ -156,7 +156,7 @@ if (NIGHTLY)
         expect(r.verdict).toBe('FAIL');
         const failures = r.evidence!.loads[0].joined.failures;
         expect(failures.length).toBeGreaterThan(10);
-            const named = failures.filter((f) => f.cause === fault);
+        const named = failures.filter((f) => f.cause === fault);
         expect(named.length / failures.length).toBeGreaterThan(0.9);
         for (const f of named) expect([f.version, f.status]).toEqual(['v2', status]);
       },

@@ -18,11 +18,9 @@ export async function removeWorkload(target: Target, w: Workload, timeoutMs = 60
   const apps = target.kubeConfig.makeApiClient(k8s.AppsV1Api);
   const core = target.kubeConfig.makeApiClient(k8s.CoreV1Api);
   const { namespace, selector: labelSelector } = w;
-  await apps
-    .deleteNamespacedDeployment({ namespace, name: w.deployment, propagationPolicy: 'Orphan' })
-    .catch((err: unknown) => {
-      if (!isNotFound(err)) throw err;
-    });
+  await apps.deleteNamespacedDeployment({ namespace, name: w.deployment, propagationPolicy: 'Orphan' }).catch((err: unknown) => {
+    if (!isNotFound(err)) throw err;
+  });
   await apps.deleteCollectionNamespacedReplicaSet({ namespace, labelSelector, propagationPolicy: 'Orphan' });
   const deadline = Date.now() + timeoutMs;
   for (;;) {
