@@ -10,9 +10,12 @@ import type { Workload } from '../app-profile.ts';
  * up to the 30 s grace period for a broken release). Only the setup of the next experiment changes
  * (it is not judged): its own deploys, disruptions and gates run as before.
  *
- * The Deployment and its ReplicaSets go first, their pods orphaned (a Deployment or ReplicaSet being
- * deleted is left alone by its controller, so nothing replaces a pod), then the pods are force-deleted (`kubectl delete --grace-period=0 --force`); returns once no
- * pod of the workload is left. Services, the PodDisruptionBudget, config and secrets stay.
+ * The Deployment and its ReplicaSets go first, their pods orphaned (a Deployment or ReplicaSet
+ * being deleted is left alone by its controller, so nothing replaces a pod), then the pods are
+ * force-deleted (`kubectl delete --grace-period=0 --force`). Returns once neither a pod, a
+ * ReplicaSet nor the Deployment of the workload is left: an object still being deleted that the
+ * next deploy met would be patched, then vanish under it. Services, the PodDisruptionBudget, config
+ * and secrets stay.
  */
 export async function removeWorkload(target: Target, w: Workload, timeoutMs = 60_000): Promise<void> {
   const apps = target.kubeConfig.makeApiClient(k8s.AppsV1Api);
@@ -25,12 +28,22 @@ export async function removeWorkload(target: Target, w: Workload, timeoutMs = 60
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const pods = (await core.listNamespacedPod({ namespace, labelSelector })).items;
-    if (pods.length === 0) return;
+    // With its pods orphaned, a Deployment or ReplicaSet lives on (deleting, with the orphan
+    // finalizer) until the garbage collector has released them: the next deploy must not meet it.
+    const deployment = await apps.readNamespacedDeployment({ namespace, name: w.deployment }).then(
+      () => true,
+      (err: unknown) => {
+        if (isNotFound(err)) return false;
+        throw err;
+      },
+    );
+    const replicaSets = (await apps.listNamespacedReplicaSet({ namespace, labelSelector })).items.length;
+    if (pods.length === 0 && !deployment && replicaSets === 0) return;
     // No controller acts on a Deployment or ReplicaSet that is being deleted, so none replaces these.
-    await core.deleteCollectionNamespacedPod({ namespace, labelSelector, gracePeriodSeconds: 0 });
+    if (pods.length) await core.deleteCollectionNamespacedPod({ namespace, labelSelector, gracePeriodSeconds: 0 });
     if (Date.now() > deadline)
       throw new Error(
-        `the previous test's pods of ${labelSelector} in ${namespace} were not gone within ${timeoutMs / 1000} s: ${pods.map((p) => p.metadata?.name).join(', ')}`,
+        `the previous test's workload ${labelSelector} in ${namespace} was not gone within ${timeoutMs / 1000} s: ${pods.length} pods (${pods.map((p) => p.metadata?.name).join(', ')}), ${deployment ? 'the Deployment, ' : ''}${replicaSets} ReplicaSets`,
       );
     await sleep(200);
   }
