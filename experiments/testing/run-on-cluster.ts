@@ -75,3 +75,15 @@ export async function runOnCluster(o: ClusterRun): Promise<CheckResult> {
 function timedSay(started = Date.now()): (message: string) => void {
   return (m) => process.stderr.write(`  +${((Date.now() - started) / 1000).toFixed(1)} s ${m}\n`);
 }
+
+/** rollout-under-load's gates in their order, each PASS: what a shipped release must get on any target. */
+export const EVERY_ROLLOUT_GATE_PASSES = [
+  'rollout completed',
+  'no failed request',
+  'load as planned',
+  'traffic crossed the rollout',
+  'capacity held',
+  'sessions preserved',
+  'latency held',
+  'cold-start latency',
+].map((name) => [name, 'PASS']);

@@ -3,11 +3,13 @@
 // loaded suite: it runs alone in make test (its latency gates must not be judged on a busy machine);
 // the agents' Job mechanics and a broken release's FAIL are in agents.cluster.test.ts. Needs root.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { licenseApi } from '../../../apps/license-api/profile.ts';
 import { upEmbedded, type EmbeddedCluster } from '../../../cluster/embedded/embedded-cluster.ts';
 import { LOADED_SLOT } from '../../../cluster/embedded/testing/lanes.ts';
 import { repeats } from '../../../test/nightly.ts';
 import type { DistributedLoadResult } from './index.ts';
-import { noAgentsLeft, rolloutFromAgents } from './testing/agents-experiment.ts';
+import { noAgentsLeft, rolloutFromAgents } from '../../../experiments/testing/agents-experiment.ts';
+import { EVERY_ROLLOUT_GATE_PASSES } from '../../../experiments/testing/run-on-cluster.ts';
 
 const STATE = '/var/lib/verdict/test-agents-rollout';
 const log = (m: string) => process.stderr.write(`  ${m}\n`);
@@ -25,21 +27,12 @@ describe('experiments with their load from agents (--agents)', () => {
   const shippedRuns = repeats(1, 10);
   for (let i = 1; i <= shippedRuns; i++)
     it(`rollout-under-load on the shipped release${shippedRuns > 1 ? ` (run ${i} of ${shippedRuns})` : ''}: every gate PASSes, latency judged on both versions from the agents (cold start apart), the load merged from both and stopped gracefully`, async () => {
-      const r = await rolloutFromAgents(cluster);
+      const r = await rolloutFromAgents(cluster, licenseApi);
       expect(r.error).toBeNull();
       // Steady state and cold start are judged apart: the new pods' first requests (pool connections,
       // JIT), which moved v2's p99 to 207 ms against v1's 22 ms in 1 of 4 agent runs on this 2-core
       // machine when they counted as steady state, are the cold-start gate's, on its own budget.
-      expect(r.gates.map((g) => [g.name, g.verdict])).toEqual([
-        ['rollout completed', 'PASS'],
-        ['no failed request', 'PASS'],
-        ['load as planned', 'PASS'],
-        ['traffic crossed the rollout', 'PASS'],
-        ['capacity held', 'PASS'],
-        ['sessions preserved', 'PASS'],
-        ['latency held', 'PASS'],
-        ['cold-start latency', 'PASS'],
-      ]);
+      expect(r.gates.map((g) => [g.name, g.verdict])).toEqual(EVERY_ROLLOUT_GATE_PASSES);
       // Judged, not skipped: both versions' answers from the agents reached the latency gates.
       expect(r.gates.find((g) => g.name === 'latency held')?.evidence).toMatch(/for v2 \(n=\d+\) vs .* for v1 \(n=\d+\)/);
       expect(r.gates.find((g) => g.name === 'cold-start latency')?.evidence).toMatch(

@@ -15,7 +15,7 @@ import { deployRelease, renderRelease } from '../../kube/deploy.ts';
 import { findKind } from '../../kube/render.ts';
 import { isPodReady, waitForSettled } from '../../kube/disrupt.ts';
 import { startAgents, type RunAgentsOptions } from './index.ts';
-import { noAgentsLeft, rolloutFromAgents } from './testing/agents-experiment.ts';
+import { noAgentsLeft, rolloutFromAgents } from '../../../experiments/testing/agents-experiment.ts';
 import { errorText } from '../../errors.ts';
 import { THIRD_LOADED_SLOT } from '../../../cluster/embedded/testing/lanes.ts';
 
@@ -251,7 +251,7 @@ describe('load agents as an Indexed Job', () => {
 // agents-rollout.cluster.test.ts. This FAIL runs beside other suites in make test.
 describe('experiments with their load from agents (--agents)', () => {
   it('a release with a raised error rate FAILs, every failure an application-5xx from a v2 pod, as with the load in-process', async () => {
-    const r = await rolloutFromAgents(cluster, ['error-rate']);
+    const r = await rolloutFromAgents(cluster, licenseApi, ['error-rate']);
     expect(r.verdict).toBe('FAIL');
     expect(r.gates.find((g) => g.name === 'no failed request')?.verdict).toBe('FAIL');
     const failures = r.evidence!.loads[0].joined.failures;
