@@ -203,8 +203,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const abort = new AbortController();
   process.once('SIGINT', () => abort.abort());
   try {
-    for (const img of licenseApi.supportImages?.(target.platform) ?? []) await target.images!.load(img, say);
-    await target.images!.load(licenseApi.image('v1'), say);
+    await target.images!.load([...(licenseApi.supportImages?.(target.platform) ?? []), licenseApi.image('v1')], say);
     await deployRelease(target.kubeConfig, licenseApi.release('v1', target.platform), { timeoutMs: 300_000, onProgress: say });
     const w = licenseApi.workload;
     const samples = await measureEndpointLag(target, {

@@ -15,9 +15,13 @@ export interface ImageSource {
   docker?: { context: string; dockerfile?: string; buildArgs?: Record<string, string> };
 }
 
-/** The target can make a locally built image runnable in the cluster. */
+/**
+ * The target can make locally built images runnable in the cluster. All of a run's images come in one
+ * call, so a target that copies them into its nodes does it once (kind: one `docker save`, one import
+ * per node, their shared layers once).
+ */
 export interface ImageLoader {
-  load(image: ImageSource, onProgress?: (m: string) => void): Promise<void>;
+  load(images: readonly ImageSource[], onProgress?: (m: string) => void): Promise<void>;
 }
 
 /** The target knows which pod a client connection (by its local port) was forwarded to. */

@@ -53,14 +53,9 @@ export async function runExperiments(target: Target, experiments: AnyExperiment[
       );
   }
   if (target.images) {
-    for (const img of o.app.supportImages?.(target.platform) ?? []) {
-      o.signal.throwIfAborted();
-      await target.images.load(img, say);
-    }
-    for (const tag of new Set([o.options.from, o.options.to])) {
-      o.signal.throwIfAborted();
-      await target.images.load(o.app.image(tag), say);
-    }
+    o.signal.throwIfAborted();
+    const releases = [...new Set([o.options.from, o.options.to])].map((tag) => o.app.image(tag));
+    await target.images.load([...(o.app.supportImages?.(target.platform) ?? []), ...releases], say);
   }
   const url = target.serviceUrl(o.app.workload.nodePort);
   const conn = await o.app.connect(target, url);

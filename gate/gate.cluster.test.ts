@@ -31,7 +31,7 @@ const envOfTemplate = async () =>
 
 beforeAll(async () => {
   cluster = await upEmbedded({ name: 'verdict', stateDir: STATE, nodes: 3 });
-  for (const tag of ['v1', 'v2']) await cluster.images.load(licenseApi.image(tag));
+  await cluster.images.load(['v1', 'v2'].map((tag) => licenseApi.image(tag)));
   await deployRelease(cluster.kubeConfig, licenseApi.release('v1', EMBEDDED_PLATFORM), { timeoutMs: 240_000 });
   await waitForSettled(cluster.kubeConfig, NS, licenseApi.workload.selector, 'license-api', 3);
   token = await licenseApiToken(EMBEDDED_PLATFORM, 'gate-test');

@@ -61,7 +61,7 @@ async function openSmokeSessions(): Promise<number> {
 beforeAll(async () => {
   cluster = await upEmbedded({ name: 'verdict', stateDir: STATE, nodes: 3 });
   url = cluster.serviceUrl(w.nodePort);
-  for (const tag of ['v1', 'v2']) await cluster.images.load(licenseApi.image(tag));
+  await cluster.images.load(['v1', 'v2'].map((tag) => licenseApi.image(tag)));
   await deploy('v1');
   token = await licenseApiToken(EMBEDDED_PLATFORM, 'smoke-e2e');
 }, 900_000);

@@ -67,10 +67,12 @@ describe('the embedded strategy, attached', () => {
     expect(t.dependencies).toBeUndefined(); // they live in the cluster's own process
     const said: string[] = [];
     await t.images!.load(
-      {
-        ref: 'probe:v1',
-        bundle: { cmd: ['node', 'main.mjs'], fill: (d) => writeFile(join(d, 'main.mjs'), 'console.log(1)\n') },
-      },
+      [
+        {
+          ref: 'probe:v1',
+          bundle: { cmd: ['node', 'main.mjs'], fill: (d) => writeFile(join(d, 'main.mjs'), 'console.log(1)\n') },
+        },
+      ],
       (m) => said.push(m),
     );
     expect(said).toEqual(['building probe:v1 into the embedded image store']);

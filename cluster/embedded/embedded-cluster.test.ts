@@ -76,8 +76,7 @@ describe('embedded cluster', () => {
     core = cluster.kubeConfig.makeApiClient(k8s.CoreV1Api);
     apps = cluster.kubeConfig.makeApiClient(k8s.AppsV1Api);
     policy = cluster.kubeConfig.makeApiClient(k8s.PolicyV1Api);
-    await cluster.images.load(licenseApi.image('v1'));
-    await cluster.images.load(licenseApi.image('v2'));
+    await cluster.images.load([licenseApi.image('v1'), licenseApi.image('v2')]);
     await addTestImages(cluster.imageStore);
     await rm(marks, { recursive: true, force: true }); // marks of an earlier run must not count
     await mkdir(marks, { recursive: true });

@@ -85,13 +85,15 @@ export interface EmbeddedUpOptions extends Pick<
 /** The image store as a target's image loader: it takes the bundle an app profile gives. */
 function storeLoader(store: ImageStore): ImageLoader {
   return {
-    async load(src, say) {
-      if (!src.bundle)
-        throw new Error(
-          `the embedded image store needs a bundle for ${src.ref} (the app profile gives none): use --target kind for Docker-only images`,
-        );
-      say?.(`building ${src.ref} into the embedded image store`);
-      await store.add(src.ref, src.bundle.cmd, src.bundle.fill);
+    async load(images, say) {
+      for (const src of images) {
+        if (!src.bundle)
+          throw new Error(
+            `the embedded image store needs a bundle for ${src.ref} (the app profile gives none): use --target kind for Docker-only images`,
+          );
+        say?.(`building ${src.ref} into the embedded image store`);
+        await store.add(src.ref, src.bundle.cmd, src.bundle.fill);
+      }
       await store.runtimeNode();
     },
   };

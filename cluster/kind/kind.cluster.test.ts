@@ -22,7 +22,7 @@ import {
   wrapperCalls,
   type KindCluster,
 } from './kind-cluster.ts';
-import { EVERY_ROLLOUT_GATE_PASSES } from '../../experiments/testing/run-on-cluster.ts';
+import { EVERY_ROLLOUT_GATE_PASSES, timedSay } from '../../experiments/testing/run-on-cluster.ts';
 
 // kind for real (root, a Docker engine, Go): a 1 control plane + 2 workers cluster on the node image
 // built here from source (the official kindest/node when the engine has it), the license API
@@ -33,7 +33,8 @@ import { EVERY_ROLLOUT_GATE_PASSES } from '../../experiments/testing/run-on-clus
 const NAME = 'verdict-e2e';
 const STATE = '/var/lib/verdict/test-kind';
 const config = harnessConfigSchema.parse({ experiments: { rate: 200, warmupMs: 3000, settleMs: 5000 } });
-const say = (m: string) => process.stderr.write(`  ${m}\n`);
+// Each progress line with the seconds since the file began: image builds, `kind load` and each phase show apart.
+const say = timedSay();
 
 let cluster: KindCluster;
 let engine: DockerEngine;
@@ -184,6 +185,13 @@ describe('rollout-under-load on kind (real kubelet and kube-proxy)', () => {
     expect(r.error).toBeNull();
     expect(r.gates.map((g) => [g.name, g.verdict])).toEqual(EVERY_ROLLOUT_GATE_PASSES);
     expect(r.evidence!.loads[0].joined.total).toBeGreaterThan(3000);
+    // The run's images went into the nodes in one `kind load`: one `docker save` of all of them.
+    const refs = [...(licenseApi.supportImages?.(KIND_PLATFORM) ?? []), licenseApi.image('v1'), licenseApi.image('v2')].map(
+      (i) => i.ref,
+    );
+    const saves = (await wrapperCalls(STATE)).filter((c) => /^docker (image )?save /.test(c));
+    expect(saves).toHaveLength(1);
+    for (const ref of refs) expect(saves[0].split(' ')).toContain(ref);
   }, 900_000);
 
   it('pods on different nodes reach each other (bridge CNI per node, routes between nodes)', async () => {

@@ -72,7 +72,7 @@ export async function runOnCluster(o: ClusterRun): Promise<CheckResult> {
  * Progress on stderr, each line with the seconds since the run began, so that a slow phase (deploy,
  * warm-up, outage, recovery, settle) shows in the log of any run.
  */
-function timedSay(started = Date.now()): (message: string) => void {
+export function timedSay(started = Date.now()): (message: string) => void {
   return (m) => process.stderr.write(`  +${((Date.now() - started) / 1000).toFixed(1)} s ${m}\n`);
 }
 

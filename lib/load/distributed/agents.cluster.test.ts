@@ -49,7 +49,7 @@ beforeAll(async () => {
   cluster = await upEmbedded({ name: 'verdict', stateDir: STATE, nodes: 3, slot: THIRD_LOADED_SLOT, onProgress: log });
   core = cluster.kubeConfig.makeApiClient(k8s.CoreV1Api);
   batch = cluster.kubeConfig.makeApiClient(k8s.BatchV1Api);
-  await cluster.images.load(licenseApi.image('v1'), log);
+  await cluster.images.load([licenseApi.image('v1')], log);
   const release = licenseApi.release('v1', cluster.platform);
   await deployRelease(cluster.kubeConfig, release, { timeoutMs: 240_000, onProgress: log }).catch(async (err) => {
     // Say what the node agent saw before failing (a CreateContainerConfigError names its cause in an Event).

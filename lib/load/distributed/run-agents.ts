@@ -37,7 +37,7 @@ export interface AgentImageSource {
 export interface AgentCluster {
   readonly kubeConfig: k8s.KubeConfig;
   /** Makes a locally built image runnable in the cluster (the embedded image store). */
-  readonly images?: { load(image: AgentImageSource, onProgress?: (m: string) => void): Promise<void> };
+  readonly images?: { load(images: readonly AgentImageSource[], onProgress?: (m: string) => void): Promise<void> };
   /** Where pods reach this machine and NodePort Services (the embedded cluster's pod gateway). */
   readonly podReach?: { harnessAddress: string; networks: string[]; serviceUrl(nodePort: number): string };
 }
@@ -498,7 +498,7 @@ async function buildAgentImage(o: RunAgentsOptions, say: (m: string) => void): P
       .slice(0, 12)}`;
     say(`load agent bundled (${Math.round(bytes / 1024)} KiB${o.scenario ? `, scenario ${o.scenario}` : ''}) as ${ref}`);
     await images.load(
-      { ref, bundle: { cmd: ['node', 'load-agent.mjs'], fill: (d) => copyFile(outfile, join(d, 'load-agent.mjs')) } },
+      [{ ref, bundle: { cmd: ['node', 'load-agent.mjs'], fill: (d) => copyFile(outfile, join(d, 'load-agent.mjs')) } }],
       say,
     );
     return ref;
