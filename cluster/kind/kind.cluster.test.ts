@@ -240,8 +240,9 @@ describe('rollout-under-load on kind (real kubelet and kube-proxy)', () => {
 
 describe('fidelity', () => {
   it('endpoint propagation through the real kube-proxy: pod deletion → new connections stop reaching the pod (alone, and right after another change)', async () => {
-    // The shipped release (preStop sleep 5 s: a deleted pod answers for 5 s more), settled.
-    await deployRelease(cluster.kubeConfig, licenseApi.release('v1', KIND_PLATFORM), { timeoutMs: 300_000, onProgress: say });
+    // The shipped release (preStop sleep 5 s: a deleted pod answers for 5 s more), settled: v2, which
+    // the rollout above left in place (same manifests as v1, only the tag; so no rollout back to v1).
+    await deployRelease(cluster.kubeConfig, licenseApi.release('v2', KIND_PLATFORM), { timeoutMs: 300_000, onProgress: say });
     const w = licenseApi.workload;
     const o = {
       namespace: w.namespace,
