@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { licenseApi } from '../../apps/license-api/profile.ts';
 import { EXPERIMENTS } from '../../experiments/index.ts';
@@ -55,6 +55,9 @@ const nodeMounts = (ids: string[]) =>
     .filter((p) => ids.some((id) => p.includes(id)));
 
 beforeAll(async () => {
+  // kind's docker calls are appended to this log in the state directory, which outlives a run: the
+  // checks below read this run's calls only.
+  rmSync(`${STATE}/docker-calls.log`, { force: true });
   // The engine is held for the whole file, so that its leftovers check runs after the cluster is gone.
   engine = await useEngine({ onProgress: say });
   before = {
