@@ -67,6 +67,34 @@ describe('the license API profile releases its held sessions', () => {
     }
   });
 
+  it('makes each of its own calls on a new connection: none reuses one kept alive from an earlier call (whose pod may be gone)', async () => {
+    const sockets = new Set<unknown>();
+    let requests = 0;
+    const s = createServer((req, res) => {
+      sockets.add(req.socket);
+      requests++;
+      req.resume();
+      req.on('end', () => {
+        const body = req.url === '/metrics' ? 'license_active_sessions 0\n' : JSON.stringify({ session_id: `s${requests}` });
+        res.writeHead(200, { 'content-type': 'application/json' }).end(body);
+      });
+    });
+    s.keepAliveTimeout = 65_000; // the license API's own (KEEPALIVE_TIMEOUT_MS)
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+    try {
+      const c = sessionControl(`http://127.0.0.1:${(s.address() as AddressInfo).port}`, 'token', new Map());
+      const ids = await c.open(3);
+      await c.check(ids);
+      await c.close(ids);
+      expect(await c.activeCount()).toBe(0);
+      expect(requests).toBe(10);
+      expect(sockets.size).toBe(10);
+    } finally {
+      s.closeAllConnections();
+      s.close();
+    }
+  });
+
   it('says which sessions it could not release, with the last answer', async () => {
     const down = await server(() => 503);
     try {

@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SignJWT } from 'jose';
+import { Agent, fetch as fetchOn } from 'undici';
 import { findKind, ofKind, renderKustomization, type KubeObject } from '../../lib/kube/render.ts';
 import type { ReleaseSpec } from '../../lib/kube/deploy.ts';
 import { describeError, errorText } from '../../lib/errors.ts';
@@ -193,6 +194,15 @@ export async function licenseApiToken(platform: Platform, subject = 'verdict', e
 /** How long a held session's acquire or release may take before the harness gives up on it. */
 const CALL_TIMEOUT_MS = 10_000;
 
+/**
+ * The harness's own calls on its held sessions and the seat count, each on a new connection (undici:
+ * pipelining 0 keeps none alive). They are the instrument, not the load: a kept-alive connection
+ * from an earlier experiment, whose pod has gone since (force-deleted between tests, or killed), could
+ * leave a call unanswered for 10 s and ERROR the next experiment, or make a live session look dead.
+ * A new connection goes where the Service sends new connections now.
+ */
+const noKeepAlive = new Agent({ pipelining: 0 });
+
 async function call(
   baseUrl: string,
   token: string,
@@ -200,9 +210,10 @@ async function call(
   body: unknown,
 ): Promise<{ status: number; text: string; creator: SessionCreator }> {
   try {
-    const res = await fetch(baseUrl + path, {
+    const res = await fetchOn(baseUrl + path, {
       method: 'POST',
       body: JSON.stringify(body),
+      dispatcher: noKeepAlive,
       signal: AbortSignal.timeout(CALL_TIMEOUT_MS),
       headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
     });
@@ -279,7 +290,7 @@ export function sessionControl(baseUrl: string, token: string, creators: Map<str
     },
     async activeCount() {
       try {
-        const res = await fetch(`${baseUrl}/metrics`, { signal: AbortSignal.timeout(5000) });
+        const res = await fetchOn(`${baseUrl}/metrics`, { dispatcher: noKeepAlive, signal: AbortSignal.timeout(5000) });
         const m = /^license_active_sessions(?:\{[^}]*\})? (\d+(?:\.\d+)?)$/m.exec(await res.text());
         return m ? Number(m[1]) : null;
       } catch {
