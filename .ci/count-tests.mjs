@@ -4,7 +4,8 @@
 // A failure is: a failed test; a test file that failed outside any test (import error, hook failure);
 // a report that is missing (its run did not happen or crashed); a report whose `success` is false
 // with no failure to show for it; and, in CI, a skipped test that `.ci/allowed-skips` does not name
-// (a skipped suite must never pass for a green one). Exit status: 0 when nothing failed, else 1.
+// (a skipped suite must never pass for a green one). Each failure is named, with the first line of its
+// message, just above the count, where CI's tail shows it. Exit status: 0 when nothing failed, else 1.
 //
 // Usage: node .ci/count-tests.mjs [--allowed-skips FILE] [--also-failed N] REPORT.json...
 import { existsSync, readFileSync } from 'node:fs';
@@ -57,8 +58,14 @@ for (const file of args) {
     for (const a of assertions) {
       total++;
       if (a.status === 'passed') passed++;
-      else if (a.status === 'failed') failedHere++;
-      else {
+      else if (a.status === 'failed') {
+        failedHere++;
+        // Named here, next to the count, because CI shows the tail of the log: a failure far above it is lost.
+        const why = String(a.failureMessages?.[0] ?? '')
+          .split('\n')[0]
+          .slice(0, 400);
+        problems.push(`${path}: FAILED: ${a.fullName}${why ? ` — ${why}` : ''}`);
+      } else {
         skipped++;
         const allow = allowed.find((x) => x.path === path && x.re.test(a.fullName));
         if (allow) continue;

@@ -19,7 +19,11 @@ function report(name: string, files: Array<{ file: string; status?: string; test
         name: join(process.cwd(), f.file),
         status: f.status ?? (f.tests.some(([, s]) => s === 'failed') ? 'failed' : 'passed'),
         message: f.status === 'failed' ? 'Error: hook timed out\n  at …' : '',
-        assertionResults: f.tests.map(([fullName, status]) => ({ fullName, status })),
+        assertionResults: f.tests.map(([fullName, status]) => ({
+          fullName,
+          status,
+          failureMessages: status === 'failed' ? [`AssertionError: expected 'FAIL' to be 'PASS'\n  at ${f.file}:1:1`] : [],
+        })),
       })),
     }),
   );
@@ -88,6 +92,22 @@ describe('.ci/count-tests.mjs', () => {
     expect([ci.rc, ci.line]).toEqual([1, '1 passed, 1 failed, 2 skipped']);
     expect(ci.stderr).toMatch(/skipped, and not on \.ci\/allowed-skips: not allowed/);
     expect(count([p])).toMatchObject({ rc: 0, line: '1 passed, 0 failed, 2 skipped' });
+  });
+
+  it('names each failed test with the first line of its message, next to the count', () => {
+    const p = report('one-failed', [
+      {
+        file: 'lib/z.test.ts',
+        tests: [
+          ['z passes', 'passed'],
+          ['z rollout PASSes', 'failed'],
+        ],
+      },
+    ]);
+    const r = count([p]);
+    expect([r.rc, r.line]).toEqual([1, '1 passed, 1 failed, 0 skipped']);
+    expect(r.stderr).toContain("lib/z.test.ts: FAILED: z rollout PASSes — AssertionError: expected 'FAIL' to be 'PASS'");
+    expect(r.stderr).not.toMatch(/z passes|at lib\/z/);
   });
 
   it('no test at all is a failure', () => {
