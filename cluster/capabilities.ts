@@ -21,7 +21,8 @@ export interface ImageSource {
  * per node, their shared layers once).
  */
 export interface ImageLoader {
-  load(images: readonly ImageSource[], onProgress?: (m: string) => void): Promise<void>;
+  /** Aborting `signal` (Ctrl-C) stops a build or copy under way and rejects with its reason. */
+  load(images: readonly ImageSource[], onProgress?: (m: string) => void, signal?: AbortSignal): Promise<void>;
 }
 
 /** The target knows which pod a client connection (by its local port) was forwarded to. */

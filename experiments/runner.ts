@@ -55,7 +55,7 @@ export async function runExperiments(target: Target, experiments: AnyExperiment[
   if (target.images) {
     o.signal.throwIfAborted();
     const releases = [...new Set([o.options.from, o.options.to])].map((tag) => o.app.image(tag));
-    await target.images.load([...(o.app.supportImages?.(target.platform) ?? []), ...releases], say);
+    await target.images.load([...(o.app.supportImages?.(target.platform) ?? []), ...releases], say, o.signal);
   }
   const url = target.serviceUrl(o.app.workload.nodePort);
   const conn = await o.app.connect(target, url);

@@ -85,8 +85,9 @@ export interface EmbeddedUpOptions extends Pick<
 /** The image store as a target's image loader: it takes the bundle an app profile gives. */
 function storeLoader(store: ImageStore): ImageLoader {
   return {
-    async load(images, say) {
+    async load(images, say, signal) {
       for (const src of images) {
+        signal?.throwIfAborted();
         if (!src.bundle)
           throw new Error(
             `the embedded image store needs a bundle for ${src.ref} (the app profile gives none): use --target kind for Docker-only images`,

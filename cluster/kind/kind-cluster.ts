@@ -281,7 +281,7 @@ export async function kindBinary(): Promise<string> {
  * engine lacks (an official image: never pulled) is replaced by the local registry-free base, as
  * `verdict image build` does.
  */
-async function buildForKind(engine: DockerEngine, src: ImageSource, p: (m: string) => void): Promise<void> {
+async function buildForKind(engine: DockerEngine, src: ImageSource, p: (m: string) => void, signal?: AbortSignal): Promise<void> {
   if (!src.docker) throw new Error(`kind loads Docker images, and the app profile gives no Docker build for ${src.ref}`);
   const buildArgs = { ...src.docker.buildArgs };
   const dockerfile = src.docker.dockerfile ?? join(src.docker.context, 'Dockerfile');
@@ -294,7 +294,7 @@ async function buildForKind(engine: DockerEngine, src: ImageSource, p: (m: strin
     p(`${missing.join(', ')} not present (never pulled): building ${src.ref} on ${base.ref}`);
   }
   p(`docker build -t ${src.ref}`);
-  await buildImage(engine, { context: src.docker.context, dockerfile: src.docker.dockerfile, tag: src.ref, buildArgs });
+  await buildImage(engine, { context: src.docker.context, dockerfile: src.docker.dockerfile, tag: src.ref, buildArgs, signal });
 }
 
 /** The locally built node image (cluster/kind/node-image/build.sh): cached, a warm machine only re-imports it. */
@@ -700,9 +700,12 @@ function makeCluster(a: MakeArgs): KindCluster {
       return `http://${cpIp}:${nodePort}`;
     },
     images: {
-      async load(images, progress) {
+      async load(images, progress, signal) {
         const p = progress ?? say;
-        for (const src of images) await buildForKind(engine, src, p);
+        for (const src of images) {
+          signal?.throwIfAborted();
+          await buildForKind(engine, src, p, signal);
+        }
         // One call for all of them: kind saves them into one archive (shared layers once) and imports
         // it into every node at once, instead of a save and three imports per image. Into every node:
         // the overlay may place pods on the control plane too (its dependencies are there).
@@ -710,7 +713,18 @@ function makeCluster(a: MakeArgs): KindCluster {
         if (!refs.length) return;
         const t = Date.now();
         p(`kind load docker-image ${refs.join(' ')}`);
-        await runCommand(runner.bin, ['load', 'docker-image', ...refs, '--name', name], { env: runner.env, timeoutMs: 600_000 });
+        // kind saves the images into an archive under TMPDIR and removes it when done, not when it is
+        // stopped: a Ctrl-C stops kind and its docker calls (runCommand's signal), and this folder goes.
+        const tmp = await mkdtemp(join(runner.dir, 'kind-load-'));
+        try {
+          await runCommand(runner.bin, ['load', 'docker-image', ...refs, '--name', name], {
+            env: { ...runner.env, TMPDIR: tmp },
+            timeoutMs: 600_000,
+            signal,
+          });
+        } finally {
+          await rm(tmp, { recursive: true, force: true });
+        }
         p(`${refs.length} image(s) loaded into every node in ${((Date.now() - t) / 1000).toFixed(1)} s`);
       },
     },

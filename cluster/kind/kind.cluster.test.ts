@@ -1,5 +1,7 @@
 import { execFile } from 'node:child_process';
-import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { licenseApi } from '../../apps/license-api/profile.ts';
 import { EXPERIMENTS } from '../../experiments/index.ts';
@@ -272,4 +274,65 @@ describe('fidelity', () => {
       expect(s.failed).toBe(0);
     }
   }, 900_000);
+});
+
+describe('Ctrl-C', () => {
+  /** Host processes of an image load: `kind load`, its `docker save`, the `ctr images import` it runs in each node. */
+  const loadProcesses = () =>
+    readdirSync('/proc')
+      .filter((e) => /^\d+$/.test(e))
+      .map((pid) => {
+        try {
+          return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim();
+        } catch {
+          return '';
+        }
+      })
+      .filter((cmd) => /\bload docker-image\b|\b(?:image )?save\b.*license-api:|\bimages import\b/.test(cmd));
+  /** Folders under the state directory whose name begins with `prefix` (kind's image archive lives in one). */
+  const foldersNamed = (prefix: string): string[] =>
+    readdirSync(STATE, { recursive: true, withFileTypes: true })
+      .filter((d) => d.isDirectory() && d.name.startsWith(prefix))
+      .map((d) => d.name);
+
+  it('during `kind load` stops kind and every docker call under it, and leaves no image archive', async () => {
+    expect(loadProcesses()).toEqual([]);
+    // An image no node has (kind skips those the nodes hold, and re-tags one they hold under another
+    // name): 64 MiB of fresh random bytes on the release's image, so that the copy takes seconds.
+    const context = mkdtempSync(join(tmpdir(), 'verdict-kind-ctrl-c-'));
+    writeFileSync(join(context, 'Dockerfile'), `FROM ${licenseApi.image('v1').ref}\nRUN head -c 64M /dev/urandom > /tmp/blob\n`);
+    const image = { ref: 'verdict-e2e/ctrl-c:1', docker: { context } };
+    const ac = new AbortController();
+    let abortedAt = 0;
+    let poll: NodeJS.Timeout | undefined;
+    try {
+      const loading = cluster.images!.load(
+        [image],
+        (m) => {
+          say(m);
+          // Once kind copies: its `docker save` (or a node's import) runs; then the Ctrl-C.
+          if (m.startsWith('kind load docker-image')) {
+            poll = setInterval(() => {
+              const running = loadProcesses();
+              if (!running.some((c) => /\bsave\b|\bimages import\b/.test(c))) return;
+              clearInterval(poll);
+              say(`interrupting: ${running.length} load process(es) running: ${running.map((c) => c.slice(0, 60)).join('; ')}`);
+              abortedAt = Date.now();
+              ac.abort(new Error('interrupted (Ctrl-C)'));
+            }, 50);
+          }
+        },
+        ac.signal,
+      );
+      await expect(loading).rejects.toThrow('interrupted (Ctrl-C)');
+      say(`the load stopped ${Date.now() - abortedAt} ms after the interrupt`);
+      expect(abortedAt).toBeGreaterThan(0);
+      expect(loadProcesses()).toEqual([]);
+      expect(foldersNamed('kind-load-')).toEqual([]);
+    } finally {
+      clearInterval(poll);
+      rmSync(context, { recursive: true, force: true });
+      await docker(engine, ['image', 'rm', '--force', image.ref]).catch(() => {});
+    }
+  }, 300_000);
 });

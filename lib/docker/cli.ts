@@ -255,6 +255,8 @@ async function missingBases(engine: EngineRef, rest: string[]): Promise<string[]
 export interface DockerCallOptions {
   timeoutMs?: number;
   cwd?: string;
+  /** Aborting stops the docker CLI (and a build with it: the engine cancels a build whose client left). */
+  signal?: AbortSignal;
 }
 
 /**
@@ -277,5 +279,6 @@ export async function docker(engine: EngineRef, args: string[], opts: DockerCall
     env: dockerEnv(hostOf(engine)),
     timeoutMs: opts.timeoutMs ?? 120_000,
     cwd: opts.cwd,
+    signal: opts.signal,
   });
 }

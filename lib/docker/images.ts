@@ -62,6 +62,8 @@ export interface BuildOptions {
   network?: 'host' | 'none';
   labels?: Record<string, string>;
   timeoutMs?: number;
+  /** Aborting stops the build (a Ctrl-C must not wait for it). */
+  signal?: AbortSignal;
 }
 
 export interface BuiltImage {
@@ -94,7 +96,7 @@ async function buildLocked(engine: EngineRef, o: BuildOptions): Promise<BuiltIma
   if (o.dockerfile) args.push('-f', o.dockerfile);
   args.push(o.context);
   const started = Date.now();
-  const r = await docker(engine, args, { timeoutMs: o.timeoutMs ?? 900_000 });
+  const r = await docker(engine, args, { timeoutMs: o.timeoutMs ?? 900_000, signal: o.signal });
   const ms = Date.now() - started;
   // Every image id the build printed (` ---> <id>`) is this build's cache: it stays.
   const used = [...new Set([...r.stdout.matchAll(/---> ([0-9a-f]{12})\b/g)].map((m) => m[1]))];

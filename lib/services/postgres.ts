@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { chown, mkdtemp, rm, writeFile, appendFile } from 'node:fs/promises';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
@@ -7,6 +7,7 @@ import { promisify } from 'node:util';
 import pg from 'pg';
 import { freePort } from '../net/free-port.ts';
 import { startProcess, type OwnedProcess } from '../proc/child.ts';
+import { childPids } from '../proc/tree.ts';
 
 const run = promisify(execFile);
 
@@ -120,23 +121,6 @@ export async function startPostgres(opts: PostgresOptions = {}): Promise<Postgre
     throw err;
   }
   return srv;
-}
-
-/** Pids of the processes whose parent is `parent` (from /proc; Linux only). */
-function childPids(parent: number): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      // Field 4 (ppid) follows the command name, which is in parentheses and may contain spaces.
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === parent) pids.push(Number(entry));
-    } catch {
-      /* the process ended while we looked */
-    }
-  }
-  return pids;
 }
 
 function makeServer(spawnServer: () => OwnedProcess, host: string, port: number, dataDir: string): PostgresServer {
