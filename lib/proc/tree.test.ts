@@ -28,11 +28,14 @@ describe('process tree (from /proc)', () => {
   it('a zombie does not count as running; a pid that never was neither', async () => {
     expect(running(process.pid)).toBe(true);
     expect(running(2 ** 22 + 1)).toBe(false);
-    // `true` ends at once under a parent (now `sleep`) that never reads its status: a zombie.
-    const parent = spawn('bash', ['-c', 'true & exec sleep 5'], { stdio: 'ignore' });
+    // The child ends once its parent has become `sleep`, which never reads its status: a zombie.
+    // (Had it ended before the exec, bash would have read it: CI's run of 79a28bb did.)
+    const parent = spawn('bash', ['-c', 'p=$$; (until grep -qx sleep /proc/$p/comm; do sleep 0.05; done) & exec sleep 30'], {
+      stdio: 'ignore',
+    });
     let zombie: number | undefined;
-    for (let i = 0; i < 200 && zombie === undefined; i++) {
-      await new Promise((r) => setTimeout(r, 20));
+    for (let i = 0; i < 400 && zombie === undefined; i++) {
+      await new Promise((r) => setTimeout(r, 25));
       zombie = childPids(parent.pid!).find((pid) => existsSync(`/proc/${pid}`) && !running(pid));
     }
     expect(zombie).toBeDefined();
