@@ -5,7 +5,15 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { docker, dockerfileBaseImages, guardArgs, RegistryRefusedError, runImageOf } from './cli.ts';
-import { cannotStartReason, leftovers, stopEngine, unavailableMessage, useEngine, type DockerEngine } from './engine.ts';
+import {
+  cannotStartReason,
+  leftovers,
+  stopEngine,
+  unavailableMessage,
+  useEngine,
+  withDirLock,
+  type DockerEngine,
+} from './engine.ts';
 import { diffHostNet, snapshotHostNet, type HostNetSnapshot } from './host-safety.ts';
 
 describe('the docker CLI gate (no engine needed)', () => {
@@ -51,6 +59,32 @@ describe('the docker CLI gate (no engine needed)', () => {
  * must leave forwarding, the FORWARD policy, iptables and interfaces as they were, never reach a
  * registry, and leave no process, mount or folder when it stops.
  */
+describe('the lock between processes (one docker build per engine at a time)', () => {
+  it('waits for a live holder; a Ctrl-C ends the wait and leaves the holder its lock; a dead holder is taken over', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'verdict-dirlock-'));
+    const lock = join(dir, 'build.lock');
+    const holder = spawn('sleep', ['30'], { stdio: 'ignore' });
+    try {
+      mkdirSync(lock);
+      writeFileSync(join(lock, 'pid'), String(holder.pid));
+      const ac = new AbortController();
+      let ran = false;
+      const waiting = withDirLock(lock, async () => void (ran = true), 60_000, ac.signal);
+      setTimeout(() => ac.abort(new Error('interrupted (Ctrl-C)')), 200);
+      await expect(waiting).rejects.toThrow('interrupted (Ctrl-C)');
+      expect(ran).toBe(false);
+      expect(readFileSync(join(lock, 'pid'), 'utf8')).toBe(String(holder.pid));
+      holder.kill('SIGKILL');
+      await new Promise((r) => holder.once('exit', r));
+      await expect(withDirLock(lock, async () => 'mine')).resolves.toBe('mine');
+      expect(existsSync(lock)).toBe(false);
+    } finally {
+      holder.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('our own dockerd', () => {
   let root: string;
   let before: HostNetSnapshot;

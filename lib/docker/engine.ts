@@ -411,9 +411,15 @@ async function withLock<T>(l: Layout, fn: () => Promise<T>): Promise<T> {
 
 /**
  * Runs `fn` while holding the lock folder `lockDir` (made by one process at a time; the pid inside
- * names the holder, and a dead holder's lock is taken over). Waits up to `timeoutMs`.
+ * names the holder, and a dead holder's lock is taken over). Waits up to `timeoutMs`; aborting
+ * `signal` (Ctrl-C) ends the wait with its reason, and leaves the holder's lock alone.
  */
-export async function withDirLock<T>(lockDir: string, fn: () => Promise<T>, timeoutMs = 120_000): Promise<T> {
+export async function withDirLock<T>(
+  lockDir: string,
+  fn: () => Promise<T>,
+  timeoutMs = 120_000,
+  signal?: AbortSignal,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
@@ -441,6 +447,7 @@ export async function withDirLock<T>(lockDir: string, fn: () => Promise<T>, time
       }
       if (Date.now() > deadline)
         throw new Error(`${lockDir} is held by pid ${holder} for more than ${Math.round(timeoutMs / 1000)} s`);
+      signal?.throwIfAborted();
       await sleep(50);
     }
   }

@@ -86,7 +86,7 @@ export async function buildImage(engine: EngineRef, o: BuildOptions): Promise<Bu
     tmpdir(),
     `verdict-docker-build-${createHash('sha256').update(hostOf(engine)).digest('hex').slice(0, 12)}.lock`,
   );
-  return await withDirLock(lock, () => buildLocked(engine, o), (o.timeoutMs ?? 900_000) * 2);
+  return await withDirLock(lock, () => buildLocked(engine, o), (o.timeoutMs ?? 900_000) * 2, o.signal);
 }
 
 async function buildLocked(engine: EngineRef, o: BuildOptions): Promise<BuiltImage> {
